@@ -1,0 +1,54 @@
+"""The `chatclient` command: flags, then the terminal UI or plain line mode."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import NoReturn, Sequence
+
+from chatclient import __version__, lineui
+from chatclient.transport import TCPTransport
+
+DEFAULT_PORT = 9009
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="chatclient",
+        description="Join a lanchat server. In a terminal you get the chat UI; with a pipe (or --plain) "
+        "one line per event, and every input line is a message or a /command (/help lists them).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
+    parser.add_argument("--host", default="127.0.0.1", help="server address")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="server port")
+    parser.add_argument("--nick", default=None, help="your nick (default: your login name)")
+    parser.add_argument("--room", default="lobby", help="room to join")
+    parser.add_argument("--plain", action="store_true", help="line mode even in a terminal")
+    return parser
+
+
+def default_nick() -> str:
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "guest"
+    cleaned = "".join(c for c in name if c.isalnum() or c in "_-")[:24]
+    return cleaned or "guest"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    nick = args.nick or default_nick()
+    address = f"{args.host}:{args.port}"
+    return lineui.main_sync(lambda: TCPTransport.connect(args.host, args.port), nick, args.room, address)
+
+
+def run() -> NoReturn:
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Slash commands: one table drives parsing, completion and /help.
+
+Pure: `parse("/msg bob hi")` returns what to do (a payload to send, a local
+action, or a problem to show). Nothing here touches the network or the
+terminal. Imports nothing from lanchat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send this payload to the server."""
+
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Local:
+    """Handled by the client itself: help, quit, stats, ..."""
+
+    name: str
+    argument: str = ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The line cannot be sent as typed; show `message` to the user."""
+
+    message: str
+
+
+Action = Send | Local | Problem
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    usage: str  # the arguments, as shown in /help
+    help: str
+    build: Callable[[str], Action]
+    completes: str = ""  # what the first argument completes to: "nick", "room" or ""
+    aliases: tuple[str, ...] = ()
+
+
+def _needs(argument: str, usage: str, name: str, make: Callable[[str], Action]) -> Action:
+    if not argument:
+        return Problem(f"usage: /{name} {usage}")
+    return make(argument)
+
+
+def _msg(argument: str) -> Action:
+    nick, _, text = argument.partition(" ")
+    if not nick or not text.strip():
+        return Problem("usage: /msg NICK TEXT")
+    return Send({"type": "whisper", "to": nick, "text": text})
+
+
+def _ping(argument: str) -> Action:
+    return Local("ping")
+
+
+COMMANDS: list[Command] = [
+    Command("nick", "NEWNICK", "change your nick", lambda a: _needs(a, "NEWNICK", "nick", lambda x: Send({"type": "nick", "nick": x}))),
+    Command("join", "ROOM", "go to another room (created if new)", lambda a: _needs(a, "ROOM", "join", lambda x: Send({"type": "join", "room": x})), completes="room"),
+    Command("msg", "NICK TEXT", "whisper to one user, wherever they are", _msg, completes="nick", aliases=("w", "whisper")),
+    Command("me", "ACTION", "say what you do: /me waves", lambda a: _needs(a, "ACTION", "me", lambda x: Send({"type": "say", "text": x, "action": True}))),
+    Command("who", "[ROOM]", "list the users of a room (yours by default)", lambda a: Send({"type": "who", "room": a} if a else {"type": "who"}), completes="room"),
+    Command("rooms", "", "list the rooms that have users", lambda a: Send({"type": "rooms"})),
+    Command("ping", "", "measure the round trip to the server", _ping),
+    Command("stats", "", "show what you sent and received, and any loss", lambda a: Local("stats")),
+    Command("help", "", "show this list", lambda a: Local("help")),
+    Command("quit", "", "leave the chat", lambda a: Local("quit"), aliases=("exit",)),
+]
+
+_BY_NAME: dict[str, Command] = {}
+for _command in COMMANDS:
+    _BY_NAME[_command.name] = _command
+    for _alias in _command.aliases:
+        _BY_NAME[_alias] = _command
+
+
+def find(name: str) -> Command | None:
+    return _BY_NAME.get(name.lower())
+
+
+def register(command: Command) -> None:
+    """Add a command (used by extensions such as operator commands)."""
+    COMMANDS.append(command)
+    _BY_NAME[command.name] = command
+    for alias in command.aliases:
+        _BY_NAME[alias] = command
+
+
+def parse(line: str) -> Action | None:
+    """What a typed line means; None for an empty line.
+
+    A line starting with "//" says a text that starts with "/".
+    """
+    if not line.strip():
+        return None
+    if line.startswith("//"):
+        return Send({"type": "say", "text": line[1:]})
+    if not line.startswith("/"):
+        return Send({"type": "say", "text": line})
+    name, _, argument = line[1:].partition(" ")
+    command = find(name)
+    if command is None:
+        return Problem(f"unknown command /{name}; /help lists them")
+    return command.build(argument.strip())
+
+
+def help_lines() -> list[str]:
+    """/help, generated from the same table that parses commands."""
+    width = max(len(f"/{c.name} {c.usage}".rstrip()) for c in COMMANDS)
+    lines = ["commands (anything else is said to your room; // starts a line with /):"]
+    for command in COMMANDS:
+        head = f"/{command.name} {command.usage}".rstrip()
+        alias = f" (also /{', /'.join(command.aliases)})" if command.aliases else ""
+        lines.append(f"  {head:<{width}}  {command.help}{alias}")
+    return lines
+
+
+def command_names() -> list[str]:
+    return sorted("/" + command.name for command in COMMANDS)

@@ -1,0 +1,161 @@
+"""What the client knows, and what each incoming payload means to a person.
+
+Pure: `ClientState.apply(payload)` updates nick, room, users, round-trip
+time and sequence counters, and returns the display `Line`s to show.
+Rendering (colours, escapes) is `chatclient.render`'s job. Imports only
+`chatsrv.wire` (for `SeqTracker`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatsrv.wire import SeqTracker
+
+__all__ = ["Line", "ClientState", "SeqTracker"]
+
+
+@dataclass(frozen=True)
+class Line:
+    """One thing to show. `kind` picks the style; text fields are untrusted."""
+
+    kind: str  # message, own, action, whisper_in, whisper_out, presence, notice, error, info
+    text: str
+    ts: float | None = None
+    nick: str = ""
+    target: str = ""
+    mention: bool = False
+
+
+@dataclass
+class ClientState:
+    nick: str
+    room: str = "lobby"
+    users: list[str] = field(default_factory=list)
+    transport: str = "tcp"
+    connected: bool = False
+    rtt: float | None = None  # seconds, from the last pong
+    server_stats: dict[str, Any] = field(default_factory=dict)
+    seq: SeqTracker = field(default_factory=SeqTracker)
+    max_frame: int | None = None
+    peer_timeout: float | None = None
+    topic: str | None = None
+    impairment: dict[str, Any] | None = None
+
+    def mentions_me(self, text: str) -> bool:
+        return self.nick.casefold() in text.casefold()
+
+    def apply(self, payload: dict[str, Any], now: float | None = None) -> list[Line]:
+        """Update the state from one server payload; return what to display."""
+        seq = payload.get("seq")
+        if type(seq) is int and seq > 0:
+            self.seq.add(seq)
+        kind = payload.get("type")
+        handler = getattr(self, f"_on_{kind}", None) if isinstance(kind, str) else None
+        if handler is None:
+            return []
+        lines: list[Line] = handler(payload, now)
+        return lines
+
+    # --- one method per server payload type (PROTOCOL.md §5) -------------
+
+    def _on_welcome(self, p: dict[str, Any], now: float | None) -> list[Line]:
+        self.nick = str(p.get("nick", self.nick))
+        self.room = str(p.get("room", self.room))
+        self.users = [str(u) for u in p.get("users", []) if isinstance(u, str)]
+        self.transport = str(p.get("transport", self.transport))
+        self.max_frame = p.get("max_frame") if isinstance(p.get("max_frame"), int) else None
+        self.peer_timeout = p.get("peer_timeout") if isinstance(p.get("peer_timeout"), (int, float)) else None
+        self.topic = p.get("topic") if isinstance(p.get("topic"), str) else None
+        self.impairment = p.get("impairment") if isinstance(p.get("impairment"), dict) else None
+        self.connected = True
+        lines = [self._message(m) for m in p.get("history", []) if isinstance(m, dict)]
+        server = p.get("server") if isinstance(p.get("server"), dict) else {}
+        name = server.get("name", "server") if isinstance(server, dict) else "server"
+        lines.append(
+            Line("info", f"you are {self.nick} in {self.room} on {name} ({len(self.users)} here: {', '.join(self.users)})", p.get("ts"))
+        )
+        for key in ("motd", "topic"):
+            if isinstance(p.get(key), str):
+                lines.append(Line("notice", f"{key}: {p[key]}", p.get("ts")))
+        return lines
+
+    def _message(self, p: dict[str, Any]) -> Line:
+        sender = str(p.get("from", "?"))
+        text = str(p.get("text", ""))
+        own = sender.casefold() == self.nick.casefold()
+        mention = not own and self.mentions_me(text)
+        if p.get("action"):
+            return Line("action", text, p.get("ts"), sender, mention=mention)
+        return Line("own" if own else "message", text, p.get("ts"), sender, mention=mention)
+
+    def _on_message(self, p: dict[str, Any], now: float | None) -> list[Line]:
+        return [self._message(p)]
+
+    def _on_whisper(self, p: dict[str, Any], now: float | None) -> list[Line]:
+        sender, target = str(p.get("from", "?")), str(p.get("to", "?"))
+        if sender.casefold() == self.nick.casefold() and target.casefold() != self.nick.casefold():
+            return [Line("whisper_out", str(p.get("text", "")), p.get("ts"), sender, target)]
+        return [Line("whisper_in", str(p.get("text", "")), p.get("ts"), sender, target, mention=True)]
+
+    def _on_joined(self, p: dict[str, Any], now: float | None) -> list[Line]:
+        nick = str(p.get("nick", "?"))
+        if nick not in self.users:
+            self.users.append(nick)
+        return [Line("presence", f"{nick} joined {p.get('room', self.room)}", p.get("ts"), nick)]
+
+    def _on_left(self, p: dict[str, Any], now: float | None) -> list[Line]:
+        nick = str(p.get("nick", "?"))
+        self.users = [u for u in self.users if u.casefold() != nick.casefold()]
+        reason = p.get("reason", "")
+        if nick.casefold() == self.nick.casefold():
+            return [Line("notice", f"you left {p.get('room', self.room)} ({reason})", p.get("ts"))]
+        return [Line("presence", f"{nick} left ({reason})", p.get("ts"), nick)]
+
+    def _on_renamed(self, p: dict[str, Any], now: float | None) -> list[Line]:
+        old, new = str(p.get("old", "?")), str(p.get("new", "?"))
+        self.users = [new if u == old else u for u in self.users]
+        if old.casefold() == self.nick.casefold():
+            self.nick = new
+            return [Line("presence", f"you are now known as {new}", p.get("ts"), new)]
+        return [Line("presence", f"{old} is now known as {new}", p.get("ts"), new)]
+
+    def _on_users(self, p: dict[str, Any], now: float | None) -> list[Line]:
+        users = [str(u) for u in p.get("users", [])]
+        if str(p.get("room", "")).casefold() == self.room.casefold():
+            self.users = users
+        return [Line("info", f"in {p.get('room')}: {', '.join(users) or 'nobody'} ({len(users)})", p.get("ts", now))]
+
+    def _on_rooms(self, p: dict[str, Any], now: float | None) -> list[Line]:
+        rooms = [r for r in p.get("rooms", []) if isinstance(r, dict)]
+        listing = ", ".join(f"{r.get('name')} ({r.get('users')})" for r in rooms)
+        return [Line("info", f"rooms: {listing or 'none'}", now)]
+
+    def _on_pong(self, p: dict[str, Any], now: float | None) -> list[Line]:
+        sent = p.get("t")
+        if isinstance(sent, (int, float)) and now is not None:
+            self.rtt = max(0.0, now - sent)
+        if p.get("id") == "user" and self.rtt is not None:
+            return [Line("info", f"pong: round trip {self.rtt * 1000:.1f} ms", now)]
+        return []
+
+    def _on_stats(self, p: dict[str, Any], now: float | None) -> list[Line]:
+        self.server_stats = {k: v for k, v in p.items() if k not in ("type", "seq")}
+        server = ", ".join(f"{k} {v}" for k, v in self.server_stats.items())
+        mine = self.seq
+        lines = [
+            Line("info", f"server's view: {server}", now),
+            Line(
+                "info",
+                f"your view: received {mine.received}, lost {mine.missing}, reordered {mine.reordered}, duplicates {mine.duplicates}",
+                now,
+            ),
+        ]
+        return lines
+
+    def _on_notice(self, p: dict[str, Any], now: float | None) -> list[Line]:
+        return [Line("notice", str(p.get("text", "")), p.get("ts", now))]
+
+    def _on_error(self, p: dict[str, Any], now: float | None) -> list[Line]:
+        return [Line("error", f"{p.get('code', 'error')}: {p.get('message', '')}", now)]

@@ -1,0 +1,224 @@
+"""Client-to-server messages: payload dict -> typed, validated message.
+
+Owns the naming and text rules of PROTOCOL.md section 6 and the table of
+client message types (section 4, plus the documented extensions in
+docs/protocol.md). Every message is a frozen dataclass; `parse_message`
+raises a recoverable `ProtocolError` for anything malformed.
+
+Imports only `chatsrv.wire`; no sockets, threads or clocks.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from chatsrv.wire import ProtocolError
+
+MAX_NICK = 24
+MAX_ROOM = 32
+MAX_TEXT = 2000
+DEFAULT_ROOM = "lobby"
+
+_NAME_PUNCTUATION = frozenset("_-")
+_ALLOWED_CONTROLS = frozenset("\n\t")
+
+
+def _name_problem(name: str, limit: int) -> str | None:
+    """Why `name` breaks the nick/room rule of PROTOCOL.md §6, or None."""
+    if not 1 <= len(name) <= limit:
+        return f"must be 1 to {limit} characters long"
+    if unicodedata.category(name[0]).startswith("M"):
+        return "must not start with a combining mark"
+    for char in name:
+        if char in _NAME_PUNCTUATION:
+            continue
+        category = unicodedata.category(char)
+        if category[0] in "LM" or category == "Nd":
+            continue
+        return f"may contain only letters, digits, marks, '_' and '-' (not {char!r})"
+    return None
+
+
+def check_nick(nick: str) -> str:
+    """Return `nick` if valid, else raise `nick_invalid`."""
+    problem = _name_problem(nick, MAX_NICK)
+    if problem:
+        raise ProtocolError("nick_invalid", f"nick {problem}")
+    return nick
+
+
+def check_room(room: str) -> str:
+    """Return `room` if valid, else raise `room_invalid`."""
+    problem = _name_problem(room, MAX_ROOM)
+    if problem:
+        raise ProtocolError("room_invalid", f"room name {problem}")
+    return room
+
+
+def check_text(text: str) -> str:
+    """Return the stripped text if valid, else raise `text_invalid`.
+
+    Control characters (category Cc) other than newline and tab are refused
+    anywhere in the text: they could drive other users' terminals.
+    """
+    for char in text:
+        if char not in _ALLOWED_CONTROLS and unicodedata.category(char) == "Cc":
+            raise ProtocolError("text_invalid", f"text contains the control character U+{ord(char):04X}")
+    stripped = text.strip()
+    if not 1 <= len(stripped) <= MAX_TEXT:
+        raise ProtocolError("text_invalid", f"text must be 1 to {MAX_TEXT} characters after stripping spaces")
+    return stripped
+
+
+# --- messages -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hello:
+    nick: str
+    room: str = DEFAULT_ROOM
+    password: str | None = None
+    cookie: str | None = None
+
+
+@dataclass(frozen=True)
+class Say:
+    text: str
+    action: bool = False
+
+
+@dataclass(frozen=True)
+class Whisper:
+    to: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Nick:
+    nick: str
+
+
+@dataclass(frozen=True)
+class Join:
+    room: str
+
+
+@dataclass(frozen=True)
+class Who:
+    room: str | None = None
+
+
+@dataclass(frozen=True)
+class Rooms:
+    pass
+
+
+@dataclass(frozen=True)
+class Ping:
+    id: Any = None
+    t: Any = None
+
+
+@dataclass(frozen=True)
+class Stats:
+    pass
+
+
+@dataclass(frozen=True)
+class Bye:
+    pass
+
+
+Message = Hello | Say | Whisper | Nick | Join | Who | Rooms | Ping | Stats | Bye
+
+
+class _Fields:
+    """Typed access to a payload's fields, raising `bad_request` on mistakes."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.payload = payload
+        self.type = payload["type"]
+
+    def _get(self, name: str, accepts: Callable[[Any], bool], required: bool) -> Any:
+        value = self.payload.get(name)
+        if value is None:
+            if required:
+                raise ProtocolError("bad_request", f'"{self.type}" needs the field "{name}"')
+            return None
+        if not accepts(value):
+            raise ProtocolError("bad_request", f'field "{name}" of "{self.type}" has the wrong type')
+        return value
+
+    def text(self, name: str) -> str:
+        return str(self._get(name, _is_str, True))
+
+    def optional_text(self, name: str) -> str | None:
+        value = self._get(name, _is_str, False)
+        return None if value is None else str(value)
+
+    def flag(self, name: str) -> bool:
+        return self._get(name, _is_bool, False) is True
+
+    def number(self, name: str, required: bool = False) -> float | None:
+        value = self._get(name, _is_number, required)
+        return None if value is None else float(value)
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _hello(f: _Fields) -> Hello:
+    room = f.optional_text("room")
+    return Hello(
+        nick=check_nick(f.text("nick")),
+        room=check_room(room) if room is not None else DEFAULT_ROOM,
+        password=f.optional_text("password"),
+        cookie=f.optional_text("cookie"),
+    )
+
+
+def _who(f: _Fields) -> Who:
+    room = f.optional_text("room")
+    return Who(room=check_room(room) if room is not None else None)
+
+
+def _ping(f: _Fields) -> Ping:
+    # id and t are echoed as received (PROTOCOL.md §4); only containers are refused
+    # so a pong can never be used to reflect a large structure.
+    for name in ("id", "t"):
+        if isinstance(f.payload.get(name), (dict, list)):
+            raise ProtocolError("bad_request", f'field "{name}" of "ping" has the wrong type')
+    return Ping(id=f.payload.get("id"), t=f.payload.get("t"))
+
+
+PARSERS: dict[str, Callable[[_Fields], Any]] = {
+    "hello": _hello,
+    "say": lambda f: Say(text=check_text(f.text("text")), action=f.flag("action")),
+    "whisper": lambda f: Whisper(to=check_nick(f.text("to")), text=check_text(f.text("text"))),
+    "nick": lambda f: Nick(nick=check_nick(f.text("nick"))),
+    "join": lambda f: Join(room=check_room(f.text("room"))),
+    "who": _who,
+    "rooms": lambda f: Rooms(),
+    "ping": _ping,
+    "stats": lambda f: Stats(),
+    "bye": lambda f: Bye(),
+}
+
+
+def parse_message(payload: dict[str, Any]) -> Any:
+    """Turn a decoded payload into its typed message, or raise ProtocolError."""
+    parser = PARSERS.get(payload["type"])
+    if parser is None:
+        raise ProtocolError("bad_request", f'unknown message type "{payload["type"][:40]}"')
+    return parser(_Fields(payload))

@@ -1,0 +1,116 @@
+"""Registry of rooms, members and nicks, with each room's recent history.
+
+Names are unique case-insensitively (`str.casefold`, PROTOCOL.md §6) and
+shown as first spelled. A room exists while it has members or history.
+One lock (`Registry.lock`) guards everything here; the service holds it for
+every change and every delivery, which also keeps each member's `seq` in
+queue order.
+
+Imports only `chatsrv.session` (for the type); no sockets, no clocks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Iterator
+
+from chatsrv.session import Session
+
+
+def name_key(name: str) -> str:
+    """The case-insensitive identity of a nick or room name."""
+    return name.casefold()
+
+
+class Room:
+    """A broadcast room: members by nick key, recent encoded `message` payloads."""
+
+    __slots__ = ("name", "key", "members", "history", "topic")
+
+    def __init__(self, name: str, history_size: int) -> None:
+        self.name = name
+        self.key = name_key(name)
+        self.members: dict[str, Session] = {}
+        self.history: deque[bytes] = deque(maxlen=history_size)
+        self.topic: str | None = None
+
+    def nicks(self) -> list[str]:
+        return sorted((member.nick or "" for member in self.members.values()), key=str.casefold)
+
+
+class Registry:
+    """All rooms and all joined members of one server."""
+
+    def __init__(self, history_size: int = 50) -> None:
+        self.lock = threading.RLock()
+        self.history_size = history_size
+        self.rooms: dict[str, Room] = {}
+        self.by_nick: dict[str, Session] = {}
+
+    def find(self, nick: str) -> Session | None:
+        return self.by_nick.get(name_key(nick))
+
+    def room(self, name: str) -> Room | None:
+        return self.rooms.get(name_key(name))
+
+    def room_of(self, session: Session) -> Room | None:
+        return self.rooms.get(session.room_key) if session.room_key else None
+
+    def ensure_room(self, name: str) -> Room:
+        """The room called `name`, created on first use."""
+        key = name_key(name)
+        room = self.rooms.get(key)
+        if room is None:
+            room = self.rooms[key] = Room(name, self.history_size)
+        return room
+
+    def add(self, session: Session, nick: str, room: Room) -> None:
+        """Register `session` under `nick` as a member of `room`."""
+        session.nick = nick
+        self.by_nick[name_key(nick)] = session
+        self.enter(session, room)
+
+    def enter(self, session: Session, room: Room) -> None:
+        assert session.nick is not None
+        room.members[name_key(session.nick)] = session
+        session.room_key = room.key
+
+    def leave_room(self, session: Session) -> Room | None:
+        """Take `session` out of its room; drop the room if nothing is left in it."""
+        room = self.room_of(session)
+        if room is not None and session.nick is not None:
+            room.members.pop(name_key(session.nick), None)
+            if not room.members and not room.history and room.topic is None:
+                del self.rooms[room.key]
+        session.room_key = None
+        return room
+
+    def remove(self, session: Session) -> Room | None:
+        """Forget `session` entirely; returns the room it was in."""
+        room = self.leave_room(session)
+        if session.nick is not None and self.by_nick.get(name_key(session.nick)) is session:
+            del self.by_nick[name_key(session.nick)]
+        return room
+
+    def rename(self, session: Session, new: str) -> None:
+        assert session.nick is not None
+        room = self.room_of(session)
+        old_key = name_key(session.nick)
+        self.by_nick.pop(old_key, None)
+        if room is not None:
+            room.members.pop(old_key, None)
+            room.members[name_key(new)] = session
+        session.nick = new
+        self.by_nick[name_key(new)] = session
+
+    def members(self) -> Iterator[Session]:
+        return iter(list(self.by_nick.values()))
+
+    def listing(self) -> list[dict[str, object]]:
+        """Every non-empty room as {"name", "users"} (PROTOCOL.md §5 `rooms`)."""
+        return [
+            {"name": room.name, "users": len(room.members)}
+            for room in sorted(self.rooms.values(), key=lambda room: room.key)
+            if room.members
+        ]

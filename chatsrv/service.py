@@ -1,0 +1,398 @@
+"""ChatService: the whole chat logic of PROTOCOL.md sections 3 to 6.
+
+Transport adapters call `connect`, `receive` (the payloads that one `recv`
+or one datagram delivered), `disconnect`, `expire_idle` and `shutdown`.
+Everything else happens here: validation, rooms, notices, history, `seq`,
+rate limits and error counting. The clock is injected, there is no socket
+and no thread, so every rule is unit-tested with a fake outbox.
+
+Work is done per batch: one lock acquisition per `receive`, a broadcast is
+encoded once, and each member gets all of a batch's payloads in a single
+`Outbox.put` (ARCHITECTURE.md, "work per recv").
+
+Recoverable errors inside a batch become `error` payloads here (the batch
+goes on); adapters handle broken frames with `reject`. Imports: wire,
+messages, ratelimit, session, rooms.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from typing import Any, Callable, Iterable
+
+from chatsrv import __version__
+from chatsrv.messages import (
+    Bye,
+    Hello,
+    Join,
+    Nick,
+    Ping,
+    Rooms,
+    Say,
+    Stats,
+    Who,
+    Whisper,
+    parse_message,
+)
+from chatsrv.ratelimit import TokenBucket
+from chatsrv.rooms import Registry, Room, name_key
+from chatsrv.session import Outbox, Session
+from chatsrv.wire import ProtocolError, decode_payload, encode_payload
+
+log = logging.getLogger("chatsrv")
+
+SEQ_ROOM = 24  # bytes kept free in a welcome for the spliced `,"seq":N`
+
+
+class ChatService:
+    """Rooms and members shared by every transport of one server."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        server_name: str = "lanchat",
+        history: int = 50,
+        rate: float = 5.0,
+        burst: int = 20,
+        max_errors: int = 20,
+        max_clients: int = 1000,
+        max_per_ip: int = 16,
+        peer_timeout: float = 30.0,
+        motd: str | None = None,
+    ) -> None:
+        self.clock = clock
+        self.server_name = server_name
+        self.rate = rate
+        self.burst = burst
+        self.max_errors = max_errors
+        self.max_clients = max_clients
+        self.max_per_ip = max_per_ip
+        self.peer_timeout = peer_timeout
+        self.motd = motd
+        self.registry = Registry(history_size=history)
+        self.sessions: set[Session] = set()
+        self._ids = itertools.count(1)
+        self._pending: dict[Session, list[bytes]] = {}
+        self._closing: list[Session] = []
+        self._handlers: dict[type, Callable[[Session, Any, float], None]] = {
+            Hello: self._hello,
+            Say: self._say,
+            Whisper: self._whisper,
+            Nick: self._nick,
+            Join: self._join,
+            Who: self._who,
+            Rooms: self._rooms,
+            Ping: self._ping,
+            Stats: self._stats,
+            Bye: self._bye,
+        }
+
+    # --- adapter API ------------------------------------------------------
+
+    def connect(self, outbox: Outbox, address: Any, transport: str, max_frame: int) -> Session:
+        """Admit a new connection or peer; raises `server_full` when at a limit."""
+        with self.registry.lock:
+            if self.max_clients and len(self.sessions) >= self.max_clients:
+                raise ProtocolError("server_full", f"the server is full ({self.max_clients} users)", fatal=True)
+            host = address[0] if isinstance(address, tuple) else address
+            if self.max_per_ip and sum(1 for s in self.sessions if _host(s) == host) >= self.max_per_ip:
+                raise ProtocolError(
+                    "server_full", f"too many connections from {host} (limit {self.max_per_ip})", fatal=True
+                )
+            now = self.clock()
+            session = Session(outbox, address, transport, max_frame, TokenBucket(self.rate, self.burst, now), now)
+            self.sessions.add(session)
+            return session
+
+    def receive(self, session: Session, bodies: Iterable[bytes]) -> None:
+        """Handle the payloads one read delivered, in order, under one lock."""
+        with self.registry.lock:
+            now = self.clock()
+            session.last_seen = now
+            for body in bodies:
+                if session.closed:
+                    break
+                session.received += 1
+                try:
+                    self._handle(session, body, now)
+                except ProtocolError as error:
+                    self._fail(session, error)
+                else:
+                    session.errors_in_a_row = 0
+            self._flush()
+
+    def reject(self, session: Session, error: ProtocolError) -> None:
+        """Report an error found by the adapter (e.g. a broken frame) to the peer."""
+        with self.registry.lock:
+            self._fail(session, error)
+            self._flush()
+
+    def send(self, session: Session, payload: dict[str, Any]) -> None:
+        """Send one payload to one member, outside any batch (e.g. a timeout)."""
+        with self.registry.lock:
+            self._queue(session, encode_payload(payload))
+            self._flush()
+
+    def disconnect(self, session: Session, reason: str = "lost") -> None:
+        """The transport is gone (or must go): remove the member, tell the room."""
+        with self.registry.lock:
+            self._drop(session, reason)
+            self._flush()
+
+    def expire_idle(self, now: float | None = None) -> list[Session]:
+        """Drop UDP peers silent for `peer_timeout` (PROTOCOL.md §2); returns them."""
+        with self.registry.lock:
+            now = self.clock() if now is None else now
+            expired = [
+                session
+                for session in self.sessions
+                if session.transport == "udp" and now - session.last_seen >= self.peer_timeout
+            ]
+            for session in expired:
+                self._drop(session, "timeout")
+            self._flush()
+            return expired
+
+    def shutdown(self, text: str = "the server is shutting down") -> None:
+        """Tell everyone (a notice, then `left` reason shutdown) and close every outbox."""
+        with self.registry.lock:
+            now = self.clock()
+            notice = encode_payload({"type": "notice", "text": text, "ts": now})
+            for session in list(self.sessions):
+                if session.joined:
+                    room = self.registry.room_of(session)
+                    self._queue(session, notice)
+                    self._queue(
+                        session,
+                        encode_payload(
+                            {
+                                "type": "left",
+                                "nick": session.nick,
+                                "room": room.name if room else None,
+                                "ts": now,
+                                "reason": "shutdown",
+                            }
+                        ),
+                    )
+                self._close(session)
+            self._flush()
+            log.info("shutdown: %d sessions closed", len(self._closing))
+
+    # --- batch plumbing ---------------------------------------------------
+
+    def _queue(self, session: Session, body: bytes) -> None:
+        bodies = self._pending.get(session)
+        if bodies is None:
+            self._pending[session] = [body]
+        else:
+            bodies.append(body)
+
+    def _broadcast(self, room: Room, payload: dict[str, Any], exclude: Session | None = None) -> bytes:
+        """Encode once, queue for every member of `room` (but `exclude`)."""
+        body = encode_payload(payload)
+        pending = self._pending
+        for member in room.members.values():
+            if member is exclude:
+                continue
+            bodies = pending.get(member)
+            if bodies is None:
+                pending[member] = [body]
+            else:
+                bodies.append(body)
+        return body
+
+    def _flush(self) -> None:
+        """Deliver everything queued; members whose outbox overflows leave as `slow`."""
+        while self._pending:
+            pending, self._pending = self._pending, {}
+            for member, bodies in pending.items():
+                if not member.deliver(bodies) and not member.closed:
+                    log.warning("%s is too slow to read: removed", member.describe())
+                    self._drop(member, "slow")
+        closing, self._closing = self._closing, []
+        for session in closing:
+            session.outbox.close()
+
+    def _fail(self, session: Session, error: ProtocolError) -> None:
+        session.errors_in_a_row += 1
+        log.info("protocol error from %s: %s %s", session.describe(), error.code, error.message)
+        if session.closed:
+            return
+        self._queue(session, encode_payload(error.payload()))
+        if error.fatal or session.errors_in_a_row >= self.max_errors:
+            if not error.fatal:
+                log.warning("%s: %d errors in a row, closing", session.describe(), session.errors_in_a_row)
+            self._drop(session, "error")
+
+    def _close(self, session: Session) -> None:
+        if not session.closed:
+            session.closed = True
+            self.sessions.discard(session)
+            self._closing.append(session)
+
+    def _drop(self, session: Session, reason: str) -> None:
+        """Remove a session; a joined member's room sees `left` with `reason`."""
+        if session.closed:
+            return
+        was_joined = session.joined
+        self._close(session)
+        if not was_joined:
+            return
+        room = self.registry.remove(session)
+        log.info("leave: %s from %s (%s)", session.describe(), room.name if room else "-", reason)
+        if room is not None:
+            self._broadcast(
+                room,
+                {"type": "left", "nick": session.nick, "room": room.name, "ts": self.clock(), "reason": reason},
+            )
+
+    # --- messages ---------------------------------------------------------
+
+    def _handle(self, session: Session, body: bytes, now: float) -> None:
+        payload = decode_payload(body)
+        client_seq = payload.get("seq")
+        if type(client_seq) is int and client_seq > 0:
+            session.client_seq.add(client_seq)
+        message = parse_message(payload)
+        if not session.joined and not isinstance(message, Hello):
+            if isinstance(message, Bye) and session.transport == "tcp":
+                # PROTOCOL.md §4: over TCP, bye before hello also closes.
+                raise ProtocolError("not_joined", "say hello first; closing", fatal=True)
+            raise ProtocolError("not_joined", 'send "hello" first')
+        if session.joined and not isinstance(message, (Ping, Bye)) and not session.bucket.allow(now):
+            raise ProtocolError("rate_limited", "you are sending too fast; slow down")
+        self._handlers[type(message)](session, message, now)
+
+    def _hello(self, session: Session, hello: Hello, now: float) -> None:
+        if session.joined:
+            assert session.nick is not None
+            if session.transport == "udp" and name_key(hello.nick) == name_key(session.nick):
+                # PROTOCOL.md §2: the first welcome may have been lost.
+                room = self.registry.room_of(session)
+                assert room is not None
+                self._welcome(session, room, now)
+                return
+            raise ProtocolError("bad_request", "already joined: hello is only for the start of a session")
+        if self.registry.find(hello.nick) is not None:
+            raise ProtocolError("nick_taken", f'the nick "{hello.nick}" is already in use')
+        room = self.registry.ensure_room(hello.room)
+        self.registry.add(session, hello.nick, room)
+        log.info("join: %s in %s", session.describe(), room.name)
+        self._welcome(session, room, now)
+        self._broadcast(room, {"type": "joined", "nick": hello.nick, "room": room.name, "ts": now}, exclude=session)
+
+    def _welcome(self, session: Session, room: Room, now: float) -> None:
+        """Queue a `welcome`, with as much recent history as fits `max_frame`."""
+        payload: dict[str, Any] = {
+            "type": "welcome",
+            "nick": session.nick,
+            "room": room.name,
+            "users": room.nicks(),
+            "history": [],
+            "server": {"name": self.server_name, "version": __version__},
+            "transport": session.transport,
+            "max_frame": session.max_frame,
+            "ts": now,
+        }
+        if session.transport == "udp":
+            payload["peer_timeout"] = self.peer_timeout
+        if self.motd:
+            payload["motd"] = self.motd
+        if room.topic:
+            payload["topic"] = room.topic
+        payload.update(session.extra.get("welcome", {}))
+        base = encode_payload(payload)
+        budget = session.max_frame - len(base) - SEQ_ROOM
+        chosen: list[bytes] = []
+        for item in reversed(room.history):
+            budget -= len(item) + 1
+            if budget < 0:
+                break
+            chosen.append(item)
+        chosen.reverse()
+        # Strings in JSON cannot hold a bare quote, so this matches only the real key.
+        body = base.replace(b'"history":[]', b'"history":[' + b",".join(chosen) + b"]", 1)
+        self._queue(session, body)
+
+    def _say(self, session: Session, say: Say, now: float) -> None:
+        room = self.registry.room_of(session)
+        assert room is not None
+        payload: dict[str, Any] = {
+            "type": "message",
+            "id": next(self._ids),
+            "room": room.name,
+            "from": session.nick,
+            "text": say.text,
+            "ts": now,
+        }
+        if say.action:
+            payload["action"] = True
+        room.history.append(self._broadcast(room, payload))
+
+    def _whisper(self, session: Session, whisper: Whisper, now: float) -> None:
+        target = self.registry.find(whisper.to)
+        if target is None:
+            raise ProtocolError("no_such_user", f'nobody called "{whisper.to}" is here')
+        body = encode_payload(
+            {"type": "whisper", "from": session.nick, "to": target.nick, "text": whisper.text, "ts": now}
+        )
+        self._queue(target, body)
+        if target is not session:
+            self._queue(session, body)
+
+    def _nick(self, session: Session, nick: Nick, now: float) -> None:
+        old = session.nick
+        assert old is not None
+        if nick.nick == old:
+            return
+        holder = self.registry.find(nick.nick)
+        if holder is not None and holder is not session:
+            raise ProtocolError("nick_taken", f'the nick "{nick.nick}" is already in use')
+        self.registry.rename(session, nick.nick)
+        room = self.registry.room_of(session)
+        log.info("rename: %s -> %s", old, nick.nick)
+        if room is not None:
+            self._broadcast(room, {"type": "renamed", "old": old, "new": nick.nick, "room": room.name, "ts": now})
+
+    def _join(self, session: Session, join: Join, now: float) -> None:
+        current = self.registry.room_of(session)
+        if current is not None and current.key == name_key(join.room):
+            self._welcome(session, current, now)
+            return
+        if current is not None:
+            self.registry.leave_room(session)
+            self._broadcast(current, {"type": "left", "nick": session.nick, "room": current.name, "ts": now, "reason": "moved"})
+        room = self.registry.ensure_room(join.room)
+        self.registry.enter(session, room)
+        self._welcome(session, room, now)
+        self._broadcast(room, {"type": "joined", "nick": session.nick, "room": room.name, "ts": now}, exclude=session)
+
+    def _who(self, session: Session, who: Who, now: float) -> None:
+        room = self.registry.room(who.room) if who.room else self.registry.room_of(session)
+        name = room.name if room else who.room
+        users = room.nicks() if room else []
+        self._queue(session, encode_payload({"type": "users", "room": name, "users": users}))
+
+    def _rooms(self, session: Session, message: Rooms, now: float) -> None:
+        self._queue(session, encode_payload({"type": "rooms", "rooms": self.registry.listing()}))
+
+    def _ping(self, session: Session, ping: Ping, now: float) -> None:
+        self._queue(session, encode_payload({"type": "pong", "id": ping.id, "t": ping.t, "ts": now}))
+
+    def _stats(self, session: Session, message: Stats, now: float) -> None:
+        payload: dict[str, Any] = {"type": "stats", "sent": session.sent, "received": session.received}
+        if session.transport == "udp":
+            tracker = session.client_seq
+            payload.update(gaps=tracker.gaps, reordered=tracker.reordered, duplicates=tracker.duplicates)
+        payload.update(session.extra.get("stats", {}))
+        self._queue(session, encode_payload(payload))
+
+    def _bye(self, session: Session, message: Bye, now: float) -> None:
+        self._drop(session, "quit")
+
+
+def _host(session: Session) -> Any:
+    return session.address[0] if isinstance(session.address, tuple) else session.address

@@ -1,0 +1,85 @@
+"""One member of the chat: identity, per-member `seq`, counters, delivery.
+
+A `Session` knows nothing about sockets: it hands encoded payloads to an
+`Outbox` (put, close) that a transport adapter provides. Only the service
+calls `deliver`, always while holding the registry lock, so `seq` numbers
+(PROTOCOL.md §3) are given in exactly the order payloads are queued.
+
+Imports only `chatsrv.wire` and `chatsrv.ratelimit`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Protocol
+
+from chatsrv.ratelimit import TokenBucket
+from chatsrv.wire import SeqTracker, encode_payload, with_seq
+
+
+class Outbox(Protocol):
+    """Where a session's outgoing payloads go (a socket writer, a datagram sender)."""
+
+    def put(self, payloads: list[bytes]) -> bool:
+        """Queue encoded payloads (each with its seq); False when the peer is too slow."""
+
+    def close(self) -> None:
+        """Flush what is queued if possible, then end the connection."""
+
+
+_session_ids = itertools.count(1)
+
+
+class Session:
+    """A connection (TCP) or registered peer (UDP) and its chat state."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        address: Any,
+        transport: str,
+        max_frame: int,
+        bucket: TokenBucket,
+        now: float,
+    ) -> None:
+        self.id = next(_session_ids)
+        self.outbox = outbox
+        self.address = address
+        self.transport = transport
+        self.max_frame = max_frame
+        self.bucket = bucket
+        self.nick: str | None = None
+        self.room_key: str | None = None
+        self.seq = 0  # last seq given to this member
+        self.sent = 0  # payloads sent to the member
+        self.received = 0  # payloads received from the member
+        self.errors_in_a_row = 0
+        self.last_seen = now
+        self.closed = False  # no longer in the service; the adapter should hang up
+        self.client_seq = SeqTracker()
+        self.extra: dict[str, Any] = {}  # adapter-owned details shown in stats
+
+    @property
+    def joined(self) -> bool:
+        return self.nick is not None and not self.closed
+
+    def describe(self) -> str:
+        """Short human label for logs: nick (or #id) and address."""
+        host = self.address[0] if isinstance(self.address, tuple) else self.address
+        port = self.address[1] if isinstance(self.address, tuple) and len(self.address) > 1 else ""
+        who = self.nick or f"#{self.id}"
+        return f"{who} [{self.transport} {host}:{port}]"
+
+    def deliver(self, bodies: list[bytes]) -> bool:
+        """Splice the next seq numbers into encoded payloads and queue them.
+
+        Returns False when the outbox overflowed (the member is too slow).
+        """
+        first = self.seq + 1
+        self.seq += len(bodies)
+        self.sent += len(bodies)
+        return self.outbox.put([with_seq(body, seq) for seq, body in zip(itertools.count(first), bodies)])
+
+    def send_now(self, payload: dict[str, Any]) -> bool:
+        """Encode and queue one payload immediately (used outside a batch)."""
+        return self.deliver([encode_payload(payload)])

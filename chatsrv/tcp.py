@@ -1,0 +1,283 @@
+"""TCP adapter: a `ThreadingTCPServer` whose handler feeds the ChatService.
+
+Owns sockets only: reading, framing (via `chatsrv.wire.FrameDecoder`), the
+bounded per-member `TCPOutbox`, keepalive, the hello timeout, and the
+bookkeeping that lets the server shut down without the known socketserver
+hang (TESTING.md #1). All chat rules live in `chatsrv.service`.
+
+Imports: wire, session (Outbox protocol), service.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import socketserver
+import threading
+from typing import Any
+
+from chatsrv.service import ChatService
+from chatsrv.session import Session
+from chatsrv.wire import DEFAULT_MAX_FRAME, HEADER, FrameDecoder, ProtocolError, encode_payload, with_seq
+
+log = logging.getLogger("chatsrv.tcp")
+
+RECV_SIZE = 8192  # a moderate recv beat a huge one on this machine (ARCHITECTURE.md)
+DEFAULT_OUTBOX_LIMIT = 1 << 20
+CLOSE_GRACE = 1.0  # seconds a writer may keep flushing after close() before the socket is cut
+
+
+class TCPOutbox:
+    """A member's bounded queue of outgoing bytes.
+
+    Fast path: when nothing is queued, `put` sends at once with a
+    non-blocking `send`, so a healthy reader costs no thread hand-off. What
+    the kernel does not take is queued and drained by a writer thread,
+    started only then, which coalesces everything queued into one `sendall`.
+    Queued plus in-flight bytes are capped at `limit`: beyond it `put`
+    returns False and the service removes the member as `slow`. No other
+    member ever waits for this one.
+    """
+
+    def __init__(self, sock: socket.socket, limit: int = DEFAULT_OUTBOX_LIMIT) -> None:
+        self.sock = sock
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._chunks: list[bytes] = []
+        self._pending_bytes = 0  # queued + being written by the writer
+        self._writer: threading.Thread | None = None
+        self._closing = False
+        self._cut = False
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending_bytes
+
+    def put(self, payloads: list[bytes]) -> bool:
+        data = b"".join([HEADER.pack(len(body)) + body for body in payloads])
+        with self._lock:
+            if self._closing:
+                return True
+            if self._writer is not None:
+                if self.limit and self._pending_bytes + len(data) > self.limit:
+                    return False
+                self._chunks.append(data)
+                self._pending_bytes += len(data)
+                return True
+            try:
+                sent = self.sock.send(data, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                return True  # the connection is gone; the reader notices and disconnects
+            if sent == len(data):
+                return True
+            rest = data[sent:]
+            self._chunks.append(rest)
+            self._pending_bytes = len(rest)
+            self._writer = threading.Thread(target=self._drain, name="tcp-writer", daemon=True)
+            self._writer.start()
+            return True
+
+    def _drain(self) -> None:
+        """Writer thread: send queued bytes until the queue is empty, then exit."""
+        while True:
+            with self._lock:
+                if not self._chunks:
+                    self._writer = None
+                    closing = self._closing
+                    break
+                data = b"".join(self._chunks)
+                self._chunks.clear()
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                with self._lock:
+                    self._chunks.clear()
+                    self._pending_bytes = 0
+                    self._writer = None
+                    closing = True
+                break
+            with self._lock:
+                self._pending_bytes -= len(data)
+        if closing:
+            self.cut()
+
+    def close(self) -> None:
+        """Stop accepting payloads; flush what is queued (briefly), then hang up."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            writer = self._writer
+        if writer is None:
+            self.cut()
+        else:
+            # A stuck reader would keep the writer in sendall forever: cut it off.
+            timer = threading.Timer(CLOSE_GRACE, self.cut)
+            timer.daemon = True
+            timer.start()
+
+    def cut(self) -> None:
+        """Shut the socket down both ways now; wakes a blocked recv or sendall."""
+        with self._lock:
+            self._closing = True
+            if self._cut:
+                return
+            self._cut = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def join(self, timeout: float) -> None:
+        writer = self._writer
+        if writer is not None and writer is not threading.current_thread():
+            writer.join(timeout)
+
+
+def configure_socket(sock: socket.socket) -> None:
+    """Low latency and TCP keepalive, so dead peers are noticed (issue: core #4)."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 5)):
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+class ChatRequestHandler(socketserver.BaseRequestHandler):
+    """One TCP connection: read, split into frames, hand batches to the service."""
+
+    server: ChatTCPServer
+    request: socket.socket
+
+    def handle(self) -> None:
+        server = self.server
+        service = server.service
+        sock = self.request
+        configure_socket(sock)
+        outbox = TCPOutbox(sock, server.outbox_limit)
+        try:
+            session = service.connect(outbox, self.client_address, "tcp", server.max_frame)
+        except ProtocolError as error:
+            log.info("refused %s:%s: %s", self.client_address[0], self.client_address[1], error.message)
+            outbox.put([_error_body(error)])
+            outbox.close()
+            return
+        try:
+            self._serve(session, outbox)
+        finally:
+            service.disconnect(session, "lost")
+            outbox.cut()
+            outbox.join(CLOSE_GRACE + 1)
+
+    def _serve(self, session: Session, outbox: TCPOutbox) -> None:
+        server = self.server
+        service = server.service
+        sock = self.request
+        decoder = FrameDecoder(server.max_frame)
+        sock.settimeout(server.hello_timeout or None)
+        waiting_for_hello = True
+        while not session.closed:
+            try:
+                data = sock.recv(RECV_SIZE)
+            except socket.timeout:
+                if session.joined:
+                    continue
+                service.reject(
+                    session,
+                    ProtocolError("timeout", f"no hello within {server.hello_timeout:g} seconds", fatal=True),
+                )
+                return
+            except OSError:
+                return
+            if not data:
+                return
+            frames = decoder.feed(data)
+            if frames:
+                service.receive(session, frames)
+            if decoder.error is not None:
+                service.reject(session, decoder.error)
+                return
+            if waiting_for_hello and session.joined:
+                waiting_for_hello = False
+                sock.settimeout(None)  # from now on keepalive watches the peer
+
+
+def _error_body(error: ProtocolError) -> bytes:
+    """An error for a connection that never became a session (its first payload)."""
+    return with_seq(encode_payload(error.payload()), 1)
+
+
+class ChatTCPServer(socketserver.ThreadingTCPServer):
+    """Threading TCP server bound to one ChatService.
+
+    `request_queue_size` is 128 (the default 5 stalls simultaneous connects,
+    TESTING.md #2). Live client sockets are tracked so `stop` can wake every
+    handler blocked in `recv` before `server_close` joins the threads.
+    """
+
+    allow_reuse_address = True
+    request_queue_size = 128
+    daemon_threads = True
+    block_on_close = True
+
+    def __init__(
+        self,
+        address: tuple[Any, ...],
+        service: ChatService,
+        *,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        outbox_limit: int = DEFAULT_OUTBOX_LIMIT,
+        hello_timeout: float = 20.0,
+        family: socket.AddressFamily = socket.AF_INET,
+        max_connections: int = 0,
+    ) -> None:
+        self.address_family = family
+        self.service = service
+        self.max_frame = max_frame
+        self.outbox_limit = outbox_limit
+        self.hello_timeout = hello_timeout
+        self.max_connections = max_connections
+        self._live: set[socket.socket] = set()
+        self._live_lock = threading.Lock()
+        super().__init__(address, ChatRequestHandler)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        # At the open-file limit accept() fails and serve_forever spins (TESTING.md #3):
+        # refuse before that. The service's own `server_full` answers politely below it.
+        return not self.max_connections or self.live_connections() < self.max_connections
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._live_lock:
+            self._live.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._live_lock:
+            self._live.discard(request)
+        super().shutdown_request(request)
+
+    def live_connections(self) -> int:
+        with self._live_lock:
+            return len(self._live)
+
+    def stop(self) -> None:
+        """Stop serving and close every connection; returns when all threads are gone.
+
+        Call from a thread that is neither serving nor handling (never from a handler).
+        """
+        self.shutdown()
+        with self._live_lock:
+            live = list(self._live)
+        for sock in live:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.server_close()

@@ -1,0 +1,273 @@
+"""Wire format of the chat protocol (PROTOCOL.md sections 1, 2 and 6), sans-I/O.
+
+Owns: TCP framing (`encode_frame`, `FrameDecoder`), the JSON payload codec with
+its nesting limit, the cheap `seq` splice used by broadcasts, and
+`ProtocolError` with the error codes of section 6.
+
+Must not import: sockets, threads, clocks, or any other lanchat module. The
+client imports this module too, so it stays small and dependency free.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+__all__ = [
+    "DEFAULT_MAX_FRAME",
+    "DEFAULT_MAX_DATAGRAM",
+    "MAX_DEPTH",
+    "HEADER",
+    "ProtocolError",
+    "FrameDecoder",
+    "encode_frame",
+    "encode_payload",
+    "decode_payload",
+    "with_seq",
+    "ERROR_CODES",
+]
+
+DEFAULT_MAX_FRAME = 65536
+DEFAULT_MAX_DATAGRAM = 8192
+MAX_DEPTH = 32  # PROTOCOL.md §1: the top-level object is level 1
+HEADER = struct.Struct("!I")
+
+# PROTOCOL.md §6, plus `not_allowed` (docs/protocol.md extension for operators).
+ERROR_CODES = frozenset(
+    {
+        "bad_request",
+        "frame_too_large",
+        "not_joined",
+        "nick_invalid",
+        "nick_taken",
+        "room_invalid",
+        "text_invalid",
+        "no_such_user",
+        "rate_limited",
+        "server_full",
+        "auth_failed",
+        "timeout",
+        "not_allowed",
+    }
+)
+
+
+class ProtocolError(Exception):
+    """A violation of the protocol, carrying the error code sent to the peer.
+
+    `fatal` means the connection cannot go on (a broken or oversized TCP
+    frame, repeated abuse); adapters decide what closing means for them.
+    """
+
+    def __init__(self, code: str, message: str, fatal: bool = False) -> None:
+        if code not in ERROR_CODES:
+            raise ValueError(f"unknown error code {code!r}")
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.fatal = fatal
+
+    def payload(self) -> dict[str, Any]:
+        """The `error` payload that tells the peer about this error."""
+        return {"type": "error", "code": self.code, "message": self.message}
+
+
+# --- payloads -------------------------------------------------------------
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def encode_payload(payload: dict[str, Any]) -> bytes:
+    """Encode one payload object as compact UTF-8 JSON (no seq added)."""
+    return _encoder.encode(payload).encode("utf-8")
+
+
+def with_seq(body: bytes, seq: int) -> bytes:
+    """Add `"seq": n` to an encoded JSON object without re-serialising it.
+
+    `body` must be the output of `encode_payload` for a non-empty object
+    without a `seq` key: its last byte is the closing brace.
+    """
+    return b"%s,\"seq\":%d}" % (body[:-1], seq)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _depth_ok(value: Any, limit: int) -> bool:
+    """True when `value` nests at most `limit` levels (iterative, no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if level > limit:
+            return False
+        if isinstance(item, dict):
+            stack.extend((child, level + 1) for child in item.values() if isinstance(child, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend((child, level + 1) for child in item if isinstance(child, (dict, list)))
+    return True
+
+
+def decode_payload(data: bytes, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
+    """Decode one payload; raise a recoverable `bad_request` for anything wrong.
+
+    Keys whose value is `null` are dropped: PROTOCOL.md §1 says a field sent
+    as null counts as absent.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError("bad_request", "payload is not valid UTF-8") from None
+    if text.startswith("\ufeff"):
+        raise ProtocolError("bad_request", "payload must not start with a byte order mark")
+    try:
+        value = _decoder.decode(text)
+    except RecursionError:
+        # json's C parser recurses; ~1000 levels of [[[ blow the stack (TESTING.md #6).
+        raise ProtocolError("bad_request", f"JSON nested deeper than {max_depth} levels") from None
+    except ValueError as exc:
+        raise ProtocolError("bad_request", f"payload is not valid JSON ({exc.args[0].split(':')[0]})") from None
+    if not isinstance(value, dict):
+        raise ProtocolError("bad_request", "payload must be a JSON object")
+    if not _depth_ok(value, max_depth):
+        raise ProtocolError("bad_request", f"JSON nested deeper than {max_depth} levels")
+    payload = {key: item for key, item in value.items() if item is not None}
+    if not isinstance(payload.get("type"), str):
+        raise ProtocolError("bad_request", 'payload needs a string field "type"')
+    return payload
+
+
+# --- TCP framing (PROTOCOL.md §2) ----------------------------------------
+
+
+def encode_frame(body: bytes) -> bytes:
+    """Prefix an encoded payload with its 4-byte big-endian length."""
+    return HEADER.pack(len(body)) + body
+
+
+class FrameDecoder:
+    """Incremental decoder for length-prefixed frames ("sticky packets").
+
+    Feed it whatever `recv` returned; it returns every complete payload and
+    keeps a trailing partial frame for the next call. The length header is
+    checked against `max_frame` as soon as its 4 bytes are in, before a
+    single payload byte is buffered (Twisted's Int32StringReceiver rule), so
+    a header announcing 4 GiB costs 4 bytes of memory.
+
+    A broken header does not raise from `feed`: the frames that came before
+    it in the same chunk are still returned, and the fatal `ProtocolError`
+    waits in `error` for the caller to report after handling them. The
+    decoder refuses further input once broken.
+    """
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.max_frame = max_frame
+        self.error: ProtocolError | None = None
+        self._buffer = bytearray()
+        self._need: int | None = None  # payload length once the header is read
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held back for an incomplete frame."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add received bytes; return the complete payloads now available."""
+        if self.error is not None:
+            raise self.error
+        frames: list[bytes] = []
+        buffer = self._buffer
+        buffer += data
+        position = 0
+        end = len(buffer)
+        while True:
+            if self._need is None:
+                if end - position < HEADER.size:
+                    break
+                (length,) = HEADER.unpack_from(buffer, position)
+                position += HEADER.size
+                if length == 0 or length > self.max_frame:
+                    self.error = (
+                        ProtocolError("bad_request", "zero-length frame", fatal=True)
+                        if length == 0
+                        else ProtocolError(
+                            "frame_too_large",
+                            f"frame of {length} bytes exceeds the limit of {self.max_frame}",
+                            fatal=True,
+                        )
+                    )
+                    del buffer[:]
+                    return frames
+                self._need = length
+            if end - position < self._need:
+                break
+            frames.append(bytes(buffer[position : position + self._need]))
+            position += self._need
+            self._need = None
+        if position:
+            del buffer[:position]
+        return frames
+
+
+# --- sequence numbers (PROTOCOL.md §3) --------------------------------------
+
+
+class SeqTracker:
+    """Counts gaps, reordering and duplicates in a stream of `seq` numbers.
+
+    Pure bookkeeping shared by the server (client seq per UDP peer) and the
+    client (server seq). `gaps` follows PROTOCOL.md §3: seq values skipped
+    when a higher one arrives (after 1, 2, 5 that is 2). A skipped value that
+    arrives later counts as `reordered`; `missing` is what is still absent.
+    Memory is bounded: only the last `window` values are remembered.
+    """
+
+    __slots__ = ("highest", "received", "gaps", "reordered", "duplicates", "_late", "_seen", "_window")
+
+    def __init__(self, window: int = 4096) -> None:
+        self.highest = 0
+        self.received = 0
+        self.gaps = 0
+        self.reordered = 0
+        self.duplicates = 0
+        self._late = 0  # skipped values that arrived after all
+        self._seen: set[int] = set()
+        self._window = window
+
+    @property
+    def missing(self) -> int:
+        """Values skipped and not (yet) received: the loss seen so far."""
+        return self.gaps - self._late
+
+    def add(self, seq: int) -> str:
+        """Record one seq; returns "ok", "gap", "reordered" or "duplicate"."""
+        if seq in self._seen or (seq <= self.highest - self._window):
+            self.duplicates += 1
+            return "duplicate"
+        self.received += 1
+        self._seen.add(seq)
+        if seq < self.highest:
+            self.reordered += 1
+            self._late += 1
+            return "reordered"
+        verdict = "gap" if seq > self.highest + 1 else "ok"
+        self.gaps += seq - self.highest - 1
+        self.highest = seq
+        if len(self._seen) > 2 * self._window:
+            floor = self.highest - self._window
+            self._seen = {value for value in self._seen if value > floor}
+        return verdict
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "received": self.received,
+            "gaps": self.gaps,
+            "missing": self.missing,
+            "reordered": self.reordered,
+            "duplicates": self.duplicates,
+        }

@@ -1,0 +1,66 @@
+"""Shared fixtures: real servers on 127.0.0.1:0 that always shut down, and a thread-leak check."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterator
+
+import pytest
+from hypothesis import settings
+
+from chatsrv.app import Server, build_parser, build_server
+from tests.helpers import Client, wait_until
+
+settings.register_profile("ci", deadline=None, max_examples=100)
+settings.load_profile("ci")
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Every test ends with the threads it started gone (bounded wait)."""
+    before = set(threading.enumerate())
+    yield
+    wait_until(lambda: not [t for t in threading.enumerate() if t not in before and t.is_alive()], timeout=5)
+
+
+ServerFactory = Callable[..., Server]
+
+
+@pytest.fixture
+def make_server() -> Iterator[ServerFactory]:
+    """Start chatsrv servers in this process with chatsrv's own flags; stopped at teardown."""
+    servers: list[Server] = []
+
+    def start(*flags: str) -> Server:
+        args = build_parser().parse_args(["--host", "127.0.0.1", "--port", "0", "--log-level", "warning", *flags])
+        server = build_server(args)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+        assert all(not thread.is_alive() for thread in server.threads)
+        assert server.tcp.live_connections() == 0
+
+
+@pytest.fixture
+def server(make_server: ServerFactory) -> Server:
+    """A server with the rate limit off, so tests can send quickly."""
+    return make_server("--rate", "0")
+
+
+@pytest.fixture
+def clients(server: Server) -> Iterator[Callable[..., Client]]:
+    """Open test clients to `server`; all are closed at teardown."""
+    opened: list[Client] = []
+
+    def connect(**kwargs: Any) -> Client:
+        client = Client(server.port, **kwargs)
+        opened.append(client)
+        return client
+
+    yield connect
+    for client in opened:
+        client.close()

@@ -1,0 +1,127 @@
+"""Test helpers: a blocking protocol client and bounded waiting.
+
+Every wait has a deadline; nothing sleeps and hopes.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any, Callable
+
+from chatsrv.wire import FrameDecoder, decode_payload, encode_frame, encode_payload
+
+TIMEOUT = 5.0
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = TIMEOUT, interval: float = 0.01) -> Any:
+    """Poll `condition` until it is truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {condition}")
+        time.sleep(interval)
+
+
+class Client:
+    """A raw protocol client over TCP for tests (blocking, with timeouts)."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", source: str | None = None, rcvbuf: int | None = None) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.settimeout(TIMEOUT)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source is not None:
+            self.sock.bind((source, 0))
+        self.sock.connect((host, port))
+        self.decoder = FrameDecoder(16 * 1024 * 1024)
+        self.inbox: list[dict[str, Any]] = []
+        self.closed = False
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, payload: dict[str, Any]) -> None:
+        self.sock.sendall(encode_frame(encode_payload(payload)))
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self, timeout: float) -> bool:
+        """Read once; False on EOF."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            data = b""
+        if not data:
+            self.closed = True
+            return False
+        for frame in self.decoder.feed(data):
+            self.inbox.append(decode_payload(frame))
+        return True
+
+    def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        """The next payload; AssertionError if none arrives in time."""
+        deadline = time.monotonic() + timeout
+        while not self.inbox:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("no payload arrived in time")
+            try:
+                if not self._fill(left):
+                    raise AssertionError("connection closed while waiting for a payload")
+            except socket.timeout:
+                raise AssertionError("no payload arrived in time") from None
+        return self.inbox.pop(0)
+
+    def expect(self, kind: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
+        """Skip payloads until one of type `kind` (with `fields`) arrives; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            payload = self.recv(max(0.01, deadline - time.monotonic()))
+            if payload.get("type") == kind and all(payload.get(k) == v for k, v in fields.items()):
+                return payload
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {kind} {fields} in time")
+
+    def wait_closed(self, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+        """Read until the server closes; return everything received meanwhile."""
+        deadline = time.monotonic() + timeout
+        while not self.closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("server did not close the connection")
+            try:
+                self._fill(left)
+            except socket.timeout:
+                raise AssertionError("server did not close the connection") from None
+        received, self.inbox = self.inbox, []
+        return received
+
+    def join(self, nick: str, room: str | None = None) -> dict[str, Any]:
+        hello: dict[str, Any] = {"type": "hello", "nick": nick}
+        if room is not None:
+            hello["room"] = room
+        self.send(hello)
+        return self.expect("welcome")
+
+
+def raw_json(text: str) -> bytes:
+    """A frame around arbitrary bytes of text (for malformed-payload tests)."""
+    data = text.encode("utf-8")
+    return encode_frame(data)
+
+
+def dumps(payload: Any) -> bytes:
+    return encode_frame(json.dumps(payload).encode())
