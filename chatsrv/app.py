@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import resource
+import secrets
 import signal
 import socket
 import sys
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, Sequence
 
 from chatsrv import __version__
+from chatsrv.access import Access, Network, parse_network
+from chatsrv.messages import MAX_TEXT
 from chatsrv.netinfo import ipv4_interfaces
 from chatsrv.service import ChatService
 from chatsrv.tcp import DEFAULT_OUTBOX_LIMIT, ChatTCPServer
@@ -65,7 +68,43 @@ def _frame_size(text: str) -> int:
     return value
 
 
-for _checker, _name in ((_count, "a whole number"), (_port, "a port"), (_seconds, "seconds"), (_frame_size, "a size")):
+def _network(text: str) -> Network:
+    try:
+        return parse_network(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address or network like 192.168.1.0/24") from None
+
+
+def _motd(text: str) -> str:
+    """The message of the day itself, or with @FILE the text of that file."""
+    if text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8") as file:
+                text = file.read()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise argparse.ArgumentTypeError(f"cannot read {text[1:]!r}: {reason}") from None
+    text = text.strip()
+    if len(text) > MAX_TEXT:
+        raise argparse.ArgumentTypeError(f"a message of the day is at most {MAX_TEXT} characters, not {len(text)}")
+    return text
+
+
+def _secret(text: str) -> str:
+    if not 1 <= len(text) <= 200 or text != text.strip():
+        raise argparse.ArgumentTypeError("must be 1 to 200 characters, without spaces around it")
+    return text
+
+
+for _checker, _name in (
+    (_count, "a whole number"),
+    (_port, "a port"),
+    (_seconds, "seconds"),
+    (_frame_size, "a size"),
+    (_network, "a network"),
+    (_motd, "a message of the day"),
+    (_secret, "a secret"),
+):
     _checker.__name__ = _name  # argparse names the type in "invalid ... value"
 
 
@@ -91,8 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--outbox", type=_count, default=DEFAULT_OUTBOX_LIMIT, help="bytes queued for one user before it is dropped as slow")
     chat = parser.add_argument_group("chat")
     chat.add_argument("--history", type=_count, default=50, help="recent messages per room shown to newcomers")
-    chat.add_argument("--motd", default=None, help="message of the day shown in welcome")
+    chat.add_argument("--motd", type=_motd, default=None, metavar="TEXT|@FILE", help="message of the day shown in welcome (@FILE reads it from a file)")
     chat.add_argument("--name", default=None, help="server name shown to clients (default: host name)")
+    access = parser.add_argument_group("teacher controls")
+    access.add_argument("--password", type=_secret, default=None, metavar="SECRET", help="everyone must give this password to join (chatclient --password SECRET)")
+    access.add_argument("--allow", type=_network, action="append", default=[], metavar="CIDR", help="only these addresses may connect, e.g. 192.168.1.0/24 (repeatable)")
+    access.add_argument("--deny", type=_network, action="append", default=[], metavar="CIDR", help="these addresses may not connect, even if allowed (repeatable)")
+    access.add_argument("--op-secret", type=_secret, default=None, metavar="SECRET", help="operator secret for /op (default: a random one, printed at start)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log on stderr")
     return parser
 
@@ -155,6 +199,8 @@ def build_server(args: argparse.Namespace) -> Server:
         if max_clients:
             log.warning("--max-clients %d is above the open-file limit; using %d", max_clients, max_connections)
         max_clients = max_connections
+    if args.op_secret is None:
+        args.op_secret = secrets.token_urlsafe(12)
     service = ChatService(
         server_name=args.name or socket.gethostname(),
         history=args.history,
@@ -163,6 +209,8 @@ def build_server(args: argparse.Namespace) -> Server:
         max_clients=max_clients,
         max_per_ip=args.max_per_ip,
         motd=args.motd,
+        access=Access(allow=args.allow, deny=args.deny, password=args.password),
+        op_secret=args.op_secret,
     )
     family, address = resolve(args.host, args.port)
     tcp = ChatTCPServer(
@@ -184,6 +232,21 @@ def join_hints(host: str, port: int) -> list[str]:
     else:
         addresses = [host]
     return [f"chatclient --host {address} --port {port} --nick NAME" for address in addresses]
+
+
+def teacher_lines(args: argparse.Namespace) -> list[str]:
+    """What the teacher needs to know at start: the operator secret (as Jupyter
+    prints its token), and whether a password or address rules are on."""
+    lines = [f"operator secret: {args.op_secret}   (in chatclient type: /op {args.op_secret})"]
+    if args.password:
+        lines.append("a password is needed to join: chatclient --password ...")
+    if args.allow or args.deny:
+        allowed = ", ".join(str(n) for n in args.allow) or "any address"
+        denied = ", ".join(str(n) for n in args.deny) or "none"
+        lines.append(f"addresses allowed: {allowed}; denied: {denied}")
+        if Access(allow=args.allow, deny=args.deny).refusal(("127.0.0.1", 0)) is not None:
+            lines.append("note: 127.0.0.1 may not connect, so you cannot join from this machine that way")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -220,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for hint in hints:
             print(f"  {hint}", flush=True)
     print(f"on this machine: chatclient --host 127.0.0.1 --port {server.port} --nick NAME", flush=True)
+    for line in teacher_lines(args):
+        print(line, flush=True)
     print("Ctrl-C stops the server.", flush=True)
     while not stop.wait(0.5):
         pass

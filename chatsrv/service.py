@@ -12,7 +12,10 @@ encoded once, and each member gets all of a batch's payloads in a single
 
 Recoverable errors inside a batch become `error` payloads here (the batch
 goes on); adapters handle broken frames with `reject`. Imports: wire,
-messages, ratelimit, session, rooms.
+messages, ratelimit, session, rooms, and for teacher controls access,
+moderation and operators (docs/protocol.md, "Extension: operators and
+access"), which hook in at a few marked points and cost nothing while no
+operator has acted.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from chatsrv import __version__
+from chatsrv.access import Access
 from chatsrv.messages import (
     Bye,
     Hello,
@@ -36,6 +40,8 @@ from chatsrv.messages import (
     Whisper,
     parse_message,
 )
+from chatsrv.moderation import Moderation
+from chatsrv.operators import OperatorDesk
 from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Outbox, Session
@@ -62,6 +68,8 @@ class ChatService:
         max_per_ip: int = 16,
         peer_timeout: float = 30.0,
         motd: str | None = None,
+        access: Access | None = None,
+        op_secret: str | None = None,
     ) -> None:
         self.clock = clock
         self.server_name = server_name
@@ -72,6 +80,8 @@ class ChatService:
         self.max_per_ip = max_per_ip
         self.peer_timeout = peer_timeout
         self.motd = motd
+        self.access = access or Access()
+        self.moderation = Moderation()
         self.registry = Registry(history_size=history)
         self.sessions: set[Session] = set()
         self._ids = itertools.count(1)
@@ -89,12 +99,16 @@ class ChatService:
             Stats: self._stats,
             Bye: self._bye,
         }
+        self.operators = OperatorDesk(self, op_secret)
+        self._handlers.update(self.operators.handlers())
 
     # --- adapter API ------------------------------------------------------
 
     def connect(self, outbox: Outbox, address: Any, transport: str, max_frame: int) -> Session:
-        """Admit a new connection or peer; raises `server_full` when at a limit."""
+        """Admit a new connection or peer; raises `not_allowed` for a denied or
+        banned address (checked first), `server_full` when at a limit."""
         with self.registry.lock:
+            self.access.check_address(address)
             if self.max_clients and len(self.sessions) >= self.max_clients:
                 raise ProtocolError("server_full", f"the server is full ({self.max_clients} users)", fatal=True)
             host = address[0] if isinstance(address, tuple) else address
@@ -217,7 +231,11 @@ class ChatService:
             session.outbox.close()
 
     def _fail(self, session: Session, error: ProtocolError) -> None:
-        session.errors_in_a_row += 1
+        if error.code != "not_allowed":
+            # Being refused by a rule (muted, locked room) is not abuse; it is
+            # not counted towards max_errors. Guessing the operator secret is
+            # limited on its own (operators.py).
+            session.errors_in_a_row += 1
         log.info("protocol error from %s: %s %s", session.describe(), error.code, error.message)
         if session.closed:
             return
@@ -233,21 +251,28 @@ class ChatService:
             self.sessions.discard(session)
             self._closing.append(session)
 
-    def _drop(self, session: Session, reason: str) -> None:
-        """Remove a session; a joined member's room sees `left` with `reason`."""
+    def _drop(self, session: Session, reason: str, details: dict[str, Any] | None = None) -> None:
+        """Remove a session; a joined member's room sees `left` with `reason`.
+
+        With `details` (who kicked, why) the `left` carries them, and the
+        member itself gets it too, before its connection closes.
+        """
         if session.closed:
             return
         was_joined = session.joined
         self._close(session)
+        self.moderation.forget(session)
         if not was_joined:
             return
         room = self.registry.remove(session)
         log.info("leave: %s from %s (%s)", session.describe(), room.name if room else "-", reason)
         if room is not None:
-            self._broadcast(
-                room,
-                {"type": "left", "nick": session.nick, "room": room.name, "ts": self.clock(), "reason": reason},
-            )
+            payload = {"type": "left", "nick": session.nick, "room": room.name, "ts": self.clock(), "reason": reason}
+            if details:
+                payload.update(details)
+            body = self._broadcast(room, payload)
+            if details:
+                self._queue(session, body)
 
     # --- messages ---------------------------------------------------------
 
@@ -276,6 +301,7 @@ class ChatService:
                 self._welcome(session, room, now)
                 return
             raise ProtocolError("bad_request", "already joined: hello is only for the start of a session")
+        self.access.check_password(session.address, hello.password, now)
         if self.registry.find(hello.nick) is not None:
             raise ProtocolError("nick_taken", f'the nick "{hello.nick}" is already in use')
         room = self.registry.ensure_room(hello.room)
@@ -303,6 +329,7 @@ class ChatService:
             payload["motd"] = self.motd
         if room.topic:
             payload["topic"] = room.topic
+        payload.update(self.operators.welcome_fields(session, room, now))
         payload.update(session.extra.get("welcome", {}))
         base = encode_payload(payload)
         budget = session.max_frame - len(base) - SEQ_ROOM
@@ -320,6 +347,8 @@ class ChatService:
     def _say(self, session: Session, say: Say, now: float) -> None:
         room = self.registry.room_of(session)
         assert room is not None
+        if self.moderation.active:  # someone is muted, or a room is locked or slow
+            self.moderation.check_say(session, room.key, now)
         payload: dict[str, Any] = {
             "type": "message",
             "id": next(self._ids),
@@ -336,6 +365,8 @@ class ChatService:
         target = self.registry.find(whisper.to)
         if target is None:
             raise ProtocolError("no_such_user", f'nobody called "{whisper.to}" is here')
+        if self.moderation.active:
+            self.moderation.check_whisper(session, target, now)
         body = encode_payload(
             {"type": "whisper", "from": session.nick, "to": target.nick, "text": whisper.text, "ts": now}
         )
@@ -351,6 +382,8 @@ class ChatService:
         holder = self.registry.find(nick.nick)
         if holder is not None and holder is not session:
             raise ProtocolError("nick_taken", f'the nick "{nick.nick}" is already in use')
+        if self.moderation.active:
+            self.moderation.check_rename(session, now)
         self.registry.rename(session, nick.nick)
         room = self.registry.room_of(session)
         log.info("rename: %s -> %s", old, nick.nick)
@@ -368,13 +401,19 @@ class ChatService:
         room = self.registry.ensure_room(join.room)
         self.registry.enter(session, room)
         self._welcome(session, room, now)
-        self._broadcast(room, {"type": "joined", "nick": session.nick, "room": room.name, "ts": now}, exclude=session)
+        joined: dict[str, Any] = {"type": "joined", "nick": session.nick, "room": room.name, "ts": now}
+        if self.moderation.is_operator(session):
+            joined["operator"] = True  # so clients can mark the operator who moved in
+        self._broadcast(room, joined, exclude=session)
 
     def _who(self, session: Session, who: Who, now: float) -> None:
         room = self.registry.room(who.room) if who.room else self.registry.room_of(session)
         name = room.name if room else who.room
         users = room.nicks() if room else []
-        self._queue(session, encode_payload({"type": "users", "room": name, "users": users}))
+        payload: dict[str, Any] = {"type": "users", "room": name, "users": users}
+        if room is not None:
+            payload.update(self.operators.room_fields(room))
+        self._queue(session, encode_payload(payload))
 
     def _rooms(self, session: Session, message: Rooms, now: float) -> None:
         self._queue(session, encode_payload({"type": "rooms", "rooms": self.registry.listing()}))
