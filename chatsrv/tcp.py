@@ -188,7 +188,7 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
         while not session.closed:
             try:
                 data = sock.recv(RECV_SIZE)
-            except socket.timeout:
+            except TimeoutError:
                 if session.joined:
                     continue
                 service.reject(

@@ -9,7 +9,7 @@ import struct
 import pytest
 
 from chatsrv.wire import encode_frame, encode_payload
-from tests.helpers import Client, raw_json, wait_until
+from tests.helpers import Client, wait_until
 
 
 @pytest.fixture

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import queue
-import threading
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 import pytest
 
@@ -168,7 +169,7 @@ def test_sigint_with_connected_client_exits_fast(chatsrv) -> None:
 
 
 def run_briefly(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=20)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=20, check=False)
 
 
 def test_second_server_on_same_port_exits_2_with_one_line(chatsrv) -> None:
@@ -200,7 +201,7 @@ def test_client_refused_connection_exits_1() -> None:
         port = probe.getsockname()[1]
     result = subprocess.run(
         [sys.executable, "-m", "chatclient", "--host", "127.0.0.1", "--port", str(port), "--nick", "x"],
-        cwd=ROOT, env=ENV, input="", capture_output=True, text=True, timeout=20,
+        cwd=ROOT, env=ENV, input="", capture_output=True, text=True, timeout=20, check=False,
     )
     assert result.returncode == 1 and "connection refused" in result.stderr and "Traceback" not in result.stderr
 

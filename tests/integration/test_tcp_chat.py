@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from tests.helpers import Client
-
 
 def test_three_clients_chat(clients) -> None:
     """Three clients in one room each receive every message, all in the same order."""
