@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from chatsrv.wire import ProtocolError
 
