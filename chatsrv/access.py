@@ -17,7 +17,8 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from chatsrv.wire import ProtocolError
 
@@ -186,7 +187,9 @@ class Access:
                 "auth_failed", f"too many wrong passwords from {host}: try again in {math.ceil(wait)} s", fatal=True
             )
         if given is None:
-            raise ProtocolError("auth_failed", "this server needs a password (chatclient --password SECRET)", fatal=True)
+            raise ProtocolError(
+                "auth_failed", "this server needs a password (chatclient --password SECRET)", fatal=True
+            )
         if not secrets_match(given, self.password):
             self.failures.failed(host, now)
             raise ProtocolError("auth_failed", "wrong password", fatal=True)

@@ -100,7 +100,11 @@ class Moderation:
         mute = self.mute_of((session.nick or "").casefold(), now)
         if mute is None:
             return None
-        how_long = "until an operator unmutes you" if mute.until is None else f"for {minutes_left(mute.until, now)} more minute(s)"
+        how_long = (
+            "until an operator unmutes you"
+            if mute.until is None
+            else f"for {minutes_left(mute.until, now)} more minute(s)"
+        )
         return f"you are muted by {mute.by} {how_long}"
 
     # --- rooms ------------------------------------------------------------
@@ -131,10 +135,14 @@ class Moderation:
             return
         problem = self._mute_problem(session, now)
         if problem is not None:
-            raise ProtocolError("not_allowed", f"{problem}: you can read and whisper to operators, but the room does not hear you")
+            raise ProtocolError(
+                "not_allowed", f"{problem}: you can read and whisper to operators, but the room does not hear you"
+            )
         locker = self.locked.get(room_key)
         if locker is not None:
-            raise ProtocolError("not_allowed", f"the room is locked by {locker}: only operators may speak until it is unlocked")
+            raise ProtocolError(
+                "not_allowed", f"the room is locked by {locker}: only operators may speak until it is unlocked"
+            )
         gap = self.slow.get(room_key)
         if gap is not None:
             last = self.last_said.get((room_key, session))

@@ -21,29 +21,43 @@ Who hears what (tested in tests/unit/test_operators.py):
 Everything an operator does, and every refused attempt, is written to the
 `chatsrv.audit` log with who did it, to whom, and from which address.
 
-Imports: access, messages, moderation, rooms, session, wire (and the
-service for type checking only: the service imports this module).
+Imports: access, messages, moderation, rooms, session, wire. The service
+imports this module, so what this module needs from the service is
+written down as the `ServiceCore` protocol instead of imported.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from chatsrv.access import host_address, secrets_match
+from chatsrv.access import Access, host_address, secrets_match
 from chatsrv.messages import Announce, Kick, Lock, Mute, Op, Slow, Topic, Unban, Unlock, Unmute
-from chatsrv.moderation import minutes_left
-from chatsrv.rooms import Room, name_key
+from chatsrv.moderation import Moderation, minutes_left
+from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Session
 from chatsrv.wire import ProtocolError, encode_payload
-
-if TYPE_CHECKING:
-    from chatsrv.service import ChatService
 
 audit = logging.getLogger("chatsrv.audit")
 
 Handler = Callable[[Session, Any, float], None]
+
+
+class ServiceCore(Protocol):
+    """The parts of ChatService an operator command uses (its state and batch plumbing)."""
+
+    registry: Registry
+    sessions: set[Session]
+    moderation: Moderation
+    access: Access
+
+    def _queue(self, session: Session, body: bytes) -> None: ...
+
+    def _broadcast(self, room: Room, payload: dict[str, Any], exclude: Session | None = None) -> bytes: ...
+
+    def _drop(self, session: Session, reason: str, details: dict[str, Any] | None = None) -> None: ...
 
 
 def _who(session: Session) -> str:
@@ -58,7 +72,7 @@ def _duration(minutes: float | None) -> str:
 class OperatorDesk:
     """The operator commands of one ChatService."""
 
-    def __init__(self, service: ChatService, op_secret: str | None) -> None:
+    def __init__(self, service: ServiceCore, op_secret: str | None) -> None:
         self.service = service
         self.moderation = service.moderation
         self.access = service.access
@@ -127,7 +141,14 @@ class OperatorDesk:
             audit.info("op: %s is now an operator (room %s)", _who(session), room.name)
             service._broadcast(
                 room,
-                {"type": "notice", "text": f"{session.nick} is now an operator", "event": "op", "nick": session.nick, "room": room.name, "ts": now},
+                {
+                    "type": "notice",
+                    "text": f"{session.nick} is now an operator",
+                    "event": "op",
+                    "nick": session.nick,
+                    "room": room.name,
+                    "ts": now,
+                },
             )
             return
         else:
@@ -136,7 +157,9 @@ class OperatorDesk:
         left = self.moderation.wrong_secret(session)
         audit.warning("op refused for %s: %s (%d tries left)", _who(session), problem, left)
         if left == 0:
-            raise ProtocolError("not_allowed", f"{problem}; {self.moderation.max_op_tries} wrong tries, closing", fatal=True)
+            raise ProtocolError(
+                "not_allowed", f"{problem}; {self.moderation.max_op_tries} wrong tries, closing", fatal=True
+            )
         raise ProtocolError("not_allowed", f"{problem} ({left} tries left on this connection)")
 
     # --- members ----------------------------------------------------------
@@ -162,7 +185,9 @@ class OperatorDesk:
             self.access.ban(ip)
             details["ban"] = True
             # A ban is for the address: its other connections go too.
-            leaving += [other for other in service.sessions if other is not target and host_address(other.address) == ip]
+            leaving += [
+                other for other in service.sessions if other is not target and host_address(other.address) == ip
+            ]
         target_room = service.registry.room_of(target)
         saw_it = target_room is not None and target_room is service.registry.room_of(session)
         audit.info(
@@ -204,7 +229,9 @@ class OperatorDesk:
         told = f"{session.nick} muted you {how_long}: you can read and whisper to operators, but the room does not hear you"
         fields = {"nick": target.nick, "by": session.nick, "minutes": mute.minutes}
         self.service._queue(target, self._notice("mute", told, now, **fields))
-        self.service._queue(session, self._notice("mute", f"you muted {target.nick} {_duration(mute.minutes)}", now, **fields))
+        self.service._queue(
+            session, self._notice("mute", f"you muted {target.nick} {_duration(mute.minutes)}", now, **fields)
+        )
 
     def unmute(self, session: Session, unmute: Unmute, now: float) -> None:
         self._require_operator(session, "unmute")
@@ -227,7 +254,13 @@ class OperatorDesk:
 
     def _tell_room(self, session: Session, event: str, text: str, now: float, **fields: Any) -> Room:
         room = self._room_of(session)
-        payload: dict[str, Any] = {"type": "notice", "text": text, "event": event, "room": room.name, "by": session.nick}
+        payload: dict[str, Any] = {
+            "type": "notice",
+            "text": text,
+            "event": event,
+            "room": room.name,
+            "by": session.nick,
+        }
         payload.update({name: value for name, value in fields.items() if value is not None})
         payload["ts"] = now
         self.service._broadcast(room, payload)
@@ -240,7 +273,12 @@ class OperatorDesk:
         assert session.nick is not None
         self.moderation.lock(room.key, session.nick)
         audit.info("lock by %s -> room %s", _who(session), room.name)
-        self._tell_room(session, "lock", f"{session.nick} locked {room.name}: only operators may speak here until it is unlocked", now)
+        self._tell_room(
+            session,
+            "lock",
+            f"{session.nick} locked {room.name}: only operators may speak here until it is unlocked",
+            now,
+        )
 
     def unlock(self, session: Session, message: Unlock, now: float) -> None:
         self._require_operator(session, "unlock a room")
@@ -270,7 +308,9 @@ class OperatorDesk:
         if topic.text is None:
             self._tell_room(session, "topic", f"{session.nick} cleared the topic of {room.name}", now)
         else:
-            self._tell_room(session, "topic", f"{session.nick} set the topic of {room.name}: {topic.text}", now, topic=topic.text)
+            self._tell_room(
+                session, "topic", f"{session.nick} set the topic of {room.name}: {topic.text}", now, topic=topic.text
+            )
 
     def announce(self, session: Session, announce: Announce, now: float) -> None:
         """A notice to every member in every room, encoded once."""
@@ -285,7 +325,9 @@ class OperatorDesk:
     def room_fields(self, room: Room) -> dict[str, Any]:
         """`operators`, `locked` and `slow` of a room, for `welcome` and `users`."""
         fields: dict[str, Any] = {}
-        operators = sorted((s.nick for s in self.moderation.operators if s.room_key == room.key and s.nick), key=str.casefold)
+        operators = sorted(
+            (s.nick for s in self.moderation.operators if s.room_key == room.key and s.nick), key=str.casefold
+        )
         if operators:
             fields["operators"] = operators
         if room.key in self.moderation.locked:

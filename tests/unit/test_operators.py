@@ -174,7 +174,9 @@ OPERATOR_PAYLOADS = [
 
 
 @pytest.mark.parametrize("payload", OPERATOR_PAYLOADS, ids=lambda p: p["type"] + ("+ban" if p.get("ban") else ""))
-def test_operator_commands_are_refused_to_others(service: ChatService, cast: dict[str, Member], payload: dict[str, Any]) -> None:
+def test_operator_commands_are_refused_to_others(
+    service: ChatService, cast: dict[str, Member], payload: dict[str, Any]
+) -> None:
     """A non-operator gets not_allowed, nothing changes, and nobody else hears anything."""
     bob = cast["bob"]
     bob.send(**payload)
@@ -205,7 +207,14 @@ def test_kick_tells_the_room_and_the_target_then_closes(service: ChatService, ca
     cast["teacher"].send(type="kick", nick="bob", reason="spamming")
     for name in ("teacher", "carol", "bob"):
         [left] = cast[name].take()
-        assert left == {**left, "type": "left", "nick": "bob", "reason": "kicked", "by": "teacher", "message": "spamming"}
+        assert left == {
+            **left,
+            "type": "left",
+            "nick": "bob",
+            "reason": "kicked",
+            "by": "teacher",
+            "message": "spamming",
+        }
     assert cast["bob"].outbox.closed
     assert cast["dave"].take() == []
     assert service.registry.find("bob") is None
@@ -275,7 +284,12 @@ def test_mute_is_seen_by_target_and_operator_only(cast: dict[str, Member]) -> No
     [told] = cast["bob"].take()
     [confirmed] = cast["teacher"].take()
     for notice in (told, confirmed):
-        assert notice["event"] == "mute" and notice["nick"] == "bob" and notice["by"] == "teacher" and notice["minutes"] == 5
+        assert (
+            notice["event"] == "mute"
+            and notice["nick"] == "bob"
+            and notice["by"] == "teacher"
+            and notice["minutes"] == 5
+        )
     assert told["text"].startswith("teacher muted you for 5 minute(s): you can read")
     assert confirmed["text"] == "you muted bob for 5 minute(s)"
     assert cast["carol"].take() == [] and cast["dave"].take() == []
@@ -432,7 +446,13 @@ def test_announce_reaches_every_room(service: ChatService, cast: dict[str, Membe
     cast["teacher"].send(type="announce", text="Ten minutes left")
     for member in cast.values():
         [notice] = member.take()
-        assert notice == {**notice, "type": "notice", "event": "announce", "text": "Ten minutes left", "from": "teacher"}
+        assert notice == {
+            **notice,
+            "type": "notice",
+            "event": "announce",
+            "text": "Ten minutes left",
+            "from": "teacher",
+        }
 
 
 # --- what welcome and users say about operators -------------------------------------
@@ -482,7 +502,9 @@ def test_moderation_stays_off_the_hot_path_until_used(service: ChatService, cast
 # --- audit ---------------------------------------------------------------------------
 
 
-def test_operator_actions_are_audited_with_who_whom_and_where(cast: dict[str, Member], caplog: pytest.LogCaptureFixture) -> None:
+def test_operator_actions_are_audited_with_who_whom_and_where(
+    cast: dict[str, Member], caplog: pytest.LogCaptureFixture
+) -> None:
     """Each action logs the operator's nick and address and the target's nick and address."""
     with caplog.at_level(logging.INFO, logger="chatsrv.audit"):
         cast["teacher"].send(type="mute", nick="bob", minutes=3)
@@ -491,7 +513,9 @@ def test_operator_actions_are_audited_with_who_whom_and_where(cast: dict[str, Me
         cast["bob"].send(type="announce", text="me too")
     lines = [r.getMessage() for r in caplog.records if r.name == "chatsrv.audit"]
     assert any(l.startswith("mute by teacher [tcp 127.0.0.1:") and "bob [tcp 127.0.0.2:" in l for l in lines), lines
-    assert any(l.startswith("kick by teacher [tcp 127.0.0.1:") and "carol [tcp 127.0.0.3:" in l and "rude" in l for l in lines), lines
+    assert any(
+        l.startswith("kick by teacher [tcp 127.0.0.1:") and "carol [tcp 127.0.0.3:" in l and "rude" in l for l in lines
+    ), lines
     assert any(l.startswith("lock by teacher [tcp 127.0.0.1:") and "room lobby" in l for l in lines), lines
     assert any(l.startswith("refused announce by bob [tcp 127.0.0.2:") for l in lines), lines
 
