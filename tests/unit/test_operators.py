@@ -15,32 +15,11 @@ import pytest
 from chatsrv.access import Access, FailureTracker, parse_network
 from chatsrv.service import ChatService
 from chatsrv.session import Session
-from chatsrv.wire import ProtocolError, decode_payload, encode_payload
+from chatsrv.wire import ProtocolError, encode_payload
+from tests.unit.test_service import Clock as FakeClock
+from tests.unit.test_service import FakeOutbox
 
 SECRET = "s3cret-op"
-
-
-class FakeOutbox:
-    """Records what a member was sent, decoded."""
-
-    def __init__(self) -> None:
-        self.payloads: list[dict[str, Any]] = []
-        self.closed = False
-
-    def put(self, payloads: list[bytes]) -> bool:
-        self.payloads.extend(decode_payload(body) for body in payloads)
-        return True
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Member:
