@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -32,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nick", default=None, help="your nick (default: your login name)")
     parser.add_argument("--room", default="lobby", help="room to join")
     parser.add_argument("--plain", action="store_true", help="line mode even in a terminal")
+    parser.add_argument(
+        "--password",
+        default=None,  # not the environment's: --help prints defaults
+        metavar="SECRET",
+        help="the server's password, if it has one (or set LANCHAT_PASSWORD)",
+    )
     return parser
 
 
@@ -48,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     nick = args.nick or default_nick()
     address = f"{args.host}:{args.port}"
-    return lineui.main_sync(lambda: TCPTransport.connect(args.host, args.port), nick, args.room, address)
+    password = args.password if args.password is not None else os.environ.get("LANCHAT_PASSWORD")
+    return lineui.main_sync(lambda: TCPTransport.connect(args.host, args.port), nick, args.room, address, password)
 
 
 def run() -> NoReturn:
