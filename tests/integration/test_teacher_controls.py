@@ -6,6 +6,7 @@ Loopback only: 127.0.0.0/8 gives each test client its own source address
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 
 from chatsrv.app import Server
 from tests.helpers import Client
+from tests.integration.test_cli import client as chatclient_process
+from tests.integration.test_cli import read_until, run_briefly, start_server
 
 OP_SECRET = "teach-op-123"
 PASSWORD = "class101"
@@ -196,3 +199,107 @@ def test_banned_address_cannot_reconnect_until_unbanned(classroom, open_client) 
     teacher.send({"type": "unban", "address": "127.0.0.2"})
     teacher.expect("notice", event="unban")
     assert open_client(classroom["server"], "127.0.0.2").join("bob")["type"] == "welcome"
+
+
+# --- the real commands ------------------------------------------------------------------
+
+
+@pytest.fixture
+def teacher_server() -> Iterator[tuple[Any, int, str]]:
+    """`chatsrv --password class101` as a process; yields it, its port and the operator secret it printed."""
+    process, port = start_server("--rate", "0", "--password", PASSWORD)
+    try:
+        line = read_until(process, r"operator secret: ")[-1]
+        secret = re.search(r"operator secret: (\S+)", line).group(1)  # type: ignore[union-attr]
+        yield process, port, secret
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(5)
+        for stream in (process.stdout, process.stderr):
+            if stream:
+                stream.close()
+
+
+def _finish(*processes: Any) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait(5)
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream and not stream.closed:
+                stream.close()
+
+
+@pytest.mark.timeout(40)
+def test_line_clients_with_password_op_mute_kick(teacher_server) -> None:
+    """chatclient --password joins; the teacher ops and mutes, then kicks bob, whose client explains and exits 1."""
+    _, port, secret = teacher_server
+    assert len(secret) >= 16  # random, from secrets.token_urlsafe
+    teacher = chatclient_process(port, "teacher", "--password", PASSWORD)
+    bob = chatclient_process(port, "bob", "--password", PASSWORD)
+    try:
+        read_until(teacher, r"you are teacher in lobby")
+        read_until(bob, r"you are bob in lobby")
+        assert teacher.stdin and bob.stdin
+        teacher.stdin.write(f"/op {secret}\n/mute bob 5\n")
+        teacher.stdin.flush()
+        read_until(teacher, r"you muted bob for 5 minute")
+        read_until(bob, r"teacher is now an operator")
+        read_until(bob, r"teacher muted you for 5 minute\(s\)\. You can still read the chat")
+        bob.stdin.write("hello?\n/who\n")
+        bob.stdin.flush()
+        read_until(bob, r"! not_allowed: you are muted by teacher")
+        read_until(bob, r"in lobby: bob, @teacher \(2\)")
+        teacher.stdin.write("/kick bob enough for today\n")
+        teacher.stdin.flush()
+        read_until(bob, r"teacher kicked you out of the chat: enough for today\. You may join again")
+        assert bob.wait(5) == 1
+        assert bob.stderr and "kicked you out" in bob.stderr.read()
+        read_until(teacher, r"bob was kicked by teacher: enough for today")
+    finally:
+        _finish(teacher, bob)
+
+
+def test_line_client_without_password_exits_1_with_a_hint(teacher_server) -> None:
+    """Without --password the client shows auth_failed, says what to add, and exits 1."""
+    _, port, _ = teacher_server
+    guest = chatclient_process(port, "guest")
+    try:
+        out, err = guest.communicate(timeout=10)
+        assert guest.returncode == 1
+        assert "auth_failed: this server needs a password" in out
+        assert "add --password SECRET" in err and "Traceback" not in err
+    finally:
+        _finish(guest)
+
+
+def test_motd_from_a_file_and_op_secret_flag(tmp_path) -> None:
+    """--motd @FILE shows the file's text in welcome; --op-secret is the secret printed and accepted."""
+    motd = tmp_path / "motd.txt"
+    motd.write_text("Welcome to 7B\nBe kind.\n", encoding="utf-8")
+    process, port = start_server("--motd", f"@{motd}", "--op-secret", "chalk-42")
+    try:
+        assert read_until(process, r"operator secret: ")[-1].startswith("operator secret: chalk-42 ")
+        with Client(port) as teacher:
+            assert teacher.join("teacher")["motd"] == "Welcome to 7B\nBe kind."
+            teacher.send({"type": "op", "secret": "chalk-42"})
+            assert teacher.expect("notice")["event"] == "op"
+    finally:
+        _finish(process)
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--motd", "@/no/such/file"], "cannot read"),
+        (["--allow", "10.0.0.300/8"], "not an address or network"),
+        (["--deny", "everyone"], "not an address or network"),
+        (["--password", ""], "--password"),
+    ],
+)
+def test_bad_teacher_flags_exit_2_with_one_line(flags: list[str], words: str) -> None:
+    """A bad --motd file, network or password: one clear line on stderr, exit 2."""
+    result = run_briefly("-m", "chatsrv", *flags)
+    assert result.returncode == 2 and words in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
