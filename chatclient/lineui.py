@@ -131,7 +131,8 @@ async def run(
                 if receiver in done:
                     getter.cancel()
                     receiver.result()
-                    print(f"chatclient: {state.ended or f'connection to {address} lost'}", file=sys.stderr)
+                    ended = "an operator ended your session (see above)" if state.ended else f"connection to {address} lost"
+                    print(f"chatclient: {ended}", file=sys.stderr)
                     return 1
                 line = getter.result()
                 if line is None:

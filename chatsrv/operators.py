@@ -106,7 +106,7 @@ class OperatorDesk:
 
     def _require_operator(self, session: Session, action: str) -> None:
         if not self.moderation.is_operator(session):
-            audit.info("refused %s by %s: not an operator", action, _who(session))
+            audit.info("audit: refused %s by %s: not an operator", action, _who(session))
             raise ProtocolError("not_allowed", f"only operators may {action}; the teacher becomes one with /op SECRET")
 
     def _member(self, nick: str) -> Session:
@@ -138,7 +138,7 @@ class OperatorDesk:
             self.moderation.grant(session)
             self.access.failures.succeeded(host)
             room = self._room_of(session)
-            audit.info("op: %s is now an operator (room %s)", _who(session), room.name)
+            audit.info("audit: op: %s is now an operator (room %s)", _who(session), room.name)
             service._broadcast(
                 room,
                 {
@@ -155,7 +155,7 @@ class OperatorDesk:
             self.access.failures.failed(host, now)
             problem = "wrong operator secret"
         left = self.moderation.wrong_secret(session)
-        audit.warning("op refused for %s: %s (%d tries left)", _who(session), problem, left)
+        audit.warning("audit: op refused for %s: %s (%d tries left)", _who(session), problem, left)
         if left == 0:
             raise ProtocolError(
                 "not_allowed", f"{problem}; {self.moderation.max_op_tries} wrong tries, closing", fatal=True
@@ -191,7 +191,7 @@ class OperatorDesk:
         target_room = service.registry.room_of(target)
         saw_it = target_room is not None and target_room is service.registry.room_of(session)
         audit.info(
-            "%s by %s -> %s%s%s",
+            "audit: %s by %s -> %s%s%s",
             action,
             _who(session),
             _who(target),
@@ -211,7 +211,7 @@ class OperatorDesk:
         ip = host_address(unban.address)
         assert ip is not None  # the parser checked it
         found = self.access.unban(ip)
-        audit.info("unban by %s -> %s%s", _who(session), ip, "" if found else " (was not banned)")
+        audit.info("audit: unban by %s -> %s%s", _who(session), ip, "" if found else " (was not banned)")
         text = f"{ip} may connect again" if found else f"{ip} was not banned"
         self.service._queue(session, self._notice("unban" if found else None, text, now, address=str(ip)))
 
@@ -224,7 +224,7 @@ class OperatorDesk:
         assert target.nick is not None and session.nick is not None
         until = now + mute.minutes * 60 if mute.minutes else None
         self.moderation.mute(name_key(target.nick), session.nick, until)
-        audit.info("mute by %s -> %s %s", _who(session), _who(target), _duration(mute.minutes))
+        audit.info("audit: mute by %s -> %s %s", _who(session), _who(target), _duration(mute.minutes))
         how_long = f"for {mute.minutes:g} minute(s)" if mute.minutes else "until an operator unmutes you"
         told = f"{session.nick} muted you {how_long}: you can read and whisper to operators, but the room does not hear you"
         fields = {"nick": target.nick, "by": session.nick, "minutes": mute.minutes}
@@ -243,7 +243,7 @@ class OperatorDesk:
                 raise ProtocolError("no_such_user", f'nobody called "{unmute.nick}" is here or muted')
             self.service._queue(session, self._notice(None, f"{nick} was not muted", now))
             return
-        audit.info("unmute by %s -> %s", _who(session), _who(target) if target is not None else nick)
+        audit.info("audit: unmute by %s -> %s", _who(session), _who(target) if target is not None else nick)
         fields = {"nick": nick, "by": session.nick}
         if target is not None:
             told = f"{session.nick} unmuted you: the room hears you again"
@@ -272,7 +272,7 @@ class OperatorDesk:
         room = self._room_of(session)
         assert session.nick is not None
         self.moderation.lock(room.key, session.nick)
-        audit.info("lock by %s -> room %s", _who(session), room.name)
+        audit.info("audit: lock by %s -> room %s", _who(session), room.name)
         self._tell_room(
             session,
             "lock",
@@ -284,7 +284,7 @@ class OperatorDesk:
         self._require_operator(session, "unlock a room")
         room = self._room_of(session)
         self.moderation.unlock(room.key)
-        audit.info("unlock by %s -> room %s", _who(session), room.name)
+        audit.info("audit: unlock by %s -> room %s", _who(session), room.name)
         self._tell_room(session, "unlock", f"{session.nick} unlocked {room.name}: everyone may speak again", now)
 
     def slow(self, session: Session, slow: Slow, now: float) -> None:
@@ -292,7 +292,7 @@ class OperatorDesk:
         self._require_operator(session, "set slow mode")
         room = self._room_of(session)
         self.moderation.set_slow(room.key, slow.seconds)
-        audit.info("slow by %s -> room %s: %g s", _who(session), room.name, slow.seconds)
+        audit.info("audit: slow by %s -> room %s: %g s", _who(session), room.name, slow.seconds)
         if slow.seconds > 0:
             text = f"{session.nick} turned on slow mode in {room.name}: one message every {slow.seconds:g} s per person"
         else:
@@ -304,7 +304,7 @@ class OperatorDesk:
         self._require_operator(session, "set the topic")
         room = self._room_of(session)
         room.topic = topic.text
-        audit.info("topic by %s -> room %s: %r", _who(session), room.name, topic.text)
+        audit.info("audit: topic by %s -> room %s: %r", _who(session), room.name, topic.text)
         if topic.text is None:
             self._tell_room(session, "topic", f"{session.nick} cleared the topic of {room.name}", now)
         else:
@@ -315,7 +315,7 @@ class OperatorDesk:
     def announce(self, session: Session, announce: Announce, now: float) -> None:
         """A notice to every member in every room, encoded once."""
         self._require_operator(session, "announce")
-        audit.info("announce by %s -> everyone: %r", _who(session), announce.text)
+        audit.info("audit: announce by %s -> everyone: %r", _who(session), announce.text)
         body = self._notice("announce", announce.text, now, **{"from": session.nick})
         for member in self.service.registry.members():
             self.service._queue(member, body)

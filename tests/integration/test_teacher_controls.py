@@ -255,7 +255,7 @@ def test_line_clients_with_password_op_mute_kick(teacher_server) -> None:
         teacher.stdin.flush()
         read_until(bob, r"teacher kicked you out of the chat: enough for today\. You may join again")
         assert bob.wait(5) == 1
-        assert bob.stderr and "kicked you out" in bob.stderr.read()
+        assert bob.stderr and "an operator ended your session" in bob.stderr.read()
         read_until(teacher, r"bob was kicked by teacher: enough for today")
     finally:
         _finish(teacher, bob)

@@ -491,12 +491,12 @@ def test_operator_actions_are_audited_with_who_whom_and_where(
         cast["teacher"].send(type="lock")
         cast["bob"].send(type="announce", text="me too")
     lines = [r.getMessage() for r in caplog.records if r.name == "chatsrv.audit"]
-    assert any(l.startswith("mute by teacher [tcp 127.0.0.1:") and "bob [tcp 127.0.0.2:" in l for l in lines), lines
+    assert any(l.startswith("audit: mute by teacher [tcp 127.0.0.1:") and "bob [tcp 127.0.0.2:" in l for l in lines), lines
     assert any(
-        l.startswith("kick by teacher [tcp 127.0.0.1:") and "carol [tcp 127.0.0.3:" in l and "rude" in l for l in lines
+        l.startswith("audit: kick by teacher [tcp 127.0.0.1:") and "carol [tcp 127.0.0.3:" in l and "rude" in l for l in lines
     ), lines
-    assert any(l.startswith("lock by teacher [tcp 127.0.0.1:") and "room lobby" in l for l in lines), lines
-    assert any(l.startswith("refused announce by bob [tcp 127.0.0.2:") for l in lines), lines
+    assert any(l.startswith("audit: lock by teacher [tcp 127.0.0.1:") and "room lobby" in l for l in lines), lines
+    assert any(l.startswith("audit: refused announce by bob [tcp 127.0.0.2:") for l in lines), lines
 
 
 def test_failed_op_attempts_are_audited(service: ChatService, caplog: pytest.LogCaptureFixture) -> None:
@@ -504,7 +504,7 @@ def test_failed_op_attempts_are_audited(service: ChatService, caplog: pytest.Log
     bob = join(service, "bob", host="127.0.0.2")
     with caplog.at_level(logging.INFO, logger="chatsrv.audit"):
         bob.send(type="op", secret="guess")
-    assert any("op refused for bob [tcp 127.0.0.2:" in r.getMessage() for r in caplog.records)
+    assert any("audit: op refused for bob [tcp 127.0.0.2:" in r.getMessage() for r in caplog.records)
 
 
 # --- password and addresses ------------------------------------------------------------
