@@ -8,7 +8,7 @@ import sys
 from typing import NoReturn, Sequence
 
 from chatclient import __version__, lineui
-from chatclient.transport import TCPTransport
+from chatclient.transport import open_transport
 
 DEFAULT_PORT = 9009
 
@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nick", default=None, help="your nick (default: your login name)")
     parser.add_argument("--room", default="lobby", help="room to join")
     parser.add_argument("--plain", action="store_true", help="line mode even in a terminal")
+    parser.add_argument(
+        "--udp", action="store_true",
+        help="talk to the server over UDP instead of TCP (to see loss, reordering and duplicates in /stats)",
+    )
     return parser
 
 
@@ -47,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     nick = args.nick or default_nick()
     address = f"{args.host}:{args.port}"
-    return lineui.main_sync(lambda: TCPTransport.connect(args.host, args.port), nick, args.room, address)
+    return lineui.main_sync(lambda: open_transport(args.host, args.port, udp=args.udp), nick, args.room, address)
 
 
 def run() -> NoReturn:
