@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from chatsrv.wire import FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
 
