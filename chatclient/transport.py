@@ -168,7 +168,7 @@ class UDPTransport:
         family, _, _, _, address = addresses[0]
         datagrams = _Datagrams()
         try:
-            endpoint, _ = await loop.create_datagram_endpoint(lambda: datagrams, remote_addr=address[:2], family=family)
+            endpoint, _ = await loop.create_datagram_endpoint(lambda: datagrams, remote_addr=(str(address[0]), int(address[1])), family=family)
         except OSError as error:
             raise TransportError(f"cannot reach {host}:{port} over UDP: {error.strerror or error}") from None
         return cls(endpoint, datagrams, host, port)
@@ -261,11 +261,7 @@ class UDPTransport:
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._endpoint.close()
 
 

@@ -26,7 +26,7 @@ import os
 import struct
 from typing import Any
 
-__all__ = ["CookieMaker", "COOKIE_LIFETIME"]
+__all__ = ["COOKIE_LIFETIME", "CookieMaker"]
 
 COOKIE_LIFETIME = 60.0
 _STAMP = struct.Struct("!I")  # issue time, whole seconds (wraps in 2106)
@@ -42,7 +42,7 @@ class CookieMaker:
 
     def _tag(self, address: Any, stamp: int) -> bytes:
         host, port = address[0], address[1]
-        message = f"{host}|{port}|{stamp}".encode("utf-8")
+        message = f"{host}|{port}|{stamp}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).digest()[:_TAG_BYTES]
 
     def issue(self, address: Any, now: float) -> str:

@@ -27,7 +27,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Impairment", "FaultInjector", "Path", "parse_delay", "REORDER_HOLD"]
+__all__ = ["REORDER_HOLD", "FaultInjector", "Impairment", "Path", "parse_delay"]
 
 REORDER_HOLD = 0.5  # seconds a datagram picked for reordering waits for a successor to overtake it
 COPY_GAP = 1e-6  # a duplicate (or a released held datagram) goes out just after the one it follows
@@ -92,7 +92,7 @@ class Impairment:
 class _Scheduled:
     """A datagram waiting in the injector until `due`."""
 
-    __slots__ = ("due", "natural_due", "order", "path", "index", "data", "copy", "cancelled")
+    __slots__ = ("cancelled", "copy", "data", "due", "index", "natural_due", "order", "path")
 
     def __init__(self, due: float, order: int, path: Path, index: int, data: bytes, copy: bool) -> None:
         self.due = due

@@ -237,7 +237,8 @@ class ChatUDPServer(socketserver.UDPServer):
         self.address_family = family
         self.service = service
         self.max_datagram = max_datagram
-        self.max_packet_size = max_datagram + 1
+        # typeshed calls it a ClassVar, but socketserver reads it through self: per server is fine.
+        self.max_packet_size = max_datagram + 1  # type: ignore[misc]
         self.impairment = impairment or Impairment()
         self.cookies = cookies or CookieMaker()
         self.send_errors = 0
