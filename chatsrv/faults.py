@@ -30,7 +30,6 @@ from typing import Any
 __all__ = ["REORDER_HOLD", "FaultInjector", "Impairment", "Path", "parse_delay"]
 
 REORDER_HOLD = 0.5  # seconds a datagram picked for reordering waits for a successor to overtake it
-COPY_GAP = 1e-6  # a duplicate (or a released held datagram) goes out just after the one it follows
 
 
 def parse_delay(text: str) -> tuple[float, float]:
@@ -38,10 +37,10 @@ def parse_delay(text: str) -> tuple[float, float]:
 
     Raises ValueError with a sentence a person understands.
     """
-    delay_text, _, jitter_text = text.partition(":")
+    delay_text, colon, jitter_text = text.partition(":")
     try:
         delay = float(delay_text)
-        jitter = float(jitter_text) if jitter_text else 0.0
+        jitter = float(jitter_text) if colon else 0.0
     except ValueError:
         raise ValueError(f"expected MS or MS:JITTER in milliseconds, like 50 or 50:10, not {text!r}") from None
     if not (0 <= delay <= 10_000) or not (0 <= jitter <= 10_000):
@@ -90,7 +89,7 @@ class Impairment:
 
 
 class _Scheduled:
-    """A datagram waiting in the injector until `due`."""
+    """A datagram waiting in the injector until `due`; equal dues leave in `order` (first in, first out)."""
 
     __slots__ = ("cancelled", "copy", "data", "due", "index", "natural_due", "order", "path")
 
@@ -161,7 +160,7 @@ class FaultInjector:
         entries = [_Scheduled(due, next(self._order), path, index, data, False)]
         if duplicate < settings.duplicate:
             path.counters["injected_duplicates"] += 1
-            entries.append(_Scheduled(due + COPY_GAP, next(self._order), path, index, data, True))
+            entries.append(_Scheduled(due, next(self._order), path, index, data, True))
         if reorder < settings.reorder and not path.held:
             # Hold it back until the next datagram to this peer has gone (or `hold` passed).
             for entry in entries:
@@ -179,7 +178,7 @@ class FaultInjector:
             heapq.heappush(
                 self._queue,
                 _Scheduled(
-                    max(entries[-1].due, entry.natural_due) + COPY_GAP,
+                    max(entries[-1].due, entry.natural_due),
                     next(self._order),
                     path,
                     entry.index,

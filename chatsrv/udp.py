@@ -182,7 +182,7 @@ class ChatDatagramHandler(socketserver.BaseRequestHandler):
             server.reply_unproven(error.payload(), address, len(data))
             return
         if not isinstance(message, Hello):
-            server.reply_unproven({"type": "error", "code": "not_joined", "message": "send hello first"}, address, len(data))
+            server.reply_unproven({"type": "error", "code": "not_joined", "message": "hello first"}, address, len(data))
             return
         now = server.service.clock()
         if message.cookie is None or not server.cookies.check(message.cookie, address, now):
