@@ -93,7 +93,7 @@ def test_nick_taken_over_udp_is_refused_and_forgotten(server, clients, udp_clien
     uma.send({"type": "hello", "nick": "tom"})
     uma.send({"type": "hello", "nick": "tom", "cookie": uma.expect("challenge")["cookie"]})
     assert uma.expect("error")["code"] == "nick_taken"
-    assert server.udp.peer_count() == 0
+    wait_until(lambda: server.udp.peer_count() == 0)
 
 
 def test_silent_peer_expires_with_reason_timeout(make_server) -> None:
