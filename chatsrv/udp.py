@@ -72,12 +72,13 @@ class UDPOutbox:
         else:
             session.extra["stats"] = self.counters
 
-    def put(self, payloads: list[bytes]) -> bool:
+    def put(self, bodies: list[bytes], first_seq: int) -> bool:
+        payloads = [with_seq(body, seq) for seq, body in enumerate(bodies, first_seq)]
         if self.delay_line is not None and self.path is not None:
             self.delay_line.submit(self.path, payloads)
         else:
-            for body in payloads:
-                self.server.send_datagram(body, self.address, self.counters)
+            for payload in payloads:
+                self.server.send_datagram(payload, self.address, self.counters)
         return True
 
     def close(self) -> None:

@@ -281,7 +281,7 @@ def test_failed_sends_are_counted_never_raised(server, udp_clients) -> None:
     uma = udp_clients()
     uma.join("uma")
     outbox = UDPOutbox(server.udp, uma.address)
-    assert outbox.put([b"x" * 70000, b'{"type":"notice","text":"small","seq":0}']) is True
+    assert outbox.put([b'{"x":"' + b"x" * 70000 + b'"}', b'{"type":"notice","text":"small"}'], 0) is True
     assert outbox.counters["send_errors"] == 1
     assert uma.expect("notice")["text"] == "small"
     assert server.udp.send_errors >= 1
