@@ -138,9 +138,12 @@ class FaultInjector:
         return Path(destination)
 
     def close_path(self, path: Path) -> None:
-        """Forget a peer: what is still held for it is never sent."""
+        """Forget a peer: nothing new is taken for it; what is already on its way still goes.
+
+        (The last payloads a peer gets, like the shutdown notice, are queued
+        just before its outbox closes: they are in flight, not cancelled.)
+        """
         path.closed = True
-        path.held.clear()
 
     def submit(self, path: Path, data: bytes, now: float) -> list[Release]:
         """Take one datagram for `path`; return what must be sent right now, in order."""
@@ -200,7 +203,7 @@ class FaultInjector:
         queue = self._queue
         while queue and queue[0].due <= now:
             entry = heapq.heappop(queue)
-            if entry.cancelled or entry.path.closed:
+            if entry.cancelled:
                 continue
             self._account(entry)
             out.append((entry.path.destination, entry.data))

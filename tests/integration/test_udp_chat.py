@@ -315,6 +315,19 @@ def test_shutdown_tells_udp_members(make_server) -> None:
         uma.close()
 
 
+def test_shutdown_notice_goes_through_the_delay_line(make_server) -> None:
+    """With --udp-delay the notice queued at shutdown is still delivered (flushed when the server stops)."""
+    server = make_server("--rate", "0", "--udp-delay", "300")
+    uma = UDPClient(server.udp.port)
+    try:
+        uma.join("uma")
+        server.stop()
+        assert "shutting down" in uma.expect("notice", timeout=2)["text"]
+        assert uma.expect("left", nick="uma")["reason"] == "shutdown"
+    finally:
+        uma.close()
+
+
 def test_no_udp_flag(make_server) -> None:
     """--no-udp serves TCP only: nothing answers on the UDP port."""
     server = make_server("--no-udp")

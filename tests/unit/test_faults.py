@@ -105,12 +105,14 @@ def test_jitter_stays_within_its_bounds() -> None:
     assert 0.040 <= dues[0] and dues[-1] <= 0.060 and dues[-1] - dues[0] > 0.015
 
 
-def test_closed_path_gets_nothing_new() -> None:
-    """After a peer is forgotten, nothing more is sent to it."""
-    injector = FaultInjector(Impairment(loss=1, seed=1))
+def test_closed_path_gets_nothing_new_but_in_flight_datagrams_still_go() -> None:
+    """After a peer is forgotten nothing new is taken, but what was already delayed still arrives."""
+    injector = FaultInjector(Impairment(delay=50, seed=1))
     path = injector.open_path("peer")
+    assert injector.submit(path, b"last words", 0.0) == []
     injector.close_path(path)
-    assert injector.submit(path, b"1", 0.0) == []
+    assert injector.submit(path, b"too late", 0.0) == []
+    assert injector.drain() == [("peer", b"last words")]
 
 
 def test_paths_are_counted_separately() -> None:
