@@ -727,6 +727,10 @@ class ServerProcess:
     """A server started for one scenario run; stop() kills it by PID."""
 
     kind = "?"
+    #: Connections opened but not yet joined at a time, kept below the
+    #: server's listen backlog so join time measures the server and not
+    #: the kernel's SYN retransmission timer.
+    burst = 64
     protocol_tcp: Protocol = Protocol()
     protocol_udp: Protocol | None = None
 
@@ -774,12 +778,13 @@ class ServerProcess:
                           f"{self.log_tail()}")
 
     def ready(self) -> bool:
-        """Whether the server accepts connections (self.port is known)."""
-        try:
-            with socket.create_connection((self.host, self.port), timeout=0.5):
-                return True
-        except OSError:
-            return False
+        """Whether the server listens on self.port.
+
+        Read from /proc/net/tcp rather than probed with a connection:
+        ncat --broker quits ("getpeername ... failed") when a connection
+        is gone before it gets to accept it.
+        """
+        return port_listening(self.port)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -814,6 +819,21 @@ class ServerProcess:
 
 #: Servers started and not yet stopped; main() stops them in finally.
 RUNNING: list[ServerProcess] = []
+
+
+def port_listening(port: int) -> bool:
+    """Whether some socket listens on 127.0.0.1:port (or on every address)."""
+    wanted = {f"0100007F:{port:04X}", f"00000000:{port:04X}"}
+    try:
+        with open("/proc/net/tcp") as table:
+            next(table)
+            for line in table:
+                fields = line.split()
+                if fields[1] in wanted and fields[3] == "0A":   # 0A = LISTEN
+                    return True
+    except OSError:
+        pass
+    return False
 
 
 def free_port() -> int:
@@ -863,6 +883,7 @@ class LanchatServer(ServerProcess):
 
 class MiniircdServer(ServerProcess):
     kind = "miniircd"
+    burst = 4   # it listens with a backlog of 5
     protocol_tcp = Irc()
 
     def command(self) -> list[str]:
@@ -878,11 +899,15 @@ class MiniircdServer(ServerProcess):
             base = [str(shutil.which("miniircd"))]
         else:
             raise ServerError("miniircd not installed (pip install miniircd)")
-        return base + ["--listen", LOOPBACK, "--ports", str(self.port)]
+        command = base + ["--listen", LOOPBACK, "--ports", str(self.port)]
+        if os.geteuid() == 0:   # it refuses to run as root without this
+            command += ["--setuid", "root"]
+        return command
 
 
 class NcatServer(ServerProcess):
     kind = "ncat"
+    burst = 8   # it listens with a backlog of 10
     protocol_tcp = NcatChat()
 
     def __init__(self, workdir: Path, max_conns: int) -> None:
@@ -914,6 +939,10 @@ def make_server(kind: str, workdir: Path, options: argparse.Namespace,
 # --------------------------------------------------------------------------
 
 _room_counter = 0
+
+
+def burst_for(server: ServerProcess, opts: argparse.Namespace) -> int:
+    return int(opts.burst or server.burst)
 
 
 def fresh_room(prefix: str) -> str:
@@ -965,6 +994,12 @@ def join_failure(conns: Sequence[Conn], loop: Loop) -> str:
     return f"only {joined(conns)} of {len(conns)} joined: {text}{alive}"
 
 
+def note_server_exit(result: dict[str, Any], why: str, server: ServerProcess) -> None:
+    if why == "server exited":
+        result.setdefault("error", f"server exited with {server.proc.returncode if server.proc else '?'}: "
+                          + server.log_tail(3).replace("\n", " | "))
+
+
 def percentile(ordered: Sequence[float], fraction: float) -> float | None:
     if not ordered:
         return None
@@ -999,7 +1034,7 @@ def run_fanout(server: ServerProcess, opts: argparse.Namespace, udp: bool) -> di
         "size": opts.size, "window": opts.udp_window if udp else None}
     try:
         conns = join_clients(loop, proto, tally, opts.clients, room, "f",
-                             time.perf_counter() + opts.timeout, opts.burst)
+                             time.perf_counter() + opts.timeout, burst_for(server, opts))
         if joined(conns) < opts.clients:
             result["error"] = join_failure(conns, loop)
             return result
@@ -1025,6 +1060,7 @@ def run_fanout(server: ServerProcess, opts: argparse.Namespace, udp: bool) -> di
             "messages_per_s": rnd(opts.senders * opts.messages / wall
                                   if wall > 0 else None, 0),
             "stopped": why, **meter.result()})
+        note_server_exit(result, why, server)
         if udp:
             result.update({"seq_gaps": tally.gaps, "reordered": tally.reordered})
         if tally.errors:
@@ -1046,7 +1082,7 @@ def run_latency(server: ServerProcess, opts: argparse.Namespace, udp: bool) -> d
         "duration": opts.duration, "size": opts.size}
     try:
         conns = join_clients(loop, proto, tally, opts.clients, room, "l",
-                             time.perf_counter() + opts.timeout, opts.burst)
+                             time.perf_counter() + opts.timeout, burst_for(server, opts))
         if joined(conns) < opts.clients:
             result["error"] = join_failure(conns, loop)
             return result
@@ -1093,6 +1129,7 @@ def run_latency(server: ServerProcess, opts: argparse.Namespace, udp: bool) -> d
             "p50_ms": ms(percentile(ordered, 0.50)), "p90_ms": ms(percentile(ordered, 0.90)),
             "p99_ms": ms(percentile(ordered, 0.99)), "max_ms": ms(ordered[-1] if ordered else None),
             "stopped": why, **meter.result()})
+        note_server_exit(result, why, server)
         if udp:
             result.update({"seq_gaps": tally.gaps, "reordered": tally.reordered})
         if tally.errors:
@@ -1116,7 +1153,7 @@ def run_scale(server: ServerProcess, opts: argparse.Namespace, conns_wanted: int
         meter = CpuMeter(server.pid)
         start = time.perf_counter()
         conns = join_clients(loop, proto, tally, conns_wanted, room, "c",
-                             start + opts.timeout, opts.burst, scan=True)
+                             start + opts.timeout, burst_for(server, opts), scan=True)
         join_s = time.perf_counter() - start
         members = [conn for conn in conns if conn.ready and not conn.closed]
         result.update({"joined": len(members), "join_s": rnd(join_s),
@@ -1149,6 +1186,7 @@ def run_scale(server: ServerProcess, opts: argparse.Namespace, conns_wanted: int
             "bcast_s": rnd(tally.last_delivery - sent_at if tally.received else None),
             "stopped": why,
             "closed_by_server": sum(1 for conn in members if conn.closed)})
+        note_server_exit(result, why, server)
         if tally.errors:
             result["errors"] = dict(tally.errors)
         return result
@@ -1188,7 +1226,7 @@ def slow_phase(server: ServerProcess, opts: argparse.Namespace,
     phase: dict[str, Any] = {}
     try:
         deadline = time.perf_counter() + opts.timeout
-        conns = join_clients(loop, proto, tally, readers, room, "s", deadline, opts.burst)
+        conns = join_clients(loop, proto, tally, readers, room, "s", deadline, burst_for(server, opts))
         if joined(conns) < readers:
             phase["error"] = join_failure(conns, loop)
             return phase
@@ -1224,6 +1262,7 @@ def slow_phase(server: ServerProcess, opts: argparse.Namespace,
             "lost": expected - tally.received, "wall_s": rnd(wall),
             "rate": rnd(tally.received / wall if wall > 0 else None, 0),
             "stopped": why, **meter.result()})
+        note_server_exit(phase, why, server)
         if stuck is not None:
             name = stuck.name.casefold()
             loop.run_until(lambda: name in tally.departures,
@@ -1244,12 +1283,14 @@ def slow_phase(server: ServerProcess, opts: argparse.Namespace,
         loop.close_all()
 
 
-def run_slow(server: ServerProcess, opts: argparse.Namespace) -> dict[str, Any]:
-    """The slow-consumer scenario: a baseline phase, then one with a stuck member."""
+def run_slow(launch: Callable[[], ServerProcess], opts: argparse.Namespace) -> dict[str, Any]:
+    """The slow-consumer scenario: a baseline phase, then one with a stuck
+    member, each against a fresh server (clean RSS baseline; and ncat quits
+    when members of the first phase disconnect abruptly)."""
     result: dict[str, Any] = {"clients": opts.slow_clients, "messages": opts.slow_messages,
                               "size": opts.slow_size}
-    base = slow_phase(server, opts, with_stuck=False)
-    stuck = slow_phase(server, opts, with_stuck=True) if "error" not in base else {}
+    base = slow_phase(launch(), opts, with_stuck=False)
+    stuck = slow_phase(launch(), opts, with_stuck=True) if "error" not in base else {}
     result["base"] = base
     result["with_stuck"] = stuck
     for key in ("error",):
@@ -1297,27 +1338,31 @@ def run_one(scenario: str, kind: str, opts: argparse.Namespace, workdir: Path,
     row: dict[str, Any] = {"scenario": name, "transport": "udp" if udp else "tcp",
                            "server": kind}
     biggest = max([opts.clients, opts.slow_clients, *(opts.conns if name == "scale" else [])])
-    server = make_server(kind, workdir, opts, conns or biggest)
+    servers: list[ServerProcess] = []
+
+    def launch() -> ServerProcess:
+        server = make_server(kind, workdir, opts, conns or biggest)
+        servers.append(server)
+        server.start()
+        row.setdefault("server_pid", server.pid)
+        return server
+
     started = time.perf_counter()
     try:
-        server.start()
-        row["server_pid"] = server.pid
         if name == "fanout":
-            row.update(run_fanout(server, opts, udp))
+            row.update(run_fanout(launch(), opts, udp))
         elif name == "latency":
-            row.update(run_latency(server, opts, udp))
+            row.update(run_latency(launch(), opts, udp))
         elif name == "scale":
             assert conns is not None
-            row.update(run_scale(server, opts, conns))
+            row.update(run_scale(launch(), opts, conns))
         elif name == "slow":
-            row.update(run_slow(server, opts))
-        if not server.alive():
-            row.setdefault("error", f"server exited ({server.proc.returncode if server.proc else '?'})")
-            row["server_log"] = server.log_tail()
+            row.update(run_slow(launch, opts))
     except (ServerError, OSError) as error:
         row["error"] = str(error)
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
     row["run_s"] = rnd(time.perf_counter() - started, 2)
     return row
 
@@ -1480,8 +1525,9 @@ columns are percent of one core (server process and this benchmark).""")
     limits.add_argument("--idle", type=float, default=5.0,
                         help="stop a phase after this many seconds without any "
                         "received byte (default 5)")
-    limits.add_argument("--burst", type=int, default=64,
-                        help="connections opened but not yet joined at a time (default 64)")
+    limits.add_argument("--burst", type=int, default=None,
+                        help="connections opened but not yet joined at a time (default: "
+                        "lanchat 64, miniircd 4, ncat 8: below their listen backlogs)")
     limits.add_argument("--udp-window", type=int, default=64,
                         help="UDP fanout: unechoed messages per sender, 0 = no limit "
                         "(default 64)")
