@@ -584,10 +584,10 @@ class Loop:
                 try:
                     data = conn.sock.recv(65536)
                 except BlockingIOError:
-                    return
+                    break
                 except OSError as error:
                     conn.tally.errors[f"udp recv: {error.strerror}"] += 1
-                    return
+                    break
                 conn.tally.bytes += len(data)
                 conn.tally.last_bytes = now
                 proto.datagram(conn, data, now)
@@ -856,11 +856,11 @@ class LanchatServer(ServerProcess):
 
     def command(self) -> list[str]:
         options = self.options
-        base = (shlex.split(options.server_cmd) if options.server_cmd
-                else [sys.executable, "-m", "chatsrv"])
+        base = chatsrv_command(options)
+        database = ["--db", options.db] if options.db else []
         return base + [
             "--host", LOOPBACK, "--port", "0", "--rate", "0",
-            "--max-clients", "0", "--max-per-ip", "0", "--db", options.db,
+            "--max-clients", "0", "--max-per-ip", "0", *database,
             *options.server_arg]
 
     def cwd(self) -> str | None:
@@ -921,6 +921,22 @@ class NcatServer(ServerProcess):
         self.port = free_port()
         return [ncat, "--broker", "--chat", "--listen", LOOPBACK, str(self.port),
                 "--max-conns", str(self.max_conns)]
+
+
+def chatsrv_command(options: argparse.Namespace) -> list[str]:
+    return (shlex.split(options.server_cmd) if options.server_cmd
+            else [sys.executable, "-m", "chatsrv"])
+
+
+def default_db(options: argparse.Namespace) -> str:
+    """":memory:" if this chatsrv has a --db option, else "" (leave it out)."""
+    try:
+        shown = subprocess.run(chatsrv_command(options) + ["--help"], cwd=options.server_dir,
+                               capture_output=True, text=True, timeout=15,
+                               stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return ":memory:"
+    return ":memory:" if "--db" in shown.stdout else ""
 
 
 def make_server(kind: str, workdir: Path, options: argparse.Namespace,
@@ -1535,8 +1551,9 @@ columns are percent of one core (server process and this benchmark).""")
                         help="slow: seconds to wait for the stuck member's removal "
                         "after the others got everything (default 10)")
     lanchat = parser.add_argument_group("lanchat server")
-    lanchat.add_argument("--db", default=":memory:",
-                         help="passed to chatsrv as --db (default :memory:)")
+    lanchat.add_argument("--db", default=None,
+                         help="passed to chatsrv as --db (default :memory:, but left "
+                         "out if chatsrv --help does not know --db; '' leaves it out)")
     lanchat.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                          help="extra argument for chatsrv, repeatable "
                          "(write --server-arg=--flag for dashed ones)")
@@ -1576,6 +1593,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     nofile = raise_nofile_limit()
+    if opts.db is None:
+        opts.db = default_db(opts)
+        if not opts.db:
+            print("[bench] this chatsrv has no --db option: not passing one", file=sys.stderr)
     if "scale" in opts.scenarios and max(opts.conns) + 200 > nofile:
         print(f"warning: open-file limit {nofile} is below --conns + 200", file=sys.stderr)
     rows: list[dict[str, Any]] = []
@@ -1596,7 +1617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.json:
         meta = {"started": started, "python": platform.python_version(),
                 "cpus": os.cpu_count(), "argv": sys.argv[1:] if argv is None else list(argv),
-                "nofile": nofile}
+                "nofile": nofile, "db": opts.db or None}
         print(json.dumps({"bench": meta, "results": rows, "ratios": compared}, indent=2))
     else:
         print(report(rows, compared))
