@@ -46,9 +46,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -171,9 +173,12 @@ class Protocol:
     def feed(self, conn: Conn, data: bytes, now: float) -> None:
         raise NotImplementedError
 
-    def count(self, conn: Conn, region: bytes | bytearray, end: int, now: float) -> None:
-        """Count the chat messages in region[:end] (complete frames or lines)."""
-        found = region.count(MARK, 0, end)
+    def count(self, conn: Conn, region: bytes | bytearray, end: int, now: float,
+              start: int = 0) -> None:
+        """Count the chat messages in region[start:end] (complete frames or lines)."""
+        if start >= end:
+            return
+        found = region.count(MARK, start, end)
         if not found:
             return
         conn.received += found
@@ -182,10 +187,10 @@ class Protocol:
         tally.last_delivery = now
         if tally.latencies is not None:
             append = tally.latencies.append
-            for sent in TIME_RE.findall(region, 0, end):
+            for sent in TIME_RE.findall(region, start, end):
                 append(now - float(sent))
         if conn.own_mark is not None:
-            acked = region.count(conn.own_mark, 0, end)
+            acked = region.count(conn.own_mark, start, end)
             if acked:
                 conn.acked = min(conn.acked + acked, conn.sent)
                 conn.last_ack = now
@@ -218,14 +223,19 @@ class LanchatTcp(Protocol):
         buf += data
         size = len(buf)
         pos = 0
+        counted_from = 0   # frames before this offset are not chat messages
         while pos + 4 <= size:
             end = pos + 4 + FRAME_HEADER.unpack_from(buf, pos)[0]
             if end > size:
                 break
-            if buf.find(MARK, pos + 4, end) < 0:
+            # Until the welcome, decode everything: its history may hold
+            # marked messages of an earlier run (a --db file keeps them).
+            if not conn.ready or buf.find(MARK, pos + 4, end) < 0:
+                if not conn.ready:
+                    counted_from = end
                 self.control(conn, bytes(buf[pos + 4:end]), now)
                 if conn.scan and conn.ready:   # switch to scanning mid-buffer
-                    self.count(conn, buf, pos, now)
+                    self.count(conn, buf, pos, now, counted_from)
                     rest = bytes(buf[end:])
                     buf.clear()
                     if rest:
@@ -233,7 +243,7 @@ class LanchatTcp(Protocol):
                     return
             pos = end
         if pos:
-            self.count(conn, buf, pos, now)
+            self.count(conn, buf, pos, now, counted_from)
             del buf[:pos]
 
     def control(self, conn: Conn, payload: bytes, now: float) -> None:
@@ -286,7 +296,7 @@ class LanchatUdp(LanchatTcp):
                     conn.seq_high = seq
                 else:
                     conn.tally.reordered += 1
-        if MARK in data:
+        if conn.ready and MARK in data:
             self.count(conn, data, len(data), now)
         else:
             self.control(conn, data, now)
@@ -314,7 +324,7 @@ class Irc(LineProtocol):
 
     name = "miniircd"
     echo = False
-    QUIT_RE = re.compile(rb"^:([^!\s]+)![^ ]* QUIT :?(.*?)\r?$", re.M)
+    QUIT_RE = re.compile(rb"^:([^!\s]+)![^ ]* QUIT :?(.*?)\r?$", re.MULTILINE)
 
     def login(self, conn: Conn) -> bytes:
         return (f"NICK {conn.nick}\r\nUSER {conn.nick} 0 * :bench\r\n"
@@ -375,11 +385,39 @@ class Conn:
     """One simulated client: a socket, its buffers and its counters."""
 
     __slots__ = (
-        "loop", "proto", "tally", "index", "nick", "room", "sock", "udp",
-        "connecting", "ready", "failed", "closed", "reading", "scan",
-        "inbuf", "outbuf", "tail", "mask", "received", "alias",
-        "to_send", "sent", "frame", "own_mark", "acked", "window", "last_ack",
-        "cookie", "hello_at", "tries", "ping_every", "last_send", "seq_high",
+        "acked",
+        "alias",
+        "closed",
+        "connecting",
+        "cookie",
+        "failed",
+        "frame",
+        "hello_at",
+        "inbuf",
+        "index",
+        "last_ack",
+        "last_send",
+        "loop",
+        "mask",
+        "nick",
+        "outbuf",
+        "own_mark",
+        "ping_every",
+        "proto",
+        "reading",
+        "ready",
+        "received",
+        "room",
+        "scan",
+        "sent",
+        "seq_high",
+        "sock",
+        "tail",
+        "tally",
+        "to_send",
+        "tries",
+        "udp",
+        "window",
     )
 
     def __init__(self, loop: Loop, proto: Protocol, tally: Tally, index: int,
@@ -682,7 +720,7 @@ class Loop:
             if not conn.ready:
                 if now - conn.hello_at > 0.5:
                     if conn.tries >= 10:
-                        conn.set_failed("no welcome after 10 hellos")
+                        conn.set_failed("no welcome after 10 hellos (UDP served?)")
                     elif not conn.failed:
                         conn.tries += 1
                         self.transmit(conn, conn.proto.login(conn))
@@ -828,6 +866,8 @@ class ServerProcess:
         """SIGTERM, then SIGKILL after 3 s; only the process group we made."""
         proc = self.proc
         if proc is None:
+            if self in RUNNING:
+                RUNNING.remove(self)
             return
         for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
             if proc.poll() is not None:
@@ -967,7 +1007,7 @@ def default_db(options: argparse.Namespace) -> str:
     """":memory:" if this chatsrv has a --db option, else "" (leave it out)."""
     try:
         shown = subprocess.run(chatsrv_command(options) + ["--help"], cwd=options.server_dir,
-                               capture_output=True, text=True, timeout=15,
+                               capture_output=True, text=True, timeout=15, check=False,
                                stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return ":memory:"
@@ -996,11 +1036,15 @@ def burst_for(server: ServerProcess, opts: argparse.Namespace) -> int:
     return int(opts.burst or server.burst)
 
 
+_run_token = "".join(chr(ord("a") + b % 26) for b in os.urandom(5))
+
+
 def fresh_room(prefix: str) -> str:
-    """A new room per phase, so no history from a previous phase shows up."""
+    """A new room per phase and per benchmark run, so that no history of an
+    earlier phase (or of an earlier run kept in a --db file) shows up."""
     global _room_counter
     _room_counter += 1
-    return f"{prefix}{_room_counter}"
+    return f"{prefix}{_room_counter}{_run_token}"
 
 
 def chat_text(sender: int, size: int, sent_at: float | None = None) -> str:
@@ -1140,7 +1184,8 @@ def run_latency(server: ServerProcess, opts: argparse.Namespace, udp: bool) -> d
             result["error"] = join_failure(conns, loop)
             return result
         receivers = opts.clients if proto.echo else opts.clients - 1
-        total = max(1, int(opts.rate * opts.duration))
+        rate = float(opts.rate)
+        total = max(1, int(rate * opts.duration))
         senders = conns[:senders_count]
         housekeeping = housekeeping_tick(loop, udp)
         meter = CpuMeter(server.pid)
@@ -1150,19 +1195,19 @@ def run_latency(server: ServerProcess, opts: argparse.Namespace, udp: bool) -> d
         def tick(now: float) -> float | None:
             if housekeeping:
                 housekeeping(now)
-            sent = state["sent"]
+            sent = int(state["sent"])
             if sent >= total:
                 return None
-            due = min(total, int((now - start) * opts.rate) + 1) if now >= start else 0
+            due = min(total, int((now - start) * rate) + 1) if now >= start else 0
             while sent < due:
-                scheduled = start + sent / opts.rate
+                scheduled = start + sent / rate
                 sender = senders[sent % senders_count]
                 loop.transmit(sender, proto.say(
                     room, chat_text(sender.index, opts.size, scheduled)))
                 sent += 1
             state["sent"] = sent
             state["last_send"] = now
-            return max(0.0, start + sent / opts.rate - time.perf_counter())
+            return max(0.0, start + sent / rate - time.perf_counter())
 
         why = loop.run_until(
             lambda: state["sent"] >= total and tally.received >= total * receivers,
@@ -1236,7 +1281,7 @@ def run_scale(server: ServerProcess, opts: argparse.Namespace, conns_wanted: int
                              progress=lambda: tally.bytes)
         result.update({
             "bcast_expected": expected, "bcast_reached": tally.received,
-            "bcast_all": tally.received >= expected and expected > 0,
+            "bcast_all": tally.received >= expected > 0,
             "bcast_s": rnd(tally.last_delivery - sent_at if tally.received else None),
             "stopped": why,
             "closed_by_server": sum(1 for conn in members if conn.closed)})
@@ -1414,6 +1459,9 @@ def run_one(scenario: str, kind: str, opts: argparse.Namespace, workdir: Path,
             row.update(run_slow(launch, opts))
     except (ServerError, OSError) as error:
         row["error"] = str(error)
+    except Exception as error:   # noqa: BLE001 - a bug must not lose the other results
+        row["error"] = f"benchmark failed: {error!r}"
+        traceback.print_exc()
     finally:
         for server in servers:
             server.stop()
@@ -1652,8 +1700,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 note = f" ERROR: {row['error']}" if row.get("error") else ""
                 print(f"[bench] {label}: {row['run_s']} s{note}", file=sys.stderr, flush=True)
     finally:
-        for server in list(RUNNING):
-            server.stop()
+        while RUNNING:
+            RUNNING[-1].stop()
     compared = ratios(rows)
     if opts.json:
         meta = {"started": started, "python": platform.python_version(),
