@@ -1398,6 +1398,8 @@ def run_slow(launch: Callable[[], ServerProcess], opts: argparse.Namespace) -> d
     result.update({
         "base_rate": base.get("rate"), "stuck_rate": stuck.get("rate"),
         "base_lost": base.get("lost"), "stuck_lost": stuck.get("lost"),
+        "stuck_delivered_pct": rnd(100 * stuck["received"] / stuck["expected"], 1)
+        if stuck.get("expected") else None,
         "rate_ratio": rnd(stuck["rate"] / base["rate"])
         if stuck.get("rate") and base.get("rate") else None,
         "rss_growth_kb": stuck.get("rss_growth_kb"),
@@ -1524,7 +1526,8 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
               ("bench cpu%", "bench_cpu_pct")],
     "slow": [("server", "server"), ("N", "clients"), ("M", "messages"),
              ("base deliv/s", "base_rate"), ("stuck deliv/s", "stuck_rate"),
-             ("ratio", "rate_ratio"), ("lost", "stuck_lost"), ("RSS growth KB", "rss_growth_kb"),
+             ("ratio", "rate_ratio"), ("lost", "stuck_lost"),
+             ("delivered %", "stuck_delivered_pct"), ("RSS growth KB", "rss_growth_kb"),
              ("stuck left", "stuck_left_reason"), ("after s", "stuck_left_after_s"),
              ("stuck socket", "stuck_socket")],
 }
