@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from chatclient import __version__, lineui
-from chatclient.transport import TCPTransport
+from chatclient.transport import open_transport
 
 DEFAULT_PORT = 9009
 
@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--room", default="lobby", help="room to join")
     parser.add_argument("--plain", action="store_true", help="line mode even in a terminal")
     parser.add_argument(
+        "--udp", action="store_true",
+        help="talk to the server over UDP instead of TCP (to see loss, reordering and duplicates in /stats)",
+    )
+    parser.add_argument(
         "--password",
         default=None,  # not the environment's: --help prints defaults
         metavar="SECRET",
@@ -56,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     nick = args.nick or default_nick()
     address = f"{args.host}:{args.port}"
     password = args.password if args.password is not None else os.environ.get("LANCHAT_PASSWORD")
-    return lineui.main_sync(lambda: TCPTransport.connect(args.host, args.port), nick, args.room, address, password)
+    return lineui.main_sync(lambda: open_transport(args.host, args.port, udp=args.udp), nick, args.room, address, password)
 
 
 def run() -> NoReturn:
