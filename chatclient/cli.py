@@ -6,7 +6,8 @@ import argparse
 import getpass
 import os
 import sys
-from typing import Mapping, NoReturn, Sequence, TextIO
+from collections.abc import Mapping, Sequence
+from typing import NoReturn, TextIO
 
 from chatclient import __version__, lineui
 from chatclient.transport import TCPTransport
@@ -58,7 +59,7 @@ def wants_terminal_ui(plain: bool, stdin: TextIO, stdout: TextIO) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     address = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
-    connect = lambda: TCPTransport.connect(args.host, args.port)  # noqa: E731
+    connect = lambda: TCPTransport.connect(args.host, args.port)
     if wants_terminal_ui(args.plain, sys.stdin, sys.stdout):
         from chatclient import ui  # only here: line mode starts without prompt_toolkit
 

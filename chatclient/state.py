@@ -15,7 +15,7 @@ from typing import Any
 
 from chatsrv.wire import SeqTracker
 
-__all__ = ["Line", "ClientState", "SeqTracker", "alternative_nick"]
+__all__ = ["ClientState", "Line", "SeqTracker", "alternative_nick"]
 
 MAX_NICK = 24  # PROTOCOL.md §6
 _REMEMBERED_MESSAGES = 1000  # message ids kept to skip history already shown

@@ -30,12 +30,14 @@ import asyncio
 import signal
 import sys
 import time
-from typing import Any, Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.application import run_in_terminal
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
+from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.patch_stdout import patch_stdout
@@ -94,12 +96,12 @@ class ChatCompleter(Completer):
         word = text.rsplit(" ", 1)[-1]
         if text.startswith("/"):
             name, _, argument = text[1:].partition(" ")
-            command = commands.find(name)
-            if command is None or " " in argument:
+            target = commands.find(name)
+            if target is None or " " in argument:
                 return
-            if command.completes == "room":
+            if target.completes == "room":
                 yield from self._matching(self.state.rooms, word, "")
-            elif command.completes == "nick":
+            elif target.completes == "nick":
                 yield from self._matching(self.state.completion_nicks(), word, " ")
             return
         # Plain chat: a nick at the very start addresses that person ("bob: ").
@@ -216,9 +218,10 @@ class ChatUI:
             # Styles are fixed strings from render, never network text (a style
             # containing "[ZeroWidthEscape]" would be written raw).
             text.extend(render.fragments(line, self.colour, width))
+        formatted = FormattedText(text)
 
         def write() -> None:
-            print_fragments(self.output, text, STYLE, color_depth=self.color_depth)
+            print_fragments(self.output, formatted, STYLE, color_depth=self.color_depth)
             if bell:
                 # The only BEL that reaches the terminal is this one, ours;
                 # a BEL inside network text was made visible by sanitize.
@@ -455,7 +458,8 @@ class ChatUI:
             return False
         self.info(f"connection to {self.address} lost; reconnecting", "error")
         wanted = self.state.nick
-        for self.attempt, delay in enumerate(self.backoff(), 1):
+        for attempt, delay in enumerate(self.backoff(), 1):
+            self.attempt = attempt
             self.phase = "reconnecting"
             self.retry_at = time.monotonic() + delay
             self.refresh()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pyte
+import pytest
 from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.input.base import PipeInput
@@ -300,33 +302,33 @@ def test_long_paste_refused_sends_nothing_short_paste_needs_no_question() -> Non
     assert [p["text"] for p in server.of_type("say")] == ["/quit", "b", "c"]  # pasted text is said, never run
 
 
-def test_quit_ctrl_d_and_ctrl_c_say_bye() -> None:
+@pytest.mark.parametrize("keys", ["/quit" + ENTER, CTRL_D, "half" + CTRL_C], ids=["quit", "ctrl-d", "ctrl-c"])
+def test_quit_ctrl_d_and_ctrl_c_say_bye(keys: str) -> None:
     """/quit, Ctrl-D on an empty line and Ctrl-C each send `bye` and exit 0."""
-    for keys in ("/quit" + ENTER, CTRL_D, "half" + CTRL_C):
-        server = FakeServer()
+    server = FakeServer()
 
-        async def scenario() -> int:
-            async with chat(server) as h:
-                await h.prompt_ready()
-                h.keys.send_text(keys)
-                return await h.exit_code()
+    async def scenario() -> int:
+        async with chat(server) as h:
+            await h.prompt_ready()
+            h.keys.send_text(keys)
+            return await h.exit_code()
 
-        assert run(scenario) == 0, keys
-        assert server.sent[-1] == {"type": "bye"}, keys
+    assert run(scenario) == 0
+    assert server.sent[-1] == {"type": "bye"}
 
 
-def test_asks_for_nick_with_login_name_as_default() -> None:
+@pytest.mark.parametrize(("typed", "expected"), [("", "login"), ("\x15zoe", "zoe")], ids=["default", "typed"])
+def test_asks_for_nick_with_login_name_as_default(typed: str, expected: str) -> None:
     """With no --nick the UI asks; Enter accepts the login name, or a typed nick replaces it."""
-    for typed, expected in (("", "login"), ("\x15zoe", "zoe")):
-        server = FakeServer()
+    server = FakeServer()
 
-        async def scenario() -> None:
-            async with chat(server, nick=None) as h:
-                h.keys.send_text(typed + ENTER)
-                await until(lambda: server.of_type("hello"))
+    async def scenario() -> None:
+        async with chat(server, nick=None) as h:
+            h.keys.send_text(typed + ENTER)
+            await until(lambda: server.of_type("hello"))
 
-        run(scenario)
-        assert server.of_type("hello")[0]["nick"] == expected
+    run(scenario)
+    assert server.of_type("hello")[0]["nick"] == expected
 
 
 def test_taken_nick_at_start_is_asked_again() -> None:
