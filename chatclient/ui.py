@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.application import run_in_terminal
+from prompt_toolkit.application import get_app_or_none, run_in_terminal
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import FormattedText
@@ -53,6 +53,7 @@ Connect = Callable[[], Awaitable[Transport]]
 Sleep = Callable[[float], Awaitable[None]]
 
 PING_EVERY = 5.0  # seconds between round-trip pings (the toolbar's rtt)
+FIRST_PING_AFTER = 0.5
 BACKOFF_FIRST = 1.0  # first wait before reconnecting, then doubled ...
 BACKOFF_LIMIT = 30.0  # ... up to this
 WELCOME_TIMEOUT = 10.0
@@ -160,7 +161,7 @@ class ChatUI:
             completer=ChatCompleter(self.state),
             complete_while_typing=False,  # Tab asks; chat text should not pop menus up
             complete_style=CompleteStyle.MULTI_COLUMN,
-            reserve_space_for_menu=0,
+            reserve_space_for_menu=3,
             bottom_toolbar=self.toolbar,
             refresh_interval=0.5,  # the reconnect countdown ticks
             erase_when_done=True,  # the server's echo of our line is what stays
@@ -228,7 +229,8 @@ class ChatUI:
                 self.output.bell()
             self.output.flush()
 
-        if self.session.app.is_running:
+        running = get_app_or_none()  # the chat prompt, or a question such as the paste confirmation
+        if running is not None and running.is_running:
             run_in_terminal(write)
         else:
             write()
@@ -263,9 +265,16 @@ class ChatUI:
         finally:
             await self._leave()
 
-    async def _ask(self, question: str, default: str) -> str | None:
+    async def _ask(self, question: str, default: str, erase: bool = False) -> str | None:
         """A one-off question on the terminal; None when the user presses Ctrl-C or Ctrl-D."""
-        asker: PromptSession[str] = PromptSession(input=self.session.input, output=self.output, color_depth=self.color_depth)
+        asker: PromptSession[str] = PromptSession(
+            input=self.session.input,
+            output=self.output,
+            color_depth=self.color_depth,
+            style=STYLE,
+            bottom_toolbar=self.toolbar if self.phase == "connected" else None,
+            erase_when_done=erase,
+        )
         self.asking = question
         try:
             return (await asker.prompt_async(question, default=default)).strip()
@@ -387,7 +396,7 @@ class ChatUI:
         """A multi-line paste: one message per line, after asking when it is long."""
         lines = [line for line in text.split("\n") if line.strip()]
         if len(lines) > PASTE_CONFIRM_OVER:
-            answer = await self._ask(f"send {len(lines)} pasted lines as {len(lines)} messages? [y/N] ", "")
+            answer = await self._ask(f"send {len(lines)} pasted lines as {len(lines)} messages? [y/N] ", "", erase=True)
             if (answer or "").lower() not in ("y", "yes"):
                 self.info("paste not sent (Up brings it back)")
                 return
@@ -503,19 +512,22 @@ class ChatUI:
 
     async def _ping_loop(self) -> None:
         """Measure the round trip; over UDP, notice a server that stopped answering."""
+        # The first ping waits for the prompt to be up: measured while the UI is
+        # still starting, the round trip would include our own start-up time.
+        await asyncio.sleep(min(FIRST_PING_AFTER, self.ping_interval()))
         while not self.quitting:
+            if self.phase in ("connected", "lost") and self.transport is not None:
+                try:
+                    await self.transport.send({"type": "ping", "id": "rtt", "t": time.time()})
+                except TransportError:
+                    pass  # the receive loop notices a broken TCP connection
+                timeout = self.state.peer_timeout
+                silent = time.monotonic() - self.last_heard
+                if self.state.transport == "udp" and timeout and self.phase == "connected" and silent > timeout:
+                    self.phase = "lost"
+                    self.info(f"no answer from {self.address} for {timeout:g} s: server lost", "error")
+                    self.refresh()
             await asyncio.sleep(self.ping_interval())
-            if self.phase not in ("connected", "lost") or self.transport is None:
-                continue
-            try:
-                await self.transport.send({"type": "ping", "id": "rtt", "t": time.time()})
-            except TransportError:
-                continue  # the receive loop notices a broken TCP connection
-            timeout = self.state.peer_timeout
-            if self.state.transport == "udp" and timeout and self.phase == "connected" and time.monotonic() - self.last_heard > timeout:
-                self.phase = "lost"
-                self.info(f"no answer from {self.address} for {timeout:g} s: server lost", "error")
-                self.refresh()
 
     def _catch_signals(self) -> None:
         """SIGTERM or a closed terminal (SIGHUP) leave like /quit: bye, terminal restored."""

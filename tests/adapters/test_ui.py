@@ -449,10 +449,12 @@ def test_udp_toolbar_shows_live_loss_counters() -> None:
         async with chat(server) as h:
             await until(lambda: h.ui.phase == "connected")
             connection = server.current
-            await until(lambda: connection.seq >= 2)  # welcome, rooms
-            for seq in (5, 4, 4, 7):  # 3 skipped, then 4 late (reordered), 4 again (duplicate), 6 skipped
+            await until(lambda: connection.seq >= 3 and h.ui.state.seq.highest == connection.seq)  # welcome, rooms, pong
+            base = connection.seq
+            # base+1 and +2 skipped; +1 arrives late (reordered), again (duplicate); +4 skipped: 2 still lost
+            for seq in (base + 3, base + 1, base + 1, base + 5):
                 connection.incoming.put_nowait({"type": "message", "id": seq, "room": "lobby", "from": "bob", "text": f"m{seq}", "ts": time.time(), "seq": seq})
-            await until(lambda: h.ui.state.seq.highest == 7)
+            await until(lambda: h.ui.state.seq.highest == base + 5)
             bar = "".join(part for _, part in h.ui.toolbar())
             assert "UDP fake:9009" in bar
             assert "lost 2 reordered 1 dup 1" in bar
