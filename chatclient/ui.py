@@ -258,6 +258,8 @@ class ChatUI:
             if not await self._first_join():
                 return 1
             self._tasks = [asyncio.ensure_future(self._receive_loop()), asyncio.ensure_future(self._ping_loop())]
+            for task in self._tasks:
+                task.add_done_callback(self._task_ended)
             self._catch_signals()
             with patch_stdout():
                 await self._input_loop()
@@ -528,6 +530,14 @@ class ChatUI:
                     self.info(f"no answer from {self.address} for {timeout:g} s: server lost", "error")
                     self.refresh()
             await asyncio.sleep(self.ping_interval())
+
+    def _task_ended(self, task: asyncio.Future[Any]) -> None:
+        """A bug in a background task must not leave a UI that silently stopped receiving."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self.quitting = True
+        if self.session.app.is_running:
+            self.session.app.exit(exception=task.exception())
 
     def _catch_signals(self) -> None:
         """SIGTERM or a closed terminal (SIGHUP) leave like /quit: bye, terminal restored."""

@@ -398,6 +398,61 @@ def test_reconnect_takes_nick_2_when_nick_was_taken() -> None:
     assert "alice was taken while you were away: you are alice_2 now" in shown
 
 
+def test_ctrl_c_while_reconnecting_exits_at_once() -> None:
+    """Ctrl-C during the reconnect wait leaves without waiting for the backoff to end."""
+    server = FakeServer()
+
+    async def scenario() -> int:
+        async with chat(server) as h:
+            server.refuse = 100
+            server.current.drop()
+            await until(lambda: h.ui.phase == "reconnecting")
+            h.keys.send_text(CTRL_C)
+            return await h.exit_code()
+
+    assert run(scenario) == 0
+    assert len(server.connections) == 1
+
+
+def test_no_reconnect_after_being_kicked() -> None:
+    """A client that was kicked does not come straight back; it says it is disconnected."""
+    server = FakeServer()
+
+    async def fake_sleep(seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    async def scenario() -> str:
+        async with chat(server, sleep=fake_sleep) as h:
+            server.current.push({"type": "left", "nick": "alice", "room": "lobby", "reason": "kicked", "ts": time.time()})
+            server.current.drop()
+            await until(lambda: h.ui.phase == "closed")
+            assert "disconnected" in "".join(part for _, part in h.ui.toolbar())
+            return h.shown_text()
+
+    shown = run(scenario)
+    assert len(server.connections) == 1
+    assert "you left lobby (kicked)" in shown
+
+
+def test_a_bug_in_the_receive_task_ends_the_ui_visibly() -> None:
+    """An unexpected exception while handling a payload ends the prompt with that error instead of hanging."""
+    server = FakeServer()
+
+    async def scenario() -> None:
+        async with chat(server) as h:
+            await h.prompt_ready()
+
+            def broken(payload: dict[str, Any], now: float | None = None) -> list[Line]:
+                raise RuntimeError("boom")
+
+            h.ui.state.apply = broken  # type: ignore[method-assign]
+            server.current.push({"type": "notice", "text": "x"})
+            with pytest.raises(RuntimeError, match="boom"):
+                await h.exit_code()
+
+    run(scenario)
+
+
 def test_toolbar_shows_reconnect_countdown() -> None:
     """While waiting to reconnect, the toolbar says so with the seconds left and the try number."""
     server = FakeServer()
