@@ -57,8 +57,6 @@ FIRST_PING_AFTER = 0.5
 BACKOFF_FIRST = 1.0  # first wait before reconnecting, then doubled ...
 BACKOFF_LIMIT = 30.0  # ... up to this
 WELCOME_TIMEOUT = 10.0
-UDP_HELLO_EVERY = 1.0  # a UDP hello can be lost: resend it (PROTOCOL.md §2)
-UDP_HELLO_TRIES = 3
 BYE_WAIT = 1.0  # how long /quit waits for the server to close after bye
 PASTE_CONFIRM_OVER = 5  # a paste of more lines asks first
 PASTE_BURST = 10  # pasted lines sent at once; the rest paced below the rate limit
@@ -289,7 +287,11 @@ class ChatUI:
         """Join at start-up; a taken or invalid nick is asked for again."""
         while True:
             assert self.transport is not None
-            result = await self._join(self.transport)
+            try:
+                result = await self._join(self.transport)
+            except TransportError as error:
+                print(f"chatclient: {error}", file=sys.stderr)
+                return False
             if result == "ok":
                 return True
             if result in ("nick_taken", "nick_invalid"):
@@ -308,34 +310,20 @@ class ChatUI:
     async def _join(self, transport: Transport) -> str:
         """Say hello with our nick and room; "ok", "closed", "timeout" or the error code.
 
-        Everything that arrives meanwhile is shown. Over UDP the hello is sent
-        again every second (up to 3 times), with the cookie once a
-        `challenge` names one (PROTOCOL.md §2).
+        Everything that arrives meanwhile is shown. Over UDP the transport
+        itself answers a `challenge` and resends a lost hello (PROTOCOL.md §2);
+        it raises TransportError when the server never answers.
         """
-        hello: dict[str, Any] = {"type": "hello", "nick": self.state.nick, "room": self.state.room}
-        await transport.send(hello)
-        udp = transport.name == "udp"
-        tries = 1
+        await transport.send({"type": "hello", "nick": self.state.nick, "room": self.state.room})
         deadline = time.monotonic() + WELCOME_TIMEOUT
         while True:
-            wait = deadline - time.monotonic()
-            if udp:
-                wait = min(wait, UDP_HELLO_EVERY)
             try:
-                payload = await asyncio.wait_for(transport.receive(), max(0.0, wait))
+                payload = await asyncio.wait_for(transport.receive(), max(0.0, deadline - time.monotonic()))
             except asyncio.TimeoutError:
-                if udp and tries < UDP_HELLO_TRIES:
-                    tries += 1
-                    await transport.send(hello)
-                    continue
                 return "timeout"
             if payload is None:
                 return "closed"
             kind = payload.get("type")
-            if kind == "challenge" and isinstance(payload.get("cookie"), str):
-                hello = {**hello, "cookie": payload["cookie"]}
-                await transport.send(hello)
-                continue
             self.last_heard = time.monotonic()
             self.show(self.state.apply(payload, time.time()))
             if kind == "welcome":
@@ -448,16 +436,15 @@ class ChatUI:
         self.show(lines, bell)
         if kind == "welcome" and self.transport is not None:
             await self._ask_rooms(self.transport)  # after /join: the room list may have grown
-        if kind == "error" and payload.get("code") == "not_joined" and self.state.transport == "udp" and self.transport:
-            # The server forgot us (it restarted, or we were silent past peer_timeout).
-            self.info("the server no longer knows us; joining again", "notice")
-            self.state.new_connection()
-            self.state.transport = "udp"
-            await self.transport.send({"type": "hello", "nick": self.state.nick, "room": self.state.room})
         self.refresh()
 
     async def _reconnect(self) -> bool:
-        """TCP lost: retry with backoff, hello with the same nick and room; False when giving up."""
+        """The session ended: retry with backoff, hello with the same nick and room; False when giving up.
+
+        Over TCP that is a closed connection; over UDP the transport ends the
+        session when the server has forgotten us (`not_joined`, after a
+        restart or a long silence), and a fresh transport joins again.
+        """
         if self.transport is not None:
             await self.transport.close()
         self.transport = None
@@ -533,11 +520,12 @@ class ChatUI:
 
     def _task_ended(self, task: asyncio.Future[Any]) -> None:
         """A bug in a background task must not leave a UI that silently stopped receiving."""
-        if task.cancelled() or task.exception() is None:
+        error = None if task.cancelled() else task.exception()
+        if error is None:
             return
         self.quitting = True
         if self.session.app.is_running:
-            self.session.app.exit(exception=task.exception())
+            self.session.app.exit(exception=error)
 
     def _catch_signals(self) -> None:
         """SIGTERM or a closed terminal (SIGHUP) leave like /quit: bye, terminal restored."""

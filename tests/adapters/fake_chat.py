@@ -61,7 +61,6 @@ class FakeServer:
         self.refuse = 0  # refuse this many connection attempts
         self.taken: set[str] = set()  # nicks that get nick_taken
         self.silent = False  # stop answering (a dead UDP server)
-        self.challenge = False  # UDP: answer a hello without cookie with a challenge
         self.peer_timeout: float | None = None
         self.history: list[dict[str, Any]] = []
 
@@ -85,9 +84,6 @@ class FakeServer:
             return
         kind = payload.get("type")
         if kind == "hello":
-            if self.challenge and payload.get("cookie") != "c00kie":
-                connection.incoming.put_nowait({"type": "challenge", "cookie": "c00kie", "seq": 0})
-                return
             if payload["nick"] in self.taken:
                 connection.push({"type": "error", "code": "nick_taken", "message": "taken"})
                 return

@@ -474,13 +474,12 @@ def test_toolbar_shows_reconnect_countdown() -> None:
     run(scenario)
 
 
-def test_udp_challenge_then_welcome_and_lost_server() -> None:
-    """Over UDP: hello again with the cookie; a server silent for peer_timeout shows as lost, then back."""
+def test_udp_server_silent_for_peer_timeout_shows_lost_then_back() -> None:
+    """Over UDP a server silent for peer_timeout is shown as lost; when it answers again, connected."""
     server = FakeServer(transport="udp")
-    server.challenge = True
     server.peer_timeout = 0.3
 
-    async def scenario() -> None:
+    async def scenario() -> str:
         async with chat(server, ping_every=5.0) as h:
             await until(lambda: h.ui.phase == "connected")
             assert abs(h.ui.ping_interval() - 0.1) < 1e-9  # peer_timeout / 3 (PROTOCOL.md §2)
@@ -489,11 +488,28 @@ def test_udp_challenge_then_welcome_and_lost_server() -> None:
             assert "server lost" in "".join(part for _, part in h.ui.toolbar())
             server.silent = False
             await until(lambda: h.ui.phase == "connected")
+            return h.shown_text()
+
+    shown = run(scenario)
+    assert "no answer from fake:9009 for 0.3 s: server lost" in shown
+    assert "the server answers again" in shown
+
+
+def test_udp_session_ended_by_transport_joins_again() -> None:
+    """When the UDP transport ends the session (the server forgot us), a fresh one says hello again."""
+    server = FakeServer(transport="udp")
+
+    async def fake_sleep(seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        async with chat(server, sleep=fake_sleep) as h:
+            await until(lambda: h.ui.phase == "connected")
+            server.current.drop()
+            await until(lambda: len(server.connections) == 2 and h.ui.phase == "connected")
 
     run(scenario)
-    hellos = server.of_type("hello")
-    assert hellos[0] == {"type": "hello", "nick": "alice", "room": "lobby"}
-    assert hellos[1] == {"type": "hello", "nick": "alice", "room": "lobby", "cookie": "c00kie"}
+    assert [p["nick"] for p in server.of_type("hello")] == ["alice", "alice"]
 
 
 def test_udp_toolbar_shows_live_loss_counters() -> None:
