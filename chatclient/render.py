@@ -231,22 +231,48 @@ def fragments_text(parts: Fragments) -> str:
 STATUS_STYLES = {"ok": "fg:ansigreen bold", "warn": "fg:ansiyellow bold", "bad": "fg:ansired bold"}
 
 
-def status_bar(state: ClientState, address: str, status: str, level: str = "ok", colour: bool = True) -> Fragments:
+def status_bar(
+    state: ClientState, address: str, status: str, level: str = "ok", colour: bool = True, width: int | None = None
+) -> Fragments:
     """The bottom toolbar: who and where you are, and how the link is doing.
 
     `nick@room │ TCP 127.0.0.1:9009 │ 3 users │ rtt 0.4 ms │ connected`,
     and over UDP the live loss counters of `state.seq` (PROTOCOL.md §3).
+    When `width` cells are not enough, the least useful parts go first: the
+    server address (you typed it), then the round trip; who you are, the
+    connection state and the loss counters always stay.
     """
     users = len(state.users)
     rtt = f"rtt {state.rtt * 1000:.1f} ms" if state.rtt is not None else "rtt -"
-    bar: Fragments = [
-        ("bold", f" {sanitize(state.nick)}@{sanitize(state.room)} "),
-        ("", f"│ {state.transport.upper()} {address} │ {users} user{'s' if users != 1 else ''} │ {rtt} │ "),
-        (_paint(STATUS_STYLES.get(level, ""), colour), status),
+    seq = state.seq
+    lossy = seq.missing or seq.reordered or seq.duplicates
+    # (priority to keep: higher stays longer, style, text)
+    parts: list[tuple[int, str, str]] = [
+        (9, "bold", f"{sanitize(state.nick)}@{sanitize(state.room)}"),
+        (8, "", state.transport.upper()),
+        (1, "", address),
+        (7, "", f"{users} user{'s' if users != 1 else ''}"),
+        (2, "", rtt),
+        (9, _paint(STATUS_STYLES.get(level, ""), colour), status),
     ]
     if state.transport == "udp":
-        seq = state.seq
-        counters = f" │ lost {seq.missing} reordered {seq.reordered} dup {seq.duplicates}"
-        bar.append((_paint("fg:ansiyellow bold", colour) if seq.missing or seq.reordered or seq.duplicates else "", counters))
-    bar.append(("", " "))
+        counters = f"lost {seq.missing} reordered {seq.reordered} dup {seq.duplicates}"
+        parts.append((9, _paint("fg:ansiyellow bold", colour) if lossy else "", counters))
+
+    def layout(kept: list[tuple[int, str, str]]) -> Fragments:
+        bar: Fragments = [("", " ")]
+        for number, (_, style, text) in enumerate(kept):
+            if number:
+                # the transport and the address read as one: "TCP 127.0.0.1:9009"
+                bar.append(("", " " if kept[number - 1][2] == state.transport.upper() and text == address else " │ "))
+            bar.append((style, text))
+        bar.append(("", " "))
+        return bar
+
+    bar = layout(parts)
+    for floor in (1, 2):
+        if width is None or cell_width(fragments_text(bar)) <= width:
+            break
+        parts = [part for part in parts if part[0] > floor]
+        bar = layout(parts)
     return bar

@@ -175,7 +175,7 @@ class ChatUI:
 
     def toolbar(self) -> render.Fragments:
         status, level = self.status()
-        return render.status_bar(self.state, self.address, status, level, self.colour)
+        return render.status_bar(self.state, self.address, status, level, self.colour, self.output.get_size().columns)
 
     def status(self) -> tuple[str, str]:
         """The connection state for the toolbar, and how worried to look."""

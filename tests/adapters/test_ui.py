@@ -390,7 +390,7 @@ def test_reconnect_takes_nick_2_when_nick_was_taken() -> None:
             server.taken = {"alice"}
             server.current.drop()
             await until(lambda: h.ui.phase == "connected" and h.ui.state.nick == "alice_2")
-            assert h.ui.toolbar()[0][1].strip() == "alice_2@lobby"
+            assert "".join(part for _, part in h.ui.toolbar()).startswith(" alice_2@lobby │")
             return h.shown_text()
 
     shown = run(scenario)
@@ -527,7 +527,7 @@ def test_udp_toolbar_shows_live_loss_counters() -> None:
                 connection.incoming.put_nowait({"type": "message", "id": seq, "room": "lobby", "from": "bob", "text": f"m{seq}", "ts": time.time(), "seq": seq})
             await until(lambda: h.ui.state.seq.highest == base + 5)
             bar = "".join(part for _, part in h.ui.toolbar())
-            assert "UDP fake:9009" in bar
+            assert " │ UDP" in bar
             assert "lost 2 reordered 1 dup 1" in bar
 
     run(scenario)
