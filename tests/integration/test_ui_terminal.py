@@ -247,13 +247,17 @@ def test_ctrl_c_leaves_with_bye(servers, terminals) -> None:
     bob.wait_for("alice left (quit)")
 
 
-@pytest.mark.timeout(40)
-def test_udp_client_shows_loss_counters(servers, terminals) -> None:
-    """Under --udp-loss the UDP client's toolbar counts lost server payloads; the TCP client's has no counters."""
+def needs_udp() -> None:
     from chatclient import transport
 
     if not hasattr(transport, "UDPTransport"):
         pytest.skip("UDPTransport is not merged yet")
+
+
+@pytest.mark.timeout(40)
+def test_udp_client_shows_loss_counters(servers, terminals) -> None:
+    """Under --udp-loss the UDP client's toolbar counts lost server payloads; the TCP client's has no counters."""
+    needs_udp()
     port = free_port()
     servers(port, "--udp-loss", "30", "--seed", "1")
     talker = terminals(*join_args(port, "talker"))
@@ -265,3 +269,22 @@ def test_udp_client_shows_loss_counters(servers, terminals) -> None:
     talker.wait_for("talker │ message 29")
     listener.wait_for(lambda: "lost " in listener.toolbar and "lost 0 " not in listener.toolbar, timeout=10)
     assert "lost" not in talker.toolbar
+
+
+@pytest.mark.timeout(40)
+def test_udp_client_shows_a_silent_server_as_lost(servers, terminals) -> None:
+    """A UDP server that stops answering (SIGSTOP) for peer_timeout shows as lost; resumed, it is connected again."""
+    needs_udp()
+    port = free_port()
+    server = servers(port, "--peer-timeout", "1")
+    alice = terminals(*join_args(port, "alice", "--udp"))
+    alice.wait_for(lambda: "alice@lobby" in alice.toolbar and "connected" in alice.toolbar, timeout=10)
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        alice.wait_for(lambda: "server lost" in alice.toolbar)
+        assert "server lost" in alice.text()
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+    alice.wait_for(lambda: "connected" in alice.toolbar, timeout=10)
+    alice.type("/quit\r")
+    assert alice.wait_exit() == 0
