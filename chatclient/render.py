@@ -111,39 +111,46 @@ def cell_width(text: str) -> int:
     return sum(char_width(char) for char in text)
 
 
-def wrap(text: str, cells: int) -> list[str]:
+def wrap(text: str, cells: int, later_cells: int | None = None) -> list[str]:
     """Cut `text` (no newlines) into rows of at most `cells` terminal cells.
 
-    Breaks at a space when there is one, else anywhere (CJK has no spaces).
-    We wrap ourselves rather than let the terminal do it: a terminal's soft
-    wrap starts the next row at column 0, where a long message could forge a
-    whole new chat line ("12:03  teacher │ ..."); our rows are indented.
+    Rows after the first may have another limit (`later_cells`, for a hanging
+    indent). Breaks at a space when there is one, else anywhere (CJK has no
+    spaces); the space at a break is dropped. We wrap ourselves rather than
+    let the terminal do it: a terminal's soft wrap starts the next row at
+    column 0, where a long message could forge a whole new chat line
+    ("12:03  teacher │ ..."); our rows are indented.
     """
     if cells < 1:
         return [text]
+    later = max(1, later_cells or cells)
     rows: list[str] = []
     row: list[str] = []
-    used = 0
-    last_space = -1  # index in `row` of the last space, for word wrapping
+    limit = cells
+
+    def used() -> int:
+        return cell_width("".join(row))
+
     for char in text:
         width = char_width(char)
-        if used + width > cells and row:
+        while row and used() + width > limit:
             if char == " ":
-                rows.append("".join(row))
-                row, used, last_space = [], 0, -1
-                continue
-            if last_space > 0 and width < 2:  # CJK may break between any two characters
-                rows.append("".join(row[:last_space]))
-                row = row[last_space + 1 :]
+                rows.append("".join(row))  # break at this space and drop it
+                row, limit, char = [], later, ""  # nothing of this char is kept
+                break
+            space = "".join(row).rfind(" ")
+            if space > 0 and width < 2:  # word wrap; CJK may break between any two characters
+                rows.append("".join(row[:space]))
+                row = row[space + 1 :]
             else:
                 rows.append("".join(row))
                 row = []
-            used = cell_width("".join(row))
-            last_space = -1
-        if char == " ":
-            last_space = len(row)
-        row.append(char)
-        used += width
+            limit = later
+            while used() > limit:  # a carried word longer than a later row
+                cut = max(1, max(n for n in range(len(row) + 1) if cell_width("".join(row[:n])) <= limit))
+                rows.append("".join(row[:cut]))
+                row = row[cut:]
+        row.extend(char)
     rows.append("".join(row))
     return rows
 
@@ -200,7 +207,15 @@ def fragments(line: Line, colour: bool = True, width: int | None = None) -> Frag
     indent = _TIME_CELLS + max(NICK_COLUMN, cell_width(who))
     rows: list[str] = []
     for part in text.split("\n"):
-        rows.extend(wrap(part, width - indent - len(SEPARATOR)) if width else [part])
+        if not width:
+            rows.append(part)
+            continue
+        # A wrapped row keeps the indentation its line started with (lists, /help).
+        lead = " " * min(len(part) - len(part.lstrip(" ")), 8)
+        room = width - indent - len(SEPARATOR)
+        first, *rest = wrap(part, room, room - len(lead))
+        rows.append(first)
+        rows.extend(lead + row for row in rest)
     out: Fragments = [
         (_paint("fg:ansibrightblack", colour), clock(line.ts) + " "),
         ("", pad),

@@ -361,7 +361,7 @@ class ChatUI:
         elif action.name == "quit":
             return False
         elif action.name == "help":
-            self.show([Line("info", text, time.time()) for text in commands.help_lines()])
+            self.info("\n".join(commands.help_lines()))  # one block: the clock once, the rest indented
         elif action.name == "ping":
             await self.send({"type": "ping", "id": "user", "t": time.time()})
         elif action.name == "stats":

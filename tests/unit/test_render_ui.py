@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from chatclient.render import (
     NICK_COLUMN,
     cell_width,
@@ -138,3 +141,18 @@ def test_status_bar_drops_address_then_rtt_when_narrow() -> None:
     assert "127.0.0.1" not in medium and "rtt 0.5 ms" in medium and "lost 2" in medium
     narrow = fragments_text(status_bar(state, "127.0.0.1:42543", "connected", width=70))
     assert narrow.strip() == "listener@lobby │ UDP │ 2 users │ connected │ lost 2 reordered 0 dup 0"
+
+
+@given(st.text(alphabet="ab 王c\u0301", max_size=80), st.integers(2, 30), st.integers(2, 30))
+def test_wrap_property_rows_fit_and_nothing_but_break_spaces_is_lost(text: str, cells: int, later: int) -> None:
+    """Every row fits its limit (the first `cells`, later ones `later`); only spaces at breaks disappear."""
+    rows = wrap(text, cells, later)
+    assert cell_width(rows[0]) <= cells
+    assert all(cell_width(row) <= later for row in rows[1:])
+    assert "".join(rows).replace(" ", "") == text.replace(" ", "")
+
+
+def test_wrapped_rows_keep_their_indentation() -> None:
+    """A wrapped indented row (a list, /help) continues at the same indentation."""
+    rows = text_of(Line("info", "head\n   item one two three four five six", TS), width=40).splitlines()
+    assert [row.split(" │ ", 1)[1] for row in rows] == ["head", "   item one two three", "   four five six"]
