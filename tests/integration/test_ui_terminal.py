@@ -90,10 +90,19 @@ class AnsweringScreen(pyte.Screen):
 
 
 class Terminal:
-    """One chatclient in an 80x24 pseudo-terminal, seen through pyte."""
+    """One chatclient in an 80x24 pseudo-terminal, seen through pyte.
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.child = pexpect.spawn(sys.executable, ["-m", "chatclient", *args], cwd=str(ROOT), env=env or ENV, dimensions=(ROWS, COLUMNS))
+    With `then_stty`, a shell runs the client and afterwards prints the
+    terminal's mode, to check that the client gave the terminal back.
+    """
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, then_stty: bool = False) -> None:
+        command, argv = sys.executable, ["-m", "chatclient", *args]
+        if then_stty:
+            quoted = " ".join(f"'{arg}'" for arg in argv)
+            command, argv = "/bin/sh", ["-c", f"'{sys.executable}' {quoted}; echo EXIT=$?; stty -a; sleep 5"]
+        self.child = pexpect.spawn(command, argv, cwd=str(ROOT), env=env or ENV, dimensions=(ROWS, COLUMNS))
+        self.raw = b""
         self.screen = AnsweringScreen(COLUMNS, ROWS, self.child)
         self.stream = pyte.ByteStream(self.screen)
         self.exit_status: int | None = None
@@ -107,6 +116,7 @@ class Terminal:
                 return
             except pexpect.EOF:
                 return
+            self.raw += data
             self.stream.feed(data)
 
     def rows(self) -> list[str]:
@@ -157,8 +167,8 @@ class Terminal:
 def terminals() -> Iterator[Callable[..., Terminal]]:
     opened: list[Terminal] = []
 
-    def open_terminal(*args: str, env: dict[str, str] | None = None) -> Terminal:
-        terminal = Terminal(*args, env=env)
+    def open_terminal(*args: str, env: dict[str, str] | None = None, then_stty: bool = False) -> Terminal:
+        terminal = Terminal(*args, env=env, then_stty=then_stty)
         opened.append(terminal)
         return terminal
 
@@ -234,17 +244,39 @@ def test_tcp_client_reconnects_after_server_restart(servers, terminals) -> None:
 
 
 @pytest.mark.timeout(40)
-def test_ctrl_c_leaves_with_bye(servers, terminals) -> None:
-    """Ctrl-C leaves cleanly: the others see `quit` (a bye), not `lost`."""
+@pytest.mark.parametrize("leave", ["ctrl-c", "sigterm"])
+def test_ctrl_c_and_sigterm_leave_with_bye_and_restore_the_terminal(servers, terminals, leave: str) -> None:
+    """Ctrl-C (or SIGTERM) leaves cleanly: the others see `quit` (a bye), and the terminal is back in normal mode."""
     port = free_port()
     servers(port)
-    alice = terminals(*join_args(port, "alice"))
+    alice = terminals(*join_args(port, "alice"), then_stty=True)
     alice.wait_for(lambda: "alice@lobby" in alice.toolbar)
     bob = terminals(*join_args(port, "bob"))
     bob.wait_for(lambda: "2 users" in bob.toolbar)
-    alice.type("some half line\x03")
-    assert alice.wait_exit() == 0
+    if leave == "ctrl-c":
+        alice.type("some half line\x03")
+    else:
+        client = [p for p in os.listdir("/proc") if p.isdigit() and _is_chatclient_child(int(p), alice.child.pid)]
+        assert len(client) == 1
+        os.kill(int(client[0]), signal.SIGTERM)
+    alice.wait_for("EXIT=0")
+    alice.wait_for("speed")  # stty -a has printed
     bob.wait_for("alice left (quit)")
+    modes = alice.raw.decode(errors="replace").split("EXIT=0", 1)[1]
+    assert " icanon" in modes and " echo " in modes  # cooked mode again, keys echoed
+    output = alice.raw.decode(errors="replace")
+    assert output.rfind("\x1b[?2004l") > output.rfind("\x1b[?2004h")  # bracketed paste switched off
+
+
+def _is_chatclient_child(pid: int, parent: int) -> bool:
+    """Whether `pid` is the chatclient process the test's shell (`parent`) started."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return ppid == parent and b"chatclient" in cmdline.read()
+    except OSError:
+        return False
 
 
 def needs_udp() -> None:
