@@ -91,10 +91,11 @@ def test_typing_a_line_sends_say() -> None:
     server = FakeServer()
 
     async def scenario() -> None:
-        async with chat(server) as h:
+        async with chat(server, vt100=True) as h:
             await h.type("hello world" + ENTER)
             await until(lambda: {"type": "say", "text": "hello world"} in server.sent)
-            assert h.buffer == ""
+            await until(lambda: h.ui.session.app.is_running and h.buffer == "")
+            await until(lambda: "hello world" not in h.screen())  # the server's echo is what stays, not the typed line
 
     run(scenario)
     assert server.of_type("hello")[0] == {"type": "hello", "nick": "alice", "room": "lobby"}
