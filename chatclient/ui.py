@@ -75,45 +75,17 @@ def backoff_delays(first: float = BACKOFF_FIRST, limit: float = BACKOFF_LIMIT) -
 
 
 class ChatCompleter(Completer):
-    """Tab completes /commands, nicks (`bob: ` at the start of a line) and rooms.
-
-    What each command's first argument completes to comes from the same
-    table that parses commands (`Command.completes`).
-    """
+    """Tab completion from `commands.complete` (the command table says what completes to what)."""
 
     def __init__(self, state: ClientState) -> None:
         self.state = state
 
     def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterable[Completion]:
-        text = document.text_before_cursor
-        if text.startswith("/") and " " not in text:
-            typed = text[1:].lower()
-            for command in commands.COMMANDS:
-                if command.name.startswith(typed):
-                    yield Completion(f"/{command.name} ", -len(text), display=f"/{command.name}", display_meta=command.help)
-            return
-        word = text.rsplit(" ", 1)[-1]
-        if text.startswith("/"):
-            name, _, argument = text[1:].partition(" ")
-            target = commands.find(name)
-            if target is None or " " in argument:
-                return
-            if target.completes == "room":
-                yield from self._matching(self.state.rooms, word, "")
-            elif target.completes == "nick":
-                yield from self._matching(self.state.completion_nicks(), word, " ")
-            return
-        # Plain chat: a nick at the very start addresses that person ("bob: ").
-        suffix = ": " if " " not in text else ""
-        yield from self._matching(self.state.completion_nicks(), word, suffix)
-
-    @staticmethod
-    def _matching(names: list[str], word: str, suffix: str) -> Iterator[Completion]:
-        folded = word.casefold()
-        for name in names:
-            # Names come from the network: offer only ones that are safe to insert.
-            if name.casefold().startswith(folded) and render.sanitize(name) == name:
-                yield Completion(name + suffix, -len(word), display=name)
+        # Names come from the network: offer only ones that are safe to insert as typed.
+        nicks = [nick for nick in self.state.completion_nicks() if render.sanitize(nick) == nick]
+        rooms = [room for room in self.state.rooms if render.sanitize(room) == room]
+        for suggestion in commands.complete(document.text_before_cursor, nicks, rooms):
+            yield Completion(suggestion.text, -suggestion.replaces, display=suggestion.display, display_meta=suggestion.meta)
 
 
 class ChatUI:

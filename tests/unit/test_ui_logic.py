@@ -1,10 +1,11 @@
-"""ClientState facts the terminal UI relies on: mentions, completion sources, reconnects."""
+"""The pure logic behind the terminal UI: mentions, completion, reconnect facts, CLI choices."""
 
 from __future__ import annotations
 
 import io
 
 from chatclient.cli import wants_colour, wants_terminal_ui
+from chatclient.commands import complete
 from chatclient.state import ClientState, alternative_nick
 
 
@@ -67,3 +68,16 @@ def test_terminal_ui_only_for_terminals_and_not_with_plain() -> None:
     assert not wants_terminal_ui(True, Tty(), Tty())
     assert not wants_terminal_ui(False, io.StringIO(), Tty())
     assert not wants_terminal_ui(False, Tty(), io.StringIO())
+
+
+def test_complete_commands_nicks_and_rooms() -> None:
+    """Tab suggestions: commands with their help, a nick (with `: ` first in a line), a room after /join."""
+    nicks, rooms = ["bob", "Bea", "carol"], ["lobby", "physics"]
+    assert [(s.text, s.replaces, s.meta) for s in complete("/jo", nicks, rooms)] == [("/join ", 3, "go to another room (created if new)")]
+    assert [s.text for s in complete("b", nicks, rooms)] == ["bob: ", "Bea: "]
+    assert [(s.text, s.replaces) for s in complete("thanks B", nicks, rooms)] == [("bob", 1), ("Bea", 1)]
+    assert [s.text for s in complete("/join ph", nicks, rooms)] == ["physics"]
+    assert [s.text for s in complete("/msg ca", nicks, rooms)] == ["carol "]
+    assert complete("/msg carol hi b", nicks, rooms) == []  # only a command's first argument
+    assert complete("/nick b", nicks, rooms) == []  # /nick takes a new name, not someone's
+    assert complete("/nosuch b", nicks, rooms) == []
