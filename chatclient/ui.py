@@ -329,6 +329,8 @@ class ChatUI:
         if isinstance(action, commands.Problem):
             self.info(action.message, "error")
         elif isinstance(action, commands.Send):
+            if action.payload.get("type") == "rooms":
+                self.quiet_rooms = 0  # asked for by hand: show the answer (even if ours got lost over UDP)
             await self.send(action.payload)
         elif action.name == "quit":
             return False

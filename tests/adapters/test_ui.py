@@ -253,6 +253,28 @@ def test_no_colour_writes_no_colour_codes() -> None:
     assert not colour_code.search(colours_written(False))
 
 
+def test_rooms_typed_by_hand_is_shown_even_if_the_quiet_answer_was_lost() -> None:
+    """The automatic `rooms` (for completion) is not printed, but /rooms typed by the user always is."""
+    server = FakeServer(transport="udp")
+    answer = server.answer
+
+    def first_rooms_lost(connection: Any, payload: dict[str, Any]) -> None:
+        if payload.get("type") == "rooms" and len(server.of_type("rooms")) == 1:
+            return  # the automatic request after welcome is lost, as a datagram can be
+        answer(connection, payload)
+
+    server.answer = first_rooms_lost  # type: ignore[method-assign]
+
+    async def scenario() -> str:
+        async with chat(server) as h:
+            await until(lambda: h.ui.phase == "connected" and len(server.of_type("rooms")) == 1)
+            await h.type("/rooms" + ENTER)
+            await until(lambda: "rooms: lobby (1), physics (1)" in h.shown_text())
+            return h.shown_text()
+
+    assert run(scenario).count("rooms: ") == 1
+
+
 def test_up_recalls_previous_line() -> None:
     """Up arrow brings back the previous input line."""
     server = FakeServer()
