@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import NoReturn, TextIO
 
 from chatclient import __version__, lineui
-from chatclient.transport import TCPTransport
+from chatclient.transport import open_transport
 
 DEFAULT_PORT = 9009
 
@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nick", default=None, help="your nick (in a terminal you are asked, your login name offered)")
     parser.add_argument("--room", default="lobby", help="room to join")
     parser.add_argument("--plain", action="store_true", help="line mode even in a terminal")
+    parser.add_argument(
+        "--udp", action="store_true",
+        help="talk to the server over UDP instead of TCP (to see loss, reordering and duplicates in /stats)",
+    )
     parser.add_argument("--no-color", action="store_true", help="no colours (also when NO_COLOR is set)")
     return parser
 
@@ -59,7 +63,7 @@ def wants_terminal_ui(plain: bool, stdin: TextIO, stdout: TextIO) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     address = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
-    connect = lambda: TCPTransport.connect(args.host, args.port)
+    connect = lambda: open_transport(args.host, args.port, udp=args.udp)
     if wants_terminal_ui(args.plain, sys.stdin, sys.stdout):
         from chatclient import ui  # only here: line mode starts without prompt_toolkit
 
