@@ -63,6 +63,8 @@ BYE_WAIT = 1.0  # how long /quit waits for the server to close after bye
 PASTE_CONFIRM_OVER = 5  # a paste of more lines asks first
 PASTE_BURST = 10  # pasted lines sent at once; the rest paced below the rate limit
 PASTE_PACE = 0.25  # seconds between the paced ones (the server's default is 5/s)
+UDP_JOIN_TRIES = 3  # a /join over UDP is sent up to 3 times ...
+UDP_JOIN_WAIT = 1.0  # ... a second apart, until its welcome arrives
 PRINT_BATCH_DELAY = 0.01  # lines arriving within 10 ms share one redraw of the prompt
 NICK_TRIES = 9  # nick_2 ... nick_9 when ours was taken during a reconnect
 
@@ -334,7 +336,8 @@ class ChatUI:
         elif isinstance(action, commands.Send):
             if action.payload.get("type") == "rooms":
                 self.quiet_rooms = 0  # asked for by hand: show the answer (even if ours got lost over UDP)
-            await self.send(action.payload)
+            if await self.send(action.payload) and action.payload.get("type") == "join" and self.state.transport == "udp":
+                self._tasks.append(asyncio.ensure_future(self._confirm_join(str(action.payload["room"]))))
         elif action.name == "quit":
             return False
         elif action.name == "help":
@@ -369,6 +372,21 @@ class ChatUI:
                 return
         # Pasted lines are text, never commands: a pasted "/quit" is said, not run.
         self._tasks.append(asyncio.ensure_future(self._send_lines(lines)))
+
+    async def _confirm_join(self, room: str) -> None:
+        """Over UDP the `join` or its `welcome` can be lost: ask again until we are there.
+
+        Joining the room you are in just repeats the welcome (PROTOCOL.md §4),
+        so asking twice is harmless.
+        """
+        for _ in range(UDP_JOIN_TRIES - 1):
+            await asyncio.sleep(UDP_JOIN_WAIT)
+            if self.state.room.casefold() == room.casefold() or self.phase != "connected" or self.transport is None:
+                return
+            try:
+                await self.transport.send({"type": "join", "room": room})
+            except TransportError:
+                return
 
     async def _send_lines(self, lines: list[str]) -> None:
         for number, line in enumerate(lines):

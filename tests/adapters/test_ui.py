@@ -18,6 +18,7 @@ from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.output.vt100 import Vt100_Output
 
 from chatclient.state import Line
+from chatclient import ui as ui_module
 from chatclient.ui import ChatUI, backoff_delays
 from tests.adapters.fake_chat import FakeServer, run, until
 
@@ -533,6 +534,26 @@ def test_udp_session_ended_by_transport_joins_again() -> None:
 
     run(scenario)
     assert [p["nick"] for p in server.of_type("hello")] == ["alice", "alice"]
+
+
+def test_udp_join_is_asked_again_when_its_welcome_is_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over UDP, /join is sent again after a while without a welcome for that room; TCP sends it once."""
+    monkeypatch.setattr(ui_module, "UDP_JOIN_WAIT", 0.05)
+    for transport, expected in (("udp", 2), ("tcp", 1)):
+        server = FakeServer(transport=transport)
+
+        async def scenario(server: FakeServer = server) -> None:
+            async with chat(server) as h:
+                await until(lambda: h.ui.phase == "connected")
+                await h.type("/join physics" + ENTER)  # the fake never answers join: as if the welcome was lost
+                await until(lambda: len(server.of_type("join")) == 2 if server.transport_name == "udp" else server.of_type("join"))
+                if server.transport_name == "udp":
+                    server.current.push({"type": "welcome", "nick": "alice", "room": "physics", "users": ["alice"], "history": []})
+                    await until(lambda: h.ui.state.room == "physics")
+                await asyncio.sleep(0.3)  # several retry periods: no further tries once there (or ever, over TCP)
+
+        run(scenario)
+        assert server.of_type("join") == [{"type": "join", "room": "physics"}] * expected, transport
 
 
 def test_udp_toolbar_shows_live_loss_counters() -> None:
