@@ -17,8 +17,8 @@ from prompt_toolkit.input.base import PipeInput
 from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.output.vt100 import Vt100_Output
 
-from chatclient.state import Line
 from chatclient import ui as ui_module
+from chatclient.state import Line
 from chatclient.ui import ChatUI, backoff_delays
 from tests.adapters.fake_chat import FakeServer, run, until
 
