@@ -259,7 +259,7 @@ def status_bar(
 
     `nick@room │ TCP 127.0.0.1:9009 │ 3 users │ rtt 0.4 ms │ connected`,
     and over UDP the live loss counters of `state.seq` (PROTOCOL.md §3).
-    Teacher controls add the room's operators (`ops @teacher`) and what
+    Teacher controls add the room's operators (`@teacher`) and what
     applies to you (`operator`, `muted 4 min`, `room locked`, `slow 10 s`).
     When `width` cells are not enough, the least useful parts go first: the
     server address (you typed it), then the round trip, then the operators'
@@ -287,7 +287,7 @@ def status_bar(
     if state.operators:
         shown = ", ".join(f"@{sanitize(nick)}" for nick in state.operators[:3])
         more = f" +{len(state.operators) - 3}" if len(state.operators) > 3 else ""
-        names = f"ops {shown}{more}"
+        names = f"{shown}{more}"  # @ marks operators, as in user lists
         shorter[names] = f"{len(state.operators)} op{'s' if len(state.operators) != 1 else ''}"
         moderation.append((3, "", names))
     parts[1:1] = moderation  # right after who you are

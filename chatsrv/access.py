@@ -187,9 +187,7 @@ class Access:
                 "auth_failed", f"too many wrong passwords from {host}: try again in {math.ceil(wait)} s", fatal=True
             )
         if given is None:
-            raise ProtocolError(
-                "auth_failed", "this server needs a password (chatclient --password SECRET)", fatal=True
-            )
+            raise ProtocolError("auth_failed", "this server needs a password", fatal=True)
         if not secrets_match(given, self.password):
             self.failures.failed(host, now)
             raise ProtocolError("auth_failed", "wrong password", fatal=True)

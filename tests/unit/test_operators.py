@@ -525,7 +525,7 @@ def test_password_missing_wrong_and_right(clock: FakeClock) -> None:
     service = password_service(clock)
     missing = hello(service, "127.0.0.2")
     [error] = missing.take()
-    assert error["code"] == "auth_failed" and "--password" in error["message"] and missing.outbox.closed
+    assert error["code"] == "auth_failed" and "needs a password" in error["message"] and missing.outbox.closed
     wrong = hello(service, "127.0.0.2", password="class102")
     [error] = wrong.take()
     assert error["code"] == "auth_failed" and error["message"] == "wrong password" and wrong.outbox.closed
