@@ -224,8 +224,10 @@ def test_ban_keeps_the_address_out_until_unban(service: ChatService, cast: dict[
         Member(service, ("127.0.0.2", 5555))
     assert refused.value.code == "not_allowed" and refused.value.fatal
     join(service, "erin", host="127.0.0.5")
+    settle(cast["carol"], cast["dave"])
     cast["teacher"].send(type="unban", address="127.0.0.2")
     assert cast["teacher"].take()[-1]["event"] == "unban"
+    assert cast["carol"].take() == [] and cast["dave"].take() == []  # only the operator is told
     join(service, "bob", host="127.0.0.2")
 
 
