@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 from chatsrv import __version__
 from chatsrv.netinfo import ipv4_interfaces
 from chatsrv.service import ChatService
+from chatsrv.store import DEFAULT_PATH, MEMORY, open_store
 from chatsrv.tcp import DEFAULT_OUTBOX_LIMIT, ChatTCPServer
 from chatsrv.wire import DEFAULT_MAX_FRAME
 
@@ -66,7 +67,19 @@ def _frame_size(text: str) -> int:
     return value
 
 
-for _checker, _name in ((_count, "a whole number"), (_port, "a port"), (_seconds, "seconds"), (_frame_size, "a size")):
+def _database(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"give a file name, or {MEMORY} to keep nothing")
+    return text
+
+
+for _checker, _name in (
+    (_count, "a whole number"),
+    (_port, "a port"),
+    (_seconds, "seconds"),
+    (_frame_size, "a size"),
+    (_database, "a database"),
+):
     _checker.__name__ = _name  # argparse names the type in "invalid ... value"
 
 
@@ -75,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="chatsrv",
         description="lanchat server: rooms of chat over length-framed TCP (and UDP), for a LAN or a class.",
         epilog="Classmates join with: chatclient --host ADDRESS --port PORT --nick NAME. "
-        "Ctrl-C stops the server and tells everyone.",
+        "Ctrl-C stops the server and tells everyone. "
+        "After the lesson, 'chatsrv export --format html > chat.html' writes the transcript (see chatsrv export --help).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
@@ -94,6 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--history", type=_count, default=50, help="recent messages per room shown to newcomers")
     chat.add_argument("--motd", default=None, help="message of the day shown in welcome")
     chat.add_argument("--name", default=None, help="server name shown to clients (default: host name)")
+    saved = parser.add_argument_group("saved history")
+    saved.add_argument(
+        "--db",
+        metavar="PATH",
+        type=_database,
+        default=DEFAULT_PATH,
+        help=f"SQLite file keeping rooms' history across restarts, for 'chatsrv export'; {MEMORY} keeps nothing",
+    )
+    saved.add_argument(
+        "--store-whispers",
+        action="store_true",
+        help="also save private messages (whispers) in the database; off by default for privacy",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log on stderr")
     return parser
 
@@ -125,6 +152,7 @@ class Server:
         self.tcp.stop()
         for thread in self.threads:
             thread.join(5)
+        self.service.store.close()  # last: commits everything the shutdown recorded too
 
 
 def raise_file_limit() -> int:
@@ -156,6 +184,8 @@ def build_server(args: argparse.Namespace) -> Server:
         if max_clients:
             log.warning("--max-clients %d is above the open-file limit; using %d", max_clients, max_connections)
         max_clients = max_connections
+    family, address = resolve(args.host, args.port)  # an unknown host fails before any file is touched
+    store = open_store(args.db)
     service = ChatService(
         server_name=args.name or socket.gethostname(),
         history=args.history,
@@ -164,17 +194,22 @@ def build_server(args: argparse.Namespace) -> Server:
         max_clients=max_clients,
         max_per_ip=args.max_per_ip,
         motd=args.motd,
+        store=store,
+        store_whispers=args.store_whispers,
     )
-    family, address = resolve(args.host, args.port)
-    tcp = ChatTCPServer(
-        address,
-        service,
-        max_frame=args.max_frame,
-        outbox_limit=args.outbox,
-        hello_timeout=args.hello_timeout,
-        family=family,
-        max_connections=max_connections,
-    )
+    try:
+        tcp = ChatTCPServer(
+            address,
+            service,
+            max_frame=args.max_frame,
+            outbox_limit=args.outbox,
+            hello_timeout=args.hello_timeout,
+            family=family,
+            max_connections=max_connections,
+        )
+    except BaseException:
+        store.close()
+        raise
     return Server(service=service, tcp=tcp)
 
 
@@ -188,6 +223,11 @@ def join_hints(host: str, port: int) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["export"]:
+        from chatsrv.export import main as export_main  # only this subcommand needs it
+
+        return export_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
@@ -221,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for hint in hints:
             print(f"  {hint}", flush=True)
     print(f"on this machine: chatclient --host 127.0.0.1 --port {server.port} --nick NAME", flush=True)
+    print(server.service.store.description, flush=True)
     print("Ctrl-C stops the server.", flush=True)
     while not stop.wait(0.5):
         pass
