@@ -22,7 +22,6 @@ import html
 import json
 import sys
 import unicodedata
-import zlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NoReturn, TextIO
@@ -31,7 +30,7 @@ from chatsrv.store import DEFAULT_PATH, MEMORY, Event, StoreError, read_events
 
 FORMATS = ("text", "jsonl", "html")
 
-# Dark enough to read on white; a nick keeps its colour in every export.
+# Dark enough to read on white.
 NICK_COLOURS = (
     "#b71c1c",
     "#1a237e",
@@ -104,9 +103,18 @@ def printable(text: str) -> str:
     )
 
 
-def nick_colour(nick: str) -> str:
-    """A stable colour for a nick (not Python's hash(), which changes every run)."""
-    return NICK_COLOURS[zlib.crc32(nick.casefold().encode("utf-8")) % len(NICK_COLOURS)]
+class NickColours:
+    """A colour per nick for one page: the first twelve nicks all differ."""
+
+    def __init__(self) -> None:
+        self.given: dict[str, str] = {}
+
+    def __call__(self, nick: str) -> str:
+        key = nick.casefold()
+        colour = self.given.get(key)
+        if colour is None:
+            colour = self.given[key] = NICK_COLOURS[len(self.given) % len(NICK_COLOURS)]
+        return colour
 
 
 def describe(event: Event) -> str:
@@ -186,13 +194,13 @@ time { color: #888; font-variant-numeric: tabular-nums; margin-right: 0.6em; }
 """
 
 
-def _nick_html(nick: str | None) -> str:
-    name = nick or "?"
-    return f'<span class="nick" style="color:{nick_colour(name)}">{html.escape(name)}</span>'
-
-
-def html_item(event: Event) -> str:
+def html_item(event: Event, colours: NickColours) -> str:
     """One event as an `<li>`; every stored string goes through html.escape."""
+
+    def _nick_html(nick: str | None) -> str:
+        name = nick or "?"
+        return f'<span class="nick" style="color:{colours(name)}">{html.escape(name)}</span>'
+
     moment = local_time(event.ts)
     stamp = f'<time datetime="{moment.isoformat(timespec="seconds")}">{moment:%H:%M:%S}</time>'
     text = html.escape(event.text or "")
@@ -237,6 +245,7 @@ def write_html(events: Iterable[Event], out: TextIO, source: str, room: str | No
         summary += f" (since {local_time(since):%Y-%m-%d %H:%M})"
     summary += f"; exported {datetime.now().astimezone():%Y-%m-%d %H:%M} from {source}."
 
+    colours = NickColours()
     write = out.write
     write('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n')
     write('<meta name="viewport" content="width=device-width, initial-scale=1">\n')
@@ -254,7 +263,7 @@ def write_html(events: Iterable[Event], out: TextIO, source: str, room: str | No
                     write("</ol>\n")
                 day = moment.date()
                 write(f"<h3>{moment:%A %d %B %Y}</h3>\n<ol>\n")
-            write(html_item(event) + "\n")
+            write(html_item(event, colours) + "\n")
         write("</ol>\n</section>\n")
     write("</body>\n</html>\n")
     return count

@@ -199,7 +199,7 @@ def describe_error(error: BaseException) -> str:
     elif "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
         hint = "damaged, or not a lanchat database; the file was left untouched"
     elif "full" in lowered:
-        hint = "the disk is full"
+        hint = "free some disk space, then restart the server"
     elif "unable to open" in lowered:
         hint = "the folder does not exist or cannot be written"
     else:
@@ -365,7 +365,8 @@ class SQLiteStore:
             self._set_meta("ids_reserved_through", self._reserved)
             connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
             raise
 
     def _meta(self, key: str) -> Any:
@@ -465,6 +466,7 @@ class SQLiteStore:
                     self._set_meta("ids_reserved_through", self._reserved)
                 connection.execute("COMMIT")
             except BaseException:
+                queue.extendleft(reversed(batch))  # still unsaved: counted in the fault's log line
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
                 raise
@@ -483,7 +485,7 @@ class SQLiteStore:
         lost = len(self._queue)
         self._queue.clear()
         log.error(
-            "database %s: %s; chat history is no longer saved (%d unsaved events dropped), the chat goes on in memory",
+            "database %s: %s; chat history is no longer saved (unsaved events dropped: %d), the chat goes on in memory",
             self.path,
             describe_error(error),
             lost,
