@@ -137,7 +137,7 @@ def test_room_and_since_filters(db: Path) -> None:
 
 
 def test_export_command_as_a_process(db: Path) -> None:
-    """`python -m chatsrv export` works as a command, and reports a missing file or a bad date in one line."""
+    """`python -m chatsrv export` works as a command, and reports a missing file in one line (exit 1)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     def run(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -150,7 +150,15 @@ def test_export_command_as_a_process(db: Path) -> None:
     assert good.returncode == 0 and "&lt;script&gt;" in good.stdout and "李雷" in good.stdout
     missing = run("--db", str(db.with_name("nothing.sqlite3")))
     assert missing.returncode == 1 and len(missing.stderr.splitlines()) == 1 and "no database" in missing.stderr
-    bad_date = run("--db", str(db), "--since", "last tuesday")
-    assert bad_date.returncode == 2 and len(bad_date.stderr.splitlines()) == 1 and "--since" in bad_date.stderr
-    memory = run("--db", ":memory:")
-    assert memory.returncode == 2 and "keeps nothing" in memory.stderr
+
+
+def test_bad_choices_are_one_line_errors(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad --since date (exit 2) and --db :memory: (exit 2) are reported in one line each."""
+    with pytest.raises(SystemExit) as exit_info:
+        export_main(["--db", str(db), "--since", "last tuesday"], out=io.StringIO())
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert len(error.splitlines()) == 1 and "--since" in error and "2024-05-01" in error
+    assert export_main(["--db", ":memory:"], out=io.StringIO()) == 2
+    error = capsys.readouterr().err
+    assert len(error.splitlines()) == 1 and "keeps nothing" in error
