@@ -175,7 +175,7 @@ def run_briefly(*args: str) -> subprocess.CompletedProcess[str]:
 def test_second_server_on_same_port_exits_2_with_one_line(chatsrv) -> None:
     """A port in use: one clear line on stderr, exit 2, no traceback."""
     _, port = chatsrv
-    result = run_briefly("-m", "chatsrv", "--host", "127.0.0.1", "--port", str(port))
+    result = run_briefly("-m", "chatsrv", "--host", "127.0.0.1", "--port", str(port), "--db", ":memory:")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "in use" in result.stderr
     assert "Traceback" not in result.stderr
