@@ -10,10 +10,11 @@ interface and its two implementations:
   with a version number so later releases can migrate it).
 
 The broadcast path never waits for the disk: `add` only appends to a queue.
-One writer thread owns the database connection and commits what is queued
-every `batch_interval` seconds (50 ms) or as soon as `batch_size` (200)
-events wait, whichever comes first. So a `kill -9` loses at most the
-events of the last batch window; `close` commits everything still queued.
+One writer thread owns the database connection: the first queued event
+opens a batch window, and the batch is committed `batch_interval` (50 ms)
+later, or as soon as `batch_size` (200) events wait, whichever comes first
+(an idle server's writer sleeps). So a `kill -9` loses at most the events
+of the last batch window; `close` commits everything still queued.
 
 Any database fault (locked, read-only, corrupt, disk full) is reported in
 one log line; from then on the store keeps nothing and the chat goes on in
@@ -419,7 +420,9 @@ class SQLiteStore:
         queue.append(event)
         if event.id is not None:
             self._newest_id = event.id
-        if len(queue) >= self.batch_size and not self._wake.is_set():
+        waiting = len(queue)
+        # The first event starts a batch window; a full batch ends it early.
+        if (waiting == 1 or waiting >= self.batch_size) and not self._wake.is_set():
             self._wake.set()
 
     def events(self, room: str | None = None, since: float | None = None) -> Iterator[Event]:
@@ -439,8 +442,12 @@ class SQLiteStore:
     def _run(self) -> None:
         try:
             while not self._failed:
-                self._wake.wait(self.batch_interval)
+                if not self._queue and not self._stopping:
+                    self._wake.wait()  # idle: sleep until the first event is added (or close())
                 self._wake.clear()
+                if not self._stopping and len(self._queue) < self.batch_size:
+                    self._wake.wait(self.batch_interval)  # the batch window; a full batch or close() ends it
+                    self._wake.clear()
                 stopping = self._stopping  # read first: everything added before close() is queued now
                 self._write_queued()
                 if stopping:
