@@ -14,17 +14,61 @@ import logging
 import socket
 import socketserver
 import threading
+import time
 from typing import Any
 
 from chatsrv.service import ChatService
 from chatsrv.session import Session
-from chatsrv.wire import DEFAULT_MAX_FRAME, HEADER, FrameDecoder, ProtocolError, encode_payload, with_seq
+from chatsrv.wire import DEFAULT_MAX_FRAME, FrameDecoder, ProtocolError, encode_payload, frames_with_seq
 
 log = logging.getLogger("chatsrv.tcp")
 
 RECV_SIZE = 8192  # a moderate recv beat a huge one on this machine (ARCHITECTURE.md)
 DEFAULT_OUTBOX_LIMIT = 1 << 20
+SEND_BUFFER = 256 * 1024  # kernel send buffer per member: plenty for a LAN (see configure_socket)
 CLOSE_GRACE = 1.0  # seconds a writer may keep flushing after close() before the socket is cut
+SOFT_LIMIT_SHARE = 4  # the soft limit is a quarter of the outbox limit
+MAX_PAUSE = 0.5  # longest a sender's reading is paused for one batch
+STALL = 0.25  # a lagging reader that took nothing for this long no longer pauses anyone
+
+
+class Backpressure:
+    """IRC's soft SendQ: pause senders while a reader that is still draining lags.
+
+    A bounded outbox alone is not enough once the server is fast: a flooding
+    sender outruns healthy readers, which would then be dropped as slow. So
+    while some member has more than the soft limit queued *and is still
+    taking data*, handlers wait (at most MAX_PAUSE per batch) before reading
+    their next batch. A member that takes nothing for STALL seconds no
+    longer pauses anyone; it is dropped at the hard limit instead
+    (ARCHITECTURE.md, "Rules that keep it fast and safe").
+    """
+
+    def __init__(self, max_pause: float = MAX_PAUSE, stall: float = STALL) -> None:
+        self.max_pause = max_pause
+        self.stall = stall
+        self._condition = threading.Condition()
+        self._lagging: set[TCPOutbox] = set()
+
+    def lagging(self, outbox: TCPOutbox, is_lagging: bool) -> None:
+        with self._condition:
+            if is_lagging:
+                self._lagging.add(outbox)
+            else:
+                self._lagging.discard(outbox)
+                self._condition.notify_all()
+
+    def wait(self) -> None:
+        """Called by a handler between batches: pause while a draining reader lags."""
+        if not self._lagging:  # the common case costs one attribute read
+            return
+        deadline = time.monotonic() + self.max_pause
+        with self._condition:
+            while True:
+                now = time.monotonic()
+                if now >= deadline or not any(now - o.last_progress < self.stall for o in self._lagging):
+                    return
+                self._condition.wait(min(deadline - now, self.stall))
 
 
 class TCPOutbox:
@@ -36,12 +80,17 @@ class TCPOutbox:
     started only then, which coalesces everything queued into one `sendall`.
     Queued plus in-flight bytes are capped at `limit`: beyond it `put`
     returns False and the service removes the member as `slow`. No other
-    member ever waits for this one.
+    member ever waits for this one; while it is still draining, past a soft
+    limit, it makes senders pause instead (`Backpressure`).
     """
 
-    def __init__(self, sock: socket.socket, limit: int = DEFAULT_OUTBOX_LIMIT) -> None:
+    def __init__(self, sock: socket.socket, limit: int = DEFAULT_OUTBOX_LIMIT, backpressure: Backpressure | None = None) -> None:
         self.sock = sock
         self.limit = limit
+        self.soft_limit = limit // SOFT_LIMIT_SHARE if limit else 0
+        self.backpressure = backpressure
+        self.last_progress = time.monotonic()
+        self._is_lagging = False
         self._lock = threading.Lock()
         self._chunks: list[bytes] = []
         self._pending_bytes = 0  # queued + being written by the writer
@@ -55,8 +104,8 @@ class TCPOutbox:
     def pending_bytes(self) -> int:
         return self._pending_bytes
 
-    def put(self, payloads: list[bytes]) -> bool:
-        data = b"".join([HEADER.pack(len(body)) + body for body in payloads])
+    def put(self, bodies: list[bytes], first_seq: int) -> bool:
+        data = frames_with_seq(bodies, first_seq)
         with self._lock:
             if self._closing:
                 return True
@@ -66,43 +115,62 @@ class TCPOutbox:
                     return False
                 self._chunks.append(data)
                 self._pending_bytes += len(data)
-                return True
-            try:
-                sent = self.sock.send(data, socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                return True  # the connection is gone; the reader notices and disconnects
-            if sent == len(data):
-                return True
-            rest = data[sent:]
-            self._chunks.append(rest)
-            self._pending_bytes = len(rest)
-            self._writer = threading.Thread(target=self._drain, name="tcp-writer", daemon=True)
-            self._writer.start()
-            return True
+                starts_lagging = not self._is_lagging and 0 < self.soft_limit < self._pending_bytes
+                if starts_lagging:
+                    self._is_lagging = True
+            else:
+                starts_lagging = False
+                try:
+                    sent = self.sock.send(data, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError:
+                    return True  # the connection is gone; the reader notices and disconnects
+                if sent == len(data):
+                    return True
+                rest = data[sent:]
+                self._chunks.append(rest)
+                self._pending_bytes = len(rest)
+                self.last_progress = time.monotonic()
+                self._writer = threading.Thread(target=self._drain, name="tcp-writer", daemon=True)
+                self._writer.start()
+        if starts_lagging and self.backpressure is not None:
+            self.backpressure.lagging(self, True)
+        return True
 
     def _drain(self) -> None:
         """Writer thread: send queued bytes until the queue is empty, then exit."""
+        closing = False
         while True:
             with self._lock:
                 if not self._chunks:
                     self._writer = None
                     closing = self._closing
                     break
-                data = b"".join(self._chunks)
+                data = memoryview(b"".join(self._chunks))
                 self._chunks.clear()
             try:
-                self.sock.sendall(data)
+                while data:
+                    sent = self.sock.send(data)
+                    data = data[sent:]
+                    self.last_progress = time.monotonic()
+                    with self._lock:
+                        self._pending_bytes -= sent
+                        stops_lagging = self._is_lagging and self._pending_bytes <= self.soft_limit
+                        if stops_lagging:
+                            self._is_lagging = False
+                    if stops_lagging and self.backpressure is not None:
+                        self.backpressure.lagging(self, False)
             except OSError:
                 with self._lock:
                     self._chunks.clear()
                     self._pending_bytes = 0
                     self._writer = None
-                    closing = True
+                closing = True
                 break
-            with self._lock:
-                self._pending_bytes -= len(data)
+        if self._is_lagging and self.backpressure is not None:
+            self._is_lagging = False
+            self.backpressure.lagging(self, False)
         if closing:
             self.cut()
 
@@ -143,8 +211,15 @@ class TCPOutbox:
 
 
 def configure_socket(sock: socket.socket) -> None:
-    """Low latency and TCP keepalive, so dead peers are noticed (issue: core #4)."""
+    """Low latency, a fixed send buffer, and TCP keepalive so dead peers are noticed.
+
+    Left to autotune, Linux grows each send buffer to about 4 MB: a member
+    that stops reading would silently hold 4 MB of kernel memory and the
+    outbox limit would only start counting after that. A fixed 256 KiB
+    (more than a LAN's bandwidth-delay product) keeps `--outbox` meaningful.
+    """
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 5)):
         option = getattr(socket, name, None)
@@ -163,12 +238,12 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
         service = server.service
         sock = self.request
         configure_socket(sock)
-        outbox = TCPOutbox(sock, server.outbox_limit)
+        outbox = TCPOutbox(sock, server.outbox_limit, server.backpressure)
         try:
             session = service.connect(outbox, self.client_address, "tcp", server.max_frame)
         except ProtocolError as error:
             log.info("refused %s:%s: %s", self.client_address[0], self.client_address[1], error.message)
-            outbox.put([_error_body(error)])
+            outbox.put([encode_payload(error.payload())], 1)
             outbox.close()
             return
         try:
@@ -203,17 +278,13 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
             frames = decoder.feed(data)
             if frames:
                 service.receive(session, frames)
+                server.backpressure.wait()
             if decoder.error is not None:
                 service.reject(session, decoder.error)
                 return
             if waiting_for_hello and session.joined:
                 waiting_for_hello = False
                 sock.settimeout(None)  # from now on keepalive watches the peer
-
-
-def _error_body(error: ProtocolError) -> bytes:
-    """An error for a connection that never became a session (its first payload)."""
-    return with_seq(encode_payload(error.payload()), 1)
 
 
 class ChatTCPServer(socketserver.ThreadingTCPServer):
@@ -246,6 +317,7 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         self.outbox_limit = outbox_limit
         self.hello_timeout = hello_timeout
         self.max_connections = max_connections
+        self.backpressure = Backpressure()
         self._live: set[socket.socket] = set()
         self._live_lock = threading.Lock()
         super().__init__(address, ChatRequestHandler)
