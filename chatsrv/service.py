@@ -344,7 +344,9 @@ class ChatService:
     def _say(self, session: Session, say: Say, now: float) -> None:
         room = self.registry.room_of(session)
         assert room is not None and session.nick is not None
-        event = Event("message", now, session.nick, room.name, say.text, next(self._ids), say.action, session.transport)
+        event = Event(
+            "message", now, session.nick, room.name, say.text, next(self._ids), say.action, session.transport, room_key=room.key
+        )
         room.history.append(self._broadcast(room, event.payload()))
         self.store.add(event)  # a queue append: the broadcast never waits for the disk
 

@@ -61,7 +61,7 @@ def test_close_commits_everything_queued(db: Path) -> None:
     store.close()
     events = stored(db)
     assert [e.id for e in events] == list(range(1, 10_001))
-    assert events[-1] == message(10_000)
+    assert events[-1] == message(10_000)._replace(room_key="lobby")  # the writer fills in the key
 
 
 def test_a_full_batch_is_committed_without_waiting_for_the_interval(db: Path) -> None:
@@ -133,6 +133,42 @@ def test_reading_filters_by_room_and_time(db: Path) -> None:
     assert [e.id for e in read_events(str(db), room="PHYSICS")] == [1, 2, 3]
     assert [e.id for e in read_events(str(db), since=1005.0)] == [5, 6]
     assert not Path(f"{db}-wal").exists()
+
+
+def test_messages_and_events_come_back_in_the_order_they_happened(db: Path) -> None:
+    """Events interleave with messages exactly as added, even with equal time stamps and across batches."""
+    added = [
+        Event("joined", 1000.0, "alice", "lobby", transport="tcp"),
+        message(1),
+        Event("renamed", 1001.0, "alice", "lobby", transport="tcp", new="alicia"),  # same ts as message 1
+        Event("whisper", 1001.0, "alicia", text="psst", to="bob"),
+        message(2),
+        message(3),
+        Event("left", 1003.0, "alicia", "lobby", reason="quit"),
+    ]
+    store = SQLiteStore(str(db), batch_interval=0.01)
+    for event in added[:3]:
+        store.add(event)
+    wait_until(lambda: len(stored(db)) == 3)
+    for event in added[3:]:
+        store.add(event)
+    store.close()
+    assert [e._replace(room_key=None) for e in stored(db)] == added
+
+
+def test_a_lone_surrogate_does_not_break_saving(db: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Text with a lone surrogate (valid JSON on the wire, not UTF-8) is saved with U+FFFD; saving goes on."""
+    store = SQLiteStore(str(db), batch_interval=0.01)
+    store.add(message(1, text="bad \ud800 text"))
+    store.add(Event("message", 1002.0, "Ünïcode", "Ärzte", "emoji 😀 and 中文", 2, room_key="ärzte"))
+    store.add(Event("whisper", 1003.0, "alice", text="\udfff", to="bob"))
+    store.close()
+    assert [(e.text, e.room_key) for e in stored(db)] == [
+        ("bad \ufffd text", "lobby"),
+        ("emoji 😀 and 中文", "ärzte"),
+        ("\ufffd", None),
+    ]
+    assert store_errors(caplog) == []
 
 
 # --- faults: one log line, memory from then on, the file left alone ---------------
