@@ -59,8 +59,8 @@ ID_BLOCK = 10_000
 # The statements that bring a file from version N-1 to N; a file at version
 # N gets steps N+1.. run in one transaction.
 #
-# Messages have a table of their own, keyed by their id (SQLite's rowid, so
-# no extra index): writing them is the work that must stay cheap. Everything
+# Messages have a table of their own, keyed by their id (SQLite's rowid: the
+# id needs no index of its own): writing them is the work that must stay cheap. Everything
 # else (joins, leaves, renames, whispers) goes to `events`, which records
 # after which message it happened, so a transcript can interleave the two
 # exactly, even when both carry the same time stamp.
@@ -100,11 +100,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 # executemany: that releases Python's GIL around every row and must win it
 # back each time, and while the chat threads are busy that takes milliseconds
 # per row (the writer fell far behind). One statement for many rows needs the
-# GIL once, and in autocommit mode it is a transaction of its own. The
-# statement always has the same number of rows, so SQLite prepares it once: a
-# shorter batch is padded with copies of its last row, which OR IGNORE skips
-# because their id is already taken (ids are unique by construction).
-MAX_ROWS_PER_INSERT = 1000
+# GIL once, and in autocommit mode it is a transaction of its own. There are
+# only two statement sizes, so SQLite prepares each once: a batch is padded up
+# to the next size with copies of its last row, which OR IGNORE skips because
+# their id is already taken (ids are unique by construction).
+ROWS_PER_INSERT = (64, 2048)  # a quiet lesson's batch, a flood's batch
 _MESSAGE_COLUMNS = "id, ts, room, room_key, nick, text, action, transport"
 
 
@@ -328,13 +328,6 @@ def _event_from_row(row: tuple[Any, ...]) -> Event:
     return Event(kind, ts, nick, room, text, message_id, bool(action), transport, to_nick, new_nick, reason, room_key)
 
 
-def _execute(connection: sqlite3.Connection, statement: str, parameters: list[Any]) -> None:
-    try:
-        connection.execute(statement, parameters)
-    except UnicodeEncodeError:
-        connection.execute(statement, [_without_surrogates(value) for value in parameters])
-
-
 def _message_parameters(messages: list[Event], rows: int) -> list[Any]:
     """The message columns of each message one after the other, padded to `rows` rows."""
     values = [
@@ -416,8 +409,9 @@ class SQLiteStore:
         # Rows per message INSERT, within SQLite's limit on ? parameters (999
         # before SQLite 3.32; Python 3.11 can ask).
         limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if hasattr(connection, "getlimit") else 999
-        self._rows = max(1, min(MAX_ROWS_PER_INSERT, limit // 8))
-        self._insert_messages = _insert_messages(self._rows)
+        sizes = sorted({max(1, min(rows, limit // 8)) for rows in ROWS_PER_INSERT})
+        self._rows = sizes[-1]  # the most events one statement takes
+        self._inserts = [(rows, _insert_messages(rows)) for rows in sizes]
         mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"cannot switch the file to WAL mode (it stays in {mode} mode)")
@@ -544,11 +538,11 @@ class SQLiteStore:
                 messages = [event for event in batch if event.kind == "message"]
                 if len(messages) == len(batch):
                     # The common case: one statement, which is a transaction of its own.
-                    _execute(connection, self._insert_messages, _message_parameters(messages, self._rows))
+                    self._insert(messages)
                 else:
                     connection.execute("BEGIN")
                     if messages:
-                        _execute(connection, self._insert_messages, _message_parameters(messages, self._rows))
+                        self._insert(messages)
                     connection.executemany(_INSERT_EVENTS, self._event_rows(batch))
                     connection.execute("COMMIT")
                 if messages:
@@ -558,6 +552,15 @@ class SQLiteStore:
                     connection.execute("ROLLBACK")
                 queue.extendleft(reversed(batch))  # still unsaved: counted in the fault's log line
                 raise
+
+    def _insert(self, messages: list[Event]) -> None:
+        """One INSERT of the smallest size that holds `messages`."""
+        rows, statement = next((rows, sql) for rows, sql in self._inserts if rows >= len(messages))
+        parameters = _message_parameters(messages, rows)
+        try:
+            self._connection.execute(statement, parameters)
+        except UnicodeEncodeError:
+            self._connection.execute(statement, [_without_surrogates(value) for value in parameters])
 
     def _event_rows(self, batch: list[Event]) -> list[tuple[Any, ...]]:
         """Rows for the events table, each with the id of the message just before it.
