@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from chatclient import __version__, lineui
-from chatclient.transport import TCPTransport
+from chatclient.transport import open_transport
 
 DEFAULT_PORT = 9009
 
@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nick", default=None, help="your nick (default: your login name)")
     parser.add_argument("--room", default="lobby", help="room to join")
     parser.add_argument("--plain", action="store_true", help="line mode even in a terminal")
+    parser.add_argument(
+        "--udp", action="store_true",
+        help="talk to the server over UDP instead of TCP (to see loss, reordering and duplicates in /stats)",
+    )
     return parser
 
 
@@ -48,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     nick = args.nick or default_nick()
     address = f"{args.host}:{args.port}"
-    return lineui.main_sync(lambda: TCPTransport.connect(args.host, args.port), nick, args.room, address)
+    return lineui.main_sync(lambda: open_transport(args.host, args.port, udp=args.udp), nick, args.room, address)
 
 
 def run() -> NoReturn:

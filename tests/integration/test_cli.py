@@ -21,6 +21,8 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "NO_COLOR
 
 
 def start_server(*flags: str) -> tuple[subprocess.Popen[str], int]:
+    if "--db" not in flags and _has_db_flag():
+        flags = ("--db", ":memory:", *flags)  # hermetic: no lanchat.sqlite3 in the repository
     process = subprocess.Popen(
         [sys.executable, "-m", "chatsrv", "--host", "127.0.0.1", "--port", "0", *flags],
         cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
