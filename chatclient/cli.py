@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Mapping, Sequence
+from typing import NoReturn, TextIO
 
 from chatclient import __version__, lineui
 from chatclient.transport import open_transport
@@ -29,13 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
     parser.add_argument("--host", default="127.0.0.1", help="server address")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="server port")
-    parser.add_argument("--nick", default=None, help="your nick (default: your login name)")
+    parser.add_argument("--nick", default=None, help="your nick (in a terminal you are asked, your login name offered)")
     parser.add_argument("--room", default="lobby", help="room to join")
     parser.add_argument("--plain", action="store_true", help="line mode even in a terminal")
     parser.add_argument(
         "--udp", action="store_true",
         help="talk to the server over UDP instead of TCP (to see loss, reordering and duplicates in /stats)",
     )
+    parser.add_argument("--no-color", action="store_true", help="no colours (also when NO_COLOR is set)")
     return parser
 
 
@@ -48,11 +50,26 @@ def default_nick() -> str:
     return cleaned or "guest"
 
 
+def wants_colour(no_color_flag: bool, environ: Mapping[str, str]) -> bool:
+    """Colour unless --no-color or a non-empty NO_COLOR (https://no-color.org)."""
+    return not no_color_flag and not environ.get("NO_COLOR")
+
+
+def wants_terminal_ui(plain: bool, stdin: TextIO, stdout: TextIO) -> bool:
+    """The chat UI only when both ends are a terminal; pipes and --plain get line mode."""
+    return not plain and stdin.isatty() and stdout.isatty()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    nick = args.nick or default_nick()
-    address = f"{args.host}:{args.port}"
-    return lineui.main_sync(lambda: open_transport(args.host, args.port, udp=args.udp), nick, args.room, address)
+    address = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
+    connect = lambda: open_transport(args.host, args.port, udp=args.udp)
+    if wants_terminal_ui(args.plain, sys.stdin, sys.stdout):
+        from chatclient import ui  # only here: line mode starts without prompt_toolkit
+
+        colour = wants_colour(args.no_color, os.environ)
+        return ui.main_sync(connect, args.nick, args.room, address, colour=colour, login_name=default_nick())
+    return lineui.main_sync(connect, args.nick or default_nick(), args.room, address)
 
 
 def run() -> NoReturn:

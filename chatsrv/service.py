@@ -23,10 +23,12 @@ Imports: wire, messages, ratelimit, session, rooms, store.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from chatsrv import __version__
@@ -84,6 +86,7 @@ class ChatService:
         self.motd = motd
         self.registry = Registry(history_size=history)
         self.sessions: set[Session] = set()
+        self._per_host: collections.Counter[Any] = collections.Counter()  # open sessions per address
         self.store: Store = store if store is not None else MemoryStore()
         self.store_whispers = store_whispers  # whispers are private: kept only if the teacher asks
         self._ids = itertools.count(self.store.next_message_id())
@@ -92,6 +95,7 @@ class ChatService:
             assert event.room is not None
             self.registry.ensure_room(event.room).history.append(encode_payload(event.payload()))
         self._pending: dict[Session, list[bytes]] = {}
+        self.batch_listeners: list[Callable[[], None]] = []
         self._closing: list[Session] = []
         self._handlers: dict[type, Callable[[Session, Any, float], None]] = {
             Hello: self._hello,
@@ -114,18 +118,19 @@ class ChatService:
             if self.max_clients and len(self.sessions) >= self.max_clients:
                 raise ProtocolError("server_full", f"the server is full ({self.max_clients} users)", fatal=True)
             host = address[0] if isinstance(address, tuple) else address
-            if self.max_per_ip and sum(1 for s in self.sessions if _host(s) == host) >= self.max_per_ip:
+            if self.max_per_ip and self._per_host[host] >= self.max_per_ip:
                 raise ProtocolError(
                     "server_full", f"too many connections from {host} (limit {self.max_per_ip})", fatal=True
                 )
             now = self.clock()
             session = Session(outbox, address, transport, max_frame, TokenBucket(self.rate, self.burst, now), now)
             self.sessions.add(session)
+            self._per_host[host] += 1
             return session
 
     def receive(self, session: Session, bodies: Iterable[bytes]) -> None:
         """Handle the payloads one read delivered, in order, under one lock."""
-        with self.registry.lock:
+        with self._batch():
             now = self.clock()
             session.last_seen = now
             for body in bodies:
@@ -138,29 +143,25 @@ class ChatService:
                     self._fail(session, error)
                 else:
                     session.errors_in_a_row = 0
-            self._flush()
 
     def reject(self, session: Session, error: ProtocolError) -> None:
         """Report an error found by the adapter (e.g. a broken frame) to the peer."""
-        with self.registry.lock:
+        with self._batch():
             self._fail(session, error)
-            self._flush()
 
     def send(self, session: Session, payload: dict[str, Any]) -> None:
         """Send one payload to one member, outside any batch (e.g. a timeout)."""
-        with self.registry.lock:
+        with self._batch():
             self._queue(session, encode_payload(payload))
-            self._flush()
 
     def disconnect(self, session: Session, reason: str = "lost") -> None:
         """The transport is gone (or must go): remove the member, tell the room."""
-        with self.registry.lock:
+        with self._batch():
             self._drop(session, reason)
-            self._flush()
 
     def expire_idle(self, now: float | None = None) -> list[Session]:
         """Drop UDP peers silent for `peer_timeout` (PROTOCOL.md §2); returns them."""
-        with self.registry.lock:
+        with self._batch():
             now = self.clock() if now is None else now
             expired = [
                 session
@@ -169,12 +170,11 @@ class ChatService:
             ]
             for session in expired:
                 self._drop(session, "timeout")
-            self._flush()
             return expired
 
     def shutdown(self, text: str = "the server is shutting down") -> None:
         """Tell everyone (a notice, then `left` reason shutdown) and close every outbox."""
-        with self.registry.lock:
+        with self._batch():
             now = self.clock()
             notice = encode_payload({"type": "notice", "text": text, "ts": now})
             for session in list(self.sessions):
@@ -198,10 +198,24 @@ class ChatService:
                         ),
                     )
                 self._close(session)
-            self._flush()
             log.info("shutdown: %d sessions closed", len(self._closing))
 
     # --- batch plumbing ---------------------------------------------------
+
+    @contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Hold the lock for one batch, deliver what it queued, then tell the listeners.
+
+        Listeners (e.g. the TCP adapter's write combiner) run after the lock
+        is released, so socket writes never happen inside the critical section.
+        """
+        with self.registry.lock:
+            try:
+                yield
+            finally:
+                self._flush()
+        for listener in self.batch_listeners:
+            listener()
 
     def _queue(self, session: Session, body: bytes) -> None:
         bodies = self._pending.get(session)
@@ -251,6 +265,10 @@ class ChatService:
         if not session.closed:
             session.closed = True
             self.sessions.discard(session)
+            host = _host(session)
+            self._per_host[host] -= 1
+            if self._per_host[host] <= 0:
+                del self._per_host[host]
             self._closing.append(session)
 
     def _drop(self, session: Session, reason: str) -> None:
