@@ -18,9 +18,9 @@ of the last batch window; `close` commits everything still queued.
 
 Why 1000 and not 200: a commit has a fixed cost (waking the writer, winning
 Python's GIL back from the busy chat threads, writing the last pages again).
-In a flood, 200-message batches made the writer cost about twice as much
-CPU per message as 1000-message ones, measured on a 2-core machine; in a
-normal lesson the 50 ms window closes long before either count is reached.
+In a flood, 200-message batches cost the writer about 30% more CPU per
+message than 1000-message ones (measured on a 2-core machine); in a normal
+lesson the 50 ms window closes long before either count is reached.
 
 Any database fault (locked, read-only, corrupt, disk full) is reported in
 one log line; from then on the store keeps nothing and the chat goes on in
