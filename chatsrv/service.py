@@ -11,11 +11,19 @@ encoded once, and each member gets all of a batch's payloads in a single
 `Outbox.put` (ARCHITECTURE.md, "work per recv").
 
 Recoverable errors inside a batch become `error` payloads here (the batch
-goes on); adapters handle broken frames with `reject`. Imports: wire,
-messages, ratelimit, session, rooms, and for teacher controls access,
-moderation and operators (docs/protocol.md, "Extension: operators and
-access"), which hook in at a few marked points and cost nothing while no
-operator has acted.
+goes on); adapters handle broken frames with `reject`.
+
+What happens in rooms (messages, joins, leaves, renames; whispers only
+with `store_whispers`) is handed to a `Store` with a non-blocking `add`;
+the recent history shown in `welcome` stays in memory, loaded from the
+store at start, and message ids go on from the store's next id.
+
+Teacher controls (docs/protocol.md, "Extension: operators and access")
+live in access, moderation and operators; they hook in at a few marked
+points and cost nothing while no operator has acted.
+
+Imports: wire, messages, ratelimit, session, rooms, store, access,
+moderation, operators.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from chatsrv.operators import OperatorDesk
 from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Outbox, Session
+from chatsrv.store import Event, MemoryStore, Store
 from chatsrv.wire import ProtocolError, decode_payload, encode_payload
 
 log = logging.getLogger("chatsrv")
@@ -73,6 +82,8 @@ class ChatService:
         motd: str | None = None,
         access: Access | None = None,
         op_secret: str | None = None,
+        store: Store | None = None,
+        store_whispers: bool = False,
     ) -> None:
         self.clock = clock
         self.server_name = server_name
@@ -88,7 +99,13 @@ class ChatService:
         self.registry = Registry(history_size=history)
         self.sessions: set[Session] = set()
         self._per_host: collections.Counter[Any] = collections.Counter()  # open sessions per address
-        self._ids = itertools.count(1)
+        self.store: Store = store if store is not None else MemoryStore()
+        self.store_whispers = store_whispers  # whispers are private: kept only if the teacher asks
+        self._ids = itertools.count(self.store.next_message_id())
+        for event in self.store.recent_messages(history):
+            # The rooms that had history exist again after a restart, with it.
+            assert event.room is not None
+            self.registry.ensure_room(event.room).history.append(encode_payload(event.payload()))
         self._pending: dict[Session, list[bytes]] = {}
         self.batch_listeners: list[Callable[[], None]] = []
         self._closing: list[Session] = []
@@ -179,6 +196,10 @@ class ChatService:
             for session in list(self.sessions):
                 if session.joined:
                     room = self.registry.room_of(session)
+                    assert session.nick is not None
+                    self.store.add(
+                        Event("left", now, session.nick, room.name if room else None, transport=session.transport, reason="shutdown")
+                    )
                     self._queue(session, notice)
                     self._queue(
                         session,
@@ -286,12 +307,15 @@ class ChatService:
         room = self.registry.remove(session)
         log.info("leave: %s from %s (%s)", session.describe(), room.name if room else "-", reason)
         if room is not None:
-            payload = {"type": "left", "nick": session.nick, "room": room.name, "ts": self.clock(), "reason": reason}
+            assert session.nick is not None
+            now = self.clock()
+            payload = {"type": "left", "nick": session.nick, "room": room.name, "ts": now, "reason": reason}
             if details:
                 payload.update(details)
             body = self._broadcast(room, payload)
             if details:
                 self._queue(session, body)
+            self.store.add(Event("left", now, session.nick, room.name, transport=session.transport, reason=reason))
 
     # --- messages ---------------------------------------------------------
 
@@ -328,6 +352,7 @@ class ChatService:
         log.info("join: %s in %s", session.describe(), room.name)
         self._welcome(session, room, now)
         self._broadcast(room, {"type": "joined", "nick": hello.nick, "room": room.name, "ts": now}, exclude=session)
+        self.store.add(Event("joined", now, hello.nick, room.name, transport=session.transport))
 
     def _welcome(self, session: Session, room: Room, now: float) -> None:
         """Queue a `welcome`, with as much recent history as fits `max_frame`."""
@@ -365,20 +390,14 @@ class ChatService:
 
     def _say(self, session: Session, say: Say, now: float) -> None:
         room = self.registry.room_of(session)
-        assert room is not None
+        assert room is not None and session.nick is not None
         if self.moderation.active:  # someone is muted, or a room is locked or slow
             self.moderation.check_say(session, room.key, now)
-        payload: dict[str, Any] = {
-            "type": "message",
-            "id": next(self._ids),
-            "room": room.name,
-            "from": session.nick,
-            "text": say.text,
-            "ts": now,
-        }
-        if say.action:
-            payload["action"] = True
-        room.history.append(self._broadcast(room, payload))
+        event = Event(
+            "message", now, session.nick, room.name, say.text, next(self._ids), say.action, session.transport, room_key=room.key
+        )
+        room.history.append(self._broadcast(room, event.payload()))
+        self.store.add(event)  # a queue append: the broadcast never waits for the disk
 
     def _whisper(self, session: Session, whisper: Whisper, now: float) -> None:
         target = self.registry.find(whisper.to)
@@ -392,6 +411,9 @@ class ChatService:
         self._queue(target, body)
         if target is not session:
             self._queue(session, body)
+        if self.store_whispers:
+            assert session.nick is not None and target.nick is not None
+            self.store.add(Event("whisper", now, session.nick, text=whisper.text, transport=session.transport, to=target.nick))
 
     def _nick(self, session: Session, nick: Nick, now: float) -> None:
         old = session.nick
@@ -408,6 +430,7 @@ class ChatService:
         log.info("rename: %s -> %s", old, nick.nick)
         if room is not None:
             self._broadcast(room, {"type": "renamed", "old": old, "new": nick.nick, "room": room.name, "ts": now})
+            self.store.add(Event("renamed", now, old, room.name, transport=session.transport, new=nick.nick))
 
     def _join(self, session: Session, join: Join, now: float) -> None:
         current = self.registry.room_of(session)
@@ -417,6 +440,8 @@ class ChatService:
         if current is not None:
             self.registry.leave_room(session)
             self._broadcast(current, {"type": "left", "nick": session.nick, "room": current.name, "ts": now, "reason": "moved"})
+            assert session.nick is not None
+            self.store.add(Event("left", now, session.nick, current.name, transport=session.transport, reason="moved"))
         room = self.registry.ensure_room(join.room)
         self.registry.enter(session, room)
         self._welcome(session, room, now)
@@ -424,6 +449,8 @@ class ChatService:
         if self.moderation.is_operator(session):
             joined["operator"] = True  # so clients can mark the operator who moved in
         self._broadcast(room, joined, exclude=session)
+        assert session.nick is not None
+        self.store.add(Event("joined", now, session.nick, room.name, transport=session.transport))
 
     def _who(self, session: Session, who: Who, now: float) -> None:
         room = self.registry.room(who.room) if who.room else self.registry.room_of(session)
