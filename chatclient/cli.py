@@ -11,21 +11,16 @@ from typing import NoReturn, TextIO
 
 from chatclient import __version__, lineui
 from chatclient.transport import open_transport
+from chatsrv.cliargs import Parser
 
 DEFAULT_PORT = 9009
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="chatclient",
         description="Join a lanchat server. In a terminal you get the chat UI; with a pipe (or --plain) "
         "one line per event, and every input line is a message or a /command (/help lists them).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
     parser.add_argument("--host", default="127.0.0.1", help="server address")
