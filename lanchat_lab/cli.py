@@ -129,7 +129,33 @@ def build_parser() -> argparse.ArgumentParser:
     kernel.add_argument("--netns-rate", default=None, metavar="RATE", help="also limit the link, e.g. 1mbit (tc tbf)")
     _output_flags(compare)
     compare.set_defaults(handler=_compare)
+
+    sticky = scenarios.add_parser(
+        "sticky",
+        help="the sticky-packet lesson: TCP merges and splits messages, framing and UDP keep them",
+        description="A raw TCP sender makes N small send()s; a naive recv(1024) receiver prints the chunks it really "
+        "gets (merged and cut messages); then the same with the 4-byte length prefix gives exactly N messages. "
+        "Over UDP one recvfrom returns one datagram, and a datagram larger than the buffer is truncated.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sticky.add_argument("--messages", type=_positive_int, default=60, help="how many small messages to send")
+    sticky.add_argument("--recv-size", type=_positive_int, default=1024, help="buffer size the receiver passes to recv")
+    sticky.add_argument("--big", type=_count, default=3000, help="size of one last, big message, bytes (0: none; max 65000)")
+    _output_flags(sticky)
+    sticky.set_defaults(handler=_sticky)
     return parser
+
+
+def _sticky(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    from lanchat_lab.report import sticky_report
+    from lanchat_lab.sticky import run_sticky
+
+    if args.big > 65000:
+        raise LabError("--big is at most 65000 bytes (a UDP datagram carries at most 65507)")
+    try:
+        return run_sticky(args.messages, args.recv_size, args.big), sticky_report
+    except OSError as error:
+        raise LabError(f"loopback sockets failed: {error.strerror or error}") from None
 
 
 def _compare(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:

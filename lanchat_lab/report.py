@@ -145,3 +145,85 @@ def compare_findings(result: dict[str, Any]) -> list[str]:
             f"{udp['wire_bytes']:.0f} over UDP (TCP adds a 4-byte frame header, longer headers and ACK packets)."
         )
     return findings
+
+
+# --- sticky --------------------------------------------------------------------------
+
+
+def _preview(text: str, width: int = 72) -> str:
+    shown = text if len(text) <= width else text[: width // 2 - 1] + " ... " + text[-(width // 2 - 4) :]
+    return repr(shown)
+
+
+def _describe_pieces(pieces: list[list[Any]]) -> str:
+    """'messages 0-35 whole, message 36: first 16 bytes' from a chunk's pieces."""
+    parts: list[str] = []
+    run: list[int] = []
+
+    def flush() -> None:
+        if run:
+            parts.append(f"message {run[0]}" if len(run) == 1 else f"messages {run[0]}-{run[-1]}")
+            run.clear()
+
+    for index, part, size in pieces:
+        if part == "whole":
+            run.append(index)
+            continue
+        flush()
+        label = {"start": f"first {size} bytes", "end": f"last {size} bytes", "middle": f"{size} bytes from the middle"}[part]
+        parts.append(f"message {index}: {label}")
+    flush()
+    return ", ".join(parts)
+
+
+def sticky_report(result: dict[str, Any]) -> str:
+    naive = result["tcp_naive"]
+    framed = result["tcp_framed"]
+    udp = result["udp"]
+    count = result["messages"]
+    big = result["big"]
+    what = f"{count - 1} short messages like {result_example(result)!r} and one of {big:,} bytes" if big else f"{count} short messages like {result_example(result)!r}"
+    lines = [
+        f"chatlab sticky: {what}, sent with {count} separate send() calls ({result['sent_bytes']:,} bytes)",
+        "",
+        f"1. TCP, naive receiver: recv({naive['recv_size']}) and print what it returns",
+    ]
+    for number, chunk in enumerate(naive["chunks"], 1):
+        lines.append(f"   recv #{number}: {chunk['size']} bytes = {_describe_pieces(chunk['pieces'])}")
+        lines.append(f"      {_preview(chunk['text'])}")
+    lines += [
+        f"   -> {count} messages came out as {len(naive['chunks'])} chunks: {naive['merged_chunks']} held several "
+        f"messages merged, {naive['split_messages']} message(s) were cut into pieces.",
+        "      TCP is a byte stream: it keeps the bytes and their order, not where one send() ended.",
+        "",
+        f"2. TCP with a 4-byte length prefix before each message (PROTOCOL.md §2), the same recv({framed['recv_size']}):",
+    ]
+    for number, chunk in enumerate(framed["recvs"], 1):
+        held = f", {chunk['held']} bytes kept for the next frame" if chunk["held"] else ""
+        lines.append(f"   recv #{number}: {chunk['size']} bytes -> {chunk['frames']} complete message(s){held}")
+    shown = framed["messages"]
+    sample = ", ".join(_preview(text, 40) for text in shown[:2]) + (f", ... {_preview(shown[-1], 40)}" if len(shown) > 2 else "")
+    verdict = "exactly the messages sent, one by one" if framed["exact"] else "NOT the messages sent"
+    lines += [
+        f"   -> {len(shown)} messages: {sample}",
+        f"      {verdict}: the receiver loops until it has 4 header bytes, then until it has N payload bytes.",
+        "",
+        f"3. UDP: {udp['datagrams']} sendto() calls, one recvfrom({udp['recv_size']}) each",
+        f"   -> {udp['received']} datagrams, {udp['received']} messages, "
+        + ("every boundary kept: one recvfrom = one datagram = one message." if udp["boundaries_kept"] else "boundaries NOT kept"),
+    ]
+    for index in udp["truncated"]:
+        sent = result["message_sizes"][index]
+        got = udp["sizes"][index]
+        lines.append(
+            f"   message {index} ({sent:,} bytes) read with recvfrom({udp['recv_size']}): {got:,} bytes arrive, "
+            f"MSG_TRUNC is set, the other {sent - got:,} bytes are gone for good."
+        )
+    if udp["truncated"]:
+        lines.append("      So a UDP receiver reads with a buffer larger than any datagram it accepts (chatsrv: its limit + 1, to notice).")
+    return "\n".join(lines)
+
+
+def result_example(result: dict[str, Any]) -> str:
+    messages = result["tcp_framed"]["messages"]
+    return messages[0] if messages else ""
