@@ -13,7 +13,7 @@ from typing import Any
 
 from chatsrv.wire import SeqTracker
 
-__all__ = ["Line", "ClientState", "SeqTracker"]
+__all__ = ["ClientState", "Line", "SeqTracker"]
 
 
 @dataclass(frozen=True)

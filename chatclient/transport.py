@@ -10,7 +10,8 @@ Imports: chatsrv.wire only.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from chatsrv.wire import FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
 

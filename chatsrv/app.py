@@ -15,8 +15,9 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Sequence
+from typing import Any, NoReturn
 
 from chatsrv import __version__
 from chatsrv.netinfo import ipv4_interfaces
@@ -53,7 +54,7 @@ def _port(text: str) -> int:
 
 def _seconds(text: str) -> float:
     value = float(text)
-    if value < 0 or value != value:
+    if not value >= 0:  # also refuses NaN
         raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
     return value
 

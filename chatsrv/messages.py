@@ -11,8 +11,9 @@ Imports only `chatsrv.wire`; no sockets, threads or clocks.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from chatsrv.wire import ProtocolError
 

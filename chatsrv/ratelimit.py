@@ -13,7 +13,7 @@ class TokenBucket:
     A `rate` of 0 disables the limit (every event is allowed).
     """
 
-    __slots__ = ("rate", "burst", "_tokens", "_last")
+    __slots__ = ("_last", "_tokens", "burst", "rate")
 
     def __init__(self, rate: float, burst: float, now: float) -> None:
         self.rate = rate

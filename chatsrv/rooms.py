@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Iterator
+from collections.abc import Iterator
 
 from chatsrv.session import Session
 
@@ -26,7 +26,7 @@ def name_key(name: str) -> str:
 class Room:
     """A broadcast room: members by nick key, recent encoded `message` payloads."""
 
-    __slots__ = ("name", "key", "members", "history", "topic")
+    __slots__ = ("history", "key", "members", "name", "topic")
 
     def __init__(self, name: str, history_size: int) -> None:
         self.name = name

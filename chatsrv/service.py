@@ -20,7 +20,8 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from chatsrv import __version__
 from chatsrv.messages import (
@@ -32,8 +33,8 @@ from chatsrv.messages import (
     Rooms,
     Say,
     Stats,
-    Who,
     Whisper,
+    Who,
     parse_message,
 )
 from chatsrv.ratelimit import TokenBucket

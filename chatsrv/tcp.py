@@ -48,6 +48,8 @@ class TCPOutbox:
         self._writer: threading.Thread | None = None
         self._closing = False
         self._cut = False
+        self._overflowed = False
+        self._grace: threading.Timer | None = None
 
     @property
     def pending_bytes(self) -> int:
@@ -60,6 +62,7 @@ class TCPOutbox:
                 return True
             if self._writer is not None:
                 if self.limit and self._pending_bytes + len(data) > self.limit:
+                    self._overflowed = True
                     return False
                 self._chunks.append(data)
                 self._pending_bytes += len(data)
@@ -109,14 +112,14 @@ class TCPOutbox:
             if self._closing:
                 return
             self._closing = True
-            writer = self._writer
-        if writer is None:
-            self.cut()
-        else:
-            # A stuck reader would keep the writer in sendall forever: cut it off.
-            timer = threading.Timer(CLOSE_GRACE, self.cut)
-            timer.daemon = True
-            timer.start()
+            if self._writer is not None and not self._overflowed:
+                # Let the writer flush (a final error, a shutdown notice), but a
+                # reader that never reads would keep it in sendall: cut it off later.
+                self._grace = threading.Timer(CLOSE_GRACE, self.cut)
+                self._grace.daemon = True
+                self._grace.start()
+                return
+        self.cut()
 
     def cut(self) -> None:
         """Shut the socket down both ways now; wakes a blocked recv or sendall."""
@@ -125,6 +128,9 @@ class TCPOutbox:
             if self._cut:
                 return
             self._cut = True
+            grace, self._grace = self._grace, None
+        if grace is not None and grace is not threading.current_thread():
+            grace.cancel()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -182,7 +188,7 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
         while not session.closed:
             try:
                 data = sock.recv(RECV_SIZE)
-            except socket.timeout:
+            except TimeoutError:
                 if session.joined:
                     continue
                 service.reject(

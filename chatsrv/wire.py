@@ -15,17 +15,17 @@ import struct
 from typing import Any
 
 __all__ = [
-    "DEFAULT_MAX_FRAME",
     "DEFAULT_MAX_DATAGRAM",
-    "MAX_DEPTH",
+    "DEFAULT_MAX_FRAME",
+    "ERROR_CODES",
     "HEADER",
-    "ProtocolError",
+    "MAX_DEPTH",
     "FrameDecoder",
+    "ProtocolError",
+    "decode_payload",
     "encode_frame",
     "encode_payload",
-    "decode_payload",
     "with_seq",
-    "ERROR_CODES",
 ]
 
 DEFAULT_MAX_FRAME = 65536
@@ -227,7 +227,7 @@ class SeqTracker:
     Memory is bounded: only the last `window` values are remembered.
     """
 
-    __slots__ = ("highest", "received", "gaps", "reordered", "duplicates", "_late", "_seen", "_window")
+    __slots__ = ("_late", "_seen", "_window", "duplicates", "gaps", "highest", "received", "reordered")
 
     def __init__(self, window: int = 4096) -> None:
         self.highest = 0

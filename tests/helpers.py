@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chatsrv.wire import FrameDecoder, decode_payload, encode_frame, encode_payload
 
@@ -42,7 +43,7 @@ class Client:
         self.inbox: list[dict[str, Any]] = []
         self.closed = False
 
-    def __enter__(self) -> Client:
+    def __enter__(self):  # returns self
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -81,7 +82,7 @@ class Client:
             try:
                 if not self._fill(left):
                     raise AssertionError("connection closed while waiting for a payload")
-            except socket.timeout:
+            except TimeoutError:
                 raise AssertionError("no payload arrived in time") from None
         return self.inbox.pop(0)
 
@@ -104,7 +105,7 @@ class Client:
                 raise AssertionError("server did not close the connection")
             try:
                 self._fill(left)
-            except socket.timeout:
+            except TimeoutError:
                 raise AssertionError("server did not close the connection") from None
         received, self.inbox = self.inbox, []
         return received

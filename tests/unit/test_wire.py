@@ -1,0 +1,169 @@
+"""The sans-I/O codec: framing, payload decoding, seq splicing, SeqTracker."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chatsrv.wire import (
+    FrameDecoder,
+    ProtocolError,
+    SeqTracker,
+    decode_payload,
+    encode_frame,
+    encode_payload,
+    with_seq,
+)
+
+payloads = st.binary(min_size=1, max_size=300)
+
+
+def split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(c, len(data)) for c in cuts})
+    pieces, start = [], 0
+    for point in points + [len(data)]:
+        pieces.append(data[start:point])
+        start = point
+    return pieces
+
+
+@given(st.lists(payloads, min_size=1, max_size=20), st.lists(st.integers(min_value=0, max_value=7000), max_size=40))
+def test_any_split_decodes_to_the_same_frames(frames: list[bytes], cuts: list[int]) -> None:
+    """However the stream is cut into recv chunks (empty and 1-byte included), the frames come out whole."""
+    stream = b"".join(encode_frame(frame) for frame in frames)
+    decoder = FrameDecoder(max_frame=1000)
+    out: list[bytes] = []
+    for piece in split(stream, cuts):
+        out.extend(decoder.feed(piece))
+    assert out == frames
+    assert decoder.buffered == 0 and decoder.error is None
+
+
+@given(st.lists(payloads, min_size=1, max_size=5))
+def test_byte_by_byte(frames: list[bytes]) -> None:
+    """Feeding one byte at a time yields the same frames."""
+    stream = b"".join(encode_frame(frame) for frame in frames)
+    decoder = FrameDecoder()
+    out = [frame for index in range(len(stream)) for frame in decoder.feed(stream[index : index + 1])]
+    assert out == frames
+
+
+@given(st.integers(min_value=1001, max_value=2**32 - 1))
+def test_oversized_header_rejected_with_four_bytes_buffered(length: int) -> None:
+    """A header above the maximum is refused at once; nothing of the payload is kept."""
+    decoder = FrameDecoder(max_frame=1000)
+    assert decoder.feed(struct.pack("!I", length)) == []
+    assert decoder.error is not None and decoder.error.code == "frame_too_large" and decoder.error.fatal
+    assert decoder.buffered == 0
+
+
+def test_four_gib_header_then_payload_is_not_buffered() -> None:
+    """Bytes after a 4 GiB header are never stored, and the broken decoder refuses more input."""
+    decoder = FrameDecoder()
+    decoder.feed(b"\xff\xff\xff\xff" + b"x" * 10000)
+    assert decoder.error is not None and decoder.buffered == 0
+    with pytest.raises(ProtocolError):
+        decoder.feed(b"more")
+
+
+def test_http_request_is_frame_too_large() -> None:
+    """`GET / HTTP/1.1` read as a header announces ~1.2 GB: frame_too_large."""
+    decoder = FrameDecoder()
+    decoder.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert decoder.error is not None and decoder.error.code == "frame_too_large"
+
+
+def test_zero_length_frame_is_bad_request() -> None:
+    """N = 0 is a broken frame (PROTOCOL.md §2)."""
+    decoder = FrameDecoder()
+    decoder.feed(b"\x00\x00\x00\x00")
+    assert decoder.error is not None and decoder.error.code == "bad_request" and decoder.error.fatal
+
+
+def test_frames_before_a_broken_header_are_returned() -> None:
+    """Good frames that precede a bad header in the same chunk are still delivered."""
+    decoder = FrameDecoder(max_frame=100)
+    frames = decoder.feed(encode_frame(b"{}") + encode_frame(b"[1]") + struct.pack("!I", 5000))
+    assert frames == [b"{}", b"[1]"] and decoder.error is not None
+
+
+def test_trailing_partial_frame_is_kept() -> None:
+    """A partial frame waits in the buffer for the rest."""
+    decoder = FrameDecoder()
+    data = encode_frame(b"first") + encode_frame(b"second")
+    assert decoder.feed(data[:-3]) == [b"first"]
+    assert decoder.buffered == len(b"second") - 3
+    assert decoder.feed(data[-3:]) == [b"second"]
+
+
+@given(st.binary(max_size=200))
+def test_garbage_raises_only_protocol_errors(data: bytes) -> None:
+    """Random bytes either decode or raise ProtocolError, never anything else."""
+    try:
+        decode_payload(data)
+    except ProtocolError as error:
+        assert error.code == "bad_request" and not error.fatal
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xff\xfe not utf-8",
+        b"[1, 2]",
+        b'"just a string"',
+        b"[" * 5000 + b"]" * 5000,
+        b'{"type": "say", "x": ' + b"[" * 40 + b"]" * 40 + b"}",
+        b'{"type": "ping", "t": NaN}',
+        b'{"type": "ping", "t": 1' + b"0" * 5000 + b"}",
+        b'{"no_type": 1}',
+        b'{"type": 5}',
+        "\ufeff{}".encode(),
+        b"{not json",
+    ],
+)
+def test_bad_payloads_are_recoverable_bad_requests(data: bytes) -> None:
+    """Non-UTF-8, non-objects, deep nesting, NaN, huge ints and missing type: bad_request."""
+    with pytest.raises(ProtocolError) as caught:
+        decode_payload(data)
+    assert caught.value.code == "bad_request" and not caught.value.fatal
+
+
+def test_nesting_limit_is_32_levels() -> None:
+    """32 levels (top-level object included) decode; 33 do not."""
+    def nested(levels: int) -> bytes:
+        return b'{"type":"x","a":' + b"[" * (levels - 1) + b"]" * (levels - 1) + b"}"
+
+    assert decode_payload(nested(32))["type"] == "x"
+    with pytest.raises(ProtocolError):
+        decode_payload(nested(33))
+
+
+def test_null_fields_count_as_absent() -> None:
+    """A field sent as null is dropped (PROTOCOL.md §1)."""
+    assert decode_payload(b'{"type":"who","room":null}') == {"type": "who"}
+
+
+def test_with_seq_splices_valid_json() -> None:
+    """The spliced payload parses to the original object plus seq."""
+    body = encode_payload({"type": "message", "text": "héllo \"quoted\" }"})
+    assert json.loads(with_seq(body, 42)) == {"type": "message", "text": 'héllo "quoted" }', "seq": 42}
+
+
+def test_seq_tracker_counts_gaps_reorders_duplicates() -> None:
+    """After 1, 2, 5 gaps is 2; a late 3 is reordered; a second 5 is a duplicate."""
+    tracker = SeqTracker()
+    verdicts = [tracker.add(seq) for seq in (1, 2, 5, 3, 5, 6)]
+    assert verdicts == ["ok", "ok", "gap", "reordered", "duplicate", "ok"]
+    assert (tracker.gaps, tracker.reordered, tracker.duplicates, tracker.missing) == (2, 1, 1, 1)
+
+
+def test_seq_tracker_memory_is_bounded() -> None:
+    """The tracker remembers a bounded window however long the stream."""
+    tracker = SeqTracker(window=100)
+    for seq in range(1, 10_001):
+        tracker.add(seq)
+    assert len(tracker._seen) <= 200 and tracker.gaps == 0 and tracker.received == 10_000
