@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nick", default=None, help="your nick (default: your login name)")
     parser.add_argument("--room", default="lobby", help="room to join")
     parser.add_argument("--plain", action="store_true", help="line mode even in a terminal")
+    parser.add_argument(
+        "--trace-wire",
+        action="store_true",
+        help="print, on stderr, every recv: its size and where the frame boundaries fell (TCP is a byte stream)",
+    )
     return parser
 
 
@@ -48,7 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     nick = args.nick or default_nick()
     address = f"{args.host}:{args.port}"
-    return lineui.main_sync(lambda: TCPTransport.connect(args.host, args.port), nick, args.room, address)
+    trace = trace_to_stderr if args.trace_wire else None
+    return lineui.main_sync(lambda: TCPTransport.connect(args.host, args.port, trace=trace), nick, args.room, address)
+
+
+def trace_to_stderr(line: str) -> None:
+    """--trace-wire: one line per recv, on stderr so stdout keeps only the chat."""
+    print(f"wire: {line}", file=sys.stderr, flush=True)
 
 
 def run() -> NoReturn:

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from chatsrv.wire import FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
+from chatsrv.wire import HEADER, FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
 
 CLIENT_MAX_FRAME = 16 * 1024 * 1024  # accept whatever a server announces, within reason
 
@@ -43,6 +43,7 @@ class TCPTransport:
         self._decoder = FrameDecoder(CLIENT_MAX_FRAME)
         self._ready: list[dict[str, Any]] = []
         self._trace = trace
+        self._pending = 0  # stream bytes of a frame begun but not finished (for the trace)
         self._sent = 0
 
     @classmethod
@@ -75,7 +76,8 @@ class TCPTransport:
                 return None
             frames = self._decoder.feed(data)
             if self._trace is not None:
-                self._trace(trace_chunk(len(data), frames, self._decoder))
+                self._trace(trace_chunk(len(data), frames, self._pending))
+                self._pending = pending_after(len(data), frames, self._pending)
             if self._decoder.error is not None:
                 raise TransportError(f"the server sent a broken frame: {self._decoder.error.message}")
             for frame in frames:
@@ -93,8 +95,28 @@ class TCPTransport:
             pass
 
 
-def trace_chunk(size: int, frames: list[bytes], decoder: FrameDecoder) -> str:
-    """Describe one recv for --trace-wire: size, whole frames, bytes held for the next."""
-    sizes = " + ".join(f"[4+{len(frame)}]" for frame in frames) or "no complete frame"
-    held = f", {decoder.buffered} bytes held for the next frame" if decoder.buffered else ""
-    return f"recv {size} bytes: {len(frames)} frame(s) {sizes}{held}"
+def pending_after(size: int, frames: list[bytes], pending_before: int) -> int:
+    """Bytes of an unfinished frame after a recv: what was pending, plus the recv, minus whole frames."""
+    return pending_before + size - sum(HEADER.size + len(frame) for frame in frames)
+
+
+def trace_chunk(size: int, frames: list[bytes], pending_before: int = 0) -> str:
+    """Describe one recv for --trace-wire: its size and where frame boundaries fell in it.
+
+    `pending_before` is how many bytes of an unfinished frame earlier recvs
+    delivered (header included). A frame is shown as [4+N]: the length
+    prefix and N payload bytes (PROTOCOL.md §2).
+    """
+    parts: list[str] = []
+    whole = list(frames)
+    if pending_before and whole:
+        first = whole.pop(0)
+        parts.append(f"end of a frame begun earlier ({HEADER.size + len(first) - pending_before} bytes, [4+{len(first)}] in all)")
+    parts.extend(f"[4+{len(frame)}]" for frame in whole)
+    after = pending_after(size, frames, pending_before)
+    if after and not frames and pending_before:
+        parts.append(f"middle of a frame ({size} bytes; {after} of it so far)")
+    elif after:
+        parts.append(f"start of the next frame ({after} bytes)")
+    count = f"{len(frames)} complete frame{'s' if len(frames) != 1 else ''}"
+    return f"recv {size} bytes, {count}: " + " | ".join(parts)
