@@ -45,7 +45,8 @@ class Bot:
         self.arrivals: list[list[Any]] = []
         self.events: list[tuple[float, str]] = []
         self.errors: dict[str, int] = {}
-        self.lefts: list[dict[str, Any]] = []  # `left` payloads seen (the slow scenario watches them)
+        self.lefts: list[tuple[float, dict[str, Any]]] = []  # (arrival, `left` payload): the slow scenario watches them
+        self.last_pong = 0.0
         self.stats: dict[str, Any] | None = None
         self.pongs: dict[Any, float] = {}  # ping id -> arrival time
         self.sent_messages = 0
@@ -88,6 +89,17 @@ class Bot:
     def close(self) -> None:
         raise NotImplementedError
 
+    def pause_reading(self) -> None:
+        """Stop reading (the `slow` scenario's stuck member): the kernel's buffer fills up."""
+        transport = getattr(self, "_transport", None)
+        if transport is not None:
+            transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        transport = getattr(self, "_transport", None)
+        if transport is not None:
+            transport.resume_reading()
+
     # --- receiving -----------------------------------------------------------
 
     def note(self, text: str) -> None:
@@ -109,6 +121,7 @@ class Bot:
                 self.arrivals.append([origin, index, sent_at, now])
         elif kind == "pong":
             self.pongs.setdefault(payload.get("id"), now)
+            self.last_pong = now
         elif kind == "welcome":
             if self.join_started is not None and self.join_seconds is None:
                 self.join_seconds = now - self.join_started
@@ -120,7 +133,7 @@ class Bot:
         elif kind == "stats":
             self.stats = payload
         elif kind == "left":
-            self.lefts.append(payload)
+            self.lefts.append((now, payload))
             if str(payload.get("nick", "")).casefold() == self.nick.casefold():
                 self.note(f"removed by the server (reason {payload.get('reason')})")
         elif kind == "notice":
@@ -294,15 +307,6 @@ class TCPBot(Bot):
                 self._tcp_finished[key] += value
         self._tcp_current = None
 
-    def pause_reading(self) -> None:
-        """Stop reading (the `slow` scenario's stuck member): the kernel buffers fill up."""
-        if self._transport is not None:
-            self._transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self._transport is not None:
-            self._transport.resume_reading()
-
     def close(self) -> None:
         if self._transport is not None:
             self._finish_tcp_info()
@@ -354,8 +358,9 @@ class UDPBot(Bot):
 
     transport = "udp"
 
-    def __init__(self, nick: str, room: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, nick: str, room: str, clock: Callable[[], float] = time.time, receive_buffer: int = UDP_RECEIVE_BUFFER) -> None:
         super().__init__(nick, room, clock)
+        self.receive_buffer = receive_buffer
         self._transport: asyncio.DatagramTransport | None = None
         self.server: tuple[str, int] | None = None
         self.cookie: str | None = None
@@ -366,7 +371,7 @@ class UDPBot(Bot):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
             sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
             sock.setblocking(False)
             transport, _ = await loop.create_datagram_endpoint(lambda: _DatagramProtocol(self), sock=sock)

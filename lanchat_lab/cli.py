@@ -143,7 +143,33 @@ def build_parser() -> argparse.ArgumentParser:
     sticky.add_argument("--big", type=_count, default=3000, help="size of one last, big message, bytes (0: none; max 65000)")
     _output_flags(sticky)
     sticky.set_defaults(handler=_sticky)
+
+    slow = scenarios.add_parser(
+        "slow",
+        help="one member stops reading: the others keep their rate, the stuck one is removed (reason slow)",
+        description="K bots read, one member joins and never reads again. reader1 sends M messages at R/s. "
+        "Prints when the server removed the stuck member and each reader's rate and latency before and after.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    slow.add_argument("--readers", type=_positive_int, default=3, help="bots that keep reading")
+    slow.add_argument("--messages", type=_positive_int, default=3000, help="messages reader1 sends (loopback buffers take about 4 MB before the outbox fills)")
+    slow.add_argument("--rate", type=_positive_float, default=1000.0, help="messages per second")
+    slow.add_argument("--size", type=_count, default=2000, help="characters per message (max 2000)")
+    slow.add_argument("--outbox", type=_positive_int, default=65536, help="the server's --outbox: bytes queued for a member before it is dropped")
+    slow.add_argument("--stuck", type=_transports, default=("tcp",), help="transports of the stuck members (tcp, udp or tcp,udp)")
+    _output_flags(slow)
+    slow.set_defaults(handler=_slow)
     return parser
+
+
+def _slow(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    from lanchat_lab.report import slow_report
+    from lanchat_lab.slow import SlowOptions, run_slow
+
+    if args.size > 2000:
+        raise LabError("--size is at most 2000 (the protocol's text limit)")
+    options = SlowOptions(args.readers, args.messages, args.rate, args.size, args.outbox, args.stuck)
+    return run_slow(options), slow_report
 
 
 def _sticky(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:

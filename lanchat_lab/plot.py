@@ -135,8 +135,10 @@ def _slow(plt: Any, result: dict[str, Any]) -> Any:
     figure, axis = plt.subplots(figsize=(11, 5))
     for name, points in result["progress"].items():
         if points:
-            style = "--" if name == result["stuck"] else "-"
-            axis.plot([t for t, _ in points], [n for _, n in points], style, label=name)
+            style = {"sent": ":", result["stuck"]: "--"}.get(name, "-")
+            color = "gray" if name == "sent" else None
+            label = "sent by reader1" if name == "sent" else name
+            axis.plot([t for t, _ in points], [n for _, n in points], style, color=color, label=label)
     removed = result.get("removed_at")
     if removed is not None:
         axis.axvline(removed, color="red", linestyle=":", label=f"{result['stuck']} removed (slow)")

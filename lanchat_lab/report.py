@@ -227,3 +227,59 @@ def sticky_report(result: dict[str, Any]) -> str:
 def result_example(result: dict[str, Any]) -> str:
     messages = result["tcp_framed"]["messages"]
     return messages[0] if messages else ""
+
+
+# --- slow ------------------------------------------------------------------------------
+
+
+def slow_report(result: dict[str, Any]) -> str:
+    setup = result["setup"]
+    removed = result["removed"]
+    lines = [
+        f"chatlab slow: {setup['readers']} readers and a member that stops reading "
+        f"({', '.join(setup['stuck']).upper()}, receive buffer {setup['stuck_buffer']:,} bytes); "
+        f"reader1 sends {setup['messages']} messages of {setup['size']} characters at {_number(setup['rate'], 0)}/s; "
+        f"server outbox limit {setup['outbox']:,} bytes",
+        "",
+    ]
+    for member in result["stuck_members"]:
+        if member["transport"] == "tcp":
+            if removed:
+                lines.append(
+                    f"{member['nick']}: removed by the server with reason \"{removed['reason']}\" "
+                    f"{removed['seconds']:.2f} s after the first message (the readers had message {removed['after_message']} by then)"
+                )
+            else:
+                lines.append(f"{member['nick']}: NOT removed (the server kept queueing for it)")
+            lines.append(
+                f"   when it read again it found {member['bytes_taken']:,} bytes ({member['received']} messages) in its kernel buffer"
+                + (", then the server's hang-up." if member["closed_by_server"] else ".")
+            )
+        else:
+            lines.append(
+                f"{member['nick']}: never removed and never missed by the server; when it read again it had "
+                f"{member['received']} of {setup['messages']} messages: its own kernel dropped the rest "
+                f"({member['seq_gaps']} seq numbers missing)."
+            )
+    lines.append("")
+    rows = []
+    for reader in result["readers"]:
+        latency = reader["latency_ms"] or {}
+        rows.append(
+            [
+                reader["nick"],
+                f"{reader['received']} / {reader['expected']}",
+                f"{_number(reader['rate_before'])} / {_number(reader['rate_after'])}",
+                f"{_number(latency.get('p50'), 2)} / {_number(latency.get('p99'), 2)} / {_number(latency.get('max'), 2)}",
+            ]
+        )
+    lines += table(rows, ["reader", "received", "msgs/s before / after removal", "latency p50 / p99 / max, ms"])
+    lines.append("")
+    complete = all(r["received"] == r["expected"] for r in result["readers"])
+    lines.append(
+        "-> "
+        + ("every reader got every message, at the sending rate: nobody waited for the stuck member."
+           if complete else "some readers missed messages: look at the server's log.")
+    )
+    lines.append("   Each TCP member has its own bounded outbox; when it overflows the member goes, the room does not slow down.")
+    return "\n".join(lines)
