@@ -217,8 +217,7 @@ class TCPBot(Bot):
         self._tcp_finished = {"segs_in": 0, "segs_out": 0, "retransmits": 0}  # closed connections
         self._tcp_current: dict[str, int] | None = None  # latest TCP_INFO of the open one
         self._have_tcp_info = True
-        self.chunks: list[tuple[int, list[int]]] = []  # (recv size, frame sizes), when tracing
-        self.trace = False
+        self.lost_at: float | None = None  # when the connection last ended
 
     @property
     def connected(self) -> bool:
@@ -270,8 +269,6 @@ class TCPBot(Bot):
         now = self.clock()
         self.bytes_in += len(data)
         frames = self._decoder.feed(data)
-        if self.trace:
-            self.chunks.append((len(data), [len(frame) for frame in frames]))
         for frame in frames:
             try:
                 payload = decode_payload(frame)
@@ -285,6 +282,7 @@ class TCPBot(Bot):
 
     def on_connection_lost(self, exc: Exception | None) -> None:
         # asyncio closes the socket only after this returns: TCP_INFO is still readable.
+        self.lost_at = self.clock()
         self._finish_tcp_info()
         self._transport = None
         self.closed.set()

@@ -159,7 +159,32 @@ def build_parser() -> argparse.ArgumentParser:
     slow.add_argument("--stuck", type=_transports, default=("tcp",), help="transports of the stuck members (tcp, udp or tcp,udp)")
     _output_flags(slow)
     slow.set_defaults(handler=_slow)
+
+    restart = scenarios.add_parser(
+        "restart",
+        help="the server restarts under the bots: TCP notices at once, UDP only by a timeout",
+        description="K bots over TCP and K over UDP ping the server; it is killed, stays down, and starts again "
+        "on the same port. Prints the timeline: who noticed when, and when each bot was back.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    restart.add_argument("--bots", type=_positive_int, default=2, help="bots per transport")
+    restart.add_argument("--transports", type=_transports, default=("tcp", "udp"), help="which transports to run")
+    restart.add_argument("--before", type=_positive_float, default=1.0, help="seconds before the server goes")
+    restart.add_argument("--down", type=_positive_float, default=2.0, help="seconds the server stays down")
+    restart.add_argument("--interval", type=_positive_float, default=0.25, help="seconds between pings and reconnect attempts")
+    restart.add_argument("--udp-timeout", type=_positive_float, default=1.5, help="seconds without a pong before a UDP bot says hello again")
+    restart.add_argument("--graceful", action="store_true", help="SIGTERM instead of SIGKILL: the server says goodbye first")
+    _output_flags(restart)
+    restart.set_defaults(handler=_restart)
     return parser
+
+
+def _restart(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    from lanchat_lab.report import restart_report
+    from lanchat_lab.restart import RestartOptions, run_restart
+
+    options = RestartOptions(args.bots, args.transports, args.before, args.down, args.interval, args.udp_timeout, args.graceful)
+    return run_restart(options), restart_report
 
 
 def _slow(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:

@@ -22,14 +22,15 @@ def _percent(part: float, whole: float) -> str:
     return f"{100 * part / whole:.1f} %" if whole else "-"
 
 
-def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None) -> list[str]:
-    """Left column left-aligned, the others right-aligned, two spaces apart."""
+def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None, align: str | None = None) -> list[str]:
+    """Columns two spaces apart; `align` has an "l" or "r" per column (default: first left, others right)."""
     everything = [list(header)] if header else []
     everything += [list(row) for row in rows]
     widths = [max(len(row[column]) for row in everything if column < len(row)) for column in range(len(everything[0]))]
     lines = []
     for number, row in enumerate(everything):
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        sides = align or "l" + "r" * (len(widths) - 1)
+        cells = [cell.ljust(width) if side == "l" else cell.rjust(width) for cell, width, side in zip(row, widths, sides)]
         lines.append("  ".join(cells).rstrip())
         if header and number == 0:
             lines.append("  ".join("-" * width for width in widths))
@@ -282,4 +283,41 @@ def slow_report(result: dict[str, Any]) -> str:
            if complete else "some readers missed messages: look at the server's log.")
     )
     lines.append("   Each TCP member has its own bounded outbox; when it overflows the member goes, the room does not slow down.")
+    return "\n".join(lines)
+
+
+# --- restart ---------------------------------------------------------------------------
+
+
+def restart_report(result: dict[str, Any]) -> str:
+    setup = result["setup"]
+    how = "stopped with SIGTERM (it says goodbye)" if setup["graceful"] else "killed with SIGKILL (a crash: no goodbye)"
+    lines = [
+        f"chatlab restart: {setup['bots_per_transport']} bots per transport ({', '.join(setup['transports']).upper()}), "
+        f"pinging every {setup['interval']:g} s; at {setup['before']:g} s the server is {how}, "
+        f"and {setup['down']:g} s later it starts again on port {setup['port']}",
+        f"(a UDP bot gives up after {setup['udp_timeout']:g} s without a pong; chatclient waits the server's peer_timeout)",
+        "",
+    ]
+    timeline: list[tuple[float, str, str]] = [(t, "server", text) for t, text in result["server_events"]]
+    for bot in result["bots"]:
+        for t, text in bot["events"]:
+            timeline.append((t, bot["nick"], text))
+    timeline.sort(key=lambda item: item[0])
+    rows = [[f"{t:7.3f}", who, text] for t, who, text in timeline]
+    lines += table(rows, ["time, s", "who", "what happened"], align="rll")
+    lines.append("")
+    rows = []
+    for bot in result["bots"]:
+        rows.append(
+            [
+                bot["nick"],
+                "-" if bot["noticed_after"] is None else f"{bot['noticed_after']:.3f} s",
+                "-" if bot["back_after_restart"] is None else f"{bot['back_after_restart']:.3f} s",
+            ]
+        )
+    lines += table(rows, ["bot", "noticed after the server went", "back after it returned"])
+    lines.append("")
+    lines.append("-> TCP knows at once: the kernel ends the connection and reports it. UDP has no connection to end:")
+    lines.append("   its datagrams leave without an error, and only silence (a timeout) or a new server's not_joined tells it.")
     return "\n".join(lines)
