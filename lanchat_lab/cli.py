@@ -152,9 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     slow.add_argument("--readers", type=_positive_int, default=3, help="bots that keep reading")
-    slow.add_argument("--messages", type=_positive_int, default=3000, help="messages reader1 sends (loopback buffers take about 4 MB before the outbox fills)")
-    slow.add_argument("--rate", type=_positive_float, default=1000.0, help="messages per second")
-    slow.add_argument("--size", type=_count, default=2000, help="characters per message (max 2000)")
+    slow.add_argument("--messages", type=_positive_int, default=1000, help="messages reader1 sends")
+    slow.add_argument("--rate", type=_positive_float, default=500.0, help="messages per second")
+    slow.add_argument("--size", type=_count, default=500, help="characters per message (max 2000)")
     slow.add_argument("--outbox", type=_positive_int, default=65536, help="the server's --outbox: bytes queued for a member before it is dropped")
     slow.add_argument("--stuck", type=_transports, default=("tcp",), help="transports of the stuck members (tcp, udp or tcp,udp)")
     _output_flags(slow)

@@ -270,11 +270,12 @@ def slow_report(result: dict[str, Any]) -> str:
             [
                 reader["nick"],
                 f"{reader['received']} / {reader['expected']}",
+                "-" if reader.get("kept_up") is None else f"{100 * reader['kept_up']:.0f} %",
                 f"{_number(reader['rate_before'])} / {_number(reader['rate_after'])}",
                 f"{_number(latency.get('p50'), 2)} / {_number(latency.get('p99'), 2)} / {_number(latency.get('max'), 2)}",
             ]
         )
-    lines += table(rows, ["reader", "received", "msgs/s before / after removal", "latency p50 / p99 / max, ms"])
+    lines += table(rows, ["reader", "received", "kept up before removal", "msgs/s before / after", "latency p50 / p99 / max, ms"])
     lines.append("")
     complete = all(r["received"] == r["expected"] for r in result["readers"])
     lines.append(

@@ -24,14 +24,15 @@ from lanchat_lab.measure import lab_text, percentile
 from lanchat_lab.serverproc import ServerProcess
 
 STUCK_BUFFER = 4096  # bytes: a small receive window fills after about 10 KB (TESTING.md #5)
+STUCK_SEGMENT = 1200  # bytes: an Ethernet-sized MSS keeps the server's send buffer for it small
 
 
 @dataclass
 class SlowOptions:
     readers: int = 3
-    messages: int = 3000  # loopback send buffers grow to 4 MB: it takes more than that to fill them
-    rate: float = 1000.0
-    size: int = 2000
+    messages: int = 1000
+    rate: float = 500.0
+    size: int = 500
     outbox: int = 65536
     stuck: tuple[str, ...] = ("tcp",)
     room: str = "lab"
@@ -39,7 +40,9 @@ class SlowOptions:
 
 async def _workload(options: SlowOptions, host: str, port: int) -> dict[str, Any]:
     readers = [TCPBot(f"reader{n + 1}", options.room) for n in range(options.readers)]
-    stuck_tcp = TCPBot("stuck-tcp", options.room, receive_buffer=STUCK_BUFFER) if "tcp" in options.stuck else None
+    stuck_tcp = (
+        TCPBot("stuck-tcp", options.room, receive_buffer=STUCK_BUFFER, max_segment=STUCK_SEGMENT) if "tcp" in options.stuck else None
+    )
     stuck_udp = UDPBot("stuck-udp", options.room, receive_buffer=STUCK_BUFFER) if "udp" in options.stuck else None
     stuck: list[Bot] = [bot for bot in (stuck_tcp, stuck_udp) if bot is not None]
     everyone: list[Bot] = [*readers, *stuck]
@@ -116,11 +119,16 @@ def build_result(options: SlowOptions, raw: dict[str, Any]) -> dict[str, Any]:
         arrivals = sorted(record["arrivals"], key=lambda item: item[3])
         before = [a for a in arrivals if cut is None or a[3] <= cut]
         after = [a for a in arrivals if cut is not None and a[3] > cut]
+        # Of the messages sent at least 50 ms before the removal, how many had this reader
+        # already received? Near 100 % means it never waited for the stuck member.
+        sent_early = {a[1] for a in arrivals if cut is None or a[2] <= cut - 0.05}
+        had_early = {a[1] for a in before} & sent_early
         readers.append(
             {
                 "nick": record["nick"],
                 "received": len({a[1] for a in arrivals}),
                 "expected": options.messages,
+                "kept_up": round(len(had_early) / len(sent_early), 4) if sent_early else None,
                 "rate_before": _rate(before),
                 "rate_after": _rate(after),
                 "latency_ms_before": _latencies(before),
