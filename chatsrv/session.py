@@ -14,14 +14,19 @@ import itertools
 from typing import Any, Protocol
 
 from chatsrv.ratelimit import TokenBucket
-from chatsrv.wire import SeqTracker, encode_payload, with_seq
+from chatsrv.wire import SeqTracker, encode_payload
 
 
 class Outbox(Protocol):
     """Where a session's outgoing payloads go (a socket writer, a datagram sender)."""
 
-    def put(self, payloads: list[bytes]) -> bool:
-        """Queue encoded payloads (each with its seq); False when the peer is too slow."""
+    def put(self, bodies: list[bytes], first_seq: int) -> bool:
+        """Queue encoded payloads, numbered first_seq, first_seq + 1, ...
+
+        Each body is `encode_payload` output without seq: the outbox splices
+        the seq in while framing (`wire.frames_with_seq`, `wire.with_seq`).
+        False when the peer is too slow to take them.
+        """
 
     def close(self) -> None:
         """Flush what is queued if possible, then end the connection."""
@@ -78,7 +83,7 @@ class Session:
         first = self.seq + 1
         self.seq += len(bodies)
         self.sent += len(bodies)
-        return self.outbox.put([with_seq(body, seq) for seq, body in zip(itertools.count(first), bodies)])
+        return self.outbox.put(bodies, first)
 
     def send_now(self, payload: dict[str, Any]) -> bool:
         """Encode and queue one payload immediately (used outside a batch)."""

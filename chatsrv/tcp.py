@@ -18,7 +18,7 @@ from typing import Any
 
 from chatsrv.service import ChatService
 from chatsrv.session import Session
-from chatsrv.wire import DEFAULT_MAX_FRAME, HEADER, FrameDecoder, ProtocolError, encode_payload, with_seq
+from chatsrv.wire import DEFAULT_MAX_FRAME, FrameDecoder, ProtocolError, encode_payload, frames_with_seq
 
 log = logging.getLogger("chatsrv.tcp")
 
@@ -55,8 +55,8 @@ class TCPOutbox:
     def pending_bytes(self) -> int:
         return self._pending_bytes
 
-    def put(self, payloads: list[bytes]) -> bool:
-        data = b"".join([HEADER.pack(len(body)) + body for body in payloads])
+    def put(self, bodies: list[bytes], first_seq: int) -> bool:
+        data = frames_with_seq(bodies, first_seq)
         with self._lock:
             if self._closing:
                 return True
@@ -168,7 +168,7 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
             session = service.connect(outbox, self.client_address, "tcp", server.max_frame)
         except ProtocolError as error:
             log.info("refused %s:%s: %s", self.client_address[0], self.client_address[1], error.message)
-            outbox.put([_error_body(error)])
+            outbox.put([encode_payload(error.payload())], 1)
             outbox.close()
             return
         try:
@@ -209,11 +209,6 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
             if waiting_for_hello and session.joined:
                 waiting_for_hello = False
                 sock.settimeout(None)  # from now on keepalive watches the peer
-
-
-def _error_body(error: ProtocolError) -> bytes:
-    """An error for a connection that never became a session (its first payload)."""
-    return with_seq(encode_payload(error.payload()), 1)
 
 
 class ChatTCPServer(socketserver.ThreadingTCPServer):

@@ -25,6 +25,7 @@ __all__ = [
     "decode_payload",
     "encode_frame",
     "encode_payload",
+    "frames_with_seq",
     "with_seq",
 ]
 
@@ -90,6 +91,21 @@ def with_seq(body: bytes, seq: int) -> bytes:
     without a `seq` key: its last byte is the closing brace.
     """
     return b"%s,\"seq\":%d}" % (body[:-1], seq)
+
+
+def frames_with_seq(bodies: list[bytes], first_seq: int) -> bytes:
+    """Frame encoded payloads for TCP, splicing in seq first_seq, first_seq + 1, ...
+
+    The hot path of every broadcast: one pass, one join, no re-serialising.
+    """
+    out: list[bytes] = []
+    append = out.append
+    pack = HEADER.pack
+    for seq, body in zip(range(first_seq, first_seq + len(bodies)), bodies):
+        payload = b"%s,\"seq\":%d}" % (body[:-1], seq)
+        append(pack(len(payload)))
+        append(payload)
+    return b"".join(out)
 
 
 def _reject_constant(name: str) -> Any:

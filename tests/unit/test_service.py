@@ -9,7 +9,7 @@ import pytest
 
 from chatsrv.service import ChatService
 from chatsrv.session import Session
-from chatsrv.wire import ProtocolError, encode_payload
+from chatsrv.wire import ProtocolError, encode_payload, with_seq
 
 
 class FakeOutbox:
@@ -21,11 +21,11 @@ class FakeOutbox:
         self.capacity = capacity
         self.puts = 0
 
-    def put(self, payloads: list[bytes]) -> bool:
+    def put(self, bodies: list[bytes], first_seq: int) -> bool:
         self.puts += 1
-        if self.capacity is not None and len(self.payloads) + len(payloads) > self.capacity:
+        if self.capacity is not None and len(self.payloads) + len(bodies) > self.capacity:
             return False
-        self.payloads.extend(json.loads(body) for body in payloads)
+        self.payloads.extend(json.loads(with_seq(body, seq)) for seq, body in enumerate(bodies, first_seq))
         return True
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from chatsrv.wire import (
     decode_payload,
     encode_frame,
     encode_payload,
+    frames_with_seq,
     with_seq,
 )
 
@@ -167,3 +168,12 @@ def test_seq_tracker_memory_is_bounded() -> None:
     for seq in range(1, 10_001):
         tracker.add(seq)
     assert len(tracker._seen) <= 200 and tracker.gaps == 0 and tracker.received == 10_000
+
+
+def test_frames_with_seq_matches_frame_by_frame() -> None:
+    """The fused splice-and-frame gives the same bytes as splicing and framing one by one."""
+    bodies = [encode_payload({"type": "message", "text": "a" * n}) for n in (1, 50, 300)]
+    expected = b"".join(encode_frame(with_seq(body, seq)) for seq, body in zip((9, 10, 11), bodies))
+    assert frames_with_seq(bodies, 9) == expected
+    decoder = FrameDecoder()
+    assert [json.loads(frame)["seq"] for frame in decoder.feed(expected)] == [9, 10, 11]
