@@ -138,7 +138,7 @@ def compare_findings(result: dict[str, Any]) -> list[str]:
         text += (": " + ", ".join(problems)) if problems else ": nothing lost on this link"
         slowest = udp["latency_ms"].get("max")
         if slowest is not None:
-            text += f"; the slowest took {slowest:.1f} ms (nothing waits for a lost datagram)"
+            text += f"; the slowest took {slowest:.1f} ms" + (" (nothing waits for a lost datagram)" if udp["lost"] else "")
         findings.append(text + ".")
     if tcp and udp and tcp.get("wire_bytes") and udp.get("wire_bytes"):
         findings.append(

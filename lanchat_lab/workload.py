@@ -87,7 +87,7 @@ async def run_workload(config: WorkloadConfig) -> dict[str, Any]:
 
         def tcp_complete_and_quiet() -> bool:
             # TCP delivers everything sooner or later (retransmissions); UDP may never.
-            tcp_done = all(_unique_arrivals(bot, "tcp") >= (config.messages if tcp else 0) for bot in bots)
+            tcp_done = all(_unique_arrivals(bot, "tcp") >= config.messages for bot in tcp)
             last = max((bot.last_arrival for bot in bots), default=0.0)
             return tcp_done and time.time() - last >= config.quiet
 
