@@ -70,19 +70,21 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
     cdf.grid(True, alpha=0.3)
     cdf.legend()
 
-    kinds = ["lost", "reordered", "duplicated"]
+    # All three from seq, over every payload the server sent (PROTOCOL.md §3): one denominator.
+    kinds = [("lost", "seq_lost"), ("reordered", "reordered"), ("duplicated", "duplicated")]
     width = 0.38
+    tallest = 0.0
     for offset, name in enumerate(names):
         summary = transports[name]
-        expected = summary["expected"] or 1
-        values = [100 * summary["lost"] / expected, 100 * summary["reordered"] / expected, 100 * summary["duplicated"] / expected]
+        total = summary["seq_total"] or 1
+        values = [100 * summary[key] / total for _, key in kinds]
+        tallest = max([tallest, *values])
         positions = [k + (offset - (len(names) - 1) / 2) * width for k in range(len(kinds))]
         drawn = bars.bar(positions, values, width, color=COLORS[name], label=name.upper())
         bars.bar_label(drawn, labels=[f"{v:.1f}%" for v in values], fontsize=8)
-    tallest = max([0.0] + [100 * transports[n][k] / (transports[n]["expected"] or 1) for n in names for k in kinds])
     bars.set_ylim(0, max(1.0, tallest * 1.25))
-    bars.set_xticks(range(len(kinds)), kinds)
-    bars.set_ylabel("% of expected deliveries")
+    bars.set_xticks(range(len(kinds)), [label for label, _ in kinds])
+    bars.set_ylabel("% of the payloads the server sent")
     bars.set_title("what arrived wrong (measured with seq)")
     bars.legend()
 
