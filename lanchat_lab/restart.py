@@ -84,7 +84,7 @@ async def _watch_tcp(watch: _Watch, host: str, port: int, options: RestartOption
                 watch.failed_attempts += 1
             else:
                 now = time.time()
-                if state["up_at"] is not None:
+                if state["down_at"] is not None:
                     watch.event(f"reconnected and back in the room ({watch.failed_attempts} attempts failed)", now)
                     watch.back = now
                 watch.enter(now)
@@ -175,8 +175,9 @@ async def _scenario(options: RestartOptions, server: ServerProcess) -> dict[str,
         else:
             server.kill()
         await asyncio.sleep(options.down)
-        await asyncio.get_running_loop().run_in_executor(None, server.start)
+        # "Up" is when the new process is launched: it accepts a moment later, once Python has started.
         state["up_at"] = time.time()
+        await asyncio.get_running_loop().run_in_executor(None, server.start)
         await until(lambda: all(w.back is not None for w in watches), options.udp_timeout + 10 * options.interval + 5)
         await asyncio.sleep(options.interval * 2)
     finally:
@@ -216,7 +217,7 @@ def run_restart(options: RestartOptions) -> dict[str, Any]:
             }
         )
     how = "SIGTERM (graceful: it tells everyone)" if options.graceful else "SIGKILL (a crash: not a word to anyone)"
-    server_events = [[round(down, 4), f"server stopped with {how}"], [round(up, 4), f"server started again on port {port}"]]
+    server_events = [[round(down, 4), f"server stopped with {how}"], [round(up, 4), f"server launched again on port {port}"]]
     return {
         "scenario": "restart",
         "setup": {
