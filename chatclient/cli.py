@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from chatclient import __version__, lineui
-from chatclient.transport import TCPTransport
+from chatclient.transport import open_transport
 
 DEFAULT_PORT = 9009
 
@@ -33,9 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--room", default="lobby", help="room to join")
     parser.add_argument("--plain", action="store_true", help="line mode even in a terminal")
     parser.add_argument(
+        "--udp", action="store_true",
+        help="talk to the server over UDP instead of TCP (to see loss, reordering and duplicates in /stats)",
+    )
+    parser.add_argument(
         "--trace-wire",
         action="store_true",
-        help="print, on stderr, every recv: its size and where the frame boundaries fell (TCP is a byte stream)",
+        help="print, on stderr, every recv: its size and where the frame boundaries fell (TCP is a byte stream; "
+        "over UDP, one datagram per recv)",
     )
     return parser
 
@@ -54,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     nick = args.nick or default_nick()
     address = f"{args.host}:{args.port}"
     trace = trace_to_stderr if args.trace_wire else None
-    return lineui.main_sync(lambda: TCPTransport.connect(args.host, args.port, trace=trace), nick, args.room, address)
+    return lineui.main_sync(lambda: open_transport(args.host, args.port, udp=args.udp, trace=trace), nick, args.room, address)
 
 
 def trace_to_stderr(line: str) -> None:

@@ -152,6 +152,11 @@ class ClientState:
                 now,
             ),
         ]
+        injected = [(name, self.server_stats.get(f"injected_{name}")) for name in ("lost", "duplicates", "reordered")]
+        if all(isinstance(count, int) for _, count in injected):
+            # The server's fault injection (--udp-loss ...): what is left over is the network's doing.
+            caused = ", ".join(f"{name} {count}" for name, count in injected)
+            lines.append(Line("info", f"of which the server's fault injection caused: {caused}", now))
         return lines
 
     def _on_notice(self, p: dict[str, Any], now: float | None) -> list[Line]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import random
 import resource
 import signal
 import socket
@@ -20,10 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from chatsrv import __version__
+from chatsrv.faults import Impairment, parse_delay
 from chatsrv.netinfo import ipv4_interfaces
 from chatsrv.service import ChatService
-from chatsrv.tcp import DEFAULT_OUTBOX_LIMIT, ChatTCPServer
-from chatsrv.wire import DEFAULT_MAX_FRAME
+from chatsrv.tcp import DEFAULT_OUTBOX_LIMIT, DEFAULT_SEND_BUFFER, ChatTCPServer
+from chatsrv.udp import ChatUDPServer
+from chatsrv.wire import DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_FRAME
 
 log = logging.getLogger("chatsrv")
 
@@ -66,7 +69,44 @@ def _frame_size(text: str) -> int:
     return value
 
 
-for _checker, _name in ((_count, "a whole number"), (_port, "a port"), (_seconds, "seconds"), (_frame_size, "a size")):
+def _datagram_size(text: str) -> int:
+    value = int(text)
+    if not 256 <= value <= 65507:  # 65507: the largest UDP payload over IPv4
+        raise argparse.ArgumentTypeError(f"must be 256 to 65507 bytes, not {text}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
+def _percent(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"a percentage is 0 to 100, not {text}")
+    return value
+
+
+def _delay(text: str) -> tuple[float, float]:
+    try:
+        return parse_delay(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+for _checker, _name in (
+    (_count, "a whole number"),
+    (_port, "a port"),
+    (_seconds, "seconds"),
+    (_frame_size, "a size"),
+    (_datagram_size, "a size"),
+    (_positive_seconds, "seconds"),
+    (_percent, "a percentage"),
+    (_delay, "a delay"),
+):
     _checker.__name__ = _name  # argparse names the type in "invalid ... value"
 
 
@@ -82,18 +122,37 @@ def build_parser() -> argparse.ArgumentParser:
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0: every IPv4 interface; :: for IPv6)")
     net.add_argument("--port", type=_port, default=DEFAULT_PORT, help="TCP port (0 picks a free one and prints it)")
+    net.add_argument("--udp-port", type=_port, default=None, help="UDP port; None: the same number as the TCP port")
+    net.add_argument("--no-udp", action="store_true", help="serve TCP only")
     limits = parser.add_argument_group("limits (0 turns a limit off)")
     limits.add_argument("--max-frame", type=_frame_size, default=DEFAULT_MAX_FRAME, help="largest TCP frame payload, bytes")
+    limits.add_argument("--max-datagram", type=_datagram_size, default=DEFAULT_MAX_DATAGRAM, help="largest UDP datagram, bytes")
+    limits.add_argument("--peer-timeout", type=_positive_seconds, default=30.0, help="seconds of silence after which a UDP user is dropped")
     limits.add_argument("--max-clients", type=_count, default=1000, help="most users at once (kept below the open-file limit)")
     limits.add_argument("--max-per-ip", type=_count, default=16, help="most connections from one address")
     limits.add_argument("--hello-timeout", type=_seconds, default=20.0, help="seconds a new connection has to say hello")
     limits.add_argument("--rate", type=_seconds, default=5.0, help="messages per second per user, on average")
     limits.add_argument("--burst", type=_count, default=20, help="messages a user may send at once before --rate applies")
     limits.add_argument("--outbox", type=_count, default=DEFAULT_OUTBOX_LIMIT, help="bytes queued for one user before it is dropped as slow")
+    limits.add_argument("--send-buffer", type=_count, default=DEFAULT_SEND_BUFFER, help="kernel send buffer per TCP user, bytes (0: let the kernel autotune)")
     chat = parser.add_argument_group("chat")
     chat.add_argument("--history", type=_count, default=50, help="recent messages per room shown to newcomers")
     chat.add_argument("--motd", default=None, help="message of the day shown in welcome")
     chat.add_argument("--name", default=None, help="server name shown to clients (default: host name)")
+    faults = parser.add_argument_group(
+        "UDP fault injection (for teaching: applied to the datagrams the server sends, counted in /stats)"
+    )
+    faults.add_argument("--udp-loss", type=_percent, default=0.0, metavar="PCT", help="drop this percentage of datagrams")
+    faults.add_argument("--udp-dup", type=_percent, default=0.0, metavar="PCT", help="send this percentage of datagrams twice")
+    faults.add_argument(
+        "--udp-reorder", type=_percent, default=0.0, metavar="PCT",
+        help="hold this percentage of datagrams back until the next one to that user has gone (at most 0.5 s)",
+    )
+    faults.add_argument(
+        "--udp-delay", type=_delay, default="0", metavar="MS[:JITTER]",
+        help="delay every datagram by MS milliseconds, plus or minus JITTER (50:10 is 40 to 60 ms)",
+    )
+    faults.add_argument("--seed", type=int, default=None, help="random seed of the fault injection, so a run can be repeated; None: a new one, printed at start")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log on stderr")
     return parser
 
@@ -104,6 +163,7 @@ class Server:
 
     service: ChatService
     tcp: ChatTCPServer
+    udp: ChatUDPServer | None = None
     threads: list[threading.Thread] = field(default_factory=list)
     stopped: bool = False
 
@@ -115,6 +175,11 @@ class Server:
         thread = threading.Thread(target=self.tcp.serve_forever, kwargs={"poll_interval": 0.05}, name="tcp-accept")
         thread.start()
         self.threads.append(thread)
+        if self.udp is not None:
+            # poll_interval is also how often service_actions looks for silent UDP peers.
+            thread = threading.Thread(target=self.udp.serve_forever, kwargs={"poll_interval": 0.05}, name="udp-serve")
+            thread.start()
+            self.threads.append(thread)
 
     def stop(self) -> None:
         """Notice to everyone, close outboxes, stop accepting, wake and join handlers."""
@@ -123,6 +188,8 @@ class Server:
         self.stopped = True
         self.service.shutdown()
         self.tcp.stop()
+        if self.udp is not None:
+            self.udp.stop()
         for thread in self.threads:
             thread.join(5)
 
@@ -147,6 +214,18 @@ def resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]
     return family, address
 
 
+class UDPPortError(OSError):
+    """The UDP socket could not be bound (the TCP one could)."""
+
+
+def impairment_from(args: argparse.Namespace) -> Impairment:
+    """The fault injection the flags ask for; a missing --seed is drawn now (and printed)."""
+    delay, jitter = args.udp_delay
+    impairment = Impairment(args.udp_loss, args.udp_dup, args.udp_reorder, delay, jitter, 0)
+    seed = args.seed if args.seed is not None else (random.randrange(1, 10_000) if impairment.active else 0)
+    return Impairment(args.udp_loss, args.udp_dup, args.udp_reorder, delay, jitter, seed)
+
+
 def build_server(args: argparse.Namespace) -> Server:
     """Create (and bind) everything `args` asks for; raises OSError on bind problems."""
     file_limit = raise_file_limit()
@@ -163,6 +242,7 @@ def build_server(args: argparse.Namespace) -> Server:
         burst=args.burst,
         max_clients=max_clients,
         max_per_ip=args.max_per_ip,
+        peer_timeout=args.peer_timeout,
         motd=args.motd,
     )
     family, address = resolve(args.host, args.port)
@@ -174,8 +254,25 @@ def build_server(args: argparse.Namespace) -> Server:
         hello_timeout=args.hello_timeout,
         family=family,
         max_connections=max_connections,
+        send_buffer=args.send_buffer,
     )
-    return Server(service=service, tcp=tcp)
+    udp = None
+    if not args.no_udp:
+        # Same port number as TCP by default, so classmates need to remember one number.
+        udp_port = args.udp_port if args.udp_port is not None else tcp.port
+        udp_options: dict[str, Any] = {"max_datagram": args.max_datagram, "impairment": impairment_from(args), "family": family}
+        try:
+            try:
+                udp = ChatUDPServer((address[0], udp_port, *address[2:]), service, **udp_options)
+            except OSError:
+                if args.port != 0 or args.udp_port is not None:
+                    raise
+                # --port 0 picked a TCP port whose UDP twin is taken: any free UDP port will do.
+                udp = ChatUDPServer((address[0], 0, *address[2:]), service, **udp_options)
+        except OSError as error:
+            tcp.server_close()
+            raise UDPPortError(error.errno, error.strerror or str(error)) from None
+    return Server(service=service, tcp=tcp, udp=udp)
 
 
 def join_hints(host: str, port: int) -> list[str]:
@@ -185,6 +282,15 @@ def join_hints(host: str, port: int) -> list[str]:
     else:
         addresses = [host]
     return [f"chatclient --host {address} --port {port} --nick NAME" for address in addresses]
+
+
+def transports(server: Server) -> str:
+    """`TCP and UDP`, `TCP` or `TCP, UDP port N` for the listening line."""
+    if server.udp is None:
+        return "TCP"
+    if server.udp.port == server.port:
+        return "TCP and UDP"
+    return f"TCP, UDP port {server.udp.port}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -201,6 +307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OSError as error:
         reason = error.strerror or str(error)
+        if isinstance(error, UDPPortError):
+            udp_port = args.udp_port if args.udp_port is not None else args.port
+            if error.errno == 98:
+                reason = "address already in use (try another --udp-port, or --no-udp)"
+            print(f"chatsrv: cannot listen on {args.host} UDP port {udp_port}: {reason}", file=sys.stderr)
+            return 2
         if error.errno == 98:
             reason = "address already in use (is another chatsrv running? try --port 0)"
         print(f"chatsrv: cannot listen on {args.host} port {args.port}: {reason}", file=sys.stderr)
@@ -214,13 +326,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     server.start()
-    print(f"chatsrv {__version__} listening on {args.host} port {server.port} (TCP)", flush=True)
+    print(f"chatsrv {__version__} listening on {args.host} port {server.port} ({transports(server)})", flush=True)
+    if server.udp is not None and server.udp.impairment.active:
+        print(f"UDP fault injection: {server.udp.impairment.describe()} (on what the server sends)", flush=True)
     hints = join_hints(args.host, server.port)
     if hints:
         print("classmates join with:", flush=True)
         for hint in hints:
             print(f"  {hint}", flush=True)
     print(f"on this machine: chatclient --host 127.0.0.1 --port {server.port} --nick NAME", flush=True)
+    if server.udp is not None:
+        udp_hint = "add --udp" if server.udp.port == server.port else f"chatclient --udp --port {server.udp.port} ..."
+        print(f"over UDP: {udp_hint}", flush=True)
     print("Ctrl-C stops the server.", flush=True)
     while not stop.wait(0.5):
         pass

@@ -14,6 +14,7 @@ import logging
 import socket
 import socketserver
 import threading
+import time
 from typing import Any
 
 from chatsrv.service import ChatService
@@ -24,7 +25,50 @@ log = logging.getLogger("chatsrv.tcp")
 
 RECV_SIZE = 8192  # a moderate recv beat a huge one on this machine (ARCHITECTURE.md)
 DEFAULT_OUTBOX_LIMIT = 1 << 20
+DEFAULT_SEND_BUFFER = 1 << 20  # kernel send buffer per member (see configure_socket)
 CLOSE_GRACE = 1.0  # seconds a writer may keep flushing after close() before the socket is cut
+SOFT_LIMIT_SHARE = 4  # the soft limit is a quarter of the outbox limit
+MAX_PAUSE = 0.5  # longest a sender's reading is paused for one batch
+STALL = 0.25  # a lagging reader that took nothing for this long no longer pauses anyone
+
+
+class Backpressure:
+    """IRC's soft SendQ: pause senders while a reader that is still draining lags.
+
+    A bounded outbox alone is not enough once the server is fast: a flooding
+    sender outruns healthy readers, which would then be dropped as slow. So
+    while some member has more than the soft limit queued *and is still
+    taking data*, handlers wait (at most MAX_PAUSE per batch) before reading
+    their next batch. A member that takes nothing for STALL seconds no
+    longer pauses anyone; it is dropped at the hard limit instead
+    (ARCHITECTURE.md, "Rules that keep it fast and safe").
+    """
+
+    def __init__(self, max_pause: float = MAX_PAUSE, stall: float = STALL) -> None:
+        self.max_pause = max_pause
+        self.stall = stall
+        self._condition = threading.Condition()
+        self._lagging: set[TCPOutbox] = set()
+
+    def lagging(self, outbox: TCPOutbox, is_lagging: bool) -> None:
+        with self._condition:
+            if is_lagging:
+                self._lagging.add(outbox)
+            else:
+                self._lagging.discard(outbox)
+                self._condition.notify_all()
+
+    def wait(self) -> None:
+        """Called by a handler between batches: pause while a draining reader lags."""
+        if not self._lagging:  # the common case costs one attribute read
+            return
+        deadline = time.monotonic() + self.max_pause
+        with self._condition:
+            while True:
+                now = time.monotonic()
+                if now >= deadline or not any(now - o.last_progress < self.stall for o in self._lagging):
+                    return
+                self._condition.wait(min(deadline - now, self.stall))
 
 
 class TCPOutbox:
@@ -36,12 +80,17 @@ class TCPOutbox:
     started only then, which coalesces everything queued into one `sendall`.
     Queued plus in-flight bytes are capped at `limit`: beyond it `put`
     returns False and the service removes the member as `slow`. No other
-    member ever waits for this one.
+    member ever waits for this one; while it is still draining, past a soft
+    limit, it makes senders pause instead (`Backpressure`).
     """
 
-    def __init__(self, sock: socket.socket, limit: int = DEFAULT_OUTBOX_LIMIT) -> None:
+    def __init__(self, sock: socket.socket, limit: int = DEFAULT_OUTBOX_LIMIT, backpressure: Backpressure | None = None) -> None:
         self.sock = sock
         self.limit = limit
+        self.soft_limit = limit // SOFT_LIMIT_SHARE if limit else 0
+        self.backpressure = backpressure
+        self.last_progress = time.monotonic()
+        self._is_lagging = False
         self._lock = threading.Lock()
         self._chunks: list[bytes] = []
         self._pending_bytes = 0  # queued + being written by the writer
@@ -66,43 +115,62 @@ class TCPOutbox:
                     return False
                 self._chunks.append(data)
                 self._pending_bytes += len(data)
-                return True
-            try:
-                sent = self.sock.send(data, socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                return True  # the connection is gone; the reader notices and disconnects
-            if sent == len(data):
-                return True
-            rest = data[sent:]
-            self._chunks.append(rest)
-            self._pending_bytes = len(rest)
-            self._writer = threading.Thread(target=self._drain, name="tcp-writer", daemon=True)
-            self._writer.start()
-            return True
+                starts_lagging = not self._is_lagging and 0 < self.soft_limit < self._pending_bytes
+                if starts_lagging:
+                    self._is_lagging = True
+            else:
+                starts_lagging = False
+                try:
+                    sent = self.sock.send(data, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError:
+                    return True  # the connection is gone; the reader notices and disconnects
+                if sent == len(data):
+                    return True
+                rest = data[sent:]
+                self._chunks.append(rest)
+                self._pending_bytes = len(rest)
+                self.last_progress = time.monotonic()
+                self._writer = threading.Thread(target=self._drain, name="tcp-writer", daemon=True)
+                self._writer.start()
+        if starts_lagging and self.backpressure is not None:
+            self.backpressure.lagging(self, True)
+        return True
 
     def _drain(self) -> None:
         """Writer thread: send queued bytes until the queue is empty, then exit."""
+        closing = False
         while True:
             with self._lock:
                 if not self._chunks:
                     self._writer = None
                     closing = self._closing
                     break
-                data = b"".join(self._chunks)
+                data = memoryview(b"".join(self._chunks))
                 self._chunks.clear()
             try:
-                self.sock.sendall(data)
+                while data:
+                    sent = self.sock.send(data)
+                    data = data[sent:]
+                    self.last_progress = time.monotonic()
+                    with self._lock:
+                        self._pending_bytes -= sent
+                        stops_lagging = self._is_lagging and self._pending_bytes <= self.soft_limit
+                        if stops_lagging:
+                            self._is_lagging = False
+                    if stops_lagging and self.backpressure is not None:
+                        self.backpressure.lagging(self, False)
             except OSError:
                 with self._lock:
                     self._chunks.clear()
                     self._pending_bytes = 0
                     self._writer = None
-                    closing = True
+                closing = True
                 break
-            with self._lock:
-                self._pending_bytes -= len(data)
+        if self._is_lagging and self.backpressure is not None:
+            self._is_lagging = False
+            self.backpressure.lagging(self, False)
         if closing:
             self.cut()
 
@@ -142,9 +210,18 @@ class TCPOutbox:
             writer.join(timeout)
 
 
-def configure_socket(sock: socket.socket) -> None:
-    """Low latency and TCP keepalive, so dead peers are noticed (issue: core #4)."""
+def configure_socket(sock: socket.socket, send_buffer: int = DEFAULT_SEND_BUFFER) -> None:
+    """Low latency, a fixed send buffer, and TCP keepalive so dead peers are noticed.
+
+    Left to autotune, Linux grows each send buffer to about 4 MB: a member
+    that stops reading would silently hold 4 MB of kernel memory and the
+    outbox limit would only start counting after that. A fixed size (1 MiB
+    by default, which Linux doubles; far above a LAN's bandwidth-delay
+    product) keeps `--outbox` meaningful; 0 leaves it to the kernel.
+    """
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if send_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 5)):
         option = getattr(socket, name, None)
@@ -162,8 +239,8 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
         server = self.server
         service = server.service
         sock = self.request
-        configure_socket(sock)
-        outbox = TCPOutbox(sock, server.outbox_limit)
+        configure_socket(sock, server.send_buffer)
+        outbox = TCPOutbox(sock, server.outbox_limit, server.backpressure)
         try:
             session = service.connect(outbox, self.client_address, "tcp", server.max_frame)
         except ProtocolError as error:
@@ -203,6 +280,7 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
             frames = decoder.feed(data)
             if frames:
                 service.receive(session, frames)
+                server.backpressure.wait()
             if decoder.error is not None:
                 service.reject(session, decoder.error)
                 return
@@ -234,6 +312,7 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         hello_timeout: float = 20.0,
         family: socket.AddressFamily = socket.AF_INET,
         max_connections: int = 0,
+        send_buffer: int = DEFAULT_SEND_BUFFER,
     ) -> None:
         self.address_family = family
         self.service = service
@@ -241,6 +320,8 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         self.outbox_limit = outbox_limit
         self.hello_timeout = hello_timeout
         self.max_connections = max_connections
+        self.send_buffer = send_buffer
+        self.backpressure = Backpressure()
         self._live: set[socket.socket] = set()
         self._live_lock = threading.Lock()
         super().__init__(address, ChatRequestHandler)

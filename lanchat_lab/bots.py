@@ -215,11 +215,9 @@ class TCPBot(Bot):
         room: str,
         clock: Callable[[], float] = time.time,
         receive_buffer: int | None = None,
-        max_segment: int | None = None,
     ) -> None:
         super().__init__(nick, room, clock)
         self.receive_buffer = receive_buffer
-        self.max_segment = max_segment
         self._transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder(MAX_FRAME)
         self._tcp_finished = {"segs_in": 0, "segs_out": 0, "retransmits": 0}  # closed connections
@@ -243,11 +241,6 @@ class TCPBot(Bot):
             if self.receive_buffer is not None:
                 # Set before connect: the window is negotiated in the handshake (TESTING.md #5).
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
-            if self.max_segment is not None:
-                # Also announced in the handshake: the server then sends small segments,
-                # and its kernel grows the send buffer for this socket in proportion
-                # (on loopback's 64 KB segments it would grow to 4 MB).
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, self.max_segment)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setblocking(False)
             await asyncio.wait_for(loop.sock_connect(sock, (host, port)), timeout)

@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     slow.add_argument("--rate", type=_positive_float, default=500.0, help="messages per second")
     slow.add_argument("--size", type=_count, default=500, help="characters per message (max 2000)")
     slow.add_argument("--outbox", type=_positive_int, default=65536, help="the server's --outbox: bytes queued for a member before it is dropped")
+    slow.add_argument("--send-buffer", type=_positive_int, default=65536, help="the server's --send-buffer: kernel send buffer per member, bytes")
     slow.add_argument("--stuck", type=_transports, default=("tcp",), help="transports of the stuck members (tcp, udp or tcp,udp)")
     _output_flags(slow)
     slow.set_defaults(handler=_slow)
@@ -193,7 +194,7 @@ def _slow(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str,
 
     if args.size > 2000:
         raise LabError("--size is at most 2000 (the protocol's text limit)")
-    options = SlowOptions(args.readers, args.messages, args.rate, args.size, args.outbox, args.stuck)
+    options = SlowOptions(args.readers, args.messages, args.rate, args.size, args.outbox, args.send_buffer, args.stuck)
     return run_slow(options), slow_report
 
 

@@ -4,7 +4,7 @@ Owns the workload: K reading bots and a stuck member that joins and then
 never reads again (over TCP with a 4 KB receive buffer so its kernel soon
 fills; optionally a stuck UDP member too). One reader sends M messages at R
 per second. The server queues for the stuck TCP member until its outbox limit
-(`--outbox`), then removes it with `left` reason `slow` (PROTOCOL.md §5); the
+(`--outbox`; its kernel send buffer is `--send-buffer`), then removes it with `left` reason `slow` (PROTOCOL.md §5); the
 readers' rate and latency should not change. A stuck UDP member is never
 noticed: its own kernel throws away what does not fit its buffer.
 
@@ -24,7 +24,6 @@ from lanchat_lab.measure import lab_text, percentile
 from lanchat_lab.serverproc import ServerProcess
 
 STUCK_BUFFER = 4096  # bytes: a small receive window fills after about 10 KB (TESTING.md #5)
-STUCK_SEGMENT = 1200  # bytes: an Ethernet-sized MSS keeps the server's send buffer for it small
 
 
 @dataclass
@@ -34,15 +33,14 @@ class SlowOptions:
     rate: float = 500.0
     size: int = 500
     outbox: int = 65536
+    send_buffer: int = 65536  # the server's kernel send buffer per member (its --send-buffer)
     stuck: tuple[str, ...] = ("tcp",)
     room: str = "lab"
 
 
 async def _workload(options: SlowOptions, host: str, port: int) -> dict[str, Any]:
     readers = [TCPBot(f"reader{n + 1}", options.room) for n in range(options.readers)]
-    stuck_tcp = (
-        TCPBot("stuck-tcp", options.room, receive_buffer=STUCK_BUFFER, max_segment=STUCK_SEGMENT) if "tcp" in options.stuck else None
-    )
+    stuck_tcp = TCPBot("stuck-tcp", options.room, receive_buffer=STUCK_BUFFER) if "tcp" in options.stuck else None
     stuck_udp = UDPBot("stuck-udp", options.room, receive_buffer=STUCK_BUFFER) if "udp" in options.stuck else None
     stuck: list[Bot] = [bot for bot in (stuck_tcp, stuck_udp) if bot is not None]
     everyone: list[Bot] = [*readers, *stuck]
@@ -72,7 +70,8 @@ async def _workload(options: SlowOptions, host: str, port: int) -> dict[str, Any
             await until(lambda: stuck_tcp.closed.is_set(), 5.0)
         if stuck_udp is not None:
             await until(lambda: time.time() - stuck_udp.last_arrival > 0.3, 3.0)
-        await sync_and_collect(readers)
+        # A pong (higher seq than anything dropped) turns the stuck UDP member's losses into gaps.
+        await sync_and_collect([*readers, *([stuck_udp] if stuck_udp is not None else [])])
         return {
             "started": started,
             "finished": time.time(),
@@ -102,7 +101,7 @@ def _removal(readers: list[TCPBot], nick: str) -> dict[str, Any] | None:
 
 
 def run_slow(options: SlowOptions) -> dict[str, Any]:
-    flags = ["--rate", "0", "--max-per-ip", "0", "--outbox", str(options.outbox)]
+    flags = ["--rate", "0", "--max-per-ip", "0", "--outbox", str(options.outbox), "--send-buffer", str(options.send_buffer)]
     with ServerProcess("127.0.0.1", 0, flags) as server:
         port = server.start()
         raw = asyncio.run(_workload(options, "127.0.0.1", port))
@@ -134,6 +133,7 @@ def build_result(options: SlowOptions, raw: dict[str, Any]) -> dict[str, Any]:
                 "latency_ms_before": _latencies(before),
                 "latency_ms_after": _latencies(after),
                 "latency_ms": _latencies(arrivals),
+                "longest_gap_ms": _longest_gap(arrivals),
             }
         )
         progress[record["nick"]] = _progress(arrivals, first_sent)
@@ -162,6 +162,7 @@ def build_result(options: SlowOptions, raw: dict[str, Any]) -> dict[str, Any]:
             "rate": options.rate,
             "size": options.size,
             "outbox": options.outbox,
+            "send_buffer": options.send_buffer,
             "stuck_buffer": STUCK_BUFFER,
             "stuck": list(options.stuck),
             "duration": round(raw["finished"] - raw["started"], 3),
@@ -185,6 +186,12 @@ def _rate(arrivals: list[list[Any]]) -> float | None:
         return None
     span = arrivals[-1][3] - arrivals[0][3]
     return (len(arrivals) - 1) / span if span > 0 else None
+
+
+def _longest_gap(arrivals: list[list[Any]]) -> float | None:
+    """The longest time between two consecutive arrivals, in ms: how long the reader was kept waiting."""
+    times = [a[3] for a in arrivals]
+    return max((later - earlier) * 1000 for earlier, later in zip(times, times[1:])) if len(times) > 1 else None
 
 
 def _latencies(arrivals: list[list[Any]]) -> dict[str, float] | None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import settings
 
 from chatsrv.app import Server, build_parser, build_server
-from tests.helpers import Client, wait_until
+from tests.helpers import Client, UDPClient, wait_until
 
 settings.register_profile("ci", deadline=None, max_examples=100)
 settings.load_profile("ci")
@@ -44,6 +44,7 @@ def make_server() -> Iterator[ServerFactory]:
         server.stop()
         assert all(not thread.is_alive() for thread in server.threads)
         assert server.tcp.live_connections() == 0
+        assert server.udp is None or server.udp.peer_count() == 0
 
 
 @pytest.fixture
@@ -63,5 +64,21 @@ def clients(server: Server) -> Iterator[Callable[..., Client]]:
         return client
 
     yield connect
+    for client in opened:
+        client.close()
+
+
+@pytest.fixture
+def udp_clients(server: Server) -> Iterator[Callable[..., UDPClient]]:
+    """Open UDP test clients to `server`'s UDP port; all are closed at teardown."""
+    opened: list[UDPClient] = []
+
+    def open_client(**kwargs: Any) -> UDPClient:
+        assert server.udp is not None
+        client = UDPClient(server.udp.port, **kwargs)
+        opened.append(client)
+        return client
+
+    yield open_client
     for client in opened:
         client.close()

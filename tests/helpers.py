@@ -126,3 +126,82 @@ def raw_json(text: str) -> bytes:
 
 def dumps(payload: Any) -> bytes:
     return encode_frame(json.dumps(payload).encode())
+
+
+class UDPClient:
+    """A raw protocol client over UDP for tests: numbered sends, bounded receives.
+
+    Every datagram received is kept in `datagrams` (raw bytes) so tests can
+    count what the server sent to this address.
+    """
+
+    def __init__(self, port: int, host: str = "127.0.0.1", source: str = "127.0.0.1") -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.sock.bind((source, 0))
+        self.server = (host, port)
+        self.seq = 0
+        self.inbox: list[dict[str, Any]] = []
+        self.datagrams: list[bytes] = []
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.sock.getsockname()  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, payload: dict[str, Any], numbered: bool = True) -> None:
+        """Send one payload; with `numbered`, add this client's next seq (PROTOCOL.md §3)."""
+        if numbered:
+            self.seq += 1
+            payload = {**payload, "seq": self.seq}
+        self.sock.sendto(encode_payload(payload), self.server)
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendto(data, self.server)
+
+    def recv_datagram(self, timeout: float = TIMEOUT) -> bytes | None:
+        """The next datagram from the server, or None if none arrives within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data, sender = self.sock.recvfrom(65536)
+            except TimeoutError:
+                return None
+            if sender[:2] == self.server:
+                self.datagrams.append(data)
+                return data
+
+    def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        """The next payload; AssertionError if none arrives in time."""
+        if self.inbox:
+            return self.inbox.pop(0)
+        data = self.recv_datagram(timeout)
+        if data is None:
+            raise AssertionError("no datagram arrived in time")
+        return decode_payload(data)
+
+    def expect(self, kind: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
+        """Skip payloads until one of type `kind` (with `fields`) arrives; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            payload = self.recv(max(0.01, deadline - time.monotonic()))
+            if payload.get("type") == kind and all(payload.get(k) == v for k, v in fields.items()):
+                return payload
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {kind} {fields} in time")
+
+    def join(self, nick: str, room: str | None = None) -> dict[str, Any]:
+        """The cookie handshake: hello, challenge, hello with the cookie, welcome."""
+        hello: dict[str, Any] = {"type": "hello", "nick": nick}
+        if room is not None:
+            hello["room"] = room
+        self.send(hello)
+        challenge = self.expect("challenge")
+        self.send({**hello, "cookie": challenge["cookie"]})
+        return self.expect("welcome")

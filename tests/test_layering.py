@@ -17,6 +17,7 @@ SERVER_RANKS = {
     "chatsrv.wire": 0,
     "chatsrv.ratelimit": 0,
     "chatsrv.netinfo": 0,
+    "chatsrv.cookies": 0,
     "chatsrv.store": 1,
     "chatsrv.faults": 1,
     "chatsrv.messages": 1,

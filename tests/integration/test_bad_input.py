@@ -151,10 +151,11 @@ def test_slow_consumer_removed_while_reader_gets_everything(make_server) -> None
         sender.join("sender")
         text = "y" * 1000
         total = 3000  # about 3 MB: far beyond the stuck member's buffers and outbox
-        batch = b"".join(encode_frame(encode_payload({"type": "say", "text": text})) for _ in range(100))
-        received = 0
+        # Batches stay below the reader's soft limit, so backpressure never waits on the reader.
+        batch = b"".join(encode_frame(encode_payload({"type": "say", "text": text})) for _ in range(10))
+        received = echoed = 0
         left = None
-        for sent in range(100, total + 1, 100):
+        for sent in range(10, total + 1, 10):
             sender.send_raw(batch)
             while received < sent:  # the reader keeps up: it has everything sent so far
                 payload = reader.recv()
@@ -162,6 +163,8 @@ def test_slow_consumer_removed_while_reader_gets_everything(make_server) -> None
                     received += 1
                 elif payload["type"] == "left":
                     left = payload
+            while echoed < sent:  # and so does the sender, with its own echoes
+                echoed += sender.recv()["type"] == "message"
         if left is None:
             left = reader.expect("left", nick="stuck")
         assert left["nick"] == "stuck" and left["reason"] == "slow"
@@ -212,3 +215,34 @@ def test_shutdown_leaves_no_thread_or_socket(make_server) -> None:
     finally:
         for client in members + [idle]:
             client.close()
+
+
+def test_backpressure_keeps_a_slow_but_steady_reader(make_server) -> None:
+    """A flood bigger than the outbox does not drop a reader that keeps draining: the sender is paused instead."""
+    import threading
+    import time as _time
+
+    server = make_server("--rate", "0", "--outbox", "65536", "--send-buffer", "65536")
+    with Client(server.port, rcvbuf=4096) as reader, Client(server.port) as sender:
+        reader.join("reader")
+        sender.join("sender")
+        total = 1500  # ~1.5 MB: 20 times the outbox; the reader's small buffer holds ~20 KB
+        flood = b"".join(encode_frame(encode_payload({"type": "say", "text": f"{n:05d}" + "z" * 1000})) for n in range(total))
+        flooder = threading.Thread(target=sender.send_raw, args=(flood,))
+        echoes = threading.Thread(target=sender.wait_closed, kwargs={"timeout": 30})  # the sender reads its echoes
+        flooder.start()
+        echoes.start()
+        texts: list[str] = []
+        try:
+            while len(texts) < total:
+                payload = reader.recv(timeout=10)
+                assert payload["type"] != "left", payload
+                if payload["type"] == "message":
+                    texts.append(payload["text"][:5])
+                if len(texts) % 4 == 0:
+                    _time.sleep(0.002)  # at most ~2 MB/s: far slower than the flood, but steady
+        finally:
+            flooder.join(20)
+            sender.sock.shutdown(socket.SHUT_RDWR)
+            echoes.join(20)
+        assert texts == [f"{n:05d}" for n in range(total)]

@@ -131,9 +131,11 @@ def test_slow_member_is_removed_and_readers_keep_their_rate(capsys) -> None:
     assert result["removed"] is not None and result["removed"]["reason"] == "slow"
     for reader in result["readers"]:
         assert reader["received"] == reader["expected"] == 400
-        # Messages sent (50 ms and more) before the removal had reached the reader before it:
-        # nobody waited for the stuck member while the server was still queueing for it.
-        assert reader["kept_up"] >= 0.95
+        # The server may hold the sender back briefly (backpressure, up to its 0.25 s stall
+        # limit) but never waits for the stuck member for long, and then goes on at full rate.
+        assert reader["longest_gap_ms"] < 1000
+        assert reader["kept_up"] >= 0.5
+        assert reader["rate_after"] > 400 * 0.7
     stuck = result["stuck_members"][0]
     assert stuck["closed_by_server"] and stuck["received"] < 400
 
@@ -147,14 +149,16 @@ def test_slow_report_prints_the_figures() -> None:
         "removed": {"reason": "slow", "seconds": 0.25, "after_message": 4},
         "readers": [
             {"nick": "reader1", "received": 10, "expected": 10, "kept_up": 1.0, "rate_before": 99.0, "rate_after": 101.0,
-             "latency_ms": {"p50": 0.3, "p99": 1.0, "max": 2.0}}
+             "latency_ms": {"p50": 0.3, "p99": 1.0, "max": 2.0}, "longest_gap_ms": 12.0}
         ],
         "stuck_members": [{"nick": "stuck-tcp", "transport": "tcp", "received": 3, "bytes_taken": 9000, "closed_by_server": True, "seq_gaps": 0}],
     }
     text = slow_report(result)
     assert 'removed by the server with reason "slow" 0.25 s after the first message' in text
     assert "reader1   10 / 10" in text and "100 %" in text and "99.0 / 101.0" in text
-    assert "every reader got every message" in text
+    assert "every reader got every message at the sending rate: nobody waited" in text
+    result["readers"][0]["longest_gap_ms"] = 240.0
+    assert "the room waited once, at most 240 ms" in slow_report(result)
 
 
 # --- restart -----------------------------------------------------------------------------

@@ -1,0 +1,333 @@
+"""UDP adapter: a `UDPServer` whose handler feeds the same ChatService as TCP.
+
+Owns datagrams only: the table of registered peers (by address and port),
+address validation with the `challenge` cookie, the 3x anti-amplification
+rule for unproven addresses, oversized-datagram detection, non-blocking
+sends, peer expiry, and the optional fault injector. All chat rules (rooms,
+nicks, `seq`, client-seq counters, a repeated `hello`) live in
+`chatsrv.service`; cookie and fault logic are pure (`chatsrv.cookies`,
+`chatsrv.faults`).
+
+One thread handles every datagram, in arrival order (PROTOCOL.md §2: "the
+server handles one peer's datagrams in the order they arrive"). That is why
+this is a plain `UDPServer`, not a `ThreadingUDPServer`: a thread per
+datagram would let the scheduler run a peer's second datagram before its
+first (its `say`s could overtake each other, a `bye` could beat the `say`
+before it), and a flood of datagrams would start a flood of threads (a
+thread bomb, TESTING.md #4). Handling one datagram is short (decode, one
+lock, non-blocking sends), so one thread keeps up.
+
+The handler is a plain `BaseRequestHandler`: `DatagramRequestHandler.finish()`
+always sends a reply datagram, even an empty one, which would answer every
+forged packet.
+
+Imports: wire, messages, session (Outbox protocol), service, cookies, faults.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import socket
+import socketserver
+import threading
+import time
+from typing import Any
+
+from chatsrv.cookies import CookieMaker
+from chatsrv.faults import FaultInjector, Impairment, Path, Release
+from chatsrv.messages import Hello, parse_message
+from chatsrv.service import ChatService
+from chatsrv.session import Session
+from chatsrv.wire import DEFAULT_MAX_DATAGRAM, ProtocolError, decode_payload, encode_payload, with_seq
+
+log = logging.getLogger("chatsrv.udp")
+
+AMPLIFICATION_LIMIT = 3  # PROTOCOL.md §2: never more than 3x the bytes received from an unproven address
+RECEIVE_BUFFER = 1 << 20  # room for bursts of small datagrams (the kernel caps it at rmem_max)
+
+
+class UDPOutbox:
+    """One registered peer's sender: one datagram per payload, and it never blocks.
+
+    UDP has no backpressure and no connection to close, so `put` always
+    succeeds (a UDP member can never be "slow"); a send the kernel refuses
+    is counted in `send_errors` and dropped, which for UDP is just one more
+    lost datagram. `close` forgets the peer.
+    """
+
+    def __init__(self, server: ChatUDPServer, address: Any) -> None:
+        self.server = server
+        self.address = address
+        self.counters = {"send_errors": 0}
+        self.delay_line = server.delay_line
+        # The injector hands this outbox back with each datagram that is due.
+        self.path: Path | None = self.delay_line.injector.open_path(self) if self.delay_line else None
+
+    def attach(self, session: Session) -> None:
+        """Show this peer's counters (and the impairment) in its `stats` and `welcome`."""
+        if self.path is not None:
+            session.extra["welcome"] = {"impairment": self.server.impairment.as_dict()}
+            session.extra["stats"] = collections.ChainMap(self.counters, self.path.counters)
+        else:
+            session.extra["stats"] = self.counters
+
+    def put(self, bodies: list[bytes], first_seq: int) -> bool:
+        payloads = [with_seq(body, seq) for seq, body in enumerate(bodies, first_seq)]
+        if self.delay_line is not None and self.path is not None:
+            self.delay_line.submit(self.path, payloads)
+        else:
+            for payload in payloads:
+                self.server.send_datagram(payload, self.address, self.counters)
+        return True
+
+    def close(self) -> None:
+        self.server.forget(self.address, self)
+        if self.delay_line is not None and self.path is not None:
+            self.delay_line.close_path(self.path)
+
+
+class DelayLine:
+    """Runs the fault injector: sends what is due now, and holds the rest for a timer thread.
+
+    The thread exists only when datagrams can be delayed or held back
+    (`--udp-delay`, `--udp-reorder`); loss and duplication alone need none.
+    Sends happen under the lock so the order the injector decided (and
+    counted) is the order datagrams leave.
+    """
+
+    def __init__(self, injector: FaultInjector, server: ChatUDPServer) -> None:
+        self.injector = injector
+        self.server = server
+        self._condition = threading.Condition()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.injector.impairment.needs_timer and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="udp-delay", daemon=True)
+            self._thread.start()
+
+    def submit(self, path: Path, payloads: list[bytes]) -> None:
+        with self._condition:
+            now = time.monotonic()
+            for body in payloads:
+                self._send(self.injector.submit(path, body, now))
+            self._condition.notify()
+
+    def close_path(self, path: Path) -> None:
+        with self._condition:
+            self.injector.close_path(path)
+
+    def _send(self, releases: list[Release]) -> None:
+        for outbox, body in releases:
+            self.server.send_datagram(body, outbox.address, outbox.counters)
+
+    def _run(self) -> None:
+        with self._condition:
+            while not self._stopped:
+                due = self.injector.next_due()
+                now = time.monotonic()
+                if due is not None and due <= now:
+                    self._send(self.injector.release_due(now))
+                    continue
+                self._condition.wait(None if due is None else due - now)
+
+    def stop(self) -> None:
+        """Send everything still waiting (the shutdown notice, say), then end the thread."""
+        with self._condition:
+            self._stopped = True
+            self._send(self.injector.drain())
+            self._condition.notify()
+        if self._thread is not None:
+            self._thread.join(5)
+
+
+class ChatDatagramHandler(socketserver.BaseRequestHandler):
+    """One datagram: from a registered peer to the service, from anyone else to the gate."""
+
+    server: ChatUDPServer
+    request: tuple[bytes, socket.socket]
+
+    def handle(self) -> None:
+        data = self.request[0]
+        server = self.server
+        session = server.peer(self.client_address)
+        if session is None:
+            self._from_stranger(data)
+        elif len(data) > server.max_datagram:
+            # recvfrom truncated it (max_packet_size is one above the limit, so we
+            # can tell); PROTOCOL.md §2: answer frame_too_large, the peer stays.
+            session.last_seen = server.service.clock()
+            server.service.reject(
+                session, ProtocolError("frame_too_large", f"datagram larger than {server.max_datagram} bytes")
+            )
+        else:
+            server.service.receive(session, [data])
+
+    def _from_stranger(self, data: bytes) -> None:
+        """An unregistered address: a challenge, a registration, or one small error at most."""
+        server = self.server
+        address = self.client_address
+        if len(data) > server.max_datagram:
+            server.reply_unproven(
+                ProtocolError("frame_too_large", f"datagram larger than {server.max_datagram} bytes").payload(),
+                address,
+                len(data),
+            )
+            return
+        try:
+            payload = decode_payload(data)
+            message = parse_message(payload)
+        except ProtocolError as error:
+            server.reply_unproven(error.payload(), address, len(data))
+            return
+        if not isinstance(message, Hello):
+            server.reply_unproven({"type": "error", "code": "not_joined", "message": "hello first"}, address, len(data))
+            return
+        now = server.service.clock()
+        if message.cookie is None or not server.cookies.check(message.cookie, address, now):
+            # PROTOCOL.md §2: no state, just a cookie bound to this address and port.
+            server.reply_unproven({"type": "challenge", "cookie": server.cookies.issue(address, now)}, address, len(data))
+            return
+        self._register(data, payload)
+
+    def _register(self, data: bytes, payload: dict[str, Any]) -> None:
+        """The address proved it receives: make it a peer and let the service answer the hello."""
+        server = self.server
+        address = self.client_address
+        outbox = UDPOutbox(server, address)
+        try:
+            session = server.service.connect(outbox, address, "udp", server.max_datagram)
+        except ProtocolError as error:
+            log.info("refused %s:%s: %s", address[0], address[1], error.message)
+            server.send_datagram(with_seq(encode_payload(error.payload()), 0), address, None)
+            outbox.close()
+            return
+        outbox.attach(session)
+        server.remember(address, session)
+        client_seq = payload.get("seq")
+        if type(client_seq) is int and client_seq > 1:
+            # The client's datagrams before this one were the handshake, not lost
+            # payloads: count its gaps from the hello that registered it.
+            session.client_seq.highest = client_seq - 1
+        server.service.receive(session, [data])
+        if not session.joined:
+            # The hello was refused (nick taken, bad room ...): the error went out, forget the peer.
+            server.service.disconnect(session, "error")
+
+
+class ChatUDPServer(socketserver.UDPServer):
+    """UDP server bound to one ChatService, one thread for every datagram.
+
+    `max_packet_size` is one byte above the datagram limit: `recvfrom`
+    truncates silently, and a datagram that fills the buffer completely is
+    therefore known to be over the limit (ARCHITECTURE.md).
+    """
+
+    def __init__(
+        self,
+        address: tuple[Any, ...],
+        service: ChatService,
+        *,
+        max_datagram: int = DEFAULT_MAX_DATAGRAM,
+        impairment: Impairment | None = None,
+        family: socket.AddressFamily = socket.AF_INET,
+        cookies: CookieMaker | None = None,
+    ) -> None:
+        self.address_family = family
+        self.service = service
+        self.max_datagram = max_datagram
+        # typeshed calls it a ClassVar, but socketserver reads it through self: per server is fine.
+        self.max_packet_size = max_datagram + 1  # type: ignore[misc]
+        self.impairment = impairment or Impairment()
+        self.cookies = cookies or CookieMaker()
+        self.send_errors = 0
+        self._peers: dict[Any, Session] = {}
+        self._peers_lock = threading.Lock()
+        # Expiry runs from service_actions (every poll_interval of serve_forever):
+        # often enough to drop a silent peer within a quarter of peer_timeout.
+        self.expiry_interval = min(1.0, max(0.05, service.peer_timeout / 4))
+        self._next_expiry = 0.0
+        super().__init__(address, ChatDatagramHandler)
+        self.delay_line = DelayLine(FaultInjector(self.impairment), self) if self.impairment.active else None
+
+    def server_bind(self) -> None:
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        except OSError:
+            pass
+        super().server_bind()
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    # --- peers -------------------------------------------------------------
+
+    def peer(self, address: Any) -> Session | None:
+        with self._peers_lock:
+            return self._peers.get(address)
+
+    def remember(self, address: Any, session: Session) -> None:
+        with self._peers_lock:
+            self._peers[address] = session
+
+    def forget(self, address: Any, outbox: UDPOutbox) -> None:
+        with self._peers_lock:
+            session = self._peers.get(address)
+            if session is not None and session.outbox is outbox:
+                del self._peers[address]
+
+    def peer_count(self) -> int:
+        with self._peers_lock:
+            return len(self._peers)
+
+    # --- sending -------------------------------------------------------------
+
+    def send_datagram(self, body: bytes, address: Any, counters: dict[str, int] | None) -> None:
+        """Send one datagram without ever blocking; a refusal is counted, not raised."""
+        try:
+            self.socket.sendto(body, socket.MSG_DONTWAIT, address)
+        except OSError as error:  # EAGAIN, ENOBUFS, EMSGSIZE, ECONNREFUSED, a closed socket ...
+            self.send_errors += 1
+            if counters is not None:
+                counters["send_errors"] += 1
+            log.debug("send of %d bytes to %s:%s failed: %s", len(body), address[0], address[1], error)
+
+    def reply_unproven(self, payload: dict[str, Any], address: Any, received: int) -> None:
+        """Answer an unregistered address with `seq` 0, only if within 3x what it sent."""
+        body = with_seq(encode_payload(payload), 0)
+        if len(body) > AMPLIFICATION_LIMIT * received:
+            log.debug("no %s to %s:%s: %d bytes > 3 x %d", payload["type"], address[0], address[1], len(body), received)
+            return
+        self.send_datagram(body, address, None)
+
+    # --- socketserver hooks ----------------------------------------------------
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        if self.delay_line is not None:
+            self.delay_line.start()
+        super().serve_forever(poll_interval)
+
+    def service_actions(self) -> None:
+        """Called by serve_forever every poll_interval: drop peers silent for peer_timeout."""
+        now = time.monotonic()
+        if now < self._next_expiry:
+            return
+        self._next_expiry = now + self.expiry_interval
+        for session in self.service.expire_idle():
+            log.info("%s: silent for %g s, dropped", session.describe(), self.service.peer_timeout)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # One bad datagram must never stop the server; log it like socketserver would, once.
+        log.exception("error handling a datagram from %s", client_address)
+
+    def stop(self) -> None:
+        """Stop serving, flush the delay line, close the socket. Not from the serving thread."""
+        self.shutdown()
+        if self.delay_line is not None:
+            self.delay_line.stop()
+        self.server_close()
+        if self.send_errors:
+            log.info("udp: %d datagrams could not be sent", self.send_errors)
