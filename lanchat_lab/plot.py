@@ -52,6 +52,16 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
         series = result["latency_series"].get(name, [])
         if series:
             timeline.scatter([i for i, _ in series], [ms for _, ms in series], s=6, alpha=0.6, color=COLORS[name], label=name.upper())
+    # Lost deliveries have no latency: mark them as x at the bottom, one per missing copy.
+    floor = min((ms for name in names for _, ms in result["latency_series"].get(name, []) if ms > 0), default=0.1) / 2
+    for name in names:
+        bots = transports[name]["bots"]
+        counts: dict[int, int] = {}
+        for index, _ in result["latency_series"].get(name, []):
+            counts[index] = counts.get(index, 0) + 1
+        lost = [index for index in range(transports[name]["sent"]) if counts.get(index, 0) < bots]
+        if lost:
+            timeline.scatter(lost, [floor] * len(lost), marker="x", s=14, color=COLORS[name], label=f"{name.upper()} lost")
     timeline.set_yscale("log")
     timeline.set_xlabel("message number")
     timeline.set_ylabel("one-way latency, ms (log)")
@@ -70,21 +80,24 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
     cdf.grid(True, alpha=0.3)
     cdf.legend()
 
-    # All three from seq, over every payload the server sent (PROTOCOL.md §3): one denominator.
-    kinds = [("lost", "seq_lost"), ("reordered", "reordered"), ("duplicated", "duplicated")]
+    # Chat messages lost end to end (up to the server and down again), then what seq shows
+    # of every payload the server sent (PROTOCOL.md §3).
+    kinds = [("messages lost\n(end to end)", "lost"), ("payloads lost\n(seq gaps)", "seq_lost"),
+             ("reordered\n(seq)", "reordered"), ("duplicated\n(seq)", "duplicated")]
     width = 0.38
     tallest = 0.0
     for offset, name in enumerate(names):
         summary = transports[name]
-        total = summary["seq_total"] or 1
-        values = [100 * summary[key] / total for _, key in kinds]
+        values = [
+            100 * summary[key] / ((summary["expected"] if key == "lost" else summary["seq_total"]) or 1) for _, key in kinds
+        ]
         tallest = max([tallest, *values])
         positions = [k + (offset - (len(names) - 1) / 2) * width for k in range(len(kinds))]
         drawn = bars.bar(positions, values, width, color=COLORS[name], label=name.upper())
         bars.bar_label(drawn, labels=[f"{v:.1f}%" for v in values], fontsize=8)
     bars.set_ylim(0, max(1.0, tallest * 1.25))
     bars.set_xticks(range(len(kinds)), [label for label, _ in kinds])
-    bars.set_ylabel("% of the payloads the server sent")
+    bars.set_ylabel("% of expected messages / of payloads sent")
     bars.set_title("what arrived wrong (measured with seq)")
     bars.legend()
 
