@@ -19,7 +19,8 @@ import asyncio
 import socket
 import struct
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chatsrv.wire import FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
 from lanchat_lab.measure import parse_lab_text
@@ -248,7 +249,7 @@ class TCPBot(Bot):
         except BaseException:
             sock.close()
             raise
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = transport
 
     async def join(self, host: str, port: int, timeout: float = 5.0) -> float:
         """Connect, say hello, wait for welcome; returns the seconds it took."""
@@ -467,6 +468,11 @@ def _synced(bot: Bot) -> bool:
     return "sync" in bot.pongs
 
 
+def _each_moved_on(bots: list[Bot], before: dict[int, tuple[bool, bool]]) -> Callable[[], bool]:
+    """A condition: every bot got a new answer (pong or stats) since `before` was taken."""
+    return lambda: all((_synced(bot), bot.stats is not None) != before[id(bot)] for bot in bots)
+
+
 async def sync_and_collect(bots: list[Bot], timeout: float = 5.0, retry: float = 0.2) -> None:
     """Make sure every bot has heard the last word, then fetch its server-side stats.
 
@@ -487,5 +493,5 @@ async def sync_and_collect(bots: list[Bot], timeout: float = 5.0, retry: float =
             else:
                 bot.request_stats()
         before = {id(bot): (_synced(bot), bot.stats is not None) for bot in pending}
-        await until(lambda: all((_synced(b), b.stats is not None) != before[id(b)] for b in pending), retry)
+        await until(_each_moved_on(pending, before), retry)
         pending = [bot for bot in pending if bot.stats is None]

@@ -113,6 +113,7 @@ def _run_in_namespaces(options: CompareOptions) -> dict[str, Any]:
             try:
                 done = subprocess.run(
                     command,
+                    check=False,
                     input=json.dumps(asdict(config)),
                     capture_output=True,
                     text=True,

@@ -13,8 +13,9 @@ Must not import: sockets, asyncio, clocks, matplotlib. Imports only
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from chatsrv.wire import SeqTracker
 
@@ -133,7 +134,8 @@ class TransportSummary:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["from_other"] = list(self.from_other)
-        return _finite(data)
+        finite: dict[str, Any] = _finite(data)
+        return finite
 
 
 def _finite(value: Any) -> Any:
@@ -170,7 +172,7 @@ def summarize(transport: str, records: list[dict[str, Any]], other_sent: int, ot
     retransmits: int | None = 0
     first_sent = math.inf
     last_received = -math.inf
-    server: dict[str, int] = {}
+    server: dict[str, float] = {}
     errors: dict[str, int] = {}
     for record in records:
         seen: set[tuple[str, int]] = set()

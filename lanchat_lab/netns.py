@@ -52,7 +52,7 @@ def missing_prerequisites(need_tc: bool = False) -> str | None:
 def _run(command: list[str], stdin: str | None = None) -> str:
     """Run one setup command; LabError with its own complaint (one line) when it fails."""
     try:
-        done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=20)
+        done = subprocess.run(command, check=False, input=stdin, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as error:
         raise LabError(f"{' '.join(command[:4])}: {error}") from None
     if done.returncode != 0:
@@ -63,7 +63,7 @@ def _run(command: list[str], stdin: str | None = None) -> str:
 
 def list_namespaces() -> list[str]:
     try:
-        done = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
+        done = subprocess.run(["ip", "netns", "list"], check=False, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
@@ -85,7 +85,7 @@ def remove_stale() -> list[str]:
     for name in list_namespaces():
         match = _NAME.match(name)
         if match and not _pid_alive(int(match.group(1))):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+            subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True, timeout=10)
             removed.append(name)
     return removed
 
@@ -152,7 +152,7 @@ class NamespacePair:
     def exec_prefix(self, namespace: str) -> list[str]:
         return ["ip", "netns", "exec", namespace]
 
-    def __enter__(self) -> NamespacePair:
+    def __enter__(self) -> NamespacePair:  # noqa: PYI034 (typing.Self needs Python 3.11)
         reason = missing_prerequisites(need_tc=self.rate is not None)
         if reason:
             raise LabError(reason)
@@ -221,7 +221,7 @@ class NamespacePair:
             commands.append(["ip", "link", "del", self.server_device])
             for command in commands:
                 try:
-                    subprocess.run(command, capture_output=True, timeout=10)
+                    subprocess.run(command, check=False, capture_output=True, timeout=10)
                 except (OSError, subprocess.TimeoutExpired):
                     pass
             self.created.clear()

@@ -7,7 +7,8 @@ same numbers appear in the report, in `--json` and in the plot.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def _number(value: Any, digits: int = 1) -> str:
@@ -46,8 +47,8 @@ def compare_report(result: dict[str, Any]) -> str:
     names = [name for name in ("tcp", "udp") if name in transports]
     where = {"loopback": "a chatsrv child on loopback", "external": "your server", "netns": "a chatsrv in a network namespace"}
     lines = [
-        f"chatlab compare: {setup['bots_per_transport']} bots per transport in one room, "
-        f"{setup['messages_per_transport']} messages per transport at {_number(setup['rate'], 0)}/s",
+        (f"chatlab compare: {setup['bots_per_transport']} bots per transport in one room, "
+        f"{setup['messages_per_transport']} messages per transport at {_number(setup['rate'], 0)}/s"),
         f"server: {where.get(setup['mode'], setup['mode'])}, {setup['server']}",
     ]
     if setup["udp_faults"]:
@@ -193,8 +194,8 @@ def sticky_report(result: dict[str, Any]) -> str:
         lines.append(f"   recv #{number}: {chunk['size']} bytes = {_describe_pieces(chunk['pieces'])}")
         lines.append(f"      {_preview(chunk['text'])}")
     lines += [
-        f"   -> {count} messages came out as {len(naive['chunks'])} chunks: {naive['merged_chunks']} held several "
-        f"messages merged, {naive['split_messages']} message(s) were cut into pieces.",
+        (f"   -> {count} messages came out as {len(naive['chunks'])} chunks: {naive['merged_chunks']} held several "
+        f"messages merged, {naive['split_messages']} message(s) were cut into pieces."),
         "      TCP is a byte stream: it keeps the bytes and their order, not where one send() ended.",
         "",
         f"2. TCP with a 4-byte length prefix before each message (PROTOCOL.md §2), the same recv({framed['recv_size']}):",
@@ -237,10 +238,10 @@ def slow_report(result: dict[str, Any]) -> str:
     setup = result["setup"]
     removed = result["removed"]
     lines = [
-        f"chatlab slow: {setup['readers']} readers and a member that stops reading "
+        (f"chatlab slow: {setup['readers']} readers and a member that stops reading "
         f"({', '.join(setup['stuck']).upper()}, receive buffer {setup['stuck_buffer']:,} bytes); "
         f"reader1 sends {setup['messages']} messages of {setup['size']} characters at {_number(setup['rate'], 0)}/s; "
-        f"server: outbox limit {setup['outbox']:,} bytes, kernel send buffer {setup.get('send_buffer', 0):,} bytes per member",
+        f"server: outbox limit {setup['outbox']:,} bytes, kernel send buffer {setup.get('send_buffer', 0):,} bytes per member"),
         "",
     ]
     for member in result["stuck_members"]:
@@ -305,9 +306,9 @@ def restart_report(result: dict[str, Any]) -> str:
     setup = result["setup"]
     how = "stopped with SIGTERM (it says goodbye)" if setup["graceful"] else "killed with SIGKILL (a crash: no goodbye)"
     lines = [
-        f"chatlab restart: {setup['bots_per_transport']} bots per transport ({', '.join(setup['transports']).upper()}), "
+        (f"chatlab restart: {setup['bots_per_transport']} bots per transport ({', '.join(setup['transports']).upper()}), "
         f"pinging every {setup['interval']:g} s; at {setup['before']:g} s the server is {how}, "
-        f"and {setup['down']:g} s later it starts again on port {setup['port']}",
+        f"and {setup['down']:g} s later it starts again on port {setup['port']}"),
         f"(a UDP bot gives up after {setup['udp_timeout']:g} s without a pong; chatclient waits the server's peer_timeout)",
         "",
     ]

@@ -185,7 +185,7 @@ async def _scenario(options: RestartOptions, server: ServerProcess) -> dict[str,
         for task in tasks:
             try:
                 await asyncio.wait_for(task, 5)
-            except Exception:  # a watcher's failure must not hide the scenario's own error
+            except (asyncio.TimeoutError, OSError, LabError):  # a stuck watcher must not hide the scenario's own error
                 task.cancel()
         for bot in bots:
             bot.close()

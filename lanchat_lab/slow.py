@@ -14,6 +14,7 @@ Imports: lanchat_lab.bots, measure, serverproc.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -191,7 +192,7 @@ def _rate(arrivals: list[list[Any]]) -> float | None:
 def _longest_gap(arrivals: list[list[Any]]) -> float | None:
     """The longest time between two consecutive arrivals, in ms: how long the reader was kept waiting."""
     times = [a[3] for a in arrivals]
-    return max((later - earlier) * 1000 for earlier, later in zip(times, times[1:])) if len(times) > 1 else None
+    return max((later - earlier) * 1000 for earlier, later in itertools.pairwise(times)) if len(times) > 1 else None
 
 
 def _latencies(arrivals: list[list[Any]]) -> dict[str, float] | None:

@@ -81,7 +81,7 @@ def _tcp_pair() -> tuple[socket.socket, socket.socket]:
 
 
 def _receive_all(receiver: socket.socket, size: int) -> list[bytes]:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         data = receiver.recv(size)
         if not data:

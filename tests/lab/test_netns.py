@@ -46,12 +46,11 @@ def test_compare_with_kernel_loss_tcp_loses_nothing_and_namespaces_go(capsys) ->
 def test_namespaces_are_removed_when_interrupted() -> None:
     """A KeyboardInterrupt inside the pair still removes both namespaces (and the veth with them)."""
     pair = netns.NamespacePair(loss=5)
-    with pytest.raises(KeyboardInterrupt):
-        with pair:
-            assert sorted(ours(os.getpid())) == sorted([pair.server_ns, pair.client_ns])
-            counters = pair.counters(pair.client_ns)
-            assert "tcp-dropped" in counters and "udp-in" in counters
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), pair:
+        assert sorted(ours(os.getpid())) == sorted([pair.server_ns, pair.client_ns])
+        counters = pair.counters(pair.client_ns)
+        assert "tcp-dropped" in counters and "udp-in" in counters
+        raise KeyboardInterrupt
     assert ours(os.getpid()) == []
 
 
@@ -72,7 +71,7 @@ def test_ctrl_c_on_a_running_chatlab_removes_its_namespaces() -> None:
         wait_until(lambda: len(ours(process.pid)) == 2, timeout=20, interval=0.05)
         time.sleep(0.5)  # let the server and the bots start inside (the point is to interrupt a real run)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=20)
+        _out, err = process.communicate(timeout=20)
     finally:
         if process.poll() is None:
             process.kill()
