@@ -85,7 +85,8 @@ async def _watch_tcp(watch: _Watch, host: str, port: int, options: RestartOption
             else:
                 now = time.time()
                 if state["down_at"] is not None:
-                    watch.event(f"reconnected and back in the room ({watch.failed_attempts} attempts failed)", now)
+                    failed = watch.failed_attempts
+                    watch.event(f"reconnected and back in the room ({failed} attempt{'s' if failed != 1 else ''} failed)", now)
                     watch.back = now
                 watch.enter(now)
         await _sleep(options.interval, stop)
@@ -131,7 +132,8 @@ async def _watch_udp(watch: _Watch, options: RestartOptions, state: dict[str, An
                 watch.failed_attempts += 1
                 continue
             now = time.time()
-            watch.event(f"hello answered: back in the room ({watch.failed_attempts} rounds of hellos unanswered)", now)
+            rounds = watch.failed_attempts
+            watch.event(f"hello answered: back in the room ({rounds} round{'s' if rounds != 1 else ''} of hellos unanswered)", now)
             watch.back = now
             watch.enter(now)
         await _sleep(options.interval, stop)
