@@ -59,3 +59,26 @@ def test_plot_without_matplotlib_says_how_to_install() -> None:
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "pip install 'lanchat[lab]'" in done.stderr
     assert not (ROOT / "never.png").exists()
+
+
+def test_every_chatlab_command_in_the_docs_is_valid() -> None:
+    """The commands the worksheets and README show parse with chatlab's own parser."""
+    import shlex
+
+    from lanchat_lab.cli import build_parser
+
+    parser = build_parser()
+    found = 0
+    for name in ("docs/lab.md", "docs/lab.zh.md", "README.md"):
+        for line in (ROOT / name).read_text(encoding="utf-8").splitlines():
+            text = line.strip().strip("|").strip()
+            for piece in text.split("`"):
+                piece = piece.strip().removeprefix("$ ").removeprefix("sudo ")
+                if not piece.startswith("chatlab ") or "SCENARIO" in piece or "场景" in piece:
+                    continue
+                words = shlex.split(piece.split("#")[0])
+                if words[1].endswith(":"):
+                    continue  # the first line of a sample report, not a command
+                parser.parse_args(words[1:])
+                found += 1
+    assert found >= 20
