@@ -159,7 +159,7 @@ def _slow(plt: Any, result: dict[str, Any]) -> Any:
         axis.axvline(removed, color="red", linestyle=":", label=f"{result['stuck']} removed (slow)")
     axis.set_xlabel("seconds since the first message")
     axis.set_ylabel("messages received")
-    axis.set_title("one member stops reading: the others keep their pace")
+    axis.set_title("one member stops reading: at most a short pause (backpressure), then the room goes on without it")
     axis.legend()
     figure.tight_layout()
     return figure

@@ -58,9 +58,13 @@ def test_udp_duplicates_and_reordering_show_up_in_the_report(capsys) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_restart_udp_notices_only_by_silence(capsys) -> None:
-    """After a SIGKILL, TCP bots know at once; UDP bots only after their timeout; all come back."""
-    result = run_json(capsys, "restart", "--before", "0.3", "--down", "1.2", "--interval", "0.1", "--udp-timeout", "0.6")
+def test_restart_udp_notices_only_by_silence(capsys, tmp_path: Path) -> None:
+    """After a SIGKILL, TCP bots know at once; UDP bots only after their timeout; all come back (and a timeline PNG)."""
+    picture = tmp_path / "restart.png"
+    result = run_json(
+        capsys, "restart", "--before", "0.3", "--down", "1.2", "--interval", "0.1", "--udp-timeout", "0.6", "--plot", str(picture)
+    )
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     by_transport: dict[str, list[dict[str, Any]]] = {"tcp": [], "udp": []}
     for bot in result["bots"]:
         by_transport[bot["transport"]].append(bot)
@@ -73,9 +77,13 @@ def test_restart_udp_notices_only_by_silence(capsys) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_slow_udp_member_is_never_removed_but_loses(capsys) -> None:
-    """A stuck UDP member is not removed; its own kernel drops what does not fit, seen as seq gaps."""
-    result = run_json(capsys, "slow", "--readers", "2", "--messages", "400", "--rate", "400", "--size", "1000", "--stuck", "tcp,udp")
+def test_slow_udp_member_is_never_removed_but_loses(capsys, tmp_path: Path) -> None:
+    """A stuck UDP member is not removed; its own kernel drops what does not fit, seen as seq gaps (and a PNG)."""
+    picture = tmp_path / "slow.png"
+    result = run_json(
+        capsys, "slow", "--readers", "2", "--messages", "400", "--rate", "400", "--size", "1000", "--stuck", "tcp,udp", "--plot", str(picture)
+    )
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     stuck = {member["nick"]: member for member in result["stuck_members"]}
     assert result["removed"]["reason"] == "slow"
     assert stuck["stuck-tcp"]["closed_by_server"]
