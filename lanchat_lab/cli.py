@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="lanchat's TCP-vs-UDP lab: the same chat workload over both transports, measured with "
         "the chat's own seq numbers, with real or injected packet loss. Each scenario prints a report; "
         "docs/lab.md is the worksheet.",
-        epilog="Try: chatlab compare --udp-loss 10    chatlab compare --netns-loss 5 --plot out.png (root)    chatlab sticky",
+        epilog="try:\n  chatlab compare --udp-loss 10\n  sudo chatlab compare --netns-loss 5 --plot out.png\n  chatlab sticky",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from chatsrv import __version__
 
