@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Mapping, Sequence
+from typing import NoReturn, TextIO
 
 from chatclient import __version__, lineui
 from chatclient.transport import open_transport
@@ -29,18 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
     parser.add_argument("--host", default="127.0.0.1", help="server address")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="server port")
-    parser.add_argument("--nick", default=None, help="your nick (default: your login name)")
+    parser.add_argument("--nick", default=None, help="your nick (in a terminal you are asked, your login name offered)")
     parser.add_argument("--room", default="lobby", help="room to join")
     parser.add_argument("--plain", action="store_true", help="line mode even in a terminal")
     parser.add_argument(
         "--udp", action="store_true",
         help="talk to the server over UDP instead of TCP (to see loss, reordering and duplicates in /stats)",
     )
+    parser.add_argument("--no-color", action="store_true", help="no colours (also when NO_COLOR is set)")
     parser.add_argument(
         "--trace-wire",
         action="store_true",
         help="print, on stderr, every recv: its size and where the frame boundaries fell (TCP is a byte stream; "
-        "over UDP, one datagram per recv)",
+        "over UDP, one datagram per recv); implies --plain, so the lines do not tear through the chat UI",
     )
     return parser
 
@@ -54,12 +56,27 @@ def default_nick() -> str:
     return cleaned or "guest"
 
 
+def wants_colour(no_color_flag: bool, environ: Mapping[str, str]) -> bool:
+    """Colour unless --no-color or a non-empty NO_COLOR (https://no-color.org)."""
+    return not no_color_flag and not environ.get("NO_COLOR")
+
+
+def wants_terminal_ui(plain: bool, stdin: TextIO, stdout: TextIO) -> bool:
+    """The chat UI only when both ends are a terminal; pipes and --plain get line mode."""
+    return not plain and stdin.isatty() and stdout.isatty()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    nick = args.nick or default_nick()
-    address = f"{args.host}:{args.port}"
+    address = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
     trace = trace_to_stderr if args.trace_wire else None
-    return lineui.main_sync(lambda: open_transport(args.host, args.port, udp=args.udp, trace=trace), nick, args.room, address)
+    connect = lambda: open_transport(args.host, args.port, udp=args.udp, trace=trace)
+    if wants_terminal_ui(args.plain or args.trace_wire, sys.stdin, sys.stdout):
+        from chatclient import ui  # only here: line mode starts without prompt_toolkit
+
+        colour = wants_colour(args.no_color, os.environ)
+        return ui.main_sync(connect, args.nick, args.room, address, colour=colour, login_name=default_nick())
+    return lineui.main_sync(connect, args.nick or default_nick(), args.room, address)
 
 
 def trace_to_stderr(line: str) -> None:

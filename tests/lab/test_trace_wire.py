@@ -48,3 +48,27 @@ def test_chatclient_trace_wire_prints_every_recv_on_stderr(server) -> None:
     size = int(wire[0].split()[2])
     payload = int(wire[0].split("[4+")[1].split("]")[0])
     assert size == 4 + payload
+
+
+def test_trace_wire_in_a_terminal_uses_line_mode(server) -> None:
+    """In a real terminal --trace-wire still prints plain lines (the full-screen UI would be torn by them)."""
+    import pexpect
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "chatclient", "--port", str(server.port), "--nick", "tia", "--trace-wire"],
+        cwd=str(ROOT),
+        env=env,
+        dimensions=(24, 100),
+        timeout=10,
+        encoding="utf-8",
+    )
+    try:
+        child.expect(r"wire: recv \d+ bytes, 1 complete frame")
+        child.expect("you are tia in lobby")
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
