@@ -49,6 +49,24 @@ def missing_prerequisites(need_tc: bool = False) -> str | None:
     return None
 
 
+def namespaces_unavailable() -> str | None:
+    """None when this machine lets us create a network namespace; else why not, in one line.
+
+    Root and the tools are not always enough: a container without
+    CAP_SYS_ADMIN refuses `ip netns add`. The probe namespace is removed at once.
+    """
+    reason = missing_prerequisites()
+    if reason:
+        return reason
+    probe = f"chatlab{os.getpid()}probe"
+    try:
+        _run(["ip", "netns", "add", probe])
+    except LabError as error:
+        return f"cannot create network namespaces here ({error})"
+    subprocess.run(["ip", "netns", "del", probe], check=False, capture_output=True, timeout=10)
+    return None
+
+
 def _run(command: list[str], stdin: str | None = None) -> str:
     """Run one setup command; LabError with its own complaint (one line) when it fails."""
     try:

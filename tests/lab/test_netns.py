@@ -17,7 +17,7 @@ from lanchat_lab.cli import main
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-MISSING = netns.missing_prerequisites()
+MISSING = netns.namespaces_unavailable()
 needs_netns = pytest.mark.skipif(MISSING is not None, reason=f"netns lab: {MISSING}")
 
 

@@ -91,7 +91,7 @@ def test_slow_udp_member_is_never_removed_but_loses(capsys, tmp_path: Path) -> N
     assert 0 < stuck["stuck-udp"]["received"] < 400 and stuck["stuck-udp"]["seq_gaps"] > 0
 
 
-MISSING = netns.missing_prerequisites()
+MISSING = netns.namespaces_unavailable()
 
 
 @pytest.mark.skipif(MISSING is not None, reason=f"netns lab: {MISSING}")
