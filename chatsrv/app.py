@@ -24,6 +24,7 @@ from chatsrv import __version__
 from chatsrv.faults import Impairment, parse_delay
 from chatsrv.netinfo import ipv4_interfaces
 from chatsrv.service import ChatService
+from chatsrv.store import DEFAULT_PATH, MEMORY, open_store
 from chatsrv.tcp import DEFAULT_OUTBOX_LIMIT, DEFAULT_SEND_BUFFER, ChatTCPServer
 from chatsrv.udp import ChatUDPServer
 from chatsrv.wire import DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_FRAME
@@ -69,6 +70,12 @@ def _frame_size(text: str) -> int:
     return value
 
 
+def _database(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"give a file name, or {MEMORY} to keep nothing")
+    return text
+
+
 def _datagram_size(text: str) -> int:
     value = int(text)
     if not 256 <= value <= 65507:  # 65507: the largest UDP payload over IPv4
@@ -102,6 +109,7 @@ for _checker, _name in (
     (_port, "a port"),
     (_seconds, "seconds"),
     (_frame_size, "a size"),
+    (_database, "a database"),
     (_datagram_size, "a size"),
     (_positive_seconds, "seconds"),
     (_percent, "a percentage"),
@@ -115,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="chatsrv",
         description="lanchat server: rooms of chat over length-framed TCP (and UDP), for a LAN or a class.",
         epilog="Classmates join with: chatclient --host ADDRESS --port PORT --nick NAME. "
-        "Ctrl-C stops the server and tells everyone.",
+        "Ctrl-C stops the server and tells everyone. "
+        "After the lesson, 'chatsrv export --format html > chat.html' writes the transcript (see chatsrv export --help).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
@@ -139,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--history", type=_count, default=50, help="recent messages per room shown to newcomers")
     chat.add_argument("--motd", default=None, help="message of the day shown in welcome")
     chat.add_argument("--name", default=None, help="server name shown to clients (default: host name)")
+    saved = parser.add_argument_group("saved history")
+    saved.add_argument(
+        "--db",
+        metavar="PATH",
+        type=_database,
+        default=DEFAULT_PATH,
+        help=f"SQLite file keeping rooms' history across restarts, for 'chatsrv export'; {MEMORY} keeps nothing",
+    )
+    saved.add_argument(
+        "--store-whispers",
+        action="store_true",
+        help="also save private messages (whispers) in the database; off by default for privacy",
+    )
     faults = parser.add_argument_group(
         "UDP fault injection (for teaching: applied to the datagrams the server sends, counted in /stats)"
     )
@@ -192,6 +214,7 @@ class Server:
             self.udp.stop()
         for thread in self.threads:
             thread.join(5)
+        self.service.store.close()  # last: commits everything the shutdown recorded too
 
 
 def raise_file_limit() -> int:
@@ -235,6 +258,8 @@ def build_server(args: argparse.Namespace) -> Server:
         if max_clients:
             log.warning("--max-clients %d is above the open-file limit; using %d", max_clients, max_connections)
         max_clients = max_connections
+    family, address = resolve(args.host, args.port)  # an unknown host fails before any file is touched
+    store = open_store(args.db)
     service = ChatService(
         server_name=args.name or socket.gethostname(),
         history=args.history,
@@ -244,18 +269,23 @@ def build_server(args: argparse.Namespace) -> Server:
         max_per_ip=args.max_per_ip,
         peer_timeout=args.peer_timeout,
         motd=args.motd,
+        store=store,
+        store_whispers=args.store_whispers,
     )
-    family, address = resolve(args.host, args.port)
-    tcp = ChatTCPServer(
-        address,
-        service,
-        max_frame=args.max_frame,
-        outbox_limit=args.outbox,
-        hello_timeout=args.hello_timeout,
-        family=family,
-        max_connections=max_connections,
-        send_buffer=args.send_buffer,
-    )
+    try:
+        tcp = ChatTCPServer(
+            address,
+            service,
+            max_frame=args.max_frame,
+            outbox_limit=args.outbox,
+            hello_timeout=args.hello_timeout,
+            family=family,
+            max_connections=max_connections,
+            send_buffer=args.send_buffer,
+        )
+    except BaseException:
+        store.close()
+        raise
     udp = None
     if not args.no_udp:
         # Same port number as TCP by default, so classmates need to remember one number.
@@ -271,6 +301,7 @@ def build_server(args: argparse.Namespace) -> Server:
                 udp = ChatUDPServer((address[0], 0, *address[2:]), service, **udp_options)
         except OSError as error:
             tcp.server_close()
+            store.close()
             raise UDPPortError(error.errno, error.strerror or str(error)) from None
     return Server(service=service, tcp=tcp, udp=udp)
 
@@ -294,6 +325,11 @@ def transports(server: Server) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["export"]:
+        from chatsrv.export import main as export_main  # only this subcommand needs it
+
+        return export_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
@@ -338,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if server.udp is not None:
         udp_hint = "add --udp" if server.udp.port == server.port else f"chatclient --udp --port {server.udp.port} ..."
         print(f"over UDP: {udp_hint}", flush=True)
+    print(server.service.store.description, flush=True)
     print("Ctrl-C stops the server.", flush=True)
     while not stop.wait(0.5):
         pass

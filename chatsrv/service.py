@@ -11,12 +11,19 @@ encoded once, and each member gets all of a batch's payloads in a single
 `Outbox.put` (ARCHITECTURE.md, "work per recv").
 
 Recoverable errors inside a batch become `error` payloads here (the batch
-goes on); adapters handle broken frames with `reject`. Imports: wire,
-messages, ratelimit, session, rooms.
+goes on); adapters handle broken frames with `reject`.
+
+What happens in rooms (messages, joins, leaves, renames; whispers only
+with `store_whispers`) is handed to a `Store` with a non-blocking `add`;
+the recent history shown in `welcome` stays in memory, loaded from the
+store at start, and message ids go on from the store's next id.
+
+Imports: wire, messages, ratelimit, session, rooms, store.
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import time
@@ -41,6 +48,7 @@ from chatsrv.messages import (
 from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Outbox, Session
+from chatsrv.store import Event, MemoryStore, Store
 from chatsrv.wire import ProtocolError, decode_payload, encode_payload
 
 log = logging.getLogger("chatsrv")
@@ -64,6 +72,8 @@ class ChatService:
         max_per_ip: int = 16,
         peer_timeout: float = 30.0,
         motd: str | None = None,
+        store: Store | None = None,
+        store_whispers: bool = False,
     ) -> None:
         self.clock = clock
         self.server_name = server_name
@@ -76,7 +86,14 @@ class ChatService:
         self.motd = motd
         self.registry = Registry(history_size=history)
         self.sessions: set[Session] = set()
-        self._ids = itertools.count(1)
+        self._per_host: collections.Counter[Any] = collections.Counter()  # open sessions per address
+        self.store: Store = store if store is not None else MemoryStore()
+        self.store_whispers = store_whispers  # whispers are private: kept only if the teacher asks
+        self._ids = itertools.count(self.store.next_message_id())
+        for event in self.store.recent_messages(history):
+            # The rooms that had history exist again after a restart, with it.
+            assert event.room is not None
+            self.registry.ensure_room(event.room).history.append(encode_payload(event.payload()))
         self._pending: dict[Session, list[bytes]] = {}
         self.batch_listeners: list[Callable[[], None]] = []
         self._closing: list[Session] = []
@@ -101,13 +118,14 @@ class ChatService:
             if self.max_clients and len(self.sessions) >= self.max_clients:
                 raise ProtocolError("server_full", f"the server is full ({self.max_clients} users)", fatal=True)
             host = address[0] if isinstance(address, tuple) else address
-            if self.max_per_ip and sum(1 for s in self.sessions if _host(s) == host) >= self.max_per_ip:
+            if self.max_per_ip and self._per_host[host] >= self.max_per_ip:
                 raise ProtocolError(
                     "server_full", f"too many connections from {host} (limit {self.max_per_ip})", fatal=True
                 )
             now = self.clock()
             session = Session(outbox, address, transport, max_frame, TokenBucket(self.rate, self.burst, now), now)
             self.sessions.add(session)
+            self._per_host[host] += 1
             return session
 
     def receive(self, session: Session, bodies: Iterable[bytes]) -> None:
@@ -162,6 +180,10 @@ class ChatService:
             for session in list(self.sessions):
                 if session.joined:
                     room = self.registry.room_of(session)
+                    assert session.nick is not None
+                    self.store.add(
+                        Event("left", now, session.nick, room.name if room else None, transport=session.transport, reason="shutdown")
+                    )
                     self._queue(session, notice)
                     self._queue(
                         session,
@@ -243,6 +265,10 @@ class ChatService:
         if not session.closed:
             session.closed = True
             self.sessions.discard(session)
+            host = _host(session)
+            self._per_host[host] -= 1
+            if self._per_host[host] <= 0:
+                del self._per_host[host]
             self._closing.append(session)
 
     def _drop(self, session: Session, reason: str) -> None:
@@ -256,10 +282,13 @@ class ChatService:
         room = self.registry.remove(session)
         log.info("leave: %s from %s (%s)", session.describe(), room.name if room else "-", reason)
         if room is not None:
+            assert session.nick is not None
+            now = self.clock()
             self._broadcast(
                 room,
-                {"type": "left", "nick": session.nick, "room": room.name, "ts": self.clock(), "reason": reason},
+                {"type": "left", "nick": session.nick, "room": room.name, "ts": now, "reason": reason},
             )
+            self.store.add(Event("left", now, session.nick, room.name, transport=session.transport, reason=reason))
 
     # --- messages ---------------------------------------------------------
 
@@ -295,6 +324,7 @@ class ChatService:
         log.info("join: %s in %s", session.describe(), room.name)
         self._welcome(session, room, now)
         self._broadcast(room, {"type": "joined", "nick": hello.nick, "room": room.name, "ts": now}, exclude=session)
+        self.store.add(Event("joined", now, hello.nick, room.name, transport=session.transport))
 
     def _welcome(self, session: Session, room: Room, now: float) -> None:
         """Queue a `welcome`, with as much recent history as fits `max_frame`."""
@@ -331,18 +361,12 @@ class ChatService:
 
     def _say(self, session: Session, say: Say, now: float) -> None:
         room = self.registry.room_of(session)
-        assert room is not None
-        payload: dict[str, Any] = {
-            "type": "message",
-            "id": next(self._ids),
-            "room": room.name,
-            "from": session.nick,
-            "text": say.text,
-            "ts": now,
-        }
-        if say.action:
-            payload["action"] = True
-        room.history.append(self._broadcast(room, payload))
+        assert room is not None and session.nick is not None
+        event = Event(
+            "message", now, session.nick, room.name, say.text, next(self._ids), say.action, session.transport, room_key=room.key
+        )
+        room.history.append(self._broadcast(room, event.payload()))
+        self.store.add(event)  # a queue append: the broadcast never waits for the disk
 
     def _whisper(self, session: Session, whisper: Whisper, now: float) -> None:
         target = self.registry.find(whisper.to)
@@ -354,6 +378,9 @@ class ChatService:
         self._queue(target, body)
         if target is not session:
             self._queue(session, body)
+        if self.store_whispers:
+            assert session.nick is not None and target.nick is not None
+            self.store.add(Event("whisper", now, session.nick, text=whisper.text, transport=session.transport, to=target.nick))
 
     def _nick(self, session: Session, nick: Nick, now: float) -> None:
         old = session.nick
@@ -368,6 +395,7 @@ class ChatService:
         log.info("rename: %s -> %s", old, nick.nick)
         if room is not None:
             self._broadcast(room, {"type": "renamed", "old": old, "new": nick.nick, "room": room.name, "ts": now})
+            self.store.add(Event("renamed", now, old, room.name, transport=session.transport, new=nick.nick))
 
     def _join(self, session: Session, join: Join, now: float) -> None:
         current = self.registry.room_of(session)
@@ -377,10 +405,14 @@ class ChatService:
         if current is not None:
             self.registry.leave_room(session)
             self._broadcast(current, {"type": "left", "nick": session.nick, "room": current.name, "ts": now, "reason": "moved"})
+            assert session.nick is not None
+            self.store.add(Event("left", now, session.nick, current.name, transport=session.transport, reason="moved"))
         room = self.registry.ensure_room(join.room)
         self.registry.enter(session, room)
         self._welcome(session, room, now)
         self._broadcast(room, {"type": "joined", "nick": session.nick, "room": room.name, "ts": now}, exclude=session)
+        assert session.nick is not None
+        self.store.add(Event("joined", now, session.nick, room.name, transport=session.transport))
 
     def _who(self, session: Session, who: Who, now: float) -> None:
         room = self.registry.room(who.room) if who.room else self.registry.room_of(session)

@@ -82,6 +82,9 @@ class ServerProcess:
             str(self.port),
             "--log-level",
             "warning",
+            # A lab run is thrown away: keep no history file in the teacher's directory.
+            "--db",
+            ":memory:",
             *self.flags,
         ]
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:

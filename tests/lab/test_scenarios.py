@@ -87,8 +87,9 @@ def test_sticky_plot_writes_a_png(capsys, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_compare_tcp_is_complete_in_order_and_once(capsys, tmp_path: Path) -> None:
-    """Over TCP every message arrives, none lost, reordered or duplicated; the report and a PNG say so."""
+def test_compare_tcp_is_complete_in_order_and_once(capsys, tmp_path: Path, monkeypatch) -> None:
+    """Over TCP every message arrives, none lost, reordered or duplicated; the report and a PNG say so; no files left."""
+    monkeypatch.chdir(tmp_path)  # the lab's server must not leave a history database behind
     target = tmp_path / "compare.png"
     code, out, err = run_lab(capsys, "compare", "--transports", "tcp", "--bots", "2", "--messages", "60", "--rate", "400", "--plot", str(target))
     assert code == 0, err
@@ -103,6 +104,7 @@ def test_compare_tcp_is_complete_in_order_and_once(capsys, tmp_path: Path) -> No
     assert tcp["join_ms"]["max"] > 0
     assert tcp["messages_per_second"] > 100
     assert len(result["latency_series"]["tcp"]) == 120
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["compare.png"]
 
 
 def test_compare_refuses_faults_for_a_server_it_does_not_start(capsys) -> None:
