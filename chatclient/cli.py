@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECRET",
         help="the server's password, if it has one (or set LANCHAT_PASSWORD); the chat UI asks when it is needed",
     )
+    parser.add_argument(
+        "--trace-wire",
+        action="store_true",
+        help="print, on stderr, every recv: its size and where the frame boundaries fell (TCP is a byte stream; "
+        "over UDP, one datagram per recv); implies --plain, so the lines do not tear through the chat UI",
+    )
     return parser
 
 
@@ -64,9 +70,10 @@ def wants_terminal_ui(plain: bool, stdin: TextIO, stdout: TextIO) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     address = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
-    connect = lambda: open_transport(args.host, args.port, udp=args.udp)
+    trace = trace_to_stderr if args.trace_wire else None
+    connect = lambda: open_transport(args.host, args.port, udp=args.udp, trace=trace)
     password = args.password if args.password is not None else os.environ.get("LANCHAT_PASSWORD")
-    if wants_terminal_ui(args.plain, sys.stdin, sys.stdout):
+    if wants_terminal_ui(args.plain or args.trace_wire, sys.stdin, sys.stdout):
         from chatclient import ui  # only here: line mode starts without prompt_toolkit
 
         colour = wants_colour(args.no_color, os.environ)
@@ -74,6 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             connect, args.nick, args.room, address, colour=colour, login_name=default_nick(), password=password
         )
     return lineui.main_sync(connect, args.nick or default_nick(), args.room, address, password)
+
+
+def trace_to_stderr(line: str) -> None:
+    """--trace-wire: one line per recv, on stderr so stdout keeps only the chat."""
+    print(f"wire: {line}", file=sys.stderr, flush=True)
 
 
 def run() -> NoReturn:

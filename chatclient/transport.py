@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from chatsrv.wire import FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
+from chatsrv.wire import HEADER, FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
 
 CLIENT_MAX_FRAME = 16 * 1024 * 1024  # accept whatever a server announces, within reason
 
@@ -48,6 +48,7 @@ class TCPTransport:
         self._decoder = FrameDecoder(CLIENT_MAX_FRAME)
         self._ready: list[dict[str, Any]] = []
         self._trace = trace
+        self._pending = 0  # stream bytes of a frame begun but not finished (for the trace)
         self._sent = 0
 
     @classmethod
@@ -80,7 +81,8 @@ class TCPTransport:
                 return None
             frames = self._decoder.feed(data)
             if self._trace is not None:
-                self._trace(trace_chunk(len(data), frames, self._decoder))
+                self._trace(trace_chunk(len(data), frames, self._pending))
+                self._pending = pending_after(len(data), frames, self._pending)
             if self._decoder.error is not None:
                 raise TransportError(f"the server sent a broken frame: {self._decoder.error.message}")
             for frame in frames:
@@ -98,11 +100,31 @@ class TCPTransport:
             pass
 
 
-def trace_chunk(size: int, frames: list[bytes], decoder: FrameDecoder) -> str:
-    """Describe one recv for --trace-wire: size, whole frames, bytes held for the next."""
-    sizes = " + ".join(f"[4+{len(frame)}]" for frame in frames) or "no complete frame"
-    held = f", {decoder.buffered} bytes held for the next frame" if decoder.buffered else ""
-    return f"recv {size} bytes: {len(frames)} frame(s) {sizes}{held}"
+def pending_after(size: int, frames: list[bytes], pending_before: int) -> int:
+    """Bytes of an unfinished frame after a recv: what was pending, plus the recv, minus whole frames."""
+    return pending_before + size - sum(HEADER.size + len(frame) for frame in frames)
+
+
+def trace_chunk(size: int, frames: list[bytes], pending_before: int = 0) -> str:
+    """Describe one recv for --trace-wire: its size and where frame boundaries fell in it.
+
+    `pending_before` is how many bytes of an unfinished frame earlier recvs
+    delivered (header included). A frame is shown as [4+N]: the length
+    prefix and N payload bytes (PROTOCOL.md §2).
+    """
+    parts: list[str] = []
+    whole = list(frames)
+    if pending_before and whole:
+        first = whole.pop(0)
+        parts.append(f"end of a frame begun earlier ({HEADER.size + len(first) - pending_before} bytes, [4+{len(first)}] in all)")
+    parts.extend(f"[4+{len(frame)}]" for frame in whole)
+    after = pending_after(size, frames, pending_before)
+    if after and not frames and pending_before:
+        parts.append(f"middle of a frame ({size} bytes; {after} of it so far)")
+    elif after:
+        parts.append(f"start of the next frame ({after} bytes)")
+    count = f"{len(frames)} complete frame{'s' if len(frames) != 1 else ''}"
+    return f"recv {size} bytes, {count}: " + " | ".join(parts)
 
 
 # --- UDP (PROTOCOL.md §2) ------------------------------------------------------
@@ -141,7 +163,10 @@ class UDPTransport:
 
     name = "udp"
 
-    def __init__(self, endpoint: asyncio.DatagramTransport, datagrams: _Datagrams, host: str, port: int) -> None:
+    def __init__(
+        self, endpoint: asyncio.DatagramTransport, datagrams: _Datagrams, host: str, port: int, trace: Callable[[str], None] | None = None
+    ) -> None:
+        self._trace = trace
         self._endpoint = endpoint
         self._datagrams = datagrams
         self.host = host
@@ -156,7 +181,7 @@ class UDPTransport:
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    async def connect(cls, host: str, port: int) -> UDPTransport:
+    async def connect(cls, host: str, port: int, trace: Callable[[str], None] | None = None) -> UDPTransport:
         """Open a UDP socket aimed at host:port (nothing is sent yet: UDP has no connect)."""
         loop = asyncio.get_running_loop()
         try:
@@ -171,7 +196,7 @@ class UDPTransport:
             endpoint, _ = await loop.create_datagram_endpoint(lambda: datagrams, remote_addr=(str(address[0]), int(address[1])), family=family)
         except OSError as error:
             raise TransportError(f"cannot reach {host}:{port} over UDP: {error.strerror or error}") from None
-        return cls(endpoint, datagrams, host, port)
+        return cls(endpoint, datagrams, host, port, trace)
 
     def _transmit(self, payload: dict[str, Any]) -> None:
         self.seq += 1
@@ -223,6 +248,9 @@ class UDPTransport:
                     f"no answer from {self.host}:{self.port} over UDP after {HELLO_TRIES} tries: "
                     "is the server running, is UDP blocked?"
                 )
+            if self._trace is not None:
+                # No length prefix, no stream: one recvfrom is exactly one datagram (PROTOCOL.md §2).
+                self._trace(f"recvfrom {len(item)} bytes: 1 datagram = 1 payload (no length prefix)")
             try:
                 payload = decode_payload(item)
             except ProtocolError:
@@ -265,8 +293,8 @@ class UDPTransport:
         self._endpoint.close()
 
 
-async def open_transport(host: str, port: int, udp: bool = False) -> Transport:
-    """A connected TCP transport, or a UDP one aimed at host:port."""
+async def open_transport(host: str, port: int, udp: bool = False, trace: Callable[[str], None] | None = None) -> Transport:
+    """A connected TCP transport, or a UDP one aimed at host:port; `trace` gets one line per recv."""
     if udp:
-        return await UDPTransport.connect(host, port)
-    return await TCPTransport.connect(host, port)
+        return await UDPTransport.connect(host, port, trace=trace)
+    return await TCPTransport.connect(host, port, trace=trace)

@@ -1,0 +1,183 @@
+"""Pictures of lab results (`--plot FILE.png`), one layout per scenario.
+
+The only module that imports matplotlib, and only inside its functions, so
+`chatlab` runs without it (matplotlib is the optional extra `lab`). Reads
+the same result dict as the report; computes nothing new.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+COLORS = {"tcp": "#1f77b4", "udp": "#d62728"}
+
+
+def matplotlib_missing() -> str | None:
+    """None when matplotlib can be imported, else a one-line install hint."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return "--plot needs matplotlib: pip install 'lanchat[lab]' (or pip install matplotlib)"
+    return None
+
+
+def plot(result: dict[str, Any], path: str) -> None:
+    """Draw `result` into the PNG file `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    drawers = {"compare": _compare, "sticky": _sticky, "slow": _slow, "restart": _restart}
+    figure = drawers[result["scenario"]](plt, result)
+    try:
+        figure.savefig(path, dpi=110)
+    finally:
+        plt.close(figure)
+
+
+def _compare(plt: Any, result: dict[str, Any]) -> Any:
+    transports = result["transports"]
+    names = [name for name in ("tcp", "udp") if name in transports]
+    setup = result["setup"]
+    figure, ((timeline, cdf), (bars, wire)) = plt.subplots(2, 2, figsize=(13, 8.5))
+    title = f"TCP vs UDP: {setup['bots_per_transport']} bots each, {setup['messages_per_transport']} messages at {setup['rate']:g}/s"
+    if setup["mode"] == "netns" and setup["netns_loss"] is not None:
+        title += f", {setup['netns_loss']:g} % packet loss in the kernel"
+    if setup["udp_faults"]:
+        title += f", server injects {' '.join(setup['udp_faults'])}"
+    figure.suptitle(title)
+
+    for name in names:
+        series = result["latency_series"].get(name, [])
+        if series:
+            timeline.scatter([i for i, _ in series], [ms for _, ms in series], s=6, alpha=0.6, color=COLORS[name], label=name.upper())
+    # Lost deliveries have no latency: mark them as x at the bottom, one per missing copy.
+    floor = min((ms for name in names for _, ms in result["latency_series"].get(name, []) if ms > 0), default=0.1) / 2
+    for name in names:
+        bots = transports[name]["bots"]
+        counts: dict[int, int] = {}
+        for index, _ in result["latency_series"].get(name, []):
+            counts[index] = counts.get(index, 0) + 1
+        lost = [index for index in range(transports[name]["sent"]) if counts.get(index, 0) < bots]
+        if lost:
+            timeline.scatter(lost, [floor] * len(lost), marker="x", s=14, color=COLORS[name], label=f"{name.upper()} lost")
+    timeline.set_yscale("log")
+    timeline.set_xlabel("message number")
+    timeline.set_ylabel("one-way latency, ms (log)")
+    timeline.set_title("every delivery: TCP waits for lost packets, UDP skips them")
+    timeline.legend()
+
+    for name in names:
+        values = sorted(ms for _, ms in result["latency_series"].get(name, []))
+        if values:
+            fraction = [(n + 1) / len(values) for n in range(len(values))]
+            cdf.step(values, fraction, where="post", color=COLORS[name], label=name.upper())
+    cdf.set_xscale("log")
+    cdf.set_xlabel("one-way latency, ms (log)")
+    cdf.set_ylabel("fraction of deliveries")
+    cdf.set_title("latency distribution (the tail is TCP's price)")
+    cdf.grid(True, alpha=0.3)
+    cdf.legend()
+
+    # Chat messages lost end to end (up to the server and down again), then what seq shows
+    # of every payload the server sent (PROTOCOL.md §3).
+    kinds = [("messages lost\n(end to end)", "lost"), ("payloads lost\n(seq gaps)", "seq_lost"),
+             ("reordered\n(seq)", "reordered"), ("duplicated\n(seq)", "duplicated")]
+    width = 0.38
+    tallest = 0.0
+    for offset, name in enumerate(names):
+        summary = transports[name]
+        values = [
+            100 * summary[key] / ((summary["expected"] if key == "lost" else summary["seq_total"]) or 1) for _, key in kinds
+        ]
+        tallest = max([tallest, *values])
+        positions = [k + (offset - (len(names) - 1) / 2) * width for k in range(len(kinds))]
+        drawn = bars.bar(positions, values, width, color=COLORS[name], label=name.upper())
+        bars.bar_label(drawn, labels=[f"{v:.1f}%" for v in values], fontsize=8)
+    bars.set_ylim(0, max(1.0, tallest * 1.25))
+    bars.set_xticks(range(len(kinds)), [label for label, _ in kinds])
+    bars.set_ylabel("% of expected messages / of payloads sent")
+    bars.set_title("what arrived wrong (measured with seq)")
+    bars.legend()
+
+    parts = [("payload", "payload_bytes"), ("framing", "framing_bytes"), ("own sends", "sent_bytes"), ("headers", "header_bytes")]
+    bottoms = [0.0] * len(names)
+    shades = ["#4c72b0", "#dd8452", "#8c8c8c", "#55a868"]
+    for (label, key), shade in zip(parts, shades):
+        values = [float(transports[name].get(key) or 0.0) for name in names]
+        wire.bar([n.upper() for n in names], values, 0.5, bottom=bottoms, color=shade, label=label)
+        bottoms = [b + v for b, v in zip(bottoms, values)]
+    for position, total in enumerate(bottoms):
+        wire.text(position, total, f"{total:.0f} B", ha="center", va="bottom")
+    wire.set_ylabel("bytes on the wire per payload received")
+    wire.set_title("cost of one chat message")
+    wire.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def _sticky(plt: Any, result: dict[str, Any]) -> Any:
+    sizes = result["message_sizes"]
+    naive = [chunk["size"] for chunk in result["tcp_naive"]["chunks"]]
+    framed = [chunk["size"] for chunk in result["tcp_framed"]["recvs"]]
+    figure, axis = plt.subplots(figsize=(13, 4))
+    palette = ["#4c72b0", "#dd8452"]
+
+    def lane(y: float, widths: list[int], label: str, colors: list[str]) -> None:
+        left = 0
+        for number, width in enumerate(widths):
+            axis.barh(y, width, left=left, height=0.6, color=colors[number % len(colors)], edgecolor="black", linewidth=0.4)
+            left += width
+        axis.text(-20, y, label, ha="right", va="center")
+
+    lane(3, sizes, "sent: one send() per message", palette)
+    lane(2, naive, "naive recv(1024) chunks", ["#c7e9c0", "#74c476"])
+    lane(1, [len(text) for text in result["tcp_framed"]["messages"]], "framed: messages decoded", palette)
+    lane(0, framed, "framed: recv(1024) chunks", ["#c7e9c0", "#74c476"])
+    axis.set_yticks([])
+    axis.set_xlabel("byte position in the TCP stream (framed stream also holds 4-byte headers)")
+    axis.set_title(
+        f"sticky packets: {result['messages']} sends became {len(naive)} recv chunks; "
+        f"{result['tcp_naive']['merged_chunks']} merged, {result['tcp_naive']['split_messages']} message(s) cut"
+    )
+    axis.set_xlim(-0.02 * max(sum(sizes), 1), max(sum(sizes), sum(framed)) * 1.02)
+    figure.subplots_adjust(left=0.22, right=0.98)
+    return figure
+
+
+def _slow(plt: Any, result: dict[str, Any]) -> Any:
+    figure, axis = plt.subplots(figsize=(11, 5))
+    for name, points in result["progress"].items():
+        if points:
+            style = {"sent": ":", result["stuck"]: "--"}.get(name, "-")
+            color = "gray" if name == "sent" else None
+            label = "sent by reader1" if name == "sent" else name
+            axis.plot([t for t, _ in points], [n for _, n in points], style, color=color, label=label)
+    removed = result.get("removed_at")
+    if removed is not None:
+        axis.axvline(removed, color="red", linestyle=":", label=f"{result['stuck']} removed (slow)")
+    axis.set_xlabel("seconds since the first message")
+    axis.set_ylabel("messages received")
+    axis.set_title("one member stops reading: at most a short pause (backpressure), then the room goes on without it")
+    axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def _restart(plt: Any, result: dict[str, Any]) -> Any:
+    figure, axis = plt.subplots(figsize=(11, 4.5))
+    bots = result["bots"]
+    for row, bot in enumerate(bots):
+        color = COLORS.get(bot["transport"], "gray")
+        for start, end in bot.get("connected_spans", []):
+            axis.barh(row, end - start, left=start, height=0.5, color=color, alpha=0.7)
+        for t, _ in bot.get("events", []):
+            axis.plot(t, row, "k|", markersize=14)
+    axis.axvspan(result["down_at"], result["up_at"], color="gray", alpha=0.2, label="server down")
+    axis.set_yticks(range(len(bots)), [b["nick"] for b in bots])
+    axis.set_xlabel("seconds")
+    axis.set_title("server restart: bars = bot in the room (as far as it knows), ticks = events")
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,336 @@
+"""Readable terminal reports of every scenario, from the scenario's result dict.
+
+Pure: result dict in, text out (no sockets, no clocks, no matplotlib), so the
+same numbers appear in the report, in `--json` and in the plot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+
+def _number(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
+def _percent(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "-"
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None, align: str | None = None) -> list[str]:
+    """Columns two spaces apart; `align` has an "l" or "r" per column (default: first left, others right)."""
+    everything = [list(header)] if header else []
+    everything += [list(row) for row in rows]
+    widths = [max(len(row[column]) for row in everything if column < len(row)) for column in range(len(everything[0]))]
+    lines = []
+    for number, row in enumerate(everything):
+        sides = align or "l" + "r" * (len(widths) - 1)
+        cells = [cell.ljust(width) if side == "l" else cell.rjust(width) for cell, width, side in zip(row, widths, sides)]
+        lines.append("  ".join(cells).rstrip())
+        if header and number == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return lines
+
+
+# --- compare -------------------------------------------------------------------------
+
+
+def compare_report(result: dict[str, Any]) -> str:
+    setup = result["setup"]
+    transports: dict[str, dict[str, Any]] = result["transports"]
+    names = [name for name in ("tcp", "udp") if name in transports]
+    where = {"loopback": "a chatsrv child on loopback", "external": "your server", "netns": "a chatsrv in a network namespace"}
+    lines = [
+        (f"chatlab compare: {setup['bots_per_transport']} bots per transport in one room, "
+        f"{setup['messages_per_transport']} messages per transport at {_number(setup['rate'], 0)}/s"),
+        f"server: {where.get(setup['mode'], setup['mode'])}, {setup['server']}",
+    ]
+    if setup["udp_faults"]:
+        lines.append(f"server-side UDP fault injection: {' '.join(setup['udp_faults'])}")
+    if setup["mode"] == "netns":
+        link = []
+        if setup["netns_loss"] is not None:
+            link.append(f"{setup['netns_loss']:g} % of packets dropped at random on arrival, each side (nftables)")
+        if setup["netns_rate"]:
+            link.append(f"rate limited to {setup['netns_rate']} (tbf)")
+        lines.append("link: veth between two namespaces, offloads off; " + "; ".join(link))
+    lines.append(f"run took {setup['duration']:.1f} s ({setup['when']})")
+    lines.append("")
+
+    def row(label: str, render: Any) -> list[str]:
+        return [label] + [render(transports[name]) for name in names]
+
+    rows = [
+        row("delivered / expected", lambda s: f"{_number(s['delivered'])} / {_number(s['expected'])}"),
+        row("lost messages", lambda s: f"{_number(s['lost'])} ({_percent(s['lost'], s['expected'])})"),
+        row("  server payloads lost (seq gaps)", lambda s: f"{_number(s['seq_lost'])} of {_number(s['seq_total'])}"),
+        row("  lost on the way up (server's gaps)", lambda s: _number(s["upstream_gaps"]) if s["transport"] == "udp" else "0"),
+        row("reordered (seq)", lambda s: _number(s["reordered"])),
+        row("duplicated (seq)", lambda s: _number(s["duplicated"])),
+        row("latency p50 / p90, ms", lambda s: f"{_number(s['latency_ms'].get('p50'), 2)} / {_number(s['latency_ms'].get('p90'), 2)}"),
+        row("latency p99 / max, ms", lambda s: f"{_number(s['latency_ms'].get('p99'), 2)} / {_number(s['latency_ms'].get('max'), 2)}"),
+        row("jitter (RFC 3550), ms", lambda s: _number(s["jitter_ms"], 3)),
+        row("messages/s received per bot", lambda s: _number(s["messages_per_second"])),
+        row("bytes per payload received: JSON", lambda s: _number(s["payload_bytes"])),
+        row("  + framing (length prefix)", lambda s: _number(s["framing_bytes"])),
+        row("  + the bot's own sends (say, ping)", lambda s: _number(s["sent_bytes"])),
+        row("  + IP and TCP/UDP headers, both ways", lambda s: _number(s["header_bytes"])),
+        row("  = on the wire", lambda s: _number(s["wire_bytes"])),
+        row("packets per payload (both ways)", lambda s: _number(s["packets_per_message"], 2)),
+        row("TCP retransmissions (bots' side)", lambda s: _number(s["retransmits"]) if s["transport"] == "tcp" else "-"),
+        row("time to join, mean / max, ms", lambda s: f"{_number(s['join_ms'].get('mean'), 2)} / {_number(s['join_ms'].get('max'), 2)}"),
+        row("other transport's messages", lambda s: f"{_number(s['from_other'][0])} / {_number(s['from_other'][1])}"),
+    ]
+    drops = result.get("kernel_drops")
+    if drops:
+        rows.append(row("dropped by the kernel (to server / to bots)", lambda s: f"{drops[s['transport']]['to_server']} / {drops[s['transport']]['to_bots']}"))
+    injected = {name: transports[name]["server"] for name in names if transports[name]["server"]}
+    if injected:
+        keys = sorted({key for counters in injected.values() for key in counters})
+        for key in keys:
+            rows.append(row(f"server: {key.replace('_', ' ')}", lambda s, key=key: _number(s["server"].get(key))))
+    errors = {name: transports[name]["errors"] for name in names if transports[name]["errors"]}
+    if errors:
+        rows.append(row("errors from the server", lambda s: ", ".join(f"{k} x{v}" for k, v in s["errors"].items()) or "-"))
+    lines += table(rows, ["", *[name.upper() for name in names]])
+    wire = {transports[name]["wire_source"] for name in names}
+    lines.append("")
+    lines.append(
+        "bytes on the wire: "
+        + ("counted by nftables on the bots' side (IP packets, ACKs included)" if wire == {"nftables counters"} else
+           "payload and framing measured; headers estimated as 52 bytes per TCP segment (TCP_INFO counts) and 28 per UDP datagram")
+    )
+    lines.append("")
+    lines += ["What this run shows:", *("  " + text for text in compare_findings(result))]
+    return "\n".join(lines)
+
+
+def compare_findings(result: dict[str, Any]) -> list[str]:
+    """Plain-language sentences about the run, computed from its numbers."""
+    findings = []
+    transports = result["transports"]
+    tcp, udp = transports.get("tcp"), transports.get("udp")
+    if tcp:
+        text = f"TCP delivered {tcp['delivered']} of {tcp['expected']} messages"
+        if tcp["lost"] == 0 and tcp["reordered"] == 0 and tcp["duplicated"] == 0:
+            text += ", every one, in order, once"
+        slowest = tcp["latency_ms"].get("max")
+        median = tcp["latency_ms"].get("p50")
+        if slowest is not None and median:
+            text += f"; the slowest took {slowest:.1f} ms against a median of {median:.2f} ms"
+            if tcp.get("retransmits"):
+                text += f" ({tcp['retransmits']} retransmitted segments: a lost packet holds up everything behind it)"
+        findings.append(text + ".")
+    if udp:
+        text = f"UDP delivered {udp['delivered']} of {udp['expected']} ({_percent(udp['delivered'], udp['expected'])})"
+        problems = []
+        if udp["lost"]:
+            problems.append(f"{udp['lost']} lost")
+        if udp["reordered"]:
+            problems.append(f"{udp['reordered']} out of order")
+        if udp["duplicated"]:
+            problems.append(f"{udp['duplicated']} duplicated")
+        text += (": " + ", ".join(problems)) if problems else ": nothing lost on this link"
+        slowest = udp["latency_ms"].get("max")
+        if slowest is not None:
+            text += f"; the slowest took {slowest:.1f} ms" + (" (nothing waits for a lost datagram)" if udp["lost"] else "")
+        findings.append(text + ".")
+    if tcp and udp and tcp.get("wire_bytes") and udp.get("wire_bytes"):
+        findings.append(
+            f"Each chat message cost about {tcp['wire_bytes']:.0f} bytes on the wire over TCP and "
+            f"{udp['wire_bytes']:.0f} over UDP (TCP adds a 4-byte frame header, longer headers and ACK packets)."
+        )
+    return findings
+
+
+# --- sticky --------------------------------------------------------------------------
+
+
+def _preview(text: str, width: int = 72) -> str:
+    shown = text if len(text) <= width else text[: width // 2 - 1] + " ... " + text[-(width // 2 - 4) :]
+    return repr(shown)
+
+
+def _describe_pieces(pieces: list[list[Any]]) -> str:
+    """'messages 0-35 whole, message 36: first 16 bytes' from a chunk's pieces."""
+    parts: list[str] = []
+    run: list[int] = []
+
+    def flush() -> None:
+        if run:
+            parts.append(f"message {run[0]}" if len(run) == 1 else f"messages {run[0]}-{run[-1]}")
+            run.clear()
+
+    for index, part, size in pieces:
+        if part == "whole":
+            run.append(index)
+            continue
+        flush()
+        label = {"start": f"first {size} bytes", "end": f"last {size} bytes", "middle": f"{size} bytes from the middle"}[part]
+        parts.append(f"message {index}: {label}")
+    flush()
+    return ", ".join(parts)
+
+
+def sticky_report(result: dict[str, Any]) -> str:
+    naive = result["tcp_naive"]
+    framed = result["tcp_framed"]
+    udp = result["udp"]
+    count = result["messages"]
+    big = result["big"]
+    what = f"{count - 1} short messages like {result_example(result)!r} and one of {big:,} bytes" if big else f"{count} short messages like {result_example(result)!r}"
+    lines = [
+        f"chatlab sticky: {what}, sent with {count} separate send() calls ({result['sent_bytes']:,} bytes)",
+        "",
+        f"1. TCP, naive receiver: recv({naive['recv_size']}) and print what it returns",
+    ]
+    for number, chunk in enumerate(naive["chunks"], 1):
+        lines.append(f"   recv #{number}: {chunk['size']} bytes = {_describe_pieces(chunk['pieces'])}")
+        lines.append(f"      {_preview(chunk['text'])}")
+    lines += [
+        (f"   -> {count} messages came out as {len(naive['chunks'])} chunks: {naive['merged_chunks']} held several "
+        f"messages merged, {naive['split_messages']} message(s) were cut into pieces."),
+        "      TCP is a byte stream: it keeps the bytes and their order, not where one send() ended.",
+        "",
+        f"2. TCP with a 4-byte length prefix before each message (PROTOCOL.md §2), the same recv({framed['recv_size']}):",
+    ]
+    for number, chunk in enumerate(framed["recvs"], 1):
+        held = f", {chunk['held']} bytes kept for the next frame" if chunk["held"] else ""
+        lines.append(f"   recv #{number}: {chunk['size']} bytes -> {chunk['frames']} complete message(s){held}")
+    shown = framed["messages"]
+    sample = ", ".join(_preview(text, 40) for text in shown[:2]) + (f", ... {_preview(shown[-1], 40)}" if len(shown) > 2 else "")
+    verdict = "exactly the messages sent, one by one" if framed["exact"] else "NOT the messages sent"
+    lines += [
+        f"   -> {len(shown)} messages: {sample}",
+        f"      {verdict}: the receiver loops until it has 4 header bytes, then until it has N payload bytes.",
+        "",
+        f"3. UDP: {udp['datagrams']} sendto() calls, one recvfrom({udp['recv_size']}) each",
+        f"   -> {udp['received']} datagrams, {udp['received']} messages, "
+        + ("every boundary kept: one recvfrom = one datagram = one message." if udp["boundaries_kept"] else "boundaries NOT kept"),
+    ]
+    for index in udp["truncated"]:
+        sent = result["message_sizes"][index]
+        got = udp["sizes"][index]
+        lines.append(
+            f"   message {index} ({sent:,} bytes) read with recvfrom({udp['recv_size']}): {got:,} bytes arrive, "
+            f"MSG_TRUNC is set, the other {sent - got:,} bytes are gone for good."
+        )
+    if udp["truncated"]:
+        lines.append("      So a UDP receiver reads with a buffer larger than any datagram it accepts (chatsrv: its limit + 1, to notice).")
+    return "\n".join(lines)
+
+
+def result_example(result: dict[str, Any]) -> str:
+    messages = result["tcp_framed"]["messages"]
+    return messages[0] if messages else ""
+
+
+# --- slow ------------------------------------------------------------------------------
+
+
+def slow_report(result: dict[str, Any]) -> str:
+    setup = result["setup"]
+    removed = result["removed"]
+    lines = [
+        (f"chatlab slow: {setup['readers']} readers and a member that stops reading "
+        f"({', '.join(setup['stuck']).upper()}, receive buffer {setup['stuck_buffer']:,} bytes); "
+        f"reader1 sends {setup['messages']} messages of {setup['size']} characters at {_number(setup['rate'], 0)}/s; "
+        f"server: outbox limit {setup['outbox']:,} bytes, kernel send buffer {setup.get('send_buffer', 0):,} bytes per member"),
+        "",
+    ]
+    for member in result["stuck_members"]:
+        if member["transport"] == "tcp":
+            if removed:
+                lines.append(
+                    f"{member['nick']}: removed by the server with reason \"{removed['reason']}\" "
+                    f"{removed['seconds']:.2f} s after the first message (the readers had message {removed['after_message']} by then)"
+                )
+            else:
+                lines.append(f"{member['nick']}: NOT removed (the server kept queueing for it)")
+            lines.append(
+                f"   when it read again it found {member['bytes_taken']:,} bytes ({member['received']} messages) in its kernel buffer"
+                + (", then the server's hang-up." if member["closed_by_server"] else ".")
+            )
+        else:
+            lines.append(
+                f"{member['nick']}: never removed and never missed by the server; when it read again it had "
+                f"{member['received']} of {setup['messages']} messages: its own kernel dropped the rest "
+                f"({member['seq_gaps']} seq numbers missing)."
+            )
+    lines.append("")
+    rows = []
+    for reader in result["readers"]:
+        latency = reader["latency_ms"] or {}
+        rows.append(
+            [
+                reader["nick"],
+                f"{reader['received']} / {reader['expected']}",
+                "-" if reader.get("kept_up") is None else f"{100 * reader['kept_up']:.0f} %",
+                f"{_number(reader['rate_before'])} / {_number(reader['rate_after'])}",
+                f"{_number(latency.get('p50'), 2)} / {_number(latency.get('p99'), 2)} / {_number(latency.get('max'), 2)}",
+                _number(reader.get("longest_gap_ms"), 0),
+            ]
+        )
+    lines += table(
+        rows, ["reader", "received", "kept up before removal", "msgs/s before / after", "latency p50 / p99 / max, ms", "longest wait, ms"]
+    )
+    lines.append("")
+    complete = all(r["received"] == r["expected"] for r in result["readers"])
+    gaps = [r["longest_gap_ms"] for r in result["readers"] if r.get("longest_gap_ms") is not None]
+    pause = max(gaps) if gaps else 0.0
+    normal = 3000 / setup["rate"]  # three sending intervals, in ms
+    if not complete:
+        lines.append("-> some readers missed messages: look at the server's log.")
+    elif pause <= max(normal, 50):
+        lines.append("-> every reader got every message at the sending rate: nobody waited for the stuck member.")
+    else:
+        lines.append(
+            f"-> every reader got every message; the room waited once, at most {pause:.0f} ms: while the stuck member's"
+        )
+        lines.append("   queue grew, the server held the sender back (backpressure: a slow reader may still catch up),")
+        lines.append("   then, as it took nothing, dropped it; after that the room went on at full rate.")
+    lines.append("   Each TCP member has its own bounded outbox: a member that does not read goes, the room does not stop.")
+    return "\n".join(lines)
+
+
+# --- restart ---------------------------------------------------------------------------
+
+
+def restart_report(result: dict[str, Any]) -> str:
+    setup = result["setup"]
+    how = "stopped with SIGTERM (it says goodbye)" if setup["graceful"] else "killed with SIGKILL (a crash: no goodbye)"
+    lines = [
+        (f"chatlab restart: {setup['bots_per_transport']} bots per transport ({', '.join(setup['transports']).upper()}), "
+        f"pinging every {setup['interval']:g} s; at {setup['before']:g} s the server is {how}, "
+        f"and {setup['down']:g} s later it starts again on port {setup['port']}"),
+        f"(a UDP bot gives up after {setup['udp_timeout']:g} s without a pong; chatclient waits the server's peer_timeout)",
+        "",
+    ]
+    timeline: list[tuple[float, str, str]] = [(t, "server", text) for t, text in result["server_events"]]
+    for bot in result["bots"]:
+        for t, text in bot["events"]:
+            timeline.append((t, bot["nick"], text))
+    timeline.sort(key=lambda item: item[0])
+    rows = [[f"{t:7.3f}", who, text] for t, who, text in timeline]
+    lines += table(rows, ["time, s", "who", "what happened"], align="rll")
+    lines.append("")
+    rows = []
+    for bot in result["bots"]:
+        rows.append(
+            [
+                bot["nick"],
+                "-" if bot["noticed_after"] is None else f"{bot['noticed_after']:.3f} s",
+                "-" if bot["back_after_restart"] is None else f"{bot['back_after_restart']:.3f} s",
+            ]
+        )
+    lines += table(rows, ["bot", "noticed after the server went", "back after it returned"])
+    lines.append("")
+    lines.append("-> TCP knows at once: the kernel ends the connection and reports it. UDP has no connection to end:")
+    lines.append("   its datagrams leave without an error, and only silence (a timeout) or a new server's not_joined tells it.")
+    return "\n".join(lines)
