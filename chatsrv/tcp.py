@@ -30,7 +30,8 @@ DEFAULT_SEND_BUFFER = 1 << 20  # kernel send buffer per member (see configure_so
 CLOSE_GRACE = 1.0  # seconds a writer may keep flushing after close() before the socket is cut
 SOFT_LIMIT_SHARE = 4  # the soft limit is a quarter of the outbox limit
 MAX_PAUSE = 0.5  # longest a sender's reading is paused for one batch
-STALL = 0.25  # a lagging reader that took nothing for this long no longer pauses anyone
+STALL = 0.1  # a lagging reader that took nothing for this long no longer pauses anyone
+WRITE_SLICE = 64 * 1024  # the writer sends in slices, so a reader's progress is seen as it happens
 
 
 class Backpressure:
@@ -213,7 +214,7 @@ class TCPOutbox:
                 self._chunks.clear()
             try:
                 while data:
-                    sent = self.sock.send(data)
+                    sent = self.sock.send(data[:WRITE_SLICE])
                     data = data[sent:]
                     self.last_progress = time.monotonic()
                     with self._lock:
