@@ -25,7 +25,7 @@ from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
 from chatsrv.netinfo import ipv4_interfaces
 from chatsrv.service import ChatService
-from chatsrv.tcp import DEFAULT_OUTBOX_LIMIT, ChatTCPServer
+from chatsrv.tcp import DEFAULT_OUTBOX_LIMIT, DEFAULT_SEND_BUFFER, ChatTCPServer
 from chatsrv.udp import ChatUDPServer
 from chatsrv.wire import DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_FRAME
 
@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--rate", type=_seconds, default=5.0, help="messages per second per user, on average")
     limits.add_argument("--burst", type=_count, default=20, help="messages a user may send at once before --rate applies")
     limits.add_argument("--outbox", type=_count, default=DEFAULT_OUTBOX_LIMIT, help="bytes queued for one user before it is dropped as slow")
+    limits.add_argument("--send-buffer", type=_count, default=DEFAULT_SEND_BUFFER, help="kernel send buffer per TCP user, bytes (0: let the kernel autotune)")
     chat = parser.add_argument_group("chat")
     chat.add_argument("--history", type=_count, default=50, help="recent messages per room shown to newcomers")
     chat.add_argument("--motd", default=None, help="message of the day shown in welcome")
@@ -258,6 +259,7 @@ def build_server(args: argparse.Namespace) -> Server:
         hello_timeout=args.hello_timeout,
         family=family,
         max_connections=max_connections,
+        send_buffer=args.send_buffer,
     )
     udp = None
     if not args.no_udp:

@@ -25,7 +25,7 @@ log = logging.getLogger("chatsrv.tcp")
 
 RECV_SIZE = 8192  # a moderate recv beat a huge one on this machine (ARCHITECTURE.md)
 DEFAULT_OUTBOX_LIMIT = 1 << 20
-SEND_BUFFER = 256 * 1024  # kernel send buffer per member: plenty for a LAN (see configure_socket)
+DEFAULT_SEND_BUFFER = 1 << 20  # kernel send buffer per member (see configure_socket)
 CLOSE_GRACE = 1.0  # seconds a writer may keep flushing after close() before the socket is cut
 SOFT_LIMIT_SHARE = 4  # the soft limit is a quarter of the outbox limit
 MAX_PAUSE = 0.5  # longest a sender's reading is paused for one batch
@@ -210,16 +210,18 @@ class TCPOutbox:
             writer.join(timeout)
 
 
-def configure_socket(sock: socket.socket) -> None:
+def configure_socket(sock: socket.socket, send_buffer: int = DEFAULT_SEND_BUFFER) -> None:
     """Low latency, a fixed send buffer, and TCP keepalive so dead peers are noticed.
 
     Left to autotune, Linux grows each send buffer to about 4 MB: a member
     that stops reading would silently hold 4 MB of kernel memory and the
-    outbox limit would only start counting after that. A fixed 256 KiB
-    (more than a LAN's bandwidth-delay product) keeps `--outbox` meaningful.
+    outbox limit would only start counting after that. A fixed size (1 MiB
+    by default, which Linux doubles; far above a LAN's bandwidth-delay
+    product) keeps `--outbox` meaningful; 0 leaves it to the kernel.
     """
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    if send_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 5)):
         option = getattr(socket, name, None)
@@ -237,7 +239,7 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
         server = self.server
         service = server.service
         sock = self.request
-        configure_socket(sock)
+        configure_socket(sock, server.send_buffer)
         outbox = TCPOutbox(sock, server.outbox_limit, server.backpressure)
         try:
             session = service.connect(outbox, self.client_address, "tcp", server.max_frame)
@@ -310,6 +312,7 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         hello_timeout: float = 20.0,
         family: socket.AddressFamily = socket.AF_INET,
         max_connections: int = 0,
+        send_buffer: int = DEFAULT_SEND_BUFFER,
     ) -> None:
         self.address_family = family
         self.service = service
@@ -317,6 +320,7 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         self.outbox_limit = outbox_limit
         self.hello_timeout = hello_timeout
         self.max_connections = max_connections
+        self.send_buffer = send_buffer
         self.backpressure = Backpressure()
         self._live: set[socket.socket] = set()
         self._live_lock = threading.Lock()

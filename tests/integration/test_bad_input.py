@@ -222,7 +222,7 @@ def test_backpressure_keeps_a_slow_but_steady_reader(make_server) -> None:
     import threading
     import time as _time
 
-    server = make_server("--rate", "0", "--outbox", "65536")
+    server = make_server("--rate", "0", "--outbox", "65536", "--send-buffer", "65536")
     with Client(server.port, rcvbuf=4096) as reader, Client(server.port) as sender:
         reader.join("reader")
         sender.join("sender")

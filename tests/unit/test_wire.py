@@ -177,3 +177,15 @@ def test_frames_with_seq_matches_frame_by_frame() -> None:
     assert frames_with_seq(bodies, 9) == expected
     decoder = FrameDecoder()
     assert [json.loads(frame)["seq"] for frame in decoder.feed(expected)] == [9, 10, 11]
+
+
+@given(
+    st.lists(st.text(max_size=40), min_size=1, max_size=12),
+    st.sampled_from([1, 7, 9, 95, 99, 998, 12345, 99_999_990]),
+)
+def test_frames_with_seq_template_path_is_exact(texts: list[str], first_seq: int) -> None:
+    """The template fast path (also with '%' in texts and seqs crossing a power of ten) equals framing one by one."""
+    bodies = [encode_payload({"type": "message", "text": text + "%d%s%%"}) for text in texts]
+    expected = b"".join(encode_frame(with_seq(body, seq)) for seq, body in enumerate(bodies, first_seq))
+    assert frames_with_seq(bodies, first_seq) == expected
+    assert frames_with_seq(bodies, first_seq) == expected  # again, from the cached template
