@@ -16,16 +16,24 @@ Two safety rules live here:
 - **Nothing secret**: never a nick, only counts; and while the server needs
   a password, no room names either.
 
-Imports: chatsrv (the version), service, wire. Never udp, tcp or app.
+Answering costs a few hundred microseconds on the one thread that serves
+UDP chat, so replies are rate-limited for the whole server (a token bucket:
+a whole class starting at once fits the burst); a probe too small for any
+answer is dropped before any work.
+
+Imports: chatsrv (the version), ratelimit, service, wire. Never udp, tcp or app.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from chatsrv import __version__
+from chatsrv.ratelimit import TokenBucket
 from chatsrv.service import ChatService
 from chatsrv.wire import encode_payload, with_seq
 
@@ -34,6 +42,11 @@ from chatsrv.wire import encode_payload, with_seq
 # whenever any of its fragments is, which on Wi-Fi is often.
 MAX_REPLY = 1400
 NAME_LIMIT = 64  # characters of the server name put in a reply
+# No reply is shorter than this ({"type":"server_info","id":"…","name":"", … ,"seq":0}):
+# a smaller budget is refused before the service is even looked at.
+SMALLEST_REPLY = 140
+REPLY_RATE = 100.0  # replies per second, for the whole server, on average ...
+REPLY_BURST = 200  # ... and at once: 30 students probing twice on two addresses fit easily
 _SMALLEST_ROOM = len(b'{"name":"a","users":1},')
 
 
@@ -119,14 +132,27 @@ class Discovery:
     its addresses (loopback and LAN, or two network cards).
     """
 
-    def __init__(self, service: ChatService, *, tcp_port: int, udp_port: int) -> None:
+    def __init__(
+        self,
+        service: ChatService,
+        *,
+        tcp_port: int,
+        udp_port: int,
+        clock: Callable[[], float] = time.monotonic,
+        rate: float = REPLY_RATE,
+        burst: int = REPLY_BURST,
+    ) -> None:
         self.service = service
         self.tcp_port = tcp_port
         self.udp_port = udp_port
         self.server_id = secrets.token_hex(4)
+        self.clock = clock
+        self.bucket = TokenBucket(rate, burst, clock())
 
     def reply(self, budget: int) -> bytes | None:
-        """The reply to one probe, within `budget` bytes (None: too small to answer)."""
+        """The reply to one probe, within `budget` bytes; None: too small to answer, or too many probes."""
+        if budget < SMALLEST_REPLY or not self.bucket.allow(self.clock()):
+            return None
         return build_reply(
             snapshot(self.service),
             server_id=self.server_id,

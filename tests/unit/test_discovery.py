@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chatclient import discovery as client
-from chatsrv.discovery import MAX_REPLY, NAME_LIMIT, Discovery, Snapshot, build_reply, password_required
+from chatsrv.discovery import MAX_REPLY, NAME_LIMIT, SMALLEST_REPLY, Discovery, Snapshot, build_reply, password_required
 from chatsrv.netinfo import Interface
 from chatsrv.service import ChatService
 from chatsrv.wire import decode_payload
@@ -221,3 +221,20 @@ def test_ask_which_asks_again_until_a_number() -> None:
     assert '1. "Room 1" at 10.0.0.1' in text and "type a number from 1 to 2" in text
     assert client.ask_which(servers, io.StringIO("q\n"), io.StringIO()) is None  # type: ignore[arg-type]
     assert client.ask_which(servers, io.StringIO(""), io.StringIO()) is None  # type: ignore[arg-type]
+
+
+def test_smallest_reply_is_a_true_lower_bound() -> None:
+    """Even the shortest possible reply (empty name, one-digit ports) is at least SMALLEST_REPLY bytes."""
+    body = build_reply(Snapshot("", 0, [], False), server_id="00000000", tcp_port=1, udp_port=1, budget=MAX_REPLY)
+    assert body is not None and len(body) - len(b',"rooms":[]') >= SMALLEST_REPLY
+
+
+def test_replies_are_rate_limited_for_the_whole_server() -> None:
+    """Past the burst, probes go unanswered until the bucket refills; too-small probes cost no token."""
+    now = [100.0]
+    service = ChatService(rate=0)
+    answering = Discovery(service, tcp_port=1, udp_port=1, clock=lambda: now[0], rate=2, burst=3)
+    assert answering.reply(SMALLEST_REPLY - 1) is None
+    assert [answering.reply(MAX_REPLY) is not None for _ in range(4)] == [True, True, True, False]
+    now[0] += 0.5
+    assert answering.reply(MAX_REPLY) is not None and answering.reply(MAX_REPLY) is None
