@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Mapping, Sequence
+from typing import NoReturn, TextIO
 
 from chatclient import __version__, discovery, lineui
 from chatclient.transport import open_transport
@@ -46,13 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
     parser.add_argument("--host", default=None, help="server address (without it, chatclient finds the server on the LAN)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="server port (discovery asks this UDP port)")
-    parser.add_argument("--nick", default=None, help="your nick (default: your login name)")
+    parser.add_argument("--nick", default=None, help="your nick (in a terminal you are asked, your login name offered)")
     parser.add_argument("--room", default="lobby", help="room to join")
     parser.add_argument("--plain", action="store_true", help="line mode even in a terminal")
     parser.add_argument(
         "--udp", action="store_true",
         help="talk to the server over UDP instead of TCP (to see loss, reordering and duplicates in /stats)",
     )
+    parser.add_argument("--no-color", action="store_true", help="no colours (also when NO_COLOR is set)")
     found = parser.add_argument_group("finding the server (discovery)")
     found.add_argument("--discover", action="store_true", help="list the servers that answer on the LAN, then exit")
     found.add_argument(
@@ -89,8 +91,9 @@ def find_servers(args: argparse.Namespace, parser: argparse.ArgumentParser) -> d
         return None
 
 
-def choose_server(found: discovery.Discovery, args: argparse.Namespace) -> discovery.FoundServer | None:
-    """One server: that one. Several: ask on a terminal, else list them and give up. None: explain."""
+def choose_server(found: discovery.Discovery, args: argparse.Namespace, terminal_ui: bool) -> discovery.FoundServer | None:
+    """One server: that one. Several: a pick list in the terminal UI, a numbered prompt on a
+    terminal in line mode, else list them and give up. None: explain how to give the address."""
     servers = found.servers
     if not servers:
         for line in discovery.none_found(found, args.port):
@@ -98,6 +101,10 @@ def choose_server(found: discovery.Discovery, args: argparse.Namespace) -> disco
         return None
     if len(servers) == 1:
         return servers[0]
+    if terminal_ui:
+        from chatclient import ui
+
+        return ui.pick_server(servers, args.udp)
     if sys.stdin.isatty():
         return discovery.ask_which(servers, sys.stdin, sys.stderr, args.udp)
     print(f"chatclient: {len(servers)} servers answered; choose one with --host (stdin is not a terminal to ask on):", file=sys.stderr)
@@ -115,11 +122,22 @@ def default_nick() -> str:
     return cleaned or "guest"
 
 
+def wants_colour(no_color_flag: bool, environ: Mapping[str, str]) -> bool:
+    """Colour unless --no-color or a non-empty NO_COLOR (https://no-color.org)."""
+    return not no_color_flag and not environ.get("NO_COLOR")
+
+
+def wants_terminal_ui(plain: bool, stdin: TextIO, stdout: TextIO) -> bool:
+    """The chat UI only when both ends are a terminal; pipes and --plain get line mode."""
+    return not plain and stdin.isatty() and stdout.isatty()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.host is not None and (args.discover or args.discover_addr):
         parser.error("--host joins that address; to look for servers use --discover or --discover-addr without --host")
+    terminal_ui = wants_terminal_ui(args.plain, sys.stdin, sys.stdout)
     host, port = args.host, args.port
     if host is None:
         found = find_servers(args, parser)
@@ -127,21 +145,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if args.discover:
             if not found.servers:
-                choose_server(found, args)  # explains
+                choose_server(found, args, terminal_ui)  # explains
                 return 1
             print(f"{len(found.servers)} lanchat server{'s' if len(found.servers) > 1 else ''} answered:")
             for line in discovery.listing(found.servers, args.udp):
                 print(line)
             return 0
-        server = choose_server(found, args)
+        server = choose_server(found, args, terminal_ui)
         if server is None:
             return 1
         host = server.host
         port = server.udp_port if args.udp and server.udp_port is not None else server.tcp_port
         print(f"chatclient: joining {discovery.describe(server, args.udp)}", file=sys.stderr, flush=True)
-    nick = args.nick or default_nick()
-    address = f"{host}:{port}"
-    return lineui.main_sync(lambda: open_transport(host, port, udp=args.udp), nick, args.room, address)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    connect = lambda: open_transport(host, port, udp=args.udp)
+    if terminal_ui:
+        from chatclient import ui  # only here: line mode starts without prompt_toolkit
+
+        colour = wants_colour(args.no_color, os.environ)
+        return ui.main_sync(connect, args.nick, args.room, address, colour=colour, login_name=default_nick())
+    return lineui.main_sync(connect, args.nick or default_nick(), args.room, address)
 
 
 def run() -> NoReturn:

@@ -7,7 +7,7 @@ terminal. Imports nothing from lanchat.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,3 +127,47 @@ def help_lines() -> list[str]:
 
 def command_names() -> list[str]:
     return sorted("/" + command.name for command in COMMANDS)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One Tab completion: `text` replaces the last `replaces` characters before the cursor."""
+
+    text: str
+    replaces: int
+    display: str
+    meta: str = ""
+
+
+def complete(before_cursor: str, nicks: Sequence[str], rooms: Sequence[str]) -> list[Suggestion]:
+    """What Tab offers for the text left of the cursor.
+
+    `/jo` -> the commands starting so; the first argument of a command
+    completes to what its table entry says (`completes`: nick or room); in
+    plain chat the last word completes to a nick, with `: ` added when it is
+    the first word (addressing someone: "bob: hi").
+    """
+    if before_cursor.startswith("/") and " " not in before_cursor:
+        typed = before_cursor[1:].lower()
+        return [
+            Suggestion(f"/{command.name} ", len(before_cursor), f"/{command.name}", command.help)
+            for command in COMMANDS
+            if command.name.startswith(typed)
+        ]
+    word = before_cursor.rsplit(" ", 1)[-1]
+    if before_cursor.startswith("/"):
+        name, _, argument = before_cursor[1:].partition(" ")
+        command = find(name)
+        if command is None or " " in argument:
+            return []
+        if command.completes == "room":
+            return _starting_with(rooms, word, "")
+        if command.completes == "nick":
+            return _starting_with(nicks, word, " ")
+        return []
+    return _starting_with(nicks, word, ": " if " " not in before_cursor else "")
+
+
+def _starting_with(names: Sequence[str], word: str, suffix: str) -> list[Suggestion]:
+    folded = word.casefold()
+    return [Suggestion(name + suffix, len(word), name) for name in names if name.casefold().startswith(folded)]

@@ -1,6 +1,8 @@
 """Display lines -> text: timestamps, nick colours, and terminal safety.
 
-Pure. Every string that came from the network goes through `sanitize`
+Pure. `plain` is for line mode, `fragments` and `status_bar` build
+prompt_toolkit formatted text for the terminal UI as plain (style, text)
+pairs, so no prompt_toolkit import is needed here. Every string that came from the network goes through `sanitize`
 before it reaches a terminal: control characters (Unicode Cc), bidi
 controls and line/paragraph separators are shown as visible escapes, so a
 classmate cannot drive your terminal, ring bells, move the cursor or fake
@@ -13,7 +15,7 @@ import time
 import unicodedata
 import zlib
 
-from chatclient.state import Line
+from chatclient.state import ClientState, Line
 
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 _SEPARATORS = frozenset("\u2028\u2029\x85")
@@ -82,3 +84,210 @@ def body(line: Line) -> str:
 def plain(line: Line) -> str:
     """One printable line: `[12:01] <alice> hi`."""
     return f"[{clock(line.ts)}] {body(line)}"
+
+
+# --- styled fragments for the terminal UI ----------------------------------
+#
+# prompt_toolkit prints "formatted text": a list of (style, text) pairs, where
+# a style is a plain string such as "fg:ansired bold". Building them needs no
+# prompt_toolkit import, so this stays pure and testable.
+
+Fragments = list[tuple[str, str]]
+
+NICK_COLUMN = 10  # cells for the right-aligned "who" column
+SEPARATOR = " │ "
+_TIME_CELLS = 6  # "HH:MM "
+
+
+def char_width(char: str) -> int:
+    """Terminal cells one character takes: 2 for wide CJK, 0 for combining marks."""
+    if unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def cell_width(text: str) -> int:
+    """Terminal cells `text` takes (not `len`: 王 is one character but two cells)."""
+    return sum(char_width(char) for char in text)
+
+
+def wrap(text: str, cells: int, later_cells: int | None = None) -> list[str]:
+    """Cut `text` (no newlines) into rows of at most `cells` terminal cells.
+
+    Rows after the first may have another limit (`later_cells`, for a hanging
+    indent). Breaks at a space when there is one, else anywhere (CJK has no
+    spaces); the space at a break is dropped. We wrap ourselves rather than
+    let the terminal do it: a terminal's soft wrap starts the next row at
+    column 0, where a long message could forge a whole new chat line
+    ("12:03  teacher │ ..."); our rows are indented.
+    """
+    if cells < 1:
+        return [text]
+    later = max(1, later_cells or cells)
+    rows: list[str] = []
+    row: list[str] = []
+    limit = cells
+
+    def used() -> int:
+        return cell_width("".join(row))
+
+    for char in text:
+        width = char_width(char)
+        while row and used() + width > limit:
+            if char == " ":
+                rows.append("".join(row))  # break at this space and drop it
+                row, limit, char = [], later, ""  # nothing of this char is kept
+                break
+            space = "".join(row).rfind(" ")
+            if space > 0 and width < 2:  # word wrap; CJK may break between any two characters
+                rows.append("".join(row[:space]))
+                row = row[space + 1 :]
+            else:
+                rows.append("".join(row))
+                row = []
+            limit = later
+            while used() > limit:  # a carried word longer than a later row
+                cut = max(1, max(n for n in range(len(row) + 1) if cell_width("".join(row[:n])) <= limit))
+                rows.append("".join(row[:cut]))
+                row = row[cut:]
+        row.extend(char)
+    rows.append("".join(row))
+    return rows
+
+
+def _paint(style: str, colour: bool) -> str:
+    """Drop colours (keep bold, dim, italic, reverse) for --no-color / NO_COLOR."""
+    if colour:
+        return style
+    return " ".join(word for word in style.split() if not word.startswith(("fg:", "bg:", "ansi")))
+
+
+def _who(line: Line, colour: bool) -> tuple[str, str, str]:
+    """(who column text, its style, the style of the text) for one line kind."""
+    nick = sanitize(line.nick)
+    kind = line.kind
+    if kind == "message":
+        return nick, f"fg:{nick_colour(line.nick)}", ""
+    if kind == "own":
+        return nick, f"fg:{nick_colour(line.nick)} bold", ""
+    if kind == "action":
+        return "*", f"fg:{nick_colour(line.nick)}", "italic"
+    if kind == "whisper_in":
+        return f"*{nick}*", "fg:ansimagenta bold", "fg:ansimagenta"
+    if kind == "whisper_out":
+        return f"-> *{sanitize(line.target)}*", "fg:ansimagenta", "fg:ansimagenta"
+    if kind == "presence":
+        return "--", "dim", "dim"
+    if kind == "notice":
+        return "-!-", "fg:ansiyellow bold", "bold"
+    if kind == "error":
+        return "!!", "fg:ansired bold", "fg:ansired"
+    return "--", "fg:ansicyan", ""
+
+
+def fragments(line: Line, colour: bool = True, width: int | None = None) -> Fragments:
+    """One display line as prompt_toolkit formatted text, ending in a newline.
+
+    Layout: `HH:MM` then the "who" column right-aligned to NICK_COLUMN cells
+    (by display width, so CJK nicks align), then `│` and the text. Own lines,
+    whispers, actions, notices, errors and dimmed join/leave lines each look
+    different, also without colour (their who column differs). A line that
+    mentions you is shown in reverse video. Every later row (a newline in the
+    message, or a wrap at `width` cells) starts with blanks where the time
+    and nick would be, so no message can pass for a line of its own.
+    """
+    who, who_style, text_style = _who(line, colour)
+    text = sanitize(line.text, keep_newlines=True)
+    if line.kind == "action":
+        text = f"{sanitize(line.nick)} {text}"
+    if line.mention:
+        who_style += " reverse bold"
+        text_style += " bold"
+    pad = " " * max(0, NICK_COLUMN - cell_width(who))
+    indent = _TIME_CELLS + max(NICK_COLUMN, cell_width(who))
+    rows: list[str] = []
+    for part in text.split("\n"):
+        if not width:
+            rows.append(part)
+            continue
+        # A wrapped row keeps the indentation its line started with (lists, /help).
+        lead = " " * min(len(part) - len(part.lstrip(" ")), 8)
+        room = width - indent - len(SEPARATOR)
+        first, *rest = wrap(part, room, room - len(lead))
+        rows.append(first)
+        rows.extend(lead + row for row in rest)
+    out: Fragments = [
+        (_paint("fg:ansibrightblack", colour), clock(line.ts) + " "),
+        ("", pad),
+        (_paint(who_style, colour), who),
+        (_paint("fg:ansibrightblack", colour), SEPARATOR),
+    ]
+    if line.kind == "action":
+        # "* bob waves": the nick keeps its colour inside the text.
+        nick = sanitize(line.nick)
+        if rows[0].startswith(nick):
+            out.append((_paint(f"fg:{nick_colour(line.nick)} {text_style}", colour), nick))
+            rows[0] = rows[0][len(nick) :]
+    blank = " " * indent
+    for number, row in enumerate(rows):
+        if number:
+            out.append(("", "\n" + blank))
+            out.append((_paint("fg:ansibrightblack", colour), SEPARATOR))
+        out.append((_paint(text_style, colour), row))
+    out.append(("", "\n"))
+    return out
+
+
+def fragments_text(parts: Fragments) -> str:
+    """The characters of formatted text without its styles (for tests and logs)."""
+    return "".join(text for _, text in parts)
+
+
+STATUS_STYLES = {"ok": "fg:ansigreen bold", "warn": "fg:ansiyellow bold", "bad": "fg:ansired bold"}
+
+
+def status_bar(
+    state: ClientState, address: str, status: str, level: str = "ok", colour: bool = True, width: int | None = None
+) -> Fragments:
+    """The bottom toolbar: who and where you are, and how the link is doing.
+
+    `nick@room │ TCP 127.0.0.1:9009 │ 3 users │ rtt 0.4 ms │ connected`,
+    and over UDP the live loss counters of `state.seq` (PROTOCOL.md §3).
+    When `width` cells are not enough, the least useful parts go first: the
+    server address (you typed it), then the round trip; who you are, the
+    connection state and the loss counters always stay.
+    """
+    users = len(state.users)
+    rtt = f"rtt {state.rtt * 1000:.1f} ms" if state.rtt is not None else "rtt -"
+    seq = state.seq
+    lossy = seq.missing or seq.reordered or seq.duplicates
+    # (priority to keep: higher stays longer, style, text)
+    parts: list[tuple[int, str, str]] = [
+        (9, "bold", f"{sanitize(state.nick)}@{sanitize(state.room)}"),
+        (8, "", state.transport.upper()),
+        (1, "", address),
+        (7, "", f"{users} user{'s' if users != 1 else ''}"),
+        (2, "", rtt),
+        (9, _paint(STATUS_STYLES.get(level, ""), colour), status),
+    ]
+    if state.transport == "udp":
+        counters = f"lost {seq.missing} reordered {seq.reordered} dup {seq.duplicates}"
+        parts.append((9, _paint("fg:ansiyellow bold", colour) if lossy else "", counters))
+
+    def layout(kept: list[tuple[int, str, str]]) -> Fragments:
+        bar: Fragments = [("", " ")]
+        for number, (_, style, text) in enumerate(kept):
+            if number:
+                # the transport and the address read as one: "TCP 127.0.0.1:9009"
+                bar.append(("", " " if kept[number - 1][2] == state.transport.upper() and text == address else " │ "))
+            bar.append((style, text))
+        bar.append(("", " "))
+        return bar
+
+    bar = layout(parts)
+    for floor in (1, 2):
+        if width is None or cell_width(fragments_text(bar)) <= width:
+            break
+        parts = [part for part in parts if part[0] > floor]
+        bar = layout(parts)
+    return bar

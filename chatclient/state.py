@@ -8,12 +8,28 @@ Rendering (colours, escapes) is `chatclient.render`'s job. Imports only
 
 from __future__ import annotations
 
+import unicodedata
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from chatsrv.wire import SeqTracker
 
-__all__ = ["ClientState", "Line", "SeqTracker"]
+__all__ = ["ClientState", "Line", "SeqTracker", "alternative_nick"]
+
+MAX_NICK = 24  # PROTOCOL.md §6
+_REMEMBERED_MESSAGES = 1000  # message ids kept to skip history already shown
+
+
+def alternative_nick(nick: str, number: int) -> str:
+    """`alice` -> `alice_2` (cut to fit 24 characters) when `alice` is taken."""
+    suffix = f"_{number}"
+    return nick[: MAX_NICK - len(suffix)] + suffix
+
+
+def _is_word_char(char: str) -> bool:
+    """Part of a word for mention matching; wide (CJK) text has no spaces, so not."""
+    return (char.isalnum() or char in "_-") and unicodedata.east_asian_width(char) not in ("W", "F")
 
 
 @dataclass(frozen=True)
@@ -42,9 +58,46 @@ class ClientState:
     peer_timeout: float | None = None
     topic: str | None = None
     impairment: dict[str, Any] | None = None
+    rooms: list[str] = field(default_factory=list)  # known room names, for Tab completion
+    partners: list[str] = field(default_factory=list)  # whisper partners, for /msg completion
+    _shown: deque[Any] = field(default_factory=lambda: deque(maxlen=_REMEMBERED_MESSAGES), repr=False)
 
     def mentions_me(self, text: str) -> bool:
-        return self.nick.casefold() in text.casefold()
+        """Whether `text` names me as a word: "al" is not mentioned by "also"."""
+        me, folded = self.nick.casefold(), text.casefold()
+        start = folded.find(me)
+        while me and start >= 0:
+            end = start + len(me)
+            before = folded[start - 1] if start else " "
+            after = folded[end] if end < len(folded) else " "
+            if not _is_word_char(before) and not _is_word_char(after):
+                return True
+            start = folded.find(me, start + 1)
+        return False
+
+    def new_connection(self) -> None:
+        """Forget per-connection facts: a new connection counts seq from 1 again (§3)."""
+        self.seq = SeqTracker()
+        self.connected = False
+        self.rtt = None
+
+    def completion_nicks(self) -> list[str]:
+        """Nicks worth offering on Tab: the room's users, then whisper partners."""
+        me = self.nick.casefold()
+        seen: set[str] = set()
+        out: list[str] = []
+        for nick in [*self.users, *self.partners]:
+            if nick.casefold() != me and nick.casefold() not in seen:
+                seen.add(nick.casefold())
+                out.append(nick)
+        return out
+
+    def _remember_room(self, room: str) -> None:
+        if room and room.casefold() not in (r.casefold() for r in self.rooms):
+            self.rooms.append(room)
+
+    def _remember_partner(self, nick: str) -> None:
+        self.partners = [n for n in self.partners if n.casefold() != nick.casefold()][-19:] + [nick]
 
     def apply(self, payload: dict[str, Any], now: float | None = None) -> list[Line]:
         """Update the state from one server payload; return what to display."""
@@ -70,7 +123,9 @@ class ClientState:
         self.topic = p.get("topic") if isinstance(p.get("topic"), str) else None
         self.impairment = p.get("impairment") if isinstance(p.get("impairment"), dict) else None
         self.connected = True
-        lines = [self._message(m) for m in p.get("history", []) if isinstance(m, dict)]
+        self._remember_room(self.room)
+        # After a reconnect or a /join back, skip history we have already shown.
+        lines = [self._message(m) for m in p.get("history", []) if isinstance(m, dict) and not self._seen_before(m)]
         server = p.get("server") if isinstance(p.get("server"), dict) else {}
         name = server.get("name", "server") if isinstance(server, dict) else "server"
         lines.append(
@@ -90,11 +145,20 @@ class ClientState:
             return Line("action", text, p.get("ts"), sender, mention=mention)
         return Line("own" if own else "message", text, p.get("ts"), sender, mention=mention)
 
+    def _seen_before(self, p: dict[str, Any]) -> bool:
+        key = (p.get("id"), p.get("ts"), p.get("from"))
+        if key in self._shown:
+            return True
+        self._shown.append(key)
+        return False
+
     def _on_message(self, p: dict[str, Any], now: float | None) -> list[Line]:
+        self._seen_before(p)
         return [self._message(p)]
 
     def _on_whisper(self, p: dict[str, Any], now: float | None) -> list[Line]:
         sender, target = str(p.get("from", "?")), str(p.get("to", "?"))
+        self._remember_partner(target if sender.casefold() == self.nick.casefold() else sender)
         if sender.casefold() == self.nick.casefold() and target.casefold() != self.nick.casefold():
             return [Line("whisper_out", str(p.get("text", "")), p.get("ts"), sender, target)]
         return [Line("whisper_in", str(p.get("text", "")), p.get("ts"), sender, target, mention=True)]
@@ -129,6 +193,9 @@ class ClientState:
 
     def _on_rooms(self, p: dict[str, Any], now: float | None) -> list[Line]:
         rooms = [r for r in p.get("rooms", []) if isinstance(r, dict)]
+        for room in rooms:
+            if isinstance(room.get("name"), str):
+                self._remember_room(room["name"])
         listing = ", ".join(f"{r.get('name')} ({r.get('users')})" for r in rooms)
         return [Line("info", f"rooms: {listing or 'none'}", now)]
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from chatsrv import __version__
@@ -77,6 +78,7 @@ class ChatService:
         self.sessions: set[Session] = set()
         self._ids = itertools.count(1)
         self._pending: dict[Session, list[bytes]] = {}
+        self.batch_listeners: list[Callable[[], None]] = []
         self._closing: list[Session] = []
         self._handlers: dict[type, Callable[[Session, Any, float], None]] = {
             Hello: self._hello,
@@ -110,7 +112,7 @@ class ChatService:
 
     def receive(self, session: Session, bodies: Iterable[bytes]) -> None:
         """Handle the payloads one read delivered, in order, under one lock."""
-        with self.registry.lock:
+        with self._batch():
             now = self.clock()
             session.last_seen = now
             for body in bodies:
@@ -123,29 +125,25 @@ class ChatService:
                     self._fail(session, error)
                 else:
                     session.errors_in_a_row = 0
-            self._flush()
 
     def reject(self, session: Session, error: ProtocolError) -> None:
         """Report an error found by the adapter (e.g. a broken frame) to the peer."""
-        with self.registry.lock:
+        with self._batch():
             self._fail(session, error)
-            self._flush()
 
     def send(self, session: Session, payload: dict[str, Any]) -> None:
         """Send one payload to one member, outside any batch (e.g. a timeout)."""
-        with self.registry.lock:
+        with self._batch():
             self._queue(session, encode_payload(payload))
-            self._flush()
 
     def disconnect(self, session: Session, reason: str = "lost") -> None:
         """The transport is gone (or must go): remove the member, tell the room."""
-        with self.registry.lock:
+        with self._batch():
             self._drop(session, reason)
-            self._flush()
 
     def expire_idle(self, now: float | None = None) -> list[Session]:
         """Drop UDP peers silent for `peer_timeout` (PROTOCOL.md §2); returns them."""
-        with self.registry.lock:
+        with self._batch():
             now = self.clock() if now is None else now
             expired = [
                 session
@@ -154,12 +152,11 @@ class ChatService:
             ]
             for session in expired:
                 self._drop(session, "timeout")
-            self._flush()
             return expired
 
     def shutdown(self, text: str = "the server is shutting down") -> None:
         """Tell everyone (a notice, then `left` reason shutdown) and close every outbox."""
-        with self.registry.lock:
+        with self._batch():
             now = self.clock()
             notice = encode_payload({"type": "notice", "text": text, "ts": now})
             for session in list(self.sessions):
@@ -179,10 +176,24 @@ class ChatService:
                         ),
                     )
                 self._close(session)
-            self._flush()
             log.info("shutdown: %d sessions closed", len(self._closing))
 
     # --- batch plumbing ---------------------------------------------------
+
+    @contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Hold the lock for one batch, deliver what it queued, then tell the listeners.
+
+        Listeners (e.g. the TCP adapter's write combiner) run after the lock
+        is released, so socket writes never happen inside the critical section.
+        """
+        with self.registry.lock:
+            try:
+                yield
+            finally:
+                self._flush()
+        for listener in self.batch_listeners:
+            listener()
 
     def _queue(self, session: Session, body: bytes) -> None:
         bodies = self._pending.get(session)

@@ -10,6 +10,7 @@ Imports: wire, session (Outbox protocol), service.
 
 from __future__ import annotations
 
+import collections
 import logging
 import socket
 import socketserver
@@ -71,21 +72,66 @@ class Backpressure:
                 self._condition.wait(min(deadline - now, self.stall))
 
 
+class WriteCombiner:
+    """Sends what batches queued, outside the service lock, combining concurrent batches.
+
+    `TCPOutbox.put` only appends bytes and marks the outbox here. After each
+    batch the service calls `flush` (a batch listener), with its lock
+    released. One thread at a time flushes; a thread that finds another
+    already flushing leaves its outboxes to it and goes back to reading.
+    Under light load the thread that handled a message sends it at once;
+    under load (a join storm, a flood) the flushing thread finds many
+    batches queued per member and sends them with one `send` each.
+    """
+
+    def __init__(self) -> None:
+        self._marked: collections.deque[TCPOutbox] = collections.deque()  # append/popleft are atomic
+        self._flushing = threading.Lock()
+
+    def mark(self, outbox: TCPOutbox) -> None:
+        self._marked.append(outbox)
+
+    def flush(self) -> None:
+        marked = self._marked
+        # Re-checked after every release: an outbox marked while the holder was
+        # finishing is seen here, so nothing is ever left unsent.
+        while marked:
+            if not self._flushing.acquire(blocking=False):
+                return  # the thread that holds it sends ours too
+            try:
+                while True:
+                    try:
+                        outbox = marked.popleft()
+                    except IndexError:
+                        break
+                    outbox.send_queued()
+            finally:
+                self._flushing.release()
+
+
 class TCPOutbox:
     """A member's bounded queue of outgoing bytes.
 
-    Fast path: when nothing is queued, `put` sends at once with a
-    non-blocking `send`, so a healthy reader costs no thread hand-off. What
-    the kernel does not take is queued and drained by a writer thread,
-    started only then, which coalesces everything queued into one `sendall`.
-    Queued plus in-flight bytes are capped at `limit`: beyond it `put`
-    returns False and the service removes the member as `slow`. No other
-    member ever waits for this one; while it is still draining, past a soft
-    limit, it makes senders pause instead (`Backpressure`).
+    `put` (called under the service lock) only appends and marks the outbox
+    in the `WriteCombiner`, which sends with a non-blocking `send` once the
+    lock is released: a healthy reader costs no thread hand-off. What the
+    kernel does not take is drained by a writer thread, started only then,
+    which coalesces everything queued into each blocking `send`. Queued plus
+    in-flight bytes are capped at `limit`: beyond it `put` returns False and
+    the service removes the member as `slow`. No other member ever waits for
+    this one; while it is still draining, past a soft limit, it makes
+    senders pause instead (`Backpressure`).
     """
 
-    def __init__(self, sock: socket.socket, limit: int = DEFAULT_OUTBOX_LIMIT, backpressure: Backpressure | None = None) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        combiner: WriteCombiner,
+        limit: int = DEFAULT_OUTBOX_LIMIT,
+        backpressure: Backpressure | None = None,
+    ) -> None:
         self.sock = sock
+        self.combiner = combiner
         self.limit = limit
         self.soft_limit = limit // SOFT_LIMIT_SHARE if limit else 0
         self.backpressure = backpressure
@@ -93,7 +139,8 @@ class TCPOutbox:
         self._is_lagging = False
         self._lock = threading.Lock()
         self._chunks: list[bytes] = []
-        self._pending_bytes = 0  # queued + being written by the writer
+        self._pending_bytes = 0  # queued + being written
+        self._marked = False  # waiting in the combiner
         self._writer: threading.Thread | None = None
         self._closing = False
         self._cut = False
@@ -109,34 +156,49 @@ class TCPOutbox:
         with self._lock:
             if self._closing:
                 return True
-            if self._writer is not None:
-                if self.limit and self._pending_bytes + len(data) > self.limit:
-                    self._overflowed = True
-                    return False
-                self._chunks.append(data)
-                self._pending_bytes += len(data)
-                starts_lagging = not self._is_lagging and 0 < self.soft_limit < self._pending_bytes
-                if starts_lagging:
-                    self._is_lagging = True
-            else:
-                starts_lagging = False
+            if self.limit and self._pending_bytes + len(data) > self.limit:
+                self._overflowed = True
+                return False
+            self._chunks.append(data)
+            self._pending_bytes += len(data)
+            mark = self._writer is None and not self._marked
+            if mark:
+                self._marked = True
+            starts_lagging = not self._is_lagging and 0 < self.soft_limit < self._pending_bytes
+            if starts_lagging:
+                self._is_lagging = True
+        if mark:
+            self.combiner.mark(self)
+        if starts_lagging and self.backpressure is not None:
+            self.backpressure.lagging(self, True)
+        return True
+
+    def send_queued(self) -> None:
+        """Combiner: send what is queued without blocking; a writer thread takes the rest."""
+        with self._lock:
+            self._marked = False
+            if self._writer is not None or self._cut:
+                return
+            if self._chunks:
+                data = b"".join(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
+                self._chunks.clear()
                 try:
                     sent = self.sock.send(data, socket.MSG_DONTWAIT)
                 except (BlockingIOError, InterruptedError):
                     sent = 0
                 except OSError:
-                    return True  # the connection is gone; the reader notices and disconnects
-                if sent == len(data):
-                    return True
-                rest = data[sent:]
-                self._chunks.append(rest)
-                self._pending_bytes = len(rest)
-                self.last_progress = time.monotonic()
-                self._writer = threading.Thread(target=self._drain, name="tcp-writer", daemon=True)
-                self._writer.start()
-        if starts_lagging and self.backpressure is not None:
-            self.backpressure.lagging(self, True)
-        return True
+                    self._pending_bytes = 0
+                    return  # the connection is gone; the reader notices and disconnects
+                self._pending_bytes -= sent
+                if sent < len(data):
+                    self._chunks.append(data[sent:])
+                    self.last_progress = time.monotonic()
+                    self._writer = threading.Thread(target=self._drain, name="tcp-writer", daemon=True)
+                    self._writer.start()
+                    return
+            hang_up = self._closing
+        if hang_up:
+            self.cut()
 
     def _drain(self) -> None:
         """Writer thread: send queued bytes until the queue is empty, then exit."""
@@ -168,29 +230,35 @@ class TCPOutbox:
                     self._writer = None
                 closing = True
                 break
-        if self._is_lagging and self.backpressure is not None:
-            self._is_lagging = False
+        with self._lock:
+            stops_lagging, self._is_lagging = self._is_lagging, False
+        if stops_lagging and self.backpressure is not None:
             self.backpressure.lagging(self, False)
         if closing:
             self.cut()
 
     def close(self) -> None:
-        """Stop accepting payloads; flush what is queued (briefly), then hang up."""
+        """Stop accepting payloads; send what is queued (briefly), then hang up."""
         with self._lock:
             if self._closing:
                 return
             self._closing = True
-            if self._writer is not None and not self._overflowed:
-                # Let the writer flush (a final error, a shutdown notice), but a
-                # reader that never reads would keep it in sendall: cut it off later.
-                self._grace = threading.Timer(CLOSE_GRACE, self.cut)
-                self._grace.daemon = True
-                self._grace.start()
+            overflowed = self._overflowed
+        if overflowed:
+            self.cut()  # a reader that stopped reading gets nothing more
+            return
+        self.send_queued()  # the last payloads (an error, a notice) go now; cuts when all is sent
+        with self._lock:
+            if self._writer is None or self._cut:
                 return
-        self.cut()
+            # The writer flushes the rest, but a reader that never reads would
+            # keep it in send: cut it off after a grace period.
+            self._grace = threading.Timer(CLOSE_GRACE, self.cut)
+            self._grace.daemon = True
+            self._grace.start()
 
     def cut(self) -> None:
-        """Shut the socket down both ways now; wakes a blocked recv or sendall."""
+        """Shut the socket down both ways now; wakes a blocked recv or send."""
         with self._lock:
             self._closing = True
             if self._cut:
@@ -205,6 +273,7 @@ class TCPOutbox:
             pass
 
     def join(self, timeout: float) -> None:
+        """Wait for the writer thread, if any, to finish."""
         writer = self._writer
         if writer is not None and writer is not threading.current_thread():
             writer.join(timeout)
@@ -240,13 +309,14 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
         service = server.service
         sock = self.request
         configure_socket(sock, server.send_buffer)
-        outbox = TCPOutbox(sock, server.outbox_limit, server.backpressure)
+        outbox = TCPOutbox(sock, server.combiner, server.outbox_limit, server.backpressure)
         try:
             session = service.connect(outbox, self.client_address, "tcp", server.max_frame)
         except ProtocolError as error:
             log.info("refused %s:%s: %s", self.client_address[0], self.client_address[1], error.message)
             outbox.put([encode_payload(error.payload())], 1)
             outbox.close()
+            server.combiner.flush()
             return
         try:
             self._serve(session, outbox)
@@ -322,6 +392,8 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         self.max_connections = max_connections
         self.send_buffer = send_buffer
         self.backpressure = Backpressure()
+        self.combiner = WriteCombiner()
+        service.batch_listeners.append(self.combiner.flush)
         self._live: set[socket.socket] = set()
         self._live_lock = threading.Lock()
         super().__init__(address, ChatRequestHandler)

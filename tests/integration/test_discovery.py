@@ -253,3 +253,23 @@ def test_client_in_a_terminal_asks_which_server(two_servers: tuple[Server, Serve
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+@pytest.mark.timeout(30)
+def test_terminal_ui_shows_a_pick_list(two_servers: tuple[Server, Server]) -> None:
+    """In the terminal UI, several answers give a pick list; Down and Enter join the second server's chat."""
+    from tests.integration.test_ui_terminal import Terminal
+
+    first, second = two_servers
+    terminal = Terminal("--nick", "pia", *addresses(first, second), "--discover-wait", WAIT)
+    try:
+        terminal.wait_for("Which one do you join?")
+        assert '1. "Room 101" at 127.0.0.1' in terminal.text() and '2. "Room 102" at 127.0.0.1' in terminal.text()
+        terminal.type("\x1b[B")
+        terminal.wait_for(lambda: '>  2. "Room 102"' in terminal.text())
+        terminal.type("\r")
+        terminal.wait_for("you are pia in lobby on Room 102")
+        terminal.type("/quit\r")
+        assert terminal.wait_exit() == 0
+    finally:
+        terminal.close()

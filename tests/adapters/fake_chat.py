@@ -1,0 +1,125 @@
+"""A fake server behind the client's Transport interface, for headless UI tests.
+
+`FakeServer` answers the way PROTOCOL.md says a server does (welcome to
+hello, pong to ping, close after bye), records everything the client sent,
+and lets a test push any payload to the client, refuse connections, or go
+silent. No sockets, no threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from chatclient.transport import TransportError
+
+
+class FakeTransport:
+    """One connection to a FakeServer, with the same interface as TCPTransport."""
+
+    def __init__(self, server: FakeServer, name: str) -> None:
+        self.server = server
+        self.name = name
+        self.incoming: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.closed = False
+        self.seq = 0
+
+    def push(self, payload: dict[str, Any]) -> None:
+        """The server sends `payload` (with the next seq, §3)."""
+        self.seq += 1
+        self.incoming.put_nowait({**payload, "seq": self.seq})
+
+    def drop(self) -> None:
+        """The connection breaks: receive() returns None."""
+        self.incoming.put_nowait(None)
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        if self.closed:
+            raise TransportError("connection lost: closed")
+        self.server.sent.append(payload)
+        self.server.answer(self, payload)
+
+    async def receive(self) -> dict[str, Any] | None:
+        return await self.incoming.get()
+
+    async def close(self) -> None:
+        self.closed = True
+        self.incoming.put_nowait(None)
+
+
+class FakeServer:
+    """Answers hello/ping/bye/rooms like chatsrv; everything else is recorded only."""
+
+    def __init__(self, transport: str = "tcp", users: tuple[str, ...] = ("bob", "carol"), rooms: tuple[str, ...] = ("lobby", "physics")) -> None:
+        self.transport_name = transport
+        self.users = list(users)
+        self.rooms = list(rooms)
+        self.sent: list[dict[str, Any]] = []
+        self.connections: list[FakeTransport] = []
+        self.refuse = 0  # refuse this many connection attempts
+        self.taken: set[str] = set()  # nicks that get nick_taken
+        self.silent = False  # stop answering (a dead UDP server)
+        self.peer_timeout: float | None = None
+        self.history: list[dict[str, Any]] = []
+
+    @property
+    def current(self) -> FakeTransport:
+        return self.connections[-1]
+
+    async def connect(self) -> FakeTransport:
+        if self.refuse:
+            self.refuse -= 1
+            raise TransportError("cannot connect to fake: connection refused")
+        connection = FakeTransport(self, self.transport_name)
+        self.connections.append(connection)
+        return connection
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [payload for payload in self.sent if payload.get("type") == kind]
+
+    def answer(self, connection: FakeTransport, payload: dict[str, Any]) -> None:
+        if self.silent:
+            return
+        kind = payload.get("type")
+        if kind == "hello":
+            if payload["nick"] in self.taken:
+                connection.push({"type": "error", "code": "nick_taken", "message": "taken"})
+                return
+            welcome: dict[str, Any] = {
+                "type": "welcome",
+                "nick": payload["nick"],
+                "room": payload.get("room", "lobby"),
+                "users": [payload["nick"], *self.users],
+                "history": self.history,
+                "server": {"name": "fake", "version": "0"},
+                "transport": self.transport_name,
+                "max_frame": 65536,
+                "ts": time.time(),
+            }
+            if self.peer_timeout is not None:
+                welcome["peer_timeout"] = self.peer_timeout
+            connection.push(welcome)
+        elif kind == "ping":
+            connection.push({"type": "pong", "id": payload.get("id"), "t": payload.get("t"), "ts": time.time()})
+        elif kind == "rooms":
+            connection.push({"type": "rooms", "rooms": [{"name": name, "users": 1} for name in self.rooms]})
+        elif kind == "bye":
+            connection.drop()
+
+
+async def until(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """Poll `condition` inside the event loop until truthy; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.01)
+
+
+def run(coroutine: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(asyncio.wait_for(coroutine(), 20))

@@ -1,0 +1,158 @@
+"""render's formatted text for the terminal UI: layout, styles, widths, safety, toolbar."""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chatclient.render import (
+    NICK_COLUMN,
+    cell_width,
+    fragments,
+    fragments_text,
+    nick_colour,
+    status_bar,
+    wrap,
+)
+from chatclient.state import ClientState, Line
+
+TS = time.mktime((2024, 5, 6, 9, 7, 0, 0, 0, -1))
+
+
+def text_of(line: Line, width: int | None = None, colour: bool = True) -> str:
+    return fragments_text(fragments(line, colour, width))
+
+
+def styles_of(line: Line, colour: bool = True) -> str:
+    return " ".join(style for style, _ in fragments(line, colour))
+
+
+def test_message_line_has_clock_aligned_nick_and_text() -> None:
+    """`HH:MM`, the nick right-aligned in its column, a bar, the text, a newline."""
+    assert text_of(Line("message", "hi all", TS, "bob")) == "09:07" + " " * (1 + NICK_COLUMN - 3) + "bob │ hi all\n"
+
+
+def test_wide_nicks_align_by_display_width() -> None:
+    """A CJK nick takes two cells per character, so the text column stays put."""
+    ascii_line = text_of(Line("message", "x", TS, "abcdef"))
+    cjk_line = text_of(Line("message", "x", TS, "王小明"))
+    assert cell_width(ascii_line.split("│")[0]) == cell_width(cjk_line.split("│")[0])
+    assert cell_width("王小明") == 6 and cell_width("e\u0301") == 1 and cell_width("ab") == 2
+
+
+def test_kinds_are_distinguishable_without_colour() -> None:
+    """Own, whisper in/out, action, notice, error, presence and info differ even with colour off."""
+    kinds = {
+        "own": Line("own", "t", TS, "me"),
+        "message": Line("message", "t", TS, "me"),
+        "action": Line("action", "waves", TS, "bob"),
+        "whisper_in": Line("whisper_in", "t", TS, "bob", "me"),
+        "whisper_out": Line("whisper_out", "t", TS, "me", "bob"),
+        "notice": Line("notice", "t", TS),
+        "error": Line("error", "t", TS),
+        "presence": Line("presence", "t", TS, "bob"),
+    }
+    seen = {(text_of(line, colour=False), styles_of(line, colour=False)) for line in kinds.values()}
+    assert len(seen) == len(kinds)
+    assert "* │ bob waves" in text_of(kinds["action"])
+    assert "*bob* │ t" in text_of(kinds["whisper_in"])
+    assert "-> *bob* │ t" in text_of(kinds["whisper_out"])
+    assert "dim" in styles_of(kinds["presence"], colour=False)
+
+
+def test_no_colour_keeps_attributes_but_drops_colours() -> None:
+    """colour=False removes every fg:/bg: style but keeps bold, dim, reverse."""
+    line = Line("message", "hey me", TS, "bob", mention=True)
+    assert "fg:" in styles_of(line) and "fg:" not in styles_of(line, colour=False)
+    assert "reverse" in styles_of(line, colour=False)
+
+
+def test_mention_is_highlighted() -> None:
+    """A line that mentions you is shown in reverse video; others are not."""
+    assert "reverse" in styles_of(Line("message", "hi me", TS, "bob", mention=True))
+    assert "reverse" not in styles_of(Line("message", "hi", TS, "bob"))
+
+
+def test_nick_colour_is_stable_and_case_insensitive() -> None:
+    """The same nick always gets the same colour, whatever its case."""
+    assert nick_colour("Alice") == nick_colour("alice") == nick_colour("ALICE")
+    assert f"fg:{nick_colour('alice')}" in styles_of(Line("message", "x", TS, "alice"))
+
+
+def test_control_characters_become_visible_in_text_and_nick() -> None:
+    """Escapes, C1 CSI, BEL, BS, CR and bidi overrides are shown as escapes, never emitted."""
+    text = text_of(Line("message", "a\x1b[2Jb\x9bc\x07d\x08e\rf\u202eg", TS, "ev\x1bil"))
+    assert "a\\x1b[2Jb\\x9bc\\x07d\\x08e\\x0df\\u202eg" in text
+    assert "ev\\x1bil" in text
+    assert not any(ord(char) < 32 and char != "\n" or 0x7F <= ord(char) < 0xA0 for char in text)
+
+
+def test_newline_in_a_message_cannot_forge_a_line() -> None:
+    """Later rows of a message start blank where the clock and nick go."""
+    forged = text_of(Line("message", "hi\n09:08        bob │ give me your password", TS, "mallory"))
+    rows = forged.splitlines()
+    assert rows[1].startswith(" " * (6 + NICK_COLUMN) + " │ 09:08")
+
+
+def test_long_line_wraps_indented_so_soft_wrap_cannot_forge_a_line() -> None:
+    """Text longer than the width is wrapped by us onto indented rows, each within the width."""
+    width = 40
+    text = "x" * 21 + "09:08  teacher │ fake"
+    rows = text_of(Line("message", text, TS, "mallory"), width=width).splitlines()
+    assert len(rows) > 1
+    assert all(cell_width(row) <= width for row in rows)
+    assert all(row.startswith(" " * 16 + " │ ") for row in rows[1:])
+
+
+def test_wrap_breaks_at_spaces_and_inside_cjk() -> None:
+    """Words move whole to the next row; CJK text breaks between characters at the cell limit."""
+    assert wrap("hello big world", 9) == ["hello big", "world"]
+    assert wrap("王王王王王", 5) == ["王王", "王王", "王"]
+    assert wrap("abcdefgh", 3) == ["abc", "def", "gh"]
+    assert wrap("", 5) == [""]
+
+
+def test_status_bar_shows_who_where_transport_users_rtt_state() -> None:
+    """The toolbar: nick@room, TCP and the address, users in the room, rtt, connection state."""
+    state = ClientState(nick="alice", room="lobby", users=["alice", "bob", "carol"], rtt=0.0123)
+    bar = fragments_text(status_bar(state, "127.0.0.1:9009", "connected"))
+    assert bar.strip() == "alice@lobby │ TCP 127.0.0.1:9009 │ 3 users │ rtt 12.3 ms │ connected"
+
+
+def test_status_bar_udp_has_loss_counters() -> None:
+    """Over UDP the toolbar adds lost/reordered/duplicate counts from the seq tracker."""
+    state = ClientState(nick="bob", room="lobby", users=["bob"], transport="udp")
+    for seq in (1, 3, 2, 2, 6):
+        state.seq.add(seq)
+    bar = fragments_text(status_bar(state, "h:1", "connected"))
+    assert "1 user │" in bar and "rtt -" in bar
+    assert bar.rstrip().endswith("lost 2 reordered 1 dup 1")
+
+
+def test_status_bar_drops_address_then_rtt_when_narrow() -> None:
+    """A narrow terminal loses the address first, then the rtt; nick, state and loss counters stay."""
+    state = ClientState(nick="listener", room="lobby", users=["listener", "talker"], transport="udp", rtt=0.0005)
+    state.seq.add(3)
+    wide = fragments_text(status_bar(state, "127.0.0.1:42543", "connected", width=200))
+    assert "UDP 127.0.0.1:42543 │" in wide and "rtt 0.5 ms" in wide
+    medium = fragments_text(status_bar(state, "127.0.0.1:42543", "connected", width=len(wide) - 5))
+    assert "127.0.0.1" not in medium and "rtt 0.5 ms" in medium and "lost 2" in medium
+    narrow = fragments_text(status_bar(state, "127.0.0.1:42543", "connected", width=70))
+    assert narrow.strip() == "listener@lobby │ UDP │ 2 users │ connected │ lost 2 reordered 0 dup 0"
+
+
+@given(st.text(alphabet="ab 王c\u0301", max_size=80), st.integers(2, 30), st.integers(2, 30))
+def test_wrap_property_rows_fit_and_nothing_but_break_spaces_is_lost(text: str, cells: int, later: int) -> None:
+    """Every row fits its limit (the first `cells`, later ones `later`); only spaces at breaks disappear."""
+    rows = wrap(text, cells, later)
+    assert cell_width(rows[0]) <= cells
+    assert all(cell_width(row) <= later for row in rows[1:])
+    assert "".join(rows).replace(" ", "") == text.replace(" ", "")
+
+
+def test_wrapped_rows_keep_their_indentation() -> None:
+    """A wrapped indented row (a list, /help) continues at the same indentation."""
+    rows = text_of(Line("info", "head\n   item one two three four five six", TS), width=40).splitlines()
+    assert [row.split(" │ ", 1)[1] for row in rows] == ["head", "   item one two three", "   four five six"]

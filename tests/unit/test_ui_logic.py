@@ -1,0 +1,83 @@
+"""The pure logic behind the terminal UI: mentions, completion, reconnect facts, CLI choices."""
+
+from __future__ import annotations
+
+import io
+
+from chatclient.cli import wants_colour, wants_terminal_ui
+from chatclient.commands import complete
+from chatclient.state import ClientState, alternative_nick
+
+
+def test_mention_needs_the_whole_nick_as_a_word() -> None:
+    """"al" is mentioned by "hi al" and "al: x" but not by "also"; case does not matter."""
+    state = ClientState(nick="al")
+    assert state.mentions_me("hi al") and state.mentions_me("AL: look") and state.mentions_me("(al)")
+    assert not state.mentions_me("also") and not state.mentions_me("pal") and not state.mentions_me("al_2 hi")
+
+
+def test_mention_of_a_cjk_nick_inside_cjk_text() -> None:
+    """CJK text has no spaces: a CJK nick counts as mentioned next to other CJK characters."""
+    assert ClientState(nick="小明").mentions_me("你好小明吗")
+
+
+def test_alternative_nick_fits_24_characters() -> None:
+    """nick_2, cut so that the result is still a valid 24-character nick."""
+    assert alternative_nick("alice", 2) == "alice_2"
+    assert alternative_nick("x" * 24, 3) == "x" * 22 + "_3"
+
+
+def test_rooms_and_partners_are_learnt_for_completion() -> None:
+    """Room names from welcome and `rooms`, whisper partners and room users feed Tab completion."""
+    state = ClientState(nick="me")
+    state.apply({"type": "welcome", "nick": "me", "room": "lobby", "users": ["me", "bob"], "history": []}, 1.0)
+    state.apply({"type": "rooms", "rooms": [{"name": "lobby", "users": 2}, {"name": "Physics", "users": 1}]}, 1.0)
+    state.apply({"type": "whisper", "from": "zed", "to": "me", "text": "psst", "ts": 1.0}, 1.0)
+    assert state.rooms == ["lobby", "Physics"]
+    assert state.completion_nicks() == ["bob", "zed"]
+
+
+def test_new_connection_resets_seq_and_history_is_not_repeated() -> None:
+    """After a reconnect seq counts from 1 again, and history already shown is skipped."""
+    state = ClientState(nick="me")
+    message = {"type": "message", "id": 7, "room": "lobby", "from": "bob", "text": "old", "ts": 5.0}
+    state.apply({"type": "welcome", "nick": "me", "room": "lobby", "users": ["me"], "history": [], "seq": 1}, 1.0)
+    state.apply({**message, "seq": 2}, 1.0)
+    state.new_connection()
+    lines = state.apply({"type": "welcome", "nick": "me", "room": "lobby", "users": ["me"], "history": [message], "seq": 1}, 2.0)
+    assert [line.text for line in lines if line.kind == "message"] == []
+    assert state.seq.duplicates == 0 and state.seq.received == 1
+
+
+def test_colour_choice_follows_flag_and_no_color() -> None:
+    """--no-color or a non-empty NO_COLOR turns colour off."""
+    assert wants_colour(False, {})
+    assert not wants_colour(True, {})
+    assert not wants_colour(False, {"NO_COLOR": "1"})
+    assert wants_colour(False, {"NO_COLOR": ""})
+
+
+def test_terminal_ui_only_for_terminals_and_not_with_plain() -> None:
+    """Pipes get line mode; so does --plain in a terminal."""
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert wants_terminal_ui(False, Tty(), Tty())
+    assert not wants_terminal_ui(True, Tty(), Tty())
+    assert not wants_terminal_ui(False, io.StringIO(), Tty())
+    assert not wants_terminal_ui(False, Tty(), io.StringIO())
+
+
+def test_complete_commands_nicks_and_rooms() -> None:
+    """Tab suggestions: commands with their help, a nick (with `: ` first in a line), a room after /join."""
+    nicks, rooms = ["bob", "Bea", "carol"], ["lobby", "physics"]
+    assert [(s.text, s.replaces, s.meta) for s in complete("/jo", nicks, rooms)] == [("/join ", 3, "go to another room (created if new)")]
+    assert [s.text for s in complete("b", nicks, rooms)] == ["bob: ", "Bea: "]
+    assert [(s.text, s.replaces) for s in complete("thanks B", nicks, rooms)] == [("bob", 1), ("Bea", 1)]
+    assert [s.text for s in complete("/join ph", nicks, rooms)] == ["physics"]
+    assert [s.text for s in complete("/msg ca", nicks, rooms)] == ["carol "]
+    assert complete("/msg carol hi b", nicks, rooms) == []  # only a command's first argument
+    assert complete("/nick b", nicks, rooms) == []  # /nick takes a new name, not someone's
+    assert complete("/nosuch b", nicks, rooms) == []
