@@ -10,6 +10,7 @@ Imports only `chatsrv.wire`; no sockets, threads or clocks.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,6 @@ MAX_TEXT = 2000
 DEFAULT_ROOM = "lobby"
 
 _NAME_PUNCTUATION = frozenset("_-")
-_ALLOWED_CONTROLS = frozenset("\n\t")
 
 
 def _name_problem(name: str, limit: int) -> str | None:
@@ -58,15 +58,19 @@ def check_room(room: str) -> str:
     return room
 
 
+# Unicode category Cc is exactly U+0000-U+001F and U+007F-U+009F; newline and tab are allowed.
+_FORBIDDEN_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def check_text(text: str) -> str:
     """Return the stripped text if valid, else raise `text_invalid`.
 
     Control characters (category Cc) other than newline and tab are refused
     anywhere in the text: they could drive other users' terminals.
     """
-    for char in text:
-        if char not in _ALLOWED_CONTROLS and unicodedata.category(char) == "Cc":
-            raise ProtocolError("text_invalid", f"text contains the control character U+{ord(char):04X}")
+    control = _FORBIDDEN_CONTROL.search(text)
+    if control is not None:
+        raise ProtocolError("text_invalid", f"text contains the control character U+{ord(control.group()):04X}")
     stripped = text.strip()
     if not 1 <= len(stripped) <= MAX_TEXT:
         raise ProtocolError("text_invalid", f"text must be 1 to {MAX_TEXT} characters after stripping spaces")

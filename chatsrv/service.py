@@ -17,6 +17,7 @@ messages, ratelimit, session, rooms.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import time
@@ -76,6 +77,7 @@ class ChatService:
         self.motd = motd
         self.registry = Registry(history_size=history)
         self.sessions: set[Session] = set()
+        self._per_host: collections.Counter[Any] = collections.Counter()  # open sessions per address
         self._ids = itertools.count(1)
         self._pending: dict[Session, list[bytes]] = {}
         self.batch_listeners: list[Callable[[], None]] = []
@@ -101,13 +103,14 @@ class ChatService:
             if self.max_clients and len(self.sessions) >= self.max_clients:
                 raise ProtocolError("server_full", f"the server is full ({self.max_clients} users)", fatal=True)
             host = address[0] if isinstance(address, tuple) else address
-            if self.max_per_ip and sum(1 for s in self.sessions if _host(s) == host) >= self.max_per_ip:
+            if self.max_per_ip and self._per_host[host] >= self.max_per_ip:
                 raise ProtocolError(
                     "server_full", f"too many connections from {host} (limit {self.max_per_ip})", fatal=True
                 )
             now = self.clock()
             session = Session(outbox, address, transport, max_frame, TokenBucket(self.rate, self.burst, now), now)
             self.sessions.add(session)
+            self._per_host[host] += 1
             return session
 
     def receive(self, session: Session, bodies: Iterable[bytes]) -> None:
@@ -243,6 +246,10 @@ class ChatService:
         if not session.closed:
             session.closed = True
             self.sessions.discard(session)
+            host = _host(session)
+            self._per_host[host] -= 1
+            if self._per_host[host] <= 0:
+                del self._per_host[host]
             self._closing.append(session)
 
     def _drop(self, session: Session, reason: str) -> None:

@@ -75,3 +75,17 @@ def test_mistyped_or_missing_fields_are_bad_requests(payload: dict) -> None:
 def test_ping_echoes_scalars() -> None:
     """ping keeps id and t as sent."""
     assert parse_message({"type": "ping", "id": "a", "t": 1.5}) == Ping("a", 1.5)
+
+
+def test_every_cc_character_but_newline_and_tab_is_refused() -> None:
+    """The control-character check matches Unicode category Cc exactly."""
+    import unicodedata
+
+    for code in range(0x3000):  # Cc lies entirely below U+00A0
+        char = chr(code)
+        refused = False
+        try:
+            check_text("a" + char + "b")
+        except ProtocolError:
+            refused = True
+        assert refused == (unicodedata.category(char) == "Cc" and char not in "\n\t"), hex(code)
