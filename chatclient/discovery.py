@@ -287,7 +287,7 @@ def listing(servers: Sequence[FoundServer], udp: bool = False) -> list[str]:
 
 def none_found(discovery: Discovery, port: int) -> list[str]:
     """What to say when nobody answered: how to give the address by hand, and why it may be."""
-    probed = ", ".join(str(target) for target in discovery.targets)
+    probed = ", ".join(f"broadcast {target}" if target.broadcast else str(target) for target in discovery.targets)
     lines = [
         f"no lanchat server answered within {discovery.wait:g} s (asked {probed}).",
         f"  Ask for the server's address (chatsrv prints it when it starts) and type: chatclient --host ADDRESS --port {port}",

@@ -326,7 +326,7 @@ class ChatUDPServer(socketserver.UDPServer):
         budget = min(AMPLIFICATION_LIMIT * received, self.max_datagram)
         body = self.discovery(budget)
         if body is None or len(body) > budget:
-            log.debug("no server_info to %s:%s: a %d-byte probe is too small", address[0], address[1], received)
+            log.debug("no server_info to %s:%s: %d-byte probe too small, or too many probes", address[0], address[1], received)
             return
         self.send_datagram(body, address, None)
 
