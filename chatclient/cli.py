@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="talk to the server over UDP instead of TCP (to see loss, reordering and duplicates in /stats)",
     )
     parser.add_argument("--no-color", action="store_true", help="no colours (also when NO_COLOR is set)")
+    parser.add_argument(
+        "--password",
+        default=None,  # not the environment's: --help prints defaults
+        metavar="SECRET",
+        help="the server's password, if it has one (or set LANCHAT_PASSWORD); the chat UI asks when it is needed",
+    )
     found = parser.add_argument_group("finding the server (discovery)")
     found.add_argument("--discover", action="store_true", help="list the servers that answer on the LAN, then exit")
     found.add_argument(
@@ -159,12 +165,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"chatclient: joining {discovery.describe(server, args.udp)}", file=sys.stderr, flush=True)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     connect = lambda: open_transport(host, port, udp=args.udp)
+    password = args.password if args.password is not None else os.environ.get("LANCHAT_PASSWORD")
     if terminal_ui:
         from chatclient import ui  # only here: line mode starts without prompt_toolkit
 
         colour = wants_colour(args.no_color, os.environ)
-        return ui.main_sync(connect, args.nick, args.room, address, colour=colour, login_name=default_nick())
-    return lineui.main_sync(connect, args.nick or default_nick(), args.room, address)
+        return ui.main_sync(
+            connect, args.nick, args.room, address, colour=colour, login_name=default_nick(), password=password
+        )
+    return lineui.main_sync(connect, args.nick or default_nick(), args.room, address, password)
 
 
 def run() -> NoReturn:

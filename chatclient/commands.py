@@ -7,6 +7,7 @@ terminal. Imports nothing from lanchat.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,7 @@ class Command:
     build: Callable[[str], Action]
     completes: str = ""  # what the first argument completes to: "nick", "room" or ""
     aliases: tuple[str, ...] = ()
+    operator: bool = False  # only operators may use it (listed apart in /help)
 
 
 def _needs(argument: str, usage: str, name: str, make: Callable[[str], Action]) -> Action:
@@ -76,6 +78,86 @@ COMMANDS: list[Command] = [
     Command("help", "", "show this list", lambda a: Local("help")),
     Command("quit", "", "leave the chat", lambda a: Local("quit"), aliases=("exit",)),
 ]
+
+# --- operator commands (docs/protocol.md, "Extension: operators and access") ---
+
+
+def _target(argument: str, usage: str, name: str, make: Callable[[str, str], Action]) -> Action:
+    """NICK and the rest of the line, for commands aimed at one member."""
+    nick, _, rest = argument.partition(" ")
+    if not nick:
+        return Problem(f"usage: /{name} {usage}")
+    return make(nick, rest.strip())
+
+
+def _kick(ban: bool) -> Callable[[str], Action]:
+    def build(argument: str) -> Action:
+        def make(nick: str, reason: str) -> Action:
+            payload: dict[str, Any] = {"type": "kick", "nick": nick}
+            if reason:
+                payload["reason"] = reason
+            if ban:
+                payload["ban"] = True
+            return Send(payload)
+
+        return _target(argument, "NICK [REASON]", "ban" if ban else "kick", make)
+
+    return build
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(value):
+        return None
+    return int(value) if value.is_integer() else value  # "5", not "5.0", on the wire
+
+
+def _mute(argument: str) -> Action:
+    def make(nick: str, rest: str) -> Action:
+        if not rest:
+            return Send({"type": "mute", "nick": nick})
+        minutes = _number(rest)
+        if minutes is None or minutes <= 0:
+            return Problem("usage: /mute NICK [MINUTES]  (MINUTES is a number above 0; leave it out to mute until /unmute)")
+        return Send({"type": "mute", "nick": nick, "minutes": minutes})
+
+    return _target(argument, "NICK [MINUTES]", "mute", make)
+
+
+def _slow(argument: str) -> Action:
+    if argument.lower() == "off":
+        return Send({"type": "slow", "seconds": 0})
+    seconds = _number(argument)
+    if seconds is None or seconds < 0:
+        return Problem("usage: /slow SECONDS  (0 or off turns slow mode off)")
+    return Send({"type": "slow", "seconds": seconds})
+
+
+def _topic(argument: str) -> Action:
+    if not argument:
+        return Local("topic")  # show the current topic
+    if argument == "-":
+        return Send({"type": "topic"})  # no text: clear it
+    return Send({"type": "topic", "text": argument})
+
+
+OPERATOR_COMMANDS: list[Command] = [
+    Command("op", "SECRET", "become an operator with the secret chatsrv printed at start", lambda a: _needs(a, "SECRET", "op", lambda x: Send({"type": "op", "secret": x}))),
+    Command("kick", "NICK [REASON]", "remove someone from the chat (they may come back)", _kick(False), completes="nick", operator=True),
+    Command("ban", "NICK [REASON]", "kick someone and keep their address out until the server restarts", _kick(True), completes="nick", operator=True),
+    Command("unban", "ADDRESS", "let a banned address in again", lambda a: _needs(a, "ADDRESS", "unban", lambda x: Send({"type": "unban", "address": x})), operator=True),
+    Command("mute", "NICK [MINUTES]", "stop someone speaking in rooms (for MINUTES, or until /unmute)", _mute, completes="nick", operator=True),
+    Command("unmute", "NICK", "let a muted person speak again", lambda a: _needs(a, "NICK", "unmute", lambda x: Send({"type": "unmute", "nick": x})), completes="nick", operator=True),
+    Command("lock", "", "only operators may speak in this room", lambda a: Send({"type": "lock"}), operator=True),
+    Command("unlock", "", "everyone may speak in this room again", lambda a: Send({"type": "unlock"}), operator=True),
+    Command("slow", "SECONDS", "one message per person every SECONDS in this room (0: off)", lambda a: _needs(a, "SECONDS", "slow", _slow), operator=True),
+    Command("announce", "TEXT", "a notice to everyone in every room", lambda a: _needs(a, "TEXT", "announce", lambda x: Send({"type": "announce", "text": x})), operator=True),
+    Command("topic", "[TEXT|-]", "show the topic; operators set it (- clears it)", _topic),
+]
+COMMANDS.extend(OPERATOR_COMMANDS)
 
 _BY_NAME: dict[str, Command] = {}
 for _command in COMMANDS:
@@ -118,10 +200,15 @@ def help_lines() -> list[str]:
     """/help, generated from the same table that parses commands."""
     width = max(len(f"/{c.name} {c.usage}".rstrip()) for c in COMMANDS)
     lines = ["commands (anything else is said to your room; // starts a line with /):"]
-    for command in COMMANDS:
-        head = f"/{command.name} {command.usage}".rstrip()
-        alias = f" (also /{', /'.join(command.aliases)})" if command.aliases else ""
-        lines.append(f"  {head:<{width}}  {command.help}{alias}")
+    for operator in (False, True):
+        if operator:
+            lines.append("operator commands (after /op SECRET):")
+        for command in COMMANDS:
+            if command.operator != operator:
+                continue
+            head = f"/{command.name} {command.usage}".rstrip()
+            alias = f" (also /{', /'.join(command.aliases)})" if command.aliases else ""
+            lines.append(f"  {head:<{width}}  {command.help}{alias}")
     return lines
 
 

@@ -22,8 +22,11 @@ BYE_WAIT = 2.0
 
 
 class LineClient:
-    def __init__(self, transport: Transport, state: ClientState, out: TextIO, room: str, address: str) -> None:
+    def __init__(
+        self, transport: Transport, state: ClientState, out: TextIO, room: str, address: str, password: str | None = None
+    ) -> None:
         self.transport = transport
+        self.password = password
         self.state = state
         self.out = out
         self.room = room
@@ -39,7 +42,10 @@ class LineClient:
 
     async def join(self) -> bool:
         """Say hello and wait for welcome; False (after explaining) when refused."""
-        await self.transport.send({"type": "hello", "nick": self.state.nick, "room": self.room})
+        hello: dict[str, Any] = {"type": "hello", "nick": self.state.nick, "room": self.room}
+        if self.password is not None:
+            hello["password"] = self.password
+        await self.transport.send(hello)
         deadline = time.monotonic() + WELCOME_TIMEOUT
         while time.monotonic() < deadline:
             try:
@@ -53,6 +59,9 @@ class LineClient:
             if payload.get("type") == "welcome":
                 return True
             if payload.get("type") == "error":
+                if self.state.needs_password:
+                    hint = "add --password SECRET" if self.password is None else "check --password"
+                    print(f"chatclient: {self.address} did not let us in ({hint})", file=sys.stderr)
                 return False
         print(f"chatclient: no welcome from {self.address} within {WELCOME_TIMEOUT:g} s", file=sys.stderr)
         return False
@@ -72,6 +81,9 @@ class LineClient:
             await self.transport.send({"type": "ping", "id": "user", "t": time.time()})
         elif action.name == "stats":
             await self.transport.send({"type": "stats"})
+        elif action.name == "topic":
+            topic = self.state.topic
+            self.info(f"topic of {self.state.room}: {topic}" if topic else f"{self.state.room} has no topic")
         return True
 
     async def pump(self) -> bool:
@@ -81,6 +93,8 @@ class LineClient:
             if payload is None:
                 return False
             self.show(self.state.apply(payload, time.time()))
+            if not self.state.connected:
+                return True  # kicked (over UDP nothing closes): the session is over
 
 
 def _stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None], stream: TextIO) -> None:
@@ -92,8 +106,17 @@ def _stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | Non
         loop.call_soon_threadsafe(queue.put_nowait, None)
 
 
-async def run(transport: Transport, nick: str, room: str, address: str, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
-    client = LineClient(transport, ClientState(nick=nick, room=room, transport=transport.name), out, room, address)
+async def run(
+    transport: Transport,
+    nick: str,
+    room: str,
+    address: str,
+    stdin: TextIO = sys.stdin,
+    out: TextIO = sys.stdout,
+    password: str | None = None,
+) -> int:
+    state = ClientState(nick=nick, room=room, transport=transport.name)
+    client = LineClient(transport, state, out, room, address, password)
     try:
         if not await client.join():
             return 1
@@ -108,7 +131,8 @@ async def run(transport: Transport, nick: str, room: str, address: str, stdin: T
                 if receiver in done:
                     getter.cancel()
                     receiver.result()
-                    print(f"chatclient: connection to {address} lost", file=sys.stderr)
+                    ended = "an operator ended your session (see above)" if state.ended else f"connection to {address} lost"
+                    print(f"chatclient: {ended}", file=sys.stderr)
                     return 1
                 line = getter.result()
                 if line is None:
@@ -132,13 +156,13 @@ async def run(transport: Transport, nick: str, room: str, address: str, stdin: T
         await transport.close()
 
 
-def main_sync(transport_factory: Any, nick: str, room: str, address: str) -> int:
+def main_sync(transport_factory: Any, nick: str, room: str, address: str, password: str | None = None) -> int:
     async def go() -> int:
         try:
             transport = await transport_factory()
         except TransportError as error:
             print(f"chatclient: {error}", file=sys.stderr)
             return 1
-        return await run(transport, nick, room, address)
+        return await run(transport, nick, room, address, password=password)
 
     return asyncio.run(go())

@@ -247,15 +247,24 @@ STATUS_STYLES = {"ok": "fg:ansigreen bold", "warn": "fg:ansiyellow bold", "bad":
 
 
 def status_bar(
-    state: ClientState, address: str, status: str, level: str = "ok", colour: bool = True, width: int | None = None
+    state: ClientState,
+    address: str,
+    status: str,
+    level: str = "ok",
+    colour: bool = True,
+    width: int | None = None,
+    now: float | None = None,
 ) -> Fragments:
     """The bottom toolbar: who and where you are, and how the link is doing.
 
     `nick@room │ TCP 127.0.0.1:9009 │ 3 users │ rtt 0.4 ms │ connected`,
     and over UDP the live loss counters of `state.seq` (PROTOCOL.md §3).
+    Teacher controls add the room's operators (`@teacher`) and what
+    applies to you (`operator`, `muted 4 min`, `room locked`, `slow 10 s`).
     When `width` cells are not enough, the least useful parts go first: the
-    server address (you typed it), then the round trip; who you are, the
-    connection state and the loss counters always stay.
+    server address (you typed it), then the round trip, then the operators'
+    names (a count stays); who you are, your own marks, the connection state
+    and the loss counters always stay.
     """
     users = len(state.users)
     rtt = f"rtt {state.rtt * 1000:.1f} ms" if state.rtt is not None else "rtt -"
@@ -270,6 +279,18 @@ def status_bar(
         (2, "", rtt),
         (9, _paint(STATUS_STYLES.get(level, ""), colour), status),
     ]
+    moderation: list[tuple[int, str, str]] = [
+        (9, "bold" if mark == "operator" else _paint(STATUS_STYLES["warn"], colour), mark)
+        for mark in state.status_marks(time.time() if now is None else now)
+    ]
+    shorter: dict[str, str] = {}  # a part that, rather than go, becomes this
+    if state.operators:
+        shown = ", ".join(f"@{sanitize(nick)}" for nick in state.operators[:3])
+        more = f" +{len(state.operators) - 3}" if len(state.operators) > 3 else ""
+        names = f"{shown}{more}"  # @ marks operators, as in user lists
+        shorter[names] = f"{len(state.operators)} op{'s' if len(state.operators) != 1 else ''}"
+        moderation.append((3, "", names))
+    parts[1:1] = moderation  # right after who you are
     if state.transport == "udp":
         counters = f"lost {seq.missing} reordered {seq.reordered} dup {seq.duplicates}"
         parts.append((9, _paint("fg:ansiyellow bold", colour) if lossy else "", counters))
@@ -285,9 +306,13 @@ def status_bar(
         return bar
 
     bar = layout(parts)
-    for floor in (1, 2):
+    for floor in (1, 2, 3):
         if width is None or cell_width(fragments_text(bar)) <= width:
             break
-        parts = [part for part in parts if part[0] > floor]
+        parts = [
+            part if part[0] > floor else (9, part[1], shorter[part[2]])
+            for part in parts
+            if part[0] > floor or part[2] in shorter
+        ]
         bar = layout(parts)
     return bar

@@ -4,6 +4,12 @@ Pure: `ClientState.apply(payload)` updates nick, room, users, round-trip
 time and sequence counters, and returns the display `Line`s to show.
 Rendering (colours, escapes) is `chatclient.render`'s job. Imports only
 `chatsrv.wire` (for `SeqTracker`).
+
+Teacher controls (docs/protocol.md, "Extension: operators and access"):
+the state knows the operators of the room, whether this client is one,
+and whether it is muted, its room locked or slow; moderation events arrive
+as `notice`s with an `event` field, and the ones that concern this person
+are explained in plain words (what happened, what they can still do).
 """
 
 from __future__ import annotations
@@ -61,6 +67,41 @@ class ClientState:
     rooms: list[str] = field(default_factory=list)  # known room names, for Tab completion
     partners: list[str] = field(default_factory=list)  # whisper partners, for /msg completion
     _shown: deque[Any] = field(default_factory=lambda: deque(maxlen=_REMEMBERED_MESSAGES), repr=False)
+    operators: list[str] = field(default_factory=list)  # operators in this room
+    operator: bool = False  # this client is an operator
+    muted: bool = False
+    muted_until: float | None = None  # local time the mute ends; None: until unmuted
+    locked: bool = False  # only operators may speak in this room
+    slow: float | None = None  # seconds between one person's messages in this room
+    ended: str | None = None  # why the server ended this session (kicked, banned), in plain words
+    muted_by: str | None = None
+    needs_password: bool = False  # the server answered auth_failed
+
+    def is_operator(self, nick: str) -> bool:
+        return nick.casefold() in (o.casefold() for o in self.operators)
+
+    def label(self, nick: str) -> str:
+        """A nick as user lists show it: operators marked with @ (as in IRC)."""
+        return f"@{nick}" if self.is_operator(nick) else nick
+
+    def is_muted(self, now: float) -> bool:
+        if self.muted and self.muted_until is not None and now >= self.muted_until:
+            self.muted = False
+            self.muted_until = None
+        return self.muted
+
+    def status_marks(self, now: float) -> list[str]:
+        """Short words for a toolbar: operator, muted, locked, slow."""
+        marks = []
+        if self.operator:
+            marks.append("operator")
+        if self.is_muted(now):
+            marks.append(f"muted {max(1, round((self.muted_until - now) / 60))} min" if self.muted_until else "muted")
+        if self.locked:
+            marks.append("room locked")
+        if self.slow:
+            marks.append(f"slow {self.slow:g} s")
+        return marks
 
     def mentions_me(self, text: str) -> bool:
         """Whether `text` names me as a word: "al" is not mentioned by "also"."""
@@ -123,18 +164,97 @@ class ClientState:
         self.topic = p.get("topic") if isinstance(p.get("topic"), str) else None
         self.impairment = p.get("impairment") if isinstance(p.get("impairment"), dict) else None
         self.connected = True
+        self._welcome_moderation(p, now)
         self._remember_room(self.room)
         # After a reconnect or a /join back, skip history we have already shown.
         lines = [self._message(m) for m in p.get("history", []) if isinstance(m, dict) and not self._seen_before(m)]
         server = p.get("server") if isinstance(p.get("server"), dict) else {}
         name = server.get("name", "server") if isinstance(server, dict) else "server"
-        lines.append(
-            Line("info", f"you are {self.nick} in {self.room} on {name} ({len(self.users)} here: {', '.join(self.users)})", p.get("ts"))
-        )
+        here = ", ".join(self.label(u) for u in self.users)
+        lines.append(Line("info", f"you are {self.nick} in {self.room} on {name} ({len(self.users)} here: {here})", p.get("ts")))
         for key in ("motd", "topic"):
             if isinstance(p.get(key), str):
                 lines.append(Line("notice", f"{key}: {p[key]}", p.get("ts")))
+        lines.extend(Line("notice", text, p.get("ts")) for text in self._room_rules())
         return lines
+
+    # --- teacher controls (docs/protocol.md, "Extension: operators and access") ---
+
+    def _welcome_moderation(self, p: dict[str, Any], now: float | None) -> None:
+        operators = p.get("operators")
+        self.operators = [str(o) for o in operators if isinstance(o, str)] if isinstance(operators, list) else []
+        self.operator = self.is_operator(self.nick)
+        self.locked = p.get("locked") is True
+        slow = p.get("slow")
+        self.slow = float(slow) if isinstance(slow, (int, float)) and slow > 0 else None
+        muted = p.get("muted")
+        self.muted = isinstance(muted, dict)
+        self.muted_until = None
+        if isinstance(muted, dict):
+            self.muted_by = str(muted.get("by", "an operator"))
+            minutes = muted.get("minutes")
+            if isinstance(minutes, (int, float)) and now is not None:
+                self.muted_until = now + minutes * 60
+
+    def _room_rules(self) -> list[str]:
+        """What is special about speaking here, in plain words."""
+        rules = []
+        if self.muted:
+            how_long = "until an operator unmutes you" if self.muted_until is None else "for a while"
+            rules.append(
+                f"you are muted {how_long}: you can read the chat and whisper to an operator, but the room does not see what you write"
+            )
+        if self.locked and not self.operator:
+            rules.append(f"{self.room} is locked: only operators may speak here until it is unlocked")
+        if self.slow:
+            rules.append(f"slow mode: one message every {self.slow:g} s per person here")
+        return rules
+
+    def _moderation_event(self, event: str, p: dict[str, Any], now: float | None) -> str | None:
+        """Update the state for one moderation notice; a plain-words text when it is about me."""
+        nick = str(p.get("nick", ""))
+        by = str(p.get("by", "an operator"))
+        about_me = nick.casefold() == self.nick.casefold()
+        in_my_room = str(p.get("room", self.room)).casefold() == self.room.casefold()
+        if event == "op":
+            if in_my_room and not self.is_operator(nick):
+                self.operators.append(nick)
+            if about_me:
+                self.operator = True
+                return "you are now an operator: /help lists the operator commands"
+        elif event == "mute" and about_me:
+            minutes = p.get("minutes")
+            self.muted = True
+            self.muted_by = by
+            if isinstance(minutes, (int, float)) and now is not None:
+                self.muted_until = now + minutes * 60
+                how_long = f"for {minutes:g} minute(s)"
+            else:
+                self.muted_until = None
+                how_long = "until an operator unmutes you"
+            return (
+                f"{by} muted you {how_long}. You can still read the chat and whisper to an operator "
+                f"(/msg {by} ...), but the room does not see what you write."
+            )
+        elif event == "unmute" and about_me:
+            self.muted = False
+            self.muted_until = None
+            return f"{by} unmuted you: the room sees what you write again."
+        elif event in ("lock", "unlock") and in_my_room:
+            self.locked = event == "lock"
+            if self.locked and not self.operator:
+                return f"{by} locked {self.room}: only operators may speak here until it is unlocked. You can still read, and whisper with /msg."
+            if not self.locked:
+                return f"{by} unlocked {self.room}: everyone may speak again."
+        elif event == "slow" and in_my_room:
+            seconds = p.get("seconds")
+            self.slow = float(seconds) if isinstance(seconds, (int, float)) and seconds > 0 else None
+        elif event == "topic" and in_my_room:
+            topic = p.get("topic")
+            self.topic = topic if isinstance(topic, str) else None
+        elif event == "announce":
+            return f"announcement from {p.get('from', 'an operator')}: {p.get('text', '')}"
+        return None
 
     def _message(self, p: dict[str, Any]) -> Line:
         sender = str(p.get("from", "?"))
@@ -167,19 +287,37 @@ class ClientState:
         nick = str(p.get("nick", "?"))
         if nick not in self.users:
             self.users.append(nick)
+        if p.get("operator") is True and not self.is_operator(nick):
+            self.operators.append(nick)
         return [Line("presence", f"{nick} joined {p.get('room', self.room)}", p.get("ts"), nick)]
 
     def _on_left(self, p: dict[str, Any], now: float | None) -> list[Line]:
         nick = str(p.get("nick", "?"))
         self.users = [u for u in self.users if u.casefold() != nick.casefold()]
+        self.operators = [o for o in self.operators if o.casefold() != nick.casefold()]
         reason = p.get("reason", "")
+        why = f": {p['message']}" if isinstance(p.get("message"), str) else ""
+        by = str(p.get("by", "an operator"))
         if nick.casefold() == self.nick.casefold():
+            self.connected = False  # the server sends this only when the session ends
+            if reason == "kicked":
+                if p.get("ban") is True:
+                    self.ended = (
+                        f"{by} banned you from this server{why}. You cannot join again "
+                        "until the server restarts or an operator lifts the ban."
+                    )
+                else:
+                    self.ended = f"{by} kicked you out of the chat{why}. You may join again: start chatclient once more."
+                return [Line("notice", self.ended, p.get("ts"))]
             return [Line("notice", f"you left {p.get('room', self.room)} ({reason})", p.get("ts"))]
+        if reason == "kicked":
+            return [Line("presence", f"{nick} was {'banned' if p.get('ban') is True else 'kicked'} by {by}{why}", p.get("ts"), nick)]
         return [Line("presence", f"{nick} left ({reason})", p.get("ts"), nick)]
 
     def _on_renamed(self, p: dict[str, Any], now: float | None) -> list[Line]:
         old, new = str(p.get("old", "?")), str(p.get("new", "?"))
         self.users = [new if u == old else u for u in self.users]
+        self.operators = [new if o == old else o for o in self.operators]
         if old.casefold() == self.nick.casefold():
             self.nick = new
             return [Line("presence", f"you are now known as {new}", p.get("ts"), new)]
@@ -187,9 +325,13 @@ class ClientState:
 
     def _on_users(self, p: dict[str, Any], now: float | None) -> list[Line]:
         users = [str(u) for u in p.get("users", [])]
+        operators = p.get("operators")
+        marked = {str(o).casefold() for o in operators} if isinstance(operators, list) else set()
         if str(p.get("room", "")).casefold() == self.room.casefold():
             self.users = users
-        return [Line("info", f"in {p.get('room')}: {', '.join(users) or 'nobody'} ({len(users)})", p.get("ts", now))]
+            self.operators = [u for u in users if u.casefold() in marked]
+        listing = ", ".join(f"@{u}" if u.casefold() in marked else u for u in users)
+        return [Line("info", f"in {p.get('room')}: {listing or 'nobody'} ({len(users)})", p.get("ts", now))]
 
     def _on_rooms(self, p: dict[str, Any], now: float | None) -> list[Line]:
         rooms = [r for r in p.get("rooms", []) if isinstance(r, dict)]
@@ -227,7 +369,11 @@ class ClientState:
         return lines
 
     def _on_notice(self, p: dict[str, Any], now: float | None) -> list[Line]:
-        return [Line("notice", str(p.get("text", "")), p.get("ts", now))]
+        event = p.get("event")
+        told = self._moderation_event(event, p, now) if isinstance(event, str) else None
+        return [Line("notice", told if told is not None else str(p.get("text", "")), p.get("ts", now))]
 
     def _on_error(self, p: dict[str, Any], now: float | None) -> list[Line]:
+        if p.get("code") == "auth_failed":
+            self.needs_password = True
         return [Line("error", f"{p.get('code', 'error')}: {p.get('message', '')}", now)]

@@ -111,8 +111,10 @@ class ChatUI:
         ping_every: float = PING_EVERY,
         backoff: Callable[[], Iterator[float]] = backoff_delays,
         sleep: Sleep = asyncio.sleep,  # how reconnect waits (tests pass a fake)
+        password: str | None = None,  # asked for when the server answers auth_failed
     ) -> None:
         self.connect = connect
+        self.password = password
         self.address = address
         self.colour = colour
         self.login_name = login_name
@@ -243,8 +245,12 @@ class ChatUI:
         finally:
             await self._leave()
 
-    async def _ask(self, question: str, default: str, erase: bool = False) -> str | None:
-        """A one-off question on the terminal; None when the user presses Ctrl-C or Ctrl-D."""
+    async def _ask(self, question: str, default: str, erase: bool = False, secret: bool = False) -> str | None:
+        """A one-off question on the terminal; None when the user presses Ctrl-C or Ctrl-D.
+
+        With `secret` the answer is typed blind (shown as stars) and never
+        goes into any history.
+        """
         asker: PromptSession[str] = PromptSession(
             input=self.session.input,
             output=self.output,
@@ -255,14 +261,14 @@ class ChatUI:
         )
         self.asking = question
         try:
-            return (await asker.prompt_async(question, default=default)).strip()
+            return (await asker.prompt_async(question, default=default, is_password=secret)).strip()
         except (KeyboardInterrupt, EOFError):
             return None
         finally:
             self.asking = None
 
     async def _first_join(self) -> bool:
-        """Join at start-up; a taken or invalid nick is asked for again."""
+        """Join at start-up; a taken or invalid nick, or a needed password, is asked for."""
         while True:
             assert self.transport is not None
             try:
@@ -272,6 +278,11 @@ class ChatUI:
                 return False
             if result == "ok":
                 return True
+            if result == "auth_failed":
+                # The server closed (TCP) or forgot (UDP) us: ask, then try on a fresh connection.
+                if not await self._ask_password():
+                    return False
+                continue
             if result in ("nick_taken", "nick_invalid"):
                 suggestion = alternative_nick(self.state.nick, 2) if result == "nick_taken" else self.login_name
                 nick = await self._ask("another nick: ", suggestion)
@@ -285,6 +296,24 @@ class ChatUI:
                 print(f"chatclient: {self.address} closed the connection before welcome", file=sys.stderr)
             return False
 
+    async def _ask_password(self) -> bool:
+        """Ask for the server password (docs/protocol.md, operators and access) and reconnect."""
+        password = await self._ask("password: ", "", erase=True, secret=True)
+        if not password:
+            return False
+        self.password = password
+        if self.transport is not None:
+            await self.transport.close()
+        self.transport = None
+        self.state.new_connection()
+        self.state.needs_password = False
+        try:
+            self.transport = await self.connect()
+        except TransportError as error:
+            print(f"chatclient: {error}", file=sys.stderr)
+            return False
+        return True
+
     async def _join(self, transport: Transport) -> str:
         """Say hello with our nick and room; "ok", "closed", "timeout" or the error code.
 
@@ -292,7 +321,10 @@ class ChatUI:
         itself answers a `challenge` and resends a lost hello (PROTOCOL.md §2);
         it raises TransportError when the server never answers.
         """
-        await transport.send({"type": "hello", "nick": self.state.nick, "room": self.state.room})
+        hello: dict[str, Any] = {"type": "hello", "nick": self.state.nick, "room": self.state.room}
+        if self.password is not None:
+            hello["password"] = self.password
+        await transport.send(hello)
         deadline = time.monotonic() + WELCOME_TIMEOUT
         while True:
             try:
@@ -347,6 +379,9 @@ class ChatUI:
             await self.send({"type": "ping", "id": "user", "t": time.time()})
         elif action.name == "stats":
             await self.send({"type": "stats"})
+        elif action.name == "topic":
+            topic = self.state.topic
+            self.info(f"topic of {self.state.room}: {topic}" if topic else f"{self.state.room} has no topic")
         else:
             self.info(f"/{action.name} is not available in this client", "error")
         return True
@@ -567,9 +602,11 @@ class ChatUI:
             self._flush()
 
 
-def main_sync(connect: Connect, nick: str | None, room: str, address: str, colour: bool, login_name: str) -> int:
+def main_sync(
+    connect: Connect, nick: str | None, room: str, address: str, colour: bool, login_name: str, password: str | None = None
+) -> int:
     """Run the UI until the user leaves; the process exit code."""
-    ui = ChatUI(connect, nick, room, address, colour=colour, login_name=login_name)
+    ui = ChatUI(connect, nick, room, address, colour=colour, login_name=login_name, password=password)
     try:
         return asyncio.run(ui.run())
     except KeyboardInterrupt:

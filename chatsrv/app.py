@@ -12,6 +12,7 @@ import argparse
 import logging
 import random
 import resource
+import secrets
 import signal
 import socket
 import sys
@@ -21,10 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from chatsrv import __version__
+from chatsrv.access import Access, Network, parse_network
 from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
+from chatsrv.messages import MAX_TEXT
 from chatsrv.netinfo import ipv4_interfaces
 from chatsrv.service import ChatService
+from chatsrv.store import DEFAULT_PATH, MEMORY, open_store
 from chatsrv.tcp import DEFAULT_OUTBOX_LIMIT, DEFAULT_SEND_BUFFER, ChatTCPServer
 from chatsrv.udp import ChatUDPServer
 from chatsrv.wire import DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_FRAME
@@ -70,6 +74,40 @@ def _frame_size(text: str) -> int:
     return value
 
 
+def _network(text: str) -> Network:
+    try:
+        return parse_network(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address or network like 192.168.1.0/24") from None
+
+
+def _motd(text: str) -> str:
+    """The message of the day itself, or with @FILE the text of that file."""
+    if text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8") as file:
+                text = file.read()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise argparse.ArgumentTypeError(f"cannot read {text[1:]!r}: {reason}") from None
+    text = text.strip()
+    if len(text) > MAX_TEXT:
+        raise argparse.ArgumentTypeError(f"a message of the day is at most {MAX_TEXT} characters, not {len(text)}")
+    return text
+
+
+def _secret(text: str) -> str:
+    if not 1 <= len(text) <= 200 or text != text.strip():
+        raise argparse.ArgumentTypeError("must be 1 to 200 characters, without spaces around it")
+    return text
+
+
+def _database(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"give a file name, or {MEMORY} to keep nothing")
+    return text
+
+
 def _datagram_size(text: str) -> int:
     value = int(text)
     if not 256 <= value <= 65507:  # 65507: the largest UDP payload over IPv4
@@ -103,6 +141,10 @@ for _checker, _name in (
     (_port, "a port"),
     (_seconds, "seconds"),
     (_frame_size, "a size"),
+    (_network, "a network"),
+    (_motd, "a message of the day"),
+    (_secret, "a secret"),
+    (_database, "a database"),
     (_datagram_size, "a size"),
     (_positive_seconds, "seconds"),
     (_percent, "a percentage"),
@@ -116,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="chatsrv",
         description="lanchat server: rooms of chat over length-framed TCP (and UDP), for a LAN or a class.",
         epilog="Classmates join with: chatclient --host ADDRESS --port PORT --nick NAME. "
-        "Ctrl-C stops the server and tells everyone.",
+        "Ctrl-C stops the server and tells everyone. "
+        "After the lesson, 'chatsrv export --format html > chat.html' writes the transcript (see chatsrv export --help).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
@@ -142,8 +185,26 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--send-buffer", type=_count, default=DEFAULT_SEND_BUFFER, help="kernel send buffer per TCP user, bytes (0: let the kernel autotune)")
     chat = parser.add_argument_group("chat")
     chat.add_argument("--history", type=_count, default=50, help="recent messages per room shown to newcomers")
-    chat.add_argument("--motd", default=None, help="message of the day shown in welcome")
+    chat.add_argument("--motd", type=_motd, default=None, metavar="TEXT|@FILE", help="message of the day shown in welcome (@FILE reads it from a file)")
     chat.add_argument("--name", default=None, help="server name shown to clients and in discovery (default: host name)")
+    access = parser.add_argument_group("teacher controls")
+    access.add_argument("--password", type=_secret, default=None, metavar="SECRET", help="everyone must give this password to join (chatclient --password SECRET)")
+    access.add_argument("--allow", type=_network, action="append", default=[], metavar="CIDR", help="only these addresses may connect, e.g. 192.168.1.0/24 (repeatable)")
+    access.add_argument("--deny", type=_network, action="append", default=[], metavar="CIDR", help="these addresses may not connect, even if allowed (repeatable)")
+    access.add_argument("--op-secret", type=_secret, default=None, metavar="SECRET", help="operator secret for /op (default: a random one, printed at start)")
+    saved = parser.add_argument_group("saved history")
+    saved.add_argument(
+        "--db",
+        metavar="PATH",
+        type=_database,
+        default=DEFAULT_PATH,
+        help=f"SQLite file keeping rooms' history across restarts, for 'chatsrv export'; {MEMORY} keeps nothing",
+    )
+    saved.add_argument(
+        "--store-whispers",
+        action="store_true",
+        help="also save private messages (whispers) in the database; off by default for privacy",
+    )
     faults = parser.add_argument_group(
         "UDP fault injection (for teaching: applied to the datagrams the server sends, counted in /stats)"
     )
@@ -197,6 +258,7 @@ class Server:
             self.udp.stop()
         for thread in self.threads:
             thread.join(5)
+        self.service.store.close()  # last: commits everything the shutdown recorded too
 
 
 def raise_file_limit() -> int:
@@ -240,6 +302,10 @@ def build_server(args: argparse.Namespace) -> Server:
         if max_clients:
             log.warning("--max-clients %d is above the open-file limit; using %d", max_clients, max_connections)
         max_clients = max_connections
+    if args.op_secret is None:
+        args.op_secret = secrets.token_urlsafe(12)
+    family, address = resolve(args.host, args.port)  # an unknown host fails before any file is touched
+    store = open_store(args.db)
     service = ChatService(
         server_name=args.name or socket.gethostname(),
         history=args.history,
@@ -249,18 +315,25 @@ def build_server(args: argparse.Namespace) -> Server:
         max_per_ip=args.max_per_ip,
         peer_timeout=args.peer_timeout,
         motd=args.motd,
+        access=Access(allow=args.allow, deny=args.deny, password=args.password),
+        op_secret=args.op_secret,
+        store=store,
+        store_whispers=args.store_whispers,
     )
-    family, address = resolve(args.host, args.port)
-    tcp = ChatTCPServer(
-        address,
-        service,
-        max_frame=args.max_frame,
-        outbox_limit=args.outbox,
-        hello_timeout=args.hello_timeout,
-        family=family,
-        max_connections=max_connections,
-        send_buffer=args.send_buffer,
-    )
+    try:
+        tcp = ChatTCPServer(
+            address,
+            service,
+            max_frame=args.max_frame,
+            outbox_limit=args.outbox,
+            hello_timeout=args.hello_timeout,
+            family=family,
+            max_connections=max_connections,
+            send_buffer=args.send_buffer,
+        )
+    except BaseException:
+        store.close()
+        raise
     udp = None
     if not args.no_udp:
         # Same port number as TCP by default, so classmates need to remember one number.
@@ -276,6 +349,7 @@ def build_server(args: argparse.Namespace) -> Server:
                 udp = ChatUDPServer((address[0], 0, *address[2:]), service, **udp_options)
         except OSError as error:
             tcp.server_close()
+            store.close()
             raise UDPPortError(error.errno, error.strerror or str(error)) from None
         if not args.no_discovery:
             udp.discovery = Discovery(service, tcp_port=tcp.port, udp_port=udp.port).reply
@@ -302,6 +376,21 @@ def discovery_hint(host: str, server: Server) -> str:
     return f'discovery: answers as "{name}"; classmates can just type: chatclient{port}'
 
 
+def teacher_lines(args: argparse.Namespace) -> list[str]:
+    """What the teacher needs to know at start: the operator secret (as Jupyter
+    prints its token), and whether a password or address rules are on."""
+    lines = [f"operator secret: {args.op_secret}   (in chatclient type: /op {args.op_secret})"]
+    if args.password:
+        lines.append("a password is needed to join: chatclient --password ...")
+    if args.allow or args.deny:
+        allowed = ", ".join(str(n) for n in args.allow) or "any address"
+        denied = ", ".join(str(n) for n in args.deny) or "none"
+        lines.append(f"addresses allowed: {allowed}; denied: {denied}")
+        if Access(allow=args.allow, deny=args.deny).refusal(("127.0.0.1", 0)) is not None:
+            lines.append("note: 127.0.0.1 may not connect, so you cannot join from this machine that way")
+    return lines
+
+
 def transports(server: Server) -> str:
     """`TCP and UDP`, `TCP` or `TCP, UDP port N` for the listening line."""
     if server.udp is None:
@@ -312,6 +401,11 @@ def transports(server: Server) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["export"]:
+        from chatsrv.export import main as export_main  # only this subcommand needs it
+
+        return export_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
@@ -356,6 +450,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if server.udp is not None:
         udp_hint = "add --udp" if server.udp.port == server.port else f"chatclient --udp --port {server.udp.port} ..."
         print(f"over UDP: {udp_hint}", flush=True)
+    print(server.service.store.description, flush=True)
+    for line in teacher_lines(args):
+        print(line, flush=True)
     if server.udp is not None and server.udp.discovery is not None:
         print(discovery_hint(args.host, server), flush=True)
     print("Ctrl-C stops the server.", flush=True)

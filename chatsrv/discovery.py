@@ -14,7 +14,8 @@ Two safety rules live here:
   busiest rooms that fit, then left out, and when even that is too big
   (a bare 19-byte `{"type":"discover"}`) there is no reply at all.
 - **Nothing secret**: never a nick, only counts; and while the server needs
-  a password, no room names either.
+  a password, no room names either. An address the server would refuse
+  (`--allow`, `--deny`, a ban) gets no answer at all.
 
 Answering costs a few hundred microseconds on the one thread that serves
 UDP chat, so replies are rate-limited for the whole server (a token bucket:
@@ -51,15 +52,8 @@ _SMALLEST_ROOM = len(b'{"name":"a","users":1},')
 
 
 def password_required(service: ChatService) -> bool:
-    """Whether joining needs a password.
-
-    The password is not part of the core service: teacher controls keep it
-    on the service or on its `access` object, so look in both places.
-    """
-    for holder in (service, getattr(service, "access", None)):
-        if getattr(holder, "password", None):
-            return True
-    return False
+    """Whether joining needs a password (`chatsrv --password`, kept by the service's access rules)."""
+    return service.access.password is not None
 
 
 @dataclass(frozen=True)
@@ -149,9 +143,17 @@ class Discovery:
         self.clock = clock
         self.bucket = TokenBucket(rate, burst, clock())
 
-    def reply(self, budget: int) -> bytes | None:
-        """The reply to one probe, within `budget` bytes; None: too small to answer, or too many probes."""
-        if budget < SMALLEST_REPLY or not self.bucket.allow(self.clock()):
+    def reply(self, address: Any, budget: int) -> bytes | None:
+        """The reply to a probe from `address`, within `budget` bytes.
+
+        None: the probe is too small for any answer, the address may not
+        connect, or there were too many probes lately.
+        """
+        if budget < SMALLEST_REPLY:
+            return None
+        if self.service.access.refusal(address) is not None:
+            return None  # a refused address learns nothing about the server, not even that it exists
+        if not self.bucket.allow(self.clock()):
             return None
         return build_reply(
             snapshot(self.service),

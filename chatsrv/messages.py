@@ -10,6 +10,7 @@ Imports only `chatsrv.wire`; no sockets, threads or clocks.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import unicodedata
 from collections.abc import Callable
@@ -136,7 +137,66 @@ class Bye:
     pass
 
 
-Message = Hello | Say | Whisper | Nick | Join | Who | Rooms | Ping | Stats | Bye
+# --- operator messages (docs/protocol.md, "Extension: operators and access") --
+
+
+@dataclass(frozen=True)
+class Op:
+    secret: str
+
+
+@dataclass(frozen=True)
+class Kick:
+    nick: str
+    reason: str | None = None
+    ban: bool = False
+
+
+@dataclass(frozen=True)
+class Unban:
+    address: str
+
+
+@dataclass(frozen=True)
+class Mute:
+    nick: str
+    minutes: float | None = None  # None: until unmuted
+
+
+@dataclass(frozen=True)
+class Unmute:
+    nick: str
+
+
+@dataclass(frozen=True)
+class Lock:
+    pass
+
+
+@dataclass(frozen=True)
+class Unlock:
+    pass
+
+
+@dataclass(frozen=True)
+class Slow:
+    seconds: float  # 0 turns slow mode off
+
+
+@dataclass(frozen=True)
+class Announce:
+    text: str
+
+
+@dataclass(frozen=True)
+class Topic:
+    text: str | None = None  # None clears the topic
+
+
+Message = (
+    Hello | Say | Whisper | Nick | Join | Who | Rooms | Ping | Stats | Bye
+    | Op | Kick | Unban | Mute | Unmute | Lock | Unlock | Slow | Announce | Topic
+)
 
 
 class _Fields:
@@ -207,6 +267,60 @@ def _ping(f: _Fields) -> Ping:
     return Ping(id=f.payload.get("id"), t=f.payload.get("t"))
 
 
+MAX_SECRET = 200
+MAX_TOPIC = 300
+MAX_MUTE_MINUTES = 7 * 24 * 60
+MAX_SLOW_SECONDS = 3600
+
+
+def _in_range(f: _Fields, name: str, low: float, high: float, low_included: bool = True, required: bool = False) -> float | None:
+    """A number field that must lie in [low, high] (or (low, high])."""
+    value = f.number(name, required)
+    if value is None:
+        return None
+    if not (low <= value <= high) or (not low_included and value == low):
+        lowest = f"{low:g} or more" if low_included else f"more than {low:g}"
+        raise ProtocolError("bad_request", f'field "{name}" of "{f.type}" must be {lowest} and at most {high:g}')
+    return value
+
+
+def _op(f: _Fields) -> Op:
+    secret = f.text("secret")
+    if not 1 <= len(secret) <= MAX_SECRET:
+        raise ProtocolError("bad_request", f"an operator secret is 1 to {MAX_SECRET} characters")
+    return Op(secret=secret)
+
+
+def _kick(f: _Fields) -> Kick:
+    reason = f.optional_text("reason")
+    return Kick(nick=check_nick(f.text("nick")), reason=check_text(reason) if reason is not None else None, ban=f.flag("ban"))
+
+
+def _unban(f: _Fields) -> Unban:
+    address = f.text("address").strip()
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise ProtocolError("bad_request", f'"{address[:60]}" is not an IP address') from None
+    return Unban(address=address)
+
+
+def _slow(f: _Fields) -> Slow:
+    seconds = _in_range(f, "seconds", 0, MAX_SLOW_SECONDS, required=True)
+    assert seconds is not None
+    return Slow(seconds=seconds)
+
+
+def _topic(f: _Fields) -> Topic:
+    text = f.optional_text("text")
+    if text is None:
+        return Topic(None)
+    text = check_text(text)
+    if len(text) > MAX_TOPIC:
+        raise ProtocolError("text_invalid", f"a topic is at most {MAX_TOPIC} characters")
+    return Topic(text)
+
+
 PARSERS: dict[str, Callable[[_Fields], Any]] = {
     "hello": _hello,
     "say": lambda f: Say(text=check_text(f.text("text")), action=f.flag("action")),
@@ -218,6 +332,17 @@ PARSERS: dict[str, Callable[[_Fields], Any]] = {
     "ping": _ping,
     "stats": lambda f: Stats(),
     "bye": lambda f: Bye(),
+    # operator messages
+    "op": _op,
+    "kick": _kick,
+    "unban": _unban,
+    "mute": lambda f: Mute(nick=check_nick(f.text("nick")), minutes=_in_range(f, "minutes", 0, MAX_MUTE_MINUTES, low_included=False)),
+    "unmute": lambda f: Unmute(nick=check_nick(f.text("nick"))),
+    "lock": lambda f: Lock(),
+    "unlock": lambda f: Unlock(),
+    "slow": _slow,
+    "announce": lambda f: Announce(text=check_text(f.text("text"))),
+    "topic": _topic,
 }
 
 

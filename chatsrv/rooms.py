@@ -108,9 +108,13 @@ class Registry:
         return iter(list(self.by_nick.values()))
 
     def listing(self) -> list[dict[str, object]]:
-        """Every non-empty room as {"name", "users"} (PROTOCOL.md §5 `rooms`)."""
+        """Every non-empty room as {"name", "users"} (PROTOCOL.md §5 `rooms`).
+
+        A room with history counts as non-empty even with no one in it, so the
+        rooms of a lesson are listed again after a restart.
+        """
         return [
             {"name": room.name, "users": len(room.members)}
             for room in sorted(self.rooms.values(), key=lambda room: room.key)
-            if room.members
+            if room.members or room.history
         ]

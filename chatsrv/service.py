@@ -11,8 +11,19 @@ encoded once, and each member gets all of a batch's payloads in a single
 `Outbox.put` (ARCHITECTURE.md, "work per recv").
 
 Recoverable errors inside a batch become `error` payloads here (the batch
-goes on); adapters handle broken frames with `reject`. Imports: wire,
-messages, ratelimit, session, rooms.
+goes on); adapters handle broken frames with `reject`.
+
+What happens in rooms (messages, joins, leaves, renames; whispers only
+with `store_whispers`) is handed to a `Store` with a non-blocking `add`;
+the recent history shown in `welcome` stays in memory, loaded from the
+store at start, and message ids go on from the store's next id.
+
+Teacher controls (docs/protocol.md, "Extension: operators and access")
+live in access, moderation and operators; they hook in at a few marked
+points and cost nothing while no operator has acted.
+
+Imports: wire, messages, ratelimit, session, rooms, store, access,
+moderation, operators.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from chatsrv import __version__
+from chatsrv.access import Access
 from chatsrv.messages import (
     Bye,
     Hello,
@@ -39,9 +51,12 @@ from chatsrv.messages import (
     Who,
     parse_message,
 )
+from chatsrv.moderation import Moderation
+from chatsrv.operators import OperatorDesk
 from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Outbox, Session
+from chatsrv.store import Event, MemoryStore, Store
 from chatsrv.wire import ProtocolError, decode_payload, encode_payload
 
 log = logging.getLogger("chatsrv")
@@ -65,6 +80,10 @@ class ChatService:
         max_per_ip: int = 16,
         peer_timeout: float = 30.0,
         motd: str | None = None,
+        access: Access | None = None,
+        op_secret: str | None = None,
+        store: Store | None = None,
+        store_whispers: bool = False,
     ) -> None:
         self.clock = clock
         self.server_name = server_name
@@ -75,10 +94,18 @@ class ChatService:
         self.max_per_ip = max_per_ip
         self.peer_timeout = peer_timeout
         self.motd = motd
+        self.access = access or Access()
+        self.moderation = Moderation()
         self.registry = Registry(history_size=history)
         self.sessions: set[Session] = set()
         self._per_host: collections.Counter[Any] = collections.Counter()  # open sessions per address
-        self._ids = itertools.count(1)
+        self.store: Store = store if store is not None else MemoryStore()
+        self.store_whispers = store_whispers  # whispers are private: kept only if the teacher asks
+        self._ids = itertools.count(self.store.next_message_id())
+        for event in self.store.recent_messages(history):
+            # The rooms that had history exist again after a restart, with it.
+            assert event.room is not None
+            self.registry.ensure_room(event.room).history.append(encode_payload(event.payload()))
         self._pending: dict[Session, list[bytes]] = {}
         self.batch_listeners: list[Callable[[], None]] = []
         self._closing: list[Session] = []
@@ -94,12 +121,16 @@ class ChatService:
             Stats: self._stats,
             Bye: self._bye,
         }
+        self.operators = OperatorDesk(self, op_secret)
+        self._handlers.update(self.operators.handlers())
 
     # --- adapter API ------------------------------------------------------
 
     def connect(self, outbox: Outbox, address: Any, transport: str, max_frame: int) -> Session:
-        """Admit a new connection or peer; raises `server_full` when at a limit."""
+        """Admit a new connection or peer; raises `not_allowed` for a denied or
+        banned address (checked first), `server_full` when at a limit."""
         with self.registry.lock:
+            self.access.check_address(address)
             if self.max_clients and len(self.sessions) >= self.max_clients:
                 raise ProtocolError("server_full", f"the server is full ({self.max_clients} users)", fatal=True)
             host = address[0] if isinstance(address, tuple) else address
@@ -165,6 +196,10 @@ class ChatService:
             for session in list(self.sessions):
                 if session.joined:
                     room = self.registry.room_of(session)
+                    assert session.nick is not None
+                    self.store.add(
+                        Event("left", now, session.nick, room.name if room else None, transport=session.transport, reason="shutdown")
+                    )
                     self._queue(session, notice)
                     self._queue(
                         session,
@@ -232,7 +267,11 @@ class ChatService:
             session.outbox.close()
 
     def _fail(self, session: Session, error: ProtocolError) -> None:
-        session.errors_in_a_row += 1
+        if error.code != "not_allowed":
+            # Being refused by a rule (muted, locked room) is not abuse; it is
+            # not counted towards max_errors. Guessing the operator secret is
+            # limited on its own (operators.py).
+            session.errors_in_a_row += 1
         log.info("protocol error from %s: %s %s", session.describe(), error.code, error.message)
         if session.closed:
             return
@@ -252,21 +291,31 @@ class ChatService:
                 del self._per_host[host]
             self._closing.append(session)
 
-    def _drop(self, session: Session, reason: str) -> None:
-        """Remove a session; a joined member's room sees `left` with `reason`."""
+    def _drop(self, session: Session, reason: str, details: dict[str, Any] | None = None) -> None:
+        """Remove a session; a joined member's room sees `left` with `reason`.
+
+        With `details` (who kicked, why) the `left` carries them, and the
+        member itself gets it too, before its connection closes.
+        """
         if session.closed:
             return
         was_joined = session.joined
         self._close(session)
+        self.moderation.forget(session)
         if not was_joined:
             return
         room = self.registry.remove(session)
         log.info("leave: %s from %s (%s)", session.describe(), room.name if room else "-", reason)
         if room is not None:
-            self._broadcast(
-                room,
-                {"type": "left", "nick": session.nick, "room": room.name, "ts": self.clock(), "reason": reason},
-            )
+            assert session.nick is not None
+            now = self.clock()
+            payload = {"type": "left", "nick": session.nick, "room": room.name, "ts": now, "reason": reason}
+            if details:
+                payload.update(details)
+            body = self._broadcast(room, payload)
+            if details:
+                self._queue(session, body)
+            self.store.add(Event("left", now, session.nick, room.name, transport=session.transport, reason=reason))
 
     # --- messages ---------------------------------------------------------
 
@@ -295,6 +344,7 @@ class ChatService:
                 self._welcome(session, room, now)
                 return
             raise ProtocolError("bad_request", "already joined: hello is only for the start of a session")
+        self.access.check_password(session.address, hello.password, now)
         if self.registry.find(hello.nick) is not None:
             raise ProtocolError("nick_taken", f'the nick "{hello.nick}" is already in use')
         room = self.registry.ensure_room(hello.room)
@@ -302,6 +352,7 @@ class ChatService:
         log.info("join: %s in %s", session.describe(), room.name)
         self._welcome(session, room, now)
         self._broadcast(room, {"type": "joined", "nick": hello.nick, "room": room.name, "ts": now}, exclude=session)
+        self.store.add(Event("joined", now, hello.nick, room.name, transport=session.transport))
 
     def _welcome(self, session: Session, room: Room, now: float) -> None:
         """Queue a `welcome`, with as much recent history as fits `max_frame`."""
@@ -322,6 +373,7 @@ class ChatService:
             payload["motd"] = self.motd
         if room.topic:
             payload["topic"] = room.topic
+        payload.update(self.operators.welcome_fields(session, room, now))
         payload.update(session.extra.get("welcome", {}))
         base = encode_payload(payload)
         budget = session.max_frame - len(base) - SEQ_ROOM
@@ -338,29 +390,30 @@ class ChatService:
 
     def _say(self, session: Session, say: Say, now: float) -> None:
         room = self.registry.room_of(session)
-        assert room is not None
-        payload: dict[str, Any] = {
-            "type": "message",
-            "id": next(self._ids),
-            "room": room.name,
-            "from": session.nick,
-            "text": say.text,
-            "ts": now,
-        }
-        if say.action:
-            payload["action"] = True
-        room.history.append(self._broadcast(room, payload))
+        assert room is not None and session.nick is not None
+        if self.moderation.active:  # someone is muted, or a room is locked or slow
+            self.moderation.check_say(session, room.key, now)
+        event = Event(
+            "message", now, session.nick, room.name, say.text, next(self._ids), say.action, session.transport, room_key=room.key
+        )
+        room.history.append(self._broadcast(room, event.payload()))
+        self.store.add(event)  # a queue append: the broadcast never waits for the disk
 
     def _whisper(self, session: Session, whisper: Whisper, now: float) -> None:
         target = self.registry.find(whisper.to)
         if target is None:
             raise ProtocolError("no_such_user", f'nobody called "{whisper.to}" is here')
+        if self.moderation.active:
+            self.moderation.check_whisper(session, target, now)
         body = encode_payload(
             {"type": "whisper", "from": session.nick, "to": target.nick, "text": whisper.text, "ts": now}
         )
         self._queue(target, body)
         if target is not session:
             self._queue(session, body)
+        if self.store_whispers:
+            assert session.nick is not None and target.nick is not None
+            self.store.add(Event("whisper", now, session.nick, text=whisper.text, transport=session.transport, to=target.nick))
 
     def _nick(self, session: Session, nick: Nick, now: float) -> None:
         old = session.nick
@@ -370,11 +423,14 @@ class ChatService:
         holder = self.registry.find(nick.nick)
         if holder is not None and holder is not session:
             raise ProtocolError("nick_taken", f'the nick "{nick.nick}" is already in use')
+        if self.moderation.active:
+            self.moderation.check_rename(session, now)
         self.registry.rename(session, nick.nick)
         room = self.registry.room_of(session)
         log.info("rename: %s -> %s", old, nick.nick)
         if room is not None:
             self._broadcast(room, {"type": "renamed", "old": old, "new": nick.nick, "room": room.name, "ts": now})
+            self.store.add(Event("renamed", now, old, room.name, transport=session.transport, new=nick.nick))
 
     def _join(self, session: Session, join: Join, now: float) -> None:
         current = self.registry.room_of(session)
@@ -384,16 +440,26 @@ class ChatService:
         if current is not None:
             self.registry.leave_room(session)
             self._broadcast(current, {"type": "left", "nick": session.nick, "room": current.name, "ts": now, "reason": "moved"})
+            assert session.nick is not None
+            self.store.add(Event("left", now, session.nick, current.name, transport=session.transport, reason="moved"))
         room = self.registry.ensure_room(join.room)
         self.registry.enter(session, room)
         self._welcome(session, room, now)
-        self._broadcast(room, {"type": "joined", "nick": session.nick, "room": room.name, "ts": now}, exclude=session)
+        joined: dict[str, Any] = {"type": "joined", "nick": session.nick, "room": room.name, "ts": now}
+        if self.moderation.is_operator(session):
+            joined["operator"] = True  # so clients can mark the operator who moved in
+        self._broadcast(room, joined, exclude=session)
+        assert session.nick is not None
+        self.store.add(Event("joined", now, session.nick, room.name, transport=session.transport))
 
     def _who(self, session: Session, who: Who, now: float) -> None:
         room = self.registry.room(who.room) if who.room else self.registry.room_of(session)
         name = room.name if room else who.room
         users = room.nicks() if room else []
-        self._queue(session, encode_payload({"type": "users", "room": name, "users": users}))
+        payload: dict[str, Any] = {"type": "users", "room": name, "users": users}
+        if room is not None:
+            payload.update(self.operators.room_fields(room))
+        self._queue(session, encode_payload(payload))
 
     def _rooms(self, session: Session, message: Rooms, now: float) -> None:
         self._queue(session, encode_payload({"type": "rooms", "rooms": self.registry.listing()}))

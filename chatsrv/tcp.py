@@ -369,7 +369,7 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
 
     allow_reuse_address = True
     request_queue_size = 128
-    daemon_threads = True
+    daemon_threads = False  # socketserver joins only non-daemon handler threads in server_close()
     block_on_close = True
 
     def __init__(

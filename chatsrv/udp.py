@@ -246,10 +246,10 @@ class ChatUDPServer(socketserver.UDPServer):
         impairment: Impairment | None = None,
         family: socket.AddressFamily = socket.AF_INET,
         cookies: CookieMaker | None = None,
-        discovery: Callable[[int], bytes | None] | None = None,
+        discovery: Callable[[Any, int], bytes | None] | None = None,
     ) -> None:
         self.address_family = family
-        # Builds the reply to a `discover` probe within a byte budget (chatsrv.discovery);
+        # Builds the reply to a `discover` probe from an address within a byte budget (chatsrv.discovery);
         # None: probes get no answer at all (--no-discovery).
         self.discovery = discovery
         self.service = service
@@ -324,9 +324,9 @@ class ChatUDPServer(socketserver.UDPServer):
         if self.discovery is None:
             return  # silent, not an error: a server that hides must not be found by its errors
         budget = min(AMPLIFICATION_LIMIT * received, self.max_datagram)
-        body = self.discovery(budget)
+        body = self.discovery(address, budget)
         if body is None or len(body) > budget:
-            log.debug("no server_info to %s:%s: %d-byte probe too small, or too many probes", address[0], address[1], received)
+            log.debug("no server_info to %s:%s (%d-byte probe too small, address refused, or too many probes)", address[0], address[1], received)
             return
         self.send_datagram(body, address, None)
 

@@ -11,6 +11,7 @@ client imports this module too, so it stays small and dependency free.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from typing import Any
 
@@ -156,6 +157,17 @@ def _depth_ok(value: Any, limit: int) -> bool:
     return True
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        _encoder.encode(value).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def decode_payload(data: bytes, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     """Decode one payload; raise a recoverable `bad_request` for anything wrong.
 
@@ -177,6 +189,9 @@ def decode_payload(data: bytes, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
         raise ProtocolError("bad_request", f"payload is not valid JSON ({exc.args[0].split(':')[0]})") from None
     if not isinstance(value, dict):
         raise ProtocolError("bad_request", "payload must be a JSON object")
+    if _SURROGATE_ESCAPE.search(text) and not _encodable(value):
+        # "\ud800" alone is valid JSON but no UTF-8 can carry it on to others.
+        raise ProtocolError("bad_request", "payload contains an unpaired surrogate (\\ud800-\\udfff)")
     if not _depth_ok(value, max_depth):
         raise ProtocolError("bad_request", f"JSON nested deeper than {max_depth} levels")
     payload = {key: item for key, item in value.items() if item is not None}

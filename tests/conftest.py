@@ -33,6 +33,8 @@ def make_server() -> Iterator[ServerFactory]:
     servers: list[Server] = []
 
     def start(*flags: str) -> Server:
+        if "--db" not in flags:
+            flags = ("--db", ":memory:", *flags)  # hermetic: no lanchat.sqlite3 in the working directory
         args = build_parser().parse_args(["--host", "127.0.0.1", "--port", "0", "--log-level", "warning", *flags])
         server = build_server(args)
         server.start()

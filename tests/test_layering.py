@@ -21,9 +21,11 @@ SERVER_RANKS = {
     "chatsrv.store": 1,
     "chatsrv.faults": 1,
     "chatsrv.messages": 1,
+    "chatsrv.access": 1,
     "chatsrv.session": 2,
     "chatsrv.rooms": 3,
     "chatsrv.moderation": 3,
+    "chatsrv.operators": 3.5,  # uses rooms and moderation; the service builds on it
     "chatsrv.service": 4,
     "chatsrv.tcp": 5,
     "chatsrv.udp": 5,

@@ -455,7 +455,7 @@ def test_no_reconnect_after_being_kicked() -> None:
 
     shown = run(scenario)
     assert len(server.connections) == 1
-    assert "you left lobby (kicked)" in shown
+    assert "kicked you out of the chat" in shown
 
 
 def test_a_bug_in_the_receive_task_ends_the_ui_visibly() -> None:

@@ -21,6 +21,8 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "NO_COLOR
 
 
 def start_server(*flags: str) -> tuple[subprocess.Popen[str], int]:
+    if "--db" not in flags and _has_db_flag():
+        flags = ("--db", ":memory:", *flags)  # hermetic: no lanchat.sqlite3 in the repository
     process = subprocess.Popen(
         [sys.executable, "-m", "chatsrv", "--host", "127.0.0.1", "--port", "0", *flags],
         cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -175,7 +177,7 @@ def run_briefly(*args: str) -> subprocess.CompletedProcess[str]:
 def test_second_server_on_same_port_exits_2_with_one_line(chatsrv) -> None:
     """A port in use: one clear line on stderr, exit 2, no traceback."""
     _, port = chatsrv
-    result = run_briefly("-m", "chatsrv", "--host", "127.0.0.1", "--port", str(port))
+    result = run_briefly("-m", "chatsrv", "--host", "127.0.0.1", "--port", str(port), "--db", ":memory:")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "in use" in result.stderr
     assert "Traceback" not in result.stderr

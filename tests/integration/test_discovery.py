@@ -110,25 +110,50 @@ def test_reply_is_at_most_three_times_the_probe(make_server: ServerFactory, size
         assert answer["room_count"] == 30 and 0 < len(answer["rooms"]) < 30  # cut to fit, busiest first
 
 
-def test_reply_reveals_no_nick_and_no_rooms_behind_a_password(server: Server, prober: UDPClient) -> None:
-    """Replies carry counts, never nicks; while a password is needed, not even room names (or the password)."""
+def test_reply_reveals_no_nick(server: Server, prober: UDPClient) -> None:
+    """Replies carry counts and room names, never nicks."""
     alice, bob = Client(server.port), Client(server.port)
     try:
         alice.join("alice_secret", "maths")
         bob.join("bob_secret", "maths")
-        (open_reply,) = answers_to(prober, probe())
-        answer = decode_payload(open_reply)
-        assert answer["users"] == 2 and answer["rooms"] == [{"name": "maths", "users": 2}]
-        assert b"secret" not in open_reply
-        # The password comes from the service (teacher controls keep it there), read at each probe.
-        server.service.password = "hunter2-pass"  # type: ignore[attr-defined]
-        (locked_reply,) = answers_to(prober, probe())
+        (reply,) = answers_to(prober, probe())
     finally:
         alice.close()
         bob.close()
-    locked = decode_payload(locked_reply)
-    assert locked["password_required"] is True and "rooms" not in locked and locked["users"] == 2
-    assert b"secret" not in locked_reply and b"maths" not in locked_reply and b"hunter2" not in locked_reply
+    answer = decode_payload(reply)
+    assert answer["users"] == 2 and answer["rooms"] == [{"name": "maths", "users": 2}]
+    assert b"secret" not in reply
+
+
+def test_password_server_reveals_no_rooms_and_no_password(make_server: ServerFactory) -> None:
+    """With chatsrv --password the reply says a password is needed, and has no room names, nicks or password."""
+    server = make_server("--password", "hunter2-pass")
+    assert server.udp is not None
+    alice = Client(server.port)
+    prober = UDPClient(server.udp.port)
+    try:
+        alice.send({"type": "hello", "nick": "alice_secret", "room": "maths", "password": "hunter2-pass"})
+        alice.expect("welcome")
+        (reply,) = answers_to(prober, probe())
+    finally:
+        alice.close()
+        prober.close()
+    answer = decode_payload(reply)
+    assert answer["password_required"] is True and "rooms" not in answer and answer["users"] == 1
+    assert b"secret" not in reply and b"maths" not in reply and b"hunter2" not in reply
+
+
+def test_refused_address_gets_no_answer(make_server: ServerFactory) -> None:
+    """An address chatsrv --deny keeps out gets no server_info; an allowed one does."""
+    server = make_server("--deny", "127.0.0.99/32")
+    assert server.udp is not None
+    refused, allowed = UDPClient(server.udp.port, source="127.0.0.99"), UDPClient(server.udp.port)
+    try:
+        assert answers_to(refused, probe()) == []
+        assert len(answers_to(allowed, probe())) == 1
+    finally:
+        refused.close()
+        allowed.close()
 
 
 def test_no_discovery_gives_no_answer(make_server: ServerFactory) -> None:

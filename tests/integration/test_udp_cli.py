@@ -37,7 +37,7 @@ def test_listening_line_names_both_transports() -> None:
     """The start-up line says TCP and UDP share the port, in the form scripts parse; --no-udp says TCP only."""
     for flags, expected in (((), "(TCP and UDP)"), (("--no-udp",), "(TCP)")):
         process = subprocess.Popen(
-            [sys.executable, "-m", "chatsrv", "--host", "127.0.0.1", "--port", "0", *flags],
+            [sys.executable, "-m", "chatsrv", "--host", "127.0.0.1", "--port", "0", "--db", ":memory:", *flags],
             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         try:
@@ -140,7 +140,7 @@ def test_udp_port_in_use_exits_2_with_one_line() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
         holder.bind(("127.0.0.1", 0))
         port = holder.getsockname()[1]
-        result = run_briefly("-m", "chatsrv", "--host", "127.0.0.1", "--port", "0", "--udp-port", str(port))
+        result = run_briefly("-m", "chatsrv", "--host", "127.0.0.1", "--port", "0", "--udp-port", str(port), "--db", ":memory:")
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"chatsrv: cannot listen on 127.0.0.1 UDP port {port}: address already in use (try another --udp-port, or --no-udp)"

@@ -45,7 +45,8 @@ class ServerProcess:
 
     def __init__(self, port: int, *flags: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "chatsrv", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--rate", "0", *flags],
+            [sys.executable, "-m", "chatsrv", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--rate", "0",
+             "--db", ":memory:", *flags],
             cwd=ROOT,
             env=ENV,
             stdout=subprocess.PIPE,

@@ -9,13 +9,15 @@ from typing import Any
 import pytest
 
 from chatclient import discovery as client
+from chatsrv.access import Access, parse_network
 from chatsrv.discovery import MAX_REPLY, NAME_LIMIT, SMALLEST_REPLY, Discovery, Snapshot, build_reply, password_required
 from chatsrv.netinfo import Interface
 from chatsrv.service import ChatService
 from chatsrv.wire import decode_payload
-from tests.unit.test_service import member
+from tests.unit.test_service import connect, member, send
 
 PORTS = {"server_id": "0badcafe", "tcp_port": 9009, "udp_port": 9010}
+ANYONE = ("192.168.1.50", 40000)  # a probe's source address
 
 
 def snapshot(rooms: int = 0, password: bool = False, name: str = "Room 101") -> Snapshot:
@@ -88,22 +90,35 @@ def test_long_name_is_shortened() -> None:
 
 
 def test_discovery_reads_the_service_without_nicks() -> None:
-    """A live service: counts and rooms come through, nicks never; a password on the service or its access object counts."""
+    """A live service: counts and rooms come through, nicks never."""
     service = ChatService(rate=0, server_name="Lab 3")
     for nick, room in (("alicesecret", "maths"), ("bobsecret", "maths"), ("carolsecret", "art")):
         member(service, nick, room)
-    body = Discovery(service, tcp_port=9009, udp_port=9009).reply(MAX_REPLY)
+    body = Discovery(service, tcp_port=9009, udp_port=9009).reply(ANYONE, MAX_REPLY)
     assert body is not None and b"secret" not in body
     answer = decode_payload(body)
     assert answer["users"] == 3 and answer["rooms"] == [{"name": "maths", "users": 2}, {"name": "art", "users": 1}]
-    assert not password_required(service)
-    service.password = "s3cret"  # type: ignore[attr-defined]
-    assert password_required(service)
-    body = Discovery(service, tcp_port=9009, udp_port=9009).reply(MAX_REPLY)
-    assert body is not None and b"s3cret" not in body and b"maths" not in body
-    del service.password  # type: ignore[attr-defined]
-    service.access = type("Access", (), {"password": "s3cret"})()  # type: ignore[attr-defined]
-    assert password_required(service)
+    assert answer["name"] == "Lab 3" and answer["password_required"] is False
+
+
+def test_password_comes_from_the_service_and_hides_rooms() -> None:
+    """With `--password` (the service's access rules) the reply says a password is needed, without rooms or the password."""
+    service = ChatService(rate=0, access=Access(password="s3cret-pass"))
+    session, outbox = connect(service)
+    send(service, session, type="hello", nick="alice", room="maths", password="s3cret-pass")
+    assert outbox.last()["type"] == "welcome"
+    assert password_required(service) and not password_required(ChatService(rate=0))
+    body = Discovery(service, tcp_port=9009, udp_port=9009).reply(ANYONE, MAX_REPLY)
+    assert body is not None and b"s3cret" not in body and b"maths" not in body and b"alice" not in body
+    assert decode_payload(body)["password_required"] is True and decode_payload(body)["users"] == 1
+
+
+def test_refused_addresses_get_no_reply() -> None:
+    """An address --deny (or a ban, or a missing --allow) keeps out learns nothing: no reply at all."""
+    service = ChatService(rate=0, access=Access(deny=[parse_network("10.0.0.0/8")]))
+    answering = Discovery(service, tcp_port=9009, udp_port=9009)
+    assert answering.reply(("10.1.2.3", 5000), MAX_REPLY) is None
+    assert answering.reply(("192.168.1.9", 5000), MAX_REPLY) is not None
 
 
 def test_each_server_has_its_own_id() -> None:
@@ -234,7 +249,7 @@ def test_replies_are_rate_limited_for_the_whole_server() -> None:
     now = [100.0]
     service = ChatService(rate=0)
     answering = Discovery(service, tcp_port=1, udp_port=1, clock=lambda: now[0], rate=2, burst=3)
-    assert answering.reply(SMALLEST_REPLY - 1) is None
-    assert [answering.reply(MAX_REPLY) is not None for _ in range(4)] == [True, True, True, False]
+    assert answering.reply(ANYONE, SMALLEST_REPLY - 1) is None
+    assert [answering.reply(ANYONE, MAX_REPLY) is not None for _ in range(4)] == [True, True, True, False]
     now[0] += 0.5
-    assert answering.reply(MAX_REPLY) is not None and answering.reply(MAX_REPLY) is None
+    assert answering.reply(ANYONE, MAX_REPLY) is not None and answering.reply(ANYONE, MAX_REPLY) is None

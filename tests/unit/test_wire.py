@@ -124,6 +124,8 @@ def test_garbage_raises_only_protocol_errors(data: bytes) -> None:
         b'{"type": 5}',
         "\ufeff{}".encode(),
         b"{not json",
+        b'{"type": "ping", "id": "\\ud800"}',
+        b'{"type": "say", "text": "x\\uDFFFy"}',
     ],
 )
 def test_bad_payloads_are_recoverable_bad_requests(data: bytes) -> None:
@@ -141,6 +143,11 @@ def test_nesting_limit_is_32_levels() -> None:
     assert decode_payload(nested(32))["type"] == "x"
     with pytest.raises(ProtocolError):
         decode_payload(nested(33))
+
+
+def test_paired_surrogate_escapes_are_fine() -> None:
+    """An emoji written as a JSON surrogate pair decodes normally."""
+    assert decode_payload(b'{"type":"say","text":"\\ud83d\\ude00"}')["text"] == "\U0001F600"
 
 
 def test_null_fields_count_as_absent() -> None:

@@ -1,0 +1,194 @@
+"""Who may come in: address rules, session bans, the server password, and
+the slow-down for repeated wrong secrets from one address.
+
+docs/protocol.md, "Extension: operators and access". The service asks
+`Access` at two points: `check_address` when a connection or UDP peer is
+admitted (before anything else: before limits, before `hello`), and
+`check_password` when a `hello` arrives. Secrets are compared in constant
+time (`hmac.compare_digest`), so the time an answer takes does not tell a
+guesser how many leading characters were right.
+
+Pure: no sockets, no threads, no clock (callers pass `now`). The service
+calls it under its lock. Imports only the standard library and chatsrv.wire.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from chatsrv.wire import ProtocolError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_network(text: str) -> Network:
+    """`192.168.1.0/24`, `10.0.0.7` or `::1` as a network; ValueError if it is none."""
+    return ipaddress.ip_network(text.strip(), strict=False)
+
+
+def host_address(address: Any) -> IPAddress | None:
+    """The IP address of a socket address (`(host, port, ...)` or a host string).
+
+    An IPv4 client of a dual-stack (`::`) server shows up as `::ffff:a.b.c.d`;
+    it is turned back into `a.b.c.d` so that `--allow 192.168.1.0/24` still
+    matches it. A scope (`fe80::1%eth0`) is dropped. None for anything that
+    is not an IP address (a Unix socket in a test, say).
+    """
+    host = address[0] if isinstance(address, tuple) else address
+    if not isinstance(host, str):
+        return None
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def secrets_match(given: str | None, expected: str) -> bool:
+    """True when `given` equals `expected`, compared in constant time."""
+    if given is None:
+        return False
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+class FailureTracker:
+    """Counts wrong passwords and operator secrets per address, and slows guessers down.
+
+    The first `free_tries` failures cost nothing (people mistype). After
+    that, each further failure makes the address wait twice as long as the
+    last time before its next attempt is even looked at (1, 2, 4 ... s, at
+    most `max_wait`). Nothing sleeps: an attempt during the wait is simply
+    refused with the time left, so no server thread is ever held up. One
+    success, or `forget_after` seconds of quiet, clears an address.
+    Memory is bounded: at most `max_hosts` addresses are remembered.
+    """
+
+    def __init__(
+        self,
+        free_tries: int = 3,
+        max_wait: float = 60.0,
+        forget_after: float = 600.0,
+        max_hosts: int = 4096,
+    ) -> None:
+        self.free_tries = free_tries
+        self.max_wait = max_wait
+        self.forget_after = forget_after
+        self.max_hosts = max_hosts
+        self._hosts: dict[str, tuple[int, float]] = {}  # host -> (failures, time of the last)
+
+    def wait_left(self, host: str, now: float) -> float:
+        """Seconds `host` must still wait before its next attempt counts (0: go ahead)."""
+        entry = self._hosts.get(host)
+        if entry is None:
+            return 0.0
+        failures, last = entry
+        if now - last >= self.forget_after:
+            del self._hosts[host]
+            return 0.0
+        if failures < self.free_tries:
+            return 0.0
+        wait = min(self.max_wait, 2.0 ** (failures - self.free_tries))
+        return max(0.0, last + wait - now)
+
+    def failed(self, host: str, now: float) -> None:
+        """Record one wrong secret from `host`."""
+        failures, _ = self._hosts.pop(host, (0, now))
+        self._hosts[host] = (failures + 1, now)  # re-inserted: dict order is oldest first
+        if len(self._hosts) > self.max_hosts:
+            for stale in [h for h, (_, last) in self._hosts.items() if now - last >= self.forget_after]:
+                del self._hosts[stale]
+            while len(self._hosts) > self.max_hosts:
+                del self._hosts[next(iter(self._hosts))]
+
+    def succeeded(self, host: str) -> None:
+        self._hosts.pop(host, None)
+
+    def failures(self, host: str) -> int:
+        return self._hosts.get(host, (0, 0.0))[0]
+
+
+class Access:
+    """The server's door: `--allow`/`--deny` networks, bans, and `--password`.
+
+    A denied address wins over an allowed one; once any `--allow` is given,
+    only the networks listed may connect. Bans (`kick` with `ban`) last until
+    the server stops.
+    """
+
+    def __init__(
+        self,
+        *,
+        allow: Iterable[Network] = (),
+        deny: Iterable[Network] = (),
+        password: str | None = None,
+        failures: FailureTracker | None = None,
+    ) -> None:
+        self.allow = tuple(allow)
+        self.deny = tuple(deny)
+        self.password = password or None
+        self.failures = failures or FailureTracker()
+        self.banned: set[IPAddress] = set()
+
+    # --- addresses --------------------------------------------------------
+
+    def refusal(self, address: Any) -> str | None:
+        """Why `address` may not connect, or None when it may."""
+        if not (self.allow or self.deny or self.banned):
+            return None  # the common case costs one test
+        ip = host_address(address)
+        if ip is None:
+            return "this server accepts only IP addresses" if self.allow else None
+        if ip in self.banned:
+            return f"{ip} is banned from this server until it restarts"
+        if any(ip in network for network in self.deny):
+            return f"{ip} is not allowed on this server"
+        if self.allow and not any(ip in network for network in self.allow):
+            return f"{ip} is not allowed on this server"
+        return None
+
+    def check_address(self, address: Any) -> None:
+        """Raise a fatal `not_allowed` if `address` is denied, not allowed or banned."""
+        reason = self.refusal(address)
+        if reason is not None:
+            raise ProtocolError("not_allowed", reason, fatal=True)
+
+    def ban(self, ip: IPAddress) -> None:
+        self.banned.add(ip)
+
+    def unban(self, ip: IPAddress) -> bool:
+        """Lift a ban; False when `ip` was not banned."""
+        if ip in self.banned:
+            self.banned.discard(ip)
+            return True
+        return False
+
+    # --- the password -----------------------------------------------------
+
+    def check_password(self, address: Any, given: str | None, now: float) -> None:
+        """Raise a fatal `auth_failed` unless `given` is the server password.
+
+        A missing password is not counted as a guess (a client that did not
+        know one was needed); a wrong one is, and an address that guessed
+        wrong too often is refused without looking, until its wait is over.
+        """
+        if self.password is None:
+            return
+        host = str(host_address(address) or address)
+        wait = self.failures.wait_left(host, now)
+        if wait > 0:
+            raise ProtocolError(
+                "auth_failed", f"too many wrong passwords from {host}: try again in {math.ceil(wait)} s", fatal=True
+            )
+        if given is None:
+            raise ProtocolError("auth_failed", "this server needs a password", fatal=True)
+        if not secrets_match(given, self.password):
+            self.failures.failed(host, now)
+            raise ProtocolError("auth_failed", "wrong password", fatal=True)
+        self.failures.succeeded(host)

@@ -1,0 +1,306 @@
+"""`chatsrv export`: a lesson's transcript from the database, as text, JSON lines or HTML.
+
+Reads the SQLite file a server writes (also while the server runs: WAL lets
+a reader in) with `chatsrv.store.read_events` and writes to stdout:
+
+- `text`: one line per event, `2024-05-01 10:02:03 #lobby <alice> hello`;
+- `jsonl`: one JSON object per line, shaped like the protocol's payloads
+  (PROTOCOL.md section 5) plus `transport` and a readable local `time`;
+- `html`: one self-contained page a teacher can hand out, a section per
+  room, timestamps, a colour per nick. Every stored string is escaped, so a
+  message `<script>` stays text and never becomes markup.
+
+Times are shown in the local time zone of the machine that exports.
+
+Imports: chatsrv.store only (and the standard library).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import sys
+import unicodedata
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, NoReturn, TextIO
+
+from chatsrv.store import DEFAULT_PATH, MEMORY, Event, StoreError, read_events
+
+FORMATS = ("text", "jsonl", "html")
+
+# Dark enough to read on white.
+NICK_COLOURS = (
+    "#b71c1c",
+    "#1a237e",
+    "#1b5e20",
+    "#e65100",
+    "#4a148c",
+    "#006064",
+    "#880e4f",
+    "#5d4037",
+    "#0d47a1",
+    "#33691e",
+    "#bf360c",
+    "#311b92",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (exit 2), not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def parse_date(text: str) -> float:
+    """`2024-05-01`, `2024-05-01 14:30` or `2024-05-01T14:30:00` (local time) as epoch seconds."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"wants a date like 2024-05-01 or '2024-05-01 14:30', not {text!r}") from None
+    return moment.timestamp()  # a naive date-time counts as local time
+
+
+parse_date.__name__ = "date"  # argparse names the type in "invalid date value"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="chatsrv export",
+        description="Write the saved chat transcript to stdout, for example "
+        "'chatsrv export --format html > lesson.html'. Whispers appear only if the "
+        "server ran with --store-whispers.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--db", metavar="PATH", default=DEFAULT_PATH, help="the database file chatsrv wrote")
+    parser.add_argument("--room", default=None, help="only this room (any letter case); default: every room")
+    parser.add_argument(
+        "--since",
+        metavar="DATE",
+        type=parse_date,
+        default=None,
+        help="only what happened from DATE on, local time: 2024-05-01 or '2024-05-01 14:30'",
+    )
+    parser.add_argument("--format", choices=FORMATS, default="text", help="text lines, JSON lines or one HTML page")
+    return parser
+
+
+# --- shared helpers ----------------------------------------------------------
+
+
+def local_time(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts).astimezone()
+
+
+def printable(text: str) -> str:
+    """Control characters shown as visible escapes, so a transcript cannot drive a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char in "\n\t" or unicodedata.category(char) != "Cc" else f"\\x{ord(char):02x}" for char in text
+    )
+
+
+class NickColours:
+    """A colour per nick for one page: the first twelve nicks all differ."""
+
+    def __init__(self) -> None:
+        self.given: dict[str, str] = {}
+
+    def __call__(self, nick: str) -> str:
+        key = nick.casefold()
+        colour = self.given.get(key)
+        if colour is None:
+            colour = self.given[key] = NICK_COLOURS[len(self.given) % len(NICK_COLOURS)]
+        return colour
+
+
+def describe(event: Event) -> str:
+    """What happened, in words, for events other than messages."""
+    if event.kind == "joined":
+        return "joined"
+    if event.kind == "left":
+        return f"left ({event.reason})" if event.reason else "left"
+    if event.kind == "renamed":
+        return f"is now {event.new}"
+    return event.kind
+
+
+# --- text --------------------------------------------------------------------
+
+
+def text_line(event: Event) -> str:
+    """One event as a line: `2024-05-01 10:02:03 #lobby <alice> hello`."""
+    stamp = local_time(event.ts).strftime("%Y-%m-%d %H:%M:%S")
+    text = event.text or ""
+    if event.kind == "message":
+        line = f"{stamp} #{event.room} " + (f"* {event.nick} {text}" if event.action else f"<{event.nick}> {text}")
+    elif event.kind == "whisper":
+        line = f"{stamp} (whisper) {event.nick} -> {event.to}: {text}"
+    else:
+        arrow = {"joined": "-->", "left": "<--"}.get(event.kind, "--")
+        line = f"{stamp} #{event.room} {arrow} {event.nick} {describe(event)}"
+    # Continuation lines of a multi-line message are indented under the text.
+    return printable(line).replace("\n", "\n" + " " * 20)
+
+
+def write_text(events: Iterable[Event], out: TextIO) -> int:
+    count = 0
+    for event in events:
+        out.write(text_line(event) + "\n")
+        count += 1
+    return count
+
+
+# --- JSON lines ----------------------------------------------------------------
+
+
+def json_record(event: Event) -> dict[str, Any]:
+    """The event as the protocol sends it, plus `transport` and a readable `time`."""
+    record = event.payload()
+    if event.transport:
+        record["transport"] = event.transport
+    record["time"] = local_time(event.ts).isoformat(timespec="seconds")
+    return record
+
+
+def write_jsonl(events: Iterable[Event], out: TextIO) -> int:
+    count = 0
+    for event in events:
+        out.write(json.dumps(json_record(event), ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+# --- HTML ----------------------------------------------------------------------
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 56em; margin: 2em auto; padding: 0 1em; line-height: 1.45; color: #222; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+.summary { color: #555; margin-top: 0; }
+h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
+h3 { font-size: 1em; color: #555; margin: 1.2em 0 0.4em; }
+ol { list-style: none; padding: 0; margin: 0; }
+li { padding: 0.1em 0; }
+time { color: #888; font-variant-numeric: tabular-nums; margin-right: 0.6em; }
+.nick { font-weight: bold; }
+.text { white-space: pre-wrap; overflow-wrap: anywhere; }
+.event, .event .nick { color: #777; font-weight: normal; font-style: italic; }
+.action .text { font-style: italic; }
+.whisper .to { color: #555; }
+@media print { body { margin: 0; max-width: none; } }
+"""
+
+
+def html_item(event: Event, colours: NickColours) -> str:
+    """One event as an `<li>`; every stored string goes through html.escape."""
+
+    def _nick_html(nick: str | None) -> str:
+        name = nick or "?"
+        return f'<span class="nick" style="color:{colours(name)}">{html.escape(name)}</span>'
+
+    moment = local_time(event.ts)
+    stamp = f'<time datetime="{moment.isoformat(timespec="seconds")}">{moment:%H:%M:%S}</time>'
+    text = html.escape(event.text or "")
+    if event.kind == "message":
+        anchor = f' id="m{int(event.id)}"' if event.id is not None else ""
+        if event.action:
+            return f'<li class="message action"{anchor}>{stamp}<span class="text">* {_nick_html(event.nick)} {text}</span></li>'
+        return f'<li class="message"{anchor}>{stamp}{_nick_html(event.nick)} <span class="text">{text}</span></li>'
+    if event.kind == "whisper":
+        return (
+            f'<li class="whisper">{stamp}{_nick_html(event.nick)} <span class="to">to</span> '
+            f'{_nick_html(event.to)} <span class="text">{text}</span></li>'
+        )
+    if event.kind == "renamed":
+        return f'<li class="event">{stamp}{_nick_html(event.nick)} is now {_nick_html(event.new)}</li>'
+    return f'<li class="event">{stamp}{_nick_html(event.nick)} {html.escape(describe(event))}</li>'
+
+
+def write_html(events: Iterable[Event], out: TextIO, source: str, room: str | None, since: float | None) -> int:
+    """One self-contained page: a section per room (whispers last), a heading per day."""
+    sections: dict[str, list[Event]] = {}
+    titles: dict[str, str] = {}
+    count = 0
+    for event in events:
+        key = event.room.casefold() if event.room is not None else "\0whispers"
+        if key not in sections:
+            sections[key] = []
+            titles[key] = f"#{event.room}" if event.room is not None else "Whispers"
+        sections[key].append(event)
+        count += 1
+    whispers = sections.pop("\0whispers", None)
+    ordered = list(sections.items()) + ([("\0whispers", whispers)] if whispers else [])
+
+    title = "lanchat transcript" + (f": #{room}" if room else "")
+    messages = sum(1 for _, items in ordered for event in items if event.kind == "message")
+    summary = f"{messages} message{'s' if messages != 1 else ''}"
+    if ordered:
+        first = min(items[0].ts for _, items in ordered)
+        last = max(items[-1].ts for _, items in ordered)
+        summary += f" from {local_time(first):%Y-%m-%d %H:%M} to {local_time(last):%Y-%m-%d %H:%M}"
+    if since is not None:
+        summary += f" (since {local_time(since):%Y-%m-%d %H:%M})"
+    summary += f"; exported {datetime.now().astimezone():%Y-%m-%d %H:%M} from {source}."
+
+    colours = NickColours()
+    write = out.write
+    write('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n')
+    write('<meta name="viewport" content="width=device-width, initial-scale=1">\n')
+    write(f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n")
+    write(f'<h1>{html.escape(title)}</h1>\n<p class="summary">{html.escape(summary)}</p>\n')
+    if not ordered:
+        write("<p>Nothing was saved for this choice.</p>\n")
+    for key, items in ordered:
+        write(f"<section>\n<h2>{html.escape(titles[key])}</h2>\n")
+        day = None
+        for event in items:
+            moment = local_time(event.ts)
+            if moment.date() != day:
+                if day is not None:
+                    write("</ol>\n")
+                day = moment.date()
+                write(f"<h3>{moment:%A %d %B %Y}</h3>\n<ol>\n")
+            write(html_item(event, colours) + "\n")
+        write("</ol>\n</section>\n")
+    write("</body>\n</html>\n")
+    return count
+
+
+# --- command -------------------------------------------------------------------
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"chatsrv export: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.db == MEMORY:
+        return _fail(f"{MEMORY} keeps nothing to export; give the file the server used (--db PATH)", 2)
+    if out is None:
+        out = sys.stdout
+        if hasattr(out, "reconfigure"):
+            out.reconfigure(encoding="utf-8")  # the HTML says utf-8; nicks can be in any script
+    events = read_events(args.db, room=args.room, since=args.since)
+    try:
+        if args.format == "text":
+            count = write_text(events, out)
+        elif args.format == "jsonl":
+            count = write_jsonl(events, out)
+        else:
+            count = write_html(events, out, args.db, args.room, args.since)
+        out.flush()
+    except StoreError as error:
+        hint = " (the server's start-up lines say which file it uses)" if "no database" in str(error) else ""
+        return _fail(f"{error}{hint}")
+    except BrokenPipeError:
+        # `chatsrv export | head`: the reader left; that is not an error.
+        sys.stdout = None  # no flush at exit into the closed pipe
+        return 0
+    if count == 0:
+        print("chatsrv export: nothing saved matches" + (f" room {args.room}" if args.room else ""), file=sys.stderr)
+    return 0

@@ -1,0 +1,166 @@
+"""What operators have decided: who is an operator, who is muted, which
+rooms are locked or slow.
+
+docs/protocol.md, "Extension: operators and access". Pure state: no
+sockets, no clock (callers pass `now`), no threads; the service holds its
+lock around every call. The checks raise a recoverable `ProtocolError`
+whose message explains the state in plain words.
+
+Kept off the hot path: `active` is False until an operator mutes someone,
+locks a room or turns on slow mode, and the service looks at nothing else
+here before a `say` while it is False.
+
+Imports only chatsrv.wire and chatsrv.session (for the type).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from chatsrv.session import Session
+from chatsrv.wire import ProtocolError
+
+MAX_OP_TRIES = 5  # wrong operator secrets before the connection is closed
+
+
+@dataclass(frozen=True)
+class Mute:
+    by: str  # the operator's nick
+    until: float | None  # None: until someone unmutes
+
+
+def minutes_left(until: float, now: float) -> int:
+    """Whole minutes left (at least 1 while any time is left), for messages."""
+    return max(1, math.ceil((until - now) / 60))
+
+
+class Moderation:
+    """Operators, mutes (by nick), and per-room lock and slow mode."""
+
+    def __init__(self, max_op_tries: int = MAX_OP_TRIES) -> None:
+        self.max_op_tries = max_op_tries
+        self.operators: set[Session] = set()
+        self.op_tries: dict[Session, int] = {}
+        # A mute belongs to the nick (case-folded), so it outlasts a reconnect.
+        self.mutes: dict[str, Mute] = {}
+        self.locked: dict[str, str] = {}  # room key -> nick of the operator who locked it
+        self.slow: dict[str, float] = {}  # room key -> least seconds between one member's messages
+        self.last_said: dict[tuple[str, Session], float] = {}  # only for slow rooms
+        self.active = False
+
+    def _update(self) -> None:
+        self.active = bool(self.mutes or self.locked or self.slow)
+
+    # --- operators --------------------------------------------------------
+
+    def is_operator(self, session: Session) -> bool:
+        return session in self.operators
+
+    def grant(self, session: Session) -> None:
+        self.operators.add(session)
+        self.op_tries.pop(session, None)
+
+    def wrong_secret(self, session: Session) -> int:
+        """Count one wrong operator secret; returns how many tries are left."""
+        tries = self.op_tries.get(session, 0) + 1
+        self.op_tries[session] = tries
+        return max(0, self.max_op_tries - tries)
+
+    def forget(self, session: Session) -> None:
+        """The member is gone: drop its operator status and slow-mode times."""
+        self.operators.discard(session)
+        self.op_tries.pop(session, None)
+        if self.last_said:
+            for key in [key for key in self.last_said if key[1] is session]:
+                del self.last_said[key]
+
+    # --- mutes ------------------------------------------------------------
+
+    def mute(self, nick_key: str, by: str, until: float | None) -> None:
+        self.mutes[nick_key] = Mute(by, until)
+        self._update()
+
+    def unmute(self, nick_key: str) -> bool:
+        """Lift a mute; False when the nick was not muted."""
+        found = self.mutes.pop(nick_key, None) is not None
+        self._update()
+        return found
+
+    def mute_of(self, nick_key: str, now: float) -> Mute | None:
+        """The mute in force for a nick, forgetting it once it has run out."""
+        mute = self.mutes.get(nick_key)
+        if mute is not None and mute.until is not None and now >= mute.until:
+            del self.mutes[nick_key]
+            self._update()
+            return None
+        return mute
+
+    def _mute_problem(self, session: Session, now: float) -> str | None:
+        mute = self.mute_of((session.nick or "").casefold(), now)
+        if mute is None:
+            return None
+        how_long = (
+            "until an operator unmutes you"
+            if mute.until is None
+            else f"for {minutes_left(mute.until, now)} more minute(s)"
+        )
+        return f"you are muted by {mute.by} {how_long}"
+
+    # --- rooms ------------------------------------------------------------
+
+    def lock(self, room_key: str, by: str) -> None:
+        self.locked[room_key] = by
+        self._update()
+
+    def unlock(self, room_key: str) -> bool:
+        found = self.locked.pop(room_key, None) is not None
+        self._update()
+        return found
+
+    def set_slow(self, room_key: str, seconds: float) -> None:
+        if seconds > 0:
+            self.slow[room_key] = seconds
+        else:
+            self.slow.pop(room_key, None)
+            for key in [key for key in self.last_said if key[0] == room_key]:
+                del self.last_said[key]
+        self._update()
+
+    # --- checks (only called while `active`) -------------------------------
+
+    def check_say(self, session: Session, room_key: str, now: float) -> None:
+        """Raise unless `session` may speak in the room now; operators always may."""
+        if session in self.operators:
+            return
+        problem = self._mute_problem(session, now)
+        if problem is not None:
+            raise ProtocolError(
+                "not_allowed", f"{problem}: you can read and whisper to operators, but the room does not hear you"
+            )
+        locker = self.locked.get(room_key)
+        if locker is not None:
+            raise ProtocolError(
+                "not_allowed", f"the room is locked by {locker}: only operators may speak until it is unlocked"
+            )
+        gap = self.slow.get(room_key)
+        if gap is not None:
+            last = self.last_said.get((room_key, session))
+            if last is not None and now - last < gap:
+                wait = math.ceil(gap - (now - last))
+                raise ProtocolError("rate_limited", f"slow mode: one message every {gap:g} s here; wait {wait} s")
+            self.last_said[(room_key, session)] = now
+
+    def check_whisper(self, session: Session, target: Session, now: float) -> None:
+        """A muted member may still whisper, but only to operators (to ask to be unmuted)."""
+        if session in self.operators or target in self.operators:
+            return
+        problem = self._mute_problem(session, now)
+        if problem is not None:
+            raise ProtocolError("not_allowed", f"{problem}: you may whisper only to operators")
+
+    def check_rename(self, session: Session, now: float) -> None:
+        """A muted member keeps its nick: the mute belongs to it, and renames reach the room."""
+        problem = self._mute_problem(session, now)
+        if problem is not None and session not in self.operators:
+            raise ProtocolError("not_allowed", f"{problem}: you cannot change your nick while muted")

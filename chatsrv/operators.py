@@ -1,0 +1,349 @@
+"""Operator commands: `op`, `kick`, `unban`, `mute`, `unmute`, `lock`,
+`unlock`, `slow`, `announce`, `topic` (docs/protocol.md, "Extension:
+operators and access").
+
+`OperatorDesk` adds one handler per message type to the service's table,
+so `ChatService.receive` dispatches them like `say` or `join`: same batch,
+same lock, same rate limit. It uses the service's batch plumbing (`_queue`,
+`_broadcast`, `_drop`) and keeps its decisions in `Moderation` (pure state)
+and `Access` (addresses and bans). Nothing here runs for an ordinary
+message.
+
+Who hears what (tested in tests/unit/test_operators.py):
+- `op`: the new operator's room (a `notice`, event `op`); a wrong secret
+  only its sender (`error` `not_allowed`).
+- `kick`: the target's room and the target itself (`left`, reason
+  `kicked`, with `by` and `message`); the operator gets a confirming
+  `notice` unless it is in that room and saw the `left`.
+- `mute` / `unmute`: the target and the operator, nobody else.
+- `lock`, `unlock`, `slow`, `topic`: the operator's room.
+- `announce`: every member in every room.
+Everything an operator does, and every refused attempt, is written to the
+`chatsrv.audit` log with who did it, to whom, and from which address.
+
+Imports: access, messages, moderation, rooms, session, wire. The service
+imports this module, so what this module needs from the service is
+written down as the `ServiceCore` protocol instead of imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from chatsrv.access import Access, host_address, secrets_match
+from chatsrv.messages import Announce, Kick, Lock, Mute, Op, Slow, Topic, Unban, Unlock, Unmute
+from chatsrv.moderation import Moderation, minutes_left
+from chatsrv.rooms import Registry, Room, name_key
+from chatsrv.session import Session
+from chatsrv.wire import ProtocolError, encode_payload
+
+audit = logging.getLogger("chatsrv.audit")
+
+Handler = Callable[[Session, Any, float], None]
+
+
+class ServiceCore(Protocol):
+    """The parts of ChatService an operator command uses (its state and batch plumbing)."""
+
+    registry: Registry
+    sessions: set[Session]
+    moderation: Moderation
+    access: Access
+
+    def _queue(self, session: Session, body: bytes) -> None: ...
+
+    def _broadcast(self, room: Room, payload: dict[str, Any], exclude: Session | None = None) -> bytes: ...
+
+    def _drop(self, session: Session, reason: str, details: dict[str, Any] | None = None) -> None: ...
+
+
+def _who(session: Session) -> str:
+    """`nick [tcp 127.0.0.1:50312]`: who did something, and from where."""
+    return session.describe()
+
+
+def _duration(minutes: float | None) -> str:
+    return f"for {minutes:g} minute(s)" if minutes else "until an operator unmutes them"
+
+
+class OperatorDesk:
+    """The operator commands of one ChatService."""
+
+    def __init__(self, service: ServiceCore, op_secret: str | None) -> None:
+        self.service = service
+        self.moderation = service.moderation
+        self.access = service.access
+        self.op_secret = op_secret or None
+
+    def handlers(self) -> dict[type, Handler]:
+        return {
+            Op: self.op,
+            Kick: self.kick,
+            Unban: self.unban,
+            Mute: self.mute,
+            Unmute: self.unmute,
+            Lock: self.lock,
+            Unlock: self.unlock,
+            Slow: self.slow,
+            Announce: self.announce,
+            Topic: self.topic,
+        }
+
+    # --- helpers ----------------------------------------------------------
+
+    @staticmethod
+    def _notice(event: str | None, text: str, now: float, **fields: Any) -> bytes:
+        """A `notice` a plain client shows as text; `event` and fields let a smart one update its state."""
+        payload: dict[str, Any] = {"type": "notice", "text": text}
+        if event is not None:
+            payload["event"] = event
+        payload.update({name: value for name, value in fields.items() if value is not None})
+        payload["ts"] = now
+        return encode_payload(payload)
+
+    def _require_operator(self, session: Session, action: str) -> None:
+        if not self.moderation.is_operator(session):
+            audit.info("audit: refused %s by %s: not an operator", action, _who(session))
+            raise ProtocolError("not_allowed", f"only operators may {action}; the teacher becomes one with /op SECRET")
+
+    def _member(self, nick: str) -> Session:
+        target = self.service.registry.find(nick)
+        if target is None:
+            raise ProtocolError("no_such_user", f'nobody called "{nick}" is here')
+        return target
+
+    def _room_of(self, session: Session) -> Room:
+        room = self.service.registry.room_of(session)
+        assert room is not None  # only joined members get here
+        return room
+
+    # --- op ---------------------------------------------------------------
+
+    def op(self, session: Session, message: Op, now: float) -> None:
+        """Become an operator with the secret the server printed at start."""
+        service = self.service
+        if self.moderation.is_operator(session):
+            service._queue(session, self._notice(None, "you are already an operator", now))
+            return
+        host = str(host_address(session.address) or session.address)
+        wait = self.access.failures.wait_left(host, now)
+        if wait > 0:
+            problem = f"too many wrong secrets from {host}: try again in {math.ceil(wait)} s"
+        elif self.op_secret is None:
+            problem = "this server has no operator secret"
+        elif secrets_match(message.secret, self.op_secret):
+            self.moderation.grant(session)
+            self.access.failures.succeeded(host)
+            room = self._room_of(session)
+            audit.info("audit: op: %s is now an operator (room %s)", _who(session), room.name)
+            service._broadcast(
+                room,
+                {
+                    "type": "notice",
+                    "text": f"{session.nick} is now an operator",
+                    "event": "op",
+                    "nick": session.nick,
+                    "room": room.name,
+                    "ts": now,
+                },
+            )
+            return
+        else:
+            self.access.failures.failed(host, now)
+            problem = "wrong operator secret"
+        left = self.moderation.wrong_secret(session)
+        audit.warning("audit: op refused for %s: %s (%d tries left)", _who(session), problem, left)
+        if left == 0:
+            raise ProtocolError(
+                "not_allowed", f"{problem}; {self.moderation.max_op_tries} wrong tries, closing", fatal=True
+            )
+        raise ProtocolError("not_allowed", f"{problem} ({left} tries left on this connection)")
+
+    # --- members ----------------------------------------------------------
+
+    def kick(self, session: Session, kick: Kick, now: float) -> None:
+        """Remove a member (who may rejoin), or with `ban` also keep its address out."""
+        action = "ban" if kick.ban else "kick"
+        self._require_operator(session, action)
+        target = self._member(kick.nick)
+        if self.moderation.is_operator(target):
+            raise ProtocolError("not_allowed", f"{target.nick} is an operator: operators cannot be kicked")
+        service = self.service
+        details: dict[str, Any] = {"by": session.nick}
+        if kick.reason:
+            details["message"] = kick.reason
+        leaving = [target]
+        ip = host_address(target.address)
+        if kick.ban:
+            if ip is None:
+                raise ProtocolError("not_allowed", f"{target.nick} has no IP address to ban")
+            if any(host_address(operator.address) == ip for operator in self.moderation.operators):
+                raise ProtocolError("not_allowed", f"cannot ban {ip}: an operator is connected from that address")
+            self.access.ban(ip)
+            details["ban"] = True
+            # A ban is for the address: its other connections go too.
+            leaving += [
+                other for other in service.sessions if other is not target and host_address(other.address) == ip
+            ]
+        target_room = service.registry.room_of(target)
+        saw_it = target_room is not None and target_room is service.registry.room_of(session)
+        audit.info(
+            "audit: %s by %s -> %s%s%s",
+            action,
+            _who(session),
+            _who(target),
+            f" reason={kick.reason!r}" if kick.reason else "",
+            f" (and {len(leaving) - 1} more connection(s) from {ip})" if len(leaving) > 1 else "",
+        )
+        for member in leaving:
+            service._drop(member, "kicked", details)
+        if kick.ban:
+            text = f"you banned {target.nick} ({ip}) until the server restarts; /unban {ip} lifts it"
+            service._queue(session, self._notice("ban", text, now, nick=target.nick, address=str(ip)))
+        elif not saw_it:
+            service._queue(session, self._notice("kick", f"you kicked {target.nick}", now, nick=target.nick))
+
+    def unban(self, session: Session, unban: Unban, now: float) -> None:
+        self._require_operator(session, "unban")
+        ip = host_address(unban.address)
+        assert ip is not None  # the parser checked it
+        found = self.access.unban(ip)
+        audit.info("audit: unban by %s -> %s%s", _who(session), ip, "" if found else " (was not banned)")
+        text = f"{ip} may connect again" if found else f"{ip} was not banned"
+        self.service._queue(session, self._notice("unban" if found else None, text, now, address=str(ip)))
+
+    def mute(self, session: Session, mute: Mute, now: float) -> None:
+        """Silence a member in every room, for some minutes or until unmuted."""
+        self._require_operator(session, "mute")
+        target = self._member(mute.nick)
+        if self.moderation.is_operator(target):
+            raise ProtocolError("not_allowed", f"{target.nick} is an operator: operators cannot be muted")
+        assert target.nick is not None and session.nick is not None
+        until = now + mute.minutes * 60 if mute.minutes else None
+        self.moderation.mute(name_key(target.nick), session.nick, until)
+        audit.info("audit: mute by %s -> %s %s", _who(session), _who(target), _duration(mute.minutes))
+        how_long = f"for {mute.minutes:g} minute(s)" if mute.minutes else "until an operator unmutes you"
+        told = f"{session.nick} muted you {how_long}: you can read and whisper to operators, but the room does not hear you"
+        fields = {"nick": target.nick, "by": session.nick, "minutes": mute.minutes}
+        self.service._queue(target, self._notice("mute", told, now, **fields))
+        self.service._queue(
+            session, self._notice("mute", f"you muted {target.nick} {_duration(mute.minutes)}", now, **fields)
+        )
+
+    def unmute(self, session: Session, unmute: Unmute, now: float) -> None:
+        self._require_operator(session, "unmute")
+        target = self.service.registry.find(unmute.nick)
+        nick = target.nick if target is not None and target.nick else unmute.nick
+        # A mute belongs to the nick, so it can be lifted while its owner is away.
+        if not self.moderation.unmute(name_key(unmute.nick)):
+            if target is None:
+                raise ProtocolError("no_such_user", f'nobody called "{unmute.nick}" is here or muted')
+            self.service._queue(session, self._notice(None, f"{nick} was not muted", now))
+            return
+        audit.info("audit: unmute by %s -> %s", _who(session), _who(target) if target is not None else nick)
+        fields = {"nick": nick, "by": session.nick}
+        if target is not None:
+            told = f"{session.nick} unmuted you: the room hears you again"
+            self.service._queue(target, self._notice("unmute", told, now, **fields))
+        self.service._queue(session, self._notice("unmute", f"you unmuted {nick}", now, **fields))
+
+    # --- rooms ------------------------------------------------------------
+
+    def _tell_room(self, session: Session, event: str, text: str, now: float, **fields: Any) -> Room:
+        room = self._room_of(session)
+        payload: dict[str, Any] = {
+            "type": "notice",
+            "text": text,
+            "event": event,
+            "room": room.name,
+            "by": session.nick,
+        }
+        payload.update({name: value for name, value in fields.items() if value is not None})
+        payload["ts"] = now
+        self.service._broadcast(room, payload)
+        return room
+
+    def lock(self, session: Session, message: Lock, now: float) -> None:
+        """Only operators may speak in the operator's room until it is unlocked."""
+        self._require_operator(session, "lock a room")
+        room = self._room_of(session)
+        assert session.nick is not None
+        self.moderation.lock(room.key, session.nick)
+        audit.info("audit: lock by %s -> room %s", _who(session), room.name)
+        self._tell_room(
+            session,
+            "lock",
+            f"{session.nick} locked {room.name}: only operators may speak here until it is unlocked",
+            now,
+        )
+
+    def unlock(self, session: Session, message: Unlock, now: float) -> None:
+        self._require_operator(session, "unlock a room")
+        room = self._room_of(session)
+        self.moderation.unlock(room.key)
+        audit.info("audit: unlock by %s -> room %s", _who(session), room.name)
+        self._tell_room(session, "unlock", f"{session.nick} unlocked {room.name}: everyone may speak again", now)
+
+    def slow(self, session: Session, slow: Slow, now: float) -> None:
+        """A least gap between one member's messages in the operator's room (0: off)."""
+        self._require_operator(session, "set slow mode")
+        room = self._room_of(session)
+        self.moderation.set_slow(room.key, slow.seconds)
+        audit.info("audit: slow by %s -> room %s: %g s", _who(session), room.name, slow.seconds)
+        if slow.seconds > 0:
+            text = f"{session.nick} turned on slow mode in {room.name}: one message every {slow.seconds:g} s per person"
+        else:
+            text = f"{session.nick} turned off slow mode in {room.name}"
+        self._tell_room(session, "slow", text, now, seconds=slow.seconds)
+
+    def topic(self, session: Session, topic: Topic, now: float) -> None:
+        """Set (or with no text clear) the topic shown in `welcome` and to the room."""
+        self._require_operator(session, "set the topic")
+        room = self._room_of(session)
+        room.topic = topic.text
+        audit.info("audit: topic by %s -> room %s: %r", _who(session), room.name, topic.text)
+        if topic.text is None:
+            self._tell_room(session, "topic", f"{session.nick} cleared the topic of {room.name}", now)
+        else:
+            self._tell_room(
+                session, "topic", f"{session.nick} set the topic of {room.name}: {topic.text}", now, topic=topic.text
+            )
+
+    def announce(self, session: Session, announce: Announce, now: float) -> None:
+        """A notice to every member in every room, encoded once."""
+        self._require_operator(session, "announce")
+        audit.info("audit: announce by %s -> everyone: %r", _who(session), announce.text)
+        body = self._notice("announce", announce.text, now, **{"from": session.nick})
+        for member in self.service.registry.members():
+            self.service._queue(member, body)
+
+    # --- what the service shows about moderation ---------------------------
+
+    def room_fields(self, room: Room) -> dict[str, Any]:
+        """`operators`, `locked` and `slow` of a room, for `welcome` and `users`."""
+        fields: dict[str, Any] = {}
+        operators = sorted(
+            (s.nick for s in self.moderation.operators if s.room_key == room.key and s.nick), key=str.casefold
+        )
+        if operators:
+            fields["operators"] = operators
+        if room.key in self.moderation.locked:
+            fields["locked"] = True
+        seconds = self.moderation.slow.get(room.key)
+        if seconds:
+            fields["slow"] = seconds
+        return fields
+
+    def welcome_fields(self, session: Session, room: Room, now: float) -> dict[str, Any]:
+        """The room's state, plus `muted` when the newcomer's nick is muted."""
+        fields = self.room_fields(room)
+        if self.moderation.mutes and session.nick:
+            mute = self.moderation.mute_of(name_key(session.nick), now)
+            if mute is not None:
+                fields["muted"] = {"by": mute.by}
+                if mute.until is not None:
+                    fields["muted"]["minutes"] = minutes_left(mute.until, now)
+        return fields

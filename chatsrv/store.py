@@ -1,0 +1,613 @@
+"""Chat history that outlives the server: room messages and room events.
+
+Owns the `Event` record (a room `message`, a `joined`, `left` or `renamed`,
+and a `whisper` when the teacher allows storing them), the `Store`
+interface and its two implementations:
+
+- `MemoryStore` keeps the most recent events in a bounded list in memory
+  and nothing on disk (`--db :memory:`, and the fallback after a fault);
+- `SQLiteStore` keeps everything in one SQLite file (WAL mode, a schema
+  with a version number so later releases can migrate it).
+
+The broadcast path never waits for the disk: `add` only appends to a queue.
+One writer thread owns the database connection: the first queued event
+opens a batch window, and the batch is committed `batch_interval` (50 ms)
+later, or as soon as `batch_size` (1000) events wait, whichever comes first
+(an idle server's writer sleeps). So a `kill -9` loses at most the events
+of the last batch window; `close` commits everything still queued.
+
+Why 1000 and not 200: a commit has a fixed cost (waking the writer, winning
+Python's GIL back from the busy chat threads, writing the last pages again).
+In a flood, 200-message batches cost the writer about 30% more CPU per
+message than 1000-message ones (measured on a 2-core machine); in a normal
+lesson the 50 ms window closes long before either count is reached.
+
+Any database fault (locked, read-only, corrupt, disk full) is reported in
+one log line; from then on the store keeps nothing and the chat goes on in
+memory. A damaged file is never modified or replaced.
+
+A leaf module: imports only the standard library, no other lanchat module.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+log = logging.getLogger("chatsrv.store")
+
+MEMORY = ":memory:"  # the --db value that keeps nothing on disk
+DEFAULT_PATH = "lanchat.sqlite3"
+
+SCHEMA_VERSION = 1  # kept in PRAGMA user_version
+APPLICATION_ID = 0x4C414E43  # "LANC" in PRAGMA application_id: marks the file as ours
+
+# Message ids must never be reused, even after a kill -9 lost the last batch
+# (clients may know those ids). So the file records a ceiling of ids handed
+# out ("hi/lo" allocation): a restart after a crash starts above it, and the
+# writer raises it well ahead of the live counter. A clean stop writes the
+# exact last id, so ids go on without a gap.
+ID_BLOCK = 10_000
+
+# The statements that bring a file from version N-1 to N; a file at version
+# N gets steps N+1.. run in one transaction.
+#
+# Messages have a table of their own, keyed by their id (SQLite's rowid: the
+# id needs no index of its own): writing them is the work that must stay cheap. Everything
+# else (joins, leaves, renames, whispers) goes to `events`, which records
+# after which message it happened, so a transcript can interleave the two
+# exactly, even when both carry the same time stamp.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE messages (
+            id         INTEGER PRIMARY KEY,  -- the message id of PROTOCOL.md section 5
+            ts         REAL NOT NULL,        -- seconds since the Unix epoch (PROTOCOL.md section 1)
+            room       TEXT NOT NULL,        -- as first spelled
+            room_key   TEXT NOT NULL,        -- casefolded, for lookups (PROTOCOL.md section 6)
+            nick       TEXT NOT NULL,
+            text       TEXT NOT NULL,
+            action     INTEGER NOT NULL,     -- 1 for /me
+            transport  TEXT                  -- tcp or udp
+        )""",
+        "CREATE INDEX messages_by_room ON messages (room_key, id)",
+        """CREATE TABLE events (
+            number        INTEGER PRIMARY KEY,
+            after_message INTEGER NOT NULL,  -- the id of the last message before it
+            kind          TEXT NOT NULL,     -- joined, left, renamed, whisper
+            ts            REAL NOT NULL,
+            room          TEXT,              -- NULL for whispers
+            room_key      TEXT,
+            nick          TEXT NOT NULL,     -- who joined or left, the old nick, the whisperer
+            new_nick      TEXT,              -- renamed: the new nick
+            to_nick       TEXT,              -- whisper: the receiver
+            text          TEXT,              -- whisper: the text
+            reason        TEXT,              -- left: quit, lost, moved ...
+            transport     TEXT
+        )""",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+        "INSERT INTO meta VALUES ('ids_reserved_through', 0)",
+    ),
+}
+
+# Messages go in with one multi-row INSERT per `rows` messages, not with
+# executemany: that releases Python's GIL around every row and must win it
+# back each time, and while the chat threads are busy that takes milliseconds
+# per row (the writer fell far behind). One statement for many rows needs the
+# GIL once, and in autocommit mode it is a transaction of its own. There are
+# only two statement sizes, so SQLite prepares each once: a batch is padded up
+# to the next size with copies of its last row, which OR IGNORE skips because
+# their id is already taken (ids are unique by construction).
+ROWS_PER_INSERT = (64, 2048)  # a quiet lesson's batch, a flood's batch
+_MESSAGE_COLUMNS = "id, ts, room, room_key, nick, text, action, transport"
+
+
+def _insert_messages(rows: int) -> str:
+    row = "(?, ?, ?, ?, ?, ?, ?, ?)"
+    return f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) VALUES " + ", ".join([row] * rows)
+
+
+_INSERT_EVENTS = (
+    "INSERT INTO events (after_message, kind, ts, room, room_key, nick, new_nick, to_nick, text, reason, transport)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+# Both tables as Event fields, in the order things happened (a message sorts
+# before the events that came after it). {where} takes the filters.
+_READ = """
+    SELECT 'message', ts, nick, room, text, id, action, transport, NULL, NULL, NULL, room_key,
+           id AS after_message, 0 AS number
+      FROM messages {where}
+    UNION ALL
+    SELECT kind, ts, nick, room, text, NULL, 0, transport, to_nick, new_nick, reason, room_key,
+           after_message, number
+      FROM events {where}
+    ORDER BY after_message, number
+"""
+
+
+class StoreError(Exception):
+    """The database cannot be used; the message says why in one line."""
+
+
+class Event(NamedTuple):
+    """One thing that happened: a room message, a join, a leave, a rename, a whisper.
+
+    A tuple, cheap to build on the broadcast path; the writer thread does the rest.
+    """
+
+    kind: str  # "message", "joined", "left", "renamed" or "whisper"
+    ts: float
+    nick: str  # the sender, who joined or left, or the old nick
+    room: str | None = None  # None for whispers
+    text: str | None = None
+    id: int | None = None  # messages only (PROTOCOL.md section 5)
+    action: bool = False
+    transport: str | None = None
+    to: str | None = None  # whisper: the receiver
+    new: str | None = None  # renamed: the new nick
+    reason: str | None = None  # left: why
+    room_key: str | None = None  # the casefolded room (rooms.name_key); filled in when missing
+
+    def payload(self) -> dict[str, Any]:
+        """The event as the server sends it (PROTOCOL.md section 5), without `seq`."""
+        if self.kind == "message":
+            payload: dict[str, Any] = {
+                "type": "message",
+                "id": self.id,
+                "room": self.room,
+                "from": self.nick,
+                "text": self.text,
+                "ts": self.ts,
+            }
+            if self.action:
+                payload["action"] = True
+            return payload
+        if self.kind == "whisper":
+            return {"type": "whisper", "from": self.nick, "to": self.to, "text": self.text, "ts": self.ts}
+        if self.kind == "renamed":
+            return {"type": "renamed", "old": self.nick, "new": self.new, "room": self.room, "ts": self.ts}
+        if self.kind == "left":
+            return {"type": "left", "nick": self.nick, "room": self.room, "ts": self.ts, "reason": self.reason}
+        return {"type": self.kind, "nick": self.nick, "room": self.room, "ts": self.ts}
+
+
+class Store(Protocol):
+    """Where the service hands what happened, and where history comes back from."""
+
+    description: str  # one line for the start-up banner
+
+    def next_message_id(self) -> int:
+        """The id the next message gets: above every id ever handed out."""
+
+    def recent_messages(self, per_room: int) -> list[Event]:
+        """Up to `per_room` latest messages of every room, oldest first within a room."""
+
+    def add(self, event: Event) -> None:
+        """Record `event` later; never blocks and never raises."""
+
+    def events(self, room: str | None = None, since: float | None = None) -> Iterator[Event]:
+        """Recorded events in order, optionally of one room and from a time on."""
+
+    def close(self) -> None:
+        """Keep everything added so far, then release the store."""
+
+
+def _room_key(room: str | None) -> str | None:
+    return room.casefold() if room is not None else None
+
+
+def _latest_per_room(events: Iterable[Event], per_room: int) -> list[Event]:
+    """The last `per_room` messages of each room, rooms in order of their first message."""
+    rooms: dict[str | None, deque[Event]] = {}
+    for event in events:
+        if event.kind == "message":
+            latest = rooms.get(_room_key(event.room))
+            if latest is None:
+                latest = rooms[_room_key(event.room)] = deque(maxlen=per_room)
+            latest.append(event)
+    return [event for latest in rooms.values() for event in latest]
+
+
+class MemoryStore:
+    """Keeps the latest `limit` events in memory only; nothing survives a restart."""
+
+    description = "history is kept in memory only (--db :memory:): nothing is saved"
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._events: deque[Event] = deque(maxlen=limit)
+
+    def next_message_id(self) -> int:
+        return 1
+
+    def recent_messages(self, per_room: int) -> list[Event]:
+        if per_room <= 0:
+            return []
+        return _latest_per_room(list(self._events), per_room)
+
+    def add(self, event: Event) -> None:
+        self._events.append(event)
+
+    def events(self, room: str | None = None, since: float | None = None) -> Iterator[Event]:
+        key = _room_key(room)
+        for event in list(self._events):
+            if (key is None or _room_key(event.room) == key) and (since is None or event.ts >= since):
+                yield event
+
+    def close(self) -> None:
+        pass
+
+
+def describe_error(error: BaseException) -> str:
+    """A one-line reason for a database fault, with a hint a teacher can act on."""
+    text = str(error) or type(error).__name__
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered:
+        hint = "another program is using it"
+    elif "readonly" in lowered or "read-only" in lowered or "permission" in lowered:
+        hint = "the file or its folder is read-only"
+    elif "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        hint = "damaged, or not a lanchat database; the file was left untouched"
+    elif "full" in lowered:
+        hint = "free some disk space, then restart the server"
+    elif "unable to open" in lowered:
+        hint = "the folder does not exist or cannot be written"
+    else:
+        return text
+    return f"{text} ({hint})"
+
+
+def _connect_for_reading(path: str) -> sqlite3.Connection:
+    """A connection that cannot change the file (and never creates it).
+
+    `mode=rw` rather than `mode=ro`: when the last connection closes it folds
+    the WAL back into the file and removes `-wal` and `-shm`, which a
+    read-only one cannot do; `query_only` forbids every write statement.
+    A write-protected file is still opened (read-only) by SQLite itself.
+    """
+    connection = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=rw", uri=True)
+    connection.text_factory = _lenient_text  # a damaged text must not make the whole file unreadable
+    try:
+        connection.execute("PRAGMA query_only = 1")
+    except sqlite3.Error:
+        connection.close()
+        raise
+    return connection
+
+
+def _lenient_text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def read_events(path: str, room: str | None = None, since: float | None = None) -> Iterator[Event]:
+    """The events stored in the file at `path`, in order; opens it read-only.
+
+    Works while a server is writing to the file (WAL lets readers and one
+    writer share it). Raises StoreError when the file cannot be read.
+    """
+    if not Path(path).is_file():
+        raise StoreError(f"no database at {path}")
+    try:
+        connection = _connect_for_reading(path)
+    except sqlite3.Error as error:
+        raise StoreError(f"cannot open {path}: {describe_error(error)}") from None
+    try:
+        try:
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            application = connection.execute("PRAGMA application_id").fetchone()[0]
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot read {path}: {describe_error(error)}") from None
+        if application != APPLICATION_ID or not 1 <= version <= SCHEMA_VERSION:
+            raise StoreError(f"{path} is not a lanchat database this version can read")
+        conditions: list[str] = []
+        parameters: list[Any] = []
+        if room is not None:
+            conditions.append("room_key = ?")
+            parameters.append(_room_key(room))
+        if since is not None:
+            conditions.append("ts >= ?")
+            parameters.append(since)
+        where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+        try:
+            for row in connection.execute(_READ.format(where=where), parameters * 2):
+                yield _event_from_row(row[:12])  # without the two sort columns
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot read {path}: {describe_error(error)}") from None
+    finally:
+        connection.close()
+
+
+def _event_from_row(row: tuple[Any, ...]) -> Event:
+    kind, ts, nick, room, text, message_id, action, transport, to_nick, new_nick, reason, room_key = row
+    return Event(kind, ts, nick, room, text, message_id, bool(action), transport, to_nick, new_nick, reason, room_key)
+
+
+def _message_parameters(messages: list[Event], rows: int) -> list[Any]:
+    """The message columns of each message one after the other, padded to `rows` rows."""
+    values = [
+        (m.id, m.ts, m.room, m.room_key or _room_key(m.room), m.nick, m.text, m.action, m.transport) for m in messages
+    ]
+    values.extend([values[-1]] * (rows - len(values)))
+    return list(itertools.chain.from_iterable(values))
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value: Any) -> Any:
+    """A lone surrogate ("\\ud800" is valid JSON on the wire) is not UTF-8: stored as U+FFFD."""
+    return _SURROGATES.sub("\ufffd", value) if isinstance(value, str) else value
+
+
+class SQLiteStore:
+    """History in one SQLite file, written by a single background thread.
+
+    Opening does all the checks at once (the file is a lanchat database of
+    a known schema version, writable, WAL mode) and raises StoreError when
+    any fails, so the caller can fall back to memory before the chat starts.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        batch_interval: float = 0.05,
+        batch_size: int = 1000,
+        busy_timeout: float = 2.0,
+        max_backlog: int = 200_000,
+    ) -> None:
+        self.path = path
+        self.description = f"history is saved in {path} (SQLite; --db PATH for another file, --db :memory: for none)"
+        self.batch_interval = batch_interval
+        self.batch_size = batch_size
+        self.max_backlog = max_backlog
+        self._queue: deque[Event] = deque()
+        self._wake = threading.Event()  # set to commit before the interval is over
+        self._stopping = False
+        self._accepting = True  # False after close() or a fault: add() drops events
+        self._fault_lock = threading.Lock()
+        self._failed = False
+        try:
+            self._connection = sqlite3.connect(
+                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as error:
+            raise StoreError(describe_error(error)) from None
+        try:
+            self._prepare()
+        except sqlite3.Error as error:
+            self._connection.close()
+            raise StoreError(describe_error(error)) from None
+        except StoreError:
+            self._connection.close()
+            raise
+        self._writer = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._writer.start()
+
+    # --- opening ---------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Check and migrate the file, reserve message ids; runs before the writer starts."""
+        connection = self._connection
+        # The file must be ours (or new) before anything is written to it.
+        application = connection.execute("PRAGMA application_id").fetchone()[0]
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if application not in (0, APPLICATION_ID):
+            raise StoreError("this SQLite file belongs to another program; the file was left untouched")
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"made by a newer lanchat (schema {version}, this one knows {SCHEMA_VERSION})")
+        if application == 0:
+            tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables:
+                raise StoreError("this SQLite file belongs to another program; the file was left untouched")
+        # Rows per message INSERT, within SQLite's limit on ? parameters (999
+        # before SQLite 3.32; Python 3.11 can ask).
+        limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if hasattr(connection, "getlimit") else 999
+        sizes = sorted({max(1, min(rows, limit // 8)) for rows in ROWS_PER_INSERT})
+        self._rows = sizes[-1]  # the most events one statement takes
+        self._inserts = [(rows, _insert_messages(rows)) for rows in sizes]
+        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"cannot switch the file to WAL mode (it stays in {mode} mode)")
+        # In WAL mode NORMAL keeps every commit safe from a crash of this
+        # process (kill -9); only a power cut may lose the last commits.
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {step}")
+            connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            highest = connection.execute("SELECT max(id) FROM messages").fetchone()[0] or 0
+            reserved = int(self._meta("ids_reserved_through") or 0)
+            self._next_id = max(highest, reserved) + 1
+            self._last_saved_id = highest  # events record the message they came after
+            self._newest_id = self._next_id - 1  # the highest id handed out, kept up to date by add()
+            self._reserved = self._newest_id + ID_BLOCK
+            self._set_meta("ids_reserved_through", self._reserved)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+
+    def _meta(self, key: str) -> Any:
+        row = self._connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self._connection.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # --- the Store interface --------------------------------------------
+
+    def next_message_id(self) -> int:
+        return self._next_id
+
+    def recent_messages(self, per_room: int) -> list[Event]:
+        if per_room <= 0 or self._failed:
+            return []
+        try:
+            connection = _connect_for_reading(self.path)
+            try:
+                keys = [
+                    row[0] for row in connection.execute("SELECT DISTINCT room_key FROM messages ORDER BY room_key")
+                ]
+                found: list[Event] = []
+                for key in keys:
+                    rows = connection.execute(
+                        "SELECT 'message', ts, nick, room, text, id, action, transport, NULL, NULL, NULL, room_key"
+                        " FROM messages WHERE room_key = ? ORDER BY id DESC LIMIT ?",
+                        (key, per_room),
+                    ).fetchall()
+                    found.extend(_event_from_row(row) for row in reversed(rows))
+                return found
+            finally:
+                connection.close()
+        except sqlite3.Error as error:
+            self._fault(error)
+            return []
+
+    def add(self, event: Event) -> None:
+        # Called with the chat's lock held: only appends, never touches the disk.
+        if not self._accepting:
+            return
+        queue = self._queue
+        if len(queue) >= self.max_backlog:
+            self._fault(StoreError(f"the disk is too slow: {len(queue)} events are waiting to be saved"))
+            return
+        queue.append(event)
+        if event.id is not None:
+            self._newest_id = event.id
+        waiting = len(queue)
+        # The first event starts a batch window; a full batch ends it early.
+        if (waiting == 1 or waiting >= self.batch_size) and not self._wake.is_set():
+            self._wake.set()
+
+    def events(self, room: str | None = None, since: float | None = None) -> Iterator[Event]:
+        return read_events(self.path, room, since)
+
+    def close(self) -> None:
+        """Commit everything queued, then stop the writer and close the file."""
+        self._accepting = False
+        self._stopping = True
+        self._wake.set()
+        self._writer.join(30)
+        if self._writer.is_alive():
+            log.error("database %s: the last %d events could not be saved in time", self.path, len(self._queue))
+
+    # --- the writer thread ----------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._failed:
+                if not self._queue and not self._stopping:
+                    self._wake.wait()  # idle: sleep until the first event is added (or close())
+                self._wake.clear()
+                if not self._stopping and len(self._queue) < self.batch_size:
+                    self._wake.wait(self.batch_interval)  # the batch window; a full batch or close() ends it
+                    self._wake.clear()
+                stopping = self._stopping  # read first: everything added before close() is queued now
+                self._write_queued()
+                if stopping:
+                    self._write_final_reservation()
+                    break
+        except Exception as error:  # noqa: BLE001 - a database fault or a bug: say so once, stop saving
+            self._fault(error)
+        finally:
+            self._connection.close()
+
+    def _write_queued(self) -> None:
+        """Commit everything queued: messages with multi-row INSERTs, then the other events."""
+        queue = self._queue
+        connection = self._connection
+        while queue and not self._failed:
+            batch = [queue.popleft() for _ in range(min(len(queue), self._rows))]
+            try:
+                newest = self._newest_id
+                if newest + ID_BLOCK // 2 > self._reserved:
+                    self._set_meta("ids_reserved_through", newest + ID_BLOCK)
+                    self._reserved = newest + ID_BLOCK
+                messages = [event for event in batch if event.kind == "message"]
+                if len(messages) == len(batch):
+                    # The common case: one statement, which is a transaction of its own.
+                    self._insert(messages)
+                else:
+                    connection.execute("BEGIN")
+                    if messages:
+                        self._insert(messages)
+                    connection.executemany(_INSERT_EVENTS, self._event_rows(batch))
+                    connection.execute("COMMIT")
+                if messages:
+                    self._last_saved_id = messages[-1].id or self._last_saved_id
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                queue.extendleft(reversed(batch))  # still unsaved: counted in the fault's log line
+                raise
+
+    def _insert(self, messages: list[Event]) -> None:
+        """One INSERT of the smallest size that holds `messages`."""
+        rows, statement = next((rows, sql) for rows, sql in self._inserts if rows >= len(messages))
+        parameters = _message_parameters(messages, rows)
+        try:
+            self._connection.execute(statement, parameters)
+        except UnicodeEncodeError:
+            self._connection.execute(statement, [_without_surrogates(value) for value in parameters])
+
+    def _event_rows(self, batch: list[Event]) -> list[tuple[Any, ...]]:
+        """Rows for the events table, each with the id of the message just before it.
+
+        Events are few, so their texts are cleaned of lone surrogates right
+        away (a failed executemany would have written part of its rows).
+        """
+        rows = []
+        last = self._last_saved_id
+        for event in batch:
+            if event.kind == "message":
+                last = event.id or last
+            else:
+                key = event.room_key or _room_key(event.room)
+                row = (last, event.kind, event.ts, event.room, key, event.nick, event.new, event.to, event.text)
+                rows.append(tuple(map(_without_surrogates, row)) + (event.reason, event.transport))
+        return rows
+
+    def _write_final_reservation(self) -> None:
+        """After a clean stop the next start continues right after the last id."""
+        self._set_meta("ids_reserved_through", self._newest_id)
+
+    def _fault(self, error: BaseException) -> None:
+        """Report a database fault once; from now on nothing more is saved."""
+        with self._fault_lock:
+            if self._failed:
+                return
+            self._failed = True
+            self._accepting = False
+        lost = len(self._queue)
+        self._queue.clear()
+        log.error(
+            "database %s: %s; chat history is no longer saved (unsaved events dropped: %d), the chat goes on in memory",
+            self.path,
+            describe_error(error),
+            lost,
+        )
+
+
+def open_store(path: str, **settings: Any) -> Store:
+    """The store `--db PATH` asks for; after a fault one log line and a MemoryStore."""
+    if path == MEMORY:
+        return MemoryStore()
+    try:
+        return SQLiteStore(path, **settings)
+    except StoreError as error:
+        log.error("database %s: %s; chat history is kept in memory only", path, error)
+        store = MemoryStore()
+        store.description = f"history is kept in memory only: {path} cannot be used (see the error above)"
+        return store

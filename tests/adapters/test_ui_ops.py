@@ -1,0 +1,176 @@
+"""Teacher controls in the terminal UI, headless: password prompt, operator commands, toolbar marks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.adapters.fake_chat import FakeServer, FakeTransport, run, until
+from tests.adapters.test_ui import CTRL_C, ENTER, TAB, chat
+
+PASSWORD = "class101"
+
+
+class PasswordServer(FakeServer):
+    """A fake chatsrv --password: a hello without the right one gets auth_failed and is closed."""
+
+    def answer(self, connection: FakeTransport, payload: dict[str, Any]) -> None:
+        if payload.get("type") == "hello" and payload.get("password") != PASSWORD:
+            message = "wrong password" if "password" in payload else "this server needs a password"
+            connection.push({"type": "error", "code": "auth_failed", "message": message})
+            connection.drop()
+            return
+        super().answer(connection, payload)
+
+
+def toolbar_text(ui: Any) -> str:
+    return "".join(part for _, part in ui.toolbar())
+
+
+def test_auth_failed_asks_for_the_password_blind_and_joins_on_a_new_connection() -> None:
+    """Without a password the UI asks for one (typed as stars), then says hello again on a fresh connection."""
+    server = PasswordServer()
+
+    async def scenario() -> None:
+        async with chat(server, vt100=True) as h:
+            await until(lambda: h.ui.asking == "password: ")
+            h.keys.send_text("guess1" + ENTER)
+            await until(lambda: len(server.of_type("hello")) == 2 and h.ui.asking == "password: ")
+            h.keys.send_text(PASSWORD + ENTER)
+            await until(lambda: h.ui.phase == "connected")
+            await until(lambda: "auth_failed: wrong password" in h.screen())
+            assert "password: " not in h.screen()  # the question was erased ...
+            assert PASSWORD not in h.written.getvalue() and "guess1" not in h.written.getvalue()  # ... and typed blind
+            assert "auth_failed: wrong password" in h.shown_text()
+
+    run(scenario)
+    assert [p.get("password") for p in server.of_type("hello")] == [None, "guess1", PASSWORD]
+    assert len(server.connections) == 3  # the server closed after each refusal
+
+
+def test_password_given_on_the_command_line_is_sent_in_hello() -> None:
+    """chatclient --password: the first hello carries it and nothing is asked."""
+    server = PasswordServer()
+
+    async def scenario() -> None:
+        async with chat(server, password=PASSWORD) as h:
+            await until(lambda: h.ui.phase == "connected")
+            assert h.ui.asking is None
+
+    run(scenario)
+    assert [p.get("password") for p in server.of_type("hello")] == [PASSWORD]
+
+
+def test_ctrl_c_at_the_password_question_exits_1() -> None:
+    """Giving up on the password question ends the client with exit code 1."""
+    server = PasswordServer()
+
+    async def scenario() -> int:
+        async with chat(server) as h:
+            await until(lambda: h.ui.asking == "password: ")
+            h.keys.send_text(CTRL_C)
+            return await h.exit_code()
+
+    assert run(scenario) == 1
+
+
+def test_reconnect_reuses_the_password() -> None:
+    """After a dropped connection the UI says hello again with the password it was given."""
+    server = PasswordServer()
+
+    async def fast_sleep(seconds: float) -> None:
+        return None
+
+    async def scenario() -> None:
+        async with chat(server, password=PASSWORD, sleep=fast_sleep) as h:
+            await until(lambda: h.ui.phase == "connected")
+            server.current.drop()
+            await until(lambda: len(server.of_type("hello")) == 2 and h.ui.phase == "connected")
+
+    run(scenario)
+    assert [p.get("password") for p in server.of_type("hello")] == [PASSWORD, PASSWORD]
+
+
+def notice(event: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "notice", "text": f"text of {event}", "event": event, "ts": time.time(), **fields}
+
+
+def test_toolbar_marks_operators_and_my_restrictions() -> None:
+    """The toolbar lists the room's operators and says when I am an operator, muted, or the room is locked or slow."""
+    server = FakeServer(users=("bob", "teacher"))
+
+    async def scenario() -> None:
+        async with chat(server) as h:
+            await until(lambda: h.ui.phase == "connected")
+            assert "@" not in toolbar_text(h.ui).replace("alice@lobby", "")
+            server.current.push(notice("op", nick="teacher", room="lobby"))
+            await until(lambda: "│ @teacher │" in toolbar_text(h.ui))
+            server.current.push(notice("mute", nick="alice", by="teacher", minutes=5))
+            server.current.push(notice("lock", room="lobby", by="teacher"))
+            server.current.push(notice("slow", room="lobby", by="teacher", seconds=10))
+            # At 80 columns the operators' names make way for what applies to me; their count stays.
+            await until(
+                lambda: "alice@lobby │ muted 5 min │ room locked │ slow 10 s │ 1 op │ TCP" in toolbar_text(h.ui)
+            )
+            assert "alice muted you" not in h.shown_text()
+            assert "teacher muted you for 5 minute(s). You can still read the chat" in h.shown_text()
+            server.current.push(notice("unmute", nick="alice", by="teacher"))
+            server.current.push(notice("unlock", room="lobby", by="teacher"))
+            server.current.push(notice("op", nick="alice", room="lobby"))
+            await until(lambda: "alice@lobby │ operator │ slow 10 s │ 2 ops │ TCP" in toolbar_text(h.ui))
+            server.current.push(notice("slow", room="lobby", by="teacher", seconds=0))
+            await until(lambda: "alice@lobby │ operator │ @teacher, @alice │ TCP" in toolbar_text(h.ui))
+
+    run(scenario)
+
+
+def test_operator_commands_are_sent_and_complete_nicks() -> None:
+    """Operator commands go out as their payloads; Tab completes their nick argument; /topic is shown locally."""
+    server = FakeServer(users=("bob", "carol"))
+
+    async def scenario() -> None:
+        async with chat(server) as h:
+            await until(lambda: h.ui.phase == "connected")
+            await h.type("/mu")
+            h.keys.send_text(TAB)
+            await until(lambda: h.buffer == "/mute ")
+            await h.type("ca")
+            h.keys.send_text(TAB)
+            await until(lambda: h.buffer == "/mute carol ")
+            await h.type("5" + ENTER)
+            await h.type("/kick bob too loud" + ENTER)
+            await h.type("/lock" + ENTER)
+            await until(lambda: server.of_type("lock"))
+            await h.type("/topic" + ENTER)
+            await until(lambda: "lobby has no topic" in h.shown_text())
+
+    run(scenario)
+    assert server.of_type("mute") == [{"type": "mute", "nick": "carol", "minutes": 5}]
+    assert server.of_type("kick") == [{"type": "kick", "nick": "bob", "reason": "too loud"}]
+
+
+def test_kicked_with_ban_is_explained_and_not_reconnected() -> None:
+    """A ban is explained in plain words; the UI does not try to come back."""
+    server = FakeServer()
+
+    async def scenario() -> str:
+        async with chat(server) as h:
+            await until(lambda: h.ui.phase == "connected")
+            server.current.push(
+                {
+                    "type": "left",
+                    "nick": "alice",
+                    "room": "lobby",
+                    "reason": "kicked",
+                    "by": "teacher",
+                    "ban": True,
+                    "ts": time.time(),
+                }
+            )
+            server.current.drop()
+            await until(lambda: h.ui.phase == "closed")
+            return h.shown_text()
+
+    shown = run(scenario)
+    assert "teacher banned you from this server. You cannot join again until the server restarts" in shown
+    assert len(server.connections) == 1
