@@ -58,7 +58,7 @@ class Lan:
     def start_server(self, *flags: str) -> None:
         """chatsrv in the server namespace, on every address, default port; returns once it listens."""
         process = subprocess.Popen(
-            self.command(self.server_ns, "-m", "chatsrv", "--log-level", "warning", *flags),
+            self.command(self.server_ns, "-m", "chatsrv", "--log-level", "warning", "--db", ":memory:", *flags),
             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         self.processes.append(process)
