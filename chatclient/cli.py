@@ -15,26 +15,13 @@ from typing import NoReturn, TextIO
 
 from chatclient import __version__, discovery, lineui
 from chatclient.transport import open_transport
+from chatsrv.cliargs import Parser
 
 DEFAULT_PORT = 9009
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a flag's default only when there is one to show (not None, off or empty)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or action.default is False or action.default == []:
-            return action.help
-        return super()._get_help_string(action)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="chatclient",
         description="Join a lanchat server. Without --host it finds the servers on your network by itself "
         "(UDP broadcast): one found, it joins it; several, it asks which. "
@@ -42,7 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
         "one line per event, and every input line is a message or a /command (/help lists them).",
         epilog="Examples: chatclient (find the server and join) | chatclient --discover (just list servers) | "
         "chatclient --host 192.168.1.23 --nick bob (join that address; always works, even where Wi-Fi blocks broadcasts)",
-        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
     parser.add_argument("--host", default=None, help="server address (without it, chatclient finds the server on the LAN)")

@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 from chatsrv import __version__
 from chatsrv.access import Access, Network, parse_network
+from chatsrv.cliargs import Parser
 from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
 from chatsrv.messages import MAX_TEXT
@@ -37,13 +38,6 @@ log = logging.getLogger("chatsrv")
 
 DEFAULT_PORT = 9009
 FD_RESERVE = 64  # descriptors kept free for logs, the database, UDP and accept()
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line (exit 2), not a usage dump."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _count(text: str) -> int:
@@ -154,13 +148,12 @@ for _checker, _name in (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="chatsrv",
         description="lanchat server: rooms of chat over length-framed TCP (and UDP), for a LAN or a class.",
         epilog="Classmates join with: chatclient --host ADDRESS --port PORT --nick NAME. "
         "Ctrl-C stops the server and tells everyone. "
         "After the lesson, 'chatsrv export --format html > chat.html' writes the transcript (see chatsrv export --help).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
     net = parser.add_argument_group("network")

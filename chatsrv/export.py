@@ -24,8 +24,9 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
 
+from chatsrv.cliargs import Parser
 from chatsrv.store import DEFAULT_PATH, MEMORY, Event, StoreError, read_events
 
 FORMATS = ("text", "jsonl", "html")
@@ -47,13 +48,6 @@ NICK_COLOURS = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line (exit 2), not a usage dump."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
 def parse_date(text: str) -> float:
     """`2024-05-01`, `2024-05-01 14:30` or `2024-05-01T14:30:00` (local time) as epoch seconds."""
     try:
@@ -67,12 +61,11 @@ parse_date.__name__ = "date"  # argparse names the type in "invalid date value"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="chatsrv export",
         description="Write the saved chat transcript to stdout, for example "
         "'chatsrv export --format html > lesson.html'. Whispers appear only if the "
         "server ran with --store-whispers.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--db", metavar="PATH", default=DEFAULT_PATH, help="the database file chatsrv wrote")
     parser.add_argument("--room", default=None, help="only this room (any letter case); default: every room")

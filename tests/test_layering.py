@@ -17,6 +17,7 @@ SERVER_RANKS = {
     "chatsrv.wire": 0,
     "chatsrv.ratelimit": 0,
     "chatsrv.netinfo": 0,
+    "chatsrv.cliargs": 0,
     "chatsrv.cookies": 0,
     "chatsrv.store": 1,
     "chatsrv.faults": 1,
@@ -46,7 +47,7 @@ CLIENT_RANKS = {
     "chatclient.cli": 5,
     "chatclient.__main__": 6,
 }
-CLIENT_MAY_USE_FROM_SERVER = {"chatsrv", "chatsrv.wire", "chatsrv.netinfo"}
+CLIENT_MAY_USE_FROM_SERVER = {"chatsrv", "chatsrv.wire", "chatsrv.netinfo", "chatsrv.cliargs"}
 
 
 def module_name(path: Path) -> str:
