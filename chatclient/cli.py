@@ -1,4 +1,8 @@
-"""The `chatclient` command: flags, then the terminal UI or plain line mode."""
+"""The `chatclient` command: flags, finding the server, then the terminal UI or plain line mode.
+
+Without `--host` the server is found by LAN discovery (`chatclient.discovery`):
+one answer is joined, several are offered to choose from, none is explained.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import NoReturn, TextIO
 
-from chatclient import __version__, lineui
+from chatclient import __version__, discovery, lineui
 from chatclient.transport import open_transport
 from chatsrv.cliargs import Parser
 
@@ -19,12 +23,16 @@ DEFAULT_PORT = 9009
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="chatclient",
-        description="Join a lanchat server. In a terminal you get the chat UI; with a pipe (or --plain) "
+        description="Join a lanchat server. Without --host it finds the servers on your network by itself "
+        "(UDP broadcast): one found, it joins it; several, it asks which. "
+        "In a terminal you get the chat UI; with a pipe (or --plain) "
         "one line per event, and every input line is a message or a /command (/help lists them).",
+        epilog="Examples: chatclient (find the server and join) | chatclient --discover (just list servers) | "
+        "chatclient --host 192.168.1.23 --nick bob (join that address; always works, even where Wi-Fi blocks broadcasts)",
     )
     parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
-    parser.add_argument("--host", default="127.0.0.1", help="server address")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="server port")
+    parser.add_argument("--host", default=None, help="server address (without it, chatclient finds the server on the LAN)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="server port (discovery asks this UDP port)")
     parser.add_argument("--nick", default=None, help="your nick (in a terminal you are asked, your login name offered)")
     parser.add_argument("--room", default="lobby", help="room to join")
     parser.add_argument("--plain", action="store_true", help="line mode even in a terminal")
@@ -45,7 +53,62 @@ def build_parser() -> argparse.ArgumentParser:
         help="print, on stderr, every recv: its size and where the frame boundaries fell (TCP is a byte stream; "
         "over UDP, one datagram per recv); implies --plain, so the lines do not tear through the chat UI",
     )
+    found = parser.add_argument_group("finding the server (discovery)")
+    found.add_argument("--discover", action="store_true", help="list the servers that answer on the LAN, then exit")
+    found.add_argument(
+        "--discover-addr", action="append", default=[], metavar="HOST[:PORT]",
+        help="ask this address instead of broadcasting (repeatable; PORT defaults to --port)",
+    )
+    found.add_argument(
+        "--discover-wait", type=_wait, default=discovery.DISCOVERY_WAIT, metavar="SECONDS",
+        help="how long to collect answers",
+    )
     return parser
+
+
+def _wait(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 30:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 30 seconds, not {text}")
+    return value
+
+
+_wait.__name__ = "seconds"  # argparse names the type in "invalid ... value"
+
+
+def find_servers(args: argparse.Namespace, parser: argparse.ArgumentParser) -> discovery.Discovery | None:
+    """Probe --discover-addr, or broadcast on every interface; None (after one line) on a bad address."""
+    try:
+        targets = [discovery.parse_target(text, args.port) for text in args.discover_addr]
+    except ValueError as error:
+        parser.error(f"--discover-addr: {error}")
+    try:
+        return discovery.discover(targets or discovery.broadcast_targets(args.port), args.discover_wait)
+    except ValueError as error:
+        print(f"chatclient: {error}", file=sys.stderr)
+        return None
+
+
+def choose_server(found: discovery.Discovery, args: argparse.Namespace, terminal_ui: bool) -> discovery.FoundServer | None:
+    """One server: that one. Several: a pick list in the terminal UI, a numbered prompt on a
+    terminal in line mode, else list them and give up. None: explain how to give the address."""
+    servers = found.servers
+    if not servers:
+        for line in discovery.none_found(found, args.port):
+            print(f"chatclient: {line}" if not line.startswith(" ") else line, file=sys.stderr)
+        return None
+    if len(servers) == 1:
+        return servers[0]
+    if terminal_ui:
+        from chatclient import ui
+
+        return ui.pick_server(servers, args.udp)
+    if sys.stdin.isatty():
+        return discovery.ask_which(servers, sys.stdin, sys.stderr, args.udp)
+    print(f"chatclient: {len(servers)} servers answered; choose one with --host (stdin is not a terminal to ask on):", file=sys.stderr)
+    for line in discovery.listing(servers, args.udp):
+        print(line, file=sys.stderr)
+    return None
 
 
 def default_nick() -> str:
@@ -68,12 +131,35 @@ def wants_terminal_ui(plain: bool, stdin: TextIO, stdout: TextIO) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    address = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.host is not None and (args.discover or args.discover_addr):
+        parser.error("--host joins that address; to look for servers use --discover or --discover-addr without --host")
+    terminal_ui = wants_terminal_ui(args.plain or args.trace_wire, sys.stdin, sys.stdout)
+    host, port = args.host, args.port
+    if host is None:
+        found = find_servers(args, parser)
+        if found is None:
+            return 2
+        if args.discover:
+            if not found.servers:
+                choose_server(found, args, terminal_ui)  # explains
+                return 1
+            print(f"{len(found.servers)} lanchat server{'s' if len(found.servers) > 1 else ''} answered:")
+            for line in discovery.listing(found.servers, args.udp):
+                print(line)
+            return 0
+        server = choose_server(found, args, terminal_ui)
+        if server is None:
+            return 1
+        host = server.host
+        port = server.udp_port if args.udp and server.udp_port is not None else server.tcp_port
+        print(f"chatclient: joining {discovery.describe(server, args.udp)}", file=sys.stderr, flush=True)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     trace = trace_to_stderr if args.trace_wire else None
-    connect = lambda: open_transport(args.host, args.port, udp=args.udp, trace=trace)
+    connect = lambda: open_transport(host, port, udp=args.udp, trace=trace)
     password = args.password if args.password is not None else os.environ.get("LANCHAT_PASSWORD")
-    if wants_terminal_ui(args.plain or args.trace_wire, sys.stdin, sys.stdout):
+    if terminal_ui:
         from chatclient import ui  # only here: line mode starts without prompt_toolkit
 
         colour = wants_colour(args.no_color, os.environ)

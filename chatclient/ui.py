@@ -32,7 +32,7 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from prompt_toolkit import PromptSession
@@ -41,13 +41,14 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.input import Input
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.renderer import print_formatted_text as print_fragments
-from prompt_toolkit.shortcuts import CompleteStyle
+from prompt_toolkit.shortcuts import CompleteStyle, choice
 from prompt_toolkit.styles import Style
 
-from chatclient import commands, render
+from chatclient import commands, discovery, render
 from chatclient.state import ClientState, Line, alternative_nick
 from chatclient.transport import Transport, TransportError
 
@@ -610,3 +611,27 @@ def main_sync(
         return asyncio.run(ui.run())
     except KeyboardInterrupt:
         return 130  # Ctrl-C while connecting, before the prompt took the keyboard
+
+
+def pick_server(servers: Sequence[discovery.FoundServer], udp: bool = False) -> discovery.FoundServer | None:
+    """Several servers answered discovery: a pick list (arrows or a number, then Enter).
+
+    Returns the server chosen, or None for `q` or Ctrl-C. Names and rooms come
+    from the network: `discovery.describe` sanitizes them.
+    """
+    bindings = KeyBindings()
+
+    @bindings.add("q")
+    def _quit(event: KeyPressEvent) -> None:
+        event.app.exit(result=-1)
+
+    try:
+        index = choice(
+            message=f"{len(servers)} lanchat servers answered. Which one do you join?",
+            options=[(number, discovery.describe(server, udp)) for number, server in enumerate(servers)],
+            bottom_toolbar=" arrows or a number, Enter: join   q: quit   (by hand: chatclient --host ADDRESS) ",
+            key_bindings=bindings,
+        )
+    except KeyboardInterrupt:
+        return None
+    return servers[index] if 0 <= index < len(servers) else None

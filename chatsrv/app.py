@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from chatsrv import __version__
 from chatsrv.access import Access, Network, parse_network
 from chatsrv.cliargs import Parser
+from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
 from chatsrv.messages import MAX_TEXT
 from chatsrv.netinfo import ipv4_interfaces
@@ -159,7 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0: every IPv4 interface; :: for IPv6)")
     net.add_argument("--port", type=_port, default=DEFAULT_PORT, help="TCP port (0 picks a free one and prints it)")
     net.add_argument("--udp-port", type=_port, default=None, help="UDP port; None: the same number as the TCP port")
-    net.add_argument("--no-udp", action="store_true", help="serve TCP only")
+    net.add_argument("--no-udp", action="store_true", help="serve TCP only (also turns discovery off)")
+    net.add_argument(
+        "--no-discovery", action="store_true",
+        help="do not answer discovery probes on the UDP port (then chatclient without --host cannot find this server)",
+    )
     limits = parser.add_argument_group("limits (0 turns a limit off)")
     limits.add_argument("--max-frame", type=_frame_size, default=DEFAULT_MAX_FRAME, help="largest TCP frame payload, bytes")
     limits.add_argument("--max-datagram", type=_datagram_size, default=DEFAULT_MAX_DATAGRAM, help="largest UDP datagram, bytes")
@@ -174,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat = parser.add_argument_group("chat")
     chat.add_argument("--history", type=_count, default=50, help="recent messages per room shown to newcomers")
     chat.add_argument("--motd", type=_motd, default=None, metavar="TEXT|@FILE", help="message of the day shown in welcome (@FILE reads it from a file)")
-    chat.add_argument("--name", default=None, help="server name shown to clients (default: host name)")
+    chat.add_argument("--name", default=None, help="server name shown to clients and in discovery (default: host name)")
     access = parser.add_argument_group("teacher controls")
     access.add_argument("--password", type=_secret, default=None, metavar="SECRET", help="everyone must give this password to join (chatclient --password SECRET)")
     access.add_argument("--allow", type=_network, action="append", default=[], metavar="CIDR", help="only these addresses may connect, e.g. 192.168.1.0/24 (repeatable)")
@@ -339,6 +344,8 @@ def build_server(args: argparse.Namespace) -> Server:
             tcp.server_close()
             store.close()
             raise UDPPortError(error.errno, error.strerror or str(error)) from None
+        if not args.no_discovery:
+            udp.discovery = Discovery(service, tcp_port=tcp.port, udp_port=udp.port).reply
     return Server(service=service, tcp=tcp, udp=udp)
 
 
@@ -349,6 +356,17 @@ def join_hints(host: str, port: int) -> list[str]:
     else:
         addresses = [host]
     return [f"chatclient --host {address} --port {port} --nick NAME" for address in addresses]
+
+
+def discovery_hint(host: str, server: Server) -> str:
+    """The start-up line about discovery: the name it answers with, and what classmates type."""
+    assert server.udp is not None
+    name = server.service.server_name
+    if host not in ("0.0.0.0", "", "::"):
+        # A socket bound to one address never receives broadcasts (only datagrams sent to that address).
+        return f'discovery: answers as "{name}" only to probes sent to {host} (use --host 0.0.0.0 to be found by broadcast)'
+    port = "" if server.udp.port == DEFAULT_PORT else f" --port {server.udp.port}"
+    return f'discovery: answers as "{name}"; classmates can just type: chatclient{port}'
 
 
 def teacher_lines(args: argparse.Namespace) -> list[str]:
@@ -428,6 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(server.service.store.description, flush=True)
     for line in teacher_lines(args):
         print(line, flush=True)
+    if server.udp is not None and server.udp.discovery is not None:
+        print(discovery_hint(args.host, server), flush=True)
     print("Ctrl-C stops the server.", flush=True)
     while not stop.wait(0.5):
         pass

@@ -21,6 +21,9 @@ The handler is a plain `BaseRequestHandler`: `DatagramRequestHandler.finish()`
 always sends a reply datagram, even an empty one, which would answer every
 forged packet.
 
+A `discover` probe from an unregistered address is answered through the
+`discovery` callable the app passes in (built by `chatsrv.discovery`).
+
 Imports: wire, messages, session (Outbox protocol), service, cookies, faults.
 """
 
@@ -32,6 +35,7 @@ import socket
 import socketserver
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from chatsrv.cookies import CookieMaker
@@ -178,6 +182,14 @@ class ChatDatagramHandler(socketserver.BaseRequestHandler):
             return
         try:
             payload = decode_payload(data)
+        except ProtocolError as error:
+            server.reply_unproven(error.payload(), address, len(data))
+            return
+        if payload.get("type") == "discover":
+            # LAN discovery (docs/protocol.md, "Extension: discovery"): no hello needed.
+            server.answer_discovery(address, len(data))
+            return
+        try:
             message = parse_message(payload)
         except ProtocolError as error:
             server.reply_unproven(error.payload(), address, len(data))
@@ -234,8 +246,12 @@ class ChatUDPServer(socketserver.UDPServer):
         impairment: Impairment | None = None,
         family: socket.AddressFamily = socket.AF_INET,
         cookies: CookieMaker | None = None,
+        discovery: Callable[[Any, int], bytes | None] | None = None,
     ) -> None:
         self.address_family = family
+        # Builds the reply to a `discover` probe from an address within a byte budget (chatsrv.discovery);
+        # None: probes get no answer at all (--no-discovery).
+        self.discovery = discovery
         self.service = service
         self.max_datagram = max_datagram
         # typeshed calls it a ClassVar, but socketserver reads it through self: per server is fine.
@@ -300,6 +316,17 @@ class ChatUDPServer(socketserver.UDPServer):
         body = with_seq(encode_payload(payload), 0)
         if len(body) > AMPLIFICATION_LIMIT * received:
             log.debug("no %s to %s:%s: %d bytes > 3 x %d", payload["type"], address[0], address[1], len(body), received)
+            return
+        self.send_datagram(body, address, None)
+
+    def answer_discovery(self, address: Any, received: int) -> None:
+        """Answer a `discover` probe within 3x its size (PROTOCOL.md §2), or stay silent."""
+        if self.discovery is None:
+            return  # silent, not an error: a server that hides must not be found by its errors
+        budget = min(AMPLIFICATION_LIMIT * received, self.max_datagram)
+        body = self.discovery(address, budget)
+        if body is None or len(body) > budget:
+            log.debug("no server_info to %s:%s (%d-byte probe too small, address refused, or too many probes)", address[0], address[1], received)
             return
         self.send_datagram(body, address, None)
 

@@ -30,7 +30,7 @@ def test_chatclient_trace_wire_prints_every_recv_on_stderr(server) -> None:
     """A real chatclient with --trace-wire: the chat on stdout, a wire line per recv on stderr."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(
-        [sys.executable, "-m", "chatclient", "--port", str(server.port), "--nick", "amy", "--trace-wire"],
+        [sys.executable, "-m", "chatclient", "--host", "127.0.0.1", "--port", str(server.port), "--nick", "amy", "--trace-wire"],
         check=False,
         input="hello wire\n",
         capture_output=True,
@@ -57,7 +57,7 @@ def test_trace_wire_in_a_terminal_uses_line_mode(server) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm")
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "chatclient", "--port", str(server.port), "--nick", "tia", "--trace-wire"],
+        ["-m", "chatclient", "--host", "127.0.0.1", "--port", str(server.port), "--nick", "tia", "--trace-wire"],
         cwd=str(ROOT),
         env=env,
         dimensions=(24, 100),

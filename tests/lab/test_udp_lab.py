@@ -115,7 +115,7 @@ def test_chatclient_trace_wire_over_udp_shows_one_datagram_per_recv(server) -> N
     """With --udp, the trace says each recvfrom is exactly one datagram, no length prefix."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(
-        [sys.executable, "-m", "chatclient", "--udp", "--port", str(server.port), "--nick", "uma", "--trace-wire"],
+        [sys.executable, "-m", "chatclient", "--udp", "--host", "127.0.0.1", "--port", str(server.port), "--nick", "uma", "--trace-wire"],
         check=False,
         input="over udp\n",
         capture_output=True,

@@ -1,0 +1,325 @@
+"""LAN discovery, client side: send `discover` probes, collect `server_info` answers, list them.
+
+Owns finding servers without typing an address (docs/protocol.md,
+"Extension: discovery"): which addresses to probe (the broadcast address of
+every local IPv4 interface, and this machine; or the addresses the user
+gives), the padded probe, a bounded wait for answers, recognising one server
+that answered twice, and the words that show a server or ask which one.
+
+Pure parts (probe, parse_target, parse_answer, Collector, describe,
+parse_choice) have no socket; `discover` is the one function that does I/O,
+and `ask_which` the one that talks to a terminal.
+
+Imports: chatsrv.wire (codec), chatsrv.netinfo (interfaces), chatclient.render
+(sanitize). Never transport, ui or lineui.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import select
+import socket
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from chatclient.render import sanitize
+from chatsrv.netinfo import Interface, ipv4_interfaces
+from chatsrv.wire import ProtocolError, decode_payload, encode_payload
+
+# The server answers at most 3x the probe's size (PROTOCOL.md §2) and at most
+# 1400 bytes; 480 bytes of probe leave room for the whole answer.
+PROBE_SIZE = 480
+DISCOVERY_WAIT = 1.0  # seconds to collect answers
+PROBE_AGAIN_AFTER = 0.3  # a second probe, for when the first (or its answer) is lost
+MAX_ANSWERS = 1000  # datagrams read in one discovery, at most (a flood cannot keep us busy)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a probe goes; `broadcast` targets may be answered by many servers."""
+
+    host: str
+    port: int
+    broadcast: bool = False
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class FoundServer:
+    """One server that answered, as it described itself (strings not yet sanitized)."""
+
+    server_id: str
+    name: str
+    host: str  # the address the answer came from: where to connect
+    tcp_port: int
+    udp_port: int | None
+    users: int
+    rooms: tuple[tuple[str, int], ...]
+    room_count: int
+    version: str
+    password_required: bool
+
+
+def probe(size: int = PROBE_SIZE) -> bytes:
+    """The `discover` payload, padded to `size` bytes so the answer may be up to 3x that."""
+    bare = encode_payload({"type": "discover", "pad": ""})
+    return encode_payload({"type": "discover", "pad": "." * max(0, size - len(bare))})
+
+
+def parse_target(text: str, default_port: int) -> Target:
+    """`HOST`, `HOST:PORT`, `[IPV6]:PORT` or a bare IPv6 address -> Target; ValueError explains."""
+    text = text.strip()
+    host, port_text = text, None
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"not an address: {text!r} (try [::1]:9009)")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    if not host:
+        raise ValueError(f"no host in {text!r}")
+    if port_text is None:
+        return Target(host, default_port)
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"not a port: {port_text!r} in {text!r} (1 to 65535)")
+    return Target(host, int(port_text))
+
+
+def broadcast_targets(port: int, interfaces: Iterable[Interface] | None = None) -> list[Target]:
+    """This machine (127.0.0.1), then the broadcast address of every other IPv4 interface."""
+    targets = [Target("127.0.0.1", port)]
+    for interface in ipv4_interfaces() if interfaces is None else interfaces:
+        if interface.is_loopback or interface.broadcast is None:
+            continue
+        target = Target(interface.broadcast, port, broadcast=True)
+        if target not in targets:
+            targets.append(target)
+    return targets
+
+
+def _count(value: Any) -> int | None:
+    return value if type(value) is int and value >= 0 else None
+
+
+def _port(value: Any) -> int | None:
+    return value if type(value) is int and 1 <= value <= 65535 else None
+
+
+def parse_answer(payload: dict[str, Any], host: str) -> FoundServer | None:
+    """A `server_info` payload from `host` -> FoundServer; None for anything else or a broken one."""
+    if payload.get("type") != "server_info":
+        return None
+    tcp_port = _port(payload.get("tcp_port"))
+    name = payload.get("name")
+    if tcp_port is None or not isinstance(name, str):
+        return None
+    rooms: list[tuple[str, int]] = []
+    raw_rooms = payload.get("rooms")
+    for room in raw_rooms if isinstance(raw_rooms, list) else []:
+        if isinstance(room, dict) and isinstance(room.get("name"), str) and _count(room.get("users")) is not None:
+            rooms.append((room["name"], room["users"]))
+    server_id = payload.get("id")
+    version = payload.get("version")
+    room_count = _count(payload.get("room_count"))
+    return FoundServer(
+        server_id=server_id if isinstance(server_id, str) else f"{host}:{tcp_port}",
+        name=name,
+        host=host,
+        tcp_port=tcp_port,
+        udp_port=_port(payload.get("udp_port")),
+        users=_count(payload.get("users")) or 0,
+        rooms=tuple(rooms),
+        room_count=max(room_count or 0, len(rooms)),
+        version=version if isinstance(version, str) else "?",
+        password_required=payload.get("password_required") is True,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Collector:
+    """Answers gathered so far: one entry per server, in the order they first answered.
+
+    A server that answered on two of its addresses (a probe to 127.0.0.1
+    and a broadcast both reach a server on this machine) has one id: it is
+    listed once, at the address classmates would use (not loopback).
+    """
+
+    servers: list[FoundServer] = field(default_factory=list)
+
+    def add(self, found: FoundServer) -> None:
+        for index, known in enumerate(self.servers):
+            if known.server_id == found.server_id:
+                if _is_loopback(known.host) and not _is_loopback(found.host):
+                    self.servers[index] = found
+                return
+        self.servers.append(found)
+
+
+@dataclass
+class Discovery:
+    """What one discovery did: the servers found (by name), what was asked, and what could not be sent."""
+
+    servers: list[FoundServer]
+    targets: list[Target]
+    send_errors: list[str]
+    wait: float
+
+
+def _resolve(target: Target) -> tuple[socket.AddressFamily, Any]:
+    family, _, _, _, address = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_DGRAM)[0]
+    return family, address
+
+
+def discover(
+    targets: Sequence[Target],
+    wait: float = DISCOVERY_WAIT,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> Discovery:
+    """Probe every target (twice), collect answers for `wait` seconds.
+
+    Raises ValueError when a target's host name cannot be resolved.
+    """
+    resolved: list[tuple[Target, socket.AddressFamily, Any]] = []
+    for target in targets:
+        try:
+            family, address = _resolve(target)
+        except (socket.gaierror, UnicodeError) as error:
+            raise ValueError(f"cannot resolve {target.host!r}: {getattr(error, 'strerror', None) or error}") from None
+        resolved.append((target, family, address))
+    sockets: dict[socket.AddressFamily, socket.socket] = {}
+    collector = Collector()
+    send_errors: list[str] = []
+    data = probe()
+    try:
+        for _, family, _ in resolved:
+            if family not in sockets:
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                sock.setblocking(False)
+                if family == socket.AF_INET:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+                sockets[family] = sock
+
+        def send_probes(record_errors: bool) -> None:
+            for target, family, address in resolved:
+                try:
+                    sockets[family].sendto(data, address)
+                except OSError as error:  # ENETUNREACH (interface down), EACCES, ...
+                    if record_errors:
+                        send_errors.append(f"{target}: {error.strerror or error}")
+
+        start = clock()
+        deadline = start + wait
+        send_probes(record_errors=True)
+        probe_again_at: float | None = start + min(PROBE_AGAIN_AFTER, wait / 2)
+        for _ in range(MAX_ANSWERS):
+            now = clock()
+            if now >= deadline:
+                break
+            if probe_again_at is not None and now >= probe_again_at:
+                send_probes(record_errors=False)
+                probe_again_at = None
+            until = deadline if probe_again_at is None else min(deadline, probe_again_at)
+            readable, _, _ = select.select(list(sockets.values()), [], [], max(0.0, until - now))
+            for sock in readable:
+                try:
+                    datagram, source = sock.recvfrom(65535)
+                except OSError:  # e.g. ECONNREFUSED from an ICMP error: nobody there
+                    continue
+                try:
+                    found = parse_answer(decode_payload(datagram), str(source[0]))
+                except ProtocolError:
+                    continue  # not ours: somebody else's protocol on this port
+                if found is not None:
+                    collector.add(found)
+    finally:
+        for sock in sockets.values():
+            sock.close()
+    # Sorted, so the numbers of a pick list do not depend on which answer came first.
+    servers = sorted(collector.servers, key=lambda server: (server.name.casefold(), server.host, server.tcp_port))
+    return Discovery(servers, list(targets), send_errors, wait)
+
+
+# --- words ---------------------------------------------------------------------
+
+
+def join_command(server: FoundServer, udp: bool = False) -> str:
+    """What to type to join `server` by hand (it always works, discovery or not)."""
+    if udp and server.udp_port is not None:
+        return f"chatclient --udp --host {server.host} --port {server.udp_port}"
+    return f"chatclient --host {server.host} --port {server.tcp_port}"
+
+
+def describe(server: FoundServer, udp: bool = False) -> str:
+    """One line: name, address, people and rooms. Every string from the network is sanitized."""
+    users = f"{server.users} user" + ("" if server.users == 1 else "s")
+    if server.rooms:
+        shown = ", ".join(f"{sanitize(name)} {count}" for name, count in server.rooms)
+        more = server.room_count - len(server.rooms)
+        users += f" ({shown}{f', {more} more rooms' if more > 0 else ''})"
+    elif server.room_count:
+        users += f" in {server.room_count} room" + ("" if server.room_count == 1 else "s")
+    lock = ", needs a password" if server.password_required else ""
+    port = f"UDP port {server.udp_port}" if udp and server.udp_port is not None else f"port {server.tcp_port}"
+    return f'"{sanitize(server.name)}" at {server.host} {port}: {users}{lock}'
+
+
+def listing(servers: Sequence[FoundServer], udp: bool = False) -> list[str]:
+    """Numbered lines for a list of servers, each with the command that joins it by hand."""
+    lines: list[str] = []
+    for number, server in enumerate(servers, 1):
+        lines.append(f"  {number}. {describe(server, udp)}")
+        lines.append(f"     {join_command(server, udp)}")
+    return lines
+
+
+def none_found(discovery: Discovery, port: int) -> list[str]:
+    """What to say when nobody answered: how to give the address by hand, and why it may be."""
+    probed = ", ".join(f"broadcast {target}" if target.broadcast else str(target) for target in discovery.targets)
+    lines = [
+        f"no lanchat server answered within {discovery.wait:g} s (asked {probed}).",
+        f"  Ask for the server's address (chatsrv prints it when it starts) and type: chatclient --host ADDRESS --port {port}",
+        "  Discovery uses UDP broadcast: Wi-Fi that isolates clients, a firewall blocking UDP, or a server",
+        "  started with --no-discovery or --no-udp stops it; an address typed by hand still works.",
+    ]
+    lines += [f"  (could not send to {error})" for error in discovery.send_errors]
+    return lines
+
+
+def parse_choice(text: str, count: int) -> int | None:
+    """A typed answer to "which one?" -> index into the list; None if it is not 1..count."""
+    text = text.strip()
+    if not text and count:
+        return 0  # Enter takes the first
+    if text.isdigit() and 1 <= int(text) <= count:
+        return int(text) - 1
+    return None
+
+
+def ask_which(servers: Sequence[FoundServer], stdin: TextIO, out: TextIO, udp: bool = False) -> FoundServer | None:
+    """Numbered list on `out`, then read a choice from `stdin`; None on end of input or `q`."""
+    print(f"{len(servers)} lanchat servers answered:", file=out)
+    for line in listing(servers, udp):
+        print(line, file=out)
+    for _ in range(10):  # bounded: a stuck key cannot loop forever
+        print(f"join which one? [1-{len(servers)}, Enter: 1, q: quit] ", end="", file=out, flush=True)
+        answer = stdin.readline()
+        if not answer or answer.strip().lower() in ("q", "quit"):
+            return None
+        index = parse_choice(answer, len(servers))
+        if index is not None:
+            return servers[index]
+        print(f"type a number from 1 to {len(servers)}", file=out)
+    return None
