@@ -16,7 +16,9 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         help_text = action.help or ""
-        if action.default in (None, False, [], "") or "default" in help_text:
+        default = action.default
+        # Identity, not ==: 0 == False would hide a real default of 0.
+        if default is None or default is False or default == [] or default == "" or "default" in help_text:
             return help_text
         return super()._get_help_string(action)
 
