@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 from chatsrv import __version__
 from chatsrv.access import Access, Network, parse_network
-from chatsrv.cliargs import Parser
+from chatsrv.cliargs import Parser, count, percent, port, positive_seconds, seconds
 from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
 from chatsrv.messages import MAX_TEXT
@@ -40,25 +40,7 @@ DEFAULT_PORT = 9009
 FD_RESERVE = 64  # descriptors kept free for logs, the database, UDP and accept()
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
 
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {text}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value >= 0:  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
-    return value
 
 
 def _frame_size(text: str) -> int:
@@ -109,18 +91,6 @@ def _datagram_size(text: str) -> int:
     return value
 
 
-def _positive_seconds(text: str) -> float:
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
-    return value
-
-
-def _percent(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"a percentage is 0 to 100, not {text}")
-    return value
 
 
 def _delay(text: str) -> tuple[float, float]:
@@ -131,17 +101,12 @@ def _delay(text: str) -> tuple[float, float]:
 
 
 for _checker, _name in (
-    (_count, "a whole number"),
-    (_port, "a port"),
-    (_seconds, "seconds"),
     (_frame_size, "a size"),
     (_network, "a network"),
     (_motd, "a message of the day"),
     (_secret, "a secret"),
     (_database, "a database"),
     (_datagram_size, "a size"),
-    (_positive_seconds, "seconds"),
-    (_percent, "a percentage"),
     (_delay, "a delay"),
 ):
     _checker.__name__ = _name  # argparse names the type in "invalid ... value"
@@ -158,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0: every IPv4 interface; :: for IPv6)")
-    net.add_argument("--port", type=_port, default=DEFAULT_PORT, help="TCP port (0 picks a free one and prints it)")
-    net.add_argument("--udp-port", type=_port, default=None, help="UDP port; None: the same number as the TCP port")
+    net.add_argument("--port", type=port, default=DEFAULT_PORT, help="TCP port (0 picks a free one and prints it)")
+    net.add_argument("--udp-port", type=port, default=None, help="UDP port; None: the same number as the TCP port")
     net.add_argument("--no-udp", action="store_true", help="serve TCP only (also turns discovery off)")
     net.add_argument(
         "--no-discovery", action="store_true",
@@ -168,16 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     limits = parser.add_argument_group("limits (0 turns a limit off)")
     limits.add_argument("--max-frame", type=_frame_size, default=DEFAULT_MAX_FRAME, help="largest TCP frame payload, bytes")
     limits.add_argument("--max-datagram", type=_datagram_size, default=DEFAULT_MAX_DATAGRAM, help="largest UDP datagram, bytes")
-    limits.add_argument("--peer-timeout", type=_positive_seconds, default=30.0, help="seconds of silence after which a UDP user is dropped")
-    limits.add_argument("--max-clients", type=_count, default=1000, help="most users at once (kept below the open-file limit)")
-    limits.add_argument("--max-per-ip", type=_count, default=16, help="most connections from one address")
-    limits.add_argument("--hello-timeout", type=_seconds, default=20.0, help="seconds a new connection has to say hello")
-    limits.add_argument("--rate", type=_seconds, default=5.0, help="messages per second per user, on average")
-    limits.add_argument("--burst", type=_count, default=20, help="messages a user may send at once before --rate applies")
-    limits.add_argument("--outbox", type=_count, default=DEFAULT_OUTBOX_LIMIT, help="bytes queued for one user before it is dropped as slow")
-    limits.add_argument("--send-buffer", type=_count, default=DEFAULT_SEND_BUFFER, help="kernel send buffer per TCP user, bytes (0: let the kernel autotune)")
+    limits.add_argument("--peer-timeout", type=positive_seconds, default=30.0, help="seconds of silence after which a UDP user is dropped")
+    limits.add_argument("--max-clients", type=count, default=1000, help="most users at once (kept below the open-file limit)")
+    limits.add_argument("--max-per-ip", type=count, default=16, help="most connections from one address")
+    limits.add_argument("--hello-timeout", type=seconds, default=20.0, help="seconds a new connection has to say hello")
+    limits.add_argument("--rate", type=seconds, default=5.0, help="messages per second per user, on average")
+    limits.add_argument("--burst", type=count, default=20, help="messages a user may send at once before --rate applies")
+    limits.add_argument("--outbox", type=count, default=DEFAULT_OUTBOX_LIMIT, help="bytes queued for one user before it is dropped as slow")
+    limits.add_argument("--send-buffer", type=count, default=DEFAULT_SEND_BUFFER, help="kernel send buffer per TCP user, bytes (0: let the kernel autotune)")
     chat = parser.add_argument_group("chat")
-    chat.add_argument("--history", type=_count, default=50, help="recent messages per room shown to newcomers")
+    chat.add_argument("--history", type=count, default=50, help="recent messages per room shown to newcomers")
     chat.add_argument("--motd", type=_motd, default=None, metavar="TEXT|@FILE", help="message of the day shown in welcome (@FILE reads it from a file)")
     chat.add_argument("--name", default=None, help="server name shown to clients and in discovery (default: host name)")
     access = parser.add_argument_group("teacher controls")
@@ -201,10 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     faults = parser.add_argument_group(
         "UDP fault injection (for teaching: applied to the datagrams the server sends, counted in /stats)"
     )
-    faults.add_argument("--udp-loss", type=_percent, default=0.0, metavar="PCT", help="drop this percentage of datagrams")
-    faults.add_argument("--udp-dup", type=_percent, default=0.0, metavar="PCT", help="send this percentage of datagrams twice")
+    faults.add_argument("--udp-loss", type=percent, default=0.0, metavar="PCT", help="drop this percentage of datagrams")
+    faults.add_argument("--udp-dup", type=percent, default=0.0, metavar="PCT", help="send this percentage of datagrams twice")
     faults.add_argument(
-        "--udp-reorder", type=_percent, default=0.0, metavar="PCT",
+        "--udp-reorder", type=percent, default=0.0, metavar="PCT",
         help="hold this percentage of datagrams back until the next one to that user has gone (at most 0.5 s)",
     )
     faults.add_argument(

@@ -16,42 +16,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from chatsrv.cliargs import HelpFormatter, Parser, count, percent, positive_int, positive_number
 from lanchat_lab.bots import LabError
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line (exit 2), not a usage dump."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-    return value
-
-
-def _percent(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"a percentage is 0 to 100, not {text}")
-    return value
 
 
 def _delay(text: str) -> str:
@@ -72,10 +38,6 @@ def _transports(text: str) -> tuple[str, ...]:
 
 
 for _checker, _name in (
-    (_positive_int, "a whole number"),
-    (_count, "a whole number"),
-    (_positive_float, "a number"),
-    (_percent, "a percentage"),
     (_delay, "a delay"),
     (_transports, "transports"),
 ):
@@ -89,7 +51,7 @@ def _output_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="chatlab",
         description="lanchat's TCP-vs-UDP lab: the same chat workload over both transports, measured with "
         "the chat's own seq numbers, with real or injected packet loss. Each scenario prints a report; "
@@ -100,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     from chatsrv import __version__
 
     parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
-    scenarios = parser.add_subparsers(dest="scenario", metavar="SCENARIO", parser_class=_Parser)
+    scenarios = parser.add_subparsers(dest="scenario", metavar="SCENARIO", parser_class=Parser)
     scenarios.required = True
 
     compare = scenarios.add_parser(
@@ -109,25 +71,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="K bots over TCP and K over UDP join one room; each transport's bots send M messages "
         "at R per second. Per transport: delivered/expected, lost, reordered, duplicated (from seq), one-way "
         "latency percentiles, RFC 3550 jitter, messages/s, bytes on the wire per message, time to join.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     load = compare.add_argument_group("workload")
-    load.add_argument("--bots", type=_positive_int, default=3, help="bots per transport")
-    load.add_argument("--messages", type=_positive_int, default=300, help="messages per transport")
-    load.add_argument("--rate", type=_positive_float, default=100.0, help="messages per second, per transport")
-    load.add_argument("--size", type=_count, default=0, help="pad each message text to this many characters (max 2000)")
+    load.add_argument("--bots", type=positive_int, default=3, help="bots per transport")
+    load.add_argument("--messages", type=positive_int, default=300, help="messages per transport")
+    load.add_argument("--rate", type=positive_number, default=100.0, help="messages per second, per transport")
+    load.add_argument("--size", type=count, default=0, help="pad each message text to this many characters (max 2000)")
     load.add_argument("--transports", type=_transports, default=("tcp", "udp"), help="which transports to run")
     server = compare.add_argument_group("server (default: start a chatsrv on 127.0.0.1 for the run)")
     server.add_argument("--host", default=None, help="use this running server instead (start it with --rate 0 --max-per-ip 0)")
     server.add_argument("--port", type=int, default=9009, help="its port, with --host")
     faults = compare.add_argument_group("faults injected by the server into the UDP datagrams it sends (no root needed)")
-    faults.add_argument("--udp-loss", type=_percent, default=None, metavar="PCT", help="drop PCT %% of datagrams")
-    faults.add_argument("--udp-dup", type=_percent, default=None, metavar="PCT", help="send PCT %% twice")
-    faults.add_argument("--udp-reorder", type=_percent, default=None, metavar="PCT", help="hold back PCT %% so they arrive late")
+    faults.add_argument("--udp-loss", type=percent, default=None, metavar="PCT", help="drop PCT %% of datagrams")
+    faults.add_argument("--udp-dup", type=percent, default=None, metavar="PCT", help="send PCT %% twice")
+    faults.add_argument("--udp-reorder", type=percent, default=None, metavar="PCT", help="hold back PCT %% so they arrive late")
     faults.add_argument("--udp-delay", type=_delay, default=None, metavar="MS[:JITTER]", help="delay every datagram, e.g. 50:10")
     faults.add_argument("--seed", type=int, default=None, help="random seed of the fault injection (same seed, same faults)")
     kernel = compare.add_argument_group("real loss in the kernel (root; needs ip, nft, ethtool)")
-    kernel.add_argument("--netns-loss", type=_percent, default=None, metavar="PCT", help="server and bots in two network namespaces; nftables drops PCT %% of packets each way")
+    kernel.add_argument("--netns-loss", type=percent, default=None, metavar="PCT", help="server and bots in two network namespaces; nftables drops PCT %% of packets each way")
     kernel.add_argument("--netns-rate", default=None, metavar="RATE", help="also limit the link, e.g. 1mbit (tc tbf)")
     _output_flags(compare)
     compare.set_defaults(handler=_compare)
@@ -138,11 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="A raw TCP sender makes N small send()s; a naive recv(1024) receiver prints the chunks it really "
         "gets (merged and cut messages); then the same with the 4-byte length prefix gives exactly N messages. "
         "Over UDP one recvfrom returns one datagram, and a datagram larger than the buffer is truncated.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    sticky.add_argument("--messages", type=_positive_int, default=60, help="how many small messages to send")
-    sticky.add_argument("--recv-size", type=_positive_int, default=1024, help="buffer size the receiver passes to recv")
-    sticky.add_argument("--big", type=_count, default=3000, help="size of one last, big message, bytes (0: none; max 65000)")
+    sticky.add_argument("--messages", type=positive_int, default=60, help="how many small messages to send")
+    sticky.add_argument("--recv-size", type=positive_int, default=1024, help="buffer size the receiver passes to recv")
+    sticky.add_argument("--big", type=count, default=3000, help="size of one last, big message, bytes (0: none; max 65000)")
     _output_flags(sticky)
     sticky.set_defaults(handler=_sticky)
 
@@ -151,14 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="one member stops reading: the others keep their rate, the stuck one is removed (reason slow)",
         description="K bots read, one member joins and never reads again. reader1 sends M messages at R/s. "
         "Prints when the server removed the stuck member and each reader's rate and latency before and after.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    slow.add_argument("--readers", type=_positive_int, default=3, help="bots that keep reading")
-    slow.add_argument("--messages", type=_positive_int, default=1000, help="messages reader1 sends")
-    slow.add_argument("--rate", type=_positive_float, default=500.0, help="messages per second")
-    slow.add_argument("--size", type=_count, default=500, help="characters per message (max 2000)")
-    slow.add_argument("--outbox", type=_positive_int, default=65536, help="the server's --outbox: bytes queued for a member before it is dropped")
-    slow.add_argument("--send-buffer", type=_positive_int, default=65536, help="the server's --send-buffer: kernel send buffer per member, bytes")
+    slow.add_argument("--readers", type=positive_int, default=3, help="bots that keep reading")
+    slow.add_argument("--messages", type=positive_int, default=1000, help="messages reader1 sends")
+    slow.add_argument("--rate", type=positive_number, default=500.0, help="messages per second")
+    slow.add_argument("--size", type=count, default=500, help="characters per message (max 2000)")
+    slow.add_argument("--outbox", type=positive_int, default=65536, help="the server's --outbox: bytes queued for a member before it is dropped")
+    slow.add_argument("--send-buffer", type=positive_int, default=65536, help="the server's --send-buffer: kernel send buffer per member, bytes")
     slow.add_argument("--stuck", type=_transports, default=("tcp",), help="transports of the stuck members (tcp, udp or tcp,udp)")
     _output_flags(slow)
     slow.set_defaults(handler=_slow)
@@ -168,14 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the server restarts under the bots: TCP notices at once, UDP only by a timeout",
         description="K bots over TCP and K over UDP ping the server; it is killed, stays down, and starts again "
         "on the same port. Prints the timeline: who noticed when, and when each bot was back.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    restart.add_argument("--bots", type=_positive_int, default=2, help="bots per transport")
+    restart.add_argument("--bots", type=positive_int, default=2, help="bots per transport")
     restart.add_argument("--transports", type=_transports, default=("tcp", "udp"), help="which transports to run")
-    restart.add_argument("--before", type=_positive_float, default=1.0, help="seconds before the server goes")
-    restart.add_argument("--down", type=_positive_float, default=2.0, help="seconds the server stays down")
-    restart.add_argument("--interval", type=_positive_float, default=0.25, help="seconds between pings and reconnect attempts")
-    restart.add_argument("--udp-timeout", type=_positive_float, default=1.5, help="seconds without a pong before a UDP bot says hello again")
+    restart.add_argument("--before", type=positive_number, default=1.0, help="seconds before the server goes")
+    restart.add_argument("--down", type=positive_number, default=2.0, help="seconds the server stays down")
+    restart.add_argument("--interval", type=positive_number, default=0.25, help="seconds between pings and reconnect attempts")
+    restart.add_argument("--udp-timeout", type=positive_number, default=1.5, help="seconds without a pong before a UDP bot says hello again")
     restart.add_argument("--graceful", action="store_true", help="SIGTERM instead of SIGKILL: the server says goodbye first")
     _output_flags(restart)
     restart.set_defaults(handler=_restart)
