@@ -26,7 +26,7 @@ def name_key(name: str) -> str:
 class Room:
     """A broadcast room: members by nick key, recent encoded `message` payloads."""
 
-    __slots__ = ("history", "key", "members", "name", "topic")
+    __slots__ = ("history", "key", "members", "name", "topic", "version")
 
     def __init__(self, name: str, history_size: int) -> None:
         self.name = name
@@ -34,6 +34,7 @@ class Room:
         self.members: dict[str, Session] = {}
         self.history: deque[bytes] = deque(maxlen=history_size)
         self.topic: str | None = None
+        self.version = 0  # changes whenever a member enters or leaves
 
     def nicks(self) -> list[str]:
         return sorted((member.nick or "" for member in self.members.values()), key=str.casefold)
@@ -74,6 +75,7 @@ class Registry:
     def enter(self, session: Session, room: Room) -> None:
         assert session.nick is not None
         room.members[name_key(session.nick)] = session
+        room.version += 1
         session.room_key = room.key
 
     def leave_room(self, session: Session) -> Room | None:
@@ -81,6 +83,7 @@ class Registry:
         room = self.room_of(session)
         if room is not None and session.nick is not None:
             room.members.pop(name_key(session.nick), None)
+            room.version += 1
             if not room.members and not room.history and room.topic is None:
                 del self.rooms[room.key]
         session.room_key = None

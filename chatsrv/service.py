@@ -106,7 +106,10 @@ class ChatService:
             # The rooms that had history exist again after a restart, with it.
             assert event.room is not None
             self.registry.ensure_room(event.room).history.append(encode_payload(event.payload()))
-        self._pending: dict[Session, list[bytes]] = {}
+        # Per member, what this batch sends it, in order: runs of room broadcasts
+        # (one list shared by every member of the room) and its own payloads.
+        self._pending: dict[Session, list[list[bytes]]] = {}
+        self._runs: dict[str, _Run] = {}  # the open broadcast run of each room
         self.batch_listeners: list[Callable[[], None]] = []
         self._closing: list[Session] = []
         self._handlers: dict[type, Callable[[Session, Any, float], None]] = {
@@ -234,31 +237,58 @@ class ChatService:
             listener()
 
     def _queue(self, session: Session, body: bytes) -> None:
-        bodies = self._pending.get(session)
-        if bodies is None:
-            self._pending[session] = [body]
+        """Queue a payload for one member."""
+        if session.room_key is not None:
+            # Later broadcasts must come after this payload: start a new run for its room.
+            self._runs.pop(session.room_key, None)
+        segments = self._pending.get(session)
+        if segments is None:
+            self._pending[session] = [[body]]
+        elif type(segments[-1]) is _Run:
+            segments.append([body])
         else:
-            bodies.append(body)
+            segments[-1].append(body)
 
     def _broadcast(self, room: Room, payload: dict[str, Any], exclude: Session | None = None) -> bytes:
-        """Encode once, queue for every member of `room` (but `exclude`)."""
+        """Encode once and queue for every member of `room` (but `exclude`).
+
+        Consecutive broadcasts to a room within a batch share one "run": the
+        list is handed to each member once, and every further broadcast is a
+        single append, whatever the room's size. A personal payload, an
+        exclusion or a member entering or leaving closes the run.
+        """
         body = encode_payload(payload)
+        run = self._runs.get(room.key)
+        if run is not None and exclude is None and run.version == room.version:
+            run.append(body)
+            return body
         pending = self._pending
+        if exclude is not None:
+            self._runs.pop(room.key, None)
+            for member in room.members.values():
+                if member is not exclude:
+                    self._append_segment(pending, member, [body])
+            return body
+        run = self._runs[room.key] = _Run(room.version, body)
         for member in room.members.values():
-            if member is exclude:
-                continue
-            bodies = pending.get(member)
-            if bodies is None:
-                pending[member] = [body]
-            else:
-                bodies.append(body)
+            self._append_segment(pending, member, run)
         return body
+
+    @staticmethod
+    def _append_segment(pending: dict[Session, list[list[bytes]]], member: Session, segment: list[bytes]) -> None:
+        segments = pending.get(member)
+        if segments is None:
+            pending[member] = [segment]
+        else:
+            segments.append(segment)
 
     def _flush(self) -> None:
         """Deliver everything queued; members whose outbox overflows leave as `slow`."""
         while self._pending:
             pending, self._pending = self._pending, {}
-            for member, bodies in pending.items():
+            self._runs = {}
+            for member, segments in pending.items():
+                bodies = segments[0] if len(segments) == 1 else [body for segment in segments for body in segment]
                 if not member.deliver(bodies) and not member.closed:
                     log.warning("%s is too slow to read: removed", member.describe())
                     self._drop(member, "slow")
@@ -481,3 +511,13 @@ class ChatService:
 
 def _host(session: Session) -> Any:
     return session.address[0] if isinstance(session.address, tuple) else session.address
+
+
+class _Run(list):  # type: ignore[type-arg]
+    """Broadcast bodies shared by every member of a room within one batch."""
+
+    __slots__ = ("version",)
+
+    def __init__(self, version: int, first: bytes) -> None:
+        super().__init__((first,))
+        self.version = version

@@ -343,3 +343,40 @@ def test_shutdown_tells_everyone(service: ChatService) -> None:
         assert [p["type"] for p in outbox.payloads[-2:]] == ["notice", "left"]
         assert outbox.last()["reason"] == "shutdown" and outbox.closed
     assert not service.sessions
+
+
+def test_batch_order_with_personal_payloads_between_broadcasts(service: ChatService) -> None:
+    """Within one batch, a member's own replies stay in order between the room's broadcasts."""
+    alice_session, alice = member(service, "alice")
+    _, bob = member(service, "bob")
+    start = len(alice.payloads)
+    service.receive(
+        alice_session,
+        [encode_payload({"type": "say", "text": "a"}), encode_payload({"type": "ping", "id": 1}), encode_payload({"type": "say", "text": "b"})],
+    )
+    assert [(p["type"], p.get("text")) for p in alice.payloads[start:]] == [("message", "a"), ("pong", None), ("message", "b")]
+    assert [p["text"] for p in bob.of_type("message")] == ["a", "b"]
+    seqs = [p["seq"] for p in alice.payloads]
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_batch_follows_members_moving_between_rooms(service: ChatService) -> None:
+    """A member who leaves a room mid-batch gets none of its later broadcasts; one who arrives gets only those after."""
+    alice_session, alice = member(service, "alice")
+    _, bob = member(service, "bob")
+    _, carol = member(service, "carol", room="other")
+    service.receive(
+        alice_session,
+        [
+            encode_payload({"type": "say", "text": "1"}),
+            encode_payload({"type": "join", "room": "other"}),
+            encode_payload({"type": "say", "text": "2"}),
+            encode_payload({"type": "join", "room": "lobby"}),
+            encode_payload({"type": "say", "text": "3"}),
+        ],
+    )
+    assert [p["text"] for p in bob.of_type("message")] == ["1", "3"]
+    assert [p["text"] for p in carol.of_type("message")] == ["2"]
+    assert [p["text"] for p in alice.of_type("message")] == ["1", "2", "3"]
+    assert [p["type"] for p in bob.payloads[-3:]] == ["left", "joined", "message"]
+    assert alice.of_type("left") == []  # the room she left is told, she is not
