@@ -392,6 +392,7 @@ class Conn:
         "closed",
         "connecting",
         "cookie",
+        "count_only",
         "failed",
         "frame",
         "hello_at",
@@ -411,7 +412,6 @@ class Conn:
         "received",
         "room",
         "scan",
-        "count_only",
         "sent",
         "seq_high",
         "sock",
@@ -1163,14 +1163,19 @@ def run_fanout(server: ServerProcess, opts: argparse.Namespace, udp: bool) -> di
             "messages_per_s": rnd(opts.senders * opts.messages / wall
                                   if wall > 0 else None, 0),
             "stopped": why, **meter.result()})
-        note_server_exit(result, why, server)
-        if udp:
-            result.update({"seq_gaps": tally.gaps, "reordered": tally.reordered})
-        if tally.errors:
-            result["errors"] = dict(tally.errors)
-        return result
+        return finish_result(result, why, server, tally, udp)
     finally:
         loop.close_all()
+
+
+def finish_result(result: dict[str, Any], why: str, server: ServerProcess, tally: Tally, udp: bool) -> dict[str, Any]:
+    """What fanout and latency add at the end: server exit, UDP sequence counters, errors."""
+    note_server_exit(result, why, server)
+    if udp:
+        result.update({"seq_gaps": tally.gaps, "reordered": tally.reordered})
+    if tally.errors:
+        result["errors"] = dict(tally.errors)
+    return result
 
 
 def run_latency(server: ServerProcess, opts: argparse.Namespace, udp: bool) -> dict[str, Any]:
@@ -1233,12 +1238,7 @@ def run_latency(server: ServerProcess, opts: argparse.Namespace, udp: bool) -> d
             "p50_ms": ms(percentile(ordered, 0.50)), "p90_ms": ms(percentile(ordered, 0.90)),
             "p99_ms": ms(percentile(ordered, 0.99)), "max_ms": ms(ordered[-1] if ordered else None),
             "stopped": why, **meter.result()})
-        note_server_exit(result, why, server)
-        if udp:
-            result.update({"seq_gaps": tally.gaps, "reordered": tally.reordered})
-        if tally.errors:
-            result["errors"] = dict(tally.errors)
-        return result
+        return finish_result(result, why, server, tally, udp)
     finally:
         loop.close_all()
 

@@ -28,7 +28,24 @@ def wait_until(condition: Callable[[], Any], timeout: float = TIMEOUT, interval:
         time.sleep(interval)
 
 
-class Client:
+class _Expecting:
+    """`expect` on top of a `recv(timeout)` that returns the next payload."""
+
+    def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def expect(self, kind: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
+        """Skip payloads until one of type `kind` (with `fields`) arrives; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            payload = self.recv(max(0.01, deadline - time.monotonic()))
+            if payload.get("type") == kind and all(payload.get(k) == v for k, v in fields.items()):
+                return payload
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {kind} {fields} in time")
+
+
+class Client(_Expecting):
     """A raw protocol client over TCP for tests (blocking, with timeouts)."""
 
     def __init__(self, port: int, host: str = "127.0.0.1", source: str | None = None, rcvbuf: int | None = None) -> None:
@@ -86,16 +103,6 @@ class Client:
                 raise AssertionError("no payload arrived in time") from None
         return self.inbox.pop(0)
 
-    def expect(self, kind: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
-        """Skip payloads until one of type `kind` (with `fields`) arrives; return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            payload = self.recv(max(0.01, deadline - time.monotonic()))
-            if payload.get("type") == kind and all(payload.get(k) == v for k, v in fields.items()):
-                return payload
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {kind} {fields} in time")
-
     def wait_closed(self, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
         """Read until the server closes; return everything received meanwhile."""
         deadline = time.monotonic() + timeout
@@ -128,7 +135,7 @@ def dumps(payload: Any) -> bytes:
     return encode_frame(json.dumps(payload).encode())
 
 
-class UDPClient:
+class UDPClient(_Expecting):
     """A raw protocol client over UDP for tests: numbered sends, bounded receives.
 
     Every datagram received is kept in `datagrams` (raw bytes) so tests can
@@ -185,16 +192,6 @@ class UDPClient:
         if data is None:
             raise AssertionError("no datagram arrived in time")
         return decode_payload(data)
-
-    def expect(self, kind: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
-        """Skip payloads until one of type `kind` (with `fields`) arrives; return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            payload = self.recv(max(0.01, deadline - time.monotonic()))
-            if payload.get("type") == kind and all(payload.get(k) == v for k, v in fields.items()):
-                return payload
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {kind} {fields} in time")
 
     def join(self, nick: str, room: str | None = None) -> dict[str, Any]:
         """The cookie handshake: hello, challenge, hello with the cookie, welcome."""
