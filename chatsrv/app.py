@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 from chatsrv import __version__
 from chatsrv.access import Access, Network, parse_network
-from chatsrv.cliargs import Parser, count, percent, port, positive_seconds, seconds
+from chatsrv.cliargs import Parser, count, percent, port, positive_seconds, rate, seconds
 from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
 from chatsrv.messages import MAX_TEXT
@@ -101,13 +101,13 @@ def _delay(text: str) -> tuple[float, float]:
 
 
 for _checker, _name in (
-    (_frame_size, "a size"),
-    (_network, "a network"),
-    (_motd, "a message of the day"),
-    (_secret, "a secret"),
-    (_database, "a database"),
-    (_datagram_size, "a size"),
-    (_delay, "a delay"),
+    (_frame_size, "size"),
+    (_network, "network"),
+    (_motd, "message of the day"),
+    (_secret, "secret"),
+    (_database, "database"),
+    (_datagram_size, "size"),
+    (_delay, "delay"),
 ):
     _checker.__name__ = _name  # argparse names the type in "invalid ... value"
 
@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--max-clients", type=count, default=1000, help="most users at once (kept below the open-file limit)")
     limits.add_argument("--max-per-ip", type=count, default=16, help="most connections from one address")
     limits.add_argument("--hello-timeout", type=seconds, default=20.0, help="seconds a new connection has to say hello")
-    limits.add_argument("--rate", type=seconds, default=5.0, help="messages per second per user, on average")
+    limits.add_argument("--rate", type=rate, default=5.0, help="messages per second per user, on average")
     limits.add_argument("--burst", type=count, default=20, help="messages a user may send at once before --rate applies")
     limits.add_argument("--outbox", type=count, default=DEFAULT_OUTBOX_LIMIT, help="bytes queued for one user before it is dropped as slow")
     limits.add_argument("--send-buffer", type=count, default=DEFAULT_SEND_BUFFER, help="kernel send buffer per TCP user, bytes (0: let the kernel autotune)")

@@ -8,7 +8,10 @@ only where there is one worth showing.
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
+
+Number = TypeVar("Number", int, float)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -37,63 +40,27 @@ class Parser(argparse.ArgumentParser):
 # --- argument types: each names itself for argparse's "invalid X value" -------
 
 
-def count(text: str) -> int:
-    """A whole number, 0 or more (0 often turns a limit off)."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
+def _checked(
+    name: str, convert: Callable[[str], Number], accept: Callable[[Number], bool], rule: str
+) -> Callable[[str], Number]:
+    """An argparse type: `convert`, then refuse values `accept` rejects, saying `rule`."""
+
+    def check(text: str) -> Number:
+        value = convert(text)
+        if not accept(value):  # written as "not accept" so NaN is refused too
+            raise argparse.ArgumentTypeError(f"{rule}, not {text}")
+        return value
+
+    check.__name__ = name
+    return check
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
-    return value
-
-
-def port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {text}")
-    return value
-
-
-def seconds(text: str) -> float:
-    value = float(text)
-    if not value >= 0:  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
-    return value
-
-
-def positive_number(text: str) -> float:
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-    return value
-
-
-def positive_seconds(text: str) -> float:
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
-    return value
-
-
-def percent(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"a percentage is 0 to 100, not {text}")
-    return value
-
-
-for _checker, _name in (
-    (count, "a whole number"),
-    (positive_int, "a whole number"),
-    (port, "a port"),
-    (seconds, "seconds"),
-    (positive_number, "a number"),
-    (positive_seconds, "seconds"),
-    (percent, "a percentage"),
-):
-    _checker.__name__ = _name
+_INF = float("inf")
+count = _checked("whole number", int, lambda v: v >= 0, "must be 0 or more")  # 0 often turns a limit off
+positive_int = _checked("whole number", int, lambda v: v >= 1, "must be 1 or more")
+port = _checked("port", int, lambda v: 0 <= v <= 65535, "a port is 0 to 65535")
+seconds = _checked("seconds", float, lambda v: v >= 0, "must be 0 or more seconds")
+positive_number = _checked("number", float, lambda v: 0 < v < _INF, "must be more than 0")
+positive_seconds = _checked("seconds", float, lambda v: 0 < v < _INF, "must be more than 0 seconds")
+percent = _checked("percentage", float, lambda v: 0 <= v <= 100, "a percentage is 0 to 100")
+rate = _checked("rate", float, lambda v: 0 <= v < _INF, "must be 0 or more messages per second")

@@ -17,16 +17,16 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from chatsrv.cliargs import HelpFormatter, Parser, count, percent, positive_int, positive_number
+from chatsrv.faults import parse_delay
 from lanchat_lab.bots import LabError
 
 
 def _delay(text: str) -> str:
-    base, _, jitter = text.partition(":")
+    """Checked with the server's own rule; passed on to chatsrv as typed."""
     try:
-        if float(base) < 0 or (jitter and float(jitter) < 0):
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected MS or MS:JITTER in milliseconds, like 50 or 50:10, not {text}") from None
+        parse_delay(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return text
 
 
@@ -38,7 +38,7 @@ def _transports(text: str) -> tuple[str, ...]:
 
 
 for _checker, _name in (
-    (_delay, "a delay"),
+    (_delay, "delay"),
     (_transports, "transports"),
 ):
     _checker.__name__ = _name  # argparse names the type in "invalid ... value"

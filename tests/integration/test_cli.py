@@ -21,7 +21,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "NO_COLOR
 
 
 def start_server(*flags: str) -> tuple[subprocess.Popen[str], int]:
-    if "--db" not in flags and _has_db_flag():
+    if "--db" not in flags:
         flags = ("--db", ":memory:", *flags)  # hermetic: no lanchat.sqlite3 in the repository
     process = subprocess.Popen(
         [sys.executable, "-m", "chatsrv", "--host", "127.0.0.1", "--port", "0", *flags],
@@ -42,20 +42,20 @@ def start_server(*flags: str) -> tuple[subprocess.Popen[str], int]:
 
 @pytest.fixture
 def chatsrv() -> Iterator[tuple[subprocess.Popen[str], int]]:
-    process, port = start_server("--rate", "0", "--db", ":memory:") if _has_db_flag() else start_server("--rate", "0")
+    process, port = start_server("--rate", "0")
     yield process, port
-    if process.poll() is None:
-        process.kill()
-    process.wait(5)
-    for stream in (process.stdout, process.stderr):
-        if stream:
-            stream.close()
+    finish(process)
 
 
-def _has_db_flag() -> bool:
-    from chatsrv.app import build_parser
-
-    return any("--db" in action.option_strings for action in build_parser()._actions)
+def finish(*processes: subprocess.Popen[str]) -> None:
+    """Kill what is still running, reap it and close its pipes."""
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait(5)
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream and not stream.closed:
+                stream.close()
 
 
 def client(port: int, nick: str, *extra: str) -> subprocess.Popen[str]:
@@ -185,13 +185,25 @@ def test_second_server_on_same_port_exits_2_with_one_line(chatsrv) -> None:
 
 @pytest.mark.parametrize(
     ("flags", "words"),
-    [(["--port", "70000"], "port"), (["--max-clients", "-1"], "max-clients"), (["--host", "no-such-host.invalid"], "unknown host")],
+    [
+        (["--port", "70000"], "port"),
+        (["--max-clients", "-1"], "max-clients"),
+        (["--host", "no-such-host.invalid"], "unknown host"),
+        (["--udp-loss", "150"], "percentage is 0 to 100"),
+        (["--udp-delay", "soon"], "MS or MS:JITTER"),
+        (["--peer-timeout", "0"], "more than 0 seconds"),
+        (["--max-datagram", "100000"], "256 to 65507"),
+        (["--motd", "@/no/such/file"], "cannot read"),
+        (["--allow", "10.0.0.300/8"], "not an address or network"),
+        (["--deny", "everyone"], "not an address or network"),
+        (["--password", ""], "--password"),
+    ],
 )
 def test_bad_flags_exit_2_with_one_line(flags: list[str], words: str) -> None:
-    """A bad flag value or an unknown host: one line on stderr, exit 2."""
+    """A bad flag value (core, UDP or teacher flags) or an unknown host: one line on stderr, exit 2."""
     result = run_briefly("-m", "chatsrv", *flags)
     assert result.returncode == 2 and words in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
 def test_client_refused_connection_exits_1() -> None:

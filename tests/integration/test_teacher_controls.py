@@ -19,7 +19,7 @@ import pytest
 from chatsrv.app import Server
 from tests.helpers import Client, UDPClient, wait_until
 from tests.integration.test_cli import client as chatclient_process
-from tests.integration.test_cli import read_until, run_briefly, start_server
+from tests.integration.test_cli import finish, read_until, start_server
 
 OP_SECRET = "teach-op-123"
 PASSWORD = "class101"
@@ -282,22 +282,7 @@ def teacher_server() -> Iterator[tuple[Any, int, str]]:
         secret = re.search(r"operator secret: (\S+)", line).group(1)  # type: ignore[union-attr]
         yield process, port, secret
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(5)
-        for stream in (process.stdout, process.stderr):
-            if stream:
-                stream.close()
-
-
-def _finish(*processes: Any) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-        process.wait(5)
-        for stream in (process.stdin, process.stdout, process.stderr):
-            if stream and not stream.closed:
-                stream.close()
+        finish(process)
 
 
 @pytest.mark.timeout(40)
@@ -332,7 +317,7 @@ def test_line_clients_with_password_op_mute_kick(teacher_server, bob_transport: 
         assert bob.stderr and "an operator ended your session" in bob.stderr.read()
         read_until(teacher, r"bob was kicked by teacher: enough for today")
     finally:
-        _finish(teacher, bob)
+        finish(teacher, bob)
 
 
 def test_line_client_without_password_exits_1_with_a_hint(teacher_server) -> None:
@@ -345,7 +330,7 @@ def test_line_client_without_password_exits_1_with_a_hint(teacher_server) -> Non
         assert "auth_failed: this server needs a password" in out
         assert "add --password SECRET" in err and "Traceback" not in err
     finally:
-        _finish(guest)
+        finish(guest)
 
 
 def test_motd_from_a_file_and_op_secret_flag(tmp_path) -> None:
@@ -360,20 +345,6 @@ def test_motd_from_a_file_and_op_secret_flag(tmp_path) -> None:
             teacher.send({"type": "op", "secret": "chalk-42"})
             assert teacher.expect("notice")["event"] == "op"
     finally:
-        _finish(process)
+        finish(process)
 
 
-@pytest.mark.parametrize(
-    ("flags", "words"),
-    [
-        (["--motd", "@/no/such/file"], "cannot read"),
-        (["--allow", "10.0.0.300/8"], "not an address or network"),
-        (["--deny", "everyone"], "not an address or network"),
-        (["--password", ""], "--password"),
-    ],
-)
-def test_bad_teacher_flags_exit_2_with_one_line(flags: list[str], words: str) -> None:
-    """A bad --motd file, network or password: one clear line on stderr, exit 2."""
-    result = run_briefly("-m", "chatsrv", *flags)
-    assert result.returncode == 2 and words in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

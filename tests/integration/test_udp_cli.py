@@ -147,20 +147,6 @@ def test_udp_port_in_use_exits_2_with_one_line() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("flags", "words"),
-    [
-        (["--udp-loss", "150"], "percentage is 0 to 100"),
-        (["--udp-delay", "soon"], "MS or MS:JITTER"),
-        (["--peer-timeout", "0"], "more than 0 seconds"),
-        (["--max-datagram", "100000"], "256 to 65507"),
-    ],
-)
-def test_bad_udp_flags_exit_2_with_one_line(flags: list[str], words: str) -> None:
-    """A bad UDP flag value: one line on stderr naming the problem, exit 2."""
-    result = run_briefly("-m", "chatsrv", *flags)
-    assert result.returncode == 2 and words in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_fault_injection_is_announced() -> None:
