@@ -248,9 +248,13 @@ class ChatUI:
     async def _ask(self, question: str, default: str, erase: bool = False, secret: bool = False) -> str | None:
         """A one-off question on the terminal; None when the user presses Ctrl-C or Ctrl-D.
 
-        With `secret` the answer is typed blind (shown as stars) and never
-        goes into any history.
+        A `default` is offered in brackets and taken on a bare Enter; the input
+        line starts empty, so typing a name does not add to the default. With
+        `secret` the answer is typed blind (shown as stars) and never goes
+        into any history.
         """
+        if default:
+            question = f"{question.rstrip().rstrip(':')} [{default}]: "
         asker: PromptSession[str] = PromptSession(
             input=self.session.input,
             output=self.output,
@@ -261,7 +265,8 @@ class ChatUI:
         )
         self.asking = question
         try:
-            return (await asker.prompt_async(question, default=default, is_password=secret)).strip()
+            answer = (await asker.prompt_async(question, is_password=secret)).strip()
+            return answer or default
         except (KeyboardInterrupt, EOFError):
             return None
         finally:

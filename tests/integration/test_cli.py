@@ -135,13 +135,7 @@ def test_two_line_clients_chat_then_sigint(chatsrv) -> None:
         bob.stdin.flush()
         assert bob.wait(5) == 0
     finally:
-        for process in (alice, bob):
-            if process.poll() is None:
-                process.kill()
-            process.wait(5)
-            for stream in (process.stdin, process.stdout, process.stderr):
-                if stream and not stream.closed:
-                    stream.close()
+        finish(alice, bob)
     started = time.monotonic()
     server.send_signal(signal.SIGINT)
     assert server.wait(5) == 0
@@ -162,12 +156,7 @@ def test_sigint_with_connected_client_exits_fast(chatsrv) -> None:
         assert alice.wait(5) == 1
         assert alice.stderr and "lost" in alice.stderr.read()
     finally:
-        if alice.poll() is None:
-            alice.kill()
-        alice.wait(5)
-        for stream in (alice.stdin, alice.stdout, alice.stderr):
-            if stream and not stream.closed:
-                stream.close()
+        finish(alice)
 
 
 def run_briefly(*args: str) -> subprocess.CompletedProcess[str]:

@@ -12,18 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.test_cli import ENV, ROOT, client, read_until, run_briefly, start_server
-
-
-def finish(*processes: subprocess.Popen[str]) -> None:
-    """End the given processes (ours, by PID) and close their pipes."""
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-        process.wait(5)
-        for stream in (process.stdin, process.stdout, process.stderr):
-            if stream and not stream.closed:
-                stream.close()
+from tests.integration.test_cli import ENV, ROOT, client, finish, read_until, run_briefly, start_server
 
 
 @pytest.fixture
