@@ -217,6 +217,9 @@ class _Fields:
         return value
 
     def text(self, name: str) -> str:
+        value = self.payload.get(name)
+        if type(value) is str:  # the common case, without the generic checks
+            return value
         return str(self._get(name, _is_str, True))
 
     def optional_text(self, name: str) -> str | None:
@@ -224,6 +227,9 @@ class _Fields:
         return None if value is None else str(value)
 
     def flag(self, name: str) -> bool:
+        value = self.payload.get(name, False)
+        if value is False or value is True:
+            return value
         return self._get(name, _is_bool, False) is True
 
     def number(self, name: str, required: bool = False) -> float | None:

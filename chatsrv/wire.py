@@ -80,9 +80,26 @@ class ProtocolError(Exception):
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def _unencodable(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# `JSONEncoder.encode` builds a new C encoder object on every call, which cost
+# more than the encoding of a chat message itself: build it once. Payloads are
+# trees the server made, so the circular-reference check (markers) is off.
+_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_c_encode = (
+    _make_encoder(None, _unencodable, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    if _make_encoder is not None
+    else None
+)
+
+
 def encode_payload(payload: dict[str, Any]) -> bytes:
     """Encode one payload object as compact UTF-8 JSON (no seq added)."""
-    return _encoder.encode(payload).encode("utf-8")
+    if _c_encode is None:
+        return _encoder.encode(payload).encode("utf-8")
+    return "".join(_c_encode(payload, 0)).encode("utf-8")
 
 
 def with_seq(body: bytes, seq: int) -> bytes:
@@ -189,12 +206,14 @@ def decode_payload(data: bytes, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
         raise ProtocolError("bad_request", f"payload is not valid JSON ({exc.args[0].split(':')[0]})") from None
     if not isinstance(value, dict):
         raise ProtocolError("bad_request", "payload must be a JSON object")
-    if _SURROGATE_ESCAPE.search(text) and not _encodable(value):
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and not _encodable(value):
         # "\ud800" alone is valid JSON but no UTF-8 can carry it on to others.
         raise ProtocolError("bad_request", "payload contains an unpaired surrogate (\\ud800-\\udfff)")
-    if not _depth_ok(value, max_depth):
+    # Nesting never exceeds the number of opening brackets (in strings or not):
+    # a chat message has one or two, and needs no walk.
+    if text.count("{") + text.count("[") > max_depth and not _depth_ok(value, max_depth):
         raise ProtocolError("bad_request", f"JSON nested deeper than {max_depth} levels")
-    payload = {key: item for key, item in value.items() if item is not None}
+    payload = {key: item for key, item in value.items() if item is not None} if None in value.values() else value
     if not isinstance(payload.get("type"), str):
         raise ProtocolError("bad_request", 'payload needs a string field "type"')
     return payload

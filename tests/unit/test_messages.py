@@ -59,6 +59,7 @@ def test_parse_say_action() -> None:
         {"type": "say"},
         {"type": "say", "text": 5},
         {"type": "say", "text": "x", "action": "yes"},
+        {"type": "say", "text": "x", "action": 1},
         {"type": "whisper", "to": "bob"},
         {"type": "hello", "nick": ["a"]},
         {"type": "ping", "id": {"nested": 1}},

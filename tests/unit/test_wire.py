@@ -145,6 +145,26 @@ def test_nesting_limit_is_32_levels() -> None:
         decode_payload(nested(33))
 
 
+def test_nesting_counts_real_brackets_not_those_in_strings() -> None:
+    """Brackets inside strings do not count as nesting; a mix of 32 real levels still passes, 33 fails."""
+    assert decode_payload(b'{"type":"say","text":"' + b"{[" * 40 + b'"}')["text"] == "{[" * 40
+    mixed = b'{"type":"x","a":' + b'{"b":[' * 15 + b"[]" + b"]}" * 15 + b"}"
+    assert decode_payload(mixed)["type"] == "x"
+    with pytest.raises(ProtocolError):
+        decode_payload(b'{"type":"x","a":' + b'{"b":[' * 16 + b"[]" + b"]}" * 16 + b"}")
+
+
+def test_encode_payload_matches_the_json_module_and_refuses_what_json_cannot_carry() -> None:
+    """Compact, UTF-8, same bytes as json.dumps; NaN and non-JSON values raise instead of being sent."""
+    payload = {"type": "message", "id": 7, "room": "lobby", "from": "李雷", "text": 'a "q" \\ \n', "ts": 1.5, "action": True,
+               "users": ["a", "b"], "server": {"name": "x", "n": None}}
+    assert encode_payload(payload) == json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    with pytest.raises(ValueError):
+        encode_payload({"type": "x", "t": float("nan")})
+    with pytest.raises(TypeError):
+        encode_payload({"type": "x", "t": object()})
+
+
 def test_paired_surrogate_escapes_are_fine() -> None:
     """An emoji written as a JSON surrogate pair decodes normally."""
     assert decode_payload(b'{"type":"say","text":"\\ud83d\\ude00"}')["text"] == "\U0001F600"
