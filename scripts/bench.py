@@ -1477,19 +1477,78 @@ def run_one(scenario: str, kind: str, opts: argparse.Namespace, workdir: Path,
     return row
 
 
-def plan(opts: argparse.Namespace) -> list[tuple[str, str, int | None]]:
-    """(scenario, server kind, connections) in the order they run."""
+def plan(opts: argparse.Namespace) -> list[tuple[str, str, int | None, int]]:
+    """(scenario, server kind, connections, round) in the order they run.
+
+    Repeated scenarios run in rounds, each round every server once, so that
+    a noisy moment of a shared machine hits one round of all servers rather
+    than all rounds of one. `scale` runs once (it takes minutes).
+    """
     kinds = ["lanchat"] + (["miniircd", "ncat"] if opts.vs else [])
-    runs: list[tuple[str, str, int | None]] = []
+    runs: list[tuple[str, str, int | None, int]] = []
     for scenario in opts.scenarios:
         if scenario == "scale":
             for count in opts.conns:
-                runs += [(scenario, kind, count) for kind in kinds]
-        elif scenario.endswith("-udp"):
-            runs.append((scenario, "lanchat", None))
-        else:
-            runs += [(scenario, kind, None) for kind in kinds]
+                runs += [(scenario, kind, count, 1) for kind in kinds]
+            continue
+        for round_ in range(1, opts.repeat + 1):
+            if scenario.endswith("-udp"):
+                runs.append((scenario, "lanchat", None, round_))
+            else:
+                runs += [(scenario, kind, None, round_) for kind in kinds]
     return runs
+
+
+#: The metric whose median run is reported when a scenario runs several rounds.
+KEY_METRIC = {"fanout": "deliveries_per_s", "latency": "p99_ms", "scale": "join_s", "slow": "rate_ratio"}
+
+
+def _group_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row["scenario"], row["transport"], row["server"], row.get("conns"))
+
+
+def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per scenario, transport, server and size: the round with the median key metric.
+
+    The chosen row keeps its own figures (they belong together), plus `runs`
+    and the key metric of every round in order (`rounds`). An error in any
+    round is reported on the summary row, so it cannot hide behind a median.
+    """
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(_group_key(row), []).append(row)
+    summary: list[dict[str, Any]] = []
+    for group in groups.values():
+        metric = KEY_METRIC[group[0]["scenario"]]
+        measured = sorted((r for r in group if isinstance(r.get(metric), (int, float))), key=lambda r: r[metric])
+        chosen = dict(measured[(len(measured) - 1) // 2] if measured else group[-1])
+        chosen["runs"] = len(group)
+        chosen["rounds"] = {metric: [r.get(metric) for r in group]}
+        failed = [(number, r["error"]) for number, r in enumerate(group, 1) if r.get("error")]
+        if failed and len(group) > 1:
+            number, error = failed[0]
+            chosen["error"] = f"round {number} of {len(group)}: {error}"
+        summary.append(chosen)
+    return summary
+
+
+def round_ratios(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """lanchat / other for the key metric, round by round (rounds run back to back)."""
+    mine = {(r["scenario"], r["transport"], r.get("conns"), r.get("round")): r
+            for r in rows if r["server"] == "lanchat"}
+    found: dict[tuple[Any, ...], list[float | None]] = {}
+    for row in rows:
+        if row["server"] == "lanchat":
+            continue
+        ours = mine.get((row["scenario"], row["transport"], row.get("conns"), row.get("round")))
+        if ours is None:
+            continue
+        metric = KEY_METRIC[row["scenario"]]
+        a, b = ours.get(metric), row.get(metric)
+        ratio = rnd(a / b, 3) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+        found.setdefault((row["scenario"], row["transport"], row.get("conns"), row["server"], metric), []).append(ratio)
+    return [{"scenario": s, "transport": t, "conns": c, "other": o, "metric": m, "by_round": v}
+            for (s, t, c, o, m), v in found.items()]
 
 
 def ratios(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -1549,7 +1608,13 @@ def render_table(headers: Sequence[str], body: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def report(rows: Sequence[dict[str, Any]], compared: Sequence[dict[str, Any]]) -> str:
+def figures(values: Sequence[float | None]) -> str:
+    """Numbers for one line of text: thousands grouped, small ones as they are."""
+    return " ".join("-" if v is None else f"{v:,.0f}" if abs(v) >= 1000 else f"{v:g}" for v in values)
+
+
+def report(rows: Sequence[dict[str, Any]], compared: Sequence[dict[str, Any]],
+           by_round: Sequence[dict[str, Any]] = ()) -> str:
     parts: list[str] = []
     for scenario in TCP_SCENARIOS:
         mine = [r for r in rows if r["scenario"] == scenario]
@@ -1569,6 +1634,14 @@ def report(rows: Sequence[dict[str, Any]], compared: Sequence[dict[str, Any]]) -
                 ["lanchat / other", *metrics],
                 [[c["other"] + (f" C={c['conns']}" if c.get("conns") else ""),
                   *[c["ratios"].get(m) for m in metrics]] for c in mine_ratios]))
+        for r in mine:
+            values = r.get("rounds", {})
+            for metric, numbers in values.items():
+                if len(numbers) > 1:
+                    parts.append(f"  {r['server']} {r['transport']} {metric} by round: {figures(numbers)}")
+        for c in by_round:
+            if c["scenario"] == scenario and len(c["by_round"]) > 1:
+                parts.append(f"  lanchat/{c['other']} {c['metric']} by round: {figures(c['by_round'])}")
         parts.append("")
     return "\n".join(parts)
 
@@ -1616,6 +1689,11 @@ columns are percent of one core (server process and this benchmark).""")
     parser.add_argument("--tiny", action="store_true",
                         help="small default sizes for CI (explicit sizes still win)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--repeat", type=int, default=None, metavar="N",
+                        help="rounds of each scenario but scale, every server once per round; "
+                        "the tables show the round with the median key metric (fanout "
+                        "deliveries/s, latency p99, slow ratio) and list every round "
+                        "(default 3; 1 with --tiny)")
     sizes = parser.add_argument_group("sizes (defaults: normal / --tiny)")
     for flag, kind, text in (
             ("--clients", int, "members in the room (fanout, latency)"),
@@ -1668,6 +1746,10 @@ columns are percent of one core (server process and this benchmark).""")
         opts.conns = [int(c) for c in str(opts.conns).split(",") if c.strip()]
     except ValueError:
         parser.error("--conns takes numbers separated by commas")
+    if opts.repeat is None:
+        opts.repeat = 1 if opts.tiny else 3
+    if opts.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if "all" in opts.scenarios:
         opts.scenarios = [*TCP_SCENARIOS, *UDP_SCENARIOS]
     if opts.udp:
@@ -1699,26 +1781,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"warning: open-file limit {nofile} is below --conns + 200", file=sys.stderr)
     rows: list[dict[str, Any]] = []
     started = time.time()
+    load_at_start = os.getloadavg()
     try:
         with tempfile.TemporaryDirectory(prefix="lanchat-bench-") as workdir:
-            for scenario, kind, conns in plan(opts):
-                label = f"{scenario} vs {kind}" + (f" C={conns}" if conns else "")
+            for scenario, kind, conns, round_ in plan(opts):
+                label = (f"{scenario} vs {kind}" + (f" C={conns}" if conns else "")
+                         + (f" (round {round_} of {opts.repeat})" if opts.repeat > 1 and scenario != "scale" else ""))
                 print(f"[bench] {label} ...", file=sys.stderr, flush=True)
                 row = run_one(scenario, kind, opts, Path(workdir), conns)
+                row["round"] = round_
                 rows.append(row)
                 note = f" ERROR: {row['error']}" if row.get("error") else ""
                 print(f"[bench] {label}: {row['run_s']} s{note}", file=sys.stderr, flush=True)
     finally:
         while RUNNING:
             RUNNING[-1].stop()
-    compared = ratios(rows)
+    summary = summarize(rows)
+    compared = ratios(summary)
+    by_round = round_ratios(rows)
     if opts.json:
         meta = {"started": started, "python": platform.python_version(),
                 "cpus": os.cpu_count(), "argv": sys.argv[1:] if argv is None else list(argv),
-                "nofile": nofile, "db": opts.db or None}
-        print(json.dumps({"bench": meta, "results": rows, "ratios": compared}, indent=2))
+                "nofile": nofile, "db": opts.db or None, "repeat": opts.repeat,
+                "load_avg": os.getloadavg()}
+        print(json.dumps({"bench": meta, "results": summary, "ratios": compared,
+                          "ratios_by_round": by_round, "all_rounds": rows}, indent=2))
     else:
-        print(report(rows, compared))
+        print(f"load average at start: {' '.join(f'{x:.2f}' for x in load_at_start)}; "
+              f"repeated scenarios: median of {opts.repeat} rounds\n")
+        print(report(summary, compared, by_round))
     return 1 if any(r.get("error") for r in rows if r["server"] == "lanchat") else 0
 
 

@@ -1,0 +1,70 @@
+"""scripts/bench.py's pure parts: the order of rounds, the median summary and the ratios by round."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("lanchat_bench", ROOT / "scripts" / "bench.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and typing look the module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(scenario: str, server: str, round_: int, **figures: object) -> dict[str, object]:
+    return {"scenario": scenario, "transport": "tcp", "server": server, "round": round_, **figures}
+
+
+def test_rounds_interleave_servers_and_scale_runs_once(bench: ModuleType) -> None:
+    """Each round runs every server once before the next round starts; scale is never repeated."""
+    opts = bench.parse_args(["fanout", "scale", "--vs", "--repeat", "2", "--conns", "10"])
+    assert bench.plan(opts) == [
+        ("fanout", "lanchat", None, 1), ("fanout", "miniircd", None, 1), ("fanout", "ncat", None, 1),
+        ("fanout", "lanchat", None, 2), ("fanout", "miniircd", None, 2), ("fanout", "ncat", None, 2),
+        ("scale", "lanchat", 10, 1), ("scale", "miniircd", 10, 1), ("scale", "ncat", 10, 1),
+    ]
+    assert bench.parse_args(["fanout"]).repeat == 3
+    assert bench.parse_args(["fanout", "--tiny"]).repeat == 1
+
+
+def test_summary_keeps_the_median_round_whole_and_lists_every_round(bench: ModuleType) -> None:
+    """Of three rounds the median one is shown with its own figures; the key metric of all is kept in order."""
+    rows = [row("fanout", "lanchat", 1, deliveries_per_s=300.0, wall_s=3.0),
+            row("fanout", "lanchat", 2, deliveries_per_s=100.0, wall_s=9.0),
+            row("fanout", "lanchat", 3, deliveries_per_s=200.0, wall_s=5.0)]
+    (summary,) = bench.summarize(rows)
+    assert (summary["deliveries_per_s"], summary["wall_s"], summary["round"]) == (200.0, 5.0, 3)
+    assert summary["runs"] == 3
+    assert summary["rounds"] == {"deliveries_per_s": [300.0, 100.0, 200.0]}
+
+
+def test_summary_reports_an_error_of_any_round(bench: ModuleType) -> None:
+    """A failed round cannot hide behind the median of the others."""
+    rows = [row("slow", "lanchat", 1, rate_ratio=0.97),
+            row("slow", "lanchat", 2, rate_ratio=0.99, error="server exited"),
+            row("slow", "lanchat", 3, rate_ratio=0.98)]
+    (summary,) = bench.summarize(rows)
+    assert summary["rate_ratio"] == 0.98
+    assert summary["error"] == "round 2 of 3: server exited"
+
+
+def test_ratios_by_round_pair_servers_of_the_same_round(bench: ModuleType) -> None:
+    """lanchat / other is taken within each round, and the summary ratios use the median rows."""
+    rows = [row("fanout", "lanchat", 1, deliveries_per_s=120.0), row("fanout", "miniircd", 1, deliveries_per_s=100.0),
+            row("fanout", "lanchat", 2, deliveries_per_s=90.0), row("fanout", "miniircd", 2, deliveries_per_s=60.0),
+            row("fanout", "lanchat", 3, deliveries_per_s=150.0), row("fanout", "miniircd", 3, deliveries_per_s=200.0)]
+    (by_round,) = bench.round_ratios(rows)
+    assert (by_round["other"], by_round["metric"], by_round["by_round"]) == ("miniircd", "deliveries_per_s", [1.2, 1.5, 0.75])
+    (compared,) = bench.ratios(bench.summarize(rows))
+    assert compared["ratios"]["deliveries_per_s"] == 1.2  # median 120 / median 100
