@@ -14,9 +14,18 @@ import collections
 import logging
 import socket
 import socketserver
+import struct
 import threading
 import time
 from typing import Any
+
+try:  # Unix: the kernel's count of bytes a peer has not acknowledged yet
+    import fcntl
+    import termios
+
+    _SIOCOUTQ: int | None = termios.TIOCOUTQ  # the same request number as SIOCOUTQ on Linux
+except (ImportError, AttributeError):  # Windows, or a Unix without it
+    _SIOCOUTQ = None
 
 from chatsrv.service import ChatService
 from chatsrv.session import Session
@@ -30,8 +39,23 @@ DEFAULT_SEND_BUFFER = 1 << 20  # kernel send buffer per member (see configure_so
 CLOSE_GRACE = 1.0  # seconds a writer may keep flushing after close() before the socket is cut
 SOFT_LIMIT_SHARE = 4  # the soft limit is a quarter of the outbox limit
 MAX_PAUSE = 0.5  # longest a sender's reading is paused for one batch
-STALL = 0.1  # a lagging reader that took nothing for this long no longer pauses anyone
+STALL = 0.03  # a lagging reader whose peer acknowledged nothing for this long no longer pauses anyone
+POLL = STALL / 4  # how often paused senders look at the lagging readers' acknowledgements
 WRITE_SLICE = 64 * 1024  # the writer sends in slices, so a reader's progress is seen as it happens
+
+
+def unacknowledged_bytes(sock: socket.socket) -> int | None:
+    """Bytes in `sock`'s send queue that the peer has not acknowledged (SIOCOUTQ).
+
+    None where the kernel cannot tell (no SIOCOUTQ, or the socket is closed).
+    """
+    if _SIOCOUTQ is None:
+        return None
+    try:
+        answer = fcntl.ioctl(sock.fileno(), _SIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return None
+    return int(struct.unpack("i", answer)[0])
 
 
 class Backpressure:
@@ -44,11 +68,17 @@ class Backpressure:
     their next batch. A member that takes nothing for STALL seconds no
     longer pauses anyone; it is dropped at the hard limit instead
     (ARCHITECTURE.md, "Rules that keep it fast and safe").
+
+    "Taking data" means the peer's TCP acknowledges bytes (the kernel's
+    SIOCOUTQ), looked at every POLL while senders wait. Bytes the kernel
+    merely accepted into a full socket buffer do not count, so a member that
+    never reads stops pausing anyone after STALL, however large its buffers.
     """
 
-    def __init__(self, max_pause: float = MAX_PAUSE, stall: float = STALL) -> None:
+    def __init__(self, max_pause: float = MAX_PAUSE, stall: float = STALL, poll: float = POLL) -> None:
         self.max_pause = max_pause
         self.stall = stall
+        self.poll = poll
         self._condition = threading.Condition()
         self._lagging: set[TCPOutbox] = set()
 
@@ -68,9 +98,15 @@ class Backpressure:
         with self._condition:
             while True:
                 now = time.monotonic()
-                if now >= deadline or not any(now - o.last_progress < self.stall for o in self._lagging):
+                if now >= deadline:
                     return
-                self._condition.wait(min(deadline - now, self.stall))
+                draining = False
+                for outbox in self._lagging:
+                    outbox.check_progress(now)
+                    draining = draining or now - outbox.last_progress < self.stall
+                if not draining:
+                    return
+                self._condition.wait(min(deadline - now, self.poll))
 
 
 class WriteCombiner:
@@ -137,6 +173,9 @@ class TCPOutbox:
         self.soft_limit = limit // SOFT_LIMIT_SHARE if limit else 0
         self.backpressure = backpressure
         self.last_progress = time.monotonic()
+        self._acknowledged = unacknowledged_bytes(sock) is not None  # progress from the peer's ACKs
+        self._written = 0  # bytes the kernel accepted from us
+        self._taken = 0  # of those, acknowledged by the peer when last looked
         self._is_lagging = False
         self._lock = threading.Lock()
         self._chunks: list[bytes] = []
@@ -191,6 +230,7 @@ class TCPOutbox:
                     self._pending_bytes = 0
                     return  # the connection is gone; the reader notices and disconnects
                 self._pending_bytes -= sent
+                self._written += sent
                 if sent < len(data):
                     self._chunks.append(data[sent:])
                     self.last_progress = time.monotonic()
@@ -216,9 +256,11 @@ class TCPOutbox:
                 while data:
                     sent = self.sock.send(data[:WRITE_SLICE])
                     data = data[sent:]
-                    self.last_progress = time.monotonic()
+                    if not self._acknowledged:  # no better sign than the kernel taking bytes
+                        self.last_progress = time.monotonic()
                     with self._lock:
                         self._pending_bytes -= sent
+                        self._written += sent
                         stops_lagging = self._is_lagging and self._pending_bytes <= self.soft_limit
                         if stops_lagging:
                             self._is_lagging = False
@@ -237,6 +279,18 @@ class TCPOutbox:
             self.backpressure.lagging(self, False)
         if closing:
             self.cut()
+
+    def check_progress(self, now: float) -> None:
+        """Backpressure: if the peer acknowledged more bytes since the last look, it progressed at `now`."""
+        if not self._acknowledged:
+            return  # the writer marks progress itself
+        unacknowledged = unacknowledged_bytes(self.sock)
+        if unacknowledged is None:
+            return
+        taken = self._written - unacknowledged
+        if taken > self._taken:
+            self._taken = taken
+            self.last_progress = now
 
     def close(self) -> None:
         """Stop accepting payloads; send what is queued (briefly), then hang up."""

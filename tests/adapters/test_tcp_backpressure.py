@@ -1,0 +1,118 @@
+"""Backpressure in chatsrv.tcp: what counts as a lagging reader's progress, and when paused senders go on.
+
+Real TCP over 127.0.0.1 for the kernel's acknowledgement counter; a scripted outbox for the waiting rule.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from chatsrv.tcp import Backpressure, TCPOutbox, WriteCombiner, configure_socket, unacknowledged_bytes
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIOCOUTQ is read on Linux")
+
+
+@pytest.fixture
+def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """(server side, peer) over loopback; the peer has a tiny receive buffer and reads only when told."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    peer = socket.socket()
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    peer.connect(listener.getsockname())
+    server_side, _ = listener.accept()
+    listener.close()
+    configure_socket(server_side, send_buffer=65536)
+    try:
+        yield server_side, peer
+    finally:
+        peer.close()
+        server_side.close()
+
+
+def test_kernel_buffering_is_not_progress_but_acknowledged_bytes_are(tcp_pair) -> None:
+    """A peer that reads nothing shows no progress once its buffers are full; reading a little shows some."""
+    server_side, peer = tcp_pair
+    outbox = TCPOutbox(server_side, WriteCombiner(), limit=0)
+    outbox.put([b'{"type":"notice","text":"' + b"x" * 1000 + b'"}'] * 1000, 1)  # ~1 MB: far beyond both buffers
+    outbox.combiner.flush()  # the kernel takes what fits; a writer thread blocks on the rest
+    readings: list[int | None] = []
+
+    def settled() -> bool:  # the peer's window is closed: the unacknowledged count stops changing
+        readings.append(unacknowledged_bytes(server_side))
+        return len(readings) > 3 and readings[-1] == readings[-2] == readings[-3] and (readings[-1] or 0) > 0
+
+    wait_until(settled, timeout=5, interval=0.02)
+    outbox.check_progress(100.0)  # first look: what the peer's buffer took counts once
+    assert outbox.last_progress == 100.0
+    outbox.check_progress(200.0)
+    assert outbox.last_progress == 100.0, "nothing was acknowledged since the last look"
+
+    peer.settimeout(5)
+    got = 0
+    while got < 64 * 1024:
+        got += len(peer.recv(65536))
+    wait_until(lambda: outbox.check_progress(300.0) or outbox.last_progress == 300.0, timeout=5)
+    peer.shutdown(socket.SHUT_RDWR)
+    outbox.cut()
+    outbox.join(5)
+
+
+def test_unacknowledged_bytes_of_a_closed_socket_is_unknown() -> None:
+    """A closed socket gives None instead of raising."""
+    sock = socket.socket()
+    sock.close()
+    assert unacknowledged_bytes(sock) is None
+
+
+class ScriptedOutbox:
+    """Stands in for a TCPOutbox: its peer progresses on every look while `acknowledging` is set."""
+
+    def __init__(self, acknowledging: bool) -> None:
+        self.acknowledging = acknowledging
+        self.last_progress = time.monotonic()
+        self.looks = 0
+        self.third_look = threading.Event()
+
+    def check_progress(self, now: float) -> None:
+        self.looks += 1
+        if self.acknowledging:
+            self.last_progress = now
+        if self.looks == 3:
+            self.third_look.set()
+
+
+def test_senders_stop_waiting_for_a_member_that_acknowledges_nothing() -> None:
+    """Paused senders go on after about `stall`, long before `max_pause`, when the lagging peer takes nothing."""
+    backpressure = Backpressure(max_pause=30.0, stall=0.05, poll=0.01)
+    stuck = ScriptedOutbox(acknowledging=False)
+    backpressure.lagging(stuck, True)  # type: ignore[arg-type]
+    started = time.monotonic()
+    backpressure.wait()
+    assert time.monotonic() - started < 10.0
+    assert stuck.looks >= 1
+
+
+def test_senders_wait_while_a_lagging_member_keeps_acknowledging() -> None:
+    """While the peer keeps taking data senders stay paused, looking again and again, until it catches up."""
+    backpressure = Backpressure(max_pause=30.0, stall=0.05, poll=0.01)
+    draining = ScriptedOutbox(acknowledging=True)
+    backpressure.lagging(draining, True)  # type: ignore[arg-type]
+    caught_up: list[bool] = []
+
+    def catch_up() -> None:
+        draining.third_look.wait(10)
+        caught_up.append(True)
+        backpressure.lagging(draining, False)  # type: ignore[arg-type]
+
+    helper = threading.Thread(target=catch_up)
+    helper.start()
+    backpressure.wait()
+    helper.join(10)
+    assert caught_up == [True] and draining.looks >= 3
