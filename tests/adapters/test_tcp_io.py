@@ -1,4 +1,4 @@
-"""Backpressure in chatsrv.tcp: what counts as a lagging reader's progress, and when paused senders go on.
+"""chatsrv.tcp's I/O rules: recv sizes, what counts as a lagging reader's progress, when paused senders go on.
 
 Real TCP over 127.0.0.1 for the kernel's acknowledgement counter; a scripted outbox for the waiting rule.
 """
@@ -13,10 +13,28 @@ from collections.abc import Iterator
 
 import pytest
 
-from chatsrv.tcp import Backpressure, TCPOutbox, WriteCombiner, configure_socket, unacknowledged_bytes
+from chatsrv.tcp import (
+    BURST_RECV_SIZE,
+    RECV_SIZE,
+    Backpressure,
+    TCPOutbox,
+    WriteCombiner,
+    configure_socket,
+    next_recv_size,
+    unacknowledged_bytes,
+)
 from tests.helpers import wait_until
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIOCOUTQ is read on Linux")
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIOCOUTQ is read on Linux")
+
+
+def test_a_full_recv_makes_the_next_one_big_and_a_short_one_small_again() -> None:
+    """Idle members wait with a small buffer; a flood is read in big batches."""
+    assert RECV_SIZE < BURST_RECV_SIZE
+    assert next_recv_size(RECV_SIZE, RECV_SIZE) == BURST_RECV_SIZE
+    assert next_recv_size(BURST_RECV_SIZE, BURST_RECV_SIZE) == BURST_RECV_SIZE
+    assert next_recv_size(100, BURST_RECV_SIZE) == RECV_SIZE
+    assert next_recv_size(100, RECV_SIZE) == RECV_SIZE
 
 
 @pytest.fixture
@@ -36,6 +54,7 @@ def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
         server_side.close()
 
 
+@linux_only
 def test_kernel_buffering_is_not_progress_but_acknowledged_bytes_are(tcp_pair) -> None:
     """A peer that reads nothing shows no progress once its buffers are full; reading a little shows some."""
     server_side, peer = tcp_pair
@@ -64,6 +83,7 @@ def test_kernel_buffering_is_not_progress_but_acknowledged_bytes_are(tcp_pair) -
     outbox.join(5)
 
 
+@linux_only
 def test_unacknowledged_bytes_of_a_closed_socket_is_unknown() -> None:
     """A closed socket gives None instead of raising."""
     sock = socket.socket()
