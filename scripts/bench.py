@@ -1388,14 +1388,20 @@ def slow_phase(server: ServerProcess, opts: argparse.Namespace,
         loop.close_all()
 
 
-def run_slow(launch: Callable[[], ServerProcess], opts: argparse.Namespace) -> dict[str, Any]:
-    """The slow-consumer scenario: a baseline phase, then one with a stuck
+def run_slow(launch: Callable[[], ServerProcess], opts: argparse.Namespace,
+             stuck_first: bool = False) -> dict[str, Any]:
+    """The slow-consumer scenario: a baseline phase and one with a stuck
     member, each against a fresh server (clean RSS baseline; and ncat quits
-    when members of the first phase disconnect abruptly)."""
+    when members of the first phase disconnect abruptly). Rounds alternate
+    which phase runs first, so a drift within a round favours neither."""
     result: dict[str, Any] = {"clients": opts.slow_clients, "messages": opts.slow_messages,
-                              "size": opts.slow_size}
-    base = slow_phase(launch(), opts, with_stuck=False)
-    stuck = slow_phase(launch(), opts, with_stuck=True) if "error" not in base else {}
+                              "size": opts.slow_size, "stuck_first": stuck_first}
+    if stuck_first:
+        stuck = slow_phase(launch(), opts, with_stuck=True)
+        base = slow_phase(launch(), opts, with_stuck=False) if "error" not in stuck else {}
+    else:
+        base = slow_phase(launch(), opts, with_stuck=False)
+        stuck = slow_phase(launch(), opts, with_stuck=True) if "error" not in base else {}
     result["base"] = base
     result["with_stuck"] = stuck
     for key in ("error",):
@@ -1438,7 +1444,7 @@ DEFAULTS = {  # normal size, --tiny size
 
 
 def run_one(scenario: str, kind: str, opts: argparse.Namespace, workdir: Path,
-            conns: int | None = None) -> dict[str, Any]:
+            conns: int | None = None, round_: int = 1) -> dict[str, Any]:
     """Start a fresh server, run one scenario against it, always stop it."""
     udp = scenario.endswith("-udp")
     name = scenario.removesuffix("-udp")
@@ -1464,7 +1470,7 @@ def run_one(scenario: str, kind: str, opts: argparse.Namespace, workdir: Path,
             assert conns is not None
             row.update(run_scale(launch(), opts, conns))
         elif name == "slow":
-            row.update(run_slow(launch, opts))
+            row.update(run_slow(launch, opts, stuck_first=round_ % 2 == 0))
     except (ServerError, OSError) as error:
         row["error"] = str(error)
     except Exception as error:   # noqa: BLE001 - a bug must not lose the other results
@@ -1668,7 +1674,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                --slow-size bytes.  Run once without and once with one extra
                member that sets SO_RCVBUF=4096 and never reads: delivery rate
                of the others, server RSS growth, what became of the stuck one
-               (lanchat should send `left` with reason `slow`).
+               (lanchat should send `left` with reason `slow`).  Even rounds
+               run the phase with the stuck member first.
   fanout-udp, latency-udp
                fanout and latency over lanchat's UDP transport (challenge /
                cookie handshake, pings); fanout senders keep at most
@@ -1788,7 +1795,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 label = (f"{scenario} vs {kind}" + (f" C={conns}" if conns else "")
                          + (f" (round {round_} of {opts.repeat})" if opts.repeat > 1 and scenario != "scale" else ""))
                 print(f"[bench] {label} ...", file=sys.stderr, flush=True)
-                row = run_one(scenario, kind, opts, Path(workdir), conns)
+                row = run_one(scenario, kind, opts, Path(workdir), conns, round_)
                 row["round"] = round_
                 rows.append(row)
                 note = f" ERROR: {row['error']}" if row.get("error") else ""

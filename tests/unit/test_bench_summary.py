@@ -68,3 +68,18 @@ def test_ratios_by_round_pair_servers_of_the_same_round(bench: ModuleType) -> No
     assert (by_round["other"], by_round["metric"], by_round["by_round"]) == ("miniircd", "deliveries_per_s", [1.2, 1.5, 0.75])
     (compared,) = bench.ratios(bench.summarize(rows))
     assert compared["ratios"]["deliveries_per_s"] == 1.2  # median 120 / median 100
+
+
+def test_slow_rounds_alternate_which_phase_runs_first(bench: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Odd rounds measure the baseline first, even rounds the phase with the stuck member first."""
+    order: list[bool] = []
+
+    def phase(server: object, opts: object, with_stuck: bool) -> dict[str, object]:
+        order.append(with_stuck)
+        return {"rate": 100.0}
+
+    monkeypatch.setattr(bench, "slow_phase", phase)
+    opts = bench.parse_args(["slow"])
+    bench.run_slow(lambda: None, opts, stuck_first=False)
+    bench.run_slow(lambda: None, opts, stuck_first=True)
+    assert order == [False, True, True, False]
