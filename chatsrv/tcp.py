@@ -87,6 +87,11 @@ class Backpressure:
         self._condition = threading.Condition()
         self._lagging: set[TCPOutbox] = set()
 
+    @property
+    def lagging_count(self) -> int:
+        """Members lagging right now (each may pause senders while it drains)."""
+        return len(self._lagging)
+
     def lagging(self, outbox: TCPOutbox, is_lagging: bool) -> None:
         with self._condition:
             if is_lagging:
@@ -209,14 +214,28 @@ class TCPOutbox:
             mark = self._writer is None and not self._marked
             if mark:
                 self._marked = True
-            starts_lagging = not self._is_lagging and 0 < self.soft_limit < self._pending_bytes
-            if starts_lagging:
-                self._is_lagging = True
+            change = self._lag_change()
         if mark:
             self.combiner.mark(self)
-        if starts_lagging and self.backpressure is not None:
-            self.backpressure.lagging(self, True)
+        self._tell_backpressure(change)
         return True
+
+    def _lag_change(self) -> bool | None:
+        """Under the lock: True when this member starts lagging, False when it stops, else None.
+
+        Lagging means the kernel would not take more (a writer thread is
+        waiting on the socket) and more than the soft limit is queued. Bytes
+        that merely wait for the combiner's next send are not lagging.
+        """
+        lagging = self._writer is not None and 0 < self.soft_limit < self._pending_bytes
+        if lagging == self._is_lagging:
+            return None
+        self._is_lagging = lagging
+        return lagging
+
+    def _tell_backpressure(self, change: bool | None) -> None:
+        if change is not None and self.backpressure is not None:
+            self.backpressure.lagging(self, change)
 
     def send_queued(self) -> None:
         """Combiner: send what is queued without blocking; a writer thread takes the rest."""
@@ -241,8 +260,9 @@ class TCPOutbox:
                     self.last_progress = time.monotonic()
                     self._writer = threading.Thread(target=self._drain, name="tcp-writer", daemon=True)
                     self._writer.start()
-                    return
-            hang_up = self._closing
+            hang_up = self._closing and self._writer is None
+            change = self._lag_change()
+        self._tell_backpressure(change)
         if hang_up:
             self.cut()
 
@@ -266,11 +286,8 @@ class TCPOutbox:
                     with self._lock:
                         self._pending_bytes -= sent
                         self._written += sent
-                        stops_lagging = self._is_lagging and self._pending_bytes <= self.soft_limit
-                        if stops_lagging:
-                            self._is_lagging = False
-                    if stops_lagging and self.backpressure is not None:
-                        self.backpressure.lagging(self, False)
+                        change = self._lag_change()
+                    self._tell_backpressure(change)
             except OSError:
                 with self._lock:
                     self._chunks.clear()
@@ -279,9 +296,8 @@ class TCPOutbox:
                 closing = True
                 break
         with self._lock:
-            stops_lagging, self._is_lagging = self._is_lagging, False
-        if stops_lagging and self.backpressure is not None:
-            self.backpressure.lagging(self, False)
+            change = self._lag_change()  # the writer is gone: not lagging
+        self._tell_backpressure(change)
         if closing:
             self.cut()
 

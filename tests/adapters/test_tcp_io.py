@@ -83,6 +83,21 @@ def test_kernel_buffering_is_not_progress_but_acknowledged_bytes_are(tcp_pair) -
     outbox.join(5)
 
 
+def test_bytes_waiting_only_for_the_next_send_are_not_lagging() -> None:
+    """Above the soft limit but not yet sent (the kernel has room): nobody is paused; once sent, nothing lags."""
+    server_side, peer = socket.socketpair()
+    with server_side, peer:
+        server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        backpressure = Backpressure()
+        outbox = TCPOutbox(server_side, WriteCombiner(), limit=40_000, backpressure=backpressure)
+        assert outbox.put([b'{"type":"notice","text":"' + b"x" * 1000 + b'"}'] * 20, 1)  # ~20 KB > soft limit 10 KB
+        assert outbox.pending_bytes > outbox.soft_limit
+        assert backpressure.lagging_count == 0
+        outbox.combiner.flush()
+        assert outbox.pending_bytes == 0 and backpressure.lagging_count == 0
+
+
 @linux_only
 def test_unacknowledged_bytes_of_a_closed_socket_is_unknown() -> None:
     """A closed socket gives None instead of raising."""
