@@ -144,8 +144,9 @@ def frames_with_seq(bodies: list[bytes], first_seq: int) -> bytes:
     if template is None:
         suffix_length = len(b',"seq":}') + digits
         pack = HEADER.pack
+        # The length header is binary and may hold the byte "%" (0x25) too.
         template = b"".join(
-            [pack(len(body) - 1 + suffix_length) + body[:-1].replace(b"%", b"%%") + b',"seq":%d}' for body in bodies]
+            [(pack(len(body) - 1 + suffix_length) + body[:-1]).replace(b"%", b"%%") + b',"seq":%d}' for body in bodies]
         )
         if len(_templates) >= _TEMPLATES_KEPT:
             _templates.clear()

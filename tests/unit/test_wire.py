@@ -206,6 +206,21 @@ def test_frames_with_seq_matches_frame_by_frame() -> None:
     assert [json.loads(frame)["seq"] for frame in decoder.feed(expected)] == [9, 10, 11]
 
 
+def test_frames_with_seq_when_a_length_header_holds_a_percent_byte() -> None:
+    """Frame lengths 0x125 and 0x2564 put "%" (and "%d") into the binary header: still exact bytes."""
+    first_seq = 5
+
+    def body_framed_to(length: int) -> bytes:
+        base = encode_payload({"type": "message", "text": ""})
+        spliced = len(with_seq(base, first_seq))
+        return encode_payload({"type": "message", "text": "x" * (length - spliced)})
+
+    bodies = [body_framed_to(0x125), body_framed_to(0x2564), body_framed_to(0x25)]
+    expected = b"".join(encode_frame(with_seq(body, seq)) for seq, body in enumerate(bodies, first_seq))
+    assert [len(with_seq(body, first_seq)) for body in bodies] == [0x125, 0x2564, 0x25]
+    assert frames_with_seq(bodies, first_seq) == expected
+
+
 @given(
     st.lists(st.text(max_size=40), min_size=1, max_size=12),
     st.sampled_from([1, 7, 9, 95, 99, 998, 12345, 99_999_990]),
