@@ -6,7 +6,9 @@ import threading
 
 import pytest
 
+from chatsrv.messages import Say
 from chatsrv.service import MAX_DEFERRED, ChatService
+from chatsrv.session import Session
 from tests.helpers import wait_until
 from tests.unit.test_service import Clock, FakeOutbox, encode_payload, member
 
@@ -17,11 +19,12 @@ def service() -> ChatService:
 
 
 def test_batches_that_queue_up_call_the_listeners_once_after_the_last(service: ChatService) -> None:
-    """Two batches waiting for the lock together: one listener call, made after both were delivered."""
+    """Two batches waiting for the lock together: one delivery per member and one listener call, after both."""
     alice, _ = member(service, "alice")
     bob, carol_box = member(service, "bob")[0], member(service, "carol")[1]
     seen_by_carol: list[int] = []
     service.batch_listeners.append(lambda: seen_by_carol.append(len(carol_box.of_type("message"))))
+    puts_before = carol_box.puts
     threads = [
         threading.Thread(target=service.receive, args=(who, [encode_payload({"type": "say", "text": f"hi from {who.nick}"})]))
         for who in (alice, bob)
@@ -33,6 +36,7 @@ def test_batches_that_queue_up_call_the_listeners_once_after_the_last(service: C
     for thread in threads:
         thread.join(5)
     assert seen_by_carol == [2]
+    assert carol_box.puts == puts_before + 1  # both messages in one delivery
 
 
 def test_a_constant_queue_still_flushes_every_few_batches(service: ChatService) -> None:
@@ -49,17 +53,39 @@ def test_a_constant_queue_still_flushes_every_few_batches(service: ChatService) 
         service._entering.clear()
 
 
-def test_listeners_run_even_when_a_batch_fails(service: ChatService) -> None:
-    """A batch that raises still hands its queued sends to the listeners."""
+class Broken(FakeOutbox):
+    def put(self, bodies: list[bytes], first_seq: int) -> bool:
+        raise RuntimeError("outbox broke")
 
-    class Broken(FakeOutbox):
-        def put(self, bodies: list[bytes], first_seq: int) -> bool:
-            raise RuntimeError("outbox broke")
 
-    member(service, "alice")
+def test_a_delivery_that_raises_costs_only_that_member(service: ChatService, caplog: pytest.LogCaptureFixture) -> None:
+    """A bug in one member's delivery is logged and removes that member; the others get the batch and are told."""
+    _, alice_box = member(service, "alice")
+    broken = service.connect(Broken(), ("10.0.0.9", 1), "tcp", 65536)
+    _, bob_box = member(service, "bob")
     calls: list[int] = []
     service.batch_listeners.append(lambda: calls.append(1))
-    broken = service.connect(Broken(), ("10.0.0.9", 1), "tcp", 65536)
+    service.receive(broken, [encode_payload({"type": "hello", "nick": "broken"})])
+    assert broken.closed and calls == [1]
+    for box in (alice_box, bob_box):
+        assert [(p["type"], p["nick"]) for p in box.payloads[-2:]] == [("joined", "broken"), ("left", "broken")]
+        assert box.last()["reason"] == "error"
+    assert "delivering to broken" in caplog.text
+
+
+def test_listeners_run_even_when_a_batch_fails(service: ChatService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that raises still delivers and hands its queued sends to the listeners."""
+    alice, _ = member(service, "alice")
+    _, bob_box = member(service, "bob")
+    calls: list[int] = []
+    service.batch_listeners.append(lambda: calls.append(1))
+    real_say = service._handlers[Say]
+
+    def say_then_fail(session: Session, say: Say, now: float) -> None:
+        real_say(session, say, now)
+        raise RuntimeError("a bug after queueing")
+
+    monkeypatch.setitem(service._handlers, Say, say_then_fail)
     with pytest.raises(RuntimeError):
-        service.receive(broken, [encode_payload({"type": "hello", "nick": "broken"})])
-    assert calls == [1]
+        service.receive(alice, [encode_payload({"type": "say", "text": "queued first"})])
+    assert calls == [1] and bob_box.last()["text"] == "queued first"
