@@ -154,8 +154,13 @@ class ChatService:
             return session
 
     def receive(self, session: Session, bodies: Iterable[bytes]) -> None:
-        """Handle the payloads one read delivered, in order, under one lock."""
-        with self._batch(may_defer=True):
+        """Handle the payloads one read delivered, in order, under one lock.
+
+        Only TCP batches may be deferred (see `_batch`): the UDP adapter's
+        single thread finds peers by address, and a peer's `bye` must take
+        effect (the address forgotten) before its next datagram is read.
+        """
+        with self._batch(may_defer=session.transport == "tcp"):
             now = self.clock()
             session.last_seen = now
             for body in bodies:
@@ -242,24 +247,28 @@ class ChatService:
         a row wait; the last batch of a run always delivers, so nothing is left.
         """
         entering = self._entering
+        lock = self.registry.lock
         entering.append(None)  # atomic: the batch holding the lock sees that another follows
+        try:
+            lock.acquire()
+        finally:
+            entering.pop()  # also if acquiring failed: an entry left behind would defer forever
         defer = False
         try:
-            with self.registry.lock:
-                entering.pop()
-                try:
-                    yield
-                except BaseException:
-                    self._deferred = 0
-                    self._flush()
-                    raise
-                defer = may_defer and bool(entering) and self._deferred < MAX_DEFERRED
-                if defer:
-                    self._deferred += 1
-                else:
-                    self._deferred = 0
-                    self._flush()
+            try:
+                yield
+            except BaseException:
+                self._deferred = 0
+                self._flush()
+                raise
+            defer = may_defer and bool(entering) and self._deferred < MAX_DEFERRED
+            if defer:
+                self._deferred += 1
+            else:
+                self._deferred = 0
+                self._flush()
         finally:
+            lock.release()
             if not defer:
                 for listener in self.batch_listeners:
                     listener()

@@ -92,11 +92,17 @@ class Backpressure:
         """Members lagging right now (each may pause senders while it drains)."""
         return len(self._lagging)
 
-    def lagging(self, outbox: TCPOutbox, is_lagging: bool) -> None:
+    def update(self, outbox: TCPOutbox) -> None:
+        """Take in `outbox`'s lagging state as it is now.
+
+        Called after every change, but outside the outbox's lock, so two
+        calls may arrive in either order: reading the state here (not
+        passing it along) makes the last call apply the last state.
+        """
         with self._condition:
-            if is_lagging:
+            if outbox.is_lagging:
                 self._lagging.add(outbox)
-            else:
+            elif outbox in self._lagging:
                 self._lagging.discard(outbox)
                 self._condition.notify_all()
 
@@ -227,15 +233,19 @@ class TCPOutbox:
         waiting on the socket) and more than the soft limit is queued. Bytes
         that merely wait for the combiner's next send are not lagging.
         """
-        lagging = self._writer is not None and 0 < self.soft_limit < self._pending_bytes
+        lagging = self._writer is not None and not self._cut and 0 < self.soft_limit < self._pending_bytes
         if lagging == self._is_lagging:
             return None
         self._is_lagging = lagging
         return lagging
 
+    @property
+    def is_lagging(self) -> bool:
+        return self._is_lagging
+
     def _tell_backpressure(self, change: bool | None) -> None:
         if change is not None and self.backpressure is not None:
-            self.backpressure.lagging(self, change)
+            self.backpressure.update(self)
 
     def send_queued(self) -> None:
         """Combiner: send what is queued without blocking; a writer thread takes the rest."""
@@ -341,6 +351,8 @@ class TCPOutbox:
                 return
             self._cut = True
             grace, self._grace = self._grace, None
+            change = self._lag_change()  # a cut member pauses nobody
+        self._tell_backpressure(change)
         if grace is not None and grace is not threading.current_thread():
             grace.cancel()
         try:

@@ -1388,32 +1388,34 @@ def slow_phase(server: ServerProcess, opts: argparse.Namespace,
         loop.close_all()
 
 
-def run_slow(launch: Callable[[], ServerProcess], opts: argparse.Namespace,
-             stuck_first: bool = False) -> dict[str, Any]:
-    """The slow-consumer scenario: a baseline phase and one with a stuck
-    member, each against a fresh server (clean RSS baseline; and ncat quits
-    when members of the first phase disconnect abruptly). Rounds alternate
-    which phase runs first, so a drift within a round favours neither."""
+def run_slow(launch: Callable[[], ServerProcess], opts: argparse.Namespace) -> dict[str, Any]:
+    """The slow-consumer scenario: a baseline phase, one with a stuck member,
+    and the baseline again (A-B-A), each against a fresh server (clean RSS
+    baseline; and ncat quits when members of a phase disconnect abruptly).
+    The baseline rate is the mean of both, so a drift during the round
+    (another tenant, the CPU clock) cancels out instead of favouring a phase."""
     result: dict[str, Any] = {"clients": opts.slow_clients, "messages": opts.slow_messages,
-                              "size": opts.slow_size, "stuck_first": stuck_first}
-    if stuck_first:
-        stuck = slow_phase(launch(), opts, with_stuck=True)
-        base = slow_phase(launch(), opts, with_stuck=False) if "error" not in stuck else {}
-    else:
-        base = slow_phase(launch(), opts, with_stuck=False)
-        stuck = slow_phase(launch(), opts, with_stuck=True) if "error" not in base else {}
+                              "size": opts.slow_size}
+    base = slow_phase(launch(), opts, with_stuck=False)
+    stuck = slow_phase(launch(), opts, with_stuck=True) if "error" not in base else {}
+    base_after = slow_phase(launch(), opts, with_stuck=False) if "error" not in base and "error" not in stuck else {}
     result["base"] = base
     result["with_stuck"] = stuck
-    for key in ("error",):
-        if key in base or key in stuck:
-            result["error"] = base.get(key) or stuck.get(key)
+    result["base_after"] = base_after
+    for phase in (base, stuck, base_after):
+        if "error" in phase:
+            result["error"] = phase["error"]
+            break
+    rates = [phase["rate"] for phase in (base, base_after) if phase.get("rate")]
+    base_rate = rnd(sum(rates) / len(rates), 0) if rates else None
     result.update({
-        "base_rate": base.get("rate"), "stuck_rate": stuck.get("rate"),
-        "base_lost": base.get("lost"), "stuck_lost": stuck.get("lost"),
+        "base_rate": base_rate, "stuck_rate": stuck.get("rate"),
+        "base_lost": sum(phase["lost"] for phase in (base, base_after) if "lost" in phase)
+        if "lost" in base else None,
+        "stuck_lost": stuck.get("lost"),
         "stuck_delivered_pct": rnd(100 * stuck["received"] / stuck["expected"], 1)
         if stuck.get("expected") else None,
-        "rate_ratio": rnd(stuck["rate"] / base["rate"])
-        if stuck.get("rate") and base.get("rate") else None,
+        "rate_ratio": rnd(stuck["rate"] / base_rate) if stuck.get("rate") and base_rate else None,
         "rss_growth_kb": stuck.get("rss_growth_kb"),
         "stuck_left_reason": stuck.get("stuck_left_reason"),
         "stuck_left_after_s": stuck.get("stuck_left_after_s"),
@@ -1444,7 +1446,7 @@ DEFAULTS = {  # normal size, --tiny size
 
 
 def run_one(scenario: str, kind: str, opts: argparse.Namespace, workdir: Path,
-            conns: int | None = None, round_: int = 1) -> dict[str, Any]:
+            conns: int | None = None) -> dict[str, Any]:
     """Start a fresh server, run one scenario against it, always stop it."""
     udp = scenario.endswith("-udp")
     name = scenario.removesuffix("-udp")
@@ -1470,7 +1472,7 @@ def run_one(scenario: str, kind: str, opts: argparse.Namespace, workdir: Path,
             assert conns is not None
             row.update(run_scale(launch(), opts, conns))
         elif name == "slow":
-            row.update(run_slow(launch, opts, stuck_first=round_ % 2 == 0))
+            row.update(run_slow(launch, opts))
     except (ServerError, OSError) as error:
         row["error"] = str(error)
     except Exception as error:   # noqa: BLE001 - a bug must not lose the other results
@@ -1674,8 +1676,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                --slow-size bytes.  Run once without and once with one extra
                member that sets SO_RCVBUF=4096 and never reads: delivery rate
                of the others, server RSS growth, what became of the stuck one
-               (lanchat should send `left` with reason `slow`).  Even rounds
-               run the phase with the stuck member first.
+               (lanchat should send `left` with reason `slow`).  The
+               baseline runs before and after the stuck phase (A-B-A) and
+               its rate is the mean of both.
   fanout-udp, latency-udp
                fanout and latency over lanchat's UDP transport (challenge /
                cookie handshake, pings); fanout senders keep at most
@@ -1795,7 +1798,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 label = (f"{scenario} vs {kind}" + (f" C={conns}" if conns else "")
                          + (f" (round {round_} of {opts.repeat})" if opts.repeat > 1 and scenario != "scale" else ""))
                 print(f"[bench] {label} ...", file=sys.stderr, flush=True)
-                row = run_one(scenario, kind, opts, Path(workdir), conns, round_)
+                row = run_one(scenario, kind, opts, Path(workdir), conns)
                 row["round"] = round_
                 rows.append(row)
                 note = f" ERROR: {row['error']}" if row.get("error") else ""
@@ -1810,7 +1813,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta = {"started": started, "python": platform.python_version(),
                 "cpus": os.cpu_count(), "argv": sys.argv[1:] if argv is None else list(argv),
                 "nofile": nofile, "db": opts.db or None, "repeat": opts.repeat,
-                "load_avg": os.getloadavg()}
+                "load_avg_at_start": load_at_start}
         print(json.dumps({"bench": meta, "results": summary, "ratios": compared,
                           "ratios_by_round": by_round, "all_rounds": rows}, indent=2))
     else:

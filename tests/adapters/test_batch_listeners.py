@@ -89,3 +89,19 @@ def test_listeners_run_even_when_a_batch_fails(service: ChatService, monkeypatch
     with pytest.raises(RuntimeError):
         service.receive(alice, [encode_payload({"type": "say", "text": "queued first"})])
     assert calls == [1] and bob_box.last()["text"] == "queued first"
+
+
+def test_udp_batches_are_never_deferred(service: ChatService) -> None:
+    """A UDP peer's batch delivers at once even while others wait: its `bye` must close it before its next datagram."""
+    udp, _ = member(service, "dora", transport="udp")
+    _, tcp_box = member(service, "ed")
+    calls: list[int] = []
+    service.batch_listeners.append(lambda: calls.append(1))
+    service._entering.append(None)  # as if a TCP handler were waiting for the lock
+    try:
+        service.receive(udp, [encode_payload({"type": "say", "text": "over udp"})])
+        assert calls == [1] and tcp_box.last()["text"] == "over udp"
+        service.receive(udp, [encode_payload({"type": "bye"})])
+        assert udp.closed and udp.outbox.closed  # type: ignore[attr-defined]
+    finally:
+        service._entering.clear()

@@ -111,6 +111,7 @@ class ScriptedOutbox:
 
     def __init__(self, acknowledging: bool) -> None:
         self.acknowledging = acknowledging
+        self.is_lagging = True
         self.last_progress = time.monotonic()
         self.looks = 0
         self.third_look = threading.Event()
@@ -127,7 +128,7 @@ def test_senders_stop_waiting_for_a_member_that_acknowledges_nothing() -> None:
     """Paused senders go on after about `stall`, long before `max_pause`, when the lagging peer takes nothing."""
     backpressure = Backpressure(max_pause=30.0, stall=0.05, poll=0.01)
     stuck = ScriptedOutbox(acknowledging=False)
-    backpressure.lagging(stuck, True)  # type: ignore[arg-type]
+    backpressure.update(stuck)  # type: ignore[arg-type]
     started = time.monotonic()
     backpressure.wait()
     assert time.monotonic() - started < 10.0
@@ -138,16 +139,44 @@ def test_senders_wait_while_a_lagging_member_keeps_acknowledging() -> None:
     """While the peer keeps taking data senders stay paused, looking again and again, until it catches up."""
     backpressure = Backpressure(max_pause=30.0, stall=0.05, poll=0.01)
     draining = ScriptedOutbox(acknowledging=True)
-    backpressure.lagging(draining, True)  # type: ignore[arg-type]
+    backpressure.update(draining)  # type: ignore[arg-type]
     caught_up: list[bool] = []
 
     def catch_up() -> None:
         draining.third_look.wait(10)
         caught_up.append(True)
-        backpressure.lagging(draining, False)  # type: ignore[arg-type]
+        draining.is_lagging = False
+        backpressure.update(draining)  # type: ignore[arg-type]
 
     helper = threading.Thread(target=catch_up)
     helper.start()
     backpressure.wait()
     helper.join(10)
     assert caught_up == [True] and draining.looks >= 3
+
+
+def test_updates_arriving_out_of_order_leave_the_last_state() -> None:
+    """The call for "started lagging" may arrive after the one for "stopped": the member is still not lagging."""
+    backpressure = Backpressure()
+    member = ScriptedOutbox(acknowledging=True)
+    member.is_lagging = True  # the state changes twice under the outbox's lock ...
+    member.is_lagging = False
+    backpressure.update(member)  # type: ignore[arg-type]  # ... and the two calls come in either order
+    backpressure.update(member)  # type: ignore[arg-type]
+    assert backpressure.lagging_count == 0
+    backpressure.wait()  # returns at once: nobody to wait for
+
+
+@linux_only
+def test_a_cut_member_no_longer_lags(tcp_pair) -> None:
+    """A lagging member whose connection is cut leaves the lagging set, so nobody waits for it again."""
+    server_side, _peer = tcp_pair
+    backpressure = Backpressure()
+    outbox = TCPOutbox(server_side, WriteCombiner(), limit=1 << 22, backpressure=backpressure)
+    outbox.put([b'{"type":"notice","text":"' + b"x" * 1000 + b'"}'] * 3000, 1)  # ~3 MB: the writer blocks
+    outbox.combiner.flush()
+    outbox.put([b'{"type":"notice","text":"more"}'], 3001)
+    assert outbox.is_lagging and backpressure.lagging_count == 1
+    outbox.cut()
+    outbox.join(5)
+    assert not outbox.is_lagging and backpressure.lagging_count == 0

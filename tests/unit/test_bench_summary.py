@@ -70,16 +70,17 @@ def test_ratios_by_round_pair_servers_of_the_same_round(bench: ModuleType) -> No
     assert compared["ratios"]["deliveries_per_s"] == 1.2  # median 120 / median 100
 
 
-def test_slow_rounds_alternate_which_phase_runs_first(bench: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Odd rounds measure the baseline first, even rounds the phase with the stuck member first."""
+def test_slow_measures_the_baseline_before_and_after_the_stuck_phase(bench: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A-B-A: the baseline rate is the mean of the phases around the stuck one, and losses of both count."""
+    phases = iter([{"rate": 100.0, "lost": 0}, {"rate": 90.0, "lost": 0, "stuck_left_reason": "slow"}, {"rate": 80.0, "lost": 2}])
     order: list[bool] = []
 
     def phase(server: object, opts: object, with_stuck: bool) -> dict[str, object]:
         order.append(with_stuck)
-        return {"rate": 100.0}
+        return next(phases)
 
     monkeypatch.setattr(bench, "slow_phase", phase)
-    opts = bench.parse_args(["slow"])
-    bench.run_slow(lambda: None, opts, stuck_first=False)
-    bench.run_slow(lambda: None, opts, stuck_first=True)
-    assert order == [False, True, True, False]
+    result = bench.run_slow(lambda: None, bench.parse_args(["slow"]))
+    assert order == [False, True, False]
+    assert (result["base_rate"], result["stuck_rate"], result["rate_ratio"]) == (90.0, 90.0, 1.0)
+    assert result["base_lost"] == 2 and result["stuck_left_reason"] == "slow"
