@@ -84,3 +84,22 @@ def test_slow_measures_the_baseline_before_and_after_the_stuck_phase(bench: Modu
     assert order == [False, True, False]
     assert (result["base_rate"], result["stuck_rate"], result["rate_ratio"]) == (90.0, 90.0, 1.0)
     assert result["base_lost"] == 2 and result["stuck_left_reason"] == "slow"
+
+
+def test_the_garbage_collector_is_off_while_a_scenario_measures(bench: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A full collection would pause the load loop for milliseconds, which the latency tail would count."""
+    import gc
+
+    seen: list[bool] = []
+
+    class Server:
+        pid = None
+
+        def start(self) -> None: ...
+
+        def stop(self) -> None: ...
+
+    monkeypatch.setattr(bench, "make_server", lambda *args: Server())
+    monkeypatch.setattr(bench, "run_latency", lambda server, opts, udp: seen.append(gc.isenabled()) or {"p99_ms": 1.0})
+    row = bench.run_one("latency", "lanchat", bench.parse_args(["latency"]), tmp_path)
+    assert seen == [False] and gc.isenabled() and row["p99_ms"] == 1.0
