@@ -57,7 +57,7 @@ from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Outbox, Session
 from chatsrv.store import Event, MemoryStore, Store
-from chatsrv.wire import ProtocolError, decode_payload, encode_payload
+from chatsrv.wire import ProtocolError, decode_payload, encode_message, encode_payload
 
 log = logging.getLogger("chatsrv")
 
@@ -286,15 +286,15 @@ class ChatService:
         else:
             segments[-1].append(body)
 
-    def _broadcast(self, room: Room, payload: dict[str, Any], exclude: Session | None = None) -> bytes:
-        """Encode once and queue for every member of `room` (but `exclude`).
+    def _broadcast(self, room: Room, payload: dict[str, Any] | bytes, exclude: Session | None = None) -> bytes:
+        """Encode once (unless given encoded) and queue for every member of `room` (but `exclude`).
 
         Consecutive broadcasts to a room within a batch share one "run": the
         list is handed to each member once, and every further broadcast is a
         single append, whatever the room's size. A personal payload, an
         exclusion or a member entering or leaving closes the run.
         """
-        body = encode_payload(payload)
+        body = payload if isinstance(payload, bytes) else encode_payload(payload)
         run = self._runs.get(room.key)
         if run is not None and exclude is None and run.version == room.version:
             run.append(body)
@@ -470,10 +470,10 @@ class ChatService:
         assert room is not None and session.nick is not None
         if self.moderation.active:  # someone is muted, or a room is locked or slow
             self.moderation.check_say(session, room.key, now)
-        event = Event(
-            "message", now, session.nick, room.name, say.text, next(self._ids), say.action, session.transport, room_key=room.key
-        )
-        room.history.append(self._broadcast(room, event.payload()))
+        message_id = next(self._ids)
+        body = encode_message(message_id, room.name, session.nick, say.text, now, say.action)
+        room.history.append(self._broadcast(room, body))
+        event = Event("message", now, session.nick, room.name, say.text, message_id, say.action, session.transport, room_key=room.key)
         self.store.add(event)  # a queue append: the broadcast never waits for the disk
 
     def _whisper(self, session: Session, whisper: Whisper, now: float) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "ProtocolError",
     "decode_payload",
     "encode_frame",
+    "encode_message",
     "encode_payload",
     "frames_with_seq",
     "with_seq",
@@ -100,6 +101,23 @@ def encode_payload(payload: dict[str, Any]) -> bytes:
     if _c_encode is None:
         return _encoder.encode(payload).encode("utf-8")
     return "".join(_c_encode(payload, 0)).encode("utf-8")
+
+
+_string = json.encoder.encode_basestring  # the C function the encoder above uses for str
+
+
+def encode_message(message_id: int, room: str, nick: str, text: str, ts: float, action: bool = False) -> bytes:
+    """The `message` payload (PROTOCOL.md section 5), byte for byte what
+    `encode_payload` makes of it, in half the time: every say is one.
+
+    `ts` must be finite (a clock reading); floats are written as the
+    encoder writes them (`float.__repr__`).
+    """
+    flag = ',"action":true' if action else ""
+    return (
+        f'{{"type":"message","id":{message_id:d},"room":{_string(room)},"from":{_string(nick)},'
+        f'"text":{_string(text)},"ts":{float.__repr__(ts)}{flag}}}'
+    ).encode()
 
 
 def with_seq(body: bytes, seq: int) -> bytes:

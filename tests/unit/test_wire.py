@@ -15,6 +15,7 @@ from chatsrv.wire import (
     SeqTracker,
     decode_payload,
     encode_frame,
+    encode_message,
     encode_payload,
     frames_with_seq,
     with_seq,
@@ -143,6 +144,24 @@ def test_nesting_limit_is_32_levels() -> None:
     assert decode_payload(nested(32))["type"] == "x"
     with pytest.raises(ProtocolError):
         decode_payload(nested(33))
+
+
+@given(
+    st.integers(min_value=1, max_value=2**53),
+    st.text(min_size=1, max_size=32),
+    st.text(min_size=1, max_size=24),
+    st.text(max_size=200).filter(lambda t: not any(0xD800 <= ord(c) <= 0xDFFF for c in t)),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+)
+def test_encode_message_is_byte_for_byte_encode_payload(
+    message_id: int, room: str, nick: str, text: str, ts: float, action: bool
+) -> None:
+    """The fast `message` encoder writes exactly what the generic one writes for the same payload."""
+    payload = {"type": "message", "id": message_id, "room": room, "from": nick, "text": text, "ts": ts}
+    if action:
+        payload["action"] = True
+    assert encode_message(message_id, room, nick, text, ts, action) == encode_payload(payload)
 
 
 def test_nesting_counts_real_brackets_not_those_in_strings() -> None:
