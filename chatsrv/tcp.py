@@ -44,7 +44,7 @@ DEFAULT_SEND_BUFFER = 1 << 20  # kernel send buffer per member (see configure_so
 CLOSE_GRACE = 1.0  # seconds a writer may keep flushing after close() before the socket is cut
 SOFT_LIMIT_SHARE = 4  # the soft limit is a quarter of the outbox limit
 MAX_PAUSE = 0.5  # longest a sender's reading is paused for one batch
-STALL = 0.02  # a lagging reader whose peer acknowledged nothing for this long no longer pauses anyone
+STALL = 0.05  # a lagging reader whose peer acknowledged nothing for this long no longer pauses anyone
 POLL = STALL / 4  # how often paused senders look at the lagging readers' acknowledgements
 WRITE_SLICE = 64 * 1024  # the writer sends in slices, so a reader's progress is seen as it happens
 
@@ -265,13 +265,15 @@ class TCPOutbox:
                     return  # the connection is gone; the reader notices and disconnects
                 self._pending_bytes -= sent
                 self._written += sent
+                if self._acknowledged:
+                    # Look at the acknowledgements on every send, so `last_progress`
+                    # is when the peer last took data: a reader that stopped long
+                    # before its buffers filled up pauses nobody at all.
+                    self.check_progress(time.monotonic())
+                else:
+                    self.last_progress = time.monotonic()
                 if sent < len(data):
                     self._chunks.append(data[sent:])
-                    # The kernel is full: from here on only acknowledgements show
-                    # progress. Looking now starts the stall clock at this moment,
-                    # so a peer that stopped reading long ago is found out sooner.
-                    self.last_progress = time.monotonic()
-                    self.check_progress(self.last_progress)
                     self._writer = threading.Thread(target=self._drain, name="tcp-writer", daemon=True)
                     self._writer.start()
             hang_up = self._closing and self._writer is None
