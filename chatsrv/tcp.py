@@ -220,31 +220,42 @@ class TCPOutbox:
             mark = self._writer is None and not self._marked
             if mark:
                 self._marked = True
-            change = self._lag_change()
+            changed = self._lag_change()
         if mark:
             self.combiner.mark(self)
-        self._tell_backpressure(change)
+        self._tell_backpressure(changed)
         return True
 
-    def _lag_change(self) -> bool | None:
-        """Under the lock: True when this member starts lagging, False when it stops, else None.
+    def _lag_change(self) -> bool:
+        """Under the lock: bring `is_lagging` up to date; True when it changed.
 
         Lagging means the kernel would not take more (a writer thread is
         waiting on the socket) and more than the soft limit is queued. Bytes
         that merely wait for the combiner's next send are not lagging.
         """
         lagging = self._writer is not None and not self._cut and 0 < self.soft_limit < self._pending_bytes
-        if lagging == self._is_lagging:
-            return None
+        changed = lagging != self._is_lagging
         self._is_lagging = lagging
-        return lagging
+        return changed
+
+    def _sent(self, sent: int) -> None:
+        """Under the lock: the kernel took `sent` bytes."""
+        self._pending_bytes -= sent
+        self._written += sent
+        if self._acknowledged:
+            # Look at the acknowledgements on every send, so `last_progress` is
+            # when the peer last took data: a reader that stopped long before
+            # its buffers filled up pauses nobody at all.
+            self.check_progress(time.monotonic())
+        else:  # no better sign than the kernel taking bytes
+            self.last_progress = time.monotonic()
 
     @property
     def is_lagging(self) -> bool:
         return self._is_lagging
 
-    def _tell_backpressure(self, change: bool | None) -> None:
-        if change is not None and self.backpressure is not None:
+    def _tell_backpressure(self, changed: bool) -> None:
+        if changed and self.backpressure is not None:
             self.backpressure.update(self)
 
     def send_queued(self) -> None:
@@ -263,22 +274,14 @@ class TCPOutbox:
                 except OSError:
                     self._pending_bytes = 0
                     return  # the connection is gone; the reader notices and disconnects
-                self._pending_bytes -= sent
-                self._written += sent
-                if self._acknowledged:
-                    # Look at the acknowledgements on every send, so `last_progress`
-                    # is when the peer last took data: a reader that stopped long
-                    # before its buffers filled up pauses nobody at all.
-                    self.check_progress(time.monotonic())
-                else:
-                    self.last_progress = time.monotonic()
+                self._sent(sent)
                 if sent < len(data):
                     self._chunks.append(data[sent:])
                     self._writer = threading.Thread(target=self._drain, name="tcp-writer", daemon=True)
                     self._writer.start()
             hang_up = self._closing and self._writer is None
-            change = self._lag_change()
-        self._tell_backpressure(change)
+            changed = self._lag_change()
+        self._tell_backpressure(changed)
         if hang_up:
             self.cut()
 
@@ -297,13 +300,10 @@ class TCPOutbox:
                 while data:
                     sent = self.sock.send(data[:WRITE_SLICE])
                     data = data[sent:]
-                    if not self._acknowledged:  # no better sign than the kernel taking bytes
-                        self.last_progress = time.monotonic()
                     with self._lock:
-                        self._pending_bytes -= sent
-                        self._written += sent
-                        change = self._lag_change()
-                    self._tell_backpressure(change)
+                        self._sent(sent)
+                        changed = self._lag_change()
+                    self._tell_backpressure(changed)
             except OSError:
                 with self._lock:
                     self._chunks.clear()
@@ -312,15 +312,15 @@ class TCPOutbox:
                 closing = True
                 break
         with self._lock:
-            change = self._lag_change()  # the writer is gone: not lagging
-        self._tell_backpressure(change)
+            changed = self._lag_change()  # the writer is gone: not lagging
+        self._tell_backpressure(changed)
         if closing:
             self.cut()
 
     def check_progress(self, now: float) -> None:
         """Backpressure: if the peer acknowledged more bytes since the last look, it progressed at `now`."""
         if not self._acknowledged:
-            return  # the writer marks progress itself
+            return  # every send marks progress instead (_sent)
         unacknowledged = unacknowledged_bytes(self.sock)
         if unacknowledged is None:
             return
@@ -357,8 +357,8 @@ class TCPOutbox:
                 return
             self._cut = True
             grace, self._grace = self._grace, None
-            change = self._lag_change()  # a cut member pauses nobody
-        self._tell_backpressure(change)
+            changed = self._lag_change()  # a cut member pauses nobody
+        self._tell_backpressure(changed)
         if grace is not None and grace is not threading.current_thread():
             grace.cancel()
         try:
