@@ -321,10 +321,15 @@ class TCPOutbox:
         """Backpressure: if the peer acknowledged more bytes since the last look, it progressed at `now`."""
         if not self._acknowledged:
             return  # every send marks progress instead (_sent)
+        # Senders call this without the outbox lock while the writer may be
+        # sending: read what we wrote *before* asking the kernel, so bytes
+        # written in between can only make `taken` look smaller, never
+        # count as acknowledged (a stuck member must not look as if it reads).
+        written = self._written
         unacknowledged = unacknowledged_bytes(self.sock)
         if unacknowledged is None:
             return
-        taken = self._written - unacknowledged
+        taken = written - unacknowledged
         if taken > self._taken:
             self._taken = taken
             self.last_progress = now

@@ -1369,6 +1369,12 @@ def slow_phase(server: ServerProcess, opts: argparse.Namespace,
             "rate": rnd(tally.received / wall if wall > 0 else None, 0),
             "stopped": why, **meter.result()})
         note_server_exit(phase, why, server)
+        others = {nick: reason for nick, (reason, _) in tally.departures.items()
+                  if stuck is None or nick != stuck.name.casefold()}
+        if others:  # a healthy member removed: the first thing to look at when something was lost
+            phase["others_left"] = others
+        if why != "done":
+            phase["server_log"] = server.log_tail(8)
         if stuck is not None:
             name = stuck.name.casefold()
             loop.run_until(lambda: name in tally.departures,
@@ -1421,6 +1427,10 @@ def run_slow(launch: Callable[[], ServerProcess], opts: argparse.Namespace) -> d
         "stuck_left_reason": stuck.get("stuck_left_reason"),
         "stuck_left_after_s": stuck.get("stuck_left_after_s"),
         "stuck_socket": stuck.get("stuck_socket")})
+    others_left = {name: phase["others_left"] for name, phase in
+                   (("base", base), ("with_stuck", stuck), ("base_after", base_after)) if phase.get("others_left")}
+    if others_left:
+        result["others_left"] = others_left
     return result
 
 

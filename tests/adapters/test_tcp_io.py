@@ -84,6 +84,25 @@ def test_kernel_buffering_is_not_progress_but_acknowledged_bytes_are(tcp_pair) -
     outbox.join(5)
 
 
+@linux_only
+def test_bytes_written_while_a_sender_looks_are_not_progress(tcp_pair, monkeypatch) -> None:
+    """The writer may send between a paused sender's two reads: those bytes must not look acknowledged."""
+    import chatsrv.tcp
+
+    server_side, _peer = tcp_pair
+    outbox = TCPOutbox(server_side, WriteCombiner(), limit=0)
+    outbox._written, outbox._taken = 10_000, 4_000  # 6,000 bytes in flight, none acknowledged since
+    outbox.last_progress = before = time.monotonic() - 1.0
+
+    def kernel_count_then_writer_sends(sock: socket.socket) -> int:
+        outbox._written += 65_536  # the writer's send returns right after the kernel answered
+        return 6_000
+
+    monkeypatch.setattr(chatsrv.tcp, "unacknowledged_bytes", kernel_count_then_writer_sends)
+    outbox.check_progress(time.monotonic())
+    assert outbox.last_progress == before and outbox._taken == 4_000
+
+
 def test_bytes_waiting_only_for_the_next_send_are_not_lagging() -> None:
     """Above the soft limit but not yet sent (the kernel has room): nobody is paused; once sent, nothing lags."""
     server_side, peer = socket.socketpair()

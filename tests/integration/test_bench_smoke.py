@@ -76,7 +76,10 @@ def test_scale_joins_everyone_and_one_broadcast_reaches_all(report: dict[str, An
 def test_slow_member_is_removed_and_others_lose_nothing(report: dict[str, Any]) -> None:
     """A member that never reads is removed with reason slow while the others still get everything."""
     row = result(report, "slow")
-    assert row["base_lost"] == 0 and row["stuck_lost"] == 0
+    # On a failure, say why: how each phase stopped, who else left, the server's last log lines.
+    phases = {name: row[name] for name in ("base", "with_stuck", "base_after")}
+    assert row["base_lost"] == 0 and row["stuck_lost"] == 0, phases
+    assert "others_left" not in row, phases
     assert row["base_rate"] > 0 and row["stuck_rate"] > 0
     assert row["stuck_left_reason"] == "slow"
     assert row["stuck_socket"] in ("closed by server", "reset by server")
