@@ -19,14 +19,6 @@ import threading
 import time
 from typing import Any
 
-try:  # Unix: the kernel's count of bytes a peer has not acknowledged yet
-    import fcntl
-    import termios
-
-    _SIOCOUTQ: int | None = termios.TIOCOUTQ  # the same request number as SIOCOUTQ on Linux
-except (ImportError, AttributeError):  # Windows, or a Unix without it
-    _SIOCOUTQ = None
-
 from chatsrv.service import ChatService
 from chatsrv.session import Session
 from chatsrv.wire import DEFAULT_MAX_FRAME, FrameDecoder, ProtocolError, encode_payload, frames_with_seq
@@ -46,21 +38,33 @@ SOFT_LIMIT_SHARE = 4  # the soft limit is a quarter of the outbox limit
 MAX_PAUSE = 0.5  # longest a sender's reading is paused for one batch
 STALL = 0.05  # a lagging reader whose peer acknowledged nothing for this long no longer pauses anyone
 POLL = STALL / 4  # how often paused senders look at the lagging readers' acknowledgements
-WRITE_SLICE = 64 * 1024  # the writer sends in slices, so a reader's progress is seen as it happens
+WRITE_SLICE = 64 * 1024  # the writer sends in slices, so pending_bytes (and lagging) follow the reader closely
 
 
-def unacknowledged_bytes(sock: socket.socket) -> int | None:
-    """Bytes in `sock`'s send queue that the peer has not acknowledged (SIOCOUTQ).
+# Linux's struct tcp_info (linux/tcp.h) only ever grows at its end, so these
+# offsets hold on every kernel since 4.1 (tcpi_bytes_acked).
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_TCP_INFO_SIZE = 128
+_LAST_ACK_RECV = struct.Struct("=I")  # offset 56: ms since the last ACK arrived
+_BYTES_ACKED = struct.Struct("=Q")  # offset 120: bytes of ours the peer has acknowledged
 
-    None where the kernel cannot tell (no SIOCOUTQ, or the socket is closed).
+
+def acknowledgements(sock: socket.socket) -> tuple[int, float] | None:
+    """What the peer's TCP has acknowledged: (bytes in all, seconds since the last ACK).
+
+    The kernel counts these itself, whatever this process sent or is still
+    sending, so they measure the reader and nothing else. None where the
+    kernel cannot tell (not Linux, an old kernel, or the socket is closed).
     """
-    if _SIOCOUTQ is None:
+    if _TCP_INFO is None:
         return None
     try:
-        answer = fcntl.ioctl(sock.fileno(), _SIOCOUTQ, b"\0\0\0\0")
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
     except (OSError, ValueError):
         return None
-    return int(struct.unpack("i", answer)[0])
+    if len(info) < _TCP_INFO_SIZE:
+        return None
+    return _BYTES_ACKED.unpack_from(info, 120)[0], _LAST_ACK_RECV.unpack_from(info, 56)[0] / 1000
 
 
 class Backpressure:
@@ -75,9 +79,10 @@ class Backpressure:
     (ARCHITECTURE.md, "Rules that keep it fast and safe").
 
     "Taking data" means the peer's TCP acknowledges bytes (the kernel's
-    SIOCOUTQ), looked at every POLL while senders wait. Bytes the kernel
-    merely accepted into a full socket buffer do not count, so a member that
-    never reads stops pausing anyone after STALL, however large its buffers.
+    tcpi_bytes_acked), looked at every POLL while senders wait. Bytes the
+    kernel merely accepted into a full socket buffer do not count, so a
+    member that never reads stops pausing anyone after STALL, however large
+    its buffers, and one that reads slowly but steadily keeps pausing them.
     """
 
     def __init__(self, max_pause: float = MAX_PAUSE, stall: float = STALL, poll: float = POLL) -> None:
@@ -189,9 +194,8 @@ class TCPOutbox:
         self.soft_limit = limit // SOFT_LIMIT_SHARE if limit else 0
         self.backpressure = backpressure
         self.last_progress = time.monotonic()
-        self._acknowledged = unacknowledged_bytes(sock) is not None  # progress from the peer's ACKs
-        self._written = 0  # bytes the kernel accepted from us
-        self._taken = 0  # of those, acknowledged by the peer when last looked
+        self._acknowledged = acknowledgements(sock) is not None  # progress from the peer's ACKs
+        self._acked = 0  # bytes the peer had acknowledged when last looked
         self._is_lagging = False
         self._lock = threading.Lock()
         self._chunks: list[bytes] = []
@@ -238,17 +242,20 @@ class TCPOutbox:
         self._is_lagging = lagging
         return changed
 
-    def _sent(self, sent: int) -> None:
-        """Under the lock: the kernel took `sent` bytes."""
+    def _sent(self, sent: int, behind: bool) -> None:
+        """Under the lock: the kernel took `sent` bytes; `behind` if it would not take all.
+
+        A member that is behind may soon lag, so its acknowledgements are
+        looked at now: `last_progress` is then when its peer last took data,
+        and one that stopped reading long before its buffers filled up
+        pauses nobody at all. A member that keeps up costs no look (no
+        system call on the hot path).
+        """
         self._pending_bytes -= sent
-        self._written += sent
-        if self._acknowledged:
-            # Look at the acknowledgements on every send, so `last_progress` is
-            # when the peer last took data: a reader that stopped long before
-            # its buffers filled up pauses nobody at all.
-            self.check_progress(time.monotonic())
-        else:  # no better sign than the kernel taking bytes
+        if not self._acknowledged:  # no better sign than the kernel taking bytes
             self.last_progress = time.monotonic()
+        elif behind:
+            self.check_progress(time.monotonic())
 
     @property
     def is_lagging(self) -> bool:
@@ -274,7 +281,7 @@ class TCPOutbox:
                 except OSError:
                     self._pending_bytes = 0
                     return  # the connection is gone; the reader notices and disconnects
-                self._sent(sent)
+                self._sent(sent, behind=sent < len(data))
                 if sent < len(data):
                     self._chunks.append(data[sent:])
                     self._writer = threading.Thread(target=self._drain, name="tcp-writer", daemon=True)
@@ -301,7 +308,7 @@ class TCPOutbox:
                     sent = self.sock.send(data[:WRITE_SLICE])
                     data = data[sent:]
                     with self._lock:
-                        self._sent(sent)
+                        self._sent(sent, behind=True)
                         changed = self._lag_change()
                     self._tell_backpressure(changed)
             except OSError:
@@ -318,21 +325,18 @@ class TCPOutbox:
             self.cut()
 
     def check_progress(self, now: float) -> None:
-        """Backpressure: if the peer acknowledged more bytes since the last look, it progressed at `now`."""
+        """Backpressure: if the peer acknowledged more bytes since the last look, note when it did."""
         if not self._acknowledged:
             return  # every send marks progress instead (_sent)
-        # Senders call this without the outbox lock while the writer may be
-        # sending: read what we wrote *before* asking the kernel, so bytes
-        # written in between can only make `taken` look smaller, never
-        # count as acknowledged (a stuck member must not look as if it reads).
-        written = self._written
-        unacknowledged = unacknowledged_bytes(self.sock)
-        if unacknowledged is None:
+        answer = acknowledgements(self.sock)
+        if answer is None:
             return
-        taken = written - unacknowledged
-        if taken > self._taken:
-            self._taken = taken
-            self.last_progress = now
+        acked, quiet = answer
+        if acked > self._acked:
+            self._acked = acked
+            # The newest ACK came `quiet` seconds ago; the one that took data
+            # was that one or an earlier one: a stuck member shows its age.
+            self.last_progress = max(self.last_progress, now - quiet)
 
     def close(self) -> None:
         """Stop accepting payloads; send what is queued (briefly), then hang up."""

@@ -19,13 +19,13 @@ from chatsrv.tcp import (
     Backpressure,
     TCPOutbox,
     WriteCombiner,
+    acknowledgements,
     configure_socket,
     next_recv_size,
-    unacknowledged_bytes,
 )
 from tests.helpers import wait_until
 
-linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIOCOUTQ is read on Linux")
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INFO is read on Linux")
 
 
 def test_a_full_recv_makes_the_next_one_big_and_a_short_one_small_again() -> None:
@@ -61,13 +61,7 @@ def test_kernel_buffering_is_not_progress_but_acknowledged_bytes_are(tcp_pair) -
     outbox = TCPOutbox(server_side, WriteCombiner(), limit=0)
     outbox.put([b'{"type":"notice","text":"' + b"x" * 1000 + b'"}'] * 1000, 1)  # ~1 MB: far beyond both buffers
     outbox.combiner.flush()  # the kernel takes what fits; a writer thread blocks on the rest
-    readings: list[int | None] = []
-
-    def settled() -> bool:  # the peer's window is closed: the unacknowledged count stops changing
-        readings.append(unacknowledged_bytes(server_side))
-        return len(readings) > 3 and readings[-1] == readings[-2] == readings[-3] and (readings[-1] or 0) > 0
-
-    wait_until(settled, timeout=5, interval=0.02)
+    wait_for_closed_window(server_side)
     outbox.check_progress(time.monotonic())  # whatever the peer's buffer took is counted by now
     settled_at = outbox.last_progress
     outbox.check_progress(time.monotonic() + 1000)
@@ -84,23 +78,49 @@ def test_kernel_buffering_is_not_progress_but_acknowledged_bytes_are(tcp_pair) -
     outbox.join(5)
 
 
-@linux_only
-def test_bytes_written_while_a_sender_looks_are_not_progress(tcp_pair, monkeypatch) -> None:
-    """The writer may send between a paused sender's two reads: those bytes must not look acknowledged."""
-    import chatsrv.tcp
+def wait_for_closed_window(sock: socket.socket) -> int:
+    """Wait until the peer's window is closed (its acknowledged count stops growing); returns that count."""
+    readings: list[int] = []
 
+    def settled() -> bool:
+        answer = acknowledgements(sock)
+        readings.append(answer[0] if answer else -1)
+        return len(readings) > 3 and readings[-1] == readings[-2] == readings[-3] > 0
+
+    wait_until(settled, timeout=5, interval=0.02)
+    return readings[-1]
+
+
+@linux_only
+def test_a_member_that_stopped_reading_shows_the_age_of_its_last_acknowledgement(tcp_pair) -> None:
+    """Looked at late, a stuck member's progress is dated when its peer last acknowledged, not when we looked."""
     server_side, _peer = tcp_pair
     outbox = TCPOutbox(server_side, WriteCombiner(), limit=0)
-    outbox._written, outbox._taken = 10_000, 4_000  # 6,000 bytes in flight, none acknowledged since
-    outbox.last_progress = before = time.monotonic() - 1.0
+    outbox.put([b'{"type":"notice","text":"' + b"x" * 1000 + b'"}'] * 1000, 1)  # ~1 MB: far beyond both buffers
+    outbox.combiner.flush()
+    wait_for_closed_window(server_side)
+    wait_until(lambda: (acknowledgements(server_side) or (0, 0.0))[1] >= 0.2, timeout=5, interval=0.02)
+    looked_at = time.monotonic()
+    outbox.check_progress(looked_at)
+    assert outbox.last_progress <= looked_at - 0.15, "a member silent for 0.2 s must not look as if it just read"
+    outbox.cut()
+    outbox.join(5)
 
-    def kernel_count_then_writer_sends(sock: socket.socket) -> int:
-        outbox._written += 65_536  # the writer's send returns right after the kernel answered
-        return 6_000
 
-    monkeypatch.setattr(chatsrv.tcp, "unacknowledged_bytes", kernel_count_then_writer_sends)
-    outbox.check_progress(time.monotonic())
-    assert outbox.last_progress == before and outbox._taken == 4_000
+def test_a_member_that_keeps_up_costs_no_look_at_its_acknowledgements(monkeypatch) -> None:
+    """Sends the kernel takes whole make no extra system call: the hot path stays one send per member."""
+    import chatsrv.tcp
+
+    server_side, peer = socket.socketpair()
+    with server_side, peer:
+        outbox = TCPOutbox(server_side, WriteCombiner(), limit=1 << 20)
+        looks: list[socket.socket] = []
+        monkeypatch.setattr(chatsrv.tcp, "acknowledgements", lambda sock: looks.append(sock) or (0, 0.0))
+        outbox._acknowledged = True  # as on a Linux TCP socket
+        for seq in range(1, 21):
+            outbox.put([b'{"type":"notice","text":"hi"}'], seq)
+            outbox.combiner.flush()
+        assert outbox.pending_bytes == 0 and looks == []
 
 
 def test_bytes_waiting_only_for_the_next_send_are_not_lagging() -> None:
@@ -119,11 +139,11 @@ def test_bytes_waiting_only_for_the_next_send_are_not_lagging() -> None:
 
 
 @linux_only
-def test_unacknowledged_bytes_of_a_closed_socket_is_unknown() -> None:
+def test_acknowledgements_of_a_closed_socket_are_unknown() -> None:
     """A closed socket gives None instead of raising."""
     sock = socket.socket()
     sock.close()
-    assert unacknowledged_bytes(sock) is None
+    assert acknowledgements(sock) is None
 
 
 class ScriptedOutbox:
