@@ -37,7 +37,11 @@ CLOSE_GRACE = 1.0  # seconds a writer may keep flushing after close() before the
 SOFT_LIMIT_SHARE = 4  # the soft limit is a quarter of the outbox limit
 MAX_PAUSE = 0.5  # longest a sender's reading is paused for one batch
 STALL = 0.05  # a lagging reader whose peer acknowledged nothing for this long no longer pauses anyone
-POLL = STALL / 4  # how often paused senders look at the lagging readers' acknowledgements
+POLL = STALL / 4  # how often paused senders, and sends, look at a reader's acknowledgements
+# Less than this acknowledged is no sign of reading: a peer that stopped still
+# ACKs what its receive buffer takes, a delayed ACK 40 ms later, and answers
+# window probes. On loopback a reading peer's window opens ~93 KiB at a time.
+MIN_PROGRESS = 16 * 1024
 WRITE_SLICE = 64 * 1024  # the writer sends in slices, so pending_bytes (and lagging) follow the reader closely
 
 
@@ -195,7 +199,8 @@ class TCPOutbox:
         self.backpressure = backpressure
         self.last_progress = time.monotonic()
         self._acknowledged = acknowledgements(sock) is not None  # progress from the peer's ACKs
-        self._acked = 0  # bytes the peer had acknowledged when last looked
+        self._counted = 0  # bytes the peer had acknowledged at the last progress counted
+        self._last_look = self.last_progress
         self._is_lagging = False
         self._lock = threading.Lock()
         self._chunks: list[bytes] = []
@@ -245,17 +250,19 @@ class TCPOutbox:
     def _sent(self, sent: int, behind: bool) -> None:
         """Under the lock: the kernel took `sent` bytes; `behind` if it would not take all.
 
-        A member that is behind may soon lag, so its acknowledgements are
-        looked at now: `last_progress` is then when its peer last took data,
-        and one that stopped reading long before its buffers filled up
-        pauses nobody at all. A member that keeps up costs no look (no
-        system call on the hot path).
+        The acknowledgements are looked at when the member falls behind, and
+        otherwise at most every POLL: `last_progress` is then known to
+        within POLL whenever the member starts lagging (one that stopped
+        reading long before its buffers filled pauses nobody at all), and a
+        member that keeps up costs one extra system call per POLL, not per
+        send.
         """
         self._pending_bytes -= sent
+        now = time.monotonic()
         if not self._acknowledged:  # no better sign than the kernel taking bytes
-            self.last_progress = time.monotonic()
-        elif behind:
-            self.check_progress(time.monotonic())
+            self.last_progress = now
+        elif behind or now - self._last_look >= POLL:
+            self.check_progress(now)
 
     @property
     def is_lagging(self) -> bool:
@@ -325,15 +332,16 @@ class TCPOutbox:
             self.cut()
 
     def check_progress(self, now: float) -> None:
-        """Backpressure: if the peer acknowledged more bytes since the last look, note when it did."""
+        """Backpressure: if the peer acknowledged MIN_PROGRESS more bytes since the last progress, note when."""
         if not self._acknowledged:
             return  # every send marks progress instead (_sent)
+        self._last_look = now
         answer = acknowledgements(self.sock)
         if answer is None:
             return
         acked, quiet = answer
-        if acked > self._acked:
-            self._acked = acked
+        if acked - self._counted >= MIN_PROGRESS:
+            self._counted = acked
             # The newest ACK came `quiet` seconds ago; the one that took data
             # was that one or an earlier one: a stuck member shows its age.
             self.last_progress = max(self.last_progress, now - quiet)

@@ -107,20 +107,59 @@ def test_a_member_that_stopped_reading_shows_the_age_of_its_last_acknowledgement
     outbox.join(5)
 
 
-def test_a_member_that_keeps_up_costs_no_look_at_its_acknowledgements(monkeypatch) -> None:
-    """Sends the kernel takes whole make no extra system call: the hot path stays one send per member."""
+class FakeClock:
+    """time.monotonic for chatsrv.tcp, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_member_that_keeps_up_is_looked_at_once_per_poll_not_per_send(monkeypatch) -> None:
+    """Sends the kernel takes whole cost no extra system call, but for one look every POLL."""
     import chatsrv.tcp
 
+    clock = FakeClock()
+    monkeypatch.setattr(chatsrv.tcp, "time", clock)
     server_side, peer = socket.socketpair()
     with server_side, peer:
         outbox = TCPOutbox(server_side, WriteCombiner(), limit=1 << 20)
         looks: list[socket.socket] = []
         monkeypatch.setattr(chatsrv.tcp, "acknowledgements", lambda sock: looks.append(sock) or (0, 0.0))
         outbox._acknowledged = True  # as on a Linux TCP socket
-        for seq in range(1, 21):
-            outbox.put([b'{"type":"notice","text":"hi"}'], seq)
-            outbox.combiner.flush()
+
+        def send_twenty(first_seq: int) -> None:
+            for seq in range(first_seq, first_seq + 20):
+                outbox.put([b'{"type":"notice","text":"hi"}'], seq)
+                outbox.combiner.flush()
+
+        send_twenty(1)
         assert outbox.pending_bytes == 0 and looks == []
+        clock.now += chatsrv.tcp.POLL
+        send_twenty(21)
+        assert len(looks) == 1
+
+
+def test_a_trickle_of_acknowledgements_is_not_reading(tcp_pair, monkeypatch) -> None:
+    """A peer that stopped still ACKs a few KB (its buffer, a delayed ACK, window probes): not progress; 16 KiB is."""
+    import chatsrv.tcp
+
+    server_side, _peer = tcp_pair
+    outbox = TCPOutbox(server_side, WriteCombiner(), limit=0)
+    outbox._acknowledged = True
+    acked = [0]
+    monkeypatch.setattr(chatsrv.tcp, "acknowledgements", lambda sock: (acked[0], 0.0))
+    outbox.last_progress = before = time.monotonic() - 1.0
+    for _ in range(3):
+        acked[0] += 3_000
+        outbox.check_progress(time.monotonic())
+    assert outbox.last_progress == before
+    acked[0] += chatsrv.tcp.MIN_PROGRESS
+    looked_at = time.monotonic()
+    outbox.check_progress(looked_at)
+    assert outbox.last_progress == looked_at
 
 
 def test_bytes_waiting_only_for_the_next_send_are_not_lagging() -> None:
