@@ -36,7 +36,7 @@ DEFAULT_SEND_BUFFER = 1 << 20  # kernel send buffer per member (see configure_so
 CLOSE_GRACE = 1.0  # seconds a writer may keep flushing after close() before the socket is cut
 SOFT_LIMIT_SHARE = 4  # the soft limit is a quarter of the outbox limit
 MAX_PAUSE = 0.5  # longest a sender's reading is paused for one batch
-STALL = 0.05  # a lagging reader whose peer acknowledged nothing for this long no longer pauses anyone
+STALL = 0.05  # a lagging reader whose peer acknowledged under MIN_PROGRESS for this long pauses nobody
 POLL = STALL / 4  # how often paused senders, and sends, look at a reader's acknowledgements
 # Less than this acknowledged is no sign of reading: a peer that stopped still
 # ACKs what its receive buffer takes, a delayed ACK 40 ms later, and answers
@@ -49,8 +49,10 @@ WRITE_SLICE = 64 * 1024  # the writer sends in slices, so pending_bytes (and lag
 # offsets hold on every kernel since 4.1 (tcpi_bytes_acked).
 _TCP_INFO = getattr(socket, "TCP_INFO", None)
 _TCP_INFO_SIZE = 128
-_LAST_ACK_RECV = struct.Struct("=I")  # offset 56: ms since the last ACK arrived
-_BYTES_ACKED = struct.Struct("=Q")  # offset 120: bytes of ours the peer has acknowledged
+_LAST_ACK_RECV = struct.Struct("=I")  # tcpi_last_ack_recv: ms since the last ACK arrived
+_LAST_ACK_RECV_AT = 56
+_BYTES_ACKED = struct.Struct("=Q")  # tcpi_bytes_acked: bytes of ours the peer has acknowledged
+_BYTES_ACKED_AT = 120
 
 
 def acknowledgements(sock: socket.socket) -> tuple[int, float] | None:
@@ -68,7 +70,7 @@ def acknowledgements(sock: socket.socket) -> tuple[int, float] | None:
         return None
     if len(info) < _TCP_INFO_SIZE:
         return None
-    return _BYTES_ACKED.unpack_from(info, 120)[0], _LAST_ACK_RECV.unpack_from(info, 56)[0] / 1000
+    return _BYTES_ACKED.unpack_from(info, _BYTES_ACKED_AT)[0], _LAST_ACK_RECV.unpack_from(info, _LAST_ACK_RECV_AT)[0] / 1000
 
 
 class Backpressure:
@@ -86,7 +88,8 @@ class Backpressure:
     tcpi_bytes_acked), looked at every POLL while senders wait. Bytes the
     kernel merely accepted into a full socket buffer do not count, so a
     member that never reads stops pausing anyone after STALL, however large
-    its buffers, and one that reads slowly but steadily keeps pausing them.
+    its buffers (the few KB it still ACKs are under MIN_PROGRESS), and one
+    that reads slowly but steadily keeps pausing them.
     """
 
     def __init__(self, max_pause: float = MAX_PAUSE, stall: float = STALL, poll: float = POLL) -> None:
