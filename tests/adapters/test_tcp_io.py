@@ -62,7 +62,7 @@ def test_kernel_buffering_is_not_progress_but_acknowledged_bytes_are(tcp_pair) -
     outbox.put([b'{"type":"notice","text":"' + b"x" * 1000 + b'"}'] * 1000, 1)  # ~1 MB: far beyond both buffers
     outbox.combiner.flush()  # the kernel takes what fits; a writer thread blocks on the rest
     wait_for_closed_window(server_side)
-    outbox.check_progress(time.monotonic())  # whatever the peer's buffer took is counted by now
+    outbox.check_progress(time.monotonic())  # the peer's buffer is full: what it took has been looked at
     settled_at = outbox.last_progress
     outbox.check_progress(time.monotonic() + 1000)
     assert outbox.last_progress == settled_at, "nothing was acknowledged since the last look"
