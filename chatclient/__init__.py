@@ -1,8 +1,8 @@
 """lanchat client: a terminal chat UI and a plain line mode for pipes and bots.
 
-Imports from the server package only `chatsrv.wire` (the shared codec).
+Imports from the server package only `lanchat.wire` (the shared codec).
 """
 
-from chatsrv import __version__
+from lanchat import __version__
 
 __all__ = ["__version__"]

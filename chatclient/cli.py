@@ -15,7 +15,7 @@ from typing import NoReturn, TextIO
 
 from chatclient import __version__, discovery, lineui
 from chatclient.transport import open_transport
-from chatsrv.cliargs import Parser
+from lanchat.cliargs import Parser
 
 DEFAULT_PORT = 9009
 

@@ -10,7 +10,7 @@ Pure parts (probe, parse_target, parse_answer, Collector, describe,
 parse_choice) have no socket; `discover` is the one function that does I/O,
 and `ask_which` the one that talks to a terminal.
 
-Imports: chatsrv.wire (codec), chatsrv.netinfo (interfaces), chatclient.render
+Imports: lanchat.wire (codec), lanchat.netinfo (interfaces), chatclient.render
 (sanitize). Never transport, ui or lineui.
 """
 
@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from chatclient.render import sanitize
-from chatsrv.netinfo import Interface, ipv4_interfaces
-from chatsrv.wire import ProtocolError, decode_payload, encode_payload
+from lanchat.netinfo import Interface, ipv4_interfaces
+from lanchat.wire import ProtocolError, decode_payload, encode_payload
 
-# The server answers at most 3x the probe's size (PROTOCOL.md §2) and at most
+# The server answers at most 3x the probe's size (docs/protocol.md §2) and at most
 # 1400 bytes; 480 bytes of probe leave room for the whole answer.
 PROBE_SIZE = 480
 DISCOVERY_WAIT = 1.0  # seconds to collect answers

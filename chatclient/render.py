@@ -6,7 +6,7 @@ pairs, so no prompt_toolkit import is needed here. Every string that came from t
 before it reaches a terminal: control characters (Unicode Cc), bidi
 controls and line/paragraph separators are shown as visible escapes, so a
 classmate cannot drive your terminal, ring bells, move the cursor or fake
-another user's line (TESTING.md #7). Imports only `chatclient.state`.
+another user's line (docs/testing.md #7). Imports only `chatclient.state`.
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def status_bar(
     """The bottom toolbar: who and where you are, and how the link is doing.
 
     `nick@room │ TCP 127.0.0.1:9009 │ 3 users │ rtt 0.4 ms │ connected`,
-    and over UDP the live loss counters of `state.seq` (PROTOCOL.md §3).
+    and over UDP the live loss counters of `state.seq` (docs/protocol.md §3).
     Teacher controls add the room's operators (`@teacher`) and what
     applies to you (`operator`, `muted 4 min`, `room locked`, `slow 10 s`).
     When `width` cells are not enough, the least useful parts go first: the

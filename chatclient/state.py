@@ -3,7 +3,7 @@
 Pure: `ClientState.apply(payload)` updates nick, room, users, round-trip
 time and sequence counters, and returns the display `Line`s to show.
 Rendering (colours, escapes) is `chatclient.render`'s job. Imports only
-`chatsrv.wire` (for `SeqTracker`).
+`lanchat.wire` (for `SeqTracker`).
 
 Teacher controls (docs/protocol.md, "Extension: operators and access"):
 the state knows the operators of the room, whether this client is one,
@@ -19,11 +19,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatsrv.wire import SeqTracker
+from lanchat.wire import SeqTracker
 
 __all__ = ["ClientState", "Line", "SeqTracker", "alternative_nick"]
 
-MAX_NICK = 24  # PROTOCOL.md §6
+MAX_NICK = 24  # docs/protocol.md §6
 _REMEMBERED_MESSAGES = 1000  # message ids kept to skip history already shown
 
 
@@ -152,7 +152,7 @@ class ClientState:
         lines: list[Line] = handler(payload, now)
         return lines
 
-    # --- one method per server payload type (PROTOCOL.md §5) -------------
+    # --- one method per server payload type (docs/protocol.md §5) -------------
 
     def _on_welcome(self, p: dict[str, Any], now: float | None) -> list[Line]:
         self.nick = str(p.get("nick", self.nick))

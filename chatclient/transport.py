@@ -2,12 +2,12 @@
 
 `open_transport(...)` returns an object with `send(payload)`,
 `receive() -> payload | None` (None once the server is gone) and `close()`.
-The TCP transport frames with `chatsrv.wire` and can report, for every
+The TCP transport frames with `lanchat.wire` and can report, for every
 `recv`, its size and where frame boundaries fell (`--trace-wire`). The UDP
 transport sends one datagram per payload and does what UDP needs and TCP
-does for free (PROTOCOL.md §2, §3): the cookie handshake, retrying a `hello`
+does for free (docs/protocol.md §2, §3): the cookie handshake, retrying a `hello`
 that may have been lost, keepalive pings, and a `seq` on everything it sends.
-Imports: chatsrv.wire only.
+Imports: lanchat.wire only.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from chatsrv.wire import HEADER, FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
+from lanchat.wire import HEADER, FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
 
 CLIENT_MAX_FRAME = 16 * 1024 * 1024  # accept whatever a server announces, within reason
 
@@ -38,7 +38,7 @@ class Transport(Protocol):
 
 
 class TCPTransport:
-    """Length-framed JSON over one TCP connection (PROTOCOL.md §2)."""
+    """Length-framed JSON over one TCP connection (docs/protocol.md §2)."""
 
     name = "tcp"
 
@@ -110,7 +110,7 @@ def trace_chunk(size: int, frames: list[bytes], pending_before: int = 0) -> str:
 
     `pending_before` is how many bytes of an unfinished frame earlier recvs
     delivered (header included). A frame is shown as [4+N]: the length
-    prefix and N payload bytes (PROTOCOL.md §2).
+    prefix and N payload bytes (docs/protocol.md §2).
     """
     parts: list[str] = []
     whole = list(frames)
@@ -127,7 +127,7 @@ def trace_chunk(size: int, frames: list[bytes], pending_before: int = 0) -> str:
     return f"recv {size} bytes, {count}: " + " | ".join(parts)
 
 
-# --- UDP (PROTOCOL.md §2) ------------------------------------------------------
+# --- UDP (docs/protocol.md §2) ------------------------------------------------------
 
 HELLO_TRIES = 3  # a hello (or its answer) can be lost too: try this many times ...
 HELLO_INTERVAL = 1.0  # ... this many seconds apart
@@ -151,7 +151,7 @@ class _Datagrams(asyncio.DatagramProtocol):
 
 
 class UDPTransport:
-    """JSON payloads, one per datagram, to one server address (PROTOCOL.md §2).
+    """JSON payloads, one per datagram, to one server address (docs/protocol.md §2).
 
     `send` numbers every payload (`seq` 1, 2, 3 ..., so the server can count
     what it lost); a `hello` is answered here when the server sends a
@@ -211,7 +211,7 @@ class UDPTransport:
             return
         self._transmit(payload)
         if kind == "bye":
-            # The server forgets us without an answer (PROTOCOL.md §4): we are done.
+            # The server forgets us without an answer (docs/protocol.md §4): we are done.
             self._datagrams.queue.put_nowait(_ENDED)
 
     async def _say_hello(self) -> None:
@@ -249,7 +249,7 @@ class UDPTransport:
                     "is the server running, is UDP blocked?"
                 )
             if self._trace is not None:
-                # No length prefix, no stream: one recvfrom is exactly one datagram (PROTOCOL.md §2).
+                # No length prefix, no stream: one recvfrom is exactly one datagram (docs/protocol.md §2).
                 self._trace(f"recvfrom {len(item)} bytes: 1 datagram = 1 payload (no length prefix)")
             try:
                 payload = decode_payload(item)

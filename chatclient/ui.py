@@ -323,7 +323,7 @@ class ChatUI:
         """Say hello with our nick and room; "ok", "closed", "timeout" or the error code.
 
         Everything that arrives meanwhile is shown. Over UDP the transport
-        itself answers a `challenge` and resends a lost hello (PROTOCOL.md §2);
+        itself answers a `challenge` and resends a lost hello (docs/protocol.md §2);
         it raises TransportError when the server never answers.
         """
         hello: dict[str, Any] = {"type": "hello", "nick": self.state.nick, "room": self.state.room}
@@ -417,7 +417,7 @@ class ChatUI:
     async def _confirm_join(self, room: str) -> None:
         """Over UDP the `join` or its `welcome` can be lost: ask again until we are there.
 
-        Joining the room you are in just repeats the welcome (PROTOCOL.md §4),
+        Joining the room you are in just repeats the welcome (docs/protocol.md §4),
         so asking twice is harmless.
         """
         for _ in range(UDP_JOIN_TRIES - 1):

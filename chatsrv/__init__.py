@@ -1,7 +1,9 @@
 """lanchat server: a LAN chat over length-framed TCP and over UDP.
 
-The package imports nothing outside the Python standard library, so the
-server runs from a bare Python.
+The package imports nothing outside the Python standard library (and the
+shared `lanchat` package), so the server runs from a bare Python.
 """
 
-__version__ = "0.1.0"
+from lanchat import __version__
+
+__all__ = ["__version__"]

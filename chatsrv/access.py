@@ -9,7 +9,7 @@ time (`hmac.compare_digest`), so the time an answer takes does not tell a
 guesser how many leading characters were right.
 
 Pure: no sockets, no threads, no clock (callers pass `now`). The service
-calls it under its lock. Imports only the standard library and chatsrv.wire.
+calls it under its lock. Imports only the standard library and lanchat.wire.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from chatsrv.wire import ProtocolError
+from lanchat.wire import ProtocolError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

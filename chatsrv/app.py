@@ -3,7 +3,7 @@
 Builds one `ChatService` and the transport servers around it, prints where
 classmates can join, and shuts everything down in the order that avoids the
 socketserver hang: notice, close outboxes, `shutdown()`, wake blocked
-`recv`s, `server_close()` (ARCHITECTURE.md).
+`recv`s, `server_close()` (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ from typing import Any, NoReturn
 
 from chatsrv import __version__
 from chatsrv.access import Access, Network, parse_network
-from chatsrv.cliargs import Parser, count, percent, port, positive_seconds, rate, seconds
+from lanchat.cliargs import Parser, count, percent, port, positive_seconds, rate, seconds
 from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
 from chatsrv.messages import MAX_TEXT
-from chatsrv.netinfo import ipv4_interfaces
+from lanchat.netinfo import ipv4_interfaces
 from chatsrv.service import ChatService
 from chatsrv.store import DEFAULT_PATH, MEMORY, open_store
 from chatsrv.tcp import DEFAULT_OUTBOX_LIMIT, DEFAULT_SEND_BUFFER, ChatTCPServer
 from chatsrv.udp import ChatUDPServer
-from chatsrv.wire import DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_FRAME
+from lanchat.wire import DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_FRAME
 
 log = logging.getLogger("chatsrv")
 

@@ -1,4 +1,4 @@
-"""Stateless address validation for UDP: the `challenge` cookie (PROTOCOL.md §2).
+"""Stateless address validation for UDP: the `challenge` cookie (docs/protocol.md §2).
 
 Anyone can forge a UDP source address. If the server answered a forged
 `hello` with a big `welcome`, an attacker could aim it at a victim

@@ -8,7 +8,7 @@ sends the bytes it gets back, or nothing.
 
 Two safety rules live here:
 
-- **No amplification** (PROTOCOL.md §2): the reply never exceeds the budget
+- **No amplification** (docs/protocol.md §2): the reply never exceeds the budget
   the adapter computes, 3 times the probe's size. A client pads its probe
   so the whole answer fits; for a smaller probe the room list is cut to the
   busiest rooms that fit, then left out, and when even that is too big
@@ -36,7 +36,7 @@ from typing import Any
 from chatsrv import __version__
 from chatsrv.ratelimit import TokenBucket
 from chatsrv.service import ChatService
-from chatsrv.wire import encode_payload, with_seq
+from lanchat.wire import encode_payload, with_seq
 
 # One reply fits one Ethernet frame (1500 - 20 IP - 8 UDP = 1472 bytes) with
 # room to spare for tunnels and VPN headers: a fragmented datagram is lost
@@ -97,7 +97,7 @@ def build_reply(
 
     def encoded(rooms: list[dict[str, Any]] | None) -> bytes:
         payload = info if rooms is None else {**info, "rooms": rooms}
-        return with_seq(encode_payload(payload), 0)  # seq 0: an unregistered address (PROTOCOL.md §3)
+        return with_seq(encode_payload(payload), 0)  # seq 0: an unregistered address (docs/protocol.md §3)
 
     if state.password_required:
         # Room names say what a class is doing; behind a password they stay private.

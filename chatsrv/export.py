@@ -5,7 +5,7 @@ a reader in) with `chatsrv.store.read_events` and writes to stdout:
 
 - `text`: one line per event, `2024-05-01 10:02:03 #lobby <alice> hello`;
 - `jsonl`: one JSON object per line, shaped like the protocol's payloads
-  (PROTOCOL.md section 5) plus `transport` and a readable local `time`;
+  (docs/protocol.md section 5) plus `transport` and a readable local `time`;
 - `html`: one self-contained page a teacher can hand out, a section per
   room, timestamps, a colour per nick. Every stored string is escaped, so a
   message `<script>` stays text and never becomes markup.
@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from chatsrv.cliargs import Parser
+from lanchat.cliargs import Parser
 from chatsrv.store import DEFAULT_PATH, MEMORY, Event, StoreError, read_events
 
 FORMATS = ("text", "jsonl", "html")

@@ -10,7 +10,7 @@ traffic lose the same datagrams.
 The injector also counts, per peer, what it did (`injected_lost`,
 `injected_duplicates`, `injected_reordered`). Reordering is counted when it
 really happens, at release time, with the same rule a receiver's SeqTracker
-uses (PROTOCOL.md §3: a datagram that goes out after a later one), so on
+uses (docs/protocol.md §3: a datagram that goes out after a later one), so on
 loopback the client's counters equal the server's injected ones and,
 on a real network, the difference is what the network did.
 

@@ -1,11 +1,11 @@
 """Client-to-server messages: payload dict -> typed, validated message.
 
-Owns the naming and text rules of PROTOCOL.md section 6 and the table of
+Owns the naming and text rules of docs/protocol.md section 6 and the table of
 client message types (section 4, plus the documented extensions in
 docs/protocol.md). Every message is a frozen dataclass; `parse_message`
 raises a recoverable `ProtocolError` for anything malformed.
 
-Imports only `chatsrv.wire`; no sockets, threads or clocks.
+Imports only `lanchat.wire`; no sockets, threads or clocks.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chatsrv.wire import ProtocolError
+from lanchat.wire import ProtocolError
 
 MAX_NICK = 24
 MAX_ROOM = 32
@@ -28,7 +28,7 @@ _NAME_PUNCTUATION = frozenset("_-")
 
 
 def _name_problem(name: str, limit: int) -> str | None:
-    """Why `name` breaks the nick/room rule of PROTOCOL.md §6, or None."""
+    """Why `name` breaks the nick/room rule of docs/protocol.md §6, or None."""
     if not 1 <= len(name) <= limit:
         return f"must be 1 to {limit} characters long"
     if unicodedata.category(name[0]).startswith("M"):
@@ -265,7 +265,7 @@ def _who(f: _Fields) -> Who:
 
 
 def _ping(f: _Fields) -> Ping:
-    # id and t are echoed as received (PROTOCOL.md §4); only containers are refused
+    # id and t are echoed as received (docs/protocol.md §4); only containers are refused
     # so a pong can never be used to reflect a large structure.
     for name in ("id", "t"):
         if isinstance(f.payload.get(name), (dict, list)):

@@ -10,7 +10,7 @@ Kept off the hot path: `active` is False until an operator mutes someone,
 locks a room or turns on slow mode, and the service looks at nothing else
 here before a `say` while it is False.
 
-Imports only chatsrv.wire and chatsrv.session (for the type).
+Imports only lanchat.wire and chatsrv.session (for the type).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 
 from chatsrv.session import Session
-from chatsrv.wire import ProtocolError
+from lanchat.wire import ProtocolError
 
 MAX_OP_TRIES = 5  # wrong operator secrets before the connection is closed
 

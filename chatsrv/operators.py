@@ -38,7 +38,7 @@ from chatsrv.messages import Announce, Kick, Lock, Mute, Op, Slow, Topic, Unban,
 from chatsrv.moderation import Moderation, minutes_left
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Session
-from chatsrv.wire import ProtocolError, encode_payload
+from lanchat.wire import ProtocolError, encode_payload
 
 audit = logging.getLogger("chatsrv.audit")
 

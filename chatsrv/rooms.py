@@ -1,6 +1,6 @@
 """Registry of rooms, members and nicks, with each room's recent history.
 
-Names are unique case-insensitively (`str.casefold`, PROTOCOL.md §6) and
+Names are unique case-insensitively (`str.casefold`, docs/protocol.md §6) and
 shown as first spelled. A room exists while it has members or history.
 One lock (`Registry.lock`) guards everything here; the service holds it for
 every change and every delivery, which also keeps each member's `seq` in
@@ -111,7 +111,7 @@ class Registry:
         return iter(list(self.by_nick.values()))
 
     def listing(self) -> list[dict[str, object]]:
-        """Every non-empty room as {"name", "users"} (PROTOCOL.md §5 `rooms`).
+        """Every non-empty room as {"name", "users"} (docs/protocol.md §5 `rooms`).
 
         A room with history counts as non-empty even with no one in it, so the
         rooms of a lesson are listed again after a restart.

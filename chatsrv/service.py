@@ -1,4 +1,4 @@
-"""ChatService: the whole chat logic of PROTOCOL.md sections 3 to 6.
+"""ChatService: the whole chat logic of docs/protocol.md sections 3 to 6.
 
 Transport adapters call `connect`, `receive` (the payloads that one `recv`
 or one datagram delivered), `disconnect`, `expire_idle` and `shutdown`.
@@ -8,7 +8,7 @@ and no thread, so every rule is unit-tested with a fake outbox.
 
 Work is done per batch: one lock acquisition per `receive`, a broadcast is
 encoded once, and each member gets all of a batch's payloads in a single
-`Outbox.put` (ARCHITECTURE.md, "work per recv").
+`Outbox.put` (docs/architecture.md, "work per recv").
 
 Recoverable errors inside a batch become `error` payloads here (the batch
 goes on); adapters handle broken frames with `reject`.
@@ -57,7 +57,7 @@ from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Outbox, Session
 from chatsrv.store import Event, MemoryStore, Store
-from chatsrv.wire import ProtocolError, decode_payload, encode_message, encode_payload
+from lanchat.wire import ProtocolError, decode_payload, encode_message, encode_payload
 
 log = logging.getLogger("chatsrv")
 
@@ -190,7 +190,7 @@ class ChatService:
             self._drop(session, reason)
 
     def expire_idle(self, now: float | None = None) -> list[Session]:
-        """Drop UDP peers silent for `peer_timeout` (PROTOCOL.md §2); returns them."""
+        """Drop UDP peers silent for `peer_timeout` (docs/protocol.md §2); returns them."""
         with self._batch():
             now = self.clock() if now is None else now
             expired = [
@@ -404,7 +404,7 @@ class ChatService:
         message = parse_message(payload)
         if not session.joined and not isinstance(message, Hello):
             if isinstance(message, Bye) and session.transport == "tcp":
-                # PROTOCOL.md §4: over TCP, bye before hello also closes.
+                # docs/protocol.md §4: over TCP, bye before hello also closes.
                 raise ProtocolError("not_joined", "say hello first; closing", fatal=True)
             raise ProtocolError("not_joined", 'send "hello" first')
         if session.joined and not isinstance(message, (Ping, Bye)) and not session.bucket.allow(now):
@@ -415,7 +415,7 @@ class ChatService:
         if session.joined:
             assert session.nick is not None
             if session.transport == "udp" and name_key(hello.nick) == name_key(session.nick):
-                # PROTOCOL.md §2: the first welcome may have been lost.
+                # docs/protocol.md §2: the first welcome may have been lost.
                 room = self.registry.room_of(session)
                 assert room is not None
                 self._welcome(session, room, now)

@@ -3,9 +3,9 @@
 A `Session` knows nothing about sockets: it hands encoded payloads to an
 `Outbox` (put, close) that a transport adapter provides. Only the service
 calls `deliver`, always while holding the registry lock, so `seq` numbers
-(PROTOCOL.md §3) are given in exactly the order payloads are queued.
+(docs/protocol.md §3) are given in exactly the order payloads are queued.
 
-Imports only `chatsrv.wire` and `chatsrv.ratelimit`.
+Imports only `lanchat.wire` and `chatsrv.ratelimit`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import itertools
 from typing import Any, Protocol
 
 from chatsrv.ratelimit import TokenBucket
-from chatsrv.wire import SeqTracker, encode_payload
+from lanchat.wire import SeqTracker, encode_payload
 
 
 class Outbox(Protocol):

@@ -67,10 +67,10 @@ ID_BLOCK = 10_000
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         """CREATE TABLE messages (
-            id         INTEGER PRIMARY KEY,  -- the message id of PROTOCOL.md section 5
-            ts         REAL NOT NULL,        -- seconds since the Unix epoch (PROTOCOL.md section 1)
+            id         INTEGER PRIMARY KEY,  -- the message id of docs/protocol.md section 5
+            ts         REAL NOT NULL,        -- seconds since the Unix epoch (docs/protocol.md section 1)
             room       TEXT NOT NULL,        -- as first spelled
-            room_key   TEXT NOT NULL,        -- casefolded, for lookups (PROTOCOL.md section 6)
+            room_key   TEXT NOT NULL,        -- casefolded, for lookups (docs/protocol.md section 6)
             nick       TEXT NOT NULL,
             text       TEXT NOT NULL,
             action     INTEGER NOT NULL,     -- 1 for /me
@@ -147,7 +147,7 @@ class Event(NamedTuple):
     nick: str  # the sender, who joined or left, or the old nick
     room: str | None = None  # None for whispers
     text: str | None = None
-    id: int | None = None  # messages only (PROTOCOL.md section 5)
+    id: int | None = None  # messages only (docs/protocol.md section 5)
     action: bool = False
     transport: str | None = None
     to: str | None = None  # whisper: the receiver
@@ -156,7 +156,7 @@ class Event(NamedTuple):
     room_key: str | None = None  # the casefolded room (rooms.name_key); filled in when missing
 
     def payload(self) -> dict[str, Any]:
-        """The event as the server sends it (PROTOCOL.md section 5), without `seq`."""
+        """The event as the server sends it (docs/protocol.md section 5), without `seq`."""
         if self.kind == "message":
             payload: dict[str, Any] = {
                 "type": "message",

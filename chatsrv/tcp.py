@@ -1,9 +1,9 @@
 """TCP adapter: a `ThreadingTCPServer` whose handler feeds the ChatService.
 
-Owns sockets only: reading, framing (via `chatsrv.wire.FrameDecoder`), the
+Owns sockets only: reading, framing (via `lanchat.wire.FrameDecoder`), the
 bounded per-member `TCPOutbox`, keepalive, the hello timeout, and the
 bookkeeping that lets the server shut down without the known socketserver
-hang (TESTING.md #1). All chat rules live in `chatsrv.service`.
+hang (docs/testing.md #1). All chat rules live in `chatsrv.service`.
 
 Imports: wire, session (Outbox protocol), service.
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 from chatsrv.service import ChatService
 from chatsrv.session import Session
-from chatsrv.wire import DEFAULT_MAX_FRAME, FrameDecoder, ProtocolError, encode_payload, frames_with_seq
+from lanchat.wire import DEFAULT_MAX_FRAME, FrameDecoder, ProtocolError, encode_payload, frames_with_seq
 
 log = logging.getLogger("chatsrv.tcp")
 
@@ -82,7 +82,7 @@ class Backpressure:
     taking data*, handlers wait (at most MAX_PAUSE per batch) before reading
     their next batch. A member that takes nothing for STALL seconds no
     longer pauses anyone; it is dropped at the hard limit instead
-    (ARCHITECTURE.md, "Rules that keep it fast and safe").
+    (docs/architecture.md, "Rules that keep it fast and safe").
 
     "Taking data" means the peer's TCP acknowledges bytes (the kernel's
     tcpi_bytes_acked), looked at every POLL while senders wait. Bytes the
@@ -484,7 +484,7 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
     """Threading TCP server bound to one ChatService.
 
     `request_queue_size` is 128 (the default 5 stalls simultaneous connects,
-    TESTING.md #2). Live client sockets are tracked so `stop` can wake every
+    docs/testing.md #2). Live client sockets are tracked so `stop` can wake every
     handler blocked in `recv` before `server_close` joins the threads.
     """
 
@@ -524,7 +524,7 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         return int(self.server_address[1])
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
-        # At the open-file limit accept() fails and serve_forever spins (TESTING.md #3):
+        # At the open-file limit accept() fails and serve_forever spins (docs/testing.md #3):
         # refuse before that. The service's own `server_full` answers politely below it.
         return not self.max_connections or self.live_connections() < self.max_connections
 

@@ -8,13 +8,13 @@ nicks, `seq`, client-seq counters, a repeated `hello`) live in
 `chatsrv.service`; cookie and fault logic are pure (`chatsrv.cookies`,
 `chatsrv.faults`).
 
-One thread handles every datagram, in arrival order (PROTOCOL.md §2: "the
+One thread handles every datagram, in arrival order (docs/protocol.md §2: "the
 server handles one peer's datagrams in the order they arrive"). That is why
 this is a plain `UDPServer`, not a `ThreadingUDPServer`: a thread per
 datagram would let the scheduler run a peer's second datagram before its
 first (its `say`s could overtake each other, a `bye` could beat the `say`
 before it), and a flood of datagrams would start a flood of threads (a
-thread bomb, TESTING.md #4). Handling one datagram is short (decode, one
+thread bomb, docs/testing.md #4). Handling one datagram is short (decode, one
 lock, non-blocking sends), so one thread keeps up.
 
 The handler is a plain `BaseRequestHandler`: `DatagramRequestHandler.finish()`
@@ -43,11 +43,11 @@ from chatsrv.faults import FaultInjector, Impairment, Path, Release
 from chatsrv.messages import Hello, parse_message
 from chatsrv.service import ChatService
 from chatsrv.session import Session
-from chatsrv.wire import DEFAULT_MAX_DATAGRAM, ProtocolError, decode_payload, encode_payload, with_seq
+from lanchat.wire import DEFAULT_MAX_DATAGRAM, ProtocolError, decode_payload, encode_payload, with_seq
 
 log = logging.getLogger("chatsrv.udp")
 
-AMPLIFICATION_LIMIT = 3  # PROTOCOL.md §2: never more than 3x the bytes received from an unproven address
+AMPLIFICATION_LIMIT = 3  # docs/protocol.md §2: never more than 3x the bytes received from an unproven address
 RECEIVE_BUFFER = 1 << 20  # room for bursts of small datagrams (the kernel caps it at rmem_max)
 
 
@@ -161,7 +161,7 @@ class ChatDatagramHandler(socketserver.BaseRequestHandler):
             self._from_stranger(data)
         elif len(data) > server.max_datagram:
             # recvfrom truncated it (max_packet_size is one above the limit, so we
-            # can tell); PROTOCOL.md §2: answer frame_too_large, the peer stays.
+            # can tell); docs/protocol.md §2: answer frame_too_large, the peer stays.
             session.last_seen = server.service.clock()
             server.service.reject(
                 session, ProtocolError("frame_too_large", f"datagram larger than {server.max_datagram} bytes")
@@ -199,7 +199,7 @@ class ChatDatagramHandler(socketserver.BaseRequestHandler):
             return
         now = server.service.clock()
         if message.cookie is None or not server.cookies.check(message.cookie, address, now):
-            # PROTOCOL.md §2: no state, just a cookie bound to this address and port.
+            # docs/protocol.md §2: no state, just a cookie bound to this address and port.
             server.reply_unproven({"type": "challenge", "cookie": server.cookies.issue(address, now)}, address, len(data))
             return
         self._register(data, payload)
@@ -234,7 +234,7 @@ class ChatUDPServer(socketserver.UDPServer):
 
     `max_packet_size` is one byte above the datagram limit: `recvfrom`
     truncates silently, and a datagram that fills the buffer completely is
-    therefore known to be over the limit (ARCHITECTURE.md).
+    therefore known to be over the limit (docs/architecture.md).
     """
 
     def __init__(
@@ -320,7 +320,7 @@ class ChatUDPServer(socketserver.UDPServer):
         self.send_datagram(body, address, None)
 
     def answer_discovery(self, address: Any, received: int) -> None:
-        """Answer a `discover` probe within 3x its size (PROTOCOL.md §2), or stay silent."""
+        """Answer a `discover` probe within 3x its size (docs/protocol.md §2), or stay silent."""
         if self.discovery is None:
             return  # silent, not an error: a server that hides must not be found by its errors
         budget = min(AMPLIFICATION_LIMIT * received, self.max_datagram)

@@ -1,4 +1,4 @@
-"""Lab bots: small chat clients that speak PROTOCOL.md themselves and write down everything.
+"""Lab bots: small chat clients that speak docs/protocol.md themselves and write down everything.
 
 Owns: `TCPBot` (length-framed stream, §2) and `UDPBot` (one payload per
 datagram, the cookie handshake of §2, hello retries), both on asyncio
@@ -10,7 +10,7 @@ events (for the `restart` scenario).
 Bots do not spawn `chatclient`: a lab needs exact timestamps and counters,
 and a student can read here, in one place, what a client must do.
 
-Imports: `chatsrv.wire` (framing and payload codec) and `lanchat_lab.measure`.
+Imports: `lanchat.wire` (framing and payload codec) and `lanchat_lab.measure`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from chatsrv.wire import FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
+from lanchat.wire import FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
 from lanchat_lab.measure import parse_lab_text
 
 MAX_FRAME = 16 * 1024 * 1024
@@ -70,7 +70,7 @@ class Bot:
         raise NotImplementedError
 
     def send(self, payload: dict[str, Any]) -> None:
-        """Send one payload with our own `seq` (PROTOCOL.md §3: the server counts our gaps)."""
+        """Send one payload with our own `seq` (docs/protocol.md §3: the server counts our gaps)."""
         self._client_seq += 1
         self._transmit({**payload, "seq": self._client_seq})
 
@@ -240,7 +240,7 @@ class TCPBot(Bot):
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             if self.receive_buffer is not None:
-                # Set before connect: the window is negotiated in the handshake (TESTING.md #5).
+                # Set before connect: the window is negotiated in the handshake (docs/testing.md #5).
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setblocking(False)
@@ -387,7 +387,7 @@ class UDPBot(Bot):
         self.server = (host, port)
 
     def hello(self) -> None:
-        """Send hello, with the cookie once the server has challenged us (PROTOCOL.md §2)."""
+        """Send hello, with the cookie once the server has challenged us (docs/protocol.md §2)."""
         payload: dict[str, Any] = {"type": "hello", "nick": self.nick, "room": self.room}
         if self.cookie is not None:
             payload["cookie"] = self.cookie

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from chatsrv.cliargs import HelpFormatter, Parser, count, percent, positive_int, positive_number
+from lanchat.cliargs import HelpFormatter, Parser, count, percent, positive_int, positive_number
 from chatsrv.faults import parse_delay
 from lanchat_lab.bots import LabError
 
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="try:\n  chatlab compare --udp-loss 10\n  sudo chatlab compare --netns-loss 5 --plot out.png\n  chatlab sticky",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from chatsrv import __version__
+    from lanchat import __version__
 
     parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
     scenarios = parser.add_subparsers(dest="scenario", metavar="SCENARIO", parser_class=Parser)

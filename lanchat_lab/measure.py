@@ -1,13 +1,13 @@
 """Pure arithmetic of the lab: from what the bots recorded to the figures a class reads.
 
 Owns: lab message text (`lab_text` / `parse_lab_text`), percentiles, RFC 3550
-interarrival jitter, sequence-number analysis (PROTOCOL.md §3, through
-`chatsrv.wire.SeqTracker`) and the per-transport summary of the `compare`
+interarrival jitter, sequence-number analysis (docs/protocol.md §3, through
+`lanchat.wire.SeqTracker`) and the per-transport summary of the `compare`
 scenario. Input is plain JSON-able data (a bot's record), so the same code
 reads results produced in another network namespace.
 
 Must not import: sockets, asyncio, clocks, matplotlib. Imports only
-`chatsrv.wire` from lanchat.
+`lanchat.wire` from lanchat.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from chatsrv.wire import SeqTracker
+from lanchat.wire import SeqTracker
 
 # Bytes of protocol headers under one payload, for IPv4 (the lab's addresses):
 # IP 20 + TCP 20 + 12 of the timestamp option Linux puts on every segment,
 # IP 20 + UDP 8. Ethernet framing is not counted (loopback has none).
 TCP_HEADER_BYTES = 52
 UDP_HEADER_BYTES = 28
-TCP_FRAMING_BYTES = 4  # the length prefix of PROTOCOL.md §2
+TCP_FRAMING_BYTES = 4  # the length prefix of docs/protocol.md §2
 
 LAB_PREFIX = "lab"
 
@@ -111,7 +111,7 @@ class TransportSummary:
     lost: int
     lost_fraction: float
     seq_total: int  # server payloads the bots should have had (highest seq seen, summed)
-    seq_lost: int  # of those, never received (PROTOCOL.md §3 gaps not filled later)
+    seq_lost: int  # of those, never received (docs/protocol.md §3 gaps not filled later)
     reordered: int
     duplicated: int
     upstream_gaps: int  # client seq gaps the server counted (UDP only, in `stats`)
@@ -139,7 +139,7 @@ class TransportSummary:
 
 
 def _finite(value: Any) -> Any:
-    """NaN -> None, recursively: JSON has no NaN (PROTOCOL.md §1 forbids it too)."""
+    """NaN -> None, recursively: JSON has no NaN (docs/protocol.md §1 forbids it too)."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):

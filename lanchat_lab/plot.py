@@ -81,7 +81,7 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
     cdf.legend()
 
     # Chat messages lost end to end (up to the server and down again), then what seq shows
-    # of every payload the server sent (PROTOCOL.md §3).
+    # of every payload the server sent (docs/protocol.md §3).
     kinds = [("messages lost\n(end to end)", "lost"), ("payloads lost\n(seq gaps)", "seq_lost"),
              ("reordered\n(seq)", "reordered"), ("duplicated\n(seq)", "duplicated")]
     width = 0.38

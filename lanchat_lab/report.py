@@ -198,7 +198,7 @@ def sticky_report(result: dict[str, Any]) -> str:
         f"messages merged, {naive['split_messages']} message(s) were cut into pieces."),
         "      TCP is a byte stream: it keeps the bytes and their order, not where one send() ended.",
         "",
-        f"2. TCP with a 4-byte length prefix before each message (PROTOCOL.md §2), the same recv({framed['recv_size']}):",
+        f"2. TCP with a 4-byte length prefix before each message (docs/protocol.md §2), the same recv({framed['recv_size']}):",
     ]
     for number, chunk in enumerate(framed["recvs"], 1):
         held = f", {chunk['held']} bytes kept for the next frame" if chunk["held"] else ""

@@ -7,7 +7,7 @@ down for `down` seconds and is started again on the same port. A TCP bot
 learns at once (its kernel reports the closed connection) and reconnects
 until the port answers again. A UDP bot learns nothing: its datagrams leave
 without an error, and only silence (no pong for `udp_timeout` s) or the new
-server's `not_joined` tells it to say hello again (PROTOCOL.md §2).
+server's `not_joined` tells it to say hello again (docs/protocol.md §2).
 
 Imports: lanchat_lab.bots, serverproc.
 """

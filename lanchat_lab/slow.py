@@ -4,7 +4,7 @@ Owns the workload: K reading bots and a stuck member that joins and then
 never reads again (over TCP with a 4 KB receive buffer so its kernel soon
 fills; optionally a stuck UDP member too). One reader sends M messages at R
 per second. The server queues for the stuck TCP member until its outbox limit
-(`--outbox`; its kernel send buffer is `--send-buffer`), then removes it with `left` reason `slow` (PROTOCOL.md §5); the
+(`--outbox`; its kernel send buffer is `--send-buffer`), then removes it with `left` reason `slow` (docs/protocol.md §5); the
 readers' rate and latency should not change. A stuck UDP member is never
 noticed: its own kernel throws away what does not fit its buffer.
 
@@ -19,12 +19,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from chatsrv.wire import SeqTracker
+from lanchat.wire import SeqTracker
 from lanchat_lab.bots import Bot, LabError, TCPBot, UDPBot, sync_and_collect, until
 from lanchat_lab.measure import lab_text, percentile
 from lanchat_lab.serverproc import ServerProcess
 
-STUCK_BUFFER = 4096  # bytes: a small receive window fills after about 10 KB (TESTING.md #5)
+STUCK_BUFFER = 4096  # bytes: a small receive window fills after about 10 KB (docs/testing.md #5)
 
 
 @dataclass

@@ -3,8 +3,8 @@
 1. TCP, naive: N small `send`s and one big one; a receiver that trusts
    `recv(1024)` to return one message gets merged messages and the big one
    cut in pieces.
-2. TCP, framed: the same sends with the 4-byte length prefix of PROTOCOL.md §2,
-   read with the same `recv(1024)` through `chatsrv.wire.FrameDecoder`:
+2. TCP, framed: the same sends with the 4-byte length prefix of docs/protocol.md §2,
+   read with the same `recv(1024)` through `lanchat.wire.FrameDecoder`:
    exactly the N messages.
 3. UDP: one `recvfrom` per datagram, boundaries kept; the big datagram,
    larger than the receive buffer, is cut off (MSG_TRUNC) and the rest is gone.
@@ -12,7 +12,7 @@
 Owns the sockets of this demonstration (no server, no threads: the sender
 writes everything first, like a receiver that is busy for a moment, so the
 result is the same every run) and the pure analysis `pieces_of_chunks`.
-Imports: chatsrv.wire.
+Imports: lanchat.wire.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from chatsrv.wire import FrameDecoder, encode_frame
+from lanchat.wire import FrameDecoder, encode_frame
 
 TIMEOUT = 5.0
 

@@ -21,7 +21,7 @@ Scenarios (see ``--help`` for sizes):
   member sends 1 KB messages; the others' delivery rate with and without the
   stuck member, server RSS growth, and what became of the stuck member.
 * ``fanout-udp`` / ``latency-udp`` (or ``--udp``)  the same over lanchat's UDP
-  transport, with the challenge/cookie handshake of PROTOCOL.md section 2;
+  transport, with the challenge/cookie handshake of docs/protocol.md section 2;
   loss = expected - received.
 
 The benchmark only ever talks to 127.0.0.1, bounds every wait by a deadline,
@@ -202,7 +202,7 @@ def json_bytes(payload: dict[str, Any]) -> bytes:
 
 
 class LanchatTcp(Protocol):
-    """PROTOCOL.md: 4-byte big-endian length + UTF-8 JSON object."""
+    """docs/protocol.md: 4-byte big-endian length + UTF-8 JSON object."""
 
     name = "lanchat"
 
@@ -274,7 +274,7 @@ class LanchatTcp(Protocol):
 
 
 class LanchatUdp(LanchatTcp):
-    """PROTOCOL.md section 2: one datagram per payload, cookie handshake."""
+    """docs/protocol.md section 2: one datagram per payload, cookie handshake."""
 
     name = "lanchat"
     udp = True

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from chatsrv.wire import FrameDecoder, decode_payload, encode_frame, encode_payload
+from lanchat.wire import FrameDecoder, decode_payload, encode_frame, encode_payload
 
 TIMEOUT = 5.0
 
@@ -159,7 +159,7 @@ class UDPClient(_Expecting):
         self.sock.close()
 
     def send(self, payload: dict[str, Any], numbered: bool = True) -> None:
-        """Send one payload; with `numbered`, add this client's next seq (PROTOCOL.md §3)."""
+        """Send one payload; with `numbered`, add this client's next seq (docs/protocol.md §3)."""
         if numbered:
             self.seq += 1
             payload = {**payload, "seq": self.seq}

@@ -1,4 +1,4 @@
-"""Imports point one way (ARCHITECTURE.md): walked with ast, no module is imported."""
+"""Imports point one way (docs/architecture.md): walked with ast, no module is imported."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Each module may import lanchat modules of a lower rank only (same rank: siblings, not allowed).
 # A new module must be placed here deliberately.
+# `lanchat` is what server, client and lab share; it builds on the standard library alone.
+SHARED_RANKS = {
+    "lanchat": 0,  # __init__: the version
+    "lanchat.wire": 1,
+    "lanchat.cliargs": 1,
+    "lanchat.netinfo": 1,
+}
 SERVER_RANKS = {
     "chatsrv": 0,  # __init__: the version
-    "chatsrv.wire": 0,
     "chatsrv.ratelimit": 0,
-    "chatsrv.netinfo": 0,
-    "chatsrv.cliargs": 0,
     "chatsrv.cookies": 0,
     "chatsrv.store": 1,
     "chatsrv.faults": 1,
@@ -47,7 +51,6 @@ CLIENT_RANKS = {
     "chatclient.cli": 5,
     "chatclient.__main__": 6,
 }
-CLIENT_MAY_USE_FROM_SERVER = {"chatsrv", "chatsrv.wire", "chatsrv.netinfo", "chatsrv.cliargs"}
 
 
 def module_name(path: Path) -> str:
@@ -84,6 +87,20 @@ def lanchat_imports(path: Path, known: dict[str, int]) -> set[str]:
     return {name for name in imports_of(path) if name in known}
 
 
+@pytest.mark.parametrize("path", package_modules("lanchat"), ids=lambda p: module_name(p))
+def test_shared_package_imports_only_the_stdlib(path: Path) -> None:
+    """lanchat (shared by server, client and lab) imports only the stdlib and lower lanchat modules."""
+    name = module_name(path)
+    assert name in SHARED_RANKS, f"place {name} in SHARED_RANKS (tests/test_layering.py)"
+    for imported in imports_of(path):
+        top = imported.split(".")[0]
+        assert top in sys.stdlib_module_names or top in ("lanchat", "__future__"), f"{name} imports {imported}"
+    for imported in lanchat_imports(path, SHARED_RANKS):
+        if imported == "lanchat" and name != "lanchat":
+            continue
+        assert SHARED_RANKS[imported] < SHARED_RANKS[name], f"{name} must not import {imported}"
+
+
 @pytest.mark.parametrize("path", package_modules("chatsrv"), ids=lambda p: module_name(p))
 def test_server_imports_point_down_and_only_stdlib(path: Path) -> None:
     """chatsrv modules import lower layers only, never chatclient, and nothing outside the stdlib."""
@@ -92,7 +109,9 @@ def test_server_imports_point_down_and_only_stdlib(path: Path) -> None:
     for imported in imports_of(path):
         top = imported.split(".")[0]
         assert top != "chatclient", f"{name} imports {imported}"
-        assert top in sys.stdlib_module_names or top == "chatsrv" or top == "__future__", f"{name} imports non-stdlib {imported}"
+        assert top in sys.stdlib_module_names or top in ("chatsrv", "lanchat", "__future__"), (
+            f"{name} imports non-stdlib {imported}"
+        )
     for imported in lanchat_imports(path, SERVER_RANKS):
         if imported == "chatsrv" and name != "chatsrv":
             continue
@@ -101,14 +120,11 @@ def test_server_imports_point_down_and_only_stdlib(path: Path) -> None:
 
 @pytest.mark.parametrize("path", package_modules("chatclient"), ids=lambda p: module_name(p))
 def test_client_imports_point_down(path: Path) -> None:
-    """chatclient modules import lower layers; from chatsrv only the codec; prompt_toolkit only in ui."""
+    """chatclient modules import lower layers and the shared package, never chatsrv; prompt_toolkit only in ui."""
     name = module_name(path)
     assert name in CLIENT_RANKS, f"place {name} in CLIENT_RANKS (tests/test_layering.py)"
     for imported in imports_of(path):
-        if imported.split(".")[0] == "chatsrv":
-            assert imported.rsplit(".", 1)[0] in CLIENT_MAY_USE_FROM_SERVER or imported in CLIENT_MAY_USE_FROM_SERVER, (
-                f"{name} imports {imported}"
-            )
+        assert imported.split(".")[0] != "chatsrv", f"{name} imports the server's {imported}: shared code lives in lanchat"
         if imported.split(".")[0] == "prompt_toolkit":
             assert name == "chatclient.ui", f"only chatclient.ui may import prompt_toolkit ({name})"
     for imported in lanchat_imports(path, CLIENT_RANKS):
@@ -119,5 +135,5 @@ def test_client_imports_point_down(path: Path) -> None:
 
 def test_the_walker_sees_imports() -> None:
     """The checker really finds imports (so the tests above cannot pass vacuously)."""
-    assert "chatsrv.wire" in imports_of(ROOT / "chatsrv" / "messages.py")
+    assert "lanchat.wire" in imports_of(ROOT / "chatsrv" / "messages.py")
     assert "chatclient.state" in imports_of(ROOT / "chatclient" / "render.py")

@@ -1,6 +1,6 @@
 """A fake server behind the client's Transport interface, for headless UI tests.
 
-`FakeServer` answers the way PROTOCOL.md says a server does (welcome to
+`FakeServer` answers the way docs/protocol.md says a server does (welcome to
 hello, pong to ping, close after bye), records everything the client sent,
 and lets a test push any payload to the client, refuse connections, or go
 silent. No sockets, no threads.

@@ -259,7 +259,7 @@ def test_a_cut_member_no_longer_lags(tcp_pair) -> None:
 
 def test_a_flood_is_handed_to_the_service_in_batches_bigger_than_one_small_read(make_server) -> None:
     """100 KB of frames sent at once reach the service in batches above RECV_SIZE: the handler reads bigger."""
-    from chatsrv.wire import encode_frame, encode_payload
+    from lanchat.wire import encode_frame, encode_payload
     from tests.helpers import Client
 
     server = make_server("--rate", "0")

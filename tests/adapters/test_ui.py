@@ -506,7 +506,7 @@ def test_udp_server_silent_for_peer_timeout_shows_lost_then_back() -> None:
     async def scenario() -> str:
         async with chat(server, ping_every=5.0) as h:
             await until(lambda: h.ui.phase == "connected")
-            assert abs(h.ui.ping_interval() - 0.1) < 1e-9  # peer_timeout / 3 (PROTOCOL.md §2)
+            assert abs(h.ui.ping_interval() - 0.1) < 1e-9  # peer_timeout / 3 (docs/protocol.md §2)
             server.silent = True
             await until(lambda: h.ui.phase == "lost")
             assert "server lost" in "".join(part for _, part in h.ui.toolbar())

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from chatsrv.wire import encode_frame, encode_payload
+from lanchat.wire import encode_frame, encode_payload
 from tests.helpers import Client, wait_until
 
 

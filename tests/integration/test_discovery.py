@@ -16,7 +16,7 @@ import pytest
 from chatclient.discovery import PROBE_SIZE, probe
 from chatsrv.app import Server
 from chatsrv.discovery import MAX_REPLY
-from chatsrv.wire import decode_payload, encode_payload
+from lanchat.wire import decode_payload, encode_payload
 from tests.conftest import ServerFactory
 from tests.helpers import Client, UDPClient
 from tests.integration.test_cli import ENV, ROOT
@@ -41,7 +41,7 @@ def prober(server: Server) -> Iterator[UDPClient]:
 def answers_to(client: UDPClient, data: bytes) -> list[bytes]:
     """Send `data`, then a padded `ping` that is sure to get `not_joined`; return what came before that.
 
-    One thread handles a server's datagrams in arrival order (PROTOCOL.md §2),
+    One thread handles a server's datagrams in arrival order (docs/protocol.md §2),
     so once the ping's answer is here, any answer to `data` is here too:
     "no answer" is proved without waiting for a timeout.
     """

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from chatsrv.store import Event, read_events
-from chatsrv.wire import encode_frame, encode_payload
+from lanchat.wire import encode_frame, encode_payload
 from tests.helpers import Client
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from chatsrv.udp import UDPOutbox
-from chatsrv.wire import DEFAULT_MAX_DATAGRAM, decode_payload, encode_payload
+from lanchat.wire import DEFAULT_MAX_DATAGRAM, decode_payload, encode_payload
 from tests.helpers import Client, UDPClient, wait_until
 
 

@@ -29,13 +29,13 @@ def top_level_imports(path: Path) -> set[str]:
 @pytest.mark.parametrize("path", LAB, ids=lambda p: p.stem)
 def test_lab_imports_stdlib_and_lanchat_only_at_module_level(path: Path) -> None:
     """No third-party import at module level: `chatlab` runs without matplotlib."""
-    allowed = set(sys.stdlib_module_names) | {"__future__", "chatsrv", "chatclient", "lanchat_lab"}
+    allowed = set(sys.stdlib_module_names) | {"__future__", "lanchat", "chatsrv", "chatclient", "lanchat_lab"}
     assert top_level_imports(path) <= allowed
 
 
 def test_server_and_client_never_import_the_lab() -> None:
-    """chatsrv and chatclient stay independent of the lab (imports point one way)."""
-    for package in ("chatsrv", "chatclient"):
+    """lanchat, chatsrv and chatclient stay independent of the lab (imports point one way)."""
+    for package in ("lanchat", "chatsrv", "chatclient"):
         for path in (ROOT / package).rglob("*.py"):
             assert "lanchat_lab" not in path.read_text(encoding="utf-8"), path
 

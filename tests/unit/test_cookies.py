@@ -1,4 +1,4 @@
-"""The UDP address-validation cookie (PROTOCOL.md §2): bound to address and port, fresh, unforgeable."""
+"""The UDP address-validation cookie (docs/protocol.md §2): bound to address and port, fresh, unforgeable."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatsrv.cookies import COOKIE_LIFETIME, CookieMaker
-from chatsrv.wire import encode_payload, with_seq
+from lanchat.wire import encode_payload, with_seq
 
 NOW = 1_700_000_000.0
 ALICE = ("192.0.2.10", 40000)

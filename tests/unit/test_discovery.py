@@ -11,9 +11,9 @@ import pytest
 from chatclient import discovery as client
 from chatsrv.access import Access, parse_network
 from chatsrv.discovery import MAX_REPLY, NAME_LIMIT, SMALLEST_REPLY, Discovery, Snapshot, build_reply, password_required
-from chatsrv.netinfo import Interface
+from lanchat.netinfo import Interface
 from chatsrv.service import ChatService
-from chatsrv.wire import decode_payload
+from lanchat.wire import decode_payload
 from tests.unit.test_service import connect, member, send
 
 PORTS = {"server_id": "0badcafe", "tcp_port": 9009, "udp_port": 9010}

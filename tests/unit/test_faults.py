@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatsrv.faults import REORDER_HOLD, FaultInjector, Impairment, parse_delay
-from chatsrv.wire import SeqTracker
+from lanchat.wire import SeqTracker
 
 
 def run(impairment: Impairment, count: int = 200, spacing: float = 0.001) -> tuple[list[int], dict[str, int]]:

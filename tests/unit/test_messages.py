@@ -1,11 +1,11 @@
-"""Nick, room and text rules of PROTOCOL.md §6, and message parsing."""
+"""Nick, room and text rules of docs/protocol.md §6, and message parsing."""
 
 from __future__ import annotations
 
 import pytest
 
 from chatsrv.messages import Hello, Ping, Say, check_nick, check_room, check_text, parse_message
-from chatsrv.wire import ProtocolError
+from lanchat.wire import ProtocolError
 
 
 @pytest.mark.parametrize("nick", ["alice", "Bob_2", "x-y", "李雷", "अनिल", "สมชาย", "a" * 24, "Ünïcödé"])

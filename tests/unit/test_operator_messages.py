@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from chatsrv.messages import Announce, Kick, Lock, Mute, Op, Slow, Topic, Unban, Unlock, Unmute, parse_message
-from chatsrv.wire import ProtocolError
+from lanchat.wire import ProtocolError
 
 
 @pytest.mark.parametrize(

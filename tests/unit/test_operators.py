@@ -15,7 +15,7 @@ import pytest
 from chatsrv.access import Access, FailureTracker, parse_network
 from chatsrv.service import ChatService
 from chatsrv.session import Session
-from chatsrv.wire import ProtocolError, encode_payload
+from lanchat.wire import ProtocolError, encode_payload
 from tests.unit.test_service import Clock as FakeClock
 from tests.unit.test_service import FakeOutbox
 

@@ -9,7 +9,7 @@ import pytest
 
 from chatsrv.service import ChatService
 from chatsrv.session import Session
-from chatsrv.wire import ProtocolError, encode_payload, with_seq
+from lanchat.wire import ProtocolError, encode_payload, with_seq
 
 
 class FakeOutbox:

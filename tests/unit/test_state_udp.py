@@ -19,7 +19,7 @@ def test_client_counts_gaps_reordering_and_duplicates() -> None:
 
 
 def test_seq_zero_is_not_counted() -> None:
-    """Payloads to an unregistered address carry seq 0 and do not count (PROTOCOL.md §3)."""
+    """Payloads to an unregistered address carry seq 0 and do not count (docs/protocol.md §3)."""
     state = ClientState(nick="ann", transport="udp")
     state.apply({"type": "challenge", "cookie": "abc", "seq": 0}, 0.0)
     state.apply({"type": "error", "code": "not_joined", "message": "send hello first", "seq": 0}, 0.0)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatsrv.wire import (
+from lanchat.wire import (
     FrameDecoder,
     ProtocolError,
     SeqTracker,
@@ -80,7 +80,7 @@ def test_http_request_is_frame_too_large() -> None:
 
 
 def test_zero_length_frame_is_bad_request() -> None:
-    """N = 0 is a broken frame (PROTOCOL.md §2)."""
+    """N = 0 is a broken frame (docs/protocol.md §2)."""
     decoder = FrameDecoder()
     decoder.feed(b"\x00\x00\x00\x00")
     assert decoder.error is not None and decoder.error.code == "bad_request" and decoder.error.fatal
@@ -190,7 +190,7 @@ def test_paired_surrogate_escapes_are_fine() -> None:
 
 
 def test_null_fields_count_as_absent() -> None:
-    """A field sent as null is dropped (PROTOCOL.md §1)."""
+    """A field sent as null is dropped (docs/protocol.md §1)."""
     assert decode_payload(b'{"type":"who","room":null}') == {"type": "who"}
 
 

@@ -1,4 +1,4 @@
-"""Wire format of the chat protocol (PROTOCOL.md sections 1, 2 and 6), sans-I/O.
+"""Wire format of the chat protocol (docs/protocol.md sections 1, 2 and 6), sans-I/O.
 
 Owns: TCP framing (`encode_frame`, `FrameDecoder`), the JSON payload codec with
 its nesting limit, the cheap `seq` splice used by broadcasts, and
@@ -33,10 +33,10 @@ __all__ = [
 
 DEFAULT_MAX_FRAME = 65536
 DEFAULT_MAX_DATAGRAM = 8192
-MAX_DEPTH = 32  # PROTOCOL.md §1: the top-level object is level 1
+MAX_DEPTH = 32  # docs/protocol.md §1: the top-level object is level 1
 HEADER = struct.Struct("!I")
 
-# PROTOCOL.md §6, plus `not_allowed` (docs/protocol.md extension for operators).
+# docs/protocol.md §6, plus `not_allowed` (docs/protocol.md extension for operators).
 ERROR_CODES = frozenset(
     {
         "bad_request",
@@ -107,7 +107,7 @@ _string = json.encoder.encode_basestring  # the C function the encoder above use
 
 
 def encode_message(message_id: int, room: str, nick: str, text: str, ts: float, action: bool = False) -> bytes:
-    """The `message` payload (PROTOCOL.md section 5), byte for byte what
+    """The `message` payload (docs/protocol.md section 5), byte for byte what
     `encode_payload` makes of it, in half the time: every say is one.
 
     `ts` must be finite (a clock reading); floats are written as the
@@ -207,7 +207,7 @@ def _encodable(value: Any) -> bool:
 def decode_payload(data: bytes, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     """Decode one payload; raise a recoverable `bad_request` for anything wrong.
 
-    Keys whose value is `null` are dropped: PROTOCOL.md §1 says a field sent
+    Keys whose value is `null` are dropped: docs/protocol.md §1 says a field sent
     as null counts as absent.
     """
     try:
@@ -219,7 +219,7 @@ def decode_payload(data: bytes, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     try:
         value = _decoder.decode(text)
     except RecursionError:
-        # json's C parser recurses; ~1000 levels of [[[ blow the stack (TESTING.md #6).
+        # json's C parser recurses; ~1000 levels of [[[ blow the stack (docs/testing.md #6).
         raise ProtocolError("bad_request", f"JSON nested deeper than {max_depth} levels") from None
     except ValueError as exc:
         raise ProtocolError("bad_request", f"payload is not valid JSON ({exc.args[0].split(':')[0]})") from None
@@ -238,7 +238,7 @@ def decode_payload(data: bytes, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     return payload
 
 
-# --- TCP framing (PROTOCOL.md §2) ----------------------------------------
+# --- TCP framing (docs/protocol.md §2) ----------------------------------------
 
 
 def encode_frame(body: bytes) -> bytes:
@@ -310,14 +310,14 @@ class FrameDecoder:
         return frames
 
 
-# --- sequence numbers (PROTOCOL.md §3) --------------------------------------
+# --- sequence numbers (docs/protocol.md §3) --------------------------------------
 
 
 class SeqTracker:
     """Counts gaps, reordering and duplicates in a stream of `seq` numbers.
 
     Pure bookkeeping shared by the server (client seq per UDP peer) and the
-    client (server seq). `gaps` follows PROTOCOL.md §3: seq values skipped
+    client (server seq). `gaps` follows docs/protocol.md §3: seq values skipped
     when a higher one arrives (after 1, 2, 5 that is 2). A skipped value that
     arrives later counts as `reordered`; `missing` is what is still absent.
     Memory is bounded: only the last `window` values are remembered.

@@ -1,0 +1,1 @@
+"""Test support: fakes and helpers that several test files share (not tests themselves)."""
