@@ -16,8 +16,7 @@ from typing import NoReturn, TextIO
 from chatclient import __version__, discovery, lineui
 from chatclient.transport import open_transport
 from lanchat.cliargs import Parser
-
-DEFAULT_PORT = 9009
+from lanchat.protocol import DEFAULT_PORT
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -170,14 +170,6 @@ def find(name: str) -> Command | None:
     return _BY_NAME.get(name.lower())
 
 
-def register(command: Command) -> None:
-    """Add a command (used by extensions such as operator commands)."""
-    COMMANDS.append(command)
-    _BY_NAME[command.name] = command
-    for alias in command.aliases:
-        _BY_NAME[alias] = command
-
-
 def parse(line: str) -> Action | None:
     """What a typed line means; None for an empty line.
 

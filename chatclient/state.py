@@ -3,7 +3,7 @@
 Pure: `ClientState.apply(payload)` updates nick, room, users, round-trip
 time and sequence counters, and returns the display `Line`s to show.
 Rendering (colours, escapes) is `chatclient.render`'s job. Imports only
-`lanchat.wire` (for `SeqTracker`).
+`lanchat.wire` (for `SeqTracker`) and `lanchat.protocol` (the nick limit).
 
 Teacher controls (docs/protocol.md, "Extension: operators and access"):
 the state knows the operators of the room, whether this client is one,
@@ -19,11 +19,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from lanchat.protocol import MAX_NICK
 from lanchat.wire import SeqTracker
 
 __all__ = ["ClientState", "Line", "SeqTracker", "alternative_nick"]
 
-MAX_NICK = 24  # docs/protocol.md §6
 _REMEMBERED_MESSAGES = 1000  # message ids kept to skip history already shown
 
 
@@ -56,7 +56,7 @@ class ClientState:
     room: str = "lobby"
     users: list[str] = field(default_factory=list)
     transport: str = "tcp"
-    connected: bool = False
+    connected: bool = False  # what the server last said (welcome, or `left` about us); ChatSession.phase decides
     rtt: float | None = None  # seconds, from the last pong
     server_stats: dict[str, Any] = field(default_factory=dict)
     seq: SeqTracker = field(default_factory=SeqTracker)

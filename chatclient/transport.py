@@ -49,7 +49,6 @@ class TCPTransport:
         self._ready: list[dict[str, Any]] = []
         self._trace = trace
         self._pending = 0  # stream bytes of a frame begun but not finished (for the trace)
-        self._sent = 0
 
     @classmethod
     async def connect(cls, host: str, port: int, timeout: float = 10.0, trace: Callable[[str], None] | None = None) -> TCPTransport:
@@ -64,7 +63,6 @@ class TCPTransport:
         return cls(reader, writer, trace)
 
     async def send(self, payload: dict[str, Any]) -> None:
-        self._sent += 1
         try:
             self._writer.write(encode_frame(encode_payload(payload)))
             await self._writer.drain()

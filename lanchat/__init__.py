@@ -1,6 +1,7 @@
 """What lanchat's server, client and lab share: the version, the protocol codec and conventions.
 
 - `lanchat.wire`: the version 1 protocol codec (frames, payloads, `seq`), sans I/O;
+- `lanchat.protocol`: constants both ends agree on (default port, nick/room/text limits);
 - `lanchat.cliargs`: command-line conventions (one-line flag errors, argument types);
 - `lanchat.netinfo`: this machine's interface and broadcast addresses.
 

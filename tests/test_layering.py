@@ -18,6 +18,7 @@ SHARED_RANKS = {
     "lanchat.wire": 1,
     "lanchat.cliargs": 1,
     "lanchat.netinfo": 1,
+    "lanchat.protocol": 1,
 }
 SERVER_RANKS = {
     "chatsrv": 0,  # __init__: the version
@@ -46,10 +47,11 @@ CLIENT_RANKS = {
     "chatclient.render": 2,
     "chatclient.transport": 3,
     "chatclient.discovery": 3,
-    "chatclient.ui": 4,
-    "chatclient.lineui": 4,
-    "chatclient.cli": 5,
-    "chatclient.__main__": 6,
+    "chatclient.session": 4,  # the connection's life; both faces drive it
+    "chatclient.ui": 5,
+    "chatclient.lineui": 5,
+    "chatclient.cli": 6,
+    "chatclient.__main__": 7,
 }
 
 

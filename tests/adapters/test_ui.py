@@ -3,88 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import pyte
 import pytest
-from prompt_toolkit.data_structures import Size
-from prompt_toolkit.input import create_pipe_input
-from prompt_toolkit.input.base import PipeInput
-from prompt_toolkit.output import DummyOutput
-from prompt_toolkit.output.vt100 import Vt100_Output
 
-from chatclient import ui as ui_module
+from chatclient import session as session_module
+from chatclient.session import Phase
 from chatclient.state import Line
-from chatclient.ui import ChatUI, backoff_delays
-from tests.adapters.fake_chat import FakeServer, run, until
-
-ENTER, TAB, CTRL_C, CTRL_D, UP = "\r", "\t", "\x03", "\x04", "\x1b[A"
-
-
-class Harness:
-    """A running ChatUI and the handles a test needs."""
-
-    def __init__(self, ui: ChatUI, keys: PipeInput, screen_bytes: io.StringIO, task: asyncio.Future[int]) -> None:
-        self.ui = ui
-        self.keys = keys
-        self.written = screen_bytes
-        self.task = task
-        self.shown: list[Line] = []  # every line the UI showed, in order
-        show = ui.show
-
-        def recording_show(lines: list[Line], bell: bool = False) -> None:
-            self.shown.extend(lines)
-            show(lines, bell)
-
-        ui.show = recording_show  # type: ignore[method-assign]
-
-    def shown_text(self) -> str:
-        return "\n".join(line.text for line in self.shown)
-
-    @property
-    def buffer(self) -> str:
-        return self.ui.session.default_buffer.text
-
-    def screen(self) -> str:
-        """What a VT100 terminal would show (needs vt100=True)."""
-        screen = pyte.Screen(80, 24)
-        pyte.Stream(screen).feed(self.written.getvalue())
-        return "\n".join(screen.display)
-
-    async def type(self, text: str) -> None:
-        self.keys.send_text(text)
-        await until(lambda: text.rstrip(ENTER) == "" or text.rstrip(ENTER) in self.buffer or text.endswith(ENTER))
-
-    async def prompt_ready(self) -> None:
-        await until(lambda: self.ui.session.app.is_running and not self.ui._pending)
-
-    async def exit_code(self) -> int:
-        return await asyncio.wait_for(self.task, 5)
-
-
-@asynccontextmanager
-async def chat(server: FakeServer, nick: str | None = "alice", vt100: bool = False, colour: bool = True, **options: Any) -> AsyncIterator[Harness]:
-    with create_pipe_input() as keys:
-        written = io.StringIO()
-        output = Vt100_Output(written, lambda: Size(rows=24, columns=80), term="xterm", enable_cpr=False) if vt100 else DummyOutput()
-        options.setdefault("ping_every", 3600.0)
-        ui = ChatUI(server.connect, nick, "lobby", "fake:9009", input=keys, output=output, colour=colour, login_name="login", **options)
-        task = asyncio.ensure_future(ui.run())
-        harness = Harness(ui, keys, written, task)
-        try:
-            await until(lambda: ui.session.app.is_running or ui.asking or task.done())
-            yield harness
-        finally:
-            if not task.done():
-                ui._stop_prompt()
-                try:
-                    await asyncio.wait_for(task, 5)
-                except asyncio.TimeoutError:
-                    task.cancel()
+from tests.support.client_fakes import FakeServer, run, until
+from tests.support.ui_harness import CTRL_C, CTRL_D, ENTER, TAB, UP, chat
 
 
 def test_typing_a_line_sends_say() -> None:
@@ -95,7 +23,7 @@ def test_typing_a_line_sends_say() -> None:
         async with chat(server, vt100=True) as h:
             await h.type("hello world" + ENTER)
             await until(lambda: {"type": "say", "text": "hello world"} in server.sent)
-            await until(lambda: h.ui.session.app.is_running and h.buffer == "")
+            await until(lambda: h.ui.prompt_session.app.is_running and h.buffer == "")
             await until(lambda: "hello world" not in h.screen())  # the server's echo is what stays, not the typed line
 
     run(scenario)
@@ -268,7 +196,7 @@ def test_rooms_typed_by_hand_is_shown_even_if_the_quiet_answer_was_lost() -> Non
 
     async def scenario() -> str:
         async with chat(server) as h:
-            await until(lambda: h.ui.phase == "connected" and len(server.of_type("rooms")) == 1)
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM and len(server.of_type("rooms")) == 1)
             await h.type("/rooms" + ENTER)
             await until(lambda: "rooms: lobby (1), physics (1)" in h.shown_text())
             return h.shown_text()
@@ -318,7 +246,7 @@ def test_long_paste_refused_sends_nothing_short_paste_needs_no_question() -> Non
             h.keys.send_text("\x1b[200~" + "\n".join("abcdefgh") + "\x1b[201~" + ENTER)
             await until(lambda: h.ui.asking and "8 pasted lines" in h.ui.asking)
             h.keys.send_text("n" + ENTER)
-            await until(lambda: h.ui.asking is None and h.ui.session.app.is_running)
+            await until(lambda: h.ui.asking is None and h.ui.prompt_session.app.is_running)
             h.keys.send_text("\x1b[200~/quit\nb\nc\x1b[201~" + ENTER)
             await until(lambda: len(server.of_type("say")) == 3)
 
@@ -364,16 +292,10 @@ def test_taken_nick_at_start_is_asked_again() -> None:
         async with chat(server) as h:
             await until(lambda: len(server.of_type("hello")) == 1)
             h.keys.send_text(ENTER)
-            await until(lambda: h.ui.phase == "connected")
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
 
     run(scenario)
     assert [p["nick"] for p in server.of_type("hello")] == ["alice", "alice_2"]
-
-
-def test_backoff_doubles_to_thirty_seconds() -> None:
-    """Reconnect waits 1, 2, 4 ... seconds, never more than 30."""
-    delays = backoff_delays()
-    assert [next(delays) for _ in range(8)] == [1, 2, 4, 8, 16, 30, 30, 30]
 
 
 def test_reconnects_with_backoff_then_hello_with_same_nick_and_room() -> None:
@@ -393,7 +315,7 @@ def test_reconnects_with_backoff_then_hello_with_same_nick_and_room() -> None:
             await until(lambda: h.ui.state.room == "physics")
             server.refuse = 2
             server.current.drop()
-            await until(lambda: len(server.connections) == 2 and h.ui.phase == "connected")
+            await until(lambda: len(server.connections) == 2 and h.ui.session.phase is Phase.IN_ROOM)
             assert "connection to fake:9009 lost" in h.shown_text()
             assert "reconnected to fake:9009" in h.shown_text()
 
@@ -413,7 +335,7 @@ def test_reconnect_takes_nick_2_when_nick_was_taken() -> None:
         async with chat(server, sleep=fake_sleep) as h:
             server.taken = {"alice"}
             server.current.drop()
-            await until(lambda: h.ui.phase == "connected" and h.ui.state.nick == "alice_2")
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM and h.ui.state.nick == "alice_2")
             assert "".join(part for _, part in h.ui.toolbar()).startswith(" alice_2@lobby │")
             return h.shown_text()
 
@@ -430,7 +352,7 @@ def test_ctrl_c_while_reconnecting_exits_at_once() -> None:
         async with chat(server) as h:
             server.refuse = 100
             server.current.drop()
-            await until(lambda: h.ui.phase == "reconnecting")
+            await until(lambda: h.ui.session.phase is Phase.RECONNECTING)
             h.keys.send_text(CTRL_C)
             return await h.exit_code()
 
@@ -449,7 +371,7 @@ def test_no_reconnect_after_being_kicked() -> None:
         async with chat(server, sleep=fake_sleep) as h:
             server.current.push({"type": "left", "nick": "alice", "room": "lobby", "reason": "kicked", "ts": time.time()})
             server.current.drop()
-            await until(lambda: h.ui.phase == "closed")
+            await until(lambda: h.ui.session.phase is Phase.CLOSED)
             assert "disconnected" in "".join(part for _, part in h.ui.toolbar())
             return h.shown_text()
 
@@ -489,11 +411,11 @@ def test_toolbar_shows_reconnect_countdown() -> None:
 
         async with chat(server, sleep=held_sleep) as h:
             server.current.drop()
-            await until(lambda: h.ui.phase == "reconnecting")
+            await until(lambda: h.ui.session.phase is Phase.RECONNECTING)
             text = "".join(part for _, part in h.ui.toolbar())
             assert "reconnecting in 1 s (try 1)" in text and "alice@lobby" in text
             gate.set()
-            await until(lambda: h.ui.phase == "connected")
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
 
     run(scenario)
 
@@ -505,13 +427,13 @@ def test_udp_server_silent_for_peer_timeout_shows_lost_then_back() -> None:
 
     async def scenario() -> str:
         async with chat(server, ping_every=5.0) as h:
-            await until(lambda: h.ui.phase == "connected")
-            assert abs(h.ui.ping_interval() - 0.1) < 1e-9  # peer_timeout / 3 (docs/protocol.md §2)
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
+            assert abs(h.ui.session.ping_interval() - 0.1) < 1e-9  # peer_timeout / 3 (docs/protocol.md §2)
             server.silent = True
-            await until(lambda: h.ui.phase == "lost")
+            await until(lambda: h.ui.session.phase is Phase.LOST)
             assert "server lost" in "".join(part for _, part in h.ui.toolbar())
             server.silent = False
-            await until(lambda: h.ui.phase == "connected")
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
             return h.shown_text()
 
     shown = run(scenario)
@@ -528,9 +450,9 @@ def test_udp_session_ended_by_transport_joins_again() -> None:
 
     async def scenario() -> None:
         async with chat(server, sleep=fake_sleep) as h:
-            await until(lambda: h.ui.phase == "connected")
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
             server.current.drop()
-            await until(lambda: len(server.connections) == 2 and h.ui.phase == "connected")
+            await until(lambda: len(server.connections) == 2 and h.ui.session.phase is Phase.IN_ROOM)
 
     run(scenario)
     assert [p["nick"] for p in server.of_type("hello")] == ["alice", "alice"]
@@ -538,13 +460,13 @@ def test_udp_session_ended_by_transport_joins_again() -> None:
 
 def test_udp_join_is_asked_again_when_its_welcome_is_lost(monkeypatch: pytest.MonkeyPatch) -> None:
     """Over UDP, /join is sent again after a while without a welcome for that room; TCP sends it once."""
-    monkeypatch.setattr(ui_module, "UDP_JOIN_WAIT", 0.05)
+    monkeypatch.setattr(session_module, "UDP_JOIN_WAIT", 0.05)
     for transport, expected in (("udp", 2), ("tcp", 1)):
         server = FakeServer(transport=transport)
 
         async def scenario(server: FakeServer = server) -> None:
             async with chat(server) as h:
-                await until(lambda: h.ui.phase == "connected")
+                await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
                 await h.type("/join physics" + ENTER)  # the fake never answers join: as if the welcome was lost
                 await until(lambda: len(server.of_type("join")) == 2 if server.transport_name == "udp" else server.of_type("join"))
                 if server.transport_name == "udp":
@@ -562,7 +484,7 @@ def test_udp_toolbar_shows_live_loss_counters() -> None:
 
     async def scenario() -> None:
         async with chat(server) as h:
-            await until(lambda: h.ui.phase == "connected")
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
             connection = server.current
             await until(lambda: connection.seq >= 3 and h.ui.state.seq.highest == connection.seq)  # welcome, rooms, pong
             base = connection.seq

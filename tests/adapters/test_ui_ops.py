@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.adapters.fake_chat import FakeServer, FakeTransport, run, until
-from tests.adapters.test_ui import CTRL_C, ENTER, TAB, chat
+from chatclient.session import Phase
+from tests.support.client_fakes import FakeServer, FakeTransport, run, until
+from tests.support.ui_harness import CTRL_C, ENTER, TAB, chat
 
 PASSWORD = "class101"
 
@@ -37,7 +38,7 @@ def test_auth_failed_asks_for_the_password_blind_and_joins_on_a_new_connection()
             h.keys.send_text("guess1" + ENTER)
             await until(lambda: len(server.of_type("hello")) == 2 and h.ui.asking == "password: ")
             h.keys.send_text(PASSWORD + ENTER)
-            await until(lambda: h.ui.phase == "connected")
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
             await until(lambda: "auth_failed: wrong password" in h.screen())
             assert "password: " not in h.screen()  # the question was erased ...
             assert PASSWORD not in h.written.getvalue() and "guess1" not in h.written.getvalue()  # ... and typed blind
@@ -54,7 +55,7 @@ def test_password_given_on_the_command_line_is_sent_in_hello() -> None:
 
     async def scenario() -> None:
         async with chat(server, password=PASSWORD) as h:
-            await until(lambda: h.ui.phase == "connected")
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
             assert h.ui.asking is None
 
     run(scenario)
@@ -83,9 +84,9 @@ def test_reconnect_reuses_the_password() -> None:
 
     async def scenario() -> None:
         async with chat(server, password=PASSWORD, sleep=fast_sleep) as h:
-            await until(lambda: h.ui.phase == "connected")
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
             server.current.drop()
-            await until(lambda: len(server.of_type("hello")) == 2 and h.ui.phase == "connected")
+            await until(lambda: len(server.of_type("hello")) == 2 and h.ui.session.phase is Phase.IN_ROOM)
 
     run(scenario)
     assert [p.get("password") for p in server.of_type("hello")] == [PASSWORD, PASSWORD]
@@ -101,7 +102,7 @@ def test_toolbar_marks_operators_and_my_restrictions() -> None:
 
     async def scenario() -> None:
         async with chat(server) as h:
-            await until(lambda: h.ui.phase == "connected")
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
             assert "@" not in toolbar_text(h.ui).replace("alice@lobby", "")
             server.current.push(notice("op", nick="teacher", room="lobby"))
             await until(lambda: "│ @teacher │" in toolbar_text(h.ui))
@@ -130,7 +131,7 @@ def test_operator_commands_are_sent_and_complete_nicks() -> None:
 
     async def scenario() -> None:
         async with chat(server) as h:
-            await until(lambda: h.ui.phase == "connected")
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
             await h.type("/mu")
             h.keys.send_text(TAB)
             await until(lambda: h.buffer == "/mute ")
@@ -155,7 +156,7 @@ def test_kicked_with_ban_is_explained_and_not_reconnected() -> None:
 
     async def scenario() -> str:
         async with chat(server) as h:
-            await until(lambda: h.ui.phase == "connected")
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
             server.current.push(
                 {
                     "type": "left",
@@ -168,7 +169,7 @@ def test_kicked_with_ban_is_explained_and_not_reconnected() -> None:
                 }
             )
             server.current.drop()
-            await until(lambda: h.ui.phase == "closed")
+            await until(lambda: h.ui.session.phase is Phase.CLOSED)
             return h.shown_text()
 
     shown = run(scenario)

@@ -1,4 +1,4 @@
-"""A fake server behind the client's Transport interface, for headless UI tests.
+"""A fake server behind the client's Transport interface, for session and UI tests without sockets.
 
 `FakeServer` answers the way docs/protocol.md says a server does (welcome to
 hello, pong to ping, close after bye), records everything the client sent,

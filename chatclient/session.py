@@ -1,0 +1,503 @@
+"""One chat session's life, shared by both faces (the terminal UI and line mode).
+
+Owns the connection from the first connect to the last close: opening the
+transport, `hello` and the wait for `welcome`, asking again for a password
+or a nick when the server refuses them, reconnecting with backoff (with
+`nick_2` ... when ours was taken meanwhile), the round-trip ping and "server
+lost" over UDP, and `bye` with the wait for the server to close. `phase` is
+the one answer to "am I still in the session?": the faces and the ping read
+it, and only this module changes it.
+
+    CONNECTING -> JOINING -> IN_ROOM <-> LOST (UDP server silent, then heard again)
+         ^           |          |
+         |           v          v  connection ended (reconnect allowed)
+         +----- RECONNECTING <--+
+    any phase -> CLOSING (bye sent) -> CLOSED; refused, kicked or given up -> CLOSED
+
+The faces only render and read keys. The session reports to a `Listener`
+(lines to show, "something changed", "ask for a nick / password", "ended on
+its own", "crashed") and takes commands (`start`, `perform`, `send`, `quit`).
+Must not import prompt_toolkit, sockets or chatsrv: the network is reached
+only through the `Transport` interface, so TCP and UDP look the same here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chatclient import commands
+from chatclient.state import ClientState, Line, alternative_nick
+from chatclient.transport import Transport, TransportError
+
+Connect = Callable[[], Awaitable[Transport]]
+Sleep = Callable[[float], Awaitable[None]]
+
+WELCOME_TIMEOUT = 10.0  # seconds from hello to welcome before giving up
+# How long quitting waits for the server to close after `bye`. The wait ends as
+# soon as the server closes (milliseconds normally; at once over UDP, which has
+# nothing to close), so the cap costs only when the server does not answer; it
+# is 2 s, not less, so that a script's last lines still arrive on a loaded machine.
+BYE_WAIT = 2.0
+PING_EVERY = 5.0  # seconds between round-trip pings (the toolbar's rtt)
+FIRST_PING_AFTER = 0.5
+BACKOFF_FIRST = 1.0  # first wait before reconnecting, then doubled ...
+BACKOFF_LIMIT = 30.0  # ... up to this
+NICK_TRIES = 9  # nick_2 ... nick_9 when ours was taken during a reconnect
+UDP_JOIN_TRIES = 3  # a /join over UDP is sent up to 3 times ...
+UDP_JOIN_WAIT = 1.0  # ... a second apart, until its welcome arrives
+
+
+def backoff_delays(first: float = BACKOFF_FIRST, limit: float = BACKOFF_LIMIT) -> Iterator[float]:
+    """1, 2, 4, 8, 16, 30, 30, ... seconds: quick when the server blinks, gentle when it is down."""
+    delay = first
+    while True:
+        yield min(delay, limit)
+        delay = min(delay * 2, limit)
+
+
+class Phase(enum.Enum):
+    """Where the session is; see the diagram in the module docstring."""
+
+    CONNECTING = "connecting"  # opening a transport
+    JOINING = "joining"  # hello sent, waiting for welcome
+    IN_ROOM = "in room"  # welcomed: payloads may be sent
+    LOST = "lost"  # in the room, but a UDP server has been silent longer than its peer_timeout
+    RECONNECTING = "reconnecting"  # the connection ended; waiting before the next try
+    CLOSING = "closing"  # quitting: bye sent, waiting for the server to close
+    CLOSED = "closed"  # over: the user left, or the server refused, kicked or could not be reached
+
+
+@dataclass(frozen=True)
+class Habits:
+    """What a face wants the session to do on its own besides joining and leaving."""
+
+    reconnect: bool = True  # come back after a dropped connection (never after a kick)
+    ping_every: float | None = PING_EVERY  # round-trip pings and "server lost"; None: no pings
+    learn_rooms: bool = True  # ask for the room list after each welcome, for Tab completion, without showing it
+    confirm_udp_join: bool = True  # over UDP, repeat a /join until its welcome arrives
+
+
+INTERACTIVE = Habits()
+# Line mode serves scripts: a dropped connection ends the run (exit 1) rather
+# than hiding behind retries, and nothing is sent that the script did not ask for.
+SCRIPTED = Habits(reconnect=False, ping_every=None, learn_rooms=False, confirm_udp_join=False)
+
+
+class Listener(Protocol):
+    """What a face does for the session: show, refresh, ask, and hear that it is over."""
+
+    def show(self, lines: list[Line], bell: bool = False) -> None:
+        """Show these lines; `bell` when one mentions the user as it happens."""
+
+    def changed(self) -> None:
+        """The phase or the state changed: redraw whatever shows them."""
+
+    async def ask_nick(self, code: str) -> str | None:
+        """The server refused our nick (`code`: nick_taken or nick_invalid); another one, or None to give up."""
+
+    async def ask_password(self) -> str | None:
+        """The server wants a (different) password; it, or None to give up."""
+
+    def ended(self, reason: str) -> None:
+        """The session is over without the user quitting (kicked, connection lost, refused again); why."""
+
+    def crashed(self, error: BaseException) -> None:
+        """A bug in a background task: the face must stop visibly rather than go on silently."""
+
+
+class ChatSession:
+    """The connection's life for one user; see the module docstring."""
+
+    def __init__(
+        self,
+        connect: Connect,
+        nick: str,
+        room: str,
+        address: str,
+        listener: Listener,
+        *,
+        password: str | None = None,
+        habits: Habits = INTERACTIVE,
+        backoff: Callable[[], Iterator[float]] = backoff_delays,
+        sleep: Sleep = asyncio.sleep,  # how reconnect waits (tests pass a fake)
+    ) -> None:
+        self.connect = connect
+        self.address = address
+        self.listener = listener
+        self.password = password
+        self.habits = habits
+        self.backoff = backoff
+        self.sleep = sleep
+        self.state = ClientState(nick=nick, room=room)
+        self.phase = Phase.CONNECTING
+        self.transport: Transport | None = None
+        self.failure: str | None = None  # why start() failed, for people; None when the user gave up
+        self.retry_at = 0.0  # monotonic time of the next reconnect attempt
+        self.attempt = 0
+        self.last_heard = time.monotonic()
+        self._quitting = False
+        self._quiet_rooms = 0  # our own automatic `rooms` requests whose answer is not shown
+        self._receiver: asyncio.Future[None] | None = None
+        self._tasks: list[asyncio.Future[Any]] = []
+        self._over = asyncio.Event()  # set when the session ended on its own, or a task crashed
+        self._crash: BaseException | None = None
+
+    # --- what the faces read -----------------------------------------------
+
+    @property
+    def in_session(self) -> bool:
+        """Whether we are in a room now, so that payloads may be sent."""
+        return self.phase in (Phase.IN_ROOM, Phase.LOST)
+
+    def status(self) -> tuple[str, str]:
+        """The phase in words for a status bar, and how worried to look (ok, warn, bad)."""
+        if self.phase is Phase.IN_ROOM:
+            return "connected", "ok"
+        if self.phase is Phase.RECONNECTING:
+            left = max(0, round(self.retry_at - time.monotonic()))
+            return f"reconnecting in {left} s (try {self.attempt})", "warn"
+        if self.phase is Phase.LOST:
+            return "server lost (no answer)", "bad"
+        if self.phase is Phase.CLOSED:
+            return "disconnected", "bad"
+        if self.phase is Phase.CLOSING:
+            return "leaving", "warn"
+        return "connecting", "warn"
+
+    def ping_interval(self) -> float:
+        """Every 5 s, or more often when a UDP server forgets silent peers sooner (docs/protocol.md §2)."""
+        every = self.habits.ping_every if self.habits.ping_every is not None else PING_EVERY
+        if self.state.transport == "udp" and self.state.peer_timeout:
+            return min(every, self.state.peer_timeout / 3)
+        return every
+
+    async def wait_over(self) -> None:
+        """Return when the session ended on its own (after `Listener.ended`); raise what a task crashed with."""
+        await self._over.wait()
+        if self._crash is not None:
+            raise self._crash
+
+    # --- commands from the faces -------------------------------------------
+
+    async def start(self) -> bool:
+        """Connect and join, asking the listener when refused; then receive (and ping) in the background.
+
+        False when it cannot go on: `failure` says why, or is None when the
+        user gave up at a question (or the server refused for a reason it showed).
+        """
+        if not await self._open():
+            return False
+        while True:
+            assert self.transport is not None
+            try:
+                result = await self._join(self.transport)
+            except TransportError as error:
+                return await self._fail(str(error))
+            if result == "ok":
+                break
+            if result == "auth_failed":
+                # The server closed (TCP) or forgot (UDP) us: ask, then try on a fresh connection.
+                password = await self.listener.ask_password()
+                if not password:
+                    return await self._fail(None)
+                self.password = password
+                await self._drop_transport()
+                self.state.needs_password = False
+                if not await self._open():
+                    return False
+                continue
+            if result in ("nick_taken", "nick_invalid"):
+                nick = await self.listener.ask_nick(result)
+                if nick is None:
+                    return await self._fail(None)
+                self.state.nick = nick
+                continue
+            if result == "timeout":
+                return await self._fail(f"no welcome from {self.address} within {WELCOME_TIMEOUT:g} s")
+            if result == "closed":
+                return await self._fail(f"{self.address} closed the connection before welcome")
+            return await self._fail(None)  # refused for a reason the server gave (shown above)
+        self._receiver = self._background(self._receive_loop())
+        if self.habits.ping_every is not None:
+            self._background(self._ping_loop())
+        return True
+
+    async def perform(self, action: commands.Action) -> None:
+        """Carry out one typed line that needs no face of its own (/help and /quit do)."""
+        if isinstance(action, commands.Problem):
+            self._say(action.message, "error")
+        elif isinstance(action, commands.Send):
+            if action.payload.get("type") == "rooms":
+                self._quiet_rooms = 0  # asked for by hand: show the answer (even if ours got lost over UDP)
+            await self.send(action.payload)
+        elif action.name == "ping":
+            await self.send({"type": "ping", "id": "user", "t": time.time()})
+        elif action.name == "stats":
+            await self.send({"type": "stats"})
+        elif action.name == "topic":
+            topic = self.state.topic
+            self._say(f"topic of {self.state.room}: {topic}" if topic else f"{self.state.room} has no topic")
+        else:
+            self._say(f"/{action.name} is not available in this client", "error")
+
+    async def send(self, payload: dict[str, Any]) -> bool:
+        """Send if in the room with a server that answers; otherwise say so (the terminal keeps the line in Up)."""
+        if self.phase is not Phase.IN_ROOM or self.transport is None:
+            self._say(f"not sent: {self.status()[0]} (Up brings the line back)", "error")
+            return False
+        try:
+            await self.transport.send(payload)
+        except TransportError as error:
+            self._say(f"not sent: {error}", "error")
+            return False
+        if payload.get("type") == "join" and self.state.transport == "udp" and self.habits.confirm_udp_join:
+            self._background(self._confirm_join(str(payload["room"])))
+        return True
+
+    async def quit(self) -> None:
+        """Say bye when in the room, give the server a moment to close, stop the tasks, close. Safe to repeat."""
+        self._quitting = True
+        receiver = self._receiver
+        for task in self._tasks:
+            if task is not receiver:
+                task.cancel()
+        transport = self.transport
+        if transport is not None and self.in_session:
+            self._set_phase(Phase.CLOSING)
+            try:
+                await transport.send({"type": "bye"})
+                if receiver is not None and not receiver.done():
+                    # The server answers bye by closing; what it sent before arrives first.
+                    await asyncio.wait_for(asyncio.shield(receiver), BYE_WAIT)
+            except (TransportError, asyncio.TimeoutError):
+                pass
+        if receiver is not None:
+            receiver.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self._drop_transport()
+        if self.phase is not Phase.CLOSED:
+            self._set_phase(Phase.CLOSED)
+
+    # --- joining -------------------------------------------------------------
+
+    async def _open(self) -> bool:
+        """A fresh transport; False (with `failure` set) when it cannot be opened."""
+        self._set_phase(Phase.CONNECTING)
+        try:
+            self.transport = await self.connect()
+        except TransportError as error:
+            return await self._fail(str(error))
+        self.state.transport = self.transport.name
+        return True
+
+    async def _fail(self, failure: str | None) -> bool:
+        self.failure = failure
+        await self._drop_transport()
+        self._set_phase(Phase.CLOSED)
+        return False
+
+    async def _join(self, transport: Transport) -> str:
+        """Say hello with our nick and room; "ok", "closed", "timeout" or the error code.
+
+        Everything that arrives meanwhile is shown. Over UDP the transport
+        itself answers a `challenge` and resends a lost hello (docs/protocol.md §2);
+        it raises TransportError when the server never answers.
+        """
+        self._set_phase(Phase.JOINING)
+        hello: dict[str, Any] = {"type": "hello", "nick": self.state.nick, "room": self.state.room}
+        if self.password is not None:
+            hello["password"] = self.password
+        await transport.send(hello)
+        deadline = time.monotonic() + WELCOME_TIMEOUT
+        while True:
+            try:
+                payload = await asyncio.wait_for(transport.receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                return "timeout"
+            if payload is None:
+                return "closed"
+            kind = payload.get("type")
+            self.last_heard = time.monotonic()
+            self.listener.show(self.state.apply(payload, time.time()))
+            if kind == "welcome":
+                self._set_phase(Phase.IN_ROOM)
+                await self._ask_rooms(transport)
+                self.listener.changed()
+                return "ok"
+            if kind == "error":
+                return str(payload.get("code", "error"))
+
+    async def _ask_rooms(self, transport: Transport) -> None:
+        """Learn the room names for Tab completion, without showing the answer."""
+        if self.habits.learn_rooms:
+            self._quiet_rooms += 1
+            await transport.send({"type": "rooms"})
+
+    async def _confirm_join(self, room: str) -> None:
+        """Over UDP the `join` or its `welcome` can be lost: ask again until we are there.
+
+        Joining the room you are in just repeats the welcome (docs/protocol.md §4),
+        so asking twice is harmless.
+        """
+        for _ in range(UDP_JOIN_TRIES - 1):
+            await asyncio.sleep(UDP_JOIN_WAIT)
+            if self.state.room.casefold() == room.casefold() or self.phase is not Phase.IN_ROOM or self.transport is None:
+                return
+            try:
+                await self.transport.send({"type": "join", "room": room})
+            except TransportError:
+                return
+
+    # --- in the room -----------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        while not self._quitting:
+            transport = self.transport
+            if transport is None:
+                return
+            problem: str | None = None
+            try:
+                payload = await transport.receive()
+            except TransportError as error:
+                problem = str(error)
+                payload = None
+            if payload is not None and await self._handle(payload):
+                continue
+            if self._quitting or not await self._connection_ended(problem):
+                return
+
+    async def _handle(self, payload: dict[str, Any]) -> bool:
+        """One payload from the server in the room; False when the server says our session is over."""
+        self.last_heard = time.monotonic()
+        if self.phase is Phase.LOST:
+            self._set_phase(Phase.IN_ROOM)
+            self._say("the server answers again")
+        kind = payload.get("type")
+        lines = self.state.apply(payload, time.time())
+        if kind == "rooms" and self._quiet_rooms:
+            self._quiet_rooms -= 1
+            lines = []
+        # A bell for a mention or a whisper as it happens, never for old history.
+        bell = kind in ("message", "whisper") and any(line.mention for line in lines)
+        self.listener.show(lines, bell)
+        if kind == "welcome" and self.transport is not None:
+            await self._ask_rooms(self.transport)  # after /join: the room list may have grown
+        self.listener.changed()
+        # The server sends `left` about us only when our session ends (kicked, shutdown):
+        # nothing more will come on this connection (over UDP nothing closes it).
+        return self.state.connected
+
+    async def _connection_ended(self, problem: str | None) -> bool:
+        """The connection ended: reconnect when allowed; False when the session is over."""
+        await self._drop_transport()
+        if not self.habits.reconnect or self.state.ended is not None:
+            # After a kick or a ban, coming straight back would be rude (or refused).
+            ended = "an operator ended your session (see above)" if self.state.ended else None
+            return self._end(ended or problem or f"connection to {self.address} lost")
+        if problem is not None:
+            self._say(problem, "error")
+        self._say(f"connection to {self.address} lost; reconnecting", "error")
+        return await self._reconnect()
+
+    async def _reconnect(self) -> bool:
+        """Retry with backoff, hello with the same nick and room; False when giving up.
+
+        Over TCP that follows a closed connection; over UDP the transport ends
+        the session when the server has forgotten us (`not_joined`, after a
+        restart or a long silence), and a fresh transport joins again.
+        """
+        wanted = self.state.nick
+        for attempt, delay in enumerate(self.backoff(), 1):
+            self.attempt = attempt
+            self.retry_at = time.monotonic() + delay
+            self._set_phase(Phase.RECONNECTING)
+            await self.sleep(delay)
+            if self._quitting:
+                return False
+            self._set_phase(Phase.CONNECTING)
+            try:
+                transport = await self.connect()
+            except TransportError:
+                continue
+            self.transport = transport
+            self.state.transport = transport.name
+            try:
+                result = await self._join(transport)
+                number = 2
+                while result == "nick_taken" and number <= NICK_TRIES:
+                    self.state.nick = alternative_nick(wanted, number)
+                    self._say(f"{wanted} was taken while you were away: you are {self.state.nick} now", "notice")
+                    number += 1
+                    result = await self._join(transport)
+            except TransportError:
+                result = "closed"
+            if result == "ok":
+                self._say(f"reconnected to {self.address}")
+                return True
+            await self._drop_transport()
+            if result == "auth_failed":
+                return self._end(f"{self.address} did not let us in again")
+        return self._end(f"gave up reconnecting to {self.address}")
+
+    async def _ping_loop(self) -> None:
+        """Measure the round trip; over UDP, notice a server that stopped answering."""
+        # The first ping waits for the face to be up: measured while it is still
+        # starting, the round trip would include the client's own start-up time.
+        await asyncio.sleep(min(FIRST_PING_AFTER, self.ping_interval()))
+        while not self._quitting:
+            if self.in_session and self.transport is not None:
+                try:
+                    await self.transport.send({"type": "ping", "id": "rtt", "t": time.time()})
+                except TransportError:
+                    pass  # the receive loop notices a broken TCP connection
+                timeout = self.state.peer_timeout
+                silent = time.monotonic() - self.last_heard
+                if self.state.transport == "udp" and timeout and self.phase is Phase.IN_ROOM and silent > timeout:
+                    self._set_phase(Phase.LOST)
+                    self._say(f"no answer from {self.address} for {timeout:g} s: server lost", "error")
+            await asyncio.sleep(self.ping_interval())
+
+    # --- small helpers -----------------------------------------------------------
+
+    def _set_phase(self, phase: Phase) -> None:
+        self.phase = phase
+        self.listener.changed()
+
+    def _say(self, text: str, kind: str = "info") -> None:
+        self.listener.show([Line(kind, text, time.time())])
+
+    def _end(self, reason: str) -> bool:
+        """Over on its own: CLOSED, the listener told why. Always False (for `return self._end(...)`)."""
+        self._set_phase(Phase.CLOSED)
+        self._over.set()
+        self.listener.ended(reason)
+        return False
+
+    async def _drop_transport(self) -> None:
+        """Close the current transport; the next one counts seq from 1 again (docs/protocol.md §3)."""
+        transport, self.transport = self.transport, None
+        if transport is not None:
+            await transport.close()
+            self.state.new_connection()
+
+    def _background(self, work: Awaitable[None]) -> asyncio.Future[None]:
+        task = asyncio.ensure_future(work)
+        task.add_done_callback(self._task_ended)
+        self._tasks.append(task)
+        return task
+
+    def _task_ended(self, task: asyncio.Future[Any]) -> None:
+        """A bug in a background task must not leave a face that silently stopped receiving."""
+        error = None if task.cancelled() else task.exception()
+        if error is None:
+            return
+        self._quitting = True
+        self._crash = error
+        self._over.set()
+        self.listener.crashed(error)
