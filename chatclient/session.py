@@ -125,8 +125,10 @@ class ChatSession:
         habits: Habits = INTERACTIVE,
         backoff: Callable[[], Iterator[float]] = backoff_delays,
         sleep: Sleep = asyncio.sleep,  # how reconnect waits (tests pass a fake)
+        welcome_timeout: float = WELCOME_TIMEOUT,
     ) -> None:
         self.connect = connect
+        self.welcome_timeout = welcome_timeout
         self.address = address
         self.listener = listener
         self.password = password
@@ -218,7 +220,7 @@ class ChatSession:
                 self.state.nick = nick
                 continue
             if result == "timeout":
-                return await self._fail(f"no welcome from {self.address} within {WELCOME_TIMEOUT:g} s")
+                return await self._fail(f"no welcome from {self.address} within {self.welcome_timeout:g} s")
             if result == "closed":
                 return await self._fail(f"{self.address} closed the connection before welcome")
             return await self._fail(None)  # refused for a reason the server gave (shown above)
@@ -314,7 +316,7 @@ class ChatSession:
         if self.password is not None:
             hello["password"] = self.password
         await transport.send(hello)
-        deadline = time.monotonic() + WELCOME_TIMEOUT
+        deadline = time.monotonic() + self.welcome_timeout
         while True:
             try:
                 payload = await asyncio.wait_for(transport.receive(), max(0.0, deadline - time.monotonic()))
@@ -357,7 +359,9 @@ class ChatSession:
     # --- in the room -----------------------------------------------------------
 
     async def _receive_loop(self) -> None:
-        while not self._quitting:
+        # Receiving goes on while quitting: what the server sent before it closes
+        # (the answer to our last line, say) is still shown; quit() ends the wait.
+        while True:
             transport = self.transport
             if transport is None:
                 return

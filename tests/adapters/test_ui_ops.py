@@ -6,22 +6,10 @@ import time
 from typing import Any
 
 from chatclient.session import Phase
-from tests.support.client_fakes import FakeServer, FakeTransport, run, until
+from tests.support.client_fakes import FakeServer, PasswordServer, run, until
 from tests.support.ui_harness import CTRL_C, ENTER, TAB, chat
 
 PASSWORD = "class101"
-
-
-class PasswordServer(FakeServer):
-    """A fake chatsrv --password: a hello without the right one gets auth_failed and is closed."""
-
-    def answer(self, connection: FakeTransport, payload: dict[str, Any]) -> None:
-        if payload.get("type") == "hello" and payload.get("password") != PASSWORD:
-            message = "wrong password" if "password" in payload else "this server needs a password"
-            connection.push({"type": "error", "code": "auth_failed", "message": message})
-            connection.drop()
-            return
-        super().answer(connection, payload)
 
 
 def toolbar_text(ui: Any) -> str:
@@ -30,7 +18,7 @@ def toolbar_text(ui: Any) -> str:
 
 def test_auth_failed_asks_for_the_password_blind_and_joins_on_a_new_connection() -> None:
     """Without a password the UI asks for one (typed as stars), then says hello again on a fresh connection."""
-    server = PasswordServer()
+    server = PasswordServer(PASSWORD)
 
     async def scenario() -> None:
         async with chat(server, vt100=True) as h:
@@ -51,7 +39,7 @@ def test_auth_failed_asks_for_the_password_blind_and_joins_on_a_new_connection()
 
 def test_password_given_on_the_command_line_is_sent_in_hello() -> None:
     """chatclient --password: the first hello carries it and nothing is asked."""
-    server = PasswordServer()
+    server = PasswordServer(PASSWORD)
 
     async def scenario() -> None:
         async with chat(server, password=PASSWORD) as h:
@@ -64,7 +52,7 @@ def test_password_given_on_the_command_line_is_sent_in_hello() -> None:
 
 def test_ctrl_c_at_the_password_question_exits_1() -> None:
     """Giving up on the password question ends the client with exit code 1."""
-    server = PasswordServer()
+    server = PasswordServer(PASSWORD)
 
     async def scenario() -> int:
         async with chat(server) as h:
@@ -77,7 +65,7 @@ def test_ctrl_c_at_the_password_question_exits_1() -> None:
 
 def test_reconnect_reuses_the_password() -> None:
     """After a dropped connection the UI says hello again with the password it was given."""
-    server = PasswordServer()
+    server = PasswordServer(PASSWORD)
 
     async def fast_sleep(seconds: float) -> None:
         return None

@@ -123,3 +123,57 @@ async def until(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
 
 def run(coroutine: Callable[[], Awaitable[Any]]) -> Any:
     return asyncio.run(asyncio.wait_for(coroutine(), 20))
+
+
+class RecordingListener:
+    """A `chatclient.session.Listener` that records everything and answers questions from lists."""
+
+    def __init__(self, nicks: list[str | None] | None = None, passwords: list[str | None] | None = None) -> None:
+        self.lines: list[Any] = []  # chatclient.state.Line, in the order shown
+        self.bells = 0
+        self.changes = 0
+        self.nicks = list(nicks or [])  # answers to ask_nick, in order; None (or none left) gives up
+        self.passwords = list(passwords or [])
+        self.asked: list[str] = []  # "nick:<code>" or "password", in order
+        self.reasons: list[str] = []  # what `ended` was told
+        self.crashes: list[BaseException] = []
+
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+    def show(self, lines: list[Any], bell: bool = False) -> None:
+        self.lines.extend(lines)
+        self.bells += bell
+
+    def changed(self) -> None:
+        self.changes += 1
+
+    async def ask_nick(self, code: str) -> str | None:
+        self.asked.append(f"nick:{code}")
+        return self.nicks.pop(0) if self.nicks else None
+
+    async def ask_password(self) -> str | None:
+        self.asked.append("password")
+        return self.passwords.pop(0) if self.passwords else None
+
+    def ended(self, reason: str) -> None:
+        self.reasons.append(reason)
+
+    def crashed(self, error: BaseException) -> None:
+        self.crashes.append(error)
+
+
+class PasswordServer(FakeServer):
+    """A fake chatsrv --password: a hello without the right one gets auth_failed and is closed."""
+
+    def __init__(self, password: str, **options: Any) -> None:
+        super().__init__(**options)
+        self.password = password
+
+    def answer(self, connection: FakeTransport, payload: dict[str, Any]) -> None:
+        if payload.get("type") == "hello" and payload.get("password") != self.password:
+            message = "wrong password" if "password" in payload else "this server needs a password"
+            connection.push({"type": "error", "code": "auth_failed", "message": message})
+            connection.drop()
+            return
+        super().answer(connection, payload)

@@ -1,0 +1,336 @@
+"""The client session without a face: a fake server behind the Transport interface, a recording listener."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from chatclient.session import INTERACTIVE, SCRIPTED, ChatSession, Habits, Phase, backoff_delays
+from tests.support.client_fakes import FakeServer, PasswordServer, RecordingListener, run, until
+
+QUIET = Habits(ping_every=None)  # INTERACTIVE without pings: the tests count what was sent
+
+
+async def no_wait(seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+def make(server: FakeServer, listener: RecordingListener, habits: Habits = QUIET, **options: Any) -> ChatSession:
+    options.setdefault("sleep", no_wait)
+    return ChatSession(server.connect, "alice", "lobby", "fake:9009", listener, habits=habits, **options)
+
+
+def test_backoff_doubles_to_thirty_seconds() -> None:
+    """Reconnect waits 1, 2, 4 ... seconds, never more than 30."""
+    delays = backoff_delays()
+    assert [next(delays) for _ in range(8)] == [1, 2, 4, 8, 16, 30, 30, 30]
+
+
+def test_join_goes_through_the_phases_and_learns_the_rooms_quietly() -> None:
+    """start(): CONNECTING, JOINING, IN_ROOM; the welcome is shown, the automatic room list is not."""
+    server = FakeServer()
+    listener = RecordingListener()
+    seen: list[Phase] = []
+
+    async def scenario() -> None:
+        session = make(server, listener)
+        changed = listener.changed
+
+        def record_phase() -> None:
+            if not seen or seen[-1] is not session.phase:
+                seen.append(session.phase)
+            changed()
+
+        listener.changed = record_phase  # type: ignore[method-assign]
+        assert session.phase is Phase.CONNECTING and not session.in_session
+        assert await session.start()
+        assert session.in_session and session.status() == ("connected", "ok")
+        await until(lambda: "physics" in session.state.rooms)
+        await session.quit()
+
+    run(scenario)
+    assert seen == [Phase.CONNECTING, Phase.JOINING, Phase.IN_ROOM, Phase.CLOSING, Phase.CLOSED]
+    assert server.of_type("hello") == [{"type": "hello", "nick": "alice", "room": "lobby"}]
+    assert "you are alice in lobby on fake" in listener.text()
+    assert "rooms:" not in listener.text()
+
+
+def test_a_typed_rooms_is_shown_and_help_is_left_to_the_face() -> None:
+    """perform(): /rooms by hand shows its answer; a Problem is an error line; /topic is answered locally."""
+    from chatclient import commands
+
+    server = FakeServer()
+    listener = RecordingListener()
+
+    async def scenario() -> None:
+        session = make(server, listener)
+        assert await session.start()
+        await until(lambda: "physics" in session.state.rooms)
+        for typed in ("/rooms", "/msg", "/topic"):
+            action = commands.parse(typed)
+            assert action is not None
+            await session.perform(action)
+        await until(lambda: "rooms: lobby (1), physics (1)" in listener.text())
+        await session.quit()
+
+    run(scenario)
+    assert "usage: /msg" in listener.text() and "lobby has no topic" in listener.text()
+
+
+def test_password_is_asked_and_tried_on_a_fresh_connection() -> None:
+    """auth_failed: the listener is asked; each answer goes in a hello on a new connection; giving up fails quietly."""
+    server = PasswordServer("s3cret")
+    listener = RecordingListener(passwords=["guess", "s3cret"])
+
+    async def scenario() -> None:
+        session = make(server, listener)
+        assert await session.start()
+        assert session.password == "s3cret"
+        await session.quit()
+
+    run(scenario)
+    assert [p.get("password") for p in server.of_type("hello")] == [None, "guess", "s3cret"]
+    assert listener.asked == ["password", "password"]
+    assert len(server.connections) == 3 and all(c.closed for c in server.connections)
+
+    refused = RecordingListener()
+
+    async def give_up() -> ChatSession:
+        session = make(PasswordServer("s3cret"), refused)
+        assert not await session.start()
+        return session
+
+    session = run(give_up)
+    assert session.phase is Phase.CLOSED and session.failure is None and session.transport is None
+
+
+def test_taken_nick_at_start_asks_the_listener() -> None:
+    """nick_taken at start-up: the listener's answer is the next hello's nick; None gives up with no message."""
+    server = FakeServer()
+    server.taken = {"alice"}
+    listener = RecordingListener(nicks=["alice_2"])
+
+    async def scenario() -> None:
+        session = make(server, listener)
+        assert await session.start()
+        await session.quit()
+
+    run(scenario)
+    assert [p["nick"] for p in server.of_type("hello")] == ["alice", "alice_2"]
+    assert listener.asked == ["nick:nick_taken"]
+
+
+def test_no_welcome_and_early_close_say_why() -> None:
+    """A silent server or one that closes before welcome ends start() with a sentence for people."""
+    server = FakeServer()
+    server.silent = True
+
+    async def silent() -> ChatSession:
+        session = make(server, RecordingListener(), welcome_timeout=0.05)
+        assert not await session.start()
+        return session
+
+    assert run(silent).failure == "no welcome from fake:9009 within 0.05 s"
+
+    closing = FakeServer()
+    closing.answer = lambda connection, payload: connection.drop()  # type: ignore[method-assign]
+
+    async def closed() -> ChatSession:
+        session = make(closing, RecordingListener())
+        assert not await session.start()
+        return session
+
+    assert run(closed).failure == "fake:9009 closed the connection before welcome"
+
+    refusing = FakeServer()
+    refusing.refuse = 1
+
+    async def refused() -> ChatSession:
+        session = make(refusing, RecordingListener())
+        assert not await session.start()
+        return session
+
+    assert run(refused).failure == "cannot connect to fake: connection refused"
+
+
+def test_reconnect_waits_with_backoff_and_takes_an_alternative_nick() -> None:
+    """A dropped connection: waits 1, 2, 4 s (two refusals), then hello again; a taken nick becomes nick_2."""
+    server = FakeServer()
+    listener = RecordingListener()
+    waited: list[float] = []
+
+    async def counting_sleep(seconds: float) -> None:
+        waited.append(seconds)
+        await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        session = make(server, listener, sleep=counting_sleep)
+        assert await session.start()
+        server.refuse = 2
+        server.taken = {"alice"}
+        server.current.drop()
+        await until(lambda: len(server.connections) == 2 and session.phase is Phase.IN_ROOM)
+        assert session.state.nick == "alice_2"
+        await session.quit()
+
+    run(scenario)
+    assert waited == [1, 2, 4]
+    assert [p["nick"] for p in server.of_type("hello")] == ["alice", "alice", "alice_2"]
+    assert "connection to fake:9009 lost; reconnecting" in listener.text()
+    assert "alice was taken while you were away: you are alice_2 now" in listener.text()
+    assert "reconnected to fake:9009" in listener.text()
+    assert listener.reasons == []
+
+
+def test_the_countdown_is_in_the_status_while_reconnecting() -> None:
+    """RECONNECTING: the status gives the seconds left and the try number."""
+    server = FakeServer()
+    gate = asyncio.Event()
+
+    async def held_sleep(seconds: float) -> None:
+        await gate.wait()
+
+    async def scenario() -> None:
+        session = make(server, RecordingListener(), sleep=held_sleep)
+        assert await session.start()
+        server.current.drop()
+        await until(lambda: session.phase is Phase.RECONNECTING)
+        assert session.status() == ("reconnecting in 1 s (try 1)", "warn")
+        assert not await session.send({"type": "say", "text": "hi"})
+        gate.set()
+        await until(lambda: session.phase is Phase.IN_ROOM)
+        await session.quit()
+
+    run(scenario)
+    assert not server.of_type("say")
+
+
+def test_kicked_ends_the_session_without_coming_back() -> None:
+    """A `left` about us with reason kicked: CLOSED at once, the listener told, no reconnect, no bye."""
+    server = FakeServer()
+    listener = RecordingListener()
+
+    async def scenario() -> None:
+        session = make(server, listener)
+        assert await session.start()
+        server.current.push({"type": "left", "nick": "alice", "room": "lobby", "reason": "kicked", "by": "t", "ts": time.time()})
+        await asyncio.wait_for(session.wait_over(), 5)
+        assert session.phase is Phase.CLOSED and session.status() == ("disconnected", "bad")
+        await session.quit()
+
+    run(scenario)
+    assert listener.reasons == ["an operator ended your session (see above)"]
+    assert len(server.connections) == 1 and not server.of_type("bye")
+
+
+def test_scripted_habits_end_on_a_dropped_connection() -> None:
+    """Line mode's habits: no pings, no room list, and a dropped connection ends the session (no reconnect)."""
+    server = FakeServer()
+    listener = RecordingListener()
+
+    async def scenario() -> None:
+        session = make(server, listener, habits=SCRIPTED)
+        assert await session.start()
+        server.current.drop()
+        await asyncio.wait_for(session.wait_over(), 5)
+        await session.quit()
+
+    run(scenario)
+    assert listener.reasons == ["connection to fake:9009 lost"]
+    assert [p["type"] for p in server.sent] == ["hello"]
+
+
+def test_udp_server_silent_for_peer_timeout_is_lost_then_back() -> None:
+    """Over UDP, no answer for peer_timeout: LOST (sending refused); any payload brings IN_ROOM back."""
+    server = FakeServer(transport="udp")
+    server.peer_timeout = 0.3
+    listener = RecordingListener()
+
+    async def scenario() -> None:
+        session = make(server, listener, habits=Habits(ping_every=5.0))
+        assert await session.start()
+        assert abs(session.ping_interval() - 0.1) < 1e-9  # peer_timeout / 3 (docs/protocol.md §2)
+        server.silent = True
+        await until(lambda: session.phase is Phase.LOST)
+        assert session.in_session and session.status() == ("server lost (no answer)", "bad")
+        assert not await session.send({"type": "say", "text": "anyone?"})
+        server.silent = False
+        await until(lambda: session.phase is Phase.IN_ROOM)
+        await session.quit()
+
+    run(scenario)
+    assert "no answer from fake:9009 for 0.3 s: server lost" in listener.text()
+    assert "the server answers again" in listener.text()
+    assert server.sent[-1] == {"type": "bye"}  # a lost server is still told goodbye
+
+
+def test_quit_says_bye_and_waits_for_the_close() -> None:
+    """quit(): bye, what the server sent before closing is still shown, the transport is closed; twice is harmless."""
+    server = FakeServer()
+    listener = RecordingListener()
+    answer = server.answer
+
+    def last_words(connection: Any, payload: dict[str, Any]) -> None:
+        if payload.get("type") == "bye":
+            connection.push({"type": "notice", "text": "see you"})
+        answer(connection, payload)
+
+    server.answer = last_words  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        session = make(server, listener, habits=INTERACTIVE)
+        assert await session.start()
+        await session.quit()
+        assert session.phase is Phase.CLOSED and session.transport is None
+        await session.quit()
+
+    run(scenario)
+    assert server.sent[-1] == {"type": "bye"} and len(server.of_type("bye")) == 1
+    assert "see you" in listener.text()
+    assert server.connections[0].closed
+
+
+def test_a_crash_in_the_receive_task_is_reported_and_raised() -> None:
+    """A bug while handling a payload reaches the listener and wait_over(), never a silent stop."""
+    server = FakeServer()
+    listener = RecordingListener()
+
+    async def scenario() -> None:
+        session = make(server, listener)
+        assert await session.start()
+
+        def broken(payload: dict[str, Any], now: float | None = None) -> list[Any]:
+            raise RuntimeError("boom")
+
+        session.state.apply = broken  # type: ignore[method-assign]
+        server.current.push({"type": "notice", "text": "x"})
+        try:
+            await asyncio.wait_for(session.wait_over(), 5)
+        except RuntimeError as error:
+            assert str(error) == "boom"
+        else:
+            raise AssertionError("wait_over did not raise")
+        await session.quit()
+
+    run(scenario)
+    assert [str(error) for error in listener.crashes] == ["boom"]
+
+
+def test_password_refused_on_reconnect_ends_the_session_and_says_so() -> None:
+    """The password changed while we were away: auth_failed on reconnect ends the session and the listener is told."""
+    server = PasswordServer("old")
+    listener = RecordingListener()
+
+    async def scenario() -> None:
+        session = make(server, listener, password="old")
+        assert await session.start()
+        server.password = "new"
+        server.current.drop()
+        await asyncio.wait_for(session.wait_over(), 5)
+        assert session.phase is Phase.CLOSED and session.transport is None
+        await session.quit()
+
+    run(scenario)
+    assert listener.reasons == ["fake:9009 did not let us in again"]
+    assert len(server.connections) == 2 and listener.asked == []
