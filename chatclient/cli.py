@@ -27,16 +27,20 @@ def build_parser() -> argparse.ArgumentParser:
         "In a terminal you get the chat UI; with a pipe (or --plain) "
         "one line per event, and every input line is a message or a /command (/help lists them).",
         epilog="Examples: chatclient (find the server and join) | chatclient --discover (just list servers) | "
-        "chatclient --host 192.168.1.23 --nick bob (join that address; always works, even where Wi-Fi blocks broadcasts)",
+        "chatclient --host 192.168.1.23 --nick bob "
+        "(join that address; always works, even where Wi-Fi blocks broadcasts)",
     )
     parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
-    parser.add_argument("--host", default=None, help="server address (without it, chatclient finds the server on the LAN)")
+    parser.add_argument(
+        "--host", default=None, help="server address (without it, chatclient finds the server on the LAN)"
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="server port (discovery asks this UDP port)")
     parser.add_argument("--nick", default=None, help="your nick (in a terminal you are asked, your login name offered)")
     parser.add_argument("--room", default="lobby", help="room to join")
     parser.add_argument("--plain", action="store_true", help="line mode even in a terminal")
     parser.add_argument(
-        "--udp", action="store_true",
+        "--udp",
+        action="store_true",
         help="talk to the server over UDP instead of TCP (to see loss, reordering and duplicates in /stats)",
     )
     parser.add_argument("--no-color", action="store_true", help="no colours (also when NO_COLOR is set)")
@@ -55,11 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     found = parser.add_argument_group("finding the server (discovery)")
     found.add_argument("--discover", action="store_true", help="list the servers that answer on the LAN, then exit")
     found.add_argument(
-        "--discover-addr", action="append", default=[], metavar="HOST[:PORT]",
+        "--discover-addr",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
         help="ask this address instead of broadcasting (repeatable; PORT defaults to --port)",
     )
     found.add_argument(
-        "--discover-wait", type=_wait, default=discovery.DISCOVERY_WAIT, metavar="SECONDS",
+        "--discover-wait",
+        type=_wait,
+        default=discovery.DISCOVERY_WAIT,
+        metavar="SECONDS",
         help="how long to collect answers",
     )
     return parser
@@ -88,7 +98,9 @@ def find_servers(args: argparse.Namespace, parser: argparse.ArgumentParser) -> d
         return None
 
 
-def choose_server(found: discovery.Discovery, args: argparse.Namespace, terminal_ui: bool) -> discovery.FoundServer | None:
+def choose_server(
+    found: discovery.Discovery, args: argparse.Namespace, terminal_ui: bool
+) -> discovery.FoundServer | None:
     """One server: that one. Several: a pick list in the terminal UI, a numbered prompt on a
     terminal in line mode, else list them and give up. None: explain how to give the address."""
     servers = found.servers
@@ -104,7 +116,10 @@ def choose_server(found: discovery.Discovery, args: argparse.Namespace, terminal
         return ui.pick_server(servers, args.udp)
     if sys.stdin.isatty():
         return discovery.ask_which(servers, sys.stdin, sys.stderr, args.udp)
-    print(f"chatclient: {len(servers)} servers answered; choose one with --host (stdin is not a terminal to ask on):", file=sys.stderr)
+    print(
+        f"chatclient: {len(servers)} servers answered; choose one with --host (stdin is not a terminal to ask on):",
+        file=sys.stderr,
+    )
     for line in discovery.listing(servers, args.udp):
         print(line, file=sys.stderr)
     return None

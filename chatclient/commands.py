@@ -67,11 +67,35 @@ def _ping(argument: str) -> Action:
 
 
 COMMANDS: list[Command] = [
-    Command("nick", "NEWNICK", "change your nick", lambda a: _needs(a, "NEWNICK", "nick", lambda x: Send({"type": "nick", "nick": x}))),
-    Command("join", "ROOM", "go to another room (created if new)", lambda a: _needs(a, "ROOM", "join", lambda x: Send({"type": "join", "room": x})), completes="room"),
-    Command("msg", "NICK TEXT", "whisper to one user, wherever they are", _msg, completes="nick", aliases=("w", "whisper")),
-    Command("me", "ACTION", "say what you do: /me waves", lambda a: _needs(a, "ACTION", "me", lambda x: Send({"type": "say", "text": x, "action": True}))),
-    Command("who", "[ROOM]", "list the users of a room (yours by default)", lambda a: Send({"type": "who", "room": a} if a else {"type": "who"}), completes="room"),
+    Command(
+        "nick",
+        "NEWNICK",
+        "change your nick",
+        lambda a: _needs(a, "NEWNICK", "nick", lambda x: Send({"type": "nick", "nick": x})),
+    ),
+    Command(
+        "join",
+        "ROOM",
+        "go to another room (created if new)",
+        lambda a: _needs(a, "ROOM", "join", lambda x: Send({"type": "join", "room": x})),
+        completes="room",
+    ),
+    Command(
+        "msg", "NICK TEXT", "whisper to one user, wherever they are", _msg, completes="nick", aliases=("w", "whisper")
+    ),
+    Command(
+        "me",
+        "ACTION",
+        "say what you do: /me waves",
+        lambda a: _needs(a, "ACTION", "me", lambda x: Send({"type": "say", "text": x, "action": True})),
+    ),
+    Command(
+        "who",
+        "[ROOM]",
+        "list the users of a room (yours by default)",
+        lambda a: Send({"type": "who", "room": a} if a else {"type": "who"}),
+        completes="room",
+    ),
     Command("rooms", "", "list the rooms that have users", lambda a: Send({"type": "rooms"})),
     Command("ping", "", "measure the round trip to the server", _ping),
     Command("stats", "", "show what you sent and received, and any loss", lambda a: Local("stats")),
@@ -121,7 +145,9 @@ def _mute(argument: str) -> Action:
             return Send({"type": "mute", "nick": nick})
         minutes = _number(rest)
         if minutes is None or minutes <= 0:
-            return Problem("usage: /mute NICK [MINUTES]  (MINUTES is a number above 0; leave it out to mute until /unmute)")
+            return Problem(
+                "usage: /mute NICK [MINUTES]  (MINUTES is a number above 0; leave it out to mute until /unmute)"
+            )
         return Send({"type": "mute", "nick": nick, "minutes": minutes})
 
     return _target(argument, "NICK [MINUTES]", "mute", make)
@@ -145,16 +171,67 @@ def _topic(argument: str) -> Action:
 
 
 OPERATOR_COMMANDS: list[Command] = [
-    Command("op", "SECRET", "become an operator with the secret chatsrv printed at start", lambda a: _needs(a, "SECRET", "op", lambda x: Send({"type": "op", "secret": x}))),
-    Command("kick", "NICK [REASON]", "remove someone from the chat (they may come back)", _kick(False), completes="nick", operator=True),
-    Command("ban", "NICK [REASON]", "kick someone and keep their address out until the server restarts", _kick(True), completes="nick", operator=True),
-    Command("unban", "ADDRESS", "let a banned address in again", lambda a: _needs(a, "ADDRESS", "unban", lambda x: Send({"type": "unban", "address": x})), operator=True),
-    Command("mute", "NICK [MINUTES]", "stop someone speaking in rooms (for MINUTES, or until /unmute)", _mute, completes="nick", operator=True),
-    Command("unmute", "NICK", "let a muted person speak again", lambda a: _needs(a, "NICK", "unmute", lambda x: Send({"type": "unmute", "nick": x})), completes="nick", operator=True),
+    Command(
+        "op",
+        "SECRET",
+        "become an operator with the secret chatsrv printed at start",
+        lambda a: _needs(a, "SECRET", "op", lambda x: Send({"type": "op", "secret": x})),
+    ),
+    Command(
+        "kick",
+        "NICK [REASON]",
+        "remove someone from the chat (they may come back)",
+        _kick(False),
+        completes="nick",
+        operator=True,
+    ),
+    Command(
+        "ban",
+        "NICK [REASON]",
+        "kick someone and keep their address out until the server restarts",
+        _kick(True),
+        completes="nick",
+        operator=True,
+    ),
+    Command(
+        "unban",
+        "ADDRESS",
+        "let a banned address in again",
+        lambda a: _needs(a, "ADDRESS", "unban", lambda x: Send({"type": "unban", "address": x})),
+        operator=True,
+    ),
+    Command(
+        "mute",
+        "NICK [MINUTES]",
+        "stop someone speaking in rooms (for MINUTES, or until /unmute)",
+        _mute,
+        completes="nick",
+        operator=True,
+    ),
+    Command(
+        "unmute",
+        "NICK",
+        "let a muted person speak again",
+        lambda a: _needs(a, "NICK", "unmute", lambda x: Send({"type": "unmute", "nick": x})),
+        completes="nick",
+        operator=True,
+    ),
     Command("lock", "", "only operators may speak in this room", lambda a: Send({"type": "lock"}), operator=True),
     Command("unlock", "", "everyone may speak in this room again", lambda a: Send({"type": "unlock"}), operator=True),
-    Command("slow", "SECONDS", "one message per person every SECONDS in this room (0: off)", lambda a: _needs(a, "SECONDS", "slow", _slow), operator=True),
-    Command("announce", "TEXT", "a notice to everyone in every room", lambda a: _needs(a, "TEXT", "announce", lambda x: Send({"type": "announce", "text": x})), operator=True),
+    Command(
+        "slow",
+        "SECONDS",
+        "one message per person every SECONDS in this room (0: off)",
+        lambda a: _needs(a, "SECONDS", "slow", _slow),
+        operator=True,
+    ),
+    Command(
+        "announce",
+        "TEXT",
+        "a notice to everyone in every room",
+        lambda a: _needs(a, "TEXT", "announce", lambda x: Send({"type": "announce", "text": x})),
+        operator=True,
+    ),
     Command("topic", "[TEXT|-]", "show the topic; operators set it (- clears it)", _topic),
 ]
 COMMANDS.extend(OPERATOR_COMMANDS)

@@ -349,7 +349,11 @@ class ChatSession:
         """
         for _ in range(UDP_JOIN_TRIES - 1):
             await asyncio.sleep(UDP_JOIN_WAIT)
-            if self.state.room.casefold() == room.casefold() or self.phase is not Phase.IN_ROOM or self.transport is None:
+            if (
+                self.state.room.casefold() == room.casefold()
+                or self.phase is not Phase.IN_ROOM
+                or self.transport is None
+            ):
                 return
             try:
                 await self.transport.send({"type": "join", "room": room})

@@ -171,7 +171,9 @@ class ClientState:
         server = p.get("server") if isinstance(p.get("server"), dict) else {}
         name = server.get("name", "server") if isinstance(server, dict) else "server"
         here = ", ".join(self.label(u) for u in self.users)
-        lines.append(Line("info", f"you are {self.nick} in {self.room} on {name} ({len(self.users)} here: {here})", p.get("ts")))
+        lines.append(
+            Line("info", f"you are {self.nick} in {self.room} on {name} ({len(self.users)} here: {here})", p.get("ts"))
+        )
         for key in ("motd", "topic"):
             if isinstance(p.get(key), str):
                 lines.append(Line("notice", f"{key}: {p[key]}", p.get("ts")))
@@ -202,7 +204,8 @@ class ClientState:
         if self.muted:
             how_long = "until an operator unmutes you" if self.muted_until is None else "for a while"
             rules.append(
-                f"you are muted {how_long}: you can read the chat and whisper to an operator, but the room does not see what you write"
+                f"you are muted {how_long}: you can read the chat and whisper to an operator, "
+                "but the room does not see what you write"
             )
         if self.locked and not self.operator:
             rules.append(f"{self.room} is locked: only operators may speak here until it is unlocked")
@@ -243,7 +246,10 @@ class ClientState:
         elif event in ("lock", "unlock") and in_my_room:
             self.locked = event == "lock"
             if self.locked and not self.operator:
-                return f"{by} locked {self.room}: only operators may speak here until it is unlocked. You can still read, and whisper with /msg."
+                return (
+                    f"{by} locked {self.room}: only operators may speak here until it is unlocked. "
+                    "You can still read, and whisper with /msg."
+                )
             if not self.locked:
                 return f"{by} unlocked {self.room}: everyone may speak again."
         elif event == "slow" and in_my_room:
@@ -307,11 +313,20 @@ class ClientState:
                         "until the server restarts or an operator lifts the ban."
                     )
                 else:
-                    self.ended = f"{by} kicked you out of the chat{why}. You may join again: start chatclient once more."
+                    self.ended = (
+                        f"{by} kicked you out of the chat{why}. You may join again: start chatclient once more."
+                    )
                 return [Line("notice", self.ended, p.get("ts"))]
             return [Line("notice", f"you left {p.get('room', self.room)} ({reason})", p.get("ts"))]
         if reason == "kicked":
-            return [Line("presence", f"{nick} was {'banned' if p.get('ban') is True else 'kicked'} by {by}{why}", p.get("ts"), nick)]
+            return [
+                Line(
+                    "presence",
+                    f"{nick} was {'banned' if p.get('ban') is True else 'kicked'} by {by}{why}",
+                    p.get("ts"),
+                    nick,
+                )
+            ]
         return [Line("presence", f"{nick} left ({reason})", p.get("ts"), nick)]
 
     def _on_renamed(self, p: dict[str, Any], now: float | None) -> list[Line]:
@@ -357,7 +372,8 @@ class ClientState:
             Line("info", f"server's view: {server}", now),
             Line(
                 "info",
-                f"your view: received {mine.received}, lost {mine.missing}, reordered {mine.reordered}, duplicates {mine.duplicates}",
+                f"your view: received {mine.received}, lost {mine.missing}, "
+                f"reordered {mine.reordered}, duplicates {mine.duplicates}",
                 now,
             ),
         ]

@@ -42,7 +42,9 @@ class TCPTransport:
 
     name = "tcp"
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, trace: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, trace: Callable[[str], None] | None = None
+    ) -> None:
         self._reader = reader
         self._writer = writer
         self._decoder = FrameDecoder(CLIENT_MAX_FRAME)
@@ -51,13 +53,17 @@ class TCPTransport:
         self._pending = 0  # stream bytes of a frame begun but not finished (for the trace)
 
     @classmethod
-    async def connect(cls, host: str, port: int, timeout: float = 10.0, trace: Callable[[str], None] | None = None) -> TCPTransport:
+    async def connect(
+        cls, host: str, port: int, timeout: float = 10.0, trace: Callable[[str], None] | None = None
+    ) -> TCPTransport:
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         except asyncio.TimeoutError:
             raise TransportError(f"cannot connect to {host}:{port}: no answer after {timeout:g} s") from None
         except ConnectionRefusedError:
-            raise TransportError(f"cannot connect to {host}:{port}: connection refused (is chatsrv running there?)") from None
+            raise TransportError(
+                f"cannot connect to {host}:{port}: connection refused (is chatsrv running there?)"
+            ) from None
         except OSError as error:
             raise TransportError(f"cannot connect to {host}:{port}: {error.strerror or error}") from None
         return cls(reader, writer, trace)
@@ -114,7 +120,9 @@ def trace_chunk(size: int, frames: list[bytes], pending_before: int = 0) -> str:
     whole = list(frames)
     if pending_before and whole:
         first = whole.pop(0)
-        parts.append(f"end of a frame begun earlier ({HEADER.size + len(first) - pending_before} bytes, [4+{len(first)}] in all)")
+        parts.append(
+            f"end of a frame begun earlier ({HEADER.size + len(first) - pending_before} bytes, [4+{len(first)}] in all)"
+        )
     parts.extend(f"[4+{len(frame)}]" for frame in whole)
     after = pending_after(size, frames, pending_before)
     if after and not frames and pending_before:
@@ -162,7 +170,12 @@ class UDPTransport:
     name = "udp"
 
     def __init__(
-        self, endpoint: asyncio.DatagramTransport, datagrams: _Datagrams, host: str, port: int, trace: Callable[[str], None] | None = None
+        self,
+        endpoint: asyncio.DatagramTransport,
+        datagrams: _Datagrams,
+        host: str,
+        port: int,
+        trace: Callable[[str], None] | None = None,
     ) -> None:
         self._trace = trace
         self._endpoint = endpoint
@@ -191,7 +204,9 @@ class UDPTransport:
         family, _, _, _, address = addresses[0]
         datagrams = _Datagrams()
         try:
-            endpoint, _ = await loop.create_datagram_endpoint(lambda: datagrams, remote_addr=(str(address[0]), int(address[1])), family=family)
+            endpoint, _ = await loop.create_datagram_endpoint(
+                lambda: datagrams, remote_addr=(str(address[0]), int(address[1])), family=family
+            )
         except OSError as error:
             raise TransportError(f"cannot reach {host}:{port} over UDP: {error.strerror or error}") from None
         return cls(endpoint, datagrams, host, port, trace)
@@ -280,7 +295,11 @@ class UDPTransport:
                 self._ending = True  # the server forgot us (silence, restart): this session is over
         elif kind == "renamed" and self._nick is not None and payload.get("old") == self._nick:
             self._nick = payload.get("new") if isinstance(payload.get("new"), str) else self._nick
-        elif kind == "left" and isinstance(self._nick, str) and str(payload.get("nick", "")).casefold() == self._nick.casefold():
+        elif (
+            kind == "left"
+            and isinstance(self._nick, str)
+            and str(payload.get("nick", "")).casefold() == self._nick.casefold()
+        ):
             self._ending = True  # we are out (server shutdown): nothing more will come
         return True
 
@@ -291,7 +310,9 @@ class UDPTransport:
         self._endpoint.close()
 
 
-async def open_transport(host: str, port: int, udp: bool = False, trace: Callable[[str], None] | None = None) -> Transport:
+async def open_transport(
+    host: str, port: int, udp: bool = False, trace: Callable[[str], None] | None = None
+) -> Transport:
     """A connected TCP transport, or a UDP one aimed at host:port; `trace` gets one line per recv."""
     if udp:
         return await UDPTransport.connect(host, port, trace=trace)

@@ -71,7 +71,9 @@ class ChatCompleter(Completer):
         nicks = [nick for nick in self.state.completion_nicks() if render.sanitize(nick) == nick]
         rooms = [room for room in self.state.rooms if render.sanitize(room) == room]
         for suggestion in commands.complete(document.text_before_cursor, nicks, rooms):
-            yield Completion(suggestion.text, -suggestion.replaces, display=suggestion.display, display_meta=suggestion.meta)
+            yield Completion(
+                suggestion.text, -suggestion.replaces, display=suggestion.display, display_meta=suggestion.meta
+            )
 
 
 class ChatUI:
@@ -97,8 +99,15 @@ class ChatUI:
         self.colour = colour
         self.login_name = login_name
         self.session = ChatSession(
-            connect, nick or "", room, address, self,
-            password=password, habits=Habits(ping_every=ping_every), backoff=backoff, sleep=sleep,
+            connect,
+            nick or "",
+            room,
+            address,
+            self,
+            password=password,
+            habits=Habits(ping_every=ping_every),
+            backoff=backoff,
+            sleep=sleep,
         )
         self.state: ClientState = self.session.state
         self.ask_nick_first = nick is None
@@ -315,7 +324,13 @@ class ChatUI:
 
 
 def main_sync(
-    connect: Connect, nick: str | None, room: str, address: str, colour: bool, login_name: str, password: str | None = None
+    connect: Connect,
+    nick: str | None,
+    room: str,
+    address: str,
+    colour: bool,
+    login_name: str,
+    password: str | None = None,
 ) -> int:
     """Run the UI until the user leaves; the process exit code."""
     ui = ChatUI(connect, nick, room, address, colour=colour, login_name=login_name, password=password)

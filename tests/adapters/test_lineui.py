@@ -43,7 +43,7 @@ def open_stdin() -> Iterator[tuple[TextIO, int]]:
 
 
 def test_lines_are_sent_help_is_printed_and_eof_says_bye(capsys: pytest.CaptureFixture[str]) -> None:
-    """Each stdin line is a say or a /command; /help prints the list; EOF sends bye and exits 0 with nothing on stderr."""
+    """Each stdin line is a say or a /command; /help prints the list; EOF sends bye, exits 0, stderr stays empty."""
     server = FakeServer()
     code, out = line_mode(server, io.StringIO("hello there\n/help\n/nick zed\n"))
     assert code == 0
@@ -69,7 +69,9 @@ def test_dropped_connection_exits_1_with_one_line(capsys: pytest.CaptureFixture[
 
     async def scenario() -> int:
         with open_stdin() as (stdin, _):
-            running = asyncio.ensure_future(lineui.run(server.connect, "alice", "lobby", "fake:9009", stdin=stdin, out=out))
+            running = asyncio.ensure_future(
+                lineui.run(server.connect, "alice", "lobby", "fake:9009", stdin=stdin, out=out)
+            )
             await until(lambda: server.connections and server.of_type("hello"))
             await until(lambda: "you are alice" in out.getvalue())
             server.current.drop()
@@ -87,9 +89,13 @@ def test_kicked_over_udp_exits_1_though_nothing_closes(capsys: pytest.CaptureFix
 
     async def scenario() -> int:
         with open_stdin() as (stdin, _):
-            running = asyncio.ensure_future(lineui.run(server.connect, "alice", "lobby", "fake:9009", stdin=stdin, out=out))
+            running = asyncio.ensure_future(
+                lineui.run(server.connect, "alice", "lobby", "fake:9009", stdin=stdin, out=out)
+            )
             await until(lambda: "you are alice" in out.getvalue())
-            server.current.push({"type": "left", "nick": "alice", "room": "lobby", "reason": "kicked", "by": "t", "ts": time.time()})
+            server.current.push(
+                {"type": "left", "nick": "alice", "room": "lobby", "reason": "kicked", "by": "t", "ts": time.time()}
+            )
             return await asyncio.wait_for(running, 5)
 
     assert run(scenario) == 1
@@ -98,7 +104,9 @@ def test_kicked_over_udp_exits_1_though_nothing_closes(capsys: pytest.CaptureFix
 
 
 @pytest.mark.parametrize(("password", "hint"), [(None, "add --password SECRET"), ("wrong", "check --password")])
-def test_password_refused_explains_and_exits_1(password: str | None, hint: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_password_refused_explains_and_exits_1(
+    password: str | None, hint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Line mode cannot ask (stdin is the chat): auth_failed says what to add or check, and exits 1."""
     server = PasswordServer("s3cret")
     code, out = line_mode(server, io.StringIO("never sent\n"), password=password)

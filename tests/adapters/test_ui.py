@@ -94,7 +94,16 @@ def test_incoming_message_leaves_half_typed_line_intact() -> None:
     async def scenario() -> None:
         async with chat(server, vt100=True) as h:
             await h.type("half a li")
-            server.current.push({"type": "message", "id": 1, "room": "lobby", "from": "bob", "text": "interrupting you", "ts": time.time()})
+            server.current.push(
+                {
+                    "type": "message",
+                    "id": 1,
+                    "room": "lobby",
+                    "from": "bob",
+                    "text": "interrupting you",
+                    "ts": time.time(),
+                }
+            )
             await until(lambda: "interrupting you" in h.screen())
             assert h.buffer == "half a li"
             assert "[lobby] half a li" in h.screen()
@@ -116,7 +125,9 @@ def test_escape_sequences_in_incoming_text_are_neutralised() -> None:
             await h.prompt_ready()
             h.written.seek(0)
             h.written.truncate()
-            server.current.push({"type": "message", "id": 1, "room": "lobby", "from": evil_nick, "text": evil_text, "ts": time.time()})
+            server.current.push(
+                {"type": "message", "id": 1, "room": "lobby", "from": evil_nick, "text": evil_text, "ts": time.time()}
+            )
             await until(lambda: "\\x1b[2J" in h.written.getvalue())
             written = h.written.getvalue()
             for raw in ("\x1b[2J", "\x9b", "\x07", "\x08", "D\rE", "\u202e", "\x1b]0;"):
@@ -137,10 +148,14 @@ def test_mention_rings_our_bell_once_and_network_bel_never() -> None:
             await h.prompt_ready()
             h.written.seek(0)
             h.written.truncate()
-            server.current.push({"type": "message", "id": 1, "room": "lobby", "from": "bob", "text": "ding\x07 dong", "ts": time.time()})
+            server.current.push(
+                {"type": "message", "id": 1, "room": "lobby", "from": "bob", "text": "ding\x07 dong", "ts": time.time()}
+            )
             await until(lambda: "dong" in h.written.getvalue())
             assert "\a" not in h.written.getvalue()
-            server.current.push({"type": "message", "id": 2, "room": "lobby", "from": "bob", "text": "alice: look", "ts": time.time()})
+            server.current.push(
+                {"type": "message", "id": 2, "room": "lobby", "from": "bob", "text": "alice: look", "ts": time.time()}
+            )
             await until(lambda: "look" in h.written.getvalue())
             assert h.written.getvalue().count("\a") == 1
 
@@ -150,7 +165,9 @@ def test_mention_rings_our_bell_once_and_network_bel_never() -> None:
 def test_history_in_welcome_does_not_ring() -> None:
     """Old messages that mention us, replayed in `welcome`, are highlighted but silent."""
     server = FakeServer()
-    server.history = [{"type": "message", "id": 1, "room": "lobby", "from": "bob", "text": "where is alice?", "ts": time.time()}]
+    server.history = [
+        {"type": "message", "id": 1, "room": "lobby", "from": "bob", "text": "where is alice?", "ts": time.time()}
+    ]
 
     async def scenario() -> None:
         async with chat(server, vt100=True) as h:
@@ -168,7 +185,9 @@ def test_no_colour_writes_no_colour_codes() -> None:
 
         async def scenario() -> str:
             async with chat(server, vt100=True, colour=colour) as h:
-                server.current.push({"type": "message", "id": 1, "room": "lobby", "from": "bob", "text": "colourful", "ts": time.time()})
+                server.current.push(
+                    {"type": "message", "id": 1, "room": "lobby", "from": "bob", "text": "colourful", "ts": time.time()}
+                )
                 await until(lambda: "colourful" in h.written.getvalue())
                 return h.written.getvalue()
 
@@ -311,7 +330,9 @@ def test_reconnects_with_backoff_then_hello_with_same_nick_and_room() -> None:
         async with chat(server, sleep=fake_sleep) as h:
             await h.type("/join physics" + ENTER)
             await until(lambda: server.of_type("join"))
-            server.current.push({"type": "welcome", "nick": "alice", "room": "physics", "users": ["alice"], "history": []})
+            server.current.push(
+                {"type": "welcome", "nick": "alice", "room": "physics", "users": ["alice"], "history": []}
+            )
             await until(lambda: h.ui.state.room == "physics")
             server.refuse = 2
             server.current.drop()
@@ -369,7 +390,9 @@ def test_no_reconnect_after_being_kicked() -> None:
 
     async def scenario() -> str:
         async with chat(server, sleep=fake_sleep) as h:
-            server.current.push({"type": "left", "nick": "alice", "room": "lobby", "reason": "kicked", "ts": time.time()})
+            server.current.push(
+                {"type": "left", "nick": "alice", "room": "lobby", "reason": "kicked", "ts": time.time()}
+            )
             server.current.drop()
             await until(lambda: h.ui.session.phase is Phase.CLOSED)
             assert "disconnected" in "".join(part for _, part in h.ui.toolbar())
@@ -468,9 +491,15 @@ def test_udp_join_is_asked_again_when_its_welcome_is_lost(monkeypatch: pytest.Mo
             async with chat(server) as h:
                 await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
                 await h.type("/join physics" + ENTER)  # the fake never answers join: as if the welcome was lost
-                await until(lambda: len(server.of_type("join")) == 2 if server.transport_name == "udp" else server.of_type("join"))
+                await until(
+                    lambda: (
+                        len(server.of_type("join")) == 2 if server.transport_name == "udp" else server.of_type("join")
+                    )
+                )
                 if server.transport_name == "udp":
-                    server.current.push({"type": "welcome", "nick": "alice", "room": "physics", "users": ["alice"], "history": []})
+                    server.current.push(
+                        {"type": "welcome", "nick": "alice", "room": "physics", "users": ["alice"], "history": []}
+                    )
                     await until(lambda: h.ui.state.room == "physics")
                 await asyncio.sleep(0.3)  # several retry periods: no further tries once there (or ever, over TCP)
 
@@ -486,11 +515,23 @@ def test_udp_toolbar_shows_live_loss_counters() -> None:
         async with chat(server) as h:
             await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
             connection = server.current
-            await until(lambda: connection.seq >= 3 and h.ui.state.seq.highest == connection.seq)  # welcome, rooms, pong
+            await until(
+                lambda: connection.seq >= 3 and h.ui.state.seq.highest == connection.seq
+            )  # welcome, rooms, pong
             base = connection.seq
             # base+1 and +2 skipped; +1 arrives late (reordered), again (duplicate); +4 skipped: 2 still lost
             for seq in (base + 3, base + 1, base + 1, base + 5):
-                connection.incoming.put_nowait({"type": "message", "id": seq, "room": "lobby", "from": "bob", "text": f"m{seq}", "ts": time.time(), "seq": seq})
+                connection.incoming.put_nowait(
+                    {
+                        "type": "message",
+                        "id": seq,
+                        "room": "lobby",
+                        "from": "bob",
+                        "text": f"m{seq}",
+                        "ts": time.time(),
+                        "seq": seq,
+                    }
+                )
             await until(lambda: h.ui.state.seq.highest == base + 5)
             bar = "".join(part for _, part in h.ui.toolbar())
             assert " │ UDP" in bar
@@ -506,8 +547,9 @@ def test_ping_every_interval_measures_rtt() -> None:
     async def scenario() -> None:
         async with chat(server, ping_every=0.05) as h:
             await until(lambda: h.ui.state.rtt is not None)
-            assert "rtt " in "".join(part for _, part in h.ui.toolbar()) and " ms" in "".join(part for _, part in h.ui.toolbar())
+            assert "rtt " in "".join(part for _, part in h.ui.toolbar()) and " ms" in "".join(
+                part for _, part in h.ui.toolbar()
+            )
 
     run(scenario)
     assert all(p["id"] == "rtt" and isinstance(p["t"], float) for p in server.of_type("ping"))
-

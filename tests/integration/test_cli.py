@@ -25,7 +25,11 @@ def start_server(*flags: str) -> tuple[subprocess.Popen[str], int]:
         flags = ("--db", ":memory:", *flags)  # hermetic: no lanchat.sqlite3 in the repository
     process = subprocess.Popen(
         [sys.executable, "-m", "chatsrv", "--host", "127.0.0.1", "--port", "0", *flags],
-        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
     deadline = time.monotonic() + 10
@@ -61,7 +65,12 @@ def finish(*processes: subprocess.Popen[str]) -> None:
 def client(port: int, nick: str, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "chatclient", "--host", "127.0.0.1", "--port", str(port), "--nick", nick, *extra],
-        cwd=ROOT, env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=ENV,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -160,7 +169,9 @@ def test_sigint_with_connected_client_exits_fast(chatsrv) -> None:
 
 
 def run_briefly(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=20, check=False)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=20, check=False
+    )
 
 
 def test_second_server_on_same_port_exits_2_with_one_line(chatsrv) -> None:
@@ -204,7 +215,13 @@ def test_client_refused_connection_exits_1() -> None:
         port = probe.getsockname()[1]
     result = subprocess.run(
         [sys.executable, "-m", "chatclient", "--host", "127.0.0.1", "--port", str(port), "--nick", "x"],
-        cwd=ROOT, env=ENV, input="", capture_output=True, text=True, timeout=20, check=False,
+        cwd=ROOT,
+        env=ENV,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
     )
     assert result.returncode == 1 and "connection refused" in result.stderr and "Traceback" not in result.stderr
 

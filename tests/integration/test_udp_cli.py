@@ -27,7 +27,11 @@ def test_listening_line_names_both_transports() -> None:
     for flags, expected in (((), "(TCP and UDP)"), (("--no-udp",), "(TCP)")):
         process = subprocess.Popen(
             [sys.executable, "-m", "chatsrv", "--host", "127.0.0.1", "--port", "0", "--db", ":memory:", *flags],
-            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             assert process.stdout is not None
@@ -99,7 +103,13 @@ def test_udp_client_without_server_says_so_and_exits_1() -> None:
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "chatclient", "--udp", "--host", "127.0.0.1", "--port", str(port), "--nick", "x"],
-        cwd=ROOT, env=ENV, input="", capture_output=True, text=True, timeout=20, check=False,
+        cwd=ROOT,
+        env=ENV,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
     )
     assert result.returncode == 1
     assert result.stderr == (
@@ -129,13 +139,14 @@ def test_udp_port_in_use_exits_2_with_one_line() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
         holder.bind(("127.0.0.1", 0))
         port = holder.getsockname()[1]
-        result = run_briefly("-m", "chatsrv", "--host", "127.0.0.1", "--port", "0", "--udp-port", str(port), "--db", ":memory:")
+        result = run_briefly(
+            "-m", "chatsrv", "--host", "127.0.0.1", "--port", "0", "--udp-port", str(port), "--db", ":memory:"
+        )
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"chatsrv: cannot listen on 127.0.0.1 UDP port {port}: address already in use (try another --udp-port, or --no-udp)"
+        f"chatsrv: cannot listen on 127.0.0.1 UDP port {port}: address already in use "
+        "(try another --udp-port, or --no-udp)"
     )
-
-
 
 
 def test_fault_injection_is_announced() -> None:
@@ -157,6 +168,16 @@ def test_help_mentions_udp() -> None:
     """--help of both commands explains the UDP options."""
     server_help = run_briefly("-m", "chatsrv", "--help").stdout
     client_help = run_briefly("-m", "chatclient", "--help").stdout
-    for flag in ("--udp-port", "--no-udp", "--peer-timeout", "--max-datagram", "--udp-loss", "--udp-dup", "--udp-reorder", "--udp-delay", "--seed"):
+    for flag in (
+        "--udp-port",
+        "--no-udp",
+        "--peer-timeout",
+        "--max-datagram",
+        "--udp-loss",
+        "--udp-dup",
+        "--udp-reorder",
+        "--udp-delay",
+        "--seed",
+    ):
         assert flag in server_help
     assert "--udp" in client_help

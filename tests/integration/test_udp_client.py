@@ -95,7 +95,10 @@ def test_client_duplicate_and_reorder_counts_equal_the_servers(make_server) -> N
                 await drain(transport, state, quiet=0.6)
                 stats = await ask_stats(transport, state)
                 await drain(transport, state, quiet=0.6)
-                agreed = (state.seq.duplicates, state.seq.reordered) == (stats["injected_duplicates"], stats["injected_reordered"])
+                agreed = (state.seq.duplicates, state.seq.reordered) == (
+                    stats["injected_duplicates"],
+                    stats["injected_reordered"],
+                )
                 if agreed or time.monotonic() > deadline:
                     return state, stats
         finally:

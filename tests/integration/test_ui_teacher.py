@@ -11,7 +11,8 @@ __all__ = ["servers", "terminals"]  # fixtures used below
 
 @pytest.mark.timeout(60)
 def test_password_prompt_op_mute_lock_kick_in_the_terminal(servers, terminals) -> None:
-    """The student is asked for the password; the toolbars mark the operator and the student's mute and lock; a kick is explained."""
+    """The student is asked for the password; the toolbars mark the operator, the student's mute and the lock; a kick
+    is explained."""
     port = free_port()
     servers(port, "--password", "class101", "--op-secret", "chalk-42")
     teacher = terminals(*join_args(port, "teacher", "--password", "class101"))
@@ -20,7 +21,9 @@ def test_password_prompt_op_mute_lock_kick_in_the_terminal(servers, terminals) -
     student = terminals(*join_args(port, "sam", "--udp"))
     student.wait_for(lambda: student.prompt_row.startswith("password:"))
     student.type("class101\r")
-    student.wait_for(lambda: "sam@lobby" in student.toolbar and "UDP" in student.toolbar and "connected" in student.toolbar)
+    student.wait_for(
+        lambda: "sam@lobby" in student.toolbar and "UDP" in student.toolbar and "connected" in student.toolbar
+    )
     assert "class101" not in student.raw.decode("utf-8", "replace")
 
     teacher.type("/op chalk-42\r")

@@ -45,8 +45,22 @@ class ServerProcess:
 
     def __init__(self, port: int, *flags: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "chatsrv", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--rate", "0",
-             "--db", ":memory:", *flags],
+            [
+                sys.executable,
+                "-m",
+                "chatsrv",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--rate",
+                "0",
+                "--db",
+                ":memory:",
+                *flags,
+            ],
             cwd=ROOT,
             env=ENV,
             stdout=subprocess.PIPE,
@@ -198,7 +212,7 @@ def join_args(port: int, nick: str, *more: str) -> list[str]:
 
 @pytest.mark.timeout(40)
 def test_two_clients_chat_and_a_half_typed_line_survives(servers, terminals) -> None:
-    """Two people chat; a message arriving mid-typing leaves the typed text and cursor in place; the toolbar is right."""
+    """Two people chat; a message arriving mid-typing keeps the typed text and cursor in place; the toolbar is right."""
     port = free_port()
     servers(port)
     alice = terminals(*join_args(port, "alice"))
@@ -237,7 +251,9 @@ def test_tcp_client_reconnects_after_server_restart(servers, terminals) -> None:
     assert "connection to 127.0.0.1:" in alice.text()
     servers(port)
     alice.wait_for("reconnected to", timeout=15)
-    alice.wait_for(lambda: "alice@physics" in alice.toolbar and "connected" in alice.toolbar and "1 user" in alice.toolbar)
+    alice.wait_for(
+        lambda: "alice@physics" in alice.toolbar and "connected" in alice.toolbar and "1 user" in alice.toolbar
+    )
     alice.type("still here\r")
     alice.wait_for("alice │ still here")
     alice.type("\x04")  # Ctrl-D leaves

@@ -52,7 +52,12 @@ class FakeTransport:
 class FakeServer:
     """Answers hello/ping/bye/rooms like chatsrv; everything else is recorded only."""
 
-    def __init__(self, transport: str = "tcp", users: tuple[str, ...] = ("bob", "carol"), rooms: tuple[str, ...] = ("lobby", "physics")) -> None:
+    def __init__(
+        self,
+        transport: str = "tcp",
+        users: tuple[str, ...] = ("bob", "carol"),
+        rooms: tuple[str, ...] = ("lobby", "physics"),
+    ) -> None:
         self.transport_name = transport
         self.users = list(users)
         self.rooms = list(rooms)

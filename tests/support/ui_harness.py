@@ -69,12 +69,28 @@ class Harness:
 
 
 @asynccontextmanager
-async def chat(server: FakeServer, nick: str | None = "alice", vt100: bool = False, colour: bool = True, **options: Any) -> AsyncIterator[Harness]:
+async def chat(
+    server: FakeServer, nick: str | None = "alice", vt100: bool = False, colour: bool = True, **options: Any
+) -> AsyncIterator[Harness]:
     with create_pipe_input() as keys:
         written = io.StringIO()
-        output = Vt100_Output(written, lambda: Size(rows=24, columns=80), term="xterm", enable_cpr=False) if vt100 else DummyOutput()
+        output = (
+            Vt100_Output(written, lambda: Size(rows=24, columns=80), term="xterm", enable_cpr=False)
+            if vt100
+            else DummyOutput()
+        )
         options.setdefault("ping_every", 3600.0)
-        ui = ChatUI(server.connect, nick, "lobby", "fake:9009", input=keys, output=output, colour=colour, login_name="login", **options)
+        ui = ChatUI(
+            server.connect,
+            nick,
+            "lobby",
+            "fake:9009",
+            input=keys,
+            output=output,
+            colour=colour,
+            login_name="login",
+            **options,
+        )
         task = asyncio.ensure_future(ui.run())
         harness = Harness(ui, keys, written, task)
         try:
@@ -87,5 +103,3 @@ async def chat(server: FakeServer, nick: str | None = "alice", vt100: bool = Fal
                     await asyncio.wait_for(task, 5)
                 except asyncio.TimeoutError:
                     task.cancel()
-
-

@@ -214,7 +214,9 @@ def test_kicked_ends_the_session_without_coming_back() -> None:
     async def scenario() -> None:
         session = make(server, listener)
         assert await session.start()
-        server.current.push({"type": "left", "nick": "alice", "room": "lobby", "reason": "kicked", "by": "t", "ts": time.time()})
+        server.current.push(
+            {"type": "left", "nick": "alice", "room": "lobby", "reason": "kicked", "by": "t", "ts": time.time()}
+        )
         await asyncio.wait_for(session.wait_over(), 5)
         assert session.phase is Phase.CLOSED and session.status() == ("disconnected", "bad")
         await session.quit()

@@ -32,8 +32,17 @@ def test_stats_shows_the_servers_view_beside_the_clients() -> None:
     apply_seqs(state, [1, 2, 4, 5])
     lines = state.apply(
         {
-            "type": "stats", "sent": 6, "received": 3, "gaps": 0, "reordered": 0, "duplicates": 0,
-            "injected_lost": 1, "injected_duplicates": 0, "injected_reordered": 0, "send_errors": 0, "seq": 6,
+            "type": "stats",
+            "sent": 6,
+            "received": 3,
+            "gaps": 0,
+            "reordered": 0,
+            "duplicates": 0,
+            "injected_lost": 1,
+            "injected_duplicates": 0,
+            "injected_reordered": 0,
+            "send_errors": 0,
+            "seq": 6,
         },
         0.0,
     )

@@ -10,7 +10,7 @@ from chatclient.state import ClientState, alternative_nick
 
 
 def test_mention_needs_the_whole_nick_as_a_word() -> None:
-    """"al" is mentioned by "hi al" and "al: x" but not by "also"; case does not matter."""
+    """ "al" is mentioned by "hi al" and "al: x" but not by "also"; case does not matter."""
     state = ClientState(nick="al")
     assert state.mentions_me("hi al") and state.mentions_me("AL: look") and state.mentions_me("(al)")
     assert not state.mentions_me("also") and not state.mentions_me("pal") and not state.mentions_me("al_2 hi")
@@ -44,7 +44,9 @@ def test_new_connection_resets_seq_and_history_is_not_repeated() -> None:
     state.apply({"type": "welcome", "nick": "me", "room": "lobby", "users": ["me"], "history": [], "seq": 1}, 1.0)
     state.apply({**message, "seq": 2}, 1.0)
     state.new_connection()
-    lines = state.apply({"type": "welcome", "nick": "me", "room": "lobby", "users": ["me"], "history": [message], "seq": 1}, 2.0)
+    lines = state.apply(
+        {"type": "welcome", "nick": "me", "room": "lobby", "users": ["me"], "history": [message], "seq": 1}, 2.0
+    )
     assert [line.text for line in lines if line.kind == "message"] == []
     assert state.seq.duplicates == 0 and state.seq.received == 1
 
@@ -73,7 +75,9 @@ def test_terminal_ui_only_for_terminals_and_not_with_plain() -> None:
 def test_complete_commands_nicks_and_rooms() -> None:
     """Tab suggestions: commands with their help, a nick (with `: ` first in a line), a room after /join."""
     nicks, rooms = ["bob", "Bea", "carol"], ["lobby", "physics"]
-    assert [(s.text, s.replaces, s.meta) for s in complete("/jo", nicks, rooms)] == [("/join ", 3, "go to another room (created if new)")]
+    assert [(s.text, s.replaces, s.meta) for s in complete("/jo", nicks, rooms)] == [
+        ("/join ", 3, "go to another room (created if new)")
+    ]
     assert [s.text for s in complete("b", nicks, rooms)] == ["bob: ", "Bea: "]
     assert [(s.text, s.replaces) for s in complete("thanks B", nicks, rooms)] == [("bob", 1), ("Bea", 1)]
     assert [s.text for s in complete("/join ph", nicks, rooms)] == ["physics"]
