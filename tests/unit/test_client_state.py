@@ -1,16 +1,12 @@
-"""The pure logic behind the terminal UI: mentions, completion, reconnect facts, CLI choices."""
+"""What the client state makes of payloads for people: mentions, alternative nicks, completion names, reconnects."""
 
 from __future__ import annotations
 
-import io
-
-from chatclient.cli import wants_colour, wants_terminal_ui
-from chatclient.commands import complete
 from chatclient.state import ClientState, alternative_nick
 
 
 def test_mention_needs_the_whole_nick_as_a_word() -> None:
-    """ "al" is mentioned by "hi al" and "al: x" but not by "also"; case does not matter."""
+    """The nick "al" is mentioned by "hi al" and "al: x" but not by "also"; case does not matter."""
     state = ClientState(nick="al")
     assert state.mentions_me("hi al") and state.mentions_me("AL: look") and state.mentions_me("(al)")
     assert not state.mentions_me("also") and not state.mentions_me("pal") and not state.mentions_me("al_2 hi")
@@ -49,39 +45,3 @@ def test_new_connection_resets_seq_and_history_is_not_repeated() -> None:
     )
     assert [line.text for line in lines if line.kind == "message"] == []
     assert state.seq.duplicates == 0 and state.seq.received == 1
-
-
-def test_colour_choice_follows_flag_and_no_color() -> None:
-    """--no-color or a non-empty NO_COLOR turns colour off."""
-    assert wants_colour(False, {})
-    assert not wants_colour(True, {})
-    assert not wants_colour(False, {"NO_COLOR": "1"})
-    assert wants_colour(False, {"NO_COLOR": ""})
-
-
-def test_terminal_ui_only_for_terminals_and_not_with_plain() -> None:
-    """Pipes get line mode; so does --plain in a terminal."""
-
-    class Tty(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    assert wants_terminal_ui(False, Tty(), Tty())
-    assert not wants_terminal_ui(True, Tty(), Tty())
-    assert not wants_terminal_ui(False, io.StringIO(), Tty())
-    assert not wants_terminal_ui(False, Tty(), io.StringIO())
-
-
-def test_complete_commands_nicks_and_rooms() -> None:
-    """Tab suggestions: commands with their help, a nick (with `: ` first in a line), a room after /join."""
-    nicks, rooms = ["bob", "Bea", "carol"], ["lobby", "physics"]
-    assert [(s.text, s.replaces, s.meta) for s in complete("/jo", nicks, rooms)] == [
-        ("/join ", 3, "go to another room (created if new)")
-    ]
-    assert [s.text for s in complete("b", nicks, rooms)] == ["bob: ", "Bea: "]
-    assert [(s.text, s.replaces) for s in complete("thanks B", nicks, rooms)] == [("bob", 1), ("Bea", 1)]
-    assert [s.text for s in complete("/join ph", nicks, rooms)] == ["physics"]
-    assert [s.text for s in complete("/msg ca", nicks, rooms)] == ["carol "]
-    assert complete("/msg carol hi b", nicks, rooms) == []  # only a command's first argument
-    assert complete("/nick b", nicks, rooms) == []  # /nick takes a new name, not someone's
-    assert complete("/nosuch b", nicks, rooms) == []
