@@ -1,6 +1,7 @@
-"""lanchat client: a terminal chat UI and a plain line mode for pipes and bots.
+"""lanchat client: one session (`session`) with two faces, the terminal chat UI (`ui`) and line mode (`lineui`).
 
-Imports from the server package only `lanchat.wire` (the shared codec).
+Imports nothing from the server package; what client and server share comes from `lanchat`
+(`wire`, `protocol`, `cliargs`, `netinfo`).
 """
 
 from lanchat import __version__

@@ -128,13 +128,13 @@ class ChatSession:
         welcome_timeout: float = WELCOME_TIMEOUT,
     ) -> None:
         self.connect = connect
-        self.welcome_timeout = welcome_timeout
         self.address = address
         self.listener = listener
         self.password = password
         self.habits = habits
         self.backoff = backoff
         self.sleep = sleep
+        self.welcome_timeout = welcome_timeout
         self.state = ClientState(nick=nick, room=room)
         self.phase = Phase.CONNECTING
         self.transport: Transport | None = None
@@ -153,7 +153,7 @@ class ChatSession:
 
     @property
     def in_session(self) -> bool:
-        """Whether we are in a room now, so that payloads may be sent."""
+        """Whether we are in a room: IN_ROOM, or LOST (still in, but the UDP server has gone quiet)."""
         return self.phase in (Phase.IN_ROOM, Phase.LOST)
 
     def status(self) -> tuple[str, str]:
