@@ -109,7 +109,7 @@ def broken_citations(texts: dict[str, str], tracked: set[str]) -> list[str]:
             where = f"{name}:{number}"
             for match in DOC_PATH.finditer(line):
                 if f"docs/{match.group(1)}" not in tracked:
-                    problems.append(f"{where}: docs/{match.group(1)} does not exist")
+                    problems.append(f"{where}: docs/{match.group(1)} is not in the repository (or not tracked)")
             for match in PROTOCOL_CITATION.finditer(line):
                 cited = [int(match.group(1))] + [int(n) for n in re.findall(r"\d+", match.group(2))]
                 problems.extend(f"{where}: docs/protocol.md has no section {n}" for n in cited if n not in protocol)
@@ -164,7 +164,7 @@ def test_the_checks_see_what_they_look_for() -> None:
     citing = {"f.py": line}
     cited = broken_citations(documents | citing, set(documents))
     assert cited == [
-        "f.py:1: docs/n.md does not exist",
+        f"f.py:1: {docs}n.md is not in the repository (or not tracked)",
         "f.py:1: docs/protocol.md has no section 9",
         "f.py:1: docs/protocol.md has no section 8",
         "f.py:1: docs/testing.md has no fact #4",
