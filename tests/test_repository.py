@@ -35,6 +35,8 @@ OUTSIDE_REFERENCES = {
 DOC_PATH = re.compile(r"\bdocs/([\w.-]+\.(?:md|txt|png))")
 PROTOCOL_CITATION = re.compile(r"docs/protocol\.md\s+(?:§|section\s+)(\d+)((?:\s*,\s*§\d+)*)")
 TESTING_CITATION = re.compile(r"docs/testing\.md\s+#(\d+)")
+# A section or fact cited without `docs/` cannot be followed from every file (and is not checked above).
+BARE_CITATION = re.compile(r"(?<![\w/.])(?:protocol|testing|architecture)\.md\s+[§#]\d+", re.IGNORECASE)
 
 
 def tracked_files() -> list[Path]:
@@ -116,6 +118,8 @@ def broken_citations(texts: dict[str, str], tracked: set[str]) -> list[str]:
             for match in TESTING_CITATION.finditer(line):
                 if int(match.group(1)) not in facts:
                     problems.append(f"{where}: docs/testing.md has no fact #{match.group(1)}")
+            for match in BARE_CITATION.finditer(line):
+                problems.append(f"{where}: cite {match.group(0)!r} with its folder, as docs/...")
     return problems
 
 
@@ -160,14 +164,20 @@ def test_the_checks_see_what_they_look_for() -> None:
     assert not outside_references({"e.py": "docs/protocol.md, docs/testing.md #1, a/b, x/../y.py"})
     docs = "docs" + "/"
     documents = {"docs/protocol.md": "## 2. Transports\n", "docs/testing.md": "## socketserver facts that bite\n1. x\n"}
-    line = f"{docs}protocol.md §9, {docs}protocol.md §2, §8; {docs}testing.md #4 {docs}testing.md #1 {docs}n.md"
-    citing = {"f.py": line}
+
+    def cite(document: str, where: str) -> str:
+        return docs + document + ".md " + where
+
+    line = "; ".join([cite("protocol", "§9"), cite("protocol", "§2, §8"), cite("testing", "#4"), cite("testing", "#1")])
+    line += f" {docs}n.md"
+    citing = {"f.py": line, "g.py": "(TESTING" + ".md #2)"}
     cited = broken_citations(documents | citing, set(documents))
     assert cited == [
         f"f.py:1: {docs}n.md is not in the repository (or not tracked)",
         "f.py:1: docs/protocol.md has no section 9",
         "f.py:1: docs/protocol.md has no section 8",
         "f.py:1: docs/testing.md has no fact #4",
+        "g.py:1: cite 'TESTING" + ".md #2' with its folder, as docs/...",
     ], cited
     assert protocol_sections("## 1. Payload\n## 2. Transports\n### 3. Not a section\n") == {1, 2}
     facts = numbered_facts("## Other\n8. no\n## socketserver facts that bite\n1. one\n2. two\n## Next\n3. three\n")
