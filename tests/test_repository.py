@@ -52,7 +52,7 @@ def tracked_files() -> list[Path]:
     found = []
     for directory, subdirectories, names in os.walk(ROOT):
         subdirectories[:] = [d for d in subdirectories if d not in UNTRACKED_DIRS and not d.endswith(".egg-info")]
-        found.extend(Path(directory) / name for name in names)
+        found.extend(Path(directory) / name for name in names if name != ".git")  # a worktree's .git is a file
     return found
 
 
