@@ -150,6 +150,31 @@ def test_the_protocol_core_sections_are_numbered() -> None:
         assert re.search(rf"^## {re.escape(title)}\b", protocol, re.MULTILINE), title
 
 
+def server_vocabulary() -> tuple[set[str], set[str]]:
+    """The payload types the server accepts or sends, and its error codes, as its source spells them."""
+    from chatsrv.messages import PARSERS
+
+    modules = [path for package in ("chatsrv", "lanchat") for path in (ROOT / package).rglob("*.py")]
+    source = "\n".join(path.read_text(encoding="utf-8") for path in modules)
+    written = re.findall(r'"type":\s*"(\w+)"|\{"type":"(\w+)"|get\("type"\)\s*==\s*"(\w+)"', source)
+    types = set(PARSERS) | {name for found in written for name in found if name}
+    codes = set(re.findall(r'ProtocolError\(\s*"(\w+)"|"code":\s*"(\w+)"', source))
+    return types, {code for found in codes for code in found if code}
+
+
+def test_the_protocol_names_every_type_and_error_code() -> None:
+    """Every payload type the server accepts or sends is in the index of docs/protocol.md, every error code in §7.3."""
+    protocol = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    index = protocol[protocol.index("\n## 11. ") :]
+    codes_table = protocol[protocol.index("\n### 7.3 ") : protocol.index("\n## 8. ")]
+    types, codes = server_vocabulary()
+    assert len(types) >= 30 and len(codes) >= 13, (types, codes)  # the scan really found the server's vocabulary
+    missing_types = [name for name in sorted(types) if f"`{name}`" not in index]
+    missing_codes = [code for code in sorted(codes) if f"| `{code}` |" not in codes_table]
+    assert not missing_types, f"payload types missing from docs/protocol.md §11: {missing_types}"
+    assert not missing_codes, f"error codes missing from docs/protocol.md §7.3: {missing_codes}"
+
+
 def test_the_checks_see_what_they_look_for() -> None:
     """Planted references and citations are reported, so the tests above cannot pass vacuously."""
     # Each plant is split in two so that this file's own text does not hold a real reference.
