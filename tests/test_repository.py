@@ -3,7 +3,8 @@
 A reader who clones lanchat has only what is tracked, so a file must never name a path of the machine it was
 written on or a document that is not in the repository. Code cites the repository's own documents instead:
 `docs/protocol.md §N` (a numbered `## N.` section) and `docs/testing.md #N` (a numbered fact under
-"socketserver facts that bite"); both must exist. No sockets, no subprocess other than `git ls-files`.
+"socketserver facts that bite"); both must exist. docs/protocol.md names every payload type and error code the
+server's source uses. No sockets, no subprocess other than `git ls-files`.
 """
 
 from __future__ import annotations
