@@ -99,7 +99,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 # Messages go in with one multi-row INSERT per `rows` messages, not with
 # executemany: that releases Python's GIL around every row and must win it
 # back each time, and while the chat threads are busy that takes milliseconds
-# per row (the writer fell far behind). One statement for many rows needs the
+# per row (the writer would fall far behind). One statement for many rows needs the
 # GIL once, and in autocommit mode it is a transaction of its own. There are
 # only two statement sizes, so SQLite prepares each once: a batch is padded up
 # to the next size with copies of its last row, which OR IGNORE skips because

@@ -48,7 +48,9 @@ class _Expecting:
 class Client(_Expecting):
     """A raw protocol client over TCP for tests (blocking, with timeouts)."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", source: str | None = None, rcvbuf: int | None = None) -> None:
+    def __init__(
+        self, port: int, host: str = "127.0.0.1", source: str | None = None, rcvbuf: int | None = None
+    ) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.settimeout(TIMEOUT)
         if rcvbuf is not None:

@@ -92,9 +92,8 @@ def test_ten_thousand_messages_all_saved_after_clean_shutdown(make_server, tmp_p
     with Client(server.port) as alice:
         alice.join("alice")
         for start in range(0, total, 500):
-            alice.send_raw(
-                b"".join(encode_frame(encode_payload({"type": "say", "text": f"n{n}"})) for n in range(start, start + 500))
-            )
+            frames = (encode_frame(encode_payload({"type": "say", "text": f"n{n}"})) for n in range(start, start + 500))
+            alice.send_raw(b"".join(frames))
         last = alice.expect("message", timeout=30, text=f"n{total - 1}")
         server.stop()  # at once: the last batches are still queued for the writer
     messages = saved(db, "message")
@@ -149,7 +148,9 @@ def test_corrupt_database_does_not_stop_the_chat(make_server, tmp_path: Path, ca
     assert db.read_bytes() == garbage
 
 
-def test_read_only_database_does_not_stop_the_chat(make_server, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_read_only_database_does_not_stop_the_chat(
+    make_server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A read-only file (chattr +i as root, chmod otherwise): one log line, the chat works in memory."""
     db = tmp_path / "readonly.sqlite3"
     make_server("--db", str(db)).stop()  # a real, empty lanchat database
