@@ -80,7 +80,7 @@ def _secret(text: str) -> str:
 
 
 def _secret_file(path: str) -> str:
-    """The secret kept in the file `path`: its text without the line ending(s) at its end."""
+    """The secret kept in the file `path`: its first line, without the line ending."""
     try:
         with open(path, encoding="utf-8") as file:
             text = file.read(4096)
@@ -88,7 +88,7 @@ def _secret_file(path: str) -> str:
         reason = getattr(error, "strerror", None) or str(error)
         raise argparse.ArgumentTypeError(f"cannot read {path!r}: {reason}") from None
     try:
-        return _secret(text.rstrip("\r\n"))
+        return _secret(text.splitlines()[0] if text else "")
     except argparse.ArgumentTypeError as error:
         raise argparse.ArgumentTypeError(f"the secret in {path!r} {error}") from None
 

@@ -100,7 +100,7 @@ def parsed(argv: list[str], environ: dict[str, str]) -> argparse.Namespace:
 def test_flag_or_file_wins_over_the_environment(tmp_path: Path) -> None:
     """--password and --password-file win over LANCHAT_PASSWORD; an empty variable is no password."""
     secret_file = tmp_path / "secret"
-    secret_file.write_text("from-the-file\r\n", encoding="utf-8")
+    secret_file.write_text("from-the-file\r\nsecond line, ignored\n", encoding="utf-8")
     environ = {"LANCHAT_PASSWORD": "from-env", "LANCHAT_OP_SECRET": "op-from-env"}
     assert parsed(["--password", "flag"], environ).password == "flag"
     from_file = parsed(["--password-file", str(secret_file)], environ)
