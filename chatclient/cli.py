@@ -151,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--host joins that address; to look for servers use --discover or --discover-addr without --host")
     terminal_ui = wants_terminal_ui(args.plain or args.trace_wire, sys.stdin, sys.stdout)
     host, port = args.host, args.port
+    password = args.password if args.password is not None else os.environ.get("LANCHAT_PASSWORD")
     if host is None:
         found = find_servers(args, parser)
         if found is None:
@@ -166,13 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = choose_server(found, args, terminal_ui)
         if server is None:
             return 1
+        source = "--password" if args.password is not None else "LANCHAT_PASSWORD"
+        if password and not discovery.may_send_password(server, len(found.servers) > 1, source, sys.stdin, sys.stderr, args.udp):
+            return 1  # a found server is not trusted with the password unless the user chose it
         host = server.host
         port = server.udp_port if args.udp and server.udp_port is not None else server.tcp_port
         print(f"chatclient: joining {discovery.describe(server, args.udp)}", file=sys.stderr, flush=True)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     trace = trace_to_stderr if args.trace_wire else None
     connect = lambda: open_transport(host, port, udp=args.udp, trace=trace)
-    password = args.password if args.password is not None else os.environ.get("LANCHAT_PASSWORD")
     if terminal_ui:
         from chatclient import ui  # only here: line mode starts without prompt_toolkit
 

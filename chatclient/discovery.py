@@ -3,12 +3,13 @@
 Owns finding servers without typing an address (docs/protocol.md,
 "Extension: discovery"): which addresses to probe (the broadcast address of
 every local IPv4 interface, and this machine; or the addresses the user
-gives), the padded probe, a bounded wait for answers, recognising one server
-that answered twice, and the words that show a server or ask which one.
+gives), the padded probe, a bounded wait for answers, keeping answers per
+(address, id), the words that show a server or ask which one, and whether a
+password may go to a server that discovery found.
 
 Pure parts (probe, parse_target, parse_answer, Collector, describe,
 parse_choice) have no socket; `discover` is the one function that does I/O,
-and `ask_which` the one that talks to a terminal.
+and `ask_which` and `may_send_password` the ones that talk to a terminal.
 
 Imports: lanchat.wire (codec), lanchat.netinfo (interfaces), chatclient.render
 (sanitize). Never transport, ui or lineui.
@@ -149,20 +150,29 @@ def _is_loopback(host: str) -> bool:
 
 @dataclass
 class Collector:
-    """Answers gathered so far: one entry per server, in the order they first answered.
+    """Answers gathered so far: one entry per (address, id), in the order they first answered.
 
-    A server that answered on two of its addresses (a probe to 127.0.0.1
-    and a broadcast both reach a server on this machine) has one id: it is
-    listed once, at the address classmates would use (not loopback).
+    The `id` in an answer is public, so anyone can copy it: answers with one
+    id from two addresses are two entries, never merged, or an impostor could
+    take the real server's place in the list. The one exception is this
+    machine: an answer from loopback and one from an address of this
+    machine's own interfaces (`local_addresses`) both come from here, so the
+    server is listed once, at the address classmates would use.
     """
 
     servers: list[FoundServer] = field(default_factory=list)
+    local_addresses: frozenset[str] = frozenset()
 
     def add(self, found: FoundServer) -> None:
         for index, known in enumerate(self.servers):
-            if known.server_id == found.server_id:
-                if _is_loopback(known.host) and not _is_loopback(found.host):
-                    self.servers[index] = found
+            if known.server_id != found.server_id:
+                continue
+            if known.host == found.host:
+                return  # the same answer again (the probe is sent twice)
+            if _is_loopback(known.host) and found.host in self.local_addresses:
+                self.servers[index] = found
+                return
+            if _is_loopback(found.host) and known.host in self.local_addresses:
                 return
         self.servers.append(found)
 
@@ -187,11 +197,16 @@ def discover(
     wait: float = DISCOVERY_WAIT,
     *,
     clock: Callable[[], float] = time.monotonic,
+    local_addresses: Iterable[str] | None = None,
 ) -> Discovery:
     """Probe every target (twice), collect answers for `wait` seconds.
 
+    `local_addresses` are this machine's own (default: its IPv4 interfaces'),
+    the only addresses whose answers may be merged with one from loopback.
     Raises ValueError when a target's host name cannot be resolved.
     """
+    if local_addresses is None:
+        local_addresses = [interface.address for interface in ipv4_interfaces()]
     resolved: list[tuple[Target, socket.AddressFamily, Any]] = []
     for target in targets:
         try:
@@ -200,7 +215,7 @@ def discover(
             raise ValueError(f"cannot resolve {target.host!r}: {getattr(error, 'strerror', None) or error}") from None
         resolved.append((target, family, address))
     sockets: dict[socket.AddressFamily, socket.socket] = {}
-    collector = Collector()
+    collector = Collector(local_addresses=frozenset(local_addresses))
     send_errors: list[str] = []
     data = probe()
     try:
@@ -277,12 +292,62 @@ def describe(server: FoundServer, udp: bool = False) -> str:
 
 
 def listing(servers: Sequence[FoundServer], udp: bool = False) -> list[str]:
-    """Numbered lines for a list of servers, each with the command that joins it by hand."""
+    """Numbered lines for a list of servers, each with the command that joins it by hand.
+
+    Answers that share an id from different addresses get a warning: at
+    most one of them is the server it claims to be.
+    """
     lines: list[str] = []
     for number, server in enumerate(servers, 1):
         lines.append(f"  {number}. {describe(server, udp)}")
         lines.append(f"     {join_command(server, udp)}")
+    ids = [server.server_id for server in servers]
+    shared = sorted({number for number, server_id in enumerate(ids, 1) if ids.count(server_id) > 1})
+    if shared:
+        numbers = ", ".join(str(number) for number in shared)
+        lines.append(f"  warning: {numbers} answered with the same server id from different addresses: at most one is")
+        lines.append("  the real server. Ask the teacher for its address and join with --host ADDRESS.")
     return lines
+
+
+def may_send_password(
+    server: FoundServer, chosen_from_list: bool, source: str, stdin: TextIO, out: TextIO, udp: bool = False
+) -> bool:
+    """May the password (from `source`: a flag or the environment) go to `server`, found by discovery?
+
+    Anyone on the network can answer a probe with any name and id, so the
+    password goes only where the user looked: a server picked from a list
+    that showed its address, or one confirmed at a prompt that shows it.
+    Without a terminal to ask on (a pipe), the answer is no, with the
+    `--host` command to join that address on purpose. `--host` itself never
+    comes here: a typed address is the user's choice.
+    """
+    if chosen_from_list:
+        return True
+    address = f"{server.host} {'UDP ' if udp and server.udp_port is not None else ''}port "
+    address += str(server.udp_port if udp and server.udp_port is not None else server.tcp_port)
+    if not stdin.isatty():
+        print(
+            f"chatclient: not sending the password ({source}) to a server found by discovery: anyone on the network",
+            file=out,
+        )
+        print(f'  can answer as "{sanitize(server.name)}". If {address} is your teacher\'s server, join it by address:', file=out)
+        print(f"  {join_command(server, udp)}", file=out)
+        return False
+    print(f"chatclient: found {describe(server, udp)}", file=out)
+    for _ in range(5):  # bounded: a stuck key cannot loop forever
+        print(
+            f"send the password ({source}) to {address}? Only if that is your teacher's server [y/N] ",
+            end="", file=out, flush=True,
+        )
+        answer = stdin.readline().strip().lower()
+        if answer in ("y", "yes"):
+            return True
+        if answer in ("", "n", "no", "q", "quit"):
+            break
+        print("type y or n", file=out)
+    print(f"chatclient: not joining. To join that server on purpose: {join_command(server, udp)}", file=out)
+    return False
 
 
 def none_found(discovery: Discovery, port: int) -> list[str]:

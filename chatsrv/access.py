@@ -5,8 +5,9 @@ docs/protocol.md, "Extension: operators and access". The service asks
 `Access` at two points: `check_address` when a connection or UDP peer is
 admitted (before anything else: before limits, before `hello`), and
 `check_password` when a `hello` arrives. Secrets are compared in constant
-time (`hmac.compare_digest`), so the time an answer takes does not tell a
-guesser how many leading characters were right.
+time, length included (`hmac.compare_digest` of SHA-256 digests), so the time
+an answer takes tells a guesser neither how many leading characters were
+right nor how long the secret is.
 
 Pure: no sockets, no threads, no clock (callers pass `now`). The service
 calls it under its lock. Imports only the standard library and lanchat.wire.
@@ -14,6 +15,7 @@ calls it under its lock. Imports only the standard library and lanchat.wire.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import math
@@ -52,10 +54,17 @@ def host_address(address: Any) -> IPAddress | None:
 
 
 def secrets_match(given: str | None, expected: str) -> bool:
-    """True when `given` equals `expected`, compared in constant time."""
+    """True when `given` equals `expected`, compared in constant time, length included.
+
+    `hmac.compare_digest` returns at once when the lengths differ, which tells
+    a guesser the secret's length; comparing SHA-256 digests (always 32 bytes)
+    does not.
+    """
     if given is None:
         return False
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+    given_digest = hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest()
+    expected_digest = hashlib.sha256(expected.encode("utf-8", "surrogatepass")).digest()
+    return hmac.compare_digest(given_digest, expected_digest)
 
 
 class FailureTracker:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
 import resource
 import secrets
@@ -23,15 +24,15 @@ from typing import Any, NoReturn
 
 from chatsrv import __version__
 from chatsrv.access import Access, Network, parse_network
-from lanchat.cliargs import Parser, count, percent, port, positive_seconds, rate, seconds
 from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
 from chatsrv.messages import MAX_TEXT
-from lanchat.netinfo import ipv4_interfaces
 from chatsrv.service import ChatService
 from chatsrv.store import DEFAULT_PATH, MEMORY, open_store
 from chatsrv.tcp import DEFAULT_OUTBOX_LIMIT, DEFAULT_SEND_BUFFER, ChatTCPServer
 from chatsrv.udp import ChatUDPServer
+from lanchat.cliargs import Parser, count, percent, port, positive_seconds, rate, seconds
+from lanchat.netinfo import ipv4_interfaces
 from lanchat.wire import DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_FRAME
 
 log = logging.getLogger("chatsrv")
@@ -78,6 +79,50 @@ def _secret(text: str) -> str:
     return text
 
 
+def _secret_file(path: str) -> str:
+    """The secret kept in the file `path`: its first line, without the line ending."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read(4096)
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise argparse.ArgumentTypeError(f"cannot read {path!r}: {reason}") from None
+    try:
+        return _secret(text.splitlines()[0] if text else "")
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"the secret in {path!r} {error}") from None
+
+
+PASSWORD_VARIABLE = "LANCHAT_PASSWORD"
+OP_SECRET_VARIABLE = "LANCHAT_OP_SECRET"
+
+
+def take_secrets(args: argparse.Namespace, environ: dict[str, str], parser: argparse.ArgumentParser) -> None:
+    """Fill `args.password` and `args.op_secret` from the flag, the file or the environment.
+
+    A flag or a file wins over the environment. Secrets on the command line
+    can be read by every user of the machine (`ps`, /proc/PID/cmdline); a
+    file or an environment variable cannot. `args.password_from` and
+    `args.op_secret_from` say where each came from, for the start-up lines,
+    which never show the password.
+    """
+    for name, variable in (("password", PASSWORD_VARIABLE), ("op_secret", OP_SECRET_VARIABLE)):
+        from_file = getattr(args, f"{name}_file")
+        source = None
+        if getattr(args, name) is not None:
+            source = "--" + name.replace("_", "-")
+        elif from_file is not None:
+            setattr(args, name, from_file)
+            source = "--" + name.replace("_", "-") + "-file"
+        elif environ.get(variable):
+            try:
+                setattr(args, name, _secret(environ[variable]))
+            except argparse.ArgumentTypeError as error:
+                parser.error(f"{variable} {error}")
+            source = variable
+        setattr(args, f"{name}_from", source)
+
+
 def _database(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError(f"give a file name, or {MEMORY} to keep nothing")
@@ -105,6 +150,7 @@ for _checker, _name in (
     (_network, "network"),
     (_motd, "message of the day"),
     (_secret, "secret"),
+    (_secret_file, "secret file"),
     (_database, "database"),
     (_datagram_size, "size"),
     (_delay, "delay"),
@@ -146,10 +192,29 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--motd", type=_motd, default=None, metavar="TEXT|@FILE", help="message of the day shown in welcome (@FILE reads it from a file)")
     chat.add_argument("--name", default=None, help="server name shown to clients and in discovery (default: host name)")
     access = parser.add_argument_group("teacher controls")
-    access.add_argument("--password", type=_secret, default=None, metavar="SECRET", help="everyone must give this password to join (chatclient --password SECRET)")
+    password = access.add_mutually_exclusive_group()
+    password.add_argument(
+        "--password", type=_secret, default=None, metavar="SECRET",
+        help="everyone must give this password to join (chatclient --password SECRET); "
+        "other users of this machine can see it in ps: prefer --password-file or "
+        f"{PASSWORD_VARIABLE}",
+    )
+    password.add_argument(
+        "--password-file", type=_secret_file, default=None, metavar="FILE",
+        help=f"read the password from FILE (its first line); or set {PASSWORD_VARIABLE}",
+    )
     access.add_argument("--allow", type=_network, action="append", default=[], metavar="CIDR", help="only these addresses may connect, e.g. 192.168.1.0/24 (repeatable)")
     access.add_argument("--deny", type=_network, action="append", default=[], metavar="CIDR", help="these addresses may not connect, even if allowed (repeatable)")
-    access.add_argument("--op-secret", type=_secret, default=None, metavar="SECRET", help="operator secret for /op (default: a random one, printed at start)")
+    op_secret = access.add_mutually_exclusive_group()
+    op_secret.add_argument(
+        "--op-secret", type=_secret, default=None, metavar="SECRET",
+        help=f"operator secret for /op (default: {OP_SECRET_VARIABLE}, else a random one, printed at start); "
+        "visible in ps: prefer --op-secret-file",
+    )
+    op_secret.add_argument(
+        "--op-secret-file", type=_secret_file, default=None, metavar="FILE",
+        help=f"read the operator secret from FILE (its first line); or set {OP_SECRET_VARIABLE}",
+    )
     saved = parser.add_argument_group("saved history")
     saved.add_argument(
         "--db",
@@ -337,9 +402,15 @@ def discovery_hint(host: str, server: Server) -> str:
 def teacher_lines(args: argparse.Namespace) -> list[str]:
     """What the teacher needs to know at start: the operator secret (as Jupyter
     prints its token), and whether a password or address rules are on."""
-    lines = [f"operator secret: {args.op_secret}   (in chatclient type: /op {args.op_secret})"]
-    if args.password:
-        lines.append("a password is needed to join: chatclient --password ...")
+    chosen = getattr(args, "op_secret_from", None)
+    if chosen in (None, "--op-secret"):  # random, or already in the process list anyway
+        lines = [f"operator secret: {args.op_secret}   (in chatclient type: /op {args.op_secret})"]
+    else:
+        lines = [f"operator secret: the one from {chosen} (not shown; in chatclient type: /op SECRET)"]
+    if args.password:  # never the password itself: these lines end up on screens and in logs
+        source = getattr(args, "password_from", None)
+        where = f" (from {source})" if source and source != "--password" else ""
+        lines.append(f"a password is needed to join{where}: students set {PASSWORD_VARIABLE} or give chatclient --password")
     if args.allow or args.deny:
         allowed = ", ".join(str(n) for n in args.allow) or "any address"
         denied = ", ".join(str(n) for n in args.deny) or "none"
@@ -364,7 +435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from chatsrv.export import main as export_main  # only this subcommand needs it
 
         return export_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    take_secrets(args, dict(os.environ), parser)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(message)s",

@@ -8,7 +8,12 @@ a reader in) with `chatsrv.store.read_events` and writes to stdout:
   (docs/protocol.md section 5) plus `transport` and a readable local `time`;
 - `html`: one self-contained page a teacher can hand out, a section per
   room, timestamps, a colour per nick. Every stored string is escaped, so a
-  message `<script>` stays text and never becomes markup.
+  message `<script>` stays text and never becomes markup, and each nick and
+  text is isolated in a `<bdi>`.
+
+In every format, controls and format characters (category Cf: zero-width
+characters, tags, bidi controls) are visible escapes: `\\u202e` in text and
+HTML, JSON `\\u202e` escapes in JSON lines (which decode to the same text).
 
 Times are shown in the local time zone of the machine that exports.
 
@@ -26,8 +31,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from lanchat.cliargs import Parser
 from chatsrv.store import DEFAULT_PATH, MEMORY, Event, StoreError, read_events
+from lanchat.cliargs import Parser
 
 FORMATS = ("text", "jsonl", "html")
 
@@ -87,13 +92,34 @@ def local_time(ts: float) -> datetime:
     return datetime.fromtimestamp(ts).astimezone()
 
 
+# Categories shown as escapes: controls (Cc) could drive a terminal; format characters (Cf:
+# zero-width characters, tags, bidi controls such as U+202E) hide text or reorder the rest of
+# a line; line and paragraph separators (Zl, Zp) break a line where no newline is seen.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def is_hidden(char: str) -> bool:
+    """True for a character a transcript shows as an escape (newline and tab are kept)."""
+    return char not in "\n\t" and unicodedata.category(char) in _HIDDEN_CATEGORIES
+
+
+def visible_escape(char: str) -> str:
+    """`\\x1b`, `\\u202e` or `\\U000e0041`: the escape a reader sees instead of `char`."""
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def printable(text: str) -> str:
-    """Control characters shown as visible escapes, so a transcript cannot drive a terminal."""
-    if text.isprintable():
-        return text
-    return "".join(
-        char if char in "\n\t" or unicodedata.category(char) != "Cc" else f"\\x{ord(char):02x}" for char in text
-    )
+    """Controls and format characters shown as visible escapes.
+
+    So a transcript cannot drive a terminal, hide words (zero-width and tag
+    characters) or reverse the rest of a line (U+202E).
+    """
+    if text.isprintable() or not any(is_hidden(char) for char in text):
+        return text  # nothing to escape (isprintable() is True only without Cc, Cf, Zl and Zp)
+    return "".join(visible_escape(char) if is_hidden(char) else char for char in text)
 
 
 class NickColours:
@@ -159,10 +185,30 @@ def json_record(event: Event) -> dict[str, Any]:
     return record
 
 
+def _json_escape(char: str) -> str:
+    """`char` as a JSON string escape (a surrogate pair above U+FFFF)."""
+    encoded: str = json.dumps(char)  # ensure_ascii: exactly the escape, in quotes
+    return encoded[1:-1]
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """One JSON line: letters of every script as they are, hidden characters as `\\uXXXX` escapes.
+
+    The escapes decode to the very same text, so scripts reading the file
+    lose nothing, while a person reading it sees where the format characters
+    are. json.dumps already escapes controls; they can only occur inside
+    strings, so replacing them cannot touch the JSON's own syntax.
+    """
+    line = json.dumps(record, ensure_ascii=False)
+    if line.isprintable():
+        return line
+    return "".join(_json_escape(char) if is_hidden(char) else char for char in line)
+
+
 def write_jsonl(events: Iterable[Event], out: TextIO) -> int:
     count = 0
     for event in events:
-        out.write(json.dumps(json_record(event), ensure_ascii=False) + "\n")
+        out.write(json_line(json_record(event)) + "\n")
         count += 1
     return count
 
@@ -178,7 +224,8 @@ h3 { font-size: 1em; color: #555; margin: 1.2em 0 0.4em; }
 ol { list-style: none; padding: 0; margin: 0; }
 li { padding: 0.1em 0; }
 time { color: #888; font-variant-numeric: tabular-nums; margin-right: 0.6em; }
-.nick { font-weight: bold; }
+.nick { font-weight: bold; unicode-bidi: isolate; }
+bdi { unicode-bidi: isolate; }
 .text { white-space: pre-wrap; overflow-wrap: anywhere; }
 .event, .event .nick { color: #777; font-weight: normal; font-style: italic; }
 .action .text { font-style: italic; }
@@ -187,16 +234,25 @@ time { color: #888; font-variant-numeric: tabular-nums; margin-right: 0.6em; }
 """
 
 
+def _shown(text: str) -> str:
+    """A stored string for the page: hidden characters as visible escapes, then HTML-escaped."""
+    return html.escape(printable(text))
+
+
 def html_item(event: Event, colours: NickColours) -> str:
-    """One event as an `<li>`; every stored string goes through html.escape."""
+    """One event as an `<li>`; every stored string goes through `_shown`.
+
+    Each nick and each text sits in its own `<bdi>`, so right-to-left text
+    in one (Arabic, Hebrew) cannot move the words around it.
+    """
 
     def _nick_html(nick: str | None) -> str:
         name = nick or "?"
-        return f'<span class="nick" style="color:{colours(name)}">{html.escape(name)}</span>'
+        return f'<span class="nick" style="color:{colours(name)}"><bdi>{_shown(name)}</bdi></span>'
 
     moment = local_time(event.ts)
     stamp = f'<time datetime="{moment.isoformat(timespec="seconds")}">{moment:%H:%M:%S}</time>'
-    text = html.escape(event.text or "")
+    text = f"<bdi>{_shown(event.text or '')}</bdi>"
     if event.kind == "message":
         anchor = f' id="m{int(event.id)}"' if event.id is not None else ""
         if event.action:
@@ -209,7 +265,7 @@ def html_item(event: Event, colours: NickColours) -> str:
         )
     if event.kind == "renamed":
         return f'<li class="event">{stamp}{_nick_html(event.nick)} is now {_nick_html(event.new)}</li>'
-    return f'<li class="event">{stamp}{_nick_html(event.nick)} {html.escape(describe(event))}</li>'
+    return f'<li class="event">{stamp}{_nick_html(event.nick)} {_shown(describe(event))}</li>'
 
 
 def write_html(events: Iterable[Event], out: TextIO, source: str, room: str | None, since: float | None) -> int:
@@ -242,12 +298,12 @@ def write_html(events: Iterable[Event], out: TextIO, source: str, room: str | No
     write = out.write
     write('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n')
     write('<meta name="viewport" content="width=device-width, initial-scale=1">\n')
-    write(f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n")
-    write(f'<h1>{html.escape(title)}</h1>\n<p class="summary">{html.escape(summary)}</p>\n')
+    write(f"<title>{_shown(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n")
+    write(f'<h1>{_shown(title)}</h1>\n<p class="summary">{_shown(summary)}</p>\n')
     if not ordered:
         write("<p>Nothing was saved for this choice.</p>\n")
     for key, items in ordered:
-        write(f"<section>\n<h2>{html.escape(titles[key])}</h2>\n")
+        write(f"<section>\n<h2>{_shown(titles[key])}</h2>\n")
         day = None
         for event in items:
             moment = local_time(event.ts)

@@ -5,7 +5,8 @@ client message types (section 4, plus the documented extensions in
 docs/protocol.md). Every message is a frozen dataclass; `parse_message`
 raises a recoverable `ProtocolError` for anything malformed.
 
-Imports only `lanchat.wire`; no sockets, threads or clocks.
+Imports only `lanchat.wire` and `chatsrv.lookalike` (the look-alike rules);
+no sockets, threads or clocks.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from chatsrv.lookalike import hidden_character, mixed_script
 from lanchat.wire import ProtocolError
 
 MAX_NICK = 24
@@ -33,6 +35,10 @@ def _name_problem(name: str, limit: int) -> str | None:
         return f"must be 1 to {limit} characters long"
     if unicodedata.category(name[0]).startswith("M"):
         return "must not start with a combining mark"
+    hidden = hidden_character(name)
+    if hidden is not None:
+        # Invisible characters make a name look like another one or like nothing at all.
+        return f"must not contain the invisible or format character U+{ord(hidden):04X}"
     for char in name:
         if char in _NAME_PUNCTUATION:
             continue
@@ -44,8 +50,14 @@ def _name_problem(name: str, limit: int) -> str | None:
 
 
 def check_nick(nick: str) -> str:
-    """Return `nick` if valid, else raise `nick_invalid`."""
+    """Return `nick` if valid, else raise `nick_invalid`.
+
+    Beyond the name rule, a nick may not mix Latin letters with Cyrillic or
+    Greek ones (`tеacher` with a Cyrillic `е`); a nick in any one script is fine.
+    """
     problem = _name_problem(nick, MAX_NICK)
+    if problem is None and mixed_script(nick):
+        problem = "must not mix Latin letters with Cyrillic or Greek ones"
     if problem:
         raise ProtocolError("nick_invalid", f"nick {problem}")
     return nick

@@ -1,12 +1,15 @@
 """Registry of rooms, members and nicks, with each room's recent history.
 
-Names are unique case-insensitively (`str.casefold`, docs/protocol.md §6) and
-shown as first spelled. A room exists while it has members or history.
-One lock (`Registry.lock`) guards everything here; the service holds it for
+A nick or room name is found by its look-alike key (`chatsrv.lookalike.likeness_key`:
+NFKC case-fold plus the UTS #39 confusable skeleton, docs/protocol.md §6), so
+`ｔｅａｃｈｅｒ` and `tеacher` find `teacher`; names are shown as first spelled.
+`name_key` (the case-fold) stays the key that other state is filed under
+(mutes, the store's room_key), so stored history keeps its keys.
+A room exists while it has members or history. One lock (`Registry.lock`) guards everything here; the service holds it for
 every change and every delivery, which also keeps each member's `seq` in
 queue order.
 
-Imports only `chatsrv.session` (for the type); no sockets, no clocks.
+Imports only `chatsrv.session` (for the type) and `chatsrv.lookalike`; no sockets, no clocks.
 """
 
 from __future__ import annotations
@@ -15,22 +18,24 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 
+from chatsrv.lookalike import likeness_key
 from chatsrv.session import Session
 
 
 def name_key(name: str) -> str:
-    """The case-insensitive identity of a nick or room name."""
+    """The case-insensitive key other state is filed under (mutes, stored history)."""
     return name.casefold()
 
 
 class Room:
-    """A broadcast room: members by nick key, recent encoded `message` payloads."""
+    """A broadcast room: members by look-alike key, recent encoded `message` payloads."""
 
-    __slots__ = ("history", "key", "members", "name", "topic", "version")
+    __slots__ = ("alike", "history", "key", "members", "name", "topic", "version")
 
     def __init__(self, name: str, history_size: int) -> None:
         self.name = name
         self.key = name_key(name)
+        self.alike = likeness_key(name)
         self.members: dict[str, Session] = {}
         self.history: deque[bytes] = deque(maxlen=history_size)
         self.topic: str | None = None
@@ -41,40 +46,48 @@ class Room:
 
 
 class Registry:
-    """All rooms and all joined members of one server."""
+    """All rooms and all joined members of one server.
+
+    `by_nick` is keyed by `likeness_key`, so a look-alike of a nick in use is
+    found as that nick (and refused with `nick_taken` by the service); rooms
+    are filed under `Room.key` and found by their look-alike key as well.
+    """
 
     def __init__(self, history_size: int = 50) -> None:
         self.lock = threading.RLock()
         self.history_size = history_size
-        self.rooms: dict[str, Room] = {}
-        self.by_nick: dict[str, Session] = {}
+        self.rooms: dict[str, Room] = {}  # by Room.key
+        self.alike_rooms: dict[str, Room] = {}  # the same rooms, by Room.alike
+        self.by_nick: dict[str, Session] = {}  # by likeness_key(nick)
 
     def find(self, nick: str) -> Session | None:
-        return self.by_nick.get(name_key(nick))
+        """The member called `nick` or a name that looks like it."""
+        return self.by_nick.get(likeness_key(nick))
 
     def room(self, name: str) -> Room | None:
-        return self.rooms.get(name_key(name))
+        """The room called `name` or a name that looks like it."""
+        return self.alike_rooms.get(likeness_key(name))
 
     def room_of(self, session: Session) -> Room | None:
         return self.rooms.get(session.room_key) if session.room_key else None
 
     def ensure_room(self, name: str) -> Room:
-        """The room called `name`, created on first use."""
-        key = name_key(name)
-        room = self.rooms.get(key)
+        """The room called `name` (or a look-alike of it), created on first use."""
+        room = self.room(name)
         if room is None:
-            room = self.rooms[key] = Room(name, self.history_size)
+            room = Room(name, self.history_size)
+            self.rooms[room.key] = self.alike_rooms[room.alike] = room
         return room
 
     def add(self, session: Session, nick: str, room: Room) -> None:
         """Register `session` under `nick` as a member of `room`."""
         session.nick = nick
-        self.by_nick[name_key(nick)] = session
+        self.by_nick[likeness_key(nick)] = session
         self.enter(session, room)
 
     def enter(self, session: Session, room: Room) -> None:
         assert session.nick is not None
-        room.members[name_key(session.nick)] = session
+        room.members[likeness_key(session.nick)] = session
         room.version += 1
         session.room_key = room.key
 
@@ -82,30 +95,31 @@ class Registry:
         """Take `session` out of its room; drop the room if nothing is left in it."""
         room = self.room_of(session)
         if room is not None and session.nick is not None:
-            room.members.pop(name_key(session.nick), None)
+            room.members.pop(likeness_key(session.nick), None)
             room.version += 1
             if not room.members and not room.history and room.topic is None:
                 del self.rooms[room.key]
+                self.alike_rooms.pop(room.alike, None)
         session.room_key = None
         return room
 
     def remove(self, session: Session) -> Room | None:
         """Forget `session` entirely; returns the room it was in."""
         room = self.leave_room(session)
-        if session.nick is not None and self.by_nick.get(name_key(session.nick)) is session:
-            del self.by_nick[name_key(session.nick)]
+        if session.nick is not None and self.by_nick.get(likeness_key(session.nick)) is session:
+            del self.by_nick[likeness_key(session.nick)]
         return room
 
     def rename(self, session: Session, new: str) -> None:
         assert session.nick is not None
         room = self.room_of(session)
-        old_key = name_key(session.nick)
+        old_key = likeness_key(session.nick)
         self.by_nick.pop(old_key, None)
         if room is not None:
             room.members.pop(old_key, None)
-            room.members[name_key(new)] = session
+            room.members[likeness_key(new)] = session
         session.nick = new
-        self.by_nick[name_key(new)] = session
+        self.by_nick[likeness_key(new)] = session
 
     def members(self) -> Iterator[Session]:
         return iter(list(self.by_nick.values()))

@@ -6,8 +6,10 @@ in network namespaces only (test_discovery_netns.py).
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -298,3 +300,91 @@ def test_terminal_ui_shows_a_pick_list(two_servers: tuple[Server, Server]) -> No
         assert terminal.wait_exit() == 0
     finally:
         terminal.close()
+
+
+# --- the password and servers found by discovery ----------------------------------------
+
+
+class Impostor:
+    """A fake server on loopback: answers one discovery probe with a copied id, and listens on TCP for a password."""
+
+    def __init__(self) -> None:
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.udp.settimeout(5)
+        self.tcp = socket.socket()
+        self.tcp.bind(("127.0.0.1", 0))
+        self.tcp.listen(4)
+        self.tcp.setblocking(False)
+        self.thread = threading.Thread(target=self._answer, daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.udp.getsockname()[1]}"
+
+    def _answer(self) -> None:
+        answer = {"type": "server_info", "id": "copied-id", "name": "Room 101", "tcp_port": self.tcp.getsockname()[1],
+                  "users": 3, "version": "0.1.0", "password_required": False}
+        for _ in range(2):  # the client probes twice; answer both, then stop
+            try:
+                _, source = self.udp.recvfrom(2048)
+            except OSError:
+                return
+            self.udp.sendto(encode_payload(answer), source)
+
+    def was_connected(self) -> bool:
+        try:
+            connection, _ = self.tcp.accept()
+        except BlockingIOError:
+            return False
+        connection.close()
+        return True
+
+    def close(self) -> None:
+        self.udp.close()
+        self.thread.join(10)
+        self.tcp.close()
+
+
+def test_password_from_the_environment_is_not_sent_to_a_found_server_over_a_pipe() -> None:
+    """LANCHAT_PASSWORD set and no --host: the only server found is not sent the password (nor connected to)."""
+    impostor = Impostor()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "chatclient", "--nick", "amy", "--discover-addr", impostor.address, "--discover-wait", WAIT],
+            cwd=ROOT, env={**ENV, "LANCHAT_PASSWORD": "class-secret"}, input="hi\n",
+            capture_output=True, text=True, timeout=20, check=False,
+        )
+        assert result.returncode == 1
+        assert "not sending the password (LANCHAT_PASSWORD) to a server found by discovery" in result.stderr
+        assert f"chatclient --host 127.0.0.1 --port {impostor.tcp.getsockname()[1]}" in result.stderr
+        assert not impostor.was_connected()
+    finally:
+        impostor.close()
+
+
+@pytest.mark.timeout(30)
+def test_in_a_terminal_the_password_goes_after_the_user_confirms_the_address(make_server: ServerFactory) -> None:
+    """In a terminal, one server found and --password given: the client shows the address and joins only after y."""
+    pexpect: Any = pytest.importorskip("pexpect")
+    server = make_server("--name", "Room 101", "--password", "class-secret")
+    for answer, joined in (("n", False), ("y", True)):
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "chatclient", "--plain", "--nick", "pia", "--password", "class-secret", *addresses(server),
+             "--discover-wait", WAIT],
+            cwd=str(ROOT), env=ENV, dimensions=(24, 80), encoding="utf-8", timeout=10,
+        )
+        try:
+            child.expect(rf"send the password \(--password\) to 127.0.0.1 port {server.port}\?.*\[y/N\] ")
+            child.sendline(answer)
+            if joined:
+                child.expect("you are pia in lobby on Room 101")
+                child.sendeof()
+            else:
+                child.expect(f"not joining. To join that server on purpose: chatclient --host 127.0.0.1 --port {server.port}")
+            child.expect(pexpect.EOF)
+        finally:
+            child.close(force=True)
+        assert child.exitstatus == (0 if joined else 1)

@@ -162,3 +162,61 @@ def test_bad_choices_are_one_line_errors(db: Path, capsys: pytest.CaptureFixture
     assert export_main(["--db", ":memory:"], out=io.StringIO()) == 2
     error = capsys.readouterr().err
     assert len(error.splitlines()) == 1 and "keeps nothing" in error
+
+
+# --- hidden characters: zero-width, tags, bidi --------------------------------------------
+
+HIDDEN = {
+    "\u200b": "\\u200b",  # zero-width space
+    "\u200d": "\\u200d",  # zero-width joiner
+    "\u2060": "\\u2060",  # word joiner
+    "\ufeff": "\\ufeff",  # zero-width no-break space
+    "\U000e0041": "\\U000e0041",  # tag latin capital letter A
+    "\u202e": "\\u202e",  # right-to-left override: would reverse the rest of the line
+    "\u2066": "\\u2066",  # left-to-right isolate
+    "\u2028": "\\u2028",  # line separator
+}
+SNEAKY = "".join(f"x{char}" for char in HIDDEN) + "end"
+SNEAKY_SHOWN = "".join(f"x{shown}" for shown in HIDDEN.values()) + "end"
+
+
+@pytest.fixture(scope="module")
+def sneaky_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sneaky") / "lesson.sqlite3"
+    store = SQLiteStore(str(path))
+    store.add(Event("message", START, "mallory", "lobby", "secret \u202eevil", 1, transport="tcp"))
+    store.add(Event("message", START + 1, "mallory", "lobby", SNEAKY, 2, transport="tcp"))
+    store.add(Event("message", START + 2, "\u202emallory", "lobby", "hi", 3, transport="tcp"))
+    store.close()
+    return path
+
+
+def test_text_export_shows_format_characters_as_escapes(sneaky_db: Path) -> None:
+    """Text export: zero-width, tag, bidi and separator characters are visible escapes, in texts and nicks."""
+    lines = export("--db", str(sneaky_db)).splitlines()
+    assert lines[0].endswith("<mallory> secret \\u202eevil")
+    assert lines[1].endswith(f"<mallory> {SNEAKY_SHOWN}")
+    assert lines[2].endswith("<\\u202emallory> hi")
+    assert not any(char in "\n".join(lines) for char in HIDDEN)
+
+
+def test_html_export_escapes_format_characters_and_isolates_nicks_and_texts(sneaky_db: Path) -> None:
+    """HTML export: format characters are visible escapes; every nick and every text sits in its own <bdi>."""
+    source = export("--db", str(sneaky_db), "--format", "html")
+    assert not any(char in source for char in HIDDEN)
+    page = Page()
+    page.feed(source)
+    page.close()
+    assert page.texts == ["secret \\u202eevil", SNEAKY_SHOWN, "hi"]
+    assert page.tags.count("bdi") == 6  # three nicks, three texts
+    assert "><bdi>\\u202emallory</bdi></span>" in source
+
+
+def test_jsonl_export_keeps_format_characters_as_json_escapes(sneaky_db: Path) -> None:
+    """JSON lines: format characters appear only as JSON \\u escapes, which decode to the very same text."""
+    output = export("--db", str(sneaky_db), "--format", "jsonl")
+    assert not any(char in output for char in HIDDEN)
+    assert "\\u202e" in output and "\\udb40\\udc41" in output  # the tag character as a surrogate pair
+    records = [json.loads(line) for line in output.splitlines()]
+    assert [record["text"] for record in records] == ["secret \u202eevil", SNEAKY, "hi"]
+    assert records[2]["from"] == "\u202emallory"

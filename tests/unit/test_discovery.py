@@ -11,8 +11,8 @@ import pytest
 from chatclient import discovery as client
 from chatsrv.access import Access, parse_network
 from chatsrv.discovery import MAX_REPLY, NAME_LIMIT, SMALLEST_REPLY, Discovery, Snapshot, build_reply, password_required
-from lanchat.netinfo import Interface
 from chatsrv.service import ChatService
+from lanchat.netinfo import Interface
 from lanchat.wire import decode_payload
 from tests.unit.test_service import connect, member, send
 
@@ -189,14 +189,57 @@ def test_parse_answer() -> None:
     assert odd is not None and odd.rooms == () and odd.users == 0 and odd.server_id == "10.0.0.1:9009"
 
 
-def test_collector_lists_a_server_once_at_its_lan_address() -> None:
-    """Answers with one id are one server, shown at its LAN address rather than loopback; others keep their order."""
-    collector = client.Collector()
+def test_collector_lists_this_machines_server_once_at_its_lan_address() -> None:
+    """Answers with one id from loopback and from this machine's LAN address are one server, shown at the LAN address."""
+    collector = client.Collector(local_addresses=frozenset({"10.0.0.1"}))
     for payload, host in ((info(id="a"), "127.0.0.1"), (info(id="b"), "10.0.0.7"), (info(id="a"), "10.0.0.1"), (info(id="a"), "127.0.0.1")):
         found = client.parse_answer(payload, host)
         assert found is not None
         collector.add(found)
     assert [(server.server_id, server.host) for server in collector.servers] == [("a", "10.0.0.1"), ("b", "10.0.0.7")]
+
+
+def test_same_id_from_two_addresses_is_listed_twice_with_a_warning() -> None:
+    """An answer copying a server's id from another address is not merged: both are listed, and the list warns."""
+    collector = client.Collector(local_addresses=frozenset({"10.0.0.1"}))
+    for host in ("10.0.0.1", "10.0.0.66", "127.0.0.1", "10.0.0.66"):
+        found = client.parse_answer(info(id="a"), host)
+        assert found is not None
+        collector.add(found)
+    assert [server.host for server in collector.servers] == ["10.0.0.1", "10.0.0.66"]
+    text = "\n".join(client.listing(collector.servers))
+    assert "chatclient --host 10.0.0.1 --port 9009" in text and "chatclient --host 10.0.0.66 --port 9009" in text
+    assert "warning: 1, 2 answered with the same server id" in text
+    impostor_first = client.Collector()  # no local address known: loopback is not merged with anything either
+    for host in ("10.0.0.66", "127.0.0.1"):
+        found = client.parse_answer(info(id="a"), host)
+        assert found is not None
+        impostor_first.add(found)
+    assert [server.host for server in impostor_first.servers] == ["10.0.0.66", "127.0.0.1"]
+
+
+class Terminal(io.StringIO):
+    """Typed answers on a stdin that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_password_goes_to_a_found_server_only_when_the_user_chose_it() -> None:
+    """Chosen from a list or confirmed with y: yes; a pipe, n, Enter or end of input: no, with the --host command."""
+    server = client.parse_answer(info(name="Room 101"), "10.0.0.66")
+    assert server is not None
+    out = io.StringIO()
+    assert client.may_send_password(server, True, "LANCHAT_PASSWORD", io.StringIO(""), out) is True
+    assert out.getvalue() == ""
+    assert client.may_send_password(server, False, "LANCHAT_PASSWORD", io.StringIO("y\n"), out) is False
+    assert "not sending the password (LANCHAT_PASSWORD)" in out.getvalue()
+    assert "chatclient --host 10.0.0.66 --port 9009" in out.getvalue()
+    for typed, allowed in (("y\n", True), ("yes\n", True), ("\n", False), ("n\n", False), ("", False), ("what\ny\n", True)):
+        asked = io.StringIO()
+        assert client.may_send_password(server, False, "--password", Terminal(typed), asked) is allowed, typed
+        assert "send the password (--password) to 10.0.0.66 port 9009?" in asked.getvalue()
+        assert '"Room 101" at 10.0.0.66' in asked.getvalue()
 
 
 def test_describe_sanitizes_and_shows_rooms() -> None:
