@@ -108,7 +108,9 @@ class LanchatTcp(Codec):
             # protocols' adapter costs (a C-level count, not a Python loop per frame).
             region = conn.tail + data
             self.count(conn, region, len(region), now)
-            conn.tail = data[-(len(MARK) - 1):]
+            # Keep the end of the region, not of this read: a read shorter than the
+            # overlap must not drop the start of a marker that began before it.
+            conn.tail = region[-(len(MARK) - 1):]
             return
         buf = conn.inbuf
         buf += data
@@ -258,11 +260,14 @@ class NcatChat(LineCodec):
         return text.encode() + b"\n"
 
     def lines(self, conn: Conn, chunk: bytes, now: float) -> None:
-        if not conn.ready and b"already connected" in chunk:
-            conn.set_ready()
+        # The first "is connected as" a member reads names itself (others' come
+        # after it); it may arrive in an earlier read than "already connected".
+        if not conn.ready and conn.alias is None:
             match = self.SELF_RE.search(chunk)
             if match:
                 conn.alias = match.group(1).decode()
+        if not conn.ready and b"already connected" in chunk:
+            conn.set_ready()
         if b"is disconnected" in chunk:
             for name in self.GONE_RE.findall(chunk):
                 conn.tally.departed(name.decode(), "disconnected", now)
