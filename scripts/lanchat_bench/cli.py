@@ -4,7 +4,7 @@ Owns: `parse_args` (built from the registry: scenario names, their --help
 text and their size flags) and `main` (raise the open-file limit, run the
 plan, stop every server left, print tables or JSON, exit 1 if a lanchat run
 failed).
-Must not import: nothing of lanchat_bench is above it.
+Must not import: nothing (it is the top of lanchat_bench; no module imports it but scripts/bench.py).
 """
 from __future__ import annotations
 

@@ -87,6 +87,7 @@ class Conn:
         self.room = room
         self.alias: str | None = None
         self.sock: socket.socket | None = None
+        #: Whether this is a datagram client (`datagram` is set); a plain bool for the loop's hot path.
         self.udp = proto.udp
         self.mask = 0
         self.connecting = False

@@ -62,7 +62,9 @@ class Scenario:
     headline: tuple[str, ...]
     #: The table: (header, key of the row) per column.
     columns: tuple[tuple[str, str], ...]
-    #: Runs it and returns a result record (a dataclass, see records.py).
+    #: Runs it and returns a result record (a dataclass, see records.py). Written as
+    #: `lambda ctx: run_NAME(ctx)` so that the module's function is looked up at run time
+    #: (a test can replace it).
     run: Callable[[RunContext], object]
     #: Its own size flags (shown under "sizes" in --help).
     sizes: tuple[Size, ...] = ()
