@@ -1,8 +1,8 @@
 """How each kind of server is spoken to: bytes in -> counters and events, intents -> bytes out.
 
 Owns: the benchmark marker (`MARK`, every benchmark chat text carries it once),
-and one codec per server: lanchat over TCP (docs/protocol.md §1: length-framed
-JSON) and UDP (§2: one datagram per payload, cookie handshake), miniircd (IRC
+and one codec per server: lanchat over TCP (docs/protocol.md §2: length-framed
+JSON payloads, §1) and UDP (§2: one datagram per payload, cookie handshake), miniircd (IRC
 lines) and ncat --broker --chat (plain lines). Chat messages are counted by
 the marker with C-level byte searches; only the rare control payloads are
 decoded. A codec sends only through `conn.loop.transmit`.
@@ -34,7 +34,7 @@ def json_bytes(payload: dict[str, Any]) -> bytes:
 
 
 def frame(payload: bytes) -> bytes:
-    """docs/protocol.md §1: a 4-byte big-endian length, then the payload."""
+    """docs/protocol.md §2 (TCP): a 4-byte big-endian length, then the payload."""
     return FRAME_HEADER.pack(len(payload)) + payload
 
 
@@ -90,7 +90,7 @@ class Codec:
 
 
 class LanchatTcp(Codec):
-    """docs/protocol.md §1: 4-byte big-endian length + UTF-8 JSON object."""
+    """docs/protocol.md §2 (TCP): 4-byte big-endian length + UTF-8 JSON object (§1)."""
 
     name = "lanchat"
 
@@ -166,7 +166,7 @@ class LanchatTcp(Codec):
 
 
 class LanchatUdp(LanchatTcp):
-    """docs/protocol.md §2: one datagram per payload, cookie handshake."""
+    """docs/protocol.md §2 (UDP): one datagram per payload, cookie handshake."""
 
     name = "lanchat"
     udp = True
