@@ -363,7 +363,7 @@ def _create_private(path: str) -> None:
 
     Anything unusual (no such folder, a directory) is left for SQLite to report.
     """
-    if path == MEMORY or path.startswith("file:"):
+    if path == MEMORY:
         return
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
