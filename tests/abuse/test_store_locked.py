@@ -50,7 +50,10 @@ def test_messages_said_during_and_after_a_3_s_lock_are_saved(
         alice.send({"type": "say", "text": "after"})
         expected = ["before", *(f"during {number}" for number in range(5)), "after"]
         wait_until(lambda: saved_texts(db) == expected, timeout=15)
-    assert not [r for r in caplog.records if r.name.startswith("chatsrv.store") and r.levelno >= logging.ERROR]
+    store_lines = [r for r in caplog.records if r.name.startswith("chatsrv.store")]
+    # The lock did stop a write (so this test saw the retry at work), and it never counted as lasting.
+    assert any("saving works again" in r.getMessage() for r in store_lines)
+    assert not [r for r in store_lines if r.levelno >= logging.ERROR]
 
 
 def test_new_database_and_its_wal_files_are_private(make_server, tmp_path: Path) -> None:
