@@ -3,10 +3,20 @@
 Pure. `plain` is for line mode, `fragments` and `status_bar` build
 prompt_toolkit formatted text for the terminal UI as plain (style, text)
 pairs, so no prompt_toolkit import is needed here. Every string that came from the network goes through `sanitize`
-before it reaches a terminal: control characters (Unicode Cc), bidi
-controls and line/paragraph separators are shown as visible escapes, so a
-classmate cannot drive your terminal, ring bells, move the cursor or fake
-another user's line (docs/testing.md #7). Imports only `chatclient.state`.
+before it reaches a terminal: control characters (Unicode Cc), format
+characters (Unicode Cf: zero-width spaces and joiners, the byte order mark,
+bidi controls, tag characters) and line/paragraph separators are shown as
+visible escapes, so a classmate cannot drive your terminal, ring bells, move
+the cursor, fake another user's line (docs/testing.md #7), hide text or
+dodge a mention highlight with invisible characters. A long run of
+zero-width characters (format or combining) is shown as one short marker
+such as `⟨200 × U+200B⟩`.
+
+Cost is linear in a message's length whatever its characters: sanitizing
+is one pass, and wrapping keeps a running width per row instead of
+measuring the row again for every character (a 2,000-character message of
+zero-width characters once took 20 times as long as 2,000 letters).
+Imports only `chatclient.state`.
 """
 
 from __future__ import annotations
@@ -22,27 +32,77 @@ _SEPARATORS = frozenset("\u2028\u2029\x85")
 CONTINUATION = "  | "  # prefix of a message's second and later lines
 
 
+# Tag characters (U+E0000–U+E007F) spell hidden ASCII; some of the block is
+# unassigned (category Cn), so the whole block is named here, not only its Cf part.
+_TAGS = range(0xE0000, 0xE0080)
+_ZERO_WIDTH_CATEGORIES = frozenset({"Mn", "Me", "Cf"})  # combining marks and format characters
+# More zero-width characters in a row than any script puts on one letter
+# (Vietnamese and Indic scripts use two or three): shown as one marker.
+COMPACT_RUN = 8
+
+
 def _visible(char: str) -> str:
     code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _escaped(char: str) -> bool:
+    """Shown as an escape: controls, format characters (bidi, zero-width, tags), separators."""
+    return (
+        char in _BIDI
+        or char in _SEPARATORS
+        or unicodedata.category(char) in ("Cc", "Cf")
+        or ord(char) in _TAGS
+    )
+
+
+def _zero_width(char: str) -> bool:
+    return unicodedata.category(char) in _ZERO_WIDTH_CATEGORIES or ord(char) in _TAGS
+
+
+def _compact(run: str) -> str:
+    """One marker for a long run of zero-width characters: `⟨200 × U+200B⟩`."""
+    if len(set(run)) == 1:
+        return f"⟨{len(run)} × U+{ord(run[0]):04X}⟩"
+    return f"⟨{len(run)} zero-width characters⟩"
 
 
 def sanitize(text: str, keep_newlines: bool = False) -> str:
-    """Make untrusted text safe to print: every control shown as an escape.
+    """Make untrusted text safe to print: every control and format character shown as an escape.
 
     With `keep_newlines`, a newline stays a newline (callers indent what
-    follows it so it cannot pass for a new line of the chat).
+    follows it so it cannot pass for a new line of the chat). More than
+    COMPACT_RUN zero-width characters in a row become one marker. One pass.
     """
     out: list[str] = []
-    for char in text:
+    append = out.append
+    position = 0
+    end = len(text)
+    while position < end:
+        char = text[position]
+        if char < "\x7f" and char >= " ":
+            append(char)  # printable ASCII, the common case
+            position += 1
+            continue
+        if _zero_width(char):
+            run_end = position + 1
+            while run_end < end and _zero_width(text[run_end]):
+                run_end += 1
+            if run_end - position > COMPACT_RUN:
+                append(_compact(text[position:run_end]))
+                position = run_end
+                continue
         if char == "\n" and keep_newlines:
-            out.append(char)
+            append(char)
         elif char == "\t":
-            out.append("    ")
-        elif char in _BIDI or char in _SEPARATORS or unicodedata.category(char) == "Cc":
-            out.append(_visible(char))
+            append("    ")
+        elif _escaped(char):
+            append(_visible(char))
         else:
-            out.append(char)
+            append(char)
+        position += 1
     return "".join(out)
 
 
@@ -125,32 +185,46 @@ def wrap(text: str, cells: int, later_cells: int | None = None) -> list[str]:
         return [text]
     later = max(1, later_cells or cells)
     rows: list[str] = []
+    # The current row, the cells of each of its characters, and their sum, kept
+    # up to date as characters come and go: never measured again from scratch,
+    # so a long run of zero-width characters costs linear time.
     row: list[str] = []
+    widths: list[int] = []
+    used = 0
     limit = cells
-
-    def used() -> int:
-        return cell_width("".join(row))
-
     for char in text:
         width = char_width(char)
-        while row and used() + width > limit:
+        kept = True
+        while row and used + width > limit:
             if char == " ":
                 rows.append("".join(row))  # break at this space and drop it
-                row, limit, char = [], later, ""  # nothing of this char is kept
+                row, widths, used, limit = [], [], 0, later
+                kept = False  # nothing of this char is kept
                 break
+            # Each break looks back over the row once, and a character is carried
+            # to a new row at most once, so the breaks cost linear time too.
             space = "".join(row).rfind(" ")
             if space > 0 and width < 2:  # word wrap; CJK may break between any two characters
                 rows.append("".join(row[:space]))
-                row = row[space + 1 :]
+                row, widths = row[space + 1 :], widths[space + 1 :]
             else:
                 rows.append("".join(row))
-                row = []
+                row, widths = [], []
+            used = sum(widths)
             limit = later
-            while used() > limit:  # a carried word longer than a later row
-                cut = max(1, max(n for n in range(len(row) + 1) if cell_width("".join(row[:n])) <= limit))
+            while used > limit:  # a carried word longer than a later row
+                cut, fitting = 0, 0
+                while cut < len(row) and fitting + widths[cut] <= limit:
+                    fitting += widths[cut]
+                    cut += 1
+                cut = max(1, cut)
                 rows.append("".join(row[:cut]))
-                row = row[cut:]
-        row.extend(char)
+                used -= sum(widths[:cut])
+                row, widths = row[cut:], widths[cut:]
+        if kept:
+            row.append(char)
+            widths.append(width)
+            used += width
     rows.append("".join(row))
     return rows
 

@@ -18,15 +18,21 @@ Two safety rules live here:
   (`--allow`, `--deny`, a ban) gets no answer at all.
 
 Answering costs a few hundred microseconds on the one thread that serves
-UDP chat, so replies are rate-limited for the whole server (a token bucket:
-a whole class starting at once fits the burst); a probe too small for any
-answer is dropped before any work.
+UDP chat, so replies are rate-limited in two steps: first per source (the
+IP address; a whole IPv6 /64, which one machine can fill with addresses),
+then for the whole server (a global cap: a whole class starting at once fits
+its burst). A source over its own budget is refused before it costs a global
+token, so one noisy source cannot silence the rest: it gets its few replies
+a second and the others keep theirs. The per-source buckets are bounded
+(`MAX_SOURCES`, least recently seen forgotten first). A probe too small for
+any answer is dropped before any work.
 
 Imports: chatsrv (the version), ratelimit, service, wire. Never udp, tcp or app.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import time
 from collections.abc import Callable
@@ -48,12 +54,32 @@ NAME_LIMIT = 64  # characters of the server name put in a reply
 SMALLEST_REPLY = 140
 REPLY_RATE = 100.0  # replies per second, for the whole server, on average ...
 REPLY_BURST = 200  # ... and at once: 30 students probing twice on two addresses fit easily
+# Per source: a client probes twice per search (chatclient.discovery), so a
+# student who searches again and again stays well inside this; a script
+# flooding from one machine gets SOURCE_RATE replies a second, no more.
+SOURCE_RATE = 2.0
+SOURCE_BURST = 20
+MAX_SOURCES = 4096  # per-source buckets kept; enough for any LAN, bounded against address sprays
 _SMALLEST_ROOM = len(b'{"name":"a","users":1},')
 
 
 def password_required(service: ChatService) -> bool:
     """Whether joining needs a password (`chatsrv --password`, kept by the service's access rules)."""
     return service.access.password is not None
+
+
+def source_key(address: Any) -> str:
+    """Who a probe's budget is charged to: its IPv4 address, or its IPv6 /64 (the port never counts)."""
+    host = str(address[0]) if isinstance(address, tuple) else str(address)
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])  # fe80::1%eth0: the zone is not part of the address
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 @dataclass(frozen=True)
@@ -135,25 +161,49 @@ class Discovery:
         clock: Callable[[], float] = time.monotonic,
         rate: float = REPLY_RATE,
         burst: int = REPLY_BURST,
+        source_rate: float = SOURCE_RATE,
+        source_burst: int = SOURCE_BURST,
+        max_sources: int = MAX_SOURCES,
     ) -> None:
         self.service = service
         self.tcp_port = tcp_port
         self.udp_port = udp_port
         self.server_id = secrets.token_hex(4)
         self.clock = clock
-        self.bucket = TokenBucket(rate, burst, clock())
+        self.bucket = TokenBucket(rate, burst, clock())  # the global cap
+        self.source_rate = source_rate
+        self.source_burst = source_burst
+        self.max_sources = max_sources
+        # One bucket per source, least recently seen first (a dict keeps insertion
+        # order; a source seen again moves to the end). Only the UDP thread uses it.
+        self._sources: dict[str, TokenBucket] = {}
+
+    def _source_allows(self, address: Any, now: float) -> bool:
+        """Take a token from this probe's source; False when it has used its budget."""
+        key = source_key(address)
+        sources = self._sources
+        bucket = sources.pop(key, None)
+        if bucket is None:
+            if len(sources) >= self.max_sources:
+                del sources[next(iter(sources))]  # forget the source seen longest ago
+            bucket = TokenBucket(self.source_rate, self.source_burst, now)
+        sources[key] = bucket
+        return bucket.allow(now)
 
     def reply(self, address: Any, budget: int) -> bytes | None:
         """The reply to a probe from `address`, within `budget` bytes.
 
         None: the probe is too small for any answer, the address may not
-        connect, or there were too many probes lately.
+        connect, or there were too many probes lately (from its source, or
+        from everyone).
         """
         if budget < SMALLEST_REPLY:
             return None
         if self.service.access.refusal(address) is not None:
             return None  # a refused address learns nothing about the server, not even that it exists
-        if not self.bucket.allow(self.clock()):
+        now = self.clock()
+        # Per source first: a flooding source must not spend the tokens everyone shares.
+        if not self._source_allows(address, now) or not self.bucket.allow(now):
             return None
         return build_reply(
             snapshot(self.service),

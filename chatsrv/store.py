@@ -22,9 +22,20 @@ In a flood, 200-message batches cost the writer about 30% more CPU per
 message than 1000-message ones (measured on a 2-core machine); in a normal
 lesson the 50 ms window closes long before either count is reached.
 
-Any database fault (locked, read-only, corrupt, disk full) is reported in
-one log line; from then on the store keeps nothing and the chat goes on in
-memory. A damaged file is never modified or replaced.
+A database fault while running (locked by another program, read-only,
+disk full, I/O error) is not the end of saving: the writer keeps the unsaved
+events queued and tries again with back-off (0.1 s doubling to 2 s),
+reopening the connection from the second failure on. Only a failure that
+lasts (`give_up_after`, 10 s) is reported as an error: the chat goes on in
+memory, the writer tries again every `recheck_interval` (30 s), and it says
+in the log when saving works again. The queue is bounded (`max_backlog`):
+past it new events are dropped and counted. A fault while opening the file
+at start-up still means memory only for that run (open_store). A damaged
+file is never modified or replaced.
+
+The database is created readable and writable by its owner only (0600):
+it may hold whispers. SQLite gives its `-wal` and `-shm` files the mode of
+the database file. An existing file keeps its mode.
 
 A leaf module: imports only the standard library, no other lanchat module.
 """
@@ -33,9 +44,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import re
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -255,7 +268,7 @@ def describe_error(error: BaseException) -> str:
     elif "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
         hint = "damaged, or not a lanchat database; the file was left untouched"
     elif "full" in lowered:
-        hint = "free some disk space, then restart the server"
+        hint = "free some disk space"
     elif "unable to open" in lowered:
         hint = "the folder does not exist or cannot be written"
     else:
@@ -345,12 +358,27 @@ def _without_surrogates(value: Any) -> Any:
     return _SURROGATES.sub("\ufffd", value) if isinstance(value, str) else value
 
 
+def _create_private(path: str) -> None:
+    """Create `path` empty with mode 0600 unless it exists (an empty file is an empty database).
+
+    Anything unusual (no such folder, a directory) is left for SQLite to report.
+    """
+    if path == MEMORY:
+        return
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return
+    os.close(descriptor)
+
+
 class SQLiteStore:
     """History in one SQLite file, written by a single background thread.
 
     Opening does all the checks at once (the file is a lanchat database of
     a known schema version, writable, WAL mode) and raises StoreError when
     any fails, so the caller can fall back to memory before the chat starts.
+    Faults after that are retried (see the module docstring).
     """
 
     def __init__(
@@ -361,26 +389,39 @@ class SQLiteStore:
         batch_size: int = 1000,
         busy_timeout: float = 2.0,
         max_backlog: int = 200_000,
+        retry_first: float = 0.1,
+        retry_max: float = 2.0,
+        give_up_after: float = 10.0,
+        recheck_interval: float = 30.0,
     ) -> None:
         self.path = path
         self.description = f"history is saved in {path} (SQLite; --db PATH for another file, --db :memory: for none)"
         self.batch_interval = batch_interval
         self.batch_size = batch_size
         self.max_backlog = max_backlog
+        self.busy_timeout = busy_timeout
+        self.retry_first = retry_first
+        self.retry_max = retry_max
+        self.give_up_after = give_up_after
+        self.recheck_interval = recheck_interval
         self._queue: deque[Event] = deque()
         self._wake = threading.Event()  # set to commit before the interval is over
         self._stopping = False
-        self._accepting = True  # False after close() or a fault: add() drops events
+        self._accepting = True  # False after close() or a bug in the writer: add() drops events
         self._fault_lock = threading.Lock()
-        self._failed = False
+        self._failed = False  # only a bug in the writer sets it: saving stops for good
+        self._dropped = 0  # events add() refused because the queue was full; written by add() only
+        # The writer's retry state: when the current failure began (None: saving works),
+        # how many attempts failed in a row, and whether it was reported as lasting.
+        self._failing_since: float | None = None
+        self._failed_attempts = 0
+        self._reported_lasting = False
         try:
-            self._connection = sqlite3.connect(
-                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
+            self._connection = self._connect()
         except sqlite3.Error as error:
             raise StoreError(describe_error(error)) from None
         try:
-            self._prepare()
+            self._prepare(first=True)
         except sqlite3.Error as error:
             self._connection.close()
             raise StoreError(describe_error(error)) from None
@@ -392,8 +433,17 @@ class SQLiteStore:
 
     # --- opening ---------------------------------------------------------
 
-    def _prepare(self) -> None:
-        """Check and migrate the file, reserve message ids; runs before the writer starts."""
+    def _connect(self) -> sqlite3.Connection:
+        _create_private(self.path)
+        return sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+
+    def _prepare(self, first: bool) -> None:
+        """Check and migrate the file, reserve message ids.
+
+        `first`: before the writer starts, when the ids are read from the
+        file. On a reopen (writer thread) the ids handed out meanwhile stay
+        as they are and only the reservation is raised above them.
+        """
         connection = self._connection
         # The file must be ours (or new) before anything is written to it.
         application = connection.execute("PRAGMA application_id").fetchone()[0]
@@ -428,10 +478,11 @@ class SQLiteStore:
             connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             highest = connection.execute("SELECT max(id) FROM messages").fetchone()[0] or 0
             reserved = int(self._meta("ids_reserved_through") or 0)
-            self._next_id = max(highest, reserved) + 1
+            if first:
+                self._next_id = max(highest, reserved) + 1
+                self._newest_id = self._next_id - 1  # the highest id handed out, kept up to date by add()
             self._last_saved_id = highest  # events record the message they came after
-            self._newest_id = self._next_id - 1  # the highest id handed out, kept up to date by add()
-            self._reserved = self._newest_id + ID_BLOCK
+            self._reserved = max(reserved, highest, self._newest_id) + ID_BLOCK
             self._set_meta("ids_reserved_through", self._reserved)
             connection.execute("COMMIT")
         except BaseException:
@@ -472,16 +523,17 @@ class SQLiteStore:
             finally:
                 connection.close()
         except sqlite3.Error as error:
-            self._fault(error)
+            # Reading is not saving: the writer goes on, only this history is missing.
+            log.warning("database %s: cannot read the recent history: %s", self.path, describe_error(error))
             return []
 
     def add(self, event: Event) -> None:
-        # Called with the chat's lock held: only appends, never touches the disk.
+        # Called with the chat's lock held: only appends, never touches the disk or the log.
         if not self._accepting:
             return
         queue = self._queue
         if len(queue) >= self.max_backlog:
-            self._fault(StoreError(f"the disk is too slow: {len(queue)} events are waiting to be saved"))
+            self._dropped += 1  # the writer reports it; the queue's memory stays bounded
             return
         queue.append(event)
         if event.id is not None:
@@ -508,21 +560,110 @@ class SQLiteStore:
     def _run(self) -> None:
         try:
             while not self._failed:
-                if not self._queue and not self._stopping:
-                    self._wake.wait()  # idle: sleep until the first event is added (or close())
-                self._wake.clear()
-                if not self._stopping and len(self._queue) < self.batch_size:
-                    self._wake.wait(self.batch_interval)  # the batch window; a full batch or close() ends it
+                if self._failing_since is not None:
+                    self._wait_before_retrying()
+                else:
+                    if not self._queue and not self._stopping:
+                        self._wake.wait()  # idle: sleep until the first event is added (or close())
                     self._wake.clear()
+                    if not self._stopping and len(self._queue) < self.batch_size:
+                        self._wake.wait(self.batch_interval)  # the batch window; a full batch or close() ends it
+                        self._wake.clear()
                 stopping = self._stopping  # read first: everything added before close() is queued now
-                self._write_queued()
+                try:
+                    if self._failed_attempts >= 1:
+                        self._reopen()
+                    self._write_queued()
+                    if stopping:
+                        self._write_final_reservation()
+                except (sqlite3.Error, StoreError) as error:
+                    if stopping:
+                        self._give_up_at_close(error)
+                        break
+                    self._attempt_failed(error)
+                    continue
+                if self._failing_since is not None or self._dropped:
+                    self._report_saving_again()
                 if stopping:
-                    self._write_final_reservation()
                     break
-        except Exception as error:  # noqa: BLE001 - a database fault or a bug: say so once, stop saving
+        except Exception as error:  # noqa: BLE001 - a bug, not a database fault: one line with the traceback
             self._fault(error)
         finally:
             self._connection.close()
+
+    # --- faults: retry with back-off, reopen, report a lasting one -----
+
+    def _wait_before_retrying(self) -> None:
+        """Sleep the back-off (or the recheck interval once the failure is lasting); close() cuts it short."""
+        if self._reported_lasting:
+            delay = self.recheck_interval
+        else:
+            delay = min(self.retry_max, self.retry_first * 2 ** (self._failed_attempts - 1))
+        deadline = time.monotonic() + delay
+        # add() sets the event when a batch fills up: only close() may end the wait early.
+        while not self._stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._wake.wait(left)
+            self._wake.clear()
+
+    def _reopen(self) -> None:
+        """A fresh connection: clears a stuck one, and finds a file that was replaced or restored."""
+        try:
+            self._connection.close()
+        except sqlite3.Error:
+            pass  # the old connection is dropped either way
+        self._connection = self._connect()
+        self._prepare(first=False)
+
+    def _attempt_failed(self, error: BaseException) -> None:
+        """Count a failed attempt; log the first one, and once when the failure turns lasting."""
+        now = time.monotonic()
+        self._failed_attempts += 1
+        if self._failing_since is None:
+            self._failing_since = now
+            log.warning(
+                "database %s: cannot save (%s); %d events wait in memory, retrying",
+                self.path,
+                describe_error(error),
+                len(self._queue),
+            )
+        elif not self._reported_lasting and now - self._failing_since >= self.give_up_after:
+            self._reported_lasting = True
+            log.error(
+                "database %s: %s; chat history is not saved for now and the chat goes on in memory"
+                " (up to %d events wait); retrying every %g s",
+                self.path,
+                describe_error(error),
+                self.max_backlog,
+                self.recheck_interval,
+            )
+
+    def _report_saving_again(self) -> None:
+        """Say that saving works again, with what waited and what was dropped meanwhile."""
+        dropped, self._dropped = self._dropped, 0  # a race with add() at worst miscounts one event
+        if self._failing_since is not None:
+            log.warning(
+                "database %s: saving works again after %.1f s; the events that waited are saved%s",
+                self.path,
+                time.monotonic() - self._failing_since,
+                f", {dropped} could not wait and were dropped" if dropped else "",
+            )
+        else:
+            log.warning("database %s: %d events were dropped, more than %d waited", self.path, dropped, self.max_backlog)
+        self._failing_since = None
+        self._failed_attempts = 0
+        self._reported_lasting = False
+
+    def _give_up_at_close(self, error: BaseException) -> None:
+        log.error(
+            "database %s: %s; the last %d events could not be saved",
+            self.path,
+            describe_error(error),
+            len(self._queue),
+        )
+        self._queue.clear()
 
     def _write_queued(self) -> None:
         """Commit everything queued: messages with multi-row INSERTs, then the other events."""
@@ -548,9 +689,12 @@ class SQLiteStore:
                 if messages:
                     self._last_saved_id = messages[-1].id or self._last_saved_id
             except BaseException:
+                queue.extendleft(reversed(batch))  # still unsaved: the writer tries again
                 if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                queue.extendleft(reversed(batch))  # still unsaved: counted in the fault's log line
+                    try:
+                        connection.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the connection is reopened before the next attempt
                 raise
 
     def _insert(self, messages: list[Event]) -> None:
@@ -584,7 +728,7 @@ class SQLiteStore:
         self._set_meta("ids_reserved_through", self._newest_id)
 
     def _fault(self, error: BaseException) -> None:
-        """Report a database fault once; from now on nothing more is saved."""
+        """Report a bug in the writer once; from now on nothing more is saved."""
         with self._fault_lock:
             if self._failed:
                 return
@@ -597,6 +741,7 @@ class SQLiteStore:
             self.path,
             describe_error(error),
             lost,
+            exc_info=error,
         )
 
 

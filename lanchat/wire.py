@@ -11,6 +11,7 @@ client imports this module too, so it stays small and dependency free.
 from __future__ import annotations
 
 import json
+import math
 import re
 import struct
 from typing import Any
@@ -21,6 +22,7 @@ __all__ = [
     "ERROR_CODES",
     "HEADER",
     "MAX_DEPTH",
+    "MAX_INT_DIGITS",
     "FrameDecoder",
     "ProtocolError",
     "decode_payload",
@@ -176,7 +178,30 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+# CPython's own limit on integer digits (3.10.7+, 3.11+). The parser applies it
+# itself, before `int()` runs, so that a Python without the limit never spends
+# quadratic time on a literal of 60,000 digits, and every Python refuses the
+# same payloads.
+MAX_INT_DIGITS = 4300
+
+
+def _parse_int(literal: str) -> int:
+    # The literal is JSON's `-?digits`, so its length is the digit count (+1 for a sign).
+    if len(literal) > MAX_INT_DIGITS + (literal[0] == "-"):
+        raise ValueError(f"integer of more than {MAX_INT_DIGITS} digits")
+    return int(literal)
+
+
+def _parse_float(literal: str) -> float:
+    # `1e999` is valid JSON but parses to inf, which no encoder can send back
+    # (allow_nan=False): refuse it here like NaN and Infinity (docs/protocol.md §1).
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ValueError("number out of range (not finite)")
+    return value
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int, parse_float=_parse_float)
 
 
 def _depth_ok(value: Any, limit: int) -> bool:

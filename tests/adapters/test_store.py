@@ -171,7 +171,7 @@ def test_a_lone_surrogate_does_not_break_saving(db: Path, caplog: pytest.LogCapt
     assert store_errors(caplog) == []
 
 
-# --- faults: one log line, memory from then on, the file left alone ---------------
+# --- faults: at start memory only, while running retried; one error line; the file left alone ---
 
 
 def test_corrupt_file_falls_back_to_memory(db: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -245,9 +245,13 @@ def test_locked_file_falls_back_to_memory(db: Path, caplog: pytest.LogCaptureFix
     assert len(errors) == 1 and "locked" in errors[0]
 
 
-def test_lock_while_running_stops_saving_quietly(db: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """A lock taken while the server runs: one error line, later adds are dropped without a word, close is quick."""
-    store = SQLiteStore(str(db), batch_interval=0.02, busy_timeout=0.1)
+def test_a_lasting_lock_is_reported_once_and_saving_resumes_after_it(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lock held past give_up_after: one error line, events wait in memory, and all are saved after it ends."""
+    store = SQLiteStore(
+        str(db), batch_interval=0.02, busy_timeout=0.05, retry_first=0.01, give_up_after=0.3, recheck_interval=0.1
+    )
     other = sqlite3.connect(db, isolation_level=None)
     try:
         other.execute("BEGIN EXCLUSIVE")
@@ -255,12 +259,46 @@ def test_lock_while_running_stops_saving_quietly(db: Path, caplog: pytest.LogCap
         wait_until(lambda: store_errors(caplog))
         for number in range(2, 500):
             store.add(message(number))
+        other.execute("COMMIT")
+        wait_until(lambda: len(stored(db)) == 499)
     finally:
         other.close()
         store.close()
     errors = store_errors(caplog)
     assert len(errors) == 1 and "locked" in errors[0] and "goes on in memory" in errors[0]
-    assert stored(db) == []
+    assert [event.id for event in stored(db)] == list(range(1, 500))
+    assert any("saving works again" in record.getMessage() for record in caplog.records)
+
+
+def test_a_full_queue_drops_new_events_and_says_how_many(db: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """While the file is locked at most max_backlog events wait; the rest are counted in the recovery line."""
+    store = SQLiteStore(str(db), busy_timeout=0.05, retry_first=0.01, retry_max=0.05, max_backlog=10)
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        store.add(message(1))
+        wait_until(lambda: any("cannot save" in record.getMessage() for record in caplog.records))
+        for number in range(2, 16):
+            store.add(message(number))
+        other.execute("COMMIT")
+        wait_until(lambda: any("saving works again" in record.getMessage() for record in caplog.records))
+    finally:
+        other.close()
+        store.close()
+    assert [event.id for event in stored(db)] == list(range(1, 11))
+    assert any("5 could not wait" in record.getMessage() for record in caplog.records)
+
+
+def test_new_database_is_readable_by_its_owner_only(db: Path) -> None:
+    """The file and SQLite's -wal and -shm beside it are created with mode 0600 (they may hold whispers)."""
+    store = SQLiteStore(str(db))
+    try:
+        store.add(message(1))
+        wait_until(lambda: stored(db))
+        for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            assert path.stat().st_mode & 0o777 == 0o600, path
+    finally:
+        store.close()
 
 
 @pytest.fixture
@@ -280,7 +318,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 
 def test_full_disk_stops_saving_with_one_line(tiny_disk: Path, caplog: pytest.LogCaptureFixture) -> None:
     """When the disk fills up: one error line that says so; adding goes on without an exception."""
-    store = SQLiteStore(str(tiny_disk / "chat.sqlite3"), batch_interval=0.01)
+    store = SQLiteStore(str(tiny_disk / "chat.sqlite3"), batch_interval=0.01, retry_first=0.01, give_up_after=0.3)
     try:
         for number in range(1, 2001):
             store.add(message(number, text="x" * 2000))
@@ -288,7 +326,7 @@ def test_full_disk_stops_saving_with_one_line(tiny_disk: Path, caplog: pytest.Lo
                 break
         wait_until(lambda: store_errors(caplog))
         store.add(message(5000))
+        errors = store_errors(caplog)
     finally:
         store.close()
-    errors = store_errors(caplog)
     assert len(errors) == 1 and "full" in errors[0]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from chatclient.render import (
+    COMPACT_RUN,
     NICK_COLUMN,
     cell_width,
     fragments,
     fragments_text,
     nick_colour,
+    sanitize,
     status_bar,
     wrap,
 )
@@ -156,3 +159,69 @@ def test_wrapped_rows_keep_their_indentation() -> None:
     """A wrapped indented row (a list, /help) continues at the same indentation."""
     rows = text_of(Line("info", "head\n   item one two three four five six", TS), width=40).splitlines()
     assert [row.split(" │ ", 1)[1] for row in rows] == ["head", "   item one two three", "   four five six"]
+
+
+# --- display integrity: format characters and long zero-width runs (issue 15, issue 14) ---
+
+
+@pytest.mark.parametrize(
+    ("char", "escape"),
+    [
+        ("\u200b", "\\u200b"),  # zero-width space
+        ("\u200c", "\\u200c"),  # zero-width non-joiner
+        ("\u200d", "\\u200d"),  # zero-width joiner
+        ("\u2060", "\\u2060"),  # word joiner
+        ("\ufeff", "\\ufeff"),  # byte order mark / zero-width no-break space
+        ("\u00ad", "\\xad"),  # soft hyphen
+        ("\U000e0041", "\\U000e0041"),  # tag letter A
+        ("\U000e0000", "\\U000e0000"),  # unassigned, but in the tag block
+        ("\U000e007f", "\\U000e007f"),  # cancel tag
+        ("\u202e", "\\u202e"),  # right-to-left override
+        ("\u2066", "\\u2066"),  # left-to-right isolate
+        ("\u200f", "\\u200f"),  # right-to-left mark
+        ("\u061c", "\\u061c"),  # Arabic letter mark
+    ],
+)
+def test_format_characters_are_visible_escapes(char: str, escape: str) -> None:
+    """Every format character (category Cf, and the tag block) is shown as an escape in text and nick."""
+    text = text_of(Line("message", f"te{char}acher", TS, f"ev{char}il"))
+    assert f"te{escape}acher" in text and f"ev{escape}il" in text and char not in text
+
+
+def test_hidden_text_in_tags_is_shown() -> None:
+    """A line of tag characters (hidden ASCII) shows up instead of vanishing."""
+    hidden = "".join(chr(0xE0000 + ord(letter)) for letter in "hi")
+    assert sanitize(f"ok{hidden}") == "ok\\U000e0068\\U000e0069"
+
+
+def test_long_run_of_one_zero_width_character_is_one_marker() -> None:
+    """200 zero-width spaces become `⟨200 × U+200B⟩`, not 1,200 characters of escapes."""
+    assert sanitize("a" + "\u200b" * 200 + "b") == "a⟨200 × U+200B⟩b"
+    assert sanitize("e" + "\u0301" * COMPACT_RUN * 3) == f"e⟨{COMPACT_RUN * 3} × U+0301⟩"
+
+
+def test_long_mixed_zero_width_run_is_one_marker() -> None:
+    """A "Zalgo" pile of different combining and format characters is counted in one marker."""
+    pile = "\u0301\u0302\u0303\u200b\u0304" * 10
+    assert sanitize(f"z{pile}!") == "z⟨50 zero-width characters⟩!"
+
+
+def test_short_combining_runs_are_kept() -> None:
+    """Real scripts stack a few marks on a letter (Vietnamese ệ, Hindi कि): those stay as they are."""
+    for word in ("Vie\u0323\u0302t", "\u0915\u093f", "a" + "\u0301" * COMPACT_RUN):
+        assert sanitize(word) == word
+
+
+def test_wrap_takes_linear_time_with_zero_width_characters() -> None:
+    """Wrapping one letter and 1,999 combining marks costs about what 2,000 letters cost (ratio, not a clock)."""
+    def best(text: str) -> float:
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            wrap(text, 60)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    letters = best("a" * 2000)
+    marks = best("a" + "\u0301" * 1999)
+    assert marks < 5 * letters, (marks, letters)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lanchat.wire import (
+    MAX_INT_DIGITS,
     FrameDecoder,
     ProtocolError,
     SeqTracker,
@@ -250,3 +252,31 @@ def test_frames_with_seq_template_path_is_exact(texts: list[str], first_seq: int
     expected = b"".join(encode_frame(with_seq(body, seq)) for seq, body in enumerate(bodies, first_seq))
     assert frames_with_seq(bodies, first_seq) == expected
     assert frames_with_seq(bodies, first_seq) == expected  # again, from the cached template
+
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1e999", b"1E400", b"123456789e999"])
+def test_numbers_that_overflow_to_infinity_are_bad_requests(number: bytes) -> None:
+    """A literal like 1e999 parses to inf, which no reply could echo: refused as bad_request, not fatal."""
+    with pytest.raises(ProtocolError) as caught:
+        decode_payload(b'{"type":"ping","t":' + number + b"}")
+    assert caught.value.code == "bad_request" and not caught.value.fatal
+
+
+def test_large_but_finite_numbers_still_decode() -> None:
+    """Finite floats near the limit and integers within the digit limit are kept as they are."""
+    payload = decode_payload(b'{"type":"ping","t":1.7e308,"id":-' + b"9" * MAX_INT_DIGITS + b"}")
+    assert payload["t"] == 1.7e308 and payload["id"] == -int("9" * MAX_INT_DIGITS)
+
+
+def test_huge_integer_is_refused_before_int_runs_even_without_pythons_digit_limit() -> None:
+    """The parser checks the literal's length itself, so a Python without the digit limit is safe too."""
+    limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else None
+    if limit is not None:
+        sys.set_int_max_str_digits(0)  # what Python before 3.10.7 does: no limit
+    try:
+        with pytest.raises(ProtocolError) as caught:
+            decode_payload(b'{"type":"ping","id":' + b"7" * (MAX_INT_DIGITS + 1) + b"}")
+    finally:
+        if limit is not None:
+            sys.set_int_max_str_digits(limit)
+    assert caught.value.code == "bad_request" and "digits" in caught.value.message
