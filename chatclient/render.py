@@ -8,7 +8,8 @@ characters (Unicode Cf: zero-width spaces and joiners, the byte order mark,
 bidi controls, tag characters) and line/paragraph separators are shown as
 visible escapes, so a classmate cannot drive your terminal, ring bells, move
 the cursor, fake another user's line (docs/testing.md #7), hide text or
-dodge a mention highlight with invisible characters. A long run of
+dodge a mention highlight with invisible characters (only a zero-width
+joiner between two emoji stays, so 👨‍👩‍👧 still shows as one). A long run of
 zero-width characters (format or combining) is shown as one short marker
 such as `⟨200 × U+200B⟩`.
 
@@ -58,6 +59,20 @@ def _escaped(char: str) -> bool:
     )
 
 
+def _pictographic(char: str) -> bool:
+    """An emoji-like symbol (So above the Latin range): what an emoji ZWJ sequence joins."""
+    return char > "\u2000" and unicodedata.category(char) == "So"
+
+
+def _joins_emoji(text: str, position: int) -> bool:
+    """The U+200D at `position` glues two emoji (👨‍👩‍👧, 🏳️‍🌈): shown as it is, hides nothing."""
+    before = position - 1
+    if before >= 0 and text[before] == "\ufe0f":  # an emoji presentation selector may sit before it
+        before -= 1
+    after = position + 1
+    return before >= 0 and after < len(text) and _pictographic(text[before]) and _pictographic(text[after])
+
+
 def _zero_width(char: str) -> bool:
     return unicodedata.category(char) in _ZERO_WIDTH_CATEGORIES or ord(char) in _TAGS
 
@@ -98,7 +113,7 @@ def sanitize(text: str, keep_newlines: bool = False) -> str:
             append(char)
         elif char == "\t":
             append("    ")
-        elif _escaped(char):
+        elif _escaped(char) and not (char == "\u200d" and _joins_emoji(text, position)):
             append(_visible(char))
         else:
             append(char)
@@ -111,7 +126,10 @@ def clock(ts: float | None) -> str:
     return time.strftime("%H:%M", time.localtime(ts if isinstance(ts, (int, float)) else None))
 
 
-NICK_COLOURS = ("ansired", "ansigreen", "ansiyellow", "ansiblue", "ansimagenta", "ansicyan", "ansibrightred", "ansibrightgreen", "ansibrightyellow", "ansibrightblue", "ansibrightmagenta", "ansibrightcyan")
+NICK_COLOURS = (
+    "ansired", "ansigreen", "ansiyellow", "ansiblue", "ansimagenta", "ansicyan",
+    "ansibrightred", "ansibrightgreen", "ansibrightyellow", "ansibrightblue", "ansibrightmagenta", "ansibrightcyan",
+)
 
 
 def nick_colour(nick: str) -> str:

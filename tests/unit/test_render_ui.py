@@ -225,3 +225,13 @@ def test_wrap_takes_linear_time_with_zero_width_characters() -> None:
     letters = best("a" * 2000)
     marks = best("a" + "\u0301" * 1999)
     assert marks < 5 * letters, (marks, letters)
+
+
+def test_a_joiner_between_emoji_stays_and_elsewhere_is_escaped() -> None:
+    """U+200D inside an emoji sequence is kept (the family shows as one); between letters it is an escape."""
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    rainbow = "\U0001f3f3\ufe0f\u200d\U0001f308"
+    assert sanitize(family) == family
+    assert sanitize(rainbow) == rainbow
+    assert sanitize("te\u200dacher") == "te\\u200dacher"
+    assert sanitize("\u200d\U0001f468") == "\\u200d\U0001f468"
