@@ -30,7 +30,8 @@ from chatsrv.messages import MAX_TEXT
 from lanchat.netinfo import ipv4_interfaces
 from chatsrv.service import ChatService
 from chatsrv.store import DEFAULT_PATH, MEMORY, open_store
-from chatsrv.tcp import DEFAULT_OUTBOX_LIMIT, DEFAULT_SEND_BUFFER, ChatTCPServer
+from chatsrv.outbox import DEFAULT_OUTBOX_LIMIT
+from chatsrv.tcp import DEFAULT_SEND_BUFFER, ChatTCPServer
 from chatsrv.udp import ChatUDPServer
 from lanchat.wire import DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_FRAME
 

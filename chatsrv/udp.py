@@ -85,6 +85,9 @@ class UDPOutbox:
                 self.server.send_datagram(payload, self.address, self.counters)
         return True
 
+    def flush(self) -> None:
+        """Nothing to do: `put` already sent each datagram without blocking."""
+
     def close(self) -> None:
         self.server.forget(self.address, self)
         if self.delay_line is not None and self.path is not None:
@@ -347,8 +350,8 @@ class ChatUDPServer(socketserver.UDPServer):
             log.info("%s: silent for %g s, dropped", session.describe(), self.service.peer_timeout)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # One bad datagram must never stop the server; log it like socketserver would, once.
-        log.exception("error handling a datagram from %s", client_address)
+        # One bad datagram must never stop the server; one log record with the peer, like TCP's.
+        log.exception("error handling a datagram from %s:%s", client_address[0], client_address[1])
 
     def stop(self) -> None:
         """Stop serving, flush the delay line, close the socket. Not from the serving thread."""

@@ -23,21 +23,25 @@ SERVER_RANKS = {
     "chatsrv": 0,  # __init__: the version
     "chatsrv.ratelimit": 0,
     "chatsrv.cookies": 0,
+    "chatsrv.tcpinfo": 0,  # the peer-progress probe (TCP_INFO)
     "chatsrv.store": 1,
     "chatsrv.faults": 1,
     "chatsrv.messages": 1,
     "chatsrv.access": 1,
+    "chatsrv.backpressure": 1,  # pauses senders; dates progress from the probe
     "chatsrv.session": 2,
+    "chatsrv.outbox": 2,  # a TCP member's outbox and the write combiner
     "chatsrv.rooms": 3,
     "chatsrv.moderation": 3,
-    "chatsrv.operators": 3.5,  # uses rooms and moderation; the service builds on it
-    "chatsrv.service": 4,
-    "chatsrv.tcp": 5,
-    "chatsrv.udp": 5,
-    "chatsrv.discovery": 5,
-    "chatsrv.export": 5,
-    "chatsrv.app": 6,
-    "chatsrv.__main__": 7,
+    "chatsrv.fanout": 4,  # queues, broadcast runs, delivery and deferral of a batch
+    "chatsrv.operators": 4,  # uses the service through a protocol of its public methods
+    "chatsrv.service": 5,
+    "chatsrv.tcp": 6,
+    "chatsrv.udp": 6,
+    "chatsrv.discovery": 6,
+    "chatsrv.export": 6,
+    "chatsrv.app": 7,
+    "chatsrv.__main__": 8,
 }
 CLIENT_RANKS = {
     "chatclient": 0,
