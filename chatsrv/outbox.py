@@ -57,6 +57,11 @@ class State(enum.Enum):
     CUT = "cut"  # the socket is shut down both ways; final
 
 
+# Module names for the states: reading a member of an Enum class costs about
+# 45 ns in CPython 3.11, a global about 10, and `put` runs once per member per batch.
+OPEN, DRAINING, CLOSING, OVERFLOWED, CUT = State.OPEN, State.DRAINING, State.CLOSING, State.OVERFLOWED, State.CUT
+
+
 class WriteCombiner:
     """Sends what batches queued, outside the service lock, combining concurrent batches.
 
@@ -114,7 +119,7 @@ class TCPOutbox:
         self.clock = clock
         # Every field below is owned by _lock.
         self._lock = threading.Lock()
-        self._state = State.OPEN
+        self._state = OPEN
         self._progress = PeerProgress(sock, probe, clock())
         self._chunks: list[bytes] = []
         self._pending_bytes = 0  # queued + being written
@@ -139,16 +144,14 @@ class TCPOutbox:
         data = frames_with_seq(bodies, first_seq)
         with self._lock:
             state = self._state
-            if state is State.OVERFLOWED:
-                return False
-            if state is State.CLOSING or state is State.CUT:
-                return True
+            if state is not OPEN and state is not DRAINING:
+                return state is not OVERFLOWED  # ignored once closing or cut; refused once overflowed
             if self.limit and self._pending_bytes + len(data) > self.limit:
-                self._state = State.OVERFLOWED
+                self._state = OVERFLOWED
                 return False
             self._chunks.append(data)
             self._pending_bytes += len(data)
-            mark = state is State.OPEN and not self._marked
+            mark = state is OPEN and not self._marked
             if mark:
                 self._marked = True
             changed = self._lag_change()
@@ -173,7 +176,7 @@ class TCPOutbox:
         waiting on the socket) and more than the soft limit is queued. Bytes
         that merely wait for the combiner's next send are not lagging.
         """
-        lagging = self._writer is not None and self._state is not State.CUT and 0 < self.soft_limit < self._pending_bytes
+        lagging = self._writer is not None and self._state is not CUT and 0 < self.soft_limit < self._pending_bytes
         changed = lagging != self._is_lagging
         self._is_lagging = lagging
         return changed
@@ -192,7 +195,7 @@ class TCPOutbox:
         with self._lock:
             self._marked = False
             state = self._state
-            if self._writer is not None or not (state is State.OPEN or state is State.CLOSING):
+            if self._writer is not None or not (state is OPEN or state is CLOSING):
                 return
             if self._chunks:
                 data = b"".join(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
@@ -207,11 +210,11 @@ class TCPOutbox:
                 self._sent(sent, behind=sent < len(data))
                 if sent < len(data):
                     self._chunks.append(data[sent:])
-                    if state is State.OPEN:
-                        self._state = State.DRAINING
+                    if state is OPEN:
+                        self._state = DRAINING
                     self._writer = threading.Thread(target=self._drain, name="tcp-writer", daemon=True)
                     self._writer.start()
-            hang_up = state is State.CLOSING and self._writer is None
+            hang_up = state is CLOSING and self._writer is None
             changed = self._lag_change()
         self._tell_backpressure(changed)
         if hang_up:
@@ -224,9 +227,9 @@ class TCPOutbox:
             with self._lock:
                 if not self._chunks:
                     self._writer = None
-                    if self._state is State.DRAINING:
-                        self._state = State.OPEN
-                    hang_up = self._state is State.CLOSING
+                    if self._state is DRAINING:
+                        self._state = OPEN
+                    hang_up = self._state is CLOSING
                     break
                 data = memoryview(b"".join(self._chunks))
                 self._chunks.clear()
@@ -255,16 +258,16 @@ class TCPOutbox:
         """Stop accepting payloads; send what is queued (briefly), then hang up."""
         with self._lock:
             state = self._state
-            if state is State.CLOSING or state is State.CUT:
+            if state is CLOSING or state is CUT:
                 return
-            if state is not State.OVERFLOWED:
-                self._state = State.CLOSING
-        if state is State.OVERFLOWED:
+            if state is not OVERFLOWED:
+                self._state = CLOSING
+        if state is OVERFLOWED:
             self.cut()  # a reader that stopped reading gets nothing more
             return
         self.send_queued()  # the last payloads (an error, a notice) go now; cuts when all is sent
         with self._lock:
-            if self._writer is None or self._state is State.CUT:
+            if self._writer is None or self._state is CUT:
                 return
             # The writer flushes the rest, but a reader that never reads would
             # keep it in send: cut it off after a grace period.
@@ -275,9 +278,9 @@ class TCPOutbox:
     def cut(self) -> None:
         """Shut the socket down both ways now; wakes a blocked recv or send."""
         with self._lock:
-            if self._state is State.CUT:
+            if self._state is CUT:
                 return
-            self._state = State.CUT
+            self._state = CUT
             grace, self._grace = self._grace, None
             changed = self._lag_change()  # a cut member pauses nobody
         self._tell_backpressure(changed)
