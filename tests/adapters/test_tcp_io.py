@@ -10,12 +10,12 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from chatsrv.backpressure import MIN_PROGRESS, POLL, Backpressure
-from chatsrv.outbox import TCPOutbox, WriteCombiner
+from chatsrv.outbox import State, TCPOutbox, WriteCombiner
 from chatsrv.tcp import BURST_RECV_SIZE, RECV_SIZE, configure_socket, next_recv_size
 from chatsrv.tcpinfo import Acknowledged, acknowledgements
 from tests.helpers import wait_until
@@ -292,3 +292,62 @@ def test_a_flood_is_handed_to_the_service_in_batches_bigger_than_one_small_read(
         sender.send_raw(frame * 110)  # ~100 KB in one write
         wait_until(lambda: sum(batch_bytes) >= len(frame) * 110, timeout=10)
     assert max(batch_bytes) > 2 * RECV_SIZE  # one small read plus a partial frame left over stays below
+
+
+def read_until(sock: socket.socket, done: Callable[[], bool], timeout: float = 5.0) -> int:
+    """Read (and drop) what arrives until `done()`; returns the bytes read."""
+    sock.settimeout(0.05)
+    got = 0
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "not done in time"
+        try:
+            got += len(sock.recv(1 << 16))
+        except TimeoutError:
+            pass
+    return got
+
+
+def test_outbox_states_follow_the_diagram() -> None:
+    """OPEN -> DRAINING (the kernel refused bytes) -> OPEN (all sent) -> DRAINING -> CLOSING (close) -> CUT (all sent)."""
+    server_side, peer = socket.socketpair()
+    with server_side, peer:
+        server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        outbox = TCPOutbox(server_side, WriteCombiner(), limit=1 << 22, probe=ScriptedProbe())
+        notice = b'{"type":"notice","text":"' + b"x" * 1000 + b'"}'
+        assert outbox.state is State.OPEN
+        outbox.put([b'{"type":"notice","text":"hi"}'], 1)
+        outbox.flush()
+        assert outbox.state is State.OPEN and outbox.pending_bytes == 0  # the kernel took it all
+        peer.recv(1 << 16)
+        outbox.put([notice] * 500, 2)  # ~500 KB: far beyond both buffers
+        outbox.flush()
+        assert outbox.state is State.DRAINING
+        read_until(peer, lambda: outbox.state is State.OPEN)
+        assert outbox.pending_bytes == 0
+        outbox.put([notice] * 500, 502)
+        outbox.flush()
+        assert outbox.state is State.DRAINING
+        outbox.close()
+        assert outbox.state is State.CLOSING
+        assert outbox.put([notice], 1002), "puts while closing are ignored, not refused"
+        read_until(peer, lambda: outbox.state is State.CUT)
+        outbox.join(5)
+
+
+def test_an_overflowed_outbox_refuses_puts_and_is_cut_on_close() -> None:
+    """OPEN -> OVERFLOWED (a put over the limit) -> CUT (close sends nothing more); a cut outbox ignores puts."""
+    server_side, peer = socket.socketpair()
+    with server_side, peer:
+        outbox = TCPOutbox(server_side, WriteCombiner(), limit=10_000, probe=ScriptedProbe())
+        notice = b'{"type":"notice","text":"' + b"x" * 1000 + b'"}'
+        assert outbox.put([notice] * 5, 1)
+        assert not outbox.put([notice] * 6, 6)
+        assert outbox.state is State.OVERFLOWED
+        assert not outbox.put([b'{"type":"notice","text":"hi"}'], 12), "nothing more for a member that overflowed"
+        outbox.close()
+        assert outbox.state is State.CUT
+        assert outbox.put([notice], 13)
+        peer.settimeout(5)
+        assert peer.recv(1 << 16) == b"", "the queued bytes are dropped with the connection"
