@@ -16,6 +16,7 @@ Imports: tcpinfo (the probe's types) only.
 
 from __future__ import annotations
 
+import math
 import socket
 import threading
 import time
@@ -50,7 +51,7 @@ class PeerProgress:
     """When a member's peer last took data, from the kernel's acknowledgement count.
 
     Not locked itself: the owning outbox calls every method under its own
-    lock (so `last`, `_counted` and `_last_look` have exactly one owner lock).
+    lock (so `last`, `_counted` and `due` have exactly one owner lock).
 
     With a probe that answers, progress means the peer acknowledged
     MIN_PROGRESS more bytes, dated by its last ACK. With a probe that
@@ -58,7 +59,7 @@ class PeerProgress:
     takes counts as progress instead: the best sign left.
     """
 
-    __slots__ = ("_acknowledged", "_counted", "_last_look", "_probe", "_sock", "last")
+    __slots__ = ("_acknowledged", "_counted", "_probe", "_sock", "due", "last")
 
     def __init__(self, sock: socket.socket, probe: Probe, now: float) -> None:
         self._sock = sock
@@ -66,7 +67,9 @@ class PeerProgress:
         self._acknowledged = probe(sock) is not None  # progress from the peer's ACKs
         self.last = now  # when the peer last made progress
         self._counted = 0  # bytes the peer had acknowledged at the last progress counted
-        self._last_look = now
+        # When a send that the kernel took whole should look again (see `sent`);
+        # without acknowledgements every send counts, so it is always due.
+        self.due = now + POLL if self._acknowledged else -math.inf
 
     def sent(self, now: float, behind: bool) -> None:
         """The kernel took bytes; `behind` if it would not take all of them.
@@ -75,18 +78,19 @@ class PeerProgress:
         otherwise at most every POLL: `last` is then known to within POLL
         whenever the member starts lagging (one that stopped reading long
         before its buffers filled pauses nobody at all), and a member that
-        keeps up costs one extra system call per POLL, not per send.
+        keeps up costs one extra system call per POLL, not per send. The
+        caller may skip this call when neither `behind` nor `now >= due`.
         """
         if not self._acknowledged:  # no better sign than the kernel taking bytes
             self.last = now
-        elif behind or now - self._last_look >= POLL:
+        elif behind or now >= self.due:
             self.look(now)
 
     def look(self, now: float) -> float:
         """If the peer acknowledged MIN_PROGRESS more bytes since the last progress, note when; return `last`."""
         if not self._acknowledged:
             return self.last  # every send marks progress instead (`sent`)
-        self._last_look = now
+        self.due = now + POLL
         answer = self._probe(self._sock)
         if answer is None:
             return self.last

@@ -123,7 +123,7 @@ class TCPOutbox:
         self._progress = PeerProgress(sock, probe, clock())
         self._chunks: list[bytes] = []
         self._pending_bytes = 0  # queued + being written
-        self._marked = False  # waiting in the combiner's queue (OPEN only)
+        self._marked = False  # waiting in the combiner's queue (OPEN only); flush reads it without the lock
         self._writer: threading.Thread | None = None  # join() reads it without the lock
         self._is_lagging = False  # what Backpressure was last told to look at; it reads it without the lock
         self._grace: threading.Timer | None = None
@@ -161,8 +161,14 @@ class TCPOutbox:
         return True
 
     def flush(self) -> None:
-        """After a batch, outside the service lock: the combiner sends what is marked."""
-        self.combiner.flush()
+        """After a batch, outside the service lock: the combiner sends what is marked.
+
+        Read without the lock: the thread that marked this outbox (in `put`)
+        sees its own mark here unless a combiner already sent it; after the
+        first flush of a batch has sent everyone, the others cost one read.
+        """
+        if self._marked:
+            self.combiner.flush()
 
     def progress(self, now: float) -> float:
         """Backpressure: look at the peer's acknowledgements; when it last took MIN_PROGRESS."""
@@ -184,7 +190,10 @@ class TCPOutbox:
     def _sent(self, sent: int, behind: bool) -> None:
         """Under the lock: the kernel took `sent` bytes; `behind` if it would not take all."""
         self._pending_bytes -= sent
-        self._progress.sent(self.clock(), behind)
+        now = self.clock()
+        progress = self._progress
+        if behind or now >= progress.due:  # the common case (kept up, looked at lately) costs nothing more
+            progress.sent(now, behind)
 
     def _tell_backpressure(self, changed: bool) -> None:
         if changed and self.backpressure is not None:
