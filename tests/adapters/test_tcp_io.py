@@ -245,6 +245,43 @@ def test_senders_wait_while_a_lagging_member_keeps_acknowledging() -> None:
     assert caught_up == [True] and draining.looks >= 3
 
 
+class SteppingClock:
+    """A clock that moves `step` seconds each time it is read."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 1000.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_a_pause_ends_at_max_pause_even_while_the_member_keeps_acknowledging() -> None:
+    """However steadily a lagging member reads, one batch's pause is bounded by max_pause (on the injected clock)."""
+    clock = SteppingClock(step=1.0)
+    backpressure = Backpressure(max_pause=5.0, stall=2.0, poll=0.001, clock=clock)
+    draining = ScriptedOutbox(acknowledging=True)
+    backpressure.update(draining)
+    started, real_start = clock.now, time.monotonic()
+    backpressure.wait()
+    assert draining.looks >= 3  # looked again and again while it drained ...
+    assert clock.now - started <= 5.0 + 2 * clock.step  # ... and gave up at max_pause ...
+    assert time.monotonic() - real_start < 4.0  # ... on the injected clock, not the real one
+
+
+def test_a_member_stalled_longer_than_stall_pauses_nobody() -> None:
+    """A lagging member whose last progress is older than `stall` is looked at once, and nobody waits."""
+    clock = FakeClock()
+    backpressure = Backpressure(max_pause=30.0, stall=0.05, poll=10.0, clock=clock)
+    stuck = ScriptedOutbox(acknowledging=False)
+    stuck.last_progress = clock.now - 0.06
+    backpressure.update(stuck)
+    started = time.monotonic()
+    backpressure.wait()
+    assert stuck.looks == 1 and time.monotonic() - started < 5.0  # a poll of 10 s was never waited
+
+
 def test_updates_arriving_out_of_order_leave_the_last_state() -> None:
     """The call for "started lagging" may arrive after the one for "stopped": the member is still not lagging."""
     backpressure = Backpressure()
