@@ -23,16 +23,16 @@ from typing import Any, NoReturn
 
 from chatsrv import __version__
 from chatsrv.access import Access, Network, parse_network
-from lanchat.cliargs import Parser, count, percent, port, positive_seconds, rate, seconds
 from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
 from chatsrv.messages import MAX_TEXT
-from lanchat.netinfo import ipv4_interfaces
+from chatsrv.outbox import DEFAULT_OUTBOX_LIMIT
 from chatsrv.service import ChatService
 from chatsrv.store import DEFAULT_PATH, MEMORY, open_store
-from chatsrv.outbox import DEFAULT_OUTBOX_LIMIT
 from chatsrv.tcp import DEFAULT_SEND_BUFFER, ChatTCPServer
 from chatsrv.udp import ChatUDPServer
+from lanchat.cliargs import Parser, count, percent, port, positive_seconds, rate, seconds
+from lanchat.netinfo import ipv4_interfaces
 from lanchat.wire import DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_FRAME
 
 log = logging.getLogger("chatsrv")

@@ -226,7 +226,10 @@ class OperatorDesk:
         self.moderation.mute(name_key(target.nick), session.nick, until)
         audit.info("audit: mute by %s -> %s %s", _who(session), _who(target), _duration(mute.minutes))
         how_long = f"for {mute.minutes:g} minute(s)" if mute.minutes else "until an operator unmutes you"
-        told = f"{session.nick} muted you {how_long}: you can read and whisper to operators, but the room does not hear you"
+        told = (
+            f"{session.nick} muted you {how_long}: "
+            "you can read and whisper to operators, but the room does not hear you"
+        )
         fields = {"nick": target.nick, "by": session.nick, "minutes": mute.minutes}
         self.service.queue(target, self._notice("mute", told, now, **fields))
         self.service.queue(

@@ -199,7 +199,14 @@ class ChatService:
                     room = self.registry.room_of(session)
                     assert session.nick is not None
                     self.store.add(
-                        Event("left", now, session.nick, room.name if room else None, transport=session.transport, reason="shutdown")
+                        Event(
+                            "left",
+                            now,
+                            session.nick,
+                            room.name if room else None,
+                            transport=session.transport,
+                            reason="shutdown",
+                        )
                     )
                     self.fanout.queue(session, notice)
                     self.fanout.queue(
@@ -359,7 +366,10 @@ class ChatService:
         message_id = next(self._ids)
         body = encode_message(message_id, room.name, session.nick, say.text, now, say.action)
         room.history.append(self.broadcast(room, body))
-        event = Event("message", now, session.nick, room.name, say.text, message_id, say.action, session.transport, room_key=room.key)
+        event = Event(
+            "message", now, session.nick, room.name, say.text, message_id, say.action, session.transport,
+            room_key=room.key,
+        )
         self.store.add(event)  # a queue append: the broadcast never waits for the disk
 
     def _whisper(self, session: Session, whisper: Whisper, now: float) -> None:
@@ -376,7 +386,9 @@ class ChatService:
             self.fanout.queue(session, body)
         if self.store_whispers:
             assert session.nick is not None and target.nick is not None
-            self.store.add(Event("whisper", now, session.nick, text=whisper.text, transport=session.transport, to=target.nick))
+            self.store.add(
+                Event("whisper", now, session.nick, text=whisper.text, transport=session.transport, to=target.nick)
+            )
 
     def _nick(self, session: Session, nick: Nick, now: float) -> None:
         old = session.nick
@@ -402,7 +414,8 @@ class ChatService:
             return
         if current is not None:
             self.registry.leave_room(session)
-            self.broadcast(current, {"type": "left", "nick": session.nick, "room": current.name, "ts": now, "reason": "moved"})
+            left = {"type": "left", "nick": session.nick, "room": current.name, "ts": now, "reason": "moved"}
+            self.broadcast(current, left)
             assert session.nick is not None
             self.store.add(Event("left", now, session.nick, current.name, transport=session.transport, reason="moved"))
         room = self.registry.ensure_room(join.room)

@@ -44,4 +44,6 @@ def acknowledgements(sock: socket.socket) -> Acknowledged | None:
         return None
     if len(info) < _TCP_INFO_SIZE:
         return None
-    return _BYTES_ACKED.unpack_from(info, _BYTES_ACKED_AT)[0], _LAST_ACK_RECV.unpack_from(info, _LAST_ACK_RECV_AT)[0] / 1000
+    acked = _BYTES_ACKED.unpack_from(info, _BYTES_ACKED_AT)[0]
+    quiet_ms = _LAST_ACK_RECV.unpack_from(info, _LAST_ACK_RECV_AT)[0]
+    return acked, quiet_ms / 1000

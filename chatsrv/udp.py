@@ -203,7 +203,8 @@ class ChatDatagramHandler(socketserver.BaseRequestHandler):
         now = server.service.clock()
         if message.cookie is None or not server.cookies.check(message.cookie, address, now):
             # docs/protocol.md §2: no state, just a cookie bound to this address and port.
-            server.reply_unproven({"type": "challenge", "cookie": server.cookies.issue(address, now)}, address, len(data))
+            challenge = {"type": "challenge", "cookie": server.cookies.issue(address, now)}
+            server.reply_unproven(challenge, address, len(data))
             return
         self._register(data, payload)
 
@@ -329,7 +330,12 @@ class ChatUDPServer(socketserver.UDPServer):
         budget = min(AMPLIFICATION_LIMIT * received, self.max_datagram)
         body = self.discovery(address, budget)
         if body is None or len(body) > budget:
-            log.debug("no server_info to %s:%s (%d-byte probe too small, address refused, or too many probes)", address[0], address[1], received)
+            log.debug(
+                "no server_info to %s:%s (%d-byte probe too small, address refused, or too many probes)",
+                address[0],
+                address[1],
+                received,
+            )
             return
         self.send_datagram(body, address, None)
 

@@ -41,7 +41,9 @@ def test_batches_that_queue_up_flush_once_after_the_last(service: ChatService) -
     seen_by_carol.clear()
     puts_before = carol_box.puts
     threads = [
-        threading.Thread(target=service.receive, args=(who, [encode_payload({"type": "say", "text": f"hi from {who.nick}"})]))
+        threading.Thread(
+            target=service.receive, args=(who, [encode_payload({"type": "say", "text": f"hi from {who.nick}"})])
+        )
         for who in (alice, bob)
     ]
     with service.registry.lock:  # a batch in progress: both senders queue up behind it

@@ -346,7 +346,7 @@ def read_until(sock: socket.socket, done: Callable[[], bool], timeout: float = 5
 
 
 def test_outbox_states_follow_the_diagram() -> None:
-    """OPEN -> DRAINING (the kernel refused bytes) -> OPEN (all sent) -> DRAINING -> CLOSING (close) -> CUT (all sent)."""
+    """OPEN -> DRAINING (the kernel refused bytes) -> OPEN (all sent) -> DRAINING -> CLOSING (close) -> CUT."""
     server_side, peer = socket.socketpair()
     with server_side, peer:
         server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)

@@ -302,9 +302,14 @@ def test_batch_order_with_personal_payloads_between_broadcasts(service: ChatServ
     start = len(alice.payloads)
     service.receive(
         alice_session,
-        [encode_payload({"type": "say", "text": "a"}), encode_payload({"type": "ping", "id": 1}), encode_payload({"type": "say", "text": "b"})],
+        [
+            encode_payload({"type": "say", "text": "a"}),
+            encode_payload({"type": "ping", "id": 1}),
+            encode_payload({"type": "say", "text": "b"}),
+        ],
     )
-    assert [(p["type"], p.get("text")) for p in alice.payloads[start:]] == [("message", "a"), ("pong", None), ("message", "b")]
+    got = [(p["type"], p.get("text")) for p in alice.payloads[start:]]
+    assert got == [("message", "a"), ("pong", None), ("message", "b")]
     assert [p["text"] for p in bob.of_type("message")] == ["a", "b"]
     seqs = [p["seq"] for p in alice.payloads]
     assert seqs == list(range(1, len(seqs) + 1))
