@@ -27,9 +27,10 @@ from chatsrv.access import Access, Network, parse_network
 from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
 from chatsrv.messages import MAX_TEXT
+from chatsrv.outbox import DEFAULT_OUTBOX_LIMIT
 from chatsrv.service import ChatService
 from chatsrv.store import DEFAULT_PATH, MEMORY, open_store
-from chatsrv.tcp import DEFAULT_OUTBOX_LIMIT, DEFAULT_SEND_BUFFER, ChatTCPServer
+from chatsrv.tcp import DEFAULT_SEND_BUFFER, ChatTCPServer
 from chatsrv.udp import ChatUDPServer
 from lanchat.cliargs import Parser, count, percent, port, positive_seconds, rate, seconds
 from lanchat.netinfo import ipv4_interfaces

@@ -4,8 +4,8 @@ operators and access").
 
 `OperatorDesk` adds one handler per message type to the service's table,
 so `ChatService.receive` dispatches them like `say` or `join`: same batch,
-same lock, same rate limit. It uses the service's batch plumbing (`_queue`,
-`_broadcast`, `_drop`) and keeps its decisions in `Moderation` (pure state)
+same lock, same rate limit. It uses the service's public `queue`,
+`broadcast` and `drop` and keeps its decisions in `Moderation` (pure state)
 and `Access` (addresses and bans). Nothing here runs for an ordinary
 message.
 
@@ -46,18 +46,18 @@ Handler = Callable[[Session, Any, float], None]
 
 
 class ServiceCore(Protocol):
-    """The parts of ChatService an operator command uses (its state and batch plumbing)."""
+    """The parts of ChatService an operator command uses (its state, and queueing inside a batch)."""
 
     registry: Registry
     sessions: set[Session]
     moderation: Moderation
     access: Access
 
-    def _queue(self, session: Session, body: bytes) -> None: ...
+    def queue(self, session: Session, body: bytes) -> None: ...
 
-    def _broadcast(self, room: Room, payload: dict[str, Any], exclude: Session | None = None) -> bytes: ...
+    def broadcast(self, room: Room, payload: dict[str, Any] | bytes, exclude: Session | None = None) -> bytes: ...
 
-    def _drop(self, session: Session, reason: str, details: dict[str, Any] | None = None) -> None: ...
+    def drop(self, session: Session, reason: str, details: dict[str, Any] | None = None) -> None: ...
 
 
 def _who(session: Session) -> str:
@@ -126,7 +126,7 @@ class OperatorDesk:
         """Become an operator with the secret the server printed at start."""
         service = self.service
         if self.moderation.is_operator(session):
-            service._queue(session, self._notice(None, "you are already an operator", now))
+            service.queue(session, self._notice(None, "you are already an operator", now))
             return
         host = str(host_address(session.address) or session.address)
         wait = self.access.failures.wait_left(host, now)
@@ -139,7 +139,7 @@ class OperatorDesk:
             self.access.failures.succeeded(host)
             room = self._room_of(session)
             audit.info("audit: op: %s is now an operator (room %s)", _who(session), room.name)
-            service._broadcast(
+            service.broadcast(
                 room,
                 {
                     "type": "notice",
@@ -199,12 +199,12 @@ class OperatorDesk:
             f" (and {len(leaving) - 1} more connection(s) from {ip})" if len(leaving) > 1 else "",
         )
         for member in leaving:
-            service._drop(member, "kicked", details)
+            service.drop(member, "kicked", details)
         if kick.ban:
             text = f"you banned {target.nick} ({ip}) until the server restarts; /unban {ip} lifts it"
-            service._queue(session, self._notice("ban", text, now, nick=target.nick, address=str(ip)))
+            service.queue(session, self._notice("ban", text, now, nick=target.nick, address=str(ip)))
         elif not saw_it:
-            service._queue(session, self._notice("kick", f"you kicked {target.nick}", now, nick=target.nick))
+            service.queue(session, self._notice("kick", f"you kicked {target.nick}", now, nick=target.nick))
 
     def unban(self, session: Session, unban: Unban, now: float) -> None:
         self._require_operator(session, "unban")
@@ -213,7 +213,7 @@ class OperatorDesk:
         found = self.access.unban(ip)
         audit.info("audit: unban by %s -> %s%s", _who(session), ip, "" if found else " (was not banned)")
         text = f"{ip} may connect again" if found else f"{ip} was not banned"
-        self.service._queue(session, self._notice("unban" if found else None, text, now, address=str(ip)))
+        self.service.queue(session, self._notice("unban" if found else None, text, now, address=str(ip)))
 
     def mute(self, session: Session, mute: Mute, now: float) -> None:
         """Silence a member in every room, for some minutes or until unmuted."""
@@ -226,10 +226,13 @@ class OperatorDesk:
         self.moderation.mute(name_key(target.nick), session.nick, until)
         audit.info("audit: mute by %s -> %s %s", _who(session), _who(target), _duration(mute.minutes))
         how_long = f"for {mute.minutes:g} minute(s)" if mute.minutes else "until an operator unmutes you"
-        told = f"{session.nick} muted you {how_long}: you can read and whisper to operators, but the room does not hear you"
+        told = (
+            f"{session.nick} muted you {how_long}: "
+            "you can read and whisper to operators, but the room does not hear you"
+        )
         fields = {"nick": target.nick, "by": session.nick, "minutes": mute.minutes}
-        self.service._queue(target, self._notice("mute", told, now, **fields))
-        self.service._queue(
+        self.service.queue(target, self._notice("mute", told, now, **fields))
+        self.service.queue(
             session, self._notice("mute", f"you muted {target.nick} {_duration(mute.minutes)}", now, **fields)
         )
 
@@ -241,14 +244,14 @@ class OperatorDesk:
         if not self.moderation.unmute(name_key(unmute.nick)):
             if target is None:
                 raise ProtocolError("no_such_user", f'nobody called "{unmute.nick}" is here or muted')
-            self.service._queue(session, self._notice(None, f"{nick} was not muted", now))
+            self.service.queue(session, self._notice(None, f"{nick} was not muted", now))
             return
         audit.info("audit: unmute by %s -> %s", _who(session), _who(target) if target is not None else nick)
         fields = {"nick": nick, "by": session.nick}
         if target is not None:
             told = f"{session.nick} unmuted you: the room hears you again"
-            self.service._queue(target, self._notice("unmute", told, now, **fields))
-        self.service._queue(session, self._notice("unmute", f"you unmuted {nick}", now, **fields))
+            self.service.queue(target, self._notice("unmute", told, now, **fields))
+        self.service.queue(session, self._notice("unmute", f"you unmuted {nick}", now, **fields))
 
     # --- rooms ------------------------------------------------------------
 
@@ -263,7 +266,7 @@ class OperatorDesk:
         }
         payload.update({name: value for name, value in fields.items() if value is not None})
         payload["ts"] = now
-        self.service._broadcast(room, payload)
+        self.service.broadcast(room, payload)
         return room
 
     def lock(self, session: Session, message: Lock, now: float) -> None:
@@ -318,7 +321,7 @@ class OperatorDesk:
         audit.info("audit: announce by %s -> everyone: %r", _who(session), announce.text)
         body = self._notice("announce", announce.text, now, **{"from": session.nick})
         for member in self.service.registry.members():
-            self.service._queue(member, body)
+            self.service.queue(member, body)
 
     # --- what the service shows about moderation ---------------------------
 

@@ -8,7 +8,9 @@ and no thread, so every rule is unit-tested with a fake outbox.
 
 Work is done per batch: one lock acquisition per `receive`, a broadcast is
 encoded once, and each member gets all of a batch's payloads in a single
-`Outbox.put` (docs/architecture.md, "work per recv").
+`Outbox.put` (docs/architecture.md, "work per recv"). Queueing, delivery,
+deferral and the flush after the lock are `chatsrv.fanout`'s; this module
+decides only who gets what.
 
 Recoverable errors inside a batch become `error` payloads here (the batch
 goes on); adapters handle broken frames with `reject`.
@@ -23,7 +25,7 @@ live in access, moderation and operators; they hook in at a few marked
 points and cost nothing while no operator has acted.
 
 Imports: wire, messages, ratelimit, session, rooms, store, access,
-moderation, operators.
+moderation, fanout, operators.
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ import collections
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from chatsrv import __version__
 from chatsrv.access import Access
+from chatsrv.fanout import FanOut
 from chatsrv.messages import (
     Bye,
     Hello,
@@ -62,10 +64,6 @@ from lanchat.wire import ProtocolError, decode_payload, encode_message, encode_p
 log = logging.getLogger("chatsrv")
 
 SEQ_ROOM = 24  # bytes kept free in a welcome for the spliced `,"seq":N`
-# Received batches in a row that may leave their deliveries to the next (see
-# _batch). 8 filled a room of 2,000 faster still, but the larger bursts left
-# about 40 % more heap per connection behind.
-MAX_DEFERRED = 4
 
 
 class ChatService:
@@ -110,14 +108,7 @@ class ChatService:
             # The rooms that had history exist again after a restart, with it.
             assert event.room is not None
             self.registry.ensure_room(event.room).history.append(encode_payload(event.payload()))
-        # Per member, what this batch sends it, in order: runs of room broadcasts
-        # (one list shared by every member of the room) and its own payloads.
-        self._pending: dict[Session, list[list[bytes]]] = {}
-        self._runs: dict[str, _Run] = {}  # the open broadcast run of each room
-        self.batch_listeners: list[Callable[[], None]] = []
-        self._entering: list[None] = []  # one entry per thread waiting to start a batch
-        self._deferred = 0  # batches in a row that left their listeners to the next one
-        self._closing: list[Session] = []
+        self.fanout = FanOut(self.registry.lock, self.drop)
         self._handlers: dict[type, Callable[[Session, Any, float], None]] = {
             Hello: self._hello,
             Say: self._say,
@@ -156,11 +147,11 @@ class ChatService:
     def receive(self, session: Session, bodies: Iterable[bytes]) -> None:
         """Handle the payloads one read delivered, in order, under one lock.
 
-        Only TCP batches may be deferred (see `_batch`): the UDP adapter's
+        Only TCP batches may be deferred (`chatsrv.fanout`): the UDP adapter's
         single thread finds peers by address, and a peer's `bye` must take
         effect (the address forgotten) before its next datagram is read.
         """
-        with self._batch(may_defer=session.transport == "tcp"):
+        with self.fanout.batch(may_defer=session.transport == "tcp"):
             now = self.clock()
             session.last_seen = now
             for body in bodies:
@@ -176,22 +167,17 @@ class ChatService:
 
     def reject(self, session: Session, error: ProtocolError) -> None:
         """Report an error found by the adapter (e.g. a broken frame) to the peer."""
-        with self._batch():
+        with self.fanout.batch():
             self._fail(session, error)
-
-    def send(self, session: Session, payload: dict[str, Any]) -> None:
-        """Send one payload to one member, outside any batch (e.g. a timeout)."""
-        with self._batch():
-            self._queue(session, encode_payload(payload))
 
     def disconnect(self, session: Session, reason: str = "lost") -> None:
         """The transport is gone (or must go): remove the member, tell the room."""
-        with self._batch():
-            self._drop(session, reason)
+        with self.fanout.batch():
+            self.drop(session, reason)
 
     def expire_idle(self, now: float | None = None) -> list[Session]:
         """Drop UDP peers silent for `peer_timeout` (docs/protocol.md §2); returns them."""
-        with self._batch():
+        with self.fanout.batch():
             now = self.clock() if now is None else now
             expired = [
                 session
@@ -199,23 +185,31 @@ class ChatService:
                 if session.transport == "udp" and now - session.last_seen >= self.peer_timeout
             ]
             for session in expired:
-                self._drop(session, "timeout")
+                self.drop(session, "timeout")
             return expired
 
     def shutdown(self, text: str = "the server is shutting down") -> None:
         """Tell everyone (a notice, then `left` reason shutdown) and close every outbox."""
-        with self._batch():
+        with self.fanout.batch():
             now = self.clock()
             notice = encode_payload({"type": "notice", "text": text, "ts": now})
+            closed = len(self.sessions)
             for session in list(self.sessions):
                 if session.joined:
                     room = self.registry.room_of(session)
                     assert session.nick is not None
                     self.store.add(
-                        Event("left", now, session.nick, room.name if room else None, transport=session.transport, reason="shutdown")
+                        Event(
+                            "left",
+                            now,
+                            session.nick,
+                            room.name if room else None,
+                            transport=session.transport,
+                            reason="shutdown",
+                        )
                     )
-                    self._queue(session, notice)
-                    self._queue(
+                    self.fanout.queue(session, notice)
+                    self.fanout.queue(
                         session,
                         encode_payload(
                             {
@@ -228,120 +222,19 @@ class ChatService:
                         ),
                     )
                 self._close(session)
-            log.info("shutdown: %d sessions closed", len(self._closing))
+            log.info("shutdown: %d sessions closed", closed)
 
-    # --- batch plumbing ---------------------------------------------------
+    # --- what operators and handlers use ---------------------------------
 
-    @contextmanager
-    def _batch(self, may_defer: bool = False) -> Iterator[None]:
-        """Hold the lock for one batch, deliver what it queued, then tell the listeners.
+    def queue(self, session: Session, body: bytes) -> None:
+        """Queue an encoded payload for one member (inside a batch)."""
+        self.fanout.queue(session, body)
 
-        Listeners (e.g. the TCP adapter's write combiner) run after the lock
-        is released, so socket writes never happen inside the critical section.
-
-        With `may_defer` (batches of received payloads), a batch that another
-        thread is already waiting to follow leaves its deliveries and its
-        listeners to that one, as if both had come in one read: each member
-        then gets one `put` and one `send` for both (measured: fan-out +30 %,
-        2,000 joins in 12 s instead of 31 s). At most MAX_DEFERRED batches in
-        a row wait; the last batch of a run always delivers, so nothing is left.
-        """
-        entering = self._entering
-        lock = self.registry.lock
-        entering.append(None)  # atomic: the batch holding the lock sees that another follows
-        try:
-            lock.acquire()
-        finally:
-            entering.pop()  # also if acquiring failed: an entry left behind would defer forever
-        defer = False
-        try:
-            try:
-                yield
-            except BaseException:
-                self._deferred = 0
-                self._flush()
-                raise
-            defer = may_defer and bool(entering) and self._deferred < MAX_DEFERRED
-            if defer:
-                self._deferred += 1
-            else:
-                self._deferred = 0
-                self._flush()
-        finally:
-            lock.release()
-            if not defer:
-                for listener in self.batch_listeners:
-                    listener()
-
-    def _queue(self, session: Session, body: bytes) -> None:
-        """Queue a payload for one member."""
-        if session.room_key is not None:
-            # Later broadcasts must come after this payload: start a new run for its room.
-            self._runs.pop(session.room_key, None)
-        segments = self._pending.get(session)
-        if segments is None:
-            self._pending[session] = [[body]]
-        elif type(segments[-1]) is _Run:
-            segments.append([body])
-        else:
-            segments[-1].append(body)
-
-    def _broadcast(self, room: Room, payload: dict[str, Any] | bytes, exclude: Session | None = None) -> bytes:
-        """Encode once (unless given encoded) and queue for every member of `room` (but `exclude`).
-
-        Consecutive broadcasts to a room within a batch share one "run": the
-        list is handed to each member once, and every further broadcast is a
-        single append, whatever the room's size. A personal payload, an
-        exclusion or a member entering or leaving closes the run.
-        """
+    def broadcast(self, room: Room, payload: dict[str, Any] | bytes, exclude: Session | None = None) -> bytes:
+        """Encode once (unless given encoded) and queue for every member of `room` but `exclude`; returns the body."""
         body = payload if isinstance(payload, bytes) else encode_payload(payload)
-        run = self._runs.get(room.key)
-        if run is not None and exclude is None and run.version == room.version:
-            run.append(body)
-            return body
-        pending = self._pending
-        if exclude is not None:
-            self._runs.pop(room.key, None)
-            for member in room.members.values():
-                if member is not exclude:
-                    self._append_segment(pending, member, [body])
-            return body
-        run = self._runs[room.key] = _Run(room.version, body)
-        for member in room.members.values():
-            self._append_segment(pending, member, run)
+        self.fanout.broadcast(room, body, exclude)
         return body
-
-    @staticmethod
-    def _append_segment(pending: dict[Session, list[list[bytes]]], member: Session, segment: list[bytes]) -> None:
-        segments = pending.get(member)
-        if segments is None:
-            pending[member] = [segment]
-        else:
-            segments.append(segment)
-
-    def _flush(self) -> None:
-        """Deliver everything queued; members whose outbox overflows leave as `slow`.
-
-        A delivery that fails with an exception (a bug) is logged and that
-        member removed; everyone else still gets what the batch queued.
-        """
-        while self._pending:
-            pending, self._pending = self._pending, {}
-            self._runs = {}
-            for member, segments in pending.items():
-                bodies = segments[0] if len(segments) == 1 else [body for segment in segments for body in segment]
-                try:
-                    delivered = member.deliver(bodies)
-                except Exception:
-                    log.exception("delivering to %s failed: removed", member.describe())
-                    self._drop(member, "error")
-                    continue
-                if not delivered and not member.closed:
-                    log.warning("%s is too slow to read: removed", member.describe())
-                    self._drop(member, "slow")
-        closing, self._closing = self._closing, []
-        for session in closing:
-            session.outbox.close()
 
     def _fail(self, session: Session, error: ProtocolError) -> None:
         if error.code != "not_allowed":
@@ -352,11 +245,11 @@ class ChatService:
         log.info("protocol error from %s: %s %s", session.describe(), error.code, error.message)
         if session.closed:
             return
-        self._queue(session, encode_payload(error.payload()))
+        self.fanout.queue(session, encode_payload(error.payload()))
         if error.fatal or session.errors_in_a_row >= self.max_errors:
             if not error.fatal:
                 log.warning("%s: %d errors in a row, closing", session.describe(), session.errors_in_a_row)
-            self._drop(session, "error")
+            self.drop(session, "error")
 
     def _close(self, session: Session) -> None:
         if not session.closed:
@@ -366,9 +259,9 @@ class ChatService:
             self._per_host[host] -= 1
             if self._per_host[host] <= 0:
                 del self._per_host[host]
-            self._closing.append(session)
+            self.fanout.close_after(session)
 
-    def _drop(self, session: Session, reason: str, details: dict[str, Any] | None = None) -> None:
+    def drop(self, session: Session, reason: str, details: dict[str, Any] | None = None) -> None:
         """Remove a session; a joined member's room sees `left` with `reason`.
 
         With `details` (who kicked, why) the `left` carries them, and the
@@ -389,9 +282,9 @@ class ChatService:
             payload = {"type": "left", "nick": session.nick, "room": room.name, "ts": now, "reason": reason}
             if details:
                 payload.update(details)
-            body = self._broadcast(room, payload)
+            body = self.broadcast(room, payload)
             if details:
-                self._queue(session, body)
+                self.fanout.queue(session, body)
             self.store.add(Event("left", now, session.nick, room.name, transport=session.transport, reason=reason))
 
     # --- messages ---------------------------------------------------------
@@ -428,7 +321,7 @@ class ChatService:
         self.registry.add(session, hello.nick, room)
         log.info("join: %s in %s", session.describe(), room.name)
         self._welcome(session, room, now)
-        self._broadcast(room, {"type": "joined", "nick": hello.nick, "room": room.name, "ts": now}, exclude=session)
+        self.broadcast(room, {"type": "joined", "nick": hello.nick, "room": room.name, "ts": now}, exclude=session)
         self.store.add(Event("joined", now, hello.nick, room.name, transport=session.transport))
 
     def _welcome(self, session: Session, room: Room, now: float) -> None:
@@ -463,7 +356,7 @@ class ChatService:
         chosen.reverse()
         # Strings in JSON cannot hold a bare quote, so this matches only the real key.
         body = base.replace(b'"history":[]', b'"history":[' + b",".join(chosen) + b"]", 1)
-        self._queue(session, body)
+        self.fanout.queue(session, body)
 
     def _say(self, session: Session, say: Say, now: float) -> None:
         room = self.registry.room_of(session)
@@ -472,8 +365,11 @@ class ChatService:
             self.moderation.check_say(session, room.key, now)
         message_id = next(self._ids)
         body = encode_message(message_id, room.name, session.nick, say.text, now, say.action)
-        room.history.append(self._broadcast(room, body))
-        event = Event("message", now, session.nick, room.name, say.text, message_id, say.action, session.transport, room_key=room.key)
+        room.history.append(self.broadcast(room, body))
+        event = Event(
+            "message", now, session.nick, room.name, say.text, message_id, say.action, session.transport,
+            room_key=room.key,
+        )
         self.store.add(event)  # a queue append: the broadcast never waits for the disk
 
     def _whisper(self, session: Session, whisper: Whisper, now: float) -> None:
@@ -485,12 +381,14 @@ class ChatService:
         body = encode_payload(
             {"type": "whisper", "from": session.nick, "to": target.nick, "text": whisper.text, "ts": now}
         )
-        self._queue(target, body)
+        self.fanout.queue(target, body)
         if target is not session:
-            self._queue(session, body)
+            self.fanout.queue(session, body)
         if self.store_whispers:
             assert session.nick is not None and target.nick is not None
-            self.store.add(Event("whisper", now, session.nick, text=whisper.text, transport=session.transport, to=target.nick))
+            self.store.add(
+                Event("whisper", now, session.nick, text=whisper.text, transport=session.transport, to=target.nick)
+            )
 
     def _nick(self, session: Session, nick: Nick, now: float) -> None:
         old = session.nick
@@ -506,7 +404,7 @@ class ChatService:
         room = self.registry.room_of(session)
         log.info("rename: %s -> %s", old, nick.nick)
         if room is not None:
-            self._broadcast(room, {"type": "renamed", "old": old, "new": nick.nick, "room": room.name, "ts": now})
+            self.broadcast(room, {"type": "renamed", "old": old, "new": nick.nick, "room": room.name, "ts": now})
             self.store.add(Event("renamed", now, old, room.name, transport=session.transport, new=nick.nick))
 
     def _join(self, session: Session, join: Join, now: float) -> None:
@@ -516,7 +414,8 @@ class ChatService:
             return
         if current is not None:
             self.registry.leave_room(session)
-            self._broadcast(current, {"type": "left", "nick": session.nick, "room": current.name, "ts": now, "reason": "moved"})
+            left = {"type": "left", "nick": session.nick, "room": current.name, "ts": now, "reason": "moved"}
+            self.broadcast(current, left)
             assert session.nick is not None
             self.store.add(Event("left", now, session.nick, current.name, transport=session.transport, reason="moved"))
         room = self.registry.ensure_room(join.room)
@@ -525,7 +424,7 @@ class ChatService:
         joined: dict[str, Any] = {"type": "joined", "nick": session.nick, "room": room.name, "ts": now}
         if self.moderation.is_operator(session):
             joined["operator"] = True  # so clients can mark the operator who moved in
-        self._broadcast(room, joined, exclude=session)
+        self.broadcast(room, joined, exclude=session)
         assert session.nick is not None
         self.store.add(Event("joined", now, session.nick, room.name, transport=session.transport))
 
@@ -536,13 +435,13 @@ class ChatService:
         payload: dict[str, Any] = {"type": "users", "room": name, "users": users}
         if room is not None:
             payload.update(self.operators.room_fields(room))
-        self._queue(session, encode_payload(payload))
+        self.fanout.queue(session, encode_payload(payload))
 
     def _rooms(self, session: Session, message: Rooms, now: float) -> None:
-        self._queue(session, encode_payload({"type": "rooms", "rooms": self.registry.listing()}))
+        self.fanout.queue(session, encode_payload({"type": "rooms", "rooms": self.registry.listing()}))
 
     def _ping(self, session: Session, ping: Ping, now: float) -> None:
-        self._queue(session, encode_payload({"type": "pong", "id": ping.id, "t": ping.t, "ts": now}))
+        self.fanout.queue(session, encode_payload({"type": "pong", "id": ping.id, "t": ping.t, "ts": now}))
 
     def _stats(self, session: Session, message: Stats, now: float) -> None:
         payload: dict[str, Any] = {"type": "stats", "sent": session.sent, "received": session.received}
@@ -550,21 +449,12 @@ class ChatService:
             tracker = session.client_seq
             payload.update(gaps=tracker.gaps, reordered=tracker.reordered, duplicates=tracker.duplicates)
         payload.update(session.extra.get("stats", {}))
-        self._queue(session, encode_payload(payload))
+        self.fanout.queue(session, encode_payload(payload))
 
     def _bye(self, session: Session, message: Bye, now: float) -> None:
-        self._drop(session, "quit")
+        self.drop(session, "quit")
 
 
 def _host(session: Session) -> Any:
     return session.address[0] if isinstance(session.address, tuple) else session.address
 
-
-class _Run(list):  # type: ignore[type-arg]
-    """Broadcast bodies shared by every member of a room within one batch."""
-
-    __slots__ = ("version",)
-
-    def __init__(self, version: int, first: bytes) -> None:
-        super().__init__((first,))
-        self.version = version

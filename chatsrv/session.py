@@ -1,8 +1,8 @@
 """One member of the chat: identity, per-member `seq`, counters, delivery.
 
 A `Session` knows nothing about sockets: it hands encoded payloads to an
-`Outbox` (put, close) that a transport adapter provides. Only the service
-calls `deliver`, always while holding the registry lock, so `seq` numbers
+`Outbox` (put, flush, close) that a transport adapter provides. Only the
+fan-out calls `deliver`, always while holding the registry lock, so `seq` numbers
 (docs/protocol.md §3) are given in exactly the order payloads are queued.
 
 Imports only `lanchat.wire` and `chatsrv.ratelimit`.
@@ -14,7 +14,7 @@ import itertools
 from typing import Any, Protocol
 
 from chatsrv.ratelimit import TokenBucket
-from lanchat.wire import SeqTracker, encode_payload
+from lanchat.wire import SeqTracker
 
 
 class Outbox(Protocol):
@@ -28,8 +28,12 @@ class Outbox(Protocol):
         False when the peer is too slow to take them.
         """
 
+    def flush(self) -> None:
+        """Send what `put` queued. Called once per batch that delivered to this
+        outbox, after the service lock is released (never under it)."""
+
     def close(self) -> None:
-        """Flush what is queued if possible, then end the connection."""
+        """Flush what is queued if possible, then end the connection (called under the lock)."""
 
 
 _session_ids = itertools.count(1)
@@ -84,7 +88,3 @@ class Session:
         self.seq += len(bodies)
         self.sent += len(bodies)
         return self.outbox.put(bodies, first)
-
-    def send_now(self, payload: dict[str, Any]) -> bool:
-        """Encode and queue one payload immediately (used outside a batch)."""
-        return self.deliver([encode_payload(payload)])

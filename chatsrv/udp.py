@@ -85,6 +85,9 @@ class UDPOutbox:
                 self.server.send_datagram(payload, self.address, self.counters)
         return True
 
+    def flush(self) -> None:
+        """Nothing to do: `put` already sent each datagram without blocking."""
+
     def close(self) -> None:
         self.server.forget(self.address, self)
         if self.delay_line is not None and self.path is not None:
@@ -200,7 +203,8 @@ class ChatDatagramHandler(socketserver.BaseRequestHandler):
         now = server.service.clock()
         if message.cookie is None or not server.cookies.check(message.cookie, address, now):
             # docs/protocol.md §2: no state, just a cookie bound to this address and port.
-            server.reply_unproven({"type": "challenge", "cookie": server.cookies.issue(address, now)}, address, len(data))
+            challenge = {"type": "challenge", "cookie": server.cookies.issue(address, now)}
+            server.reply_unproven(challenge, address, len(data))
             return
         self._register(data, payload)
 
@@ -326,7 +330,12 @@ class ChatUDPServer(socketserver.UDPServer):
         budget = min(AMPLIFICATION_LIMIT * received, self.max_datagram)
         body = self.discovery(address, budget)
         if body is None or len(body) > budget:
-            log.debug("no server_info to %s:%s (%d-byte probe too small, address refused, or too many probes)", address[0], address[1], received)
+            log.debug(
+                "no server_info to %s:%s (%d-byte probe too small, address refused, or too many probes)",
+                address[0],
+                address[1],
+                received,
+            )
             return
         self.send_datagram(body, address, None)
 
@@ -347,8 +356,8 @@ class ChatUDPServer(socketserver.UDPServer):
             log.info("%s: silent for %g s, dropped", session.describe(), self.service.peer_timeout)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # One bad datagram must never stop the server; log it like socketserver would, once.
-        log.exception("error handling a datagram from %s", client_address)
+        # One bad datagram must never stop the server; one log record with the peer, like TCP's.
+        log.exception("error handling a datagram from %s:%s", client_address[0], client_address[1])
 
     def stop(self) -> None:
         """Stop serving, flush the delay line, close the socket. Not from the serving thread."""

@@ -14,7 +14,7 @@ from chatsrv.discovery import MAX_REPLY, NAME_LIMIT, SMALLEST_REPLY, Discovery, 
 from chatsrv.service import ChatService
 from lanchat.netinfo import Interface
 from lanchat.wire import decode_payload
-from tests.unit.test_service import connect, member, send
+from tests.support.fakes import connect, member, send
 
 PORTS = {"server_id": "0badcafe", "tcp_port": 9009, "udp_port": 9010}
 ANYONE = ("192.168.1.50", 40000)  # a probe's source address

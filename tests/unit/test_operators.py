@@ -16,8 +16,8 @@ from chatsrv.access import Access, FailureTracker, parse_network
 from chatsrv.service import ChatService
 from chatsrv.session import Session
 from lanchat.wire import ProtocolError, encode_payload
-from tests.unit.test_service import Clock as FakeClock
-from tests.unit.test_service import FakeOutbox
+from tests.support.fakes import Clock as FakeClock
+from tests.support.fakes import FakeOutbox
 
 SECRET = "s3cret-op"
 

@@ -8,42 +8,8 @@ from typing import Any
 import pytest
 
 from chatsrv.service import ChatService
-from chatsrv.session import Session
-from lanchat.wire import ProtocolError, encode_payload, with_seq
-
-
-class FakeOutbox:
-    """Records what the service queues; can pretend to be full."""
-
-    def __init__(self, capacity: int | None = None) -> None:
-        self.payloads: list[dict[str, Any]] = []
-        self.closed = False
-        self.capacity = capacity
-        self.puts = 0
-
-    def put(self, bodies: list[bytes], first_seq: int) -> bool:
-        self.puts += 1
-        if self.capacity is not None and len(self.payloads) + len(bodies) > self.capacity:
-            return False
-        self.payloads.extend(json.loads(with_seq(body, seq)) for seq, body in enumerate(bodies, first_seq))
-        return True
-
-    def close(self) -> None:
-        self.closed = True
-
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        return [p for p in self.payloads if p["type"] == kind]
-
-    def last(self) -> dict[str, Any]:
-        return self.payloads[-1]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from lanchat.wire import ProtocolError, encode_payload
+from tests.support.fakes import Clock, FakeOutbox, connect, member, send
 
 
 @pytest.fixture
@@ -54,22 +20,6 @@ def clock() -> Clock:
 @pytest.fixture
 def service(clock: Clock) -> ChatService:
     return ChatService(clock=clock, rate=0, server_name="test")
-
-
-def connect(service: ChatService, transport: str = "tcp", host: str = "10.0.0.1", max_frame: int = 65536, outbox: FakeOutbox | None = None) -> tuple[Session, FakeOutbox]:
-    outbox = outbox or FakeOutbox()
-    return service.connect(outbox, (host, 5000 + len(service.sessions)), transport, max_frame), outbox
-
-
-def send(service: ChatService, session: Session, **payload: Any) -> None:
-    service.receive(session, [encode_payload(payload)])
-
-
-def member(service: ChatService, nick: str, room: str = "lobby", **kwargs: Any) -> tuple[Session, FakeOutbox]:
-    session, outbox = connect(service, **kwargs)
-    send(service, session, type="hello", nick=nick, room=room)
-    assert outbox.payloads[-1]["type"] == "welcome", outbox.payloads
-    return session, outbox
 
 
 def test_hello_gets_welcome_and_room_sees_joined(service: ChatService, clock: Clock) -> None:
@@ -352,9 +302,14 @@ def test_batch_order_with_personal_payloads_between_broadcasts(service: ChatServ
     start = len(alice.payloads)
     service.receive(
         alice_session,
-        [encode_payload({"type": "say", "text": "a"}), encode_payload({"type": "ping", "id": 1}), encode_payload({"type": "say", "text": "b"})],
+        [
+            encode_payload({"type": "say", "text": "a"}),
+            encode_payload({"type": "ping", "id": 1}),
+            encode_payload({"type": "say", "text": "b"}),
+        ],
     )
-    assert [(p["type"], p.get("text")) for p in alice.payloads[start:]] == [("message", "a"), ("pong", None), ("message", "b")]
+    got = [(p["type"], p.get("text")) for p in alice.payloads[start:]]
+    assert got == [("message", "a"), ("pong", None), ("message", "b")]
     assert [p["text"] for p in bob.of_type("message")] == ["a", "b"]
     seqs = [p["seq"] for p in alice.payloads]
     assert seqs == list(range(1, len(seqs) + 1))

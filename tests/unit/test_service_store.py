@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chatsrv.service import ChatService
 from chatsrv.store import Event, MemoryStore
-from tests.unit.test_service import Clock, member, send
+from tests.support.fakes import Clock, member, send
 
 
 def make(clock: Clock, store: MemoryStore, **kwargs: object) -> ChatService:

@@ -1,0 +1,150 @@
+"""ChatRequestHandler through a socketpair: hello, say, bye through the real handler, no listening server.
+
+And the TCP server's `handle_error`: a handler that raises is one log record with the peer, not a bare traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from chatsrv.backpressure import Backpressure
+from chatsrv.outbox import WriteCombiner
+from chatsrv.service import ChatService
+from chatsrv.tcp import ChatRequestHandler
+from lanchat.wire import FrameDecoder, decode_payload, encode_frame, encode_payload
+from tests.helpers import Client, wait_until
+from tests.support.fakes import Clock
+
+
+@dataclass
+class StubServer:
+    """What ChatRequestHandler reads from its server (ChatTCPServer's attributes)."""
+
+    service: ChatService
+    max_frame: int = 65536
+    outbox_limit: int = 1 << 20
+    hello_timeout: float = 5.0
+    send_buffer: int = 0
+    backpressure: Backpressure = field(default_factory=Backpressure)
+    combiner: WriteCombiner = field(default_factory=WriteCombiner)
+
+
+class Peer:
+    """The client's end of the pair: frames out, payloads in."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        sock.settimeout(5)
+        self.decoder = FrameDecoder(1 << 20)
+        self.inbox: list[dict[str, Any]] = []
+
+    def send(self, **payload: Any) -> None:
+        self.sock.sendall(encode_frame(encode_payload(payload)))
+
+    def next(self) -> dict[str, Any]:
+        while not self.inbox:
+            data = self.sock.recv(65536)
+            assert data, "the handler hung up"
+            self.inbox.extend(decode_payload(body) for body in self.decoder.feed(data))
+        return self.inbox.pop(0)
+
+    def until_closed(self) -> list[dict[str, Any]]:
+        """Everything left until the handler hangs up."""
+        rest = self.inbox
+        self.inbox = []
+        while data := self.sock.recv(65536):
+            rest.extend(decode_payload(body) for body in self.decoder.feed(data))
+        return rest
+
+
+def run_handler(server: StubServer, sock: socket.socket, address: tuple[str, int]) -> threading.Thread:
+    thread = threading.Thread(target=ChatRequestHandler, args=(sock, address, server), name="handler under test")
+    thread.start()
+    return thread
+
+
+def test_hello_say_bye_through_the_real_handler() -> None:
+    """setup admits the connection, handle reads batches, finish leaves and hangs up; the member is gone."""
+    service = ChatService(clock=Clock(), rate=0, server_name="pair")
+    server = StubServer(service)
+    server_side, client_side = socket.socketpair()
+    with server_side, client_side:
+        handler = run_handler(server, server_side, ("127.0.0.1", 50000))
+        peer = Peer(client_side)
+        peer.send(type="hello", nick="ann")
+        welcome = peer.next()
+        assert (welcome["type"], welcome["nick"], welcome["transport"], welcome["seq"]) == ("welcome", "ann", "tcp", 1)
+        peer.send(type="say", text="over a socketpair")
+        message = peer.next()
+        assert (message["type"], message["from"], message["text"]) == ("message", "ann", "over a socketpair")
+        assert message["seq"] == 2
+        peer.send(type="bye")
+        assert peer.until_closed() == []  # a bye is answered by hanging up
+        handler.join(5)
+        assert not handler.is_alive()
+    assert service.sessions == set() and service.registry.find("ann") is None
+
+
+def test_a_refused_connection_is_told_why_then_closed() -> None:
+    """setup: the service refuses (server full): the peer gets the error and EOF; handle and finish do nothing."""
+    service = ChatService(clock=Clock(), rate=0, max_clients=1)
+    service.connect(_NullOutbox(), ("10.0.0.1", 1), "tcp", 65536)  # the one place is taken
+    server_side, client_side = socket.socketpair()
+    with server_side, client_side:
+        handler = run_handler(StubServer(service), server_side, ("127.0.0.1", 50001))
+        peer = Peer(client_side)
+        error = peer.next()
+        assert (error["type"], error["code"]) == ("error", "server_full")
+        assert peer.until_closed() == []
+        handler.join(5)
+        assert not handler.is_alive()
+    assert len(service.sessions) == 1
+
+
+class _NullOutbox:
+    def put(self, bodies: list[bytes], first_seq: int) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == "chatsrv.tcp" and record.levelno >= logging.ERROR]
+
+
+def test_a_handler_that_raises_is_one_log_record_with_the_peer(
+    make_server: Any, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A bug in a handler: one chatsrv.tcp log record with the peer, nothing bare on stderr; serving goes on."""
+    server = make_server("--rate", "0")
+
+    def broken(session: Any, bodies: Any) -> None:
+        raise RuntimeError("a bug in receive")
+
+    real_receive = server.service.receive
+    server.service.receive = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="chatsrv.tcp"):
+        with Client(server.port) as client:
+            port = client.sock.getsockname()[1]
+            client.send({"type": "hello", "nick": "bug"})
+            client.sock.settimeout(5)
+            while client.sock.recv(65536):  # the handler ended: finish hung up
+                pass
+        server.service.receive = real_receive  # type: ignore[method-assign]
+        wait_until(lambda: errors_logged(caplog))  # handle_error runs after finish hung up
+    records = errors_logged(caplog)
+    assert len(records) == 1 and f"127.0.0.1:{port}" in records[0].getMessage()
+    assert records[0].exc_info is not None and "a bug in receive" in str(records[0].exc_info[1])
+    assert "Traceback" not in capfd.readouterr().err  # socketserver's default handle_error prints one
+    with Client(server.port) as other:  # the server goes on
+        other.join("after")
