@@ -16,8 +16,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from lanchat.cliargs import HelpFormatter, Parser, count, percent, positive_int, positive_number
 from chatsrv.faults import parse_delay
+from lanchat.cliargs import HelpFormatter, Parser, count, percent, positive_int, positive_number
 from lanchat_lab.bots import LabError
 
 
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     sticky.add_argument("--messages", type=positive_int, default=60, help="how many small messages to send")
     sticky.add_argument("--recv-size", type=positive_int, default=1024, help="buffer size the receiver passes to recv")
     sticky.add_argument("--big", type=count, default=3000, help="size of one last, big message, bytes (0: none; max 65000)")
+    sticky.add_argument("--nagle", action="store_true", help="keep Nagle's algorithm on (no TCP_NODELAY): the sender's kernel merges small sends too")
     _output_flags(sticky)
     sticky.set_defaults(handler=_sticky)
 
@@ -169,7 +170,7 @@ def _sticky(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[st
     if args.big > 65000:
         raise LabError("--big is at most 65000 bytes (a UDP datagram carries at most 65507)")
     try:
-        return run_sticky(args.messages, args.recv_size, args.big), sticky_report
+        return run_sticky(args.messages, args.recv_size, args.big, args.nagle), sticky_report
     except OSError as error:
         raise LabError(f"loopback sockets failed: {error.strerror or error}") from None
 

@@ -137,8 +137,10 @@ def _sticky(plt: Any, result: dict[str, Any]) -> Any:
     lane(0, framed, "framed: recv(1024) chunks", ["#c7e9c0", "#74c476"])
     axis.set_yticks([])
     axis.set_xlabel("byte position in the TCP stream (framed stream also holds 4-byte headers)")
+    segments = result["tcp_naive"].get("segments_sent")
+    sender = "" if segments is None else f" ({segments} TCP segments, Nagle {'on' if result.get('nagle') else 'off'})"
     axis.set_title(
-        f"sticky packets: {result['messages']} sends became {len(naive)} recv chunks; "
+        f"sticky packets: {result['messages']} sends{sender} became {len(naive)} recv chunks; "
         f"{result['tcp_naive']['merged_chunks']} merged, {result['tcp_naive']['split_messages']} message(s) cut"
     )
     axis.set_xlim(-0.02 * max(sum(sizes), 1), max(sum(sizes), sum(framed)) * 1.02)

@@ -187,6 +187,7 @@ def sticky_report(result: dict[str, Any]) -> str:
     what = f"{count - 1} short messages like {result_example(result)!r} and one of {big:,} bytes" if big else f"{count} short messages like {result_example(result)!r}"
     lines = [
         f"chatlab sticky: {what}, sent with {count} separate send() calls ({result['sent_bytes']:,} bytes)",
+        _nagle_line(result),
         "",
         f"1. TCP, naive receiver: recv({naive['recv_size']}) and print what it returns",
     ]
@@ -224,6 +225,22 @@ def sticky_report(result: dict[str, Any]) -> str:
     if udp["truncated"]:
         lines.append("      So a UDP receiver reads with a buffer larger than any datagram it accepts (chatsrv: its limit + 1, to notice).")
     return "\n".join(lines)
+
+
+def _nagle_line(result: dict[str, Any]) -> str:
+    """How the sender's kernel cut the sends into segments, and why."""
+    naive = result["tcp_naive"]
+    segments = naive.get("segments_sent")
+    calls = naive.get("send_calls", result["messages"])
+    if result.get("nagle"):
+        why = "Nagle on: while sent data waits for its ACK, small writes are held back and sent together"
+    else:
+        why = "Nagle off (TCP_NODELAY)"
+        if result.get("autocorking"):
+            why += "; Linux autocorking still merges small writes while one waits in the device queue"
+    if segments is None:
+        return f"sender: {why} (this system does not report the segments sent)"
+    return f"sender: {calls} send() calls left as {segments} TCP data segments ({why})"
 
 
 def result_example(result: dict[str, Any]) -> str:
