@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="lanchat's TCP-vs-UDP lab: the same chat workload over both transports, measured with "
         "the chat's own seq numbers, with real or injected packet loss. Each scenario prints a report; "
         "docs/lab.md is the worksheet.",
-        epilog="try:\n  chatlab compare --udp-loss 10\n  sudo chatlab compare --netns-loss 5 --plot out.png\n  chatlab sticky",
+        epilog="try:\n  chatlab compare --udp-loss 10\n  sudo chatlab compare --netns-loss 5 --plot out.png\n  chatlab sticky\n"
+        "  chatlab timewait",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from lanchat import __version__
@@ -126,6 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     _output_flags(slow)
     slow.set_defaults(handler=_slow)
 
+    timewait = scenarios.add_parser(
+        "timewait",
+        help="the four-way teardown: who closes first holds TIME_WAIT; a restart's bind needs SO_REUSEADDR",
+        description="A client and a server on 127.0.0.1 close their connection, once client first and once server "
+        "first; after each step the states of both sockets are read from /proc/net/tcp (no root needed). Then a "
+        "server closes N connections first and stops: a plain bind() of its port fails with EADDRINUSE, the same "
+        "with SO_REUSEADDR succeeds.",
+        formatter_class=HelpFormatter,
+    )
+    timewait.add_argument("--connections", type=positive_int, default=3, help="connections the stopping server closes first")
+    _output_flags(timewait)
+    timewait.set_defaults(handler=_timewait)
+
     restart = scenarios.add_parser(
         "restart",
         help="the server restarts under the bots: TCP notices at once, UDP only by a timeout",
@@ -143,6 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
     _output_flags(restart)
     restart.set_defaults(handler=_restart)
     return parser
+
+
+def _timewait(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    from lanchat_lab.report import timewait_report
+    from lanchat_lab.timewait import TimewaitError, run_timewait
+
+    if args.connections > 1000:
+        raise LabError("--connections is at most 1000")
+    try:
+        return run_timewait(args.connections), timewait_report
+    except TimewaitError as error:
+        raise LabError(str(error)) from None
+    except OSError as error:
+        raise LabError(f"loopback sockets failed: {error.strerror or error}") from None
 
 
 def _restart(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:

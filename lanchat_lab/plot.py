@@ -28,7 +28,7 @@ def plot(result: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    drawers = {"compare": _compare, "sticky": _sticky, "slow": _slow, "restart": _restart}
+    drawers = {"compare": _compare, "sticky": _sticky, "slow": _slow, "restart": _restart, "timewait": _timewait}
     figure = drawers[result["scenario"]](plt, result)
     try:
         figure.savefig(path, dpi=110)
@@ -182,4 +182,45 @@ def _restart(plt: Any, result: dict[str, Any]) -> Any:
     axis.set_title("server restart: bars = bot in the room (as far as it knows), ticks = events")
     axis.legend(loc="lower right")
     figure.tight_layout()
+    return figure
+
+
+STATE_COLORS = {
+    "ESTABLISHED": "#b8e186",
+    "FIN_WAIT2": "#fdb863",
+    "CLOSE_WAIT": "#fee090",
+    "TIME_WAIT": "#d73027",
+    "(gone)": "#f0f0f0",
+}
+
+
+def _timewait(plt: Any, result: dict[str, Any]) -> Any:
+    cases = result["cases"]
+    figure, axes = plt.subplots(1, len(cases), figsize=(12, 3.6))
+    for axis, case in zip(axes, cases):
+        steps = case["steps"]
+        for row, step in enumerate(steps):
+            y = len(steps) - 1 - row
+            for column, side in enumerate(("client", "server")):
+                state = step[side]
+                axis.add_patch(plt.Rectangle((column, y), 0.95, 0.85, color=STATE_COLORS.get(state, "#cccccc")))
+                axis.text(column + 0.475, y + 0.42, state, ha="center", va="center", fontsize=10)
+            axis.text(-0.05, y + 0.42, step["step"], ha="right", va="center", fontsize=9)
+        axis.set_xlim(-1.1, 2)
+        axis.set_ylim(0, len(steps))
+        axis.set_xticks([0.475, 1.475], ["client", "server"])
+        axis.xaxis.tick_top()
+        axis.set_yticks([])
+        for spine in axis.spines.values():
+            spine.set_visible(False)
+        holder = case["time_wait_on"] or "nobody"
+        axis.set_title(f"{case['first']} closes first: {holder} holds TIME_WAIT", pad=24)
+    rebind = result["rebind"]
+    figure.suptitle(
+        f"after the server closed {rebind['connections']} connection(s) first: plain bind {rebind['plain_bind']}, "
+        f"with SO_REUSEADDR {rebind['reuseaddr_bind']}",
+        y=0.06,
+        fontsize=10,
+    )
+    figure.subplots_adjust(left=0.1, right=0.98, top=0.78, bottom=0.14, wspace=0.5)
     return figure

@@ -351,3 +351,40 @@ def restart_report(result: dict[str, Any]) -> str:
     lines.append("-> TCP knows at once: the kernel ends the connection and reports it. UDP has no connection to end:")
     lines.append("   its datagrams leave without an error, and only silence (a timeout) or a new server's not_joined tells it.")
     return "\n".join(lines)
+
+
+# --- timewait --------------------------------------------------------------------------
+
+
+def timewait_report(result: dict[str, Any]) -> str:
+    lines = ["chatlab timewait: a client and a server on 127.0.0.1 close their connection; the kernel's view after each step",
+             "(from /proc/net/tcp, what `ss -tan` shows)", ""]
+    for number, case in enumerate(result["cases"], 1):
+        lines.append(f"{number}. the {case['first']} closes first (client port {case['client_port']}, server port {case['server_port']})")
+        rows = []
+        for step in case["steps"]:
+            note = "the other side's recv() returns b'' (end of stream)" if step.get("other_reads_eof") else ""
+            rows.append([step["step"], step["client"], step["server"], note])
+        lines += ["   " + line for line in table(rows, ["step", "client socket", "server socket", ""], "llll")]
+        holder = case["time_wait_on"]
+        if holder:
+            left = case["time_wait_left"]
+            timer = f", for another {left:.0f} s" if left is not None else ""
+            lines.append(f"   -> the {holder} closed first and holds TIME_WAIT{timer}; the other side is gone.")
+        else:
+            lines.append("   -> no single side in TIME_WAIT (the kernel did not show the expected states in time)")
+        lines.append("")
+    rebind = result["rebind"]
+    lines += [
+        f"3. a server on port {rebind['port']} closes {rebind['connections']} connection(s) first and stops, like chatsrv on Ctrl-C:",
+        f"   connections on that port in TIME_WAIT: {rebind['time_wait_sockets']}",
+        f"   a new socket, plain bind() to port {rebind['port']}: {_bind_word(rebind['plain_bind'])}",
+        f"   a new socket, SO_REUSEADDR then bind(): {_bind_word(rebind['reuseaddr_bind'])}",
+    ]
+    if rebind["plain_bind"] == "EADDRINUSE" and rebind["reuseaddr_bind"] == "ok":
+        lines.append("   -> restarting a server at once needs SO_REUSEADDR (chatsrv sets it; so does socket.create_server).")
+    return "\n".join(lines)
+
+
+def _bind_word(outcome: str) -> str:
+    return "succeeds" if outcome == "ok" else f"fails with {outcome}"
