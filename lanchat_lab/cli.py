@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the chat's own seq numbers, with real or injected packet loss. Each scenario prints a report; "
         "docs/lab.md is the worksheet.",
         epilog="try:\n  chatlab compare --udp-loss 10\n  sudo chatlab compare --netns-loss 5 --plot out.png\n  chatlab sticky\n"
-        "  chatlab timewait",
+        "  chatlab timewait\n  chatlab threads",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from lanchat import __version__
@@ -140,6 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
     _output_flags(timewait)
     timewait.set_defaults(handler=_timewait)
 
+    threads = scenarios.add_parser(
+        "threads",
+        help="an iterative server against ThreadingTCPServer: the second client waits at accept",
+        description="N clients arrive a little apart at an iterative server (socketserver.TCPServer, one client at "
+        "a time) and then at a ThreadingTCPServer; each says a line, reads the answer and stays HOLD seconds. "
+        "The table shows how long each connect() took and how long each client waited until the server accepted it.",
+        formatter_class=HelpFormatter,
+    )
+    threads.add_argument("--clients", type=positive_int, default=3, help="clients per server (max 20)")
+    threads.add_argument("--stagger", type=positive_number, default=0.1, help="seconds between two clients' arrivals")
+    threads.add_argument("--hold", type=positive_number, default=1.0, help="seconds each client stays connected (max 10)")
+    _output_flags(threads)
+    threads.set_defaults(handler=_threads)
+
     restart = scenarios.add_parser(
         "restart",
         help="the server restarts under the bots: TCP notices at once, UDP only by a timeout",
@@ -169,6 +183,18 @@ def _timewait(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[
         return run_timewait(args.connections), timewait_report
     except TimewaitError as error:
         raise LabError(str(error)) from None
+    except OSError as error:
+        raise LabError(f"loopback sockets failed: {error.strerror or error}") from None
+
+
+def _threads(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    from lanchat_lab.report import threads_report
+    from lanchat_lab.threads import run_threads
+
+    if args.clients > 20 or args.hold > 10:
+        raise LabError("--clients is at most 20 and --hold at most 10 seconds (the iterative run takes clients x hold)")
+    try:
+        return run_threads(args.clients, args.stagger, args.hold), threads_report
     except OSError as error:
         raise LabError(f"loopback sockets failed: {error.strerror or error}") from None
 

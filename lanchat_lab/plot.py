@@ -28,7 +28,7 @@ def plot(result: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    drawers = {"compare": _compare, "sticky": _sticky, "slow": _slow, "restart": _restart, "timewait": _timewait}
+    drawers = {"compare": _compare, "sticky": _sticky, "slow": _slow, "restart": _restart, "timewait": _timewait, "threads": _threads}
     figure = drawers[result["scenario"]](plt, result)
     try:
         figure.savefig(path, dpi=110)
@@ -223,4 +223,24 @@ def _timewait(plt: Any, result: dict[str, Any]) -> Any:
         fontsize=10,
     )
     figure.subplots_adjust(left=0.1, right=0.98, top=0.78, bottom=0.14, wspace=0.5)
+    return figure
+
+
+def _threads(plt: Any, result: dict[str, Any]) -> Any:
+    servers = result["servers"]
+    figure, axes = plt.subplots(len(servers), 1, figsize=(11, 2 + 1.2 * result["clients"] * len(servers)), sharex=True)
+    hold_ms = result["hold"] * 1000
+    for axis, server in zip(axes, servers):
+        for row, client in enumerate(server["clients"]):
+            arrived = client["arrived_ms"]
+            waited = client["accepted_after_ms"] or 0.0
+            axis.barh(row, waited, left=arrived, color="#d62728", height=0.5, label="waiting at accept()" if row == 0 else None)
+            axis.barh(row, hold_ms, left=arrived + waited, color="#1f77b4", height=0.5, label="talking to the server" if row == 0 else None)
+        axis.set_yticks(range(len(server["clients"])), [f"client {c['client']}" for c in server["clients"]])
+        axis.invert_yaxis()
+        longest = max((c["accepted_after_ms"] or 0.0 for c in server["clients"]), default=0.0)
+        axis.set_title(f"{server['server']} server ({server['class']}): longest wait at accept {longest:.0f} ms")
+        axis.legend(loc="upper right")
+    axes[-1].set_xlabel("time since the first client arrived, ms")
+    figure.tight_layout()
     return figure

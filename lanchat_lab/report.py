@@ -388,3 +388,40 @@ def timewait_report(result: dict[str, Any]) -> str:
 
 def _bind_word(outcome: str) -> str:
     return "succeeds" if outcome == "ok" else f"fails with {outcome}"
+
+
+# --- threads ---------------------------------------------------------------------------
+
+
+def threads_report(result: dict[str, Any]) -> str:
+    lines = [
+        (f"chatlab threads: {result['clients']} clients arrive {result['stagger'] * 1000:.0f} ms apart; each says one line, "
+         f"reads the answer, stays {result['hold']:g} s and leaves"),
+        "",
+    ]
+    for server in result["servers"]:
+        label = "one client at a time" if server["server"] == "iterative" else "a thread per client, like chatsrv"
+        lines.append(f"{server['server']} server ({server['class']}, {label}):")
+        errors = any(client["error"] for client in server["clients"])
+        rows = []
+        for client in server["clients"]:
+            row = [
+                f"client {client['client']}",
+                _number(client["arrived_ms"]),
+                _number(client["connect_ms"]),
+                _number(client["accepted_after_ms"]),
+                _number(client["answer_after_ms"]),
+            ]
+            rows.append(row + [client["error"] or ""] if errors else row)
+        header = ["", "arrived at, ms", "connect() took, ms", "accept() after, ms", "first answer after, ms"]
+        header += ["error"] if errors else []
+        lines += ["   " + line for line in table(rows, header)]
+        longest = max((client["accepted_after_ms"] or 0.0 for client in server["clients"]), default=0.0)
+        lines.append(f"   -> the longest wait at accept: {_number(longest)} ms")
+        lines.append("")
+    lines += [
+        "connect() returns at once in both: the kernel finishes the three-way handshake from the listen backlog",
+        "before the program calls accept(). The iterative server accepts the next client only when the one before",
+        "has left, so a client that stays blocks everyone behind it; the threaded server accepts each one at once.",
+    ]
+    return "\n".join(lines)
