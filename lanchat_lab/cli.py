@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the chat's own seq numbers, with real or injected packet loss. Each scenario prints a report; "
         "docs/lab.md is the worksheet.",
         epilog="try:\n  chatlab compare --udp-loss 10\n  sudo chatlab compare --netns-loss 5 --plot out.png\n  chatlab sticky\n"
-        "  chatlab timewait\n  chatlab threads",
+        "  chatlab timewait\n  chatlab threads\n  chatlab reliable-udp",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from lanchat import __version__
@@ -154,6 +154,24 @@ def build_parser() -> argparse.ArgumentParser:
     _output_flags(threads)
     threads.set_defaults(handler=_threads)
 
+    reliable = scenarios.add_parser(
+        "reliable-udp",
+        help="UDP bots add acks, a retransmission timer, duplicate suppression and ordering: everything arrives, late",
+        description="A UDP sender says M numbered messages at R/s to K UDP receivers while the server drops PCT %% "
+        "of what it sends. The receivers acknowledge every copy, suppress duplicates and deliver in order; the "
+        "sender resends what is not acknowledged after RTO, doubling it on every retry. Beside it, per receiver, "
+        "what plain UDP delivered.",
+        formatter_class=HelpFormatter,
+    )
+    reliable.add_argument("--receivers", type=positive_int, default=2, help="receiving bots (max 10)")
+    reliable.add_argument("--messages", type=positive_int, default=200, help="numbered messages the sender says (max 5000)")
+    reliable.add_argument("--rate", type=positive_number, default=50.0, help="messages per second")
+    reliable.add_argument("--udp-loss", type=percent, default=10.0, metavar="PCT", help="the server drops PCT %% of the datagrams it sends (max 50)")
+    reliable.add_argument("--seed", type=int, default=1, help="seed of the server's fault injection")
+    reliable.add_argument("--rto", type=positive_number, default=0.2, help="first retransmission timeout, seconds")
+    _output_flags(reliable)
+    reliable.set_defaults(handler=_reliable)
+
     restart = scenarios.add_parser(
         "restart",
         help="the server restarts under the bots: TCP notices at once, UDP only by a timeout",
@@ -197,6 +215,16 @@ def _threads(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[s
         return run_threads(args.clients, args.stagger, args.hold), threads_report
     except OSError as error:
         raise LabError(f"loopback sockets failed: {error.strerror or error}") from None
+
+
+def _reliable(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    from lanchat_lab.reliable import ReliableOptions, run_reliable
+    from lanchat_lab.report import reliable_report
+
+    if args.receivers > 10 or args.messages > 5000 or args.udp_loss > 50:
+        raise LabError("--receivers is at most 10, --messages at most 5000 and --udp-loss at most 50")
+    options = ReliableOptions(args.receivers, args.messages, args.rate, args.udp_loss, args.seed, args.rto)
+    return run_reliable(options), reliable_report
 
 
 def _restart(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:

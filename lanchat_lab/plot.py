@@ -28,7 +28,7 @@ def plot(result: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    drawers = {"compare": _compare, "sticky": _sticky, "slow": _slow, "restart": _restart, "timewait": _timewait, "threads": _threads}
+    drawers = {"compare": _compare, "sticky": _sticky, "slow": _slow, "restart": _restart, "timewait": _timewait, "threads": _threads, "reliable-udp": _reliable}
     figure = drawers[result["scenario"]](plt, result)
     try:
         figure.savefig(path, dpi=110)
@@ -242,5 +242,29 @@ def _threads(plt: Any, result: dict[str, Any]) -> Any:
         axis.set_title(f"{server['server']} server ({server['class']}): longest wait at accept {longest:.0f} ms")
         axis.legend(loc="upper right")
     axes[-1].set_xlabel("time since the first client arrived, ms")
+    figure.tight_layout()
+    return figure
+
+
+def _reliable(plt: Any, result: dict[str, Any]) -> Any:
+    receiver = result["receivers"][0]
+    series = receiver["series"]
+    figure, axis = plt.subplots(figsize=(11, 5))
+    plain = [(number, latency) for number, latency, _ in series if latency is not None]
+    lost = [number for number, latency, _ in series if latency is None]
+    reliable = [(number, latency) for number, _, latency in series if latency is not None]
+    axis.plot([n for n, _ in reliable], [v for _, v in reliable], ".", color="#1f77b4", label="UDP + acks, timer, order: delivered")
+    axis.plot([n for n, _ in plain], [v for _, v in plain], ".", color="#d62728", label="plain UDP: arrived")
+    floor = 0.05
+    axis.plot(lost, [floor] * len(lost), "x", color="#d62728", label=f"plain UDP: lost ({len(lost)})")
+    axis.set_yscale("log")
+    axis.set_xlabel("message number")
+    axis.set_ylabel("latency, ms (log scale)")
+    reliable_summary = receiver["reliable_latency_ms"]
+    axis.set_title(
+        f"{receiver['nick']}, {result['setup']['loss']:g} % loss: plain UDP {receiver['plain_delivered']}/{receiver['expected']} "
+        f"delivered; rebuilt TCP {receiver['reliable_delivered']}/{receiver['expected']}, p99 {reliable_summary['p99']:.0f} ms"
+    )
+    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
     figure.tight_layout()
     return figure

@@ -425,3 +425,45 @@ def threads_report(result: dict[str, Any]) -> str:
         "has left, so a client that stays blocks everyone behind it; the threaded server accepts each one at once.",
     ]
     return "\n".join(lines)
+
+
+# --- reliable-udp ----------------------------------------------------------------------
+
+
+def _latency_cells(summary: dict[str, Any]) -> tuple[str, str]:
+    return (f"{_number(summary['p50'], 2)} / {_number(summary['p90'], 2)}", f"{_number(summary['p99'], 2)} / {_number(summary['max'], 2)}")
+
+
+def reliable_report(result: dict[str, Any]) -> str:
+    setup = result["setup"]
+    lines = [
+        (f"chatlab reliable-udp: a UDP sender says {setup['messages']} numbered messages at {_number(setup['rate'], 0)}/s to "
+         f"{setup['receivers']} UDP receivers; the server drops {setup['loss']:g} % of the datagrams it sends (seed {setup['seed']})"),
+        (f"the receivers acknowledge every copy (whisper 'ack N'), drop duplicates and deliver in order; the sender resends "
+         f"what is not acknowledged after {setup['rto'] * 1000:.0f} ms, doubling the timer on every retry"),
+        "",
+    ]
+    for receiver in result["receivers"]:
+        expected = receiver["expected"]
+        plain_50, plain_99 = _latency_cells(receiver["plain_latency_ms"])
+        reliable_50, reliable_99 = _latency_cells(receiver["reliable_latency_ms"])
+        rows = [
+            ["delivered / expected", f"{receiver['plain_delivered']} / {expected}", f"{receiver['reliable_delivered']} / {expected}"],
+            ["in order, each once", "-", "yes" if receiver["in_order"] else "NO"],
+            ["latency p50 / p90, ms", plain_50, reliable_50],
+            ["latency p99 / max, ms", plain_99, reliable_99],
+            ["duplicates suppressed", "-", _number(receiver["duplicates_suppressed"])],
+            ["waited in the reordering buffer", "-", _number(receiver["held_for_order"])],
+            ["acknowledgements sent", "-", _number(receiver["acks_sent"])],
+        ]
+        lines.append(f"receiver {receiver['nick']}:")
+        lines += ["   " + line for line in table(rows, ["", "plain UDP", "UDP + acks, timer, order"])]
+        lines.append("")
+    verdict = "every receiver got every message, in order, once" if result["complete"] else "NOT complete within the time allowed"
+    lines += [
+        f"sender: {result['retransmissions']} retransmissions, {result['acks_received']} acknowledgements received; {verdict} ({result['took']:.1f} s)",
+        "-> plain UDP loses messages but nothing waits; with acknowledgements, a retransmission timer, duplicate",
+        "   suppression and a reordering buffer everything arrives, and every message behind a lost one waits for",
+        "   its retransmission: the latency tail of TCP. You end up rebuilding TCP.",
+    ]
+    return "\n".join(lines)
