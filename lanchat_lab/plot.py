@@ -7,6 +7,7 @@ the same result dict as the report; computes nothing new.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 COLORS = {"tcp": "#1f77b4", "udp": "#d62728"}
@@ -65,7 +66,7 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
     timeline.set_yscale("log")
     timeline.set_xlabel("message number")
     timeline.set_ylabel("one-way latency, ms (log)")
-    timeline.set_title("every delivery: TCP waits for lost packets, UDP skips them")
+    timeline.set_title(_timeline_title(transports, names))
     timeline.legend()
 
     for name in names:
@@ -74,9 +75,10 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
             fraction = [(n + 1) / len(values) for n in range(len(values))]
             cdf.step(values, fraction, where="post", color=COLORS[name], label=name.upper())
     cdf.set_xscale("log")
+    _plain_log_labels(cdf.xaxis)
     cdf.set_xlabel("one-way latency, ms (log)")
     cdf.set_ylabel("fraction of deliveries")
-    cdf.set_title("latency distribution (the tail is TCP's price)")
+    cdf.set_title(_tail_title(transports, names))
     cdf.grid(True, alpha=0.3)
     cdf.legend()
 
@@ -117,6 +119,42 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
     return figure
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _timeline_title(transports: dict[str, Any], names: list[str]) -> str:
+    """What the timeline shows, from the numbers: who lost how many, who had the slowest delivery."""
+    parts = []
+    for name in names:
+        summary = transports[name]
+        slowest = summary["latency_ms"]["max"]
+        slow = f", slowest {slowest:.0f} ms" if _finite(slowest) else ""
+        parts.append(f"{name.upper()} lost {summary['lost']}{slow}")
+    return "every delivery: " + "; ".join(parts)
+
+
+def _tail_title(transports: dict[str, Any], names: list[str]) -> str:
+    """Which transport has the longer latency tail (p99), said from the data rather than assumed."""
+    tails = {name: transports[name]["latency_ms"]["p99"] for name in names if _finite(transports[name]["latency_ms"]["p99"])}
+    if len(tails) < 2:
+        return "latency distribution"
+    longer = max(tails, key=lambda name: tails[name])
+    shorter = min(tails, key=lambda name: tails[name])
+    if tails[longer] < 2 * tails[shorter] + 1:
+        return f"latency distribution: tails alike (p99 {tails[longer]:.1f} vs {tails[shorter]:.1f} ms)"
+    return f"latency distribution: the long tail is {longer.upper()}'s (p99 {tails[longer]:.0f} ms vs {tails[shorter]:.1f} ms)"
+
+
+def _plain_log_labels(axis: Any) -> None:
+    """Label a log axis at powers of ten only, as plain numbers (minor labels overlap on short ranges)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _sticky(plt: Any, result: dict[str, Any]) -> Any:
     sizes = result["message_sizes"]
     naive = [chunk["size"] for chunk in result["tcp_naive"]["chunks"]]
@@ -131,6 +169,8 @@ def _sticky(plt: Any, result: dict[str, Any]) -> Any:
             left += width
         axis.text(-20, y, label, ha="right", va="center")
 
+    from matplotlib.patches import Patch
+
     lane(3, sizes, "sent: one send() per message", palette)
     lane(2, naive, "naive recv(1024) chunks", ["#c7e9c0", "#74c476"])
     lane(1, [len(text) for text in result["tcp_framed"]["messages"]], "framed: messages decoded", palette)
@@ -144,7 +184,16 @@ def _sticky(plt: Any, result: dict[str, Any]) -> Any:
         f"{result['tcp_naive']['merged_chunks']} merged, {result['tcp_naive']['split_messages']} message(s) cut"
     )
     axis.set_xlim(-0.02 * max(sum(sizes), 1), max(sum(sizes), sum(framed)) * 1.02)
-    figure.subplots_adjust(left=0.22, right=0.98)
+    axis.legend(
+        handles=[
+            Patch(facecolor=palette[0], edgecolor="black", label="one message (colours alternate)"),
+            Patch(facecolor="#74c476", edgecolor="black", label="what one recv() returned (colours alternate)"),
+        ],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.18),
+        ncol=2,
+    )
+    figure.subplots_adjust(left=0.22, right=0.98, bottom=0.3)
     return figure
 
 
