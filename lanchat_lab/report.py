@@ -348,9 +348,32 @@ def restart_report(result: dict[str, Any]) -> str:
         )
     lines += table(rows, ["bot", "noticed after the server went", "back after it returned"])
     lines.append("")
-    lines.append("-> TCP knows at once: the kernel ends the connection and reports it. UDP has no connection to end:")
-    lines.append("   its datagrams leave without an error, and only silence (a timeout) or a new server's not_joined tells it.")
+    lines += restart_summary(result)
     return "\n".join(lines)
+
+
+def restart_summary(result: dict[str, Any]) -> list[str]:
+    """The closing lines, from what the bots noticed (a fixed sentence was wrong for --graceful)."""
+    quick = 0.5  # seconds: noticed "at once" (a UDP timeout is longer than this)
+
+    def noticed(transport: str) -> list[float | None]:
+        return [bot["noticed_after"] for bot in result["bots"] if bot["transport"] == transport]
+
+    udp = noticed("udp")
+    lines = []
+    if noticed("tcp"):
+        lines.append("-> TCP knows at once: the kernel ends the connection and reports it.")
+    if udp and all(after is not None and after < quick for after in udp):
+        lines += [
+            "   UDP knew at once too, but only because the server said goodbye (a `left` with reason shutdown) and that",
+            "   datagram arrived: without it (a crash, or the goodbye lost) only silence or a new server's not_joined tells it.",
+        ]
+    elif udp:
+        lines += [
+            "   UDP has no connection to end: its datagrams leave without an error, and only silence (a timeout) or",
+            "   a new server's not_joined tells it.",
+        ]
+    return lines
 
 
 # --- timewait --------------------------------------------------------------------------
