@@ -12,12 +12,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(180)
-def test_committed_samples_match_what_the_commands_print() -> None:
-    """Every checked sample of docs/lab.md, run again, differs at most where its marker lets it vary."""
-    worksheet = ROOT / "docs" / "lab.md"
+@pytest.mark.parametrize("name", ["lab.md", "lab.zh.md"])
+def test_committed_samples_match_what_the_commands_print(name: str) -> None:
+    """Every checked sample of the worksheet, run again, differs at most where its marker lets it vary."""
+    worksheet = ROOT / "docs" / name
     assert len([s for s in find_samples(worksheet.read_text(encoding="utf-8")) if s.checked]) >= 4
     problems = regenerate(worksheet, check=True)
-    assert not problems, "stale samples; run: python -m lanchat_lab.samples docs/lab.md\n" + "\n".join(problems)
+    assert not problems, f"stale samples; run: python -m lanchat_lab.samples docs/{name}\n" + "\n".join(problems)
 
 
 def marked(spec: str, body: str) -> str:
