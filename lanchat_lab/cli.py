@@ -172,6 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
     _output_flags(reliable)
     reliable.set_defaults(handler=_reliable)
 
+    handshake = scenarios.add_parser(
+        "handshake",
+        help="(root) every TCP segment of one chat session: three-way handshake, data, four-way teardown",
+        description="Watches the loopback interface with a raw socket (root) while a client joins a chatsrv, says "
+        "one line and leaves: a numbered ladder of every segment with flags, relative seq/ack, length and the "
+        "lanchat messages it carries.",
+        formatter_class=HelpFormatter,
+    )
+    _output_flags(handshake)
+    handshake.set_defaults(handler=_handshake)
+
     restart = scenarios.add_parser(
         "restart",
         help="the server restarts under the bots: TCP notices at once, UDP only by a timeout",
@@ -225,6 +236,16 @@ def _reliable(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[
         raise LabError("--receivers is at most 10, --messages at most 5000 and --udp-loss at most 50")
     options = ReliableOptions(args.receivers, args.messages, args.rate, args.udp_loss, args.seed, args.rto)
     return run_reliable(options), reliable_report
+
+
+def _handshake(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    from lanchat_lab.handshake import run_handshake
+    from lanchat_lab.report import handshake_report
+
+    try:
+        return run_handshake(), handshake_report
+    except OSError as error:
+        raise LabError(f"capture or loopback sockets failed: {error.strerror or error}") from None
 
 
 def _restart(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:

@@ -29,7 +29,7 @@ def plot(result: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    drawers = {"compare": _compare, "sticky": _sticky, "slow": _slow, "restart": _restart, "timewait": _timewait, "threads": _threads, "reliable-udp": _reliable}
+    drawers = {"compare": _compare, "sticky": _sticky, "slow": _slow, "restart": _restart, "timewait": _timewait, "threads": _threads, "reliable-udp": _reliable, "handshake": _handshake}
     figure = drawers[result["scenario"]](plt, result)
     try:
         figure.savefig(path, dpi=110)
@@ -315,5 +315,32 @@ def _reliable(plt: Any, result: dict[str, Any]) -> Any:
         f"delivered; rebuilt TCP {receiver['reliable_delivered']}/{receiver['expected']}, p99 {reliable_summary['p99']:.0f} ms"
     )
     axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
+    figure.tight_layout()
+    return figure
+
+
+def _handshake(plt: Any, result: dict[str, Any]) -> Any:
+    segments = result["segments"]
+    figure, axis = plt.subplots(figsize=(9, 1.2 + 0.45 * len(segments)))
+    for row, segment in enumerate(segments):
+        y = -row
+        start, end = (0.0, 1.0) if segment["direction"] == "client -> server" else (1.0, 0.0)
+        color = "#d62728" if ("SYN" in segment["flags"] or "FIN" in segment["flags"]) else "#1f77b4"
+        axis.annotate("", xy=(end, y - 0.35), xytext=(start, y), arrowprops={"arrowstyle": "->", "color": color})
+        ack = "" if segment["ack"] is None else f" ack={segment['ack']}"
+        label = f"{segment['number']}. {segment['flags']} seq={segment['seq']}{ack} len={segment['length']}"
+        if segment["carries"]:
+            label += f"  [{', '.join(segment['carries'])}]"
+        axis.text(0.5, y - 0.1, label, ha="center", va="bottom", fontsize=8, backgroundcolor="white")
+    axis.set_xlim(-0.15, 1.15)
+    axis.set_ylim(-len(segments), 0.8)
+    axis.set_xticks([0, 1], ["client", "server"])
+    axis.xaxis.tick_top()
+    axis.set_yticks([])
+    for x in (0, 1):
+        axis.axvline(x, color="black", linewidth=0.8)
+    handshakes = sum(1 for segment in segments if "SYN" in segment["flags"])
+    fins = sum(1 for segment in segments if "FIN" in segment["flags"])
+    axis.set_title(f"one chat session: {len(segments)} segments, {handshakes} with SYN, {fins} with FIN", pad=20)
     figure.tight_layout()
     return figure

@@ -490,3 +490,45 @@ def reliable_report(result: dict[str, Any]) -> str:
         "   its retransmission: the latency tail of TCP. You end up rebuilding TCP.",
     ]
     return "\n".join(lines)
+
+
+# --- handshake -------------------------------------------------------------------------
+
+
+def handshake_report(result: dict[str, Any]) -> str:
+    lines = [
+        (f"chatlab handshake: every TCP segment of one chat session on loopback (client port {result['client_port']}, "
+         f"server port {result['server_port']}): connect, hello, welcome, say, bye, close"),
+        "sequence numbers are relative to each side's SYN, as Wireshark shows them; len = bytes of data",
+        "",
+    ]
+    rows = []
+    for segment in result["segments"]:
+        arrow = "client  ------>  server" if segment["direction"] == "client -> server" else "client  <------  server"
+        rows.append(
+            [
+                str(segment["number"]),
+                f"{segment['ms']:.3f}",
+                arrow,
+                segment["flags"],
+                "-" if segment["seq"] is None else str(segment["seq"]),
+                "-" if segment["ack"] is None else str(segment["ack"]),
+                str(segment["length"]),
+                ", ".join(segment["carries"]),
+            ]
+        )
+    lines += table(rows, ["#", "ms", "", "flags", "seq", "ack", "len", "lanchat"], align="rrllrrrl")
+    syn = [segment for segment in result["segments"] if "SYN" in segment["flags"]]
+    fins = [segment for segment in result["segments"] if "FIN" in segment["flags"]]
+    lines.append("")
+    if len(syn) >= 2:
+        lines.append(f"-> three-way handshake: segments {', '.join(str(s['number']) for s in syn)} and the ACK after them "
+                     "(a SYN and a FIN each count as one sequence number).")
+    if len(fins) >= 2:
+        first_fin = fins[0]["number"]
+        teardown = [s for s in result["segments"] if s["number"] >= first_fin and not s["length"]]
+        lines.append(
+            f"-> teardown: FINs in segments {', '.join(str(s['number']) for s in fins)}, each acknowledged by the other side: "
+            f"{len(teardown)} segments here (四次挥手 is four when no ACK rides along with the second FIN)."
+        )
+    return "\n".join(lines)
