@@ -380,7 +380,7 @@ def restart_summary(result: dict[str, Any]) -> list[str]:
 
 
 def timewait_report(result: dict[str, Any]) -> str:
-    lines = ["chatlab timewait: a client and a server on 127.0.0.1 close their connection; the kernel's view after each step",
+    lines = ["chatlab timewait: a client and a server on 127.0.0.1 close their connection; the states the kernel shows after each step",
              "(from /proc/net/tcp, what `ss -tan` shows)", ""]
     for number, case in enumerate(result["cases"], 1):
         lines.append(f"{number}. the {case['first']} closes first (client port {case['client_port']}, server port {case['server_port']})")
