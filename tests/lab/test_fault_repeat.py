@@ -56,18 +56,27 @@ def join(nick: str, address: tuple[str, int]) -> socket.socket:
     raise AssertionError(f"{nick} could not join")
 
 
-def received_seqs(sock: socket.socket) -> set[int]:
-    """Every seq that arrives until the server has been quiet for 0.3 s (bounded by DEADLINE)."""
+def received_seqs(sock: socket.socket, address: tuple[str, int]) -> set[int]:
+    """Every seq that arrives until a `stats` answer does (asked again until one gets through).
+
+    The server handles a peer's datagrams in order on one thread and loopback
+    keeps their order, so once the stats answer is in, every pong before it
+    has arrived or is lost for good.
+    """
     seqs: set[int] = set()
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
-        answer = receive(sock, 0.3)
-        if answer is None:
-            return seqs
-        seq = answer.get("seq")
-        if isinstance(seq, int):
-            seqs.add(seq)
-    return seqs
+        send(sock, address, {"type": "stats"})
+        while True:
+            answer = receive(sock, 0.5)
+            if answer is None:
+                break  # this stats answer was lost: ask again
+            seq = answer.get("seq")
+            if isinstance(seq, int):
+                seqs.add(seq)
+            if answer.get("type") == "stats":
+                return seqs
+    raise AssertionError("no stats answer within the deadline")
 
 
 def lost_pongs(schedule: Iterator[str], pause: float, seed: int) -> dict[str, list[int]]:
@@ -81,7 +90,7 @@ def lost_pongs(schedule: Iterator[str], pause: float, seed: int) -> dict[str, li
                 send(members[nick], address, {"type": "ping", "id": count})
                 if pause:
                     time.sleep(pause)  # the other timing under test, not a wait for anything
-            got = {nick: received_seqs(sock) for nick, sock in members.items()}
+            got = {nick: received_seqs(sock, address) for nick, sock in members.items()}
         finally:
             for sock in members.values():
                 sock.close()
