@@ -3,9 +3,13 @@
 A class cannot always see what UDP does on a quiet LAN, and netem needs root
 (and is missing on some kernels). So the server can impair the datagrams it
 sends to its UDP peers itself (`--udp-loss`, `--udp-dup`, `--udp-reorder`,
-`--udp-delay MS[:JITTER]`, `--seed`). Every decision comes from one
-`random.Random(seed)`, so a run is repeatable: the same seed and the same
-traffic lose the same datagrams.
+`--udp-delay MS[:JITTER]`, `--seed`). Every decision about a datagram is a
+hash of the seed, the member and the datagram's `seq` (docs/protocol.md §3),
+never a draw from a shared random stream: so the same seed loses, copies and
+holds back the same `seq`s of the same member whatever the timing, however
+the threads interleave and whoever joins first. The member is named by the
+nick of its `welcome` (seq 1 of every UDP peer, docs/protocol.md §3), so a
+bot called u1 loses the same messages in every run of a lab.
 
 The injector also counts, per peer, what it did (`injected_lost`,
 `injected_duplicates`, `injected_reordered`). Reordering is counted when it
@@ -21,15 +25,44 @@ Imports only the standard library.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
-import random
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["REORDER_HOLD", "FaultInjector", "Impairment", "Path", "parse_delay"]
+__all__ = ["REORDER_HOLD", "FaultInjector", "Impairment", "Path", "fate_numbers", "parse_delay"]
 
 REORDER_HOLD = 0.5  # seconds a datagram picked for reordering waits for a successor to overtake it
+
+_SEQ_AT_END = re.compile(rb',"seq":(\d+)\}\Z')  # every server payload ends with its seq (wire.with_seq)
+_TWO_TO_64 = float(1 << 64)
+
+
+def fate_numbers(seed: int, member: str, seq: int) -> tuple[float, float, float, float]:
+    """Four numbers in [0, 1) for one datagram: loss, duplication, reordering and jitter draws.
+
+    A keyed hash, not a random stream: the answer for (seed, member, seq)
+    never depends on what was asked before, which is what makes a run
+    repeatable when timing differs. BLAKE2b is in every Python and its
+    output is the same on every machine (unlike `hash()`).
+    """
+    digest = hashlib.blake2b(f"{seed}\x00{member}\x00{seq}".encode(), digest_size=32).digest()
+    numbers = [int.from_bytes(digest[start : start + 8], "big") / _TWO_TO_64 for start in range(0, 32, 8)]
+    return numbers[0], numbers[1], numbers[2], numbers[3]
+
+
+def _member_name(first_datagram: bytes) -> str | None:
+    """The nick in a peer's first datagram, its `welcome`; None when it is something else."""
+    try:
+        payload = json.loads(first_datagram)
+    except ValueError:
+        return None
+    if isinstance(payload, dict) and payload.get("type") == "welcome" and isinstance(payload.get("nick"), str):
+        return str(payload["nick"])
+    return None
 
 
 def parse_delay(text: str) -> tuple[float, float]:
@@ -112,6 +145,8 @@ class Path:
     """One peer's impaired path: its counters and what the injector holds for it."""
 
     destination: Any
+    member: str | None = None  # who, for the fate hash: the welcome's nick, else "peer N" (N: order opened)
+    number: int = 0
     counters: dict[str, int] = field(
         default_factory=lambda: {"injected_lost": 0, "injected_duplicates": 0, "injected_reordered": 0}
     )
@@ -130,12 +165,13 @@ class FaultInjector:
     def __init__(self, impairment: Impairment, hold: float = REORDER_HOLD) -> None:
         self.impairment = impairment
         self.hold = hold
-        self._random = random.Random(impairment.seed)
         self._order = itertools.count()
+        self._paths_opened = itertools.count(1)
         self._queue: list[_Scheduled] = []
 
-    def open_path(self, destination: Any) -> Path:
-        return Path(destination)
+    def open_path(self, destination: Any, member: str | None = None) -> Path:
+        """A path to one peer; `member` names it for the fate hash (default: the nick its welcome carries)."""
+        return Path(destination, member=member, number=next(self._paths_opened))
 
     def close_path(self, path: Path) -> None:
         """Forget a peer: nothing new is taken for it; what is already on its way still goes.
@@ -148,12 +184,16 @@ class FaultInjector:
     def submit(self, path: Path, data: bytes, now: float) -> list[Release]:
         """Take one datagram for `path`; return what must be sent right now, in order."""
         settings = self.impairment
-        draw = self._random.random
-        # Always draw the same four numbers, so changing one setting (say --udp-dup)
-        # does not change which datagrams another setting (say --udp-loss) picks.
-        lose, duplicate, reorder, jitter = draw() * 100, draw() * 100, draw() * 100, draw() * 2 - 1
         path.submitted += 1
         index = path.submitted
+        if path.member is None:
+            path.member = _member_name(data) or f"peer {path.number}"
+        found = _SEQ_AT_END.search(data)
+        seq = int(found.group(1)) if found else index
+        # The same four numbers whatever the settings, so changing one setting (say
+        # --udp-dup) does not change which datagrams another (say --udp-loss) picks.
+        draws = fate_numbers(settings.seed, path.member, seq)
+        lose, duplicate, reorder, jitter = draws[0] * 100, draws[1] * 100, draws[2] * 100, draws[3] * 2 - 1
         if path.closed:
             return []
         if lose < settings.loss:

@@ -29,6 +29,7 @@ __all__ = [
     "encode_frame",
     "encode_message",
     "encode_payload",
+    "explain_header",
     "frames_with_seq",
     "with_seq",
 ]
@@ -271,6 +272,39 @@ def encode_frame(body: bytes) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
+_TEXT_BYTES = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}  # printable ASCII, tab, CR, LF
+JOIN_HINT = "join with: chatclient --host HOST --port PORT --nick NAME (or the 20-line client in the README)"
+
+
+def explain_header(header: bytes, max_frame: int) -> str:
+    """The teaching part of a `frame_too_large` message: what the 4 header bytes probably were.
+
+    Students write their own clients from socket tutorials, and two mistakes
+    make a huge "length" (docs/protocol.md §2): a header packed in the
+    machine's native byte order (`struct.pack('i', n)`: 33 becomes
+    21 00 00 00, read here as 553,648,128), and no header at all (`nc`, a
+    text line, an HTTP request: "hell" read as 1,751,477,356). The message
+    names the likely cause and the fix, on one line, so the teacher's log
+    and the student's error both say it. Returns "" when neither fits.
+    """
+    if len(header) != HEADER.size:
+        return ""
+    swapped = int.from_bytes(header, "little")
+    if 0 < swapped <= max_frame:
+        return (
+            f"; its 4 bytes {header.hex(' ')} read the other way round are {swapped}: this looks like native"
+            f" (little-endian) byte order, struct.pack('i', n); lanchat uses network byte order (big-endian),"
+            f" struct.pack('!I', n)"
+        )
+    if all(byte in _TEXT_BYTES for byte in header):
+        text = header.decode("ascii")
+        return (
+            f"; its 4 bytes are the text {text!r}: lanchat is not a text protocol, every frame starts with a"
+            f" 4-byte big-endian length, struct.pack('!I', len(payload)), then that many bytes of JSON; {JOIN_HINT}"
+        )
+    return ""
+
+
 class FrameDecoder:
     """Incremental decoder for length-prefixed frames ("sticky packets").
 
@@ -318,7 +352,8 @@ class FrameDecoder:
                         if length == 0
                         else ProtocolError(
                             "frame_too_large",
-                            f"frame of {length} bytes exceeds the limit of {self.max_frame}",
+                            f"frame of {length} bytes exceeds the limit of {self.max_frame}"
+                            + explain_header(bytes(buffer[position - HEADER.size : position]), self.max_frame),
                             fatal=True,
                         )
                     )

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from lanchat.cliargs import HelpFormatter, Parser, count, percent, positive_int, positive_number
 from chatsrv.faults import parse_delay
+from lanchat.cliargs import HelpFormatter, Parser, count, percent, positive_int, positive_number
 from lanchat_lab.bots import LabError
 
 
@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="lanchat's TCP-vs-UDP lab: the same chat workload over both transports, measured with "
         "the chat's own seq numbers, with real or injected packet loss. Each scenario prints a report; "
         "docs/lab.md is the worksheet.",
-        epilog="try:\n  chatlab compare --udp-loss 10\n  sudo chatlab compare --netns-loss 5 --plot out.png\n  chatlab sticky",
+        epilog="try:\n  chatlab compare --udp-loss 10\n  sudo chatlab compare --netns-loss 5 --plot out.png\n  chatlab sticky\n"
+        "  chatlab timewait\n  chatlab threads\n  chatlab reliable-udp",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from lanchat import __version__
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     sticky.add_argument("--messages", type=positive_int, default=60, help="how many small messages to send")
     sticky.add_argument("--recv-size", type=positive_int, default=1024, help="buffer size the receiver passes to recv")
     sticky.add_argument("--big", type=count, default=3000, help="size of one last, big message, bytes (0: none; max 65000)")
+    sticky.add_argument("--nagle", action="store_true", help="keep Nagle's algorithm on (no TCP_NODELAY): the sender's kernel merges small sends too")
     _output_flags(sticky)
     sticky.set_defaults(handler=_sticky)
 
@@ -125,6 +127,62 @@ def build_parser() -> argparse.ArgumentParser:
     _output_flags(slow)
     slow.set_defaults(handler=_slow)
 
+    timewait = scenarios.add_parser(
+        "timewait",
+        help="the four-way teardown: who closes first holds TIME_WAIT; a restart's bind needs SO_REUSEADDR",
+        description="A client and a server on 127.0.0.1 close their connection, once client first and once server "
+        "first; after each step the states of both sockets are read from /proc/net/tcp (no root needed). Then a "
+        "server closes N connections first and stops: a plain bind() of its port fails with EADDRINUSE, the same "
+        "with SO_REUSEADDR succeeds.",
+        formatter_class=HelpFormatter,
+    )
+    timewait.add_argument("--connections", type=positive_int, default=3, help="connections the stopping server closes first")
+    _output_flags(timewait)
+    timewait.set_defaults(handler=_timewait)
+
+    threads = scenarios.add_parser(
+        "threads",
+        help="an iterative server against ThreadingTCPServer: the second client waits at accept",
+        description="N clients arrive a little apart at an iterative server (socketserver.TCPServer, one client at "
+        "a time) and then at a ThreadingTCPServer; each says a line, reads the answer and stays HOLD seconds. "
+        "The table shows how long each connect() took and how long each client waited until the server accepted it.",
+        formatter_class=HelpFormatter,
+    )
+    threads.add_argument("--clients", type=positive_int, default=3, help="clients per server (max 20)")
+    threads.add_argument("--stagger", type=positive_number, default=0.1, help="seconds between two clients' arrivals")
+    threads.add_argument("--hold", type=positive_number, default=1.0, help="seconds each client stays connected (max 10)")
+    _output_flags(threads)
+    threads.set_defaults(handler=_threads)
+
+    reliable = scenarios.add_parser(
+        "reliable-udp",
+        help="UDP bots add acks, a retransmission timer, duplicate suppression and ordering: everything arrives, late",
+        description="A UDP sender says M numbered messages at R/s to K UDP receivers while the server drops PCT %% "
+        "of what it sends. The receivers acknowledge every copy, suppress duplicates and deliver in order; the "
+        "sender resends what is not acknowledged after RTO, doubling it on every retry. Beside it, per receiver, "
+        "what plain UDP delivered.",
+        formatter_class=HelpFormatter,
+    )
+    reliable.add_argument("--receivers", type=positive_int, default=2, help="receiving bots (max 10)")
+    reliable.add_argument("--messages", type=positive_int, default=200, help="numbered messages the sender says (max 5000)")
+    reliable.add_argument("--rate", type=positive_number, default=50.0, help="messages per second")
+    reliable.add_argument("--udp-loss", type=percent, default=10.0, metavar="PCT", help="the server drops PCT %% of the datagrams it sends (max 50)")
+    reliable.add_argument("--seed", type=int, default=1, help="seed of the server's fault injection")
+    reliable.add_argument("--rto", type=positive_number, default=0.2, help="first retransmission timeout, seconds")
+    _output_flags(reliable)
+    reliable.set_defaults(handler=_reliable)
+
+    handshake = scenarios.add_parser(
+        "handshake",
+        help="(root) every TCP segment of one chat session: three-way handshake, data, four-way teardown",
+        description="Watches the loopback interface with a raw socket (root) while a client joins a chatsrv, says "
+        "one line and leaves: a numbered ladder of every segment with flags, relative seq/ack, length and the "
+        "lanchat messages it carries.",
+        formatter_class=HelpFormatter,
+    )
+    _output_flags(handshake)
+    handshake.set_defaults(handler=_handshake)
+
     restart = scenarios.add_parser(
         "restart",
         help="the server restarts under the bots: TCP notices at once, UDP only by a timeout",
@@ -142,6 +200,52 @@ def build_parser() -> argparse.ArgumentParser:
     _output_flags(restart)
     restart.set_defaults(handler=_restart)
     return parser
+
+
+def _timewait(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    from lanchat_lab.report import timewait_report
+    from lanchat_lab.timewait import TimewaitError, run_timewait
+
+    if args.connections > 1000:
+        raise LabError("--connections is at most 1000")
+    try:
+        return run_timewait(args.connections), timewait_report
+    except TimewaitError as error:
+        raise LabError(str(error)) from None
+    except OSError as error:
+        raise LabError(f"loopback sockets failed: {error.strerror or error}") from None
+
+
+def _threads(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    from lanchat_lab.report import threads_report
+    from lanchat_lab.threads import run_threads
+
+    if args.clients > 20 or args.hold > 10:
+        raise LabError("--clients is at most 20 and --hold at most 10 seconds (the iterative run takes clients x hold)")
+    try:
+        return run_threads(args.clients, args.stagger, args.hold), threads_report
+    except OSError as error:
+        raise LabError(f"loopback sockets failed: {error.strerror or error}") from None
+
+
+def _reliable(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    from lanchat_lab.reliable import ReliableOptions, run_reliable
+    from lanchat_lab.report import reliable_report
+
+    if args.receivers > 10 or args.messages > 5000 or args.udp_loss > 50:
+        raise LabError("--receivers is at most 10, --messages at most 5000 and --udp-loss at most 50")
+    options = ReliableOptions(args.receivers, args.messages, args.rate, args.udp_loss, args.seed, args.rto)
+    return run_reliable(options), reliable_report
+
+
+def _handshake(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    from lanchat_lab.handshake import run_handshake
+    from lanchat_lab.report import handshake_report
+
+    try:
+        return run_handshake(), handshake_report
+    except OSError as error:
+        raise LabError(f"capture or loopback sockets failed: {error.strerror or error}") from None
 
 
 def _restart(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
@@ -169,7 +273,7 @@ def _sticky(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[st
     if args.big > 65000:
         raise LabError("--big is at most 65000 bytes (a UDP datagram carries at most 65507)")
     try:
-        return run_sticky(args.messages, args.recv_size, args.big), sticky_report
+        return run_sticky(args.messages, args.recv_size, args.big, args.nagle), sticky_report
     except OSError as error:
         raise LabError(f"loopback sockets failed: {error.strerror or error}") from None
 

@@ -7,6 +7,7 @@ the same result dict as the report; computes nothing new.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 COLORS = {"tcp": "#1f77b4", "udp": "#d62728"}
@@ -28,7 +29,7 @@ def plot(result: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    drawers = {"compare": _compare, "sticky": _sticky, "slow": _slow, "restart": _restart}
+    drawers = {"compare": _compare, "sticky": _sticky, "slow": _slow, "restart": _restart, "timewait": _timewait, "threads": _threads, "reliable-udp": _reliable, "handshake": _handshake}
     figure = drawers[result["scenario"]](plt, result)
     try:
         figure.savefig(path, dpi=110)
@@ -65,7 +66,7 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
     timeline.set_yscale("log")
     timeline.set_xlabel("message number")
     timeline.set_ylabel("one-way latency, ms (log)")
-    timeline.set_title("every delivery: TCP waits for lost packets, UDP skips them")
+    timeline.set_title(_timeline_title(transports, names))
     timeline.legend()
 
     for name in names:
@@ -74,9 +75,10 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
             fraction = [(n + 1) / len(values) for n in range(len(values))]
             cdf.step(values, fraction, where="post", color=COLORS[name], label=name.upper())
     cdf.set_xscale("log")
+    _plain_log_labels(cdf.xaxis)
     cdf.set_xlabel("one-way latency, ms (log)")
     cdf.set_ylabel("fraction of deliveries")
-    cdf.set_title("latency distribution (the tail is TCP's price)")
+    cdf.set_title(_tail_title(transports, names))
     cdf.grid(True, alpha=0.3)
     cdf.legend()
 
@@ -117,6 +119,42 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
     return figure
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _timeline_title(transports: dict[str, Any], names: list[str]) -> str:
+    """What the timeline shows, from the numbers: who lost how many, who had the slowest delivery."""
+    parts = []
+    for name in names:
+        summary = transports[name]
+        slowest = summary["latency_ms"]["max"]
+        slow = f", slowest {slowest:.0f} ms" if _finite(slowest) else ""
+        parts.append(f"{name.upper()} lost {summary['lost']}{slow}")
+    return "every delivery: " + "; ".join(parts)
+
+
+def _tail_title(transports: dict[str, Any], names: list[str]) -> str:
+    """Which transport has the longer latency tail (p99), said from the data rather than assumed."""
+    tails = {name: transports[name]["latency_ms"]["p99"] for name in names if _finite(transports[name]["latency_ms"]["p99"])}
+    if len(tails) < 2:
+        return "latency distribution"
+    longer = max(tails, key=lambda name: tails[name])
+    shorter = min(tails, key=lambda name: tails[name])
+    if tails[longer] < 2 * tails[shorter] + 1:
+        return f"latency distribution: tails alike (p99 {tails[longer]:.1f} vs {tails[shorter]:.1f} ms)"
+    return f"latency distribution: the long tail is {longer.upper()}'s (p99 {tails[longer]:.0f} ms vs {tails[shorter]:.1f} ms)"
+
+
+def _plain_log_labels(axis: Any) -> None:
+    """Label a log axis at powers of ten only, as plain numbers (minor labels overlap on short ranges)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _sticky(plt: Any, result: dict[str, Any]) -> Any:
     sizes = result["message_sizes"]
     naive = [chunk["size"] for chunk in result["tcp_naive"]["chunks"]]
@@ -131,18 +169,31 @@ def _sticky(plt: Any, result: dict[str, Any]) -> Any:
             left += width
         axis.text(-20, y, label, ha="right", va="center")
 
+    from matplotlib.patches import Patch
+
     lane(3, sizes, "sent: one send() per message", palette)
     lane(2, naive, "naive recv(1024) chunks", ["#c7e9c0", "#74c476"])
     lane(1, [len(text) for text in result["tcp_framed"]["messages"]], "framed: messages decoded", palette)
     lane(0, framed, "framed: recv(1024) chunks", ["#c7e9c0", "#74c476"])
     axis.set_yticks([])
     axis.set_xlabel("byte position in the TCP stream (framed stream also holds 4-byte headers)")
+    segments = result["tcp_naive"].get("segments_sent")
+    sender = "" if segments is None else f" ({segments} TCP segments, Nagle {'on' if result.get('nagle') else 'off'})"
     axis.set_title(
-        f"sticky packets: {result['messages']} sends became {len(naive)} recv chunks; "
+        f"sticky packets: {result['messages']} sends{sender} became {len(naive)} recv chunks; "
         f"{result['tcp_naive']['merged_chunks']} merged, {result['tcp_naive']['split_messages']} message(s) cut"
     )
     axis.set_xlim(-0.02 * max(sum(sizes), 1), max(sum(sizes), sum(framed)) * 1.02)
-    figure.subplots_adjust(left=0.22, right=0.98)
+    axis.legend(
+        handles=[
+            Patch(facecolor=palette[0], edgecolor="black", label="one message (colours alternate)"),
+            Patch(facecolor="#74c476", edgecolor="black", label="what one recv() returned (colours alternate)"),
+        ],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.18),
+        ncol=2,
+    )
+    figure.subplots_adjust(left=0.22, right=0.98, bottom=0.3)
     return figure
 
 
@@ -179,5 +230,117 @@ def _restart(plt: Any, result: dict[str, Any]) -> Any:
     axis.set_xlabel("seconds")
     axis.set_title("server restart: bars = bot in the room (as far as it knows), ticks = events")
     axis.legend(loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+STATE_COLORS = {
+    "ESTABLISHED": "#b8e186",
+    "FIN_WAIT2": "#fdb863",
+    "CLOSE_WAIT": "#fee090",
+    "TIME_WAIT": "#d73027",
+    "(gone)": "#f0f0f0",
+}
+
+
+def _timewait(plt: Any, result: dict[str, Any]) -> Any:
+    cases = result["cases"]
+    figure, axes = plt.subplots(1, len(cases), figsize=(12, 3.6))
+    for axis, case in zip(axes, cases):
+        steps = case["steps"]
+        for row, step in enumerate(steps):
+            y = len(steps) - 1 - row
+            for column, side in enumerate(("client", "server")):
+                state = step[side]
+                axis.add_patch(plt.Rectangle((column, y), 0.95, 0.85, color=STATE_COLORS.get(state, "#cccccc")))
+                axis.text(column + 0.475, y + 0.42, state, ha="center", va="center", fontsize=10)
+            axis.text(-0.05, y + 0.42, step["step"], ha="right", va="center", fontsize=9)
+        axis.set_xlim(-1.1, 2)
+        axis.set_ylim(0, len(steps))
+        axis.set_xticks([0.475, 1.475], ["client", "server"])
+        axis.xaxis.tick_top()
+        axis.set_yticks([])
+        for spine in axis.spines.values():
+            spine.set_visible(False)
+        holder = case["time_wait_on"] or "nobody"
+        axis.set_title(f"{case['first']} closes first: {holder} holds TIME_WAIT", pad=24)
+    rebind = result["rebind"]
+    figure.suptitle(
+        f"after the server closed {rebind['connections']} connection(s) first: plain bind {rebind['plain_bind']}, "
+        f"with SO_REUSEADDR {rebind['reuseaddr_bind']}",
+        y=0.06,
+        fontsize=10,
+    )
+    figure.subplots_adjust(left=0.1, right=0.98, top=0.78, bottom=0.14, wspace=0.5)
+    return figure
+
+
+def _threads(plt: Any, result: dict[str, Any]) -> Any:
+    servers = result["servers"]
+    figure, axes = plt.subplots(len(servers), 1, figsize=(11, 2 + 1.2 * result["clients"] * len(servers)), sharex=True)
+    hold_ms = result["hold"] * 1000
+    for axis, server in zip(axes, servers):
+        for row, client in enumerate(server["clients"]):
+            arrived = client["arrived_ms"]
+            waited = client["accepted_after_ms"] or 0.0
+            axis.barh(row, waited, left=arrived, color="#d62728", height=0.5, label="waiting at accept()" if row == 0 else None)
+            axis.barh(row, hold_ms, left=arrived + waited, color="#1f77b4", height=0.5, label="talking to the server" if row == 0 else None)
+        axis.set_yticks(range(len(server["clients"])), [f"client {c['client']}" for c in server["clients"]])
+        axis.invert_yaxis()
+        longest = max((c["accepted_after_ms"] or 0.0 for c in server["clients"]), default=0.0)
+        axis.set_title(f"{server['server']} server ({server['class']}): longest wait at accept {longest:.0f} ms")
+        axis.legend(loc="upper right")
+    axes[-1].set_xlabel("time since the first client arrived, ms")
+    figure.tight_layout()
+    return figure
+
+
+def _reliable(plt: Any, result: dict[str, Any]) -> Any:
+    receiver = result["receivers"][0]
+    series = receiver["series"]
+    figure, axis = plt.subplots(figsize=(11, 5))
+    plain = [(number, latency) for number, latency, _ in series if latency is not None]
+    lost = [number for number, latency, _ in series if latency is None]
+    reliable = [(number, latency) for number, _, latency in series if latency is not None]
+    axis.plot([n for n, _ in reliable], [v for _, v in reliable], ".", color="#1f77b4", label="UDP + acks, timer, order: delivered")
+    axis.plot([n for n, _ in plain], [v for _, v in plain], ".", color="#d62728", label="plain UDP: arrived")
+    floor = 0.05
+    axis.plot(lost, [floor] * len(lost), "x", color="#d62728", label=f"plain UDP: lost ({len(lost)})")
+    axis.set_yscale("log")
+    axis.set_xlabel("message number")
+    axis.set_ylabel("latency, ms (log scale)")
+    reliable_summary = receiver["reliable_latency_ms"]
+    axis.set_title(
+        f"{receiver['nick']}, {result['setup']['loss']:g} % loss: plain UDP {receiver['plain_delivered']}/{receiver['expected']} "
+        f"delivered; rebuilt TCP {receiver['reliable_delivered']}/{receiver['expected']}, p99 {reliable_summary['p99']:.0f} ms"
+    )
+    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
+    figure.tight_layout()
+    return figure
+
+
+def _handshake(plt: Any, result: dict[str, Any]) -> Any:
+    segments = result["segments"]
+    figure, axis = plt.subplots(figsize=(9, 1.2 + 0.45 * len(segments)))
+    for row, segment in enumerate(segments):
+        y = -row
+        start, end = (0.0, 1.0) if segment["direction"] == "client -> server" else (1.0, 0.0)
+        color = "#d62728" if ("SYN" in segment["flags"] or "FIN" in segment["flags"]) else "#1f77b4"
+        axis.annotate("", xy=(end, y - 0.35), xytext=(start, y), arrowprops={"arrowstyle": "->", "color": color})
+        ack = "" if segment["ack"] is None else f" ack={segment['ack']}"
+        label = f"{segment['number']}. {segment['flags']} seq={segment['seq']}{ack} len={segment['length']}"
+        if segment["carries"]:
+            label += f"  [{', '.join(segment['carries'])}]"
+        axis.text(0.5, y - 0.1, label, ha="center", va="bottom", fontsize=8, backgroundcolor="white")
+    axis.set_xlim(-0.15, 1.15)
+    axis.set_ylim(-len(segments), 0.8)
+    axis.set_xticks([0, 1], ["client", "server"])
+    axis.xaxis.tick_top()
+    axis.set_yticks([])
+    for x in (0, 1):
+        axis.axvline(x, color="black", linewidth=0.8)
+    handshakes = sum(1 for segment in segments if "SYN" in segment["flags"])
+    fins = sum(1 for segment in segments if "FIN" in segment["flags"])
+    axis.set_title(f"one chat session: {len(segments)} segments, {handshakes} with SYN, {fins} with FIN", pad=20)
     figure.tight_layout()
     return figure

@@ -187,6 +187,7 @@ def sticky_report(result: dict[str, Any]) -> str:
     what = f"{count - 1} short messages like {result_example(result)!r} and one of {big:,} bytes" if big else f"{count} short messages like {result_example(result)!r}"
     lines = [
         f"chatlab sticky: {what}, sent with {count} separate send() calls ({result['sent_bytes']:,} bytes)",
+        _nagle_line(result),
         "",
         f"1. TCP, naive receiver: recv({naive['recv_size']}) and print what it returns",
     ]
@@ -224,6 +225,22 @@ def sticky_report(result: dict[str, Any]) -> str:
     if udp["truncated"]:
         lines.append("      So a UDP receiver reads with a buffer larger than any datagram it accepts (chatsrv: its limit + 1, to notice).")
     return "\n".join(lines)
+
+
+def _nagle_line(result: dict[str, Any]) -> str:
+    """How the sender's kernel cut the sends into segments, and why."""
+    naive = result["tcp_naive"]
+    segments = naive.get("segments_sent")
+    calls = naive.get("send_calls", result["messages"])
+    if result.get("nagle"):
+        why = "Nagle on: while sent data waits for its ACK, small writes are held back and sent together"
+    else:
+        why = "Nagle off (TCP_NODELAY)"
+        if result.get("autocorking"):
+            why += "; Linux autocorking still merges small writes while one waits in the device queue"
+    if segments is None:
+        return f"sender: {why} (this system does not report the segments sent)"
+    return f"sender: {calls} send() calls left as {segments} TCP data segments ({why})"
 
 
 def result_example(result: dict[str, Any]) -> str:
@@ -331,6 +348,187 @@ def restart_report(result: dict[str, Any]) -> str:
         )
     lines += table(rows, ["bot", "noticed after the server went", "back after it returned"])
     lines.append("")
-    lines.append("-> TCP knows at once: the kernel ends the connection and reports it. UDP has no connection to end:")
-    lines.append("   its datagrams leave without an error, and only silence (a timeout) or a new server's not_joined tells it.")
+    lines += restart_summary(result)
+    return "\n".join(lines)
+
+
+def restart_summary(result: dict[str, Any]) -> list[str]:
+    """The closing lines, from what the bots noticed (a fixed sentence was wrong for --graceful)."""
+    quick = 0.5  # seconds: noticed "at once" (a UDP timeout is longer than this)
+
+    def noticed(transport: str) -> list[float | None]:
+        return [bot["noticed_after"] for bot in result["bots"] if bot["transport"] == transport]
+
+    udp = noticed("udp")
+    lines = []
+    if noticed("tcp"):
+        lines.append("-> TCP knows at once: the kernel ends the connection and reports it.")
+    if udp and all(after is not None and after < quick for after in udp):
+        lines += [
+            "   UDP knew at once too, but only because the server said goodbye (a `left` with reason shutdown) and that",
+            "   datagram arrived: without it (a crash, or the goodbye lost) only silence or a new server's not_joined tells it.",
+        ]
+    elif udp:
+        lines += [
+            "   UDP has no connection to end: its datagrams leave without an error, and only silence (a timeout) or",
+            "   a new server's not_joined tells it.",
+        ]
+    return lines
+
+
+# --- timewait --------------------------------------------------------------------------
+
+
+def timewait_report(result: dict[str, Any]) -> str:
+    lines = ["chatlab timewait: a client and a server on 127.0.0.1 close their connection; the states the kernel shows after each step",
+             "(from /proc/net/tcp, what `ss -tan` shows)", ""]
+    for number, case in enumerate(result["cases"], 1):
+        lines.append(f"{number}. the {case['first']} closes first (client port {case['client_port']}, server port {case['server_port']})")
+        rows = []
+        for step in case["steps"]:
+            note = "the other side's recv() returns b'' (end of stream)" if step.get("other_reads_eof") else ""
+            rows.append([step["step"], step["client"], step["server"], note])
+        lines += ["   " + line for line in table(rows, ["step", "client socket", "server socket", ""], "llll")]
+        holder = case["time_wait_on"]
+        if holder:
+            left = case["time_wait_left"]
+            timer = f", for another {left:.0f} s" if left is not None else ""
+            lines.append(f"   -> the {holder} closed first and holds TIME_WAIT{timer}; the other side is gone.")
+        else:
+            lines.append("   -> no single side in TIME_WAIT (the kernel did not show the expected states in time)")
+        lines.append("")
+    rebind = result["rebind"]
+    lines += [
+        f"3. a server on port {rebind['port']} closes {rebind['connections']} connection(s) first and stops, like chatsrv on Ctrl-C:",
+        f"   connections on that port in TIME_WAIT: {rebind['time_wait_sockets']}",
+        f"   a new socket, plain bind() to port {rebind['port']}: {_bind_word(rebind['plain_bind'])}",
+        f"   a new socket, SO_REUSEADDR then bind(): {_bind_word(rebind['reuseaddr_bind'])}",
+    ]
+    if rebind["plain_bind"] == "EADDRINUSE" and rebind["reuseaddr_bind"] == "ok":
+        lines.append("   -> restarting a server at once needs SO_REUSEADDR (chatsrv sets it; so does socket.create_server).")
+    return "\n".join(lines)
+
+
+def _bind_word(outcome: str) -> str:
+    return "succeeds" if outcome == "ok" else f"fails with {outcome}"
+
+
+# --- threads ---------------------------------------------------------------------------
+
+
+def threads_report(result: dict[str, Any]) -> str:
+    lines = [
+        (f"chatlab threads: {result['clients']} clients arrive {result['stagger'] * 1000:.0f} ms apart; each says one line, "
+         f"reads the answer, stays {result['hold']:g} s and leaves"),
+        "",
+    ]
+    for server in result["servers"]:
+        label = "one client at a time" if server["server"] == "iterative" else "a thread per client, like chatsrv"
+        lines.append(f"{server['server']} server ({server['class']}, {label}):")
+        errors = any(client["error"] for client in server["clients"])
+        rows = []
+        for client in server["clients"]:
+            row = [
+                f"client {client['client']}",
+                _number(client["arrived_ms"]),
+                _number(client["connect_ms"]),
+                _number(client["accepted_after_ms"]),
+                _number(client["answer_after_ms"]),
+            ]
+            rows.append(row + [client["error"] or ""] if errors else row)
+        header = ["", "arrived at, ms", "connect() took, ms", "accept() after, ms", "first answer after, ms"]
+        header += ["error"] if errors else []
+        lines += ["   " + line for line in table(rows, header)]
+        longest = max((client["accepted_after_ms"] or 0.0 for client in server["clients"]), default=0.0)
+        lines.append(f"   -> the longest wait at accept: {_number(longest)} ms")
+        lines.append("")
+    lines += [
+        "connect() returns at once in both: the kernel finishes the three-way handshake from the listen backlog",
+        "before the program calls accept(). The iterative server accepts the next client only when the one before",
+        "has left, so a client that stays blocks everyone behind it; the threaded server accepts each one at once.",
+    ]
+    return "\n".join(lines)
+
+
+# --- reliable-udp ----------------------------------------------------------------------
+
+
+def _latency_cells(summary: dict[str, Any]) -> tuple[str, str]:
+    return (f"{_number(summary['p50'], 2)} / {_number(summary['p90'], 2)}", f"{_number(summary['p99'], 2)} / {_number(summary['max'], 2)}")
+
+
+def reliable_report(result: dict[str, Any]) -> str:
+    setup = result["setup"]
+    lines = [
+        (f"chatlab reliable-udp: a UDP sender says {setup['messages']} numbered messages at {_number(setup['rate'], 0)}/s to "
+         f"{setup['receivers']} UDP receivers; the server drops {setup['loss']:g} % of the datagrams it sends (seed {setup['seed']})"),
+        (f"the receivers acknowledge every copy (whisper 'ack N'), drop duplicates and deliver in order; the sender resends "
+         f"what is not acknowledged after {setup['rto'] * 1000:.0f} ms, doubling the timer on every retry"),
+        "",
+    ]
+    for receiver in result["receivers"]:
+        expected = receiver["expected"]
+        plain_50, plain_99 = _latency_cells(receiver["plain_latency_ms"])
+        reliable_50, reliable_99 = _latency_cells(receiver["reliable_latency_ms"])
+        rows = [
+            ["delivered / expected", f"{receiver['plain_delivered']} / {expected}", f"{receiver['reliable_delivered']} / {expected}"],
+            ["in order, each once", "-", "yes" if receiver["in_order"] else "NO"],
+            ["latency p50 / p90, ms", plain_50, reliable_50],
+            ["latency p99 / max, ms", plain_99, reliable_99],
+            ["duplicates suppressed", "-", _number(receiver["duplicates_suppressed"])],
+            ["waited in the reordering buffer", "-", _number(receiver["held_for_order"])],
+            ["acknowledgements sent", "-", _number(receiver["acks_sent"])],
+        ]
+        lines.append(f"receiver {receiver['nick']}:")
+        lines += ["   " + line for line in table(rows, ["", "plain UDP", "UDP + acks, timer, order"])]
+        lines.append("")
+    verdict = "every receiver got every message, in order, once" if result["complete"] else "NOT complete within the time allowed"
+    lines += [
+        f"sender: {result['retransmissions']} retransmissions, {result['acks_received']} acknowledgements received; {verdict} ({result['took']:.1f} s)",
+        "-> plain UDP loses messages but nothing waits; with acknowledgements, a retransmission timer, duplicate",
+        "   suppression and a reordering buffer everything arrives, and every message behind a lost one waits for",
+        "   its retransmission: the latency tail of TCP. You end up rebuilding TCP.",
+    ]
+    return "\n".join(lines)
+
+
+# --- handshake -------------------------------------------------------------------------
+
+
+def handshake_report(result: dict[str, Any]) -> str:
+    lines = [
+        (f"chatlab handshake: every TCP segment of one chat session on loopback (client port {result['client_port']}, "
+         f"server port {result['server_port']}): connect, hello, welcome, say, bye, close"),
+        "sequence numbers are relative to each side's SYN, as Wireshark shows them; len = bytes of data",
+        "",
+    ]
+    rows = []
+    for segment in result["segments"]:
+        arrow = "client  ------>  server" if segment["direction"] == "client -> server" else "client  <------  server"
+        rows.append(
+            [
+                str(segment["number"]),
+                f"{segment['ms']:.3f}",
+                arrow,
+                segment["flags"],
+                "-" if segment["seq"] is None else str(segment["seq"]),
+                "-" if segment["ack"] is None else str(segment["ack"]),
+                str(segment["length"]),
+                ", ".join(segment["carries"]),
+            ]
+        )
+    lines += table(rows, ["#", "ms", "", "flags", "seq", "ack", "len", "lanchat"], align="rrllrrrl")
+    syn = [segment for segment in result["segments"] if "SYN" in segment["flags"]]
+    fins = [segment for segment in result["segments"] if "FIN" in segment["flags"]]
+    lines.append("")
+    if len(syn) >= 2:
+        lines.append(f"-> three-way handshake: segments {', '.join(str(s['number']) for s in syn)} and the ACK after them "
+                     "(a SYN and a FIN each count as one sequence number).")
+    if len(fins) >= 2:
+        first_fin = fins[0]["number"]
+        teardown = [s for s in result["segments"] if s["number"] >= first_fin and not s["length"]]
+        lines.append(
+            f"-> teardown: FINs in segments {', '.join(str(s['number']) for s in fins)}, each acknowledged by the other side: "
+            f"{len(teardown)} segments here (四次挥手 is four when no ACK rides along with the second FIN)."
+        )
     return "\n".join(lines)

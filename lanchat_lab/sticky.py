@@ -9,6 +9,14 @@
 3. UDP: one `recvfrom` per datagram, boundaries kept; the big datagram,
    larger than the receive buffer, is cut off (MSG_TRUNC) and the rest is gone.
 
+With `nagle=True` the sender keeps Nagle's algorithm on (no TCP_NODELAY):
+while data it sent is not yet acknowledged, the kernel holds small writes
+back and sends them together, one of the classic causes of merging. The
+result counts the data segments the sender's kernel really sent
+(`TCP_INFO` tcpi_data_segs_out) beside the number of `send` calls, in both
+modes (Linux also merges small writes with Nagle off, "autocorking", while
+an earlier segment still waits in the device queue).
+
 Owns the sockets of this demonstration (no server, no threads: the sender
 writes everything first, like a receiver that is busy for a moment, so the
 result is the same every run) and the pure analysis `pieces_of_chunks`.
@@ -18,6 +26,8 @@ Imports: lanchat.wire.
 from __future__ import annotations
 
 import socket
+import struct
+from pathlib import Path
 from typing import Any
 
 from lanchat.wire import FrameDecoder, encode_frame
@@ -68,15 +78,41 @@ def pieces_of_chunks(message_sizes: list[int], chunk_sizes: list[int]) -> list[l
     return result
 
 
-def _tcp_pair() -> tuple[socket.socket, socket.socket]:
+def data_segments_sent(sock: socket.socket) -> int | None:
+    """Segments carrying data this socket's kernel sent (Linux `TCP_INFO` tcpi_data_segs_out), or None.
+
+    Offset 156 in `struct tcp_info` (linux/tcp.h, stable ABI, Linux 4.6 and later).
+    """
+    option = getattr(socket, "TCP_INFO", None)
+    if option is None:
+        return None
+    try:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, option, 256)
+    except OSError:
+        return None
+    if len(raw) < 160:
+        return None
+    (segments,) = struct.unpack_from("I", raw, 156)
+    return int(segments)
+
+
+def autocorking() -> bool | None:
+    """Whether Linux's tcp_autocorking is on (None where /proc does not say)."""
+    try:
+        return Path("/proc/sys/net/ipv4/tcp_autocorking").read_text().strip() != "0"
+    except OSError:
+        return None
+
+
+def _tcp_pair(nagle: bool = False) -> tuple[socket.socket, socket.socket]:
     """A connected (sender, receiver) pair over 127.0.0.1."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         sender = socket.create_connection(listener.getsockname()[:2], timeout=TIMEOUT)
         receiver, _ = listener.accept()
     receiver.settimeout(TIMEOUT)
-    # Nagle would merge small sends on the sender's side as well; switch it off
-    # so every send leaves as its own segment and the merging we see is the receiver's.
-    sender.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # Nagle merges small sends on the sender's side as well. By default it is
+    # switched off, so the merging we see is the receiver's; --nagle keeps it.
+    sender.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0 if nagle else 1)
     return sender, receiver
 
 
@@ -89,13 +125,14 @@ def _receive_all(receiver: socket.socket, size: int) -> list[bytes]:
         chunks.append(data)
 
 
-def tcp_naive(messages: list[bytes], recv_size: int) -> dict[str, Any]:
-    sender, receiver = _tcp_pair()
+def tcp_naive(messages: list[bytes], recv_size: int, nagle: bool = False) -> dict[str, Any]:
+    sender, receiver = _tcp_pair(nagle)
     with sender, receiver:
         for message in messages:
             sender.send(message)
-        sender.shutdown(socket.SHUT_WR)  # the receiver reads until end of stream
+        sender.shutdown(socket.SHUT_WR)  # half-close: the receiver reads until end of stream
         chunks = _receive_all(receiver, recv_size)
+        segments = data_segments_sent(sender)
     pieces = pieces_of_chunks([len(m) for m in messages], [len(c) for c in chunks])
     split = {index for chunk in pieces for index, part, _ in chunk if part != "whole"}
     return {
@@ -106,11 +143,13 @@ def tcp_naive(messages: list[bytes], recv_size: int) -> dict[str, Any]:
         ],
         "merged_chunks": sum(1 for parts in pieces if len(parts) > 1),
         "split_messages": len(split),
+        "send_calls": len(messages),
+        "segments_sent": segments,
     }
 
 
-def tcp_framed(messages: list[bytes], recv_size: int) -> dict[str, Any]:
-    sender, receiver = _tcp_pair()
+def tcp_framed(messages: list[bytes], recv_size: int, nagle: bool = False) -> dict[str, Any]:
+    sender, receiver = _tcp_pair(nagle)
     decoder = FrameDecoder()
     received: list[bytes] = []
     recvs = []
@@ -122,8 +161,11 @@ def tcp_framed(messages: list[bytes], recv_size: int) -> dict[str, Any]:
             frames = decoder.feed(chunk)
             received.extend(frames)
             recvs.append({"size": len(chunk), "frames": len(frames), "held": decoder.buffered})
+        segments = data_segments_sent(sender)
     return {
         "recv_size": recv_size,
+        "send_calls": len(messages),
+        "segments_sent": segments,
         "recvs": recvs,
         "messages": [frame.decode(errors="replace") for frame in received],
         "exact": received == messages,
@@ -157,15 +199,17 @@ def udp(messages: list[bytes], recv_size: int) -> dict[str, Any]:
     }
 
 
-def run_sticky(count: int = 60, recv_size: int = 1024, big: int = 3000) -> dict[str, Any]:
+def run_sticky(count: int = 60, recv_size: int = 1024, big: int = 3000, nagle: bool = False) -> dict[str, Any]:
     messages = make_messages(count, big)
     return {
         "scenario": "sticky",
         "messages": len(messages),
         "big": big,
+        "nagle": nagle,
+        "autocorking": autocorking(),
         "sent_bytes": sum(len(m) for m in messages),
         "message_sizes": [len(m) for m in messages],
-        "tcp_naive": tcp_naive(messages, recv_size),
-        "tcp_framed": tcp_framed(messages, recv_size),
+        "tcp_naive": tcp_naive(messages, recv_size, nagle),
+        "tcp_framed": tcp_framed(messages, recv_size, nagle),
         "udp": udp(messages, recv_size),
     }

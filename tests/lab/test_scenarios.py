@@ -178,3 +178,28 @@ def test_restart_tcp_notices_at_once_and_comes_back(capsys) -> None:
         texts = [text for _, text in bot["events"]]
         assert any("TCP knows at once" in text for text in texts)
         assert any("back in the room" in text for text in texts)
+
+
+# --- sticky --nagle --------------------------------------------------------------
+
+
+def test_sticky_nagle_merges_sends_into_fewer_segments(capsys) -> None:
+    """With Nagle on, the sender's kernel sends fewer data segments than there were send() calls, and says so."""
+    result = run_json(capsys, "sticky", "--messages", "40", "--big", "0", "--nagle")
+    assert result["nagle"] is True
+    naive = result["tcp_naive"]
+    assert naive["send_calls"] == 40
+    if naive["segments_sent"] is None:
+        pytest.skip("this kernel does not report tcpi_data_segs_out (Linux 4.6 and later do)")
+    assert 1 <= naive["segments_sent"] < 40
+    code, out, _ = run_lab(capsys, "sticky", "--messages", "40", "--big", "0", "--nagle")
+    assert code == 0
+    assert "40 send() calls left as" in out and "Nagle on: while sent data waits for its ACK" in out
+
+
+def test_sticky_without_nagle_counts_segments_too(capsys) -> None:
+    """Nagle off by default (TCP_NODELAY): the report still shows segments beside send() calls."""
+    result = run_json(capsys, "sticky", "--messages", "20", "--big", "0")
+    assert result["nagle"] is False
+    segments = result["tcp_naive"]["segments_sent"]
+    assert segments is None or 1 <= segments <= 20

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatsrv.faults import REORDER_HOLD, FaultInjector, Impairment, parse_delay
-from lanchat.wire import SeqTracker
+from lanchat.wire import SeqTracker, encode_payload, with_seq
 
 
 def run(impairment: Impairment, count: int = 200, spacing: float = 0.001) -> tuple[list[int], dict[str, int]]:
@@ -164,3 +164,66 @@ def test_impairment_is_described_for_people_and_for_welcome() -> None:
     assert settings.describe() == "loss 10%, duplicate 0%, reorder 0%, delay 50±10 ms, seed 3"
     assert settings.as_dict() == {"loss": 10, "duplicate": 0, "reorder": 0, "delay_ms": 50, "jitter_ms": 10, "seed": 3}
     assert settings.active and not Impairment(seed=3).active
+
+
+def lost_seqs_per_member(join_order: list[str], spacing: float, interleave: bool) -> dict[str, list[int]]:
+    """Two members get 100 payloads each (a welcome, then messages); return the seqs each one lost.
+
+    `join_order`, `spacing` (the clock between datagrams) and `interleave`
+    (turns or one member after the other) stand for what timing changes
+    between two runs of the same lab.
+    """
+    injector = FaultInjector(Impairment(loss=20, seed=3))
+    paths = {nick: injector.open_path(("127.0.0.1", 40000 + number)) for number, nick in enumerate(join_order)}
+    streams = {
+        nick: [with_seq(encode_payload({"type": "welcome", "nick": nick, "room": "lobby"}), 1)]
+        + [with_seq(encode_payload({"type": "message", "text": f"m{seq}"}), seq) for seq in range(2, 101)]
+        for nick in join_order
+    }
+    order = (
+        [(nick, index) for index in range(100) for nick in join_order]
+        if interleave
+        else [(nick, index) for nick in join_order for index in range(100)]
+    )
+    sent: dict[str, list[int]] = {nick: [] for nick in join_order}
+    now = 0.0
+    for nick, index in order:
+        if injector.submit(paths[nick], streams[nick][index], now):
+            sent[nick].append(index + 1)
+        now += spacing
+    return {nick: sorted(set(range(1, 101)) - set(sent[nick])) for nick in sorted(join_order)}
+
+
+def test_same_seed_loses_the_same_seqs_of_the_same_member_whatever_the_timing() -> None:
+    """--udp-loss 20 --seed 3: u1 and u2 lose the same seqs when they join in another order, at another pace,
+    their datagrams interleaved differently (with one shared random stream, each of these changed the losses)."""
+    first = lost_seqs_per_member(["u1", "u2"], spacing=0.001, interleave=True)
+    second = lost_seqs_per_member(["u2", "u1"], spacing=0.013, interleave=False)
+    assert first == second
+    assert first["u1"] != first["u2"] and 5 < len(first["u1"]) < 40  # the members' fates differ, and ~20 % is lost
+
+
+def test_seq_is_read_from_the_payload() -> None:
+    """The fate belongs to the seq the datagram carries, not to its place in the submit order."""
+    settings = Impairment(loss=50, seed=9)
+    bodies = {seq: with_seq(encode_payload({"type": "message", "text": "x"}), seq) for seq in range(2, 60)}
+
+    def lost(order: list[int]) -> set[int]:
+        injector = FaultInjector(settings)
+        path = injector.open_path("peer")
+        return {seq for seq in order if not injector.submit(path, bodies[seq], 0.0)}
+
+    assert lost(list(range(2, 60))) == lost(list(range(59, 1, -1)))
+
+
+def test_a_member_can_be_named_when_the_path_opens() -> None:
+    """open_path(destination, member=...) names the member for the fate hash instead of its welcome's nick."""
+    settings = Impairment(loss=50, seed=2)
+    body = {seq: with_seq(encode_payload({"type": "message", "text": "x"}), seq) for seq in range(1, 80)}
+
+    def kept(member: str) -> list[int]:
+        injector = FaultInjector(settings)
+        path = injector.open_path("peer", member=member)
+        return [seq for seq in body if injector.submit(path, body[seq], 0.0)]
+
+    assert kept("u1") == kept("u1") != kept("u2")

@@ -280,3 +280,51 @@ def test_huge_integer_is_refused_before_int_runs_even_without_pythons_digit_limi
         if limit is not None:
             sys.set_int_max_str_digits(limit)
     assert caught.value.code == "bad_request" and "digits" in caught.value.message
+
+
+# --- errors that teach: the headers students' own clients send ----------------------------
+
+
+def header_error(data: bytes) -> ProtocolError:
+    decoder = FrameDecoder()
+    assert decoder.feed(data) == []
+    assert decoder.error is not None
+    return decoder.error
+
+
+def test_native_byte_order_header_is_explained() -> None:
+    """The tutorial's struct.pack('i', 33) reads as 553648128 here; the message says why and what to write."""
+    error = header_error(struct.pack("<i", 33) + b'{"type":"hello","nick":"tutorial"}')
+    assert error.code == "frame_too_large" and error.fatal
+    assert error.message.startswith("frame of 553648128 bytes exceeds the limit of 65536; ")
+    assert "21 00 00 00" in error.message and "are 33" in error.message
+    assert "native (little-endian) byte order, struct.pack('i', n)" in error.message
+    assert "network byte order (big-endian), struct.pack('!I', n)" in error.message
+    assert "\n" not in error.message  # one line on the teacher's console
+
+
+@pytest.mark.parametrize(
+    ("data", "length", "text"),
+    [(b"hello\n", 1751477356, "'hell'"), (b"GET / HTTP/1.1\r\n\r\n", 1195725856, "'GET '"), (b"SSH-2.0-x\r\n", 1397966893, "'SSH-'")],
+    ids=["nc-hello", "http", "ssh"],
+)
+def test_text_header_is_explained(data: bytes, length: int, text: str) -> None:
+    """A text line (nc), an HTTP request or an SSH banner: the message says frames start with a length, and how to join."""
+    error = header_error(data)
+    assert error.code == "frame_too_large"
+    assert error.message.startswith(f"frame of {length} bytes exceeds the limit of 65536; its 4 bytes are the text {text}")
+    assert "4-byte big-endian length, struct.pack('!I', len(payload))" in error.message
+    assert "chatclient --host HOST --port PORT --nick NAME" in error.message
+    assert "native" not in error.message
+
+
+def test_unexplained_huge_header_keeps_the_plain_message() -> None:
+    """4 GiB announced in binary is neither text nor a byte-swapped length: no guess is offered."""
+    assert header_error(b"\xff\xff\xff\xff").message == "frame of 4294967295 bytes exceeds the limit of 65536"
+
+
+def test_byte_swapped_guess_follows_the_configured_limit() -> None:
+    """With --max-frame 16 a native-order 33 would not fit either way round, so it is not called native order."""
+    decoder = FrameDecoder(max_frame=16)
+    decoder.feed(struct.pack("<i", 33))
+    assert decoder.error is not None and "native" not in decoder.error.message
