@@ -51,6 +51,16 @@ NICK_TRIES = 9  # nick_2 ... nick_9 when ours was taken during a reconnect
 UDP_JOIN_TRIES = 3  # a /join over UDP is sent up to 3 times ...
 UDP_JOIN_WAIT = 1.0  # ... a second apart, until its welcome arrives
 
+# Refusals met while reconnecting that waiting will not cure: the session ends
+# with this sentence. Any other one (server_full, timeout, a closed connection)
+# is tried again with backoff; a taken nick becomes nick_2 ..., a password is asked for.
+FINAL_REFUSALS = {
+    "not_allowed": "{address} does not let this computer in any more (banned, or not on its list): ask the teacher",
+    "nick_taken": "every nick like yours is taken on {address}: start chatclient again with another --nick",
+    "nick_invalid": "{address} no longer accepts your nick: start chatclient again with another --nick",
+    "room_invalid": "{address} no longer accepts your room name: start chatclient again with another --room",
+}
+
 
 def backoff_delays(first: float = BACKOFF_FIRST, limit: float = BACKOFF_LIMIT) -> Iterator[float]:
     """1, 2, 4, 8, 16, 30, 30, ... seconds: quick when the server blinks, gentle when it is down."""
@@ -418,14 +428,20 @@ class ChatSession:
 
         Over TCP that follows a closed connection; over UDP the transport ends
         the session when the server has forgotten us (`not_joined`, after a
-        restart or a long silence), and a fresh transport joins again.
+        restart or a long silence), and a fresh transport joins again. The
+        server may have come back different: a password it now wants is asked
+        for (and tried at once), a refusal that will not pass by waiting (a ban,
+        an address not allowed) ends the session with the reason in plain words.
         """
         wanted = self.state.nick
+        retry_now = False  # after a password was typed: no reason to wait
         for attempt, delay in enumerate(self.backoff(), 1):
             self.attempt = attempt
-            self.retry_at = time.monotonic() + delay
-            self._set_phase(Phase.RECONNECTING)
-            await self.sleep(delay)
+            if not retry_now:
+                self.retry_at = time.monotonic() + delay
+                self._set_phase(Phase.RECONNECTING)
+                await self.sleep(delay)
+            retry_now = False
             if self._quitting:
                 return False
             self._set_phase(Phase.CONNECTING)
@@ -450,7 +466,17 @@ class ChatSession:
                 return True
             await self._drop_transport()
             if result == "auth_failed":
-                return self._end(f"{self.address} did not let us in again")
+                password = await self.listener.ask_password()
+                if self._quitting:
+                    return False
+                if not password:
+                    return self._end(f"{self.address} now needs a password, and none was given")
+                self.password = password
+                retry_now = True
+                continue
+            final = FINAL_REFUSALS.get(result)
+            if final is not None:
+                return self._end(final.format(address=self.address))
         return self._end(f"gave up reconnecting to {self.address}")
 
     async def _ping_loop(self) -> None:

@@ -60,6 +60,10 @@ PRINT_BATCH_DELAY = 0.01  # lines arriving within 10 ms share one redraw of the 
 STYLE = Style.from_dict({"prompt": "bold", "bottom-toolbar": "reverse"})
 
 
+class _StepAside(Exception):
+    """Ends the chat prompt for a moment so that a question (a password, a nick) can be asked."""
+
+
 class ChatCompleter(Completer):
     """Tab completion from `commands.complete` (the command table says what completes to what)."""
 
@@ -131,6 +135,8 @@ class ChatUI:
         self._pending: list[Line] = []
         self._bell = False
         self._tasks: list[asyncio.Future[Any]] = []
+        # Questions from the session waiting for the chat prompt to step aside.
+        self._questions: list[tuple[str, str, bool, bool, asyncio.Future[str | None]]] = []
 
     # --- showing things (the session's Listener) ------------------------------
 
@@ -188,14 +194,19 @@ class ChatUI:
     async def ask_nick(self, code: str) -> str | None:
         """A taken nick: nick_2 offered; an invalid one: the login name offered."""
         suggestion = alternative_nick(self.state.nick, 2) if code == "nick_taken" else self.login_name
-        return await self._ask("another nick: ", suggestion)
+        return await self._ask_now("another nick: ", suggestion)
 
     async def ask_password(self) -> str | None:
-        """The server's password (docs/protocol.md, operators and access), typed blind."""
-        return await self._ask("password: ", "", erase=True, secret=True)
+        """The server's password (docs/protocol.md, operators and access), typed blind.
+
+        Also while chatting: a server restarted with --password wants it on the reconnect.
+        """
+        if self.session.attempt:  # reconnecting, not starting
+            self.info(f"{self.address} now needs a password: type it (Ctrl-C gives up)", "notice")
+        return await self._ask_now("password: ", "", erase=True, secret=True)
 
     def ended(self, reason: str) -> None:
-        self.info(f"disconnected from {self.address}; /quit to leave", "error")
+        self.info(f"disconnected: {reason}. /quit to leave", "error")
 
     def crashed(self, error: BaseException) -> None:
         """A bug in a background task ends the prompt with that error instead of a UI that stopped receiving."""
@@ -223,6 +234,23 @@ class ChatUI:
             return 0
         finally:
             await self._leave()
+
+    async def _ask_now(self, question: str, default: str, erase: bool = False, secret: bool = False) -> str | None:
+        """A question from the session: when the chat prompt is up, it steps aside for it (and comes back)."""
+        app = self.prompt_session.app
+        if not app.is_running or self.leaving:
+            return await self._ask(question, default, erase, secret)
+        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._questions.append((question, default, erase, secret, answer))
+        app.exit(exception=_StepAside())
+        return await answer
+
+    async def _answer_questions(self) -> None:
+        """Ask what the session is waiting for, between two chat prompts."""
+        while self._questions:
+            question, default, erase, secret, answer = self._questions.pop(0)
+            if not answer.done():
+                answer.set_result(await self._ask(question, default, erase, secret))
 
     async def _ask(self, question: str, default: str, erase: bool = False, secret: bool = False) -> str | None:
         """A one-off question on the terminal; None when the user presses Ctrl-C or Ctrl-D.
@@ -252,11 +280,17 @@ class ChatUI:
             self.asking = None
 
     async def _input_loop(self) -> None:
+        typed = ""  # a half-typed line kept while a question was asked
         while not self.leaving:
             try:
-                text = await self.prompt_session.prompt_async(self.prompt)
+                text = await self.prompt_session.prompt_async(self.prompt, default=typed)
+            except _StepAside:
+                typed = self.prompt_session.default_buffer.text
+                await self._answer_questions()
+                continue
             except (KeyboardInterrupt, EOFError):
                 return
+            typed = ""
             if "\n" in text:
                 await self._paste(text)
                 continue
@@ -318,6 +352,9 @@ class ChatUI:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for *_, answer in self._questions:
+            if not answer.done():
+                answer.set_result(None)  # nobody is left to ask
         await self.session.quit()
         if self._pending:
             self._flush()

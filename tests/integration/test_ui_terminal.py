@@ -337,3 +337,53 @@ def test_udp_client_shows_a_silent_server_as_lost(servers, terminals) -> None:
     alice.wait_for(lambda: "connected" in alice.toolbar, timeout=10)
     alice.type("/quit\r")
     assert alice.wait_exit() == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_restart_with_a_new_password_is_asked_for_and_line_mode_exits_1_with_why(servers, terminals) -> None:
+    """chatsrv restarted with --password: the chat UI asks for it and goes on; line mode, which cannot ask, exits 1."""
+    port = free_port()
+    server = servers(port)
+    alice = terminals(*join_args(port, "alice"))
+    alice.wait_for(lambda: "alice@lobby" in alice.toolbar and "connected" in alice.toolbar)
+    piped = subprocess.Popen(
+        [sys.executable, "-m", "chatclient", *join_args(port, "bob"), "--plain"],
+        cwd=ROOT,
+        env=ENV,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        alice.wait_for("bob joined lobby")
+        server.stop()
+        servers(port, "--password", "class101")
+        alice.wait_for("now needs a password", timeout=15)
+        alice.wait_for(lambda: "password:" in alice.prompt_row)
+        alice.type("class101\r")
+        alice.wait_for("reconnected to", timeout=10)
+        alice.wait_for(lambda: "connected" in alice.toolbar and "reconnecting" not in alice.toolbar)
+        assert "class101" not in alice.text()
+        alice.type("with the password\r")
+        alice.wait_for("alice │ with the password")
+        _, err = piped.communicate(timeout=10)
+        assert piped.returncode == 1 and "chatclient: connection to 127.0.0.1:" in err
+    finally:
+        if piped.poll() is None:
+            piped.kill()
+            piped.communicate()
+    again = subprocess.run(
+        [sys.executable, "-m", "chatclient", *join_args(port, "bob"), "--plain"],
+        cwd=ROOT,
+        env=ENV,
+        input="never sent\n",
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert again.returncode == 1
+    assert f"chatclient: 127.0.0.1:{port} did not let us in (add --password SECRET)" in again.stderr
+    alice.type("\x04")
+    assert alice.wait_exit() == 0

@@ -319,8 +319,33 @@ def test_a_crash_in_the_receive_task_is_reported_and_raised() -> None:
     assert [str(error) for error in listener.crashes] == ["boom"]
 
 
-def test_password_refused_on_reconnect_ends_the_session_and_says_so() -> None:
-    """The password changed while we were away: auth_failed on reconnect ends the session and the listener is told."""
+def test_a_password_wanted_on_reconnect_is_asked_for_and_used_at_once() -> None:
+    """The server came back with a password: the listener is asked, the next hello carries it, without a wait."""
+    server = PasswordServer("old")
+    listener = RecordingListener(passwords=["wrong", "new"])
+    waits: list[float] = []
+
+    async def counting_wait(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        session = make(server, listener, password="old", sleep=counting_wait)
+        assert await session.start()
+        server.password = "new"
+        server.current.drop()
+        await until(lambda: "reconnected to fake:9009" in listener.text())
+        assert session.phase is Phase.IN_ROOM and session.password == "new"
+        await session.quit()
+
+    run(scenario)
+    assert [p.get("password") for p in server.of_type("hello")] == ["old", "old", "wrong", "new"]
+    assert listener.asked == ["password", "password"] and listener.reasons == []
+    assert waits == [1.0]  # only before the first try; a typed password is tried at once
+
+
+def test_no_password_on_reconnect_ends_the_session_and_says_so() -> None:
+    """Giving up at the question (Ctrl-C, or line mode, which cannot ask) ends the session with the reason."""
     server = PasswordServer("old")
     listener = RecordingListener()
 
@@ -334,5 +359,39 @@ def test_password_refused_on_reconnect_ends_the_session_and_says_so() -> None:
         await session.quit()
 
     run(scenario)
-    assert listener.reasons == ["fake:9009 did not let us in again"]
-    assert len(server.connections) == 2 and listener.asked == []
+    assert listener.reasons == ["fake:9009 now needs a password, and none was given"]
+    assert len(server.connections) == 2 and listener.asked == ["password"]
+
+
+class BanningServer(FakeServer):
+    """Refuses every hello with a fatal not_allowed once `banned` is set (as chatsrv does for a banned address)."""
+
+    banned = False
+
+    def answer(self, connection: Any, payload: dict[str, Any]) -> None:
+        if self.banned and payload.get("type") == "hello":
+            connection.push({"type": "error", "code": "not_allowed", "message": "your address is banned"})
+            connection.drop()
+            return
+        super().answer(connection, payload)
+
+
+def test_a_ban_met_on_reconnect_ends_it_with_the_reason_other_refusals_are_retried() -> None:
+    """not_allowed will not pass by waiting: no more tries; a full server or a silent one is tried again."""
+    server = BanningServer()
+    listener = RecordingListener()
+
+    async def scenario() -> None:
+        session = make(server, listener)
+        assert await session.start()
+        server.refuse = 2  # two tries fail to connect at all, then the ban answers
+        server.banned = True
+        server.current.drop()
+        await asyncio.wait_for(session.wait_over(), 5)
+        await session.quit()
+
+    run(scenario)
+    assert listener.reasons == [
+        "fake:9009 does not let this computer in any more (banned, or not on its list): ask the teacher"
+    ]
+    assert len(server.of_type("hello")) == 2  # the first join, and one refused: no retries after the ban
