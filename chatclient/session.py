@@ -30,9 +30,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chatclient import commands
+from chatclient import commands, longtext
 from chatclient.state import ClientState, Line, alternative_nick
 from chatclient.transport import Transport, TransportError
+from lanchat.protocol import MAX_TEXT
 
 Connect = Callable[[], Awaitable[Transport]]
 Sleep = Callable[[float], Awaitable[None]]
@@ -47,6 +48,8 @@ PING_EVERY = 5.0  # seconds between round-trip pings (the toolbar's rtt)
 FIRST_PING_AFTER = 0.5
 BACKOFF_FIRST = 1.0  # first wait before reconnecting, then doubled ...
 BACKOFF_LIMIT = 30.0  # ... up to this
+SPLIT_BURST = 10  # parts of a long text sent at once; the rest paced below the server's rate limit
+SPLIT_PACE = 0.25  # seconds between the paced ones (the server's default is 5 messages/s)
 NICK_TRIES = 9  # nick_2 ... nick_9 when ours was taken during a reconnect
 UDP_JOIN_TRIES = 3  # a /join over UDP is sent up to 3 times ...
 UDP_JOIN_WAIT = 1.0  # ... a second apart, until its welcome arrives
@@ -258,7 +261,31 @@ class ChatSession:
             self._say(f"/{action.name} is not available in this client", "error")
 
     async def send(self, payload: dict[str, Any]) -> bool:
-        """Send if in the room with a server that answers; otherwise say so (the terminal keeps the line in Up)."""
+        """Send if in the room with a server that answers; otherwise say so (the terminal keeps the line in Up).
+
+        A `say` or `whisper` whose text is over the server's limit goes as
+        several messages, cut at white space (`chatclient.longtext`), and the
+        user is told how many.
+        """
+        text = payload.get("text")
+        if payload.get("type") in ("say", "whisper") and isinstance(text, str):
+            parts = longtext.split_text(text)
+            if len(parts) > 1:
+                return await self._send_parts(payload, parts)
+        return await self._send_one(payload)
+
+    async def _send_parts(self, payload: dict[str, Any], parts: list[str]) -> bool:
+        for number, part in enumerate(parts):
+            if number >= SPLIT_BURST:
+                await asyncio.sleep(SPLIT_PACE)  # stay under the server's rate limit
+            if not await self._send_one({**payload, "text": part}):
+                if number:
+                    self._say(f"only the first {number} of {len(parts)} parts were sent", "error")
+                return False
+        self._say(f"that text was over {MAX_TEXT:,} characters: sent as {len(parts)} messages")
+        return True
+
+    async def _send_one(self, payload: dict[str, Any]) -> bool:
         if self.phase is not Phase.IN_ROOM or self.transport is None:
             self._say(f"not sent: {self.status()[0]} (Up brings the line back)", "error")
             return False

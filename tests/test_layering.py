@@ -44,6 +44,7 @@ CLIENT_RANKS = {
     "chatclient": 0,
     "chatclient.commands": 1,
     "chatclient.state": 1,
+    "chatclient.longtext": 1,  # cutting a long text into messages
     "chatclient.render": 2,
     "chatclient.transport": 3,
     "chatclient.discovery": 3,
