@@ -3,7 +3,8 @@
 Pure: `ClientState.apply(payload)` updates nick, room, users, round-trip
 time and sequence counters, and returns the display `Line`s to show.
 Rendering (colours, escapes) is `chatclient.render`'s job. Imports only
-`lanchat.wire` (for `SeqTracker`) and `lanchat.protocol` (the nick limit).
+`chatclient.plainwords` (errors in words), `lanchat.wire` (for `SeqTracker`)
+and `lanchat.protocol` (the nick limit).
 
 Teacher controls (docs/protocol.md, "Extension: operators and access"):
 the state knows the operators of the room, whether this client is one,
@@ -19,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatclient import plainwords
 from lanchat.protocol import MAX_NICK
 from lanchat.wire import SeqTracker
 
@@ -76,6 +78,7 @@ class ClientState:
     ended: str | None = None  # why the server ended this session (kicked, banned), in plain words
     muted_by: str | None = None
     needs_password: bool = False  # the server answered auth_failed
+    codes: bool = False  # errors as `code: message` (for scripts) rather than sentences for people
 
     def is_operator(self, nick: str) -> bool:
         return nick.casefold() in (o.casefold() for o in self.operators)
@@ -390,6 +393,9 @@ class ClientState:
         return [Line("notice", told if told is not None else str(p.get("text", "")), p.get("ts", now))]
 
     def _on_error(self, p: dict[str, Any], now: float | None) -> list[Line]:
-        if p.get("code") == "auth_failed":
+        code, message = str(p.get("code", "error")), str(p.get("message", ""))
+        if code == "auth_failed":
             self.needs_password = True
-        return [Line("error", f"{p.get('code', 'error')}: {p.get('message', '')}", now)]
+        if self.codes:
+            return [Line("error", f"{code}: {message}", now)]
+        return [Line("error", plainwords.explain(code, message), now)]

@@ -43,6 +43,7 @@ SERVER_RANKS = {
 CLIENT_RANKS = {
     "chatclient": 0,
     "chatclient.commands": 1,
+    "chatclient.plainwords": 0.5,  # error codes in words; state uses it
     "chatclient.state": 1,
     "chatclient.longtext": 1,  # cutting a long text into messages
     "chatclient.render": 2,
