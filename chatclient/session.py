@@ -46,6 +46,7 @@ WELCOME_TIMEOUT = 10.0  # seconds from hello to welcome before giving up
 BYE_WAIT = 2.0
 PING_EVERY = 5.0  # seconds between round-trip pings (the toolbar's rtt)
 FIRST_PING_AFTER = 0.5
+PING_GRACE = 1.0  # a pong later than the next ping plus this counts as missed
 BACKOFF_FIRST = 1.0  # first wait before reconnecting, then doubled ...
 BACKOFF_LIMIT = 30.0  # ... up to this
 SPLIT_BURST = 10  # parts of a long text sent at once; the rest paced below the server's rate limit
@@ -172,17 +173,35 @@ class ChatSession:
     def status(self) -> tuple[str, str]:
         """The phase in words for a status bar, and how worried to look (ok, warn, bad)."""
         if self.phase is Phase.IN_ROOM:
+            silent = self.silent_for()
+            if silent is not None:
+                return f"no answer for {silent} s", "warn"
             return "connected", "ok"
         if self.phase is Phase.RECONNECTING:
             left = max(0, round(self.retry_at - time.monotonic()))
             return f"reconnecting in {left} s (try {self.attempt})", "warn"
         if self.phase is Phase.LOST:
-            return "server lost (no answer)", "bad"
+            return f"server lost (no answer for {int(time.monotonic() - self.last_heard)} s)", "bad"
         if self.phase is Phase.CLOSED:
             return "disconnected", "bad"
         if self.phase is Phase.CLOSING:
             return "leaving", "warn"
         return "connecting", "warn"
+
+    def silent_for(self) -> int | None:
+        """Whole seconds since the server last answered, once a ping went unanswered; None while it answers.
+
+        Pings go every `ping_interval()` and are answered in milliseconds, so a
+        silence longer than an interval and a second means one was missed: the
+        bar then says so (a dead UDP server is noticed only by this) instead
+        of "connected" and the last round trip for up to `peer_timeout` seconds.
+        """
+        if self.habits.ping_every is None or not self.in_session:
+            return None
+        silent = time.monotonic() - self.last_heard
+        if silent <= self.ping_interval() + PING_GRACE:
+            return None
+        return int(silent)
 
     def ping_interval(self) -> float:
         """Every 5 s, or more often when a UDP server forgets silent peers sooner (docs/protocol.md §2)."""
@@ -440,6 +459,7 @@ class ChatSession:
 
     async def _connection_ended(self, problem: str | None) -> bool:
         """The connection ended: reconnect when allowed; False when the session is over."""
+        was_operator = self.state.operator
         await self._drop_transport()
         if not self.habits.reconnect or self.state.ended is not None:
             # After a kick or a ban, coming straight back would be rude (or refused).
@@ -448,7 +468,15 @@ class ChatSession:
         if problem is not None:
             self._say(problem, "error")
         self._say(f"connection to {self.address} lost; reconnecting", "error")
-        return await self._reconnect()
+        if not await self._reconnect():
+            return False
+        if was_operator and not self.state.operator:
+            self._say(
+                "you are no longer an operator: operator status ends with the connection. "
+                "/op SECRET makes you one again (the secret chatsrv printed when it started)",
+                "notice",
+            )
+        return True
 
     async def _reconnect(self) -> bool:
         """Retry with backoff, hello with the same nick and room; False when giving up.
@@ -519,6 +547,8 @@ class ChatSession:
                     pass  # the receive loop notices a broken TCP connection
                 timeout = self.state.peer_timeout
                 silent = time.monotonic() - self.last_heard
+                if self.silent_for() is not None:
+                    self.state.rtt = None  # the last round trip says nothing about a server that stopped answering
                 if self.state.transport == "udp" and timeout and self.phase is Phase.IN_ROOM and silent > timeout:
                     self._set_phase(Phase.LOST)
                     self._say(f"no answer from {self.address} for {timeout:g} s: server lost", "error")

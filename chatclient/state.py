@@ -124,6 +124,16 @@ class ClientState:
         self.seq = SeqTracker()
         self.connected = False
         self.rtt = None
+        self.forget_session_roles()
+
+    def forget_session_roles(self) -> None:
+        """The session is over: operator status ends with it (docs/protocol.md, operators), and
+        the room's operators, lock and slow mode are no longer known; the next welcome says them again.
+        A mute belongs to the nick and is shown until it ends or the next welcome says otherwise."""
+        self.operator = False
+        self.operators = []
+        self.locked = False
+        self.slow = None
 
     def completion_nicks(self) -> list[str]:
         """Nicks worth offering on Tab: the room's users, then whisper partners."""
@@ -302,13 +312,15 @@ class ClientState:
 
     def _on_left(self, p: dict[str, Any], now: float | None) -> list[Line]:
         nick = str(p.get("nick", "?"))
-        self.users = [u for u in self.users if u.casefold() != nick.casefold()]
-        self.operators = [o for o in self.operators if o.casefold() != nick.casefold()]
         reason = p.get("reason", "")
         why = f": {p['message']}" if isinstance(p.get("message"), str) else ""
         by = str(p.get("by", "an operator"))
         if nick.casefold() == self.nick.casefold():
-            self.connected = False  # the server sends this only when the session ends
+            # The server sends this only when the session ends. The user list stays as last
+            # seen (a reconnect's welcome replaces it; "0 users" would not be true either),
+            # but what belonged to the session (operator, marks of the room) is over.
+            self.connected = False
+            self.forget_session_roles()
             if reason == "kicked":
                 if p.get("ban") is True:
                     self.ended = (
@@ -321,6 +333,8 @@ class ClientState:
                     )
                 return [Line("notice", self.ended, p.get("ts"))]
             return [Line("notice", f"you left {p.get('room', self.room)} ({reason})", p.get("ts"))]
+        self.users = [u for u in self.users if u.casefold() != nick.casefold()]
+        self.operators = [o for o in self.operators if o.casefold() != nick.casefold()]
         if reason == "kicked":
             return [
                 Line(
@@ -371,15 +385,33 @@ class ClientState:
         self.server_stats = {k: v for k, v in p.items() if k not in ("type", "seq")}
         server = ", ".join(f"{k} {v}" for k, v in self.server_stats.items())
         mine = self.seq
+        # This answer is counted in our `received` (its seq was just added) but not in
+        # the server's `sent`, which it reports as it was just before: compare like with like.
+        received = mine.received - 1 if type(p.get("seq")) is int else mine.received
         lines = [
             Line("info", f"server's view: {server}", now),
             Line(
                 "info",
-                f"your view: received {mine.received}, lost {mine.missing}, "
+                f"your view: received {received} before this answer, lost {mine.missing}, "
                 f"reordered {mine.reordered}, duplicates {mine.duplicates}",
                 now,
             ),
         ]
+        sent = self.server_stats.get("sent")
+        if type(sent) is int and sent != received + mine.missing:
+            difference = sent - received - mine.missing
+            lines.append(
+                Line(
+                    "info",
+                    f"the server counts {sent} sent, you {received + mine.missing} received or lost: "
+                    + (
+                        f"{difference} still on the way, or lost with no later message to show the gap"
+                        if difference > 0
+                        else f"you counted {-difference} more than the server says it sent"
+                    ),
+                    now,
+                )
+            )
         injected = [(name, self.server_stats.get(f"injected_{name}")) for name in ("lost", "duplicates", "reordered")]
         if all(isinstance(count, int) for _, count in injected):
             # The server's fault injection (--udp-loss ...): what is left over is the network's doing.

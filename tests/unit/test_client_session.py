@@ -255,7 +255,7 @@ def test_udp_server_silent_for_peer_timeout_is_lost_then_back() -> None:
         assert abs(session.ping_interval() - 0.1) < 1e-9  # peer_timeout / 3 (docs/protocol.md §2)
         server.silent = True
         await until(lambda: session.phase is Phase.LOST)
-        assert session.in_session and session.status() == ("server lost (no answer)", "bad")
+        assert session.in_session and session.status() == ("server lost (no answer for 0 s)", "bad")
         assert not await session.send({"type": "say", "text": "anyone?"})
         server.silent = False
         await until(lambda: session.phase is Phase.IN_ROOM)
@@ -395,3 +395,45 @@ def test_a_ban_met_on_reconnect_ends_it_with_the_reason_other_refusals_are_retri
         "fake:9009 does not let this computer in any more (banned, or not on its list): ask the teacher"
     ]
     assert len(server.of_type("hello")) == 2  # the first join, and one refused: no retries after the ban
+
+
+def test_a_missed_ping_shows_how_long_the_server_has_been_silent() -> None:
+    """A server that stops answering (UDP: nothing closes) is not shown as connected with the last round trip."""
+    server = FakeServer(transport="udp")
+    server.peer_timeout = 60.0  # far away: the bar must not wait for it
+    listener = RecordingListener()
+
+    async def scenario() -> None:
+        session = make(server, listener, habits=Habits(ping_every=0.05))
+        assert await session.start()
+        await until(lambda: session.state.rtt is not None)
+        assert session.status() == ("connected", "ok")
+        server.silent = True
+        session.last_heard -= 3  # as if the last answer came 3 s ago (instead of waiting 3 s)
+        await until(lambda: session.state.rtt is None)
+        text, level = session.status()
+        assert text == "no answer for 3 s" and level == "warn" and session.phase is Phase.IN_ROOM
+        server.silent = False
+        await until(lambda: session.status() == ("connected", "ok") and session.state.rtt is not None)
+        await session.quit()
+
+    run(scenario)
+
+
+def test_an_operator_who_reconnects_is_told_the_status_is_gone() -> None:
+    """The operator tag does not vanish silently: after a reconnect the user reads why and what to type."""
+    server = FakeServer()
+    listener = RecordingListener()
+
+    async def scenario() -> None:
+        session = make(server, listener)
+        assert await session.start()
+        server.current.push({"type": "notice", "event": "op", "nick": "alice", "room": "lobby", "text": "op"})
+        await until(lambda: session.state.operator)
+        server.current.drop()
+        await until(lambda: "reconnected to" in listener.text() and session.phase is Phase.IN_ROOM)
+        await until(lambda: "you are no longer an operator" in listener.text())
+        assert not session.state.operator
+        await session.quit()
+
+    run(scenario)

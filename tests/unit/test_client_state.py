@@ -45,3 +45,36 @@ def test_new_connection_resets_seq_and_history_is_not_repeated() -> None:
     )
     assert [line.text for line in lines if line.kind == "message"] == []
     assert state.seq.duplicates == 0 and state.seq.received == 1
+
+
+def test_the_session_ending_keeps_the_user_count_and_clears_the_roles() -> None:
+    """Shutdown or kick: `left` about me keeps the last user list (not "0 users") and ends operator marks."""
+    for reason in ("shutdown", "kicked"):
+        state = ClientState(nick="bob")
+        state.apply(
+            {
+                "type": "welcome",
+                "nick": "bob",
+                "room": "lobby",
+                "users": ["teacher", "bob", "amy"],
+                "operators": ["teacher"],
+                "locked": True,
+                "slow": 5,
+                "history": [],
+            },
+            1.0,
+        )
+        assert state.operators == ["teacher"] and state.status_marks(1.0) == ["room locked", "slow 5 s"]
+        state.apply({"type": "left", "nick": "bob", "room": "lobby", "reason": reason, "by": "teacher"}, 2.0)
+        assert len(state.users) == 3, reason
+        assert state.operators == [] and state.status_marks(2.0) == [], reason
+
+
+def test_a_new_connection_ends_operator_status() -> None:
+    """Operator status belongs to the session (docs/protocol.md, operators): a dropped connection ends it."""
+    state = ClientState(nick="teacher")
+    state.apply({"type": "welcome", "nick": "teacher", "room": "lobby", "users": ["teacher"], "history": []}, 1.0)
+    state.apply({"type": "notice", "event": "op", "nick": "teacher", "room": "lobby", "text": "op"}, 1.0)
+    assert state.status_marks(1.0) == ["operator"] and state.operators == ["teacher"]
+    state.new_connection()
+    assert state.status_marks(1.0) == [] and state.operators == [] and state.users == ["teacher"]
