@@ -15,6 +15,7 @@ are explained in plain words (what happened, what they can still do).
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from collections import deque
 from dataclasses import dataclass, field
@@ -33,6 +34,12 @@ def alternative_nick(nick: str, number: int) -> str:
     """`alice` -> `alice_2` (cut to fit 24 characters) when `alice` is taken."""
     suffix = f"_{number}"
     return nick[: MAX_NICK - len(suffix)] + suffix
+
+
+def _date(ts: float) -> str:
+    """A day and time people read at a glance: "Fri 4 Dec 2026, 16:40" (local time)."""
+    moment = time.localtime(ts)
+    return f"{time.strftime('%a', moment)} {moment.tm_mday} {time.strftime('%b %Y, %H:%M', moment)}"
 
 
 def _is_word_char(char: str) -> bool:
@@ -78,6 +85,7 @@ class ClientState:
     ended: str | None = None  # why the server ended this session (kicked, banned), in plain words
     muted_by: str | None = None
     needs_password: bool = False  # the server answered auth_failed
+    motd_shown: str | None = None  # the message of the day last shown
     codes: bool = False  # errors as `code: message` (for scripts) rather than sentences for people
 
     def is_operator(self, nick: str) -> bool:
@@ -180,16 +188,27 @@ class ClientState:
         self._welcome_moderation(p, now)
         self._remember_room(self.room)
         # After a reconnect or a /join back, skip history we have already shown.
-        lines = [self._message(m) for m in p.get("history", []) if isinstance(m, dict) and not self._seen_before(m)]
+        old = [m for m in p.get("history", []) if isinstance(m, dict) and not self._seen_before(m)]
+        lines = [self._message(m) for m in old]
+        if lines:
+            # Saved messages must not look like live chat: a divider with their date above, one below.
+            first = old[0].get("ts")
+            since = f" since {_date(first)}" if isinstance(first, (int, float)) else ""
+            lines.insert(0, Line("info", f"── earlier messages in {self.room}{since} ──", first))
+            lines.append(Line("info", "── end of earlier messages ──", p.get("ts")))
         server = p.get("server") if isinstance(p.get("server"), dict) else {}
         name = server.get("name", "server") if isinstance(server, dict) else "server"
         here = ", ".join(self.label(u) for u in self.users)
         lines.append(
             Line("info", f"you are {self.nick} in {self.room} on {name} ({len(self.users)} here: {here})", p.get("ts"))
         )
-        for key in ("motd", "topic"):
-            if isinstance(p.get(key), str):
-                lines.append(Line("notice", f"{key}: {p[key]}", p.get("ts")))
+        motd = p.get("motd")
+        if isinstance(motd, str) and motd != self.motd_shown:
+            # The message of the day comes with every welcome (each /join); once is enough unless it changed.
+            self.motd_shown = motd
+            lines.append(Line("notice", f"motd: {motd}", p.get("ts")))
+        if isinstance(p.get("topic"), str):
+            lines.append(Line("notice", f"topic: {p['topic']}", p.get("ts")))
         lines.extend(Line("notice", text, p.get("ts")) for text in self._room_rules())
         return lines
 
