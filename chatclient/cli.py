@@ -34,7 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--host", default=None, help="server address (without it, chatclient finds the server on the LAN)"
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="server port (discovery asks this UDP port)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"server port (default: {DEFAULT_PORT}; discovery asks this UDP port)",
+    )
     parser.add_argument("--nick", default=None, help="your nick (in a terminal you are asked, your login name offered)")
     parser.add_argument("--room", default="lobby", help="room to join")
     parser.add_argument("--plain", action="store_true", help="line mode even in a terminal")
