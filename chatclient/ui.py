@@ -42,6 +42,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.keys import Keys
 from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.renderer import print_formatted_text as print_fragments
@@ -62,6 +63,23 @@ STYLE = Style.from_dict({"prompt": "bold", "bottom-toolbar": "reverse"})
 
 class _StepAside(Exception):
     """Ends the chat prompt for a moment so that a question (a password, a nick) can be asked."""
+
+
+def _chat_keys() -> KeyBindings:
+    """Keys the chat handles itself, over prompt_toolkit's defaults.
+
+    Mouse reports are ignored: the chat does not turn mouse reporting on, so
+    one can only be typed (an ESC [ M or ESC [ < ... sequence pasted or typed
+    by hand), and prompt_toolkit's own parser of them crashes on malformed
+    ones ("not enough values to unpack"), which stopped the prompt.
+    """
+    bindings = KeyBindings()
+
+    @bindings.add(Keys.Vt100MouseEvent)
+    def _ignore_mouse(event: KeyPressEvent) -> None:
+        pass
+
+    return bindings
 
 
 class ChatCompleter(Completer):
@@ -130,6 +148,7 @@ class ChatUI:
             erase_when_done=True,  # the server's echo of our line is what stays
             style=STYLE,
             color_depth=self.color_depth,
+            key_bindings=_chat_keys(),
         )
         self.output = self.prompt_session.output
         self._pending: list[Line] = []
