@@ -52,6 +52,7 @@ BACKOFF_LIMIT = 30.0  # ... up to this
 SPLIT_BURST = 10  # parts of a long text sent at once; the rest paced below the server's rate limit
 SPLIT_PACE = 0.25  # seconds between the paced ones (the server's default is 5 messages/s)
 NICK_TRIES = 9  # nick_2 ... nick_9 when ours was taken during a reconnect
+ANSWERED = ("say", "whisper")  # payloads the server answers with an echo to the sender (or an error)
 UDP_JOIN_TRIES = 3  # a /join over UDP is sent up to 3 times ...
 UDP_JOIN_WAIT = 1.0  # ... a second apart, until its welcome arrives
 
@@ -158,6 +159,9 @@ class ChatSession:
         self.last_heard = time.monotonic()
         self._quitting = False
         self._quiet_rooms = 0  # our own automatic `rooms` requests whose answer is not shown
+        self._unanswered = 0  # says and whispers sent whose echo (or error) has not arrived yet
+        self._all_answered = asyncio.Event()
+        self._all_answered.set()
         self._receiver: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Future[Any]] = []
         self._over = asyncio.Event()  # set when the session ended on its own, or a task crashed
@@ -313,6 +317,9 @@ class ChatSession:
         except TransportError as error:
             self._say(f"not sent: {error}", "error")
             return False
+        if payload.get("type") in ANSWERED:
+            self._unanswered += 1
+            self._all_answered.clear()
         if payload.get("type") == "join" and self.state.transport == "udp" and self.habits.confirm_udp_join:
             self._background(self._confirm_join(str(payload["room"])))
         return True
@@ -327,6 +334,13 @@ class ChatSession:
         transport = self.transport
         if transport is not None and self.in_session:
             self._set_phase(Phase.CLOSING)
+            try:
+                if self._unanswered and self.state.transport == "udp":
+                    # Over UDP nothing orders our bye after the echoes of our last lines
+                    # (TCP's close does): wait for them first, as long as quitting waits anyway.
+                    await asyncio.wait_for(self._all_answered.wait(), BYE_WAIT)
+            except asyncio.TimeoutError:
+                pass
             try:
                 await transport.send({"type": "bye"})
                 if receiver is not None and not receiver.done():
@@ -443,6 +457,10 @@ class ChatSession:
             self._set_phase(Phase.IN_ROOM)
             self._say("the server answers again")
         kind = payload.get("type")
+        if self._unanswered and self._answers_us(payload):
+            self._unanswered -= 1
+            if not self._unanswered:
+                self._all_answered.set()
         lines = self.state.apply(payload, time.time())
         if kind == "rooms" and self._quiet_rooms:
             self._quiet_rooms -= 1
@@ -556,6 +574,13 @@ class ChatSession:
 
     # --- small helpers -----------------------------------------------------------
 
+    def _answers_us(self, payload: dict[str, Any]) -> bool:
+        """The echo of something we said or whispered, or an error (which answers what we sent)."""
+        kind = payload.get("type")
+        if kind == "error":
+            return True
+        return kind in ("message", "whisper") and str(payload.get("from", "")).casefold() == self.state.nick.casefold()
+
     def _set_phase(self, phase: Phase) -> None:
         self.phase = phase
         self.listener.changed()
@@ -573,6 +598,8 @@ class ChatSession:
     async def _drop_transport(self) -> None:
         """Close the current transport; the next one counts seq from 1 again (docs/protocol.md §3)."""
         transport, self.transport = self.transport, None
+        self._unanswered = 0  # what was said on that connection will not be answered on the next
+        self._all_answered.set()
         if transport is not None:
             await transport.close()
             self.state.new_connection()
