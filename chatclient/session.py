@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chatclient import commands, longtext
-from chatclient.state import ClientState, Line, alternative_nick
+from chatclient.state import MUTE_ENDED, ClientState, Line, alternative_nick
 from chatclient.transport import Transport, TransportError
 from lanchat.protocol import MAX_TEXT
 
@@ -52,6 +52,7 @@ BACKOFF_LIMIT = 30.0  # ... up to this
 SPLIT_BURST = 10  # parts of a long text sent at once; the rest paced below the server's rate limit
 SPLIT_PACE = 0.25  # seconds between the paced ones (the server's default is 5 messages/s)
 NICK_TRIES = 9  # nick_2 ... nick_9 when ours was taken during a reconnect
+MUTE_SLACK = 0.05  # a timed mute is cleared this long after its end, never before it
 ANSWERED = ("say", "whisper")  # payloads the server answers with an echo to the sender (or an error)
 UDP_JOIN_TRIES = 3  # a /join over UDP is sent up to 3 times ...
 UDP_JOIN_WAIT = 1.0  # ... a second apart, until its welcome arrives
@@ -159,6 +160,7 @@ class ChatSession:
         self.last_heard = time.monotonic()
         self._quitting = False
         self._quiet_rooms = 0  # our own automatic `rooms` requests whose answer is not shown
+        self._mute_timer: asyncio.Future[None] | None = None
         self._unanswered = 0  # says and whispers sent whose echo (or error) has not arrived yet
         self._all_answered = asyncio.Event()
         self._all_answered.set()
@@ -399,6 +401,7 @@ class ChatSession:
             self.listener.show(self.state.apply(payload, time.time()))
             if kind == "welcome":
                 self._set_phase(Phase.IN_ROOM)
+                self._watch_mute()
                 await self._ask_rooms(transport)
                 self.listener.changed()
                 return "ok"
@@ -462,6 +465,7 @@ class ChatSession:
             if not self._unanswered:
                 self._all_answered.set()
         lines = self.state.apply(payload, time.time())
+        self._watch_mute()
         if kind == "rooms" and self._quiet_rooms:
             self._quiet_rooms -= 1
             lines = []
@@ -571,6 +575,19 @@ class ChatSession:
                     self._set_phase(Phase.LOST)
                     self._say(f"no answer from {self.address} for {timeout:g} s: server lost", "error")
             await asyncio.sleep(self.ping_interval())
+
+    def _watch_mute(self) -> None:
+        """A timed mute: make sure something notices its end (the server may say nothing)."""
+        if self.state.muted_until is not None and (self._mute_timer is None or self._mute_timer.done()):
+            self._mute_timer = self._background(self._mute_clock())
+
+    async def _mute_clock(self) -> None:
+        """Clear a timed mute when its time is up, and say so; follows a mute changed meanwhile."""
+        while self.state.muted_until is not None and not self._quitting:
+            await asyncio.sleep(max(0.0, self.state.muted_until - time.time()) + MUTE_SLACK)
+            if self.state.mute_ended(time.time()):
+                self._say(MUTE_ENDED, "notice")
+                self.listener.changed()
 
     # --- small helpers -----------------------------------------------------------
 

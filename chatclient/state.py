@@ -25,8 +25,9 @@ from chatclient import plainwords
 from lanchat.protocol import MAX_NICK
 from lanchat.wire import SeqTracker
 
-__all__ = ["ClientState", "Line", "SeqTracker", "alternative_nick"]
+__all__ = ["MUTE_ENDED", "ClientState", "Line", "SeqTracker", "alternative_nick"]
 
+MUTE_ENDED = "your mute has ended: the room sees what you write again."
 _REMEMBERED_MESSAGES = 1000  # message ids kept to skip history already shown
 
 
@@ -94,6 +95,14 @@ class ClientState:
     def label(self, nick: str) -> str:
         """A nick as user lists show it: operators marked with @ (as in IRC)."""
         return f"@{nick}" if self.is_operator(nick) else nick
+
+    def mute_ended(self, now: float) -> bool:
+        """Whether a timed mute has run out by `now` (on our clock); it is then cleared."""
+        if self.muted and self.muted_until is not None and now >= self.muted_until:
+            self.muted = False
+            self.muted_until = None
+            return True
+        return False
 
     def is_muted(self, now: float) -> bool:
         if self.muted and self.muted_until is not None and now >= self.muted_until:
@@ -272,8 +281,13 @@ class ClientState:
                 f"(/msg {by} ...), but the room does not see what you write."
             )
         elif event == "unmute" and about_me:
+            was_muted = self.muted
             self.muted = False
             self.muted_until = None
+            if p.get("expired") is True or "by" not in p:
+                # A timed mute ran out (docs/protocol.md, operators: the optional `expired`).
+                # Our own clock may have said so already (`mute_ended`): then once is enough.
+                return MUTE_ENDED if was_muted else ""
             return f"{by} unmuted you: the room sees what you write again."
         elif event in ("lock", "unlock") and in_my_room:
             self.locked = event == "lock"
@@ -441,6 +455,8 @@ class ClientState:
     def _on_notice(self, p: dict[str, Any], now: float | None) -> list[Line]:
         event = p.get("event")
         told = self._moderation_event(event, p, now) if isinstance(event, str) else None
+        if told == "":
+            return []  # already said
         return [Line("notice", told if told is not None else str(p.get("text", "")), p.get("ts", now))]
 
     def _on_error(self, p: dict[str, Any], now: float | None) -> list[Line]:

@@ -437,3 +437,46 @@ def test_an_operator_who_reconnects_is_told_the_status_is_gone() -> None:
         await session.quit()
 
     run(scenario)
+
+
+def test_a_timed_mute_ends_on_our_clock_and_a_later_server_notice_is_not_repeated() -> None:
+    """The bar's mute clears when its time is up though the server says nothing; its notice, if it comes, is not said twice."""
+    server = FakeServer()
+    listener = RecordingListener()
+
+    async def scenario() -> None:
+        session = make(server, listener)
+        assert await session.start()
+        mute = {"type": "notice", "event": "mute", "nick": "alice", "by": "teacher", "minutes": 0.002, "text": "muted"}
+        server.current.push(mute)  # 0.12 s
+        await until(lambda: session.state.muted)
+        assert session.state.status_marks(time.time())[0].startswith("muted")
+        changes = listener.changes
+        await until(lambda: "your mute has ended" in listener.text())
+        assert not session.state.muted and listener.changes > changes
+        server.current.push({"type": "notice", "event": "unmute", "nick": "alice", "expired": True, "text": "ended"})
+        server.current.push({"type": "notice", "text": "marker"})
+        await until(lambda: "marker" in listener.text())
+        await session.quit()
+
+    run(scenario)
+    assert listener.text().count("your mute has ended") == 1 and "ended\n" not in listener.text()
+
+
+def test_the_servers_mute_ended_notice_clears_the_mute_before_our_clock() -> None:
+    """`notice` event `unmute` with `expired` (no `by`): the mute is over, said in plain words, not "X unmuted you"."""
+    server = FakeServer()
+    listener = RecordingListener()
+
+    async def scenario() -> None:
+        session = make(server, listener)
+        assert await session.start()
+        server.current.push({"type": "notice", "event": "mute", "nick": "alice", "by": "teacher", "minutes": 5})
+        await until(lambda: session.state.muted)
+        server.current.push({"type": "notice", "event": "unmute", "nick": "alice", "expired": True, "text": "x"})
+        await until(lambda: not session.state.muted)
+        await session.quit()
+
+    run(scenario)
+    assert "your mute has ended: the room sees what you write again." in listener.text()
+    assert "unmuted you" not in listener.text()
