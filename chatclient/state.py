@@ -87,7 +87,7 @@ class ClientState:
     muted_by: str | None = None
     needs_password: bool = False  # the server answered auth_failed
     motd_shown: str | None = None  # the message of the day last shown
-    codes: bool = False  # errors as `code: message` (for scripts) rather than sentences for people
+    codes: bool = False  # errors as `code: message [what to do]` (for scripts) rather than sentences for people
 
     def is_operator(self, nick: str) -> bool:
         return nick.casefold() in (o.casefold() for o in self.operators)
@@ -464,5 +464,5 @@ class ClientState:
         if code == "auth_failed":
             self.needs_password = True
         if self.codes:
-            return [Line("error", f"{code}: {message}", now)]
+            return [Line("error", plainwords.for_scripts(code, message), now)]
         return [Line("error", plainwords.explain(code, message), now)]

@@ -30,7 +30,7 @@ def test_a_sentence_keeps_the_facts_and_hides_the_code(code: str) -> None:
     text = explain(code, "wait 3 s")
     assert code not in text
     assert text[0].isupper() and text.endswith(".")
-    if "{message}" in SENTENCES[code]:
+    if "{message}" in SENTENCES[code][0]:
         assert "wait 3 s" in text
 
 
@@ -53,4 +53,8 @@ def test_the_state_shows_sentences_to_people_and_codes_to_scripts() -> None:
     assert line.kind == "error" and line.text.startswith("Too fast (you are sending too fast; slow down): wait")
     script = ClientState(nick="alice", codes=True)
     [line] = script.apply(error, 0.0)
-    assert line.text == "rate_limited: you are sending too fast; slow down"
+    assert line.text == (
+        "rate_limited: you are sending too fast; slow down [wait a moment, then send it again (Up brings the line back)]"
+    )
+    [line] = script.apply({"type": "error", "code": "not_allowed", "message": "you are muted"}, 0.0)
+    assert line.text == "not_allowed: you are muted"  # nothing to add: the server's message says it all
