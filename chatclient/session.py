@@ -161,6 +161,7 @@ class ChatSession:
         self._quitting = False
         self._quiet_rooms = 0  # our own automatic `rooms` requests whose answer is not shown
         self._mute_timer: asyncio.Future[None] | None = None
+        self._mute_clock_for: float | None = None  # the mute end the timer is set for
         self._unanswered = 0  # says and whispers sent whose echo (or error) has not arrived yet
         self._all_answered = asyncio.Event()
         self._all_answered.set()
@@ -577,17 +578,28 @@ class ChatSession:
             await asyncio.sleep(self.ping_interval())
 
     def _watch_mute(self) -> None:
-        """A timed mute: make sure something notices its end (the server may say nothing)."""
-        if self.state.muted_until is not None and (self._mute_timer is None or self._mute_timer.done()):
-            self._mute_timer = self._background(self._mute_clock())
+        """A timed mute: make sure something notices its end (the server may say nothing).
 
-    async def _mute_clock(self) -> None:
-        """Clear a timed mute when its time is up, and say so; follows a mute changed meanwhile."""
-        while self.state.muted_until is not None and not self._quitting:
-            await asyncio.sleep(max(0.0, self.state.muted_until - time.time()) + MUTE_SLACK)
-            if self.state.mute_ended(time.time()):
-                self._say(MUTE_ENDED, "notice")
-                self.listener.changed()
+        One clock at a time, set for the current end: a mute lifted, lengthened
+        or given again replaces the clock set for the old one.
+        """
+        until = self.state.muted_until
+        if until == self._mute_clock_for:
+            return
+        if self._mute_timer is not None:
+            self._mute_timer.cancel()
+            self._mute_timer = None
+        self._mute_clock_for = until
+        if until is not None:
+            self._mute_timer = self._background(self._mute_clock(until))
+
+    async def _mute_clock(self, until: float) -> None:
+        """Clear the timed mute ending at `until` when its time is up, and say so."""
+        await asyncio.sleep(max(0.0, until - time.time()) + MUTE_SLACK)
+        if self.state.muted_until == until and self.state.mute_ended(time.time()):
+            self._mute_clock_for = None
+            self._say(MUTE_ENDED, "notice")
+            self.listener.changed()
 
     # --- small helpers -----------------------------------------------------------
 

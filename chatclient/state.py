@@ -105,10 +105,9 @@ class ClientState:
         return False
 
     def is_muted(self, now: float) -> bool:
-        if self.muted and self.muted_until is not None and now >= self.muted_until:
-            self.muted = False
-            self.muted_until = None
-        return self.muted
+        """Muted at `now`: a timed mute reads as over once its time is up, before anyone clears it
+        (the session's mute clock does that, and says so: `mute_ended`)."""
+        return self.muted and (self.muted_until is None or now < self.muted_until)
 
     def status_marks(self, now: float) -> list[str]:
         """Short words for a toolbar: operator, muted, locked, slow."""
