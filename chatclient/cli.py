@@ -156,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--host joins that address; to look for servers use --discover or --discover-addr without --host")
     terminal_ui = wants_terminal_ui(args.plain or args.trace_wire, sys.stdin, sys.stdout)
     host, port = args.host, args.port
+    password_first = False  # discovery said the server wants a password
     if host is None:
         found = find_servers(args, parser)
         if found is None:
@@ -172,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if server is None:
             return 1
         host = server.host
+        password_first = server.password_required
         port = server.udp_port if args.udp and server.udp_port is not None else server.tcp_port
         print(f"chatclient: joining {discovery.describe(server, args.udp)}", file=sys.stderr, flush=True)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -183,7 +185,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         colour = wants_colour(args.no_color, os.environ)
         return ui.main_sync(
-            connect, args.nick, args.room, address, colour=colour, login_name=default_nick(), password=password
+            connect,
+            args.nick,
+            args.room,
+            address,
+            colour=colour,
+            login_name=default_nick(),
+            password=password,
+            password_first=password_first,
         )
     return lineui.main_sync(connect, args.nick or default_nick(), args.room, address, password)
 

@@ -116,6 +116,7 @@ class ChatUI:
         backoff: Callable[[], Iterator[float]] = backoff_delays,
         sleep: Sleep = asyncio.sleep,  # how reconnect waits (tests pass a fake)
         password: str | None = None,  # asked for when the server answers auth_failed
+        password_first: bool = False,  # discovery said the server wants one: ask before the first hello
     ) -> None:
         self.address = address
         self.colour = colour
@@ -133,6 +134,7 @@ class ChatUI:
         )
         self.state: ClientState = self.session.state
         self.ask_nick_first = nick is None
+        self.ask_password_first = password_first and password is None
         self.leaving = False  # the prompt loop stops (the user quits, a signal, or a crash)
         self.asking: str | None = None  # the question being asked, if any
         self.color_depth = ColorDepth.DEPTH_8_BIT if colour else ColorDepth.DEPTH_1_BIT
@@ -242,6 +244,12 @@ class ChatUI:
             if nick is None:
                 return 0
             self.state.nick = nick
+        if self.ask_password_first:
+            # Known to be needed: asking first spares the user a refusal before the question.
+            password = await self._ask("password: ", "", erase=True, secret=True)
+            if password is None:
+                return 0
+            self.session.password = password
         try:
             if not await self.session.start():
                 if self.session.failure is not None:
@@ -387,9 +395,19 @@ def main_sync(
     colour: bool,
     login_name: str,
     password: str | None = None,
+    password_first: bool = False,
 ) -> int:
     """Run the UI until the user leaves; the process exit code."""
-    ui = ChatUI(connect, nick, room, address, colour=colour, login_name=login_name, password=password)
+    ui = ChatUI(
+        connect,
+        nick,
+        room,
+        address,
+        colour=colour,
+        login_name=login_name,
+        password=password,
+        password_first=password_first,
+    )
     try:
         return asyncio.run(ui.run())
     except KeyboardInterrupt:

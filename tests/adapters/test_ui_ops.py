@@ -212,3 +212,20 @@ def test_giving_up_at_the_reconnect_password_says_why_in_the_chat() -> None:
             return toolbar_text(h.ui)
 
     assert "disconnected" in run(scenario)
+
+
+def test_a_server_known_to_want_a_password_is_asked_for_it_before_the_first_hello() -> None:
+    """Discovery said password_required: the question comes first, so no refusal is shown before it."""
+    server = PasswordServer(PASSWORD)
+
+    async def scenario() -> str:
+        async with chat(server, password_first=True) as h:
+            await until(lambda: h.ui.asking == "password: ")
+            assert server.connections == []
+            h.keys.send_text(PASSWORD + ENTER)
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
+            return h.shown_text()
+
+    shown = run(scenario)
+    assert [p.get("password") for p in server.of_type("hello")] == [PASSWORD]
+    assert "password" not in shown
