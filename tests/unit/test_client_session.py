@@ -480,3 +480,24 @@ def test_the_servers_mute_ended_notice_clears_the_mute_before_our_clock() -> Non
     run(scenario)
     assert "your mute has ended: the room sees what you write again." in listener.text()
     assert "unmuted you" not in listener.text()
+
+
+def test_a_long_say_goes_as_several_in_order_and_the_user_is_told() -> None:
+    """send(): a text over the limit becomes one `say` per part (an action stays an action); a short one is untouched."""
+    server = FakeServer()
+    listener = RecordingListener()
+    text = " ".join(f"w{number:04d}" for number in range(750)) + "!"
+
+    async def scenario() -> None:
+        session = make(server, listener)
+        assert await session.start()
+        assert await session.send({"type": "say", "text": text, "action": True})
+        assert await session.send({"type": "say", "text": "short"})
+        await session.quit()
+
+    run(scenario)
+    says = server.of_type("say")
+    assert len(says) == 4 and says[-1] == {"type": "say", "text": "short"}
+    assert all(say.get("action") is True and len(say["text"]) <= 2000 for say in says[:3])
+    assert " ".join(say["text"] for say in says[:3]) == text
+    assert "that text was over 2,000 characters: sent as 3 messages" in listener.text()
