@@ -21,6 +21,8 @@ import pexpect
 import pyte
 import pytest
 
+from tests.integration.test_cli import finish, read_until
+
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {
     "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -400,7 +402,7 @@ def test_the_screen_tells_the_truth_history_rooms_and_users_while_reconnecting(s
         cwd=ROOT,
         env=ENV,
         stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
@@ -408,6 +410,7 @@ def test_the_screen_tells_the_truth_history_rooms_and_users_while_reconnecting(s
     try:
         bob.stdin.write("said before you came\n/join maths\n")
         bob.stdin.flush()
+        read_until(bob, r"you are bob in maths", timeout=15)  # the line is saved and bob has moved on
         alice = terminals(*join_args(port, "alice"))
         alice.wait_for(lambda: "alice@lobby" in alice.toolbar and "connected" in alice.toolbar)
         alice.wait_for("earlier messages in lobby since")
@@ -426,10 +429,7 @@ def test_the_screen_tells_the_truth_history_rooms_and_users_while_reconnecting(s
         alice.wait_for(lambda: "reconnecting in" in alice.toolbar)
         assert "2 users" in alice.toolbar
     finally:
-        bob.stdin.close()
-        if bob.poll() is None:
-            bob.kill()
-        bob.wait(5)
+        finish(bob)
 
 
 @pytest.mark.timeout(40)
