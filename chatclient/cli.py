@@ -34,7 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--host", default=None, help="server address (without it, chatclient finds the server on the LAN)"
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="server port (discovery asks this UDP port)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"server port (default: {DEFAULT_PORT}; discovery asks this UDP port)",
+    )
     parser.add_argument("--nick", default=None, help="your nick (in a terminal you are asked, your login name offered)")
     parser.add_argument("--room", default="lobby", help="room to join")
     parser.add_argument("--plain", action="store_true", help="line mode even in a terminal")
@@ -152,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     terminal_ui = wants_terminal_ui(args.plain or args.trace_wire, sys.stdin, sys.stdout)
     host, port = args.host, args.port
     password = args.password if args.password is not None else os.environ.get("LANCHAT_PASSWORD")
+    password_first = False  # discovery said the server wants a password
     if host is None:
         found = find_servers(args, parser)
         if found is None:
@@ -171,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if password and not discovery.may_send_password(server, len(found.servers) > 1, source, sys.stdin, sys.stderr, args.udp):
             return 1  # a found server is not trusted with the password unless the user chose it
         host = server.host
+        password_first = server.password_required
         port = server.udp_port if args.udp and server.udp_port is not None else server.tcp_port
         print(f"chatclient: joining {discovery.describe(server, args.udp)}", file=sys.stderr, flush=True)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -181,7 +188,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         colour = wants_colour(args.no_color, os.environ)
         return ui.main_sync(
-            connect, args.nick, args.room, address, colour=colour, login_name=default_nick(), password=password
+            connect,
+            args.nick,
+            args.room,
+            address,
+            colour=colour,
+            login_name=default_nick(),
+            password=password,
+            password_first=password_first,
         )
     return lineui.main_sync(connect, args.nick or default_nick(), args.room, address, password)
 

@@ -2,8 +2,9 @@
 
 For pipes, scripts and bots (and `--plain`). Drives a `ChatSession` with the
 SCRIPTED habits (no reconnect, no pings of its own) and is its `Listener`:
-lines go to stdout as `render.plain` text, and what ends the run goes to
-stderr as one `chatclient: ...` line. EOF on stdin says `bye` and exits 0; a
+lines go to stdout as `render.plain` text (errors as the server's
+`code: message` for scripts, then what to do), and what ends the run goes
+to stderr as one `chatclient: ...` line. EOF on stdin says `bye` and exits 0; a
 refused or dropped connection exits 1. It cannot ask questions (stdin is the
 chat), so a needed password or a taken nick ends the run with an explanation.
 Must not import prompt_toolkit, sockets or chatsrv.
@@ -72,6 +73,7 @@ async def run(
     """Join, then send each stdin line until EOF or /quit (exit 0), or until the session ends (exit 1)."""
     face = LineFace(out, address, password)
     session = ChatSession(connect, nick, room, address, face, password=password, habits=SCRIPTED)
+    session.state.codes = True  # scripts match `code: message` (docs/protocol.md §6); people get what to do after it
     try:
         if not await session.start():
             if session.failure is not None:

@@ -30,9 +30,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chatclient import commands
-from chatclient.state import ClientState, Line, alternative_nick
+from chatclient import commands, longtext
+from chatclient.state import MUTE_ENDED, ClientState, Line, alternative_nick
 from chatclient.transport import Transport, TransportError
+from lanchat.protocol import MAX_TEXT
 
 Connect = Callable[[], Awaitable[Transport]]
 Sleep = Callable[[float], Awaitable[None]]
@@ -45,11 +46,26 @@ WELCOME_TIMEOUT = 10.0  # seconds from hello to welcome before giving up
 BYE_WAIT = 2.0
 PING_EVERY = 5.0  # seconds between round-trip pings (the toolbar's rtt)
 FIRST_PING_AFTER = 0.5
+PING_GRACE = 1.0  # a pong later than the next ping plus this counts as missed
 BACKOFF_FIRST = 1.0  # first wait before reconnecting, then doubled ...
 BACKOFF_LIMIT = 30.0  # ... up to this
+SPLIT_BURST = 10  # parts of a long text sent at once; the rest paced below the server's rate limit
+SPLIT_PACE = 0.25  # seconds between the paced ones (the server's default is 5 messages/s)
 NICK_TRIES = 9  # nick_2 ... nick_9 when ours was taken during a reconnect
+MUTE_SLACK = 0.05  # a timed mute is cleared this long after its end, never before it
+ANSWERED = ("say", "whisper")  # payloads the server answers with an echo to the sender (or an error)
 UDP_JOIN_TRIES = 3  # a /join over UDP is sent up to 3 times ...
 UDP_JOIN_WAIT = 1.0  # ... a second apart, until its welcome arrives
+
+# Refusals met while reconnecting that waiting will not cure: the session ends
+# with this sentence. Any other one (server_full, timeout, a closed connection)
+# is tried again with backoff; a taken nick becomes nick_2 ..., a password is asked for.
+FINAL_REFUSALS = {
+    "not_allowed": "{address} does not let this computer in any more (banned, or not on its list): ask the teacher",
+    "nick_taken": "every nick like yours is taken on {address}: start chatclient again with another --nick",
+    "nick_invalid": "{address} no longer accepts your nick: start chatclient again with another --nick",
+    "room_invalid": "{address} no longer accepts your room name: start chatclient again with another --room",
+}
 
 
 def backoff_delays(first: float = BACKOFF_FIRST, limit: float = BACKOFF_LIMIT) -> Iterator[float]:
@@ -144,6 +160,11 @@ class ChatSession:
         self.last_heard = time.monotonic()
         self._quitting = False
         self._quiet_rooms = 0  # our own automatic `rooms` requests whose answer is not shown
+        self._mute_timer: asyncio.Future[None] | None = None
+        self._mute_clock_for: float | None = None  # the mute end the timer is set for
+        self._unanswered = 0  # says and whispers sent whose echo (or error) has not arrived yet
+        self._all_answered = asyncio.Event()
+        self._all_answered.set()
         self._receiver: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Future[Any]] = []
         self._over = asyncio.Event()  # set when the session ended on its own, or a task crashed
@@ -159,17 +180,35 @@ class ChatSession:
     def status(self) -> tuple[str, str]:
         """The phase in words for a status bar, and how worried to look (ok, warn, bad)."""
         if self.phase is Phase.IN_ROOM:
+            silent = self.silent_for()
+            if silent is not None:
+                return f"no answer for {silent} s", "warn"
             return "connected", "ok"
         if self.phase is Phase.RECONNECTING:
             left = max(0, round(self.retry_at - time.monotonic()))
             return f"reconnecting in {left} s (try {self.attempt})", "warn"
         if self.phase is Phase.LOST:
-            return "server lost (no answer)", "bad"
+            return f"server lost (no answer for {int(time.monotonic() - self.last_heard)} s)", "bad"
         if self.phase is Phase.CLOSED:
             return "disconnected", "bad"
         if self.phase is Phase.CLOSING:
             return "leaving", "warn"
         return "connecting", "warn"
+
+    def silent_for(self) -> int | None:
+        """Whole seconds since the server last answered, once a ping went unanswered; None while it answers.
+
+        Pings go every `ping_interval()` and are answered in milliseconds, so a
+        silence longer than an interval and a second means one was missed: the
+        bar then says so (a dead UDP server is noticed only by this) instead
+        of "connected" and the last round trip for up to `peer_timeout` seconds.
+        """
+        if self.habits.ping_every is None or not self.in_session:
+            return None
+        silent = time.monotonic() - self.last_heard
+        if silent <= self.ping_interval() + PING_GRACE:
+            return None
+        return int(silent)
 
     def ping_interval(self) -> float:
         """Every 5 s, or more often when a UDP server forgets silent peers sooner (docs/protocol.md §2)."""
@@ -248,7 +287,31 @@ class ChatSession:
             self._say(f"/{action.name} is not available in this client", "error")
 
     async def send(self, payload: dict[str, Any]) -> bool:
-        """Send if in the room with a server that answers; otherwise say so (the terminal keeps the line in Up)."""
+        """Send if in the room with a server that answers; otherwise say so (the terminal keeps the line in Up).
+
+        A `say` or `whisper` whose text is over the server's limit goes as
+        several messages, cut at white space (`chatclient.longtext`), and the
+        user is told how many.
+        """
+        text = payload.get("text")
+        if payload.get("type") in ("say", "whisper") and isinstance(text, str):
+            parts = longtext.split_text(text)
+            if len(parts) > 1:
+                return await self._send_parts(payload, parts)
+        return await self._send_one(payload)
+
+    async def _send_parts(self, payload: dict[str, Any], parts: list[str]) -> bool:
+        for number, part in enumerate(parts):
+            if number >= SPLIT_BURST:
+                await asyncio.sleep(SPLIT_PACE)  # stay under the server's rate limit
+            if not await self._send_one({**payload, "text": part}):
+                if number:
+                    self._say(f"only the first {number} of {len(parts)} parts were sent", "error")
+                return False
+        self._say(f"that text was over {MAX_TEXT:,} characters: sent as {len(parts)} messages")
+        return True
+
+    async def _send_one(self, payload: dict[str, Any]) -> bool:
         if self.phase is not Phase.IN_ROOM or self.transport is None:
             self._say(f"not sent: {self.status()[0]} (Up brings the line back)", "error")
             return False
@@ -257,6 +320,9 @@ class ChatSession:
         except TransportError as error:
             self._say(f"not sent: {error}", "error")
             return False
+        if payload.get("type") in ANSWERED:
+            self._unanswered += 1
+            self._all_answered.clear()
         if payload.get("type") == "join" and self.state.transport == "udp" and self.habits.confirm_udp_join:
             self._background(self._confirm_join(str(payload["room"])))
         return True
@@ -271,6 +337,13 @@ class ChatSession:
         transport = self.transport
         if transport is not None and self.in_session:
             self._set_phase(Phase.CLOSING)
+            try:
+                if self._unanswered and self.state.transport == "udp":
+                    # Over UDP nothing orders our bye after the echoes of our last lines
+                    # (TCP's close does): wait for them first, as long as quitting waits anyway.
+                    await asyncio.wait_for(self._all_answered.wait(), BYE_WAIT)
+            except asyncio.TimeoutError:
+                pass
             try:
                 await transport.send({"type": "bye"})
                 if receiver is not None and not receiver.done():
@@ -329,6 +402,7 @@ class ChatSession:
             self.listener.show(self.state.apply(payload, time.time()))
             if kind == "welcome":
                 self._set_phase(Phase.IN_ROOM)
+                self._watch_mute()
                 await self._ask_rooms(transport)
                 self.listener.changed()
                 return "ok"
@@ -387,7 +461,12 @@ class ChatSession:
             self._set_phase(Phase.IN_ROOM)
             self._say("the server answers again")
         kind = payload.get("type")
+        if self._unanswered and self._answers_us(payload):
+            self._unanswered -= 1
+            if not self._unanswered:
+                self._all_answered.set()
         lines = self.state.apply(payload, time.time())
+        self._watch_mute()
         if kind == "rooms" and self._quiet_rooms:
             self._quiet_rooms -= 1
             lines = []
@@ -403,6 +482,7 @@ class ChatSession:
 
     async def _connection_ended(self, problem: str | None) -> bool:
         """The connection ended: reconnect when allowed; False when the session is over."""
+        was_operator = self.state.operator
         await self._drop_transport()
         if not self.habits.reconnect or self.state.ended is not None:
             # After a kick or a ban, coming straight back would be rude (or refused).
@@ -411,21 +491,35 @@ class ChatSession:
         if problem is not None:
             self._say(problem, "error")
         self._say(f"connection to {self.address} lost; reconnecting", "error")
-        return await self._reconnect()
+        if not await self._reconnect():
+            return False
+        if was_operator and not self.state.operator:
+            self._say(
+                "you are no longer an operator: operator status ends with the connection. "
+                "/op SECRET makes you one again (the secret chatsrv printed when it started)",
+                "notice",
+            )
+        return True
 
     async def _reconnect(self) -> bool:
         """Retry with backoff, hello with the same nick and room; False when giving up.
 
         Over TCP that follows a closed connection; over UDP the transport ends
         the session when the server has forgotten us (`not_joined`, after a
-        restart or a long silence), and a fresh transport joins again.
+        restart or a long silence), and a fresh transport joins again. The
+        server may have come back different: a password it now wants is asked
+        for (and tried at once), a refusal that will not pass by waiting (a ban,
+        an address not allowed) ends the session with the reason in plain words.
         """
         wanted = self.state.nick
+        retry_now = False  # after a password was typed: no reason to wait
         for attempt, delay in enumerate(self.backoff(), 1):
             self.attempt = attempt
-            self.retry_at = time.monotonic() + delay
-            self._set_phase(Phase.RECONNECTING)
-            await self.sleep(delay)
+            if not retry_now:
+                self.retry_at = time.monotonic() + delay
+                self._set_phase(Phase.RECONNECTING)
+                await self.sleep(delay)
+            retry_now = False
             if self._quitting:
                 return False
             self._set_phase(Phase.CONNECTING)
@@ -450,7 +544,17 @@ class ChatSession:
                 return True
             await self._drop_transport()
             if result == "auth_failed":
-                return self._end(f"{self.address} did not let us in again")
+                password = await self.listener.ask_password()
+                if self._quitting:
+                    return False
+                if not password:
+                    return self._end(f"{self.address} now needs a password, and none was given")
+                self.password = password
+                retry_now = True
+                continue
+            final = FINAL_REFUSALS.get(result)
+            if final is not None:
+                return self._end(final.format(address=self.address))
         return self._end(f"gave up reconnecting to {self.address}")
 
     async def _ping_loop(self) -> None:
@@ -466,12 +570,45 @@ class ChatSession:
                     pass  # the receive loop notices a broken TCP connection
                 timeout = self.state.peer_timeout
                 silent = time.monotonic() - self.last_heard
+                if self.silent_for() is not None:
+                    self.state.rtt = None  # the last round trip says nothing about a server that stopped answering
                 if self.state.transport == "udp" and timeout and self.phase is Phase.IN_ROOM and silent > timeout:
                     self._set_phase(Phase.LOST)
                     self._say(f"no answer from {self.address} for {timeout:g} s: server lost", "error")
             await asyncio.sleep(self.ping_interval())
 
+    def _watch_mute(self) -> None:
+        """A timed mute: make sure something notices its end (the server may say nothing).
+
+        One clock at a time, set for the current end: a mute lifted, lengthened
+        or given again replaces the clock set for the old one.
+        """
+        until = self.state.muted_until
+        if until == self._mute_clock_for:
+            return
+        if self._mute_timer is not None:
+            self._mute_timer.cancel()
+            self._mute_timer = None
+        self._mute_clock_for = until
+        if until is not None:
+            self._mute_timer = self._background(self._mute_clock(until))
+
+    async def _mute_clock(self, until: float) -> None:
+        """Clear the timed mute ending at `until` when its time is up, and say so."""
+        await asyncio.sleep(max(0.0, until - time.time()) + MUTE_SLACK)
+        if self.state.muted_until == until and self.state.mute_ended(time.time()):
+            self._mute_clock_for = None
+            self._say(MUTE_ENDED, "notice")
+            self.listener.changed()
+
     # --- small helpers -----------------------------------------------------------
+
+    def _answers_us(self, payload: dict[str, Any]) -> bool:
+        """The echo of something we said or whispered, or an error (which answers what we sent)."""
+        kind = payload.get("type")
+        if kind == "error":
+            return True
+        return kind in ("message", "whisper") and str(payload.get("from", "")).casefold() == self.state.nick.casefold()
 
     def _set_phase(self, phase: Phase) -> None:
         self.phase = phase
@@ -490,6 +627,8 @@ class ChatSession:
     async def _drop_transport(self) -> None:
         """Close the current transport; the next one counts seq from 1 again (docs/protocol.md §3)."""
         transport, self.transport = self.transport, None
+        self._unanswered = 0  # what was said on that connection will not be answered on the next
+        self._all_answered.set()
         if transport is not None:
             await transport.close()
             self.state.new_connection()

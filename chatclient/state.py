@@ -3,7 +3,8 @@
 Pure: `ClientState.apply(payload)` updates nick, room, users, round-trip
 time and sequence counters, and returns the display `Line`s to show.
 Rendering (colours, escapes) is `chatclient.render`'s job. Imports only
-`lanchat.wire` (for `SeqTracker`) and `lanchat.protocol` (the nick limit).
+`chatclient.plainwords` (errors in words), `lanchat.wire` (for `SeqTracker`)
+and `lanchat.protocol` (the nick limit).
 
 Teacher controls (docs/protocol.md, "Extension: operators and access"):
 the state knows the operators of the room, whether this client is one,
@@ -14,16 +15,19 @@ are explained in plain words (what happened, what they can still do).
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatclient import plainwords
 from lanchat.protocol import MAX_NICK
 from lanchat.wire import SeqTracker
 
-__all__ = ["ClientState", "Line", "SeqTracker", "alternative_nick"]
+__all__ = ["MUTE_ENDED", "ClientState", "Line", "SeqTracker", "alternative_nick"]
 
+MUTE_ENDED = "your mute has ended: the room sees what you write again."
 _REMEMBERED_MESSAGES = 1000  # message ids kept to skip history already shown
 
 
@@ -31,6 +35,12 @@ def alternative_nick(nick: str, number: int) -> str:
     """`alice` -> `alice_2` (cut to fit 24 characters) when `alice` is taken."""
     suffix = f"_{number}"
     return nick[: MAX_NICK - len(suffix)] + suffix
+
+
+def _date(ts: float) -> str:
+    """A day and time people read at a glance: "Fri 4 Dec 2026, 16:40" (local time)."""
+    moment = time.localtime(ts)
+    return f"{time.strftime('%a', moment)} {moment.tm_mday} {time.strftime('%b %Y, %H:%M', moment)}"
 
 
 def _is_word_char(char: str) -> bool:
@@ -76,6 +86,8 @@ class ClientState:
     ended: str | None = None  # why the server ended this session (kicked, banned), in plain words
     muted_by: str | None = None
     needs_password: bool = False  # the server answered auth_failed
+    motd_shown: str | None = None  # the message of the day last shown
+    codes: bool = False  # errors as `code: message [what to do]` (for scripts) rather than sentences for people
 
     def is_operator(self, nick: str) -> bool:
         return nick.casefold() in (o.casefold() for o in self.operators)
@@ -84,11 +96,18 @@ class ClientState:
         """A nick as user lists show it: operators marked with @ (as in IRC)."""
         return f"@{nick}" if self.is_operator(nick) else nick
 
-    def is_muted(self, now: float) -> bool:
+    def mute_ended(self, now: float) -> bool:
+        """Whether a timed mute has run out by `now` (on our clock); it is then cleared."""
         if self.muted and self.muted_until is not None and now >= self.muted_until:
             self.muted = False
             self.muted_until = None
-        return self.muted
+            return True
+        return False
+
+    def is_muted(self, now: float) -> bool:
+        """Muted at `now`: a timed mute reads as over once its time is up, before anyone clears it
+        (the session's mute clock does that, and says so: `mute_ended`)."""
+        return self.muted and (self.muted_until is None or now < self.muted_until)
 
     def status_marks(self, now: float) -> list[str]:
         """Short words for a toolbar: operator, muted, locked, slow."""
@@ -121,6 +140,16 @@ class ClientState:
         self.seq = SeqTracker()
         self.connected = False
         self.rtt = None
+        self.forget_session_roles()
+
+    def forget_session_roles(self) -> None:
+        """The session is over: operator status ends with it (docs/protocol.md, operators), and
+        the room's operators, lock and slow mode are no longer known; the next welcome says them again.
+        A mute belongs to the nick and is shown until it ends or the next welcome says otherwise."""
+        self.operator = False
+        self.operators = []
+        self.locked = False
+        self.slow = None
 
     def completion_nicks(self) -> list[str]:
         """Nicks worth offering on Tab: the room's users, then whisper partners."""
@@ -167,16 +196,27 @@ class ClientState:
         self._welcome_moderation(p, now)
         self._remember_room(self.room)
         # After a reconnect or a /join back, skip history we have already shown.
-        lines = [self._message(m) for m in p.get("history", []) if isinstance(m, dict) and not self._seen_before(m)]
+        old = [m for m in p.get("history", []) if isinstance(m, dict) and not self._seen_before(m)]
+        lines = [self._message(m) for m in old]
+        if lines:
+            # Saved messages must not look like live chat: a divider with their date above, one below.
+            first = old[0].get("ts")
+            since = f" since {_date(first)}" if isinstance(first, (int, float)) else ""
+            lines.insert(0, Line("info", f"── earlier messages in {self.room}{since} ──", first))
+            lines.append(Line("info", "── end of earlier messages ──", p.get("ts")))
         server = p.get("server") if isinstance(p.get("server"), dict) else {}
         name = server.get("name", "server") if isinstance(server, dict) else "server"
         here = ", ".join(self.label(u) for u in self.users)
         lines.append(
             Line("info", f"you are {self.nick} in {self.room} on {name} ({len(self.users)} here: {here})", p.get("ts"))
         )
-        for key in ("motd", "topic"):
-            if isinstance(p.get(key), str):
-                lines.append(Line("notice", f"{key}: {p[key]}", p.get("ts")))
+        motd = p.get("motd")
+        if isinstance(motd, str) and motd != self.motd_shown:
+            # The message of the day comes with every welcome (each /join); once is enough unless it changed.
+            self.motd_shown = motd
+            lines.append(Line("notice", f"motd: {motd}", p.get("ts")))
+        if isinstance(p.get("topic"), str):
+            lines.append(Line("notice", f"topic: {p['topic']}", p.get("ts")))
         lines.extend(Line("notice", text, p.get("ts")) for text in self._room_rules())
         return lines
 
@@ -240,8 +280,13 @@ class ClientState:
                 f"(/msg {by} ...), but the room does not see what you write."
             )
         elif event == "unmute" and about_me:
+            was_muted = self.muted
             self.muted = False
             self.muted_until = None
+            if p.get("expired") is True or "by" not in p:
+                # A timed mute ran out (docs/protocol.md, operators: the optional `expired`).
+                # Our own clock may have said so already (`mute_ended`): then once is enough.
+                return MUTE_ENDED if was_muted else ""
             return f"{by} unmuted you: the room sees what you write again."
         elif event in ("lock", "unlock") and in_my_room:
             self.locked = event == "lock"
@@ -299,13 +344,15 @@ class ClientState:
 
     def _on_left(self, p: dict[str, Any], now: float | None) -> list[Line]:
         nick = str(p.get("nick", "?"))
-        self.users = [u for u in self.users if u.casefold() != nick.casefold()]
-        self.operators = [o for o in self.operators if o.casefold() != nick.casefold()]
         reason = p.get("reason", "")
         why = f": {p['message']}" if isinstance(p.get("message"), str) else ""
         by = str(p.get("by", "an operator"))
         if nick.casefold() == self.nick.casefold():
-            self.connected = False  # the server sends this only when the session ends
+            # The server sends this only when the session ends. The user list stays as last
+            # seen (a reconnect's welcome replaces it; "0 users" would not be true either),
+            # but what belonged to the session (operator, marks of the room) is over.
+            self.connected = False
+            self.forget_session_roles()
             if reason == "kicked":
                 if p.get("ban") is True:
                     self.ended = (
@@ -318,6 +365,8 @@ class ClientState:
                     )
                 return [Line("notice", self.ended, p.get("ts"))]
             return [Line("notice", f"you left {p.get('room', self.room)} ({reason})", p.get("ts"))]
+        self.users = [u for u in self.users if u.casefold() != nick.casefold()]
+        self.operators = [o for o in self.operators if o.casefold() != nick.casefold()]
         if reason == "kicked":
             return [
                 Line(
@@ -368,15 +417,33 @@ class ClientState:
         self.server_stats = {k: v for k, v in p.items() if k not in ("type", "seq")}
         server = ", ".join(f"{k} {v}" for k, v in self.server_stats.items())
         mine = self.seq
+        # This answer is counted in our `received` (its seq was just added) but not in
+        # the server's `sent`, which it reports as it was just before: compare like with like.
+        received = mine.received - 1 if type(p.get("seq")) is int else mine.received
         lines = [
             Line("info", f"server's view: {server}", now),
             Line(
                 "info",
-                f"your view: received {mine.received}, lost {mine.missing}, "
+                f"your view: received {received} before this answer, lost {mine.missing}, "
                 f"reordered {mine.reordered}, duplicates {mine.duplicates}",
                 now,
             ),
         ]
+        sent = self.server_stats.get("sent")
+        if type(sent) is int and sent != received + mine.missing:
+            difference = sent - received - mine.missing
+            lines.append(
+                Line(
+                    "info",
+                    f"the server counts {sent} sent, you {received + mine.missing} received or lost: "
+                    + (
+                        f"{difference} still on the way, or lost with no later message to show the gap"
+                        if difference > 0
+                        else f"you counted {-difference} more than the server says it sent"
+                    ),
+                    now,
+                )
+            )
         injected = [(name, self.server_stats.get(f"injected_{name}")) for name in ("lost", "duplicates", "reordered")]
         if all(isinstance(count, int) for _, count in injected):
             # The server's fault injection (--udp-loss ...): what is left over is the network's doing.
@@ -387,9 +454,14 @@ class ClientState:
     def _on_notice(self, p: dict[str, Any], now: float | None) -> list[Line]:
         event = p.get("event")
         told = self._moderation_event(event, p, now) if isinstance(event, str) else None
+        if told == "":
+            return []  # already said
         return [Line("notice", told if told is not None else str(p.get("text", "")), p.get("ts", now))]
 
     def _on_error(self, p: dict[str, Any], now: float | None) -> list[Line]:
-        if p.get("code") == "auth_failed":
+        code, message = str(p.get("code", "error")), str(p.get("message", ""))
+        if code == "auth_failed":
             self.needs_password = True
-        return [Line("error", f"{p.get('code', 'error')}: {p.get('message', '')}", now)]
+        if self.codes:
+            return [Line("error", plainwords.for_scripts(code, message), now)]
+        return [Line("error", plainwords.explain(code, message), now)]

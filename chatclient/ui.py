@@ -42,6 +42,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.keys import Keys
 from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.renderer import print_formatted_text as print_fragments
@@ -58,6 +59,27 @@ PASTE_PACE = 0.25  # seconds between the paced ones (the server's default is 5/s
 PRINT_BATCH_DELAY = 0.01  # lines arriving within 10 ms share one redraw of the prompt
 
 STYLE = Style.from_dict({"prompt": "bold", "bottom-toolbar": "reverse"})
+
+
+class _StepAside(Exception):
+    """Ends the chat prompt for a moment so that a question (a password, a nick) can be asked."""
+
+
+def _chat_keys() -> KeyBindings:
+    """Keys the chat handles itself, over prompt_toolkit's defaults.
+
+    Mouse reports are ignored: the chat does not turn mouse reporting on, so
+    one can only be typed (an ESC [ M or ESC [ < ... sequence pasted or typed
+    by hand), and prompt_toolkit's own parser of them crashes on malformed
+    ones ("not enough values to unpack"), which stopped the prompt.
+    """
+    bindings = KeyBindings()
+
+    @bindings.add(Keys.Vt100MouseEvent)
+    def _ignore_mouse(event: KeyPressEvent) -> None:
+        pass
+
+    return bindings
 
 
 class ChatCompleter(Completer):
@@ -94,6 +116,7 @@ class ChatUI:
         backoff: Callable[[], Iterator[float]] = backoff_delays,
         sleep: Sleep = asyncio.sleep,  # how reconnect waits (tests pass a fake)
         password: str | None = None,  # asked for when the server answers auth_failed
+        password_first: bool = False,  # discovery said the server wants one: ask before the first hello
     ) -> None:
         self.address = address
         self.colour = colour
@@ -111,6 +134,7 @@ class ChatUI:
         )
         self.state: ClientState = self.session.state
         self.ask_nick_first = nick is None
+        self.ask_password_first = password_first and password is None
         self.leaving = False  # the prompt loop stops (the user quits, a signal, or a crash)
         self.asking: str | None = None  # the question being asked, if any
         self.color_depth = ColorDepth.DEPTH_8_BIT if colour else ColorDepth.DEPTH_1_BIT
@@ -126,11 +150,14 @@ class ChatUI:
             erase_when_done=True,  # the server's echo of our line is what stays
             style=STYLE,
             color_depth=self.color_depth,
+            key_bindings=_chat_keys(),
         )
         self.output = self.prompt_session.output
         self._pending: list[Line] = []
         self._bell = False
         self._tasks: list[asyncio.Future[Any]] = []
+        # Questions from the session waiting for the chat prompt to step aside.
+        self._questions: list[tuple[str, str, bool, bool, asyncio.Future[str | None]]] = []
 
     # --- showing things (the session's Listener) ------------------------------
 
@@ -188,14 +215,19 @@ class ChatUI:
     async def ask_nick(self, code: str) -> str | None:
         """A taken nick: nick_2 offered; an invalid one: the login name offered."""
         suggestion = alternative_nick(self.state.nick, 2) if code == "nick_taken" else self.login_name
-        return await self._ask("another nick: ", suggestion)
+        return await self._ask_now("another nick: ", suggestion)
 
     async def ask_password(self) -> str | None:
-        """The server's password (docs/protocol.md, operators and access), typed blind."""
-        return await self._ask("password: ", "", erase=True, secret=True)
+        """The server's password (docs/protocol.md, operators and access), typed blind.
+
+        Also while chatting: a server restarted with --password wants it on the reconnect.
+        """
+        if self.session.attempt:  # reconnecting, not starting
+            self.info(f"{self.address} now needs a password: type it (Ctrl-C gives up)", "notice")
+        return await self._ask_now("password: ", "", erase=True, secret=True)
 
     def ended(self, reason: str) -> None:
-        self.info(f"disconnected from {self.address}; /quit to leave", "error")
+        self.info(f"disconnected: {reason}. /quit to leave", "error")
 
     def crashed(self, error: BaseException) -> None:
         """A bug in a background task ends the prompt with that error instead of a UI that stopped receiving."""
@@ -212,6 +244,12 @@ class ChatUI:
             if nick is None:
                 return 0
             self.state.nick = nick
+        if self.ask_password_first:
+            # Known to be needed: asking first spares the user a refusal before the question.
+            password = await self._ask("password: ", "", erase=True, secret=True)
+            if password is None:
+                return 0
+            self.session.password = password
         try:
             if not await self.session.start():
                 if self.session.failure is not None:
@@ -223,6 +261,23 @@ class ChatUI:
             return 0
         finally:
             await self._leave()
+
+    async def _ask_now(self, question: str, default: str, erase: bool = False, secret: bool = False) -> str | None:
+        """A question from the session: when the chat prompt is up, it steps aside for it (and comes back)."""
+        app = self.prompt_session.app
+        if not app.is_running or self.leaving:
+            return await self._ask(question, default, erase, secret)
+        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._questions.append((question, default, erase, secret, answer))
+        app.exit(exception=_StepAside())
+        return await answer
+
+    async def _answer_questions(self) -> None:
+        """Ask what the session is waiting for, between two chat prompts."""
+        while self._questions:
+            question, default, erase, secret, answer = self._questions.pop(0)
+            if not answer.done():
+                answer.set_result(await self._ask(question, default, erase, secret))
 
     async def _ask(self, question: str, default: str, erase: bool = False, secret: bool = False) -> str | None:
         """A one-off question on the terminal; None when the user presses Ctrl-C or Ctrl-D.
@@ -252,11 +307,17 @@ class ChatUI:
             self.asking = None
 
     async def _input_loop(self) -> None:
+        typed = ""  # a half-typed line kept while a question was asked
         while not self.leaving:
             try:
-                text = await self.prompt_session.prompt_async(self.prompt)
+                text = await self.prompt_session.prompt_async(self.prompt, default=typed)
+            except _StepAside:
+                typed = self.prompt_session.default_buffer.text
+                await self._answer_questions()
+                continue
             except (KeyboardInterrupt, EOFError):
                 return
+            typed = ""
             if "\n" in text:
                 await self._paste(text)
                 continue
@@ -318,6 +379,9 @@ class ChatUI:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for *_, answer in self._questions:
+            if not answer.done():
+                answer.set_result(None)  # nobody is left to ask
         await self.session.quit()
         if self._pending:
             self._flush()
@@ -331,9 +395,19 @@ def main_sync(
     colour: bool,
     login_name: str,
     password: str | None = None,
+    password_first: bool = False,
 ) -> int:
     """Run the UI until the user leaves; the process exit code."""
-    ui = ChatUI(connect, nick, room, address, colour=colour, login_name=login_name, password=password)
+    ui = ChatUI(
+        connect,
+        nick,
+        room,
+        address,
+        colour=colour,
+        login_name=login_name,
+        password=password,
+        password_first=password_first,
+    )
     try:
         return asyncio.run(ui.run())
     except KeyboardInterrupt:

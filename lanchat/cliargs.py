@@ -23,6 +23,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         # Identity, not ==: 0 == False would hide a real default of 0.
         if default is None or default is False or default == [] or default == "" or "default" in help_text:
             return help_text
+        if isinstance(default, (list, tuple)):  # "tcp, udp", not "('tcp', 'udp')"
+            return f"{help_text} (default: {', '.join(str(item) for item in default)})"
         return super()._get_help_string(action)
 
 

@@ -48,16 +48,18 @@ SERVER_RANKS = {
 }
 CLIENT_RANKS = {
     "chatclient": 0,
+    "chatclient.plainwords": 1,  # error codes in words; state uses it
+    "chatclient.longtext": 1,  # cutting a long text into messages
     "chatclient.commands": 1,
-    "chatclient.state": 1,
-    "chatclient.render": 2,
-    "chatclient.transport": 3,
-    "chatclient.discovery": 3,
-    "chatclient.session": 4,  # the connection's life; both faces drive it
-    "chatclient.ui": 5,
-    "chatclient.lineui": 5,
-    "chatclient.cli": 6,
-    "chatclient.__main__": 7,
+    "chatclient.state": 2,
+    "chatclient.render": 3,
+    "chatclient.transport": 4,
+    "chatclient.discovery": 4,
+    "chatclient.session": 5,  # the connection's life; both faces drive it
+    "chatclient.ui": 6,
+    "chatclient.lineui": 6,
+    "chatclient.cli": 7,
+    "chatclient.__main__": 8,
 }
 
 

@@ -553,3 +553,27 @@ def test_ping_every_interval_measures_rtt() -> None:
 
     run(scenario)
     assert all(p["id"] == "rtt" and isinstance(p["t"], float) for p in server.of_type("ping"))
+
+
+def test_raw_escape_sequences_typed_as_keys_never_stop_the_prompt(capsys: pytest.CaptureFixture[str]) -> None:
+    """Malformed mouse reports and other stray escape sequences are ignored; the next line is still sent."""
+    import random
+
+    server = FakeServer()
+    typed = ["\x1b[M", "\x1b[M!!", "\x1b[<M", "\x1b[<;;M", "\x1b[<a;b;cM", "\x1b[<0;0;0;0M", "\x1b[12;4R", "\x1b[R"]
+    chance = random.Random(16)
+    typed += ["".join(chance.choice("\x1b[<;M0123456789~Rm") for _ in range(12)) for _ in range(30)]
+
+    async def scenario() -> None:
+        async with chat(server) as h:
+            await h.prompt_ready()
+            for keys in typed:
+                h.keys.send_text(keys)
+                await asyncio.sleep(0.01)
+                assert h.ui.prompt_session.app.is_running
+            h.keys.send_text("\x15still here" + ENTER)  # Ctrl-U clears whatever the junk left in the line
+            await until(lambda: server.of_type("say"), 3)
+
+    run(scenario)
+    assert server.of_type("say") == [{"type": "say", "text": "still here"}]
+    assert "Unhandled exception" not in capsys.readouterr().out

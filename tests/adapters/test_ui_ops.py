@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -27,10 +28,10 @@ def test_auth_failed_asks_for_the_password_blind_and_joins_on_a_new_connection()
             await until(lambda: len(server.of_type("hello")) == 2 and h.ui.asking == "password: ")
             h.keys.send_text(PASSWORD + ENTER)
             await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
-            await until(lambda: "auth_failed: wrong password" in h.screen())
+            await until(lambda: "(wrong password)" in h.screen())
             assert "password: " not in h.screen()  # the question was erased ...
             assert PASSWORD not in h.written.getvalue() and "guess1" not in h.written.getvalue()  # ... and typed blind
-            assert "auth_failed: wrong password" in h.shown_text()
+            assert "The server did not let you in (wrong password)" in h.shown_text()
 
     run(scenario)
     assert [p.get("password") for p in server.of_type("hello")] == [None, "guess1", PASSWORD]
@@ -163,3 +164,68 @@ def test_kicked_with_ban_is_explained_and_not_reconnected() -> None:
     shown = run(scenario)
     assert "teacher banned you from this server. You cannot join again until the server restarts" in shown
     assert len(server.connections) == 1
+
+
+def test_a_password_wanted_on_reconnect_is_asked_while_chatting_and_the_typed_line_survives() -> None:
+    """The server came back with --password: the prompt steps aside for the question, then comes back as it was."""
+    server = PasswordServer(PASSWORD)
+
+    async def fake_sleep(seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        async with chat(server, vt100=True, password=PASSWORD, sleep=fake_sleep) as h:
+            await h.prompt_ready()
+            await h.type("half typ")
+            server.password = "new-one"
+            server.current.drop()
+            await until(lambda: h.ui.asking == "password: ")
+            assert "fake:9009 now needs a password" in h.shown_text()
+            h.keys.send_text("new-one" + ENTER)
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM and "reconnected to" in h.shown_text())
+            await until(lambda: h.ui.prompt_session.app.is_running and h.buffer == "half typ")
+            h.keys.send_text("ed" + ENTER)
+            await until(lambda: server.of_type("say"))
+            assert "new-one" not in h.written.getvalue()
+
+    run(scenario)
+    assert [p.get("password") for p in server.of_type("hello")] == [PASSWORD, PASSWORD, "new-one"]
+    assert server.of_type("say") == [{"type": "say", "text": "half typed"}]
+
+
+def test_giving_up_at_the_reconnect_password_says_why_in_the_chat() -> None:
+    """Ctrl-C at the question: the session ends, and the UI says why in a sentence (not just "disconnected")."""
+    server = PasswordServer(PASSWORD)
+
+    async def fake_sleep(seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    async def scenario() -> str:
+        async with chat(server, password=PASSWORD, sleep=fake_sleep) as h:
+            await h.prompt_ready()
+            server.password = "new-one"
+            server.current.drop()
+            await until(lambda: h.ui.asking == "password: ")
+            h.keys.send_text(CTRL_C)
+            await until(lambda: h.ui.session.phase is Phase.CLOSED and h.ui.prompt_session.app.is_running)
+            await until(lambda: "disconnected: fake:9009 now needs a password" in h.shown_text())
+            return toolbar_text(h.ui)
+
+    assert "disconnected" in run(scenario)
+
+
+def test_a_server_known_to_want_a_password_is_asked_for_it_before_the_first_hello() -> None:
+    """Discovery said password_required: the question comes first, so no refusal is shown before it."""
+    server = PasswordServer(PASSWORD)
+
+    async def scenario() -> str:
+        async with chat(server, password_first=True) as h:
+            await until(lambda: h.ui.asking == "password: ")
+            assert server.connections == []
+            h.keys.send_text(PASSWORD + ENTER)
+            await until(lambda: h.ui.session.phase is Phase.IN_ROOM)
+            return h.shown_text()
+
+    shown = run(scenario)
+    assert [p.get("password") for p in server.of_type("hello")] == [PASSWORD]
+    assert "password" not in shown

@@ -181,3 +181,37 @@ def test_help_mentions_udp() -> None:
     ):
         assert flag in server_help
     assert "--udp" in client_help
+
+
+def test_a_piped_udp_client_waits_for_its_last_echo_like_tcp() -> None:
+    """`printf 'hi\\nbye now\\n' | chatclient --udp` shows both lines come back before it exits 0, as over TCP."""
+    process, port = start_server("--rate", "0")
+    try:
+        for nick, flags in (("pipe_tcp", ()), ("pipe_udp", ("--udp",)), ("pipe_udp2", ("--udp",))):
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "chatclient",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--nick",
+                    nick,
+                    *flags,
+                ],
+                cwd=ROOT,
+                env=ENV,
+                input="hi\nbye now\n",
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+            assert f"<{nick}> hi" in result.stdout and f"<{nick}> bye now" in result.stdout, (flags, result.stdout)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(5)
+        finish(process)

@@ -37,10 +37,18 @@ def test_password_prompt_op_mute_lock_kick_in_the_terminal(servers, terminals) -
     student.wait_for("you are muted by teacher")
 
     teacher.type("/unmute sam\r")
+    student.wait_for(lambda: "muted" not in student.toolbar)
+    teacher.type("/mute sam 0.03\r")  # 1.8 s: ends on the student's clock, the server says nothing
+    student.wait_for(lambda: "muted 1 min" in student.toolbar)
+    student.wait_for(lambda: "muted" not in student.toolbar and "your mute has ended" in student.text(), timeout=10)
+    student.type("free again\r")
+    teacher.wait_for("sam │ free again")
     teacher.type("/lock\r")
     student.wait_for(lambda: "room locked" in student.toolbar and "muted" not in student.toolbar)
 
     teacher.type("/kick sam that is all for today\r")
     student.wait_for("teacher kicked you out of the chat: that is all for today.")
     student.wait_for(lambda: "disconnected" in student.toolbar)
+    # The session is over: no operator names or room marks from it stay in the bar.
+    assert "@teacher" not in student.toolbar and "room locked" not in student.toolbar
     teacher.wait_for("sam was kicked by teacher")

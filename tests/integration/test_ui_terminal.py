@@ -21,6 +21,8 @@ import pexpect
 import pyte
 import pytest
 
+from tests.integration.test_cli import finish, read_until
+
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {
     "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -335,5 +337,115 @@ def test_udp_client_shows_a_silent_server_as_lost(servers, terminals) -> None:
     finally:
         server.process.send_signal(signal.SIGCONT)
     alice.wait_for(lambda: "connected" in alice.toolbar, timeout=10)
+    alice.type("/quit\r")
+    assert alice.wait_exit() == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_restart_with_a_new_password_is_asked_for_and_line_mode_exits_1_with_why(servers, terminals) -> None:
+    """chatsrv restarted with --password: the chat UI asks for it and goes on; line mode, which cannot ask, exits 1."""
+    port = free_port()
+    server = servers(port)
+    alice = terminals(*join_args(port, "alice"))
+    alice.wait_for(lambda: "alice@lobby" in alice.toolbar and "connected" in alice.toolbar)
+    piped = subprocess.Popen(
+        [sys.executable, "-m", "chatclient", *join_args(port, "bob"), "--plain"],
+        cwd=ROOT,
+        env=ENV,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        alice.wait_for("bob joined lobby")
+        server.stop()
+        servers(port, "--password", "class101")
+        alice.wait_for("now needs a password", timeout=15)
+        alice.wait_for(lambda: "password:" in alice.prompt_row)
+        alice.type("class101\r")
+        alice.wait_for("reconnected to", timeout=10)
+        alice.wait_for(lambda: "connected" in alice.toolbar and "reconnecting" not in alice.toolbar)
+        assert "class101" not in alice.text()
+        alice.type("with the password\r")
+        alice.wait_for("alice │ with the password")
+        _, err = piped.communicate(timeout=10)
+        assert piped.returncode == 1 and "chatclient: connection to 127.0.0.1:" in err
+    finally:
+        if piped.poll() is None:
+            piped.kill()
+            piped.communicate()
+    again = subprocess.run(
+        [sys.executable, "-m", "chatclient", *join_args(port, "bob"), "--plain"],
+        cwd=ROOT,
+        env=ENV,
+        input="never sent\n",
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert again.returncode == 1
+    assert f"chatclient: 127.0.0.1:{port} did not let us in (add --password SECRET)" in again.stderr
+    alice.type("\x04")
+    assert alice.wait_exit() == 0
+
+
+@pytest.mark.timeout(60)
+def test_the_screen_tells_the_truth_history_rooms_and_users_while_reconnecting(servers, terminals) -> None:
+    """Saved history under a dated divider; Tab completes a room never listed by hand; the user count while
+    reconnecting is the last one seen (not 0 or one less)."""
+    port = free_port()
+    server = servers(port)
+    bob = subprocess.Popen(
+        [sys.executable, "-m", "chatclient", *join_args(port, "bob"), "--plain"],
+        cwd=ROOT,
+        env=ENV,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert bob.stdin is not None
+    try:
+        bob.stdin.write("said before you came\n/join maths\n")
+        bob.stdin.flush()
+        read_until(bob, r"you are bob in maths", timeout=15)  # the line is saved and bob has moved on
+        alice = terminals(*join_args(port, "alice"))
+        alice.wait_for(lambda: "alice@lobby" in alice.toolbar and "connected" in alice.toolbar)
+        alice.wait_for("earlier messages in lobby since")
+        rows = alice.rows()
+        divider = next(number for number, row in enumerate(rows) if "earlier messages in lobby since" in row)
+        assert "bob │ said before you came" in rows[divider + 1]
+        assert "end of earlier messages" in rows[divider + 2]
+
+        alice.type("/join ma\t")
+        alice.wait_for(lambda: alice.prompt_row.startswith("[lobby] /join maths"))
+        alice.type("\x15")  # Ctrl-U: not joining after all
+        bob.stdin.write("/join lobby\n")
+        bob.stdin.flush()
+        alice.wait_for(lambda: "2 users" in alice.toolbar)
+        server.stop()
+        alice.wait_for(lambda: "reconnecting in" in alice.toolbar)
+        assert "2 users" in alice.toolbar
+    finally:
+        finish(bob)
+
+
+@pytest.mark.timeout(40)
+def test_udp_bar_says_how_long_the_server_has_been_silent(servers, terminals) -> None:
+    """A stopped UDP server is not shown as connected with the last round trip until peer_timeout: a missed ping
+    shows 'no answer for N s'; when it answers again the bar says connected."""
+    needs_udp()
+    port = free_port()
+    server = servers(port)  # the default peer timeout (long): the bar must not wait for it
+    alice = terminals(*join_args(port, "alice", "--udp"))
+    alice.wait_for(lambda: "rtt" in alice.toolbar and "rtt -" not in alice.toolbar, timeout=10)
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        alice.wait_for(lambda: "no answer for" in alice.toolbar and "ms" not in alice.toolbar, timeout=15)
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+    alice.wait_for(lambda: "connected" in alice.toolbar, timeout=15)
     alice.type("/quit\r")
     assert alice.wait_exit() == 0

@@ -26,3 +26,16 @@ def test_terminal_ui_only_for_terminals_and_not_with_plain() -> None:
     assert not wants_terminal_ui(True, Tty(), Tty())
     assert not wants_terminal_ui(False, io.StringIO(), Tty())
     assert not wants_terminal_ui(False, Tty(), io.StringIO())
+
+
+def test_help_is_in_plain_words() -> None:
+    """No Python leftovers in --help: no None, no tuple reprs, no "(...) (default: ...)" pile-up."""
+    from chatclient.cli import build_parser
+    from lanchat.cliargs import Parser
+
+    text = build_parser().format_help()
+    assert "None" not in text and "(default: (" not in text and ") (default" not in text
+    assert "server port (default: 9009; discovery asks this UDP port)" in " ".join(text.split())
+    shared = Parser(prog="x")
+    shared.add_argument("--transports", default=("tcp", "udp"), help="which transports to run")
+    assert "which transports to run (default: tcp, udp)" in " ".join(shared.format_help().split())

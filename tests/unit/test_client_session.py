@@ -255,7 +255,7 @@ def test_udp_server_silent_for_peer_timeout_is_lost_then_back() -> None:
         assert abs(session.ping_interval() - 0.1) < 1e-9  # peer_timeout / 3 (docs/protocol.md §2)
         server.silent = True
         await until(lambda: session.phase is Phase.LOST)
-        assert session.in_session and session.status() == ("server lost (no answer)", "bad")
+        assert session.in_session and session.status() == ("server lost (no answer for 0 s)", "bad")
         assert not await session.send({"type": "say", "text": "anyone?"})
         server.silent = False
         await until(lambda: session.phase is Phase.IN_ROOM)
@@ -319,8 +319,33 @@ def test_a_crash_in_the_receive_task_is_reported_and_raised() -> None:
     assert [str(error) for error in listener.crashes] == ["boom"]
 
 
-def test_password_refused_on_reconnect_ends_the_session_and_says_so() -> None:
-    """The password changed while we were away: auth_failed on reconnect ends the session and the listener is told."""
+def test_a_password_wanted_on_reconnect_is_asked_for_and_used_at_once() -> None:
+    """The server came back with a password: the listener is asked, the next hello carries it, without a wait."""
+    server = PasswordServer("old")
+    listener = RecordingListener(passwords=["wrong", "new"])
+    waits: list[float] = []
+
+    async def counting_wait(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        session = make(server, listener, password="old", sleep=counting_wait)
+        assert await session.start()
+        server.password = "new"
+        server.current.drop()
+        await until(lambda: "reconnected to fake:9009" in listener.text())
+        assert session.phase is Phase.IN_ROOM and session.password == "new"
+        await session.quit()
+
+    run(scenario)
+    assert [p.get("password") for p in server.of_type("hello")] == ["old", "old", "wrong", "new"]
+    assert listener.asked == ["password", "password"] and listener.reasons == []
+    assert waits == [1.0]  # only before the first try; a typed password is tried at once
+
+
+def test_no_password_on_reconnect_ends_the_session_and_says_so() -> None:
+    """Giving up at the question (Ctrl-C, or line mode, which cannot ask) ends the session with the reason."""
     server = PasswordServer("old")
     listener = RecordingListener()
 
@@ -334,5 +359,145 @@ def test_password_refused_on_reconnect_ends_the_session_and_says_so() -> None:
         await session.quit()
 
     run(scenario)
-    assert listener.reasons == ["fake:9009 did not let us in again"]
-    assert len(server.connections) == 2 and listener.asked == []
+    assert listener.reasons == ["fake:9009 now needs a password, and none was given"]
+    assert len(server.connections) == 2 and listener.asked == ["password"]
+
+
+class BanningServer(FakeServer):
+    """Refuses every hello with a fatal not_allowed once `banned` is set (as chatsrv does for a banned address)."""
+
+    banned = False
+
+    def answer(self, connection: Any, payload: dict[str, Any]) -> None:
+        if self.banned and payload.get("type") == "hello":
+            connection.push({"type": "error", "code": "not_allowed", "message": "your address is banned"})
+            connection.drop()
+            return
+        super().answer(connection, payload)
+
+
+def test_a_ban_met_on_reconnect_ends_it_with_the_reason_other_refusals_are_retried() -> None:
+    """not_allowed will not pass by waiting: no more tries; a full server or a silent one is tried again."""
+    server = BanningServer()
+    listener = RecordingListener()
+
+    async def scenario() -> None:
+        session = make(server, listener)
+        assert await session.start()
+        server.refuse = 2  # two tries fail to connect at all, then the ban answers
+        server.banned = True
+        server.current.drop()
+        await asyncio.wait_for(session.wait_over(), 5)
+        await session.quit()
+
+    run(scenario)
+    assert listener.reasons == [
+        "fake:9009 does not let this computer in any more (banned, or not on its list): ask the teacher"
+    ]
+    assert len(server.of_type("hello")) == 2  # the first join, and one refused: no retries after the ban
+
+
+def test_a_missed_ping_shows_how_long_the_server_has_been_silent() -> None:
+    """A server that stops answering (UDP: nothing closes) is not shown as connected with the last round trip."""
+    server = FakeServer(transport="udp")
+    server.peer_timeout = 60.0  # far away: the bar must not wait for it
+    listener = RecordingListener()
+
+    async def scenario() -> None:
+        session = make(server, listener, habits=Habits(ping_every=0.05))
+        assert await session.start()
+        await until(lambda: session.state.rtt is not None)
+        assert session.status() == ("connected", "ok")
+        server.silent = True
+        session.last_heard -= 3  # as if the last answer came 3 s ago (instead of waiting 3 s)
+        await until(lambda: session.state.rtt is None)
+        text, level = session.status()
+        assert text == "no answer for 3 s" and level == "warn" and session.phase is Phase.IN_ROOM
+        server.silent = False
+        await until(lambda: session.status() == ("connected", "ok") and session.state.rtt is not None)
+        await session.quit()
+
+    run(scenario)
+
+
+def test_an_operator_who_reconnects_is_told_the_status_is_gone() -> None:
+    """The operator tag does not vanish silently: after a reconnect the user reads why and what to type."""
+    server = FakeServer()
+    listener = RecordingListener()
+
+    async def scenario() -> None:
+        session = make(server, listener)
+        assert await session.start()
+        server.current.push({"type": "notice", "event": "op", "nick": "alice", "room": "lobby", "text": "op"})
+        await until(lambda: session.state.operator)
+        server.current.drop()
+        await until(lambda: "reconnected to" in listener.text() and session.phase is Phase.IN_ROOM)
+        await until(lambda: "you are no longer an operator" in listener.text())
+        assert not session.state.operator
+        await session.quit()
+
+    run(scenario)
+
+
+def test_a_timed_mute_ends_on_our_clock_and_a_later_server_notice_is_not_repeated() -> None:
+    """The bar's mute clears when its time is up though the server says nothing; its notice, if it comes, is not said twice."""
+    server = FakeServer()
+    listener = RecordingListener()
+
+    async def scenario() -> None:
+        session = make(server, listener)
+        assert await session.start()
+        mute = {"type": "notice", "event": "mute", "nick": "alice", "by": "teacher", "minutes": 0.002, "text": "muted"}
+        server.current.push(mute)  # 0.12 s
+        await until(lambda: session.state.muted)
+        assert session.state.status_marks(time.time())[0].startswith("muted")
+        changes = listener.changes
+        await until(lambda: "your mute has ended" in listener.text())
+        assert not session.state.muted and listener.changes > changes
+        server.current.push({"type": "notice", "event": "unmute", "nick": "alice", "expired": True, "text": "ended"})
+        server.current.push({"type": "notice", "text": "marker"})
+        await until(lambda: "marker" in listener.text())
+        await session.quit()
+
+    run(scenario)
+    assert listener.text().count("your mute has ended") == 1 and "ended\n" not in listener.text()
+
+
+def test_the_servers_mute_ended_notice_clears_the_mute_before_our_clock() -> None:
+    """`notice` event `unmute` with `expired` (no `by`): the mute is over, said in plain words, not "X unmuted you"."""
+    server = FakeServer()
+    listener = RecordingListener()
+
+    async def scenario() -> None:
+        session = make(server, listener)
+        assert await session.start()
+        server.current.push({"type": "notice", "event": "mute", "nick": "alice", "by": "teacher", "minutes": 5})
+        await until(lambda: session.state.muted)
+        server.current.push({"type": "notice", "event": "unmute", "nick": "alice", "expired": True, "text": "x"})
+        await until(lambda: not session.state.muted)
+        await session.quit()
+
+    run(scenario)
+    assert "your mute has ended: the room sees what you write again." in listener.text()
+    assert "unmuted you" not in listener.text()
+
+
+def test_a_long_say_goes_as_several_in_order_and_the_user_is_told() -> None:
+    """send(): a text over the limit becomes one `say` per part (an action stays an action); a short one is untouched."""
+    server = FakeServer()
+    listener = RecordingListener()
+    text = " ".join(f"w{number:04d}" for number in range(750)) + "!"
+
+    async def scenario() -> None:
+        session = make(server, listener)
+        assert await session.start()
+        assert await session.send({"type": "say", "text": text, "action": True})
+        assert await session.send({"type": "say", "text": "short"})
+        await session.quit()
+
+    run(scenario)
+    says = server.of_type("say")
+    assert len(says) == 4 and says[-1] == {"type": "say", "text": "short"}
+    assert all(say.get("action") is True and len(say["text"]) <= 2000 for say in says[:3])
+    assert " ".join(say["text"] for say in says[:3]) == text
+    assert "that text was over 2,000 characters: sent as 3 messages" in listener.text()

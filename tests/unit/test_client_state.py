@@ -45,3 +45,69 @@ def test_new_connection_resets_seq_and_history_is_not_repeated() -> None:
     )
     assert [line.text for line in lines if line.kind == "message"] == []
     assert state.seq.duplicates == 0 and state.seq.received == 1
+
+
+def test_the_session_ending_keeps_the_user_count_and_clears_the_roles() -> None:
+    """Shutdown or kick: `left` about me keeps the last user list (not "0 users") and ends operator marks."""
+    for reason in ("shutdown", "kicked"):
+        state = ClientState(nick="bob")
+        state.apply(
+            {
+                "type": "welcome",
+                "nick": "bob",
+                "room": "lobby",
+                "users": ["teacher", "bob", "amy"],
+                "operators": ["teacher"],
+                "locked": True,
+                "slow": 5,
+                "history": [],
+            },
+            1.0,
+        )
+        assert state.operators == ["teacher"] and state.status_marks(1.0) == ["room locked", "slow 5 s"]
+        state.apply({"type": "left", "nick": "bob", "room": "lobby", "reason": reason, "by": "teacher"}, 2.0)
+        assert len(state.users) == 3, reason
+        assert state.operators == [] and state.status_marks(2.0) == [], reason
+
+
+def test_a_new_connection_ends_operator_status() -> None:
+    """Operator status belongs to the session (docs/protocol.md, operators): a dropped connection ends it."""
+    state = ClientState(nick="teacher")
+    state.apply({"type": "welcome", "nick": "teacher", "room": "lobby", "users": ["teacher"], "history": []}, 1.0)
+    state.apply({"type": "notice", "event": "op", "nick": "teacher", "room": "lobby", "text": "op"}, 1.0)
+    assert state.status_marks(1.0) == ["operator"] and state.operators == ["teacher"]
+    state.new_connection()
+    assert state.status_marks(1.0) == [] and state.operators == [] and state.users == ["teacher"]
+
+
+def test_history_is_shown_under_a_divider_with_its_date() -> None:
+    """Saved messages in welcome.history do not look like live chat: dated divider above, closing one below."""
+    import time
+
+    sent = time.mktime((2026, 12, 4, 9, 5, 0, 0, 0, -1))
+    state = ClientState(nick="amy")
+    history = [
+        {"type": "message", "id": 1, "room": "maths", "from": "bob", "text": "first", "ts": sent},
+        {"type": "message", "id": 2, "room": "maths", "from": "cat", "text": "second", "ts": sent + 60},
+    ]
+    lines = state.apply(
+        {"type": "welcome", "nick": "amy", "room": "maths", "users": ["amy"], "history": history, "ts": sent + 99},
+        sent + 99,
+    )
+    texts = [line.text for line in lines]
+    assert texts[:4] == [
+        "── earlier messages in maths since Fri 4 Dec 2026, 09:05 ──",
+        "first",
+        "second",
+        "── end of earlier messages ──",
+    ]
+    again = state.apply({"type": "welcome", "nick": "amy", "room": "maths", "users": ["amy"], "history": history}, 1.0)
+    assert not any("earlier messages" in line.text for line in again)  # all shown before: no empty divider
+
+
+def test_the_message_of_the_day_is_shown_once_not_on_every_join() -> None:
+    state = ClientState(nick="amy")
+    welcome = {"type": "welcome", "nick": "amy", "room": "lobby", "users": ["amy"], "history": [], "motd": "hi class"}
+    assert "motd: hi class" in [line.text for line in state.apply(welcome, 1.0)]
+    assert "motd: hi class" not in [line.text for line in state.apply({**welcome, "room": "maths"}, 2.0)]
+    assert "motd: new" in [line.text for line in state.apply({**welcome, "motd": "new"}, 3.0)]

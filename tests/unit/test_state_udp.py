@@ -48,8 +48,12 @@ def test_stats_shows_the_servers_view_beside_the_clients() -> None:
     )
     texts = [line.text for line in lines]
     assert texts[0].startswith("server's view: sent 6, received 3, gaps 0")
-    assert texts[1] == "your view: received 5, lost 1, reordered 0, duplicates 0"
-    assert texts[2] == "of which the server's fault injection caused: lost 1, duplicates 0, reordered 0"
+    assert texts[1] == "your view: received 4 before this answer, lost 1, reordered 0, duplicates 0"
+    assert (
+        texts[2]
+        == "the server counts 6 sent, you 5 received or lost: 1 still on the way, or lost with no later message to show the gap"
+    )
+    assert texts[3] == "of which the server's fault injection caused: lost 1, duplicates 0, reordered 0"
 
 
 def test_stats_without_injection_has_no_injection_line() -> None:
@@ -57,3 +61,14 @@ def test_stats_without_injection_has_no_injection_line() -> None:
     state = ClientState(nick="ann")
     lines = state.apply({"type": "stats", "sent": 1, "received": 2, "seq": 2}, 0.0)
     assert len(lines) == 2
+
+
+def test_stats_over_tcp_agree_with_the_server() -> None:
+    """The answer itself is not in the server's `sent`: 19 sent before it, 19 received before it (not 20)."""
+    state = ClientState(nick="ann")
+    apply_seqs(state, list(range(1, 20)))
+    lines = state.apply({"type": "stats", "sent": 19, "received": 7, "seq": 20}, 0.0)
+    assert [line.text for line in lines] == [
+        "server's view: sent 19, received 7",
+        "your view: received 19 before this answer, lost 0, reordered 0, duplicates 0",
+    ]
