@@ -29,7 +29,6 @@ import sockets, transports or anything from chatsrv.
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -51,6 +50,7 @@ from prompt_toolkit.styles import Style
 from chatclient import commands, discovery, render
 from chatclient.session import PING_EVERY, ChatSession, Connect, Habits, Phase, Sleep, backoff_delays
 from chatclient.state import ClientState, Line, alternative_nick
+from lanchat import platforms
 
 PASTE_CONFIRM_OVER = 5  # a paste of more lines asks first
 PASTE_BURST = 10  # pasted lines sent at once; the rest paced below the rate limit
@@ -58,6 +58,10 @@ PASTE_PACE = 0.25  # seconds between the paced ones (the server's default is 5/s
 PRINT_BATCH_DELAY = 0.01  # lines arriving within 10 ms share one redraw of the prompt
 
 STYLE = Style.from_dict({"prompt": "bold", "bottom-toolbar": "reverse"})
+
+
+def _nothing() -> None:
+    pass
 
 
 class ChatCompleter(Completer):
@@ -112,6 +116,7 @@ class ChatUI:
         self.state: ClientState = self.session.state
         self.ask_nick_first = nick is None
         self.leaving = False  # the prompt loop stops (the user quits, a signal, or a crash)
+        self._release_signals: Callable[[], None] = _nothing  # undoes _catch_signals
         self.asking: str | None = None  # the question being asked, if any
         self.color_depth = ColorDepth.DEPTH_8_BIT if colour else ColorDepth.DEPTH_1_BIT
         self.prompt_session: PromptSession[str] = PromptSession(
@@ -293,13 +298,9 @@ class ChatUI:
                 return
 
     def _catch_signals(self) -> None:
-        """SIGTERM or a closed terminal (SIGHUP) leave like /quit: bye, terminal restored."""
-        try:
-            loop = asyncio.get_running_loop()
-            for number in (signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(number, self._stop_prompt)
-        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
-            pass  # not the main thread, or not Unix: Ctrl-C and Ctrl-D still work
+        """SIGTERM, a closed terminal (SIGHUP) or console window (SIGBREAK) leave like /quit: bye, terminal restored."""
+        # Platform hook: lanchat.platforms picks add_signal_handler or its Windows fallback.
+        self._release_signals = platforms.catch_leave_signals(asyncio.get_running_loop(), self._stop_prompt)
 
     def _stop_prompt(self) -> None:
         self.leaving = True
@@ -309,12 +310,8 @@ class ChatUI:
     async def _leave(self) -> None:
         """Stop our own tasks, let the session say bye and close, print what is still queued."""
         self.leaving = True
-        loop = asyncio.get_running_loop()
-        for number in (signal.SIGTERM, signal.SIGHUP):
-            try:
-                loop.remove_signal_handler(number)
-            except (NotImplementedError, RuntimeError, ValueError, AttributeError):
-                pass
+        self._release_signals()
+        self._release_signals = _nothing
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -333,6 +330,7 @@ def main_sync(
     password: str | None = None,
 ) -> int:
     """Run the UI until the user leaves; the process exit code."""
+    platforms.console_safe_stdio()  # platform hook: error lines never raise UnicodeEncodeError
     ui = ChatUI(connect, nick, room, address, colour=colour, login_name=login_name, password=password)
     try:
         return asyncio.run(ui.run())
