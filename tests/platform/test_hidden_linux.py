@@ -128,10 +128,11 @@ def test_a_failed_start_up_stops_the_listeners_and_exits_with_one_line(hidden: L
     assert code == 1, "chatsrv kept running after its start-up failed" if code is None else server.error_text()
     errors = server.error_text().splitlines()
     problem = [line for line in errors if line.startswith("chatsrv:")]
-    assert problem == [
+    expected = (
         "chatsrv: stopped, start-up failed: ImportError: No module named 'fcntl' "
         "(the interface lookup is broken on purpose) (--log-level debug shows where)"
-    ]
+    )
+    assert problem == [expected]
     assert server.stdout.rest()[0].startswith("chatsrv ")  # the listeners had started
     if log_level == "info":
         assert all(line in problem or " INFO " in line for line in errors), errors

@@ -34,7 +34,6 @@ class _HideLinuxModules(importlib.abc.MetaPathFinder):
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
         if name in HIDDEN:
             raise ModuleNotFoundError(f"No module named {name!r} (hidden: tests/platform/hide_linux)", name=name)
-        return None
 
 
 for _name in HIDDEN:
