@@ -77,6 +77,17 @@ class Output:
             if re.search(pattern, line):
                 return lines
 
+    def line_ending(self, text: str, timeout: float = 10) -> str:
+        """The first line (already read or still to come) that ends with `text`; lines may come in any order."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.seen:
+                if line.endswith(text):
+                    return line
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no line ending with {text!r} in {self.seen}")
+            self.until("", timeout=max(0.0, deadline - time.monotonic()))  # one more line
+
     def rest(self, timeout: float = 5) -> list[str]:
         """Every line until the stream ends (call after the process exited)."""
         self.thread.join(timeout)
