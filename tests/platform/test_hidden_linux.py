@@ -11,6 +11,8 @@ import time
 import pytest
 
 from lanchat.netinfo import linux_interfaces
+from lanchat.wire import encode_frame, encode_payload
+from tests.helpers import Client
 from tests.platform.conftest import ROOT, Launcher, hidden_env
 
 PROBE = """
@@ -138,3 +140,36 @@ def test_a_failed_start_up_stops_the_listeners_and_exits_with_one_line(hidden: L
         assert all(line in problem or " INFO " in line for line in errors), errors
     else:
         assert "Traceback (most recent call last):" in errors and any("print_start_lines" in line for line in errors)
+
+
+@pytest.mark.timeout(90)
+def test_a_stuck_reader_is_dropped_as_slow_without_tcp_info(hidden: Launcher) -> None:
+    """Without TCP_INFO the backpressure counts what the kernel took: a reader that stops is still dropped as slow,
+    and the room is never held back for more than a moment."""
+    _, port, _ = hidden.server("--outbox", "65536")
+    with Client(port) as reader, Client(port, rcvbuf=4096) as stuck, Client(port) as sender:
+        reader.join("reader")
+        stuck.join("stuck")
+        sender.join("sender")
+        batch = b"".join(encode_frame(encode_payload({"type": "say", "text": "y" * 1000})) for _ in range(10))
+        total = 3000  # about 3 MB: far beyond the stuck member's buffers and outbox
+        received = echoed = 0
+        left = None
+        longest = 0.0
+        for sent in range(10, total + 1, 10):
+            started = time.monotonic()
+            sender.send_raw(batch)
+            while received < sent:  # the reader keeps up: it has everything sent so far
+                payload = reader.recv()
+                if payload["type"] == "message":
+                    received += 1
+                elif payload["type"] == "left":
+                    left = payload
+            longest = max(longest, time.monotonic() - started)
+            while echoed < sent:
+                echoed += sender.recv()["type"] == "message"
+        if left is None:
+            left = reader.expect("left", nick="stuck")
+        assert left["nick"] == "stuck" and left["reason"] == "slow"
+        assert received == total
+        assert longest < 1.5, f"the room waited {longest:.2f} s for a batch"
