@@ -17,6 +17,7 @@ open-file limit            raised to the hard limit    raised to the hard limit 
 signals that stop the      SIGINT, SIGTERM, SIGHUP     SIGINT, SIGTERM, SIGHUP     SIGINT (Ctrl-C), SIGBREAK
 server / make a client                                                             (Ctrl-Break, closed console
 leave                                                                              window), SIGTERM
+stopping a child politely  SIGTERM                     SIGTERM                     Ctrl-Break to its own group
 client loop signals        loop.add_signal_handler     loop.add_signal_handler     signal.signal, handed to the
                                                                                    loop with call_soon_threadsafe
 listening socket           SO_REUSEADDR (a restart     SO_REUSEADDR                SO_EXCLUSIVEADDRUSE (Windows'
@@ -50,6 +51,7 @@ import importlib
 import io
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from types import FrameType, ModuleType
@@ -164,6 +166,21 @@ def catch_leave_signals(loop: asyncio.AbstractEventLoop, leave: Callable[[], Non
             signal.signal(number, old)
 
     return undo
+
+
+# A child chatsrv (the lab's) is asked to stop politely with SIGTERM; Windows
+# has no such signal (send_signal(SIGTERM) kills outright), so there the
+# child gets its own console process group and a Ctrl-Break, which chatsrv
+# takes as SIGBREAK.
+_POLITE_STOP: int = int(getattr(signal, "CTRL_BREAK_EVENT", signal.SIGTERM)) if IS_WINDOWS else int(signal.SIGTERM)
+CHILD_PROCESS_OPTIONS: dict[str, Any] = (
+    {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)} if IS_WINDOWS else {}
+)  # for subprocess.Popen of a child that `ask_to_stop` will stop
+
+
+def ask_to_stop(process: subprocess.Popen[Any]) -> None:
+    """Ask a child started with CHILD_PROCESS_OPTIONS to stop politely (SIGTERM; Ctrl-Break on Windows)."""
+    process.send_signal(_POLITE_STOP)
 
 
 # ---------------------------------------------------------------- listening sockets

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from chatsrv.app import build_parser, build_server
 from chatsrv.tcp import ChatTCPServer
 from lanchat import netinfo, platforms
 from lanchat_lab import cli as lab_cli
+from tests.platform.conftest import ROOT, Output
 
 
 @pytest.fixture
@@ -344,3 +347,34 @@ def test_lab_netns_scenarios_say_they_need_linux_and_exit_2(
     assert lab_cli.linux_only(lab_args("sticky")) is None
     monkeypatch.setattr(platforms, "IS_LINUX", True)
     assert lab_cli.linux_only(lab_args("compare", "--netns-loss", "5")) is None
+
+
+# ---------------------------------------------------------------- child processes
+
+
+def test_ask_to_stop_lets_a_child_chatsrv_say_goodbye() -> None:
+    """A chatsrv started with CHILD_PROCESS_OPTIONS and asked to stop exits 0 through its polite shutdown."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chatsrv", "--host", "127.0.0.1", "--port", "0", "--db", ":memory:"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **platforms.CHILD_PROCESS_OPTIONS,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    out, err = Output(process.stdout, "utf-8"), Output(process.stderr, "utf-8")
+    try:
+        out.until(r"Ctrl-C stops the server")
+        platforms.ask_to_stop(process)
+        assert process.wait(5) == 0
+        assert any("shutdown:" in line for line in err.rest())
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(5)
+        process.stdout.close()
+        process.stderr.close()
+        out.thread.join(5)
+        err.thread.join(5)
