@@ -280,7 +280,10 @@ def console_safe_stdio() -> None:
         if stream is not None:
             setattr(sys, name, console_safe(stream))
     if isinstance(sys.stdin, io.TextIOWrapper):
-        sys.stdin.reconfigure(errors="replace")
+        try:
+            sys.stdin.reconfigure(errors="replace")
+        except io.UnsupportedOperation:
+            pass  # already read from (a question was asked): it keeps its strict decoding
 
 
 def document_output(stream: TextIO) -> TextIO:

@@ -278,6 +278,18 @@ def test_console_safe_stdio_covers_stdout_stderr_and_undecodable_stdin(monkeypat
     assert sys.stdin.readline() == "caf\ufffd\n"
 
 
+def test_console_safe_stdio_after_stdin_was_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stdin already read from (the client asked which server) is left as it is; stdout is still made safe."""
+    out_raw, out = console("ascii")
+    stdin = io.TextIOWrapper(io.BytesIO(b"1\nmore\n"), encoding="utf-8")
+    assert stdin.readline() == "1\n"
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stdin", stdin)
+    platforms.console_safe_stdio()
+    print("李")
+    assert out_raw.getvalue() == b"\\u674e\n" and sys.stdin.readline() == "more\n"
+
+
 def test_document_output_is_utf8_into_files_and_escaped_on_consoles() -> None:
     """An export into a file or pipe is UTF-8 (what the HTML declares); on a console it keeps the console's encoding."""
     raw, stream = console("cp1252")
