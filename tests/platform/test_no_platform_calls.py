@@ -73,3 +73,11 @@ def test_the_walker_finds_each_kind_of_use(tmp_path: Path) -> None:
     )
     assert platform_uses(sample) == {"resource", "fcntl", "SIGHUP", "TCP_INFO", "SO_EXCLUSIVEADDRUSE"}
     assert platform_uses(ROOT / "lanchat" / "platforms.py") >= {"resource", "fcntl", "TCP_INFO", "SIGHUP"}
+
+
+def test_the_client_needs_nothing_the_windows_event_loop_lacks() -> None:
+    """Windows' Proactor loop has no add_reader/add_writer; the client never calls them (so the default loop serves)."""
+    for path in sorted((ROOT / "chatclient").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        calls = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+        assert not calls & {"add_reader", "add_writer"}, f"{path.name} needs a selector loop"
