@@ -45,7 +45,6 @@ share it; tests/test_layering.py ranks it).
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import importlib
 import io
@@ -55,7 +54,10 @@ import subprocess
 import sys
 from collections.abc import Callable
 from types import FrameType, ModuleType
-from typing import Any, TextIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
+
+if TYPE_CHECKING:  # the server never needs asyncio: only its type is named here
+    import asyncio
 
 SYSTEM = sys.platform
 IS_WINDOWS = SYSTEM == "win32"
