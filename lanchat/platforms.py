@@ -3,8 +3,8 @@
 Owns every platform-specific call of server, client and lab: each sits behind
 one small function (or constant) with a portable fallback, chosen here when
 this module is imported, so no other module needs a `try` around a missing
-facility. It is the only module that imports `resource`, `fcntl` or `termios`,
-or names `TCP_INFO`, `SIGHUP`, `SIGBREAK` or `SO_EXCLUSIVEADDRUSE`
+facility. It is the only module that may import `resource`, `fcntl` or
+`termios`, or name `TCP_INFO`, `SIGHUP`, `SIGBREAK` or `SO_EXCLUSIVEADDRUSE`
 (tests/platform/test_no_platform_calls.py checks that).
 
 What each system gets:
