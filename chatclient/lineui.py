@@ -20,6 +20,7 @@ from typing import TextIO
 from chatclient import commands, render
 from chatclient.session import SCRIPTED, ChatSession, Connect
 from chatclient.state import Line
+from lanchat import platforms
 
 
 class LineFace:
@@ -111,4 +112,5 @@ async def run(
 
 
 def main_sync(connect: Connect, nick: str, room: str, address: str, password: str | None = None) -> int:
-    return asyncio.run(run(connect, nick, room, address, password=password))
+    platforms.console_safe_stdio()  # platform hook: what the console cannot show is printed as \u674e, never raises
+    return asyncio.run(run(connect, nick, room, address, stdin=sys.stdin, out=sys.stdout, password=password))

@@ -29,7 +29,6 @@ import sockets, transports or anything from chatsrv.
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -52,6 +51,7 @@ from prompt_toolkit.styles import Style
 from chatclient import commands, discovery, render
 from chatclient.session import PING_EVERY, ChatSession, Connect, Habits, Phase, Sleep, backoff_delays
 from chatclient.state import ClientState, Line, alternative_nick
+from lanchat import platforms
 
 PASTE_CONFIRM_OVER = 5  # a paste of more lines asks first
 PASTE_BURST = 10  # pasted lines sent at once; the rest paced below the rate limit
@@ -80,6 +80,8 @@ def _chat_keys() -> KeyBindings:
         pass
 
     return bindings
+def _nothing() -> None:
+    pass
 
 
 class ChatCompleter(Completer):
@@ -136,6 +138,7 @@ class ChatUI:
         self.ask_nick_first = nick is None
         self.ask_password_first = password_first and password is None
         self.leaving = False  # the prompt loop stops (the user quits, a signal, or a crash)
+        self._release_signals: Callable[[], None] = _nothing  # undoes _catch_signals
         self.asking: str | None = None  # the question being asked, if any
         self.color_depth = ColorDepth.DEPTH_8_BIT if colour else ColorDepth.DEPTH_1_BIT
         self.prompt_session: PromptSession[str] = PromptSession(
@@ -354,13 +357,9 @@ class ChatUI:
                 return
 
     def _catch_signals(self) -> None:
-        """SIGTERM or a closed terminal (SIGHUP) leave like /quit: bye, terminal restored."""
-        try:
-            loop = asyncio.get_running_loop()
-            for number in (signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(number, self._stop_prompt)
-        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
-            pass  # not the main thread, or not Unix: Ctrl-C and Ctrl-D still work
+        """SIGTERM, a closed terminal (SIGHUP) or console window (SIGBREAK) leave like /quit: bye, terminal restored."""
+        # Platform hook: lanchat.platforms picks add_signal_handler or its Windows fallback.
+        self._release_signals = platforms.catch_leave_signals(asyncio.get_running_loop(), self._stop_prompt)
 
     def _stop_prompt(self) -> None:
         self.leaving = True
@@ -370,12 +369,8 @@ class ChatUI:
     async def _leave(self) -> None:
         """Stop our own tasks, let the session say bye and close, print what is still queued."""
         self.leaving = True
-        loop = asyncio.get_running_loop()
-        for number in (signal.SIGTERM, signal.SIGHUP):
-            try:
-                loop.remove_signal_handler(number)
-            except (NotImplementedError, RuntimeError, ValueError, AttributeError):
-                pass
+        self._release_signals()
+        self._release_signals = _nothing
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -398,6 +393,7 @@ def main_sync(
     password_first: bool = False,
 ) -> int:
     """Run the UI until the user leaves; the process exit code."""
+    platforms.console_safe_stdio()  # platform hook: error lines never raise UnicodeEncodeError
     ui = ChatUI(
         connect,
         nick,

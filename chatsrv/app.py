@@ -12,9 +12,7 @@ import argparse
 import logging
 import os
 import random
-import resource
 import secrets
-import signal
 import socket
 import sys
 import threading
@@ -23,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from chatsrv import __version__
+from lanchat import platforms
 from chatsrv.access import Access, Network, parse_network
 from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
@@ -285,18 +284,9 @@ class Server:
         self.service.store.close()  # last: commits everything the shutdown recorded too
 
 
-def raise_file_limit() -> int:
-    """Raise the soft open-file limit to the hard one; return the new soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = max(soft, 1 << 20)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    return soft
+def raise_file_limit() -> int | None:
+    """Raise the open-file limit as far as allowed; the limit, or None where none is known (Windows)."""
+    return platforms.raise_open_file_limit()
 
 
 def resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
@@ -320,9 +310,9 @@ def impairment_from(args: argparse.Namespace) -> Impairment:
 def build_server(args: argparse.Namespace) -> Server:
     """Create (and bind) everything `args` asks for; raises OSError on bind problems."""
     file_limit = raise_file_limit()
-    max_connections = max(16, file_limit - FD_RESERVE)
+    max_connections = 0 if file_limit is None else max(16, file_limit - FD_RESERVE)  # 0: no cap is needed
     max_clients = args.max_clients
-    if not max_clients or max_clients > max_connections:
+    if max_connections and (not max_clients or max_clients > max_connections):
         if max_clients:
             log.warning("--max-clients %d is above the open-file limit; using %d", max_clients, max_connections)
         max_clients = max_connections
@@ -436,6 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from chatsrv.export import main as export_main  # only this subcommand needs it
 
         return export_main(argv[1:])
+    platforms.console_safe_stdio()  # a server name or error text the console cannot show becomes \u674e
     parser = build_parser()
     args = parser.parse_args(argv)
     take_secrets(args, dict(os.environ), parser)
@@ -453,23 +444,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = error.strerror or str(error)
         if isinstance(error, UDPPortError):
             udp_port = args.udp_port if args.udp_port is not None else args.port
-            if error.errno == 98:
+            if error.errno in platforms.ADDRESS_IN_USE:
                 reason = "address already in use (try another --udp-port, or --no-udp)"
             print(f"chatsrv: cannot listen on {args.host} UDP port {udp_port}: {reason}", file=sys.stderr)
             return 2
-        if error.errno == 98:
+        if error.errno in platforms.ADDRESS_IN_USE:
             reason = "address already in use (is another chatsrv running? try --port 0)"
         print(f"chatsrv: cannot listen on {args.host} port {args.port}: {reason}", file=sys.stderr)
         return 2
 
     stop = threading.Event()
-
-    def request_stop(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    restore_signals = platforms.on_stop_signals(stop.set)  # Ctrl-C, SIGTERM, a closed terminal or console
     server.start()
+    # From here on the listeners' threads keep the process alive: whatever
+    # happens, they are stopped before main returns, or it would hang.
+    try:
+        print_start_lines(args, server)
+        while not stop.wait(0.5):
+            pass
+        log.info("stopping")
+    except Exception as error:
+        log.debug("start-up failed", exc_info=True)
+        print(f"chatsrv: stopped, start-up failed: {type(error).__name__}: {error} (--log-level debug shows where)",
+              file=sys.stderr, flush=True)
+        return 1
+    finally:
+        server.stop()
+        restore_signals()
+    return 0
+
+
+def print_start_lines(args: argparse.Namespace, server: Server) -> None:
+    """Where and how classmates join, and what the teacher needs to know."""
     print(f"chatsrv {__version__} listening on {args.host} port {server.port} ({transports(server)})", flush=True)
     if server.udp is not None and server.udp.impairment.active:
         print(f"UDP fault injection: {server.udp.impairment.describe()} (on what the server sends)", flush=True)
@@ -488,13 +494,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if server.udp is not None and server.udp.discovery is not None:
         print(discovery_hint(args.host, server), flush=True)
     print("Ctrl-C stops the server.", flush=True)
-    while not stop.wait(0.5):
-        pass
-    log.info("stopping")
-    server.stop()
-    return 0
-
-
 
 
 def run() -> NoReturn:

@@ -33,6 +33,7 @@ from typing import Any, TextIO
 
 from chatsrv.store import DEFAULT_PATH, MEMORY, Event, StoreError, read_events
 from lanchat.cliargs import Parser
+from lanchat import platforms
 
 FORMATS = ("text", "jsonl", "html")
 
@@ -331,9 +332,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if args.db == MEMORY:
         return _fail(f"{MEMORY} keeps nothing to export; give the file the server used (--db PATH)", 2)
     if out is None:
-        out = sys.stdout
-        if hasattr(out, "reconfigure"):
-            out.reconfigure(encoding="utf-8")  # the HTML says utf-8; nicks can be in any script
+        # Platform hook: a file or pipe gets UTF-8 (the HTML says utf-8; nicks can be in any script),
+        # a console its own encoding with escapes (lanchat.platforms.document_output).
+        out = sys.stdout = platforms.document_output(sys.stdout)
     events = read_events(args.db, room=args.room, since=args.since)
     try:
         if args.format == "text":

@@ -23,6 +23,7 @@ from chatsrv.backpressure import Backpressure
 from chatsrv.outbox import CLOSE_GRACE, DEFAULT_OUTBOX_LIMIT, TCPOutbox, WriteCombiner
 from chatsrv.service import ChatService
 from chatsrv.session import Session
+from lanchat import platforms
 from lanchat.wire import DEFAULT_MAX_FRAME, FrameDecoder, ProtocolError, encode_payload
 
 log = logging.getLogger("chatsrv.tcp")
@@ -152,7 +153,7 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
     handler blocked in `recv` before `server_close` joins the threads.
     """
 
-    allow_reuse_address = True
+    allow_reuse_address = platforms.ALLOW_REUSE_ADDRESS  # platform hook: not on Windows (lanchat.platforms)
     request_queue_size = 128
     daemon_threads = False  # socketserver joins only non-daemon handler threads in server_close()
     block_on_close = True
@@ -181,6 +182,10 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         self._live: set[socket.socket] = set()
         self._live_lock = threading.Lock()
         super().__init__(address, ChatRequestHandler)
+
+    def server_bind(self) -> None:
+        platforms.claim_address(self.socket)  # platform hook: SO_EXCLUSIVEADDRUSE on Windows
+        super().server_bind()
 
     @property
     def port(self) -> int:

@@ -43,6 +43,7 @@ from chatsrv.faults import FaultInjector, Impairment, Path, Release
 from chatsrv.messages import Hello, parse_message
 from chatsrv.service import ChatService
 from chatsrv.session import Session
+from lanchat import platforms
 from lanchat.wire import DEFAULT_MAX_DATAGRAM, ProtocolError, decode_payload, encode_payload, with_seq
 
 log = logging.getLogger("chatsrv.udp")
@@ -273,6 +274,7 @@ class ChatUDPServer(socketserver.UDPServer):
         self.delay_line = DelayLine(FaultInjector(self.impairment), self) if self.impairment.active else None
 
     def server_bind(self) -> None:
+        platforms.claim_address(self.socket)  # platform hook: SO_EXCLUSIVEADDRUSE on Windows
         try:
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         except OSError:

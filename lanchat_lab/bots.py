@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from lanchat import platforms
 from lanchat.wire import FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
 from lanchat_lab.measure import parse_lab_text
 
@@ -180,7 +181,7 @@ def tcp_info(sock: socket.socket) -> dict[str, int] | None:
     Offsets are those of `struct tcp_info` in linux/tcp.h (stable ABI):
     tcpi_total_retrans at 100, tcpi_segs_out at 136, tcpi_segs_in at 140.
     """
-    option = getattr(socket, "TCP_INFO", None)
+    option = platforms.TCP_INFO_OPTION  # platform hook: Linux only (these offsets are Linux's)
     if option is None:
         return None
     try:

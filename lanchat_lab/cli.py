@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from chatsrv.faults import parse_delay
+from lanchat import platforms
 from lanchat.cliargs import HelpFormatter, Parser, count, percent, positive_int, positive_number
 from lanchat_lab.bots import LabError
 
@@ -308,8 +309,27 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def linux_only(args: argparse.Namespace) -> str | None:
+    """Platform check: why this scenario cannot run on this system, or None.
+
+    Network namespaces, nftables, tc and `ss` exist on Linux only; every
+    other scenario (and compare with injected faults) runs anywhere.
+    """
+    if platforms.IS_LINUX:
+        return None
+    flags = [flag for flag in ("netns_loss", "netns_rate") if getattr(args, flag, None) is not None]
+    if flags:
+        names = " and ".join("--" + flag.replace("_", "-") for flag in flags)
+        return f"{names} need Linux (network namespaces and nftables); this is {platforms.SYSTEM}: try --udp-loss instead"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    reason = linux_only(args)  # platform check: one line, exit 2
+    if reason:
+        print(f"chatlab {args.scenario}: {reason}", file=sys.stderr)
+        return 2
     if args.plot:
         from lanchat_lab.plot import matplotlib_missing
 

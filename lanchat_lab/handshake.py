@@ -19,7 +19,6 @@ lanchat_lab.serverproc.
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import os
 import socket
 import struct
@@ -27,6 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from lanchat import platforms
 from lanchat.wire import FrameDecoder, decode_payload, encode_frame, encode_payload
 from lanchat_lab.bots import LabError
 from lanchat_lab.serverproc import ServerProcess
@@ -169,8 +169,10 @@ SIOCGSTAMP = 0x8906  # linux/sockios.h: when the kernel received the last packet
 
 def _arrival_time(capture: socket.socket) -> float:
     """The kernel's receive time of the packet just read (read later, so our own clock would be wrong)."""
+    if platforms.LINUX_IOCTL is None:
+        return time.time()
     try:
-        seconds, microseconds = struct.unpack("ll", fcntl.ioctl(capture.fileno(), SIOCGSTAMP, b"\0" * 16))
+        seconds, microseconds = struct.unpack("ll", platforms.LINUX_IOCTL(capture.fileno(), SIOCGSTAMP, b"\0" * 16))
     except OSError:
         return time.time()
     return float(seconds + microseconds / 1e6)

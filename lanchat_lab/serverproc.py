@@ -7,14 +7,13 @@ process so the bots' timings are not disturbed by the server sharing one
 interpreter lock with them.
 
 Output goes to files, not pipes: a chatty server can never block on a full
-pipe nobody reads. Imports nothing from lanchat but `lanchat_lab.bots.LabError`.
+pipe nobody reads. Imports `lanchat_lab.bots.LabError` and `lanchat.platforms` (how to stop a child politely).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from lanchat import platforms
 from lanchat_lab.bots import LabError
 
 _LISTENING = re.compile(r"listening on .* port (\d+)")
@@ -88,7 +88,10 @@ class ServerProcess:
             *self.flags,
         ]
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=child_environment())
+            self.process = subprocess.Popen(
+                command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=child_environment(),
+                **platforms.CHILD_PROCESS_OPTIONS,  # platform hook: Windows stops it with Ctrl-Break
+            )
         self.started_at = time.time()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -120,7 +123,7 @@ class ServerProcess:
         if self.process is None:
             return
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            platforms.ask_to_stop(self.process)  # platform hook: SIGTERM, or Ctrl-Break on Windows
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -30,6 +30,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from lanchat import platforms
 from lanchat.wire import FrameDecoder, encode_frame
 
 TIMEOUT = 5.0
@@ -83,7 +84,7 @@ def data_segments_sent(sock: socket.socket) -> int | None:
 
     Offset 156 in `struct tcp_info` (linux/tcp.h, stable ABI, Linux 4.6 and later).
     """
-    option = getattr(socket, "TCP_INFO", None)
+    option = platforms.TCP_INFO_OPTION
     if option is None:
         return None
     try:

@@ -17,7 +17,8 @@ SHARED_RANKS = {
     "lanchat": 0,  # __init__: the version
     "lanchat.wire": 1,
     "lanchat.cliargs": 1,
-    "lanchat.netinfo": 1,
+    "lanchat.platforms": 1,  # every platform-specific call, with its fallback
+    "lanchat.netinfo": 2,  # its interface reader is chosen by the platform layer
     "lanchat.protocol": 1,
 }
 SERVER_RANKS = {
