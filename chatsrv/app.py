@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 
 from chatsrv import __version__
 from chatsrv.access import Access, Network, parse_network
+from chatsrv.continuity import OP_SECRET as OP_SECRET_STATE
 from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
 from chatsrv.messages import MAX_TEXT
@@ -326,10 +327,15 @@ def build_server(args: argparse.Namespace) -> Server:
         if max_clients:
             log.warning("--max-clients %d is above the open-file limit; using %d", max_clients, max_connections)
         max_clients = max_connections
-    if args.op_secret is None:
-        args.op_secret = secrets.token_urlsafe(12)
     family, address = resolve(args.host, args.port)  # an unknown host fails before any file is touched
     store = open_store(args.db)
+    if args.op_secret is None:
+        # A random secret is kept in the store, so a restart with the same --db keeps the
+        # teacher's secret (and a client that was an operator can send it again).
+        kept = store.load_state().get(OP_SECRET_STATE)
+        args.op_secret = kept or secrets.token_urlsafe(12)
+        args.op_secret_kept = bool(kept)
+        store.save_state(OP_SECRET_STATE, args.op_secret)
     service = ChatService(
         server_name=args.name or socket.gethostname(),
         history=args.history,
@@ -405,7 +411,8 @@ def teacher_lines(args: argparse.Namespace) -> list[str]:
     prints its token), and whether a password or address rules are on."""
     chosen = getattr(args, "op_secret_from", None)
     if chosen in (None, "--op-secret"):  # random, or already in the process list anyway
-        lines = [f"operator secret: {args.op_secret}   (in chatclient type: /op {args.op_secret})"]
+        kept = " (kept from the last run)" if getattr(args, "op_secret_kept", False) else ""
+        lines = [f"operator secret: {args.op_secret}{kept}   (in chatclient type: /op {args.op_secret})"]
     else:
         lines = [f"operator secret: the one from {chosen} (not shown; in chatclient type: /op SECRET)"]
     if args.password:  # never the password itself: these lines end up on screens and in logs
@@ -489,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(discovery_hint(args.host, server), flush=True)
     print("Ctrl-C stops the server.", flush=True)
     while not stop.wait(0.5):
-        pass
+        server.service.tick()  # ends timed mutes on time, even when nobody speaks
     log.info("stopping")
     server.stop()
     return 0
