@@ -58,7 +58,7 @@ def test_restart_keeps_history_ids_and_rooms(make_server, tmp_path: Path) -> Non
 
 
 def test_joins_leaves_and_renames_are_saved(make_server, tmp_path: Path) -> None:
-    """joined, left (with its reason and, for a move, the room) and renamed events are in the file after the server stops.
+    """joined, left (with its reason; for a move, the room) and renamed events are in the file after a stop.
 
     The stop itself is no `left` per member (the next start records one `restarted` event per room).
     """

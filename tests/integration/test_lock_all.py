@@ -1,4 +1,7 @@
-"""`/lock all` end to end: a real chatsrv process, the teacher typing in a line-mode chatclient, students as raw clients."""
+"""Moderation that ends visibly, end to end with a real chatsrv process.
+
+`/lock all` is typed by the teacher in a line-mode chatclient; students are raw protocol clients.
+"""
 
 from __future__ import annotations
 
@@ -51,4 +54,24 @@ def test_lock_all_blocks_join_and_speaking_everywhere_for_students() -> None:
     finally:
         if teacher is not None:
             finish(teacher)
+        finish(server)
+
+
+@pytest.mark.timeout(60)
+def test_a_timed_mute_ends_with_a_notice_while_nobody_speaks() -> None:
+    """A real chatsrv ends a timed mute on time by itself (its tick) and tells the member, who may speak again."""
+    server, port = start_server("--no-udp", "--rate", "0", "--op-secret", SECRET)
+    try:
+        with Client(port) as teacher, Client(port) as bob:
+            teacher.join("teacher")
+            bob.join("bob")
+            teacher.send({"type": "op", "secret": SECRET})
+            teacher.expect("notice", event="op")
+            teacher.send({"type": "mute", "nick": "bob", "minutes": 0.02})  # 1.2 s
+            assert bob.expect("notice", event="mute")["minutes"] == 0.02
+            ended = bob.expect("notice", event="unmute", timeout=10)
+            assert ended["expired"] is True and ended["nick"] == "bob" and "hears you again" in ended["text"]
+            bob.send({"type": "say", "text": "back"})
+            assert teacher.expect("message", text="back")["from"] == "bob"
+    finally:
         finish(server)
