@@ -213,7 +213,7 @@ class ChatService:
     def tick(self, now: float | None = None) -> None:
         """Time-driven rules (called about once a second): a timed mute that ran out ends, and its member is told."""
         if not self.moderation.mutes:
-            return
+            return  # read without the lock: a stale answer only moves the end to the next tick
         with self.fanout.batch():
             now = self.clock() if now is None else now
             ended = self.moderation.end_mutes(now)
@@ -474,7 +474,7 @@ class ChatService:
         room = self.registry.ensure_room(join.room)
         if current is not None:
             self.registry.leave_room(session)
-            # `to` says where the member went (docs/protocol.md §9.4).
+            # `to` says where the member went (docs/protocol.md §8).
             left = {"type": "left", "nick": session.nick, "room": current.name, "ts": now, "reason": "moved"}
             left["to"] = room.name
             self.broadcast(current, left)
