@@ -94,7 +94,10 @@ def restore_moderation(text: str | None, moderation: Moderation, access: Access,
 def members_state(registry: Registry, now: float) -> str:
     """Who is in which room now (at a clean stop), as JSON text."""
     members = [
-        [session.nick, room.name] for room in registry.rooms.values() for session in room.members.values() if session.nick
+        [session.nick, room.name]
+        for room in registry.rooms.values()
+        for session in room.members.values()
+        if session.nick
     ]
     return json.dumps({"format": FORMAT, "ts": now, "members": members}, ensure_ascii=False)
 
