@@ -216,8 +216,16 @@ OPERATOR_COMMANDS: list[Command] = [
         completes="nick",
         operator=True,
     ),
-    Command("lock", "", "only operators may speak in this room", lambda a: Send({"type": "lock"}), operator=True),
-    Command("unlock", "", "everyone may speak in this room again", lambda a: Send({"type": "unlock"}), operator=True),
+    Command(
+        "lock", "[all]", "only operators may speak in this room (all: in every room, and nobody else changes rooms)",
+        lambda a: Send({"type": "lock", "all": True} if a.strip().lower() == "all" else {"type": "lock"}),
+        operator=True,
+    ),
+    Command(
+        "unlock", "[all]", "everyone may speak in this room again (all: in every room)",
+        lambda a: Send({"type": "unlock", "all": True} if a.strip().lower() == "all" else {"type": "unlock"}),
+        operator=True,
+    ),
     Command(
         "slow",
         "SECONDS",

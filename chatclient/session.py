@@ -169,6 +169,8 @@ class ChatSession:
         self._tasks: list[asyncio.Future[Any]] = []
         self._over = asyncio.Event()  # set when the session ended on its own, or a task crashed
         self._crash: BaseException | None = None
+        self._op_secret: str | None = None  # the secret last sent with /op, to regain operator after a reconnect
+        self._regaining_op = False  # our automatic `op` after a reconnect waits for its answer
 
     # --- what the faces read -----------------------------------------------
 
@@ -323,6 +325,8 @@ class ChatSession:
         if payload.get("type") in ANSWERED:
             self._unanswered += 1
             self._all_answered.clear()
+        if payload.get("type") == "op":
+            self._op_secret = str(payload.get("secret"))
         if payload.get("type") == "join" and self.state.transport == "udp" and self.habits.confirm_udp_join:
             self._background(self._confirm_join(str(payload["room"])))
         return True
@@ -465,6 +469,8 @@ class ChatSession:
             self._unanswered -= 1
             if not self._unanswered:
                 self._all_answered.set()
+        if self._regaining_op and self._answer_to_regain(payload):
+            return True
         lines = self.state.apply(payload, time.time())
         self._watch_mute()
         if kind == "rooms" and self._quiet_rooms:
@@ -541,6 +547,7 @@ class ChatSession:
                 result = "closed"
             if result == "ok":
                 self._say(f"reconnected to {self.address}")
+                await self._regain_operator(transport)
                 return True
             await self._drop_transport()
             if result == "auth_failed":
@@ -556,6 +563,34 @@ class ChatSession:
             if final is not None:
                 return self._end(final.format(address=self.address))
         return self._end(f"gave up reconnecting to {self.address}")
+
+    # --- operator status across a reconnect (docs/protocol.md §9.2) ---------
+
+    async def _regain_operator(self, transport: Transport) -> None:
+        """After a reconnect's welcome, send the /op secret that worked before (the server keeps it across restarts)."""
+        if self._op_secret is None or self.state.operator:
+            return
+        self._regaining_op = True
+        try:
+            await transport.send({"type": "op", "secret": self._op_secret})
+        except TransportError:
+            self._regaining_op = False
+
+    def _answer_to_regain(self, payload: dict[str, Any]) -> bool:
+        """Whether `payload` answers our automatic `op`; a refusal becomes one plain line and is not shown raw.
+
+        Success (the `op` notice, or "already an operator") goes on to the state like any notice.
+        """
+        if payload.get("type") == "error" and payload.get("code") == "not_allowed":
+            self._regaining_op = False
+            self._op_secret = None  # never guessed again: wrong secrets are limited per address
+            self._say("you are not an operator any more: the server did not take your secret; type /op SECRET", "error")
+            return True
+        if payload.get("type") == "notice":
+            ours = payload.get("event") == "op" and payload.get("nick") == self.state.nick
+            if ours or "already an operator" in str(payload.get("text")):
+                self._regaining_op = False
+        return False
 
     async def _ping_loop(self) -> None:
         """Measure the round trip; over UDP, notice a server that stopped answering."""

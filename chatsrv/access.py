@@ -128,7 +128,8 @@ class Access:
 
     A denied address wins over an allowed one; once any `--allow` is given,
     only the networks listed may connect. Bans (`kick` with `ban`) last until
-    the server stops.
+    an operator lifts them; the service keeps them in the store across
+    restarts (chatsrv.continuity), except with `--db :memory:`.
     """
 
     def __init__(
@@ -155,7 +156,7 @@ class Access:
         if ip is None:
             return "this server accepts only IP addresses" if self.allow else None
         if ip in self.banned:
-            return f"{ip} is banned from this server until it restarts"
+            return f"{ip} is banned from this server (an operator can lift it with /unban)"
         if any(ip in network for network in self.deny):
             return f"{ip} is not allowed on this server"
         if self.allow and not any(ip in network for network in self.allow):

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from chatsrv import __version__
-from lanchat import platforms
 from chatsrv.access import Access, Network, parse_network
+from chatsrv.continuity import OP_SECRET as OP_SECRET_STATE
 from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
 from chatsrv.messages import MAX_TEXT
@@ -31,6 +31,7 @@ from chatsrv.service import ChatService
 from chatsrv.store import DEFAULT_PATH, MEMORY, open_store
 from chatsrv.tcp import DEFAULT_SEND_BUFFER, ChatTCPServer
 from chatsrv.udp import ChatUDPServer
+from lanchat import platforms
 from lanchat.cliargs import Parser, count, percent, port, positive_seconds, rate, seconds
 from lanchat.netinfo import ipv4_interfaces
 from lanchat.wire import DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_FRAME
@@ -316,10 +317,15 @@ def build_server(args: argparse.Namespace) -> Server:
         if max_clients:
             log.warning("--max-clients %d is above the open-file limit; using %d", max_clients, max_connections)
         max_clients = max_connections
-    if args.op_secret is None:
-        args.op_secret = secrets.token_urlsafe(12)
     family, address = resolve(args.host, args.port)  # an unknown host fails before any file is touched
     store = open_store(args.db)
+    if args.op_secret is None:
+        # A random secret is kept in the store, so a restart with the same --db keeps the
+        # teacher's secret (and a client that was an operator can send it again).
+        kept = store.load_state().get(OP_SECRET_STATE)
+        args.op_secret = kept or secrets.token_urlsafe(12)
+        args.op_secret_kept = bool(kept)
+        store.save_state(OP_SECRET_STATE, args.op_secret)
     service = ChatService(
         server_name=args.name or socket.gethostname(),
         history=args.history,
@@ -395,7 +401,8 @@ def teacher_lines(args: argparse.Namespace) -> list[str]:
     prints its token), and whether a password or address rules are on."""
     chosen = getattr(args, "op_secret_from", None)
     if chosen in (None, "--op-secret"):  # random, or already in the process list anyway
-        lines = [f"operator secret: {args.op_secret}   (in chatclient type: /op {args.op_secret})"]
+        kept = " (kept from the last run)" if getattr(args, "op_secret_kept", False) else ""
+        lines = [f"operator secret: {args.op_secret}{kept}   (in chatclient type: /op {args.op_secret})"]
     else:
         lines = [f"operator secret: the one from {chosen} (not shown; in chatclient type: /op SECRET)"]
     if args.password:  # never the password itself: these lines end up on screens and in logs
@@ -461,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print_start_lines(args, server)
         while not stop.wait(0.5):
-            pass
+            server.service.tick()  # ends timed mutes on time, even when nobody speaks
         log.info("stopping")
     except Exception as error:
         log.debug("start-up failed", exc_info=True)

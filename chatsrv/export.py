@@ -17,6 +17,13 @@ HTML, JSON `\\u202e` escapes in JSON lines (which decode to the same text).
 
 Times are shown in the local time zone of the machine that exports.
 
+The lesson's structure is marked as what it is: announcements, topics,
+mutes, locks, slow mode, kicks and bans (with the reason) and restarts are
+`[kind]` lines in text, `notice` records with `event` in JSON lines, and
+items of class `notice KIND` in HTML. A restart is one line per room
+("server restarted after 4 s; 3 back within 2 s"): the members who came
+back within `RETURN_WINDOW` are summed into it, not listed as joins.
+
 Imports: chatsrv.store only (and the standard library).
 """
 
@@ -25,17 +32,19 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import math
 import sys
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from chatsrv.store import DEFAULT_PATH, MEMORY, Event, StoreError, read_events
-from lanchat.cliargs import Parser
+from chatsrv.store import DEFAULT_PATH, MEMORY, MODERATION_KINDS, Event, StoreError, read_events
 from lanchat import platforms
+from lanchat.cliargs import Parser
 
 FORMATS = ("text", "jsonl", "html")
+RETURN_WINDOW = 60.0  # seconds after a restart in which returning members are summed into it (as the server counts)
 
 # Dark enough to read on white.
 NICK_COLOURS = (
@@ -138,14 +147,75 @@ class NickColours:
 
 
 def describe(event: Event) -> str:
-    """What happened, in words, for events other than messages."""
-    if event.kind == "joined":
-        return "joined"
-    if event.kind == "left":
-        return f"left ({event.reason})" if event.reason else "left"
-    if event.kind == "renamed":
+    """What happened, in words, for events other than messages (moderation: a whole sentence)."""
+    kind, by, to, text, detail = event.kind, event.nick, event.to, event.text, event.reason
+    if kind == "joined":
+        return "is back" if detail == "back" else "joined"
+    if kind == "left":
+        if detail == "moved" and to:
+            return f"left (moved to {to})"
+        return f"left ({detail})" if detail else "left"
+    if kind == "renamed":
         return f"is now {event.new}"
-    return event.kind
+    if kind == "announce":
+        return f"announcement from {by}: {text}"
+    if kind == "topic":
+        return f"{by} set the topic: {text}" if text is not None else f"{by} cleared the topic"
+    if kind == "mute":
+        return f"{by} muted {to} {detail}" if detail else f"{by} muted {to}"
+    if kind == "unmute":
+        return f"{by} unmuted {to}" if by else f"the mute of {to} ended ({detail or 'time ran out'})"
+    if kind in ("lock", "unlock"):
+        where = "every room" if detail == "every room" else "the room"
+        return f"{by} {kind}ed {where}"
+    if kind == "slow":
+        return f"{by} turned off slow mode" if detail == "off" else f"{by} set slow mode: one message every {detail}"
+    if kind in ("kick", "ban"):
+        return f"{by} {'kicked' if kind == 'kick' else 'banned'} {to}" + (f": {text}" if text else "")
+    if kind == "restarted":
+        return text or "server restarted"
+    return kind
+
+
+def sum_restarts(events: Iterable[Event], window: float = RETURN_WINDOW) -> Iterator[Event]:
+    """The events, with the members back within `window` after a restart summed into its event.
+
+    Looks ahead at most `window` seconds after a restart, so a long
+    transcript still streams.
+    """
+    held: list[Event] = []  # a restart and what followed it, while its window is open
+    back: dict[str | None, list[float]] = {}  # room key -> times members came back
+    open_until: float | None = None
+    for event in events:
+        if open_until is not None and event.ts > open_until:
+            yield from _summed(held, back)
+            held, back, open_until = [], {}, None
+        key = event.room.casefold() if event.room is not None else None
+        if event.kind == "restarted":
+            held.append(event)
+            back.setdefault(key, [])
+            open_until = event.ts + window
+        elif open_until is None:
+            yield event
+        elif event.kind == "joined" and event.reason == "back" and key in back:
+            back[key].append(event.ts)
+        else:
+            held.append(event)
+    yield from _summed(held, back)
+
+
+def _summed(held: list[Event], back: dict[str | None, list[float]]) -> Iterator[Event]:
+    for event in held:
+        if event.kind == "restarted":
+            times = back.get(event.room.casefold() if event.room is not None else None, [])
+            started = event.text or "server restarted"
+            if times:
+                event = event._replace(
+                    text=f"{started}; {len(times)} back within {max(0, math.ceil(max(times) - event.ts))} s"
+                )
+            else:
+                event = event._replace(text=f"{started}; nobody back within {RETURN_WINDOW:g} s")
+        yield event
 
 
 # --- text --------------------------------------------------------------------
@@ -159,6 +229,8 @@ def text_line(event: Event) -> str:
         line = f"{stamp} #{event.room} " + (f"* {event.nick} {text}" if event.action else f"<{event.nick}> {text}")
     elif event.kind == "whisper":
         line = f"{stamp} (whisper) {event.nick} -> {event.to}: {text}"
+    elif event.kind in MODERATION_KINDS:
+        line = f"{stamp} #{event.room} !! [{event.kind}] {describe(event)}"
     else:
         arrow = {"joined": "-->", "left": "<--"}.get(event.kind, "--")
         line = f"{stamp} #{event.room} {arrow} {event.nick} {describe(event)}"
@@ -231,6 +303,8 @@ bdi { unicode-bidi: isolate; }
 .event, .event .nick { color: #777; font-weight: normal; font-style: italic; }
 .action .text { font-style: italic; }
 .whisper .to { color: #555; }
+.notice { background: #fff8e1; }
+.notice .kind { font-size: 0.8em; text-transform: uppercase; color: #8d6e00; margin-right: 0.5em; }
 @media print { body { margin: 0; max-width: none; } }
 """
 
@@ -266,6 +340,11 @@ def html_item(event: Event, colours: NickColours) -> str:
         )
     if event.kind == "renamed":
         return f'<li class="event">{stamp}{_nick_html(event.nick)} is now {_nick_html(event.new)}</li>'
+    if event.kind in MODERATION_KINDS:
+        return (
+            f'<li class="notice {event.kind}">{stamp}<span class="kind">{event.kind}</span>'
+            f'<span class="text"><bdi>{_shown(describe(event))}</bdi></span></li>'
+        )
     return f'<li class="event">{stamp}{_nick_html(event.nick)} {_shown(describe(event))}</li>'
 
 
@@ -335,7 +414,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         # Platform hook: a file or pipe gets UTF-8 (the HTML says utf-8; nicks can be in any script),
         # a console its own encoding with escapes (lanchat.platforms.document_output).
         out = sys.stdout = platforms.document_output(sys.stdout)
-    events = read_events(args.db, room=args.room, since=args.since)
+    events = sum_restarts(read_events(args.db, room=args.room, since=args.since))
     try:
         if args.format == "text":
             count = write_text(events, out)

@@ -182,12 +182,12 @@ class Unmute:
 
 @dataclass(frozen=True)
 class Lock:
-    pass
+    all: bool = False  # every room, and room changes stop for non-operators
 
 
 @dataclass(frozen=True)
 class Unlock:
-    pass
+    all: bool = False  # end `lock` with `all`, and every room's own lock
 
 
 @dataclass(frozen=True)
@@ -356,8 +356,8 @@ PARSERS: dict[str, Callable[[_Fields], Any]] = {
     "unban": _unban,
     "mute": lambda f: Mute(nick=check_nick(f.text("nick")), minutes=_in_range(f, "minutes", 0, MAX_MUTE_MINUTES, low_included=False)),
     "unmute": lambda f: Unmute(nick=check_nick(f.text("nick"))),
-    "lock": lambda f: Lock(),
-    "unlock": lambda f: Unlock(),
+    "lock": lambda f: Lock(all=f.flag("all")),
+    "unlock": lambda f: Unlock(all=f.flag("all")),
     "slow": _slow,
     "announce": lambda f: Announce(text=check_text(f.text("text"))),
     "topic": _topic,

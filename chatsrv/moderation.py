@@ -1,10 +1,15 @@
 """What operators have decided: who is an operator, who is muted, which
-rooms are locked or slow.
+rooms are locked or slow, and whether every room is locked (`/lock all`).
 
 docs/protocol.md, "Extension: operators and access". Pure state: no
 sockets, no clock (callers pass `now`), no threads; the service holds its
-lock around every call. The checks raise a recoverable `ProtocolError`
-whose message explains the state in plain words.
+lock around every call. The checks raise a recoverable `Refusal` (a
+`ProtocolError`) whose message explains the state in plain words to the
+member, and whose `summary` says what happened for the server's log
+("muted bob tried to speak"): a rule was applied, the protocol was kept.
+
+A timed mute ends by itself: `end_mutes` (called by the service's tick)
+takes the mutes that ran out, so the member can be told.
 
 Kept off the hot path: `active` is False until an operator mutes someone,
 locks a room or turns on slow mode, and the service looks at nothing else
@@ -22,6 +27,17 @@ from chatsrv.session import Session
 from lanchat.wire import ProtocolError
 
 MAX_OP_TRIES = 5  # wrong operator secrets before the connection is closed
+
+
+class Refusal(ProtocolError):
+    """A rule said no (muted, locked, slow, not an operator); not a protocol error.
+
+    `summary` is the line for the server's log, in the third person.
+    """
+
+    def __init__(self, code: str, message: str, summary: str) -> None:
+        super().__init__(code, message)
+        self.summary = summary
 
 
 @dataclass(frozen=True)
@@ -47,10 +63,11 @@ class Moderation:
         self.locked: dict[str, str] = {}  # room key -> nick of the operator who locked it
         self.slow: dict[str, float] = {}  # room key -> least seconds between one member's messages
         self.last_said: dict[tuple[str, Session], float] = {}  # only for slow rooms
+        self.lock_all: str | None = None  # nick of the operator who locked every room, or None
         self.active = False
 
     def _update(self) -> None:
-        self.active = bool(self.mutes or self.locked or self.slow)
+        self.active = bool(self.mutes or self.locked or self.slow or self.lock_all)
 
     # --- operators --------------------------------------------------------
 
@@ -88,13 +105,20 @@ class Moderation:
         return found
 
     def mute_of(self, nick_key: str, now: float) -> Mute | None:
-        """The mute in force for a nick, forgetting it once it has run out."""
+        """The mute in force for a nick (None once it has run out; `end_mutes` forgets it)."""
         mute = self.mutes.get(nick_key)
         if mute is not None and mute.until is not None and now >= mute.until:
-            del self.mutes[nick_key]
-            self._update()
             return None
         return mute
+
+    def end_mutes(self, now: float) -> list[tuple[str, Mute]]:
+        """Forget the timed mutes that have run out; returns them (nick key, mute) to tell their members."""
+        ended = [(key, mute) for key, mute in self.mutes.items() if mute.until is not None and now >= mute.until]
+        for key, _ in ended:
+            del self.mutes[key]
+        if ended:
+            self._update()
+        return ended
 
     def _mute_problem(self, session: Session, now: float) -> str | None:
         mute = self.mute_of((session.nick or "").casefold(), now)
@@ -118,6 +142,11 @@ class Moderation:
         self._update()
         return found
 
+    def set_lock_all(self, by: str | None) -> None:
+        """Lock every room and stop room changes (`by`: the operator), or with None end that."""
+        self.lock_all = by
+        self._update()
+
     def set_slow(self, room_key: str, seconds: float) -> None:
         if seconds > 0:
             self.slow[room_key] = seconds
@@ -133,22 +162,37 @@ class Moderation:
         """Raise unless `session` may speak in the room now; operators always may."""
         if session in self.operators:
             return
+        nick = session.nick or "?"
         problem = self._mute_problem(session, now)
         if problem is not None:
-            raise ProtocolError(
-                "not_allowed", f"{problem}: you can read and whisper to operators, but the room does not hear you"
+            raise Refusal(
+                "not_allowed",
+                f"{problem}: you can read and whisper to operators, but the room does not hear you",
+                f"muted {nick} tried to speak",
+            )
+        if self.lock_all is not None:
+            raise Refusal(
+                "not_allowed",
+                f"{self.lock_all} locked every room: only operators may speak until it is unlocked",
+                f"{nick} tried to speak while every room is locked",
             )
         locker = self.locked.get(room_key)
         if locker is not None:
-            raise ProtocolError(
-                "not_allowed", f"the room is locked by {locker}: only operators may speak until it is unlocked"
+            raise Refusal(
+                "not_allowed",
+                f"the room is locked by {locker}: only operators may speak until it is unlocked",
+                f"{nick} tried to speak in a locked room",
             )
         gap = self.slow.get(room_key)
         if gap is not None:
             last = self.last_said.get((room_key, session))
             if last is not None and now - last < gap:
                 wait = math.ceil(gap - (now - last))
-                raise ProtocolError("rate_limited", f"slow mode: one message every {gap:g} s here; wait {wait} s")
+                raise Refusal(
+                    "rate_limited",
+                    f"slow mode: one message every {gap:g} s here; wait {wait} s",
+                    f"{nick} tried to speak too soon in a slow room",
+                )
             self.last_said[(room_key, session)] = now
 
     def check_whisper(self, session: Session, target: Session, now: float) -> None:
@@ -157,10 +201,27 @@ class Moderation:
             return
         problem = self._mute_problem(session, now)
         if problem is not None:
-            raise ProtocolError("not_allowed", f"{problem}: you may whisper only to operators")
+            raise Refusal(
+                "not_allowed",
+                f"{problem}: you may whisper only to operators",
+                f"muted {session.nick} tried to whisper to {target.nick}",
+            )
 
     def check_rename(self, session: Session, now: float) -> None:
         """A muted member keeps its nick: the mute belongs to it, and renames reach the room."""
         problem = self._mute_problem(session, now)
         if problem is not None and session not in self.operators:
-            raise ProtocolError("not_allowed", f"{problem}: you cannot change your nick while muted")
+            raise Refusal(
+                "not_allowed",
+                f"{problem}: you cannot change your nick while muted",
+                f"muted {session.nick} tried to change nick",
+            )
+
+    def check_join(self, session: Session, room_name: str) -> None:
+        """While every room is locked only operators may change rooms."""
+        if self.lock_all is not None and session not in self.operators:
+            raise Refusal(
+                "not_allowed",
+                f"{self.lock_all} locked every room: stay where you are until it is unlocked",
+                f"{session.nick} tried to move to {room_name} while every room is locked",
+            )

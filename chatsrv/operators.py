@@ -16,12 +16,17 @@ Who hears what (tested in tests/unit/test_operators.py):
   `kicked`, with `by` and `message`); the operator gets a confirming
   `notice` unless it is in that room and saw the `left`.
 - `mute` / `unmute`: the target and the operator, nobody else.
-- `lock`, `unlock`, `slow`, `topic`: the operator's room.
+- `lock`, `unlock`, `slow`, `topic`: the operator's room; `lock` and
+  `unlock` with `all`: every member in every room.
 - `announce`: every member in every room.
 Everything an operator does, and every refused attempt, is written to the
 `chatsrv.audit` log with who did it, to whom, and from which address.
+What shapes the lesson (announcements, topics, mutes, locks, slow mode,
+kicks and bans) is also recorded in the store for transcripts, and after
+every command that changes moderation the service saves it
+(`save_moderation`), so a restart keeps it.
 
-Imports: access, messages, moderation, rooms, session, wire. The service
+Imports: access, messages, moderation, rooms, session, store, wire. The service
 imports this module, so what this module needs from the service is
 written down as the `ServiceCore` protocol instead of imported.
 """
@@ -35,9 +40,10 @@ from typing import Any, Protocol
 
 from chatsrv.access import Access, host_address, secrets_match
 from chatsrv.messages import Announce, Kick, Lock, Mute, Op, Slow, Topic, Unban, Unlock, Unmute
-from chatsrv.moderation import Moderation, minutes_left
+from chatsrv.moderation import Moderation, Refusal, minutes_left
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Session
+from chatsrv.store import Event, Store
 from lanchat.wire import ProtocolError, encode_payload
 
 audit = logging.getLogger("chatsrv.audit")
@@ -52,6 +58,9 @@ class ServiceCore(Protocol):
     sessions: set[Session]
     moderation: Moderation
     access: Access
+    store: Store
+
+    def save_moderation(self) -> None: ...
 
     def queue(self, session: Session, body: bytes) -> None: ...
 
@@ -79,8 +88,7 @@ class OperatorDesk:
         self.op_secret = op_secret or None
 
     def handlers(self) -> dict[type, Handler]:
-        return {
-            Op: self.op,
+        changing: dict[type, Handler] = {
             Kick: self.kick,
             Unban: self.unban,
             Mute: self.mute,
@@ -88,9 +96,24 @@ class OperatorDesk:
             Lock: self.lock,
             Unlock: self.unlock,
             Slow: self.slow,
-            Announce: self.announce,
             Topic: self.topic,
         }
+        table = {kind: self._saving(handler) for kind, handler in changing.items()}
+        table.update({Op: self.op, Announce: self.announce})
+        return table
+
+    def _saving(self, handler: Handler) -> Handler:
+        """`handler`, then the moderation state saved for the next start (only when it did not refuse)."""
+
+        def run(session: Session, message: Any, now: float) -> None:
+            handler(session, message, now)
+            self.service.save_moderation()
+
+        return run
+
+    def _record(self, kind: str, now: float, session: Session, room: Room | None, **fields: Any) -> None:
+        """The event in the store, for transcripts (`to`, `text`, `reason` as in `Event`)."""
+        self.service.store.add(Event(kind, now, session.nick or "", room.name if room else None, **fields))
 
     # --- helpers ----------------------------------------------------------
 
@@ -107,7 +130,11 @@ class OperatorDesk:
     def _require_operator(self, session: Session, action: str) -> None:
         if not self.moderation.is_operator(session):
             audit.info("audit: refused %s by %s: not an operator", action, _who(session))
-            raise ProtocolError("not_allowed", f"only operators may {action}; the teacher becomes one with /op SECRET")
+            raise Refusal(
+                "not_allowed",
+                f"only operators may {action}; the teacher becomes one with /op SECRET",
+                f"{session.nick} tried to {action} but is not an operator",
+            )
 
     def _member(self, nick: str) -> Session:
         target = self.service.registry.find(nick)
@@ -198,10 +225,11 @@ class OperatorDesk:
             f" reason={kick.reason!r}" if kick.reason else "",
             f" (and {len(leaving) - 1} more connection(s) from {ip})" if len(leaving) > 1 else "",
         )
+        self._record(action, now, session, target_room, to=target.nick, text=kick.reason)
         for member in leaving:
             service.drop(member, "kicked", details)
         if kick.ban:
-            text = f"you banned {target.nick} ({ip}) until the server restarts; /unban {ip} lifts it"
+            text = f"you banned {target.nick} ({ip}); /unban {ip} lifts it"
             service.queue(session, self._notice("ban", text, now, nick=target.nick, address=str(ip)))
         elif not saw_it:
             service.queue(session, self._notice("kick", f"you kicked {target.nick}", now, nick=target.nick))
@@ -224,6 +252,8 @@ class OperatorDesk:
         assert target.nick is not None and session.nick is not None
         until = now + mute.minutes * 60 if mute.minutes else None
         self.moderation.mute(name_key(target.nick), session.nick, until)
+        room = self.service.registry.room_of(target)
+        self._record("mute", now, session, room, to=target.nick, reason=_duration(mute.minutes))
         audit.info("audit: mute by %s -> %s %s", _who(session), _who(target), _duration(mute.minutes))
         how_long = f"for {mute.minutes:g} minute(s)" if mute.minutes else "until an operator unmutes you"
         told = (
@@ -247,6 +277,7 @@ class OperatorDesk:
             self.service.queue(session, self._notice(None, f"{nick} was not muted", now))
             return
         audit.info("audit: unmute by %s -> %s", _who(session), _who(target) if target is not None else nick)
+        self._record("unmute", now, session, self.service.registry.room_of(target) if target else None, to=nick)
         fields = {"nick": nick, "by": session.nick}
         if target is not None:
             told = f"{session.nick} unmuted you: the room hears you again"
@@ -269,13 +300,34 @@ class OperatorDesk:
         self.service.broadcast(room, payload)
         return room
 
+    def _tell_everyone(self, session: Session, event: str, text: str, now: float) -> None:
+        """A notice with `all` to every member in every room, and one transcript event per room with members."""
+        body = self._notice(event, text, now, by=session.nick, all=True)
+        for member in self.service.registry.members():
+            self.service.queue(member, body)
+        for room in list(self.service.registry.rooms.values()):
+            if room.members:
+                self._record(event, now, session, room, reason="every room")
+
     def lock(self, session: Session, message: Lock, now: float) -> None:
-        """Only operators may speak in the operator's room until it is unlocked."""
-        self._require_operator(session, "lock a room")
-        room = self._room_of(session)
+        """Only operators may speak in the operator's room until it is unlocked.
+
+        With `all`: in every room, and only operators may change rooms.
+        """
+        self._require_operator(session, "lock rooms" if message.all else "lock a room")
         assert session.nick is not None
+        if message.all:
+            self.moderation.set_lock_all(session.nick)
+            audit.info("audit: lock by %s -> every room", _who(session))
+            text = (
+                f"{session.nick} locked every room: only operators may speak or change rooms until it is unlocked"
+            )
+            self._tell_everyone(session, "lock", text, now)
+            return
+        room = self._room_of(session)
         self.moderation.lock(room.key, session.nick)
         audit.info("audit: lock by %s -> room %s", _who(session), room.name)
+        self._record("lock", now, session, room)
         self._tell_room(
             session,
             "lock",
@@ -284,10 +336,19 @@ class OperatorDesk:
         )
 
     def unlock(self, session: Session, message: Unlock, now: float) -> None:
-        self._require_operator(session, "unlock a room")
+        self._require_operator(session, "unlock rooms" if message.all else "unlock a room")
+        if message.all:
+            self.moderation.set_lock_all(None)
+            for key in list(self.moderation.locked):
+                self.moderation.unlock(key)
+            audit.info("audit: unlock by %s -> every room", _who(session))
+            text = f"{session.nick} unlocked every room: everyone may speak and change rooms again"
+            self._tell_everyone(session, "unlock", text, now)
+            return
         room = self._room_of(session)
         self.moderation.unlock(room.key)
         audit.info("audit: unlock by %s -> room %s", _who(session), room.name)
+        self._record("unlock", now, session, room)
         self._tell_room(session, "unlock", f"{session.nick} unlocked {room.name}: everyone may speak again", now)
 
     def slow(self, session: Session, slow: Slow, now: float) -> None:
@@ -296,6 +357,7 @@ class OperatorDesk:
         room = self._room_of(session)
         self.moderation.set_slow(room.key, slow.seconds)
         audit.info("audit: slow by %s -> room %s: %g s", _who(session), room.name, slow.seconds)
+        self._record("slow", now, session, room, reason=f"{slow.seconds:g} s" if slow.seconds > 0 else "off")
         if slow.seconds > 0:
             text = f"{session.nick} turned on slow mode in {room.name}: one message every {slow.seconds:g} s per person"
         else:
@@ -308,6 +370,7 @@ class OperatorDesk:
         room = self._room_of(session)
         room.topic = topic.text
         audit.info("audit: topic by %s -> room %s: %r", _who(session), room.name, topic.text)
+        self._record("topic", now, session, room, text=topic.text)
         if topic.text is None:
             self._tell_room(session, "topic", f"{session.nick} cleared the topic of {room.name}", now)
         else:
@@ -322,6 +385,9 @@ class OperatorDesk:
         body = self._notice("announce", announce.text, now, **{"from": session.nick})
         for member in self.service.registry.members():
             self.service.queue(member, body)
+        for room in list(self.service.registry.rooms.values()):
+            if room.members:
+                self._record("announce", now, session, room, text=announce.text)
 
     # --- what the service shows about moderation ---------------------------
 
@@ -333,7 +399,7 @@ class OperatorDesk:
         )
         if operators:
             fields["operators"] = operators
-        if room.key in self.moderation.locked:
+        if room.key in self.moderation.locked or self.moderation.lock_all is not None:
             fields["locked"] = True
         seconds = self.moderation.slow.get(room.key)
         if seconds:

@@ -22,10 +22,13 @@ store at start, and message ids go on from the store's next id.
 
 Teacher controls (docs/protocol.md, "Extension: operators and access")
 live in access, moderation and operators; they hook in at a few marked
-points and cost nothing while no operator has acted.
+points and cost nothing while no operator has acted. What they decided is
+kept in the store (`save_moderation`, through chatsrv.continuity) and
+restored at start, with one `restarted` event per room that had members
+at the last clean stop; `tick` ends timed mutes and tells the member.
 
 Imports: wire, messages, ratelimit, session, rooms, store, access,
-moderation, fanout, operators.
+moderation, fanout, operators, continuity.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from chatsrv import __version__
+from chatsrv import __version__, continuity
 from chatsrv.access import Access
 from chatsrv.fanout import FanOut
 from chatsrv.messages import (
@@ -53,7 +56,7 @@ from chatsrv.messages import (
     Who,
     parse_message,
 )
-from chatsrv.moderation import Moderation
+from chatsrv.moderation import Moderation, Refusal
 from chatsrv.operators import OperatorDesk
 from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Registry, Room, name_key
@@ -64,6 +67,7 @@ from lanchat.wire import ProtocolError, decode_payload, encode_message, encode_p
 log = logging.getLogger("chatsrv")
 
 SEQ_ROOM = 24  # bytes kept free in a welcome for the spliced `,"seq":N`
+RETURN_WINDOW = 60.0  # seconds after a start in which a member of the last run counts as "back"
 
 
 class ChatService:
@@ -123,6 +127,24 @@ class ChatService:
         }
         self.operators = OperatorDesk(self, op_secret)
         self._handlers.update(self.operators.handlers())
+        self._returning: dict[str, str] = {}  # nick key -> room, of members present at the last clean stop
+        self._started = self.clock()
+        self._restore(self._started)
+
+    def _restore(self, now: float) -> None:
+        """Bring back the teacher's decisions, and record the restart once per room."""
+        state = self.store.load_state()
+        continuity.restore_moderation(
+            state.get(continuity.MODERATION), self.moderation, self.access, self.registry, now
+        )
+        stopped_at, self._returning = continuity.returning_members(state.get(continuity.STOPPED))
+        if stopped_at is None:
+            return
+        self.store.save_state(continuity.STOPPED, "")  # a later crash must not replay this stop
+        counts = collections.Counter(self._returning.values())
+        for room, count in counts.items():
+            text = f"server restarted after {max(0.0, now - stopped_at):.0f} s"
+            self.store.add(Event("restarted", now, "", room, text, reason=f"{count} member(s) were here"))
 
     # --- adapter API ------------------------------------------------------
 
@@ -188,26 +210,50 @@ class ChatService:
                 self.drop(session, "timeout")
             return expired
 
+    def tick(self, now: float | None = None) -> None:
+        """Time-driven rules (called about once a second): a timed mute that ran out ends, and its member is told."""
+        if not self.moderation.mutes:
+            return  # read without the lock: a stale answer only moves the end to the next tick
+        with self.fanout.batch():
+            now = self.clock() if now is None else now
+            ended = self.moderation.end_mutes(now)
+            for key, mute in ended:
+                member = self.registry.find(key)
+                if member is None or member.nick is None or name_key(member.nick) != key:
+                    continue
+                log.info("mute of %s by %s ended", member.describe(), mute.by)
+                text = "your mute has ended: the room hears you again"
+                notice = {"type": "notice", "text": text, "event": "unmute", "nick": member.nick, "expired": True}
+                notice["ts"] = now
+                self.fanout.queue(member, encode_payload(notice))
+                room = self.registry.room_of(member)
+                self.store.add(
+                    Event("unmute", now, "", room.name if room else None, to=member.nick, reason="the mute ran out")
+                )
+            if ended:
+                self.save_moderation()
+
+    def save_moderation(self) -> None:
+        """Keep what operators decided (mutes, locks, slow mode, topics, bans) for the next start."""
+        self.store.save_state(
+            continuity.MODERATION, continuity.moderation_state(self.moderation, self.access, self.registry)
+        )
+
     def shutdown(self, text: str = "the server is shutting down") -> None:
-        """Tell everyone (a notice, then `left` reason shutdown) and close every outbox."""
+        """Tell everyone (a notice, then `left` reason shutdown) and close every outbox.
+
+        The store gets who was where (not a leave per member), so the next
+        start records one `restarted` event per room.
+        """
         with self.fanout.batch():
             now = self.clock()
             notice = encode_payload({"type": "notice", "text": text, "ts": now})
             closed = len(self.sessions)
+            self.store.save_state(continuity.STOPPED, continuity.members_state(self.registry, now))
             for session in list(self.sessions):
                 if session.joined:
                     room = self.registry.room_of(session)
                     assert session.nick is not None
-                    self.store.add(
-                        Event(
-                            "left",
-                            now,
-                            session.nick,
-                            room.name if room else None,
-                            transport=session.transport,
-                            reason="shutdown",
-                        )
-                    )
                     self.fanout.queue(session, notice)
                     self.fanout.queue(
                         session,
@@ -242,7 +288,10 @@ class ChatService:
             # not counted towards max_errors. Guessing the operator secret is
             # limited on its own (operators.py).
             session.errors_in_a_row += 1
-        log.info("protocol error from %s: %s %s", session.describe(), error.code, error.message)
+        if isinstance(error, Refusal):
+            log.info("%s (%s)", error.summary, session.describe())  # a rule was applied: not a protocol error
+        else:
+            log.info("protocol error from %s: %s %s", session.describe(), error.code, error.message)
         if session.closed:
             return
         self.fanout.queue(session, encode_payload(error.payload()))
@@ -311,7 +360,7 @@ class ChatService:
                 # docs/protocol.md §2: the first welcome may have been lost.
                 room = self.registry.room_of(session)
                 assert room is not None
-                self._welcome(session, room, now)
+                self._welcome(session, room, now, first=True)
                 return
             raise ProtocolError("bad_request", "already joined: hello is only for the start of a session")
         self.access.check_password(session.address, hello.password, now)
@@ -320,12 +369,20 @@ class ChatService:
         room = self.registry.ensure_room(hello.room)
         self.registry.add(session, hello.nick, room)
         log.info("join: %s in %s", session.describe(), room.name)
-        self._welcome(session, room, now)
+        self._welcome(session, room, now, first=True)
         self.broadcast(room, {"type": "joined", "nick": hello.nick, "room": room.name, "ts": now}, exclude=session)
-        self.store.add(Event("joined", now, hello.nick, room.name, transport=session.transport))
+        # A member of the last run coming back soon after a restart is part of the one `restarted` event.
+        back = self._returning.pop(name_key(hello.nick), None) is not None and now - self._started <= RETURN_WINDOW
+        self.store.add(
+            Event("joined", now, hello.nick, room.name, transport=session.transport, reason="back" if back else None)
+        )
 
-    def _welcome(self, session: Session, room: Room, now: float) -> None:
-        """Queue a `welcome`, with as much recent history as fits `max_frame`."""
+    def _welcome(self, session: Session, room: Room, now: float, first: bool = False) -> None:
+        """Queue a `welcome`, with as much recent history as fits `max_frame`.
+
+        The message of the day is for the session's first welcome (`first`),
+        not repeated on every room change.
+        """
         payload: dict[str, Any] = {
             "type": "welcome",
             "nick": session.nick,
@@ -339,7 +396,7 @@ class ChatService:
         }
         if session.transport == "udp":
             payload["peer_timeout"] = self.peer_timeout
-        if self.motd:
+        if self.motd and first:
             payload["motd"] = self.motd
         if room.topic:
             payload["topic"] = room.topic
@@ -412,13 +469,18 @@ class ChatService:
         if current is not None and current.key == name_key(join.room):
             self._welcome(session, current, now)
             return
+        if self.moderation.active:
+            self.moderation.check_join(session, join.room)
+        room = self.registry.ensure_room(join.room)
         if current is not None:
             self.registry.leave_room(session)
+            # `to` says where the member went (docs/protocol.md §8).
             left = {"type": "left", "nick": session.nick, "room": current.name, "ts": now, "reason": "moved"}
+            left["to"] = room.name
             self.broadcast(current, left)
             assert session.nick is not None
-            self.store.add(Event("left", now, session.nick, current.name, transport=session.transport, reason="moved"))
-        room = self.registry.ensure_room(join.room)
+            moved = Event("left", now, session.nick, current.name, transport=session.transport, reason="moved")
+            self.store.add(moved._replace(to=room.name))
         self.registry.enter(session, room)
         self._welcome(session, room, now)
         joined: dict[str, Any] = {"type": "joined", "nick": session.nick, "room": room.name, "ts": now}

@@ -1,8 +1,9 @@
 """Chat history that outlives the server: room messages and room events.
 
 Owns the `Event` record (a room `message`, a `joined`, `left` or `renamed`,
-and a `whisper` when the teacher allows storing them), the `Store`
-interface and its two implementations:
+a `whisper` when the teacher allows storing them, and the lesson's
+structure: announcements, topics, mutes, locks, slow mode, kicks and
+restarts), the `Store` interface and its two implementations:
 
 - `MemoryStore` keeps the most recent events in a bounded list in memory
   and nothing on disk (`--db :memory:`, and the fallback after a fault);
@@ -15,6 +16,13 @@ opens a batch window, and the batch is committed `batch_interval` (50 ms)
 later, or as soon as `batch_size` (1000) events wait, whichever comes first
 (an idle server's writer sleeps). So a `kill -9` loses at most the events
 of the last batch window; `close` commits everything still queued.
+
+Besides events the store keeps the server's state across restarts
+(`save_state`/`load_state`: the operator secret, moderation, bans, who was
+here at a clean stop), as JSON text under `state.NAME` keys of the `meta`
+table. The latest value of a key wins; it is written with the next batch.
+`MemoryStore` keeps it only for the life of the process, so `--db :memory:`
+keeps nothing across a restart.
 
 Why 1000 and not 200: a commit has a fixed cost (waking the writer, winning
 Python's GIL back from the busy chat threads, writing the last pages again).
@@ -93,15 +101,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE TABLE events (
             number        INTEGER PRIMARY KEY,
             after_message INTEGER NOT NULL,  -- the id of the last message before it
-            kind          TEXT NOT NULL,     -- joined, left, renamed, whisper
+            kind          TEXT NOT NULL,     -- joined, left, renamed, whisper, or a lesson event (MODERATION_KINDS)
             ts            REAL NOT NULL,
             room          TEXT,              -- NULL for whispers
             room_key      TEXT,
-            nick          TEXT NOT NULL,     -- who joined or left, the old nick, the whisperer
+            nick          TEXT NOT NULL,     -- who joined or left, the old nick, the whisperer, the operator
             new_nick      TEXT,              -- renamed: the new nick
-            to_nick       TEXT,              -- whisper: the receiver
-            text          TEXT,              -- whisper: the text
-            reason        TEXT,              -- left: quit, lost, moved ...
+            to_nick       TEXT,              -- whisper: the receiver; left (moved): the room; mute, kick: the member
+            text          TEXT,              -- whisper: the text; announce, topic, kick: the text or reason
+            reason        TEXT,              -- left: quit, lost, moved ...; joined: back (after a restart); details
             transport     TEXT
         )""",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
@@ -145,6 +153,16 @@ _READ = """
 """
 
 
+# Kinds of the lesson's structure: what operators did, and restarts. Their
+# `nick` is the operator ("" for the server), `to` the member acted on,
+# `text` the announcement, topic or kick reason, `reason` a detail in words
+# ("for 5 minute(s)", "every room"). Sent and exported as a `notice` with
+# `event` (docs/protocol.md §9).
+MODERATION_KINDS = frozenset(
+    {"announce", "topic", "mute", "unmute", "lock", "unlock", "slow", "kick", "ban", "restarted"}
+)
+
+
 class StoreError(Exception):
     """The database cannot be used; the message says why in one line."""
 
@@ -155,7 +173,7 @@ class Event(NamedTuple):
     A tuple, cheap to build on the broadcast path; the writer thread does the rest.
     """
 
-    kind: str  # "message", "joined", "left", "renamed" or "whisper"
+    kind: str  # "message", "joined", "left", "renamed", "whisper" or one of MODERATION_KINDS
     ts: float
     nick: str  # the sender, who joined or left, or the old nick
     room: str | None = None  # None for whispers
@@ -163,7 +181,7 @@ class Event(NamedTuple):
     id: int | None = None  # messages only (docs/protocol.md section 5)
     action: bool = False
     transport: str | None = None
-    to: str | None = None  # whisper: the receiver
+    to: str | None = None  # whisper: the receiver; left (moved): the new room; moderation: the member
     new: str | None = None  # renamed: the new nick
     reason: str | None = None  # left: why
     room_key: str | None = None  # the casefolded room (rooms.name_key); filled in when missing
@@ -187,8 +205,26 @@ class Event(NamedTuple):
         if self.kind == "renamed":
             return {"type": "renamed", "old": self.nick, "new": self.new, "room": self.room, "ts": self.ts}
         if self.kind == "left":
-            return {"type": "left", "nick": self.nick, "room": self.room, "ts": self.ts, "reason": self.reason}
-        return {"type": self.kind, "nick": self.nick, "room": self.room, "ts": self.ts}
+            payload = {"type": "left", "nick": self.nick, "room": self.room, "ts": self.ts, "reason": self.reason}
+            if self.to is not None:
+                payload["to"] = self.to
+            return payload
+        if self.kind in MODERATION_KINDS:
+            payload = {"type": "notice", "event": self.kind, "room": self.room}
+            if self.nick:
+                payload["by"] = self.nick
+            if self.to is not None:
+                payload["nick"] = self.to
+            if self.text is not None:
+                payload["text"] = self.text
+            if self.reason is not None:
+                payload["detail"] = self.reason
+            payload["ts"] = self.ts
+            return payload
+        payload = {"type": self.kind, "nick": self.nick, "room": self.room, "ts": self.ts}
+        if self.reason is not None:
+            payload["reason"] = self.reason
+        return payload
 
 
 class Store(Protocol):
@@ -207,6 +243,12 @@ class Store(Protocol):
 
     def events(self, room: str | None = None, since: float | None = None) -> Iterator[Event]:
         """Recorded events in order, optionally of one room and from a time on."""
+
+    def save_state(self, name: str, value: str) -> None:
+        """Keep `value` under `name` across restarts (written later; never blocks)."""
+
+    def load_state(self) -> dict[str, str]:
+        """Every state value kept, by name (read at start, before any save_state)."""
 
     def close(self) -> None:
         """Keep everything added so far, then release the store."""
@@ -235,6 +277,7 @@ class MemoryStore:
 
     def __init__(self, limit: int = 10_000) -> None:
         self._events: deque[Event] = deque(maxlen=limit)
+        self._state: dict[str, str] = {}
 
     def next_message_id(self) -> int:
         return 1
@@ -252,6 +295,12 @@ class MemoryStore:
         for event in list(self._events):
             if (key is None or _room_key(event.room) == key) and (since is None or event.ts >= since):
                 yield event
+
+    def save_state(self, name: str, value: str) -> None:
+        self._state[name] = value
+
+    def load_state(self) -> dict[str, str]:
+        return dict(self._state)
 
     def close(self) -> None:
         pass
@@ -405,6 +454,10 @@ class SQLiteStore:
         self.give_up_after = give_up_after
         self.recheck_interval = recheck_interval
         self._queue: deque[Event] = deque()
+        # State values waiting for the writer; `_state_lock` guards the dict (set by chat threads, taken by the writer).
+        self._pending_state: dict[str, str] = {}
+        self._state_lock = threading.Lock()
+        self._state: dict[str, str] = {}  # what the file held at start
         self._wake = threading.Event()  # set to commit before the interval is over
         self._stopping = False
         self._accepting = True  # False after close() or a bug in the writer: add() drops events
@@ -484,6 +537,9 @@ class SQLiteStore:
             self._last_saved_id = highest  # events record the message they came after
             self._reserved = max(reserved, highest, self._newest_id) + ID_BLOCK
             self._set_meta("ids_reserved_through", self._reserved)
+            if first:
+                rows = connection.execute("SELECT key, value FROM meta WHERE key LIKE 'state.%'").fetchall()
+                self._state = {key.removeprefix("state."): str(value) for key, value in rows}
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
@@ -546,6 +602,18 @@ class SQLiteStore:
     def events(self, room: str | None = None, since: float | None = None) -> Iterator[Event]:
         return read_events(self.path, room, since)
 
+    def save_state(self, name: str, value: str) -> None:
+        # Called with the chat's lock held, like add(): only records, the writer saves.
+        if not self._accepting:
+            return
+        with self._state_lock:
+            self._pending_state[name] = value
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def load_state(self) -> dict[str, str]:
+        return dict(self._state)
+
     def close(self) -> None:
         """Commit everything queued, then stop the writer and close the file."""
         self._accepting = False
@@ -574,6 +642,7 @@ class SQLiteStore:
                     if self._failed_attempts >= 1:
                         self._reopen()
                     self._write_queued()
+                    self._write_state()
                     if stopping:
                         self._write_final_reservation()
                 except (sqlite3.Error, StoreError) as error:
@@ -696,6 +765,23 @@ class SQLiteStore:
                     except sqlite3.Error:
                         pass  # the connection is reopened before the next attempt
                 raise
+
+    def _write_state(self) -> None:
+        """Save the state values set since the last batch (the latest value of each)."""
+        with self._state_lock:
+            pending, self._pending_state = self._pending_state, {}
+        if not pending:
+            return
+        try:
+            self._connection.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [(f"state.{name}", _without_surrogates(value)) for name, value in pending.items()],
+            )
+        except BaseException:
+            # Still unsaved: kept for the next attempt unless a newer value came meanwhile.
+            with self._state_lock:
+                self._pending_state = {**pending, **self._pending_state}
+            raise
 
     def _insert(self, messages: list[Event]) -> None:
         """One INSERT of the smallest size that holds `messages`."""

@@ -39,6 +39,7 @@ SERVER_RANKS = {
     "chatsrv.moderation": 4,
     "chatsrv.fanout": 5,  # queues, broadcast runs, delivery and deferral of a batch
     "chatsrv.operators": 5,  # uses the service through a protocol of its public methods
+    "chatsrv.continuity": 5,  # what a restart keeps: moderation, bans, who was here
     "chatsrv.service": 6,
     "chatsrv.tcp": 7,
     "chatsrv.udp": 7,

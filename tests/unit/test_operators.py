@@ -306,7 +306,62 @@ def test_mute_runs_out(cast: dict[str, Member], clock: FakeClock, service: ChatS
     clock.now += 2
     cast["bob"].send(type="say", text="now!")
     assert cast["carol"].take()[-1]["text"] == "now!"
+    service.tick()  # the service's tick forgets the mute that ran out (and tells bob)
     assert not service.moderation.active
+
+
+def test_a_timed_mute_ends_with_a_notice_to_the_member_only(
+    cast: dict[str, Member], clock: FakeClock, service: ChatService
+) -> None:
+    """The tick tells the member its mute ran out (event unmute, expired), once; nobody else hears it."""
+    cast["teacher"].send(type="mute", nick="bob", minutes=1)
+    settle(*cast.values())
+    clock.now += 59
+    service.tick()
+    assert cast["bob"].take() == []
+    clock.now += 1
+    service.tick()
+    [notice] = cast["bob"].take()
+    assert notice["type"] == "notice" and notice["event"] == "unmute" and notice["expired"] is True
+    assert notice["nick"] == "bob" and "the room hears you again" in notice["text"]
+    assert cast["carol"].take() == [] and cast["teacher"].take() == []
+    service.tick()
+    assert cast["bob"].take() == []
+    cast["bob"].send(type="say", text="free")
+    assert cast["carol"].take()[-1]["text"] == "free"
+
+
+def test_lock_all_stops_speaking_and_moving_for_students_everywhere(cast: dict[str, Member]) -> None:
+    """`lock` with `all`: everyone is told; non-operators may neither speak nor join; unlock all ends it."""
+    cast["teacher"].send(type="lock", all=True)
+    for member in cast.values():
+        notice = member.take()[-1]
+        assert notice["event"] == "lock" and notice["all"] is True and "every room" in notice["text"]
+    cast["bob"].send(type="say", text="hello?")
+    assert cast["bob"].take()[-1]["code"] == "not_allowed"
+    cast["bob"].send(type="join", room="recess")
+    error = cast["bob"].take()[-1]
+    assert error["code"] == "not_allowed" and "stay where you are" in error["message"]
+    cast["teacher"].send(type="join", room="recess")
+    cast["teacher"].send(type="say", text="operators still may")
+    assert cast["teacher"].take()[-1]["text"] == "operators still may"
+    cast["teacher"].send(type="unlock", all=True)
+    settle(*cast.values())
+    cast["bob"].send(type="join", room="recess")
+    assert cast["bob"].take()[0]["type"] == "welcome"
+
+
+def test_a_refused_rule_is_logged_as_what_happened(
+    cast: dict[str, Member], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server log says "muted bob tried to speak", not "protocol error from bob"."""
+    cast["teacher"].send(type="mute", nick="bob")
+    settle(*cast.values())
+    with caplog.at_level(logging.INFO, logger="chatsrv"):
+        cast["bob"].send(type="say", text="hi")
+    lines = [record.getMessage() for record in caplog.records if record.name == "chatsrv"]
+    assert any(line.startswith("muted bob tried to speak") for line in lines), lines
+    assert not any("protocol error" in line for line in lines)
 
 
 def test_unmute_is_seen_by_target_and_operator_only(cast: dict[str, Member]) -> None:

@@ -12,7 +12,10 @@ def make(clock: Clock, store: MemoryStore, **kwargs: object) -> ChatService:
 
 
 def test_room_events_are_recorded_in_order() -> None:
-    """Messages, joins, moves, renames, quits and the shutdown all reach the store, shaped like the broadcasts."""
+    """Messages, joins, moves (with where to), renames and quits reach the store, shaped like the broadcasts.
+
+    A clean stop is no `left` per member: the store keeps who was where, for one `restarted` event at the next start.
+    """
     clock, store = Clock(), MemoryStore()
     service = make(clock, store)
     alice, alice_box = member(service, "alice", room="Physics")
@@ -35,8 +38,9 @@ def test_room_events_are_recorded_in_order() -> None:
         ("left", "alicia", "Physics", "moved"),
         ("joined", "alicia", "lobby", None),
         ("left", "bob", "Physics", "quit"),
-        ("left", "alicia", "lobby", "shutdown"),
     ]
+    assert next(e for e in store.events() if e.reason == "moved").to == "lobby"
+    assert '"alicia", "lobby"' in store.load_state()["stopped"]
     messages = [e for e in store.events() if e.kind == "message"]
     broadcast = [{k: v for k, v in p.items() if k != "seq"} for p in alice_box.of_type("message")]
     assert [m.payload() for m in messages] == broadcast
@@ -87,3 +91,68 @@ def test_start_takes_history_ids_and_rooms_from_the_store() -> None:
     assert carol_box.of_type("message")[-1]["id"] == 10_044
     send(service, carol, type="rooms")
     assert carol_box.of_type("rooms")[-1]["rooms"] == [{"name": "Lobby", "users": 0}, {"name": "Physics", "users": 1}]
+
+
+def test_a_restart_keeps_the_teachers_decisions() -> None:
+    """Topic, lock, slow mode, mutes (with their remaining time), /lock all and bans come back after a restart."""
+    clock, store = Clock(), MemoryStore()
+    service = make(clock, store, op_secret="op")
+    teacher, _ = member(service, "teacher", room="Maths")
+    member(service, "bob", room="Maths", host="10.0.0.9")
+    member(service, "carol", room="Maths")
+    send(service, teacher, type="op", secret="op")
+    send(service, teacher, type="topic", text="fractions")
+    send(service, teacher, type="lock")
+    send(service, teacher, type="slow", seconds=5)
+    send(service, teacher, type="mute", nick="carol", minutes=10)
+    send(service, teacher, type="kick", nick="bob", ban=True)
+    service.shutdown()
+    clock.now += 120  # two minutes down: carol has eight minutes left
+    again = make(clock, store, op_secret="op")
+    assert again.registry.rooms["maths"].topic == "fractions"
+    assert "maths" in again.moderation.locked and again.moderation.slow == {"maths": 5}
+    assert again.access.refusal(("10.0.0.9", 6000)) is not None
+    carol, carol_box = member(again, "carol", room="Maths")
+    assert carol_box.of_type("welcome")[-1]["muted"] == {"by": "teacher", "minutes": 8}
+    assert carol_box.of_type("welcome")[-1]["topic"] == "fractions"
+    send(again, carol, type="say", text="hi")
+    assert carol_box.of_type("error")[-1]["code"] == "not_allowed"
+
+
+def test_memory_store_keeps_nothing_across_processes() -> None:
+    """A fresh MemoryStore (--db :memory: after a restart) restores nothing."""
+    clock = Clock()
+    service = make(clock, MemoryStore(), op_secret="op")
+    teacher, _ = member(service, "teacher")
+    send(service, teacher, type="op", secret="op")
+    send(service, teacher, type="lock", all=True)
+    service.shutdown()
+    again = make(clock, MemoryStore())
+    assert again.moderation.lock_all is None and not again.moderation.active
+
+
+def test_a_restart_is_one_event_per_room_and_returning_members_are_back() -> None:
+    """Members present at the stop who return within the window are `joined` with reason back, after one `restarted`."""
+    clock, store = Clock(), MemoryStore()
+    service = make(clock, store)
+    member(service, "alice", room="Physics")
+    member(service, "bob", room="Physics")
+    service.shutdown()
+    clock.now += 3
+    again = make(clock, store)
+    member(again, "alice", room="Physics")
+    clock.now += 2
+    member(again, "bob", room="Physics")
+    member(again, "zoe", room="Physics")
+    tail = [(e.kind, e.nick, e.reason) for e in store.events()][-4:]
+    assert tail == [
+        ("restarted", "", "2 member(s) were here"),
+        ("joined", "alice", "back"),
+        ("joined", "bob", "back"),
+        ("joined", "zoe", None),
+    ]
+    assert not any(e.kind == "left" for e in store.events())
+    again.shutdown()
+    clock.now += 1
+    make(clock, store)  # a second restart records the second stop only
+    assert [e.kind for e in store.events()].count("restarted") == 2
