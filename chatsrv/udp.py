@@ -98,7 +98,7 @@ class UDPOutbox:
         self.address = address
         self.token = new_token()
         self._token_bytes = self.token.encode("ascii")
-        # Only the udp-serve thread changes these (and reads them, for `stats`).
+        # `bad_token` changes only in the udp-serve thread; `send_errors` in whichever thread sends.
         self.counters = {"send_errors": 0, "bad_token": 0}
         self._unlogged = 0  # dropped datagrams not yet in a log line
         self._next_log = 0.0  # monotonic time the next log line about them may be written
