@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from chatclient.render import fragments, fragments_text, plain
+from chatclient.state import ClientState
 from chatsrv.export import main as export_main
 from chatsrv.store import MIGRATIONS, Event, SQLiteStore, read_events
 from tests.helpers import Client
@@ -144,3 +146,17 @@ def test_the_terminal_ui_marks_the_operators_lines(servers, terminals) -> None:
     teacher.wait_for("sam │ thanks")
     assert "@sam" not in teacher.text()
     teacher.wait_for("@teacher │ hello class")  # the operator's own lines carry the mark too
+
+
+def test_render_puts_the_mark_only_where_the_server_put_it() -> None:
+    """`<@teacher>` and `* @teacher` for a marked line in both faces; an unmarked nick never gets an @."""
+    state = ClientState(nick="sam", operators=["teacher"])  # the user list alone does not mark a line
+    marked = {"type": "message", "id": 1, "room": "lobby", "from": "teacher", "text": "hi", "ts": 0.0}
+    lines = state.apply({**marked, "operator": True})
+    lines += state.apply({**marked, "id": 2, "action": True, "operator": True})
+    unmarked = state.apply({**marked, "id": 3, "from": "teacher"})
+    assert plain(lines[0]).endswith("] <@teacher> hi") and plain(lines[1]).endswith("] * @teacher hi")
+    assert plain(unmarked[0]).endswith("] <teacher> hi")
+    assert "@teacher │ hi" in fragments_text(fragments(lines[0]))
+    assert "* │ @teacher hi" in fragments_text(fragments(lines[1]))
+    assert "@" not in fragments_text(fragments(unmarked[0]))
