@@ -105,7 +105,6 @@ def test_forged_datagrams_from_the_operators_address_are_dropped(make_server, ra
 
         # Nothing came back to the victim's address: not the who, not an error (the barrier is its own ping).
         assert until_pong(teacher, "after-forgery") == []
-        assert all(len(data) > 0 for data in teacher.datagrams)
         # Bob saw no message, no announcement, no kick, no departure.
         seen_by_bob = until_pong(bob, "after-forgery")
         assert [p for p in seen_by_bob if p["type"] in ("message", "notice", "left", "renamed")] == []
@@ -142,10 +141,9 @@ def test_a_forged_datagram_never_gets_a_reply_larger_than_itself(make_server, ra
         for payload in (small, big):
             raw_socket.sendto(forged_packet(uma.address, destination, payload), ("127.0.0.1", 0))
         wait_until(lambda: victim.extra["stats"]["bad_token"] == 2)
-        before = len(uma.datagrams)
+        # Before the barrier's pong only the crowd's joins arrived: no users list, no error.
         received = until_pong(uma, "barrier")
-        assert [p for p in received if p["type"] in ("users", "error")] == []
-        assert len(uma.datagrams) - before == len(received) + 1  # the pong, and the joins it saw
+        assert [p["type"] for p in received] == ["joined"] * len(crowd)
         # The same small who from the real member is answered (and much larger than the forged one was).
         uma.send({"type": "who"})
         assert len(uma.expect("users")["users"]) == 11
