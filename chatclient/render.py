@@ -13,6 +13,9 @@ joiner between two emoji stays, so 👨‍👩‍👧 still shows as one). A lon
 zero-width characters (format or combining) is shown as one short marker
 such as `⟨200 × U+200B⟩`.
 
+A message the server marked as an operator's shows the nick as `@teacher`
+(docs/protocol.md §9.4): `@` is in no nick, so no look-alike can show it.
+
 Cost is linear in a message's length whatever its characters: sanitizing
 is one pass, and wrapping keeps a running width per row instead of
 measuring the row again for every character (a 2,000-character message of
@@ -137,9 +140,15 @@ def nick_colour(nick: str) -> str:
     return NICK_COLOURS[zlib.crc32(nick.casefold().encode("utf-8")) % len(NICK_COLOURS)]
 
 
+def sender(line: Line) -> str:
+    """A message's nick as shown, sanitized: `@teacher` when the server marked it an operator's."""
+    nick = sanitize(line.nick)
+    return f"@{nick}" if line.operator and line.kind in ("message", "own", "action") else nick
+
+
 def body(line: Line) -> str:
     """The text after the timestamp, sanitized, continuation lines indented."""
-    nick = sanitize(line.nick)
+    nick = sender(line)
     text = sanitize(line.text, keep_newlines=True).replace("\n", "\n" + CONTINUATION)
     kind = line.kind
     if kind in ("message", "own"):
@@ -256,7 +265,7 @@ def _paint(style: str, colour: bool) -> str:
 
 def _who(line: Line, colour: bool) -> tuple[str, str, str]:
     """(who column text, its style, the style of the text) for one line kind."""
-    nick = sanitize(line.nick)
+    nick = sender(line)
     kind = line.kind
     if kind == "message":
         return nick, f"fg:{nick_colour(line.nick)}", ""
@@ -291,7 +300,7 @@ def fragments(line: Line, colour: bool = True, width: int | None = None) -> Frag
     who, who_style, text_style = _who(line, colour)
     text = sanitize(line.text, keep_newlines=True)
     if line.kind == "action":
-        text = f"{sanitize(line.nick)} {text}"
+        text = f"{sender(line)} {text}"
     if line.mention:
         who_style += " reverse bold"
         text_style += " bold"
@@ -316,7 +325,7 @@ def fragments(line: Line, colour: bool = True, width: int | None = None) -> Frag
     ]
     if line.kind == "action":
         # "* bob waves": the nick keeps its colour inside the text.
-        nick = sanitize(line.nick)
+        nick = sender(line)
         if rows[0].startswith(nick):
             out.append((_paint(f"fg:{nick_colour(line.nick)} {text_style}", colour), nick))
             rows[0] = rows[0][len(nick) :]

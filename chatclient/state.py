@@ -58,6 +58,7 @@ class Line:
     nick: str = ""
     target: str = ""
     mention: bool = False
+    operator: bool = False  # a message the server marked as an operator's (docs/protocol.md §9.4)
 
 
 @dataclass
@@ -312,9 +313,11 @@ class ClientState:
         text = str(p.get("text", ""))
         own = sender.casefold() == self.nick.casefold()
         mention = not own and self.mentions_me(text)
+        # Only the server's mark counts: a nick in our operator list says nothing about an old line.
+        operator = p.get("operator") is True
         if p.get("action"):
-            return Line("action", text, p.get("ts"), sender, mention=mention)
-        return Line("own" if own else "message", text, p.get("ts"), sender, mention=mention)
+            return Line("action", text, p.get("ts"), sender, mention=mention, operator=operator)
+        return Line("own" if own else "message", text, p.get("ts"), sender, mention=mention, operator=operator)
 
     def _seen_before(self, p: dict[str, Any]) -> bool:
         key = (p.get("id"), p.get("ts"), p.get("from"))

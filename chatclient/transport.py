@@ -6,7 +6,9 @@ The TCP transport frames with `lanchat.wire` and can report, for every
 `recv`, its size and where frame boundaries fell (`--trace-wire`). The UDP
 transport sends one datagram per payload and does what UDP needs and TCP
 does for free (docs/protocol.md §2, §3): the cookie handshake, retrying a `hello`
-that may have been lost, keepalive pings, and a `seq` on everything it sends.
+that may have been lost, keepalive pings, a `seq` on everything it sends, and,
+once the `welcome` gave it one, the session's `token` on every datagram
+(docs/protocol.md §8: the server drops datagrams from our address without it).
 Imports: lanchat.wire only.
 """
 
@@ -185,6 +187,7 @@ class UDPTransport:
         self.seq = 0  # last seq this client sent
         self._hello: dict[str, Any] | None = None
         self._cookie: str | None = None
+        self._token: str | None = None  # from the welcome: proves our datagrams are ours (docs/protocol.md §8)
         self._answered = asyncio.Event()  # the hello got a welcome or an error
         self._joined = False
         self._nick: str | None = None
@@ -213,7 +216,10 @@ class UDPTransport:
 
     def _transmit(self, payload: dict[str, Any]) -> None:
         self.seq += 1
-        self._endpoint.sendto(encode_payload({**payload, "seq": self.seq}))
+        numbered = {**payload, "seq": self.seq}
+        if self._token is not None:
+            numbered["token"] = self._token
+        self._endpoint.sendto(encode_payload(numbered))
 
     async def send(self, payload: dict[str, Any]) -> None:
         kind = payload.get("type")
@@ -282,6 +288,8 @@ class UDPTransport:
             return False
         if kind == "welcome":
             self._answered.set()
+            if isinstance(payload.get("token"), str):
+                self._token = payload["token"]
             self._nick = payload.get("nick") if isinstance(payload.get("nick"), str) else self._nick
             if not self._joined:
                 self._joined = True

@@ -11,6 +11,9 @@ a reader in) with `chatsrv.store.read_events` and writes to stdout:
   message `<script>` stays text and never becomes markup, and each nick and
   text is isolated in a `<bdi>`.
 
+An operator's messages carry its mark, which no nick can contain (docs/protocol.md
+§9.4): `<@teacher>` in text and HTML, `"operator": true` in JSON lines.
+
 In every format, controls and format characters (category Cf: zero-width
 characters, tags, bidi controls) are visible escapes: `\\u202e` in text and
 HTML, JSON `\\u202e` escapes in JSON lines (which decode to the same text).
@@ -226,7 +229,8 @@ def text_line(event: Event) -> str:
     stamp = local_time(event.ts).strftime("%Y-%m-%d %H:%M:%S")
     text = event.text or ""
     if event.kind == "message":
-        line = f"{stamp} #{event.room} " + (f"* {event.nick} {text}" if event.action else f"<{event.nick}> {text}")
+        sender = f"@{event.nick}" if event.operator else event.nick
+        line = f"{stamp} #{event.room} " + (f"* {sender} {text}" if event.action else f"<{sender}> {text}")
     elif event.kind == "whisper":
         line = f"{stamp} (whisper) {event.nick} -> {event.to}: {text}"
     elif event.kind in MODERATION_KINDS:
@@ -321,8 +325,14 @@ def html_item(event: Event, colours: NickColours) -> str:
     in one (Arabic, Hebrew) cannot move the words around it.
     """
 
-    def _nick_html(nick: str | None) -> str:
+    def _nick_html(nick: str | None, operator: bool = False) -> str:
         name = nick or "?"
+        if operator:
+            # The operator's mark, outside the nick's <bdi> so no nick can carry or move it.
+            return (
+                f'<span class="nick operator" title="operator" style="color:{colours(name)}">'
+                f"@<bdi>{_shown(name)}</bdi></span>"
+            )
         return f'<span class="nick" style="color:{colours(name)}"><bdi>{_shown(name)}</bdi></span>'
 
     moment = local_time(event.ts)
@@ -330,9 +340,10 @@ def html_item(event: Event, colours: NickColours) -> str:
     text = f"<bdi>{_shown(event.text or '')}</bdi>"
     if event.kind == "message":
         anchor = f' id="m{int(event.id)}"' if event.id is not None else ""
+        sender = _nick_html(event.nick, event.operator)
         if event.action:
-            return f'<li class="message action"{anchor}>{stamp}<span class="text">* {_nick_html(event.nick)} {text}</span></li>'
-        return f'<li class="message"{anchor}>{stamp}{_nick_html(event.nick)} <span class="text">{text}</span></li>'
+            return f'<li class="message action"{anchor}>{stamp}<span class="text">* {sender} {text}</span></li>'
+        return f'<li class="message"{anchor}>{stamp}{sender} <span class="text">{text}</span></li>'
     if event.kind == "whisper":
         return (
             f'<li class="whisper">{stamp}{_nick_html(event.nick)} <span class="to">to</span> '

@@ -421,11 +421,13 @@ class ChatService:
         if self.moderation.active:  # someone is muted, or a room is locked or slow
             self.moderation.check_say(session, room.key, now)
         message_id = next(self._ids)
-        body = encode_message(message_id, room.name, session.nick, say.text, now, say.action)
+        # docs/protocol.md §9.4: an operator's messages say so, a mark no nick can imitate.
+        operator = self.moderation.is_operator(session)
+        body = encode_message(message_id, room.name, session.nick, say.text, now, say.action, operator)
         room.history.append(self.broadcast(room, body))
         event = Event(
             "message", now, session.nick, room.name, say.text, message_id, say.action, session.transport,
-            room_key=room.key,
+            room_key=room.key, operator=operator,
         )
         self.store.add(event)  # a queue append: the broadcast never waits for the disk
 

@@ -67,7 +67,7 @@ log = logging.getLogger("chatsrv.store")
 MEMORY = ":memory:"  # the --db value that keeps nothing on disk
 DEFAULT_PATH = "lanchat.sqlite3"
 
-SCHEMA_VERSION = 1  # kept in PRAGMA user_version
+SCHEMA_VERSION = 2  # kept in PRAGMA user_version
 APPLICATION_ID = 0x4C414E43  # "LANC" in PRAGMA application_id: marks the file as ours
 
 # Message ids must never be reused, even after a kill -9 lost the last batch
@@ -115,6 +115,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
         "INSERT INTO meta VALUES ('ids_reserved_through', 0)",
     ),
+    # docs/protocol.md §9.4: whether the sender was an operator when it spoke.
+    2: ("ALTER TABLE messages ADD COLUMN operator INTEGER NOT NULL DEFAULT 0",),
 }
 
 # Messages go in with one multi-row INSERT per `rows` messages, not with
@@ -126,11 +128,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 # to the next size with copies of its last row, which OR IGNORE skips because
 # their id is already taken (ids are unique by construction).
 ROWS_PER_INSERT = (64, 2048)  # a quiet lesson's batch, a flood's batch
-_MESSAGE_COLUMNS = "id, ts, room, room_key, nick, text, action, transport"
+_MESSAGE_COLUMNS = "id, ts, room, room_key, nick, text, action, transport, operator"
 
 
 def _insert_messages(rows: int) -> str:
-    row = "(?, ?, ?, ?, ?, ?, ?, ?)"
+    row = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
     return f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) VALUES " + ", ".join([row] * rows)
 
 
@@ -140,13 +142,14 @@ _INSERT_EVENTS = (
 )
 
 # Both tables as Event fields, in the order things happened (a message sorts
-# before the events that came after it). {where} takes the filters.
+# before the events that came after it). {where} takes the filters, {operator}
+# the operator column (a constant 0 in a version 1 file, which has none).
 _READ = """
-    SELECT 'message', ts, nick, room, text, id, action, transport, NULL, NULL, NULL, room_key,
+    SELECT 'message', ts, nick, room, text, id, action, transport, NULL, NULL, NULL, room_key, {operator},
            id AS after_message, 0 AS number
       FROM messages {where}
     UNION ALL
-    SELECT kind, ts, nick, room, text, NULL, 0, transport, to_nick, new_nick, reason, room_key,
+    SELECT kind, ts, nick, room, text, NULL, 0, transport, to_nick, new_nick, reason, room_key, 0,
            after_message, number
       FROM events {where}
     ORDER BY after_message, number
@@ -185,6 +188,7 @@ class Event(NamedTuple):
     new: str | None = None  # renamed: the new nick
     reason: str | None = None  # left: why
     room_key: str | None = None  # the casefolded room (rooms.name_key); filled in when missing
+    operator: bool = False  # messages only: sent by an operator (docs/protocol.md §9.4)
 
     def payload(self) -> dict[str, Any]:
         """The event as the server sends it (docs/protocol.md section 5), without `seq`."""
@@ -199,6 +203,8 @@ class Event(NamedTuple):
             }
             if self.action:
                 payload["action"] = True
+            if self.operator:
+                payload["operator"] = True
             return payload
         if self.kind == "whisper":
             return {"type": "whisper", "from": self.nick, "to": self.to, "text": self.text, "ts": self.ts}
@@ -377,8 +383,9 @@ def read_events(path: str, room: str | None = None, since: float | None = None) 
             parameters.append(since)
         where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
         try:
-            for row in connection.execute(_READ.format(where=where), parameters * 2):
-                yield _event_from_row(row[:12])  # without the two sort columns
+            query = _READ.format(where=where, operator="operator" if version >= 2 else "0")
+            for row in connection.execute(query, parameters * 2):
+                yield _event_from_row(row[:13])  # without the two sort columns
         except sqlite3.Error as error:
             raise StoreError(f"cannot read {path}: {describe_error(error)}") from None
     finally:
@@ -386,14 +393,18 @@ def read_events(path: str, room: str | None = None, since: float | None = None) 
 
 
 def _event_from_row(row: tuple[Any, ...]) -> Event:
-    kind, ts, nick, room, text, message_id, action, transport, to_nick, new_nick, reason, room_key = row
-    return Event(kind, ts, nick, room, text, message_id, bool(action), transport, to_nick, new_nick, reason, room_key)
+    kind, ts, nick, room, text, message_id, action, transport, to_nick, new_nick, reason, room_key, operator = row
+    return Event(
+        kind, ts, nick, room, text, message_id, bool(action), transport, to_nick, new_nick, reason, room_key,
+        bool(operator),
+    )
 
 
 def _message_parameters(messages: list[Event], rows: int) -> list[Any]:
     """The message columns of each message one after the other, padded to `rows` rows."""
     values = [
-        (m.id, m.ts, m.room, m.room_key or _room_key(m.room), m.nick, m.text, m.action, m.transport) for m in messages
+        (m.id, m.ts, m.room, m.room_key or _room_key(m.room), m.nick, m.text, m.action, m.transport, m.operator)
+        for m in messages
     ]
     values.extend([values[-1]] * (rows - len(values)))
     return list(itertools.chain.from_iterable(values))
@@ -512,7 +523,7 @@ class SQLiteStore:
         # Rows per message INSERT, within SQLite's limit on ? parameters (999
         # before SQLite 3.32; Python 3.11 can ask).
         limit = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if hasattr(connection, "getlimit") else 999
-        sizes = sorted({max(1, min(rows, limit // 8)) for rows in ROWS_PER_INSERT})
+        sizes = sorted({max(1, min(rows, limit // 9)) for rows in ROWS_PER_INSERT})  # 9 columns a message
         self._rows = sizes[-1]  # the most events one statement takes
         self._inserts = [(rows, _insert_messages(rows)) for rows in sizes]
         mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -570,7 +581,8 @@ class SQLiteStore:
                 found: list[Event] = []
                 for key in keys:
                     rows = connection.execute(
-                        "SELECT 'message', ts, nick, room, text, id, action, transport, NULL, NULL, NULL, room_key"
+                        "SELECT 'message', ts, nick, room, text, id, action, transport, NULL, NULL, NULL, room_key,"
+                        " operator"
                         " FROM messages WHERE room_key = ? ORDER BY id DESC LIMIT ?",
                         (key, per_room),
                     ).fetchall()

@@ -24,13 +24,27 @@ forged packet.
 A `discover` probe from an unregistered address is answered through the
 `discovery` callable the app passes in (built by `chatsrv.discovery`).
 
+A registered peer is more than its address: its `welcome` carries a random
+per-session `token` (docs/protocol.md §8), and every later datagram from that
+address must carry it (`carries_token`). Anyone can forge a source address,
+but only whoever receives at that address learns the token. A datagram
+without it is dropped before the service sees it: no reply (so a forged
+datagram never gets one larger than itself), no effect, not even on the
+peer's silence timer; it is counted in the peer's `stats` (`bad_token`) and
+logged at most once per `UNPROVEN_LOG_INTERVAL` per peer. The one exception
+is a `hello` repeated because its `welcome` (and so the token) was lost: its
+valid `cookie` for this very address proves the same thing.
+
 Imports: wire, messages, session (Outbox protocol), service, cookies, faults.
 """
 
 from __future__ import annotations
 
 import collections
+import hmac
 import logging
+import re
+import secrets
 import socket
 import socketserver
 import threading
@@ -50,6 +64,25 @@ log = logging.getLogger("chatsrv.udp")
 
 AMPLIFICATION_LIMIT = 3  # docs/protocol.md §2: never more than 3x the bytes received from an unproven address
 RECEIVE_BUFFER = 1 << 20  # room for bursts of small datagrams (the kernel caps it at rmem_max)
+UNPROVEN_LOG_INTERVAL = 10.0  # seconds between two log lines about one peer's dropped datagrams
+
+# `"token": "…"` and `"cookie": "…"` as they appear in a datagram's bytes. A
+# JSON string cannot hold a bare quote, so these match only real keys, never
+# text inside a string. Looking in the bytes, before decoding, keeps a forged
+# datagram cheap to drop, and lets a datagram of the real member that fails
+# to decode (it carries the token) still get its `bad_request`.
+_TOKEN_FIELD = re.compile(rb'"token"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
+_COOKIE_FIELD = re.compile(rb'"cookie"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
+
+
+def new_token() -> str:
+    """A fresh per-session token: 128 random bits, 22 characters that JSON never escapes."""
+    return secrets.token_urlsafe(16)
+
+
+def carries_token(data: bytes, token: bytes) -> bool:
+    """True when the datagram carries the field `"token": "<token>"` (compared in constant time)."""
+    return any(hmac.compare_digest(found, token) for found in _TOKEN_FIELD.findall(data))
 
 
 class UDPOutbox:
@@ -64,18 +97,50 @@ class UDPOutbox:
     def __init__(self, server: ChatUDPServer, address: Any) -> None:
         self.server = server
         self.address = address
-        self.counters = {"send_errors": 0}
+        self.token = new_token()
+        self._token_bytes = self.token.encode("ascii")
+        # `bad_token` changes only in the udp-serve thread; `send_errors` in whichever thread sends.
+        self.counters = {"send_errors": 0, "bad_token": 0}
+        self._unlogged = 0  # dropped datagrams not yet in a log line
+        self._next_log = 0.0  # monotonic time the next log line about them may be written
         self.delay_line = server.delay_line
         # The injector hands this outbox back with each datagram that is due.
         self.path: Path | None = self.delay_line.injector.open_path(self) if self.delay_line else None
 
     def attach(self, session: Session) -> None:
-        """Show this peer's counters (and the impairment) in its `stats` and `welcome`."""
+        """Put the token (and the impairment) in the peer's `welcome`, its counters in its `stats`."""
+        welcome: dict[str, Any] = {"token": self.token}
         if self.path is not None:
-            session.extra["welcome"] = {"impairment": self.server.impairment.as_dict()}
+            welcome["impairment"] = self.server.impairment.as_dict()
             session.extra["stats"] = collections.ChainMap(self.counters, self.path.counters)
         else:
             session.extra["stats"] = self.counters
+        session.extra["welcome"] = welcome
+
+    def proven_by(self, data: bytes, now: float) -> bool:
+        """Whether a datagram from this peer's address really comes from the peer.
+
+        It must carry the session's token; a `hello` whose welcome was lost
+        cannot know it yet, and its valid cookie for this address proves the same.
+        """
+        if carries_token(data, self._token_bytes):
+            return True
+        cookie = _COOKIE_FIELD.search(data)
+        return cookie is not None and self.server.cookies.check(cookie.group(1).decode("ascii"), self.address, now)
+
+    def drop_unproven(self, session: Session) -> None:
+        """Count a datagram without the token, and log it at most once per interval."""
+        self.counters["bad_token"] += 1
+        self._unlogged += 1
+        now = time.monotonic()
+        if now >= self._next_log:
+            log.warning(
+                "%s: dropped %d datagram(s) from its address without its token (a forged source address?)",
+                session.describe(),
+                self._unlogged,
+            )
+            self._unlogged = 0
+            self._next_log = now + UNPROVEN_LOG_INTERVAL
 
     def put(self, bodies: list[bytes], first_seq: int) -> bool:
         payloads = [with_seq(body, seq) for seq, body in enumerate(bodies, first_seq)]
@@ -163,6 +228,12 @@ class ChatDatagramHandler(socketserver.BaseRequestHandler):
         session = server.peer(self.client_address)
         if session is None:
             self._from_stranger(data)
+            return
+        outbox = session.outbox
+        assert isinstance(outbox, UDPOutbox)
+        if not outbox.proven_by(data, server.service.clock()):
+            # Anyone can forge this address: no reply, no effect (docs/protocol.md §8).
+            outbox.drop_unproven(session)
         elif len(data) > server.max_datagram:
             # recvfrom truncated it (max_packet_size is one above the limit, so we
             # can tell); docs/protocol.md §2: answer frame_too_large, the peer stays.

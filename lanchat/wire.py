@@ -109,17 +109,20 @@ def encode_payload(payload: dict[str, Any]) -> bytes:
 _string = json.encoder.encode_basestring  # the C function the encoder above uses for str
 
 
-def encode_message(message_id: int, room: str, nick: str, text: str, ts: float, action: bool = False) -> bytes:
+def encode_message(
+    message_id: int, room: str, nick: str, text: str, ts: float, action: bool = False, operator: bool = False
+) -> bytes:
     """The `message` payload (docs/protocol.md section 5), byte for byte what
     `encode_payload` makes of it, in half the time: every say is one.
 
-    `ts` must be finite (a clock reading); floats are written as the
-    encoder writes them (`float.__repr__`).
+    `action` and `operator` (docs/protocol.md §9.4: sent by an operator) are
+    written only when true, in that order. `ts` must be finite (a clock
+    reading); floats are written as the encoder writes them (`float.__repr__`).
     """
-    flag = ',"action":true' if action else ""
+    flags = (',"action":true' if action else "") + (',"operator":true' if operator else "")
     return (
         f'{{"type":"message","id":{message_id:d},"room":{_string(room)},"from":{_string(nick)},'
-        f'"text":{_string(text)},"ts":{float.__repr__(ts)}{flag}}}'
+        f'"text":{_string(text)},"ts":{float.__repr__(ts)}{flags}}}'
     ).encode()
 
 

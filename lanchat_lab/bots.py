@@ -364,12 +364,15 @@ class UDPBot(Bot):
 
     transport = "udp"
 
-    def __init__(self, nick: str, room: str, clock: Callable[[], float] = time.time, receive_buffer: int = UDP_RECEIVE_BUFFER) -> None:
+    def __init__(
+        self, nick: str, room: str, clock: Callable[[], float] = time.time, receive_buffer: int = UDP_RECEIVE_BUFFER
+    ) -> None:
         super().__init__(nick, room, clock)
         self.receive_buffer = receive_buffer
         self._transport: asyncio.DatagramTransport | None = None
         self.server: tuple[str, int] | None = None
         self.cookie: str | None = None
+        self.token: str | None = None  # from the welcome; on every later datagram (docs/protocol.md §8)
         self.not_joined_at: float | None = None
 
     async def open(self, host: str, port: int) -> None:
@@ -403,6 +406,7 @@ class UDPBot(Bot):
     async def rejoin(self, timeout: float = 5.0, retry: float = 0.25) -> float:
         self.joined.clear()
         self.cookie = None
+        self.token = None
         self.join_started = self.clock()
         self.join_seconds = None
         deadline = time.monotonic() + timeout
@@ -414,7 +418,9 @@ class UDPBot(Bot):
                 continue
             assert self.join_seconds is not None
             return self.join_seconds
-        raise LabError(f"{self.nick}: no welcome over UDP from {self.server} within {timeout:g} s (is UDP enabled on the server?)")
+        raise LabError(
+            f"{self.nick}: no welcome over UDP from {self.server} within {timeout:g} s (is UDP enabled on the server?)"
+        )
 
     def on_challenge(self, payload: dict[str, Any]) -> None:
         cookie = payload.get("cookie")
@@ -432,6 +438,9 @@ class UDPBot(Bot):
     def _transmit(self, payload: dict[str, Any]) -> None:
         if self._transport is None or self.server is None:
             return
+        if self.token is not None:
+            # The server drops datagrams from our address that do not carry it.
+            payload = {**payload, "token": self.token}
         data = encode_payload(payload)
         self.bytes_out += len(data)
         self.packets_out += 1
@@ -446,6 +455,8 @@ class UDPBot(Bot):
         except ProtocolError:
             self.errors["client_decode"] = self.errors.get("client_decode", 0) + 1
             return
+        if payload.get("type") == "welcome" and isinstance(payload.get("token"), str):
+            self.token = payload["token"]
         self.handle(payload, now)
 
     def close(self) -> None:

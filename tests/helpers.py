@@ -152,6 +152,7 @@ class UDPClient(_Expecting):
         self.seq = 0
         self.inbox: list[dict[str, Any]] = []
         self.datagrams: list[bytes] = []
+        self.token: str | None = None  # from the welcome; sent on every later datagram (docs/protocol.md §8)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -161,14 +162,26 @@ class UDPClient(_Expecting):
         self.sock.close()
 
     def send(self, payload: dict[str, Any], numbered: bool = True) -> None:
-        """Send one payload; with `numbered`, add this client's next seq (docs/protocol.md §3)."""
+        """Send one payload; with `numbered`, add this client's next seq (docs/protocol.md §3).
+
+        Once a welcome gave this client its token, every payload carries it
+        (unless the payload already says which token, or None to send none).
+        """
         if numbered:
             self.seq += 1
             payload = {**payload, "seq": self.seq}
+        if self.token is not None and "token" not in payload:
+            payload = {**payload, "token": self.token}
+        payload = {key: value for key, value in payload.items() if not (key == "token" and value is None)}
         self.sock.sendto(encode_payload(payload), self.server)
 
     def send_raw(self, data: bytes) -> None:
         self.sock.sendto(data, self.server)
+
+    def token_field(self) -> bytes:
+        """`"token":"…"`, for raw datagrams that must still come from this member."""
+        assert self.token is not None, "no welcome yet"
+        return b'"token":"%s"' % self.token.encode()
 
     def recv_datagram(self, timeout: float = TIMEOUT) -> bytes | None:
         """The next datagram from the server, or None if none arrives within `timeout`."""
@@ -193,7 +206,10 @@ class UDPClient(_Expecting):
         data = self.recv_datagram(timeout)
         if data is None:
             raise AssertionError("no datagram arrived in time")
-        return decode_payload(data)
+        payload = decode_payload(data)
+        if payload.get("type") == "welcome" and isinstance(payload.get("token"), str):
+            self.token = payload["token"]
+        return payload
 
     def join(self, nick: str, room: str | None = None) -> dict[str, Any]:
         """The cookie handshake: hello, challenge, hello with the cookie, welcome."""

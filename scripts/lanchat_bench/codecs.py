@@ -150,6 +150,9 @@ class LanchatTcp(Codec):
         session = conn.datagram
         if kind == "welcome":
             conn.set_ready()
+            token = message.get("token")
+            if session is not None and isinstance(token, str):
+                session.token = b',"token":%s}' % json.dumps(token).encode()
             timeout = message.get("peer_timeout")
             if session is not None and isinstance(timeout, (int, float)) and timeout > 0:
                 session.ping_every = timeout / 3

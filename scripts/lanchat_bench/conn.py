@@ -59,14 +59,20 @@ class Outgoing:
 class UdpSession:
     """The datagram client's own state: handshake, keep-alive and sequence numbers."""
 
-    __slots__ = ("cookie", "hello_at", "ping_every", "seq_high", "tries")
+    __slots__ = ("cookie", "hello_at", "ping_every", "seq_high", "token", "tries")
 
     def __init__(self) -> None:
         self.cookie: str | None = None
+        #: `,"token":"…"}` from the welcome: every later datagram must carry it (docs/protocol.md §8).
+        self.token = b""
         self.hello_at = 0.0
         self.tries = 0
         self.ping_every = 10.0
         self.seq_high = 0
+
+    def stamped(self, data: bytes) -> bytes:
+        """A JSON payload with the session's token added (unchanged before the welcome)."""
+        return data[:-1] + self.token if self.token and data.endswith(b"}") else data
 
 
 class Conn:

@@ -154,9 +154,9 @@ class Loop:
         if conn.closed or conn.sock is None or not data:
             return
         conn.last_send = time.perf_counter()
-        if conn.udp:
+        if conn.datagram is not None:
             try:
-                conn.sock.send(data)
+                conn.sock.send(conn.datagram.stamped(data))
             except BlockingIOError:
                 conn.tally.errors["udp send would block"] += 1
             except OSError as error:
@@ -182,13 +182,14 @@ class Loop:
         """Feed a sender's queued messages to the kernel until it pushes back."""
         assert conn.sock is not None
         out = conn.out
-        if conn.udp:
+        if conn.datagram is not None:
             allowed = out.to_send
             if out.window:
                 allowed = min(allowed, out.window - (out.sent - out.acked))
+            frame = conn.datagram.stamped(out.frame)
             for _ in range(max(allowed, 0)):
                 try:
-                    conn.sock.send(out.frame)
+                    conn.sock.send(frame)
                 except BlockingIOError:
                     break
                 except OSError as error:

@@ -135,11 +135,11 @@ def test_oversized_datagram_is_refused_and_the_peer_stays(server, udp_clients) -
     """A datagram over the limit gets frame_too_large; one of exactly the limit is served; the peer stays."""
     uma = udp_clients()
     uma.join("uma")
-    uma.send_raw(b"{" + b" " * DEFAULT_MAX_DATAGRAM + b"}")
+    uma.send_raw(b"{" + uma.token_field() + b"," + b" " * DEFAULT_MAX_DATAGRAM + b"}")
     error = uma.expect("error")
     assert error["code"] == "frame_too_large" and error["seq"] == 2
-    padding = DEFAULT_MAX_DATAGRAM - len(encode_payload({"type": "ping", "id": ""}))
-    exact = encode_payload({"type": "ping", "id": "x" * padding})
+    padding = DEFAULT_MAX_DATAGRAM - len(encode_payload({"type": "ping", "id": "", "token": uma.token}))
+    exact = encode_payload({"type": "ping", "id": "x" * padding, "token": uma.token})
     assert len(exact) == DEFAULT_MAX_DATAGRAM
     uma.send_raw(exact)
     assert len(uma.expect("pong")["id"]) == padding
@@ -156,10 +156,20 @@ def test_oversized_datagram_from_a_stranger_gets_one_small_error(server, udp_cli
 
 
 def test_bad_json_from_a_peer_is_recoverable(server, udp_clients) -> None:
-    """Bad JSON, not-an-object and an unknown type each get bad_request; the peer goes on chatting."""
+    """Bad JSON, not-an-object and an unknown type each get bad_request; the peer goes on chatting.
+
+    Each carries the member's token, which is found in the bytes before any decoding.
+    """
     uma = udp_clients()
     uma.join("uma")
-    for junk in (b"{not json", b"[1, 2]", b'{"type": "dance"}', b"\xff\xfe", b"[" * 5000):
+    token = uma.token_field()
+    for junk in (
+        b"{not json " + token,
+        b"[1, {" + token + b"}]",
+        b'{"type": "dance", ' + token + b"}",
+        b"\xff\xfe" + token,
+        b"[" * 5000 + token,
+    ):
         uma.send_raw(junk)
         assert uma.expect("error")["code"] == "bad_request"
     uma.send({"type": "say", "text": "still here"})
@@ -199,9 +209,9 @@ def test_client_gaps_are_reported_in_stats(server, udp_clients) -> None:
     uma = udp_clients()
     uma.join("uma")  # seq 1 (hello without cookie), 2 (hello with cookie)
     for seq in (5, 3, 5, 6):
-        uma.sock.sendto(encode_payload({"type": "ping", "id": seq, "seq": seq}), uma.server)
+        uma.send({"type": "ping", "id": seq, "seq": seq}, numbered=False)
         uma.expect("pong", id=seq)
-    uma.sock.sendto(encode_payload({"type": "stats", "seq": 7}), uma.server)
+    uma.send({"type": "stats", "seq": 7}, numbered=False)
     stats = uma.expect("stats")
     assert (stats["gaps"], stats["reordered"], stats["duplicates"]) == (2, 1, 1)
     assert stats["received"] == 6 and stats["send_errors"] == 0

@@ -155,15 +155,18 @@ def test_nesting_limit_is_32_levels() -> None:
     st.text(max_size=200).filter(lambda t: not any(0xD800 <= ord(c) <= 0xDFFF for c in t)),
     st.floats(allow_nan=False, allow_infinity=False),
     st.booleans(),
+    st.booleans(),
 )
 def test_encode_message_is_byte_for_byte_encode_payload(
-    message_id: int, room: str, nick: str, text: str, ts: float, action: bool
+    message_id: int, room: str, nick: str, text: str, ts: float, action: bool, operator: bool
 ) -> None:
     """The fast `message` encoder writes exactly what the generic one writes for the same payload."""
     payload = {"type": "message", "id": message_id, "room": room, "from": nick, "text": text, "ts": ts}
     if action:
         payload["action"] = True
-    assert encode_message(message_id, room, nick, text, ts, action) == encode_payload(payload)
+    if operator:
+        payload["operator"] = True
+    assert encode_message(message_id, room, nick, text, ts, action, operator) == encode_payload(payload)
 
 
 def test_nesting_counts_real_brackets_not_those_in_strings() -> None:
