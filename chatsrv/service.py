@@ -63,7 +63,17 @@ from lanchat.wire import ProtocolError, decode_payload, encode_message, encode_p
 
 log = logging.getLogger("chatsrv")
 
+MAX_TRACKED_HOSTS = 1024  # addresses remembered for the traceback window before old ones are forgotten
 SEQ_ROOM = 24  # bytes kept free in a welcome for the spliced `,"seq":N`
+
+# Pings have their own budget (docs/protocol.md §7.1): a ping costs the server
+# a reply, so a flood of them is as much work as a flood of messages.
+PING_RATE = 5.0
+PING_BURST = 10
+
+# One traceback per peer address per window: a payload that hits a bug again
+# and again must not flood the log (docs/protocol.md §7.3, `internal_error`).
+TRACEBACK_WINDOW = 60.0
 
 
 class ChatService:
@@ -122,6 +132,9 @@ class ChatService:
             Bye: self._bye,
         }
         self.operators = OperatorDesk(self, op_secret)
+        self._ping_budgets: dict[Session, TokenBucket] = {}  # members that pinged; gone with the session
+        self._traceback_logged: dict[Any, float] = {}  # address -> when its last traceback was logged
+        self._tracebacks_quiet: dict[Any, int] = {}  # address -> tracebacks not logged since
         self._handlers.update(self.operators.handlers())
 
     # --- adapter API ------------------------------------------------------
@@ -162,6 +175,8 @@ class ChatService:
                     self._handle(session, body, now)
                 except ProtocolError as error:
                     self._fail(session, error)
+                except Exception:  # noqa: BLE001 - a bug: contained to this one payload (docs/protocol.md §7.3)
+                    self._internal_error(session, now)
                 else:
                     session.errors_in_a_row = 0
 
@@ -251,10 +266,43 @@ class ChatService:
                 log.warning("%s: %d errors in a row, closing", session.describe(), session.errors_in_a_row)
             self.drop(session, "error")
 
+    def _internal_error(self, session: Session, now: float) -> None:
+        """A handler raised: log it (once per window per address), answer `internal_error`, go on.
+
+        Called from inside an `except` block, so the traceback is the one being handled.
+        """
+        host = _host(session)
+        last = self._traceback_logged.get(host)
+        if last is None or now - last >= TRACEBACK_WINDOW or now < last:
+            quiet = self._tracebacks_quiet.pop(host, 0)
+            more = f" ({quiet} more since the last report)" if quiet else ""
+            log.exception("internal error handling a payload from %s%s", session.describe(), more)
+            if len(self._traceback_logged) >= MAX_TRACKED_HOSTS:
+                self._forget_old_tracebacks(now)
+            self._traceback_logged[host] = now
+        else:
+            self._tracebacks_quiet[host] = self._tracebacks_quiet.get(host, 0) + 1
+        # Counted like any other error, so a peer that keeps hitting the bug is closed at max_errors.
+        session.errors_in_a_row += 1
+        if session.closed:
+            return
+        error = ProtocolError("internal_error", "the server failed to handle this payload; it was ignored")
+        self.fanout.queue(session, encode_payload(error.payload()))
+        if session.errors_in_a_row >= self.max_errors:
+            log.warning("%s: %d errors in a row, closing", session.describe(), session.errors_in_a_row)
+            self.drop(session, "error")
+
+    def _forget_old_tracebacks(self, now: float) -> None:
+        for host, when in list(self._traceback_logged.items()):
+            if now - when >= TRACEBACK_WINDOW or now < when:
+                del self._traceback_logged[host]
+                self._tracebacks_quiet.pop(host, None)
+
     def _close(self, session: Session) -> None:
         if not session.closed:
             session.closed = True
             self.sessions.discard(session)
+            self._ping_budgets.pop(session, None)
             host = _host(session)
             self._per_host[host] -= 1
             if self._per_host[host] <= 0:
@@ -441,6 +489,12 @@ class ChatService:
         self.fanout.queue(session, encode_payload({"type": "rooms", "rooms": self.registry.listing()}))
 
     def _ping(self, session: Session, ping: Ping, now: float) -> None:
+        if self.rate > 0:
+            budget = self._ping_budgets.get(session)
+            if budget is None:
+                budget = self._ping_budgets[session] = TokenBucket(PING_RATE, PING_BURST, now)
+            if not budget.allow(now):
+                raise ProtocolError("rate_limited", f"at most {PING_RATE:g} pings per second; slow down")
         self.fanout.queue(session, encode_payload({"type": "pong", "id": ping.id, "t": ping.t, "ts": now}))
 
     def _stats(self, session: Session, message: Stats, now: float) -> None:
