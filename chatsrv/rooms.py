@@ -5,9 +5,9 @@ NFKC case-fold plus the UTS #39 confusable skeleton, docs/protocol.md §6), so
 `ｔｅａｃｈｅｒ` and `tеacher` find `teacher`; names are shown as first spelled.
 `name_key` (the case-fold) stays the key that other state is filed under
 (mutes, the store's room_key), so stored history keeps its keys.
-A room exists while it has members or history. One lock (`Registry.lock`) guards everything here; the service holds it for
-every change and every delivery, which also keeps each member's `seq` in
-queue order.
+A room exists while it has members or history. One lock (`Registry.lock`)
+guards everything here; the service holds it for every change and every
+delivery, which also keeps each member's `seq` in queue order.
 
 Imports only `chatsrv.session` (for the type) and `chatsrv.lookalike`; no sockets, no clocks.
 """
@@ -125,13 +125,14 @@ class Registry:
         return iter(list(self.by_nick.values()))
 
     def listing(self) -> list[dict[str, object]]:
-        """Every non-empty room as {"name", "users"} (docs/protocol.md §5 `rooms`).
+        """Every non-empty room as {"name", "users"} (docs/protocol.md §5 `rooms`, §7.2).
 
-        A room with history counts as non-empty even with no one in it, so the
-        rooms of a lesson are listed again after a restart.
+        Rooms with members come first, busiest first, then rooms that only
+        have history (a room with history counts as non-empty even with no one
+        in it, so the rooms of a lesson are listed again after a restart);
+        within each, by name. A reply trimmed to a frame so keeps the rooms
+        people are in.
         """
-        return [
-            {"name": room.name, "users": len(room.members)}
-            for room in sorted(self.rooms.values(), key=lambda room: room.key)
-            if room.members or room.history
-        ]
+        rooms = [room for room in self.rooms.values() if room.members or room.history]
+        rooms.sort(key=lambda room: (-len(room.members), room.key))
+        return [{"name": room.name, "users": len(room.members)} for room in rooms]

@@ -56,6 +56,7 @@ from chatsrv.messages import (
 from chatsrv.moderation import Moderation
 from chatsrv.operators import OperatorDesk
 from chatsrv.ratelimit import TokenBucket
+from chatsrv.replies import SEQ_ROOM, fit_list
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Outbox, Session
 from chatsrv.store import Event, MemoryStore, Store
@@ -64,7 +65,6 @@ from lanchat.wire import ProtocolError, decode_payload, encode_message, encode_p
 log = logging.getLogger("chatsrv")
 
 MAX_TRACKED_HOSTS = 1024  # addresses remembered for the traceback window before old ones are forgotten
-SEQ_ROOM = 24  # bytes kept free in a welcome for the spliced `,"seq":N`
 
 # Pings have their own budget (docs/protocol.md §7.1): a ping costs the server
 # a reply, so a flood of them is as much work as a flood of messages.
@@ -393,7 +393,8 @@ class ChatService:
             payload["topic"] = room.topic
         payload.update(self.operators.welcome_fields(session, room, now))
         payload.update(session.extra.get("welcome", {}))
-        base = encode_payload(payload)
+        # Users first, then as much history as the rest of the frame holds (docs/protocol.md §7.2, §8).
+        base = fit_list(payload, "users", session.max_frame - SEQ_ROOM)
         budget = session.max_frame - len(base) - SEQ_ROOM
         chosen: list[bytes] = []
         for item in reversed(room.history):
@@ -483,10 +484,12 @@ class ChatService:
         payload: dict[str, Any] = {"type": "users", "room": name, "users": users}
         if room is not None:
             payload.update(self.operators.room_fields(room))
-        self.fanout.queue(session, encode_payload(payload))
+        self.fanout.queue(session, fit_list(payload, "users", session.max_frame - SEQ_ROOM))
 
     def _rooms(self, session: Session, message: Rooms, now: float) -> None:
-        self.fanout.queue(session, encode_payload({"type": "rooms", "rooms": self.registry.listing()}))
+        # Rooms with members come first (registry.listing), so trimming leaves out only empty ones first.
+        payload = {"type": "rooms", "rooms": self.registry.listing()}
+        self.fanout.queue(session, fit_list(payload, "rooms", session.max_frame - SEQ_ROOM))
 
     def _ping(self, session: Session, ping: Ping, now: float) -> None:
         if self.rate > 0:
