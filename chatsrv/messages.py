@@ -202,13 +202,18 @@ class Announce:
 
 
 @dataclass(frozen=True)
+class CloseRoom:
+    room: str
+
+
+@dataclass(frozen=True)
 class Topic:
     text: str | None = None  # None clears the topic
 
 
 Message = (
     Hello | Say | Whisper | Nick | Join | Who | Rooms | Ping | Stats | Bye
-    | Op | Kick | Unban | Mute | Unmute | Lock | Unlock | Slow | Announce | Topic
+    | Op | Kick | Unban | Mute | Unmute | Lock | Unlock | Slow | Announce | Topic | CloseRoom
 )
 
 
@@ -385,6 +390,7 @@ PARSERS: dict[str, Callable[[_Fields], Any]] = {
     "slow": _slow,
     "announce": lambda f: Announce(text=check_text(f.text("text"))),
     "topic": _topic,
+    "close_room": lambda f: CloseRoom(room=check_room(f.text("room"))),
 }
 
 

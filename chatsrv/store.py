@@ -208,6 +208,12 @@ class Store(Protocol):
     def events(self, room: str | None = None, since: float | None = None) -> Iterator[Event]:
         """Recorded events in order, optionally of one room and from a time on."""
 
+    def room_messages(self, room: str, count: int) -> list[Event]:
+        """Up to `count` latest saved messages of `room`, oldest first; [] when they cannot be read."""
+
+    def forget_room(self, room: str) -> None:
+        """Delete everything recorded about `room` (after what was added before); never blocks or raises."""
+
     def close(self) -> None:
         """Keep everything added so far, then release the store."""
 
@@ -252,6 +258,18 @@ class MemoryStore:
         for event in list(self._events):
             if (key is None or _room_key(event.room) == key) and (since is None or event.ts >= since):
                 yield event
+
+    def room_messages(self, room: str, count: int) -> list[Event]:
+        if count <= 0:
+            return []
+        key = _room_key(room)
+        found = [event for event in self._events if event.kind == "message" and _room_key(event.room) == key]
+        return found[-count:]
+
+    def forget_room(self, room: str) -> None:
+        key = _room_key(room)
+        kept = [event for event in self._events if _room_key(event.room) != key]
+        self._events = deque(kept, maxlen=self._events.maxlen)
 
     def close(self) -> None:
         pass
@@ -405,6 +423,7 @@ class SQLiteStore:
         self.give_up_after = give_up_after
         self.recheck_interval = recheck_interval
         self._queue: deque[Event] = deque()
+        self._forget: deque[str] = deque()  # room keys whose history the writer deletes after the queue
         self._wake = threading.Event()  # set to commit before the interval is over
         self._stopping = False
         self._accepting = True  # False after close() or a bug in the writer: add() drops events
@@ -545,6 +564,31 @@ class SQLiteStore:
 
     def events(self, room: str | None = None, since: float | None = None) -> Iterator[Event]:
         return read_events(self.path, room, since)
+
+    def room_messages(self, room: str, count: int) -> list[Event]:
+        # One indexed query (messages_by_room): the service may call it with its lock held.
+        if count <= 0 or self._failed:
+            return []
+        try:
+            connection = _connect_for_reading(self.path)
+            try:
+                rows = connection.execute(
+                    "SELECT 'message', ts, nick, room, text, id, action, transport, NULL, NULL, NULL, room_key"
+                    " FROM messages WHERE room_key = ? ORDER BY id DESC LIMIT ?",
+                    (_room_key(room), count),
+                ).fetchall()
+            finally:
+                connection.close()
+        except sqlite3.Error as error:
+            log.warning("database %s: cannot read the history of %s: %s", self.path, room, describe_error(error))
+            return []
+        return [_event_from_row(row) for row in reversed(rows)]
+
+    def forget_room(self, room: str) -> None:
+        # Called with the chat's lock held: an append; the writer deletes once the queue before it is saved.
+        if self._accepting:
+            self._forget.append(_room_key(room) or "")
+            self._wake.set()
 
     def close(self) -> None:
         """Commit everything queued, then stop the writer and close the file."""
@@ -690,12 +734,26 @@ class SQLiteStore:
                     self._last_saved_id = messages[-1].id or self._last_saved_id
             except BaseException:
                 queue.extendleft(reversed(batch))  # still unsaved: the writer tries again
-                if connection.in_transaction:
-                    try:
-                        connection.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # the connection is reopened before the next attempt
+                self._roll_back()
                 raise
+        while self._forget and not self._failed:
+            key = self._forget[0]
+            try:
+                connection.execute("BEGIN")
+                connection.execute("DELETE FROM messages WHERE room_key = ?", (key,))
+                connection.execute("DELETE FROM events WHERE room_key = ?", (key,))
+                connection.execute("COMMIT")
+            except BaseException:
+                self._roll_back()  # the room stays queued: the writer tries again
+                raise
+            self._forget.popleft()
+
+    def _roll_back(self) -> None:
+        if self._connection.in_transaction:
+            try:
+                self._connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the connection is reopened before the next attempt
 
     def _insert(self, messages: list[Event]) -> None:
         """One INSERT of the smallest size that holds `messages`."""
