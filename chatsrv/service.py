@@ -13,7 +13,16 @@ deferral and the flush after the lock are `chatsrv.fanout`'s; this module
 decides only who gets what.
 
 Recoverable errors inside a batch become `error` payloads here (the batch
-goes on); adapters handle broken frames with `reject`.
+goes on); adapters handle broken frames with `reject`. Every payload is
+handled in isolation: an exception while handling one (a bug) becomes an
+`internal_error` for that payload and one rate-limited log line, never a
+dead handler (docs/protocol.md §7.3).
+
+Every resource a member can make the server hold has a bound here: pings
+and new rooms have token buckets of their own, at most `max_rooms` rooms are
+in memory (rooms nobody is in leave it after `room_idle` seconds, their
+history stays in the store), and `welcome`, `users` and `rooms` are trimmed
+to the member's frame or datagram (`chatsrv.replies`).
 
 What happens in rooms (messages, joins, leaves, renames; whispers only
 with `store_whispers`) is handed to a `Store` with a non-blocking `add`;
@@ -24,7 +33,7 @@ Teacher controls (docs/protocol.md, "Extension: operators and access")
 live in access, moderation and operators; they hook in at a few marked
 points and cost nothing while no operator has acted.
 
-Imports: wire, messages, ratelimit, session, rooms, store, access,
+Imports: wire, messages, ratelimit, replies, session, rooms, store, access,
 moderation, fanout, operators.
 """
 
