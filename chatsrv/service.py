@@ -76,8 +76,6 @@ from lanchat.wire import ProtocolError, decode_payload, encode_message, encode_p
 log = logging.getLogger("chatsrv")
 audit = logging.getLogger("chatsrv.audit")
 
-MAX_TRACKED_HOSTS = 1024  # addresses remembered for the traceback window before old ones are forgotten
-
 # Pings have their own budget (docs/protocol.md §7.1): a ping costs the server
 # a reply, so a flood of them is as much work as a flood of messages.
 PING_RATE = 5.0
@@ -86,6 +84,7 @@ PING_BURST = 10
 # One traceback per peer address per window: a payload that hits a bug again
 # and again must not flood the log (docs/protocol.md §7.3, `internal_error`).
 TRACEBACK_WINDOW = 60.0
+MAX_TRACKED_HOSTS = 1024  # addresses remembered for the traceback window before old ones are forgotten
 
 # Rooms (docs/protocol.md §7.1): at most `max_rooms` in memory; one member may
 # bring new ones into memory at ROOM_RATE per second after a burst of
