@@ -241,6 +241,14 @@ OPERATOR_COMMANDS: list[Command] = [
         operator=True,
     ),
     Command("topic", "[TEXT|-]", "show the topic; operators set it (- clears it)", _topic),
+    Command(
+        "close",
+        "ROOM",
+        "move everyone in ROOM to lobby and delete its history",
+        lambda a: _needs(a, "ROOM", "close", lambda x: Send({"type": "close_room", "room": x})),
+        completes="room",
+        operator=True,
+    ),
 ]
 COMMANDS.extend(OPERATOR_COMMANDS)
 

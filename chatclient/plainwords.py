@@ -30,6 +30,10 @@ SENTENCES: dict[str, tuple[str, str]] = {
     "not_joined": ("The server no longer knows this session ({message})", "the client joins again by itself"),
     "server_full": ("The server is full ({message})", "try again in a while, or ask the teacher"),
     "timeout": ("The server stopped waiting for this client ({message})", ""),
+    "internal_error": (
+        "The server could not handle that one line ({message})",
+        "it was lost, the chat goes on; tell the teacher if it happens again",
+    ),
 }
 # Messages that already say everything the sentence would (a missing password is asked for next).
 SELF_EXPLAINING: dict[tuple[str, str], str] = {

@@ -184,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--max-clients", type=count, default=1000, help="most users at once (kept below the open-file limit)")
     limits.add_argument("--max-per-ip", type=count, default=16, help="most connections from one address")
     limits.add_argument("--hello-timeout", type=seconds, default=20.0, help="seconds a new connection has to say hello")
+    limits.add_argument(
+        "--max-rooms", type=count, default=300,
+        help="rooms in memory at once; a room nobody is in makes space for a new one (0 = off)",
+    )
     limits.add_argument("--rate", type=rate, default=5.0, help="messages per second per user, on average")
     limits.add_argument("--burst", type=count, default=20, help="messages a user may send at once before --rate applies")
     limits.add_argument("--outbox", type=count, default=DEFAULT_OUTBOX_LIMIT, help="bytes queued for one user before it is dropped as slow")
@@ -333,6 +337,7 @@ def build_server(args: argparse.Namespace) -> Server:
         burst=args.burst,
         max_clients=max_clients,
         max_per_ip=args.max_per_ip,
+        max_rooms=args.max_rooms,
         peer_timeout=args.peer_timeout,
         motd=args.motd,
         access=Access(allow=args.allow, deny=args.deny, password=args.password),

@@ -12,6 +12,7 @@ no sockets, threads or clocks.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import unicodedata
 from collections.abc import Callable
@@ -201,13 +202,18 @@ class Announce:
 
 
 @dataclass(frozen=True)
+class CloseRoom:
+    room: str
+
+
+@dataclass(frozen=True)
 class Topic:
     text: str | None = None  # None clears the topic
 
 
 Message = (
     Hello | Say | Whisper | Nick | Join | Who | Rooms | Ping | Stats | Bye
-    | Op | Kick | Unban | Mute | Unmute | Lock | Unlock | Slow | Announce | Topic
+    | Op | Kick | Unban | Mute | Unmute | Lock | Unlock | Slow | Announce | Topic | CloseRoom
 )
 
 
@@ -276,13 +282,30 @@ def _who(f: _Fields) -> Who:
     return Who(room=check_room(room) if room is not None else None)
 
 
+MAX_PING_ID = 64  # characters of a string ping `id`: a pong never reflects more
+
+
+def _small_number(value: Any) -> bool:
+    """A finite float, or an integer of at most 64 bits: what a ping may carry as a number."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**64
+
+
 def _ping(f: _Fields) -> Ping:
-    # id and t are echoed as received (docs/protocol.md §4); only containers are refused
-    # so a pong can never be used to reflect a large structure.
-    for name in ("id", "t"):
-        if isinstance(f.payload.get(name), (dict, list)):
-            raise ProtocolError("bad_request", f'field "{name}" of "ping" has the wrong type')
-    return Ping(id=f.payload.get("id"), t=f.payload.get("t"))
+    # id and t are echoed (docs/protocol.md §4, §7.2), so both are bounded: `id` is
+    # null, a boolean, a number or a string of at most MAX_PING_ID characters, `t`
+    # null or a number; a pong can never reflect a large value.
+    ping_id = f.payload.get("id")
+    if isinstance(ping_id, str):
+        if len(ping_id) > MAX_PING_ID:
+            raise ProtocolError("bad_request", f'field "id" of "ping" is at most {MAX_PING_ID} characters')
+    elif not (ping_id is None or isinstance(ping_id, bool) or _small_number(ping_id)):
+        raise ProtocolError("bad_request", 'field "id" of "ping" must be a string, a number, a boolean or null')
+    t = f.payload.get("t")
+    if t is not None and not _small_number(t):
+        raise ProtocolError("bad_request", 'field "t" of "ping" must be a number')
+    return Ping(id=ping_id, t=t)
 
 
 MAX_SECRET = 200
@@ -291,7 +314,9 @@ MAX_MUTE_MINUTES = 7 * 24 * 60
 MAX_SLOW_SECONDS = 3600
 
 
-def _in_range(f: _Fields, name: str, low: float, high: float, low_included: bool = True, required: bool = False) -> float | None:
+def _in_range(
+    f: _Fields, name: str, low: float, high: float, low_included: bool = True, required: bool = False
+) -> float | None:
     """A number field that must lie in [low, high] (or (low, high])."""
     value = f.number(name, required)
     if value is None:
@@ -311,7 +336,9 @@ def _op(f: _Fields) -> Op:
 
 def _kick(f: _Fields) -> Kick:
     reason = f.optional_text("reason")
-    return Kick(nick=check_nick(f.text("nick")), reason=check_text(reason) if reason is not None else None, ban=f.flag("ban"))
+    return Kick(
+        nick=check_nick(f.text("nick")), reason=check_text(reason) if reason is not None else None, ban=f.flag("ban")
+    )
 
 
 def _unban(f: _Fields) -> Unban:
@@ -354,13 +381,16 @@ PARSERS: dict[str, Callable[[_Fields], Any]] = {
     "op": _op,
     "kick": _kick,
     "unban": _unban,
-    "mute": lambda f: Mute(nick=check_nick(f.text("nick")), minutes=_in_range(f, "minutes", 0, MAX_MUTE_MINUTES, low_included=False)),
+    "mute": lambda f: Mute(
+        nick=check_nick(f.text("nick")), minutes=_in_range(f, "minutes", 0, MAX_MUTE_MINUTES, low_included=False)
+    ),
     "unmute": lambda f: Unmute(nick=check_nick(f.text("nick"))),
     "lock": lambda f: Lock(all=f.flag("all")),
     "unlock": lambda f: Unlock(all=f.flag("all")),
     "slow": _slow,
     "announce": lambda f: Announce(text=check_text(f.text("text"))),
     "topic": _topic,
+    "close_room": lambda f: CloseRoom(room=check_room(f.text("room"))),
 }
 
 

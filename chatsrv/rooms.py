@@ -5,9 +5,12 @@ NFKC case-fold plus the UTS #39 confusable skeleton, docs/protocol.md §6), so
 `ｔｅａｃｈｅｒ` and `tеacher` find `teacher`; names are shown as first spelled.
 `name_key` (the case-fold) stays the key that other state is filed under
 (mutes, the store's room_key), so stored history keeps its keys.
-A room exists while it has members or history. One lock (`Registry.lock`) guards everything here; the service holds it for
-every change and every delivery, which also keeps each member's `seq` in
-queue order.
+A room exists in memory while it has members, or history and a recent
+member: `idle` holds the rooms nobody is in, oldest first, so the service
+can let them go after a while or when it needs room for a new one (their
+history stays in the store). One lock (`Registry.lock`)
+guards everything here; the service holds it for every change and every
+delivery, which also keeps each member's `seq` in queue order.
 
 Imports only `chatsrv.session` (for the type) and `chatsrv.lookalike`; no sockets, no clocks.
 """
@@ -59,6 +62,7 @@ class Registry:
         self.rooms: dict[str, Room] = {}  # by Room.key
         self.alike_rooms: dict[str, Room] = {}  # the same rooms, by Room.alike
         self.by_nick: dict[str, Session] = {}  # by likeness_key(nick)
+        self.idle: dict[str, float] = {}  # Room.key -> since when nobody is in it; oldest first
 
     def find(self, nick: str) -> Session | None:
         """The member called `nick` or a name that looks like it."""
@@ -71,13 +75,42 @@ class Registry:
     def room_of(self, session: Session) -> Room | None:
         return self.rooms.get(session.room_key) if session.room_key else None
 
-    def ensure_room(self, name: str) -> Room:
-        """The room called `name` (or a look-alike of it), created on first use."""
+    def ensure_room(self, name: str, now: float = 0.0) -> Room:
+        """The room called `name` (or a look-alike of it), created on first use (idle since `now`)."""
         room = self.room(name)
         if room is None:
             room = Room(name, self.history_size)
             self.rooms[room.key] = self.alike_rooms[room.alike] = room
+            self.idle[room.key] = now
         return room
+
+    def discard(self, room: Room) -> None:
+        """Forget `room` (it must have no members): its history lives on only in the store."""
+        assert not room.members
+        if self.rooms.get(room.key) is room:
+            del self.rooms[room.key]
+            self.idle.pop(room.key, None)
+            if self.alike_rooms.get(room.alike) is room:
+                del self.alike_rooms[room.alike]
+
+    def discard_idle(self, now: float, after: float) -> list[Room]:
+        """Forget the rooms nobody has been in for `after` seconds; returns them."""
+        gone: list[Room] = []
+        for key, since in list(self.idle.items()):
+            if now - since < after:
+                break  # the rest became idle later
+            room = self.rooms[key]
+            self.discard(room)
+            gone.append(room)
+        return gone
+
+    def discard_oldest_idle(self) -> Room | None:
+        """Forget the room that has been empty longest, if any (to make space for a new one)."""
+        for key in self.idle:
+            room = self.rooms[key]
+            self.discard(room)
+            return room
+        return None
 
     def add(self, session: Session, nick: str, room: Room) -> None:
         """Register `session` under `nick` as a member of `room`."""
@@ -90,22 +123,26 @@ class Registry:
         room.members[likeness_key(session.nick)] = session
         room.version += 1
         session.room_key = room.key
+        self.idle.pop(room.key, None)
 
-    def leave_room(self, session: Session) -> Room | None:
-        """Take `session` out of its room; drop the room if nothing is left in it."""
+    def leave_room(self, session: Session, now: float = 0.0) -> Room | None:
+        """Take `session` out of its room: a room left empty is dropped, or idle from `now` if it has history."""
         room = self.room_of(session)
         if room is not None and session.nick is not None:
             room.members.pop(likeness_key(session.nick), None)
             room.version += 1
-            if not room.members and not room.history and room.topic is None:
-                del self.rooms[room.key]
-                self.alike_rooms.pop(room.alike, None)
+            if not room.members:
+                if not room.history and room.topic is None:
+                    self.discard(room)
+                else:
+                    self.idle.pop(room.key, None)
+                    self.idle[room.key] = now  # appended last: the idle dict stays oldest first
         session.room_key = None
         return room
 
-    def remove(self, session: Session) -> Room | None:
+    def remove(self, session: Session, now: float = 0.0) -> Room | None:
         """Forget `session` entirely; returns the room it was in."""
-        room = self.leave_room(session)
+        room = self.leave_room(session, now)
         if session.nick is not None and self.by_nick.get(likeness_key(session.nick)) is session:
             del self.by_nick[likeness_key(session.nick)]
         return room
@@ -125,13 +162,14 @@ class Registry:
         return iter(list(self.by_nick.values()))
 
     def listing(self) -> list[dict[str, object]]:
-        """Every non-empty room as {"name", "users"} (docs/protocol.md §5 `rooms`).
+        """Every non-empty room as {"name", "users"} (docs/protocol.md §5 `rooms`, §7.2).
 
-        A room with history counts as non-empty even with no one in it, so the
-        rooms of a lesson are listed again after a restart.
+        Rooms with members come first, busiest first, then rooms that only
+        have history (a room with history counts as non-empty even with no one
+        in it, so the rooms of a lesson are listed again after a restart);
+        within each, by name. A reply trimmed to a frame so keeps the rooms
+        people are in.
         """
-        return [
-            {"name": room.name, "users": len(room.members)}
-            for room in sorted(self.rooms.values(), key=lambda room: room.key)
-            if room.members or room.history
-        ]
+        rooms = [room for room in self.rooms.values() if room.members or room.history]
+        rooms.sort(key=lambda room: (-len(room.members), room.key))
+        return [{"name": room.name, "users": len(room.members)} for room in rooms]

@@ -13,7 +13,16 @@ deferral and the flush after the lock are `chatsrv.fanout`'s; this module
 decides only who gets what.
 
 Recoverable errors inside a batch become `error` payloads here (the batch
-goes on); adapters handle broken frames with `reject`.
+goes on); adapters handle broken frames with `reject`. Every payload is
+handled in isolation: an exception while handling one (a bug) becomes an
+`internal_error` for that payload and one rate-limited log line, never a
+dead handler (docs/protocol.md §7.3).
+
+Every resource a member can make the server hold has a bound here: pings
+and new rooms have token buckets of their own, at most `max_rooms` rooms are
+in memory (rooms nobody is in leave it after `room_idle` seconds, their
+history stays in the store), and `welcome`, `users` and `rooms` are trimmed
+to the member's frame or datagram (`chatsrv.replies`).
 
 What happens in rooms (messages, joins, leaves, renames; whispers only
 with `store_whispers`) is handed to a `Store` with a non-blocking `add`;
@@ -27,7 +36,7 @@ kept in the store (`save_moderation`, through chatsrv.continuity) and
 restored at start, with one `restarted` event per room that had members
 at the last clean stop; `tick` ends timed mutes and tells the member.
 
-Imports: wire, messages, ratelimit, session, rooms, store, access,
+Imports: wire, messages, ratelimit, replies, session, rooms, store, access,
 moderation, fanout, operators, continuity.
 """
 
@@ -44,7 +53,9 @@ from chatsrv import __version__, continuity
 from chatsrv.access import Access
 from chatsrv.fanout import FanOut
 from chatsrv.messages import (
+    DEFAULT_ROOM,
     Bye,
+    CloseRoom,
     Hello,
     Join,
     Nick,
@@ -59,15 +70,38 @@ from chatsrv.messages import (
 from chatsrv.moderation import Moderation, Refusal
 from chatsrv.operators import OperatorDesk
 from chatsrv.ratelimit import TokenBucket
+from chatsrv.replies import SEQ_ROOM, fit_list
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Outbox, Session
 from chatsrv.store import Event, MemoryStore, Store
 from lanchat.wire import ProtocolError, decode_payload, encode_message, encode_payload
 
 log = logging.getLogger("chatsrv")
+audit = logging.getLogger("chatsrv.audit")
 
 SEQ_ROOM = 24  # bytes kept free in a welcome for the spliced `,"seq":N`
 RETURN_WINDOW = 60.0  # seconds after a start in which a member of the last run counts as "back"
+
+# Pings have their own budget (docs/protocol.md §7.1): a ping costs the server
+# a reply, so a flood of them is as much work as a flood of messages.
+PING_RATE = 5.0
+PING_BURST = 10
+
+# One traceback per peer address per window: a payload that hits a bug again
+# and again must not flood the log (docs/protocol.md §7.3, `internal_error`).
+TRACEBACK_WINDOW = 60.0
+MAX_TRACKED_HOSTS = 1024  # addresses remembered for the traceback window before old ones are forgotten
+
+# Rooms (docs/protocol.md §7.1): at most `max_rooms` in memory; one member may
+# bring new ones into memory at ROOM_RATE per second after a burst of
+# ROOM_BURST (off with --rate 0); a room nobody is in leaves memory after
+# `room_idle` seconds, or sooner when a new room needs its place.
+ROOM_RATE = 0.2
+ROOM_BURST = 10
+# Room keys whose history is known to be in the store (so a room coming back
+# is read from it, and a brand-new one costs no disk read); the oldest are
+# forgotten past this many.
+MAX_STORED_ROOMS = 100_000
 
 
 class ChatService:
@@ -84,6 +118,8 @@ class ChatService:
         max_errors: int = 20,
         max_clients: int = 1000,
         max_per_ip: int = 16,
+        max_rooms: int = 300,
+        room_idle: float = 600.0,
         peer_timeout: float = 30.0,
         motd: str | None = None,
         access: Access | None = None,
@@ -98,6 +134,9 @@ class ChatService:
         self.max_errors = max_errors
         self.max_clients = max_clients
         self.max_per_ip = max_per_ip
+        self.max_rooms = max_rooms
+        self.room_idle = room_idle
+        self.history = history
         self.peer_timeout = peer_timeout
         self.motd = motd
         self.access = access or Access()
@@ -108,10 +147,8 @@ class ChatService:
         self.store: Store = store if store is not None else MemoryStore()
         self.store_whispers = store_whispers  # whispers are private: kept only if the teacher asks
         self._ids = itertools.count(self.store.next_message_id())
-        for event in self.store.recent_messages(history):
-            # The rooms that had history exist again after a restart, with it.
-            assert event.room is not None
-            self.registry.ensure_room(event.room).history.append(encode_payload(event.payload()))
+        self._stored_rooms: dict[str, None] = {}  # name_key of rooms with stored history, oldest first
+        self._load_recent_rooms(self.store.recent_messages(history), self.clock())
         self.fanout = FanOut(self.registry.lock, self.drop)
         self._handlers: dict[type, Callable[[Session, Any, float], None]] = {
             Hello: self._hello,
@@ -126,6 +163,11 @@ class ChatService:
             Bye: self._bye,
         }
         self.operators = OperatorDesk(self, op_secret)
+        self._ping_budgets: dict[Session, TokenBucket] = {}  # members that pinged; gone with the session
+        self._room_budgets: dict[Session, TokenBucket] = {}  # members that opened a room; gone with the session
+        self._handlers[CloseRoom] = self._close_room
+        self._traceback_logged: dict[Any, float] = {}  # address -> when its last traceback was logged
+        self._tracebacks_quiet: dict[Any, int] = {}  # address -> tracebacks not logged since
         self._handlers.update(self.operators.handlers())
         self._returning: dict[str, str] = {}  # nick key -> room, of members present at the last clean stop
         self._started = self.clock()
@@ -184,6 +226,8 @@ class ChatService:
                     self._handle(session, body, now)
                 except ProtocolError as error:
                     self._fail(session, error)
+                except Exception:  # noqa: BLE001 - a bug: contained to this one payload (docs/protocol.md §7.3)
+                    self._internal_error(session, now)
                 else:
                     session.errors_in_a_row = 0
 
@@ -208,6 +252,7 @@ class ChatService:
             ]
             for session in expired:
                 self.drop(session, "timeout")
+            self._forget_idle_rooms(now)
             return expired
 
     def tick(self, now: float | None = None) -> None:
@@ -300,10 +345,44 @@ class ChatService:
                 log.warning("%s: %d errors in a row, closing", session.describe(), session.errors_in_a_row)
             self.drop(session, "error")
 
+    def _internal_error(self, session: Session, now: float) -> None:
+        """A handler raised: log it (once per window per address), answer `internal_error`, go on.
+
+        Called from inside an `except` block, so the traceback is the one being handled.
+        """
+        host = _host(session)
+        last = self._traceback_logged.get(host)
+        if last is None or now - last >= TRACEBACK_WINDOW or now < last:
+            quiet = self._tracebacks_quiet.pop(host, 0)
+            more = f" ({quiet} more since the last report)" if quiet else ""
+            log.exception("internal error handling a payload from %s%s", session.describe(), more)
+            if len(self._traceback_logged) >= MAX_TRACKED_HOSTS:
+                self._forget_old_tracebacks(now)
+            self._traceback_logged[host] = now
+        else:
+            self._tracebacks_quiet[host] = self._tracebacks_quiet.get(host, 0) + 1
+        # Counted like any other error, so a peer that keeps hitting the bug is closed at max_errors.
+        session.errors_in_a_row += 1
+        if session.closed:
+            return
+        error = ProtocolError("internal_error", "the server failed to handle this payload; it was ignored")
+        self.fanout.queue(session, encode_payload(error.payload()))
+        if session.errors_in_a_row >= self.max_errors:
+            log.warning("%s: %d errors in a row, closing", session.describe(), session.errors_in_a_row)
+            self.drop(session, "error")
+
+    def _forget_old_tracebacks(self, now: float) -> None:
+        for host, when in list(self._traceback_logged.items()):
+            if now - when >= TRACEBACK_WINDOW or now < when:
+                del self._traceback_logged[host]
+                self._tracebacks_quiet.pop(host, None)
+
     def _close(self, session: Session) -> None:
         if not session.closed:
             session.closed = True
             self.sessions.discard(session)
+            self._ping_budgets.pop(session, None)
+            self._room_budgets.pop(session, None)
             host = _host(session)
             self._per_host[host] -= 1
             if self._per_host[host] <= 0:
@@ -323,7 +402,7 @@ class ChatService:
         self.moderation.forget(session)
         if not was_joined:
             return
-        room = self.registry.remove(session)
+        room = self.registry.remove(session, self.clock())
         log.info("leave: %s from %s (%s)", session.describe(), room.name if room else "-", reason)
         if room is not None:
             assert session.nick is not None
@@ -366,7 +445,7 @@ class ChatService:
         self.access.check_password(session.address, hello.password, now)
         if self.registry.find(hello.nick) is not None:
             raise ProtocolError("nick_taken", f'the nick "{hello.nick}" is already in use')
-        room = self.registry.ensure_room(hello.room)
+        room = self._open_room(session, hello.room, now)
         self.registry.add(session, hello.nick, room)
         log.info("join: %s in %s", session.describe(), room.name)
         self._welcome(session, room, now, first=True)
@@ -402,7 +481,8 @@ class ChatService:
             payload["topic"] = room.topic
         payload.update(self.operators.welcome_fields(session, room, now))
         payload.update(session.extra.get("welcome", {}))
-        base = encode_payload(payload)
+        # Users first, then as much history as the rest of the frame holds (docs/protocol.md §7.2, §8).
+        base = fit_list(payload, "users", session.max_frame - SEQ_ROOM)
         budget = session.max_frame - len(base) - SEQ_ROOM
         chosen: list[bytes] = []
         for item in reversed(room.history):
@@ -473,9 +553,12 @@ class ChatService:
             return
         if self.moderation.active:
             self.moderation.check_join(session, join.room)
-        room = self.registry.ensure_room(join.room)
+        room = self._open_room(session, join.room, now)  # before leaving: a refused join leaves nothing changed
+        if room is current:  # a look-alike of the current room's name
+            self._welcome(session, room, now)
+            return
         if current is not None:
-            self.registry.leave_room(session)
+            self.registry.leave_room(session, now)
             # `to` says where the member went (docs/protocol.md §8).
             left = {"type": "left", "nick": session.nick, "room": current.name, "ts": now, "reason": "moved"}
             left["to"] = room.name
@@ -499,12 +582,21 @@ class ChatService:
         payload: dict[str, Any] = {"type": "users", "room": name, "users": users}
         if room is not None:
             payload.update(self.operators.room_fields(room))
-        self.fanout.queue(session, encode_payload(payload))
+        self.fanout.queue(session, fit_list(payload, "users", session.max_frame - SEQ_ROOM))
 
     def _rooms(self, session: Session, message: Rooms, now: float) -> None:
-        self.fanout.queue(session, encode_payload({"type": "rooms", "rooms": self.registry.listing()}))
+        self._forget_idle_rooms(now)
+        # Rooms with members come first (registry.listing), so trimming leaves out only empty ones first.
+        payload = {"type": "rooms", "rooms": self.registry.listing()}
+        self.fanout.queue(session, fit_list(payload, "rooms", session.max_frame - SEQ_ROOM))
 
     def _ping(self, session: Session, ping: Ping, now: float) -> None:
+        if self.rate > 0:
+            budget = self._ping_budgets.get(session)
+            if budget is None:
+                budget = self._ping_budgets[session] = TokenBucket(PING_RATE, PING_BURST, now)
+            if not budget.allow(now):
+                raise ProtocolError("rate_limited", f"at most {PING_RATE:g} pings per second; slow down")
         self.fanout.queue(session, encode_payload({"type": "pong", "id": ping.id, "t": ping.t, "ts": now}))
 
     def _stats(self, session: Session, message: Stats, now: float) -> None:
@@ -517,6 +609,98 @@ class ChatService:
 
     def _bye(self, session: Session, message: Bye, now: float) -> None:
         self.drop(session, "quit")
+
+    # --- rooms in memory (docs/protocol.md §7.1, §7.2) ----------------------
+
+    def _load_recent_rooms(self, events: list[Event], now: float) -> None:
+        """At start: the `max_rooms` rooms with the latest messages come back into memory, with their history."""
+        by_room: dict[str, list[Event]] = {}
+        for event in events:
+            assert event.room is not None
+            by_room.setdefault(name_key(event.room), []).append(event)
+        latest_first = sorted(by_room.values(), key=lambda room_events: -room_events[-1].ts)
+        for room_events in reversed(latest_first):  # oldest first: they are the first to leave memory
+            self._remember_stored(name_key(room_events[0].room or ""))
+        kept = latest_first[: self.max_rooms] if self.max_rooms else latest_first
+        for room_events in reversed(kept):
+            room = self.registry.ensure_room(room_events[0].room or "", now)
+            for event in room_events:
+                room.history.append(encode_payload(event.payload()))
+
+    def _remember_stored(self, key: str) -> None:
+        self._stored_rooms.pop(key, None)
+        self._stored_rooms[key] = None
+        if len(self._stored_rooms) > MAX_STORED_ROOMS:
+            del self._stored_rooms[next(iter(self._stored_rooms))]
+
+    def _forget_room(self, room: Room) -> None:
+        """`room` leaves memory; if it has history, the store keeps it and a later join reads it back."""
+        if room.history:
+            self._remember_stored(room.key)
+
+    def _forget_idle_rooms(self, now: float) -> None:
+        if self.room_idle > 0:
+            for room in self.registry.discard_idle(now, self.room_idle):
+                self._forget_room(room)
+
+    def _open_room(self, session: Session, name: str, now: float) -> Room:
+        """The room called `name`, brought into memory if needed (with its stored history).
+
+        A room not in memory counts against the member's room budget and
+        against `max_rooms`; at the limit the room that has been empty longest
+        leaves memory to make space, and only when every room has members is
+        the join refused (`server_full`, not fatal).
+        """
+        room = self.registry.room(name)
+        if room is not None:
+            return room
+        self._forget_idle_rooms(now)
+        if self.rate > 0:
+            budget = self._room_budgets.get(session)
+            if budget is None:
+                budget = self._room_budgets[session] = TokenBucket(ROOM_RATE, ROOM_BURST, now)
+            if not budget.allow(now):
+                raise ProtocolError("rate_limited", "you are opening new rooms too fast; join one that exists (/rooms)")
+        while self.max_rooms and len(self.registry.rooms) >= self.max_rooms:
+            oldest = self.registry.discard_oldest_idle()
+            if oldest is None:
+                raise ProtocolError("server_full", f"all {self.max_rooms} rooms are in use; join one of them (/rooms)")
+            self._forget_room(oldest)
+        room = self.registry.ensure_room(name, now)
+        if room.key in self._stored_rooms:
+            # A disk read under the lock: only for a room that had history, and limited by the room budget.
+            for event in self.store.room_messages(room.name, self.history):
+                room.history.append(encode_payload(event.payload()))
+        return room
+
+    def _close_room(self, session: Session, message: CloseRoom, now: float) -> None:
+        """An operator closes a room: its members move to the default room, its history is deleted."""
+        if not self.moderation.is_operator(session):
+            audit.info("audit: refused close_room by %s: not an operator", session.describe())
+            raise ProtocolError(
+                "not_allowed", "only operators may close a room; the teacher becomes one with /op SECRET"
+            )
+        lobby = self._open_room(session, DEFAULT_ROOM, now)
+        room = self.registry.room(message.room)
+        if room is lobby:
+            raise ProtocolError("not_allowed", f"{lobby.name} is where everyone starts: it cannot be closed")
+        name = room.name if room is not None else message.room
+        moved = 0
+        if room is not None:
+            text = f"{session.nick} closed {room.name}: everyone here moves to {lobby.name}"
+            notice = {"type": "notice", "text": text, "event": "close_room", "room": room.name, "by": session.nick}
+            self.broadcast(room, {**notice, "ts": now})
+            for member in list(room.members.values()):
+                self._join(member, Join(lobby.name), now)
+                moved += 1
+            self.registry.discard(room)
+        self._stored_rooms.pop(name_key(name), None)
+        self.store.forget_room(name)
+        audit.info("audit: close_room by %s -> room %s (%d member(s) moved)", session.describe(), name, moved)
+        text = f"you closed {name} and deleted its history"
+        self.fanout.queue(
+            session, encode_payload({"type": "notice", "text": text, "event": "close_room", "room": name, "ts": now})
+        )
 
 
 def _host(session: Session) -> Any:

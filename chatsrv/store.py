@@ -156,6 +156,13 @@ _READ = """
 """
 
 
+# The latest messages of one room (by room_key), newest first, as Event fields.
+_LATEST_OF_ROOM = (
+    "SELECT 'message', ts, nick, room, text, id, action, transport, NULL, NULL, NULL, room_key, operator"
+    " FROM messages WHERE room_key = ? ORDER BY id DESC LIMIT ?"
+)
+
+
 # Kinds of the lesson's structure: what operators did, and restarts. Their
 # `nick` is the operator ("" for the server), `to` the member acted on,
 # `text` the announcement, topic or kick reason, `reason` a detail in words
@@ -255,6 +262,11 @@ class Store(Protocol):
 
     def load_state(self) -> dict[str, str]:
         """Every state value kept, by name (read at start, before any save_state)."""
+    def room_messages(self, room: str, count: int) -> list[Event]:
+        """Up to `count` latest saved messages of `room`, oldest first; [] when they cannot be read."""
+
+    def forget_room(self, room: str) -> None:
+        """Delete everything recorded about `room` (after what was added before); never blocks or raises."""
 
     def close(self) -> None:
         """Keep everything added so far, then release the store."""
@@ -307,6 +319,18 @@ class MemoryStore:
 
     def load_state(self) -> dict[str, str]:
         return dict(self._state)
+
+    def room_messages(self, room: str, count: int) -> list[Event]:
+        if count <= 0:
+            return []
+        key = _room_key(room)
+        found = [event for event in self._events if event.kind == "message" and _room_key(event.room) == key]
+        return found[-count:]
+
+    def forget_room(self, room: str) -> None:
+        key = _room_key(room)
+        kept = [event for event in self._events if _room_key(event.room) != key]
+        self._events = deque(kept, maxlen=self._events.maxlen)
 
     def close(self) -> None:
         pass
@@ -469,6 +493,7 @@ class SQLiteStore:
         self._pending_state: dict[str, str] = {}
         self._state_lock = threading.Lock()
         self._state: dict[str, str] = {}  # what the file held at start
+        self._forget: deque[str] = deque()  # room keys whose history the writer deletes after the queue
         self._wake = threading.Event()  # set to commit before the interval is over
         self._stopping = False
         self._accepting = True  # False after close() or a bug in the writer: add() drops events
@@ -580,12 +605,7 @@ class SQLiteStore:
                 ]
                 found: list[Event] = []
                 for key in keys:
-                    rows = connection.execute(
-                        "SELECT 'message', ts, nick, room, text, id, action, transport, NULL, NULL, NULL, room_key,"
-                        " operator"
-                        " FROM messages WHERE room_key = ? ORDER BY id DESC LIMIT ?",
-                        (key, per_room),
-                    ).fetchall()
+                    rows = connection.execute(_LATEST_OF_ROOM, (key, per_room)).fetchall()
                     found.extend(_event_from_row(row) for row in reversed(rows))
                 return found
             finally:
@@ -625,6 +645,27 @@ class SQLiteStore:
 
     def load_state(self) -> dict[str, str]:
         return dict(self._state)
+
+    def room_messages(self, room: str, count: int) -> list[Event]:
+        # One indexed query (messages_by_room): the service may call it with its lock held.
+        if count <= 0 or self._failed:
+            return []
+        try:
+            connection = _connect_for_reading(self.path)
+            try:
+                rows = connection.execute(_LATEST_OF_ROOM, (_room_key(room), count)).fetchall()
+            finally:
+                connection.close()
+        except sqlite3.Error as error:
+            log.warning("database %s: cannot read the history of %s: %s", self.path, room, describe_error(error))
+            return []
+        return [_event_from_row(row) for row in reversed(rows)]
+
+    def forget_room(self, room: str) -> None:
+        # Called with the chat's lock held: an append; the writer deletes once the queue before it is saved.
+        if self._accepting:
+            self._forget.append(_room_key(room) or "")
+            self._wake.set()
 
     def close(self) -> None:
         """Commit everything queued, then stop the writer and close the file."""
@@ -771,12 +812,26 @@ class SQLiteStore:
                     self._last_saved_id = messages[-1].id or self._last_saved_id
             except BaseException:
                 queue.extendleft(reversed(batch))  # still unsaved: the writer tries again
-                if connection.in_transaction:
-                    try:
-                        connection.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # the connection is reopened before the next attempt
+                self._roll_back()
                 raise
+        while self._forget and not self._failed:
+            key = self._forget[0]
+            try:
+                connection.execute("BEGIN")
+                connection.execute("DELETE FROM messages WHERE room_key = ?", (key,))
+                connection.execute("DELETE FROM events WHERE room_key = ?", (key,))
+                connection.execute("COMMIT")
+            except BaseException:
+                self._roll_back()  # the room stays queued: the writer tries again
+                raise
+            self._forget.popleft()
+
+    def _roll_back(self) -> None:
+        if self._connection.in_transaction:
+            try:
+                self._connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the connection is reopened before the next attempt
 
     def _write_state(self) -> None:
         """Save the state values set since the last batch (the latest value of each)."""

@@ -39,7 +39,8 @@ DEFAULT_MAX_DATAGRAM = 8192
 MAX_DEPTH = 32  # docs/protocol.md §1: the top-level object is level 1
 HEADER = struct.Struct("!I")
 
-# docs/protocol.md §6, plus `not_allowed` (docs/protocol.md extension for operators).
+# docs/protocol.md §6, plus `not_allowed` (docs/protocol.md extension for operators)
+# and `internal_error` (docs/protocol.md §7.3: a bug while handling one payload).
 ERROR_CODES = frozenset(
     {
         "bad_request",
@@ -55,6 +56,7 @@ ERROR_CODES = frozenset(
         "auth_failed",
         "timeout",
         "not_allowed",
+        "internal_error",
     }
 )
 

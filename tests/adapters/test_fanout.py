@@ -119,7 +119,12 @@ def test_outboxes_are_flushed_even_when_a_batch_fails(service: ChatService, monk
         real_say(session, say, now)
         raise RuntimeError("a bug after queueing")
 
+    def report_fails_too(session: Session, now: float) -> None:
+        raise RuntimeError("a bug in the error path")
+
     monkeypatch.setitem(service._handlers, Say, say_then_fail)
+    # A handler's exception is contained (internal_error); only one outside it can end the batch.
+    monkeypatch.setattr(service, "_internal_error", report_fails_too)
     with pytest.raises(RuntimeError):
         service.receive(alice, [encode_payload({"type": "say", "text": "queued first"})])
     assert bob_box.flushes == before + 1 and bob_box.last()["text"] == "queued first"

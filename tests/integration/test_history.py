@@ -54,7 +54,7 @@ def test_restart_keeps_history_ids_and_rooms(make_server, tmp_path: Path) -> Non
         carol.send({"type": "say", "text": "back again"})
         assert carol.expect("message", text="back again")["id"] == said[-1]["id"] + 1
         carol.send({"type": "rooms"})
-        assert carol.expect("rooms")["rooms"] == [{"name": "lobby", "users": 0}, {"name": "Physics", "users": 1}]
+        assert carol.expect("rooms")["rooms"] == [{"name": "Physics", "users": 1}, {"name": "lobby", "users": 0}]
 
 
 def test_joins_leaves_and_renames_are_saved(make_server, tmp_path: Path) -> None:

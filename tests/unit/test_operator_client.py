@@ -32,6 +32,7 @@ NOW = 1_000_000.0
         ("/announce Break in 5", {"type": "announce", "text": "Break in 5"}),
         ("/topic Sockets, part 2", {"type": "topic", "text": "Sockets, part 2"}),
         ("/topic -", {"type": "topic"}),
+        ("/close art", {"type": "close_room", "room": "art"}),
     ],
 )
 def test_operator_commands_build_their_payloads(line: str, payload: dict[str, Any]) -> None:
@@ -55,6 +56,7 @@ def test_operator_commands_build_their_payloads(line: str, payload: dict[str, An
         "/slow -3",
         "/slow inf",
         "/announce",
+        "/close",
     ],
 )
 def test_operator_commands_explain_their_usage(line: str) -> None:

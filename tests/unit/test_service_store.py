@@ -90,7 +90,7 @@ def test_start_takes_history_ids_and_rooms_from_the_store() -> None:
     send(service, carol, type="say", text="new")
     assert carol_box.of_type("message")[-1]["id"] == 10_044
     send(service, carol, type="rooms")
-    assert carol_box.of_type("rooms")[-1]["rooms"] == [{"name": "Lobby", "users": 0}, {"name": "Physics", "users": 1}]
+    assert carol_box.of_type("rooms")[-1]["rooms"] == [{"name": "Physics", "users": 1}, {"name": "Lobby", "users": 0}]
 
 
 def test_a_restart_keeps_the_teachers_decisions() -> None:
