@@ -53,7 +53,7 @@ def run_one(name: str, kind: str, opts: argparse.Namespace, workdir: Path,
     servers: list[ServerProcess] = []
 
     def launch() -> ServerProcess:
-        server = make_server(kind, workdir, opts, conns or biggest)
+        server = make_server(kind, workdir, opts, conns or biggest, scenario.server_args)
         servers.append(server)
         server.start()
         row.setdefault("server_pid", server.pid)
