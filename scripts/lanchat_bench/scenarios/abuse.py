@@ -67,6 +67,15 @@ class Sample:
 
 
 @dataclass
+class Peak:
+    """The highest RSS and thread count seen so far, sampled ten times a second."""
+
+    rss_kb: int
+    threads: int
+    next_at: float = 0.0
+
+
+@dataclass
 class AbusePhase:
     """One phase: the honest members' figures, and the server's before, peak during and after."""
 
@@ -170,14 +179,12 @@ def abuse_phase(ctx: RunContext, with_attackers: bool) -> AbusePhase:
     """Honest members chat for --abuse-duration s; with the attackers running if `with_attackers`."""
     opts, udp = ctx.opts, ctx.udp
     server = ctx.launch()
-    if server.kind != "lanchat":
-        return AbusePhase(error=f"the attacks speak lanchat's protocol; {server.kind} is not measured")
     pid = server.pid or 0
     proto = server.protocol(udp)
     loop = Loop(server)
     tally = Tally(want_latency=True)
     room = fresh_room("abuse")
-    count = opts.abuse_clients
+    count: int = opts.abuse_clients
     phase = AbusePhase()
     attackers: Attackers | None = None
     try:
@@ -187,14 +194,14 @@ def abuse_phase(ctx: RunContext, with_attackers: bool) -> AbusePhase:
             phase.error = join_failure(conns, loop)
             return phase
         phase.before = Sample.of(pid)
-        peak = {"rss": phase.before.rss_kb or 0, "threads": phase.before.threads or 0, "next": 0.0}
+        peak = Peak(phase.before.rss_kb or 0, phase.before.threads or 0)
         housekeeping = housekeeping_tick(loop, udp)
 
         def sample(now: float) -> None:
-            if now >= peak["next"]:
-                peak["next"] = now + 0.1
-                peak["rss"] = max(peak["rss"], rss_kb(pid) or 0)
-                peak["threads"] = max(peak["threads"], thread_count(pid) or 0)
+            if now >= peak.next_at:
+                peak.next_at = now + 0.1
+                peak.rss_kb = max(peak.rss_kb, rss_kb(pid) or 0)
+                peak.threads = max(peak.threads, thread_count(pid) or 0)
             if housekeeping:
                 housekeeping(now)
 
@@ -215,7 +222,7 @@ def abuse_phase(ctx: RunContext, with_attackers: bool) -> AbusePhase:
 
         def tick(now: float) -> float | None:
             sample(now)
-            sent = state["sent"]
+            sent: int = state["sent"]
             if sent >= total:
                 return None
             due = min(total, int((now - start) * rate) + 1) if now >= start else 0
@@ -231,7 +238,7 @@ def abuse_phase(ctx: RunContext, with_attackers: bool) -> AbusePhase:
         why = loop.run_until(lambda: state["sent"] >= total and tally.received >= total * receivers,
                              start + opts.abuse_duration + opts.timeout, idle=opts.idle,
                              progress=lambda: tally.bytes + state["sent"], tick=tick)
-        phase.during = Sample(peak["rss"] or None, peak["threads"] or None)
+        phase.during = Sample(peak.rss_kb or None, peak.threads or None)
         honest = {conn.nick.casefold() for conn in conns}
         left = {nick: reason for nick, (reason, _) in tally.departures.items() if nick in honest}
         phase.honest_left = left or None
@@ -317,4 +324,5 @@ then join, list rooms and stay.""",
            Size("--abuse-duration", float, "seconds of chat in each phase (abuse)", 10.0, 2.0)),
     udp=True,
     server_args=DEFAULT_LIMITS,
+    lanchat_only=True,
 )

@@ -75,6 +75,8 @@ class Scenario:
     #: chatsrv flags given after the benchmark's own (later flags win), e.g. to put back
     #: limits the benchmark turns off; a flag this chatsrv does not know is left out.
     server_args: tuple[str, ...] = ()
+    #: Measures lanchat alone, also in --vs runs (its clients speak lanchat's protocol only).
+    lanchat_only: bool = False
 
 
 @dataclass
