@@ -53,6 +53,23 @@ def host_address(address: Any) -> IPAddress | None:
     return ip
 
 
+def address_key(address: Any) -> str:
+    """Who a limit or a ban is charged to: an IPv4 address, or a whole IPv6 /64.
+
+    One machine on an IPv6 LAN can give itself any of the 2**64 addresses of
+    its /64 (privacy addresses change daily anyway), so per-address limits
+    and bans that looked at full IPv6 addresses would count it as that many
+    hosts. `::ffff:a.b.c.d` counts as `a.b.c.d`; a scope is dropped; the
+    port never counts. Anything that is not an IP address is its own key.
+    """
+    ip = address if isinstance(address, IPAddress) else host_address(address)
+    if ip is None:
+        return str(address[0]) if isinstance(address, tuple) and address else str(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def secrets_match(given: str | None, expected: str) -> bool:
     """True when `given` equals `expected`, compared in constant time, length included.
 
@@ -77,6 +94,9 @@ class FailureTracker:
     refused with the time left, so no server thread is ever held up. One
     success, or `forget_after` seconds of quiet, clears an address.
     Memory is bounded: at most `max_hosts` addresses are remembered.
+    An address is counted by `address_key` (an IPv6 /64 as one), whatever
+    form the caller passes it in, so a guesser cannot reset its count by
+    hopping to another address of its own network.
     """
 
     def __init__(
@@ -94,6 +114,7 @@ class FailureTracker:
 
     def wait_left(self, host: str, now: float) -> float:
         """Seconds `host` must still wait before its next attempt counts (0: go ahead)."""
+        host = address_key(host)
         entry = self._hosts.get(host)
         if entry is None:
             return 0.0
@@ -108,6 +129,7 @@ class FailureTracker:
 
     def failed(self, host: str, now: float) -> None:
         """Record one wrong secret from `host`."""
+        host = address_key(host)
         failures, _ = self._hosts.pop(host, (0, now))
         self._hosts[host] = (failures + 1, now)  # re-inserted: dict order is oldest first
         if len(self._hosts) > self.max_hosts:
@@ -117,10 +139,10 @@ class FailureTracker:
                 del self._hosts[next(iter(self._hosts))]
 
     def succeeded(self, host: str) -> None:
-        self._hosts.pop(host, None)
+        self._hosts.pop(address_key(host), None)
 
     def failures(self, host: str) -> int:
-        return self._hosts.get(host, (0, 0.0))[0]
+        return self._hosts.get(address_key(host), (0, 0.0))[0]
 
 
 class Access:
@@ -129,7 +151,9 @@ class Access:
     A denied address wins over an allowed one; once any `--allow` is given,
     only the networks listed may connect. Bans (`kick` with `ban`) last until
     an operator lifts them; the service keeps them in the store across
-    restarts (chatsrv.continuity), except with `--db :memory:`.
+    restarts (chatsrv.continuity), except with `--db :memory:`. An IPv6 ban
+    covers the banned address's whole /64 (`address_key`), since one machine
+    can pick any address in it.
     """
 
     def __init__(
@@ -144,7 +168,7 @@ class Access:
         self.deny = tuple(deny)
         self.password = password or None
         self.failures = failures or FailureTracker()
-        self.banned: set[IPAddress] = set()
+        self.banned: set[str] = set()  # address keys: an IPv4 address or an IPv6 /64
 
     # --- addresses --------------------------------------------------------
 
@@ -155,8 +179,9 @@ class Access:
         ip = host_address(address)
         if ip is None:
             return "this server accepts only IP addresses" if self.allow else None
-        if ip in self.banned:
-            return f"{ip} is banned from this server (an operator can lift it with /unban)"
+        key = address_key(ip)
+        if key in self.banned:
+            return f"{key} is banned from this server (an operator can lift it with /unban)"
         if any(ip in network for network in self.deny):
             return f"{ip} is not allowed on this server"
         if self.allow and not any(ip in network for network in self.allow):
@@ -170,12 +195,14 @@ class Access:
             raise ProtocolError("not_allowed", reason, fatal=True)
 
     def ban(self, ip: IPAddress) -> None:
-        self.banned.add(ip)
+        """Keep `ip` out, with its whole /64 when it is an IPv6 address."""
+        self.banned.add(address_key(ip))
 
     def unban(self, ip: IPAddress) -> bool:
-        """Lift a ban; False when `ip` was not banned."""
-        if ip in self.banned:
-            self.banned.discard(ip)
+        """Lift the ban covering `ip` (its /64 for IPv6); False when none did."""
+        key = address_key(ip)
+        if key in self.banned:
+            self.banned.discard(key)
             return True
         return False
 
@@ -190,7 +217,7 @@ class Access:
         """
         if self.password is None:
             return
-        host = str(host_address(address) or address)
+        host = address_key(address)
         wait = self.failures.wait_left(host, now)
         if wait > 0:
             raise ProtocolError(

@@ -40,6 +40,10 @@ log = logging.getLogger("chatsrv")
 
 DEFAULT_PORT = 9009
 FD_RESERVE = 64  # descriptors kept free for logs, the database, UDP and accept()
+# Connections that have not said hello: a client says it in its first frame,
+# so only scripts (or a whole class starting at once) ever have many waiting.
+DEFAULT_MAX_WAITING = 128
+DEFAULT_MAX_WAITING_PER_IP = 8
 
 
 
@@ -183,10 +187,21 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--peer-timeout", type=positive_seconds, default=30.0, help="seconds of silence after which a UDP user is dropped")
     limits.add_argument("--max-clients", type=count, default=1000, help="most users at once (kept below the open-file limit)")
     limits.add_argument("--max-per-ip", type=count, default=16, help="most connections from one address")
-    limits.add_argument("--hello-timeout", type=seconds, default=20.0, help="seconds a new connection has to say hello")
     limits.add_argument(
         "--max-rooms", type=count, default=300,
         help="rooms in memory at once; a room nobody is in makes space for a new one (0 = off)",
+    )
+    limits.add_argument(
+        "--hello-timeout", type=seconds, default=20.0,
+        help="seconds from connecting by which a new TCP connection must have said hello (a deadline, not per read)",
+    )
+    limits.add_argument(
+        "--max-waiting", type=count, default=DEFAULT_MAX_WAITING,
+        help="most TCP connections that have not said hello yet, in all (kept below --max-clients)",
+    )
+    limits.add_argument(
+        "--max-waiting-per-ip", type=count, default=DEFAULT_MAX_WAITING_PER_IP,
+        help="most TCP connections from one address (an IPv6 /64) that have not said hello yet",
     )
     limits.add_argument("--rate", type=rate, default=5.0, help="messages per second per user, on average")
     limits.add_argument("--burst", type=count, default=20, help="messages a user may send at once before --rate applies")
@@ -321,6 +336,10 @@ def build_server(args: argparse.Namespace) -> Server:
         if max_clients:
             log.warning("--max-clients %d is above the open-file limit; using %d", max_clients, max_connections)
         max_clients = max_connections
+    max_waiting = args.max_waiting
+    if max_clients and (not max_waiting or max_waiting >= max_clients):
+        # Waiting connections must never be able to fill the server: some room always stays for members.
+        max_waiting = max(1, min(max_waiting or max_clients, max_clients // 2))
     family, address = resolve(args.host, args.port)  # an unknown host fails before any file is touched
     store = open_store(args.db)
     if args.op_secret is None:
@@ -355,6 +374,8 @@ def build_server(args: argparse.Namespace) -> Server:
             family=family,
             max_connections=max_connections,
             send_buffer=args.send_buffer,
+            max_waiting=max_waiting,
+            max_waiting_per_ip=args.max_waiting_per_ip,
         )
     except BaseException:
         store.close()

@@ -27,12 +27,11 @@ a second and the others keep theirs. The per-source buckets are bounded
 (`MAX_SOURCES`, least recently seen forgotten first). A probe too small for
 any answer is dropped before any work.
 
-Imports: chatsrv (the version), ratelimit, service, wire. Never udp, tcp or app.
+Imports: chatsrv (the version), access (address keys), ratelimit, service, wire. Never udp, tcp or app.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import time
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatsrv import __version__
+from chatsrv.access import address_key
 from chatsrv.ratelimit import TokenBucket
 from chatsrv.service import ChatService
 from lanchat.wire import encode_payload, with_seq
@@ -69,17 +69,11 @@ def password_required(service: ChatService) -> bool:
 
 
 def source_key(address: Any) -> str:
-    """Who a probe's budget is charged to: its IPv4 address, or its IPv6 /64 (the port never counts)."""
-    host = str(address[0]) if isinstance(address, tuple) else str(address)
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])  # fe80::1%eth0: the zone is not part of the address
-    except ValueError:
-        return host
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
+    """Who a probe's budget is charged to: its IPv4 address, or its IPv6 /64 (the port never counts).
+
+    The same key as every other per-address limit and ban (`chatsrv.access.address_key`).
+    """
+    return address_key(address)
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from chatsrv import __version__, continuity
-from chatsrv.access import Access
+from chatsrv.access import Access, address_key
 from chatsrv.fanout import FanOut
 from chatsrv.messages import (
     DEFAULT_ROOM,
@@ -197,7 +197,7 @@ class ChatService:
             self.access.check_address(address)
             if self.max_clients and len(self.sessions) >= self.max_clients:
                 raise ProtocolError("server_full", f"the server is full ({self.max_clients} users)", fatal=True)
-            host = address[0] if isinstance(address, tuple) else address
+            host = address_key(address)  # an IPv6 /64 is one host (chatsrv.access)
             if self.max_per_ip and self._per_host[host] >= self.max_per_ip:
                 raise ProtocolError(
                     "server_full", f"too many connections from {host} (limit {self.max_per_ip})", fatal=True
@@ -703,6 +703,6 @@ class ChatService:
         )
 
 
-def _host(session: Session) -> Any:
-    return session.address[0] if isinstance(session.address, tuple) else session.address
+def _host(session: Session) -> str:
+    return address_key(session.address)
 

@@ -1,14 +1,15 @@
 """TCP adapter: a `ThreadingTCPServer` whose handler feeds the ChatService.
 
 Owns connections only: socket options, reading and framing (via
-`lanchat.wire.FrameDecoder`), the hello timeout, each connection's life
+`lanchat.wire.FrameDecoder`), the hello deadline and the cap on connections
+that have not said hello yet (`Waiting`), each connection's life
 (`setup`: admit it; `handle`: read batches; `finish`: leave and hang up), and
 the bookkeeping that lets the server shut down without the known
 socketserver hang (docs/testing.md #1). Sending is `chatsrv.outbox`'s,
 pausing senders `chatsrv.backpressure`'s; all chat rules live in
 `chatsrv.service`.
 
-Imports: wire, session, service, outbox, backpressure.
+Imports: wire, access (address keys), session, service, outbox, backpressure.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import logging
 import socket
 import socketserver
 import threading
+import time
+from collections import Counter
 from typing import Any
 
+from chatsrv.access import address_key
 from chatsrv.backpressure import Backpressure
 from chatsrv.outbox import CLOSE_GRACE, DEFAULT_OUTBOX_LIMIT, TCPOutbox, WriteCombiner
 from chatsrv.service import ChatService
@@ -64,6 +68,56 @@ def configure_socket(sock: socket.socket, send_buffer: int = DEFAULT_SEND_BUFFER
             sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
+class Waiting:
+    """Connections that have not said hello yet: counted per address (an IPv6 /64) and in total.
+
+    Such a connection costs a thread and a socket and tells the server nothing,
+    so a script opening many of them (and dripping a byte now and then) could
+    use up `--max-clients` without ever joining. The cap is kept well below
+    it: a connection normally leaves this state within milliseconds (its
+    `hello` is its first frame), so honest members never meet it. 0 turns a
+    cap off. Thread-safe: handler threads take and give back their slot.
+    """
+
+    def __init__(self, total: int = 0, per_address: int = 0) -> None:
+        self.total = total
+        self.per_address = per_address
+        self._by_key: Counter[str] = Counter()
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def take(self, address: Any) -> str:
+        """Hold a slot for a new connection from `address` and return its key; `server_full` when at a cap."""
+        key = address_key(address)
+        with self._lock:
+            if self.per_address and self._by_key[key] >= self.per_address:
+                raise ProtocolError(
+                    "server_full",
+                    f"too many connections from {key} that have not said hello (limit {self.per_address})",
+                    fatal=True,
+                )
+            if self.total and self._count >= self.total:
+                raise ProtocolError(
+                    "server_full", f"too many connections that have not said hello (limit {self.total})", fatal=True
+                )
+            self._by_key[key] += 1
+            self._count += 1
+        return key
+
+    def give_back(self, key: str) -> None:
+        """The connection said hello or ended: its slot is free again."""
+        with self._lock:
+            self._count -= 1
+            self._by_key[key] -= 1
+            if self._by_key[key] <= 0:
+                del self._by_key[key]
+
+    def count(self, address: Any | None = None) -> int:
+        """How many wait now: in total, or from `address`'s key."""
+        with self._lock:
+            return self._count if address is None else self._by_key.get(address_key(address), 0)
+
+
 class ChatRequestHandler(socketserver.BaseRequestHandler):
     """One TCP connection: admitted in `setup`, read in `handle`, ended in `finish`.
 
@@ -75,16 +129,22 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
     request: socket.socket
     outbox: TCPOutbox
     session: Session | None  # None: the service refused the connection
+    waiting_key: str | None  # the `Waiting` slot this connection holds until its hello; None: none held
+    accepted: float  # time.monotonic() when the connection was taken; the hello deadline counts from it
 
     def setup(self) -> None:
         """Configure the socket and ask the service to admit the connection; a refusal is told, then sent."""
         server = self.server
+        self.accepted = time.monotonic()
+        self.waiting_key = None
         configure_socket(self.request, server.send_buffer)
         self.outbox = TCPOutbox(self.request, server.combiner, server.outbox_limit, server.backpressure)
         try:
+            self.waiting_key = server.waiting.take(self.client_address)
             self.session = server.service.connect(self.outbox, self.client_address, "tcp", server.max_frame)
         except ProtocolError as error:
             self.session = None
+            self._stop_waiting()
             log.info("refused %s: %s", _peer(self.client_address), error.message)
             self.outbox.put([encode_payload(error.payload())], 1)
             self.outbox.close()
@@ -99,20 +159,24 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
         service = server.service
         sock = self.request
         decoder = FrameDecoder(server.max_frame)
-        sock.settimeout(server.hello_timeout or None)
-        waiting_for_hello = True
+        # The hello timeout is one deadline from accept, not a timeout per recv:
+        # a byte now and then must not keep a connection that never joins open.
+        deadline = self.accepted + server.hello_timeout if server.hello_timeout else None
         size = RECV_SIZE
         while not session.closed:
+            if deadline is not None and self.waiting_key is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    service.reject(
+                        session,
+                        ProtocolError("timeout", f"no hello within {server.hello_timeout:g} seconds", fatal=True),
+                    )
+                    return
+                sock.settimeout(left)
             try:
                 data = sock.recv(size)
             except TimeoutError:
-                if session.joined:
-                    continue
-                service.reject(
-                    session,
-                    ProtocolError("timeout", f"no hello within {server.hello_timeout:g} seconds", fatal=True),
-                )
-                return
+                continue  # the deadline check above ends it
             except OSError:
                 return
             if not data:
@@ -125,12 +189,18 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
             if decoder.error is not None:
                 service.reject(session, decoder.error)
                 return
-            if waiting_for_hello and session.joined:
-                waiting_for_hello = False
+            if self.waiting_key is not None and session.joined:
+                self._stop_waiting()
                 sock.settimeout(None)  # from now on keepalive watches the peer
+
+    def _stop_waiting(self) -> None:
+        if self.waiting_key is not None:
+            self.server.waiting.give_back(self.waiting_key)
+            self.waiting_key = None
 
     def finish(self) -> None:
         """The member leaves (`lost`, unless it already left), the socket is cut, the writer joined."""
+        self._stop_waiting()
         if self.session is None:
             return  # refused: the outbox sends the error and hangs up by itself
         self.server.service.disconnect(self.session, "lost")
@@ -169,6 +239,8 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         family: socket.AddressFamily = socket.AF_INET,
         max_connections: int = 0,
         send_buffer: int = DEFAULT_SEND_BUFFER,
+        max_waiting: int = 0,
+        max_waiting_per_ip: int = 0,
     ) -> None:
         self.address_family = family
         self.service = service
@@ -177,6 +249,7 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         self.hello_timeout = hello_timeout
         self.max_connections = max_connections
         self.send_buffer = send_buffer
+        self.waiting = Waiting(max_waiting, max_waiting_per_ip)
         self.backpressure = Backpressure()
         self.combiner = WriteCombiner()  # every outbox's flush sends through it
         self._live: set[socket.socket] = set()

@@ -21,6 +21,7 @@ Modules, each importing only those listed before it (tests/unit/test_bench_layou
 * ``codecs``     one codec per server: lanchat TCP/UDP, IRC, ncat chat lines.
 * ``loop``       the event loop: non-blocking I/O, senders' pump, bounded waits.
 * ``launchers``  the servers under test, started and stopped by PID.
+* ``attacks``    the attackers of scenario abuse: raw sockets in threads, each from its own address.
 * ``scenarios/`` ``base`` (the ``Scenario`` descriptor and shared blocks), one
   module per scenario, and the registry in ``scenarios/__init__``.
 * ``runner``     the order of rounds and one run against a fresh server.

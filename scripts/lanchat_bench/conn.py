@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 #: The only address the benchmark ever talks to (servers, TCP and UDP clients).
 LOOPBACK = "127.0.0.1"
+#: Clients may speak *from* other loopback addresses (127.0.0.0/8 is all this machine),
+#: so that a server's per-address limits see a class of machines (scenario abuse).
 
 
 class Tally:
@@ -81,7 +83,7 @@ class Conn:
     __slots__ = (
         "alias", "closed", "connecting", "count_only", "datagram", "failed", "inbuf", "index", "last_send",
         "loop", "mask", "nick", "out", "outbuf", "proto", "reading", "ready", "received", "room", "scan",
-        "sock", "tail", "tally", "udp",
+        "sock", "source", "tail", "tally", "udp",
     )
 
     def __init__(self, loop: Loop, proto: Codec, tally: Tally, index: int, nick: str, room: str) -> None:
@@ -93,6 +95,8 @@ class Conn:
         self.room = room
         self.alias: str | None = None
         self.sock: socket.socket | None = None
+        #: The loopback address this client speaks from (None: the kernel picks, 127.0.0.1).
+        self.source: str | None = None
         #: Whether this is a datagram client (`datagram` is set); a plain bool for the loop's hot path.
         self.udp = proto.udp
         self.mask = 0

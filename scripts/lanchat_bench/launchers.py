@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from .codecs import Codec, Irc, LanchatTcp, LanchatUdp, NcatChat
@@ -164,9 +165,10 @@ class LanchatServer(ServerProcess):
     protocol_tcp = LanchatTcp()
     protocol_udp = LanchatUdp()
 
-    def __init__(self, workdir: Path, options: argparse.Namespace) -> None:
+    def __init__(self, workdir: Path, options: argparse.Namespace, extra: Sequence[str] = ()) -> None:
         super().__init__(workdir)
         self.options = options
+        self.extra = list(extra)
 
     def command(self) -> list[str]:
         options = self.options
@@ -175,6 +177,7 @@ class LanchatServer(ServerProcess):
         return base + [
             "--host", LOOPBACK, "--port", "0", "--rate", "0",
             "--max-clients", "0", "--max-per-ip", "0", *database,
+            *known_flags(options, CAPS_OFF), *known_flags(options, self.extra),
             *options.server_arg]
 
     def cwd(self) -> str | None:
@@ -240,24 +243,61 @@ def chatsrv_command(options: argparse.Namespace) -> list[str]:
     return shlex.split(options.server_cmd) if options.server_cmd else [sys.executable, "-m", "chatsrv"]
 
 
+#: Limits of newer chatsrv versions that would stop the benchmark's own bursts of
+#: connects from 127.0.0.1 (64 not yet joined at a time), turned off like --max-per-ip.
+CAPS_OFF = ("--max-waiting-per-ip", "0")
+
+_help_texts: dict[tuple[str, str], str | None] = {}
+
+
+def server_help(options: argparse.Namespace) -> str | None:
+    """This chatsrv's --help text (asked once per command and directory), None if it would not say."""
+    key = (" ".join(chatsrv_command(options)), str(options.server_dir))
+    if key not in _help_texts:
+        try:
+            shown = subprocess.run(chatsrv_command(options) + ["--help"], cwd=options.server_dir,
+                                   capture_output=True, text=True, timeout=15, check=False,
+                                   stdin=subprocess.DEVNULL)
+            _help_texts[key] = shown.stdout
+        except (OSError, subprocess.TimeoutExpired):
+            _help_texts[key] = None
+    return _help_texts[key]
+
+
+def known_flags(options: argparse.Namespace, args: Sequence[str]) -> list[str]:
+    """`args` (pairs of --flag value) without the flags this chatsrv's --help does not list.
+
+    An older chatsrv (--server-dir, --server-cmd) can still be measured: it
+    runs without the limits it does not have. Unknown help: all are kept.
+    """
+    shown = server_help(options)
+    if shown is None:
+        return list(args)
+    kept: list[str] = []
+    for index in range(0, len(args) - 1, 2):
+        flag, value = args[index], args[index + 1]
+        if re.search(re.escape(flag) + r"(?![\w-])", shown):
+            kept += [flag, value]
+    return kept
+
+
 def default_db(options: argparse.Namespace) -> str:
     """":memory:" if this chatsrv has a --db option, else "" (leave it out)."""
-    try:
-        shown = subprocess.run(chatsrv_command(options) + ["--help"], cwd=options.server_dir,
-                               capture_output=True, text=True, timeout=15, check=False,
-                               stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
+    shown = server_help(options)
+    if shown is None:
         return ":memory:"
-    return ":memory:" if "--db" in shown.stdout else ""
+    return ":memory:" if "--db" in shown else ""
 
 
 #: The servers a run can be measured against, in the order a round runs them.
 SERVER_KINDS = ("lanchat", "miniircd", "ncat")
 
 
-def make_server(kind: str, workdir: Path, options: argparse.Namespace, max_conns: int) -> ServerProcess:
+def make_server(kind: str, workdir: Path, options: argparse.Namespace, max_conns: int,
+                extra: Sequence[str] = ()) -> ServerProcess:
+    """A server of `kind`; `extra` are lanchat flags after the benchmark's own (the other servers ignore them)."""
     if kind == "lanchat":
-        return LanchatServer(workdir, options)
+        return LanchatServer(workdir, options, extra)
     if kind == "miniircd":
         return MiniircdServer(workdir)
     if kind == "ncat":

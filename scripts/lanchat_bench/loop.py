@@ -84,7 +84,7 @@ class Loop:
         if conn.datagram is not None:
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             set_receive_buffer(sock, rcvbuf or 4 * 1024 * 1024)
-            sock.bind((LOOPBACK, 0))
+            sock.bind((conn.source or LOOPBACK, 0))
             sock.connect(address)
             sock.setblocking(False)
             conn.sock = sock
@@ -96,6 +96,8 @@ class Loop:
         if rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if conn.source is not None:
+            sock.bind((conn.source, 0))
         sock.setblocking(False)
         conn.sock = sock
         error = sock.connect_ex(address)

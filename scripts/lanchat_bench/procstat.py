@@ -52,6 +52,18 @@ def rss_kb(pid: int) -> int | None:
     return None
 
 
+def thread_count(pid: int) -> int | None:
+    """The process's threads, from Threads in /proc/PID/status."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status_file:
+            for line in status_file:
+                if line.startswith(b"Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 @dataclass
 class CpuShare:
     """Percent of one core used during a phase (None: the server's share could not be read)."""

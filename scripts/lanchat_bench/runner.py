@@ -37,7 +37,7 @@ def plan(opts: argparse.Namespace) -> list[tuple[str, str, int | None, int]]:
                 runs += [(name, kind, count, 1) for kind in kinds]
             continue
         for round_ in range(1, opts.repeat + 1):
-            if udp:
+            if udp or scenario.lanchat_only:
                 runs.append((name, "lanchat", None, round_))
             else:
                 runs += [(name, kind, None, round_) for kind in kinds]
@@ -53,7 +53,7 @@ def run_one(name: str, kind: str, opts: argparse.Namespace, workdir: Path,
     servers: list[ServerProcess] = []
 
     def launch() -> ServerProcess:
-        server = make_server(kind, workdir, opts, conns or biggest)
+        server = make_server(kind, workdir, opts, conns or biggest, scenario.server_args)
         servers.append(server)
         server.start()
         row.setdefault("server_pid", server.pid)

@@ -8,7 +8,7 @@ Must not import: the runner, the report or the CLI.
 """
 from __future__ import annotations
 
-from . import fanout, latency, scale, slow
+from . import abuse, fanout, latency, scale, slow
 from .base import RunContext, Scenario
 
 REGISTRY: dict[str, Scenario] = {scenario.name: scenario for scenario in (
@@ -16,6 +16,7 @@ REGISTRY: dict[str, Scenario] = {scenario.name: scenario for scenario in (
     latency.SCENARIO,
     scale.SCENARIO,
     slow.SCENARIO,
+    abuse.SCENARIO,
 )}
 
 TCP_SCENARIOS = tuple(REGISTRY)

@@ -72,6 +72,11 @@ class Scenario:
     udp: bool = False
     #: Runs once per --conns count instead of once per --repeat round.
     per_conns: bool = False
+    #: chatsrv flags given after the benchmark's own (later flags win), e.g. to put back
+    #: limits the benchmark turns off; a flag this chatsrv does not know is left out.
+    server_args: tuple[str, ...] = ()
+    #: Measures lanchat alone, also in --vs runs (its clients speak lanchat's protocol only).
+    lanchat_only: bool = False
 
 
 @dataclass
@@ -115,9 +120,10 @@ def fresh_room(prefix: str) -> str:
 
 def join_clients(loop: Loop, proto: Codec, tally: Tally, count: int, room: str,
                  prefix: str, deadline: float, burst: int, rcvbuf: int | None = None,
-                 scan: bool = False) -> list[Conn]:
+                 scan: bool = False, source: Callable[[int], str] | None = None) -> list[Conn]:
     """Connect `count` clients (at most `burst` unanswered at a time) and
-    wait until each has joined or failed; returns all of them."""
+    wait until each has joined or failed; returns all of them.
+    `source(i)` gives client i its own loopback address (default: all from 127.0.0.1)."""
     conns: list[Conn] = []
     base = loop.ready_count + loop.failed_count
 
@@ -128,6 +134,8 @@ def join_clients(loop: Loop, proto: Codec, tally: Tally, count: int, room: str,
         while len(conns) < count and len(conns) - settled() < burst:
             conn = Conn(loop, proto, tally, len(conns), f"{prefix}{len(conns)}", room)
             conn.scan = scan
+            if source is not None:
+                conn.source = source(len(conns))
             conns.append(conn)
             loop.open(conn, rcvbuf)
         if proto.udp:
