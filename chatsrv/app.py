@@ -31,6 +31,7 @@ from chatsrv.outbox import DEFAULT_OUTBOX_LIMIT
 from chatsrv.service import ChatService
 from chatsrv.store import DEFAULT_PATH, MEMORY, open_store
 from chatsrv.tcp import DEFAULT_SEND_BUFFER, ChatTCPServer
+from chatsrv.textdoor import TextDoorServer
 from chatsrv.udp import ChatUDPServer
 from lanchat.cliargs import Parser, count, percent, port, positive_seconds, rate, seconds
 from lanchat.netinfo import ipv4_interfaces
@@ -172,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0: every IPv4 interface; :: for IPv6)")
     net.add_argument("--port", type=port, default=DEFAULT_PORT, help="TCP port (0 picks a free one and prints it)")
     net.add_argument("--udp-port", type=port, default=None, help="UDP port; None: the same number as the TCP port")
+    net.add_argument(
+        "--text-port", type=port, default=None, metavar="PORT",
+        help="also open a plain-text door on PORT for nc and telnet: one line in, one message out "
+        "(0 picks a free one and prints it; off by default)",
+    )
     net.add_argument("--no-udp", action="store_true", help="serve TCP only (also turns discovery off)")
     net.add_argument(
         "--no-discovery", action="store_true",
@@ -254,6 +260,7 @@ class Server:
     service: ChatService
     tcp: ChatTCPServer
     udp: ChatUDPServer | None = None
+    text: TextDoorServer | None = None
     threads: list[threading.Thread] = field(default_factory=list)
     stopped: bool = False
 
@@ -270,6 +277,11 @@ class Server:
             thread = threading.Thread(target=self.udp.serve_forever, kwargs={"poll_interval": 0.05}, name="udp-serve")
             thread.start()
             self.threads.append(thread)
+        if self.text is not None:
+            serve = self.text.serve_forever
+            thread = threading.Thread(target=serve, kwargs={"poll_interval": 0.05}, name="text-accept")
+            thread.start()
+            self.threads.append(thread)
 
     def stop(self) -> None:
         """Notice to everyone, close outboxes, stop accepting, wake and join handlers."""
@@ -280,6 +292,8 @@ class Server:
         self.tcp.stop()
         if self.udp is not None:
             self.udp.stop()
+        if self.text is not None:
+            self.text.stop()
         for thread in self.threads:
             thread.join(5)
         self.service.store.close()  # last: commits everything the shutdown recorded too
@@ -377,7 +391,25 @@ def build_server(args: argparse.Namespace) -> Server:
             raise UDPPortError(error.errno, error.strerror or str(error)) from None
         if not args.no_discovery:
             udp.discovery = Discovery(service, tcp_port=tcp.port, udp_port=udp.port).reply
-    return Server(service=service, tcp=tcp, udp=udp)
+    text = None
+    if args.text_port is not None:
+        try:
+            text = TextDoorServer(
+                (address[0], args.text_port, *address[2:]),
+                service,
+                max_frame=args.max_frame,
+                outbox_limit=args.outbox,
+                family=family,
+                max_connections=max_connections,
+                send_buffer=args.send_buffer,
+            )
+        except OSError:
+            tcp.server_close()
+            if udp is not None:
+                udp.server_close()
+            store.close()
+            raise
+    return Server(service=service, tcp=tcp, udp=udp, text=text)
 
 
 def join_hints(host: str, port: int) -> list[str]:
@@ -482,6 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if server.udp is not None:
         udp_hint = "add --udp" if server.udp.port == server.port else f"chatclient --udp --port {server.udp.port} ..."
         print(f"over UDP: {udp_hint}", flush=True)
+    if server.text is not None:
+        print(f"text door for nc and telnet on port {server.text.port}: nc HOST {server.text.port}", flush=True)
     print(server.service.store.description, flush=True)
     for line in teacher_lines(args):
         print(line, flush=True)

@@ -43,8 +43,9 @@ SERVER_RANKS = {
     "chatsrv.udp": 7,
     "chatsrv.discovery": 7,
     "chatsrv.export": 7,
-    "chatsrv.app": 8,
-    "chatsrv.__main__": 9,
+    "chatsrv.textdoor": 8,  # the text door for nc and telnet: a TCP server with a line-reading handler
+    "chatsrv.app": 9,
+    "chatsrv.__main__": 10,
 }
 CLIENT_RANKS = {
     "chatclient": 0,
