@@ -20,6 +20,7 @@ import threading
 from typing import Any
 
 from chatsrv.backpressure import Backpressure
+from chatsrv.mistakes import MistakeLog, left_out_note
 from chatsrv.outbox import CLOSE_GRACE, DEFAULT_OUTBOX_LIMIT, TCPOutbox, WriteCombiner
 from chatsrv.service import ChatService
 from chatsrv.session import Session
@@ -122,11 +123,20 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
                 service.receive(session, frames)
                 server.backpressure.wait()
             if decoder.error is not None:
+                self.log_framing_mistake(decoder.error)
                 service.reject(session, decoder.error)
                 return
             if waiting_for_hello and session.joined:
                 waiting_for_hello = False
                 sock.settimeout(None)  # from now on keepalive watches the peer
+
+    def log_framing_mistake(self, error: ProtocolError) -> None:
+        """A broken frame, most often a student's own client: one warning the teacher can act on, a few per address."""
+        address = self.client_address
+        host = address[0] if isinstance(address, tuple) else address
+        left_out = self.server.mistakes.report(host)
+        if left_out is not None:
+            log.warning("framing mistake from %s: %s%s", _peer(address), error.message, left_out_note(left_out))
 
     def finish(self) -> None:
         """The member leaves (`lost`, unless it already left), the socket is cut, the writer joined."""
@@ -177,6 +187,7 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         self.max_connections = max_connections
         self.send_buffer = send_buffer
         self.backpressure = Backpressure()
+        self.mistakes = MistakeLog()  # framing mistakes on the console, a few per address
         self.combiner = WriteCombiner()  # every outbox's flush sends through it
         self._live: set[socket.socket] = set()
         self._live_lock = threading.Lock()
