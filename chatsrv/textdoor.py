@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatsrv.outbox import CLOSE_GRACE, TCPOutbox
+from chatsrv.ratelimit import TokenBucket
 from chatsrv.service import ChatService
 from chatsrv.session import Session
 from chatsrv.tcp import RECV_SIZE, ChatTCPServer, configure_socket
@@ -336,9 +337,15 @@ class TextOutbox(TCPOutbox):
         return "".join(line + NEWLINE for line in lines).encode("utf-8")
 
     def answer(self, lines: Iterable[str]) -> None:
-        """Lines from the door itself; queued behind what the service queued, then sent."""
-        self.put([encode_payload({"type": DOOR, "text": line}) for line in lines], 0)
-        self.flush()
+        """Lines from the door itself; queued behind what the service queued, then sent.
+
+        A peer that sends bad lines faster than it reads the answers overflows
+        the outbox like any slow reader: it is cut off.
+        """
+        if self.put([encode_payload({"type": DOOR, "text": line}) for line in lines], 0):
+            self.flush()
+        else:
+            self.cut()
 
 
 # --- the connection -----------------------------------------------------------
@@ -367,6 +374,10 @@ class TextDoorHandler(socketserver.BaseRequestHandler):
             self.outbox.flush()
             return
         self.session.extra["door"] = "text"
+        # The door's own answers (a bad line, /help) follow the service's rate limit too,
+        # so bad lines cannot make the server write faster than good ones.
+        service = server.service
+        self.answers = TokenBucket(service.rate, service.burst, service.clock())
         self.outbox.answer(GREETING)
 
     def handle(self) -> None:
@@ -401,30 +412,34 @@ class TextDoorHandler(socketserver.BaseRequestHandler):
                 return
             if isinstance(item, Overlong):
                 self._send(session, batch)
-                self.outbox.answer([f"! line too long: more than {item.limit} bytes; the rest of it is discarded"])
+                self._answer([f"! line too long: more than {item.limit} bytes; the rest of it is discarded"])
                 continue
             try:
                 line = item.decode("utf-8")
             except UnicodeDecodeError:
                 self._send(session, batch)
-                self.outbox.answer(["! that line is not UTF-8: set your terminal to UTF-8 (chcp 65001 on Windows)"])
+                self._answer(["! that line is not UTF-8: set your terminal to UTF-8 (chcp 65001 on Windows)"])
                 continue
             meaning = interpret(line, session.joined)
             if meaning is None:
                 continue
             if isinstance(meaning, Answer):
                 self._send(session, batch)
-                self.outbox.answer(meaning.lines)
+                self._answer(meaning.lines)
             elif isinstance(meaning, Remember):
                 self.hello[meaning.field] = meaning.value
                 if meaning.field == "room":
-                    self.outbox.answer([f"* you will enter {escape(meaning.value)} once you have a nick"])
+                    self._answer([f"* you will enter {escape(meaning.value)} once you have a nick"])
             elif meaning.payload["type"] == "hello":
                 self._send(session, batch)
                 self._send(session, [encode_payload({**self.hello, **meaning.payload})])
             else:
                 batch.append(encode_payload(meaning.payload))
         self._send(session, batch)
+
+    def _answer(self, lines: list[str]) -> None:
+        if self.answers.allow(self.server.service.clock()):
+            self.outbox.answer(lines)
 
     def _send(self, session: Session, batch: list[bytes]) -> None:
         if batch and not session.closed:

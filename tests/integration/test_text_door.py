@@ -53,12 +53,21 @@ class TextClient:
             self.buffer += data
 
     def wait_closed(self) -> None:
-        """Read until the server hangs up (AssertionError if it does not in time)."""
-        try:
-            self.expect(lambda line: False)
-        except AssertionError:
-            if not self.closed:
-                raise
+        """Read until the server hangs up (AssertionError if it does not in time); what came stays in `buffer`."""
+        deadline = time.monotonic() + TIMEOUT
+        while not self.closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("the server did not hang up")
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                data = b""
+            self.closed = not data
+            self.buffer += data
 
     def close(self) -> None:
         self.sock.close()
@@ -206,3 +215,17 @@ def test_shutdown_leaves_no_thread(make_server: ServerFactory) -> None:
 def test_the_door_is_off_by_default(server: Server) -> None:
     """Without --text-port there is no text door."""
     assert server.text is None
+
+
+def test_the_doors_own_answers_are_rate_limited(make_server: ServerFactory) -> None:
+    """Lines the door answers itself (/help, bad lines) follow the same rate and burst as payloads."""
+    server = make_server("--rate", "1", "--burst", "3", "--text-port", "0")
+    assert server.text is not None
+    nc = TextClient(server.text.port)
+    try:
+        nc.send(b"/help\n" * 10 + b"/quit\n")
+        nc.wait_closed()
+        helps = nc.buffer.count(b"commands:")
+        assert 3 <= helps < 10
+    finally:
+        nc.close()
