@@ -323,6 +323,10 @@ class UDPPortError(OSError):
     """The UDP socket could not be bound (the TCP one could)."""
 
 
+class TextPortError(OSError):
+    """The text door's socket could not be bound (the others could)."""
+
+
 def impairment_from(args: argparse.Namespace) -> Impairment:
     """The fault injection the flags ask for; a missing --seed is drawn now (and printed)."""
     delay, jitter = args.udp_delay
@@ -403,12 +407,12 @@ def build_server(args: argparse.Namespace) -> Server:
                 max_connections=max_connections,
                 send_buffer=args.send_buffer,
             )
-        except OSError:
+        except OSError as error:
             tcp.server_close()
             if udp is not None:
                 udp.server_close()
             store.close()
-            raise
+            raise TextPortError(error.errno, error.strerror or str(error)) from None
     return Server(service=service, tcp=tcp, udp=udp, text=text)
 
 
@@ -488,6 +492,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if error.errno == 98:
                 reason = "address already in use (try another --udp-port, or --no-udp)"
             print(f"chatsrv: cannot listen on {args.host} UDP port {udp_port}: {reason}", file=sys.stderr)
+            return 2
+        if isinstance(error, TextPortError):
+            if error.errno == 98:
+                reason = "address already in use (try another --text-port, or 0)"
+            print(f"chatsrv: cannot open the text door on {args.host} port {args.text_port}: {reason}", file=sys.stderr)
             return 2
         if error.errno == 98:
             reason = "address already in use (is another chatsrv running? try --port 0)"

@@ -387,12 +387,12 @@ class TextDoorHandler(socketserver.BaseRequestHandler):
         server = self.server
         splitter = LineSplitter(server.max_line)
         self.request.settimeout(server.hello_timeout or None)
+        waiting_for_nick = True
         while not session.closed:
             try:
                 data = self.request.recv(RECV_SIZE)
             except TimeoutError:
                 if session.joined:
-                    self.request.settimeout(None)
                     continue
                 error = ProtocolError("timeout", f"no nick within {server.hello_timeout:g} seconds", fatal=True)
                 server.service.reject(session, error)
@@ -403,6 +403,9 @@ class TextDoorHandler(socketserver.BaseRequestHandler):
                 return
             self._lines(session, splitter.feed(data))
             server.backpressure.wait()
+            if waiting_for_nick and session.joined:
+                waiting_for_nick = False
+                self.request.settimeout(None)  # from now on keepalive watches the peer
 
     def _lines(self, session: Session, lines: list[bytes | Overlong]) -> None:
         """Every line one recv delivered: payloads in one batch, as a framed client's frames are."""

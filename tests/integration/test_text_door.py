@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +16,7 @@ import pytest
 from chatsrv.app import Server
 from tests.conftest import ServerFactory
 from tests.helpers import TIMEOUT, Client
+from tests.integration.test_cli import ENV, finish, read_until, start_server
 
 
 class TextClient:
@@ -229,3 +234,45 @@ def test_the_doors_own_answers_are_rate_limited(make_server: ServerFactory) -> N
         assert 3 <= helps < 10
     finally:
         nc.close()
+
+
+def test_chatsrv_prints_the_door_and_the_console_shows_mistakes() -> None:
+    """`chatsrv --text-port 0` prints the port it picked; a text line sent to the framed port is a warning on stderr."""
+    process, port = start_server("--text-port", "0")
+    nc = None
+    try:
+        line = read_until(process, r"text door")[-1]
+        match = re.search(r"on port (\d+): nc HOST \1$", line)
+        assert match, line
+        nc = TextClient(int(match.group(1)))
+        nc.line("alice")
+        nc.expect("you are alice")
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as wrong:
+            wrong.sendall(b"hello\n")
+            while wrong.recv(4096):
+                pass
+        process.send_signal(signal.SIGTERM)
+        nc.expect("shutting down")
+        assert process.wait(10) == 0
+        assert process.stderr is not None
+        assert "WARNING framing mistake from 127.0.0.1:" in process.stderr.read()
+    finally:
+        if nc is not None:
+            nc.close()
+        finish(process)
+
+
+def test_a_text_port_in_use_is_one_clear_line() -> None:
+    """`--text-port` on a port already taken exits 2 naming the text door, not the chat port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "chatsrv", "--host", "127.0.0.1", "--port", "0", "--db", ":memory:",
+             "--text-port", str(busy)],
+            check=False, env=ENV, capture_output=True, text=True, timeout=30,
+        )
+    assert result.returncode == 2
+    expected = f"chatsrv: cannot open the text door on 127.0.0.1 port {busy}: address already in use"
+    assert result.stderr.strip().splitlines() == [expected + " (try another --text-port, or 0)"]
