@@ -190,6 +190,20 @@ HELP = [
 ]
 
 
+def erase(line: str) -> str:
+    """Apply the backspaces (BS, DEL) a telnet in character mode sends instead of editing the line itself."""
+    if "\b" not in line and "\x7f" not in line:
+        return line
+    kept: list[str] = []
+    for char in line:
+        if char in "\b\x7f":
+            if kept:
+                kept.pop()
+        else:
+            kept.append(char)
+    return "".join(kept)
+
+
 def interpret(line: str, joined: bool) -> Send | Answer | Remember | None:
     """What one typed line means; None for a blank line (ignored)."""
     if not line.strip():
@@ -423,7 +437,7 @@ class TextDoorHandler(socketserver.BaseRequestHandler):
                 self._send(session, batch)
                 self._answer(["! that line is not UTF-8: set your terminal to UTF-8 (chcp 65001 on Windows)"])
                 continue
-            meaning = interpret(line, session.joined)
+            meaning = interpret(erase(line), session.joined)
             if meaning is None:
                 continue
             if isinstance(meaning, Answer):

@@ -14,6 +14,7 @@ from chatsrv.textdoor import (
     Remember,
     Send,
     TextOutbox,
+    erase,
     escape,
     interpret,
     render_payload,
@@ -143,3 +144,12 @@ def test_text_outbox_writes_lines_not_frames() -> None:
     bodies = [encode_payload({"type": "message", "from": "bob", "text": "hi"}), encode_payload({"type": "pong"})]
     assert TextOutbox.encode(bodies, 7) == b"<bob> hi\r\n* pong\r\n"
     assert json.loads(bodies[0])["text"] == "hi"
+
+
+def test_backspaces_edit_the_line() -> None:
+    """Telnet in character mode sends BS or DEL for a correction: the line is what the person meant."""
+    assert erase("hellp\bo") == "hello"
+    assert erase("hx\bexx\b\bllo") == "hello"
+    assert erase("你好x\x7f") == "你好"
+    assert erase("\b\bhi") == "hi"
+    assert erase("plain") == "plain"
