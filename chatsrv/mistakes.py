@@ -66,6 +66,14 @@ class MistakeLog:
                 del self._last[host]
 
 
+def one_line(text: str) -> str:
+    r"""`text` as one printable console line: runs of whitespace become one space, controls become \xNN."""
+    return "".join(
+        char if char.isprintable() else repr(char)[1:-1] if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+        for char in " ".join(text.split())
+    )
+
+
 def left_out_note(left_out: int) -> str:
     """`` (and 3 more like it since the last line)`` for a line that had company, else empty."""
     return f" (and {left_out} more from this address since the last line)" if left_out else ""

@@ -20,7 +20,7 @@ import threading
 from typing import Any
 
 from chatsrv.backpressure import Backpressure
-from chatsrv.mistakes import MistakeLog, left_out_note
+from chatsrv.mistakes import MistakeLog, left_out_note, one_line
 from chatsrv.outbox import CLOSE_GRACE, DEFAULT_OUTBOX_LIMIT, TCPOutbox, WriteCombiner
 from chatsrv.service import ChatService
 from chatsrv.session import Session
@@ -136,7 +136,8 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
         host = address[0] if isinstance(address, tuple) else address
         left_out = self.server.mistakes.report(host)
         if left_out is not None:
-            log.warning("framing mistake from %s: %s%s", _peer(address), error.message, left_out_note(left_out))
+            reason = one_line(error.message)
+            log.warning("framing mistake from %s: %s%s", _peer(address), reason, left_out_note(left_out))
 
     def finish(self) -> None:
         """The member leaves (`lost`, unless it already left), the socket is cut, the writer joined."""

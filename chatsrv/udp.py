@@ -41,7 +41,7 @@ from typing import Any
 from chatsrv.cookies import CookieMaker
 from chatsrv.faults import FaultInjector, Impairment, Path, Release
 from chatsrv.messages import Hello, parse_message
-from chatsrv.mistakes import MistakeLog, excerpt, left_out_note
+from chatsrv.mistakes import MistakeLog, excerpt, left_out_note, one_line
 from chatsrv.service import ChatService
 from chatsrv.session import Session
 from lanchat.wire import DEFAULT_MAX_DATAGRAM, ProtocolError, decode_payload, encode_payload, with_seq
@@ -222,7 +222,7 @@ class ChatDatagramHandler(socketserver.BaseRequestHandler):
             log.warning(
                 "UDP datagram from %s:%s is not a lanchat payload (%s): %s; each datagram must be one JSON "
                 'object in UTF-8, like {"type": "hello", "nick": "NAME"} (docs/protocol.md §1, §2)%s',
-                address[0], address[1], error.message, excerpt(data), left_out_note(left_out),
+                address[0], address[1], one_line(error.message), excerpt(data), left_out_note(left_out),
             )
 
     def _register(self, data: bytes, payload: dict[str, Any]) -> None:

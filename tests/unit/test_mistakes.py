@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chatsrv import mistakes
-from chatsrv.mistakes import MistakeLog, excerpt, left_out_note
+from chatsrv.mistakes import MistakeLog, excerpt, left_out_note, one_line
 
 
 class FakeClock:
@@ -48,3 +48,11 @@ def test_excerpt_is_printable_and_cut() -> None:
     assert excerpt(b"\x00\x00\x00\x05\xff\x1b") == '"\\x00\\x00\\x00\\x05\\xff\\x1b" (6 bytes)'
     assert excerpt(b"x" * 100, limit=4) == '"xxxx…" (100 bytes)'
     assert excerpt("\u202e".encode()) == '"\\u202e" (3 bytes)'
+
+
+def test_one_line_keeps_an_explanation_on_one_printable_line() -> None:
+    """A multi-line explanation becomes one line; a control character in it becomes an escape."""
+    assert one_line("frame of 553648128 bytes:\n  looks byte-swapped\t(33)") == (
+        "frame of 553648128 bytes: looks byte-swapped (33)"
+    )
+    assert one_line("bad \x1b[2J header \u202e") == "bad \\x1b[2J header \\u202e"
