@@ -20,7 +20,7 @@ import threading
 from typing import Any
 
 from chatsrv.backpressure import Backpressure
-from chatsrv.mistakes import MistakeLog, left_out_note, one_line
+from chatsrv.mistakes import MistakeLog, excerpt, left_out_note, one_line
 from chatsrv.outbox import CLOSE_GRACE, DEFAULT_OUTBOX_LIMIT, TCPOutbox, WriteCombiner
 from chatsrv.service import ChatService
 from chatsrv.session import Session
@@ -123,21 +123,28 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
                 service.receive(session, frames)
                 server.backpressure.wait()
             if decoder.error is not None:
-                self.log_framing_mistake(decoder.error)
+                self.log_framing_mistake(decoder.error, data)
                 service.reject(session, decoder.error)
                 return
             if waiting_for_hello and session.joined:
                 waiting_for_hello = False
                 sock.settimeout(None)  # from now on keepalive watches the peer
 
-    def log_framing_mistake(self, error: ProtocolError) -> None:
-        """A broken frame, most often a student's own client: one warning the teacher can act on, a few per address."""
+    def log_framing_mistake(self, error: ProtocolError, read: bytes) -> None:
+        """A broken frame, most often a student's own client: one warning the teacher can act on, a few per address.
+
+        `read` is the recv that broke it; a student's client usually sends a
+        whole frame at once, so it begins with the bad header.
+        """
         address = self.client_address
         host = address[0] if isinstance(address, tuple) else address
         left_out = self.server.mistakes.report(host)
         if left_out is not None:
             reason = one_line(error.message)
-            log.warning("framing mistake from %s: %s%s", _peer(address), reason, left_out_note(left_out))
+            log.warning(
+                "framing mistake from %s: %s; the read began %s%s",
+                _peer(address), reason, excerpt(read), left_out_note(left_out),
+            )
 
     def finish(self) -> None:
         """The member leaves (`lost`, unless it already left), the socket is cut, the writer joined."""
