@@ -26,14 +26,10 @@ EXCERPT_BYTES = 48
 
 
 def excerpt(data: bytes, limit: int = EXCERPT_BYTES) -> str:
-    r"""The first bytes of `data`, printable: text as text, anything else as \xNN; `…` when cut."""
-    head = data[:limit].decode("utf-8", errors="backslashreplace")
-    shown = "".join(
-        char if char.isprintable() or char == "\\" else repr(char)[1:-1] if ord(char) < 0x100 else f"\\u{ord(char):04x}"
-        for char in head
-    )
+    r"""The first bytes of `data` as Python writes bytes (`b'hell'`, `b'!\x00\x00\x00'`), the form the
+    tutorials print, then `…` when cut and the length."""
     more = "…" if len(data) > limit else ""
-    return f'"{shown}{more}" ({len(data)} bytes)'
+    return f"{data[:limit]!r}{more} ({len(data)} bytes)"
 
 
 class MistakeLog:

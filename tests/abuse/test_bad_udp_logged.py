@@ -32,7 +32,7 @@ def test_a_bare_hello_datagram_is_logged_with_address_and_excerpt(
         line = wait_until(lambda: _lines(caplog, "not a lanchat payload"))[0]
         host, port = client.address
         assert f"from {host}:{port}" in line
-        assert '"hello" (5 bytes)' in line
+        assert "b'hello' (5 bytes)" in line
         assert '{"type": "hello", "nick": "NAME"}' in line
         assert client.recv_datagram(timeout=0.2) is None
     finally:
@@ -45,7 +45,7 @@ def test_a_gbk_datagram_is_logged_printably(udp_server: Server, caplog: pytest.L
     try:
         client.send_raw("你好".encode("gbk") + b"\x1b[2J")
         line = wait_until(lambda: _lines(caplog, "not a lanchat payload"))[0]
-        assert '"\\xc4\\xe3\\xba\\xc3\\x1b[2J" (8 bytes)' in line
+        assert "b'\\xc4\\xe3\\xba\\xc3\\x1b[2J' (8 bytes)" in line
         assert line.isprintable()
     finally:
         client.close()

@@ -41,7 +41,7 @@ def test_a_text_line_at_the_tcp_port_is_logged(tcp_server: Server, caplog: pytes
         client.send_raw(b"hello\n")
         client.wait_closed()
     line = wait_until(lambda: _lines(caplog))[0]
-    assert line.endswith('; the read began "hello\\n" (6 bytes)')
+    assert line.endswith("; the read began b'hello\\n' (6 bytes)")
 
 
 def test_a_reconnecting_client_gets_one_line_per_interval(tcp_server: Server, caplog: pytest.LogCaptureFixture) -> None:
