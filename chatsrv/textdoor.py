@@ -316,7 +316,12 @@ def render_payload(payload: dict[str, Any]) -> list[str]:
     if kind == "joined":
         return [f"* {who} joined {room}"]
     if kind == "left":
-        return [f"* {who} left {room} ({_text(payload.get('reason', ''))})"]
+        reason = _text(payload.get("reason", ""))
+        if payload.get("by"):
+            reason += f" by {_text(payload['by'])}"
+        if payload.get("message"):
+            reason += f": {_text(payload['message'])}"
+        return [f"* {who} left {room} ({reason})"]
     if kind == "renamed":
         return [f"* {_text(payload.get('old'))} is now {_text(payload.get('new'))}"]
     if kind == "users":
@@ -449,6 +454,10 @@ class TextDoorHandler(socketserver.BaseRequestHandler):
                     self._answer([f"* you will enter {escape(meaning.value)} once you have a nick"])
             elif meaning.payload["type"] == "hello":
                 self._send(session, batch)
+                if self.server.service.access.password is not None and "password" not in self.hello:
+                    # A hello without it would be a fatal auth_failed (docs/protocol.md §9): ask first.
+                    self._answer(["! this server needs a password: type /password SECRET, then your nick"])
+                    continue
                 self._send(session, [encode_payload({**self.hello, **meaning.payload})])
             else:
                 batch.append(encode_payload(meaning.payload))

@@ -276,3 +276,24 @@ def test_a_text_port_in_use_is_one_clear_line() -> None:
     assert result.returncode == 2
     expected = f"chatsrv: cannot open the text door on 127.0.0.1 port {busy}: address already in use"
     assert result.stderr.strip().splitlines() == [expected + " (try another --text-port, or 0)"]
+
+
+def test_password_then_a_taken_nick_then_another(make_server: ServerFactory) -> None:
+    """With --password the door asks for /password before the nick; a nick that is taken is refused, the next tried."""
+    server = make_server("--rate", "0", "--text-port", "0", "--password", "letmein")
+    assert server.text is not None
+    with Client(server.port) as framed:
+        framed.send({"type": "hello", "nick": "bob", "password": "letmein"})
+        framed.expect("welcome")
+        nc = TextClient(server.text.port)
+        try:
+            nc.line("alice")
+            assert nc.expect("! ") == "! this server needs a password: type /password SECRET, then your nick"
+            nc.line("/password letmein")
+            nc.line("bob")
+            assert nc.expect("! ").startswith("! nick_taken")
+            nc.line("alice")
+            nc.expect("you are alice in lobby")
+            framed.expect("joined", nick="alice")
+        finally:
+            nc.close()

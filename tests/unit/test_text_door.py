@@ -153,3 +153,12 @@ def test_backspaces_edit_the_line() -> None:
     assert erase("你好x\x7f") == "你好"
     assert erase("\b\bhi") == "hi"
     assert erase("plain") == "plain"
+
+
+def test_a_kick_says_who_and_why() -> None:
+    """A `left` with the optional `by` and `message` (docs/protocol.md §9) shows both."""
+    left = {"type": "left", "nick": "bob", "room": "lobby", "reason": "kicked", "by": "teacher", "message": "spam"}
+    assert render_payload(left) == ["* bob left lobby (kicked by teacher: spam)"]
+    assert render_payload({"type": "left", "nick": "bob", "room": "lobby", "reason": "quit"}) == [
+        "* bob left lobby (quit)"
+    ]
