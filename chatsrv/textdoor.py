@@ -18,7 +18,7 @@ control character escaped).
 Threads: one handler thread per connection, as in `chatsrv.tcp`; `TextOutbox.encode`
 runs wherever the fan-out delivers (under the registry lock) and touches no state.
 
-Imports: wire, session, service, outbox, tcp. Must not import udp or app.
+Imports: wire, ratelimit, session, service, outbox, tcp. Must not import udp or app.
 """
 
 from __future__ import annotations
