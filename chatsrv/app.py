@@ -425,6 +425,14 @@ def join_hints(host: str, port: int) -> list[str]:
     return [f"chatclient --host {address} --port {port} --nick NAME" for address in addresses]
 
 
+def text_door_hint(host: str, port: int) -> str:
+    """The start-up line about the text door: its port and the nc command, with an address classmates can reach."""
+    if host in ("0.0.0.0", "", "::"):
+        addresses = [iface.address for iface in ipv4_interfaces() if not iface.is_loopback]
+        host = addresses[0] if addresses else "ADDRESS"
+    return f"text door for nc and telnet on port {port}: nc {host} {port}"
+
+
 def discovery_hint(host: str, server: Server) -> str:
     """The start-up line about discovery: the name it answers with, and what classmates type."""
     assert server.udp is not None
@@ -524,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         udp_hint = "add --udp" if server.udp.port == server.port else f"chatclient --udp --port {server.udp.port} ..."
         print(f"over UDP: {udp_hint}", flush=True)
     if server.text is not None:
-        print(f"text door for nc and telnet on port {server.text.port}: nc HOST {server.text.port}", flush=True)
+        print(text_door_hint(args.host, server.text.port), flush=True)
     print(server.service.store.description, flush=True)
     for line in teacher_lines(args):
         print(line, flush=True)

@@ -242,7 +242,7 @@ def test_chatsrv_prints_the_door_and_the_console_shows_mistakes() -> None:
     nc = None
     try:
         line = read_until(process, r"text door")[-1]
-        match = re.search(r"on port (\d+): nc HOST \1$", line)
+        match = re.search(r"on port (\d+): nc 127\.0\.0\.1 \1$", line)
         assert match, line
         nc = TextClient(int(match.group(1)))
         nc.line("alice")
