@@ -30,6 +30,7 @@ from chatsrv.outbox import DEFAULT_OUTBOX_LIMIT
 from chatsrv.service import ChatService
 from chatsrv.store import DEFAULT_PATH, MEMORY, open_store
 from chatsrv.tcp import DEFAULT_SEND_BUFFER, ChatTCPServer
+from chatsrv.textdoor import TextDoorServer
 from chatsrv.udp import ChatUDPServer
 from lanchat import platforms
 from lanchat.cliargs import Parser, count, percent, port, positive_seconds, rate, seconds
@@ -176,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0: every IPv4 interface; :: for IPv6)")
     net.add_argument("--port", type=port, default=DEFAULT_PORT, help="TCP port (0 picks a free one and prints it)")
     net.add_argument("--udp-port", type=port, default=None, help="UDP port; None: the same number as the TCP port")
+    net.add_argument(
+        "--text-port", type=port, default=None, metavar="PORT",
+        help="also open a plain-text door on PORT for nc and telnet: one line in, one message out "
+        "(0 picks a free one and prints it; off by default)",
+    )
     net.add_argument("--no-udp", action="store_true", help="serve TCP only (also turns discovery off)")
     net.add_argument(
         "--no-discovery", action="store_true",
@@ -273,6 +279,7 @@ class Server:
     service: ChatService
     tcp: ChatTCPServer
     udp: ChatUDPServer | None = None
+    text: TextDoorServer | None = None
     threads: list[threading.Thread] = field(default_factory=list)
     stopped: bool = False
 
@@ -289,6 +296,11 @@ class Server:
             thread = threading.Thread(target=self.udp.serve_forever, kwargs={"poll_interval": 0.05}, name="udp-serve")
             thread.start()
             self.threads.append(thread)
+        if self.text is not None:
+            serve = self.text.serve_forever
+            thread = threading.Thread(target=serve, kwargs={"poll_interval": 0.05}, name="text-accept")
+            thread.start()
+            self.threads.append(thread)
 
     def stop(self) -> None:
         """Notice to everyone, close outboxes, stop accepting, wake and join handlers."""
@@ -299,6 +311,8 @@ class Server:
         self.tcp.stop()
         if self.udp is not None:
             self.udp.stop()
+        if self.text is not None:
+            self.text.stop()
         for thread in self.threads:
             thread.join(5)
         self.service.store.close()  # last: commits everything the shutdown recorded too
@@ -317,6 +331,10 @@ def resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]
 
 class UDPPortError(OSError):
     """The UDP socket could not be bound (the TCP one could)."""
+
+
+class TextPortError(OSError):
+    """The text door's socket could not be bound (the others could)."""
 
 
 def impairment_from(args: argparse.Namespace) -> Impairment:
@@ -399,7 +417,25 @@ def build_server(args: argparse.Namespace) -> Server:
             raise UDPPortError(error.errno, error.strerror or str(error)) from None
         if not args.no_discovery:
             udp.discovery = Discovery(service, tcp_port=tcp.port, udp_port=udp.port).reply
-    return Server(service=service, tcp=tcp, udp=udp)
+    text = None
+    if args.text_port is not None:
+        try:
+            text = TextDoorServer(
+                (address[0], args.text_port, *address[2:]),
+                service,
+                max_frame=args.max_frame,
+                outbox_limit=args.outbox,
+                family=family,
+                max_connections=max_connections,
+                send_buffer=args.send_buffer,
+            )
+        except OSError as error:
+            tcp.server_close()
+            if udp is not None:
+                udp.server_close()
+            store.close()
+            raise TextPortError(error.errno, error.strerror or str(error)) from None
+    return Server(service=service, tcp=tcp, udp=udp, text=text)
 
 
 def join_hints(host: str, port: int) -> list[str]:
@@ -409,6 +445,14 @@ def join_hints(host: str, port: int) -> list[str]:
     else:
         addresses = [host]
     return [f"chatclient --host {address} --port {port} --nick NAME" for address in addresses]
+
+
+def text_door_hint(host: str, port: int) -> str:
+    """The start-up line about the text door: its port and the nc command, with an address classmates can reach."""
+    if host in ("0.0.0.0", "", "::"):
+        addresses = [iface.address for iface in ipv4_interfaces() if not iface.is_loopback]
+        host = addresses[0] if addresses else "ADDRESS"
+    return f"text door for nc and telnet on port {port}: nc {host} {port}"
 
 
 def discovery_hint(host: str, server: Server) -> str:
@@ -481,6 +525,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reason = "address already in use (try another --udp-port, or --no-udp)"
             print(f"chatsrv: cannot listen on {args.host} UDP port {udp_port}: {reason}", file=sys.stderr)
             return 2
+        if isinstance(error, TextPortError):
+            if error.errno in platforms.ADDRESS_IN_USE:
+                reason = "address already in use (try another --text-port, or 0)"
+            print(f"chatsrv: cannot open the text door on {args.host} port {args.text_port}: {reason}", file=sys.stderr)
+            return 2
         if error.errno in platforms.ADDRESS_IN_USE:
             reason = "address already in use (is another chatsrv running? try --port 0)"
         print(f"chatsrv: cannot listen on {args.host} port {args.port}: {reason}", file=sys.stderr)
@@ -521,6 +570,8 @@ def print_start_lines(args: argparse.Namespace, server: Server) -> None:
     if server.udp is not None:
         udp_hint = "add --udp" if server.udp.port == server.port else f"chatclient --udp --port {server.udp.port} ..."
         print(f"over UDP: {udp_hint}", flush=True)
+    if server.text is not None:
+        print(text_door_hint(args.host, server.text.port), flush=True)
     print(server.service.store.description, flush=True)
     for line in teacher_lines(args):
         print(line, flush=True)

@@ -100,6 +100,10 @@ class WriteCombiner:
 class TCPOutbox:
     """A member's bounded queue of outgoing bytes (see the module docstring)."""
 
+    # What `put` turns payloads into: length-prefixed frames with seq spliced in
+    # (docs/protocol.md §2). The text door (`chatsrv.textdoor`) replaces it with text lines.
+    encode = staticmethod(frames_with_seq)
+
     def __init__(
         self,
         sock: socket.socket,
@@ -141,7 +145,7 @@ class TCPOutbox:
         return self._is_lagging
 
     def put(self, bodies: list[bytes], first_seq: int) -> bool:
-        data = frames_with_seq(bodies, first_seq)
+        data = self.encode(bodies, first_seq)
         with self._lock:
             state = self._state
             if state is not OPEN and state is not DRAINING:

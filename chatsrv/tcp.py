@@ -24,6 +24,7 @@ from typing import Any
 
 from chatsrv.access import address_key
 from chatsrv.backpressure import Backpressure
+from chatsrv.mistakes import MistakeLog, excerpt, left_out_note, one_line
 from chatsrv.outbox import CLOSE_GRACE, DEFAULT_OUTBOX_LIMIT, TCPOutbox, WriteCombiner
 from chatsrv.service import ChatService
 from chatsrv.session import Session
@@ -187,6 +188,7 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
                 service.receive(session, frames)
                 server.backpressure.wait()
             if decoder.error is not None:
+                self.log_framing_mistake(decoder.error, data)
                 service.reject(session, decoder.error)
                 return
             if self.waiting_key is not None and session.joined:
@@ -197,6 +199,22 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
         if self.waiting_key is not None:
             self.server.waiting.give_back(self.waiting_key)
             self.waiting_key = None
+
+    def log_framing_mistake(self, error: ProtocolError, read: bytes) -> None:
+        """A broken frame, most often a student's own client: one warning the teacher can act on, a few per address.
+
+        `read` is the recv that broke it; a student's client usually sends a
+        whole frame at once, so it begins with the bad header.
+        """
+        address = self.client_address
+        host = address[0] if isinstance(address, tuple) else address
+        left_out = self.server.mistakes.report(host)
+        if left_out is not None:
+            reason = one_line(error.message)
+            log.warning(
+                "framing mistake from %s: %s; the read began %s%s",
+                _peer(address), reason, excerpt(read), left_out_note(left_out),
+            )
 
     def finish(self) -> None:
         """The member leaves (`lost`, unless it already left), the socket is cut, the writer joined."""
@@ -251,6 +269,7 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         self.send_buffer = send_buffer
         self.waiting = Waiting(max_waiting, max_waiting_per_ip)
         self.backpressure = Backpressure()
+        self.mistakes = MistakeLog()  # framing mistakes on the console, a few per address
         self.combiner = WriteCombiner()  # every outbox's flush sends through it
         self._live: set[socket.socket] = set()
         self._live_lock = threading.Lock()

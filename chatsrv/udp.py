@@ -55,6 +55,7 @@ from typing import Any
 from chatsrv.cookies import CookieMaker
 from chatsrv.faults import FaultInjector, Impairment, Path, Release
 from chatsrv.messages import Hello, parse_message
+from chatsrv.mistakes import MistakeLog, excerpt, left_out_note, one_line
 from chatsrv.service import ChatService
 from chatsrv.session import Session
 from lanchat import platforms
@@ -258,6 +259,7 @@ class ChatDatagramHandler(socketserver.BaseRequestHandler):
         try:
             payload = decode_payload(data)
         except ProtocolError as error:
+            self._log_not_lanchat(data, error)
             server.reply_unproven(error.payload(), address, len(data))
             return
         if payload.get("type") == "discover":
@@ -279,6 +281,21 @@ class ChatDatagramHandler(socketserver.BaseRequestHandler):
             server.reply_unproven(challenge, address, len(data))
             return
         self._register(data, payload)
+
+    def _log_not_lanchat(self, data: bytes, error: ProtocolError) -> None:
+        """A datagram that is no lanchat payload (a bare `hello`, GBK text): one console line, a few per address.
+
+        Nothing more is sent than the 3x rule allows (docs/protocol.md §2); the
+        line is for the teacher, who can walk over and help.
+        """
+        address = self.client_address
+        left_out = self.server.mistakes.report(address[0])
+        if left_out is not None:
+            log.warning(
+                "UDP datagram from %s:%s is not a lanchat payload (%s): %s; each datagram must be one JSON "
+                'object in UTF-8, like {"type": "hello", "nick": "NAME"} (docs/protocol.md §1, §2)%s',
+                address[0], address[1], one_line(error.message), excerpt(data), left_out_note(left_out),
+            )
 
     def _register(self, data: bytes, payload: dict[str, Any]) -> None:
         """The address proved it receives: make it a peer and let the service answer the hello."""
@@ -335,6 +352,7 @@ class ChatUDPServer(socketserver.UDPServer):
         self.impairment = impairment or Impairment()
         self.cookies = cookies or CookieMaker()
         self.send_errors = 0
+        self.mistakes = MistakeLog()  # datagrams that are no lanchat payload, on the console a few per address
         self._peers: dict[Any, Session] = {}
         self._peers_lock = threading.Lock()
         # Expiry runs from service_actions (every poll_interval of serve_forever):

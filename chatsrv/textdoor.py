@@ -1,0 +1,498 @@
+"""Text door: plain text lines over TCP, for `nc` and `telnet` (docs/protocol.md §12).
+
+A third framing beside the length prefix (TCP) and the datagram (UDP): a
+line ends at a newline. Each line a person types becomes the payload a framed
+client would send (`hello`, `say`, `join`, ...), handed to the same
+`ChatService`; each payload the service sends becomes one or more readable
+text lines. The door owns only that translation and its connections: the
+chat rules, rate limits included, stay in `chatsrv.service`; sending,
+slow-reader limits and shutdown are the TCP adapter's (`TextOutbox` is a
+`TCPOutbox` that writes lines instead of frames, `TextDoorServer` a
+`ChatTCPServer` with another handler).
+
+Pure parts, tested without sockets: `LineSplitter` (bytes in, lines out,
+bounded, telnet commands removed), `interpret` (a typed line to a payload or
+a local answer) and `render_payload` (a payload to text lines, every
+control character escaped).
+
+Threads: one handler thread per connection, as in `chatsrv.tcp`; `TextOutbox.encode`
+runs wherever the fan-out delivers (under the registry lock) and touches no state.
+
+Imports: wire, ratelimit, session, service, outbox, tcp. Must not import udp or app.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import socketserver
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from chatsrv.outbox import CLOSE_GRACE, TCPOutbox
+from chatsrv.ratelimit import TokenBucket
+from chatsrv.service import ChatService
+from chatsrv.session import Session
+from chatsrv.tcp import RECV_SIZE, ChatTCPServer, configure_socket
+from lanchat.wire import ProtocolError, encode_payload
+
+log = logging.getLogger("chatsrv.text")
+
+# A line holds one message: 2000 characters of text (docs/protocol.md §6) are
+# at most 8000 bytes of UTF-8, plus a command. Anything longer is refused and
+# discarded up to its newline, never buffered whole.
+DEFAULT_MAX_LINE = 8192
+# A person types the nick by hand: more time than a program's hello gets.
+TEXT_HELLO_TIMEOUT = 300.0
+NEWLINE = "\r\n"  # what telnet needs; nc and terminals show it as a plain line end
+
+DOOR = "door"  # the type of the door's own lines in its outbox; never sent by the service, never on the wire
+
+GREETING = [
+    "lanchat text door: one line in, one message out.",
+    "Type your nick and press Enter (/help lists the commands; /join ROOM first picks a room).",
+]
+
+# --- reading lines ----------------------------------------------------------
+
+# Telnet (RFC 854): IAC starts a command; WILL/WONT/DO/DONT take one option byte,
+# SB ... IAC SE is a subnegotiation; IAC IAC is a literal 0xFF, which UTF-8 never contains.
+IAC, SB, SE = 255, 250, 240
+WILL_WONT_DO_DONT = range(251, 255)
+_LINE_END = re.compile(rb"[\r\n]")
+
+
+@dataclass(frozen=True)
+class Overlong:
+    """A line passed the limit: it is refused and the rest of it, up to its newline, discarded."""
+
+    limit: int
+
+
+class LineSplitter:
+    """Bytes from a socket to lines: sans-I/O, bounded, telnet commands dropped.
+
+    A line ends at LF, CR LF, CR NUL (telnet's bare CR) or a lone CR. A line
+    that grows past `max_line` bytes yields one `Overlong` at once, and the
+    bytes after it are dropped until the line ends: memory stays below
+    `max_line` whatever the peer sends.
+    """
+
+    def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
+        self.max_line = max_line
+        self._line = bytearray()
+        self._discarding = False
+        self._after_cr = False  # a CR ended the last line: a following LF or NUL belongs to it
+        self._telnet = 0  # 0 data, 1 after IAC, 2 option byte due, 3 in SB, 4 IAC inside SB
+
+    def feed(self, data: bytes) -> list[bytes | Overlong]:
+        out: list[bytes | Overlong] = []
+        data = self._without_telnet(data)
+        start = 0
+        if self._after_cr and data:
+            self._after_cr = False
+            if data[0] in (0, 10):
+                start = 1
+        while start < len(data):
+            found = _LINE_END.search(data, start)
+            end = len(data) if found is None else found.start()
+            self._take(data[start:end], out)
+            if found is None:
+                break
+            if self._discarding:
+                self._discarding = False
+            else:
+                out.append(bytes(self._line))
+            self._line.clear()
+            start = end + 1
+            if data[end] == 13:  # CR: swallow the LF or NUL that completes it
+                if start < len(data):
+                    if data[start] in (0, 10):
+                        start += 1
+                else:
+                    self._after_cr = True
+        return out
+
+    def _take(self, piece: bytes, out: list[bytes | Overlong]) -> None:
+        if self._discarding or not piece:
+            return
+        if len(self._line) + len(piece) > self.max_line:
+            self._line.clear()
+            self._discarding = True
+            out.append(Overlong(self.max_line))
+            return
+        self._line += piece
+
+    def _without_telnet(self, data: bytes) -> bytes:
+        if self._telnet == 0 and IAC not in data:
+            return data
+        kept = bytearray()
+        for byte in data:
+            state = self._telnet
+            if state == 0:
+                if byte == IAC:
+                    self._telnet = 1
+                else:
+                    kept.append(byte)
+            elif state == 1:
+                self._telnet = 2 if byte in WILL_WONT_DO_DONT else 3 if byte == SB else 0
+            elif state == 2:
+                self._telnet = 0
+            elif state == 3:
+                if byte == IAC:
+                    self._telnet = 4
+            else:  # IAC inside a subnegotiation: SE ends it
+                self._telnet = 0 if byte == SE else 3
+        return bytes(kept)
+
+
+# --- typed lines to payloads ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    """Hand this payload to the service, as a framed client would send it."""
+
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Answered by the door itself, without the service."""
+
+    lines: list[str]
+
+
+@dataclass(frozen=True)
+class Remember:
+    """Before the nick: keep this for the `hello` (`room` or `password`)."""
+
+    field: str
+    value: str
+
+
+HELP = [
+    "commands:",
+    "  /nick NAME        choose or change your nick",
+    "  /join ROOM        go to another room (created if new)",
+    "  /msg NICK TEXT    whisper to one user (also /w)",
+    "  /me ACTION        say what you do: /me waves",
+    "  /who [ROOM]       list the users of a room",
+    "  /rooms            list the rooms that have users",
+    "  /ping, /stats     round trip; what you sent and received",
+    "  /password SECRET  before your nick, when the server asks for one",
+    "  /quit             leave (also /exit)",
+    "  //TEXT            say a line that starts with /",
+]
+
+
+def erase(line: str) -> str:
+    """Apply the backspaces (BS, DEL) a telnet in character mode sends instead of editing the line itself."""
+    if "\b" not in line and "\x7f" not in line:
+        return line
+    kept: list[str] = []
+    for char in line:
+        if char in "\b\x7f":
+            if kept:
+                kept.pop()
+        else:
+            kept.append(char)
+    return "".join(kept)
+
+
+def interpret(line: str, joined: bool) -> Send | Answer | Remember | None:
+    """What one typed line means; None for a blank line (ignored)."""
+    if not line.strip():
+        return None
+    if line.startswith("//"):
+        line = line[1:]
+    elif line.startswith("/"):
+        return _command(line, joined)
+    if not joined:
+        return Send({"type": "hello", "nick": line.strip()})
+    return Send({"type": "say", "text": line})
+
+
+def _command(line: str, joined: bool) -> Send | Answer | Remember:
+    name, _, argument = line[1:].partition(" ")
+    name = name.lower()
+    argument = argument.strip()
+    if name == "help":
+        return Answer(HELP)
+    if name in ("quit", "exit"):
+        return Send({"type": "bye"})
+    if name == "nick":
+        if not argument:
+            return Answer(["! usage: /nick NAME"])
+        return Send({"type": "nick" if joined else "hello", "nick": argument})
+    if name == "join":
+        if not argument:
+            return Answer(["! usage: /join ROOM"])
+        return Send({"type": "join", "room": argument}) if joined else Remember("room", argument)
+    if name in ("password", "pass"):
+        if joined:
+            return Answer(["! you are already in; /password is for before your nick"])
+        return Remember("password", argument) if argument else Answer(["! usage: /password SECRET"])
+    if not joined:
+        return Answer(["! choose a nick first: type it and press Enter"])
+    if name in ("msg", "w", "whisper"):
+        nick, _, text = argument.partition(" ")
+        if not nick or not text.strip():
+            return Answer(["! usage: /msg NICK TEXT"])
+        return Send({"type": "whisper", "to": nick, "text": text})
+    if name == "me":
+        if not argument:
+            return Answer(["! usage: /me ACTION"])
+        return Send({"type": "say", "text": argument, "action": True})
+    if name == "who":
+        return Send({"type": "who", "room": argument} if argument else {"type": "who"})
+    if name in ("rooms", "ping", "stats"):
+        return Send({"type": name})
+    return Answer([f"! unknown command /{escape(name)}; /help lists them"])
+
+
+# --- payloads to lines --------------------------------------------------------
+
+# Characters that would drive or disguise the reader's terminal: every control
+# character (Unicode Cc) but tab, and the bidirectional overrides and isolates.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def escape(text: str) -> str:
+    r"""`text` safe for a terminal: control characters as \n, \x1b, \u202e escapes."""
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char == "\t" or char.isprintable() or (unicodedata.category(char) != "Cc" and char not in _BIDI):
+            out.append(char)
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\r":
+            out.append("\\r")
+        elif ord(char) < 0x100:
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(f"\\u{ord(char):04x}")
+    return "".join(out)
+
+
+def _text(value: Any) -> str:
+    return escape(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+
+
+def _lines(prefix: str, text: Any) -> list[str]:
+    """A message: its first line after `prefix`, each further line indented under it."""
+    parts = (text if isinstance(text, str) else _text(text)).split("\n")
+    return [prefix + escape(parts[0])] + ["    " + escape(part) for part in parts[1:]]
+
+
+def render_payload(payload: dict[str, Any]) -> list[str]:
+    """One server payload as the lines a person reads (docs/protocol.md §5)."""
+    kind = payload.get("type")
+    who = _text(payload.get("from", payload.get("nick", "?")))
+    room = _text(payload.get("room", ""))
+    if kind == "message":
+        if payload.get("action"):
+            return _lines(f"* {who} ", payload.get("text", ""))
+        return _lines(f"<{who}> ", payload.get("text", ""))
+    if kind == "whisper":
+        return _lines(f"<{who} -> {_text(payload.get('to', '?'))}> ", payload.get("text", ""))
+    if kind == "welcome":
+        users = ", ".join(_text(user) for user in payload.get("users") or [])
+        lines = [f"* you are {_text(payload.get('nick'))} in {room}; here: {users}"]
+        for key in ("motd", "topic"):
+            if payload.get(key):
+                lines += _lines(f"* {key}: ", payload[key])
+        for item in payload.get("history") or []:
+            if isinstance(item, dict):
+                lines += render_payload(item)
+        lines.append("* type a line to say it; /help lists the commands")
+        return lines
+    if kind == "joined":
+        return [f"* {who} joined {room}"]
+    if kind == "left":
+        reason = _text(payload.get("reason", ""))
+        if payload.get("by"):
+            reason += f" by {_text(payload['by'])}"
+        if payload.get("message"):
+            reason += f": {_text(payload['message'])}"
+        return [f"* {who} left {room} ({reason})"]
+    if kind == "renamed":
+        return [f"* {_text(payload.get('old'))} is now {_text(payload.get('new'))}"]
+    if kind == "users":
+        return [f"* in {room}: " + ", ".join(_text(user) for user in payload.get("users") or [])]
+    if kind == "rooms":
+        rooms = payload.get("rooms") or []
+        listed = [f"{_text(r.get('name'))} ({_text(r.get('users'))})" for r in rooms if isinstance(r, dict)]
+        return ["* rooms: " + (", ".join(listed) or "none")]
+    if kind == DOOR:
+        return [escape(str(payload.get("text", "")))]
+    if kind == "pong":
+        return ["* pong"]
+    if kind == "notice":
+        return _lines("* ", payload.get("text", ""))
+    if kind == "error":
+        return _lines(f"! {_text(payload.get('code'))}: ", payload.get("message", ""))
+    details = " ".join(f"{_text(key)}={_text(value)}" for key, value in payload.items() if key not in ("type", "seq"))
+    return [f"* {_text(kind)}: {details}"]
+
+
+class TextOutbox(TCPOutbox):
+    """A TCP outbox that writes each payload as text lines instead of a frame.
+
+    The door shows no `seq`: TCP never loses, reorders or repeats (docs/protocol.md §3).
+    """
+
+    @staticmethod
+    def encode(bodies: list[bytes], first_seq: int) -> bytes:
+        lines: list[str] = []
+        for body in bodies:
+            lines += render_payload(json.loads(body))
+        return "".join(line + NEWLINE for line in lines).encode("utf-8")
+
+    def answer(self, lines: Iterable[str]) -> None:
+        """Lines from the door itself; queued behind what the service queued, then sent.
+
+        A peer that sends bad lines faster than it reads the answers overflows
+        the outbox like any slow reader: it is cut off.
+        """
+        if self.put([encode_payload({"type": DOOR, "text": line}) for line in lines], 0):
+            self.flush()
+        else:
+            self.cut()
+
+
+# --- the connection -----------------------------------------------------------
+
+
+class TextDoorHandler(socketserver.BaseRequestHandler):
+    """One `nc` or telnet connection: lines in, the service's payloads out as lines."""
+
+    server: TextDoorServer
+    request: socket.socket
+    outbox: TextOutbox
+    session: Session | None
+
+    def setup(self) -> None:
+        server = self.server
+        configure_socket(self.request, server.send_buffer)
+        self.outbox = TextOutbox(self.request, server.combiner, server.outbox_limit, server.backpressure)
+        self.hello: dict[str, Any] = {}
+        try:
+            self.session = server.service.connect(self.outbox, self.client_address, "tcp", server.max_frame)
+        except ProtocolError as error:
+            self.session = None
+            log.info("text door refused %s: %s", self.client_address, error.message)
+            self.outbox.put([encode_payload(error.payload())], 1)
+            self.outbox.close()
+            self.outbox.flush()
+            return
+        self.session.extra["door"] = "text"
+        # The door's own answers (a bad line, /help) follow the service's rate limit too,
+        # so bad lines cannot make the server write faster than good ones.
+        service = server.service
+        self.answers = TokenBucket(service.rate, service.burst, service.clock())
+        self.outbox.answer(GREETING)
+
+    def handle(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        server = self.server
+        splitter = LineSplitter(server.max_line)
+        self.request.settimeout(server.hello_timeout or None)
+        waiting_for_nick = True
+        while not session.closed:
+            try:
+                data = self.request.recv(RECV_SIZE)
+            except TimeoutError:
+                if session.joined:
+                    continue
+                error = ProtocolError("timeout", f"no nick within {server.hello_timeout:g} seconds", fatal=True)
+                server.service.reject(session, error)
+                return
+            except OSError:
+                return
+            if not data:
+                return
+            self._lines(session, splitter.feed(data))
+            server.backpressure.wait()
+            if waiting_for_nick and session.joined:
+                waiting_for_nick = False
+                self.request.settimeout(None)  # from now on keepalive watches the peer
+
+    def _lines(self, session: Session, lines: list[bytes | Overlong]) -> None:
+        """Every line one recv delivered: payloads in one batch, as a framed client's frames are."""
+        batch: list[bytes] = []
+        for item in lines:
+            if session.closed:
+                return
+            if isinstance(item, Overlong):
+                self._send(session, batch)
+                self._answer([f"! line too long: more than {item.limit} bytes; the rest of it is discarded"])
+                continue
+            try:
+                line = item.decode("utf-8")
+            except UnicodeDecodeError:
+                self._send(session, batch)
+                self._answer(["! that line is not UTF-8: set your terminal to UTF-8 (chcp 65001 on Windows)"])
+                continue
+            meaning = interpret(erase(line), session.joined)
+            if meaning is None:
+                continue
+            if isinstance(meaning, Answer):
+                self._send(session, batch)
+                self._answer(meaning.lines)
+            elif isinstance(meaning, Remember):
+                self.hello[meaning.field] = meaning.value
+                if meaning.field == "room":
+                    self._answer([f"* you will enter {escape(meaning.value)} once you have a nick"])
+            elif meaning.payload["type"] == "hello":
+                self._send(session, batch)
+                if self.server.service.access.password is not None and "password" not in self.hello:
+                    # A hello without it would be a fatal auth_failed (docs/protocol.md §9): ask first.
+                    self._answer(["! this server needs a password: type /password SECRET, then your nick"])
+                    continue
+                self._send(session, [encode_payload({**self.hello, **meaning.payload})])
+            else:
+                batch.append(encode_payload(meaning.payload))
+        self._send(session, batch)
+
+    def _answer(self, lines: list[str]) -> None:
+        if self.answers.allow(self.server.service.clock()):
+            self.outbox.answer(lines)
+
+    def _send(self, session: Session, batch: list[bytes]) -> None:
+        if batch and not session.closed:
+            self.server.service.receive(session, batch)
+        batch.clear()
+
+    def finish(self) -> None:
+        if self.session is None:
+            return
+        self.server.service.disconnect(self.session, "lost")
+        self.outbox.cut()
+        self.outbox.join(CLOSE_GRACE + 1)
+
+
+class TextDoorServer(ChatTCPServer):
+    """The text door's listening socket: a `ChatTCPServer` (limits, live sockets,
+    `stop`) whose connections are handled by `TextDoorHandler`."""
+
+    def __init__(
+        self,
+        address: tuple[Any, ...],
+        service: ChatService,
+        *,
+        max_line: int = DEFAULT_MAX_LINE,
+        hello_timeout: float = TEXT_HELLO_TIMEOUT,
+        **options: Any,
+    ) -> None:
+        self.max_line = max_line
+        super().__init__(address, service, hello_timeout=hello_timeout, **options)
+        self.RequestHandlerClass = TextDoorHandler
