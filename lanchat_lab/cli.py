@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from chatsrv.faults import parse_delay
 from lanchat.cliargs import HelpFormatter, Parser, count, percent, positive_int, positive_number
-from lanchat_lab.bots import LabError
+from lanchat_lab.bots import LabError, LabUnavailable
 
 
 def _delay(text: str) -> str:
@@ -180,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
         "lanchat messages it carries.",
         formatter_class=HelpFormatter,
     )
+    handshake.add_argument(
+        "--netns-loss",
+        type=count,
+        default=None,
+        metavar="N",
+        help="run between two network namespaces (needs ip, nft, ethtool) and drop the first N SYNs (0-3): each comes again after TCP's timeout",
+    )
     _output_flags(handshake)
     handshake.set_defaults(handler=_handshake)
 
@@ -243,7 +250,7 @@ def _handshake(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict
     from lanchat_lab.report import handshake_report
 
     try:
-        return run_handshake(), handshake_report
+        return run_handshake(args.netns_loss), handshake_report
     except OSError as error:
         raise LabError(f"capture or loopback sockets failed: {error.strerror or error}") from None
 
@@ -320,6 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         result, report = args.handler(args)
+    except LabUnavailable as error:
+        # Missing tools are not the user's mistake in this run: exit 2, like a missing matplotlib.
+        print(f"chatlab {args.scenario}: {error}", file=sys.stderr)
+        return 2
     except LabError as error:
         print(f"chatlab {args.scenario}: {error}", file=sys.stderr)
         return 1

@@ -496,15 +496,23 @@ def reliable_report(result: dict[str, Any]) -> str:
 
 
 def handshake_report(result: dict[str, Any]) -> str:
+    where = "on loopback"
+    if result.get("mode") == "netns":
+        where = "between two network namespaces"
     lines = [
-        (f"chatlab handshake: every TCP segment of one chat session on loopback (client port {result['client_port']}, "
+        (f"chatlab handshake: every TCP segment of one chat session {where} (client port {result['client_port']}, "
          f"server port {result['server_port']}): connect, hello, welcome, say, bye, close"),
-        "sequence numbers are relative to each side's SYN, as Wireshark shows them; len = bytes of data",
-        "",
     ]
+    if result.get("mode") == "netns":
+        lines.append(f"the server's side drops the first {result['syn_drops']} SYN(s) that arrive (nftables); "
+                     "captured on the client's veth, so a dropped SYN is still in the ladder")
+    lines += ["sequence numbers are relative to each side's SYN, as Wireshark shows them; len = bytes of data", ""]
     rows = []
     for segment in result["segments"]:
         arrow = "client  ------>  server" if segment["direction"] == "client -> server" else "client  <------  server"
+        carries = ", ".join(segment["carries"])
+        if segment.get("retransmission"):
+            carries = ", ".join(part for part in (carries, "sent again") if part)
         rows.append(
             [
                 str(segment["number"]),
@@ -514,19 +522,30 @@ def handshake_report(result: dict[str, Any]) -> str:
                 "-" if segment["seq"] is None else str(segment["seq"]),
                 "-" if segment["ack"] is None else str(segment["ack"]),
                 str(segment["length"]),
-                ", ".join(segment["carries"]),
+                carries,
             ]
         )
     lines += table(rows, ["#", "ms", "", "flags", "seq", "ack", "len", "lanchat"], align="rrllrrrl")
-    syn = [segment for segment in result["segments"] if "SYN" in segment["flags"]]
-    fins = [segment for segment in result["segments"] if "FIN" in segment["flags"]]
+    segments = result["segments"]
+    syn = [segment for segment in segments if "SYN" in segment["flags"]]
+    fins = [segment for segment in segments if "FIN" in segment["flags"]]
     lines.append("")
     if len(syn) >= 2:
         lines.append(f"-> three-way handshake: segments {', '.join(str(s['number']) for s in syn)} and the ACK after them "
                      "(a SYN and a FIN each count as one sequence number).")
+    client_syns = [s for s in syn if s["flags"] == "SYN"]
+    if len(client_syns) >= 2:
+        gaps = [later["ms"] - earlier["ms"] for earlier, later in zip(client_syns, client_syns[1:])]
+        waits = ", then ".join(f"{gap:,.0f} ms" for gap in gaps)
+        answers = [s for s in syn if s["flags"] == "SYN-ACK"]
+        finished = f"; the SYN-ACK came only {answers[0]['ms']:,.0f} ms after the first SYN" if answers else ""
+        lines.append(
+            f"-> {len(client_syns) - 1} SYN(s) lost: the client's kernel sent its SYN again after {waits} "
+            f"(TCP's initial retransmission timeout is 1 s and doubles on each try){finished}."
+        )
     if len(fins) >= 2:
         first_fin = fins[0]["number"]
-        teardown = [s for s in result["segments"] if s["number"] >= first_fin and not s["length"]]
+        teardown = [s for s in segments if s["number"] >= first_fin and not s["length"]]
         lines.append(
             f"-> teardown: FINs in segments {', '.join(str(s['number']) for s in fins)}, each acknowledged by the other side: "
             f"{len(teardown)} segments here (四次挥手 is four when no ACK rides along with the second FIN)."
