@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -91,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--seed", type=int, default=None, help="random seed of the fault injection (same seed, same faults)")
     kernel = compare.add_argument_group("real loss in the kernel (root; needs ip, nft, ethtool)")
     kernel.add_argument("--netns-loss", type=percent, default=None, metavar="PCT", help="server and bots in two network namespaces; nftables drops PCT %% of packets each way")
-    kernel.add_argument("--netns-rate", default=None, metavar="RATE", help="also limit the link, e.g. 1mbit (tc tbf)")
+    kernel.add_argument("--netns-rate", type=_rate, default=None, metavar="RATE", help="also limit the link, e.g. 1mbit (tc tbf; needs tc)")
     _output_flags(compare)
     compare.set_defaults(handler=_compare)
 
@@ -190,6 +191,23 @@ def build_parser() -> argparse.ArgumentParser:
     _output_flags(handshake)
     handshake.set_defaults(handler=_handshake)
 
+    trace = scenarios.add_parser(
+        "trace-wire",
+        help="chatclient --trace-wire joins a room with a long history; with --netns-rate (root) frames split across recvs",
+        description="A filler says N long messages into a room whose server keeps them as history; then a real "
+        "chatclient --trace-wire joins (its welcome carries the history), pastes one long line and leaves. The "
+        "report lists every recv the client made and where the frame boundaries fell. On loopback frames arrive "
+        "whole; --netns-rate 1mbit puts server and client in two network namespaces joined by a slow link (root; "
+        "ip, nft, ethtool, tc), and one frame arrives over many recvs.",
+        formatter_class=HelpFormatter,
+    )
+    trace.add_argument("--history", type=positive_int, default=20, help="messages in the room's history (max 200)")
+    trace.add_argument("--size", type=positive_int, default=500, help="characters per history message (max 2000)")
+    trace.add_argument("--paste", type=positive_int, default=1800, help="characters of the line the client pastes (max 2000)")
+    trace.add_argument("--netns-rate", type=_rate, default=None, metavar="RATE", help="(root) a slow link, e.g. 1mbit (tc tbf)")
+    _output_flags(trace)
+    trace.set_defaults(handler=_trace_wire)
+
     restart = scenarios.add_parser(
         "restart",
         help="the server restarts under the bots: TCP notices at once, UDP only by a timeout",
@@ -255,6 +273,18 @@ def _handshake(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict
         raise LabError(f"capture or loopback sockets failed: {error.strerror or error}") from None
 
 
+def _trace_wire(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    from lanchat_lab.report import trace_wire_report
+    from lanchat_lab.tracewire import TraceOptions, run_trace_wire
+
+    if args.history > 200 or args.size > 2000 or args.paste > 2000:
+        raise LabError("--history is at most 200, --size and --paste at most 2000 (the protocol's text limit)")
+    try:
+        return run_trace_wire(TraceOptions(args.history, args.size, args.paste, args.netns_rate)), trace_wire_report
+    except OSError as error:
+        raise LabError(f"sockets failed: {error.strerror or error}") from None
+
+
 def _restart(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
     from lanchat_lab.report import restart_report
     from lanchat_lab.restart import RestartOptions, run_restart
@@ -308,6 +338,16 @@ def _compare(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[s
         netns_rate=args.netns_rate,
     )
     return run_compare(options), compare_report
+
+
+_RATE = re.compile(r"^\d+(\.\d+)?(bit|kbit|mbit|gbit|bps|kbps|mbps)$")
+
+
+def _rate(text: str) -> str:
+    """A tc rate such as 1mbit, 500kbit or 100kbps (bit = bits per second, bps = bytes per second)."""
+    if not _RATE.match(text.lower()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate: write e.g. 1mbit, 500kbit or 100kbps")
+    return text.lower()
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -29,7 +29,7 @@ def plot(result: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    drawers = {"compare": _compare, "sticky": _sticky, "slow": _slow, "restart": _restart, "timewait": _timewait, "threads": _threads, "reliable-udp": _reliable, "handshake": _handshake}
+    drawers = {"compare": _compare, "sticky": _sticky, "slow": _slow, "restart": _restart, "timewait": _timewait, "threads": _threads, "reliable-udp": _reliable, "handshake": _handshake, "trace-wire": _trace_wire}
     figure = drawers[result["scenario"]](plt, result)
     try:
         figure.savefig(path, dpi=110)
@@ -331,6 +331,8 @@ def _handshake(plt: Any, result: dict[str, Any]) -> Any:
         label = f"{segment['number']}. {segment['flags']} seq={segment['seq']}{ack} len={segment['length']}"
         if segment["carries"]:
             label += f"  [{', '.join(segment['carries'])}]"
+        if segment.get("retransmission"):
+            label += "  (sent again)"
         axis.text(0.5, y - 0.1, label, ha="center", va="bottom", fontsize=8, backgroundcolor="white")
     axis.set_xlim(-0.15, 1.15)
     axis.set_ylim(-len(segments), 0.8)
@@ -341,6 +343,29 @@ def _handshake(plt: Any, result: dict[str, Any]) -> Any:
         axis.axvline(x, color="black", linewidth=0.8)
     handshakes = sum(1 for segment in segments if "SYN" in segment["flags"])
     fins = sum(1 for segment in segments if "FIN" in segment["flags"])
-    axis.set_title(f"one chat session: {len(segments)} segments, {handshakes} with SYN, {fins} with FIN", pad=20)
+    title = f"one chat session: {len(segments)} segments, {handshakes} with SYN, {fins} with FIN"
+    again = sum(1 for segment in segments if segment.get("retransmission"))
+    if again:
+        title += f", {again} sent again"
+    axis.set_title(title, pad=20)
+    figure.tight_layout()
+    return figure
+
+
+def _trace_wire(plt: Any, result: dict[str, Any]) -> Any:
+    recvs = result["recvs"]
+    figure, axis = plt.subplots(figsize=(10, 4.5))
+    whole = "#1f77b4"
+    piece = "#d62728"
+    colors = [whole if not (recv["middle"] or recv["starts_frame"] or recv["ends_split_frame"]) else piece for recv in recvs]
+    axis.bar(range(1, len(recvs) + 1), [recv["bytes"] for recv in recvs], color=colors)
+    axis.set_xlabel("recv number")
+    axis.set_ylabel("bytes returned by recv")
+    link = f"a {result['rate']} link" if result["mode"] == "netns" else "loopback"
+    axis.set_title(f"chatclient --trace-wire over {link}: {result['frames']} frames in {len(recvs)} recvs, "
+                   f"{result['split_frames']} split across recvs")
+    from matplotlib.patches import Patch
+
+    axis.legend(handles=[Patch(color=whole, label="only whole frames"), Patch(color=piece, label="holds a piece of a frame")], loc="upper right")
     figure.tight_layout()
     return figure

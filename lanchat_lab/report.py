@@ -551,3 +551,29 @@ def handshake_report(result: dict[str, Any]) -> str:
             f"{len(teardown)} segments here (四次挥手 is four when no ACK rides along with the second FIN)."
         )
     return "\n".join(lines)
+
+
+def trace_wire_report(result: dict[str, Any]) -> str:
+    if result["mode"] == "netns":
+        link = f"between two network namespaces over a veth limited to {result['rate']} (tc tbf)"
+    else:
+        link = "on loopback"
+    lines = [
+        (f"chatlab trace-wire: a room with {result['history']} messages of {result['size']} characters in its history; "
+         f"chatclient --trace-wire joins {link}, pastes a line of {result['paste']:,} characters and leaves"),
+        f"chatclient's stderr, one line per recv ({len(result['recvs'])} recvs, {result['seconds']:.2f} s):",
+        "",
+    ]
+    lines += [f"   wire: {recv['line']}" for recv in result["recvs"]]
+    lines.append("")
+    split = result["split_frames"]
+    if split:
+        pieces = sum(1 for recv in result["recvs"] if recv["middle"] or recv["starts_frame"] or recv["ends_split_frame"])
+        lines.append(f"-> {split} frame(s) arrived split across recvs ({pieces} recvs held a piece of one): the link hands the bytes "
+                     "over a segment at a time,")
+        lines.append("   and the client's decoder keeps the start of a frame until its last byte is in (拆包).")
+    else:
+        lines.append(f"-> all {result['frames']} frames arrived whole, each within one recv: on loopback the kernel hands a whole "
+                     "write over at once.")
+        lines.append("   Try it over a slow link: sudo chatlab trace-wire --netns-rate 1mbit")
+    return "\n".join(lines)
