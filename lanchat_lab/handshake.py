@@ -12,7 +12,9 @@ them.
 With `--netns-loss N` the session runs between two network namespaces
 (`lanchat_lab.netns`) instead: the server's side drops exactly the first N
 SYNs, and the capture on the client's veth shows each SYN again after TCP's
-retransmission timeout (1 s, then 2 s, 4 s: doubled each time). Segments
+retransmission timeout (1 s; classic TCP doubles it on every retry, Linux
+since 6.5 keeps 1 s for the first few SYN retries, sysctl
+net.ipv4.tcp_syn_linear_timeouts). Segments
 sent again are marked in the ladder.
 
 Owns the capture socket and the pure parser `parse_segment`. No threads:
@@ -40,8 +42,8 @@ from lanchat_lab.serverproc import ServerProcess
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4  # linux/if_packet.h: on loopback each packet is seen leaving and arriving; keep one
 DEADLINE = 5.0
-MAX_SYN_DROPS = 3  # the retries come after 1, 2 and 4 s: three drops already cost 7 s
-CONNECT_TIMEOUT = 1 + 2 + 4 + 8 + 5.0  # every dropped SYN doubles the wait for the next try
+MAX_SYN_DROPS = 3  # with doubling timeouts three drops already cost 1 + 2 + 4 = 7 s
+CONNECT_TIMEOUT = 1 + 2 + 4 + 8 + 5.0  # the worst case: a kernel that doubles the wait after every dropped SYN
 FLAG_NAMES = [(0x02, "SYN"), (0x01, "FIN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK")]
 
 
@@ -278,6 +280,11 @@ def _run_in_namespaces(syn_drops: int) -> dict[str, Any]:
                 client_port = _session(client, (pair.server_address, port), "shaker")
                 segments = _collect(capture, port, client_port, skip_outgoing=False)
             dropped = pair.dropped(pair.server_ns, "syn-dropped")
+    rows = ladder(segments, client_port)
+    # The rule drops the first `dropped` SYNs, so they are the client's first SYNs in the capture.
+    client_syns = [row for row in rows if row["flags"] == "SYN" and row["direction"] == "client -> server"]
+    for row in client_syns[:dropped]:
+        row["dropped"] = True
     return {
         "scenario": "handshake",
         "mode": "netns",
@@ -285,5 +292,5 @@ def _run_in_namespaces(syn_drops: int) -> dict[str, Any]:
         "client_port": client_port,
         "syn_drops": syn_drops,
         "syns_dropped": dropped,
-        "segments": ladder(segments, client_port),
+        "segments": rows,
     }

@@ -333,6 +333,8 @@ def _handshake(plt: Any, result: dict[str, Any]) -> Any:
             label += f"  [{', '.join(segment['carries'])}]"
         if segment.get("retransmission"):
             label += "  (sent again)"
+        if segment.get("dropped"):
+            label += "  (dropped on arrival)"
         axis.text(0.5, y - 0.1, label, ha="center", va="bottom", fontsize=8, backgroundcolor="white")
     axis.set_xlim(-0.15, 1.15)
     axis.set_ylim(-len(segments), 0.8)

@@ -511,8 +511,12 @@ def handshake_report(result: dict[str, Any]) -> str:
     for segment in result["segments"]:
         arrow = "client  ------>  server" if segment["direction"] == "client -> server" else "client  <------  server"
         carries = ", ".join(segment["carries"])
+        notes = [carries] if carries else []
         if segment.get("retransmission"):
-            carries = ", ".join(part for part in (carries, "sent again") if part)
+            notes.append("sent again")
+        if segment.get("dropped"):
+            notes.append("dropped on arrival (nftables)")
+        carries = ", ".join(notes)
         rows.append(
             [
                 str(segment["number"]),
@@ -541,7 +545,8 @@ def handshake_report(result: dict[str, Any]) -> str:
         finished = f"; the SYN-ACK came only {answers[0]['ms']:,.0f} ms after the first SYN" if answers else ""
         lines.append(
             f"-> {len(client_syns) - 1} SYN(s) lost: the client's kernel sent its SYN again after {waits} "
-            f"(TCP's initial retransmission timeout is 1 s and doubles on each try){finished}."
+            f"(TCP's initial retransmission timeout is 1 s; classic TCP doubles it on each retry, Linux since 6.5 keeps "
+            f"1 s for the first 4 SYN retries: sysctl net.ipv4.tcp_syn_linear_timeouts){finished}."
         )
     if len(fins) >= 2:
         first_fin = fins[0]["number"]
