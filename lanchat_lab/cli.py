@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--seed", type=int, default=None, help="random seed of the fault injection (same seed, same faults)")
     kernel = compare.add_argument_group("real loss in the kernel (root; needs ip, nft, ethtool)")
     kernel.add_argument("--netns-loss", type=percent, default=None, metavar="PCT", help="server and bots in two network namespaces; nftables drops PCT %% of packets each way")
-    kernel.add_argument("--netns-rate", type=_rate, default=None, metavar="RATE", help="also limit the link, e.g. 1mbit (tc tbf; needs tc)")
+    kernel.add_argument(
+        "--netns-rate", type=_rate, default=None, metavar="RATE", help="also limit the link, e.g. 1mbit (tc tbf; needs tc)"
+    )
     _output_flags(compare)
     compare.set_defaults(handler=_compare)
 
@@ -186,14 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=count,
         default=None,
         metavar="N",
-        help="run between two network namespaces (needs ip, nft, ethtool) and drop the first N SYNs (0-3): each comes again after TCP's timeout",
+        help="run between two network namespaces (needs ip, nft, ethtool) and drop the first N SYNs (0-3): "
+        "each comes again after TCP's timeout",
     )
     _output_flags(handshake)
     handshake.set_defaults(handler=_handshake)
 
     trace = scenarios.add_parser(
         "trace-wire",
-        help="chatclient --trace-wire joins a room with a long history; with --netns-rate (root) frames split across recvs",
+        help="chatclient --trace-wire joins a room with a long history; "
+        "with --netns-rate (root) frames split across recvs",
         description="A filler says N long messages into a room whose server keeps them as history; then a real "
         "chatclient --trace-wire joins (its welcome carries the history), pastes one long line and leaves. The "
         "report lists every recv the client made and where the frame boundaries fell. On loopback frames arrive "
@@ -203,8 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trace.add_argument("--history", type=positive_int, default=20, help="messages in the room's history (max 200)")
     trace.add_argument("--size", type=positive_int, default=500, help="characters per history message (max 2000)")
-    trace.add_argument("--paste", type=positive_int, default=1800, help="characters of the line the client pastes (max 2000)")
-    trace.add_argument("--netns-rate", type=_rate, default=None, metavar="RATE", help="(root) a slow link, e.g. 1mbit (tc tbf)")
+    trace.add_argument("--paste", type=positive_int, default=1800, help="characters of the pasted line (max 2000)")
+    trace.add_argument("--netns-rate", type=_rate, default=None, metavar="RATE", help="(root) a slow link, e.g. 1mbit")
     _output_flags(trace)
     trace.set_defaults(handler=_trace_wire)
 

@@ -161,7 +161,9 @@ def _session(sock: socket.socket, server: tuple[str, int], nick: str) -> int:
     return client_port
 
 
-def _collect(capture: socket.socket, server_port: int, client_port: int, skip_outgoing: bool) -> list[tuple[float, Segment]]:
+def _collect(
+    capture: socket.socket, server_port: int, client_port: int, skip_outgoing: bool
+) -> list[tuple[float, Segment]]:
     """The session's segments, each once, until both FINs are in (or the deadline passes).
 
     On loopback every packet passes the interface twice, leaving and arriving
@@ -191,7 +193,10 @@ def _collect(capture: socket.socket, server_port: int, client_port: int, skip_ou
 
 
 def _stamp(ancillary: list[tuple[int, int, bytes]]) -> float:
-    """When the kernel saw the packet (SO_TIMESTAMP's struct timeval); the packet is read later, so our own clock would be wrong."""
+    """When the kernel saw the packet (SO_TIMESTAMP's struct timeval).
+
+    The packets are read after the session, so our own clock would be wrong.
+    """
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMP and len(data) >= struct.calcsize("ll"):
             seconds, microseconds = struct.unpack_from("ll", data)

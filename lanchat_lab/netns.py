@@ -44,7 +44,9 @@ TABLE = "chatlab"
 _NAME = re.compile(r"^chatlab(\d+)[sc]$")
 
 
-ROOT_REASON = "needs root (network namespaces, nftables and ethtool change the kernel's network setup): run it with sudo"
+ROOT_REASON = (
+    "needs root (network namespaces, nftables and ethtool change the kernel's network setup): run it with sudo"
+)
 
 
 def missing_prerequisites(need_tc: bool = False) -> str | None:

@@ -29,7 +29,17 @@ def plot(result: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    drawers = {"compare": _compare, "sticky": _sticky, "slow": _slow, "restart": _restart, "timewait": _timewait, "threads": _threads, "reliable-udp": _reliable, "handshake": _handshake, "trace-wire": _trace_wire}
+    drawers = {
+        "compare": _compare,
+        "sticky": _sticky,
+        "slow": _slow,
+        "restart": _restart,
+        "timewait": _timewait,
+        "threads": _threads,
+        "reliable-udp": _reliable,
+        "handshake": _handshake,
+        "trace-wire": _trace_wire,
+    }
     figure = drawers[result["scenario"]](plt, result)
     try:
         figure.savefig(path, dpi=110)
@@ -359,7 +369,7 @@ def _trace_wire(plt: Any, result: dict[str, Any]) -> Any:
     figure, axis = plt.subplots(figsize=(10, 4.5))
     whole = "#1f77b4"
     piece = "#d62728"
-    colors = [whole if not (recv["middle"] or recv["starts_frame"] or recv["ends_split_frame"]) else piece for recv in recvs]
+    colors = [piece if recv["middle"] or recv["starts_frame"] or recv["ends_split_frame"] else whole for recv in recvs]
     axis.bar(range(1, len(recvs) + 1), [recv["bytes"] for recv in recvs], color=colors)
     axis.set_xlabel("recv number")
     axis.set_ylabel("bytes returned by recv")
@@ -368,6 +378,7 @@ def _trace_wire(plt: Any, result: dict[str, Any]) -> Any:
                    f"{result['split_frames']} split across recvs")
     from matplotlib.patches import Patch
 
-    axis.legend(handles=[Patch(color=whole, label="only whole frames"), Patch(color=piece, label="holds a piece of a frame")], loc="upper right")
+    handles = [Patch(color=whole, label="only whole frames"), Patch(color=piece, label="holds a piece of a frame")]
+    axis.legend(handles=handles, loc="upper right")
     figure.tight_layout()
     return figure

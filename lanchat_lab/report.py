@@ -6,6 +6,7 @@ same numbers appear in the report, in `--json` and in the plot.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -539,14 +540,14 @@ def handshake_report(result: dict[str, Any]) -> str:
                      "(a SYN and a FIN each count as one sequence number).")
     client_syns = [s for s in syn if s["flags"] == "SYN"]
     if len(client_syns) >= 2:
-        gaps = [later["ms"] - earlier["ms"] for earlier, later in zip(client_syns, client_syns[1:])]
+        gaps = [later["ms"] - earlier["ms"] for earlier, later in itertools.pairwise(client_syns)]
         waits = ", then ".join(f"{gap:,.0f} ms" for gap in gaps)
         answers = [s for s in syn if s["flags"] == "SYN-ACK"]
         finished = f"; the SYN-ACK came only {answers[0]['ms']:,.0f} ms after the first SYN" if answers else ""
         lines.append(
             f"-> {len(client_syns) - 1} SYN(s) lost: the client's kernel sent its SYN again after {waits} "
-            f"(TCP's initial retransmission timeout is 1 s; classic TCP doubles it on each retry, Linux since 6.5 keeps "
-            f"1 s for the first 4 SYN retries: sysctl net.ipv4.tcp_syn_linear_timeouts){finished}."
+            "(TCP's initial retransmission timeout is 1 s; classic TCP doubles it on each retry, "
+            f"Linux since 6.5 keeps 1 s for the first 4 SYN retries: sysctl net.ipv4.tcp_syn_linear_timeouts){finished}."
         )
     if len(fins) >= 2:
         first_fin = fins[0]["number"]
@@ -574,11 +575,11 @@ def trace_wire_report(result: dict[str, Any]) -> str:
     split = result["split_frames"]
     if split:
         pieces = sum(1 for recv in result["recvs"] if recv["middle"] or recv["starts_frame"] or recv["ends_split_frame"])
-        lines.append(f"-> {split} frame(s) arrived split across recvs ({pieces} recvs held a piece of one): the link hands the bytes "
-                     "over a segment at a time,")
+        lines.append(f"-> {split} frame(s) arrived split across recvs ({pieces} recvs held a piece of one): "
+                     "the link hands the bytes over a segment at a time,")
         lines.append("   and the client's decoder keeps the start of a frame until its last byte is in (拆包).")
     else:
-        lines.append(f"-> all {result['frames']} frames arrived whole, each within one recv: on loopback the kernel hands a whole "
-                     "write over at once.")
+        lines.append(f"-> all {result['frames']} frames arrived whole, each within one recv: "
+                     "on loopback the kernel hands a whole write over at once.")
         lines.append("   Try it over a slow link: sudo chatlab trace-wire --netns-rate 1mbit")
     return "\n".join(lines)

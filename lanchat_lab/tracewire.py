@@ -146,18 +146,19 @@ def _where(options: TraceOptions) -> Iterator[tuple[str, list[str], list[str], n
 
 def run_trace_wire(options: TraceOptions) -> dict[str, Any]:
     flags = ["--no-discovery", "--rate", "0", "--max-per-ip", "0", "--history", str(options.history)]
-    with _where(options) as (address, server_prefix, client_prefix, pair):
-        with ServerProcess(address, 0, flags, prefix=server_prefix) as server:
-            port = server.start()
-            if pair is None:
+    with contextlib.ExitStack() as stack:
+        address, server_prefix, client_prefix, pair = stack.enter_context(_where(options))
+        server = stack.enter_context(ServerProcess(address, 0, flags, prefix=server_prefix))
+        port = server.start()
+        if pair is None:
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        else:
+            with netns.inside(pair.client_ns):
                 filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            else:
-                with netns.inside(pair.client_ns):
-                    filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            _filler(filler, (address, port), options)
-            started = time.monotonic()
-            out, err = _chatclient(client_prefix, (address, port), options)
-            took = time.monotonic() - started
+        _filler(filler, (address, port), options)
+        started = time.monotonic()
+        out, err = _chatclient(client_prefix, (address, port), options)
+        took = time.monotonic() - started
     recvs = parse_trace(err)
     return {
         "scenario": "trace-wire",
