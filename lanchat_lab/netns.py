@@ -41,6 +41,10 @@ SERVER_ADDRESS = "10.77.0.1"
 CLIENT_ADDRESS = "10.77.0.2"
 PREFIX_LENGTH = 24
 TABLE = "chatlab"
+# tbf lets a burst of 4 KB through at once (a few segments; less would hold back every full-size one),
+# then the rate; what would wait longer than RATE_QUEUE in its queue is dropped (the report says "400 ms").
+RATE_BURST = "32kbit"
+RATE_QUEUE = "400ms"
 _NAME = re.compile(r"^chatlab(\d+)[sc]$")
 
 
@@ -241,7 +245,8 @@ class NamespacePair:
             _run([*inside, "ethtool", "-K", device, "gro", "off", "gso", "off", "tso", "off"])
             _run([*inside, "nft", "-f", "-"], stdin=_ruleset(device, self.loss, syn_drops))
             if self.rate:
-                _run([*inside, "tc", "qdisc", "add", "dev", device, "root", "tbf", "rate", self.rate, "burst", "32kbit", "latency", "400ms"])
+                tbf = ["tbf", "rate", self.rate, "burst", RATE_BURST, "latency", RATE_QUEUE]
+                _run([*inside, "tc", "qdisc", "add", "dev", device, "root", *tbf])
 
     def counters(self, namespace: str) -> dict[str, dict[str, int]]:
         """nftables counters of one side by rule comment: {"tcp-in": {"packets": n, "bytes": b}, ...}."""
@@ -256,6 +261,15 @@ class NamespacePair:
                     counter = expression["counter"]
                     found[rule["comment"]] = {"packets": int(counter["packets"]), "bytes": int(counter["bytes"])}
         return found
+
+    def rate_drops(self, namespace: str, device: str) -> int:
+        """Packets the tbf rate limit on this side threw away because its queue was full (0 without a limit)."""
+        output = _run([*self.exec_prefix(namespace), "tc", "-s", "-j", "qdisc", "show", "dev", device])
+        try:
+            qdiscs = json.loads(output)
+        except ValueError:
+            return 0
+        return sum(int(q.get("drops", 0)) for q in qdiscs if isinstance(q, dict) and q.get("kind") == "tbf")
 
     def dropped(self, namespace: str, comment: str) -> int:
         """Packets dropped by the rule with this comment on that side (0 when there is no such rule)."""

@@ -89,7 +89,7 @@ def compare_report(result: dict[str, Any]) -> str:
         row("other transport's messages", lambda s: f"{_number(s['from_other'][0])} / {_number(s['from_other'][1])}"),
     ]
     drops = result.get("kernel_drops")
-    if drops:
+    if drops and result["setup"].get("netns_loss") is not None:  # nftables drops only with --netns-loss
         rows.append(row("dropped by the kernel (to server / to bots)", lambda s: f"{drops[s['transport']]['to_server']} / {drops[s['transport']]['to_bots']}"))
     injected = {name: transports[name]["server"] for name in names if transports[name]["server"]}
     if injected:
@@ -107,6 +107,13 @@ def compare_report(result: dict[str, Any]) -> str:
         + ("counted by nftables on the bots' side (IP packets, ACKs included)" if wire == {"nftables counters"} else
            "payload and framing measured; headers estimated as 52 bytes per TCP segment (TCP_INFO counts) and 28 per UDP datagram")
     )
+    link_drops = result.get("link_drops")
+    if link_drops:
+        lines.append(
+            f"rate limit {result['setup']['netns_rate']}: the tbf queue (at most 400 ms of data) was full and dropped "
+            f"{link_drops['to_bots']:,} packets on the way to the bots and {link_drops['to_server']:,} on the way to the server "
+            "(TCP and UDP share it)"
+        )
     lines.append("")
     lines += ["What this run shows:", *("  " + text for text in compare_findings(result))]
     return "\n".join(lines)

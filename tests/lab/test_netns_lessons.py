@@ -44,6 +44,8 @@ def test_compare_netns_rate_really_slows_the_link(capsys) -> None:
     tcp = result["transports"]["tcp"]
     assert tcp["delivered"] == 60 and tcp["lost"] == 0
     assert tcp["latency_ms"]["p50"] > 50, tcp["latency_ms"]
+    drops = result["link_drops"]
+    assert set(drops) == {"to_bots", "to_server"} and all(isinstance(n, int) and n >= 0 for n in drops.values())
     assert ours() == []
 
 
