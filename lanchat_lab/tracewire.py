@@ -88,9 +88,18 @@ def _filler(sock: socket.socket, server: tuple[str, int], options: TraceOptions)
             for frame in decoder.feed(data):
                 payload = decode_payload(frame)
                 if payload.get("type") == "message" and payload.get("text") == last:
-                    sock.sendall(encode_frame(encode_payload({"type": "bye"})))
+                    _leave(sock, deadline)
                     return
         raise LabError(f"the filler's messages did not come back within {DEADLINE:g} s")
+
+
+def _leave(sock: socket.socket, deadline: float) -> None:
+    """bye, then read until the server closes: the filler is gone before the client joins (no `left` in its trace)."""
+    sock.sendall(encode_frame(encode_payload({"type": "bye"})))
+    while time.monotonic() < deadline:
+        if not sock.recv(65536):
+            return
+    raise LabError("the server did not close the filler's connection after its bye")
 
 
 def _chatclient(prefix: list[str], server: tuple[str, int], options: TraceOptions) -> tuple[list[str], list[str]]:
