@@ -47,17 +47,25 @@ def plot(result: dict[str, Any], path: str) -> None:
         plt.close(figure)
 
 
+def _compare_title(setup: dict[str, Any]) -> str:
+    """The picture's title: the workload and every fault or limit of the run."""
+    workload = f"{setup['bots_per_transport']} bots each, {setup['messages_per_transport']} messages at {setup['rate']:g}/s"
+    title = f"TCP vs UDP: {workload}"
+    if setup["mode"] == "netns" and setup["netns_loss"] is not None:
+        title += f", {setup['netns_loss']:g} % packet loss in the kernel"
+    if setup["mode"] == "netns" and setup.get("netns_rate"):
+        title += f", link limited to {setup['netns_rate']}"
+    if setup["udp_faults"]:
+        title += f", server injects {' '.join(setup['udp_faults'])}"
+    return title
+
+
 def _compare(plt: Any, result: dict[str, Any]) -> Any:
     transports = result["transports"]
     names = [name for name in ("tcp", "udp") if name in transports]
     setup = result["setup"]
     figure, ((timeline, cdf), (bars, wire)) = plt.subplots(2, 2, figsize=(13, 8.5))
-    title = f"TCP vs UDP: {setup['bots_per_transport']} bots each, {setup['messages_per_transport']} messages at {setup['rate']:g}/s"
-    if setup["mode"] == "netns" and setup["netns_loss"] is not None:
-        title += f", {setup['netns_loss']:g} % packet loss in the kernel"
-    if setup["udp_faults"]:
-        title += f", server injects {' '.join(setup['udp_faults'])}"
-    figure.suptitle(title)
+    figure.suptitle(_compare_title(setup))
 
     for name in names:
         series = result["latency_series"].get(name, [])

@@ -170,3 +170,27 @@ def test_trace_wire_over_a_slow_link_splits_frames_across_recvs(capsys) -> None:
     assert ours() == []
     code, out, _ = run_lab(capsys, "trace-wire", "--history", "10", "--size", "500", "--netns-rate", "1mbit")
     assert code == 0 and "arrived split across recvs" in out
+
+
+def test_compare_picture_title_names_the_rate_limit() -> None:
+    """A --netns-rate run's picture says the link was limited (and by how much)."""
+    from lanchat_lab.plot import _compare_title
+
+    setup = {"bots_per_transport": 3, "messages_per_transport": 300, "rate": 100.0, "mode": "netns", "netns_loss": None,
+             "netns_rate": "1mbit", "udp_faults": []}
+    assert _compare_title(setup) == "TCP vs UDP: 3 bots each, 300 messages at 100/s, link limited to 1mbit"
+
+
+@pytest.mark.timeout(60)
+def test_trace_wire_picture(capsys, tmp_path) -> None:
+    """--plot draws one bar per recv into a real PNG."""
+    from tests.lab.test_scenarios import assert_png
+
+    pytest.importorskip("matplotlib")
+    picture = tmp_path / "trace.png"
+    argv = ["trace-wire", "--history", "3", "--size", "100", "--paste", "50", "--plot", str(picture)]
+    code, out, err = run_lab(capsys, *argv)
+    assert code == 0, err
+    assert f"picture: {picture}" in out
+    width, height = assert_png(picture)
+    assert width > 500 and height > 200
