@@ -49,7 +49,8 @@ def plot(result: dict[str, Any], path: str) -> None:
 
 def _compare_title(setup: dict[str, Any]) -> str:
     """The picture's title: the workload and every fault or limit of the run."""
-    workload = f"{setup['bots_per_transport']} bots each, {setup['messages_per_transport']} messages at {setup['rate']:g}/s"
+    workload = f"{setup['bots_per_transport']} bots each, {setup['messages_per_transport']} messages"
+    workload += f" at {setup['rate']:g}/s"
     title = f"TCP vs UDP: {workload}"
     if setup["mode"] == "netns" and setup["netns_loss"] is not None:
         title += f", {setup['netns_loss']:g} % packet loss in the kernel"
