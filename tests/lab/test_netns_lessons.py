@@ -82,6 +82,14 @@ def test_a_missing_tool_is_one_line_and_exit_2(capsys, monkeypatch, argv, absent
     assert err.count("\n") == 1 and named in err and "apt-get install" in err
 
 
+@pytest.mark.parametrize("argv", [["handshake", "--netns-loss", "1"], ["trace-wire", "--netns-rate", "1mbit"]])
+def test_without_root_the_namespace_runs_say_so_and_exit_1(capsys, monkeypatch, argv) -> None:
+    """Not root: one line saying so (a mistake of this run, not of the machine), exit 1."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    code, _, err = run_lab(capsys, *argv)
+    assert code == 1 and err.count("\n") == 1 and "needs root" in err
+
+
 def test_handshake_without_af_packet_exits_2(capsys, monkeypatch) -> None:
     """A system without AF_PACKET sockets cannot watch segments: one line, exit 2."""
     monkeypatch.delattr(socket, "AF_PACKET", raising=False)
@@ -161,14 +169,14 @@ def test_trace_wire_on_loopback_frames_arrive_whole(capsys) -> None:
 @needs_tc
 @pytest.mark.timeout(90)
 def test_trace_wire_over_a_slow_link_splits_frames_across_recvs(capsys) -> None:
-    """At 1mbit the welcome of a 10 x 500-character history arrives over several recvs: start, middle, end."""
-    result = run_json(capsys, "trace-wire", "--history", "10", "--size", "500", "--netns-rate", "1mbit")
+    """At 1mbit the welcome of a 30 x 1,000-character history (~240 ms on the link) arrives over several recvs."""
+    result = run_json(capsys, "trace-wire", "--history", "30", "--size", "1000", "--netns-rate", "1mbit")
     assert result["mode"] == "netns" and result["rate"] == "1mbit"
     assert result["split_frames"] >= 1
     first = result["recvs"][0]
     assert first["starts_frame"] and first["frames"] == 0
     assert ours() == []
-    code, out, _ = run_lab(capsys, "trace-wire", "--history", "10", "--size", "500", "--netns-rate", "1mbit")
+    code, out, _ = run_lab(capsys, "trace-wire", "--history", "30", "--size", "1000", "--netns-rate", "1mbit")
     assert code == 0 and "arrived split across recvs" in out
 
 
