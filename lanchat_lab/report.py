@@ -154,7 +154,28 @@ def compare_findings(result: dict[str, Any]) -> list[str]:
             f"Each chat message cost about {tcp['wire_bytes']:.0f} bytes on the wire over TCP and "
             f"{udp['wire_bytes']:.0f} over UDP (TCP adds a 4-byte frame header, longer headers and ACK packets)."
         )
+    findings += _link_findings(result)
     return findings
+
+
+def _link_findings(result: dict[str, Any]) -> list[str]:
+    """With --netns-rate: whether the link was the bottleneck, and where each transport's messages waited."""
+    drops = result.get("link_drops")
+    if not drops:
+        return []
+    rate = result["setup"]["netns_rate"]
+    dropped = drops["to_bots"] + drops["to_server"]
+    if not dropped:
+        return [f"The {rate} link carried this load: its queue never overflowed."]
+    text = (f"The {rate} link was the bottleneck: its queue overflowed and dropped {dropped:,} packets "
+            "(UDP's are lost; TCP sent its own again).")
+    tcp, udp = result["transports"].get("tcp"), result["transports"].get("udp")
+    if tcp and udp:
+        tcp_median, udp_median = tcp["latency_ms"].get("p50"), udp["latency_ms"].get("p50")
+        if tcp_median is not None and udp_median is not None and tcp_median > udp_median:
+            text += (f" UDP's median of {udp_median:,.0f} ms is the wait in that queue; "
+                     f"TCP's {tcp_median:,.0f} ms is longer: TCP slowed the server's sending down, and its messages waited at the server as well.")
+    return [text]
 
 
 # --- sticky --------------------------------------------------------------------------

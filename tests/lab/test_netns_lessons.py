@@ -202,3 +202,23 @@ def test_trace_wire_picture(capsys, tmp_path) -> None:
     assert f"picture: {picture}" in out
     width, height = assert_png(picture)
     assert width > 500 and height > 200
+
+
+def test_findings_name_the_full_link_and_where_each_transport_waited() -> None:
+    """--netns-rate: the findings say the link overflowed, what that cost each transport, and where TCP waited."""
+    from lanchat_lab.report import _link_findings
+
+    def side(p50: float) -> dict[str, object]:
+        return {"latency_ms": {"p50": p50}}
+
+    result = {
+        "setup": {"netns_rate": "1mbit"},
+        "link_drops": {"to_bots": 170, "to_server": 8},
+        "transports": {"tcp": side(1254.7), "udp": side(413.6)},
+    }
+    (text,) = _link_findings(result)
+    assert text.startswith("The 1mbit link was the bottleneck: its queue overflowed and dropped 178 packets")
+    assert "UDP's median of 414 ms is the wait in that queue; TCP's 1,255 ms is longer" in text
+    result["link_drops"] = {"to_bots": 0, "to_server": 0}
+    assert _link_findings(result) == ["The 1mbit link carried this load: its queue never overflowed."]
+    assert _link_findings({"link_drops": None}) == []
