@@ -34,6 +34,10 @@ class LabError(Exception):
     """A lab run cannot go on; the message is one line for the person at the keyboard."""
 
 
+class LabUnavailable(LabError):
+    """This machine lacks what the scenario needs (a tool such as ip, nft or tc, or AF_PACKET): chatlab exits 2."""
+
+
 class Bot:
     """What TCP and UDP bots share: the payload handler and the records."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ from typing import Any, NoReturn
 from chatsrv.faults import parse_delay
 from lanchat import platforms
 from lanchat.cliargs import HelpFormatter, Parser, count, percent, positive_int, positive_number
-from lanchat_lab.bots import LabError
+from lanchat_lab.bots import LabError, LabUnavailable
 
 
 def _delay(text: str) -> str:
@@ -92,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--seed", type=int, default=None, help="random seed of the fault injection (same seed, same faults)")
     kernel = compare.add_argument_group("real loss in the kernel (root; needs ip, nft, ethtool)")
     kernel.add_argument("--netns-loss", type=percent, default=None, metavar="PCT", help="server and bots in two network namespaces; nftables drops PCT %% of packets each way")
-    kernel.add_argument("--netns-rate", default=None, metavar="RATE", help="also limit the link, e.g. 1mbit (tc tbf)")
+    kernel.add_argument(
+        "--netns-rate", type=_rate, default=None, metavar="RATE", help="also limit the link, e.g. 1mbit (tc tbf; needs tc)"
+    )
     _output_flags(compare)
     compare.set_defaults(handler=_compare)
 
@@ -181,8 +184,34 @@ def build_parser() -> argparse.ArgumentParser:
         "lanchat messages it carries.",
         formatter_class=HelpFormatter,
     )
+    handshake.add_argument(
+        "--netns-loss",
+        type=count,
+        default=None,
+        metavar="N",
+        help="run between two network namespaces (needs ip, nft, ethtool) and drop the first N SYNs (0-3): "
+        "each comes again after TCP's timeout",
+    )
     _output_flags(handshake)
     handshake.set_defaults(handler=_handshake)
+
+    trace = scenarios.add_parser(
+        "trace-wire",
+        help="chatclient --trace-wire joins a room with a long history; "
+        "with --netns-rate (root) frames split across recvs",
+        description="A filler says N long messages into a room whose server keeps them as history; then a real "
+        "chatclient --trace-wire joins (its welcome carries the history), pastes one long line and leaves. The "
+        "report lists every recv the client made and where the frame boundaries fell. On loopback frames arrive "
+        "whole; --netns-rate 1mbit puts server and client in two network namespaces joined by a slow link (root; "
+        "ip, nft, ethtool, tc), and one frame arrives over many recvs.",
+        formatter_class=HelpFormatter,
+    )
+    trace.add_argument("--history", type=positive_int, default=20, help="messages in the room's history (max 200)")
+    trace.add_argument("--size", type=positive_int, default=500, help="characters per history message (max 2000)")
+    trace.add_argument("--paste", type=positive_int, default=1800, help="characters of the pasted line (max 2000)")
+    trace.add_argument("--netns-rate", type=_rate, default=None, metavar="RATE", help="(root) a slow link, e.g. 1mbit")
+    _output_flags(trace)
+    trace.set_defaults(handler=_trace_wire)
 
     restart = scenarios.add_parser(
         "restart",
@@ -244,9 +273,21 @@ def _handshake(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict
     from lanchat_lab.report import handshake_report
 
     try:
-        return run_handshake(), handshake_report
+        return run_handshake(args.netns_loss), handshake_report
     except OSError as error:
         raise LabError(f"capture or loopback sockets failed: {error.strerror or error}") from None
+
+
+def _trace_wire(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    from lanchat_lab.report import trace_wire_report
+    from lanchat_lab.tracewire import TraceOptions, run_trace_wire
+
+    if args.history > 200 or args.size > 2000 or args.paste > 2000:
+        raise LabError("--history is at most 200, --size and --paste at most 2000 (the protocol's text limit)")
+    try:
+        return run_trace_wire(TraceOptions(args.history, args.size, args.paste, args.netns_rate)), trace_wire_report
+    except OSError as error:
+        raise LabError(f"sockets failed: {error.strerror or error}") from None
 
 
 def _restart(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
@@ -304,6 +345,16 @@ def _compare(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[s
     return run_compare(options), compare_report
 
 
+_RATE = re.compile(r"^\d+(\.\d+)?(bit|kbit|mbit|gbit|bps|kbps|mbps)$")
+
+
+def _rate(text: str) -> str:
+    """A tc rate such as 1mbit, 500kbit or 100kbps (bit = bits per second, bps = bytes per second)."""
+    if not _RATE.match(text.lower()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate: write e.g. 1mbit, 500kbit or 100kbps")
+    return text.lower()
+
+
 def _terminate(signum: int, frame: Any) -> None:
     # SIGTERM takes the same clean path as Ctrl-C: every `finally` runs.
     raise KeyboardInterrupt
@@ -340,6 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         result, report = args.handler(args)
+    except LabUnavailable as error:
+        # Missing tools are not the user's mistake in this run: exit 2, like a missing matplotlib.
+        print(f"chatlab {args.scenario}: {error}", file=sys.stderr)
+        return 2
     except LabError as error:
         print(f"chatlab {args.scenario}: {error}", file=sys.stderr)
         return 1

@@ -130,13 +130,22 @@ def _run_in_namespaces(options: CompareOptions) -> dict[str, Any]:
             if "error" in raw:
                 raise LabError(str(raw["error"]))
             counters = {"server": pair.counters(pair.server_ns), "bots": pair.counters(pair.client_ns)}
-        return build_result(
+            link_drops = None
+            if pair.rate:
+                # The tbf queue sits on each side's way out: the server's side holds what goes to the bots.
+                link_drops = {
+                    "to_bots": pair.rate_drops(pair.server_ns, pair.server_device),
+                    "to_server": pair.rate_drops(pair.client_ns, pair.client_device),
+                }
+        result = build_result(
             options,
             raw,
             mode="netns",
             server=f"{pair.server_address}:{port} (namespace {pair.server_ns}; bots in {pair.client_ns})",
             counters=counters,
         )
+        result["link_drops"] = link_drops
+        return result
 
 
 def build_result(

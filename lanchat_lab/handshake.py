@@ -9,11 +9,19 @@ acknowledgements, and the four-way teardown (FIN, ACK, FIN, ACK), with
 sequence numbers relative to each side's initial one, as Wireshark shows
 them.
 
+With `--netns-loss N` the session runs between two network namespaces
+(`lanchat_lab.netns`) instead: the server's side drops exactly the first N
+SYNs, and the capture on the client's veth shows each SYN again after TCP's
+retransmission timeout (1 s; classic TCP doubles it on every retry, Linux
+since 6.5 keeps 1 s for the first few SYN retries, sysctl
+net.ipv4.tcp_syn_linear_timeouts). Segments
+sent again are marked in the ladder.
+
 Owns the capture socket and the pure parser `parse_segment`. No threads:
 the kernel keeps the copies in the capture socket's buffer while the
 session runs; they are read afterwards, polling with a deadline until both
 FINs are in. Imports: lanchat.wire, lanchat_lab.bots (LabError),
-lanchat_lab.serverproc.
+lanchat_lab.netns, lanchat_lab.serverproc.
 """
 
 from __future__ import annotations
@@ -26,14 +34,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from lanchat import platforms
 from lanchat.wire import FrameDecoder, decode_payload, encode_frame, encode_payload
-from lanchat_lab.bots import LabError
+from lanchat_lab import netns
+from lanchat_lab.bots import LabError, LabUnavailable
 from lanchat_lab.serverproc import ServerProcess
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4  # linux/if_packet.h: on loopback each packet is seen leaving and arriving; keep one
 DEADLINE = 5.0
+MAX_SYN_DROPS = 3  # with doubling timeouts three drops already cost 1 + 2 + 4 = 7 s
+CONNECT_TIMEOUT = 1 + 2 + 4 + 8 + 5.0  # the worst case: a kernel that doubles the wait after every dropped SYN
 FLAG_NAMES = [(0x02, "SYN"), (0x01, "FIN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK")]
 
 
@@ -68,6 +78,7 @@ def parse_segment(frame: bytes) -> Segment | None:
 
 
 SO_ATTACH_FILTER = 26  # asm-generic/socket.h
+SO_TIMESTAMP = 29  # asm-generic/socket.h (Python does not name it)
 
 
 def port_filter(port: int) -> list[tuple[int, int, int, int]]:
@@ -104,22 +115,33 @@ def _attach_filter(capture: socket.socket, port: int) -> None:
             return
 
 
-def _open_capture() -> socket.socket:
+def _check_capture_possible() -> None:
     if not hasattr(socket, "AF_PACKET"):
-        raise LabError("handshake needs Linux (AF_PACKET sockets)")
+        raise LabUnavailable("handshake needs AF_PACKET sockets (Linux) to watch the segments")
     if os.geteuid() != 0:
         raise LabError("handshake needs root: it watches the loopback interface with a raw socket (try: sudo chatlab handshake)")
+
+
+def _open_capture(device: str = "lo") -> socket.socket:
+    _check_capture_possible()
     capture = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     # Root may exceed rmem_max: other programs' loopback traffic shares this buffer while the session runs.
     capture.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", socket.SO_RCVBUF), 16 << 20)
-    capture.bind(("lo", 0))
+    # Ask the kernel to stamp every packet as it passes: without this, a
+    # packet leaving through a veth may carry no stamp and be given the time
+    # it was read, long after the session.
+    capture.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 1)
+    capture.bind((device, 0))
     capture.setblocking(False)
     return capture
 
 
-def _session(port: int, nick: str) -> int:
-    """hello, welcome, say, bye, close; returns the client's port."""
-    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock:
+def _session(sock: socket.socket, server: tuple[str, int], nick: str) -> int:
+    """connect, hello, welcome, say, bye, close; returns the client's port."""
+    with sock:
+        sock.settimeout(CONNECT_TIMEOUT)
+        sock.connect(server)
+        sock.settimeout(DEADLINE)
         client_port = int(sock.getsockname()[1])
         decoder = FrameDecoder(16 * 1024 * 1024)
         sock.sendall(encode_frame(encode_payload({"type": "hello", "nick": nick, "room": "handshake"})))
@@ -139,43 +161,47 @@ def _session(port: int, nick: str) -> int:
     return client_port
 
 
-def _collect(capture: socket.socket, server_port: int, client_port: int) -> list[tuple[float, Segment]]:
-    """The session's segments, each once, until both FINs are in (or the deadline passes)."""
+def _collect(
+    capture: socket.socket, server_port: int, client_port: int, skip_outgoing: bool
+) -> list[tuple[float, Segment]]:
+    """The session's segments, each once, until both FINs are in (or the deadline passes).
+
+    On loopback every packet passes the interface twice, leaving and arriving
+    (`skip_outgoing`); on a veth each packet is seen once, in its direction.
+    """
     ports = {server_port, client_port}
     found: list[tuple[float, Segment]] = []
     fins: set[int] = set()
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
         try:
-            frame, address = capture.recvfrom(65535)
+            frame, ancillary, _flags, address = capture.recvmsg(65535, 64)
         except BlockingIOError:
             if len(fins) == 2 and found and found[-1][1].flags & 0x10:
                 break
             time.sleep(0.005)
             continue
-        if address[2] == PACKET_OUTGOING:
+        if skip_outgoing and address[2] == PACKET_OUTGOING:
             continue
         segment = parse_segment(frame)
         if segment is None or {segment.source, segment.destination} != ports:
             continue
-        found.append((_arrival_time(capture), segment))
+        found.append((_stamp(ancillary), segment))
         if segment.flags & 0x01:
             fins.add(segment.source)
     return found
 
 
-SIOCGSTAMP = 0x8906  # linux/sockios.h: when the kernel received the last packet read from this socket
+def _stamp(ancillary: list[tuple[int, int, bytes]]) -> float:
+    """When the kernel saw the packet (SO_TIMESTAMP's struct timeval).
 
-
-def _arrival_time(capture: socket.socket) -> float:
-    """The kernel's receive time of the packet just read (read later, so our own clock would be wrong)."""
-    if platforms.LINUX_IOCTL is None:
-        return time.time()
-    try:
-        seconds, microseconds = struct.unpack("ll", platforms.LINUX_IOCTL(capture.fileno(), SIOCGSTAMP, b"\0" * 16))
-    except OSError:
-        return time.time()
-    return float(seconds + microseconds / 1e6)
+    The packets are read after the session, so our own clock would be wrong.
+    """
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMP and len(data) >= struct.calcsize("ll"):
+            seconds, microseconds = struct.unpack_from("ll", data)
+            return float(seconds + microseconds / 1e6)
+    return time.time()
 
 
 def _describe(payload: bytes) -> list[str]:
@@ -200,7 +226,12 @@ def ladder(segments: list[tuple[float, Segment]], client_port: int) -> list[dict
             initial.setdefault(segment.source, segment.seq)
     start = segments[0][0] if segments else 0.0
     rows = []
+    seen: set[tuple[int, int, int, bytes]] = set()
     for number, (moment, segment) in enumerate(segments, 1):
+        # The same SYN, FIN or data again from the same side: sent again after its timeout.
+        key = (segment.source, segment.seq, segment.flags, segment.payload)
+        repeated = key in seen and bool(segment.payload or segment.flags & 0x03)
+        seen.add(key)
         other = segment.destination
         relative_ack = (segment.ack - initial[other]) % (1 << 32) if other in initial and segment.flags & 0x10 else None
         rows.append(
@@ -213,16 +244,58 @@ def ladder(segments: list[tuple[float, Segment]], client_port: int) -> list[dict
                 "ack": relative_ack,
                 "length": len(segment.payload),
                 "carries": _describe(segment.payload) if segment.payload else [],
+                "retransmission": repeated,
             }
         )
     return rows
 
 
-def run_handshake() -> dict[str, Any]:
+def run_handshake(syn_drops: int | None = None) -> dict[str, Any]:
+    """One session on loopback, or (syn_drops not None) between two namespaces, its first SYNs dropped."""
+    if syn_drops is not None:
+        return _run_in_namespaces(syn_drops)
     capture = _open_capture()
     with capture, ServerProcess("127.0.0.1", 0, ["--no-discovery"]) as server:
         port = server.start()
         _attach_filter(capture, port)
-        client_port = _session(port, "shaker")
-        segments = _collect(capture, port, client_port)
-    return {"scenario": "handshake", "server_port": port, "client_port": client_port, "segments": ladder(segments, client_port)}
+        client_port = _session(socket.socket(socket.AF_INET, socket.SOCK_STREAM), ("127.0.0.1", port), "shaker")
+        segments = _collect(capture, port, client_port, skip_outgoing=True)
+    return {
+        "scenario": "handshake",
+        "mode": "loopback",
+        "server_port": port,
+        "client_port": client_port,
+        "segments": ladder(segments, client_port),
+    }
+
+
+def _run_in_namespaces(syn_drops: int) -> dict[str, Any]:
+    if not 0 <= syn_drops <= MAX_SYN_DROPS:
+        raise LabError(f"handshake --netns-loss is how many SYNs to drop, 0 to {MAX_SYN_DROPS}, not {syn_drops}")
+    _check_capture_possible()
+    with netns.NamespacePair(syn_drops=syn_drops) as pair:
+        prefix = pair.exec_prefix(pair.server_ns)
+        with ServerProcess(pair.server_address, 0, ["--no-discovery"], prefix=prefix) as server:
+            port = server.start()
+            with netns.inside(pair.client_ns):
+                capture = _open_capture(pair.client_device)
+                client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            with capture:
+                _attach_filter(capture, port)
+                client_port = _session(client, (pair.server_address, port), "shaker")
+                segments = _collect(capture, port, client_port, skip_outgoing=False)
+            dropped = pair.dropped(pair.server_ns, "syn-dropped")
+    rows = ladder(segments, client_port)
+    # The rule drops the first `dropped` SYNs, so they are the client's first SYNs in the capture.
+    client_syns = [row for row in rows if row["flags"] == "SYN" and row["direction"] == "client -> server"]
+    for row in client_syns[:dropped]:
+        row["dropped"] = True
+    return {
+        "scenario": "handshake",
+        "mode": "netns",
+        "server_port": port,
+        "client_port": client_port,
+        "syn_drops": syn_drops,
+        "syns_dropped": dropped,
+        "segments": rows,
+    }

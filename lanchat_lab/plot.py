@@ -29,7 +29,17 @@ def plot(result: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    drawers = {"compare": _compare, "sticky": _sticky, "slow": _slow, "restart": _restart, "timewait": _timewait, "threads": _threads, "reliable-udp": _reliable, "handshake": _handshake}
+    drawers = {
+        "compare": _compare,
+        "sticky": _sticky,
+        "slow": _slow,
+        "restart": _restart,
+        "timewait": _timewait,
+        "threads": _threads,
+        "reliable-udp": _reliable,
+        "handshake": _handshake,
+        "trace-wire": _trace_wire,
+    }
     figure = drawers[result["scenario"]](plt, result)
     try:
         figure.savefig(path, dpi=110)
@@ -37,17 +47,26 @@ def plot(result: dict[str, Any], path: str) -> None:
         plt.close(figure)
 
 
+def _compare_title(setup: dict[str, Any]) -> str:
+    """The picture's title: the workload and every fault or limit of the run."""
+    workload = f"{setup['bots_per_transport']} bots each, {setup['messages_per_transport']} messages"
+    workload += f" at {setup['rate']:g}/s"
+    title = f"TCP vs UDP: {workload}"
+    if setup["mode"] == "netns" and setup["netns_loss"] is not None:
+        title += f", {setup['netns_loss']:g} % packet loss in the kernel"
+    if setup["mode"] == "netns" and setup.get("netns_rate"):
+        title += f", link limited to {setup['netns_rate']}"
+    if setup["udp_faults"]:
+        title += f", server injects {' '.join(setup['udp_faults'])}"
+    return title
+
+
 def _compare(plt: Any, result: dict[str, Any]) -> Any:
     transports = result["transports"]
     names = [name for name in ("tcp", "udp") if name in transports]
     setup = result["setup"]
     figure, ((timeline, cdf), (bars, wire)) = plt.subplots(2, 2, figsize=(13, 8.5))
-    title = f"TCP vs UDP: {setup['bots_per_transport']} bots each, {setup['messages_per_transport']} messages at {setup['rate']:g}/s"
-    if setup["mode"] == "netns" and setup["netns_loss"] is not None:
-        title += f", {setup['netns_loss']:g} % packet loss in the kernel"
-    if setup["udp_faults"]:
-        title += f", server injects {' '.join(setup['udp_faults'])}"
-    figure.suptitle(title)
+    figure.suptitle(_compare_title(setup))
 
     for name in names:
         series = result["latency_series"].get(name, [])
@@ -331,6 +350,10 @@ def _handshake(plt: Any, result: dict[str, Any]) -> Any:
         label = f"{segment['number']}. {segment['flags']} seq={segment['seq']}{ack} len={segment['length']}"
         if segment["carries"]:
             label += f"  [{', '.join(segment['carries'])}]"
+        if segment.get("retransmission"):
+            label += "  (sent again)"
+        if segment.get("dropped"):
+            label += "  (dropped on arrival)"
         axis.text(0.5, y - 0.1, label, ha="center", va="bottom", fontsize=8, backgroundcolor="white")
     axis.set_xlim(-0.15, 1.15)
     axis.set_ylim(-len(segments), 0.8)
@@ -341,6 +364,30 @@ def _handshake(plt: Any, result: dict[str, Any]) -> Any:
         axis.axvline(x, color="black", linewidth=0.8)
     handshakes = sum(1 for segment in segments if "SYN" in segment["flags"])
     fins = sum(1 for segment in segments if "FIN" in segment["flags"])
-    axis.set_title(f"one chat session: {len(segments)} segments, {handshakes} with SYN, {fins} with FIN", pad=20)
+    title = f"one chat session: {len(segments)} segments, {handshakes} with SYN, {fins} with FIN"
+    again = sum(1 for segment in segments if segment.get("retransmission"))
+    if again:
+        title += f", {again} sent again"
+    axis.set_title(title, pad=20)
+    figure.tight_layout()
+    return figure
+
+
+def _trace_wire(plt: Any, result: dict[str, Any]) -> Any:
+    recvs = result["recvs"]
+    figure, axis = plt.subplots(figsize=(10, 4.5))
+    whole = "#1f77b4"
+    piece = "#d62728"
+    colors = [piece if recv["middle"] or recv["starts_frame"] or recv["ends_split_frame"] else whole for recv in recvs]
+    axis.bar(range(1, len(recvs) + 1), [recv["bytes"] for recv in recvs], color=colors)
+    axis.set_xlabel("recv number")
+    axis.set_ylabel("bytes returned by recv")
+    link = f"a {result['rate']} link" if result["mode"] == "netns" else "loopback"
+    axis.set_title(f"chatclient --trace-wire over {link}: {result['frames']} frames in {len(recvs)} recvs, "
+                   f"{result['split_frames']} split across recvs")
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=whole, label="only whole frames"), Patch(color=piece, label="holds a piece of a frame")]
+    axis.legend(handles=handles, loc="upper right")
     figure.tight_layout()
     return figure

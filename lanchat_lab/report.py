@@ -6,6 +6,7 @@ same numbers appear in the report, in `--json` and in the plot.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -88,7 +89,7 @@ def compare_report(result: dict[str, Any]) -> str:
         row("other transport's messages", lambda s: f"{_number(s['from_other'][0])} / {_number(s['from_other'][1])}"),
     ]
     drops = result.get("kernel_drops")
-    if drops:
+    if drops and result["setup"].get("netns_loss") is not None:  # nftables drops only with --netns-loss
         rows.append(row("dropped by the kernel (to server / to bots)", lambda s: f"{drops[s['transport']]['to_server']} / {drops[s['transport']]['to_bots']}"))
     injected = {name: transports[name]["server"] for name in names if transports[name]["server"]}
     if injected:
@@ -106,6 +107,13 @@ def compare_report(result: dict[str, Any]) -> str:
         + ("counted by nftables on the bots' side (IP packets, ACKs included)" if wire == {"nftables counters"} else
            "payload and framing measured; headers estimated as 52 bytes per TCP segment (TCP_INFO counts) and 28 per UDP datagram")
     )
+    link_drops = result.get("link_drops")
+    if link_drops:
+        lines.append(
+            f"rate limit {result['setup']['netns_rate']}: the tbf queue (at most 400 ms of data) was full and dropped "
+            f"{link_drops['to_bots']:,} packets on the way to the bots and {link_drops['to_server']:,} on the way to the server "
+            "(TCP and UDP share it)"
+        )
     lines.append("")
     lines += ["What this run shows:", *("  " + text for text in compare_findings(result))]
     return "\n".join(lines)
@@ -146,7 +154,28 @@ def compare_findings(result: dict[str, Any]) -> list[str]:
             f"Each chat message cost about {tcp['wire_bytes']:.0f} bytes on the wire over TCP and "
             f"{udp['wire_bytes']:.0f} over UDP (TCP adds a 4-byte frame header, longer headers and ACK packets)."
         )
+    findings += _link_findings(result)
     return findings
+
+
+def _link_findings(result: dict[str, Any]) -> list[str]:
+    """With --netns-rate: whether the link was the bottleneck, and where each transport's messages waited."""
+    drops = result.get("link_drops")
+    if not drops:
+        return []
+    rate = result["setup"]["netns_rate"]
+    dropped = drops["to_bots"] + drops["to_server"]
+    if not dropped:
+        return [f"The {rate} link carried this load: its queue never overflowed."]
+    text = (f"The {rate} link was the bottleneck: its queue overflowed and dropped {dropped:,} packets "
+            "(UDP's are lost; TCP sent its own again).")
+    tcp, udp = result["transports"].get("tcp"), result["transports"].get("udp")
+    if tcp and udp:
+        tcp_median, udp_median = tcp["latency_ms"].get("p50"), udp["latency_ms"].get("p50")
+        if tcp_median is not None and udp_median is not None and tcp_median > udp_median:
+            text += (f" UDP's median of {udp_median:,.0f} ms is the wait in that queue; "
+                     f"TCP's {tcp_median:,.0f} ms is longer: TCP slowed the server's sending down, and its messages waited at the server as well.")
+    return [text]
 
 
 # --- sticky --------------------------------------------------------------------------
@@ -496,15 +525,27 @@ def reliable_report(result: dict[str, Any]) -> str:
 
 
 def handshake_report(result: dict[str, Any]) -> str:
+    where = "on loopback"
+    if result.get("mode") == "netns":
+        where = "between two network namespaces"
     lines = [
-        (f"chatlab handshake: every TCP segment of one chat session on loopback (client port {result['client_port']}, "
+        (f"chatlab handshake: every TCP segment of one chat session {where} (client port {result['client_port']}, "
          f"server port {result['server_port']}): connect, hello, welcome, say, bye, close"),
-        "sequence numbers are relative to each side's SYN, as Wireshark shows them; len = bytes of data",
-        "",
     ]
+    if result.get("mode") == "netns":
+        lines.append(f"the server's side drops the first {result['syn_drops']} SYN(s) that arrive (nftables); "
+                     "captured on the client's veth, so a dropped SYN is still in the ladder")
+    lines += ["sequence numbers are relative to each side's SYN, as Wireshark shows them; len = bytes of data", ""]
     rows = []
     for segment in result["segments"]:
         arrow = "client  ------>  server" if segment["direction"] == "client -> server" else "client  <------  server"
+        carries = ", ".join(segment["carries"])
+        notes = [carries] if carries else []
+        if segment.get("retransmission"):
+            notes.append("sent again")
+        if segment.get("dropped"):
+            notes.append("dropped on arrival (nftables)")
+        carries = ", ".join(notes)
         rows.append(
             [
                 str(segment["number"]),
@@ -514,21 +555,59 @@ def handshake_report(result: dict[str, Any]) -> str:
                 "-" if segment["seq"] is None else str(segment["seq"]),
                 "-" if segment["ack"] is None else str(segment["ack"]),
                 str(segment["length"]),
-                ", ".join(segment["carries"]),
+                carries,
             ]
         )
     lines += table(rows, ["#", "ms", "", "flags", "seq", "ack", "len", "lanchat"], align="rrllrrrl")
-    syn = [segment for segment in result["segments"] if "SYN" in segment["flags"]]
-    fins = [segment for segment in result["segments"] if "FIN" in segment["flags"]]
+    segments = result["segments"]
+    syn = [segment for segment in segments if "SYN" in segment["flags"]]
+    fins = [segment for segment in segments if "FIN" in segment["flags"]]
     lines.append("")
     if len(syn) >= 2:
         lines.append(f"-> three-way handshake: segments {', '.join(str(s['number']) for s in syn)} and the ACK after them "
                      "(a SYN and a FIN each count as one sequence number).")
+    client_syns = [s for s in syn if s["flags"] == "SYN"]
+    if len(client_syns) >= 2:
+        gaps = [later["ms"] - earlier["ms"] for earlier, later in itertools.pairwise(client_syns)]
+        waits = ", then ".join(f"{gap:,.0f} ms" for gap in gaps)
+        answers = [s for s in syn if s["flags"] == "SYN-ACK"]
+        finished = f"; the SYN-ACK came only {answers[0]['ms']:,.0f} ms after the first SYN" if answers else ""
+        lines.append(
+            f"-> {len(client_syns) - 1} SYN(s) lost: the client's kernel sent its SYN again after {waits} "
+            "(TCP's initial retransmission timeout is 1 s; classic TCP doubles it on each retry, "
+            f"Linux since 6.5 keeps 1 s for the first 4 SYN retries: sysctl net.ipv4.tcp_syn_linear_timeouts){finished}."
+        )
     if len(fins) >= 2:
         first_fin = fins[0]["number"]
-        teardown = [s for s in result["segments"] if s["number"] >= first_fin and not s["length"]]
+        teardown = [s for s in segments if s["number"] >= first_fin and not s["length"]]
         lines.append(
             f"-> teardown: FINs in segments {', '.join(str(s['number']) for s in fins)}, each acknowledged by the other side: "
             f"{len(teardown)} segments here (四次挥手 is four when no ACK rides along with the second FIN)."
         )
+    return "\n".join(lines)
+
+
+def trace_wire_report(result: dict[str, Any]) -> str:
+    if result["mode"] == "netns":
+        link = f"between two network namespaces over a veth limited to {result['rate']} (tc tbf)"
+    else:
+        link = "on loopback"
+    lines = [
+        (f"chatlab trace-wire: a room with {result['history']} messages of {result['size']} characters in its history; "
+         f"chatclient --trace-wire joins {link}, pastes a line of {result['paste']:,} characters and leaves"),
+        f"chatclient's stderr, one line per recv ({len(result['recvs'])} recvs, {result['seconds']:.2f} s):",
+        "",
+    ]
+    lines += [f"   wire: {recv['line']}" for recv in result["recvs"]]
+    lines.append("")
+    split = result["split_frames"]
+    if split:
+        pieces = sum(1 for recv in result["recvs"] if recv["middle"] or recv["starts_frame"] or recv["ends_split_frame"])
+        lines.append(f"-> {split} frame(s) arrived split across recvs ({pieces} recvs held a piece of one): "
+                     "the link hands the bytes over a segment at a time,")
+        lines.append("   and the client's decoder keeps the start of a frame until its last byte is in (拆包).")
+    else:
+        lines.append(f"-> all {result['frames']} frames arrived whole, each within one recv: "
+                     "on loopback the kernel hands a whole write over at once.")
+        lines.append("   Try it over a slow link: sudo chatlab trace-wire --netns-rate 1mbit")
     return "\n".join(lines)
