@@ -26,7 +26,6 @@ Probe = Callable[[socket.socket], "Acknowledged | None"]
 
 # Linux's struct tcp_info (linux/tcp.h) only ever grows at its end, so these
 # offsets hold on every kernel since 4.1 (tcpi_bytes_acked).
-_TCP_INFO = platforms.TCP_INFO_OPTION
 _TCP_INFO_SIZE = 128
 _LAST_ACK_RECV = struct.Struct("=I")  # tcpi_last_ack_recv: ms since the last ACK arrived
 _LAST_ACK_RECV_AT = 56
@@ -41,13 +40,8 @@ def acknowledgements(sock: socket.socket) -> Acknowledged | None:
     sending, so they measure the reader and nothing else. None where the
     kernel cannot tell (not Linux, an old kernel, or the socket is closed).
     """
-    if _TCP_INFO is None:
-        return None
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
-    except (OSError, ValueError):
-        return None
-    if len(info) < _TCP_INFO_SIZE:
+    info = platforms.read_tcp_info(sock, _TCP_INFO_SIZE)
+    if info is None:
         return None
     acked = _BYTES_ACKED.unpack_from(info, _BYTES_ACKED_AT)[0]
     quiet_ms = _LAST_ACK_RECV.unpack_from(info, _LAST_ACK_RECV_AT)[0]

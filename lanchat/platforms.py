@@ -54,7 +54,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from types import FrameType, ModuleType
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 if TYPE_CHECKING:  # the server never needs asyncio: only its type is named here
     import asyncio
@@ -215,20 +215,27 @@ LINUX_IOCTL: Callable[[int, int, bytes], bytes] | None = _fcntl.ioctl if IS_LINU
 
 # ---------------------------------------------------------------- peer progress
 
-Probe = TypeVar("Probe")
-
 # Linux's TCP_INFO; FreeBSD's has another layout and macOS names it otherwise.
 TCP_INFO_OPTION: int | None = getattr(socket, "TCP_INFO", None) if IS_LINUX else None
 
 
-def peer_progress_probe(linux_probe: Probe) -> Probe | None:
-    """The backpressure's way to see a peer's progress: `linux_probe` (which parses TCP_INFO) on Linux, else None.
+def read_tcp_info(sock: socket.socket, size: int) -> bytes | None:
+    """The first `size` bytes of Linux's `struct tcp_info` for `sock`, or None.
 
-    None means: count what the kernel took from us instead (coarser: a full
-    socket buffer hides a peer that stopped reading for as long as the
-    buffer keeps taking bytes).
+    None where this system has no TCP_INFO (macOS, Windows), the kernel
+    gives fewer bytes (an old kernel), or the socket is closed or not TCP.
+    Callers read the fields at linux/tcp.h's offsets, which only ever grow at
+    the end; the server's backpressure then falls back to counting what the
+    kernel took from us (coarser: a full socket buffer hides a peer that
+    stopped reading for as long as the buffer keeps taking bytes).
     """
-    return linux_probe if TCP_INFO_OPTION is not None else None
+    if TCP_INFO_OPTION is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO_OPTION, size)
+    except (OSError, ValueError):
+        return None
+    return info if len(info) >= size else None
 
 
 # ---------------------------------------------------------------- console text

@@ -185,14 +185,8 @@ def tcp_info(sock: socket.socket) -> dict[str, int] | None:
     Offsets are those of `struct tcp_info` in linux/tcp.h (stable ABI):
     tcpi_total_retrans at 100, tcpi_segs_out at 136, tcpi_segs_in at 140.
     """
-    option = platforms.TCP_INFO_OPTION  # platform hook: Linux only (these offsets are Linux's)
-    if option is None:
-        return None
-    try:
-        raw = sock.getsockopt(socket.IPPROTO_TCP, option, 256)
-    except OSError:
-        return None
-    if len(raw) < 144:
+    raw = platforms.read_tcp_info(sock, 144)  # platform hook: Linux only (these offsets are Linux's)
+    if raw is None:
         return None
     (total_retrans,) = struct.unpack_from("I", raw, 100)
     segs_out, segs_in = struct.unpack_from("II", raw, 136)

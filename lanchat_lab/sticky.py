@@ -84,14 +84,8 @@ def data_segments_sent(sock: socket.socket) -> int | None:
 
     Offset 156 in `struct tcp_info` (linux/tcp.h, stable ABI, Linux 4.6 and later).
     """
-    option = platforms.TCP_INFO_OPTION
-    if option is None:
-        return None
-    try:
-        raw = sock.getsockopt(socket.IPPROTO_TCP, option, 256)
-    except OSError:
-        return None
-    if len(raw) < 160:
+    raw = platforms.read_tcp_info(sock, 160)
+    if raw is None:
         return None
     (segments,) = struct.unpack_from("I", raw, 156)
     return int(segments)

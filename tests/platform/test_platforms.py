@@ -191,16 +191,18 @@ def test_servers_reuse_the_address_only_where_that_is_safe() -> None:
 # ---------------------------------------------------------------- peer progress
 
 
-def test_peer_progress_probe_is_the_linux_one_only_with_tcp_info(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With TCP_INFO the Linux probe is handed back; without it None (the server counts what the kernel took)."""
-
-    def probe(sock: socket.socket) -> None:
-        return None
-
-    monkeypatch.setattr(platforms, "TCP_INFO_OPTION", None)
-    assert platforms.peer_progress_probe(probe) is None
-    monkeypatch.setattr(platforms, "TCP_INFO_OPTION", 11)
-    assert platforms.peer_progress_probe(probe) is probe
+def test_tcp_info_is_read_only_where_the_system_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without TCP_INFO (macOS, Windows) nothing is read: None, and callers fall back; with it, the bytes."""
+    with socket.create_server(("127.0.0.1", 0)) as listener, socket.create_connection(listener.getsockname()) as sock:
+        if platforms.TCP_INFO_OPTION is not None:
+            info = platforms.read_tcp_info(sock, 104)
+            assert info is not None and len(info) >= 104
+        assert platforms.read_tcp_info(sock, 1 << 20) is None  # the kernel's struct is shorter than asked
+        monkeypatch.setattr(platforms, "TCP_INFO_OPTION", None)
+        assert platforms.read_tcp_info(sock, 104) is None
+    closed = socket.socket()
+    closed.close()
+    assert platforms.read_tcp_info(closed, 104) is None
 
 
 # ---------------------------------------------------------------- console text
