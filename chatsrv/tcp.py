@@ -2,7 +2,7 @@
 
 Owns connections only: socket options, reading and framing (via
 `lanchat.wire.FrameDecoder`), the hello deadline and the cap on connections
-that have not said hello yet (`Waiting`), each connection's life
+that have not said hello yet (`Newcomers`), each connection's life
 (`setup`: admit it; `handle`: read batches; `finish`: leave and hang up), and
 the bookkeeping that lets the server shut down without the known
 socketserver hang (docs/testing.md #1). Sending is `chatsrv.outbox`'s,
@@ -69,7 +69,17 @@ def configure_socket(sock: socket.socket, send_buffer: int = DEFAULT_SEND_BUFFER
             sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
-class Waiting:
+class Ticket:
+    """One connection's place among the newcomers; `session` is set once the service admitted it."""
+
+    __slots__ = ("key", "session")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.session: Session | None = None
+
+
+class Newcomers:
     """Connections that have not said hello yet: counted per address (an IPv6 /64) and in total.
 
     Such a connection costs a thread and a socket and tells the server nothing,
@@ -77,46 +87,71 @@ class Waiting:
     use up `--max-clients` without ever joining. The cap is kept well below
     it: a connection normally leaves this state within milliseconds (its
     `hello` is its first frame), so honest members never meet it. 0 turns a
-    cap off. Thread-safe: handler threads take and give back their slot.
+    cap off. Thread-safe: handler threads take and give back their ticket.
+
+    A connection stops counting as soon as its session has joined (the
+    service sets `joined` under its lock, before the welcome leaves), even if
+    its handler thread has not given the ticket back yet: so a client that
+    got its welcome and opens the next connection at once never finds its
+    own first connection still counted.
     """
 
     def __init__(self, total: int = 0, per_address: int = 0) -> None:
         self.total = total
         self.per_address = per_address
+        self._tickets: set[Ticket] = set()
         self._by_key: Counter[str] = Counter()
-        self._count = 0
         self._lock = threading.Lock()
 
-    def take(self, address: Any) -> str:
-        """Hold a slot for a new connection from `address` and return its key; `server_full` when at a cap."""
+    def take(self, address: Any) -> Ticket:
+        """A ticket for a new connection from `address`; `server_full` when at a cap."""
         key = address_key(address)
         with self._lock:
+            if self._at_cap(key):
+                self._forget_joined()
             if self.per_address and self._by_key[key] >= self.per_address:
                 raise ProtocolError(
                     "server_full",
                     f"too many connections from {key} that have not said hello (limit {self.per_address})",
                     fatal=True,
                 )
-            if self.total and self._count >= self.total:
+            if self.total and len(self._tickets) >= self.total:
                 raise ProtocolError(
                     "server_full", f"too many connections that have not said hello (limit {self.total})", fatal=True
                 )
+            ticket = Ticket(key)
+            self._tickets.add(ticket)
             self._by_key[key] += 1
-            self._count += 1
-        return key
+        return ticket
 
-    def give_back(self, key: str) -> None:
-        """The connection said hello or ended: its slot is free again."""
+    def give_back(self, ticket: Ticket) -> None:
+        """The connection said hello or ended: its place is free again (giving back twice is harmless)."""
         with self._lock:
-            self._count -= 1
-            self._by_key[key] -= 1
-            if self._by_key[key] <= 0:
-                del self._by_key[key]
+            self._remove(ticket)
 
     def count(self, address: Any | None = None) -> int:
         """How many wait now: in total, or from `address`'s key."""
         with self._lock:
-            return self._count if address is None else self._by_key.get(address_key(address), 0)
+            self._forget_joined()
+            return len(self._tickets) if address is None else self._by_key.get(address_key(address), 0)
+
+    def _at_cap(self, key: str) -> bool:
+        return bool(
+            (self.per_address and self._by_key[key] >= self.per_address)
+            or (self.total and len(self._tickets) >= self.total)
+        )
+
+    def _forget_joined(self) -> None:
+        """Under the lock: drop the tickets of sessions that have joined meanwhile."""
+        for ticket in [t for t in self._tickets if t.session is not None and t.session.joined]:
+            self._remove(ticket)
+
+    def _remove(self, ticket: Ticket) -> None:
+        if ticket in self._tickets:
+            self._tickets.remove(ticket)
+            self._by_key[ticket.key] -= 1
+            if self._by_key[ticket.key] <= 0:
+                del self._by_key[ticket.key]
 
 
 class ChatRequestHandler(socketserver.BaseRequestHandler):
@@ -130,22 +165,23 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
     request: socket.socket
     outbox: TCPOutbox
     session: Session | None  # None: the service refused the connection
-    waiting_key: str | None  # the `Waiting` slot this connection holds until its hello; None: none held
+    ticket: Ticket | None  # this connection's place among the newcomers until its hello; None: none held
     accepted: float  # time.monotonic() when the connection was taken; the hello deadline counts from it
 
     def setup(self) -> None:
         """Configure the socket and ask the service to admit the connection; a refusal is told, then sent."""
         server = self.server
         self.accepted = time.monotonic()
-        self.waiting_key = None
+        self.ticket = None
         configure_socket(self.request, server.send_buffer)
         self.outbox = TCPOutbox(self.request, server.combiner, server.outbox_limit, server.backpressure)
         try:
-            self.waiting_key = server.waiting.take(self.client_address)
+            self.ticket = server.newcomers.take(self.client_address)
             self.session = server.service.connect(self.outbox, self.client_address, "tcp", server.max_frame)
+            self.ticket.session = self.session
         except ProtocolError as error:
             self.session = None
-            self._stop_waiting()
+            self._no_longer_new()
             log.info("refused %s: %s", _peer(self.client_address), error.message)
             self.outbox.put([encode_payload(error.payload())], 1)
             self.outbox.close()
@@ -165,7 +201,7 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
         deadline = self.accepted + server.hello_timeout if server.hello_timeout else None
         size = RECV_SIZE
         while not session.closed:
-            if deadline is not None and self.waiting_key is not None:
+            if deadline is not None and self.ticket is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     service.reject(
@@ -191,14 +227,14 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
                 self.log_framing_mistake(decoder.error, data)
                 service.reject(session, decoder.error)
                 return
-            if self.waiting_key is not None and session.joined:
-                self._stop_waiting()
+            if self.ticket is not None and session.joined:
+                self._no_longer_new()
                 sock.settimeout(None)  # from now on keepalive watches the peer
 
-    def _stop_waiting(self) -> None:
-        if self.waiting_key is not None:
-            self.server.waiting.give_back(self.waiting_key)
-            self.waiting_key = None
+    def _no_longer_new(self) -> None:
+        if self.ticket is not None:
+            self.server.newcomers.give_back(self.ticket)
+            self.ticket = None
 
     def log_framing_mistake(self, error: ProtocolError, read: bytes) -> None:
         """A broken frame, most often a student's own client: one warning the teacher can act on, a few per address.
@@ -218,7 +254,7 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
 
     def finish(self) -> None:
         """The member leaves (`lost`, unless it already left), the socket is cut, the writer joined."""
-        self._stop_waiting()
+        self._no_longer_new()
         if self.session is None:
             return  # refused: the outbox sends the error and hangs up by itself
         self.server.service.disconnect(self.session, "lost")
@@ -267,7 +303,7 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         self.hello_timeout = hello_timeout
         self.max_connections = max_connections
         self.send_buffer = send_buffer
-        self.waiting = Waiting(max_waiting, max_waiting_per_ip)
+        self.newcomers = Newcomers(max_waiting, max_waiting_per_ip)  # connections that have not said hello
         self.backpressure = Backpressure()
         self.mistakes = MistakeLog()  # framing mistakes on the console, a few per address
         self.combiner = WriteCombiner()  # every outbox's flush sends through it

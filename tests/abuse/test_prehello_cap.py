@@ -12,7 +12,10 @@ unaffected.
 
 from __future__ import annotations
 
+import pytest
+
 from chatsrv.app import build_parser, build_server
+from lanchat.wire import ProtocolError
 from tests.helpers import Client, wait_until
 
 
@@ -29,16 +32,16 @@ def test_one_address_is_capped_while_another_still_gets_in(make_server) -> None:
     server = make_server("--max-waiting-per-ip", "3", "--hello-timeout", "0")
     silent = [Client(server.port) for _ in range(3)]
     try:
-        wait_until(lambda: server.tcp.waiting.count(("127.0.0.1", 0)) == 3)
+        wait_until(lambda: server.tcp.newcomers.count(("127.0.0.1", 0)) == 3)
         with Client(server.port) as one_more:
             assert _refused(one_more) == "server_full"
         with Client(server.port, source="127.0.0.2") as other:
             assert other.join("other")["nick"] == "other"
         # A waiting connection that says hello gives its slot back: 127.0.0.1 may open one more.
         silent[0].join("late")
-        wait_until(lambda: server.tcp.waiting.count(("127.0.0.1", 0)) == 2)
+        wait_until(lambda: server.tcp.newcomers.count(("127.0.0.1", 0)) == 2)
         silent.append(Client(server.port))
-        wait_until(lambda: server.tcp.waiting.count(("127.0.0.1", 0)) == 3)
+        wait_until(lambda: server.tcp.newcomers.count(("127.0.0.1", 0)) == 3)
         assert silent[-1].join("later")["nick"] == "later"
     finally:
         for client in silent:
@@ -52,7 +55,7 @@ def test_the_total_is_capped_and_joined_members_are_untouched(make_server) -> No
         member.join("member")
         silent = [Client(server.port, source=f"127.0.0.{n}") for n in (2, 3, 4)]
         try:
-            wait_until(lambda: server.tcp.waiting.count() == 3)
+            wait_until(lambda: server.tcp.newcomers.count() == 3)
             with Client(server.port, source="127.0.0.5") as one_more:
                 assert _refused(one_more) == "server_full"
             member.send({"type": "say", "text": "still here"})
@@ -61,7 +64,7 @@ def test_the_total_is_capped_and_joined_members_are_untouched(make_server) -> No
             for client in silent:
                 client.close()
         # Closing them frees the slots: a newcomer gets in again.
-        wait_until(lambda: server.tcp.waiting.count() == 0)
+        wait_until(lambda: server.tcp.newcomers.count() == 0)
         with Client(server.port, source="127.0.0.5") as newcomer:
             assert newcomer.join("newcomer")["nick"] == "newcomer"
 
@@ -73,7 +76,27 @@ def test_the_total_cap_stays_below_max_clients() -> None:
         args = build_parser().parse_args(["--host", "127.0.0.1", "--port", "0", "--db", ":memory:", "--no-udp", *flags])
         server = build_server(args)
         try:
-            assert server.tcp.waiting.total == expected
+            assert server.tcp.newcomers.total == expected
         finally:
             server.tcp.server_close()  # never started: nothing to shut down but the socket and the store
             server.service.store.close()
+
+
+def test_a_joined_connection_never_counts_as_a_newcomer() -> None:
+    """Once its session joined (the welcome may already be out), a connection frees its place at once."""
+    from chatsrv.tcp import Newcomers
+
+    class Joined:
+        joined = False
+
+    newcomers = Newcomers(total=1, per_address=1)
+    first = newcomers.take(("127.0.0.1", 1000))
+    session = Joined()
+    first.session = session  # type: ignore[assignment]
+    with pytest.raises(ProtocolError):
+        newcomers.take(("127.0.0.1", 1001))
+    session.joined = True  # the handler thread has not given the ticket back yet
+    second = newcomers.take(("127.0.0.1", 1001))
+    newcomers.give_back(first)  # late, and harmless
+    newcomers.give_back(second)
+    assert newcomers.count() == 0

@@ -16,7 +16,7 @@ import pytest
 from chatsrv.backpressure import Backpressure
 from chatsrv.outbox import WriteCombiner
 from chatsrv.service import ChatService
-from chatsrv.tcp import ChatRequestHandler, Waiting
+from chatsrv.tcp import ChatRequestHandler, Newcomers
 from lanchat.wire import FrameDecoder, decode_payload, encode_frame, encode_payload
 from tests.helpers import Client, wait_until
 from tests.support.fakes import Clock
@@ -33,7 +33,7 @@ class StubServer:
     send_buffer: int = 0
     backpressure: Backpressure = field(default_factory=Backpressure)
     combiner: WriteCombiner = field(default_factory=WriteCombiner)
-    waiting: Waiting = field(default_factory=Waiting)
+    newcomers: Newcomers = field(default_factory=Newcomers)
 
 
 class Peer:
