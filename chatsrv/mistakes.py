@@ -5,8 +5,9 @@ header, `nc` typing text at the TCP port, a bare `hello` datagram) should
 show up on the teacher's console as one line naming the address, so the
 teacher can walk over and help. A broken client repeats its mistake in a
 loop, so each address (the host, not the port: a student's reconnects get new
-ports) gets at most one line per `interval`; the next line it gets says how
-many were left out.
+ports) gets at most BURST lines per `interval` (a student who fixes one
+mistake and meets the next still sees both); the next line it gets after a
+pause says how many were left out.
 
 Pure apart from the lock: the clock is injected; adapters call `report` from
 any thread (one TCP handler thread per connection, the UDP thread). The lock
@@ -20,7 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-DEFAULT_INTERVAL = 10.0  # seconds between two lines about the same address
+DEFAULT_INTERVAL = 10.0  # the window in which one address gets at most BURST lines
+BURST = 3
 MAX_ADDRESSES = 1024  # addresses remembered at once: a flood of forged sources cannot grow the table
 EXCERPT_BYTES = 48
 
@@ -33,32 +35,35 @@ def excerpt(data: bytes, limit: int = EXCERPT_BYTES) -> str:
 
 
 class MistakeLog:
-    """Decides which mistakes get a console line: at most one per host per `interval`."""
+    """Decides which mistakes get a console line: at most BURST per host per `interval`."""
 
     def __init__(self, interval: float = DEFAULT_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval
         self.clock = clock
         self._lock = threading.Lock()
-        self._last: dict[Any, tuple[float, int]] = {}  # host -> (when its last line was shown, mistakes left out since)
+        # host -> (when its window began, lines shown in it, mistakes left out since the last line)
+        self._last: dict[Any, tuple[float, int, int]] = {}
 
     def report(self, host: Any) -> int | None:
         """A mistake from `host`: None to leave it out, else how many were left out before it."""
         now = self.clock()
         with self._lock:
-            shown, left_out = self._last.get(host, (None, 0))
-            if shown is not None and now - shown < self.interval:
-                self._last[host] = (shown, left_out + 1)
+            began, shown, left_out = self._last.get(host, (now, 0, 0))
+            if now - began >= self.interval:
+                began, shown = now, 0
+            if shown >= BURST:
+                self._last[host] = (began, shown, left_out + 1)
                 return None
             if host not in self._last and len(self._last) >= MAX_ADDRESSES:
                 self._forget_old(now)
                 if len(self._last) >= MAX_ADDRESSES:
                     return None  # a flood of addresses: the console would not be readable anyway
-            self._last[host] = (now, 0)
+            self._last[host] = (began, shown + 1, 0)
             return left_out
 
     def _forget_old(self, now: float) -> None:
-        for host, (shown, _) in list(self._last.items()):
-            if now - shown >= self.interval:
+        for host, (began, _, _) in list(self._last.items()):
+            if now - began >= self.interval:
                 del self._last[host]
 
 

@@ -79,7 +79,6 @@ from lanchat.wire import ProtocolError, decode_payload, encode_message, encode_p
 log = logging.getLogger("chatsrv")
 audit = logging.getLogger("chatsrv.audit")
 
-SEQ_ROOM = 24  # bytes kept free in a welcome for the spliced `,"seq":N`
 RETURN_WINDOW = 60.0  # seconds after a start in which a member of the last run counts as "back"
 
 # Pings have their own budget (docs/protocol.md §7.1): a ping costs the server
@@ -231,10 +230,14 @@ class ChatService:
                 else:
                     session.errors_in_a_row = 0
 
-    def reject(self, session: Session, error: ProtocolError) -> None:
-        """Report an error found by the adapter (e.g. a broken frame) to the peer."""
+    def reject(self, session: Session, error: ProtocolError, logged: bool = False) -> None:
+        """Report an error found by the adapter (e.g. a broken frame) to the peer.
+
+        `logged`: the adapter already told the console (or chose to leave it
+        out, rate-limited): the service's own line is then at debug level.
+        """
         with self.fanout.batch():
-            self._fail(session, error)
+            self._fail(session, error, logged)
 
     def disconnect(self, session: Session, reason: str = "lost") -> None:
         """The transport is gone (or must go): remove the member, tell the room."""
@@ -327,7 +330,7 @@ class ChatService:
         self.fanout.broadcast(room, body, exclude)
         return body
 
-    def _fail(self, session: Session, error: ProtocolError) -> None:
+    def _fail(self, session: Session, error: ProtocolError, logged: bool = False) -> None:
         if error.code != "not_allowed":
             # Being refused by a rule (muted, locked room) is not abuse; it is
             # not counted towards max_errors. Guessing the operator secret is
@@ -336,7 +339,10 @@ class ChatService:
         if isinstance(error, Refusal):
             log.info("%s (%s)", error.summary, session.describe())  # a rule was applied: not a protocol error
         else:
-            log.info("protocol error from %s: %s %s", session.describe(), error.code, error.message)
+            log.log(
+                logging.DEBUG if logged else logging.INFO,
+                "protocol error from %s: %s %s", session.describe(), error.code, error.message,
+            )
         if session.closed:
             return
         self.fanout.queue(session, encode_payload(error.payload()))

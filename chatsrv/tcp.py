@@ -225,7 +225,7 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
                 server.backpressure.wait()
             if decoder.error is not None:
                 self.log_framing_mistake(decoder.error, data)
-                service.reject(session, decoder.error)
+                service.reject(session, decoder.error, logged=True)
                 return
             if self.ticket is not None and session.joined:
                 self._no_longer_new()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chatsrv import mistakes
-from chatsrv.mistakes import MistakeLog, excerpt, left_out_note, one_line
+from chatsrv.mistakes import BURST, MistakeLog, excerpt, left_out_note, one_line
 
 
 class FakeClock:
@@ -14,11 +14,11 @@ class FakeClock:
         return self.now
 
 
-def test_one_line_per_host_per_interval_then_the_count_left_out() -> None:
-    """The first mistake is shown, the next ones within the interval are counted, the one after says how many."""
+def test_a_few_lines_per_host_per_interval_then_the_count_left_out() -> None:
+    """The first BURST mistakes are shown, later ones in the interval are counted, the next one says how many."""
     clock = FakeClock()
     log = MistakeLog(interval=10, clock=clock)
-    assert log.report("10.0.0.5") == 0
+    assert [log.report("10.0.0.5") for _ in range(BURST)] == [0] * BURST
     assert log.report("10.0.0.5") is None
     assert log.report("10.0.0.5") is None
     assert log.report("10.0.0.6") == 0
