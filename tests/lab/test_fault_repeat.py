@@ -39,8 +39,19 @@ def receive(sock: socket.socket, timeout: float) -> dict[str, object] | None:
     return payload
 
 
-def join(nick: str, address: tuple[str, int]) -> socket.socket:
-    """hello, challenge, hello with the cookie, welcome."""
+class Member:
+    """A joined UDP member: its socket and the token every later datagram carries (docs/protocol.md §8)."""
+
+    def __init__(self, sock: socket.socket, token: str) -> None:
+        self.sock = sock
+        self.token = token
+
+    def send(self, address: tuple[str, int], payload: dict[str, object]) -> None:
+        send(self.sock, address, {**payload, "token": self.token})
+
+
+def join(nick: str, address: tuple[str, int]) -> Member:
+    """hello, challenge, hello with the cookie, welcome (which carries the token)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     deadline = time.monotonic() + DEADLINE
@@ -51,12 +62,12 @@ def join(nick: str, address: tuple[str, int]) -> socket.socket:
         if answer and answer.get("type") == "challenge":
             hello["cookie"] = answer["cookie"]
         elif answer and answer.get("type") == "welcome":
-            return sock
+            return Member(sock, str(answer["token"]))
     sock.close()
     raise AssertionError(f"{nick} could not join")
 
 
-def received_seqs(sock: socket.socket, address: tuple[str, int]) -> set[int]:
+def received_seqs(member: Member, address: tuple[str, int]) -> set[int]:
     """Every seq that arrives until a `stats` answer does (asked again until one gets through).
 
     The server handles a peer's datagrams in order on one thread and loopback
@@ -66,9 +77,9 @@ def received_seqs(sock: socket.socket, address: tuple[str, int]) -> set[int]:
     seqs: set[int] = set()
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
-        send(sock, address, {"type": "stats"})
+        member.send(address, {"type": "stats"})
         while True:
-            answer = receive(sock, 0.5)
+            answer = receive(member.sock, 0.5)
             if answer is None:
                 break  # this stats answer was lost: ask again
             seq = answer.get("seq")
@@ -87,13 +98,13 @@ def lost_pongs(schedule: Iterator[str], pause: float, seed: int) -> dict[str, li
         members = {nick: join(nick, address) for nick in ("u1", "u2")}
         try:
             for count, nick in enumerate(schedule):
-                send(members[nick], address, {"type": "ping", "id": count})
+                members[nick].send(address, {"type": "ping", "id": count})
                 if pause:
                     time.sleep(pause)  # the other timing under test, not a wait for anything
-            got = {nick: received_seqs(sock, address) for nick, sock in members.items()}
+            got = {nick: received_seqs(member, address) for nick, member in members.items()}
         finally:
-            for sock in members.values():
-                sock.close()
+            for member in members.values():
+                member.sock.close()
     # welcome is seq 1, the pongs are seqs 2 .. PINGS + 1, in the order the pings arrived.
     return {nick: sorted(set(range(2, PINGS + 2)) - seqs) for nick, seqs in got.items()}
 
