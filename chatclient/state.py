@@ -360,7 +360,7 @@ class ClientState:
                 if p.get("ban") is True:
                     self.ended = (
                         f"{by} banned you from this server{why}. You cannot join again "
-                        "until the server restarts or an operator lifts the ban."
+                        "until an operator lifts the ban."
                     )
                 else:
                     self.ended = (
