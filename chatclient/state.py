@@ -289,6 +289,12 @@ class ClientState:
                 # Our own clock may have said so already (`mute_ended`): then once is enough.
                 return MUTE_ENDED if was_muted else ""
             return f"{by} unmuted you: the room sees what you write again."
+        elif event in ("lock", "unlock") and p.get("all") is True:
+            # Every room at once (no `room` in the notice): told to everyone alike, and the bar shows it.
+            self.locked = event == "lock"
+            if self.locked:
+                return f"{by} locked every room: only operators may speak or change rooms until it is unlocked"
+            return f"{by} unlocked every room: everyone may speak and change rooms again"
         elif event in ("lock", "unlock") and in_my_room:
             self.locked = event == "lock"
             if self.locked and not self.operator:

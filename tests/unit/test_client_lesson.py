@@ -1,0 +1,31 @@
+"""What the client state shows in a lesson the tester ran (issue 16 follow-up): pure, payloads in, lines out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatclient.state import ClientState
+
+
+def _welcomed(nick: str, room: str = "lobby", **extra: Any) -> ClientState:
+    state = ClientState(nick=nick)
+    welcome = {"type": "welcome", "nick": nick, "room": room, "users": [nick, "teacher"], "history": [], **extra}
+    state.apply(welcome, 1.0)
+    return state
+
+
+def _texts(state: ClientState, payload: dict[str, Any], now: float = 2.0) -> list[str]:
+    return [line.text for line in state.apply(payload, now)]
+
+
+def test_lock_all_is_told_as_every_room_to_students_and_the_teacher() -> None:
+    """`lock`/`unlock` with `all` carries no room (docs/protocol.md §9): not "unlocked lobby", not "locked maths"."""
+    lock = {"type": "notice", "event": "lock", "all": True, "by": "teacher", "text": "teacher locked every room"}
+    unlock = {"type": "notice", "event": "unlock", "all": True, "by": "teacher", "text": "x"}
+    for state in (_welcomed("amy", "maths"), _welcomed("teacher", operators=["teacher"])):
+        assert _texts(state, lock) == [
+            "teacher locked every room: only operators may speak or change rooms until it is unlocked"
+        ]
+        assert "room locked" in state.status_marks(2.0)
+        assert _texts(state, unlock) == ["teacher unlocked every room: everyone may speak and change rooms again"]
+        assert "room locked" not in state.status_marks(2.0)
