@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from chatclient.render import fragments_text, status_bar
 from chatclient.state import ClientState
 
 
 def _welcomed(nick: str, room: str = "lobby", **extra: Any) -> ClientState:
     state = ClientState(nick=nick)
-    welcome = {"type": "welcome", "nick": nick, "room": room, "users": [nick, "teacher"], "history": [], **extra}
+    welcome = {"type": "welcome", "nick": nick, "room": room, "users": [nick, "teacher"], "history": []} | extra
     state.apply(welcome, 1.0)
     return state
 
@@ -29,3 +30,11 @@ def test_lock_all_is_told_as_every_room_to_students_and_the_teacher() -> None:
         assert "room locked" in state.status_marks(2.0)
         assert _texts(state, unlock) == ["teacher unlocked every room: everyone may speak and change rooms again"]
         assert "room locked" not in state.status_marks(2.0)
+
+
+def test_the_udp_bar_keeps_the_server_address_in_80_columns() -> None:
+    """A student over UDP, an operator in the room, 80 columns: zero loss counters shrink before the address goes."""
+    state = _welcomed("student3", users=["a", "b", "c", "student3"], operators=["teacher"], seq=1)
+    state.transport, state.rtt = "udp", 0.0004
+    bar = fragments_text(status_bar(state, "127.0.0.1:9009", "connected", width=80))
+    assert "UDP 127.0.0.1:9009 │" in bar and bar.rstrip().endswith("no loss")
