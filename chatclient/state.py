@@ -15,6 +15,7 @@ are explained in plain words (what happened, what they can still do).
 
 from __future__ import annotations
 
+import math
 import time
 import unicodedata
 from collections import deque
@@ -105,6 +106,10 @@ class ClientState:
             return True
         return False
 
+    def mute_minutes_left(self, now: float) -> int:
+        """Whole minutes left of a timed mute, rounded up (at least 1), as the server counts them."""
+        return max(1, math.ceil(((self.muted_until or now) - now) / 60))
+
     def is_muted(self, now: float) -> bool:
         """Muted at `now`: a timed mute reads as over once its time is up, before anyone clears it
         (the session's mute clock does that, and says so: `mute_ended`)."""
@@ -116,7 +121,7 @@ class ClientState:
         if self.operator:
             marks.append("operator")
         if self.is_muted(now):
-            marks.append(f"muted {max(1, round((self.muted_until - now) / 60))} min" if self.muted_until else "muted")
+            marks.append(f"muted {self.mute_minutes_left(now)} min" if self.muted_until else "muted")
         if self.locked:
             marks.append("room locked")
         if self.slow:
@@ -218,7 +223,7 @@ class ClientState:
             lines.append(Line("notice", f"motd: {motd}", p.get("ts")))
         if isinstance(p.get("topic"), str):
             lines.append(Line("notice", f"topic: {p['topic']}", p.get("ts")))
-        lines.extend(Line("notice", text, p.get("ts")) for text in self._room_rules())
+        lines.extend(Line("notice", text, p.get("ts")) for text in self._room_rules(now))
         return lines
 
     # --- teacher controls (docs/protocol.md, "Extension: operators and access") ---
@@ -235,15 +240,19 @@ class ClientState:
         self.muted_until = None
         if isinstance(muted, dict):
             self.muted_by = str(muted.get("by", "an operator"))
-            minutes = muted.get("minutes")
-            if isinstance(minutes, (int, float)) and now is not None:
+            minutes, seconds = muted.get("minutes"), muted.get("seconds")
+            if isinstance(seconds, (int, float)) and now is not None:
+                self.muted_until = now + seconds  # exact: the bar counts down with the server's own clock
+            elif isinstance(minutes, (int, float)) and now is not None:
                 self.muted_until = now + minutes * 60
 
-    def _room_rules(self) -> list[str]:
+    def _room_rules(self, now: float | None) -> list[str]:
         """What is special about speaking here, in plain words."""
         rules = []
         if self.muted:
             how_long = "until an operator unmutes you" if self.muted_until is None else "for a while"
+            if self.muted_until is not None and now is not None:
+                how_long = f"for {self.mute_minutes_left(now)} more minute(s)"
             rules.append(
                 f"you are muted {how_long}: you can read the chat and whisper to an operator, "
                 "but the room does not see what you write"

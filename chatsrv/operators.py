@@ -415,4 +415,5 @@ class OperatorDesk:
                 fields["muted"] = {"by": mute.by}
                 if mute.until is not None:
                     fields["muted"]["minutes"] = minutes_left(mute.until, now)
+                    fields["muted"]["seconds"] = max(1, math.ceil(mute.until - now))  # for a countdown
         return fields

@@ -38,3 +38,25 @@ def test_the_udp_bar_keeps_the_server_address_in_80_columns() -> None:
     state.transport, state.rtt = "udp", 0.0004
     bar = fragments_text(status_bar(state, "127.0.0.1:9009", "connected", width=80))
     assert "UDP 127.0.0.1:9009 │" in bar and bar.rstrip().endswith("no loss")
+
+
+def test_a_mute_after_a_reconnect_says_the_time_left_and_counts_down_like_the_server() -> None:
+    """welcome.muted after a restart: "for 10 more minute(s)", not "for a while"; the bar rounds up as the server."""
+    state = _welcomed("bob", muted={"by": "teacher", "minutes": 10, "seconds": 545})
+    lines = _texts(
+        state,
+        {
+            "type": "welcome",
+            "nick": "bob",
+            "room": "lobby",
+            "users": ["bob"],
+            "history": [],
+            "muted": {"by": "teacher", "minutes": 10, "seconds": 545},
+        },
+        100.0,
+    )
+    assert any("you are muted for 10 more minute(s)" in line for line in lines), lines
+    assert state.status_marks(100.0) == ["muted 10 min"]
+    assert state.status_marks(100.0 + 30) == ["muted 9 min"]  # 515 s left: the server says "9 more minute(s)"
+    assert state.status_marks(100.0 + 544) == ["muted 1 min"]
+    assert state.status_marks(100.0 + 545) == []

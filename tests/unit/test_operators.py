@@ -376,14 +376,15 @@ def test_unmute_is_seen_by_target_and_operator_only(cast: dict[str, Member]) -> 
     assert cast["carol"].take()[-1]["text"] == "thanks"
 
 
-def test_mute_outlasts_a_reconnect(service: ChatService, cast: dict[str, Member]) -> None:
-    """A mute belongs to the nick: rejoining with it shows `muted` in welcome and stays muted."""
+def test_mute_outlasts_a_reconnect(service: ChatService, cast: dict[str, Member], clock: FakeClock) -> None:
+    """A mute belongs to the nick: rejoining with it shows `muted` in welcome, with the time left, and stays muted."""
     cast["teacher"].send(type="mute", nick="bob", minutes=10)
     cast["bob"].send(type="bye")
+    clock.now += 30.5
     again = Member(service, ("127.0.0.2", 6000))
     again.send(type="hello", nick="Bob")
     welcome = again.take()[0]
-    assert welcome["muted"] == {"by": "teacher", "minutes": 10}
+    assert welcome["muted"] == {"by": "teacher", "minutes": 10, "seconds": 570}
     again.send(type="say", text="sneaky")
     assert again.take()[-1]["code"] == "not_allowed"
 
