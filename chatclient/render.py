@@ -355,6 +355,7 @@ def status_bar(
     colour: bool = True,
     width: int | None = None,
     now: float | None = None,
+    users_known: bool = True,
 ) -> Fragments:
     """The bottom toolbar: who and where you are, and how the link is doing.
 
@@ -362,6 +363,8 @@ def status_bar(
     and over UDP the live loss counters of `state.seq` (docs/protocol.md §3).
     Teacher controls add the room's operators (`@teacher`) and what
     applies to you (`operator`, `muted 4 min`, `room locked`, `slow 10 s`).
+    `users_known` False (the session is over for good) leaves the user count
+    out: the last one seen is no longer true, and none is coming.
     When `width` cells are not enough, loss counters that are all zero
     become `no loss`, then the least useful parts go first: the round trip,
     then the operators' names (a count stays), then the server address (a
@@ -381,6 +384,8 @@ def status_bar(
         (2, "", rtt),
         (9, _paint(STATUS_STYLES.get(level, ""), colour), status),
     ]
+    if not users_known:
+        del parts[3]
     moderation: list[tuple[int, str, str]] = [
         (9, "bold" if mark == "operator" else _paint(STATUS_STYLES["warn"], colour), mark)
         for mark in state.status_marks(time.time() if now is None else now)
