@@ -420,7 +420,12 @@ class ClientState:
         for room in rooms:
             if isinstance(room.get("name"), str):
                 self._remember_room(room["name"])
-        listing = ", ".join(f"{r.get('name')} ({r.get('users')})" for r in rooms)
+        # Rooms with no one in them but saved history come last (docs/protocol.md §5): shown apart, not as "(0)".
+        listing = ", ".join(f"{r.get('name')} ({r.get('users')})" for r in rooms if r.get("users") != 0)
+        history_only = ", ".join(str(r.get("name")) for r in rooms if r.get("users") == 0)
+        if history_only:
+            listing = f"{listing}; " if listing else ""
+            listing += f"with history only: {history_only}"
         return [Line("info", f"rooms: {listing or 'none'}", now)]
 
     def _on_pong(self, p: dict[str, Any], now: float | None) -> list[Line]:

@@ -60,3 +60,12 @@ def test_a_mute_after_a_reconnect_says_the_time_left_and_counts_down_like_the_se
     assert state.status_marks(100.0 + 30) == ["muted 9 min"]  # 515 s left: the server says "9 more minute(s)"
     assert state.status_marks(100.0 + 544) == ["muted 1 min"]
     assert state.status_marks(100.0 + 545) == []
+
+
+def test_rooms_with_history_only_are_shown_apart() -> None:
+    """`/rooms` lists rooms with history and nobody in them last: "with history only", not "数学 (0)"."""
+    state = _welcomed("amy")
+    rooms = [{"name": "lobby", "users": 4}, {"name": "数学", "users": 0}]
+    assert _texts(state, {"type": "rooms", "rooms": rooms}) == ["rooms: lobby (4); with history only: 数学"]
+    assert _texts(state, {"type": "rooms", "rooms": rooms[1:]}) == ["rooms: with history only: 数学"]
+    assert "数学" in state.rooms  # still offered by Tab after /join
