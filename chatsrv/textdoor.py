@@ -449,9 +449,16 @@ class TextDoorHandler(socketserver.BaseRequestHandler):
                 self._send(session, batch)
                 self._answer(meaning.lines)
             elif isinstance(meaning, Remember):
+                if meaning.field == "password" and not self._password_ok(meaning.value):
+                    continue
                 self.hello[meaning.field] = meaning.value
                 if meaning.field == "room":
                     self._answer([f"* you will enter {escape(meaning.value)} once you have a nick"])
+            elif meaning.payload["type"] == "bye":
+                # nc shows nothing when a connection just ends: say goodbye first (sent before the hang-up).
+                self._send(session, batch)
+                self.outbox.answer(["* bye: you left the chat (press Ctrl-C if nc stays open)"])
+                self._send(session, [encode_payload(meaning.payload)])
             elif meaning.payload["type"] == "hello":
                 self._send(session, batch)
                 if self.server.service.access.password is not None and "password" not in self.hello:
@@ -462,6 +469,25 @@ class TextDoorHandler(socketserver.BaseRequestHandler):
             else:
                 batch.append(encode_payload(meaning.payload))
         self._send(session, batch)
+
+    def _password_ok(self, given: str) -> bool:
+        """Check /password when it is typed, so a wrong one is said and can be typed again.
+
+        The access rules count it as a guess and slow a guesser down exactly as
+        for a framed client's hello; only the connection stays open.
+        """
+        service = self.server.service
+        if service.access.password is None:
+            self._answer(["* this server needs no password: type your nick"])
+            return False
+        try:
+            with service.registry.lock:  # the access records are the service's, guarded by its lock
+                service.access.check_password(self.client_address, given, service.clock())
+        except ProtocolError as error:
+            self._answer([f"! {escape(error.message)}: type /password SECRET again"])
+            return False
+        self._answer(["* password accepted: now type your nick"])
+        return True
 
     def _answer(self, lines: list[str]) -> None:
         if self.answers.allow(self.server.service.clock()):
