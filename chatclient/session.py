@@ -329,7 +329,7 @@ class ChatSession:
         if payload.get("type") == "op":
             self._op_secret = str(payload.get("secret"))
         if payload.get("type") == "join" and self.state.transport == "udp" and self.habits.confirm_udp_join:
-            self._background(self._confirm_join(str(payload["room"])))
+            self._background(self._confirm_join(str(payload["room"]), self._errors_seen))
         return True
 
     async def quit(self) -> None:
@@ -420,13 +420,12 @@ class ChatSession:
             self._quiet_rooms += 1
             await transport.send({"type": "rooms"})
 
-    async def _confirm_join(self, room: str) -> None:
+    async def _confirm_join(self, room: str, errors: int) -> None:
         """Over UDP the `join` or its `welcome` can be lost: ask again until we are there.
 
         Joining the room you are in just repeats the welcome (docs/protocol.md §4),
-        so asking twice is harmless.
+        so asking twice is harmless. `errors`: errors received before the join was sent.
         """
-        errors = self._errors_seen
         for _ in range(UDP_JOIN_TRIES - 1):
             await asyncio.sleep(UDP_JOIN_WAIT)
             if (
