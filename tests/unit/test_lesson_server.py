@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from chatsrv import discovery
+from chatsrv.access import Access
 from chatsrv.service import ChatService
 from tests.support.fakes import Clock as FakeClock
 from tests.unit.test_operators import SECRET, Member, join, settle
@@ -44,3 +47,37 @@ def test_discovery_counts_only_rooms_with_members(service: ChatService, cast: di
     assert snap.rooms == [{"name": "lobby", "users": 4}]
     answer = discovery.build_reply(snap, server_id="x", tcp_port=1, udp_port=1, budget=1400)
     assert answer is not None and b'"room_count":1' in answer
+
+
+def _console(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What an operator reads at the default level: the service's and the audit's lines."""
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("chatsrv")]
+
+
+def test_refusals_are_logged_as_refusals_not_protocol_errors(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A missing password and a bad nick are refusals; "protocol error" stays for broken programs."""
+    caplog.set_level(logging.INFO)
+    service = ChatService(clock=clock, rate=0, op_secret=SECRET, access=Access(password="pw"))
+    nopass = Member(service, ("127.0.0.5", 5000))
+    nopass.send(type="hello", nick="amy")
+    badnick = Member(service, ("127.0.0.6", 5000))
+    badnick.send(type="hello", nick="a b", password="pw")
+    broken = Member(service, ("127.0.0.7", 5000))
+    broken.send(type="dance")
+    lines = _console(caplog)
+    assert any(line.startswith("refused #") and line.endswith(": this server needs a password") for line in lines)
+    assert any(": nick refused: " in line for line in lines), lines
+    assert [line for line in lines if "protocol error" in line] == [
+        next(line for line in lines if "protocol error" in line and "bad_request" in line)
+    ]
+
+
+def test_a_wrong_op_secret_is_one_console_line(service: ChatService, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    bob = join(service, "bob", host="127.0.0.9")
+    bob.send(type="op", secret="guess")
+    assert bob.take()[-1]["code"] == "not_allowed"
+    lines = [line for line in _console(caplog) if "bob" in line and "join" not in line]
+    assert len(lines) == 1 and "wrong operator secret" in lines[0], lines
