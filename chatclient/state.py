@@ -394,6 +394,8 @@ class ClientState:
                     nick,
                 )
             ]
+        if reason == "moved" and isinstance(p.get("to"), str):
+            reason = f"moved to {p['to']}"  # where they went (docs/protocol.md §8)
         return [Line("presence", f"{nick} left ({reason})", p.get("ts"), nick)]
 
     def _on_renamed(self, p: dict[str, Any], now: float | None) -> list[Line]:

@@ -317,6 +317,8 @@ def render_payload(payload: dict[str, Any]) -> list[str]:
         return [f"* {who} joined {room}"]
     if kind == "left":
         reason = _text(payload.get("reason", ""))
+        if payload.get("to"):
+            reason += f" to {_text(payload['to'])}"
         if payload.get("by"):
             reason += f" by {_text(payload['by'])}"
         if payload.get("message"):

@@ -69,3 +69,10 @@ def test_rooms_with_history_only_are_shown_apart() -> None:
     assert _texts(state, {"type": "rooms", "rooms": rooms}) == ["rooms: lobby (4); with history only: 数学"]
     assert _texts(state, {"type": "rooms", "rooms": rooms[1:]}) == ["rooms: with history only: 数学"]
     assert "数学" in state.rooms  # still offered by Tab after /join
+
+
+def test_a_member_who_moved_is_shown_going_where() -> None:
+    """`left` with reason moved carries `to`: "韩梅梅 left (moved to 数学)"."""
+    state = _welcomed("amy", users=["amy", "韩梅梅"])
+    left = {"type": "left", "nick": "韩梅梅", "room": "lobby", "reason": "moved", "to": "数学", "ts": 2.0}
+    assert _texts(state, left) == ["韩梅梅 left (moved to 数学)"]

@@ -9,6 +9,7 @@ import pytest
 from chatsrv import discovery
 from chatsrv.access import Access
 from chatsrv.service import ChatService
+from chatsrv.textdoor import render_payload
 from tests.support.fakes import Clock as FakeClock
 from tests.unit.test_operators import SECRET, Member, join, settle
 
@@ -81,3 +82,8 @@ def test_a_wrong_op_secret_is_one_console_line(service: ChatService, caplog: pyt
     assert bob.take()[-1]["code"] == "not_allowed"
     lines = [line for line in _console(caplog) if "bob" in line and "join" not in line]
     assert len(lines) == 1 and "wrong operator secret" in lines[0], lines
+
+
+def test_the_text_door_says_where_a_member_moved() -> None:
+    left = {"type": "left", "nick": "韩梅梅", "room": "lobby", "reason": "moved", "to": "数学", "ts": 2.0}
+    assert render_payload(left) == ["* 韩梅梅 left lobby (moved to 数学)"]
