@@ -281,6 +281,16 @@ class ChatService:
                 notice["ts"] = now
                 self.fanout.queue(member, encode_payload(notice))
                 room = self.registry.room_of(member)
+                # The teacher is told too: the operators in that room, and the one who muted, wherever they are.
+                told = {s for s in (room.members.values() if room else ()) if self.moderation.is_operator(s)}
+                muter = self.registry.find(mute.by)
+                if muter is not None and self.moderation.is_operator(muter):
+                    told.add(muter)
+                if told:
+                    text = f"the mute of {member.nick} has ended: the room hears them again"
+                    notice = {**notice, "text": text}
+                    for operator in told - {member}:
+                        self.fanout.queue(operator, encode_payload(notice))
                 self.store.add(
                     Event("unmute", now, "", room.name if room else None, to=member.nick, reason="the mute ran out")
                 )

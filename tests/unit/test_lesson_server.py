@@ -87,3 +87,16 @@ def test_a_wrong_op_secret_is_one_console_line(service: ChatService, caplog: pyt
 def test_the_text_door_says_where_a_member_moved() -> None:
     left = {"type": "left", "nick": "韩梅梅", "room": "lobby", "reason": "moved", "to": "数学", "ts": 2.0}
     assert render_payload(left) == ["* 韩梅梅 left lobby (moved to 数学)"]
+
+
+def test_the_operator_who_muted_is_told_in_another_room(
+    service: ChatService, cast: dict[str, Member], clock: FakeClock
+) -> None:
+    """The teacher muted dave (in "other") from the lobby: the end of the mute reaches the teacher there."""
+    cast["teacher"].send(type="mute", nick="dave", minutes=1)
+    settle(*cast.values())
+    clock.now += 60
+    service.tick()
+    [told] = cast["teacher"].take()
+    assert told["text"] == "the mute of dave has ended: the room hears them again"
+    assert cast["bob"].take() == [] and cast["carol"].take() == []

@@ -313,7 +313,8 @@ def test_mute_runs_out(cast: dict[str, Member], clock: FakeClock, service: ChatS
 def test_a_timed_mute_ends_with_a_notice_to_the_member_only(
     cast: dict[str, Member], clock: FakeClock, service: ChatService
 ) -> None:
-    """The tick tells the member its mute ran out (event unmute, expired), once; nobody else hears it."""
+    """The tick tells the member its mute ran out (event unmute, expired), once, and the operator in
+    the room a short line; the other students do not hear it."""
     cast["teacher"].send(type="mute", nick="bob", minutes=1)
     settle(*cast.values())
     clock.now += 59
@@ -324,7 +325,10 @@ def test_a_timed_mute_ends_with_a_notice_to_the_member_only(
     [notice] = cast["bob"].take()
     assert notice["type"] == "notice" and notice["event"] == "unmute" and notice["expired"] is True
     assert notice["nick"] == "bob" and "the room hears you again" in notice["text"]
-    assert cast["carol"].take() == [] and cast["teacher"].take() == []
+    [told] = cast["teacher"].take()
+    assert told["event"] == "unmute" and told["nick"] == "bob" and told["expired"] is True
+    assert told["text"] == "the mute of bob has ended: the room hears them again"
+    assert cast["carol"].take() == [] and cast["dave"].take() == []
     service.tick()
     assert cast["bob"].take() == []
     cast["bob"].send(type="say", text="free")
