@@ -158,7 +158,8 @@ def body(line: Line) -> str:
     if kind == "whisper_in":
         return f"*{nick}* {text}"
     if kind == "whisper_out":
-        return f"-> *{sanitize(line.target)}* {text}"
+        # Not "->": in line mode that marks joins and leaves.
+        return f"*to {sanitize(line.target)}* {text}"
     if kind == "presence":
         return f"-> {text}"
     if kind == "notice":

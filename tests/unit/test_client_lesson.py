@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatclient.render import fragments_text, status_bar
-from chatclient.state import ClientState
+from chatclient.render import fragments_text, plain, status_bar
+from chatclient.state import ClientState, Line
 
 
 def _welcomed(nick: str, room: str = "lobby", **extra: Any) -> ClientState:
@@ -76,3 +76,10 @@ def test_a_member_who_moved_is_shown_going_where() -> None:
     state = _welcomed("amy", users=["amy", "韩梅梅"])
     left = {"type": "left", "nick": "韩梅梅", "room": "lobby", "reason": "moved", "to": "数学", "ts": 2.0}
     assert _texts(state, left) == ["韩梅梅 left (moved to 数学)"]
+
+
+def test_line_mode_marks_own_whispers_apart_from_joins_and_leaves() -> None:
+    """`->` starts a join or a leave in line mode; my own whisper has a mark of its own."""
+    whisper = plain(Line("whisper_out", "see you", 0.0, "me", "bob")).split("] ", 1)[1]
+    joined = plain(Line("presence", "bob joined lobby", 0.0, "bob")).split("] ", 1)[1]
+    assert whisper == "*to bob* see you" and joined == "-> bob joined lobby"
