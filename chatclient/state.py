@@ -90,6 +90,8 @@ class ClientState:
     needs_password: bool = False  # the server answered auth_failed
     motd_shown: str | None = None  # the message of the day last shown
     codes: bool = False  # errors as `code: message [what to do]` (for scripts) rather than sentences for people
+    joined_once: bool = False  # a welcome came on some connection: later refusals meet a reconnect
+    password_given: bool = False  # the user gave a password (--password, LANCHAT_PASSWORD or typed)
 
     def is_operator(self, nick: str) -> bool:
         return nick.casefold() in (o.casefold() for o in self.operators)
@@ -199,6 +201,7 @@ class ClientState:
         self.topic = p.get("topic") if isinstance(p.get("topic"), str) else None
         self.impairment = p.get("impairment") if isinstance(p.get("impairment"), dict) else None
         self.connected = True
+        self.joined_once = True
         self._welcome_moderation(p, now)
         self._remember_room(self.room)
         # After a reconnect or a /join back, skip history we have already shown.
@@ -487,6 +490,18 @@ class ClientState:
         code, message = str(p.get("code", "error")), str(p.get("message", ""))
         if code == "auth_failed":
             self.needs_password = True
+        todo = self._what_to_do(code, message)
         if self.codes:
-            return [Line("error", plainwords.for_scripts(code, message), now)]
-        return [Line("error", plainwords.explain(code, message), now)]
+            return [Line("error", plainwords.for_scripts(code, message, todo), now)]
+        return [Line("error", plainwords.explain(code, message, todo), now)]
+
+    def _what_to_do(self, code: str, message: str) -> str | None:
+        """Advice that depends on where we are; None: the table's (chatclient.plainwords)."""
+        if code in ("nick_invalid", "nick_taken") and not self.connected:
+            if self.joined_once:
+                return ""  # a reconnect: the session takes nick_2 itself, or ends and says why
+            # Not in a room yet, so /nick cannot help: the terminal UI asks below, line mode needs --nick.
+            return "start chatclient again with another --nick" if self.codes else "type another nick below"
+        if code == "auth_failed" and not self.password_given and message.startswith("this server needs a password"):
+            return "give --password SECRET or set LANCHAT_PASSWORD"
+        return None

@@ -83,3 +83,27 @@ def test_line_mode_marks_own_whispers_apart_from_joins_and_leaves() -> None:
     whisper = plain(Line("whisper_out", "see you", 0.0, "me", "bob")).split("] ", 1)[1]
     joined = plain(Line("presence", "bob joined lobby", 0.0, "bob")).split("] ", 1)[1]
     assert whisper == "*to bob* see you" and joined == "-> bob joined lobby"
+
+
+def test_a_nick_refused_before_joining_does_not_point_to_slash_nick() -> None:
+    """At the start the UI asks for another nick at its prompt (line mode needs --nick); /nick cannot help there."""
+    error = {"type": "error", "code": "nick_invalid", "message": "nick must be 1 to 24 characters"}
+    people, script = ClientState(nick="a b"), ClientState(nick="a b", codes=True)
+    [told] = _texts(people, error)
+    assert "/nick" not in told and told.endswith("type another nick below.")
+    [told] = _texts(script, error)
+    assert told == "nick_invalid: nick must be 1 to 24 characters [start chatclient again with another --nick]"
+    joined = _welcomed("amy")
+    [told] = _texts(joined, {**error, "code": "nick_taken", "message": "taken"})
+    assert told.endswith("choose another with /nick NEWNICK.")  # in a room, /nick is the way
+
+
+def test_line_mode_without_a_password_says_how_to_give_one() -> None:
+    error = {"type": "error", "code": "auth_failed", "message": "this server needs a password"}
+    script = ClientState(nick="amy", codes=True)
+    assert _texts(script, error) == [
+        "auth_failed: this server needs a password [give --password SECRET or set LANCHAT_PASSWORD]"
+    ]
+    script = ClientState(nick="amy", codes=True, password_given=True)
+    wrong = {**error, "message": "wrong password"}
+    assert _texts(script, wrong) == ["auth_failed: wrong password [check the password with the teacher]"]
