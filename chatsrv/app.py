@@ -478,7 +478,10 @@ def teacher_lines(args: argparse.Namespace) -> list[str]:
     if args.password:  # never the password itself: these lines end up on screens and in logs
         source = getattr(args, "password_from", None)
         where = f" (from {source})" if source and source != "--password" else ""
-        lines.append(f"a password is needed to join{where}: students set {PASSWORD_VARIABLE} or give chatclient --password")
+        door = ""
+        if getattr(args, "text_port", None) is not None:  # nc users type it, they have no flag
+            door = " (at the text door: /password SECRET, then your nick)"
+        lines.append(f"a password is needed to join{where}: students set {PASSWORD_VARIABLE} or give chatclient --password{door}")
     if args.allow or args.deny:
         allowed = ", ".join(str(n) for n in args.allow) or "any address"
         denied = ", ".join(str(n) for n in args.deny) or "none"

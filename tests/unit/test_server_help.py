@@ -7,6 +7,7 @@ import re
 import pytest
 
 from chatsrv.app import build_parser as server_parser
+from chatsrv.app import teacher_lines
 from lanchat_lab.cli import build_parser as lab_parser
 
 
@@ -23,3 +24,12 @@ def test_the_server_says_what_an_unset_udp_port_and_seed_mean() -> None:
     text = " ".join(server_parser().format_help().split())
     assert "UDP port (default: the same number as the TCP port)" in text
     assert "(default: a new one, printed at start)" in text
+
+
+def test_the_password_line_tells_nc_users_too_when_the_text_door_is_on() -> None:
+    """nc users at the text door give the password with /password, not with chatclient's flag."""
+    door = "(at the text door: /password SECRET, then your nick)"
+    with_door = server_parser().parse_args(["--password", "pw", "--text-port", "0"])
+    without = server_parser().parse_args(["--password", "pw"])
+    assert any(line.endswith(door) for line in teacher_lines(with_door))
+    assert not any(door in line for line in teacher_lines(without))
