@@ -330,8 +330,12 @@ def render_payload(payload: dict[str, Any]) -> list[str]:
         return [f"* in {room}: " + ", ".join(_text(user) for user in payload.get("users") or [])]
     if kind == "rooms":
         rooms = payload.get("rooms") or []
+        # Rooms nobody is in, listed for their saved history, are said apart (not "maths (0)").
+        quiet = [_text(r.get("name")) for r in rooms if isinstance(r, dict) and r.get("users") == 0]
+        rooms = [r for r in rooms if isinstance(r, dict) and r.get("users") != 0]
         listed = [f"{_text(r.get('name'))} ({_text(r.get('users'))})" for r in rooms if isinstance(r, dict)]
-        return ["* rooms: " + (", ".join(listed) or "none")]
+        tail = "; with history only: " + ", ".join(quiet) if quiet else ""
+        return ["* rooms: " + (", ".join(listed) or "none") + tail]
     if kind == DOOR:
         return [escape(str(payload.get("text", "")))]
     if kind == "pong":

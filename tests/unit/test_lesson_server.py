@@ -100,3 +100,8 @@ def test_the_operator_who_muted_is_told_in_another_room(
     [told] = cast["teacher"].take()
     assert told["text"] == "the mute of dave has ended: the room hears them again"
     assert cast["bob"].take() == [] and cast["carol"].take() == []
+
+
+def test_the_text_door_lists_rooms_with_history_only_apart() -> None:
+    rooms = {"type": "rooms", "rooms": [{"name": "lobby", "users": 4}, {"name": "数学", "users": 0}]}
+    assert render_payload(rooms) == ["* rooms: lobby (4); with history only: 数学"]
