@@ -188,7 +188,7 @@ OPERATOR_COMMANDS: list[Command] = [
     Command(
         "ban",
         "NICK [REASON]",
-        "kick someone and keep their address out until the server restarts",
+        "kick someone and keep their address out until /unban ADDRESS",
         _kick(True),
         completes="nick",
         operator=True,

@@ -74,6 +74,7 @@ async def run(
     """Join, then send each stdin line until EOF or /quit (exit 0), or until the session ends (exit 1)."""
     face = LineFace(out, address, password)
     session = ChatSession(connect, nick, room, address, face, password=password, habits=SCRIPTED)
+    session.state.password_given = password is not None
     session.state.codes = True  # scripts match `code: message` (docs/protocol.md §6); people get what to do after it
     try:
         if not await session.start():

@@ -42,20 +42,22 @@ SELF_EXPLAINING: dict[tuple[str, str], str] = {
 UNKNOWN = ("The server refused that ({code}): {message}", "")
 
 
-def explain(code: str, message: str) -> str:
-    """The sentence for people: what happened, with the server's message where it adds facts, and what to do."""
+def explain(code: str, message: str, todo: str | None = None) -> str:
+    """The sentence for people: what happened, with the server's message where it adds facts, and what to do
+    (`todo` replaces the table's advice where the client knows better, "" for none)."""
     message = _tidy(message)
     known = SELF_EXPLAINING.get((code, message))
     if known is not None:
         return known
-    what, todo = SENTENCES.get(code, UNKNOWN)
+    what, advice = SENTENCES.get(code, UNKNOWN)
+    todo = advice if todo is None else todo
     what = what.format(code=code, message=message)
     return f"{what}: {todo}." if todo else f"{what}."
 
 
-def for_scripts(code: str, message: str) -> str:
+def for_scripts(code: str, message: str, todo: str | None = None) -> str:
     """Line mode: `code: message` as the server sent it (scripts match it), then what to do, in brackets."""
-    todo = SENTENCES.get(code, UNKNOWN)[1]
+    todo = SENTENCES.get(code, UNKNOWN)[1] if todo is None else todo
     return f"{code}: {message} [{todo}]" if todo else f"{code}: {message}"
 
 

@@ -158,7 +158,8 @@ def body(line: Line) -> str:
     if kind == "whisper_in":
         return f"*{nick}* {text}"
     if kind == "whisper_out":
-        return f"-> *{sanitize(line.target)}* {text}"
+        # Not "->": in line mode that marks joins and leaves.
+        return f"*to {sanitize(line.target)}* {text}"
     if kind == "presence":
         return f"-> {text}"
     if kind == "notice":
@@ -355,6 +356,7 @@ def status_bar(
     colour: bool = True,
     width: int | None = None,
     now: float | None = None,
+    users_known: bool = True,
 ) -> Fragments:
     """The bottom toolbar: who and where you are, and how the link is doing.
 
@@ -362,10 +364,13 @@ def status_bar(
     and over UDP the live loss counters of `state.seq` (docs/protocol.md §3).
     Teacher controls add the room's operators (`@teacher`) and what
     applies to you (`operator`, `muted 4 min`, `room locked`, `slow 10 s`).
-    When `width` cells are not enough, the least useful parts go first: the
-    server address (you typed it), then the round trip, then the operators'
-    names (a count stays); who you are, your own marks, the connection state
-    and the loss counters always stay.
+    `users_known` False (the session is over for good) leaves the user count
+    out: the last one seen is no longer true, and none is coming.
+    When `width` cells are not enough, loss counters that are all zero
+    become `no loss`, then the least useful parts go first: the round trip,
+    then the operators' names (a count stays), then the server address (a
+    student checks it after a reconnect); who you are, your own marks, the
+    connection state and the loss counters always stay.
     """
     users = len(state.users)
     rtt = f"rtt {state.rtt * 1000:.1f} ms" if state.rtt is not None else "rtt -"
@@ -375,11 +380,13 @@ def status_bar(
     parts: list[tuple[int, str, str]] = [
         (9, "bold", f"{sanitize(state.nick)}@{sanitize(state.room)}"),
         (8, "", state.transport.upper()),
-        (1, "", address),
+        (4, "", address),
         (7, "", f"{users} user{'s' if users != 1 else ''}"),
         (2, "", rtt),
         (9, _paint(STATUS_STYLES.get(level, ""), colour), status),
     ]
+    if not users_known:
+        del parts[3]
     moderation: list[tuple[int, str, str]] = [
         (9, "bold" if mark == "operator" else _paint(STATUS_STYLES["warn"], colour), mark)
         for mark in state.status_marks(time.time() if now is None else now)
@@ -392,8 +399,8 @@ def status_bar(
         shorter[names] = f"{len(state.operators)} op{'s' if len(state.operators) != 1 else ''}"
         moderation.append((3, "", names))
     parts[1:1] = moderation  # right after who you are
+    counters = f"lost {seq.missing} reordered {seq.reordered} dup {seq.duplicates}"
     if state.transport == "udp":
-        counters = f"lost {seq.missing} reordered {seq.reordered} dup {seq.duplicates}"
         parts.append((9, _paint("fg:ansiyellow bold", colour) if lossy else "", counters))
 
     def layout(kept: list[tuple[int, str, str]]) -> Fragments:
@@ -407,7 +414,11 @@ def status_bar(
         return bar
 
     bar = layout(parts)
-    for floor in (1, 2, 3):
+    if width is not None and cell_width(fragments_text(bar)) > width and state.transport == "udp" and not lossy:
+        # Zero counters say the same in fewer cells, so the server's address need not go for them.
+        parts = [(keep, style, "no loss" if text == counters else text) for keep, style, text in parts]
+        bar = layout(parts)
+    for floor in (2, 3, 4):
         if width is None or cell_width(fragments_text(bar)) <= width:
             break
         parts = [

@@ -163,6 +163,7 @@ class ChatSession:
         self._mute_timer: asyncio.Future[None] | None = None
         self._mute_clock_for: float | None = None  # the mute end the timer is set for
         self._unanswered = 0  # says and whispers sent whose echo (or error) has not arrived yet
+        self._errors_seen = 0  # errors received so far: a refused UDP /join is not asked again
         self._all_answered = asyncio.Event()
         self._all_answered.set()
         self._receiver: asyncio.Future[None] | None = None
@@ -328,7 +329,7 @@ class ChatSession:
         if payload.get("type") == "op":
             self._op_secret = str(payload.get("secret"))
         if payload.get("type") == "join" and self.state.transport == "udp" and self.habits.confirm_udp_join:
-            self._background(self._confirm_join(str(payload["room"])))
+            self._background(self._confirm_join(str(payload["room"]), self._errors_seen))
         return True
 
     async def quit(self) -> None:
@@ -419,11 +420,11 @@ class ChatSession:
             self._quiet_rooms += 1
             await transport.send({"type": "rooms"})
 
-    async def _confirm_join(self, room: str) -> None:
+    async def _confirm_join(self, room: str, errors: int) -> None:
         """Over UDP the `join` or its `welcome` can be lost: ask again until we are there.
 
         Joining the room you are in just repeats the welcome (docs/protocol.md §4),
-        so asking twice is harmless.
+        so asking twice is harmless. `errors`: errors received before the join was sent.
         """
         for _ in range(UDP_JOIN_TRIES - 1):
             await asyncio.sleep(UDP_JOIN_WAIT)
@@ -431,6 +432,7 @@ class ChatSession:
                 self.state.room.casefold() == room.casefold()
                 or self.phase is not Phase.IN_ROOM
                 or self.transport is None
+                or self._errors_seen != errors  # the join was answered with a refusal: asking again repeats it
             ):
                 return
             try:
@@ -465,6 +467,8 @@ class ChatSession:
             self._set_phase(Phase.IN_ROOM)
             self._say("the server answers again")
         kind = payload.get("type")
+        if kind == "error":
+            self._errors_seen += 1
         if self._unanswered and self._answers_us(payload):
             self._unanswered -= 1
             if not self._unanswered:

@@ -15,6 +15,7 @@ are explained in plain words (what happened, what they can still do).
 
 from __future__ import annotations
 
+import math
 import time
 import unicodedata
 from collections import deque
@@ -89,6 +90,8 @@ class ClientState:
     needs_password: bool = False  # the server answered auth_failed
     motd_shown: str | None = None  # the message of the day last shown
     codes: bool = False  # errors as `code: message [what to do]` (for scripts) rather than sentences for people
+    joined_once: bool = False  # a welcome came on some connection: later refusals meet a reconnect
+    password_given: bool = False  # the user gave a password (--password, LANCHAT_PASSWORD or typed)
 
     def is_operator(self, nick: str) -> bool:
         return nick.casefold() in (o.casefold() for o in self.operators)
@@ -105,6 +108,10 @@ class ClientState:
             return True
         return False
 
+    def mute_minutes_left(self, now: float) -> int:
+        """Whole minutes left of a timed mute, rounded up (at least 1), as the server counts them."""
+        return max(1, math.ceil(((self.muted_until or now) - now) / 60))
+
     def is_muted(self, now: float) -> bool:
         """Muted at `now`: a timed mute reads as over once its time is up, before anyone clears it
         (the session's mute clock does that, and says so: `mute_ended`)."""
@@ -116,7 +123,7 @@ class ClientState:
         if self.operator:
             marks.append("operator")
         if self.is_muted(now):
-            marks.append(f"muted {max(1, round((self.muted_until - now) / 60))} min" if self.muted_until else "muted")
+            marks.append(f"muted {self.mute_minutes_left(now)} min" if self.muted_until else "muted")
         if self.locked:
             marks.append("room locked")
         if self.slow:
@@ -194,6 +201,7 @@ class ClientState:
         self.topic = p.get("topic") if isinstance(p.get("topic"), str) else None
         self.impairment = p.get("impairment") if isinstance(p.get("impairment"), dict) else None
         self.connected = True
+        self.joined_once = True
         self._welcome_moderation(p, now)
         self._remember_room(self.room)
         # After a reconnect or a /join back, skip history we have already shown.
@@ -218,7 +226,7 @@ class ClientState:
             lines.append(Line("notice", f"motd: {motd}", p.get("ts")))
         if isinstance(p.get("topic"), str):
             lines.append(Line("notice", f"topic: {p['topic']}", p.get("ts")))
-        lines.extend(Line("notice", text, p.get("ts")) for text in self._room_rules())
+        lines.extend(Line("notice", text, p.get("ts")) for text in self._room_rules(now))
         return lines
 
     # --- teacher controls (docs/protocol.md, "Extension: operators and access") ---
@@ -235,15 +243,19 @@ class ClientState:
         self.muted_until = None
         if isinstance(muted, dict):
             self.muted_by = str(muted.get("by", "an operator"))
-            minutes = muted.get("minutes")
-            if isinstance(minutes, (int, float)) and now is not None:
+            minutes, seconds = muted.get("minutes"), muted.get("seconds")
+            if isinstance(seconds, (int, float)) and now is not None:
+                self.muted_until = now + seconds  # exact: the bar counts down with the server's own clock
+            elif isinstance(minutes, (int, float)) and now is not None:
                 self.muted_until = now + minutes * 60
 
-    def _room_rules(self) -> list[str]:
+    def _room_rules(self, now: float | None) -> list[str]:
         """What is special about speaking here, in plain words."""
         rules = []
         if self.muted:
             how_long = "until an operator unmutes you" if self.muted_until is None else "for a while"
+            if self.muted_until is not None and now is not None:
+                how_long = f"for {self.mute_minutes_left(now)} more minute(s)"
             rules.append(
                 f"you are muted {how_long}: you can read the chat and whisper to an operator, "
                 "but the room does not see what you write"
@@ -289,6 +301,12 @@ class ClientState:
                 # Our own clock may have said so already (`mute_ended`): then once is enough.
                 return MUTE_ENDED if was_muted else ""
             return f"{by} unmuted you: the room sees what you write again."
+        elif event in ("lock", "unlock") and p.get("all") is True:
+            # Every room at once (no `room` in the notice): told to everyone alike, and the bar shows it.
+            self.locked = event == "lock"
+            if self.locked:
+                return f"{by} locked every room: only operators may speak or change rooms until it is unlocked"
+            return f"{by} unlocked every room: everyone may speak and change rooms again"
         elif event in ("lock", "unlock") and in_my_room:
             self.locked = event == "lock"
             if self.locked and not self.operator:
@@ -360,7 +378,7 @@ class ClientState:
                 if p.get("ban") is True:
                     self.ended = (
                         f"{by} banned you from this server{why}. You cannot join again "
-                        "until the server restarts or an operator lifts the ban."
+                        "until an operator lifts the ban."
                     )
                 else:
                     self.ended = (
@@ -379,6 +397,8 @@ class ClientState:
                     nick,
                 )
             ]
+        if reason == "moved" and isinstance(p.get("to"), str):
+            reason = f"moved to {p['to']}"  # where they went (docs/protocol.md §8)
         return [Line("presence", f"{nick} left ({reason})", p.get("ts"), nick)]
 
     def _on_renamed(self, p: dict[str, Any], now: float | None) -> list[Line]:
@@ -405,7 +425,12 @@ class ClientState:
         for room in rooms:
             if isinstance(room.get("name"), str):
                 self._remember_room(room["name"])
-        listing = ", ".join(f"{r.get('name')} ({r.get('users')})" for r in rooms)
+        # Rooms with no one in them but saved history come last (docs/protocol.md §5): shown apart, not as "(0)".
+        listing = ", ".join(f"{r.get('name')} ({r.get('users')})" for r in rooms if r.get("users") != 0)
+        history_only = ", ".join(str(r.get("name")) for r in rooms if r.get("users") == 0)
+        if history_only:
+            listing = f"{listing}; " if listing else ""
+            listing += f"with history only: {history_only}"
         return [Line("info", f"rooms: {listing or 'none'}", now)]
 
     def _on_pong(self, p: dict[str, Any], now: float | None) -> list[Line]:
@@ -465,6 +490,18 @@ class ClientState:
         code, message = str(p.get("code", "error")), str(p.get("message", ""))
         if code == "auth_failed":
             self.needs_password = True
+        todo = self._what_to_do(code, message)
         if self.codes:
-            return [Line("error", plainwords.for_scripts(code, message), now)]
-        return [Line("error", plainwords.explain(code, message), now)]
+            return [Line("error", plainwords.for_scripts(code, message, todo), now)]
+        return [Line("error", plainwords.explain(code, message, todo), now)]
+
+    def _what_to_do(self, code: str, message: str) -> str | None:
+        """Advice that depends on where we are; None: the table's (chatclient.plainwords)."""
+        if code in ("nick_invalid", "nick_taken") and not self.connected:
+            if self.joined_once:
+                return ""  # a reconnect: the session takes nick_2 itself, or ends and says why
+            # Not in a room yet, so /nick cannot help: the terminal UI asks below, line mode needs --nick.
+            return "start chatclient again with another --nick" if self.codes else "type another nick below"
+        if code == "auth_failed" and not self.password_given and message.startswith("this server needs a password"):
+            return "give --password SECRET or set LANCHAT_PASSWORD"
+        return None

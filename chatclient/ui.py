@@ -166,7 +166,8 @@ class ChatUI:
 
     def toolbar(self) -> render.Fragments:
         status, level = self.session.status()
-        return render.status_bar(self.state, self.address, status, level, self.colour, self.output.get_size().columns)
+        columns, closed = self.output.get_size().columns, self.session.phase is Phase.CLOSED
+        return render.status_bar(self.state, self.address, status, level, self.colour, columns, users_known=not closed)
 
     def prompt(self) -> render.Fragments:
         return [("class:prompt", f"[{render.sanitize(self.state.room)}] ")]

@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0: every IPv4 interface; :: for IPv6)")
     net.add_argument("--port", type=port, default=DEFAULT_PORT, help="TCP port (0 picks a free one and prints it)")
-    net.add_argument("--udp-port", type=port, default=None, help="UDP port; None: the same number as the TCP port")
+    net.add_argument("--udp-port", type=port, default=None, help="UDP port (default: the same number as the TCP port)")
     net.add_argument(
         "--text-port", type=port, default=None, metavar="PORT",
         help="also open a plain-text door on PORT for nc and telnet: one line in, one message out "
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--udp-delay", type=_delay, default="0", metavar="MS[:JITTER]",
         help="delay every datagram by MS milliseconds, plus or minus JITTER (50:10 is 40 to 60 ms)",
     )
-    faults.add_argument("--seed", type=int, default=None, help="random seed of the fault injection, so a run can be repeated; None: a new one, printed at start")
+    faults.add_argument("--seed", type=int, default=None, help="random seed of the fault injection, so a run can be repeated (default: a new one, printed at start)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log on stderr")
     return parser
 
@@ -478,7 +478,10 @@ def teacher_lines(args: argparse.Namespace) -> list[str]:
     if args.password:  # never the password itself: these lines end up on screens and in logs
         source = getattr(args, "password_from", None)
         where = f" (from {source})" if source and source != "--password" else ""
-        lines.append(f"a password is needed to join{where}: students set {PASSWORD_VARIABLE} or give chatclient --password")
+        door = ""
+        if getattr(args, "text_port", None) is not None:  # nc users type it, they have no flag
+            door = " (at the text door: /password SECRET, then your nick)"
+        lines.append(f"a password is needed to join{where}: students set {PASSWORD_VARIABLE} or give chatclient --password{door}")
     if args.allow or args.deny:
         allowed = ", ".join(str(n) for n in args.allow) or "any address"
         denied = ", ".join(str(n) for n in args.deny) or "none"

@@ -91,7 +91,8 @@ def snapshot(service: ChatService) -> Snapshot:
     with service.registry.lock:
         users = len(service.registry.by_nick)
         listing: list[dict[str, Any]] = service.registry.listing()
-    rooms = sorted(listing, key=lambda room: -room["users"])  # stable: equal counts stay by name
+    # Rooms with history only are listed by `/rooms` so a class finds them again; a pick list counts people.
+    rooms = sorted((room for room in listing if room["users"]), key=lambda room: -room["users"])  # stable sort
     return Snapshot(service.server_name, users, rooms, password_required(service))
 
 

@@ -187,30 +187,34 @@ def sum_restarts(events: Iterable[Event], window: float = RETURN_WINDOW) -> Iter
     transcript still streams.
     """
     held: list[Event] = []  # a restart and what followed it, while its window is open
-    back: dict[str | None, list[float]] = {}  # room key -> times members came back
+    # Members coming back belong to the latest restart of their room: after two restarts in one window,
+    # the first one's returns must not be counted again under the second (or the first under the second).
+    latest: dict[str | None, int] = {}  # room key -> index in `held` of that room's latest restart
+    back: dict[int, list[float]] = {}  # index in `held` of a restart -> times members came back after it
     open_until: float | None = None
     for event in events:
         if open_until is not None and event.ts > open_until:
             yield from _summed(held, back)
-            held, back, open_until = [], {}, None
+            held, latest, back, open_until = [], {}, {}, None
         key = event.room.casefold() if event.room is not None else None
         if event.kind == "restarted":
+            latest[key] = len(held)
+            back[len(held)] = []
             held.append(event)
-            back.setdefault(key, [])
             open_until = event.ts + window
         elif open_until is None:
             yield event
-        elif event.kind == "joined" and event.reason == "back" and key in back:
-            back[key].append(event.ts)
+        elif event.kind == "joined" and event.reason == "back" and key in latest:
+            back[latest[key]].append(event.ts)
         else:
             held.append(event)
     yield from _summed(held, back)
 
 
-def _summed(held: list[Event], back: dict[str | None, list[float]]) -> Iterator[Event]:
-    for event in held:
+def _summed(held: list[Event], back: dict[int, list[float]]) -> Iterator[Event]:
+    for index, event in enumerate(held):
         if event.kind == "restarted":
-            times = back.get(event.room.casefold() if event.room is not None else None, [])
+            times = back.get(index, [])
             started = event.text or "server restarted"
             if times:
                 event = event._replace(

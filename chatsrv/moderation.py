@@ -32,12 +32,15 @@ MAX_OP_TRIES = 5  # wrong operator secrets before the connection is closed
 class Refusal(ProtocolError):
     """A rule said no (muted, locked, slow, not an operator); not a protocol error.
 
-    `summary` is the line for the server's log, in the third person.
+    `summary` is the line for the server's log, in the third person;
+    `audited`: the audit log has told it already, so the service's own line
+    drops to debug (one console line per refusal).
     """
 
-    def __init__(self, code: str, message: str, summary: str) -> None:
-        super().__init__(code, message)
+    def __init__(self, code: str, message: str, summary: str, *, fatal: bool = False, audited: bool = False) -> None:
+        super().__init__(code, message, fatal=fatal)
         self.summary = summary
+        self.audited = audited
 
 
 @dataclass(frozen=True)

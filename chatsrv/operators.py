@@ -134,6 +134,7 @@ class OperatorDesk:
                 "not_allowed",
                 f"only operators may {action}; the teacher becomes one with /op SECRET",
                 f"{session.nick} tried to {action} but is not an operator",
+                audited=True,
             )
 
     def _member(self, nick: str) -> Session:
@@ -183,11 +184,13 @@ class OperatorDesk:
             problem = "wrong operator secret"
         left = self.moderation.wrong_secret(session)
         audit.warning("audit: op refused for %s: %s (%d tries left)", _who(session), problem, left)
+        summary = f"{session.nick} was refused as operator: {problem}"  # the audit line above says it
         if left == 0:
-            raise ProtocolError(
-                "not_allowed", f"{problem}; {self.moderation.max_op_tries} wrong tries, closing", fatal=True
+            raise Refusal(
+                "not_allowed", f"{problem}; {self.moderation.max_op_tries} wrong tries, closing", summary,
+                fatal=True, audited=True,
             )
-        raise ProtocolError("not_allowed", f"{problem} ({left} tries left on this connection)")
+        raise Refusal("not_allowed", f"{problem} ({left} tries left on this connection)", summary, audited=True)
 
     # --- members ----------------------------------------------------------
 
@@ -415,4 +418,5 @@ class OperatorDesk:
                 fields["muted"] = {"by": mute.by}
                 if mute.until is not None:
                     fields["muted"]["minutes"] = minutes_left(mute.until, now)
+                    fields["muted"]["seconds"] = max(1, math.ceil(mute.until - now))  # for a countdown
         return fields

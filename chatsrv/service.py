@@ -79,6 +79,12 @@ from lanchat.wire import ProtocolError, decode_payload, encode_message, encode_p
 log = logging.getLogger("chatsrv")
 audit = logging.getLogger("chatsrv.audit")
 
+# Error codes that refuse what a person asked for (docs/protocol.md §6): logged as refusals. Every
+# other code (bad_request, frame_too_large, not_joined, timeout, ...) is a protocol error of the program.
+NICK_REFUSALS = frozenset({"nick_invalid", "nick_taken"})
+REFUSALS = frozenset(
+    {"auth_failed", "room_invalid", "text_invalid", "no_such_user", "not_allowed", "rate_limited", "server_full"}
+)
 RETURN_WINDOW = 60.0  # seconds after a start in which a member of the last run counts as "back"
 
 # Pings have their own budget (docs/protocol.md §7.1): a ping costs the server
@@ -275,6 +281,16 @@ class ChatService:
                 notice["ts"] = now
                 self.fanout.queue(member, encode_payload(notice))
                 room = self.registry.room_of(member)
+                # The teacher is told too: the operators in that room, and the one who muted, wherever they are.
+                told = {s for s in (room.members.values() if room else ()) if self.moderation.is_operator(s)}
+                muter = self.registry.find(mute.by)
+                if muter is not None and self.moderation.is_operator(muter):
+                    told.add(muter)
+                if told:
+                    text = f"the mute of {member.nick} has ended: the room hears them again"
+                    notice = {**notice, "text": text}
+                    for operator in told - {member}:
+                        self.fanout.queue(operator, encode_payload(notice))
                 self.store.add(
                     Event("unmute", now, "", room.name if room else None, to=member.nick, reason="the mute ran out")
                 )
@@ -337,7 +353,12 @@ class ChatService:
             # limited on its own (operators.py).
             session.errors_in_a_row += 1
         if isinstance(error, Refusal):
-            log.info("%s (%s)", error.summary, session.describe())  # a rule was applied: not a protocol error
+            # A rule was applied: not a protocol error. Once on the console: the audit log may have said it.
+            log.log(logging.DEBUG if error.audited else logging.INFO, "%s (%s)", error.summary, session.describe())
+        elif error.code in NICK_REFUSALS:
+            log.info("%s: nick refused: %s", session.describe(), error.message)
+        elif error.code in REFUSALS:
+            log.info("refused %s: %s", session.describe(), error.message)
         else:
             log.log(
                 logging.DEBUG if logged else logging.INFO,
@@ -683,8 +704,9 @@ class ChatService:
         """An operator closes a room: its members move to the default room, its history is deleted."""
         if not self.moderation.is_operator(session):
             audit.info("audit: refused close_room by %s: not an operator", session.describe())
-            raise ProtocolError(
-                "not_allowed", "only operators may close a room; the teacher becomes one with /op SECRET"
+            raise Refusal(
+                "not_allowed", "only operators may close a room; the teacher becomes one with /op SECRET",
+                f"{session.nick} tried to close a room but is not an operator", audited=True,
             )
         lobby = self._open_room(session, DEFAULT_ROOM, now)
         room = self.registry.room(message.room)

@@ -317,6 +317,8 @@ def render_payload(payload: dict[str, Any]) -> list[str]:
         return [f"* {who} joined {room}"]
     if kind == "left":
         reason = _text(payload.get("reason", ""))
+        if payload.get("to"):
+            reason += f" to {_text(payload['to'])}"
         if payload.get("by"):
             reason += f" by {_text(payload['by'])}"
         if payload.get("message"):
@@ -328,8 +330,12 @@ def render_payload(payload: dict[str, Any]) -> list[str]:
         return [f"* in {room}: " + ", ".join(_text(user) for user in payload.get("users") or [])]
     if kind == "rooms":
         rooms = payload.get("rooms") or []
+        # Rooms nobody is in, listed for their saved history, are said apart (not "maths (0)").
+        quiet = [_text(r.get("name")) for r in rooms if isinstance(r, dict) and r.get("users") == 0]
+        rooms = [r for r in rooms if isinstance(r, dict) and r.get("users") != 0]
         listed = [f"{_text(r.get('name'))} ({_text(r.get('users'))})" for r in rooms if isinstance(r, dict)]
-        return ["* rooms: " + (", ".join(listed) or "none")]
+        tail = "; with history only: " + ", ".join(quiet) if quiet else ""
+        return ["* rooms: " + (", ".join(listed) or "none") + tail]
     if kind == DOOR:
         return [escape(str(payload.get("text", "")))]
     if kind == "pong":
@@ -449,9 +455,16 @@ class TextDoorHandler(socketserver.BaseRequestHandler):
                 self._send(session, batch)
                 self._answer(meaning.lines)
             elif isinstance(meaning, Remember):
+                if meaning.field == "password" and not self._password_ok(meaning.value):
+                    continue
                 self.hello[meaning.field] = meaning.value
                 if meaning.field == "room":
                     self._answer([f"* you will enter {escape(meaning.value)} once you have a nick"])
+            elif meaning.payload["type"] == "bye":
+                # nc shows nothing when a connection just ends: say goodbye first (sent before the hang-up).
+                self._send(session, batch)
+                self.outbox.answer(["* bye: you left the chat (press Ctrl-C if nc stays open)"])
+                self._send(session, [encode_payload(meaning.payload)])
             elif meaning.payload["type"] == "hello":
                 self._send(session, batch)
                 if self.server.service.access.password is not None and "password" not in self.hello:
@@ -462,6 +475,25 @@ class TextDoorHandler(socketserver.BaseRequestHandler):
             else:
                 batch.append(encode_payload(meaning.payload))
         self._send(session, batch)
+
+    def _password_ok(self, given: str) -> bool:
+        """Check /password when it is typed, so a wrong one is said and can be typed again.
+
+        The access rules count it as a guess and slow a guesser down exactly as
+        for a framed client's hello; only the connection stays open.
+        """
+        service = self.server.service
+        if service.access.password is None:
+            self._answer(["* this server needs no password: type your nick"])
+            return False
+        try:
+            with service.registry.lock:  # the access records are the service's, guarded by its lock
+                service.access.check_password(self.client_address, given, service.clock())
+        except ProtocolError as error:
+            self._answer([f"! {escape(error.message)}: type /password SECRET again"])
+            return False
+        self._answer(["* password accepted: now type your nick"])
+        return True
 
     def _answer(self, lines: list[str]) -> None:
         if self.answers.allow(self.server.service.clock()):

@@ -15,7 +15,8 @@ Number = TypeVar("Number", int, float)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows "(default: X)" unless X is empty (None, False, an empty list) or already said."""
+    """Shows "(default: X)" unless X is empty (None, False, an empty list) or already said; a help
+    text that ends in parentheses gets it inside them."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         help_text = action.help or ""
@@ -23,9 +24,15 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         # Identity, not ==: 0 == False would hide a real default of 0.
         if default is None or default is False or default == [] or default == "" or "default" in help_text:
             return help_text
+        if super()._get_help_string(action) == help_text:
+            return help_text  # argparse would not show this default either (--help's own, a positional)
         if isinstance(default, (list, tuple)):  # "tcp, udp", not "('tcp', 'udp')"
-            return f"{help_text} (default: {', '.join(str(item) for item in default)})"
-        return super()._get_help_string(action)
+            said = ", ".join(str(item) for item in default).replace("%", "%%")
+        else:
+            said = "%(default)s"
+        if help_text.endswith(")"):  # "(0: off; default: 300)", not "(0: off) (default: 300)"
+            return f"{help_text[:-1]}; default: {said})"
+        return f"{help_text} (default: {said})"
 
 
 class Parser(argparse.ArgumentParser):

@@ -113,6 +113,9 @@ def test_password_refused_explains_and_exits_1(
     assert code == 1
     assert capsys.readouterr().err == f"chatclient: fake:9009 did not let us in ({hint})\n"
     assert "auth_failed:" in out
+    # Without a password the bracket says how to give one, not to check it with the teacher.
+    given = "[check the password with the teacher]" in out
+    assert given == (password is not None) and ("[give --password SECRET" in out) == (password is None), out
     assert [p.get("password") for p in server.of_type("hello")] == [password]
     assert not server.of_type("say")
 

@@ -136,7 +136,7 @@ def test_two_line_clients_chat_then_sigint(chatsrv) -> None:
         bob.stdin.write("/nick robert\n/join maths\n")
         bob.stdin.flush()
         read_until(alice, r"-> bob is now known as robert")
-        read_until(alice, r"-> robert left \(moved\)")
+        read_until(alice, r"-> robert left \(moved to maths\)")
         read_until(bob, r"you are robert in maths")
         alice.stdin.close()  # EOF: bye, exit 0
         assert alice.wait(5) == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatclient.commands import complete
+from chatclient.commands import complete, help_lines
 
 
 def test_complete_commands_nicks_and_rooms() -> None:
@@ -18,3 +18,10 @@ def test_complete_commands_nicks_and_rooms() -> None:
     assert complete("/msg carol hi b", nicks, rooms) == []  # only a command's first argument
     assert complete("/nick b", nicks, rooms) == []  # /nick takes a new name, not someone's
     assert complete("/nosuch b", nicks, rooms) == []
+
+
+def test_help_says_a_ban_lasts_until_unban() -> None:
+    # Bans are kept across restarts (docs/protocol.md §9), so help must not promise they end with one.
+    ban = [line for line in help_lines() if "/ban" in line]
+    assert ban and "until /unban" in ban[0]
+    assert not any("server restarts" in line for line in help_lines())

@@ -313,7 +313,8 @@ def test_mute_runs_out(cast: dict[str, Member], clock: FakeClock, service: ChatS
 def test_a_timed_mute_ends_with_a_notice_to_the_member_only(
     cast: dict[str, Member], clock: FakeClock, service: ChatService
 ) -> None:
-    """The tick tells the member its mute ran out (event unmute, expired), once; nobody else hears it."""
+    """The tick tells the member its mute ran out (event unmute, expired), once, and the operator in
+    the room a short line; the other students do not hear it."""
     cast["teacher"].send(type="mute", nick="bob", minutes=1)
     settle(*cast.values())
     clock.now += 59
@@ -324,7 +325,10 @@ def test_a_timed_mute_ends_with_a_notice_to_the_member_only(
     [notice] = cast["bob"].take()
     assert notice["type"] == "notice" and notice["event"] == "unmute" and notice["expired"] is True
     assert notice["nick"] == "bob" and "the room hears you again" in notice["text"]
-    assert cast["carol"].take() == [] and cast["teacher"].take() == []
+    [told] = cast["teacher"].take()
+    assert told["event"] == "unmute" and told["nick"] == "bob" and told["expired"] is True
+    assert told["text"] == "the mute of bob has ended: the room hears them again"
+    assert cast["carol"].take() == [] and cast["dave"].take() == []
     service.tick()
     assert cast["bob"].take() == []
     cast["bob"].send(type="say", text="free")
@@ -376,14 +380,15 @@ def test_unmute_is_seen_by_target_and_operator_only(cast: dict[str, Member]) -> 
     assert cast["carol"].take()[-1]["text"] == "thanks"
 
 
-def test_mute_outlasts_a_reconnect(service: ChatService, cast: dict[str, Member]) -> None:
-    """A mute belongs to the nick: rejoining with it shows `muted` in welcome and stays muted."""
+def test_mute_outlasts_a_reconnect(service: ChatService, cast: dict[str, Member], clock: FakeClock) -> None:
+    """A mute belongs to the nick: rejoining with it shows `muted` in welcome, with the time left, and stays muted."""
     cast["teacher"].send(type="mute", nick="bob", minutes=10)
     cast["bob"].send(type="bye")
+    clock.now += 30.5
     again = Member(service, ("127.0.0.2", 6000))
     again.send(type="hello", nick="Bob")
     welcome = again.take()[0]
-    assert welcome["muted"] == {"by": "teacher", "minutes": 10}
+    assert welcome["muted"] == {"by": "teacher", "minutes": 10, "seconds": 570}
     again.send(type="say", text="sneaky")
     assert again.take()[-1]["code"] == "not_allowed"
 

@@ -134,14 +134,14 @@ def test_status_bar_udp_has_loss_counters() -> None:
     assert bar.rstrip().endswith("lost 2 reordered 1 dup 1")
 
 
-def test_status_bar_drops_address_then_rtt_when_narrow() -> None:
-    """A narrow terminal loses the address first, then the rtt; nick, state and loss counters stay."""
+def test_status_bar_drops_rtt_then_address_when_narrow() -> None:
+    """A narrow terminal loses the rtt first, then the address; nick, state and loss counters stay."""
     state = ClientState(nick="listener", room="lobby", users=["listener", "talker"], transport="udp", rtt=0.0005)
     state.seq.add(3)
     wide = fragments_text(status_bar(state, "127.0.0.1:42543", "connected", width=200))
     assert "UDP 127.0.0.1:42543 │" in wide and "rtt 0.5 ms" in wide
     medium = fragments_text(status_bar(state, "127.0.0.1:42543", "connected", width=len(wide) - 5))
-    assert "127.0.0.1" not in medium and "rtt 0.5 ms" in medium and "lost 2" in medium
+    assert "UDP 127.0.0.1:42543 │" in medium and "rtt" not in medium and "lost 2" in medium
     narrow = fragments_text(status_bar(state, "127.0.0.1:42543", "connected", width=70))
     assert narrow.strip() == "listener@lobby │ UDP │ 2 users │ connected │ lost 2 reordered 0 dup 0"
 

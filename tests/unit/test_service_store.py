@@ -113,7 +113,7 @@ def test_a_restart_keeps_the_teachers_decisions() -> None:
     assert "maths" in again.moderation.locked and again.moderation.slow == {"maths": 5}
     assert again.access.refusal(("10.0.0.9", 6000)) is not None
     carol, carol_box = member(again, "carol", room="Maths")
-    assert carol_box.of_type("welcome")[-1]["muted"] == {"by": "teacher", "minutes": 8}
+    assert carol_box.of_type("welcome")[-1]["muted"] == {"by": "teacher", "minutes": 8, "seconds": 480}
     assert carol_box.of_type("welcome")[-1]["topic"] == "fractions"
     send(again, carol, type="say", text="hi")
     assert carol_box.of_type("error")[-1]["code"] == "not_allowed"
