@@ -497,6 +497,50 @@ def transports(server: Server) -> str:
     return f"TCP, UDP port {server.udp.port}"
 
 
+def log_safe(text: str) -> str:
+    r"""`text` with every character a console would act on written as an escape: controls (ESC, BEL,
+    newline: `\x1b`, `\n`), format characters (bidi overrides, zero-width: `\u202e`) and line separators.
+
+    A peer chooses much of what the server logs (a message type, a nick, a
+    room name); raw, an ESC sequence would clear or retitle the teacher's
+    terminal, and a newline would forge a log line of its own.
+    """
+    if text.isprintable():
+        return text  # the common case: one C-speed test
+    return "".join(
+        char if char.isprintable()
+        else repr(char)[1:-1] if ord(char) < 0x100
+        else f"\\u{ord(char):04x}" if ord(char) < 0x10000
+        else f"\\U{ord(char):08x}"
+        for char in text
+    )
+
+
+class SafeLogFilter(logging.Filter):
+    """Makes every record's message one printable line (`log_safe`); tracebacks are left as they are.
+
+    Installed on the console handler rather than on a logger, because a
+    handler sees the records of every logger under it (a logger's own filter
+    does not see its children's records), so no call site can forget it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        safe = log_safe(message)
+        if safe != message:
+            record.msg, record.args = safe, None
+        return True
+
+
+def configure_logging(level: str) -> None:
+    """The console log: time, level, message; every handler of the root logger gets `SafeLogFilter`."""
+    logging.basicConfig(level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(existing, SafeLogFilter) for existing in handler.filters):
+            handler.addFilter(SafeLogFilter())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["export"]:
@@ -507,11 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     take_secrets(args, dict(os.environ), parser)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    configure_logging(args.log_level)
     try:
         server = build_server(args)
     except socket.gaierror as error:

@@ -67,6 +67,7 @@ from chatsrv.messages import (
     Who,
     parse_message,
 )
+from chatsrv.mistakes import MistakeLog, left_out_note
 from chatsrv.moderation import Moderation, Refusal
 from chatsrv.operators import OperatorDesk
 from chatsrv.ratelimit import TokenBucket
@@ -167,6 +168,7 @@ class ChatService:
         self._handlers[CloseRoom] = self._close_room
         self._traceback_logged: dict[Any, float] = {}  # address -> when its last traceback was logged
         self._tracebacks_quiet: dict[Any, int] = {}  # address -> tracebacks not logged since
+        self._error_lines = MistakeLog(clock=clock)  # protocol errors on the console, a few per address
         self._handlers.update(self.operators.handlers())
         self._returning: dict[str, str] = {}  # nick key -> room, of members present at the last clean stop
         self._started = self.clock()
@@ -339,10 +341,7 @@ class ChatService:
         if isinstance(error, Refusal):
             log.info("%s (%s)", error.summary, session.describe())  # a rule was applied: not a protocol error
         else:
-            log.log(
-                logging.DEBUG if logged else logging.INFO,
-                "protocol error from %s: %s %s", session.describe(), error.code, error.message,
-            )
+            self._log_protocol_error(session, error, logged)
         if session.closed:
             return
         self.fanout.queue(session, encode_payload(error.payload()))
@@ -350,6 +349,24 @@ class ChatService:
             if not error.fatal:
                 log.warning("%s: %d errors in a row, closing", session.describe(), session.errors_in_a_row)
             self.drop(session, "error")
+
+    def _log_protocol_error(self, session: Session, error: ProtocolError, logged: bool) -> None:
+        """One console line per protocol error, at most a few per address per interval (chatsrv.mistakes).
+
+        A script that repeats a bad frame in a loop, or reconnects to do it
+        again, would otherwise write a line per frame: megabytes a minute.
+        The next line after a pause says how many were left out.
+        """
+        if logged:
+            log.debug("protocol error from %s: %s %s", session.describe(), error.code, error.message)
+            return
+        left_out = self._error_lines.report(_host(session))
+        if left_out is None:
+            log.debug("protocol error from %s: %s %s", session.describe(), error.code, error.message)
+            return
+        log.info(
+            "protocol error from %s: %s %s%s", session.describe(), error.code, error.message, left_out_note(left_out)
+        )
 
     def _internal_error(self, session: Session, now: float) -> None:
         """A handler raised: log it (once per window per address), answer `internal_error`, go on.
