@@ -27,7 +27,7 @@ from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
 from chatsrv.messages import MAX_TEXT
 from chatsrv.outbox import DEFAULT_OUTBOX_LIMIT
-from chatsrv.service import ChatService
+from chatsrv.service import SESSION_BURST, ChatService
 from chatsrv.store import DEFAULT_PATH, MEMORY, open_store
 from chatsrv.tcp import DEFAULT_SEND_BUFFER, ChatTCPServer
 from chatsrv.textdoor import TextDoorServer
@@ -193,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--peer-timeout", type=positive_seconds, default=30.0, help="seconds of silence after which a UDP user is dropped")
     limits.add_argument("--max-clients", type=count, default=1000, help="most users at once (kept below the open-file limit)")
     limits.add_argument("--max-per-ip", type=count, default=16, help="most connections from one address")
+    limits.add_argument(
+        "--session-rate", type=rate, default=1.0,
+        help=f"new connections per second from one address, after a burst of {SESSION_BURST} "
+        "(0 = off; off with --rate 0)",
+    )
     limits.add_argument(
         "--max-rooms", type=count, default=300,
         help="rooms in memory at once; a room nobody is in makes space for a new one (0 = off)",
@@ -374,6 +379,7 @@ def build_server(args: argparse.Namespace) -> Server:
         burst=args.burst,
         max_clients=max_clients,
         max_per_ip=args.max_per_ip,
+        session_rate=args.session_rate if args.rate else 0.0,  # --rate 0 turns every rate limit off
         max_rooms=args.max_rooms,
         peer_timeout=args.peer_timeout,
         motd=args.motd,

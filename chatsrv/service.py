@@ -91,6 +91,10 @@ PING_BURST = 10
 # and again must not flood the log (docs/protocol.md §7.3, `internal_error`).
 TRACEBACK_WINDOW = 60.0
 MAX_TRACKED_HOSTS = 1024  # addresses remembered for the traceback window before old ones are forgotten
+# New sessions one address may open at once before --session-rate applies: a
+# student's client reconnecting a few times, or a class behind one address
+# arriving, fits; a script's join/leave storm does not (docs/protocol.md §7.1).
+SESSION_BURST = 10
 
 # Rooms (docs/protocol.md §7.1): at most `max_rooms` in memory; one member may
 # bring new ones into memory at ROOM_RATE per second after a burst of
@@ -126,6 +130,8 @@ class ChatService:
         op_secret: str | None = None,
         store: Store | None = None,
         store_whispers: bool = False,
+        session_rate: float = 0.0,
+        session_burst: int = SESSION_BURST,
     ) -> None:
         self.clock = clock
         self.server_name = server_name
@@ -134,6 +140,9 @@ class ChatService:
         self.max_errors = max_errors
         self.max_clients = max_clients
         self.max_per_ip = max_per_ip
+        self.session_rate = session_rate  # new sessions per second per address after the burst (0 = off)
+        self.session_burst = session_burst
+        self._session_budgets: dict[str, TokenBucket] = {}  # address key -> its budget, least recently used first
         self.max_rooms = max_rooms
         self.room_idle = room_idle
         self.history = history
@@ -169,6 +178,7 @@ class ChatService:
         self._traceback_logged: dict[Any, float] = {}  # address -> when its last traceback was logged
         self._tracebacks_quiet: dict[Any, int] = {}  # address -> tracebacks not logged since
         self._error_lines = MistakeLog(clock=clock)  # protocol errors on the console, a few per address
+        self._refusal_lines = MistakeLog(clock=clock)  # refused connections on the console, a few per address
         self._handlers.update(self.operators.handlers())
         self._returning: dict[str, str] = {}  # nick key -> room, of members present at the last clean stop
         self._started = self.clock()
@@ -204,10 +214,46 @@ class ChatService:
                     "server_full", f"too many connections from {host} (limit {self.max_per_ip})", fatal=True
                 )
             now = self.clock()
+            self._spend_session_budget(host, now)
             session = Session(outbox, address, transport, max_frame, TokenBucket(self.rate, self.burst, now), now)
             self.sessions.add(session)
             self._per_host[host] += 1
             return session
+
+    def log_refusal(self, address: Any, line: str) -> None:
+        """An adapter's console line for a connection the service refused (`line`), a few per address.
+
+        A script reconnecting in a loop is refused thousands of times a
+        minute; past BURST lines per interval the rest go to debug, and the
+        next line says how many were left out (chatsrv.mistakes).
+        """
+        left_out = self._refusal_lines.report(address_key(address))
+        if left_out is None:
+            log.debug("%s", line)
+        else:
+            log.info("%s%s", line, left_out_note(left_out))
+
+    def _spend_session_budget(self, host: str, now: float) -> None:
+        """Raise a fatal `rate_limited` when `host` opened new sessions faster than its budget allows.
+
+        Refused before `hello`, so a script that connects, says hello and bye
+        in a loop cannot fill every room with joined/left lines, the log and
+        the store. The table forgets the least recently used address past
+        MAX_TRACKED_HOSTS (a forgotten address only gets a fresh burst).
+        """
+        if self.session_rate <= 0:
+            return
+        budget = self._session_budgets.pop(host, None) or TokenBucket(self.session_rate, self.session_burst, now)
+        self._session_budgets[host] = budget  # re-inserted: the dict stays least recently used first
+        while len(self._session_budgets) > MAX_TRACKED_HOSTS:
+            del self._session_budgets[next(iter(self._session_budgets))]
+        if not budget.allow(now):
+            raise ProtocolError(
+                "rate_limited",
+                f"too many new connections from {host}: at most {self.session_burst} at once, "
+                f"then {self.session_rate:g} per second",
+                fatal=True,
+            )
 
     def receive(self, session: Session, bodies: Iterable[bytes]) -> None:
         """Handle the payloads one read delivered, in order, under one lock.

@@ -387,7 +387,7 @@ class TextDoorHandler(socketserver.BaseRequestHandler):
             self.session = server.service.connect(self.outbox, self.client_address, "tcp", server.max_frame)
         except ProtocolError as error:
             self.session = None
-            log.info("text door refused %s: %s", self.client_address, error.message)
+            server.service.log_refusal(self.client_address, f"text door refused {self.client_address}: {error.message}")
             self.outbox.put([encode_payload(error.payload())], 1)
             self.outbox.close()
             self.outbox.flush()
