@@ -28,7 +28,6 @@ import logging
 import re
 import socket
 import socketserver
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +37,7 @@ from chatsrv.ratelimit import TokenBucket
 from chatsrv.service import ChatService
 from chatsrv.session import Session
 from chatsrv.tcp import RECV_SIZE, ChatTCPServer, configure_socket
+from lanchat.display import safe_text
 from lanchat.wire import ProtocolError, encode_payload
 
 log = logging.getLogger("chatsrv.text")
@@ -257,28 +257,9 @@ def _command(line: str, joined: bool) -> Send | Answer | Remember:
 
 # --- payloads to lines --------------------------------------------------------
 
-# Characters that would drive or disguise the reader's terminal: every control
-# character (Unicode Cc) but tab, and the bidirectional overrides and isolates.
-_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
 def escape(text: str) -> str:
-    r"""`text` safe for a terminal: control characters as \n, \x1b, \u202e escapes."""
-    if text.isprintable():
-        return text
-    out = []
-    for char in text:
-        if char == "\t" or char.isprintable() or (unicodedata.category(char) != "Cc" and char not in _BIDI):
-            out.append(char)
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\r":
-            out.append("\\r")
-        elif ord(char) < 0x100:
-            out.append(f"\\x{ord(char):02x}")
-        else:
-            out.append(f"\\u{ord(char):04x}")
-    return "".join(out)
+    r"""`text` safe for a terminal: the shared rule of `lanchat.display` (a tab is kept)."""
+    return safe_text(text, keep="\t")
 
 
 def _text(value: Any) -> str:
