@@ -434,7 +434,11 @@ def build_server(args: argparse.Namespace) -> Server:
                 family=family,
                 max_connections=max_connections,
                 send_buffer=args.send_buffer,
+                max_waiting=max_waiting,
+                max_waiting_per_ip=args.max_waiting_per_ip,
             )
+            # One count of connections without a nick for both doors, so the caps hold whichever door they use.
+            text.newcomers = tcp.newcomers
         except OSError as error:
             tcp.server_close()
             if udp is not None:
