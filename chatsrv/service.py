@@ -52,6 +52,7 @@ from typing import Any
 from chatsrv import __version__, continuity
 from chatsrv.access import Access, address_key
 from chatsrv.fanout import FanOut
+from chatsrv.lookalike import likeness_key
 from chatsrv.messages import (
     DEFAULT_ROOM,
     Bye,
@@ -514,16 +515,28 @@ class ChatService:
         self.access.check_password(session.address, hello.password, now)
         if self.registry.find(hello.nick) is not None:
             raise ProtocolError("nick_taken", f'the nick "{hello.nick}" is already in use')
-        room = self._open_room(session, hello.room, now)
+        locked_out = self._locked_out_of(hello.room)
+        room = self._open_room(session, DEFAULT_ROOM if locked_out else hello.room, now)
         self.registry.add(session, hello.nick, room)
         log.info("join: %s in %s", session.describe(), room.name)
         self._welcome(session, room, now, first=True)
+        if locked_out:
+            text = f"{self.moderation.lock_all} locked every room: you are in {room.name} until it is unlocked"
+            self.fanout.queue(session, encode_payload({"type": "notice", "text": text, "room": room.name, "ts": now}))
         self.broadcast(room, {"type": "joined", "nick": hello.nick, "room": room.name, "ts": now}, exclude=session)
         # A member of the last run coming back soon after a restart is part of the one `restarted` event.
         back = self._returning.pop(name_key(hello.nick), None) is not None and now - self._started <= RETURN_WINDOW
         self.store.add(
             Event("joined", now, hello.nick, room.name, transport=session.transport, reason="back" if back else None)
         )
+
+    def _locked_out_of(self, room_name: str) -> bool:
+        """During `/lock all`, a newcomer may enter only a room with members (a student who lost the
+        connection comes back to the class) or the default room: no new hide-outs."""
+        if self.moderation.lock_all is None or name_key(room_name) == name_key(DEFAULT_ROOM):
+            return False
+        room = self.registry.room(room_name)
+        return room is None or not room.members
 
     def _welcome(self, session: Session, room: Room, now: float, first: bool = False) -> None:
         """Queue a `welcome`, with as much recent history as fits `max_frame`.
@@ -615,12 +628,13 @@ class ChatService:
             self.broadcast(room, {"type": "renamed", "old": old, "new": nick.nick, "room": room.name, "ts": now})
             self.store.add(Event("renamed", now, old, room.name, transport=session.transport, new=nick.nick))
 
-    def _join(self, session: Session, join: Join, now: float) -> None:
+    def _join(self, session: Session, join: Join, now: float, by_operator: bool = False) -> None:
+        """`session` moves to `join.room`; `by_operator`: an operator moves it (close_room), past any lock."""
         current = self.registry.room_of(session)
         if current is not None and current.key == name_key(join.room):
             self._welcome(session, current, now)
             return
-        if self.moderation.active:
+        if self.moderation.active and not by_operator:
             self.moderation.check_join(session, join.room)
         room = self._open_room(session, join.room, now)  # before leaving: a refused join leaves nothing changed
         if room is current:  # a look-alike of the current room's name
@@ -760,11 +774,14 @@ class ChatService:
             notice = {"type": "notice", "text": text, "event": "close_room", "room": room.name, "by": session.nick}
             self.broadcast(room, {**notice, "ts": now})
             for member in list(room.members.values()):
-                self._join(member, Join(lobby.name), now)
+                self._join(member, Join(lobby.name), now, by_operator=True)  # even during /lock all
                 moved += 1
             self.registry.discard(room)
-        self._stored_rooms.pop(name_key(name), None)
-        self.store.forget_room(name)
+        # Every stored spelling that looks like it goes (`ｍａｔｈｓ` is `maths`): the store files by case-fold.
+        alike = likeness_key(name)
+        for key in [key for key in self._stored_rooms if likeness_key(key) == alike]:
+            del self._stored_rooms[key]
+        self.store.forget_room(name, likeness_key)
         audit.info("audit: close_room by %s -> room %s (%d member(s) moved)", session.describe(), name, moved)
         text = f"you closed {name} and deleted its history"
         self.fanout.queue(

@@ -58,7 +58,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -265,8 +265,11 @@ class Store(Protocol):
     def room_messages(self, room: str, count: int) -> list[Event]:
         """Up to `count` latest saved messages of `room`, oldest first; [] when they cannot be read."""
 
-    def forget_room(self, room: str) -> None:
-        """Delete everything recorded about `room` (after what was added before); never blocks or raises."""
+    def forget_room(self, room: str, key_of: Callable[[str], str] | None = None) -> None:
+        """Delete everything recorded about `room` (after what was added before); never blocks or raises.
+
+        `key_of` (the look-alike key, say): also every room whose stored key it maps to the same value.
+        """
 
     def close(self) -> None:
         """Keep everything added so far, then release the store."""
@@ -274,6 +277,15 @@ class Store(Protocol):
 
 def _room_key(room: str | None) -> str | None:
     return room.casefold() if room is not None else None
+
+
+def _forgotten(room: str, key_of: Callable[[str], str] | None) -> Callable[[str | None], bool]:
+    """Whether a stored room key is one `forget_room(room, key_of)` deletes."""
+    key = _room_key(room)
+    if key_of is None:
+        return lambda stored: stored == key
+    wanted = key_of(room)
+    return lambda stored: stored is not None and (stored == key or key_of(stored) == wanted)
 
 
 def _latest_per_room(events: Iterable[Event], per_room: int) -> list[Event]:
@@ -327,9 +339,9 @@ class MemoryStore:
         found = [event for event in self._events if event.kind == "message" and _room_key(event.room) == key]
         return found[-count:]
 
-    def forget_room(self, room: str) -> None:
-        key = _room_key(room)
-        kept = [event for event in self._events if _room_key(event.room) != key]
+    def forget_room(self, room: str, key_of: Callable[[str], str] | None = None) -> None:
+        gone = _forgotten(room, key_of)
+        kept = [event for event in self._events if not gone(_room_key(event.room))]
         self._events = deque(kept, maxlen=self._events.maxlen)
 
     def close(self) -> None:
@@ -493,7 +505,8 @@ class SQLiteStore:
         self._pending_state: dict[str, str] = {}
         self._state_lock = threading.Lock()
         self._state: dict[str, str] = {}  # what the file held at start
-        self._forget: deque[str] = deque()  # room keys whose history the writer deletes after the queue
+        # Rooms (name, look-alike key function) whose history the writer deletes after the queue.
+        self._forget: deque[tuple[str, Callable[[str], str] | None]] = deque()
         self._wake = threading.Event()  # set to commit before the interval is over
         self._stopping = False
         self._accepting = True  # False after close() or a bug in the writer: add() drops events
@@ -661,10 +674,10 @@ class SQLiteStore:
             return []
         return [_event_from_row(row) for row in reversed(rows)]
 
-    def forget_room(self, room: str) -> None:
+    def forget_room(self, room: str, key_of: Callable[[str], str] | None = None) -> None:
         # Called with the chat's lock held: an append; the writer deletes once the queue before it is saved.
         if self._accepting:
-            self._forget.append(_room_key(room) or "")
+            self._forget.append((room, key_of))
             self._wake.set()
 
     def close(self) -> None:
@@ -815,11 +828,15 @@ class SQLiteStore:
                 self._roll_back()
                 raise
         while self._forget and not self._failed:
-            key = self._forget[0]
+            room, key_of = self._forget[0]
+            gone = _forgotten(room, key_of)
             try:
                 connection.execute("BEGIN")
-                connection.execute("DELETE FROM messages WHERE room_key = ?", (key,))
-                connection.execute("DELETE FROM events WHERE room_key = ?", (key,))
+                stored = connection.execute("SELECT room_key FROM messages UNION SELECT room_key FROM events")
+                keys = {_room_key(room) or ""} | {key for (key,) in stored if isinstance(key, str) and gone(key)}
+                for key in keys:
+                    connection.execute("DELETE FROM messages WHERE room_key = ?", (key,))
+                    connection.execute("DELETE FROM events WHERE room_key = ?", (key,))
                 connection.execute("COMMIT")
             except BaseException:
                 self._roll_back()  # the room stays queued: the writer tries again
