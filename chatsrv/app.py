@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from chatsrv import __version__
-from chatsrv.access import Access, Network, parse_network
+from chatsrv.access import DEFAULT_IPV6_PREFIX, Access, Network, parse_network, set_ipv6_prefix
 from chatsrv.continuity import OP_SECRET as OP_SECRET_STATE
 from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
@@ -129,6 +129,16 @@ def take_secrets(args: argparse.Namespace, environ: dict[str, str], parser: argp
         setattr(args, f"{name}_from", source)
 
 
+def _ipv6_prefix(text: str) -> int:
+    try:
+        bits = int(text)
+    except ValueError:
+        bits = -1
+    if not 1 <= bits <= 128:
+        raise argparse.ArgumentTypeError(f"must be a prefix length from 1 to 128 bits, not {text!r}")
+    return bits
+
+
 def _database(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError(f"give a file name, or {MEMORY} to keep nothing")
@@ -193,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--peer-timeout", type=positive_seconds, default=30.0, help="seconds of silence after which a UDP user is dropped")
     limits.add_argument("--max-clients", type=count, default=1000, help="most users at once (kept below the open-file limit)")
     limits.add_argument("--max-per-ip", type=count, default=16, help="most connections from one address")
+    limits.add_argument(
+        "--ipv6-prefix", type=_ipv6_prefix, default=DEFAULT_IPV6_PREFIX, metavar="BITS",
+        help="an IPv6 peer counts by this prefix for per-address limits and bans (default 64; 128: each address; "
+        "link-local addresses always count alone)",
+    )
     limits.add_argument(
         "--session-rate", type=rate, default=1.0,
         help=f"new connections per second from one address, after a burst of {SESSION_BURST} "
@@ -363,6 +378,7 @@ def build_server(args: argparse.Namespace) -> Server:
     if max_clients and (not max_waiting or max_waiting >= max_clients):
         # Waiting connections must never be able to fill the server: some room always stays for members.
         max_waiting = max(1, min(max_waiting or max_clients, max_clients // 2))
+    set_ipv6_prefix(args.ipv6_prefix)  # one setting for every address_key from now on
     family, address = resolve(args.host, args.port)  # an unknown host fails before any file is touched
     store = open_store(args.db)
     if args.op_secret is None:
