@@ -20,7 +20,7 @@ Cost is linear in a message's length whatever its characters: sanitizing
 is one pass, and wrapping keeps a running width per row instead of
 measuring the row again for every character (a 2,000-character message of
 zero-width characters once took 20 times as long as 2,000 letters).
-Imports only `chatclient.state`.
+Imports only `chatclient.state` and `lanchat.display` (the text-safety rule every display shares).
 """
 
 from __future__ import annotations
@@ -30,98 +30,19 @@ import unicodedata
 import zlib
 
 from chatclient.state import ClientState, Line
+from lanchat.display import safe_text
 
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
-_SEPARATORS = frozenset("\u2028\u2029\x85")
 CONTINUATION = "  | "  # prefix of a message's second and later lines
 
 
-# Tag characters (U+E0000–U+E007F) spell hidden ASCII; some of the block is
-# unassigned (category Cn), so the whole block is named here, not only its Cf part.
-_TAGS = range(0xE0000, 0xE0080)
-_ZERO_WIDTH_CATEGORIES = frozenset({"Mn", "Me", "Cf"})  # combining marks and format characters
-# More zero-width characters in a row than any script puts on one letter
-# (Vietnamese and Indic scripts use two or three): shown as one marker.
-COMPACT_RUN = 8
-
-
-def _visible(char: str) -> str:
-    code = ord(char)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-
-
-def _escaped(char: str) -> bool:
-    """Shown as an escape: controls, format characters (bidi, zero-width, tags), separators."""
-    return (
-        char in _BIDI
-        or char in _SEPARATORS
-        or unicodedata.category(char) in ("Cc", "Cf")
-        or ord(char) in _TAGS
-    )
-
-
-def _pictographic(char: str) -> bool:
-    """An emoji-like symbol (So above the Latin range): what an emoji ZWJ sequence joins."""
-    return char > "\u2000" and unicodedata.category(char) == "So"
-
-
-def _joins_emoji(text: str, position: int) -> bool:
-    """The U+200D at `position` glues two emoji (👨‍👩‍👧, 🏳️‍🌈): shown as it is, hides nothing."""
-    before = position - 1
-    if before >= 0 and text[before] == "\ufe0f":  # an emoji presentation selector may sit before it
-        before -= 1
-    after = position + 1
-    return before >= 0 and after < len(text) and _pictographic(text[before]) and _pictographic(text[after])
-
-
-def _zero_width(char: str) -> bool:
-    return unicodedata.category(char) in _ZERO_WIDTH_CATEGORIES or ord(char) in _TAGS
-
-
-def _compact(run: str) -> str:
-    """One marker for a long run of zero-width characters: `⟨200 × U+200B⟩`."""
-    if len(set(run)) == 1:
-        return f"⟨{len(run)} × U+{ord(run[0]):04X}⟩"
-    return f"⟨{len(run)} zero-width characters⟩"
-
-
 def sanitize(text: str, keep_newlines: bool = False) -> str:
-    """Make untrusted text safe to print: every control and format character shown as an escape.
+    """Make untrusted text safe to print: the shared rule of `lanchat.display`, with a tab as four spaces.
 
     With `keep_newlines`, a newline stays a newline (callers indent what
     follows it so it cannot pass for a new line of the chat). More than
-    COMPACT_RUN zero-width characters in a row become one marker. One pass.
+    lanchat.display.COMPACT_RUN zero-width characters in a row become one marker. One pass.
     """
-    out: list[str] = []
-    append = out.append
-    position = 0
-    end = len(text)
-    while position < end:
-        char = text[position]
-        if char < "\x7f" and char >= " ":
-            append(char)  # printable ASCII, the common case
-            position += 1
-            continue
-        if _zero_width(char):
-            run_end = position + 1
-            while run_end < end and _zero_width(text[run_end]):
-                run_end += 1
-            if run_end - position > COMPACT_RUN:
-                append(_compact(text[position:run_end]))
-                position = run_end
-                continue
-        if char == "\n" and keep_newlines:
-            append(char)
-        elif char == "\t":
-            append("    ")
-        elif _escaped(char) and not (char == "\u200d" and _joins_emoji(text, position)):
-            append(_visible(char))
-        else:
-            append(char)
-        position += 1
-    return "".join(out)
+    return safe_text(text, keep="\n" if keep_newlines else "", tab="    ", compact=True)
 
 
 def clock(ts: float | None) -> str:

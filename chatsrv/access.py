@@ -53,20 +53,40 @@ def host_address(address: Any) -> IPAddress | None:
     return ip
 
 
+# How many leading bits of an IPv6 address name one host for limits and bans (--ipv6-prefix):
+# set once at start by `set_ipv6_prefix`, read by every address_key call after.
+DEFAULT_IPV6_PREFIX = 64
+_ipv6_prefix = DEFAULT_IPV6_PREFIX
+_LINK_LOCAL = ipaddress.IPv6Network("fe80::/10")
+
+
+def set_ipv6_prefix(bits: int) -> None:
+    """Count an IPv6 peer by its first `bits` bits from now on (64: its /64; 128: each address)."""
+    global _ipv6_prefix
+    if not 0 <= bits <= 128:
+        raise ValueError(f"an IPv6 prefix is 0 to 128 bits, not {bits}")
+    _ipv6_prefix = bits
+
+
 def address_key(address: Any) -> str:
-    """Who a limit or a ban is charged to: an IPv4 address, or a whole IPv6 /64.
+    """Who a limit or a ban is charged to: an IPv4 address, or an IPv6 prefix (a /64 unless set otherwise).
 
     One machine on an IPv6 LAN can give itself any of the 2**64 addresses of
     its /64 (privacy addresses change daily anyway), so per-address limits
     and bans that looked at full IPv6 addresses would count it as that many
-    hosts. `::ffff:a.b.c.d` counts as `a.b.c.d`; a scope is dropped; the
-    port never counts. Anything that is not an IP address is its own key.
+    hosts. A classroom's machines share one /64 too, though, so the prefix is
+    a flag (`--ipv6-prefix`, 128 counts each address). Link-local addresses
+    (fe80::/10) are all in fe80::/64 whoever owns them, so each counts alone.
+    `::ffff:a.b.c.d` counts as `a.b.c.d`; a scope is dropped; the port never
+    counts. Anything that is not an IP address is its own key.
     """
     ip = address if isinstance(address, IPAddress) else host_address(address)
     if ip is None:
         return str(address[0]) if isinstance(address, tuple) and address else str(address)
     if isinstance(ip, ipaddress.IPv6Address):
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+        if _ipv6_prefix >= 128 or ip in _LINK_LOCAL:
+            return str(ip)
+        return str(ipaddress.IPv6Network((ip, _ipv6_prefix), strict=False))
     return str(ip)
 
 

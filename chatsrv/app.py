@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from chatsrv import __version__
-from chatsrv.access import Access, Network, parse_network
+from chatsrv.access import DEFAULT_IPV6_PREFIX, Access, Network, parse_network, set_ipv6_prefix
 from chatsrv.continuity import OP_SECRET as OP_SECRET_STATE
 from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
 from chatsrv.messages import MAX_TEXT
 from chatsrv.outbox import DEFAULT_OUTBOX_LIMIT
-from chatsrv.service import ChatService
+from chatsrv.service import SESSION_BURST, ChatService
 from chatsrv.store import DEFAULT_PATH, MEMORY, open_store
 from chatsrv.tcp import DEFAULT_SEND_BUFFER, ChatTCPServer
 from chatsrv.textdoor import TextDoorServer
@@ -129,6 +129,16 @@ def take_secrets(args: argparse.Namespace, environ: dict[str, str], parser: argp
         setattr(args, f"{name}_from", source)
 
 
+def _ipv6_prefix(text: str) -> int:
+    try:
+        bits = int(text)
+    except ValueError:
+        bits = -1
+    if not 1 <= bits <= 128:
+        raise argparse.ArgumentTypeError(f"must be a prefix length from 1 to 128 bits, not {text!r}")
+    return bits
+
+
 def _database(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError(f"give a file name, or {MEMORY} to keep nothing")
@@ -193,6 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--peer-timeout", type=positive_seconds, default=30.0, help="seconds of silence after which a UDP user is dropped")
     limits.add_argument("--max-clients", type=count, default=1000, help="most users at once (kept below the open-file limit)")
     limits.add_argument("--max-per-ip", type=count, default=16, help="most connections from one address")
+    limits.add_argument(
+        "--ipv6-prefix", type=_ipv6_prefix, default=DEFAULT_IPV6_PREFIX, metavar="BITS",
+        help="an IPv6 peer counts by this prefix for per-address limits and bans (default 64; 128: each address; "
+        "link-local addresses always count alone)",
+    )
+    limits.add_argument(
+        "--session-rate", type=rate, default=1.0,
+        help=f"new connections per second from one address, after a burst of {SESSION_BURST} "
+        "(0 = off; off with --rate 0)",
+    )
     limits.add_argument(
         "--max-rooms", type=count, default=300,
         help="rooms in memory at once; a room nobody is in makes space for a new one (0 = off)",
@@ -358,6 +378,7 @@ def build_server(args: argparse.Namespace) -> Server:
     if max_clients and (not max_waiting or max_waiting >= max_clients):
         # Waiting connections must never be able to fill the server: some room always stays for members.
         max_waiting = max(1, min(max_waiting or max_clients, max_clients // 2))
+    set_ipv6_prefix(args.ipv6_prefix)  # one setting for every address_key from now on
     family, address = resolve(args.host, args.port)  # an unknown host fails before any file is touched
     store = open_store(args.db)
     if args.op_secret is None:
@@ -374,6 +395,7 @@ def build_server(args: argparse.Namespace) -> Server:
         burst=args.burst,
         max_clients=max_clients,
         max_per_ip=args.max_per_ip,
+        session_rate=args.session_rate if args.rate else 0.0,  # --rate 0 turns every rate limit off
         max_rooms=args.max_rooms,
         peer_timeout=args.peer_timeout,
         motd=args.motd,
@@ -428,7 +450,11 @@ def build_server(args: argparse.Namespace) -> Server:
                 family=family,
                 max_connections=max_connections,
                 send_buffer=args.send_buffer,
+                max_waiting=max_waiting,
+                max_waiting_per_ip=args.max_waiting_per_ip,
             )
+            # One count of connections without a nick for both doors, so the caps hold whichever door they use.
+            text.newcomers = tcp.newcomers
         except OSError as error:
             tcp.server_close()
             if udp is not None:
@@ -500,6 +526,50 @@ def transports(server: Server) -> str:
     return f"TCP, UDP port {server.udp.port}"
 
 
+def log_safe(text: str) -> str:
+    r"""`text` with every character a console would act on written as an escape: controls (ESC, BEL,
+    newline: `\x1b`, `\n`), format characters (bidi overrides, zero-width: `\u202e`) and line separators.
+
+    A peer chooses much of what the server logs (a message type, a nick, a
+    room name); raw, an ESC sequence would clear or retitle the teacher's
+    terminal, and a newline would forge a log line of its own.
+    """
+    if text.isprintable():
+        return text  # the common case: one C-speed test
+    return "".join(
+        char if char.isprintable()
+        else repr(char)[1:-1] if ord(char) < 0x100
+        else f"\\u{ord(char):04x}" if ord(char) < 0x10000
+        else f"\\U{ord(char):08x}"
+        for char in text
+    )
+
+
+class SafeLogFilter(logging.Filter):
+    """Makes every record's message one printable line (`log_safe`); tracebacks are left as they are.
+
+    Installed on the console handler rather than on a logger, because a
+    handler sees the records of every logger under it (a logger's own filter
+    does not see its children's records), so no call site can forget it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        safe = log_safe(message)
+        if safe != message:
+            record.msg, record.args = safe, None
+        return True
+
+
+def configure_logging(level: str) -> None:
+    """The console log: time, level, message; every handler of the root logger gets `SafeLogFilter`."""
+    logging.basicConfig(level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(existing, SafeLogFilter) for existing in handler.filters):
+            handler.addFilter(SafeLogFilter())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["export"]:
@@ -510,11 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     take_secrets(args, dict(os.environ), parser)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    configure_logging(args.log_level)
     try:
         server = build_server(args)
     except socket.gaierror as error:

@@ -37,7 +37,6 @@ import html
 import json
 import math
 import sys
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TextIO
@@ -45,6 +44,7 @@ from typing import Any, TextIO
 from chatsrv.store import DEFAULT_PATH, MEMORY, MODERATION_KINDS, Event, StoreError, read_events
 from lanchat import platforms
 from lanchat.cliargs import Parser
+from lanchat.display import escaped_at, safe_text
 
 FORMATS = ("text", "jsonl", "html")
 RETURN_WINDOW = 60.0  # seconds after a restart in which returning members are summed into it (as the server counts)
@@ -108,31 +108,13 @@ def local_time(ts: float) -> datetime:
 # Categories shown as escapes: controls (Cc) could drive a terminal; format characters (Cf:
 # zero-width characters, tags, bidi controls such as U+202E) hide text or reorder the rest of
 # a line; line and paragraph separators (Zl, Zp) break a line where no newline is seen.
-_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
-
-
-def is_hidden(char: str) -> bool:
-    """True for a character a transcript shows as an escape (newline and tab are kept)."""
-    return char not in "\n\t" and unicodedata.category(char) in _HIDDEN_CATEGORIES
-
-
-def visible_escape(char: str) -> str:
-    """`\\x1b`, `\\u202e` or `\\U000e0041`: the escape a reader sees instead of `char`."""
-    code = ord(char)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-
-
 def printable(text: str) -> str:
-    """Controls and format characters shown as visible escapes.
+    """Text shown safely in a transcript (the shared rule of `lanchat.display`; newline and tab are kept).
 
-    So a transcript cannot drive a terminal, hide words (zero-width and tag
-    characters) or reverse the rest of a line (U+202E).
+    So a transcript cannot drive a terminal, hide words (zero-width, tag
+    characters, variation selectors) or reverse the rest of a line (U+202E).
     """
-    if text.isprintable() or not any(is_hidden(char) for char in text):
-        return text  # nothing to escape (isprintable() is True only without Cc, Cf, Zl and Zp)
-    return "".join(visible_escape(char) if is_hidden(char) else char for char in text)
+    return safe_text(text, keep="\n\t")
 
 
 class NickColours:
@@ -281,9 +263,12 @@ def json_line(record: dict[str, Any]) -> str:
     strings, so replacing them cannot touch the JSON's own syntax.
     """
     line = json.dumps(record, ensure_ascii=False)
-    if line.isprintable():
-        return line
-    return "".join(_json_escape(char) if is_hidden(char) else char for char in line)
+    if line.isascii():
+        return line  # json.dumps escaped every ASCII control already
+    return "".join(
+        _json_escape(char) if char not in "\n\t" and escaped_at(line, position) else char
+        for position, char in enumerate(line)
+    )
 
 
 def write_jsonl(events: Iterable[Event], out: TextIO) -> int:

@@ -3,8 +3,9 @@
 Owns `likeness_key` (NFKC case-fold plus the confusable skeleton of Unicode
 Technical Standard #39), `hidden_character` (default-ignorable code points,
 fillers, format characters and variation selectors, which make a name look
-like another or like nothing) and `mixed_script` (Latin letters mixed with
-Cyrillic or Greek ones). The rules are in docs/protocol.md §6.
+like another or like nothing) and `mixed_script` (scripts mixed beyond UTS
+#39's "highly restrictive" level, read from character names). Combining
+marks on Latin, Greek and Cyrillic letters do not count in the key. The rules are in docs/protocol.md §6.
 
 Imports only the generated `chatsrv.confusables_data` and the standard
 library; no sockets, threads or clocks.
@@ -29,8 +30,7 @@ _DEFAULT_IGNORABLE: tuple[tuple[int, int], ...] = (
     (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
 )
 
-# The scripts whose letters are confused with each other most; name-based, after NFKC, so
-# fullwidth and mathematical letters count as the letters they stand for.
+# The scripts whose letters carry easily missed marks (`ẹ`, `b̲`): marks on them do not count in the key.
 _WATCHED_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
 
 
@@ -46,24 +46,76 @@ def hidden_character(name: str) -> str | None:
         code = ord(char)
         if unicodedata.category(char) == "Cf" or any(low <= code <= high for low, high in _DEFAULT_IGNORABLE):
             return char
+        if "FILLER" in unicodedata.name(char, ""):
+            return char  # fillers show as nothing (KHITAN SMALL SCRIPT FILLER is a mark, not default-ignorable)
     return None
 
 
+def script_of(char: str) -> str | None:
+    """The script of a letter, read from its Unicode name (`LATIN`, `CYRILLIC`, `HAN`, `DEVANAGARI` ...).
+
+    None for what belongs to no one script: digits, marks, modifier letters
+    (`ー`, `ʼ`) and anything unnamed. Python's unicodedata has no Script
+    property; the first word of a letter's name is its script for every
+    script a class uses (CJK ideographs are `HAN`).
+    """
+    category = unicodedata.category(char)
+    if not category.startswith("L") or category == "Lm":
+        return None
+    word = unicodedata.name(char, "").split(" ", 1)[0]
+    if word in ("CJK", "IDEOGRAPHIC"):
+        return "HAN"
+    return word or None
+
+
 def scripts_of(name: str) -> set[str]:
-    """Which of Latin, Cyrillic and Greek the letters of `name` (after NFKC) belong to."""
+    """The scripts of the letters of `name` (after NFKC, so fullwidth letters count as theirs)."""
     found: set[str] = set()
     for char in unicodedata.normalize("NFKC", name):
-        if unicodedata.category(char).startswith("L"):
-            script = unicodedata.name(char, "").split(" ", 1)[0]
-            if script in _WATCHED_SCRIPTS:
-                found.add(script)
+        script = script_of(char)
+        if script is not None:
+            found.add(script)
     return found
 
 
+# UTS #39 "highly restrictive": one script, or Latin with the scripts written beside it in East Asia.
+_ALLOWED_MIXES = (
+    frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "HAN", "BOPOMOFO"}),
+    frozenset({"LATIN", "HAN", "HANGUL"}),
+)
+
+
 def mixed_script(name: str) -> bool:
-    """True when `name` mixes Latin letters with Cyrillic or Greek ones (a classic look-alike)."""
+    """True when `name` mixes scripts beyond UTS #39's "highly restrictive" level.
+
+    One script is fine (李雷, अनिल, สมชาย, Алёна), and so are Latin, Han and
+    kana (小明abc), Latin, Han and Bopomofo, or Latin, Han and Hangul; any
+    other mix (Latin with Cyrillic `е`, Greek `α` or a Tai Le letter that
+    looks like `e`) is a classic look-alike.
+    """
     scripts = scripts_of(name)
-    return "LATIN" in scripts and len(scripts) > 1
+    return len(scripts) > 1 and not any(scripts <= allowed for allowed in _ALLOWED_MIXES)
+
+
+def _drop_marks(text: str) -> str:
+    """`text` without the combining marks on Latin, Greek and Cyrillic letters (`alicẹ` is `alice`).
+
+    On those letters a dot or a line below is easy to miss, so for the key
+    it does not count. Other scripts' marks are parts of their letters
+    (अनिल and अनल differ by one), so they stay.
+    """
+    decomposed = unicodedata.normalize("NFD", text)
+    kept: list[str] = []
+    on_watched_letter = False
+    for char in decomposed:
+        if unicodedata.category(char) in ("Mn", "Me"):
+            if on_watched_letter:
+                continue
+        else:
+            on_watched_letter = script_of(char) in _WATCHED_SCRIPTS
+        kept.append(char)
+    return unicodedata.normalize("NFC", "".join(kept))
 
 
 @lru_cache(maxsize=1)
@@ -74,6 +126,12 @@ def _confusables() -> dict[str, str]:
         if line:
             source, *targets = line.split()
             table[chr(int(source, 16))] = "".join(chr(int(target, 16)) for target in targets)
+    # The key case-folds before the skeleton, so a capital's entry must serve its small letter too
+    # when the file has none for it (`Ƅ` is listed as `b`, its small `ƅ` is not).
+    for source, target in list(table.items()):
+        folded = source.casefold()
+        if len(folded) == 1 and folded != source and folded not in table:
+            table[folded] = target
     return table
 
 
@@ -98,9 +156,9 @@ def likeness_key(name: str) -> str:
     Names that look alike get equal keys; a few names that do not (`rn` and
     `m`) do too, which only means the second one is refused.
     """
-    key = _nfkc_casefold(name)
+    key = _drop_marks(_nfkc_casefold(name))
     for _ in range(3):  # reaches a fixed point in one or two rounds; bounded anyway
-        again = _nfkc_casefold(skeleton(key))
+        again = _drop_marks(_nfkc_casefold(skeleton(key)))
         if again == key:
             break
         key = again

@@ -58,7 +58,7 @@ def check_nick(nick: str) -> str:
     """
     problem = _name_problem(nick, MAX_NICK)
     if problem is None and mixed_script(nick):
-        problem = "must not mix Latin letters with Cyrillic or Greek ones"
+        problem = "must not mix scripts (one script, or Latin with Chinese, Japanese or Korean)"
     if problem:
         raise ProtocolError("nick_invalid", f"nick {problem}")
     return nick

@@ -52,6 +52,7 @@ from typing import Any
 from chatsrv import __version__, continuity
 from chatsrv.access import Access, address_key
 from chatsrv.fanout import FanOut
+from chatsrv.lookalike import likeness_key
 from chatsrv.messages import (
     DEFAULT_ROOM,
     Bye,
@@ -67,6 +68,7 @@ from chatsrv.messages import (
     Who,
     parse_message,
 )
+from chatsrv.mistakes import MistakeLog, left_out_note
 from chatsrv.moderation import Moderation, Refusal
 from chatsrv.operators import OperatorDesk
 from chatsrv.ratelimit import TokenBucket
@@ -96,6 +98,10 @@ PING_BURST = 10
 # and again must not flood the log (docs/protocol.md §7.3, `internal_error`).
 TRACEBACK_WINDOW = 60.0
 MAX_TRACKED_HOSTS = 1024  # addresses remembered for the traceback window before old ones are forgotten
+# New sessions one address may open at once before --session-rate applies: a
+# student's client reconnecting a few times, or a class behind one address
+# arriving, fits; a script's join/leave storm does not (docs/protocol.md §7.1).
+SESSION_BURST = 10
 
 # Rooms (docs/protocol.md §7.1): at most `max_rooms` in memory; one member may
 # bring new ones into memory at ROOM_RATE per second after a burst of
@@ -131,6 +137,8 @@ class ChatService:
         op_secret: str | None = None,
         store: Store | None = None,
         store_whispers: bool = False,
+        session_rate: float = 0.0,
+        session_burst: int = SESSION_BURST,
     ) -> None:
         self.clock = clock
         self.server_name = server_name
@@ -139,6 +147,9 @@ class ChatService:
         self.max_errors = max_errors
         self.max_clients = max_clients
         self.max_per_ip = max_per_ip
+        self.session_rate = session_rate  # new sessions per second per address after the burst (0 = off)
+        self.session_burst = session_burst
+        self._session_budgets: dict[str, TokenBucket] = {}  # address key -> its budget, least recently used first
         self.max_rooms = max_rooms
         self.room_idle = room_idle
         self.history = history
@@ -173,6 +184,8 @@ class ChatService:
         self._handlers[CloseRoom] = self._close_room
         self._traceback_logged: dict[Any, float] = {}  # address -> when its last traceback was logged
         self._tracebacks_quiet: dict[Any, int] = {}  # address -> tracebacks not logged since
+        self._error_lines = MistakeLog(clock=clock)  # protocol errors on the console, a few per address
+        self._refusal_lines = MistakeLog(clock=clock)  # refused connections on the console, a few per address
         self._handlers.update(self.operators.handlers())
         self._returning: dict[str, str] = {}  # nick key -> room, of members present at the last clean stop
         self._started = self.clock()
@@ -208,10 +221,46 @@ class ChatService:
                     "server_full", f"too many connections from {host} (limit {self.max_per_ip})", fatal=True
                 )
             now = self.clock()
+            self._spend_session_budget(host, now)
             session = Session(outbox, address, transport, max_frame, TokenBucket(self.rate, self.burst, now), now)
             self.sessions.add(session)
             self._per_host[host] += 1
             return session
+
+    def log_refusal(self, address: Any, line: str) -> None:
+        """An adapter's console line for a connection the service refused (`line`), a few per address.
+
+        A script reconnecting in a loop is refused thousands of times a
+        minute; past BURST lines per interval the rest go to debug, and the
+        next line says how many were left out (chatsrv.mistakes).
+        """
+        left_out = self._refusal_lines.report(address_key(address))
+        if left_out is None:
+            log.debug("%s", line)
+        else:
+            log.info("%s%s", line, left_out_note(left_out))
+
+    def _spend_session_budget(self, host: str, now: float) -> None:
+        """Raise a fatal `rate_limited` when `host` opened new sessions faster than its budget allows.
+
+        Refused before `hello`, so a script that connects, says hello and bye
+        in a loop cannot fill every room with joined/left lines, the log and
+        the store. The table forgets the least recently used address past
+        MAX_TRACKED_HOSTS (a forgotten address only gets a fresh burst).
+        """
+        if self.session_rate <= 0:
+            return
+        budget = self._session_budgets.pop(host, None) or TokenBucket(self.session_rate, self.session_burst, now)
+        self._session_budgets[host] = budget  # re-inserted: the dict stays least recently used first
+        while len(self._session_budgets) > MAX_TRACKED_HOSTS:
+            del self._session_budgets[next(iter(self._session_budgets))]
+        if not budget.allow(now):
+            raise ProtocolError(
+                "rate_limited",
+                f"too many new connections from {host}: at most {self.session_burst} at once, "
+                f"then {self.session_rate:g} per second",
+                fatal=True,
+            )
 
     def receive(self, session: Session, bodies: Iterable[bytes]) -> None:
         """Handle the payloads one read delivered, in order, under one lock.
@@ -360,10 +409,7 @@ class ChatService:
         elif error.code in REFUSALS:
             log.info("refused %s: %s", session.describe(), error.message)
         else:
-            log.log(
-                logging.DEBUG if logged else logging.INFO,
-                "protocol error from %s: %s %s", session.describe(), error.code, error.message,
-            )
+            self._log_protocol_error(session, error, logged)
         if session.closed:
             return
         self.fanout.queue(session, encode_payload(error.payload()))
@@ -371,6 +417,24 @@ class ChatService:
             if not error.fatal:
                 log.warning("%s: %d errors in a row, closing", session.describe(), session.errors_in_a_row)
             self.drop(session, "error")
+
+    def _log_protocol_error(self, session: Session, error: ProtocolError, logged: bool) -> None:
+        """One console line per protocol error, at most a few per address per interval (chatsrv.mistakes).
+
+        A script that repeats a bad frame in a loop, or reconnects to do it
+        again, would otherwise write a line per frame: megabytes a minute.
+        The next line after a pause says how many were left out.
+        """
+        if logged:
+            log.debug("protocol error from %s: %s %s", session.describe(), error.code, error.message)
+            return
+        left_out = self._error_lines.report(_host(session))
+        if left_out is None:
+            log.debug("protocol error from %s: %s %s", session.describe(), error.code, error.message)
+            return
+        log.info(
+            "protocol error from %s: %s %s%s", session.describe(), error.code, error.message, left_out_note(left_out)
+        )
 
     def _internal_error(self, session: Session, now: float) -> None:
         """A handler raised: log it (once per window per address), answer `internal_error`, go on.
@@ -472,16 +536,28 @@ class ChatService:
         self.access.check_password(session.address, hello.password, now)
         if self.registry.find(hello.nick) is not None:
             raise ProtocolError("nick_taken", f'the nick "{hello.nick}" is already in use')
-        room = self._open_room(session, hello.room, now)
+        locked_out = self._locked_out_of(hello.room)
+        room = self._open_room(session, DEFAULT_ROOM if locked_out else hello.room, now)
         self.registry.add(session, hello.nick, room)
         log.info("join: %s in %s", session.describe(), room.name)
         self._welcome(session, room, now, first=True)
+        if locked_out:
+            text = f"{self.moderation.lock_all} locked every room: you are in {room.name} until it is unlocked"
+            self.fanout.queue(session, encode_payload({"type": "notice", "text": text, "room": room.name, "ts": now}))
         self.broadcast(room, {"type": "joined", "nick": hello.nick, "room": room.name, "ts": now}, exclude=session)
         # A member of the last run coming back soon after a restart is part of the one `restarted` event.
         back = self._returning.pop(name_key(hello.nick), None) is not None and now - self._started <= RETURN_WINDOW
         self.store.add(
             Event("joined", now, hello.nick, room.name, transport=session.transport, reason="back" if back else None)
         )
+
+    def _locked_out_of(self, room_name: str) -> bool:
+        """During `/lock all`, a newcomer may enter only a room with members (a student who lost the
+        connection comes back to the class) or the default room: no new hide-outs."""
+        if self.moderation.lock_all is None or name_key(room_name) == name_key(DEFAULT_ROOM):
+            return False
+        room = self.registry.room(room_name)
+        return room is None or not room.members
 
     def _welcome(self, session: Session, room: Room, now: float, first: bool = False) -> None:
         """Queue a `welcome`, with as much recent history as fits `max_frame`.
@@ -573,12 +649,13 @@ class ChatService:
             self.broadcast(room, {"type": "renamed", "old": old, "new": nick.nick, "room": room.name, "ts": now})
             self.store.add(Event("renamed", now, old, room.name, transport=session.transport, new=nick.nick))
 
-    def _join(self, session: Session, join: Join, now: float) -> None:
+    def _join(self, session: Session, join: Join, now: float, by_operator: bool = False) -> None:
+        """`session` moves to `join.room`; `by_operator`: an operator moves it (close_room), past any lock."""
         current = self.registry.room_of(session)
         if current is not None and current.key == name_key(join.room):
             self._welcome(session, current, now)
             return
-        if self.moderation.active:
+        if self.moderation.active and not by_operator:
             self.moderation.check_join(session, join.room)
         room = self._open_room(session, join.room, now)  # before leaving: a refused join leaves nothing changed
         if room is current:  # a look-alike of the current room's name
@@ -719,11 +796,14 @@ class ChatService:
             notice = {"type": "notice", "text": text, "event": "close_room", "room": room.name, "by": session.nick}
             self.broadcast(room, {**notice, "ts": now})
             for member in list(room.members.values()):
-                self._join(member, Join(lobby.name), now)
+                self._join(member, Join(lobby.name), now, by_operator=True)  # even during /lock all
                 moved += 1
             self.registry.discard(room)
-        self._stored_rooms.pop(name_key(name), None)
-        self.store.forget_room(name)
+        # Every stored spelling that looks like it goes (`ｍａｔｈｓ` is `maths`): the store files by case-fold.
+        alike = likeness_key(name)
+        for key in [key for key in self._stored_rooms if likeness_key(key) == alike]:
+            del self._stored_rooms[key]
+        self.store.forget_room(name, likeness_key)
         audit.info("audit: close_room by %s -> room %s (%d member(s) moved)", session.describe(), name, moved)
         text = f"you closed {name} and deleted its history"
         self.fanout.queue(

@@ -58,7 +58,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -265,8 +265,11 @@ class Store(Protocol):
     def room_messages(self, room: str, count: int) -> list[Event]:
         """Up to `count` latest saved messages of `room`, oldest first; [] when they cannot be read."""
 
-    def forget_room(self, room: str) -> None:
-        """Delete everything recorded about `room` (after what was added before); never blocks or raises."""
+    def forget_room(self, room: str, key_of: Callable[[str], str] | None = None) -> None:
+        """Delete everything recorded about `room` (after what was added before); never blocks or raises.
+
+        `key_of` (the look-alike key, say): also every room whose stored key it maps to the same value.
+        """
 
     def close(self) -> None:
         """Keep everything added so far, then release the store."""
@@ -274,6 +277,15 @@ class Store(Protocol):
 
 def _room_key(room: str | None) -> str | None:
     return room.casefold() if room is not None else None
+
+
+def _forgotten(room: str, key_of: Callable[[str], str] | None) -> Callable[[str | None], bool]:
+    """Whether a stored room key is one `forget_room(room, key_of)` deletes."""
+    key = _room_key(room)
+    if key_of is None:
+        return lambda stored: stored == key
+    wanted = key_of(room)
+    return lambda stored: stored is not None and (stored == key or key_of(stored) == wanted)
 
 
 def _latest_per_room(events: Iterable[Event], per_room: int) -> list[Event]:
@@ -327,9 +339,9 @@ class MemoryStore:
         found = [event for event in self._events if event.kind == "message" and _room_key(event.room) == key]
         return found[-count:]
 
-    def forget_room(self, room: str) -> None:
-        key = _room_key(room)
-        kept = [event for event in self._events if _room_key(event.room) != key]
+    def forget_room(self, room: str, key_of: Callable[[str], str] | None = None) -> None:
+        gone = _forgotten(room, key_of)
+        kept = [event for event in self._events if not gone(_room_key(event.room))]
         self._events = deque(kept, maxlen=self._events.maxlen)
 
     def close(self) -> None:
@@ -408,20 +420,57 @@ def read_events(path: str, room: str | None = None, since: float | None = None) 
         where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
         try:
             query = _READ.format(where=where, operator="operator" if version >= 2 else "0")
-            for row in connection.execute(query, parameters * 2):
-                yield _event_from_row(row[:13])  # without the two sort columns
+            rows = (row[:13] for row in connection.execute(query, parameters * 2))  # without the two sort columns
+            yield from _good_events(rows, path)
         except sqlite3.Error as error:
             raise StoreError(f"cannot read {path}: {describe_error(error)}") from None
     finally:
         connection.close()
 
 
-def _event_from_row(row: tuple[Any, ...]) -> Event:
+# A file is not trusted: a row written by another program (a crafted file, a
+# damaged one) may hold any SQLite value in any column. Rows whose time is not
+# a finite number of seconds within these bounds, or whose id is not a
+# positive integer a JSON reader keeps exactly, are skipped with one warning.
+MAX_MESSAGE_ID = 2**52  # ids handed out after it still stay below 2**53, exact in JSON
+_LATEST_TS = 1e11  # the year 5138: datetime and time.localtime still show it
+
+
+def _event_from_row(row: tuple[Any, ...]) -> Event | None:
+    """The event a row holds, or None when the row is not one this server could have written."""
     kind, ts, nick, room, text, message_id, action, transport, to_nick, new_nick, reason, room_key, operator = row
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not 0 <= ts <= _LATEST_TS:
+        return None  # NaN fails the comparison too
+    if message_id is not None and (not isinstance(message_id, int) or not 0 < message_id <= MAX_MESSAGE_ID):
+        return None
+    if not all(value is None or isinstance(value, str) for value in (kind, nick, room, text, transport)):
+        return None
     return Event(
         kind, ts, nick, room, text, message_id, bool(action), transport, to_nick, new_nick, reason, room_key,
         bool(operator),
     )
+
+
+def _stored_int(value: Any, limit: int) -> int:
+    """A counter read from the file: 0 unless it is an integer from 0 to `limit`."""
+    try:
+        number = int(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return number if 0 <= number <= limit else 0
+
+
+def _good_events(rows: Iterable[tuple[Any, ...]], path: str) -> Iterator[Event]:
+    """The events of `rows`, skipping bad ones (`_event_from_row`) with one warning line at the end."""
+    skipped = 0
+    for row in rows:
+        event = _event_from_row(row)
+        if event is None:
+            skipped += 1
+        else:
+            yield event
+    if skipped:
+        log.warning("database %s: %d row(s) with an impossible time, id or text were skipped", path, skipped)
 
 
 def _message_parameters(messages: list[Event], rows: int) -> list[Any]:
@@ -493,7 +542,8 @@ class SQLiteStore:
         self._pending_state: dict[str, str] = {}
         self._state_lock = threading.Lock()
         self._state: dict[str, str] = {}  # what the file held at start
-        self._forget: deque[str] = deque()  # room keys whose history the writer deletes after the queue
+        # Rooms (name, look-alike key function) whose history the writer deletes after the queue.
+        self._forget: deque[tuple[str, Callable[[str], str] | None]] = deque()
         self._wake = threading.Event()  # set to commit before the interval is over
         self._stopping = False
         self._accepting = True  # False after close() or a bug in the writer: add() drops events
@@ -565,8 +615,11 @@ class SQLiteStore:
                     connection.execute(statement)
                 connection.execute(f"PRAGMA user_version = {step}")
             connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            highest = connection.execute("SELECT max(id) FROM messages").fetchone()[0] or 0
-            reserved = int(self._meta("ids_reserved_through") or 0)
+            # Ids above MAX_MESSAGE_ID (a crafted 2**63-1) would overflow the next one: they are skipped.
+            highest = connection.execute(
+                "SELECT max(id) FROM messages WHERE typeof(id) = 'integer' AND id <= ?", (MAX_MESSAGE_ID,)
+            ).fetchone()[0] or 0
+            reserved = _stored_int(self._meta("ids_reserved_through"), MAX_MESSAGE_ID)
             if first:
                 self._next_id = max(highest, reserved) + 1
                 self._newest_id = self._next_id - 1  # the highest id handed out, kept up to date by add()
@@ -603,11 +656,10 @@ class SQLiteStore:
                 keys = [
                     row[0] for row in connection.execute("SELECT DISTINCT room_key FROM messages ORDER BY room_key")
                 ]
-                found: list[Event] = []
+                rows: list[tuple[Any, ...]] = []
                 for key in keys:
-                    rows = connection.execute(_LATEST_OF_ROOM, (key, per_room)).fetchall()
-                    found.extend(_event_from_row(row) for row in reversed(rows))
-                return found
+                    rows.extend(reversed(connection.execute(_LATEST_OF_ROOM, (key, per_room)).fetchall()))
+                return list(_good_events(rows, self.path))
             finally:
                 connection.close()
         except sqlite3.Error as error:
@@ -659,12 +711,12 @@ class SQLiteStore:
         except sqlite3.Error as error:
             log.warning("database %s: cannot read the history of %s: %s", self.path, room, describe_error(error))
             return []
-        return [_event_from_row(row) for row in reversed(rows)]
+        return list(_good_events(reversed(rows), self.path))
 
-    def forget_room(self, room: str) -> None:
+    def forget_room(self, room: str, key_of: Callable[[str], str] | None = None) -> None:
         # Called with the chat's lock held: an append; the writer deletes once the queue before it is saved.
         if self._accepting:
-            self._forget.append(_room_key(room) or "")
+            self._forget.append((room, key_of))
             self._wake.set()
 
     def close(self) -> None:
@@ -815,11 +867,15 @@ class SQLiteStore:
                 self._roll_back()
                 raise
         while self._forget and not self._failed:
-            key = self._forget[0]
+            room, key_of = self._forget[0]
+            gone = _forgotten(room, key_of)
             try:
                 connection.execute("BEGIN")
-                connection.execute("DELETE FROM messages WHERE room_key = ?", (key,))
-                connection.execute("DELETE FROM events WHERE room_key = ?", (key,))
+                stored = connection.execute("SELECT room_key FROM messages UNION SELECT room_key FROM events")
+                keys = {_room_key(room) or ""} | {key for (key,) in stored if isinstance(key, str) and gone(key)}
+                for key in keys:
+                    connection.execute("DELETE FROM messages WHERE room_key = ?", (key,))
+                    connection.execute("DELETE FROM events WHERE room_key = ?", (key,))
                 connection.execute("COMMIT")
             except BaseException:
                 self._roll_back()  # the room stays queued: the writer tries again

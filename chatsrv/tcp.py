@@ -182,7 +182,7 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
         except ProtocolError as error:
             self.session = None
             self._no_longer_new()
-            log.info("refused %s: %s", _peer(self.client_address), error.message)
+            server.service.log_refusal(self.client_address, f"refused {_peer(self.client_address)}: {error.message}")
             self.outbox.put([encode_payload(error.payload())], 1)
             self.outbox.close()
             self.outbox.flush()

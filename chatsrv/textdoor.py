@@ -18,7 +18,7 @@ control character escaped).
 Threads: one handler thread per connection, as in `chatsrv.tcp`; `TextOutbox.encode`
 runs wherever the fan-out delivers (under the registry lock) and touches no state.
 
-Imports: wire, ratelimit, session, service, outbox, tcp. Must not import udp or app.
+Imports: wire, display, ratelimit, session, service, outbox, tcp. Must not import udp or app.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import logging
 import re
 import socket
 import socketserver
-import unicodedata
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +37,8 @@ from chatsrv.outbox import CLOSE_GRACE, TCPOutbox
 from chatsrv.ratelimit import TokenBucket
 from chatsrv.service import ChatService
 from chatsrv.session import Session
-from chatsrv.tcp import RECV_SIZE, ChatTCPServer, configure_socket
+from chatsrv.tcp import RECV_SIZE, ChatTCPServer, Ticket, configure_socket
+from lanchat.display import safe_text
 from lanchat.wire import ProtocolError, encode_payload
 
 log = logging.getLogger("chatsrv.text")
@@ -257,28 +258,9 @@ def _command(line: str, joined: bool) -> Send | Answer | Remember:
 
 # --- payloads to lines --------------------------------------------------------
 
-# Characters that would drive or disguise the reader's terminal: every control
-# character (Unicode Cc) but tab, and the bidirectional overrides and isolates.
-_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
 def escape(text: str) -> str:
-    r"""`text` safe for a terminal: control characters as \n, \x1b, \u202e escapes."""
-    if text.isprintable():
-        return text
-    out = []
-    for char in text:
-        if char == "\t" or char.isprintable() or (unicodedata.category(char) != "Cc" and char not in _BIDI):
-            out.append(char)
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\r":
-            out.append("\\r")
-        elif ord(char) < 0x100:
-            out.append(f"\\x{ord(char):02x}")
-        else:
-            out.append(f"\\u{ord(char):04x}")
-    return "".join(out)
+    r"""`text` safe for a terminal: the shared rule of `lanchat.display` (a tab is kept)."""
+    return safe_text(text, keep="\t")
 
 
 def _text(value: Any) -> str:
@@ -389,11 +371,18 @@ class TextDoorHandler(socketserver.BaseRequestHandler):
         configure_socket(self.request, server.send_buffer)
         self.outbox = TextOutbox(self.request, server.combiner, server.outbox_limit, server.backpressure)
         self.hello: dict[str, Any] = {}
+        self.accepted = time.monotonic()
+        self.ticket: Ticket | None = None
         try:
+            # A door connection that has no nick yet is a newcomer like a framed one: the same caps
+            # (chatsrv.tcp.Newcomers), so idle door connections cannot hold the server's threads.
+            self.ticket = server.newcomers.take(self.client_address)
             self.session = server.service.connect(self.outbox, self.client_address, "tcp", server.max_frame)
+            self.ticket.session = self.session
         except ProtocolError as error:
             self.session = None
-            log.info("text door refused %s: %s", self.client_address, error.message)
+            self._no_longer_new()
+            server.service.log_refusal(self.client_address, f"text door refused {self.client_address}: {error.message}")
             self.outbox.put([encode_payload(error.payload())], 1)
             self.outbox.close()
             self.outbox.flush()
@@ -411,26 +400,35 @@ class TextDoorHandler(socketserver.BaseRequestHandler):
             return
         server = self.server
         splitter = LineSplitter(server.max_line)
-        self.request.settimeout(server.hello_timeout or None)
-        waiting_for_nick = True
+        # One deadline from accept for the nick, not a timeout per recv: a blank
+        # line now and then must not keep a door connection that never joins open.
+        deadline = self.accepted + server.hello_timeout if server.hello_timeout else None
         while not session.closed:
+            if deadline is not None and self.ticket is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    error = ProtocolError("timeout", f"no nick within {server.hello_timeout:g} seconds", fatal=True)
+                    server.service.reject(session, error)
+                    return
+                self.request.settimeout(left)
             try:
                 data = self.request.recv(RECV_SIZE)
             except TimeoutError:
-                if session.joined:
-                    continue
-                error = ProtocolError("timeout", f"no nick within {server.hello_timeout:g} seconds", fatal=True)
-                server.service.reject(session, error)
-                return
+                continue  # the deadline check above ends it
             except OSError:
                 return
             if not data:
                 return
             self._lines(session, splitter.feed(data))
             server.backpressure.wait()
-            if waiting_for_nick and session.joined:
-                waiting_for_nick = False
+            if self.ticket is not None and session.joined:
+                self._no_longer_new()
                 self.request.settimeout(None)  # from now on keepalive watches the peer
+
+    def _no_longer_new(self) -> None:
+        if self.ticket is not None:
+            self.server.newcomers.give_back(self.ticket)
+            self.ticket = None
 
     def _lines(self, session: Session, lines: list[bytes | Overlong]) -> None:
         """Every line one recv delivered: payloads in one batch, as a framed client's frames are."""
@@ -505,6 +503,7 @@ class TextDoorHandler(socketserver.BaseRequestHandler):
         batch.clear()
 
     def finish(self) -> None:
+        self._no_longer_new()
         if self.session is None:
             return
         self.server.service.disconnect(self.session, "lost")

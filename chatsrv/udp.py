@@ -305,7 +305,7 @@ class ChatDatagramHandler(socketserver.BaseRequestHandler):
         try:
             session = server.service.connect(outbox, address, "udp", server.max_datagram)
         except ProtocolError as error:
-            log.info("refused %s:%s: %s", address[0], address[1], error.message)
+            server.service.log_refusal(address, f"refused {address[0]}:{address[1]}: {error.message}")
             server.send_datagram(with_seq(encode_payload(error.payload()), 0), address, None)
             outbox.close()
             return

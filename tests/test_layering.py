@@ -20,6 +20,7 @@ SHARED_RANKS = {
     "lanchat.platforms": 1,  # every platform-specific call, with its fallback
     "lanchat.netinfo": 2,  # its interface reader is chosen by the platform layer
     "lanchat.protocol": 1,
+    "lanchat.display": 0,  # text from the network made safe to show: client, exports, text door
 }
 SERVER_RANKS = {
     "chatsrv": 0,  # __init__: the version

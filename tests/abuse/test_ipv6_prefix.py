@@ -14,7 +14,7 @@ import socket
 
 import pytest
 
-from chatsrv.access import Access, FailureTracker, address_key
+from chatsrv.access import DEFAULT_IPV6_PREFIX, Access, FailureTracker, address_key, set_ipv6_prefix
 from chatsrv.discovery import source_key
 from chatsrv.service import ChatService
 from lanchat.wire import ProtocolError
@@ -30,7 +30,7 @@ def test_two_addresses_of_one_slash_64_are_one_key() -> None:
     assert address_key(_v6("2001:db8::1")) == address_key(_v6("2001:db8::ffff:1234", 50000)) == "2001:db8::/64"
     assert address_key(_v6("2001:db8:0:1::1")) != address_key(_v6("2001:db8::1"))
     assert address_key(("::ffff:10.0.0.7", 1, 0, 0)) == address_key(("10.0.0.7", 2)) == "10.0.0.7"
-    assert address_key("fe80::1%eth0") == "fe80::/64"
+    assert address_key("fe80::1%eth0") == "fe80::1"  # link-local: all share fe80::/64, so each counts alone
     assert source_key(_v6("2001:db8::1")) == address_key(_v6("2001:db8::1"))  # discovery charges the same key
 
 
@@ -100,3 +100,27 @@ def test_over_ipv6_loopback_per_ip_limit_applies(make_server) -> None:
             assert b"server_full" in data and b"::/64" in data
     finally:
         first.close()
+
+
+def test_link_local_addresses_count_each_alone() -> None:
+    """Every link-local address is in fe80::/64, whoever owns it: one student's slow-down must not hit the class."""
+    assert address_key(_v6("fe80::1")) != address_key(_v6("fe80::2"))
+    tracker = FailureTracker(free_tries=0)
+    tracker.failed("fe80::1", 100.0)
+    assert tracker.wait_left("fe80::2", 100.0) == 0.0
+    assert tracker.wait_left("fe80::1", 100.0) > 0.0
+
+
+def test_ipv6_prefix_128_counts_each_address(make_server) -> None:  # type: ignore[no-untyped-def]
+    """`--ipv6-prefix 128` (a class sharing one /64): two addresses of one /64 are two hosts for --max-per-ip."""
+    try:
+        make_server("--ipv6-prefix", "128")
+        assert address_key(_v6("2001:db8::1")) == "2001:db8::1"
+        service = ChatService(clock=Clock(), max_per_ip=1)
+        service.connect(FakeOutbox(), _v6("2001:db8::1"), "tcp", 65536)
+        service.connect(FakeOutbox(), _v6("2001:db8::2"), "tcp", 65536)
+        set_ipv6_prefix(48)
+        assert address_key(_v6("2001:db8:0:1::1")) == address_key(_v6("2001:db8:0:2::1")) == "2001:db8::/48"
+    finally:
+        set_ipv6_prefix(DEFAULT_IPV6_PREFIX)
+    assert address_key(_v6("2001:db8::1")) == "2001:db8::/64"

@@ -56,7 +56,7 @@ def test_sources_kept_are_bounded() -> None:
         (("2001:db8:1:2:aaaa::1", 1, 0, 0), "2001:db8:1:2::/64"),
         (("2001:db8:1:2:ffff::9", 7, 0, 0), "2001:db8:1:2::/64"),
         (("::ffff:10.1.2.3", 1, 0, 0), "10.1.2.3"),
-        (("fe80::1%eth0", 1, 0, 2), "fe80::/64"),
+        (("fe80::1%eth0", 1, 0, 2), "fe80::1"),  # link-local: every host shares fe80::/64
     ],
 )
 def test_source_key_is_the_ipv4_address_or_the_ipv6_64(address: tuple[object, ...], key: str) -> None:

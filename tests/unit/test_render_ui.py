@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatclient.render import (
-    COMPACT_RUN,
     NICK_COLUMN,
     cell_width,
     fragments,
@@ -20,6 +19,7 @@ from chatclient.render import (
     wrap,
 )
 from chatclient.state import ClientState, Line
+from lanchat.display import COMPACT_RUN
 
 TS = time.mktime((2024, 5, 6, 9, 7, 0, 0, 0, -1))
 

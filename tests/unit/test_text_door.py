@@ -105,7 +105,7 @@ def test_after_the_nick_lines_are_says_and_commands() -> None:
 def test_escape_keeps_text_and_escapes_controls() -> None:
     """Letters, emoji and tabs stay; ESC, CR, NUL and bidi overrides become visible escapes."""
     assert escape("héllo 你好 👍\tx") == "héllo 你好 👍\tx"
-    assert escape("a\x1b[31mb\r\x00\u202e") == "a\\x1b[31mb\\r\\x00\\u202e"
+    assert escape("a\x1b[31mb\r\x00\u202e") == "a\\x1b[31mb\\x0d\\x00\\u202e"  # lanchat.display's escapes
 
 
 def test_render_escapes_every_peer_string() -> None:
