@@ -26,6 +26,20 @@ if both had come in one read. Each member then gets one `put` and one
   once the lock is free and no thread waits;
 - a batch that raises delivers and flushes what it queued before raising.
 
+Joins and leaves (docs/protocol.md §12): `member_joined` and `member_left`
+do not broadcast at once. A room's changes are kept, in order, in one
+`Changes` and sent as one payload per member when they are released:
+members that asked for `batch_joins` get one `members` payload, the others
+the version 1 `joined`/`left` bodies, one each (a shared list). A member that
+entered during the interval gets only the changes after its own entry (its
+`welcome` listed everyone before). Changes are released, before anything
+else reaches the room, by: a broadcast to the room, a personal payload for
+one of its members (so a message said after a join is never seen before
+it), and the end of a delivering batch unless another batch waits and the
+interval is still short (fewer than MAX_HELD_BATCHES batches and
+MAX_CHANGES changes). A batch that nobody waits for releases them all, so
+nothing is held once the lock is free and no thread waits.
+
 Delivery failures: a member whose outbox overflows (`put` returns False)
 or raises (a bug) is handed to the `drop` callback the service gives
 (reasons `slow` and `error`); what that queues (the room's `left`) is
@@ -35,7 +49,7 @@ are closed after the delivery.
 Threads and locks: every method but `batch`'s entry runs under the lock
 `batch` holds; `waiting` is the only field touched outside it.
 
-Imports: session (Session, Outbox), rooms (Room). Never the service.
+Imports: session (Session, Outbox), rooms (Room), lanchat.wire and lanchat.protocol. Never the service.
 """
 
 from __future__ import annotations
@@ -44,9 +58,12 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from chatsrv.rooms import Room
 from chatsrv.session import Session
+from lanchat.protocol import BATCH_JOINS
+from lanchat.wire import encode_payload
 
 log = logging.getLogger("chatsrv")
 
@@ -54,6 +71,11 @@ log = logging.getLogger("chatsrv")
 # 8 filled a room of 2,000 faster still, but the larger bursts left about
 # 40 % more heap per connection behind.
 MAX_DEFERRED = 4
+
+# How long a room's joins and leaves may wait to be sent as one payload: at most this many delivering
+# batches while another batch waits, and at most this many changes (a newcomer's share is a slice of them).
+MAX_HELD_BATCHES = 64
+MAX_CHANGES = 256
 
 
 class Segment:
@@ -74,6 +96,42 @@ class Run(Segment):
     def __init__(self, version: int, first: bytes) -> None:
         super().__init__([first], shared=True)
         self.version = version
+
+
+class Changes:
+    """A room's joins and leaves not yet sent, in order (owned by the registry lock).
+
+    `bodies` are the version 1 `joined`/`left` payloads, `entries` the same
+    changes encoded as items of `members.changes`; `starts` maps a member
+    that entered during the interval to the index of the first change it
+    has not seen (the one after its own entry).
+    """
+
+    __slots__ = ("bodies", "entries", "held", "room", "starts", "ts")
+
+    def __init__(self, room: Room) -> None:
+        self.room = room
+        self.bodies: list[bytes] = []
+        self.entries: list[bytes] = []
+        self.starts: dict[Session, int] = {}
+        self.held = 0  # delivering batches this interval has been kept over
+        self.ts: Any = None  # `ts` of the latest change
+
+    def add(self, payload: dict[str, Any]) -> bytes:
+        """Record one `joined` or `left` payload; returns its version 1 body."""
+        body = encode_payload(payload)
+        entry = {payload["type"]: payload["nick"]}
+        entry.update((key, value) for key, value in payload.items() if key not in ("type", "nick", "room", "ts"))
+        self.bodies.append(body)
+        self.entries.append(encode_payload(entry))
+        self.ts = payload.get("ts")
+        return body
+
+    def members_body(self, start: int) -> bytes:
+        """The `members` payload of the changes from index `start` on."""
+        base = encode_payload({"type": "members", "room": self.room.name, "changes": [], "ts": self.ts})
+        # Strings in JSON cannot hold a bare quote, so this matches only the real key.
+        return base.replace(b'"changes":[]', b'"changes":[' + b",".join(self.entries[start:]) + b"]", 1)
 
 
 class Waiting:
@@ -110,6 +168,7 @@ class FanOut:
         self._runs: dict[str, Run] = {}  # the open broadcast run of each room
         self._deferred = 0  # batches in a row that left their deliveries to the next one
         self._closing: list[Session] = []
+        self._changes: dict[str, Changes] = {}  # each room's joins and leaves not yet sent
         self.waiting = Waiting()  # threads waiting to start a batch; written without the lock
 
     @contextmanager
@@ -129,6 +188,7 @@ class FanOut:
                 yield
             except BaseException:
                 self._deferred = 0
+                self._release_changes(hold=False)
                 delivered = self._deliver()
                 raise
             defer = may_defer and waiting.count > 0 and self._deferred < MAX_DEFERRED
@@ -136,6 +196,8 @@ class FanOut:
                 self._deferred += 1
             else:
                 self._deferred = 0
+                if self._changes:
+                    self._release_changes(hold=waiting.count > 0)
                 delivered = self._deliver()
         finally:
             lock.release()
@@ -145,6 +207,10 @@ class FanOut:
     def queue(self, session: Session, body: bytes) -> None:
         """Queue one encoded payload for one member (inside a batch)."""
         if session.room_key is not None:
+            changes = self._changes.get(session.room_key)
+            if changes is not None and changes.starts.get(session, -1) < len(changes.bodies):
+                # The member has changes to see that came before this payload.
+                self._release(changes)
             # Later broadcasts must come after this payload: start a new run for its room.
             self._runs.pop(session.room_key, None)
         segments = self._pending.get(session)
@@ -157,6 +223,10 @@ class FanOut:
 
     def broadcast(self, room: Room, body: bytes, exclude: Session | None = None) -> None:
         """Queue one encoded payload for every member of `room` but `exclude` (inside a batch)."""
+        if self._changes:
+            changes = self._changes.get(room.key)
+            if changes is not None:
+                self._release(changes)
         run = self._runs.get(room.key)
         if run is not None and exclude is None and run.version == room.version:
             run.bodies.append(body)
@@ -171,6 +241,64 @@ class FanOut:
         run = self._runs[room.key] = Run(room.version, body)
         for member in room.members.values():
             _append_segment(pending, member, run)
+
+    def member_joined(self, room: Room, session: Session, payload: dict[str, Any]) -> bytes:
+        """`session` (already a member of `room`) entered: tell the others, coalesced (see the module docstring).
+
+        Call it before queueing the newcomer's `welcome`. Returns the version 1 body.
+        """
+        changes = self._changes_of(room)
+        body = changes.add(payload)
+        changes.starts[session] = len(changes.bodies)
+        return body
+
+    def member_left(self, room: Room, session: Session, payload: dict[str, Any]) -> bytes:
+        """`session` (no longer a member of `room`) left: tell the others, coalesced. Returns the version 1 body."""
+        changes = self._changes_of(room)
+        changes.starts.pop(session, None)
+        return changes.add(payload)
+
+    def _changes_of(self, room: Room) -> Changes:
+        changes = self._changes.get(room.key)
+        if changes is not None and changes.room is not room:
+            self._release(changes)  # the room was emptied and made again under the same name
+            changes = None
+        if changes is None:
+            changes = self._changes[room.key] = Changes(room)
+        return changes
+
+    def _release_changes(self, hold: bool) -> None:
+        """At the end of a delivering batch: send every room's changes, but keep short ones while `hold`."""
+        for changes in list(self._changes.values()):
+            if hold and changes.held < MAX_HELD_BATCHES and len(changes.bodies) < MAX_CHANGES:
+                changes.held += 1
+            else:
+                self._release(changes)
+
+    def _release(self, changes: Changes) -> None:
+        """Queue a room's pending changes for its members, in order before anything queued after this."""
+        room = changes.room
+        del self._changes[room.key]
+        self._runs.pop(room.key, None)
+        count = len(changes.bodies)
+        starts = changes.starts
+        pending = self._pending
+        everything_v1 = Segment(changes.bodies, shared=True)
+        everything_batched: Segment | None = None
+        for member in room.members.values():
+            start = starts.get(member, 0)
+            if start >= count:
+                continue
+            batched = BATCH_JOINS in member.features
+            if start:
+                segment = Segment([changes.members_body(start)] if batched else changes.bodies[start:])
+            elif batched:
+                if everything_batched is None:
+                    everything_batched = Segment([changes.members_body(0)], shared=True)
+                segment = everything_batched
+            else:
+                segment = everything_v1
+            _append_segment(pending, member, segment)
 
     def close_after(self, session: Session) -> None:
         """Close `session`'s outbox once this batch's payloads are delivered to it."""
@@ -187,6 +315,7 @@ class FanOut:
         while self._pending:
             pending, self._pending = self._pending, {}
             self._runs = {}
+            dropped = False
             for member, segments in pending.items():
                 bodies = segments[0].bodies if len(segments) == 1 else [body for seg in segments for body in seg.bodies]
                 try:
@@ -194,10 +323,14 @@ class FanOut:
                 except Exception:
                     log.exception("delivering to %s failed: removed", member.describe())
                     self._drop(member, "error")
+                    dropped = True
                     continue
                 if not ok and not member.closed:
                     log.warning("%s is too slow to read: removed", member.describe())
                     self._drop(member, "slow")
+                    dropped = True
+            if dropped and self._changes:
+                self._release_changes(hold=False)  # the `left` of those dropped goes out in this batch
             if delivered:
                 delivered.update(pending)
             else:

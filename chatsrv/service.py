@@ -59,6 +59,7 @@ from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Outbox, Session
 from chatsrv.store import Event, MemoryStore, Store
+from lanchat.protocol import FEATURES
 from lanchat.wire import ProtocolError, decode_payload, encode_message, encode_payload
 
 log = logging.getLogger("chatsrv")
@@ -282,7 +283,7 @@ class ChatService:
             payload = {"type": "left", "nick": session.nick, "room": room.name, "ts": now, "reason": reason}
             if details:
                 payload.update(details)
-            body = self.broadcast(room, payload)
+            body = self.fanout.member_left(room, session, payload)
             if details:
                 self.fanout.queue(session, body)
             self.store.add(Event("left", now, session.nick, room.name, transport=session.transport, reason=reason))
@@ -319,9 +320,11 @@ class ChatService:
             raise ProtocolError("nick_taken", f'the nick "{hello.nick}" is already in use')
         room = self.registry.ensure_room(hello.room)
         self.registry.add(session, hello.nick, room)
+        session.features = hello.features & FEATURES  # docs/protocol.md §12: unknown names are ignored
         log.info("join: %s in %s", session.describe(), room.name)
+        # The room hears of it coalesced with other joins (chatsrv.fanout); the welcome follows.
+        self.fanout.member_joined(room, session, {"type": "joined", "nick": hello.nick, "room": room.name, "ts": now})
         self._welcome(session, room, now)
-        self.broadcast(room, {"type": "joined", "nick": hello.nick, "room": room.name, "ts": now}, exclude=session)
         self.store.add(Event("joined", now, hello.nick, room.name, transport=session.transport))
 
     def _welcome(self, session: Session, room: Room, now: float) -> None:
@@ -339,6 +342,8 @@ class ChatService:
         }
         if session.transport == "udp":
             payload["peer_timeout"] = self.peer_timeout
+        if session.features:
+            payload["features"] = sorted(session.features)  # what the server accepted of hello.features
         if self.motd:
             payload["motd"] = self.motd
         if room.topic:
@@ -415,16 +420,16 @@ class ChatService:
         if current is not None:
             self.registry.leave_room(session)
             left = {"type": "left", "nick": session.nick, "room": current.name, "ts": now, "reason": "moved"}
-            self.broadcast(current, left)
+            self.fanout.member_left(current, session, left)
             assert session.nick is not None
             self.store.add(Event("left", now, session.nick, current.name, transport=session.transport, reason="moved"))
         room = self.registry.ensure_room(join.room)
         self.registry.enter(session, room)
-        self._welcome(session, room, now)
         joined: dict[str, Any] = {"type": "joined", "nick": session.nick, "room": room.name, "ts": now}
         if self.moderation.is_operator(session):
             joined["operator"] = True  # so clients can mark the operator who moved in
-        self.broadcast(room, joined, exclude=session)
+        self.fanout.member_joined(room, session, joined)
+        self._welcome(session, room, now)
         assert session.nick is not None
         self.store.add(Event("joined", now, session.nick, room.name, transport=session.transport))
 
