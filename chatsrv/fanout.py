@@ -35,10 +35,17 @@ entered during the interval gets only the changes after its own entry (its
 `welcome` listed everyone before). Changes are released, before anything
 else reaches the room, by: a broadcast to the room, a personal payload for
 one of its members (so a message said after a join is never seen before
-it), and the end of a delivering batch unless another batch waits and the
-interval is still short (fewer than MAX_HELD_BATCHES batches and
-MAX_CHANGES changes). A batch that nobody waits for releases them all, so
-nothing is held once the lock is free and no thread waits.
+it), and the end of a delivering batch. At a batch's end a room's changes
+are kept only during a burst, while they are fewer than MAX_CHANGES and
+younger than MAX_HOLD_SECONDS: while another batch waits for the lock, or,
+once an adapter has set `hold_seconds` (the TCP server does), while they
+are younger than that and the room's previous changes went out less than
+that ago. A lone join in a quiet room goes out at once; in a burst the room
+hears of its changes every `hold_seconds`. An adapter that sets
+`hold_seconds` calls `release_due` on a timer (the TCP server's
+`service_actions`, every 50 ms), so what is kept goes out even when no
+member sends anything; without it, the next batch that nobody waits for
+releases it.
 
 Delivery failures: a member whose outbox overflows (`put` returns False)
 or raises (a bug) is handed to the `drop` callback the service gives
@@ -56,6 +63,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -72,9 +80,9 @@ log = logging.getLogger("chatsrv")
 # 40 % more heap per connection behind.
 MAX_DEFERRED = 4
 
-# How long a room's joins and leaves may wait to be sent as one payload: at most this many delivering
-# batches while another batch waits, and at most this many changes (a newcomer's share is a slice of them).
-MAX_HELD_BATCHES = 64
+# How long a room's joins and leaves may wait to be sent as one payload (seconds, from the first change),
+# and how many may wait (a newcomer's share is a slice of them, so this also bounds that work).
+MAX_HOLD_SECONDS = 0.25
 MAX_CHANGES = 256
 
 
@@ -107,14 +115,14 @@ class Changes:
     has not seen (the one after its own entry).
     """
 
-    __slots__ = ("bodies", "entries", "held", "room", "starts", "ts")
+    __slots__ = ("bodies", "entries", "room", "since", "starts", "ts")
 
-    def __init__(self, room: Room) -> None:
+    def __init__(self, room: Room, since: float) -> None:
         self.room = room
         self.bodies: list[bytes] = []
         self.entries: list[bytes] = []
         self.starts: dict[Session, int] = {}
-        self.held = 0  # delivering batches this interval has been kept over
+        self.since = since  # monotonic time of the first change
         self.ts: Any = None  # `ts` of the latest change
 
     def add(self, payload: dict[str, Any]) -> bytes:
@@ -160,7 +168,12 @@ class Waiting:
 class FanOut:
     """Queues, runs and delivery of one service's batches (see the module docstring)."""
 
-    def __init__(self, lock: threading.RLock, drop: Callable[[Session, str], None]) -> None:
+    def __init__(
+        self,
+        lock: threading.RLock,
+        drop: Callable[[Session, str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._lock = lock  # the registry lock: every field below is owned by it, except `waiting`
         self._drop = drop  # the service's rule for removing a member (tells its room)
         # Per member, what this batch sends it, in order.
@@ -169,6 +182,9 @@ class FanOut:
         self._deferred = 0  # batches in a row that left their deliveries to the next one
         self._closing: list[Session] = []
         self._changes: dict[str, Changes] = {}  # each room's joins and leaves not yet sent
+        self._released: dict[str, float] = {}  # when each room's changes last went out (only recent ones kept)
+        self.clock = clock  # monotonic seconds, for the hold of joins and leaves
+        self.hold_seconds = 0.0  # a burst's interval; set only by an adapter that calls release_due on a timer
         self.waiting = Waiting()  # threads waiting to start a batch; written without the lock
 
     @contextmanager
@@ -197,7 +213,7 @@ class FanOut:
             else:
                 self._deferred = 0
                 if self._changes:
-                    self._release_changes(hold=waiting.count > 0)
+                    self._release_changes(hold=True)
                 delivered = self._deliver()
         finally:
             lock.release()
@@ -264,16 +280,36 @@ class FanOut:
             self._release(changes)  # the room was emptied and made again under the same name
             changes = None
         if changes is None:
-            changes = self._changes[room.key] = Changes(room)
+            changes = self._changes[room.key] = Changes(room, self.clock())
         return changes
 
+    def release_due(self) -> None:
+        """Send the joins and leaves that have waited long enough (an adapter calls this on a timer)."""
+        if self._changes or self._released:  # read without the lock: at worst one period late
+            with self.batch():
+                pass  # the batch's end releases what is due
+
     def _release_changes(self, hold: bool) -> None:
-        """At the end of a delivering batch: send every room's changes, but keep short ones while `hold`."""
+        """At the end of a delivering batch: send every room's changes, but keep a burst's while `hold`."""
+        now = self.clock()
+        released = self._released
+        waited_for = self.waiting.count > 0
+        interval = self.hold_seconds
         for changes in list(self._changes.values()):
-            if hold and changes.held < MAX_HELD_BATCHES and len(changes.bodies) < MAX_CHANGES:
-                changes.held += 1
-            else:
-                self._release(changes)
+            key = changes.room.key
+            age = now - changes.since
+            if (
+                hold
+                and age < MAX_HOLD_SECONDS
+                and len(changes.bodies) < MAX_CHANGES
+                and (waited_for or (age < interval and key in released and now - released[key] < interval))
+            ):
+                continue
+            self._release(changes)
+            released[key] = now
+        for key, when in list(released.items()):
+            if now - when >= interval and key not in self._changes:
+                del released[key]  # the burst is over: the room's next change goes out at once
 
     def _release(self, changes: Changes) -> None:
         """Queue a room's pending changes for its members, in order before anything queued after this."""

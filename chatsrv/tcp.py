@@ -34,6 +34,7 @@ log = logging.getLogger("chatsrv.tcp")
 RECV_SIZE = 8192
 BURST_RECV_SIZE = 32768
 DEFAULT_SEND_BUFFER = 1 << 20  # kernel send buffer per member (see configure_socket)
+BURST_HOLD = 0.1  # seconds a burst's joins and leaves may wait to reach a room as one payload
 
 
 def next_recv_size(received: int, asked: int) -> int:
@@ -180,6 +181,9 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         self.combiner = WriteCombiner()  # every outbox's flush sends through it
         self._live: set[socket.socket] = set()
         self._live_lock = threading.Lock()
+        # Joins and leaves of a burst reach a room together every BURST_HOLD seconds (chatsrv.fanout);
+        # service_actions below is the timer that sends them when nobody else does.
+        service.fanout.hold_seconds = BURST_HOLD
         super().__init__(address, ChatRequestHandler)
 
     @property
@@ -200,6 +204,10 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         with self._live_lock:
             self._live.discard(request)
         super().shutdown_request(request)
+
+    def service_actions(self) -> None:
+        """serve_forever calls this every poll_interval (chatsrv.app: 50 ms): held joins and leaves go out."""
+        self.service.fanout.release_due()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A bug in one connection's handler must never stop the server, nor print

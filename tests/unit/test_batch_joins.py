@@ -23,7 +23,9 @@ from tests.support.fakes import Clock, FakeOutbox, connect, send
 
 @pytest.fixture
 def service() -> ChatService:
-    return ChatService(clock=Clock(), rate=0, server_name="test")
+    service = ChatService(clock=Clock(), rate=0, server_name="test")
+    service.fanout.clock = Clock()  # the hold's time stands still unless a test moves it
+    return service
 
 
 def join(service: ChatService, nick: str, batched: bool, room: str = "lobby") -> tuple[Session, FakeOutbox]:
@@ -165,18 +167,41 @@ def test_the_interval_is_bounded_by_its_number_of_changes(
     assert changes == [[{"joined": "b1"}, {"joined": "b2"}, {"joined": "b3"}]]
 
 
-def test_the_interval_is_bounded_by_its_number_of_batches(
-    service: ChatService, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Even while batches keep waiting, changes held over MAX_HELD_BATCHES batches are released."""
-    monkeypatch.setattr(fanout, "MAX_HELD_BATCHES", 2)
+def test_the_interval_is_bounded_in_time(service: ChatService) -> None:
+    """Even while batches keep waiting, changes older than MAX_HOLD_SECONDS go out at the end of a batch."""
+    clock = service.fanout.clock
+    assert isinstance(clock, Clock)
     _, ann = join(service, "ann", batched=True)
     with held_open(service):
-        b1, _ = join(service, "b1", batched=False)  # held over its own batch
-        send(service, b1, type="ping")  # held over a second one
+        b1, _ = join(service, "b1", batched=False)
+        clock.now += fanout.MAX_HOLD_SECONDS / 2
+        send(service, b1, type="ping")
         assert after_welcome(ann) == []
-        send(service, b1, type="ping")  # the third releases them
+        clock.now += fanout.MAX_HOLD_SECONDS / 2
+        send(service, b1, type="ping")
         assert [p["changes"] for p in after_welcome(ann)] == [[{"joined": "b1"}]]
+
+
+def test_with_a_timer_a_burst_is_held_without_waiting_batches(service: ChatService) -> None:
+    """With hold_seconds set (the TCP server sets it), a room's second change within it waits for release_due."""
+    clock = service.fanout.clock
+    assert isinstance(clock, Clock)
+    service.fanout.hold_seconds = 0.1
+    _, ann = join(service, "ann", batched=True)  # its own entry counts as the room's last change
+    clock.now += 0.1
+    join(service, "b1", batched=False)  # a quiet room: at once
+    join(service, "b2", batched=False)  # the room is in a burst now: held
+    join(service, "b3", batched=False)
+    assert [p["changes"] for p in after_welcome(ann)] == [[{"joined": "b1"}]]
+    service.fanout.release_due()
+    assert len(after_welcome(ann)) == 1  # not due yet
+    clock.now += 0.1
+    service.fanout.release_due()
+    assert [p["changes"] for p in after_welcome(ann)] == [[{"joined": "b1"}], [{"joined": "b2"}, {"joined": "b3"}]]
+    clock.now += 0.1
+    service.fanout.release_due()  # nothing held: the burst is over
+    join(service, "b4", batched=False)
+    assert after_welcome(ann)[-1]["changes"] == [{"joined": "b4"}]  # quiet again: at once
 
 
 def test_kicked_members_details_survive_the_batch() -> None:
