@@ -284,10 +284,17 @@ class FanOut:
         return changes
 
     def release_due(self) -> None:
-        """Send the joins and leaves that have waited long enough (an adapter calls this on a timer)."""
-        if self._changes or self._released:  # read without the lock: at worst one period late
-            with self.batch():
-                pass  # the batch's end releases what is due
+        """Send the joins and leaves that have waited long enough (an adapter calls this on a timer).
+
+        Never waits for the lock: when a batch holds it, that batch's end releases what is due.
+        """
+        if not (self._changes or self._released):  # read without the lock: at worst one period late
+            return
+        if not self._lock.acquire(blocking=False):
+            return
+        self._lock.release()
+        with self.batch():
+            pass  # the batch's end releases what is due
 
     def _release_changes(self, hold: bool) -> None:
         """At the end of a delivering batch: send every room's changes, but keep a burst's while `hold`."""

@@ -17,6 +17,7 @@ import logging
 import socket
 import socketserver
 import threading
+import time
 from typing import Any
 
 from chatsrv.backpressure import Backpressure
@@ -191,6 +192,7 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         # Joins and leaves of a burst reach a room together every BURST_HOLD seconds (chatsrv.fanout);
         # service_actions below is the timer that sends them when nobody else does.
         service.fanout.hold_seconds = BURST_HOLD
+        self._next_release = 0.0  # monotonic time of the next release_due (accept thread only)
         super().__init__(address, ChatRequestHandler)
 
     @property
@@ -228,8 +230,12 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         super().shutdown_request(request)
 
     def service_actions(self) -> None:
-        """serve_forever calls this every poll_interval (chatsrv.app: 50 ms): held joins and leaves go out."""
-        self.service.fanout.release_due()
+        """serve_forever calls this after every accept and every poll_interval (chatsrv.app: 50 ms):
+        held joins and leaves go out, at most every BURST_HOLD / 2 (not once per accept in a burst)."""
+        now = time.monotonic()
+        if now >= self._next_release:
+            self._next_release = now + BURST_HOLD / 2
+            self.service.fanout.release_due()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A bug in one connection's handler must never stop the server, nor print
