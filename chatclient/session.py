@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from chatclient import commands, longtext
 from chatclient.state import MUTE_ENDED, ClientState, Line, alternative_nick
 from chatclient.transport import Transport, TransportError
-from lanchat.protocol import MAX_TEXT
+from lanchat.protocol import BATCH_JOINS, MAX_TEXT
 
 Connect = Callable[[], Awaitable[Transport]]
 Sleep = Callable[[float], Awaitable[None]]
@@ -390,7 +390,12 @@ class ChatSession:
         it raises TransportError when the server never answers.
         """
         self._set_phase(Phase.JOINING)
-        hello: dict[str, Any] = {"type": "hello", "nick": self.state.nick, "room": self.state.room}
+        hello: dict[str, Any] = {
+            "type": "hello",
+            "nick": self.state.nick,
+            "room": self.state.room,
+            "features": [BATCH_JOINS],  # bursts of joins and leaves as one `members` (docs/protocol.md §13)
+        }
         if self.password is not None:
             hello["password"] = self.password
         await transport.send(hello)

@@ -49,6 +49,22 @@ def _is_word_char(char: str) -> bool:
     return (char.isalnum() or char in "_-") and unicodedata.east_asian_width(char) not in ("W", "F")
 
 
+BURST_NAMES = 3  # nicks named in a burst's line before "and N more"
+
+
+def _burst_line(key: tuple[str, str], nicks: list[str], room: Any, ts: Any) -> Line:
+    """One display line for consecutive joins, or leaves for one reason."""
+    what, reason = key
+    if len(nicks) == 1:
+        text = f"{nicks[0]} joined {room}" if what == "joined" else f"{nicks[0]} left ({reason})"
+        return Line("presence", text, ts, nicks[0])
+    named = ", ".join(nicks[:BURST_NAMES])
+    more = len(nicks) - BURST_NAMES
+    listing = f"{named}, and {more} more" if more > 0 else named
+    head = f"{len(nicks)} joined {room}" if what == "joined" else f"{len(nicks)} left ({reason})"
+    return Line("presence", f"{head}: {listing}", ts)
+
+
 @dataclass(frozen=True)
 class Line:
     """One thing to show. `kind` picks the style; text fields are untrusted."""
@@ -400,6 +416,53 @@ class ClientState:
         if reason == "moved" and isinstance(p.get("to"), str):
             reason = f"moved to {p['to']}"  # where they went (docs/protocol.md §8)
         return [Line("presence", f"{nick} left ({reason})", p.get("ts"), nick)]
+
+    def _on_members(self, p: dict[str, Any], now: float | None) -> list[Line]:
+        """A burst of joins and leaves (docs/protocol.md §13): applied in order, shown as one line per run.
+
+        Consecutive plain joins (or leaves for one reason) become one line,
+        "12 joined: a, b, c, and 9 more"; a run of one reads like the version
+        1 notice, and kicks and anything about this client keep their own line.
+        """
+        room = p.get("room", self.room)
+        ts = p.get("ts")
+        changes = p.get("changes")
+        lines: list[Line] = []
+        run_key: tuple[str, str] | None = None
+        run: list[str] = []
+
+        def end_run() -> None:
+            if run_key is not None and run:
+                lines.append(_burst_line(run_key, run, room, ts))
+            run.clear()
+
+        for change in changes if isinstance(changes, list) else []:
+            if not isinstance(change, dict):
+                continue
+            if isinstance(change.get("joined"), str):
+                nick = change["joined"]
+                single = {"type": "joined", "nick": nick, "room": room, "ts": ts, "operator": change.get("operator")}
+                self._on_joined(single, now)
+                key = ("joined", "")
+            elif isinstance(change.get("left"), str):
+                nick = change["left"]
+                single = {"type": "left", "nick": nick, "room": room, "ts": ts}
+                single.update((name, value) for name, value in change.items() if name != "left")
+                shown = self._on_left(single, now)
+                if single.get("reason") == "kicked" or nick.casefold() == self.nick.casefold():
+                    end_run()
+                    run_key = None
+                    lines.extend(shown)
+                    continue
+                key = ("left", str(single.get("reason", "")))
+            else:
+                continue
+            if key != run_key:
+                end_run()
+                run_key = key
+            run.append(nick)
+        end_run()
+        return lines
 
     def _on_renamed(self, p: dict[str, Any], now: float | None) -> list[Line]:
         old, new = str(p.get("old", "?")), str(p.get("new", "?"))

@@ -100,6 +100,7 @@ class Hello:
     room: str = DEFAULT_ROOM
     password: str | None = None
     cookie: str | None = None
+    features: frozenset[str] = frozenset()  # the optional features asked for (docs/protocol.md §13)
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,26 @@ def _hello(f: _Fields) -> Hello:
         room=check_room(room) if room is not None else DEFAULT_ROOM,
         password=f.optional_text("password"),
         cookie=f.optional_text("cookie"),
+        features=_features(f),
     )
+
+
+MAX_FEATURES = 16  # names in `hello.features`; more is a bad_request
+
+
+def _features(f: _Fields) -> frozenset[str]:
+    """`hello.features`: a list of at most MAX_FEATURES short strings; names the server does not know are kept
+    here and ignored by the service (a newer client may ask for more than this server offers)."""
+    value = f.payload.get("features")
+    if value is None:
+        return frozenset()
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_FEATURES
+        or not all(isinstance(name, str) and 0 < len(name) <= 32 for name in value)
+    ):
+        raise ProtocolError("bad_request", f'"features" of "hello" must be a list of at most {MAX_FEATURES} names')
+    return frozenset(value)
 
 
 def _who(f: _Fields) -> Who:

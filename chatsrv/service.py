@@ -76,6 +76,7 @@ from chatsrv.replies import SEQ_ROOM, fit_list
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Outbox, Session
 from chatsrv.store import Event, MemoryStore, Store
+from lanchat.protocol import FEATURES
 from lanchat.wire import ProtocolError, decode_payload, encode_message, encode_payload
 
 log = logging.getLogger("chatsrv")
@@ -501,7 +502,7 @@ class ChatService:
             payload = {"type": "left", "nick": session.nick, "room": room.name, "ts": now, "reason": reason}
             if details:
                 payload.update(details)
-            body = self.broadcast(room, payload)
+            body = self.fanout.member_left(room, session, payload)
             if details:
                 self.fanout.queue(session, body)
             self.store.add(Event("left", now, session.nick, room.name, transport=session.transport, reason=reason))
@@ -539,12 +540,14 @@ class ChatService:
         locked_out = self._locked_out_of(hello.room)
         room = self._open_room(session, DEFAULT_ROOM if locked_out else hello.room, now)
         self.registry.add(session, hello.nick, room)
+        session.features = hello.features & FEATURES  # docs/protocol.md §13: unknown names are ignored
         log.info("join: %s in %s", session.describe(), room.name)
+        # The room hears of it coalesced with other joins (chatsrv.fanout); the welcome follows.
+        self.fanout.member_joined(room, session, {"type": "joined", "nick": hello.nick, "room": room.name, "ts": now})
         self._welcome(session, room, now, first=True)
         if locked_out:
             text = f"{self.moderation.lock_all} locked every room: you are in {room.name} until it is unlocked"
             self.fanout.queue(session, encode_payload({"type": "notice", "text": text, "room": room.name, "ts": now}))
-        self.broadcast(room, {"type": "joined", "nick": hello.nick, "room": room.name, "ts": now}, exclude=session)
         # A member of the last run coming back soon after a restart is part of the one `restarted` event.
         back = self._returning.pop(name_key(hello.nick), None) is not None and now - self._started <= RETURN_WINDOW
         self.store.add(
@@ -578,6 +581,8 @@ class ChatService:
         }
         if session.transport == "udp":
             payload["peer_timeout"] = self.peer_timeout
+        if session.features:
+            payload["features"] = sorted(session.features)  # what the server accepted of hello.features
         if self.motd and first:
             payload["motd"] = self.motd
         if room.topic:
@@ -666,16 +671,16 @@ class ChatService:
             # `to` says where the member went (docs/protocol.md §8).
             left = {"type": "left", "nick": session.nick, "room": current.name, "ts": now, "reason": "moved"}
             left["to"] = room.name
-            self.broadcast(current, left)
+            self.fanout.member_left(current, session, left)
             assert session.nick is not None
             moved = Event("left", now, session.nick, current.name, transport=session.transport, reason="moved")
             self.store.add(moved._replace(to=room.name))
         self.registry.enter(session, room)
-        self._welcome(session, room, now)
         joined: dict[str, Any] = {"type": "joined", "nick": session.nick, "room": room.name, "ts": now}
         if self.moderation.is_operator(session):
             joined["operator"] = True  # so clients can mark the operator who moved in
-        self.broadcast(room, joined, exclude=session)
+        self.fanout.member_joined(room, session, joined)
+        self._welcome(session, room, now)
         assert session.nick is not None
         self.store.add(Event("joined", now, session.nick, room.name, transport=session.transport))
 

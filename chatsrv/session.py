@@ -67,6 +67,7 @@ class Session:
         self.closed = False  # no longer in the service; the adapter should hang up
         self.client_seq = SeqTracker()
         self.extra: dict[str, Any] = {}  # adapter-owned details shown in stats
+        self.features: frozenset[str] = frozenset()  # what `hello.features` asked for and the server knows
 
     @property
     def joined(self) -> bool:

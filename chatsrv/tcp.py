@@ -40,6 +40,7 @@ log = logging.getLogger("chatsrv.tcp")
 RECV_SIZE = 8192
 BURST_RECV_SIZE = 32768
 DEFAULT_SEND_BUFFER = 1 << 20  # kernel send buffer per member (see configure_socket)
+BURST_HOLD = 0.1  # seconds a burst's joins and leaves may wait to reach a room as one payload
 
 
 def next_recv_size(received: int, asked: int) -> int:
@@ -274,13 +275,19 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
 
     `request_queue_size` is 128 (the default 5 stalls simultaneous connects,
     docs/testing.md #2). Live client sockets are tracked so `stop` can wake every
-    handler blocked in `recv` before `server_close` joins the threads.
+    handler blocked in `recv`, and live handler threads so `stop` can join them.
+
+    Handler threads are daemon threads joined by `stop` from our own set, not
+    socketserver's: for a non-daemon thread socketserver's list (on every
+    accept) and threading's shutdown locks (on every thread start) each scan
+    every live thread, so a class of N logging in at once cost N²/2 checks
+    (measured: 5,000 joins took several seconds longer, all in the accept thread).
     """
 
     allow_reuse_address = platforms.ALLOW_REUSE_ADDRESS  # platform hook: not on Windows (lanchat.platforms)
     request_queue_size = 128
-    daemon_threads = False  # socketserver joins only non-daemon handler threads in server_close()
-    block_on_close = True
+    daemon_threads = True  # joined by stop() from self._handlers (see above)
+    block_on_close = False
 
     def __init__(
         self,
@@ -308,7 +315,12 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         self.mistakes = MistakeLog()  # framing mistakes on the console, a few per address
         self.combiner = WriteCombiner()  # every outbox's flush sends through it
         self._live: set[socket.socket] = set()
+        self._handlers: set[threading.Thread] = set()  # handler threads still running, under _live_lock
         self._live_lock = threading.Lock()
+        # Joins and leaves of a burst reach a room together every BURST_HOLD seconds (chatsrv.fanout);
+        # service_actions below is the timer that sends them when nobody else does.
+        service.fanout.hold_seconds = BURST_HOLD
+        self._next_release = 0.0  # monotonic time of the next release_due (accept thread only)
         super().__init__(address, ChatRequestHandler)
 
     def server_bind(self) -> None:
@@ -325,14 +337,37 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
         return not self.max_connections or self.live_connections() < self.max_connections
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        """One daemon thread per connection, in our set before it starts (so `stop` cannot miss it)."""
+        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address), daemon=True)
         with self._live_lock:
             self._live.add(request)
-        super().process_request(request, client_address)
+            self._handlers.add(thread)
+        try:
+            thread.start()
+        except BaseException:
+            with self._live_lock:
+                self._handlers.discard(thread)
+            raise  # serve_forever reports it and closes the request
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._live_lock:
+                self._handlers.discard(threading.current_thread())
 
     def shutdown_request(self, request: Any) -> None:
         with self._live_lock:
             self._live.discard(request)
         super().shutdown_request(request)
+
+    def service_actions(self) -> None:
+        """serve_forever calls this after every accept and every poll_interval (chatsrv.app: 50 ms):
+        held joins and leaves go out, at most every BURST_HOLD / 2 (not once per accept in a burst)."""
+        now = time.monotonic()
+        if now >= self._next_release:
+            self._next_release = now + BURST_HOLD / 2
+            self.service.fanout.release_due()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A bug in one connection's handler must never stop the server, nor print
@@ -357,3 +392,7 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
             except OSError:
                 pass
         self.server_close()
+        with self._live_lock:
+            handlers = list(self._handlers)  # no new ones: serving has stopped
+        for thread in handlers:
+            thread.join()

@@ -27,7 +27,8 @@ def test_typing_a_line_sends_say() -> None:
             await until(lambda: "hello world" not in h.screen())  # the server's echo is what stays, not the typed line
 
     run(scenario)
-    assert server.of_type("hello")[0] == {"type": "hello", "nick": "alice", "room": "lobby"}
+    hello = {"type": "hello", "nick": "alice", "room": "lobby", "features": ["batch_joins"]}
+    assert server.of_type("hello")[0] == hello
 
 
 def test_slash_nick_sends_nick() -> None:
@@ -342,7 +343,8 @@ def test_reconnects_with_backoff_then_hello_with_same_nick_and_room() -> None:
 
     run(scenario)
     assert waited[:3] == [1, 2, 4]
-    assert server.of_type("hello")[-1] == {"type": "hello", "nick": "alice", "room": "physics"}
+    hello = {"type": "hello", "nick": "alice", "room": "physics", "features": ["batch_joins"]}
+    assert server.of_type("hello")[-1] == hello
 
 
 def test_reconnect_takes_nick_2_when_nick_was_taken() -> None:

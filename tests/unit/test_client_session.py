@@ -51,7 +51,7 @@ def test_join_goes_through_the_phases_and_learns_the_rooms_quietly() -> None:
 
     run(scenario)
     assert seen == [Phase.CONNECTING, Phase.JOINING, Phase.IN_ROOM, Phase.CLOSING, Phase.CLOSED]
-    assert server.of_type("hello") == [{"type": "hello", "nick": "alice", "room": "lobby"}]
+    assert server.of_type("hello") == [{"type": "hello", "nick": "alice", "room": "lobby", "features": ["batch_joins"]}]
     assert "you are alice in lobby on fake" in listener.text()
     assert "rooms:" not in listener.text()
 

@@ -2,6 +2,12 @@
 
 Each text carries its *scheduled* send time, so a late generator shows up as
 latency instead of hiding it.
+Sampled receivers: besides every delivery, the latency is also reported at
+SAMPLED receivers spread over the join order (the first, the last and evenly
+between), the way an independent harness that times a few receivers sees it
+(`sampled_p50_ms` ... `sampled_max_ms`). Their deliveries are counted in a
+tally of their own and are part of the "all deliveries" figures as well.
+
 Owns: the latency run and its result record.
 Must not import: the registry, the runner, the report or the CLI.
 """
@@ -43,6 +49,11 @@ class LatencyFigures:
     max_ms: float | None
     stopped: str
     cpu: CpuShare = field(metadata=FLAT)
+    #: The same latencies at SAMPLED receivers only (see the module docstring).
+    sampled: int | None = None
+    sampled_p50_ms: float | None = None
+    sampled_p99_ms: float | None = None
+    sampled_max_ms: float | None = None
 
 
 @dataclass
@@ -54,6 +65,16 @@ class LatencyResult:
     size: int
     figures: LatencyFigures | None = field(default=None, metadata=FLAT)
     ending: Outcome | None = field(default=None, metadata=FLAT)
+
+
+SAMPLED = 5  # receivers timed on their own, spread over the join order
+
+
+def sampled_indices(count: int, wanted: int = SAMPLED) -> list[int]:
+    """`wanted` indices spread evenly over 0 .. count-1, the first and the last included."""
+    if count <= wanted:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (wanted - 1)) for i in range(wanted)})
 
 
 def ms(value: float | None) -> float | None:
@@ -78,6 +99,12 @@ def run_latency(ctx: RunContext) -> LatencyResult:
             result.ending = Outcome(error=join_failure(conns, loop))
             return result
         receivers = opts.clients if proto.echo else opts.clients - 1
+        sampled_tally = Tally(want_latency=True)
+        for index in sampled_indices(len(conns)):
+            conns[index].tally = sampled_tally
+
+        def received() -> int:
+            return tally.received + sampled_tally.received
         rate = float(opts.rate)
         total = max(1, int(rate * opts.duration))
         senders = conns[:senders_count]
@@ -103,19 +130,25 @@ def run_latency(ctx: RunContext) -> LatencyResult:
             return max(0.0, start + sent / rate - time.perf_counter())
 
         why = loop.run_until(
-            lambda: state["sent"] >= total and tally.received >= total * receivers,
+            lambda: state["sent"] >= total and received() >= total * receivers,
             start + opts.duration + opts.timeout, idle=opts.idle,
-            progress=lambda: tally.bytes + state["sent"], tick=tick)
+            progress=lambda: tally.bytes + sampled_tally.bytes + state["sent"], tick=tick)
+        tally.errors.update(sampled_tally.errors)
+        tally.gaps += sampled_tally.gaps
+        tally.reordered += sampled_tally.reordered
         sent = int(state["sent"])
         expected = sent * receivers
-        ordered = sorted(tally.latencies or [])
+        sampled = sorted(sampled_tally.latencies or [])
+        ordered = sorted((tally.latencies or []) + sampled)
         send_wall = state["last_send"] - start
         result.figures = LatencyFigures(
             sent=sent, offered_rate=rnd(sent / send_wall if send_wall > 0 else None, 0),
-            expected=expected, received=tally.received, lost=expected - tally.received,
+            expected=expected, received=received(), lost=expected - received(),
             p50_ms=ms(percentile(ordered, 0.50)), p90_ms=ms(percentile(ordered, 0.90)),
             p99_ms=ms(percentile(ordered, 0.99)), max_ms=ms(ordered[-1] if ordered else None),
-            stopped=why, cpu=meter.result())
+            stopped=why, cpu=meter.result(), sampled=len(sampled_indices(len(conns))),
+            sampled_p50_ms=ms(percentile(sampled, 0.50)), sampled_p99_ms=ms(percentile(sampled, 0.99)),
+            sampled_max_ms=ms(sampled[-1] if sampled else None))
         result.ending = outcome(why, server, tally, udp)
         return result
     finally:
@@ -127,13 +160,15 @@ SCENARIO = Scenario(
     help="""N clients; an open-loop offered load of --rate messages/s for
 --duration s, sent round-robin by S senders.  Every text carries
 its scheduled send time; p50/p90/p99/max one-way latency over
-all deliveries.""",
+all deliveries, and p50/p99/max at 5 receivers spread over the
+join order (as a harness that samples a few receivers sees it).""",
     key_metric="p99_ms",
-    headline=("p50_ms", "p99_ms", "max_ms", "server_cpu_pct"),
+    headline=("p50_ms", "p99_ms", "max_ms", "sampled_p99_ms", "server_cpu_pct"),
     columns=(("server", "server"), ("tr", "transport"), ("N", "clients"),
              ("rate", "rate"), ("sent", "sent"), ("lost", "lost"),
              ("p50 ms", "p50_ms"), ("p90 ms", "p90_ms"), ("p99 ms", "p99_ms"),
-             ("max ms", "max_ms"), ("srv cpu%", "server_cpu_pct"),
+             ("max ms", "max_ms"), ("p50@5", "sampled_p50_ms"), ("p99@5", "sampled_p99_ms"),
+             ("max@5", "sampled_max_ms"), ("srv cpu%", "server_cpu_pct"),
              ("bench cpu%", "bench_cpu_pct")),
     run=lambda ctx: run_latency(ctx),
     sizes=(Size("--rate", float, "offered messages/s (latency)", 500.0, 200.0),

@@ -1,5 +1,10 @@
 """Scenario scale: C idle members joined to one room; join time, one broadcast, server RSS per member.
 
+With `--joins batch` (the default) lanchat's bots ask for the `batch_joins`
+feature in `hello` (docs/protocol.md §13: a burst of joins reaches each member
+as one `members` payload); `--joins v1` leaves it out, so every member gets
+one `joined` per newcomer as in version 1. Other servers ignore the flag.
+
 Owns: the scale run and its result record.
 Must not import: the registry, the runner, the report or the CLI.
 """
@@ -8,8 +13,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ..codecs import chat_text
-from ..conn import Tally
+from ..codecs import Codec, LanchatTcp, chat_text, frame, json_bytes
+from ..conn import Conn, Tally
 from ..loop import Loop
 from ..procstat import CpuMeter, CpuShare, rnd, rss_kb
 from ..records import FLAT, OPTIONAL, OPTIONAL_ERROR
@@ -28,9 +33,29 @@ class Broadcast:
     closed_by_server: int
 
 
+JOIN_MODES = ("batch", "v1")
+
+
+class BatchJoinsTcp(LanchatTcp):
+    """lanchat over TCP, with `"features": ["batch_joins"]` in every hello."""
+
+    def login(self, conn: Conn) -> bytes:
+        return frame(json_bytes({"type": "hello", "nick": conn.nick, "room": conn.room, "features": ["batch_joins"]}))
+
+
+def codec_for(proto: Codec, joins: str) -> Codec:
+    """The codec the scale bots use: lanchat's TCP codec asks for batched joins unless `joins` is v1."""
+    if joins not in JOIN_MODES:
+        raise ValueError(f"--joins must be one of {', '.join(JOIN_MODES)}, not {joins!r}")
+    if joins == "batch" and type(proto) is LanchatTcp:
+        return BatchJoinsTcp()
+    return proto
+
+
 @dataclass
 class ScaleResult:
     conns: int
+    joins: str
     joined: int
     join_s: float | None
     joins_per_s: float | None
@@ -53,7 +78,7 @@ def run_scale(ctx: RunContext) -> ScaleResult:
     opts, conns_wanted = ctx.opts, ctx.conns
     assert conns_wanted is not None
     server = ctx.launch()
-    proto = server.protocol(False)
+    proto = codec_for(server.protocol(False), opts.joins)
     loop = Loop(server)
     tally = Tally()
     room = fresh_room("scale")
@@ -73,7 +98,8 @@ def run_scale(ctx: RunContext) -> ScaleResult:
         members = [conn for conn in conns if conn.ready and not conn.closed]
         rss_after = rss_kb(pid)
         result = ScaleResult(
-            conns=conns_wanted, joined=joined_count, join_s=rnd(join_s), joins_per_s=rnd(joined_count / join_s, 0),
+            conns=conns_wanted, joins=opts.joins if type(server.protocol(False)) is LanchatTcp else "-",
+            joined=joined_count, join_s=rnd(join_s), joins_per_s=rnd(joined_count / join_s, 0),
             members=len(members), join_bytes=tally.bytes, settle_s=rnd(time.perf_counter() - start),
             rss_before_kb=rss_before, rss_after_kb=rss_after,
             rss_per_conn_kb=rnd((rss_after - rss_before) / len(members), 2)
@@ -110,13 +136,15 @@ broadcast reaches all, server RSS per connection (VmRSS before
 vs after, from /proc/PID/status).""",
     key_metric="join_s",
     headline=("join_s", "bcast_s", "rss_per_conn_kb"),
-    columns=(("server", "server"), ("C", "conns"), ("joined", "joined"),
+    columns=(("server", "server"), ("C", "conns"), ("joins", "joins"), ("joined", "joined"),
              ("join s", "join_s"), ("joins/s", "joins_per_s"),
              ("bcast", "bcast_reached"), ("of", "bcast_expected"), ("bcast s", "bcast_s"),
              ("RSS0 KB", "rss_before_kb"), ("RSS KB", "rss_after_kb"),
              ("KB/conn", "rss_per_conn_kb"), ("srv cpu%", "server_cpu_pct"),
              ("bench cpu%", "bench_cpu_pct")),
     run=lambda ctx: run_scale(ctx),
-    sizes=(Size("--conns", str, "comma-separated connection counts (scale)", "1000,2000,5000", "40"),),
+    sizes=(Size("--conns", str, "comma-separated connection counts (scale)", "1000,2000,5000", "40"),
+           Size("--joins", str, "scale: lanchat bots ask for batched join notices (batch) or not (v1)",
+                "batch", "batch")),
     per_conns=True,
 )
