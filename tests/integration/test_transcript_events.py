@@ -46,7 +46,7 @@ def test_exports_contain_every_lesson_event(make_server, tmp_path: Path) -> None
         ):
             teacher.send(payload)
         teacher.expect("notice", event="ban")
-    first.stop()
+        first.stop()  # while the teacher is still connected: a restart, not a leave (closing first races it)
     second = make_server("--rate", "0", "--db", str(tmp_path / "lesson.sqlite3"), "--no-udp")
     with Client(second.port) as teacher:
         teacher.join("teacher", room="maths")
