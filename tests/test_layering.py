@@ -140,7 +140,9 @@ def test_client_imports_point_down(path: Path) -> None:
     name = module_name(path)
     assert name in CLIENT_RANKS, f"place {name} in CLIENT_RANKS (tests/test_layering.py)"
     for imported in imports_of(path):
-        assert imported.split(".")[0] != "chatsrv", f"{name} imports the server's {imported}: shared code lives in lanchat"
+        assert imported.split(".")[0] != "chatsrv", (
+            f"{name} imports the server's {imported}: shared code lives in lanchat"
+        )
         if imported.split(".")[0] == "prompt_toolkit":
             assert name == "chatclient.ui", f"only chatclient.ui may import prompt_toolkit ({name})"
     for imported in lanchat_imports(path, CLIENT_RANKS):

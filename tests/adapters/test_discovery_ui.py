@@ -14,7 +14,10 @@ DOWN, ENTER, CTRL_C = "\x1b[B", "\r", "\x03"
 
 
 def servers() -> list[FoundServer]:
-    found = [parse_answer({"type": "server_info", "id": str(n), "name": f"Room {n}", "tcp_port": 9009}, f"10.0.0.{n}") for n in (1, 2, 3)]
+    found = [
+        parse_answer({"type": "server_info", "id": str(n), "name": f"Room {n}", "tcp_port": 9009}, f"10.0.0.{n}")
+        for n in (1, 2, 3)
+    ]
     assert all(found)
     return found  # type: ignore[return-value]
 

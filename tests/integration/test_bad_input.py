@@ -84,7 +84,14 @@ def test_twenty_frames_in_one_send(room) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"\xc3\x28 invalid utf-8", b"[1,2,3]", b'"a string"', b"[" * 5000 + b"]" * 5000, b'{"type":"teleport"}', b'{"type":"say","text":42}'],
+    [
+        b"\xc3\x28 invalid utf-8",
+        b"[1,2,3]",
+        b'"a string"',
+        b"[" * 5000 + b"]" * 5000,
+        b'{"type":"teleport"}',
+        b'{"type":"say","text":42}',
+    ],
     ids=["bad-utf8", "list", "string", "nested-5000", "unknown-type", "mistyped-field"],
 )
 def test_bad_payload_is_recoverable(room, clients, body: bytes) -> None:
@@ -233,7 +240,9 @@ def test_backpressure_keeps_a_slow_but_steady_reader(make_server) -> None:
         reader.join("reader")
         sender.join("sender")
         total = 1500  # ~1.5 MB: 20 times the outbox; the reader's small buffer holds ~20 KB
-        flood = b"".join(encode_frame(encode_payload({"type": "say", "text": f"{n:05d}" + "z" * 1000})) for n in range(total))
+        flood = b"".join(
+            encode_frame(encode_payload({"type": "say", "text": f"{n:05d}" + "z" * 1000})) for n in range(total)
+        )
         flooder = threading.Thread(target=sender.send_raw, args=(flood,))
         echoes = threading.Thread(target=sender.wait_closed, kwargs={"timeout": 30})  # the sender reads its echoes
         flooder.start()

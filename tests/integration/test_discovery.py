@@ -60,7 +60,8 @@ def answers_to(client: UDPClient, data: bytes) -> list[bytes]:
 
 
 def test_probe_to_loopback_is_answered(make_server: ServerFactory) -> None:
-    """A padded `discover` to 127.0.0.1 gets one `server_info` with the name, both ports, version and no hello needed."""
+    """A padded `discover` to 127.0.0.1 gets one `server_info` with the name, both ports, version and no hello
+    needed."""
     server = make_server("--name", "Room 101", "--udp-port", "0")
     assert server.udp is not None
     client = UDPClient(server.udp.port)
@@ -177,7 +178,13 @@ def test_no_discovery_gives_no_answer(make_server: ServerFactory) -> None:
 def chatclient(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "chatclient", *args],
-        cwd=ROOT, env=ENV, input=stdin, capture_output=True, text=True, timeout=20, check=False,
+        cwd=ROOT,
+        env=ENV,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
     )
 
 
@@ -226,7 +233,9 @@ def test_client_joins_the_udp_port_with_udp(make_server: ServerFactory) -> None:
     assert "you are uma in lobby on Room 101" in result.stdout  # nothing listens on TCP at that port: it was UDP
 
 
-def test_client_without_host_and_several_servers_lists_them_when_it_cannot_ask(two_servers: tuple[Server, Server]) -> None:
+def test_client_without_host_and_several_servers_lists_them_when_it_cannot_ask(
+    two_servers: tuple[Server, Server],
+) -> None:
     """Several answers and stdin is a pipe: exit 1 with both servers and their --host commands on stderr."""
     first, second = two_servers
     result = chatclient("--nick", "amy", *addresses(first, second), "--discover-wait", WAIT, stdin="hi\n")
@@ -250,9 +259,11 @@ def test_client_finding_nothing_explains(make_server: ServerFactory) -> None:
 
 @pytest.mark.parametrize(
     ("args", "words"),
-    [(("--host", "127.0.0.1", "--discover"), "--host joins that address"),
-     (("--discover-addr", "127.0.0.1:99999"), "not a port"),
-     (("--discover-wait", "0"), "--discover-wait")],
+    [
+        (("--host", "127.0.0.1", "--discover"), "--host joins that address"),
+        (("--discover-addr", "127.0.0.1:99999"), "not a port"),
+        (("--discover-wait", "0"), "--discover-wait"),
+    ],
 )
 def test_client_discovery_flag_problems_are_one_line(args: tuple[str, ...], words: str) -> None:
     """Conflicting or bad discovery flags: one line on stderr, exit 2."""
@@ -267,8 +278,13 @@ def test_client_in_a_terminal_asks_which_server(two_servers: tuple[Server, Serve
     pexpect: Any = pytest.importorskip("pexpect")
     first, second = two_servers
     child = pexpect.spawn(
-        sys.executable, ["-m", "chatclient", "--plain", "--nick", "pia", *addresses(first, second), "--discover-wait", WAIT],
-        cwd=str(ROOT), env=ENV, dimensions=(24, 80), encoding="utf-8", timeout=10,
+        sys.executable,
+        ["-m", "chatclient", "--plain", "--nick", "pia", *addresses(first, second), "--discover-wait", WAIT],
+        cwd=str(ROOT),
+        env=ENV,
+        dimensions=(24, 80),
+        encoding="utf-8",
+        timeout=10,
     )
     try:
         child.expect(r"join which one\? \[1-2, Enter: 1, q: quit\] ")
@@ -324,8 +340,15 @@ class Impostor:
         return f"127.0.0.1:{self.udp.getsockname()[1]}"
 
     def _answer(self) -> None:
-        answer = {"type": "server_info", "id": "copied-id", "name": "Room 101", "tcp_port": self.tcp.getsockname()[1],
-                  "users": 3, "version": "0.1.0", "password_required": False}
+        answer = {
+            "type": "server_info",
+            "id": "copied-id",
+            "name": "Room 101",
+            "tcp_port": self.tcp.getsockname()[1],
+            "users": 3,
+            "version": "0.1.0",
+            "password_required": False,
+        }
         for _ in range(2):  # the client probes twice; answer both, then stop
             try:
                 _, source = self.udp.recvfrom(2048)
@@ -352,9 +375,24 @@ def test_password_from_the_environment_is_not_sent_to_a_found_server_over_a_pipe
     impostor = Impostor()
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "chatclient", "--nick", "amy", "--discover-addr", impostor.address, "--discover-wait", WAIT],
-            cwd=ROOT, env={**ENV, "LANCHAT_PASSWORD": "class-secret"}, input="hi\n",
-            capture_output=True, text=True, timeout=20, check=False,
+            [
+                sys.executable,
+                "-m",
+                "chatclient",
+                "--nick",
+                "amy",
+                "--discover-addr",
+                impostor.address,
+                "--discover-wait",
+                WAIT,
+            ],
+            cwd=ROOT,
+            env={**ENV, "LANCHAT_PASSWORD": "class-secret"},
+            input="hi\n",
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
         )
         assert result.returncode == 1
         assert "not sending the password (LANCHAT_PASSWORD) to a server found by discovery" in result.stderr
@@ -372,9 +410,23 @@ def test_in_a_terminal_the_password_goes_after_the_user_confirms_the_address(mak
     for answer, joined in (("n", False), ("y", True)):
         child = pexpect.spawn(
             sys.executable,
-            ["-m", "chatclient", "--plain", "--nick", "pia", "--password", "class-secret", *addresses(server),
-             "--discover-wait", WAIT],
-            cwd=str(ROOT), env=ENV, dimensions=(24, 80), encoding="utf-8", timeout=10,
+            [
+                "-m",
+                "chatclient",
+                "--plain",
+                "--nick",
+                "pia",
+                "--password",
+                "class-secret",
+                *addresses(server),
+                "--discover-wait",
+                WAIT,
+            ],
+            cwd=str(ROOT),
+            env=ENV,
+            dimensions=(24, 80),
+            encoding="utf-8",
+            timeout=10,
         )
         try:
             child.expect(rf"send the password \(--password\) to 127.0.0.1 port {server.port}\?.*\[y/N\] ")
@@ -383,7 +435,9 @@ def test_in_a_terminal_the_password_goes_after_the_user_confirms_the_address(mak
                 child.expect("you are pia in lobby on Room 101")
                 child.sendeof()
             else:
-                child.expect(f"not joining. To join that server on purpose: chatclient --host 127.0.0.1 --port {server.port}")
+                child.expect(
+                    f"not joining. To join that server on purpose: chatclient --host 127.0.0.1 --port {server.port}"
+                )
             child.expect(pexpect.EOF)
         finally:
             child.close(force=True)

@@ -59,7 +59,11 @@ class Lan:
         """chatsrv in the server namespace, on every address, default port; returns once it listens."""
         process = subprocess.Popen(
             self.command(self.server_ns, "-m", "chatsrv", "--log-level", "warning", "--db", ":memory:", *flags),
-            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.processes.append(process)
         assert process.stdout is not None
@@ -70,13 +74,21 @@ class Lan:
                 return
             if not line and process.poll() is not None:
                 break
-        raise AssertionError(f"chatsrv did not start in {self.server_ns}: {process.stderr.read() if process.stderr else ''}")
+        raise AssertionError(
+            f"chatsrv did not start in {self.server_ns}: {process.stderr.read() if process.stderr else ''}"
+        )
 
     def client(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         """chatclient in the client namespace (the only place a test broadcasts from)."""
         return subprocess.run(
             self.command(self.client_ns, "-m", "chatclient", *args),
-            cwd=ROOT, env=ENV, input=stdin, capture_output=True, text=True, timeout=20, check=False,
+            cwd=ROOT,
+            env=ENV,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
         )
 
 
@@ -99,7 +111,8 @@ def lan() -> Iterator[Lan]:
             ip("link", "set", f"{tag}a", "netns", network.server_ns)
             ip("link", "set", f"{tag}b", "netns", network.client_ns)
             for namespace, device, address in (
-                (network.server_ns, f"{tag}a", SERVER_ADDRESS), (network.client_ns, f"{tag}b", CLIENT_ADDRESS)
+                (network.server_ns, f"{tag}a", SERVER_ADDRESS),
+                (network.client_ns, f"{tag}b", CLIENT_ADDRESS),
             ):
                 ip("-n", namespace, "addr", "add", f"{address}/24", "brd", "+", "dev", device)
                 ip("-n", namespace, "link", "set", device, "up")

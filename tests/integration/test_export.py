@@ -129,7 +129,9 @@ def test_jsonl_is_shaped_like_the_protocol(db: Path) -> None:
 
 def test_room_and_since_filters(db: Path) -> None:
     """--room picks one room in any letter case; --since drops what came before the date."""
-    records = [json.loads(line) for line in export("--db", str(db), "--format", "jsonl", "--room", "LOBBY").splitlines()]
+    records = [
+        json.loads(line) for line in export("--db", str(db), "--format", "jsonl", "--room", "LOBBY").splitlines()
+    ]
     assert [r.get("text") for r in records] == ['a "quoted" <b>word</b>']
     later = export("--db", str(db), "--since", "2024-05-07")
     assert later.splitlines() == ["2024-05-07 09:00:00 #Physics <alicia> next day"]
@@ -143,7 +145,13 @@ def test_export_command_as_a_process(db: Path) -> None:
     def run(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "chatsrv", "export", *argv],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=20, check=False, encoding="utf-8",
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+            encoding="utf-8",
         )
 
     good = run("--db", str(db), "--format", "html")

@@ -23,7 +23,11 @@ def start(flags: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str],
     """chatsrv as a process; returns it, its port and its start-up lines (up to 'Ctrl-C stops')."""
     process = subprocess.Popen(
         [sys.executable, "-m", "chatsrv", "--db", ":memory:", "--host", "127.0.0.1", "--port", "0", *flags],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     lines = read_until(process, r"Ctrl-C stops the server")
     port = next(int(line.split(" port ")[1].split()[0]) for line in lines if "listening on" in line)
@@ -106,7 +110,11 @@ def test_flag_or_file_wins_over_the_environment(tmp_path: Path) -> None:
     from_file = parsed(["--password-file", str(secret_file)], environ)
     assert (from_file.password, from_file.password_from) == ("from-the-file", "--password-file")
     from_env = parsed([], environ)
-    assert (from_env.password, from_env.op_secret, from_env.op_secret_from) == ("from-env", "op-from-env", "LANCHAT_OP_SECRET")
+    assert (from_env.password, from_env.op_secret, from_env.op_secret_from) == (
+        "from-env",
+        "op-from-env",
+        "LANCHAT_OP_SECRET",
+    )
     assert parsed([], {"LANCHAT_PASSWORD": ""}).password is None
 
 
@@ -131,4 +139,3 @@ def test_secret_comparison_does_not_depend_on_length(monkeypatch: pytest.MonkeyP
     assert access.secrets_match("a-much-longer-secret", "a-much-longer-secret") is True
     assert access.secrets_match("\ud800", "x") is False  # a lone surrogate from JSON does not crash
     assert lengths and all(a == b == 32 for a, b in lengths)
-

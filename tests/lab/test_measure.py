@@ -85,7 +85,12 @@ def _record(transport: str, arrivals: list[list[object]], seqs: list[int], **ext
 
 def test_summarize_counts_loss_reorder_and_duplicates_from_seq() -> None:
     """A UDP bot that saw seq 1,2,4,3,4 and missed 6 reports 1 missing, 1 reordered, 1 duplicate."""
-    arrivals = [["udp", 0, 10.0, 10.001], ["udp", 1, 10.01, 10.013], ["udp", 1, 10.01, 10.014], ["tcp", 0, 10.0, 10.002]]
+    arrivals = [
+        ["udp", 0, 10.0, 10.001],
+        ["udp", 1, 10.01, 10.013],
+        ["udp", 1, 10.01, 10.014],
+        ["tcp", 0, 10.0, 10.002],
+    ]
     record = _record("udp", arrivals, [1, 2, 4, 3, 4, 5, 7])
     summary = summarize("udp", [record], other_sent=1, other_bots=1)
     assert (summary.sent, summary.expected, summary.delivered, summary.lost) == (2, 2, 2, 0)
@@ -98,9 +103,16 @@ def test_summarize_counts_loss_reorder_and_duplicates_from_seq() -> None:
     text = compare_report(
         {
             "setup": {
-                "bots_per_transport": 1, "messages_per_transport": 2, "rate": 10.0, "mode": "loopback",
-                "server": "127.0.0.1:1", "udp_faults": [], "netns_loss": None, "netns_rate": None,
-                "duration": 1.0, "when": "now",
+                "bots_per_transport": 1,
+                "messages_per_transport": 2,
+                "rate": 10.0,
+                "mode": "loopback",
+                "server": "127.0.0.1:1",
+                "udp_faults": [],
+                "netns_loss": None,
+                "netns_rate": None,
+                "duration": 1.0,
+                "when": "now",
             },
             "transports": {"udp": summary.as_dict()},
         }

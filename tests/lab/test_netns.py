@@ -28,8 +28,24 @@ def ours(pid: int) -> list[str]:
 @needs_netns
 @pytest.mark.timeout(90)
 def test_compare_with_kernel_loss_tcp_loses_nothing_and_namespaces_go(capsys) -> None:
-    """Under 10 % random drops TCP still delivers everything (retransmitting), the kernel really dropped, nothing is left behind."""
-    code = main(["compare", "--netns-loss", "10", "--transports", "tcp", "--bots", "2", "--messages", "80", "--rate", "200", "--json"])
+    """Under 10 % random drops TCP still delivers everything (retransmitting), the kernel really dropped, nothing is
+    left behind."""
+    code = main(
+        [
+            "compare",
+            "--netns-loss",
+            "10",
+            "--transports",
+            "tcp",
+            "--bots",
+            "2",
+            "--messages",
+            "80",
+            "--rate",
+            "200",
+            "--json",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     result = json.loads(captured.out)
@@ -60,7 +76,20 @@ def test_ctrl_c_on_a_running_chatlab_removes_its_namespaces() -> None:
     """SIGINT to a chatlab in the middle of a netns run: exit 130, one line, no namespace left, no server left."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     process = subprocess.Popen(
-        [sys.executable, "-m", "lanchat_lab", "compare", "--netns-loss", "5", "--transports", "tcp", "--messages", "100000", "--rate", "50"],
+        [
+            sys.executable,
+            "-m",
+            "lanchat_lab",
+            "compare",
+            "--netns-loss",
+            "5",
+            "--transports",
+            "tcp",
+            "--messages",
+            "100000",
+            "--rate",
+            "50",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

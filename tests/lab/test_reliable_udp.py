@@ -57,7 +57,9 @@ def test_reliable_udp_gets_everything_and_pays_the_tail(capsys, tmp_path: Path) 
         assert receiver["reliable_latency_ms"]["max"] >= 150  # a lost message waits at least about one RTO (200 ms)
         assert receiver["plain_latency_ms"]["max"] < receiver["reliable_latency_ms"]["max"]
     target = tmp_path / "reliable.png"
-    code, out, err = run_lab(capsys, "reliable-udp", "--messages", "20", "--rate", "100", "--udp-loss", "30", "--plot", str(target))
+    code, out, err = run_lab(
+        capsys, "reliable-udp", "--messages", "20", "--rate", "100", "--udp-loss", "30", "--plot", str(target)
+    )
     assert code == 0, err
     assert "every receiver got every message, in order, once" in out and "You end up rebuilding TCP." in out
     assert_png(target)

@@ -48,7 +48,8 @@ def assert_png(path: Path) -> tuple[int, int]:
 
 
 def test_sticky_merges_without_framing_and_is_exact_with_it(capsys) -> None:
-    """Naive recv(1024) shows merged chunks and a cut message; framing gives exactly the messages; UDP keeps boundaries."""
+    """Naive recv(1024) shows merged chunks and a cut message; framing gives exactly the messages; UDP keeps
+    boundaries."""
     result = run_json(capsys, "sticky", "--messages", "40", "--big", "2500")
     naive = result["tcp_naive"]
     assert naive["merged_chunks"] >= 1
@@ -88,17 +89,38 @@ def test_sticky_plot_writes_a_png(capsys, tmp_path: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_compare_tcp_is_complete_in_order_and_once(capsys, tmp_path: Path, monkeypatch) -> None:
-    """Over TCP every message arrives, none lost, reordered or duplicated; the report and a PNG say so; no files left."""
+    """Over TCP every message arrives, none lost, reordered or duplicated; the report and a PNG say so; no files
+    left."""
     monkeypatch.chdir(tmp_path)  # the lab's server must not leave a history database behind
     target = tmp_path / "compare.png"
-    code, out, err = run_lab(capsys, "compare", "--transports", "tcp", "--bots", "2", "--messages", "60", "--rate", "400", "--plot", str(target))
+    code, out, err = run_lab(
+        capsys,
+        "compare",
+        "--transports",
+        "tcp",
+        "--bots",
+        "2",
+        "--messages",
+        "60",
+        "--rate",
+        "400",
+        "--plot",
+        str(target),
+    )
     assert code == 0, err
     assert "delivered / expected" in out and "120 / 120" in out
     assert "TCP delivered 120 of 120 messages, every one, in order, once" in out
     assert_png(target)
     result = run_json(capsys, "compare", "--transports", "tcp", "--bots", "2", "--messages", "60", "--rate", "400")
     tcp = result["transports"]["tcp"]
-    assert (tcp["expected"], tcp["delivered"], tcp["lost"], tcp["seq_lost"], tcp["reordered"], tcp["duplicated"]) == (120, 120, 0, 0, 0, 0)
+    assert (tcp["expected"], tcp["delivered"], tcp["lost"], tcp["seq_lost"], tcp["reordered"], tcp["duplicated"]) == (
+        120,
+        120,
+        0,
+        0,
+        0,
+        0,
+    )
     assert tcp["framing_bytes"] == 4 and tcp["payload_bytes"] > 50
     assert 0 < tcp["latency_ms"]["p50"] <= tcp["latency_ms"]["p99"] <= tcp["latency_ms"]["max"] < 2000
     assert tcp["join_ms"]["max"] > 0
@@ -147,13 +169,39 @@ def test_slow_report_prints_the_figures() -> None:
     from lanchat_lab.report import slow_report
 
     result = {
-        "setup": {"readers": 1, "messages": 10, "rate": 100.0, "size": 5, "outbox": 1000, "stuck_buffer": 4096, "stuck": ["tcp"], "duration": 1.0},
+        "setup": {
+            "readers": 1,
+            "messages": 10,
+            "rate": 100.0,
+            "size": 5,
+            "outbox": 1000,
+            "stuck_buffer": 4096,
+            "stuck": ["tcp"],
+            "duration": 1.0,
+        },
         "removed": {"reason": "slow", "seconds": 0.25, "after_message": 4},
         "readers": [
-            {"nick": "reader1", "received": 10, "expected": 10, "kept_up": 1.0, "rate_before": 99.0, "rate_after": 101.0,
-             "latency_ms": {"p50": 0.3, "p99": 1.0, "max": 2.0}, "longest_gap_ms": 12.0}
+            {
+                "nick": "reader1",
+                "received": 10,
+                "expected": 10,
+                "kept_up": 1.0,
+                "rate_before": 99.0,
+                "rate_after": 101.0,
+                "latency_ms": {"p50": 0.3, "p99": 1.0, "max": 2.0},
+                "longest_gap_ms": 12.0,
+            }
         ],
-        "stuck_members": [{"nick": "stuck-tcp", "transport": "tcp", "received": 3, "bytes_taken": 9000, "closed_by_server": True, "seq_gaps": 0}],
+        "stuck_members": [
+            {
+                "nick": "stuck-tcp",
+                "transport": "tcp",
+                "received": 3,
+                "bytes_taken": 9000,
+                "closed_by_server": True,
+                "seq_gaps": 0,
+            }
+        ],
     }
     text = slow_report(result)
     assert 'removed by the server with reason "slow" 0.25 s after the first message' in text

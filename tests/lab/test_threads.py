@@ -31,7 +31,9 @@ def test_iterative_server_makes_the_second_client_wait_at_accept(capsys) -> None
 def test_threads_report_and_plot(capsys, tmp_path: Path) -> None:
     """The report has both tables and the longest waits; --plot writes a PNG."""
     target = tmp_path / "threads.png"
-    code, out, err = run_lab(capsys, "threads", "--clients", "2", "--hold", "0.2", "--stagger", "0.05", "--plot", str(target))
+    code, out, err = run_lab(
+        capsys, "threads", "--clients", "2", "--hold", "0.2", "--stagger", "0.05", "--plot", str(target)
+    )
     assert code == 0, err
     assert "iterative server (socketserver.TCPServer, one client at a time):" in out
     assert "threaded server (socketserver.ThreadingTCPServer" in out

@@ -22,15 +22,32 @@ def test_trace_of_whole_frames_and_a_started_one() -> None:
 def test_trace_of_a_frame_split_over_three_recvs() -> None:
     """A 3000-byte frame read as 1024 + 1024 + 956 bytes: start, middle, end."""
     assert trace_chunk(1024, [], 0) == "recv 1024 bytes, 0 complete frames: start of the next frame (1024 bytes)"
-    assert trace_chunk(1024, [], 1024) == "recv 1024 bytes, 0 complete frames: middle of a frame (1024 bytes; 2048 of it so far)"
-    assert trace_chunk(956, [b"z" * 3000], 2048) == "recv 956 bytes, 1 complete frame: end of a frame begun earlier (956 bytes, [4+3000] in all)"
+    assert (
+        trace_chunk(1024, [], 1024)
+        == "recv 1024 bytes, 0 complete frames: middle of a frame (1024 bytes; 2048 of it so far)"
+    )
+    assert (
+        trace_chunk(956, [b"z" * 3000], 2048)
+        == "recv 956 bytes, 1 complete frame: end of a frame begun earlier (956 bytes, [4+3000] in all)"
+    )
 
 
 def test_chatclient_trace_wire_prints_every_recv_on_stderr(server) -> None:
     """A real chatclient with --trace-wire: the chat on stdout, a wire line per recv on stderr."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(
-        [sys.executable, "-m", "chatclient", "--host", "127.0.0.1", "--port", str(server.port), "--nick", "amy", "--trace-wire"],
+        [
+            sys.executable,
+            "-m",
+            "chatclient",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(server.port),
+            "--nick",
+            "amy",
+            "--trace-wire",
+        ],
         check=False,
         input="hello wire\n",
         capture_output=True,

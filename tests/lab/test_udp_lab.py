@@ -28,8 +28,11 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
 
 @pytest.mark.timeout(60)
 def test_udp_loss_20_seed_3_is_within_a_binomial_bound_and_tcp_is_untouched(capsys) -> None:
-    """Under --udp-loss 20 --seed 3 UDP loses about 20 % (4 sigma), exactly what the server injected; TCP loses nothing."""
-    result = run_json(capsys, "compare", "--udp-loss", "20", "--seed", "3", "--bots", "2", "--messages", "150", "--rate", "500")
+    """Under --udp-loss 20 --seed 3 UDP loses about 20 % (4 sigma), exactly what the server injected; TCP loses
+    nothing."""
+    result = run_json(
+        capsys, "compare", "--udp-loss", "20", "--seed", "3", "--bots", "2", "--messages", "150", "--rate", "500"
+    )
     tcp, udp = result["transports"]["tcp"], result["transports"]["udp"]
     assert (tcp["lost"], tcp["seq_lost"], tcp["reordered"], tcp["duplicated"]) == (0, 0, 0, 0)
     assert tcp["from_other"] == [300, 300]  # UDP bots' messages reach TCP bots: the faults are on the way down only
@@ -46,10 +49,30 @@ def test_udp_loss_20_seed_3_is_within_a_binomial_bound_and_tcp_is_untouched(caps
 @pytest.mark.timeout(60)
 def test_udp_duplicates_and_reordering_show_up_in_the_report(capsys) -> None:
     """Injected duplicates and reordering are counted from seq and named in the report; TCP has none."""
-    code = main(["compare", "--udp-dup", "10", "--udp-reorder", "10", "--seed", "5", "--bots", "2", "--messages", "150", "--rate", "500"])
+    code = main(
+        [
+            "compare",
+            "--udp-dup",
+            "10",
+            "--udp-reorder",
+            "10",
+            "--seed",
+            "5",
+            "--bots",
+            "2",
+            "--messages",
+            "150",
+            "--rate",
+            "500",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
-    lines = {line.split("  ")[0]: line.split() for line in out.splitlines() if line.startswith(("reordered (seq)", "duplicated (seq)"))}
+    lines = {
+        line.split("  ")[0]: line.split()
+        for line in out.splitlines()
+        if line.startswith(("reordered (seq)", "duplicated (seq)"))
+    }
     tcp_reordered, udp_reordered = lines["reordered (seq)"][-2:]
     tcp_duplicated, udp_duplicated = lines["duplicated (seq)"][-2:]
     assert tcp_reordered == tcp_duplicated == "0"
@@ -62,7 +85,18 @@ def test_restart_udp_notices_only_by_silence(capsys, tmp_path: Path) -> None:
     """After a SIGKILL, TCP bots know at once; UDP bots only after their timeout; all come back (and a timeline PNG)."""
     picture = tmp_path / "restart.png"
     result = run_json(
-        capsys, "restart", "--before", "0.3", "--down", "1.2", "--interval", "0.1", "--udp-timeout", "0.6", "--plot", str(picture)
+        capsys,
+        "restart",
+        "--before",
+        "0.3",
+        "--down",
+        "1.2",
+        "--interval",
+        "0.1",
+        "--udp-timeout",
+        "0.6",
+        "--plot",
+        str(picture),
     )
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     by_transport: dict[str, list[dict[str, Any]]] = {"tcp": [], "udp": []}
@@ -81,7 +115,20 @@ def test_slow_udp_member_is_never_removed_but_loses(capsys, tmp_path: Path) -> N
     """A stuck UDP member is not removed; its own kernel drops what does not fit, seen as seq gaps (and a PNG)."""
     picture = tmp_path / "slow.png"
     result = run_json(
-        capsys, "slow", "--readers", "2", "--messages", "400", "--rate", "400", "--size", "1000", "--stuck", "tcp,udp", "--plot", str(picture)
+        capsys,
+        "slow",
+        "--readers",
+        "2",
+        "--messages",
+        "400",
+        "--rate",
+        "400",
+        "--size",
+        "1000",
+        "--stuck",
+        "tcp,udp",
+        "--plot",
+        str(picture),
     )
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     stuck = {member["nick"]: member for member in result["stuck_members"]}
@@ -99,7 +146,9 @@ MISSING = netns.namespaces_unavailable()
 def test_kernel_loss_tcp_delivers_everything_udp_loses(capsys, tmp_path: Path) -> None:
     """10 % kernel drops each way: TCP complete with a latency tail, UDP short; a PNG; no namespace left."""
     target = tmp_path / "netns.png"
-    code = main(["compare", "--netns-loss", "10", "--bots", "2", "--messages", "100", "--rate", "200", "--plot", str(target)])
+    code = main(
+        ["compare", "--netns-loss", "10", "--bots", "2", "--messages", "100", "--rate", "200", "--plot", str(target)]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -115,7 +164,19 @@ def test_chatclient_trace_wire_over_udp_shows_one_datagram_per_recv(server) -> N
     """With --udp, the trace says each recvfrom is exactly one datagram, no length prefix."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(
-        [sys.executable, "-m", "chatclient", "--udp", "--host", "127.0.0.1", "--port", str(server.port), "--nick", "uma", "--trace-wire"],
+        [
+            sys.executable,
+            "-m",
+            "chatclient",
+            "--udp",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(server.port),
+            "--nick",
+            "uma",
+            "--trace-wire",
+        ],
         check=False,
         input="over udp\n",
         capture_output=True,

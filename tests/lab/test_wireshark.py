@@ -45,7 +45,9 @@ class Capture:
     def tcp(self, side: str, flags: int, data: bytes = b"") -> None:
         (source, sport), (destination, dport) = (CLIENT, SERVER) if side == "c" else (SERVER, CLIENT)
         other = "s" if side == "c" else "c"
-        segment = struct.pack("!HHIIBBHHH", sport, dport, self.seq[side], self.seq[other], 5 << 4, flags, 65535, 0, 0) + data
+        segment = (
+            struct.pack("!HHIIBBHHH", sport, dport, self.seq[side], self.seq[other], 5 << 4, flags, 65535, 0, 0) + data
+        )
         self.seq[side] += len(data) + (1 if flags & 0x03 else 0)  # SYN and FIN count one
         self.packets.append(_ip(6, source, destination, segment))
 
@@ -67,7 +69,18 @@ def frame(payload: dict[str, object], seq: int | None = None) -> bytes:
 
 
 def fields(pcap: Path, *names: str) -> list[list[str]]:
-    command = [TSHARK or "tshark", "-n", "-X", f"lua_script:{DISSECTOR}", "-r", str(pcap), "-Y", "lanchat", "-T", "fields"]
+    command = [
+        TSHARK or "tshark",
+        "-n",
+        "-X",
+        f"lua_script:{DISSECTOR}",
+        "-r",
+        str(pcap),
+        "-Y",
+        "lanchat",
+        "-T",
+        "fields",
+    ]
     command += ["-E", "occurrence=a", "-E", "aggregator=|"]
     for name in names:
         command += ["-e", name]
@@ -88,14 +101,23 @@ def test_tcp_frames_are_reassembled_and_split_and_udp_datagrams_read(tmp_path: P
     capture.tcp("c", 0x18, hello[7:])
     history = [{"type": "message", "id": 1, "room": "lobby", "from": "bob", "text": "older", "seq": 99}]
     welcome = frame({"type": "welcome", "nick": "amy", "room": "lobby", "users": ["amy", "bob"], "history": history}, 1)
-    message = frame({"type": "message", "id": 2, "room": "lobby", "from": "bob", "text": "hi \"amy\"", "ts": 1.5}, 2)
+    message = frame({"type": "message", "id": 2, "room": "lobby", "from": "bob", "text": 'hi "amy"', "ts": 1.5}, 2)
     capture.tcp("s", 0x18, welcome + message)  # sticky: two frames in one segment
     capture.udp("c", encode_payload({"type": "hello", "nick": "李雷", "room": "maths"}))
     capture.udp("s", with_seq(encode_payload({"type": "challenge", "cookie": "abc"}), 1))
     pcap = tmp_path / "lanchat.pcap"
     capture.write(pcap)
 
-    rows = fields(pcap, "frame.number", "lanchat.type", "lanchat.seq", "lanchat.nick", "lanchat.room", "lanchat.from", "lanchat.text")
+    rows = fields(
+        pcap,
+        "frame.number",
+        "lanchat.type",
+        "lanchat.seq",
+        "lanchat.nick",
+        "lanchat.room",
+        "lanchat.from",
+        "lanchat.text",
+    )
     by_frame = {row[0]: row[1:] for row in rows}
     assert by_frame["5"] == ["hello", "", "amy", "lobby", "", ""]  # reassembled in the segment that completed it
     assert "4" not in by_frame  # the first piece alone is no message

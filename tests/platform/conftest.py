@@ -105,7 +105,12 @@ class Process:
     def __init__(self, args: list[str], env: dict[str, str], encoding: str) -> None:
         self.encoding = encoding
         self.popen = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         assert self.popen.stdout is not None and self.popen.stderr is not None
         self.stdout = Output(self.popen.stdout, encoding)
@@ -162,7 +167,8 @@ class Launcher:
     def client(self, port: int, nick: str, *flags: str, encoding: str = "utf-8") -> Process:
         """A line-mode chatclient joined as `nick` (waits for its welcome)."""
         process = self.start(
-            ["-m", "chatclient", "--host", "127.0.0.1", "--port", str(port), "--nick", nick, "--plain", *flags], encoding
+            ["-m", "chatclient", "--host", "127.0.0.1", "--port", str(port), "--nick", nick, "--plain", *flags],
+            encoding,
         )
         process.stdout.until(r"-- you are ")
         return process

@@ -47,7 +47,13 @@ print(json.dumps({
 
 def run_hidden(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=hidden_env(**env), capture_output=True, text=True, timeout=30, check=False
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=hidden_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
 

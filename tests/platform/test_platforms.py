@@ -71,7 +71,8 @@ def test_an_unknown_file_limit_caps_nothing(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_signal_sets_hold_what_this_system_has() -> None:
-    """Stop signals: Ctrl-C and SIGTERM everywhere, SIGHUP where it exists, SIGBREAK on Windows; leave signals without Ctrl-C."""
+    """Stop signals: Ctrl-C and SIGTERM everywhere, SIGHUP where it exists, SIGBREAK on Windows; leave signals without
+    Ctrl-C."""
     assert platforms.STOP_SIGNALS[:2] == (signal.SIGINT, signal.SIGTERM)
     assert (getattr(signal, "SIGHUP", None) in platforms.STOP_SIGNALS) == hasattr(signal, "SIGHUP")
     assert (getattr(signal, "SIGBREAK", None) in platforms.LEAVE_SIGNALS) == hasattr(signal, "SIGBREAK")
@@ -185,7 +186,9 @@ def test_servers_reuse_the_address_only_where_that_is_safe() -> None:
     """The TCP server asks for SO_REUSEADDR exactly where the platform layer says it is safe (not Windows)."""
     assert ChatTCPServer.allow_reuse_address is platforms.ALLOW_REUSE_ADDRESS
     assert platforms.ALLOW_REUSE_ADDRESS is (sys.platform != "win32")
-    assert platforms.ADDRESS_IN_USE >= {98 if sys.platform.startswith("linux") else 48 if sys.platform == "darwin" else 10048}
+    assert platforms.ADDRESS_IN_USE >= {
+        98 if sys.platform.startswith("linux") else 48 if sys.platform == "darwin" else 10048
+    }
 
 
 # ---------------------------------------------------------------- peer progress
@@ -266,7 +269,8 @@ def test_a_stream_that_cannot_be_reconfigured_is_wrapped() -> None:
 
 
 def test_console_safe_stdio_covers_stdout_stderr_and_undecodable_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
-    """After console_safe_stdio, printing Chinese to an ASCII stdout or stderr works, and bad stdin bytes read as U+FFFD."""
+    """After console_safe_stdio, printing Chinese to an ASCII stdout or stderr works, and bad stdin bytes read as
+    U+FFFD."""
     out_raw, out = console("ascii")
     err_raw, err = console("ascii")
     stdin = io.TextIOWrapper(io.BytesIO(b"caf\xe9\n"), encoding="utf-8")
@@ -312,7 +316,8 @@ def test_document_output_is_utf8_into_files_and_escaped_on_consoles() -> None:
 
 
 def test_portable_interfaces_give_every_outside_address_the_limited_broadcast() -> None:
-    """Fallback: loopback first, the routed address, then the host name's; duplicates once; loopback gets no broadcast."""
+    """Fallback: loopback first, the routed address, then the host name's; duplicates once; loopback gets no
+    broadcast."""
     found = netinfo.portable_interfaces(
         routed=lambda: "192.168.1.5", named=lambda: ["127.0.1.1", "192.168.1.5", "10.0.0.7"]
     )
@@ -326,7 +331,9 @@ def test_portable_interfaces_give_every_outside_address_the_limited_broadcast() 
 
 def test_portable_interfaces_without_a_route_or_a_resolvable_name() -> None:
     """A machine without a route and whose name resolves to nothing still has loopback (and nothing made up)."""
-    assert netinfo.portable_interfaces(routed=lambda: None, named=list) == [netinfo.Interface("loopback", "127.0.0.1", None)]
+    assert netinfo.portable_interfaces(routed=lambda: None, named=list) == [
+        netinfo.Interface("loopback", "127.0.0.1", None)
+    ]
 
 
 def test_routed_address_reads_the_source_address_a_route_picks() -> None:

@@ -82,7 +82,8 @@ def flood_pings(
     sent = 0
     for due in _paced(per_second, seconds, stop):
         frames = b"".join(
-            encode_frame(encode_payload({"type": "ping", "id": "p" * id_size, "t": float(sent + n)})) for n in range(due)
+            encode_frame(encode_payload({"type": "ping", "id": "p" * id_size, "t": float(sent + n)}))
+            for n in range(due)
         )
         try:
             sock.sendall(frames)
@@ -93,7 +94,12 @@ def flood_pings(
 
 
 def flood_rooms(
-    sock: socket.socket, stop: threading.Event, *, rooms: int = 1000, per_second: float = 5000, seconds: float = 10,
+    sock: socket.socket,
+    stop: threading.Event,
+    *,
+    rooms: int = 1000,
+    per_second: float = 5000,
+    seconds: float = 10,
     prefix: str = "r",
 ) -> int:
     """On a joined TCP socket, `join` `rooms` new rooms and say one line in each (so each has history).
@@ -115,8 +121,9 @@ def flood_rooms(
     return asked
 
 
-def drip(server: Address, stop: threading.Event, *, data: bytes | None = None, interval: float = 1.0,
-         seconds: float = 30) -> float:
+def drip(
+    server: Address, stop: threading.Event, *, data: bytes | None = None, interval: float = 1.0, seconds: float = 30
+) -> float:
     """Open a TCP connection and send `data` (default: a hello frame) one byte every `interval` seconds.
 
     Stops when the server closes the connection, when `data` is all sent, at

@@ -51,7 +51,7 @@ def held_open(service: ChatService) -> Iterator[None]:
 def after_welcome(outbox: FakeOutbox) -> list[dict[str, Any]]:
     """What a member received after its last welcome, without seq and ts."""
     last = max(i for i, p in enumerate(outbox.payloads) if p["type"] == "welcome")
-    return [{k: v for k, v in p.items() if k not in ("seq", "ts")} for p in outbox.payloads[last + 1:]]
+    return [{k: v for k, v in p.items() if k not in ("seq", "ts")} for p in outbox.payloads[last + 1 :]]
 
 
 def test_welcome_says_which_features_the_server_accepted(service: ChatService) -> None:
@@ -78,11 +78,15 @@ def test_a_burst_reaches_a_batched_member_as_one_payload_and_an_old_member_as_on
         assert [p["changes"] for p in after_welcome(new_style)] == [[{"joined": "bob"}]]  # the rest still held
     send(service, join(service, "c4", batched=False)[0], type="ping")  # a batch nobody waits for
     assert after_welcome(new_style)[1:] == [
-        {"type": "members", "room": "lobby",
-         "changes": [{"joined": "c1"}, {"joined": "c2"}, {"joined": "c3"}, {"joined": "c4"}]},
+        {
+            "type": "members",
+            "room": "lobby",
+            "changes": [{"joined": "c1"}, {"joined": "c2"}, {"joined": "c3"}, {"joined": "c4"}],
+        },
     ]
-    assert after_welcome(old_style) == [{"type": "joined", "nick": nick, "room": "lobby"} for nick in
-                                        ("c1", "c2", "c3", "c4")]
+    assert after_welcome(old_style) == [
+        {"type": "joined", "nick": nick, "room": "lobby"} for nick in ("c1", "c2", "c3", "c4")
+    ]
 
 
 def test_a_message_said_after_a_join_is_never_seen_before_it(service: ChatService) -> None:
@@ -135,8 +139,9 @@ def test_a_newcomer_hears_only_of_changes_after_its_own_entry(service: ChatServi
         _, fred = join(service, "fred", batched=False)
         assert erin.last()["users"] == ["dave", "erin"]
     send(service, join(service, "gus", batched=True)[0], type="ping")
-    assert [p.get("changes") for p in after_welcome(dave)] == [[{"joined": "erin"}, {"joined": "fred"},
-                                                                {"joined": "gus"}]]
+    assert [p.get("changes") for p in after_welcome(dave)] == [
+        [{"joined": "erin"}, {"joined": "fred"}, {"joined": "gus"}]
+    ]
     assert [p.get("changes") for p in after_welcome(erin)] == [[{"joined": "fred"}, {"joined": "gus"}]]
     assert [p.get("nick") for p in after_welcome(fred)] == ["gus"]
 
@@ -150,7 +155,8 @@ def test_a_member_that_left_in_the_interval_gets_nothing_more(service: ChatServi
         send(service, bob, type="join", room="elsewhere")
     send(service, join(service, "dan", batched=True)[0], type="ping")
     assert [p.get("changes") for p in after_welcome(ann)] == [
-        [{"joined": "bob"}, {"joined": "cid"}, {"left": "bob", "reason": "moved", "to": "elsewhere"}, {"joined": "dan"}]]
+        [{"joined": "bob"}, {"joined": "cid"}, {"left": "bob", "reason": "moved", "to": "elsewhere"}, {"joined": "dan"}]
+    ]
     assert after_welcome(bob_box) == []  # its welcome to "elsewhere" was the last thing it got
 
 

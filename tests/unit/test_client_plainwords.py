@@ -56,7 +56,8 @@ def test_the_state_shows_sentences_to_people_and_codes_to_scripts() -> None:
     script = ClientState(nick="alice", codes=True)
     [line] = script.apply(error, 0.0)
     assert line.text == (
-        "rate_limited: you are sending too fast; slow down [wait a moment, then send it again (Up brings the line back)]"
+        "rate_limited: you are sending too fast; slow down "
+        "[wait a moment, then send it again (Up brings the line back)]"
     )
     [line] = script.apply({"type": "error", "code": "not_allowed", "message": "you are muted"}, 0.0)
     assert line.text == "not_allowed: you are muted"  # nothing to add: the server's message says it all

@@ -440,7 +440,8 @@ def test_an_operator_who_reconnects_is_told_the_status_is_gone() -> None:
 
 
 def test_a_timed_mute_ends_on_our_clock_and_a_later_server_notice_is_not_repeated() -> None:
-    """The bar's mute clears when its time is up though the server says nothing; its notice, if it comes, is not said twice."""
+    """The bar's mute clears when its time is up though the server says nothing; its notice, if it comes, is not said
+    twice."""
     server = FakeServer()
     listener = RecordingListener()
 
@@ -483,7 +484,8 @@ def test_the_servers_mute_ended_notice_clears_the_mute_before_our_clock() -> Non
 
 
 def test_a_long_say_goes_as_several_in_order_and_the_user_is_told() -> None:
-    """send(): a text over the limit becomes one `say` per part (an action stays an action); a short one is untouched."""
+    """send(): a text over the limit becomes one `say` per part (an action stays an action); a short one is
+    untouched."""
     server = FakeServer()
     listener = RecordingListener()
     text = " ".join(f"w{number:04d}" for number in range(750)) + "!"

@@ -40,9 +40,17 @@ def test_full_reply_has_every_field_and_seq_zero() -> None:
     """With room to spare the reply names the server, its ports, version, counts and rooms, with seq 0."""
     answer = reply(snapshot(rooms=2), budget=MAX_REPLY)
     assert answer == {
-        "type": "server_info", "id": "0badcafe", "name": "Room 101", "version": answer["version"] if answer else "",
-        "tcp_port": 9009, "udp_port": 9010, "users": 3, "room_count": 2, "password_required": False,
-        "rooms": [{"name": "room001", "users": 2}, {"name": "room000", "users": 1}], "seq": 0,
+        "type": "server_info",
+        "id": "0badcafe",
+        "name": "Room 101",
+        "version": answer["version"] if answer else "",
+        "tcp_port": 9009,
+        "udp_port": 9010,
+        "users": 3,
+        "room_count": 2,
+        "password_required": False,
+        "rooms": [{"name": "room001", "users": 2}, {"name": "room000", "users": 1}],
+        "seq": 0,
     }
 
 
@@ -102,7 +110,8 @@ def test_discovery_reads_the_service_without_nicks() -> None:
 
 
 def test_password_comes_from_the_service_and_hides_rooms() -> None:
-    """With `--password` (the service's access rules) the reply says a password is needed, without rooms or the password."""
+    """With `--password` (the service's access rules) the reply says a password is needed, without rooms or the
+    password."""
     service = ChatService(rate=0, access=Access(password="s3cret-pass"))
     session, outbox = connect(service)
     send(service, session, type="hello", nick="alice", room="maths", password="s3cret-pass")
@@ -140,8 +149,14 @@ def test_probe_is_padded_to_its_size() -> None:
 
 @pytest.mark.parametrize(
     ("text", "host", "port"),
-    [("10.0.0.5", "10.0.0.5", 9009), ("10.0.0.5:9100", "10.0.0.5", 9100), ("::1", "::1", 9009),
-     ("[::1]:9100", "::1", 9100), ("[fe80::1]", "fe80::1", 9009), ("pc-12", "pc-12", 9009)],
+    [
+        ("10.0.0.5", "10.0.0.5", 9009),
+        ("10.0.0.5:9100", "10.0.0.5", 9100),
+        ("::1", "::1", 9009),
+        ("[::1]:9100", "::1", 9100),
+        ("[fe80::1]", "fe80::1", 9009),
+        ("pc-12", "pc-12", 9009),
+    ],
 )
 def test_parse_target(text: str, host: str, port: int) -> None:
     """HOST, HOST:PORT, [IPV6]:PORT and bare IPv6 are understood; PORT defaults to --port."""
@@ -172,8 +187,18 @@ def test_broadcast_targets_are_this_machine_and_each_lan() -> None:
 
 
 def info(**fields: Any) -> dict[str, Any]:
-    base = {"type": "server_info", "id": "a", "name": "Room 101", "tcp_port": 9009, "udp_port": 9009, "users": 2,
-            "room_count": 1, "rooms": [{"name": "lobby", "users": 2}], "version": "0.1.0", "password_required": False}
+    base = {
+        "type": "server_info",
+        "id": "a",
+        "name": "Room 101",
+        "tcp_port": 9009,
+        "udp_port": 9009,
+        "users": 2,
+        "room_count": 1,
+        "rooms": [{"name": "lobby", "users": 2}],
+        "version": "0.1.0",
+        "password_required": False,
+    }
     return {**base, **fields}
 
 
@@ -185,14 +210,22 @@ def test_parse_answer() -> None:
     assert client.parse_answer(info(tcp_port=0), "10.0.0.1") is None
     assert client.parse_answer(info(tcp_port="9009"), "10.0.0.1") is None
     assert client.parse_answer(info(name=None), "10.0.0.1") is None
-    odd = client.parse_answer(info(rooms=[1, {"name": 2}, {"name": "ok", "users": -1}], users="many", id=None), "10.0.0.1")
+    odd = client.parse_answer(
+        info(rooms=[1, {"name": 2}, {"name": "ok", "users": -1}], users="many", id=None), "10.0.0.1"
+    )
     assert odd is not None and odd.rooms == () and odd.users == 0 and odd.server_id == "10.0.0.1:9009"
 
 
 def test_collector_lists_this_machines_server_once_at_its_lan_address() -> None:
-    """Answers with one id from loopback and from this machine's LAN address are one server, shown at the LAN address."""
+    """Answers with one id from loopback and from this machine's LAN address are one server, shown at the LAN
+    address."""
     collector = client.Collector(local_addresses=frozenset({"10.0.0.1"}))
-    for payload, host in ((info(id="a"), "127.0.0.1"), (info(id="b"), "10.0.0.7"), (info(id="a"), "10.0.0.1"), (info(id="a"), "127.0.0.1")):
+    for payload, host in (
+        (info(id="a"), "127.0.0.1"),
+        (info(id="b"), "10.0.0.7"),
+        (info(id="a"), "10.0.0.1"),
+        (info(id="a"), "127.0.0.1"),
+    ):
         found = client.parse_answer(payload, host)
         assert found is not None
         collector.add(found)
@@ -235,7 +268,14 @@ def test_password_goes_to_a_found_server_only_when_the_user_chose_it() -> None:
     assert client.may_send_password(server, False, "LANCHAT_PASSWORD", io.StringIO("y\n"), out) is False
     assert "not sending the password (LANCHAT_PASSWORD)" in out.getvalue()
     assert "chatclient --host 10.0.0.66 --port 9009" in out.getvalue()
-    for typed, allowed in (("y\n", True), ("yes\n", True), ("\n", False), ("n\n", False), ("", False), ("what\ny\n", True)):
+    for typed, allowed in (
+        ("y\n", True),
+        ("yes\n", True),
+        ("\n", False),
+        ("n\n", False),
+        ("", False),
+        ("what\ny\n", True),
+    ):
         asked = io.StringIO()
         assert client.may_send_password(server, False, "--password", Terminal(typed), asked) is allowed, typed
         assert "send the password (--password) to 10.0.0.66 port 9009?" in asked.getvalue()
@@ -255,14 +295,18 @@ def test_describe_sanitizes_and_shows_rooms() -> None:
 
 
 def test_none_found_explains_how_to_give_an_address() -> None:
-    """Nobody answered: the message says what was asked, how to type the address, and that Wi-Fi isolation can block it."""
+    """Nobody answered: the message says what was asked, how to type the address, and that Wi-Fi isolation can block
+    it."""
     result = client.Discovery([], [client.Target("127.0.0.1", 9009)], ["10.0.0.255:9009: Network is unreachable"], 1.0)
     text = "\n".join(client.none_found(result, 9009))
     assert "within 1 s" in text and "127.0.0.1:9009" in text and "chatclient --host ADDRESS --port 9009" in text
     assert "Wi-Fi" in text and "Network is unreachable" in text
 
 
-@pytest.mark.parametrize(("text", "index"), [("1\n", 0), ("2", 1), ("\n", 0), (" 3 ", 2), ("4", None), ("0", None), ("x", None), ("-1", None)])
+@pytest.mark.parametrize(
+    ("text", "index"),
+    [("1\n", 0), ("2", 1), ("\n", 0), (" 3 ", 2), ("4", None), ("0", None), ("x", None), ("-1", None)],
+)
 def test_parse_choice(text: str, index: int | None) -> None:
     """A number from the list picks that server; Enter picks the first; anything else is not a choice."""
     assert client.parse_choice(text, 3) == index

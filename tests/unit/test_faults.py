@@ -145,7 +145,9 @@ def test_counters_match_what_a_receiver_counts(
     assert receiver.reordered == counters["injected_reordered"]
 
 
-@pytest.mark.parametrize(("text", "expected"), [("50", (50.0, 0.0)), ("50:10", (50.0, 10.0)), ("0", (0.0, 0.0)), ("2.5:0.5", (2.5, 0.5))])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("50", (50.0, 0.0)), ("50:10", (50.0, 10.0)), ("0", (0.0, 0.0)), ("2.5:0.5", (2.5, 0.5))]
+)
 def test_parse_delay(text: str, expected: tuple[float, float]) -> None:
     """MS and MS:JITTER are read as milliseconds."""
     assert parse_delay(text) == expected

@@ -36,7 +36,9 @@ def test_generator_keeps_the_mapping_and_the_notice(tmp_path: Path) -> None:
     assert pairs == [(0x435, [0x65]), (0x6D, [0x72, 0x6E])]
     assert [line.split(":")[0] for line in header] == ["Date", "© 2020 Unicode®, Inc.", "Version"]
     source, output = tmp_path / "confusables.txt", tmp_path / "data.py"
-    source.write_text(SAMPLE + "".join(f"{code:04X} ;\t0061 ;\tMA\t#\n" for code in range(0x3000, 0x3400)), encoding="utf-8")
+    source.write_text(
+        SAMPLE + "".join(f"{code:04X} ;\t0061 ;\tMA\t#\n" for code in range(0x3000, 0x3400)), encoding="utf-8"
+    )
     assert make.main([str(source), "--output", str(output)]) == 0
     data = load(output, "generated_confusables")
     assert data.MAPPING.splitlines()[:2] == ["6D 72 6E", "435 65"]

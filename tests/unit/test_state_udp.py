@@ -51,7 +51,8 @@ def test_stats_shows_the_servers_view_beside_the_clients() -> None:
     assert texts[1] == "your view: received 4 before this answer, lost 1, reordered 0, duplicates 0"
     assert (
         texts[2]
-        == "the server counts 6 sent, you 5 received or lost: 1 still on the way, or lost with no later message to show the gap"
+        == "the server counts 6 sent, you 5 received or lost: "
+        "1 still on the way, or lost with no later message to show the gap"
     )
     assert texts[3] == "of which the server's fault injection caused: lost 1, duplicates 0, reordered 0"
 

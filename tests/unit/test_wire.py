@@ -140,6 +140,7 @@ def test_bad_payloads_are_recoverable_bad_requests(data: bytes) -> None:
 
 def test_nesting_limit_is_32_levels() -> None:
     """32 levels (top-level object included) decode; 33 do not."""
+
     def nested(levels: int) -> bytes:
         return b'{"type":"x","a":' + b"[" * (levels - 1) + b"]" * (levels - 1) + b"}"
 
@@ -180,8 +181,17 @@ def test_nesting_counts_real_brackets_not_those_in_strings() -> None:
 
 def test_encode_payload_matches_the_json_module_and_refuses_what_json_cannot_carry() -> None:
     """Compact, UTF-8, same bytes as json.dumps; NaN and non-JSON values raise instead of being sent."""
-    payload = {"type": "message", "id": 7, "room": "lobby", "from": "李雷", "text": 'a "q" \\ \n', "ts": 1.5, "action": True,
-               "users": ["a", "b"], "server": {"name": "x", "n": None}}
+    payload = {
+        "type": "message",
+        "id": 7,
+        "room": "lobby",
+        "from": "李雷",
+        "text": 'a "q" \\ \n',
+        "ts": 1.5,
+        "action": True,
+        "users": ["a", "b"],
+        "server": {"name": "x", "n": None},
+    }
     assert encode_payload(payload) == json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     with pytest.raises(ValueError):
         encode_payload({"type": "x", "t": float("nan")})
@@ -191,7 +201,7 @@ def test_encode_payload_matches_the_json_module_and_refuses_what_json_cannot_car
 
 def test_paired_surrogate_escapes_are_fine() -> None:
     """An emoji written as a JSON surrogate pair decodes normally."""
-    assert decode_payload(b'{"type":"say","text":"\\ud83d\\ude00"}')["text"] == "\U0001F600"
+    assert decode_payload(b'{"type":"say","text":"\\ud83d\\ude00"}')["text"] == "\U0001f600"
 
 
 def test_null_fields_count_as_absent() -> None:
@@ -201,7 +211,7 @@ def test_null_fields_count_as_absent() -> None:
 
 def test_with_seq_splices_valid_json() -> None:
     """The spliced payload parses to the original object plus seq."""
-    body = encode_payload({"type": "message", "text": "héllo \"quoted\" }"})
+    body = encode_payload({"type": "message", "text": 'héllo "quoted" }'})
     assert json.loads(with_seq(body, 42)) == {"type": "message", "text": 'héllo "quoted" }', "seq": 42}
 
 
@@ -308,14 +318,21 @@ def test_native_byte_order_header_is_explained() -> None:
 
 @pytest.mark.parametrize(
     ("data", "length", "text"),
-    [(b"hello\n", 1751477356, "'hell'"), (b"GET / HTTP/1.1\r\n\r\n", 1195725856, "'GET '"), (b"SSH-2.0-x\r\n", 1397966893, "'SSH-'")],
+    [
+        (b"hello\n", 1751477356, "'hell'"),
+        (b"GET / HTTP/1.1\r\n\r\n", 1195725856, "'GET '"),
+        (b"SSH-2.0-x\r\n", 1397966893, "'SSH-'"),
+    ],
     ids=["nc-hello", "http", "ssh"],
 )
 def test_text_header_is_explained(data: bytes, length: int, text: str) -> None:
-    """A text line (nc), an HTTP request or an SSH banner: the message says frames start with a length, and how to join."""
+    """A text line (nc), an HTTP request or an SSH banner: the message says frames start with a length, and how to
+    join."""
     error = header_error(data)
     assert error.code == "frame_too_large"
-    assert error.message.startswith(f"frame of {length} bytes exceeds the limit of 65536; its 4 bytes are the text {text}")
+    assert error.message.startswith(
+        f"frame of {length} bytes exceeds the limit of 65536; its 4 bytes are the text {text}"
+    )
     assert "4-byte big-endian length, struct.pack('!I', len(payload))" in error.message
     assert "chatclient --host HOST --port PORT --nick NAME" in error.message
     assert "native" not in error.message
