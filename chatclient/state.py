@@ -454,7 +454,10 @@ class ClientState:
                     run_key = None
                     lines.extend(shown)
                     continue
-                key = ("left", str(single.get("reason", "")))
+                reason = str(single.get("reason", ""))
+                if reason == "moved" and single.get("to"):
+                    reason = f"moved to {single['to']}"  # one run per destination, said as for a single `left`
+                key = ("left", reason)
             else:
                 continue
             if key != run_key:

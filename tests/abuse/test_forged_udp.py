@@ -128,11 +128,12 @@ def test_a_forged_datagram_never_gets_a_reply_larger_than_itself(make_server, ra
     server = make_server("--rate", "0")
     assert server.udp is not None
     uma = UDPClient(server.udp.port)
-    crowd = [Client(server.port) for _ in range(10)]
+    crowd: list[Client] = []
     try:
         uma.join("uma")
-        for number, member in enumerate(crowd):
-            member.join(f"member{number:02d}_with_a_long_nick"[:24])
+        for number in range(10):  # one after the other: at most 8 connections from one address may wait for hello
+            crowd.append(Client(server.port))
+            crowd[-1].join(f"member{number:02d}_with_a_long_nick"[:24])
         victim = server.udp.peer(uma.address)
         assert victim is not None
         destination = ("127.0.0.1", server.udp.port)

@@ -70,3 +70,15 @@ def test_malformed_changes_are_skipped() -> None:
     lines = state.apply({"type": "members", "room": "lobby", "changes": [3, {"joined": 5}, {"joined": "bob"}]})
     assert [line.text for line in lines] == ["bob joined lobby"] and state.users == ["ann", "bob"]
     assert state.apply({"type": "members", "room": "lobby", "changes": "nope"}) == []
+
+
+def test_a_burst_of_moves_says_where_they_went() -> None:
+    """Leaves for `moved` in a burst name the room they moved to, one line per destination, as a single `left` does."""
+    state = ClientState(nick="alice")
+    state.apply({"type": "welcome", "nick": "alice", "room": "lobby", "users": ["alice", "bob", "cid"]}, 0.0)
+    changes = [
+        {"left": "bob", "reason": "moved", "to": "maths"},
+        {"left": "cid", "reason": "moved", "to": "art"},
+    ]
+    lines = state.apply({"type": "members", "room": "lobby", "changes": changes}, 0.0)
+    assert [line.text for line in lines] == ["bob left (moved to maths)", "cid left (moved to art)"]
