@@ -39,6 +39,7 @@ from lanchat.wire import DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_FRAME
 log = logging.getLogger("chatsrv")
 
 DEFAULT_PORT = 9009
+BACKPLANE_WAIT = 5.0  # seconds a start waits for the backplane link before serving with local rooms
 FD_RESERVE = 64  # descriptors kept free for logs, the database, UDP and accept()
 # Connections that have not said hello: a client says it in its first frame,
 # so only scripts (or a whole class starting at once) ever have many waiting.
@@ -262,6 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="delay every datagram by MS milliseconds, plus or minus JITTER (50:10 is 40 to 60 ms)",
     )
     faults.add_argument("--seed", type=int, default=None, help="random seed of the fault injection, so a run can be repeated; None: a new one, printed at start")
+    cluster = parser.add_argument_group("several servers (docs/scale-out.md)")
+    cluster.add_argument(
+        "--backplane",
+        default=None,
+        metavar="URL",
+        help="share rooms with every chatsrv that names the same Redis, e.g. redis://10.0.0.5:6379/0 "
+        "(needs pip install 'lanchat[backplane]')",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log on stderr")
     return parser
 
@@ -275,12 +284,16 @@ class Server:
     udp: ChatUDPServer | None = None
     threads: list[threading.Thread] = field(default_factory=list)
     stopped: bool = False
+    backplane: Any = None  # chatsrv.backplane.Backplane with --backplane (imported only then)
 
     @property
     def port(self) -> int:
         return self.tcp.port
 
     def start(self) -> None:
+        if self.backplane is not None:
+            self.backplane.start()
+            self.backplane.wait_linked(BACKPLANE_WAIT)  # not linked yet: it keeps trying, rooms are local meanwhile
         thread = threading.Thread(target=self.tcp.serve_forever, kwargs={"poll_interval": 0.05}, name="tcp-accept")
         thread.start()
         self.threads.append(thread)
@@ -295,6 +308,8 @@ class Server:
         if self.stopped:
             return
         self.stopped = True
+        if self.backplane is not None:
+            self.backplane.stop()  # first: the other nodes see this node's members leave (shutdown)
         self.service.shutdown()
         self.tcp.stop()
         if self.udp is not None:
@@ -399,7 +414,12 @@ def build_server(args: argparse.Namespace) -> Server:
             raise UDPPortError(error.errno, error.strerror or str(error)) from None
         if not args.no_discovery:
             udp.discovery = Discovery(service, tcp_port=tcp.port, udp_port=udp.port).reply
-    return Server(service=service, tcp=tcp, udp=udp)
+    server = Server(service=service, tcp=tcp, udp=udp)
+    if args.backplane:
+        from chatsrv.backplane import Backplane  # only with --backplane: it needs the redis package
+
+        server.backplane = Backplane(service, args.backplane)
+    return server
 
 
 def join_hints(host: str, port: int) -> list[str]:
@@ -522,6 +542,9 @@ def print_start_lines(args: argparse.Namespace, server: Server) -> None:
         udp_hint = "add --udp" if server.udp.port == server.port else f"chatclient --udp --port {server.udp.port} ..."
         print(f"over UDP: {udp_hint}", flush=True)
     print(server.service.store.description, flush=True)
+    if server.backplane is not None:
+        state = "linked" if server.backplane.linked else "not reachable yet (rooms are local until it is)"
+        print(f"backplane: node {server.backplane.node}, {args.backplane}: {state}", flush=True)
     for line in teacher_lines(args):
         print(line, flush=True)
     if server.udp is not None and server.udp.discovery is not None:

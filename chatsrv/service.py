@@ -36,6 +36,13 @@ kept in the store (`save_moderation`, through chatsrv.continuity) and
 restored at start, with one `restarted` event per room that had members
 at the last clean stop; `tick` ends timed mutes and tells the member.
 
+Several nodes (docs/scale-out.md): with a `Cluster` attached (chatsrv.backplane,
+which sits above this module and attaches itself), room broadcasts go to the
+cluster instead of the fan-out and come back in the cluster's one order; nicks
+are claimed cluster-wide; message ids come from the cluster; dropping a member
+of another node is asked of that node; moderation changes are shared. Without
+one (the default) none of this runs.
+
 Imports: wire, messages, ratelimit, replies, session, rooms, store, access,
 moderation, fanout, operators, continuity.
 """
@@ -47,7 +54,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from chatsrv import __version__, continuity
 from chatsrv.access import Access, address_key
@@ -102,6 +109,25 @@ ROOM_BURST = 10
 # is read from it, and a brand-new one costs no disk read); the oldest are
 # forgotten past this many.
 MAX_STORED_ROOMS = 100_000
+
+
+class Cluster(Protocol):
+    """What the service asks of a backplane (chatsrv.backplane); every call is made under the registry lock."""
+
+    def publish(self, room: Room, body: bytes, exclude: Session | None) -> bool:
+        """Take a room broadcast for the cluster's order; False: deliver it locally now (no cluster link)."""
+
+    def claim_nick(self, nick: str) -> bool:
+        """Reserve `nick` (and its look-alikes) cluster-wide; False when a member of another node holds it."""
+
+    def message_id(self) -> int | None:
+        """A message id unique across nodes, or None to use the local counter (no cluster link)."""
+
+    def forward_drop(self, session: Session, reason: str, details: dict[str, Any] | None) -> bool:
+        """If `session` stands in for a member of another node, ask that node to drop it and return True."""
+
+    def moderation_changed(self, state: str) -> None:
+        """The moderation state changed here (continuity.moderation_state text): tell the other nodes."""
 
 
 class ChatService:
@@ -172,6 +198,7 @@ class ChatService:
         self._returning: dict[str, str] = {}  # nick key -> room, of members present at the last clean stop
         self._started = self.clock()
         self._restore(self._started)
+        self.cluster: Cluster | None = None  # set by chatsrv.backplane when the node joins a cluster
 
     def _restore(self, now: float) -> None:
         """Bring back the teacher's decisions, and record the restart once per room."""
@@ -280,9 +307,10 @@ class ChatService:
 
     def save_moderation(self) -> None:
         """Keep what operators decided (mutes, locks, slow mode, topics, bans) for the next start."""
-        self.store.save_state(
-            continuity.MODERATION, continuity.moderation_state(self.moderation, self.access, self.registry)
-        )
+        state = continuity.moderation_state(self.moderation, self.access, self.registry)
+        self.store.save_state(continuity.MODERATION, state)
+        if self.cluster is not None:
+            self.cluster.moderation_changed(state)
 
     def shutdown(self, text: str = "the server is shutting down") -> None:
         """Tell everyone (a notice, then `left` reason shutdown) and close every outbox.
@@ -324,7 +352,8 @@ class ChatService:
     def broadcast(self, room: Room, payload: dict[str, Any] | bytes, exclude: Session | None = None) -> bytes:
         """Encode once (unless given encoded) and queue for every member of `room` but `exclude`; returns the body."""
         body = payload if isinstance(payload, bytes) else encode_payload(payload)
-        self.fanout.broadcast(room, body, exclude)
+        if self.cluster is None or not self.cluster.publish(room, body, exclude):
+            self.fanout.broadcast(room, body, exclude)
         return body
 
     def _fail(self, session: Session, error: ProtocolError) -> None:
@@ -397,6 +426,8 @@ class ChatService:
         """
         if session.closed:
             return
+        if self.cluster is not None and self.cluster.forward_drop(session, reason, details):
+            return  # a member of another node: that node removes it and tells the room
         was_joined = session.joined
         self._close(session)
         self.moderation.forget(session)
@@ -443,7 +474,7 @@ class ChatService:
                 return
             raise ProtocolError("bad_request", "already joined: hello is only for the start of a session")
         self.access.check_password(session.address, hello.password, now)
-        if self.registry.find(hello.nick) is not None:
+        if self.registry.find(hello.nick) is not None or not self._claim(hello.nick):
             raise ProtocolError("nick_taken", f'the nick "{hello.nick}" is already in use')
         room = self._open_room(session, hello.room, now)
         self.registry.add(session, hello.nick, room)
@@ -500,7 +531,7 @@ class ChatService:
         assert room is not None and session.nick is not None
         if self.moderation.active:  # someone is muted, or a room is locked or slow
             self.moderation.check_say(session, room.key, now)
-        message_id = next(self._ids)
+        message_id = self._message_id()
         # docs/protocol.md §9.4: an operator's messages say so, a mark no nick can imitate.
         operator = self.moderation.is_operator(session)
         body = encode_message(message_id, room.name, session.nick, say.text, now, say.action, operator)
@@ -510,6 +541,17 @@ class ChatService:
             room_key=room.key, operator=operator,
         )
         self.store.add(event)  # a queue append: the broadcast never waits for the disk
+
+    def _claim(self, nick: str) -> bool:
+        """True when `nick` is free cluster-wide (always, on a single node)."""
+        return self.cluster is None or self.cluster.claim_nick(nick)
+
+    def _message_id(self) -> int:
+        if self.cluster is not None:
+            shared = self.cluster.message_id()
+            if shared is not None:
+                return shared
+        return next(self._ids)
 
     def _whisper(self, session: Session, whisper: Whisper, now: float) -> None:
         target = self.registry.find(whisper.to)
@@ -539,6 +581,8 @@ class ChatService:
             raise ProtocolError("nick_taken", f'the nick "{nick.nick}" is already in use')
         if self.moderation.active:
             self.moderation.check_rename(session, now)
+        if holder is None and not self._claim(nick.nick):
+            raise ProtocolError("nick_taken", f'the nick "{nick.nick}" is already in use')
         self.registry.rename(session, nick.nick)
         room = self.registry.room_of(session)
         log.info("rename: %s -> %s", old, nick.nick)
