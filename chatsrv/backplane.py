@@ -564,6 +564,8 @@ class Backplane:
         moderation.slow.clear()
         service.access.banned.clear()
         moderation.set_lock_all(None)  # also recomputes `active`
+        for room in service.registry.rooms.values():
+            room.topic = None  # the state lists every topic there is: one cleared there is cleared here
         continuity.restore_moderation(state, moderation, service.access, service.registry, now)
         service.store.save_state(continuity.MODERATION, state)
 

@@ -169,3 +169,31 @@ def test_a_udp_member_on_one_node_and_a_tcp_member_on_the_other_chat(
         tcp.expect("left", nick="dora")
     finally:
         udp.close()
+
+
+def test_a_node_that_stops_cleanly_says_its_members_left(nodes: Nodes, connect: Callable[[Server], Client]) -> None:
+    a, b = nodes
+    alice, bob = connect(a), connect(b)
+    alice.join("alice")
+    bob.join("bob")
+    alice.expect("joined", nick="bob")
+    b.stop()
+    assert alice.expect("left", nick="bob")["reason"] == "shutdown"
+    assert a.service.registry.find("bob") is None
+
+
+def test_a_topic_set_and_cleared_on_one_node_is_seen_on_the_other(
+    nodes: Nodes, connect: Callable[[Server], Client]
+) -> None:
+    a, b = nodes
+    teacher, pupil = connect(a), connect(b)
+    teacher.join("teacher")
+    teacher.send({"type": "op", "secret": a.service.operators.op_secret})
+    teacher.expect("notice", event="op")
+    pupil.join("pupil")
+    teacher.expect("joined", nick="pupil")
+    teacher.send({"type": "topic", "text": "fractions"})
+    pupil.expect("notice", event="topic")
+    wait_until(lambda: b.service.registry.room("lobby").topic == "fractions")  # type: ignore[union-attr]
+    teacher.send({"type": "topic"})
+    wait_until(lambda: b.service.registry.room("lobby").topic is None)  # type: ignore[union-attr]
