@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from chatsrv import __version__
+from chatsrv import __version__, cluster
 from chatsrv.access import Access, Network, parse_network
 from chatsrv.continuity import OP_SECRET as OP_SECRET_STATE
 from chatsrv.discovery import Discovery
@@ -263,14 +263,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="delay every datagram by MS milliseconds, plus or minus JITTER (50:10 is 40 to 60 ms)",
     )
     faults.add_argument("--seed", type=int, default=None, help="random seed of the fault injection, so a run can be repeated; None: a new one, printed at start")
-    cluster = parser.add_argument_group("several servers (docs/scale-out.md)")
-    cluster.add_argument(
+    cluster_group = parser.add_argument_group("several servers (docs/scale-out.md)")
+    cluster_group.add_argument(
         "--backplane",
         default=None,
         metavar="URL",
         help="share rooms with every chatsrv that names the same Redis, e.g. redis://10.0.0.5:6379/0 "
         "(needs pip install 'lanchat[backplane]')",
     )
+    cluster_group.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="run N nodes on this port, one per core (Linux: SO_REUSEPORT), joined by --backplane",
+    )
+    cluster_group.add_argument(cluster.SHARED_PORT_FLAG, action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log on stderr")
     return parser
 
@@ -342,6 +350,21 @@ def impairment_from(args: argparse.Namespace) -> Impairment:
     return Impairment(args.udp_loss, args.udp_dup, args.udp_reorder, delay, jitter, seed)
 
 
+class SharedPortTCPServer(ChatTCPServer):
+    """The TCP server of one node of `--workers`: its port is shared with the other nodes (SO_REUSEPORT)."""
+
+    def server_bind(self) -> None:
+        platforms.share_port(self.socket)  # before bind, as the kernel requires
+        super().server_bind()
+
+
+def _workers(text: str) -> int:
+    number = count(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError("give 1 or more")
+    return number
+
+
 def build_server(args: argparse.Namespace) -> Server:
     """Create (and bind) everything `args` asks for; raises OSError on bind problems."""
     file_limit = raise_file_limit()
@@ -380,7 +403,8 @@ def build_server(args: argparse.Namespace) -> Server:
         store_whispers=args.store_whispers,
     )
     try:
-        tcp = ChatTCPServer(
+        tcp_class = SharedPortTCPServer if args.shared_port else ChatTCPServer
+        tcp = tcp_class(
             address,
             service,
             max_frame=args.max_frame,
@@ -483,6 +507,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     take_secrets(args, dict(os.environ), parser)
+    if args.workers > 1:
+        return cluster.run_workers(
+            argv, host=args.host, port=args.port, workers=args.workers, backplane=args.backplane,
+            op_secret_given=args.op_secret is not None,
+        )
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(message)s",

@@ -68,6 +68,11 @@ ID_BLOCK = 100  # message ids taken from redis at once: one round trip per ID_BL
 READ_BLOCK_MS = 200  # longest XREAD wait: also how late a stop or a heartbeat can be
 SOCKET_TIMEOUT = 2.0  # seconds; longer than READ_BLOCK_MS
 MAX_BACKOFF = 5.0  # seconds between reconnection attempts, at most
+# Raise the id counter to at least ARGV[1], atomically (a node with older history joins a newer cluster).
+RAISE_IDS = (
+    "local now = tonumber(redis.call('GET', KEYS[1]) or '0') "
+    "if now < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end return 0"
+)
 LOCAL_NOTICE = "the link to the other chat servers is lost: until it is back, only people on this server hear you"
 BACK_NOTICE = "the link to the other chat servers is back: everyone hears you again"
 
@@ -366,6 +371,8 @@ class Backplane:
             if node != self.node:
                 others[node] = client.hgetall(self._members(node))
         client.set(self._alive(self.node), "1", ex=max(1, round(self.ttl)))
+        # Ids go on above every id this node's store has handed out (its messages table keys on them).
+        client.eval(RAISE_IDS, 1, PREFIX + "ids", self.service.store.next_message_id() - 1)
         service = self.service
         with service.fanout.batch():
             if self._stop.is_set():

@@ -47,7 +47,8 @@ SERVER_RANKS = {
     "chatsrv.udp": 7,
     "chatsrv.discovery": 7,
     "chatsrv.export": 7,
-    "chatsrv.backplane": 7,  # the link to Redis for several nodes; attaches itself to the service
+    "chatsrv.backplane": 7,
+    "chatsrv.cluster": 7,  # --workers: starts and stops the nodes (child processes); imports no server module  # the link to Redis for several nodes; attaches itself to the service
     "chatsrv.app": 8,
     "chatsrv.__main__": 9,
 }

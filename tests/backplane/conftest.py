@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import pytest
 
-pytest.importorskip("redis", reason="the backplane tests need the redis package: pip install -e '.[backplane]'")
-
 REDIS_SERVER = shutil.which("redis-server")
 
 
@@ -57,6 +55,7 @@ class Redis:
 
 @pytest.fixture
 def redis_server() -> Iterator[Redis]:
+    pytest.importorskip("redis", reason="the backplane needs the redis package: pip install -e '.[backplane]'")
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
     server = Redis(free_port())
