@@ -24,7 +24,9 @@ Failures: a node whose `alive` key expired has its members leave every
 other node's lists (reason `lost`) within `ttl + heartbeat` seconds. When
 Redis cannot be reached, the node delivers what it had published and not
 yet read back, removes the other nodes' members (reason `lost`), tells its
-members that rooms are local, and serves them alone; the reader thread
+members that rooms are local, and serves them alone (also when more than
+MAX_QUEUED entries wait to be sent: a Redis too slow for this node never
+makes its members wait without bound); the reader thread
 reconnects with back-off and re-joins: it re-claims its members' nicks (a
 member whose nick another node took meanwhile is renamed `NICK_2`, ...),
 re-publishes its members and reads the others' from their presence hashes.
@@ -64,6 +66,7 @@ PREFIX = "lanchat:"
 EVENTS = PREFIX + "events"
 STREAM_MAXLEN = 100_000  # entries kept in the stream (approximately): enough for a node that reads late
 INBOX_MAXLEN = 10_000
+MAX_QUEUED = 50_000  # entries waiting to be sent: past this Redis is too slow for us, and the node goes local
 ID_BLOCK = 100  # message ids taken from redis at once: one round trip per ID_BLOCK messages
 READ_BLOCK_MS = 200  # longest XREAD wait: also how late a stop or a heartbeat can be
 SOCKET_TIMEOUT = 2.0  # seconds; longer than READ_BLOCK_MS
@@ -133,6 +136,7 @@ class Backplane:
         self._inbox_id = b"0-0"
         self._queue: deque[tuple[str, dict[str, Any], list[tuple[Any, ...]]]] = deque()
         self._wake = threading.Condition(threading.Lock())
+        self._jammed = False  # the send queue overflowed (set under the send condition, read by the reader)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -307,6 +311,9 @@ class Backplane:
 
     def _send(self, stream: str, fields: dict[str, Any], ops: list[tuple[Any, ...]]) -> None:
         with self._wake:
+            if len(self._queue) >= MAX_QUEUED:
+                self._jammed = True  # the reader thread takes the node local (it cannot be done under this lock)
+                return
             self._queue.append((stream, fields, ops))
             self._wake.notify()
 
@@ -345,6 +352,10 @@ class Backplane:
                     log.debug("backplane: %s not reachable (%s); next try in %.1f s", self.url, error, backoff)
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            if self._jammed:
+                self._jammed = False
+                self._link_lost(RuntimeError(f"more than {MAX_QUEUED} entries wait to be sent"))
                 continue
             try:
                 if time.monotonic() >= next_beat:

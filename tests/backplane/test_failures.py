@@ -117,3 +117,17 @@ def test_without_redis_each_node_serves_its_own_and_the_shared_chat_comes_back(
             assert nicks == ["alice", "bob", "carol", "dave", "dave_2"]
             wait_until(lambda: a.service.registry.find("dave_2") is not None
                        and b.service.registry.find("dave_2") is not None, timeout=10)
+
+
+def test_a_send_queue_past_its_bound_takes_the_node_local_without_losing_the_message(
+    redis_server: Redis, make_server: Callable[..., Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatsrv import backplane
+
+    a = make_server("--rate", "0", "--backplane", redis_server.url)
+    with Client(a.port) as alice:
+        alice.join("alice")
+        monkeypatch.setattr(backplane, "MAX_QUEUED", 0)  # every entry is one too many
+        alice.send({"type": "say", "text": "kept"})
+        assert alice.expect("message")["text"] == "kept"
+        assert "lost" in alice.expect("notice", event="backplane")["text"]
