@@ -67,6 +67,8 @@ EVENTS = PREFIX + "events"
 STREAM_MAXLEN = 100_000  # entries kept in the stream (approximately): enough for a node that reads late
 INBOX_MAXLEN = 10_000
 MAX_QUEUED = 50_000  # entries waiting to be sent: past this Redis is too slow for us, and the node goes local
+MESSAGE_PREFIX = b'{"type":"message"'  # how every encoded `message` payload starts (lanchat.wire.encode_message)
+MAX_PACK = 1000  # room events of one node sent as one stream entry, at most
 ID_BLOCK = 100  # message ids taken from redis at once: one round trip per ID_BLOCK messages
 READ_BLOCK_MS = 200  # longest XREAD wait: also how late a stop or a heartbeat can be
 SOCKET_TIMEOUT = 2.0  # seconds; longer than READ_BLOCK_MS
@@ -217,7 +219,7 @@ class Backplane:
         self._pending[serial] = (room, body, exclude)
         ops: list[tuple[Any, ...]] = []
         fields = self._fields(serial, room.name, body)
-        if not body.startswith(b'{"type":"message"'):
+        if not body.startswith(MESSAGE_PREFIX):
             ops = self._presence_ops(json.loads(body), exclude, fields)
         self._send(EVENTS, fields, ops)
         return True
@@ -328,7 +330,7 @@ class Backplane:
                 self._queue.clear()
             try:
                 pipe = self.client.pipeline(transaction=False)
-                for stream, fields, ops in items:
+                for stream, fields, ops in _packed(items, self.node):
                     maxlen = STREAM_MAXLEN if stream == EVENTS else INBOX_MAXLEN
                     pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)
                     for op, *args in ops:
@@ -503,18 +505,31 @@ class Backplane:
             if node != self.node:
                 self._apply_moderation(fields[b"b"].decode(), now)
             return
-        serial = int(fields[b"s"])
+        if kind == b"pack":
+            header, _, bodies = fields[b"p"].partition(b"\n")
+            start = 0
+            for serial, room_name, transport, host, length in json.loads(header):
+                body = bodies[start:start + length]
+                start += length
+                self._one_event(node, int(serial), str(room_name), body, str(transport), str(host), now)
+            return
+        self._one_event(node, int(fields[b"s"]), fields[b"r"].decode(), fields[b"b"],
+                        fields.get(b"t", b"tcp").decode(), fields.get(b"a", b"").decode(), now)
+
+    def _one_event(self, node: str, serial: int, room_name: str, body: bytes, transport: str, host: str,
+                   now: float) -> None:
         if node == self.node:
             item = self._pending.pop(serial, None)
             if item is not None:
                 room, body, exclude = item
                 self.service.fanout.broadcast(room, body, exclude)
             return
-        body = fields[b"b"]
-        payload = json.loads(body)
-        transport = fields.get(b"t", b"tcp").decode()
-        host = fields.get(b"a", b"").decode()
-        self._room_event(node, fields[b"r"].decode(), body, payload, transport, host, now)
+        if body.startswith(MESSAGE_PREFIX):  # most events: no stand-in changes, so no need to decode
+            room = self.service.registry.ensure_room(room_name, now)
+            room.history.append(body)
+            self.service.fanout.broadcast(room, body)
+            return
+        self._room_event(node, room_name, body, json.loads(body), transport, host, now)
 
     def _room_event(
         self, node: str, room_name: str, body: bytes, payload: dict[str, Any], transport: str, host: str, now: float
@@ -627,3 +642,38 @@ class Backplane:
 def _host(session: Session) -> str:
     address = session.address
     return str(address[0]) if isinstance(address, tuple) and address else str(address)
+
+
+def _packed(
+    items: list[tuple[str, dict[str, Any], list[tuple[Any, ...]]]], node: str
+) -> list[tuple[str, dict[str, Any], list[tuple[Any, ...]]]]:
+    """Consecutive room events become one stream entry (kind `pack`): one XADD and one entry to read per batch.
+
+    Their order in the stream stays the order they were published in; other
+    entries (inboxes, moderation) keep their place between them.
+    """
+    out: list[tuple[str, dict[str, Any], list[tuple[Any, ...]]]] = []
+    run: list[dict[str, Any]] = []
+    run_ops: list[tuple[Any, ...]] = []
+
+    def close_run() -> None:
+        if len(run) == 1:
+            out.append((EVENTS, run[0], list(run_ops)))
+        elif run:
+            header = [[f["s"], f["r"], f.get("t", "tcp"), f.get("a", ""), len(f["b"])] for f in run]
+            packed = json.dumps(header).encode() + b"\n" + b"".join(f["b"] for f in run)
+            out.append((EVENTS, {"n": node, "k": "pack", "p": packed}, list(run_ops)))
+        run.clear()
+        run_ops.clear()
+
+    for stream, fields, ops in items:
+        if stream == EVENTS and "k" not in fields:
+            run.append(fields)
+            run_ops.extend(ops)
+            if len(run) >= MAX_PACK:
+                close_run()
+        else:
+            close_run()
+            out.append((stream, fields, ops))
+    close_run()
+    return out
