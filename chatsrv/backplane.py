@@ -392,7 +392,8 @@ class Backplane:
                 return
             now = service.clock()
             mine = [session for session in service.sessions if session.joined]
-            self._drop_stale_nicks(mine)
+            if self.links:  # only a node that was linked before can hold reservations of members gone meanwhile
+                self._drop_stale_nicks(mine)
             pipe = client.pipeline(transaction=False)
             pipe.delete(self._members(self.node))
             for session in mine:
