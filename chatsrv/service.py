@@ -293,6 +293,8 @@ class ChatService:
                 member = self.registry.find(key)
                 if member is None or member.nick is None or name_key(member.nick) != key:
                     continue
+                if member not in self.sessions:
+                    continue  # a member of another node (chatsrv.backplane): its own node tells it
                 log.info("mute of %s by %s ended", member.describe(), mute.by)
                 text = "your mute has ended: the room hears you again"
                 notice = {"type": "notice", "text": text, "event": "unmute", "nick": member.nick, "expired": True}

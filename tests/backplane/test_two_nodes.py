@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -197,3 +198,23 @@ def test_a_topic_set_and_cleared_on_one_node_is_seen_on_the_other(
     wait_until(lambda: b.service.registry.room("lobby").topic == "fractions")  # type: ignore[union-attr]
     teacher.send({"type": "topic"})
     wait_until(lambda: b.service.registry.room("lobby").topic is None)  # type: ignore[union-attr]
+
+
+def test_a_timed_mute_ends_with_one_notice_for_a_member_of_the_other_node(
+    nodes: Nodes, connect: Callable[[Server], Client]
+) -> None:
+    a, b = nodes
+    teacher, pupil = connect(a), connect(b)
+    teacher.join("teacher")
+    teacher.send({"type": "op", "secret": a.service.operators.op_secret})
+    teacher.expect("notice", event="op")
+    pupil.join("pupil")
+    teacher.expect("joined", nick="pupil")
+    teacher.send({"type": "mute", "nick": "pupil", "minutes": 1})
+    wait_until(lambda: "pupil" in b.service.moderation.mutes)
+    later = time.time() + 120
+    a.service.tick(later)  # both nodes see the mute run out; only the pupil's own node tells it
+    b.service.tick(later)
+    pupil.expect("notice", event="unmute")
+    with pytest.raises(AssertionError):
+        pupil.expect("notice", timeout=1.0, event="unmute")
