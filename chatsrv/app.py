@@ -442,7 +442,16 @@ def build_server(args: argparse.Namespace) -> Server:
     if args.backplane:
         from chatsrv.backplane import Backplane  # only with --backplane: it needs the redis package
 
-        server.backplane = Backplane(service, args.backplane)
+        try:
+            server.backplane = Backplane(service, args.backplane)
+        except ImportError:
+            tcp.server_close()
+            if udp is not None:
+                udp.server_close()
+            store.close()
+            print("chatsrv: --backplane needs the Redis client: pip install 'lanchat[backplane]' (or redis)",
+                  file=sys.stderr)
+            raise SystemExit(2) from None
     return server
 
 

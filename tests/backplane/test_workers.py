@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +82,17 @@ def test_worker_flags() -> None:
     assert cluster.worker_argv(argv, 9009, 0) == ["--backplane", "redis://h/0", "--port", "0", "--port", "9009",
                                                   cluster.SHARED_PORT_FLAG]
     assert cluster.worker_argv(argv, 9009, 1)[-1] == "--no-udp"
+
+
+def test_backplane_without_the_redis_package_says_how_to_install_it(tmp_path: Path) -> None:
+    fake = tmp_path / "redis"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('no redis here')\n")
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    shown = subprocess.run(
+        [sys.executable, "-m", "chatsrv", "--host", "127.0.0.1", "--port", "0", "--db", ":memory:",
+         "--backplane", "redis://127.0.0.1:1/0"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": path},
+    )
+    assert shown.returncode == 2
+    assert "pip install 'lanchat[backplane]'" in shown.stderr
