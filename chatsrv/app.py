@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from chatsrv import __version__
+from chatsrv import __version__, cluster
 from chatsrv.access import DEFAULT_IPV6_PREFIX, Access, Network, parse_network, set_ipv6_prefix
 from chatsrv.continuity import OP_SECRET as OP_SECRET_STATE
 from chatsrv.discovery import Discovery
@@ -40,6 +40,7 @@ from lanchat.wire import DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_FRAME
 log = logging.getLogger("chatsrv")
 
 DEFAULT_PORT = 9009
+BACKPLANE_WAIT = 5.0  # seconds a start waits for the backplane link before serving with local rooms
 FD_RESERVE = 64  # descriptors kept free for logs, the database, UDP and accept()
 # Connections that have not said hello: a client says it in its first frame,
 # so only scripts (or a whole class starting at once) ever have many waiting.
@@ -288,6 +289,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="delay every datagram by MS milliseconds, plus or minus JITTER (50:10 is 40 to 60 ms)",
     )
     faults.add_argument("--seed", type=int, default=None, help="random seed of the fault injection, so a run can be repeated (default: a new one, printed at start)")
+    cluster_group = parser.add_argument_group("several servers (docs/scale-out.md)")
+    cluster_group.add_argument(
+        "--backplane",
+        default=None,
+        metavar="URL",
+        help="share rooms with every chatsrv that names the same Redis, e.g. redis://10.0.0.5:6379/0 "
+        "(needs pip install 'lanchat[backplane]')",
+    )
+    cluster_group.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="run N nodes on this port, one per core (Linux: SO_REUSEPORT), joined by --backplane",
+    )
+    cluster_group.add_argument(cluster.SHARED_PORT_FLAG, action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log on stderr")
     return parser
 
@@ -302,12 +319,16 @@ class Server:
     text: TextDoorServer | None = None
     threads: list[threading.Thread] = field(default_factory=list)
     stopped: bool = False
+    backplane: Any = None  # chatsrv.backplane.Backplane with --backplane (imported only then)
 
     @property
     def port(self) -> int:
         return self.tcp.port
 
     def start(self) -> None:
+        if self.backplane is not None:
+            self.backplane.start()
+            self.backplane.wait_linked(BACKPLANE_WAIT)  # not linked yet: it keeps trying, rooms are local meanwhile
         thread = threading.Thread(target=self.tcp.serve_forever, kwargs={"poll_interval": 0.05}, name="tcp-accept")
         thread.start()
         self.threads.append(thread)
@@ -327,6 +348,8 @@ class Server:
         if self.stopped:
             return
         self.stopped = True
+        if self.backplane is not None:
+            self.backplane.stop()  # first: the other nodes see this node's members leave (shutdown)
         self.service.shutdown()
         self.tcp.stop()
         if self.udp is not None:
@@ -363,6 +386,21 @@ def impairment_from(args: argparse.Namespace) -> Impairment:
     impairment = Impairment(args.udp_loss, args.udp_dup, args.udp_reorder, delay, jitter, 0)
     seed = args.seed if args.seed is not None else (random.randrange(1, 10_000) if impairment.active else 0)
     return Impairment(args.udp_loss, args.udp_dup, args.udp_reorder, delay, jitter, seed)
+
+
+class SharedPortTCPServer(ChatTCPServer):
+    """The TCP server of one node of `--workers`: its port is shared with the other nodes (SO_REUSEPORT)."""
+
+    def server_bind(self) -> None:
+        platforms.share_port(self.socket)  # before bind, as the kernel requires
+        super().server_bind()
+
+
+def _workers(text: str) -> int:
+    number = count(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError("give 1 or more")
+    return number
 
 
 def build_server(args: argparse.Namespace) -> Server:
@@ -405,7 +443,8 @@ def build_server(args: argparse.Namespace) -> Server:
         store_whispers=args.store_whispers,
     )
     try:
-        tcp = ChatTCPServer(
+        tcp_class = SharedPortTCPServer if args.shared_port else ChatTCPServer
+        tcp = tcp_class(
             address,
             service,
             max_frame=args.max_frame,
@@ -439,6 +478,14 @@ def build_server(args: argparse.Namespace) -> Server:
             raise UDPPortError(error.errno, error.strerror or str(error)) from None
         if not args.no_discovery:
             udp.discovery = Discovery(service, tcp_port=tcp.port, udp_port=udp.port).reply
+
+    def close_all() -> None:
+        """A later part could not start: what was opened is closed again."""
+        tcp.server_close()
+        if udp is not None:
+            udp.server_close()
+        store.close()
+
     text = None
     if args.text_port is not None:
         try:
@@ -456,12 +503,22 @@ def build_server(args: argparse.Namespace) -> Server:
             # One count of connections without a nick for both doors, so the caps hold whichever door they use.
             text.newcomers = tcp.newcomers
         except OSError as error:
-            tcp.server_close()
-            if udp is not None:
-                udp.server_close()
-            store.close()
+            close_all()
             raise TextPortError(error.errno, error.strerror or str(error)) from None
-    return Server(service=service, tcp=tcp, udp=udp, text=text)
+    server = Server(service=service, tcp=tcp, udp=udp, text=text)
+    if args.backplane:
+        from chatsrv.backplane import Backplane  # only with --backplane: it needs the redis package
+
+        try:
+            server.backplane = Backplane(service, args.backplane)
+        except ImportError:
+            close_all()
+            if text is not None:
+                text.server_close()
+            print("chatsrv: --backplane needs the Redis client: pip install 'lanchat[backplane]' (or redis)",
+                  file=sys.stderr)
+            raise SystemExit(2) from None
+    return server
 
 
 def join_hints(host: str, port: int) -> list[str]:
@@ -580,6 +637,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     take_secrets(args, dict(os.environ), parser)
+    if args.workers > 1:
+        return cluster.run_workers(
+            argv, host=args.host, port=args.port, workers=args.workers, backplane=args.backplane,
+            op_secret_given=args.op_secret is not None,
+        )
     configure_logging(args.log_level)
     try:
         server = build_server(args)
@@ -642,6 +704,9 @@ def print_start_lines(args: argparse.Namespace, server: Server) -> None:
     if server.text is not None:
         print(text_door_hint(args.host, server.text.port), flush=True)
     print(server.service.store.description, flush=True)
+    if server.backplane is not None:
+        state = "linked" if server.backplane.linked else "not reachable yet (rooms are local until it is)"
+        print(f"backplane: node {server.backplane.node}, {args.backplane}: {state}", flush=True)
     for line in teacher_lines(args):
         print(line, flush=True)
     if server.udp is not None and server.udp.discovery is not None:

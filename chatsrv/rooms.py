@@ -5,6 +5,10 @@ NFKC case-fold plus the UTS #39 confusable skeleton, docs/protocol.md §6), so
 `ｔｅａｃｈｅｒ` and `tеacher` find `teacher`; names are shown as first spelled.
 `name_key` (the case-fold) stays the key that other state is filed under
 (mutes, the store's room_key), so stored history keeps its keys.
+With a backplane (chatsrv.backplane), members of other nodes are kept as
+stand-in sessions in `Room.remote` and in `by_nick`: found, listed and
+counted like local ones (so nicks stay unique and /who and /rooms are whole),
+but never in `Room.members`, so a local broadcast never reaches them.
 A room exists in memory while it has members, or history and a recent
 member: `idle` holds the rooms nobody is in, oldest first, so the service
 can let them go after a while or when it needs room for a new one (their
@@ -33,19 +37,28 @@ def name_key(name: str) -> str:
 class Room:
     """A broadcast room: members by look-alike key, recent encoded `message` payloads."""
 
-    __slots__ = ("alike", "history", "key", "members", "name", "topic", "version")
+    __slots__ = ("alike", "history", "key", "members", "name", "remote", "topic", "version")
 
     def __init__(self, name: str, history_size: int) -> None:
         self.name = name
         self.key = name_key(name)
         self.alike = likeness_key(name)
-        self.members: dict[str, Session] = {}
+        self.members: dict[str, Session] = {}  # local members: the ones a broadcast here reaches
+        self.remote: dict[str, Session] = {}  # stand-ins for members on other nodes (backplane only)
         self.history: deque[bytes] = deque(maxlen=history_size)
         self.topic: str | None = None
         self.version = 0  # changes whenever a member enters or leaves
 
     def nicks(self) -> list[str]:
-        return sorted((member.nick or "" for member in self.members.values()), key=str.casefold)
+        names = [member.nick or "" for member in self.members.values()]
+        if self.remote:
+            names += [member.nick or "" for member in self.remote.values()]
+        return sorted(names, key=str.casefold)
+
+    @property
+    def empty(self) -> bool:
+        """Nobody here, on this node or another."""
+        return not self.members and not self.remote
 
 
 class Registry:
@@ -86,7 +99,7 @@ class Registry:
 
     def discard(self, room: Room) -> None:
         """Forget `room` (it must have no members): its history lives on only in the store."""
-        assert not room.members
+        assert room.empty
         if self.rooms.get(room.key) is room:
             del self.rooms[room.key]
             self.idle.pop(room.key, None)
@@ -131,7 +144,7 @@ class Registry:
         if room is not None and session.nick is not None:
             room.members.pop(likeness_key(session.nick), None)
             room.version += 1
-            if not room.members:
+            if room.empty:
                 if not room.history and room.topic is None:
                     self.discard(room)
                 else:
@@ -158,6 +171,46 @@ class Registry:
         session.nick = new
         self.by_nick[likeness_key(new)] = session
 
+    # --- members of other nodes (chatsrv.backplane) ------------------------
+
+    def add_remote(self, stand_in: Session, nick: str, room: Room) -> None:
+        """A member of another node: found by nick and listed in `room`, never delivered to by a broadcast."""
+        stand_in.nick = nick
+        self.by_nick[likeness_key(nick)] = stand_in
+        self.enter_remote(stand_in, room)
+
+    def enter_remote(self, stand_in: Session, room: Room) -> None:
+        self.leave_remote(stand_in)
+        assert stand_in.nick is not None
+        room.remote[likeness_key(stand_in.nick)] = stand_in
+        stand_in.room_key = room.key
+        self.idle.pop(room.key, None)
+
+    def leave_remote(self, stand_in: Session, now: float = 0.0) -> None:
+        room = self.room_of(stand_in)
+        if room is not None and stand_in.nick is not None:
+            room.remote.pop(likeness_key(stand_in.nick), None)
+            if room.empty and room.key not in self.idle:
+                self.idle[room.key] = now  # an empty room leaves memory like any other (discard_idle)
+        stand_in.room_key = None
+
+    def remove_remote(self, stand_in: Session, now: float = 0.0) -> None:
+        self.leave_remote(stand_in, now)
+        if stand_in.nick is not None and self.by_nick.get(likeness_key(stand_in.nick)) is stand_in:
+            del self.by_nick[likeness_key(stand_in.nick)]
+
+    def rename_remote(self, stand_in: Session, new: str) -> None:
+        assert stand_in.nick is not None
+        room = self.room_of(stand_in)
+        old_key = likeness_key(stand_in.nick)
+        if self.by_nick.get(old_key) is stand_in:
+            del self.by_nick[old_key]
+        if room is not None:
+            room.remote.pop(old_key, None)
+            room.remote[likeness_key(new)] = stand_in
+        stand_in.nick = new
+        self.by_nick[likeness_key(new)] = stand_in
+
     def members(self) -> Iterator[Session]:
         return iter(list(self.by_nick.values()))
 
@@ -170,6 +223,6 @@ class Registry:
         within each, by name. A reply trimmed to a frame so keeps the rooms
         people are in.
         """
-        rooms = [room for room in self.rooms.values() if room.members or room.history]
-        rooms.sort(key=lambda room: (-len(room.members), room.key))
-        return [{"name": room.name, "users": len(room.members)} for room in rooms]
+        rooms = [room for room in self.rooms.values() if not room.empty or room.history]
+        rooms.sort(key=lambda room: (-len(room.members) - len(room.remote), room.key))
+        return [{"name": room.name, "users": len(room.members) + len(room.remote)} for room in rooms]

@@ -36,6 +36,13 @@ kept in the store (`save_moderation`, through chatsrv.continuity) and
 restored at start, with one `restarted` event per room that had members
 at the last clean stop; `tick` ends timed mutes and tells the member.
 
+Several nodes (docs/scale-out.md): with a `Cluster` attached (chatsrv.backplane,
+which sits above this module and attaches itself), room broadcasts go to the
+cluster instead of the fan-out and come back in the cluster's one order; nicks
+are claimed cluster-wide; message ids come from the cluster; dropping a member
+of another node is asked of that node; moderation changes are shared. Without
+one (the default) none of this runs.
+
 Imports: wire, messages, ratelimit, replies, session, rooms, store, access,
 moderation, fanout, operators, continuity.
 """
@@ -47,7 +54,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from chatsrv import __version__, continuity
 from chatsrv.access import Access, address_key
@@ -114,6 +121,25 @@ ROOM_BURST = 10
 # is read from it, and a brand-new one costs no disk read); the oldest are
 # forgotten past this many.
 MAX_STORED_ROOMS = 100_000
+
+
+class Cluster(Protocol):
+    """What the service asks of a backplane (chatsrv.backplane); every call is made under the registry lock."""
+
+    def publish(self, room: Room, body: bytes, exclude: Session | None) -> bool:
+        """Take a room broadcast for the cluster's order; False: deliver it locally now (no cluster link)."""
+
+    def claim_nick(self, nick: str) -> bool:
+        """Reserve `nick` (and its look-alikes) cluster-wide; False when a member of another node holds it."""
+
+    def message_id(self) -> int | None:
+        """A message id unique across nodes, or None to use the local counter (no cluster link)."""
+
+    def forward_drop(self, session: Session, reason: str, details: dict[str, Any] | None) -> bool:
+        """If `session` stands in for a member of another node, ask that node to drop it and return True."""
+
+    def moderation_changed(self, state: str) -> None:
+        """The moderation state changed here (continuity.moderation_state text): tell the other nodes."""
 
 
 class ChatService:
@@ -191,6 +217,7 @@ class ChatService:
         self._returning: dict[str, str] = {}  # nick key -> room, of members present at the last clean stop
         self._started = self.clock()
         self._restore(self._started)
+        self.cluster: Cluster | None = None  # set by chatsrv.backplane when the node joins a cluster
 
     def _restore(self, now: float) -> None:
         """Bring back the teacher's decisions, and record the restart once per room."""
@@ -325,6 +352,8 @@ class ChatService:
                 member = self.registry.find(key)
                 if member is None or member.nick is None or name_key(member.nick) != key:
                     continue
+                if member not in self.sessions:
+                    continue  # a member of another node (chatsrv.backplane): its own node tells it
                 log.info("mute of %s by %s ended", member.describe(), mute.by)
                 text = "your mute has ended: the room hears you again"
                 notice = {"type": "notice", "text": text, "event": "unmute", "nick": member.nick, "expired": True}
@@ -349,9 +378,10 @@ class ChatService:
 
     def save_moderation(self) -> None:
         """Keep what operators decided (mutes, locks, slow mode, topics, bans) for the next start."""
-        self.store.save_state(
-            continuity.MODERATION, continuity.moderation_state(self.moderation, self.access, self.registry)
-        )
+        state = continuity.moderation_state(self.moderation, self.access, self.registry)
+        self.store.save_state(continuity.MODERATION, state)
+        if self.cluster is not None:
+            self.cluster.moderation_changed(state)
 
     def shutdown(self, text: str = "the server is shutting down") -> None:
         """Tell everyone (a notice, then `left` reason shutdown) and close every outbox.
@@ -390,10 +420,28 @@ class ChatService:
         """Queue an encoded payload for one member (inside a batch)."""
         self.fanout.queue(session, body)
 
+    def member_joined(self, room: Room, session: Session, payload: dict[str, Any]) -> None:
+        """Tell `room` that `session` entered: coalesced by the fan-out, or in the cluster's one order.
+
+        Call it before queueing the newcomer's welcome. On a cluster the join
+        goes through the shared stream like every room event (so all nodes see
+        one order and learn the member), and comes back as one `joined` each.
+        """
+        if self.cluster is None or not self.cluster.publish(room, encode_payload(payload), session):
+            self.fanout.member_joined(room, session, payload)
+
+    def member_left(self, room: Room, session: Session, payload: dict[str, Any]) -> bytes:
+        """Tell `room` that `session` left (see member_joined); returns the encoded `left`."""
+        body = encode_payload(payload)
+        if self.cluster is None or not self.cluster.publish(room, body, session):
+            return self.fanout.member_left(room, session, payload)
+        return body
+
     def broadcast(self, room: Room, payload: dict[str, Any] | bytes, exclude: Session | None = None) -> bytes:
         """Encode once (unless given encoded) and queue for every member of `room` but `exclude`; returns the body."""
         body = payload if isinstance(payload, bytes) else encode_payload(payload)
-        self.fanout.broadcast(room, body, exclude)
+        if self.cluster is None or not self.cluster.publish(room, body, exclude):
+            self.fanout.broadcast(room, body, exclude)
         return body
 
     def _fail(self, session: Session, error: ProtocolError, logged: bool = False) -> None:
@@ -489,6 +537,8 @@ class ChatService:
         """
         if session.closed:
             return
+        if self.cluster is not None and self.cluster.forward_drop(session, reason, details):
+            return  # a member of another node: that node removes it and tells the room
         was_joined = session.joined
         self._close(session)
         self.moderation.forget(session)
@@ -502,7 +552,7 @@ class ChatService:
             payload = {"type": "left", "nick": session.nick, "room": room.name, "ts": now, "reason": reason}
             if details:
                 payload.update(details)
-            body = self.fanout.member_left(room, session, payload)
+            body = self.member_left(room, session, payload)
             if details:
                 self.fanout.queue(session, body)
             self.store.add(Event("left", now, session.nick, room.name, transport=session.transport, reason=reason))
@@ -535,7 +585,7 @@ class ChatService:
                 return
             raise ProtocolError("bad_request", "already joined: hello is only for the start of a session")
         self.access.check_password(session.address, hello.password, now)
-        if self.registry.find(hello.nick) is not None:
+        if self.registry.find(hello.nick) is not None or not self._claim(hello.nick):
             raise ProtocolError("nick_taken", f'the nick "{hello.nick}" is already in use')
         locked_out = self._locked_out_of(hello.room)
         room = self._open_room(session, DEFAULT_ROOM if locked_out else hello.room, now)
@@ -543,7 +593,7 @@ class ChatService:
         session.features = hello.features & FEATURES  # docs/protocol.md §13: unknown names are ignored
         log.info("join: %s in %s", session.describe(), room.name)
         # The room hears of it coalesced with other joins (chatsrv.fanout); the welcome follows.
-        self.fanout.member_joined(room, session, {"type": "joined", "nick": hello.nick, "room": room.name, "ts": now})
+        self.member_joined(room, session, {"type": "joined", "nick": hello.nick, "room": room.name, "ts": now})
         self._welcome(session, room, now, first=True)
         if locked_out:
             text = f"{self.moderation.lock_all} locked every room: you are in {room.name} until it is unlocked"
@@ -608,7 +658,7 @@ class ChatService:
         assert room is not None and session.nick is not None
         if self.moderation.active:  # someone is muted, or a room is locked or slow
             self.moderation.check_say(session, room.key, now)
-        message_id = next(self._ids)
+        message_id = self._message_id()
         # docs/protocol.md §9.4: an operator's messages say so, a mark no nick can imitate.
         operator = self.moderation.is_operator(session)
         body = encode_message(message_id, room.name, session.nick, say.text, now, say.action, operator)
@@ -618,6 +668,17 @@ class ChatService:
             room_key=room.key, operator=operator,
         )
         self.store.add(event)  # a queue append: the broadcast never waits for the disk
+
+    def _claim(self, nick: str) -> bool:
+        """True when `nick` is free cluster-wide (always, on a single node)."""
+        return self.cluster is None or self.cluster.claim_nick(nick)
+
+    def _message_id(self) -> int:
+        if self.cluster is not None:
+            shared = self.cluster.message_id()
+            if shared is not None:
+                return shared
+        return next(self._ids)
 
     def _whisper(self, session: Session, whisper: Whisper, now: float) -> None:
         target = self.registry.find(whisper.to)
@@ -647,6 +708,8 @@ class ChatService:
             raise ProtocolError("nick_taken", f'the nick "{nick.nick}" is already in use')
         if self.moderation.active:
             self.moderation.check_rename(session, now)
+        if holder is None and not self._claim(nick.nick):
+            raise ProtocolError("nick_taken", f'the nick "{nick.nick}" is already in use')
         self.registry.rename(session, nick.nick)
         room = self.registry.room_of(session)
         log.info("rename: %s -> %s", old, nick.nick)
@@ -671,7 +734,7 @@ class ChatService:
             # `to` says where the member went (docs/protocol.md §8).
             left = {"type": "left", "nick": session.nick, "room": current.name, "ts": now, "reason": "moved"}
             left["to"] = room.name
-            self.fanout.member_left(current, session, left)
+            self.member_left(current, session, left)
             assert session.nick is not None
             moved = Event("left", now, session.nick, current.name, transport=session.transport, reason="moved")
             self.store.add(moved._replace(to=room.name))
@@ -679,7 +742,7 @@ class ChatService:
         joined: dict[str, Any] = {"type": "joined", "nick": session.nick, "room": room.name, "ts": now}
         if self.moderation.is_operator(session):
             joined["operator"] = True  # so clients can mark the operator who moved in
-        self.fanout.member_joined(room, session, joined)
+        self.member_joined(room, session, joined)
         self._welcome(session, room, now)
         assert session.nick is not None
         self.store.add(Event("joined", now, session.nick, room.name, transport=session.transport))

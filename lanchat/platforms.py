@@ -23,6 +23,7 @@ client loop signals        loop.add_signal_handler     loop.add_signal_handler  
 listening socket           SO_REUSEADDR (a restart     SO_REUSEADDR                SO_EXCLUSIVEADDRUSE (Windows'
                            binds at once)                                          SO_REUSEADDR lets another
                                                                                    program steal the port)
+one port, several servers  SO_REUSEPORT (--workers)    not available               not available
 interface ioctls           `fcntl.ioctl` (netinfo)     None: netinfo's portable    None: netinfo's portable
                                                        fallback                    fallback
 peer progress for          TCP_INFO tcpi_bytes_acked   None: the server counts     None: the server counts
@@ -203,6 +204,20 @@ def claim_address(sock: socket.socket) -> None:
     """Before bind: keep the port ours alone (SO_EXCLUSIVEADDRUSE on Windows; nothing to do elsewhere)."""
     if _EXCLUSIVE_ADDRESS_USE is not None:
         sock.setsockopt(socket.SOL_SOCKET, _EXCLUSIVE_ADDRESS_USE, 1)
+
+
+# Several processes listening on one port, the kernel spreading new connections
+# over them (chatsrv --workers): Linux's SO_REUSEPORT. macOS and the BSDs have an
+# option of that name that does not spread connections; Windows has none.
+_REUSE_PORT: int | None = getattr(socket, "SO_REUSEPORT", None) if IS_LINUX else None
+
+
+def share_port(sock: socket.socket) -> bool:
+    """Before bind: let other processes listen on the same port (SO_REUSEPORT); False where that is not available."""
+    if _REUSE_PORT is None:
+        return False
+    sock.setsockopt(socket.SOL_SOCKET, _REUSE_PORT, 1)
+    return True
 
 
 # ---------------------------------------------------------------- interfaces

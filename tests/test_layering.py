@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -48,6 +49,8 @@ SERVER_RANKS = {
     "chatsrv.udp": 7,
     "chatsrv.discovery": 7,
     "chatsrv.export": 7,
+    "chatsrv.backplane": 7,  # the link to Redis for several nodes; attaches itself to the service
+    "chatsrv.cluster": 7,  # --workers: starts and stops the nodes (child processes); imports no server module
     "chatsrv.textdoor": 8,  # the text door for nc and telnet: a TCP server with a line-reading handler
     "chatsrv.app": 9,
     "chatsrv.__main__": 10,
@@ -117,15 +120,22 @@ def test_shared_package_imports_only_the_stdlib(path: Path) -> None:
         assert SHARED_RANKS[imported] < SHARED_RANKS[name], f"{name} must not import {imported}"
 
 
+# The one exception to "stdlib only": the backplane (chatsrv --backplane, docs/scale-out.md) needs
+# redis-py. Only chatsrv.backplane imports it, inside a function, and only app imports that module,
+# only when --backplane is given: so chatsrv without the flag still runs from a bare Python.
+OUTSIDE_IMPORTS = {"chatsrv.backplane": {"redis"}}
+
+
 @pytest.mark.parametrize("path", package_modules("chatsrv"), ids=lambda p: module_name(p))
 def test_server_imports_point_down_and_only_stdlib(path: Path) -> None:
     """chatsrv modules import lower layers only, never chatclient, and nothing outside the stdlib."""
     name = module_name(path)
     assert name in SERVER_RANKS, f"place {name} in SERVER_RANKS (tests/test_layering.py)"
+    allowed = ("chatsrv", "lanchat", "__future__", *OUTSIDE_IMPORTS.get(name, ()))
     for imported in imports_of(path):
         top = imported.split(".")[0]
         assert top != "chatclient", f"{name} imports {imported}"
-        assert top in sys.stdlib_module_names or top in ("chatsrv", "lanchat", "__future__"), (
+        assert top in sys.stdlib_module_names or top in allowed, (
             f"{name} imports non-stdlib {imported}"
         )
     for imported in lanchat_imports(path, SERVER_RANKS):
@@ -161,3 +171,14 @@ def test_ranks_are_whole_numbers() -> None:
     """Every rank is an integer: a module squeezed between two layers means the layers are wrong."""
     for table in (SHARED_RANKS, SERVER_RANKS, CLIENT_RANKS):
         assert all(isinstance(rank, int) for rank in table.values()), table
+
+
+def test_the_server_without_backplane_does_not_load_redis() -> None:
+    """Building a server without --backplane never imports redis (only chatsrv.backplane may, when asked)."""
+    code = (
+        "import sys; from chatsrv.app import build_parser, build_server; "
+        "server = build_server(build_parser().parse_args(['--port', '0', '--host', '127.0.0.1', '--db', ':memory:'])); "
+        "server.tcp.server_close(); server.udp and server.udp.server_close(); "
+        "assert 'redis' not in sys.modules and 'chatsrv.backplane' not in sys.modules, 'redis was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -116,6 +116,11 @@ def _add_lanchat_server(parser: argparse.ArgumentParser) -> None:
                          "chatsrv); --host/--port/--rate/... are appended")
     lanchat.add_argument("--server-dir", type=Path, default=REPO_ROOT,
                          help="working directory for chatsrv (default: the repository)")
+    lanchat.add_argument("--nodes", type=int, default=1, metavar="N",
+                         help="run N chatsrv nodes on one port (chatsrv --workers N, Linux), joined by --backplane; "
+                         "CPU and RSS are the nodes' sum (Redis's own is not counted)")
+    lanchat.add_argument("--backplane", default=None, metavar="URL",
+                         help="Redis for the nodes, e.g. redis://127.0.0.1:6379/0 (docs/scale-out.md)")
 
 
 def _complete(opts: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -131,6 +136,8 @@ def _complete(opts: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         opts.repeat = 1 if opts.tiny else 3
     if opts.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if opts.nodes < 1 or (opts.nodes > 1 and not opts.backplane):
+        parser.error("--nodes N needs N >= 1, and --backplane redis://HOST:PORT/DB when N > 1")
     if "all" in opts.scenarios:
         opts.scenarios = [*TCP_SCENARIOS, *UDP_SCENARIOS]
     if opts.udp:

@@ -178,7 +178,7 @@ class LanchatServer(ServerProcess):
             "--host", LOOPBACK, "--port", "0", "--rate", "0",
             "--max-clients", "0", "--max-per-ip", "0", *database,
             *known_flags(options, CAPS_OFF), *known_flags(options, self.extra),
-            *options.server_arg]
+            *cluster_flags(options), *options.server_arg]
 
     def cwd(self) -> str | None:
         return str(self.options.server_dir)
@@ -189,8 +189,8 @@ class LanchatServer(ServerProcess):
         except OSError:
             return False
         match = LISTENING_RE.search(text)
-        if not match:
-            return False
+        if not match or len(LISTENING_RE.findall(text)) < getattr(self.options, "nodes", 1):
+            return False  # with --nodes N, ready when every node listens
         host, port = match.group(1), int(match.group(2))
         if not host.startswith("127."):
             raise ServerError(f"lanchat listens on {host}, not on loopback")
@@ -237,6 +237,14 @@ class NcatServer(ServerProcess):
         self.port = free_port()
         return [ncat, "--broker", "--chat", "--listen", LOOPBACK, str(self.port),
                 "--max-conns", str(self.max_conns)]
+
+
+def cluster_flags(options: argparse.Namespace) -> list[str]:
+    """--nodes N --backplane URL: N chatsrv nodes on one port (chatsrv --workers N), joined by that Redis."""
+    nodes, backplane = getattr(options, "nodes", 1), getattr(options, "backplane", None)
+    if not backplane:
+        return []
+    return ["--backplane", backplane] + (["--workers", str(nodes)] if nodes > 1 else [])
 
 
 def chatsrv_command(options: argparse.Namespace) -> list[str]:

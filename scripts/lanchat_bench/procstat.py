@@ -28,8 +28,34 @@ def percentile(ordered: Sequence[float], fraction: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (chatsrv --workers: the nodes are children), from /proc/PID/task/*/children."""
+    found = [pid]
+    for parent in found:  # grows while walked: breadth first
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children", "rb") as children:
+                    found += [int(child) for child in children.read().split()]
+            except OSError:
+                continue
+    return found
+
+
 def cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU seconds of a process, from /proc/PID/stat."""
+    """User plus system CPU seconds of a process and its children (the nodes of --nodes), from /proc."""
+    total = None
+    for member in process_tree(pid):
+        used = _own_cpu_seconds(member)
+        if used is not None:
+            total = used + (total or 0.0)
+    return total
+
+
+def _own_cpu_seconds(pid: int) -> float | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat_file:
             data = stat_file.read()
@@ -41,7 +67,16 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 def rss_kb(pid: int) -> int | None:
-    """Resident set size in KiB, from VmRSS in /proc/PID/status."""
+    """Resident set size in KiB of a process and its children (the nodes of --nodes), from VmRSS."""
+    total = None
+    for member in process_tree(pid):
+        rss = _own_rss_kb(member)
+        if rss is not None:
+            total = rss + (total or 0)
+    return total
+
+
+def _own_rss_kb(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status", "rb") as status_file:
             for line in status_file:

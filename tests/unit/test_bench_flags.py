@@ -50,3 +50,31 @@ def test_abuse_measures_lanchat_alone_even_with_vs() -> None:
     runs = plan(argparse.Namespace(vs=True, scenarios=["abuse", "fanout"], repeat=1, conns=[]))
     assert [kind for name, kind, _, _ in runs if name == "abuse"] == ["lanchat"]
     assert [kind for name, kind, _, _ in runs if name == "fanout"] == list(launchers.SERVER_KINDS)
+
+
+def test_nodes_run_as_chatsrv_workers_joined_by_the_backplane(tmp_path: Path) -> None:
+    opts = options("--rate --max-clients", tmp_path)
+    assert "--workers" not in launchers.LanchatServer(tmp_path, opts).command()
+    opts.nodes, opts.backplane = 2, "redis://127.0.0.1:6379/0"
+    command = launchers.LanchatServer(tmp_path, opts).command()
+    assert command[command.index("--backplane") + 1] == "redis://127.0.0.1:6379/0"
+    assert command[command.index("--workers") + 1] == "2"
+
+
+def test_cpu_of_a_process_counts_its_children() -> None:
+    import os
+    import subprocess
+    import time
+
+    from lanchat_bench import procstat
+
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while (procstat.cpu_seconds(os.getpid()) or 0) - (procstat._own_cpu_seconds(os.getpid()) or 0) < 0.05:
+            assert time.monotonic() < deadline, "the busy child's CPU was not counted"
+            time.sleep(0.02)
+        assert child.pid in procstat.process_tree(os.getpid())
+    finally:
+        child.kill()
+        child.wait(10)

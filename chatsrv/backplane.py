@@ -1,0 +1,680 @@
+"""Backplane: several chatsrv nodes serve one chat through Redis (docs/scale-out.md).
+
+This module owns a node's link to the cluster: the one Redis stream that
+puts every room event of every node in one order, this node's inbox stream
+(payloads for one of its members, drop requests), the nick reservations,
+the heartbeat and the presence hash, and the stand-in sessions that
+represent members of other nodes in the local registry. It is the only
+module that imports `redis` (lazily, so `chatsrv` runs from a bare Python
+when no `--backplane` is given).
+
+Order: a broadcast a node makes (`ChatService.broadcast` calls `publish`)
+is not delivered locally at once: it is appended to the stream, and every
+node, this one included, delivers what it reads back from the stream in
+stream order. So every member on every node sees room events in the same
+order. Personal payloads (welcome, replies, errors) stay local.
+
+Keys (all under `lanchat:`): `events` (the stream), `inbox:NODE` (a node's
+inbox stream), `alive:NODE` (expires unless the node's heartbeat renews
+it), `members:NODE` (hash: look-alike key -> the member's nick, room,
+transport, host), `nick:KEY` (which node holds a nick, by its look-alike
+key), `ids` (message ids, handed out in blocks).
+
+Failures: a node whose `alive` key expired has its members leave every
+other node's lists (reason `lost`) within `ttl + heartbeat` seconds. When
+Redis cannot be reached, the node delivers what it had published and not
+yet read back, removes the other nodes' members (reason `lost`), tells its
+members that rooms are local, and serves them alone (also when more than
+MAX_QUEUED entries wait to be sent: a Redis too slow for this node never
+makes its members wait without bound); the reader thread
+reconnects with back-off and re-joins: it re-claims its members' nicks (a
+member whose nick another node took meanwhile is renamed `NICK_2`, ...),
+re-publishes its members and reads the others' from their presence hashes.
+
+Threads and locks: `backplane-read` (XREAD, heartbeat, reconnect) and
+`backplane-send` (pipelines what `publish` queued). Every field but the
+send queue is owned by the registry lock; the send queue has its own
+condition, taken inside the registry lock and never the other way round.
+A redis call made under the registry lock (`claim_nick`, a new block of
+message ids every ID_BLOCK messages) has a short socket timeout.
+
+Imports: session, ratelimit, lookalike, rooms, continuity, service, lanchat.wire; `redis` (lazily).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+from chatsrv import continuity
+from chatsrv.lookalike import likeness_key
+from chatsrv.ratelimit import TokenBucket
+from chatsrv.rooms import Room
+from chatsrv.service import ChatService
+from chatsrv.session import Session
+from lanchat.wire import encode_payload
+
+log = logging.getLogger("chatsrv")
+
+PREFIX = "lanchat:"
+EVENTS = PREFIX + "events"
+STREAM_MAXLEN = 100_000  # entries kept in the stream (approximately): enough for a node that reads late
+INBOX_MAXLEN = 10_000
+MAX_QUEUED = 50_000  # entries waiting to be sent: past this Redis is too slow for us, and the node goes local
+MESSAGE_PREFIX = b'{"type":"message"'  # how every encoded `message` payload starts (lanchat.wire.encode_message)
+MAX_PACK = 1000  # room events of one node sent as one stream entry, at most
+ID_BLOCK = 100  # message ids taken from redis at once: one round trip per ID_BLOCK messages
+READ_BLOCK_MS = 200  # longest XREAD wait: also how late a stop or a heartbeat can be
+SOCKET_TIMEOUT = 2.0  # seconds; longer than READ_BLOCK_MS
+MAX_BACKOFF = 5.0  # seconds between reconnection attempts, at most
+# Raise the id counter to at least ARGV[1], atomically (a node with older history joins a newer cluster).
+RAISE_IDS = (
+    "local now = tonumber(redis.call('GET', KEYS[1]) or '0') "
+    "if now < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end return 0"
+)
+LOCAL_NOTICE = "the link to the other chat servers is lost: until it is back, only people on this server hear you"
+BACK_NOTICE = "the link to the other chat servers is back: everyone hears you again"
+
+
+class StandInOutbox:
+    """The outbox of a member of another node: a personal payload is forwarded to that node's inbox."""
+
+    def __init__(self, backplane: Backplane, node: str) -> None:
+        self.backplane = backplane
+        self.node = node
+        self.session: Session | None = None
+
+    def put(self, bodies: list[bytes], first_seq: int) -> bool:
+        if self.session is not None and self.session.nick is not None:
+            for body in bodies:
+                self.backplane.forward(self.node, self.session.nick, body)
+        return True
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class Backplane:
+    """One node's link to the cluster (see the module docstring)."""
+
+    def __init__(
+        self,
+        service: ChatService,
+        url: str,
+        *,
+        node: str | None = None,
+        heartbeat: float = 1.0,
+        ttl: float = 3.0,
+    ) -> None:
+        import redis  # only here: chatsrv without --backplane needs nothing outside the standard library
+
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self.url = url
+        # Typed Any: redis-py's stubs cannot tell bytes replies (decode_responses off, as here) from str ones.
+        self.client: Any = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=1.0)
+        self.service = service
+        self.node = node or uuid.uuid4().hex[:12]
+        self.heartbeat = heartbeat
+        self.ttl = ttl
+        self.linked = False  # registry lock
+        self.links = 0  # how many times the link was made (registry lock)
+        self.recovery_seconds: float | None = None  # how long the last outage lasted, once it is over
+        self._lost_at: float | None = None
+        self._pending: dict[int, tuple[Room, bytes, Session | None]] = {}  # published, not yet read back
+        self._serials = itertools.count(1)
+        self._stand_ins: dict[str, dict[str, Session]] = {}  # node -> look-alike key -> stand-in
+        self._next_id = 0
+        self._end_id = 0
+        self._last_id = b"0-0"
+        self._inbox_id = b"0-0"
+        self._queue: deque[tuple[str, dict[str, Any], list[tuple[Any, ...]]]] = deque()
+        self._wake = threading.Condition(threading.Lock())
+        self._jammed = False  # the send queue overflowed (set under the send condition, read by the reader)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # --- keys -------------------------------------------------------------
+
+    def _alive(self, node: str) -> str:
+        return f"{PREFIX}alive:{node}"
+
+    def _members(self, node: str) -> str:
+        return f"{PREFIX}members:{node}"
+
+    def _inbox(self, node: str) -> str:
+        return f"{PREFIX}inbox:{node}"
+
+    @staticmethod
+    def _nick(nick: str) -> str:
+        return f"{PREFIX}nick:{likeness_key(nick)}"
+
+    # --- start and stop ---------------------------------------------------
+
+    def start(self) -> None:
+        """Attach to the service and start the two threads (the reader makes the link)."""
+        self.service.cluster = self
+        for name, target in (("backplane-read", self._read_loop), ("backplane-send", self._send_loop)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def wait_linked(self, timeout: float) -> bool:
+        """True once the link is made (for start-up lines and tests)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.linked:
+                return True
+            self._stop.wait(0.01)
+        return self.linked
+
+    def stop(self) -> None:
+        """Leave the cluster cleanly: the other nodes see this node's members leave (reason `shutdown`)."""
+        with self.service.registry.lock:
+            was_linked, self.linked = self.linked, False
+            self.service.cluster = None
+            leaving = [s for s in self.service.sessions if s.joined]
+            pending = list(self._pending.values())
+            self._pending = {}
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+        for thread in self._threads:
+            thread.join(5)
+        if pending:
+            with self.service.fanout.batch():
+                for where, body, exclude in pending:
+                    self.service.fanout.broadcast(where, body, exclude)
+        if was_linked:
+            try:
+                pipe = self.client.pipeline(transaction=False)
+                now = self.service.clock()
+                for session in leaving:
+                    room = self.service.registry.room_of(session)
+                    if room is None or session.nick is None:
+                        continue
+                    left = {"type": "left", "nick": session.nick, "room": room.name, "ts": now, "reason": "shutdown"}
+                    pipe.xadd(EVENTS, self._fields(0, room.name, encode_payload(left)), maxlen=STREAM_MAXLEN)
+                    pipe.delete(self._nick(session.nick))
+                pipe.delete(self._alive(self.node), self._members(self.node), self._inbox(self.node))
+                pipe.execute()
+            except self._errors as error:
+                log.warning("backplane: could not say goodbye to the cluster (%s)", error)
+        self.client.close()
+
+    # --- what the service calls (under the registry lock) -------------------
+
+    def publish(self, room: Room, body: bytes, exclude: Session | None) -> bool:
+        if not self.linked:
+            return False
+        serial = next(self._serials)
+        self._pending[serial] = (room, body, exclude)
+        ops: list[tuple[Any, ...]] = []
+        fields = self._fields(serial, room.name, body)
+        if not body.startswith(MESSAGE_PREFIX):
+            ops = self._presence_ops(json.loads(body), exclude, fields)
+        self._send(EVENTS, fields, ops)
+        return True
+
+    def claim_nick(self, nick: str) -> bool:
+        if not self.linked:
+            return True
+        try:
+            return self._claim(nick)
+        except self._errors:
+            return True  # the reader notices the lost link; until then the local registry decides
+
+    def _claim(self, nick: str) -> bool:
+        key = self._nick(nick)
+        if self.client.set(key, self.node, nx=True):
+            return True
+        owner = self.client.get(key)
+        if owner is None:
+            return bool(self.client.set(key, self.node, nx=True))
+        holder = owner.decode()
+        if holder == self.node:
+            return True  # a reservation of ours that outlived its member; the local registry says it is free
+        if self.client.exists(self._alive(holder)):
+            return False
+        self.client.set(key, self.node)  # the node that held it is gone
+        return True
+
+    def message_id(self) -> int | None:
+        if not self.linked:
+            return None
+        if self._next_id >= self._end_id:
+            try:
+                last = int(self.client.incrby(PREFIX + "ids", ID_BLOCK))
+            except self._errors:
+                return None
+            self._next_id, self._end_id = last - ID_BLOCK + 1, last + 1
+        message_id = self._next_id
+        self._next_id += 1
+        return message_id
+
+    def forward_drop(self, session: Session, reason: str, details: dict[str, Any] | None) -> bool:
+        outbox = session.outbox
+        if not isinstance(outbox, StandInOutbox):
+            return False
+        fields = {"k": "drop", "nick": session.nick or "", "reason": reason, "details": json.dumps(details or {})}
+        self._send(self._inbox(outbox.node), fields, [])
+        return True
+
+    def moderation_changed(self, state: str) -> None:
+        if self.linked:
+            self._send(EVENTS, {"n": self.node, "s": 0, "k": "mod", "b": state}, [])
+
+    def forward(self, node: str, nick: str, body: bytes) -> None:
+        """A personal payload for a member of `node` (from its stand-in's outbox)."""
+        if self.linked:
+            self._send(self._inbox(node), {"k": "put", "nick": nick, "b": body}, [])
+
+    # --- sending ------------------------------------------------------------
+
+    def _fields(self, serial: int, room: str, body: bytes) -> dict[str, Any]:
+        return {"n": self.node, "s": serial, "r": room, "b": body}
+
+    def _presence_ops(
+        self, payload: dict[str, Any], exclude: Session | None, fields: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """What a room event of a local member changes in this node's presence hash and nick keys."""
+        kind = payload.get("type")
+        members = self._members(self.node)
+        if kind == "joined" and exclude is not None:
+            fields["t"] = exclude.transport
+            fields["a"] = _host(exclude)
+            return [("hset", members, likeness_key(payload["nick"]), self._presence(payload["nick"], payload["room"],
+                                                                                       exclude))]
+        if kind == "left" and payload.get("reason") != "moved":
+            return [("hdel", members, likeness_key(payload["nick"])), ("delete", self._nick(payload["nick"]))]
+        if kind == "renamed":
+            member = self.service.registry.find(payload["new"])
+            ops: list[tuple[Any, ...]] = [
+                ("hdel", members, likeness_key(payload["old"])),
+                ("delete", self._nick(payload["old"])),
+            ]
+            if member is not None:
+                ops.append(("hset", members, likeness_key(payload["new"]),
+                            self._presence(payload["new"], payload["room"], member)))
+            return ops
+        return []
+
+    @staticmethod
+    def _presence(nick: str, room: str, session: Session) -> str:
+        return json.dumps({"nick": nick, "room": room, "t": session.transport, "a": _host(session)})
+
+    def _send(self, stream: str, fields: dict[str, Any], ops: list[tuple[Any, ...]]) -> None:
+        with self._wake:
+            if len(self._queue) >= MAX_QUEUED:
+                self._jammed = True  # the reader thread takes the node local (it cannot be done under this lock)
+                return
+            self._queue.append((stream, fields, ops))
+            self._wake.notify()
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue and not self._stop.is_set():
+                    self._wake.wait()
+                if self._stop.is_set():
+                    return
+                items = list(self._queue)
+                self._queue.clear()
+            try:
+                pipe = self.client.pipeline(transaction=False)
+                for stream, fields, ops in _packed(items, self.node):
+                    maxlen = STREAM_MAXLEN if stream == EVENTS else INBOX_MAXLEN
+                    pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)
+                    for op, *args in ops:
+                        getattr(pipe, op)(*args)
+                pipe.execute()
+            except self._errors as error:
+                self._link_lost(error)
+
+    # --- reading ------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        backoff = 0.1
+        next_beat = 0.0
+        while not self._stop.is_set():
+            if not self.linked:
+                try:
+                    self._join_cluster()
+                    backoff = 0.1
+                    next_beat = time.monotonic() + self.heartbeat
+                except self._errors as error:
+                    log.debug("backplane: %s not reachable (%s); next try in %.1f s", self.url, error, backoff)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            if self._jammed:
+                self._jammed = False
+                self._link_lost(RuntimeError(f"more than {MAX_QUEUED} entries wait to be sent"))
+                continue
+            try:
+                if time.monotonic() >= next_beat:
+                    self._beat()
+                    next_beat = time.monotonic() + self.heartbeat
+                streams = {EVENTS: self._last_id, self._inbox(self.node): self._inbox_id}
+                reply = self.client.xread(streams, count=1000, block=READ_BLOCK_MS)
+                if reply:
+                    self._apply(reply)
+            except self._errors as error:
+                self._link_lost(error)
+
+    def _join_cluster(self) -> None:
+        """Make the link: read where the stream is and who is on the other nodes, then announce our members."""
+        client = self.client
+        client.ping()
+        newest = client.xrevrange(EVENTS, count=1)
+        last_id = newest[0][0] if newest else b"0-0"
+        inbox = client.xrevrange(self._inbox(self.node), count=1)
+        inbox_id = inbox[0][0] if inbox else b"0-0"
+        others: dict[str, dict[bytes, bytes]] = {}
+        for key in client.scan_iter(match=f"{PREFIX}alive:*", count=1000):
+            node = key.decode().rsplit(":", 1)[1]
+            if node != self.node:
+                others[node] = client.hgetall(self._members(node))
+        client.set(self._alive(self.node), "1", ex=max(1, round(self.ttl)))
+        # Ids go on above every id this node's store has handed out (its messages table keys on them).
+        client.eval(RAISE_IDS, 1, PREFIX + "ids", self.service.store.next_message_id() - 1)
+        service = self.service
+        with service.fanout.batch():
+            if self._stop.is_set():
+                return
+            now = service.clock()
+            mine = [session for session in service.sessions if session.joined]
+            if self.links:  # only a node that was linked before can hold reservations of members gone meanwhile
+                self._drop_stale_nicks(mine)
+            pipe = client.pipeline(transaction=False)
+            pipe.delete(self._members(self.node))
+            for session in mine:
+                assert session.nick is not None
+                if not self._claim_or_rename(session, now):
+                    continue
+                room = service.registry.room_of(session)
+                if room is not None:
+                    pipe.hset(self._members(self.node), likeness_key(session.nick),
+                              self._presence(session.nick, room.name, session))
+                    joined = {"type": "joined", "nick": session.nick, "room": room.name, "ts": now}
+                    fields = self._fields(0, room.name, encode_payload(joined))  # serial 0: not delivered here
+                    fields.update(t=session.transport, a=_host(session))
+                    pipe.xadd(EVENTS, fields, maxlen=STREAM_MAXLEN, approximate=True)
+            pipe.expire(self._members(self.node), max(1, round(self.ttl)))
+            pipe.execute()
+            for node, members in others.items():
+                for raw in members.values():
+                    try:
+                        member = json.loads(raw)
+                        nick, room_name = str(member["nick"]), str(member["room"])
+                    except (ValueError, KeyError, TypeError):
+                        continue
+                    joined = {"type": "joined", "nick": nick, "room": room_name, "ts": now}
+                    self._room_event(node, room_name, encode_payload(joined), joined,
+                                     str(member.get("t", "tcp")), str(member.get("a", "")), now)
+            self._last_id, self._inbox_id = last_id, inbox_id
+            self._next_id = self._end_id = 0
+            self.linked = True
+            self.links += 1
+            remote = sum(len(members) for members in self._stand_ins.values())
+            if self._lost_at is not None:
+                self.recovery_seconds = time.monotonic() - self._lost_at
+                self._lost_at = None
+                log.warning(
+                    "backplane: link to %s is back after %.1f s: %d other node(s), %d member(s) there",
+                    self.url, self.recovery_seconds, len(others), remote,
+                )
+                self._tell_everyone(BACK_NOTICE, now)
+            else:
+                log.info("backplane: node %s linked to %s: %d other node(s), %d member(s) there",
+                         self.node, self.url, len(others), remote)
+
+    def _drop_stale_nicks(self, mine: list[Session]) -> None:
+        """Nick reservations of this node whose members left while the link was down are released."""
+        kept = {self._nick(session.nick).encode() for session in mine if session.nick is not None}
+        node = self.node.encode()
+        for key in self.client.scan_iter(match=f"{PREFIX}nick:*", count=1000):
+            if key not in kept and self.client.get(key) == node:
+                self.client.delete(key)
+
+    def _claim_or_rename(self, session: Session, now: float) -> bool:
+        """Re-claim a member's nick after an outage; if another node's member took it, rename ours."""
+        assert session.nick is not None
+        if self._claim(session.nick):
+            return True
+        registry = self.service.registry
+        for n in range(2, 100):
+            candidate = f"{session.nick}_{n}"
+            if registry.find(candidate) is None and self._claim(candidate):
+                old = session.nick
+                registry.rename(session, candidate)
+                room = registry.room_of(session)
+                log.warning("backplane: %s was taken on another node meanwhile: %s is now %s", old, old, candidate)
+                if room is not None:
+                    renamed = {"type": "renamed", "old": old, "new": candidate, "room": room.name, "ts": now}
+                    self.service.fanout.broadcast(room, encode_payload(renamed))
+                return True
+        return False
+
+    def _beat(self) -> None:
+        """Renew this node's keys; members of nodes whose key expired leave (reason `lost`)."""
+        seconds = max(1, round(self.ttl))
+        nodes = list(self._stand_ins)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self._alive(self.node), "1", ex=seconds)
+        pipe.expire(self._members(self.node), seconds)
+        for node in nodes:
+            pipe.exists(self._alive(node))
+        results = pipe.execute()
+        gone = [node for node, alive in zip(nodes, results[2:]) if not alive]
+        if gone:
+            with self.service.fanout.batch():
+                for node in gone:
+                    count = self._forget_node(node, self.service.clock())
+                    log.warning("backplane: node %s stopped answering: its %d member(s) left (lost)", node, count)
+
+    def _apply(self, reply: list[Any]) -> None:
+        inbox = self._inbox(self.node).encode()
+        with self.service.fanout.batch():
+            if not self.linked:
+                return
+            now = self.service.clock()
+            for stream, entries in reply:
+                for entry_id, fields in entries:
+                    try:
+                        if stream == inbox:
+                            self._inbox_id = entry_id
+                            self._apply_inbox(fields)
+                        else:
+                            self._last_id = entry_id
+                            self._apply_event(fields, now)
+                    except (ValueError, KeyError, TypeError, AttributeError):
+                        log.exception("backplane: an entry from the stream could not be applied: skipped")
+
+    def _apply_event(self, fields: dict[bytes, bytes], now: float) -> None:
+        node = fields[b"n"].decode()
+        kind = fields.get(b"k", b"room")
+        if kind == b"mod":
+            if node != self.node:
+                self._apply_moderation(fields[b"b"].decode(), now)
+            return
+        if kind == b"pack":
+            header, _, bodies = fields[b"p"].partition(b"\n")
+            start = 0
+            for serial, room_name, transport, host, length in json.loads(header):
+                body = bodies[start:start + length]
+                start += length
+                self._one_event(node, int(serial), str(room_name), body, str(transport), str(host), now)
+            return
+        self._one_event(node, int(fields[b"s"]), fields[b"r"].decode(), fields[b"b"],
+                        fields.get(b"t", b"tcp").decode(), fields.get(b"a", b"").decode(), now)
+
+    def _one_event(self, node: str, serial: int, room_name: str, body: bytes, transport: str, host: str,
+                   now: float) -> None:
+        if node == self.node:
+            item = self._pending.pop(serial, None)
+            if item is not None:
+                room, body, exclude = item
+                self.service.fanout.broadcast(room, body, exclude)
+            return
+        if body.startswith(MESSAGE_PREFIX):  # most events: no stand-in changes, so no need to decode
+            room = self.service.registry.ensure_room(room_name, now)
+            room.history.append(body)
+            self.service.fanout.broadcast(room, body)
+            return
+        self._room_event(node, room_name, body, json.loads(body), transport, host, now)
+
+    def _room_event(
+        self, node: str, room_name: str, body: bytes, payload: dict[str, Any], transport: str, host: str, now: float
+    ) -> None:
+        """A room event of another node: update its stand-ins, deliver to the local members of the room."""
+        registry = self.service.registry
+        room = registry.ensure_room(room_name, now)
+        kind = payload.get("type")
+        known = self._stand_ins.setdefault(node, {})
+        if kind == "joined":
+            nick = str(payload["nick"])
+            stand_in = known.get(likeness_key(nick))
+            if stand_in is None:
+                holder = registry.find(nick)
+                if holder is not None and not isinstance(holder.outbox, StandInOutbox):
+                    log.warning("backplane: %s is on this node and on node %s", nick, node)
+                else:
+                    stand_in = self._new_stand_in(node, transport, host, now)
+                    known[likeness_key(nick)] = stand_in
+                    registry.add_remote(stand_in, nick, room)
+            elif stand_in.room_key == room.key:
+                return  # already known here (a re-join we had read from the presence hash)
+            else:
+                registry.enter_remote(stand_in, room)
+        elif kind == "left":
+            stand_in = known.get(likeness_key(str(payload["nick"])))
+            if stand_in is not None:
+                if payload.get("reason") == "moved":
+                    registry.leave_remote(stand_in, now)
+                else:
+                    del known[likeness_key(str(payload["nick"]))]
+                    registry.remove_remote(stand_in, now)
+        elif kind == "renamed":
+            stand_in = known.pop(likeness_key(str(payload["old"])), None)
+            if stand_in is not None:
+                registry.rename_remote(stand_in, str(payload["new"]))
+                known[likeness_key(str(payload["new"]))] = stand_in
+        elif kind == "message":
+            room.history.append(body)
+        self.service.fanout.broadcast(room, body)
+
+    def _new_stand_in(self, node: str, transport: str, host: str, now: float) -> Session:
+        outbox = StandInOutbox(self, node)
+        stand_in = Session(outbox, (host, 0), transport, 0, TokenBucket(0, 0, now), now)
+        outbox.session = stand_in
+        return stand_in
+
+    def _apply_inbox(self, fields: dict[bytes, bytes]) -> None:
+        kind = fields[b"k"]
+        member = self.service.registry.find(fields[b"nick"].decode())
+        if member is None or isinstance(member.outbox, StandInOutbox):
+            return  # gone meanwhile
+        if kind == b"put":
+            self.service.fanout.queue(member, fields[b"b"])
+        elif kind == b"drop":
+            details = json.loads(fields[b"details"]) or None
+            self.service.drop(member, fields[b"reason"].decode(), details)
+
+    def _apply_moderation(self, state: str, now: float) -> None:
+        """Another node's operator decided: take its whole moderation state as ours."""
+        service = self.service
+        moderation = service.moderation
+        moderation.mutes.clear()
+        moderation.locked.clear()
+        moderation.slow.clear()
+        service.access.banned.clear()
+        moderation.set_lock_all(None)  # also recomputes `active`
+        for room in service.registry.rooms.values():
+            room.topic = None  # the state lists every topic there is: one cleared there is cleared here
+        continuity.restore_moderation(state, moderation, service.access, service.registry, now)
+        service.store.save_state(continuity.MODERATION, state)
+
+    def _forget_node(self, node: str, now: float) -> int:
+        """Under a batch: every member of `node` leaves the local lists, and their rooms see `left` (lost)."""
+        known = self._stand_ins.pop(node, {})
+        for stand_in in known.values():
+            room = self.service.registry.room_of(stand_in)
+            self.service.registry.remove_remote(stand_in, now)
+            if room is not None and stand_in.nick is not None:
+                left = {"type": "left", "nick": stand_in.nick, "room": room.name, "ts": now, "reason": "lost"}
+                self.service.fanout.broadcast(room, encode_payload(left))
+        return len(known)
+
+    def _link_lost(self, error: BaseException) -> None:
+        """Redis is unreachable: rooms become local until the reader re-joins."""
+        with self.service.fanout.batch():
+            if not self.linked or self._stop.is_set():
+                return
+            self.linked = False
+            self._lost_at = time.monotonic()
+            log.warning("backplane: lost the link to %s (%s): rooms are local to this node until it is back",
+                        self.url, error)
+            with self._wake:
+                self._queue.clear()
+            pending, self._pending = self._pending, {}
+            for room, body, exclude in pending.values():  # published but not read back: nothing local is lost
+                self.service.fanout.broadcast(room, body, exclude)
+            now = self.service.clock()
+            for node in list(self._stand_ins):
+                self._forget_node(node, now)
+            self._tell_everyone(LOCAL_NOTICE, now)
+
+    def _tell_everyone(self, text: str, now: float) -> None:
+        notice = encode_payload({"type": "notice", "text": text, "event": "backplane", "ts": now})
+        for session in self.service.sessions:
+            if session.joined:
+                self.service.fanout.queue(session, notice)
+
+
+def _host(session: Session) -> str:
+    address = session.address
+    return str(address[0]) if isinstance(address, tuple) and address else str(address)
+
+
+def _packed(
+    items: list[tuple[str, dict[str, Any], list[tuple[Any, ...]]]], node: str
+) -> list[tuple[str, dict[str, Any], list[tuple[Any, ...]]]]:
+    """Consecutive room events become one stream entry (kind `pack`): one XADD and one entry to read per batch.
+
+    Their order in the stream stays the order they were published in; other
+    entries (inboxes, moderation) keep their place between them.
+    """
+    out: list[tuple[str, dict[str, Any], list[tuple[Any, ...]]]] = []
+    run: list[dict[str, Any]] = []
+    run_ops: list[tuple[Any, ...]] = []
+
+    def close_run() -> None:
+        if len(run) == 1:
+            out.append((EVENTS, run[0], list(run_ops)))
+        elif run:
+            header = [[f["s"], f["r"], f.get("t", "tcp"), f.get("a", ""), len(f["b"])] for f in run]
+            packed = json.dumps(header).encode() + b"\n" + b"".join(f["b"] for f in run)
+            out.append((EVENTS, {"n": node, "k": "pack", "p": packed}, list(run_ops)))
+        run.clear()
+        run_ops.clear()
+
+    for stream, fields, ops in items:
+        if stream == EVENTS and "k" not in fields:
+            run.append(fields)
+            run_ops.extend(ops)
+            if len(run) >= MAX_PACK:
+                close_run()
+        else:
+            close_run()
+            out.append((stream, fields, ops))
+    close_run()
+    return out

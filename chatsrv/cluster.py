@@ -1,0 +1,116 @@
+"""Workers: `chatsrv --workers N` runs N nodes on one port, joined by the backplane (docs/scale-out.md).
+
+Python runs one thread at a time per process, so one chatsrv uses one core.
+With `--workers N` this module starts N chatsrv processes (the nodes) that
+all listen on the same TCP port with SO_REUSEPORT: the kernel hands each new
+connection to one of them, and the backplane (`--backplane`, required) makes
+them one chat. Node 1 also serves UDP and discovery (a UDP peer is known by
+its address to one process; spreading datagrams over processes would split
+a peer's session), the others serve TCP only. All nodes share the same
+`--db` file (SQLite takes one writer at a time) and the same operator secret.
+
+This module owns only the supervision: choosing the shared port, the
+children's command lines, forwarding a stop to them and waiting. It imports
+nothing of the server; the children are ordinary chatsrv processes.
+
+Imports: lanchat.platforms.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+
+from lanchat import platforms
+
+SHARED_PORT_FLAG = "--shared-port"  # internal: a child binds its TCP port with SO_REUSEPORT
+OP_SECRET_VARIABLE = "LANCHAT_OP_SECRET"  # chatsrv.app reads it; every node gets the same secret
+
+
+def without_workers_flag(argv: Sequence[str]) -> list[str]:
+    """`argv` with `--workers N` (or `--workers=N`) taken out."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            kept.append(arg)
+    return kept
+
+
+def worker_argv(argv: Sequence[str], port: int, index: int) -> list[str]:
+    """The command-line flags of node `index` (0 is the first): same flags, the shared port, UDP on node 0 only."""
+    flags = [*without_workers_flag(argv), "--port", str(port), SHARED_PORT_FLAG]
+    if index > 0:
+        flags.append("--no-udp")
+    return flags
+
+
+def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
+    """A socket that holds the shared port (bound with SO_REUSEPORT, not listening) until the nodes bind it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    holder = socket.socket(family, socket.SOCK_STREAM)
+    platforms.share_port(holder)
+    holder.bind((host, port))
+    return holder, int(holder.getsockname()[1])
+
+
+def run_workers(argv: Sequence[str], *, host: str, port: int, workers: int, backplane: str | None,
+                op_secret_given: bool) -> int:
+    """Start the nodes, print what runs where, wait for a stop signal, stop them; the exit status."""
+    if not backplane:
+        print("chatsrv: --workers needs --backplane redis://HOST:PORT/DB (the nodes share rooms through it)",
+              file=sys.stderr)
+        return 2
+    probe = socket.socket()
+    try:
+        if not platforms.share_port(probe):
+            print("chatsrv: --workers is not available on this system (no SO_REUSEPORT that spreads connections); "
+                  "run one chatsrv per port with --backplane instead", file=sys.stderr)
+            return 2
+    finally:
+        probe.close()
+    try:
+        holder, port = reserve_port(host, port)
+    except OSError as error:
+        print(f"chatsrv: cannot listen on {host} port {port}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    environ = dict(os.environ)
+    if not op_secret_given and not environ.get(OP_SECRET_VARIABLE):
+        environ[OP_SECRET_VARIABLE] = secrets.token_urlsafe(12)  # one secret for every node
+    print(f"chatsrv --workers {workers}: {workers} nodes on {host} port {port} (SO_REUSEPORT: the kernel spreads "
+          f"connections over them), joined by the backplane {backplane}; node 1 also serves UDP and discovery",
+          flush=True)
+    children: list[subprocess.Popen[bytes]] = []
+    stop = threading.Event()
+    restore = platforms.on_stop_signals(stop.set)
+    try:
+        for index in range(workers):
+            command = [sys.executable, "-m", "chatsrv", *worker_argv(argv, port, index)]
+            children.append(subprocess.Popen(command, env=environ, **platforms.CHILD_PROCESS_OPTIONS))
+        holder.close()  # the nodes hold the port now
+        while not stop.wait(0.5):
+            if any(child.poll() is not None for child in children):
+                print("chatsrv: a node stopped; stopping the others", file=sys.stderr, flush=True)
+                break
+    finally:
+        holder.close()
+        for child in children:
+            if child.poll() is None:
+                platforms.ask_to_stop(child)
+        for child in children:
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(5)
+        restore()
+    return max((child.returncode or 0 for child in children), default=0)

@@ -1,0 +1,98 @@
+"""chatsrv --workers N: N nodes on one port (SO_REUSEPORT) joined by the backplane."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from chatsrv import cluster
+from lanchat import platforms
+from tests.backplane.conftest import Redis
+from tests.helpers import Client
+
+
+def test_workers_share_one_port_and_one_chat(redis_server: Redis) -> None:
+    command = [sys.executable, "-m", "chatsrv", "--workers", "2", "--host", "127.0.0.1", "--port", "0",
+               "--db", ":memory:", "--rate", "0", "--backplane", redis_server.url]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        found = re.search(r"--workers 2: 2 nodes on 127\.0\.0\.1 port (\d+) \(SO_REUSEPORT", first)
+        assert found, first
+        port = int(found.group(1))
+        linked = 0
+        deadline = time.monotonic() + 30
+        while linked < 2 and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            assert line, "chatsrv --workers stopped"
+            linked += line.startswith("backplane: node") and line.rstrip().endswith("linked")
+        assert linked == 2
+        members = [Client(port) for _ in range(8)]
+        try:
+            for n, member in enumerate(members):
+                member.join(f"m{n}")
+            for n, member in enumerate(members):
+                member.send({"type": "say", "text": f"from m{n}"})
+            for member in members:  # wherever the kernel put each one, everyone hears everyone, in one order
+                seen = []
+                while len(seen) < 8:
+                    payload = member.recv()
+                    if payload["type"] == "message":
+                        seen.append(payload["text"])
+                assert sorted(seen) == sorted(f"from m{n}" for n in range(8))
+        finally:
+            for member in members:
+                member.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_workers_need_a_backplane(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cluster.run_workers([], host="127.0.0.1", port=0, workers=2, backplane=None, op_secret_given=False) == 2
+    assert "--workers needs --backplane" in capsys.readouterr().err
+
+
+def test_workers_say_when_so_reuseport_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(platforms, "share_port", lambda sock: False)
+    status = cluster.run_workers([], host="127.0.0.1", port=0, workers=2, backplane="redis://127.0.0.1:1/0",
+                                 op_secret_given=False)
+    assert status == 2
+    assert "--workers is not available on this system" in capsys.readouterr().err
+
+
+def test_worker_flags() -> None:
+    argv = ["--workers", "3", "--backplane", "redis://h/0", "--workers=2", "--port", "0"]
+    assert cluster.worker_argv(argv, 9009, 0) == ["--backplane", "redis://h/0", "--port", "0", "--port", "9009",
+                                                  cluster.SHARED_PORT_FLAG]
+    assert cluster.worker_argv(argv, 9009, 1)[-1] == "--no-udp"
+
+
+def test_backplane_without_the_redis_package_says_how_to_install_it(tmp_path: Path) -> None:
+    fake = tmp_path / "redis"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('no redis here')\n")
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    shown = subprocess.run(
+        [sys.executable, "-m", "chatsrv", "--host", "127.0.0.1", "--port", "0", "--db", ":memory:",
+         "--backplane", "redis://127.0.0.1:1/0"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": path},
+    )
+    assert shown.returncode == 2
+    assert "pip install 'lanchat[backplane]'" in shown.stderr
