@@ -28,7 +28,8 @@ from chatsrv.faults import Impairment, parse_delay
 from chatsrv.messages import MAX_TEXT
 from chatsrv.outbox import DEFAULT_OUTBOX_LIMIT
 from chatsrv.service import SESSION_BURST, ChatService
-from chatsrv.store import DEFAULT_PATH, MEMORY, open_store
+from chatsrv.sqlitestore import open_store
+from chatsrv.store import DEFAULT_PATH, MEMORY
 from chatsrv.tcp import DEFAULT_SEND_BUFFER, ChatTCPServer
 from chatsrv.textdoor import TextDoorServer
 from chatsrv.udp import ChatUDPServer

@@ -32,6 +32,8 @@ SERVER_RANKS = {
     "chatsrv.mistakes": 0,  # which framing mistakes reach the teacher's console (a few per address)
     "chatsrv.lookalike": 1,  # look-alike key and rules for names; messages and rooms use it
     "chatsrv.store": 1,
+    "chatsrv.sqlitefile": 2,  # the SQLite file's schema and statements, reading it back row by row
+    "chatsrv.sqlitestore": 3,  # SQLiteStore and its writer thread; open_store
     "chatsrv.faults": 1,
     "chatsrv.access": 1,
     "chatsrv.backpressure": 1,  # pauses senders; dates progress from the probe
