@@ -45,14 +45,17 @@ SERVER_RANKS = {
     "chatsrv.fanout": 5,  # queues, broadcast runs, delivery and deferral of a batch
     "chatsrv.operators": 5,  # uses the service through a protocol of its public methods
     "chatsrv.continuity": 5,  # what a restart keeps: moderation, bans, who was here
-    "chatsrv.service": 6,
-    "chatsrv.tcp": 7,
-    "chatsrv.udp": 7,
-    "chatsrv.discovery": 7,
-    "chatsrv.export": 7,
-    "chatsrv.textdoor": 8,  # the text door for nc and telnet: a TCP server with a line-reading handler
-    "chatsrv.app": 9,
-    "chatsrv.__main__": 10,
+    "chatsrv.roomcache": 6,  # which rooms are in memory; mixed into ChatService
+    "chatsrv.errorreplies": 6,  # error replies, errors in a row, console lines; mixed into ChatService
+    "chatsrv.answers": 6,  # welcome, users, rooms, pong, stats; mixed into ChatService
+    "chatsrv.service": 7,
+    "chatsrv.tcp": 8,
+    "chatsrv.udp": 8,
+    "chatsrv.discovery": 8,
+    "chatsrv.export": 8,
+    "chatsrv.textdoor": 9,  # the text door for nc and telnet: a TCP server with a line-reading handler
+    "chatsrv.app": 10,
+    "chatsrv.__main__": 11,
 }
 CLIENT_RANKS = {
     "chatclient": 0,
