@@ -22,13 +22,15 @@ from typing import Any, NoReturn
 
 from chatsrv import __version__, cluster
 from chatsrv.access import DEFAULT_IPV6_PREFIX, Access, Network, parse_network, set_ipv6_prefix
+from chatsrv.admission import SESSION_BURST
 from chatsrv.continuity import OP_SECRET as OP_SECRET_STATE
 from chatsrv.discovery import Discovery
 from chatsrv.faults import Impairment, parse_delay
 from chatsrv.messages import MAX_TEXT
 from chatsrv.outbox import DEFAULT_OUTBOX_LIMIT
-from chatsrv.service import SESSION_BURST, ChatService
-from chatsrv.store import DEFAULT_PATH, MEMORY, open_store
+from chatsrv.service import ChatService
+from chatsrv.sqlitestore import open_store
+from chatsrv.store import DEFAULT_PATH, MEMORY
 from chatsrv.tcp import DEFAULT_SEND_BUFFER, ChatTCPServer
 from chatsrv.textdoor import TextDoorServer
 from chatsrv.udp import ChatUDPServer

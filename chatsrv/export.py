@@ -1,7 +1,7 @@
 """`chatsrv export`: a lesson's transcript from the database, as text, JSON lines or HTML.
 
 Reads the SQLite file a server writes (also while the server runs: WAL lets
-a reader in) with `chatsrv.store.read_events` and writes to stdout:
+a reader in) with `chatsrv.sqlitefile.read_events` and writes to stdout:
 
 - `text`: one line per event, `2024-05-01 10:02:03 #lobby <alice> hello`;
 - `jsonl`: one JSON object per line, shaped like the protocol's payloads
@@ -27,7 +27,7 @@ items of class `notice KIND` in HTML. A restart is one line per room
 ("server restarted after 4 s; 3 back within 2 s"): the members who came
 back within `RETURN_WINDOW` are summed into it, not listed as joins.
 
-Imports: chatsrv.store only (and the standard library).
+Imports: chatsrv.store and chatsrv.sqlitefile only (and the standard library).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from chatsrv.store import DEFAULT_PATH, MEMORY, MODERATION_KINDS, Event, StoreError, read_events
+from chatsrv.sqlitefile import read_events
+from chatsrv.store import DEFAULT_PATH, MEMORY, MODERATION_KINDS, Event, StoreError
 from lanchat import platforms
 from lanchat.cliargs import Parser
 from lanchat.display import escaped_at, safe_text

@@ -43,8 +43,9 @@ are claimed cluster-wide; message ids come from the cluster; dropping a member
 of another node is asked of that node; moderation changes are shared. Without
 one (the default) none of this runs.
 
-Imports: wire, messages, ratelimit, replies, session, rooms, store, access,
-moderation, fanout, operators, continuity.
+Imports: wire, messages, ratelimit, session, rooms, store, access, moderation,
+fanout, operators, continuity, and the parts mixed into ChatService:
+errorreplies, answers, roomcache.
 """
 
 from __future__ import annotations
@@ -56,8 +57,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from chatsrv import __version__, continuity
-from chatsrv.access import Access, address_key
+from chatsrv import continuity
+from chatsrv.access import Access
+from chatsrv.admission import SESSION_BURST, Admission
+from chatsrv.answers import Answers
+from chatsrv.errorreplies import ErrorReplies, _host
 from chatsrv.fanout import FanOut
 from chatsrv.lookalike import likeness_key
 from chatsrv.messages import (
@@ -75,13 +79,13 @@ from chatsrv.messages import (
     Who,
     parse_message,
 )
-from chatsrv.mistakes import MistakeLog, left_out_note
+from chatsrv.mistakes import MistakeLog
 from chatsrv.moderation import Moderation, Refusal
 from chatsrv.operators import OperatorDesk
 from chatsrv.ratelimit import TokenBucket
-from chatsrv.replies import SEQ_ROOM, fit_list
+from chatsrv.roomcache import RoomCache
 from chatsrv.rooms import Registry, Room, name_key
-from chatsrv.session import Outbox, Session
+from chatsrv.session import Session
 from chatsrv.store import Event, MemoryStore, Store
 from lanchat.protocol import FEATURES
 from lanchat.wire import ProtocolError, decode_payload, encode_message, encode_payload
@@ -89,38 +93,7 @@ from lanchat.wire import ProtocolError, decode_payload, encode_message, encode_p
 log = logging.getLogger("chatsrv")
 audit = logging.getLogger("chatsrv.audit")
 
-# Error codes that refuse what a person asked for (docs/protocol.md §6): logged as refusals. Every
-# other code (bad_request, frame_too_large, not_joined, timeout, ...) is a protocol error of the program.
-NICK_REFUSALS = frozenset({"nick_invalid", "nick_taken"})
-REFUSALS = frozenset(
-    {"auth_failed", "room_invalid", "text_invalid", "no_such_user", "not_allowed", "rate_limited", "server_full"}
-)
 RETURN_WINDOW = 60.0  # seconds after a start in which a member of the last run counts as "back"
-
-# Pings have their own budget (docs/protocol.md §7.1): a ping costs the server
-# a reply, so a flood of them is as much work as a flood of messages.
-PING_RATE = 5.0
-PING_BURST = 10
-
-# One traceback per peer address per window: a payload that hits a bug again
-# and again must not flood the log (docs/protocol.md §7.3, `internal_error`).
-TRACEBACK_WINDOW = 60.0
-MAX_TRACKED_HOSTS = 1024  # addresses remembered for the traceback window before old ones are forgotten
-# New sessions one address may open at once before --session-rate applies: a
-# student's client reconnecting a few times, or a class behind one address
-# arriving, fits; a script's join/leave storm does not (docs/protocol.md §7.1).
-SESSION_BURST = 10
-
-# Rooms (docs/protocol.md §7.1): at most `max_rooms` in memory; one member may
-# bring new ones into memory at ROOM_RATE per second after a burst of
-# ROOM_BURST (off with --rate 0); a room nobody is in leaves memory after
-# `room_idle` seconds, or sooner when a new room needs its place.
-ROOM_RATE = 0.2
-ROOM_BURST = 10
-# Room keys whose history is known to be in the store (so a room coming back
-# is read from it, and a brand-new one costs no disk read); the oldest are
-# forgotten past this many.
-MAX_STORED_ROOMS = 100_000
 
 
 class Cluster(Protocol):
@@ -142,8 +115,12 @@ class Cluster(Protocol):
         """The moderation state changed here (continuity.moderation_state text): tell the other nodes."""
 
 
-class ChatService:
-    """Rooms and members shared by every transport of one server."""
+class ChatService(Admission, ErrorReplies, Answers, RoomCache):
+    """Rooms and members shared by every transport of one server.
+
+    Admitting connections (chatsrv.admission), the error replies (chatsrv.errorreplies), the answers that change nothing (chatsrv.answers) and which rooms
+    are in memory (chatsrv.roomcache) are mixed in; their state is created here.
+    """
 
     def __init__(
         self,
@@ -235,60 +212,6 @@ class ChatService:
             self.store.add(Event("restarted", now, "", room, text, reason=f"{count} member(s) were here"))
 
     # --- adapter API ------------------------------------------------------
-
-    def connect(self, outbox: Outbox, address: Any, transport: str, max_frame: int) -> Session:
-        """Admit a new connection or peer; raises `not_allowed` for a denied or
-        banned address (checked first), `server_full` when at a limit."""
-        with self.registry.lock:
-            self.access.check_address(address)
-            if self.max_clients and len(self.sessions) >= self.max_clients:
-                raise ProtocolError("server_full", f"the server is full ({self.max_clients} users)", fatal=True)
-            host = address_key(address)  # an IPv6 /64 is one host (chatsrv.access)
-            if self.max_per_ip and self._per_host[host] >= self.max_per_ip:
-                raise ProtocolError(
-                    "server_full", f"too many connections from {host} (limit {self.max_per_ip})", fatal=True
-                )
-            now = self.clock()
-            self._spend_session_budget(host, now)
-            session = Session(outbox, address, transport, max_frame, TokenBucket(self.rate, self.burst, now), now)
-            self.sessions.add(session)
-            self._per_host[host] += 1
-            return session
-
-    def log_refusal(self, address: Any, line: str) -> None:
-        """An adapter's console line for a connection the service refused (`line`), a few per address.
-
-        A script reconnecting in a loop is refused thousands of times a
-        minute; past BURST lines per interval the rest go to debug, and the
-        next line says how many were left out (chatsrv.mistakes).
-        """
-        left_out = self._refusal_lines.report(address_key(address))
-        if left_out is None:
-            log.debug("%s", line)
-        else:
-            log.info("%s%s", line, left_out_note(left_out))
-
-    def _spend_session_budget(self, host: str, now: float) -> None:
-        """Raise a fatal `rate_limited` when `host` opened new sessions faster than its budget allows.
-
-        Refused before `hello`, so a script that connects, says hello and bye
-        in a loop cannot fill every room with joined/left lines, the log and
-        the store. The table forgets the least recently used address past
-        MAX_TRACKED_HOSTS (a forgotten address only gets a fresh burst).
-        """
-        if self.session_rate <= 0:
-            return
-        budget = self._session_budgets.pop(host, None) or TokenBucket(self.session_rate, self.session_burst, now)
-        self._session_budgets[host] = budget  # re-inserted: the dict stays least recently used first
-        while len(self._session_budgets) > MAX_TRACKED_HOSTS:
-            del self._session_budgets[next(iter(self._session_budgets))]
-        if not budget.allow(now):
-            raise ProtocolError(
-                "rate_limited",
-                f"too many new connections from {host}: at most {self.session_burst} at once, "
-                f"then {self.session_rate:g} per second",
-                fatal=True,
-            )
 
     def receive(self, session: Session, bodies: Iterable[bytes]) -> None:
         """Handle the payloads one read delivered, in order, under one lock.
@@ -444,79 +367,6 @@ class ChatService:
             self.fanout.broadcast(room, body, exclude)
         return body
 
-    def _fail(self, session: Session, error: ProtocolError, logged: bool = False) -> None:
-        if error.code != "not_allowed":
-            # Being refused by a rule (muted, locked room) is not abuse; it is
-            # not counted towards max_errors. Guessing the operator secret is
-            # limited on its own (operators.py).
-            session.errors_in_a_row += 1
-        if isinstance(error, Refusal):
-            # A rule was applied: not a protocol error. Once on the console: the audit log may have said it.
-            log.log(logging.DEBUG if error.audited else logging.INFO, "%s (%s)", error.summary, session.describe())
-        elif error.code in NICK_REFUSALS:
-            log.info("%s: nick refused: %s", session.describe(), error.message)
-        elif error.code in REFUSALS:
-            log.info("refused %s: %s", session.describe(), error.message)
-        else:
-            self._log_protocol_error(session, error, logged)
-        if session.closed:
-            return
-        self.fanout.queue(session, encode_payload(error.payload()))
-        if error.fatal or session.errors_in_a_row >= self.max_errors:
-            if not error.fatal:
-                log.warning("%s: %d errors in a row, closing", session.describe(), session.errors_in_a_row)
-            self.drop(session, "error")
-
-    def _log_protocol_error(self, session: Session, error: ProtocolError, logged: bool) -> None:
-        """One console line per protocol error, at most a few per address per interval (chatsrv.mistakes).
-
-        A script that repeats a bad frame in a loop, or reconnects to do it
-        again, would otherwise write a line per frame: megabytes a minute.
-        The next line after a pause says how many were left out.
-        """
-        if logged:
-            log.debug("protocol error from %s: %s %s", session.describe(), error.code, error.message)
-            return
-        left_out = self._error_lines.report(_host(session))
-        if left_out is None:
-            log.debug("protocol error from %s: %s %s", session.describe(), error.code, error.message)
-            return
-        log.info(
-            "protocol error from %s: %s %s%s", session.describe(), error.code, error.message, left_out_note(left_out)
-        )
-
-    def _internal_error(self, session: Session, now: float) -> None:
-        """A handler raised: log it (once per window per address), answer `internal_error`, go on.
-
-        Called from inside an `except` block, so the traceback is the one being handled.
-        """
-        host = _host(session)
-        last = self._traceback_logged.get(host)
-        if last is None or now - last >= TRACEBACK_WINDOW or now < last:
-            quiet = self._tracebacks_quiet.pop(host, 0)
-            more = f" ({quiet} more since the last report)" if quiet else ""
-            log.exception("internal error handling a payload from %s%s", session.describe(), more)
-            if len(self._traceback_logged) >= MAX_TRACKED_HOSTS:
-                self._forget_old_tracebacks(now)
-            self._traceback_logged[host] = now
-        else:
-            self._tracebacks_quiet[host] = self._tracebacks_quiet.get(host, 0) + 1
-        # Counted like any other error, so a peer that keeps hitting the bug is closed at max_errors.
-        session.errors_in_a_row += 1
-        if session.closed:
-            return
-        error = ProtocolError("internal_error", "the server failed to handle this payload; it was ignored")
-        self.fanout.queue(session, encode_payload(error.payload()))
-        if session.errors_in_a_row >= self.max_errors:
-            log.warning("%s: %d errors in a row, closing", session.describe(), session.errors_in_a_row)
-            self.drop(session, "error")
-
-    def _forget_old_tracebacks(self, now: float) -> None:
-        for host, when in list(self._traceback_logged.items()):
-            if now - when >= TRACEBACK_WINDOW or now < when:
-                del self._traceback_logged[host]
-                self._tracebacks_quiet.pop(host, None)
-
     def _close(self, session: Session) -> None:
         if not session.closed:
             session.closed = True
@@ -612,47 +462,6 @@ class ChatService:
         room = self.registry.room(room_name)
         return room is None or not room.members
 
-    def _welcome(self, session: Session, room: Room, now: float, first: bool = False) -> None:
-        """Queue a `welcome`, with as much recent history as fits `max_frame`.
-
-        The message of the day is for the session's first welcome (`first`),
-        not repeated on every room change.
-        """
-        payload: dict[str, Any] = {
-            "type": "welcome",
-            "nick": session.nick,
-            "room": room.name,
-            "users": room.nicks(),
-            "history": [],
-            "server": {"name": self.server_name, "version": __version__},
-            "transport": session.transport,
-            "max_frame": session.max_frame,
-            "ts": now,
-        }
-        if session.transport == "udp":
-            payload["peer_timeout"] = self.peer_timeout
-        if session.features:
-            payload["features"] = sorted(session.features)  # what the server accepted of hello.features
-        if self.motd and first:
-            payload["motd"] = self.motd
-        if room.topic:
-            payload["topic"] = room.topic
-        payload.update(self.operators.welcome_fields(session, room, now))
-        payload.update(session.extra.get("welcome", {}))
-        # Users first, then as much history as the rest of the frame holds (docs/protocol.md §7.2, §8).
-        base = fit_list(payload, "users", session.max_frame - SEQ_ROOM)
-        budget = session.max_frame - len(base) - SEQ_ROOM
-        chosen: list[bytes] = []
-        for item in reversed(room.history):
-            budget -= len(item) + 1
-            if budget < 0:
-                break
-            chosen.append(item)
-        chosen.reverse()
-        # Strings in JSON cannot hold a bare quote, so this matches only the real key.
-        body = base.replace(b'"history":[]', b'"history":[' + b",".join(chosen) + b"]", 1)
-        self.fanout.queue(session, body)
-
     def _say(self, session: Session, say: Say, now: float) -> None:
         room = self.registry.room_of(session)
         assert room is not None and session.nick is not None
@@ -747,103 +556,8 @@ class ChatService:
         assert session.nick is not None
         self.store.add(Event("joined", now, session.nick, room.name, transport=session.transport))
 
-    def _who(self, session: Session, who: Who, now: float) -> None:
-        room = self.registry.room(who.room) if who.room else self.registry.room_of(session)
-        name = room.name if room else who.room
-        users = room.nicks() if room else []
-        payload: dict[str, Any] = {"type": "users", "room": name, "users": users}
-        if room is not None:
-            payload.update(self.operators.room_fields(room))
-        self.fanout.queue(session, fit_list(payload, "users", session.max_frame - SEQ_ROOM))
-
-    def _rooms(self, session: Session, message: Rooms, now: float) -> None:
-        self._forget_idle_rooms(now)
-        # Rooms with members come first (registry.listing), so trimming leaves out only empty ones first.
-        payload = {"type": "rooms", "rooms": self.registry.listing()}
-        self.fanout.queue(session, fit_list(payload, "rooms", session.max_frame - SEQ_ROOM))
-
-    def _ping(self, session: Session, ping: Ping, now: float) -> None:
-        if self.rate > 0:
-            budget = self._ping_budgets.get(session)
-            if budget is None:
-                budget = self._ping_budgets[session] = TokenBucket(PING_RATE, PING_BURST, now)
-            if not budget.allow(now):
-                raise ProtocolError("rate_limited", f"at most {PING_RATE:g} pings per second; slow down")
-        self.fanout.queue(session, encode_payload({"type": "pong", "id": ping.id, "t": ping.t, "ts": now}))
-
-    def _stats(self, session: Session, message: Stats, now: float) -> None:
-        payload: dict[str, Any] = {"type": "stats", "sent": session.sent, "received": session.received}
-        if session.transport == "udp":
-            tracker = session.client_seq
-            payload.update(gaps=tracker.gaps, reordered=tracker.reordered, duplicates=tracker.duplicates)
-        payload.update(session.extra.get("stats", {}))
-        self.fanout.queue(session, encode_payload(payload))
-
     def _bye(self, session: Session, message: Bye, now: float) -> None:
         self.drop(session, "quit")
-
-    # --- rooms in memory (docs/protocol.md §7.1, §7.2) ----------------------
-
-    def _load_recent_rooms(self, events: list[Event], now: float) -> None:
-        """At start: the `max_rooms` rooms with the latest messages come back into memory, with their history."""
-        by_room: dict[str, list[Event]] = {}
-        for event in events:
-            assert event.room is not None
-            by_room.setdefault(name_key(event.room), []).append(event)
-        latest_first = sorted(by_room.values(), key=lambda room_events: -room_events[-1].ts)
-        for room_events in reversed(latest_first):  # oldest first: they are the first to leave memory
-            self._remember_stored(name_key(room_events[0].room or ""))
-        kept = latest_first[: self.max_rooms] if self.max_rooms else latest_first
-        for room_events in reversed(kept):
-            room = self.registry.ensure_room(room_events[0].room or "", now)
-            for event in room_events:
-                room.history.append(encode_payload(event.payload()))
-
-    def _remember_stored(self, key: str) -> None:
-        self._stored_rooms.pop(key, None)
-        self._stored_rooms[key] = None
-        if len(self._stored_rooms) > MAX_STORED_ROOMS:
-            del self._stored_rooms[next(iter(self._stored_rooms))]
-
-    def _forget_room(self, room: Room) -> None:
-        """`room` leaves memory; if it has history, the store keeps it and a later join reads it back."""
-        if room.history:
-            self._remember_stored(room.key)
-
-    def _forget_idle_rooms(self, now: float) -> None:
-        if self.room_idle > 0:
-            for room in self.registry.discard_idle(now, self.room_idle):
-                self._forget_room(room)
-
-    def _open_room(self, session: Session, name: str, now: float) -> Room:
-        """The room called `name`, brought into memory if needed (with its stored history).
-
-        A room not in memory counts against the member's room budget and
-        against `max_rooms`; at the limit the room that has been empty longest
-        leaves memory to make space, and only when every room has members is
-        the join refused (`server_full`, not fatal).
-        """
-        room = self.registry.room(name)
-        if room is not None:
-            return room
-        self._forget_idle_rooms(now)
-        if self.rate > 0:
-            budget = self._room_budgets.get(session)
-            if budget is None:
-                budget = self._room_budgets[session] = TokenBucket(ROOM_RATE, ROOM_BURST, now)
-            if not budget.allow(now):
-                raise ProtocolError("rate_limited", "you are opening new rooms too fast; join one that exists (/rooms)")
-        while self.max_rooms and len(self.registry.rooms) >= self.max_rooms:
-            oldest = self.registry.discard_oldest_idle()
-            if oldest is None:
-                raise ProtocolError("server_full", f"all {self.max_rooms} rooms are in use; join one of them (/rooms)")
-            self._forget_room(oldest)
-        room = self.registry.ensure_room(name, now)
-        if room.key in self._stored_rooms:
-            # A disk read under the lock: only for a room that had history, and limited by the room budget.
-            for event in self.store.room_messages(room.name, self.history):
-                room.history.append(encode_payload(event.payload()))
-        return room
 
     def _close_room(self, session: Session, message: CloseRoom, now: float) -> None:
         """An operator closes a room: its members move to the default room, its history is deleted."""
@@ -877,8 +591,3 @@ class ChatService:
         self.fanout.queue(
             session, encode_payload({"type": "notice", "text": text, "event": "close_room", "room": name, "ts": now})
         )
-
-
-def _host(session: Session) -> str:
-    return address_key(session.address)
-

@@ -33,6 +33,8 @@ SERVER_RANKS = {
     "chatsrv.mistakes": 0,  # which framing mistakes reach the teacher's console (a few per address)
     "chatsrv.lookalike": 1,  # look-alike key and rules for names; messages and rooms use it
     "chatsrv.store": 1,
+    "chatsrv.sqlitefile": 2,  # the SQLite file's schema and statements, reading it back row by row
+    "chatsrv.sqlitestore": 3,  # SQLiteStore and its writer thread; open_store
     "chatsrv.faults": 1,
     "chatsrv.access": 1,
     "chatsrv.backpressure": 1,  # pauses senders; dates progress from the probe
@@ -44,16 +46,20 @@ SERVER_RANKS = {
     "chatsrv.fanout": 5,  # queues, broadcast runs, delivery and deferral of a batch
     "chatsrv.operators": 5,  # uses the service through a protocol of its public methods
     "chatsrv.continuity": 5,  # what a restart keeps: moderation, bans, who was here
-    "chatsrv.service": 6,
-    "chatsrv.tcp": 7,
-    "chatsrv.udp": 7,
-    "chatsrv.discovery": 7,
-    "chatsrv.export": 7,
-    "chatsrv.backplane": 7,  # the link to Redis for several nodes; attaches itself to the service
-    "chatsrv.cluster": 7,  # --workers: starts and stops the nodes (child processes); imports no server module
-    "chatsrv.textdoor": 8,  # the text door for nc and telnet: a TCP server with a line-reading handler
-    "chatsrv.app": 9,
-    "chatsrv.__main__": 10,
+    "chatsrv.roomcache": 6,  # which rooms are in memory; mixed into ChatService
+    "chatsrv.errorreplies": 6,  # error replies, errors in a row, console lines; mixed into ChatService
+    "chatsrv.answers": 6,
+    "chatsrv.admission": 6,  # connect: address rules, limits, the new-session budget; mixed into ChatService  # welcome, users, rooms, pong, stats; mixed into ChatService
+    "chatsrv.service": 7,
+    "chatsrv.tcp": 8,
+    "chatsrv.udp": 8,
+    "chatsrv.discovery": 8,
+    "chatsrv.export": 8,
+    "chatsrv.backplane": 8,  # the link to Redis for several nodes; attaches itself to the service
+    "chatsrv.cluster": 8,  # --workers: starts and stops the nodes (child processes); imports no server module
+    "chatsrv.textdoor": 9,  # the text door for nc and telnet: a TCP server with a line-reading handler
+    "chatsrv.app": 10,
+    "chatsrv.__main__": 11,
 }
 CLIENT_RANKS = {
     "chatclient": 0,

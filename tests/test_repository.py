@@ -4,11 +4,13 @@ A reader who clones lanchat has only what is tracked, so a file must never name 
 written on or a document that is not in the repository. Code cites the repository's own documents instead:
 `docs/protocol.md §N` (a numbered `## N.` section) and `docs/testing.md #N` (a numbered fact under
 "socketserver facts that bite"); both must exist. docs/protocol.md names every payload type and error code the
-server's source uses. No sockets, no subprocess other than `git ls-files`.
+server's source uses. No Python file is over MAX_LINES lines (issue 13): a reader takes in a module whole, so
+a bigger one is split along a seam a reader expects. No sockets, no subprocess other than `git ls-files`.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -32,6 +34,14 @@ OUTSIDE_REFERENCES = {
     "a document not in docs/": re.compile(r"(?<![\w/])(?:PROTOCOL|TESTING|ARCHITECTURE)\.md\b"),
     "a path of the build machine": re.compile(r"(?<![\w.])/(?:work|home|root)/(?!\s)[\w.+-]+"),
 }
+
+# The most lines a tracked .py file may have, tests included. Generated data (the first line of its docstring
+# says "generated: do not edit") is exempt: nobody reads it as code.
+MAX_LINES = 600
+GENERATED_MARK = "generated: do not edit"
+# Files over MAX_LINES that are being split right now, each in its own branch. This set is temporary: when those
+# splits are merged it must be emptied (the test fails on an entry that is no longer over the limit).
+BEING_SPLIT = {"chatclient/session.py", "chatsrv/app.py", "lanchat_lab/report.py", "chatsrv/backplane.py"}
 
 DOC_PATH = re.compile(r"\bdocs/([\w.-]+\.(?:md|txt|png))")
 PROTOCOL_CITATION = re.compile(r"docs/protocol\.md\s+(?:§|section\s+)(\d+)((?:\s*,\s*§\d+)*)")
@@ -124,6 +134,21 @@ def broken_citations(texts: dict[str, str], tracked: set[str]) -> list[str]:
     return problems
 
 
+def is_generated(source: str) -> bool:
+    """Whether the first line of the module's docstring marks it as generated data."""
+    try:
+        docstring = ast.get_docstring(ast.parse(source))
+    except SyntaxError:
+        return False
+    return docstring is not None and GENERATED_MARK in docstring.split("\n", 1)[0]
+
+
+def over_the_limit(texts: dict[str, str]) -> dict[str, int]:
+    """Relative path -> number of lines of every .py file over MAX_LINES that is not generated."""
+    counts = {path: len(text.splitlines()) for path, text in texts.items() if path.endswith(".py")}
+    return {path: lines for path, lines in counts.items() if lines > MAX_LINES and not is_generated(texts[path])}
+
+
 @pytest.fixture(scope="module")
 def texts() -> dict[str, str]:
     return text_files()
@@ -208,3 +233,26 @@ def test_the_checks_see_what_they_look_for() -> None:
     assert protocol_sections("## 1. Payload\n## 2. Transports\n### 3. Not a section\n") == {1, 2}
     facts = numbered_facts("## Other\n8. no\n## socketserver facts that bite\n1. one\n2. two\n## Next\n3. three\n")
     assert facts == {1, 2}
+
+
+def test_no_python_file_is_over_the_line_limit(texts: dict[str, str]) -> None:
+    """Every tracked .py file has at most MAX_LINES lines, except generated data and the files BEING_SPLIT."""
+    over = over_the_limit(texts)
+    assert "chatsrv/confusables_data.py" in texts, "the file listing found nothing"
+    too_long = {path: lines for path, lines in over.items() if path not in BEING_SPLIT}
+    assert not too_long, f"over {MAX_LINES} lines (split along a seam a reader expects): {too_long}"
+    done = sorted(path for path in BEING_SPLIT if path not in over)
+    assert not done, f"no longer over {MAX_LINES} lines: remove from BEING_SPLIT (tests/test_repository.py): {done}"
+
+
+def test_the_line_limit_sees_long_files_and_spares_generated_data() -> None:
+    """A planted long module is reported; the same length marked generated, or not Python, is not."""
+    long_body = "x = 1\n" * MAX_LINES
+    planted = {
+        "long.py": '"""A module."""\n' + long_body,
+        "short.py": long_body,
+        "data.py": f'"""Tables, {GENERATED_MARK}.\n\nMore."""\n' + long_body,
+        "later.py": f'"""A module.\n\nNot {GENERATED_MARK}: only the first line counts."""\n' + long_body,
+        "notes.md": "line\n" * (MAX_LINES + 1),
+    }
+    assert over_the_limit(planted) == {"long.py": MAX_LINES + 1, "later.py": MAX_LINES + 3}

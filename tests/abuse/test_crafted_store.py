@@ -18,7 +18,7 @@ import pytest
 
 from chatsrv.export import main as export_main
 from chatsrv.service import ChatService
-from chatsrv.store import open_store
+from chatsrv.sqlitestore import open_store
 from tests.support.fakes import Clock, member, send
 
 CRAFTED = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chatsrv.service import ChatService
-from chatsrv.store import open_store
+from chatsrv.sqlitestore import open_store
 from tests.support.fakes import Clock, FakeOutbox, connect, member, send
 
 SECRET = "s3cret-teacher"

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from chatsrv.answers import PING_BURST
 from chatsrv.app import Server
-from chatsrv.service import PING_BURST
 from tests.conftest import ServerFactory
 from tests.helpers import Client
 from tests.support.attacks import flood_pings

@@ -19,7 +19,7 @@ import pytest
 
 from chatsrv.app import Server
 from chatsrv.service import ChatService
-from chatsrv.store import SQLiteStore
+from chatsrv.sqlitestore import SQLiteStore
 from lanchat.wire import FrameDecoder
 from tests.conftest import ServerFactory
 from tests.helpers import Client, wait_until

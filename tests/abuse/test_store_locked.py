@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from chatsrv.store import read_events
+from chatsrv.sqlitefile import read_events
 from tests.helpers import Client, wait_until
 
 LOCK_SECONDS = 3.0  # longer than the store's busy timeout (2 s), shorter than its give_up_after (10 s)

@@ -12,17 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from chatsrv.store import (
-    APPLICATION_ID,
-    ID_BLOCK,
-    SCHEMA_VERSION,
-    Event,
-    MemoryStore,
-    SQLiteStore,
-    StoreError,
-    open_store,
-    read_events,
-)
+from chatsrv.sqlitefile import APPLICATION_ID, ID_BLOCK, SCHEMA_VERSION, read_events
+from chatsrv.sqlitestore import SQLiteStore, open_store
+from chatsrv.store import Event, MemoryStore, StoreError
 from tests.helpers import wait_until
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chatsrv.store import MemoryStore, SQLiteStore, read_events
+from chatsrv.sqlitefile import read_events
+from chatsrv.sqlitestore import SQLiteStore
+from chatsrv.store import MemoryStore
 
 
 def test_sqlite_state_survives_a_reopen_and_the_latest_value_wins(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from chatsrv.export import main as export_main
-from chatsrv.store import Event, SQLiteStore
+from chatsrv.sqlitestore import SQLiteStore
+from chatsrv.store import Event
 
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2024, 5, 6, 9, 0).timestamp()  # a Monday morning, local time

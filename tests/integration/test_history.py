@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from chatsrv.store import Event, read_events
+from chatsrv.sqlitefile import read_events
+from chatsrv.store import Event
 from lanchat.wire import encode_frame, encode_payload
 from tests.helpers import Client
 

@@ -18,7 +18,9 @@ import pytest
 from chatclient.render import fragments, fragments_text, plain
 from chatclient.state import ClientState
 from chatsrv.export import main as export_main
-from chatsrv.store import MIGRATIONS, Event, SQLiteStore, read_events
+from chatsrv.sqlitefile import MIGRATIONS, read_events
+from chatsrv.sqlitestore import SQLiteStore
+from chatsrv.store import Event
 from tests.helpers import Client
 from tests.integration.test_cli import client as chatclient_process
 from tests.integration.test_cli import finish, read_until, start_server

@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
+from chatsrv.answers import PING_BURST
+from chatsrv.errorreplies import TRACEBACK_WINDOW
 from chatsrv.messages import Stats
-from chatsrv.service import PING_BURST, ROOM_BURST, ROOM_RATE, TRACEBACK_WINDOW, ChatService
+from chatsrv.roomcache import ROOM_BURST, ROOM_RATE
+from chatsrv.service import ChatService
 from chatsrv.session import Session
 from chatsrv.store import Event, MemoryStore
 from tests.support.fakes import Clock, member, send
