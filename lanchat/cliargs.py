@@ -1,8 +1,8 @@
 """Command-line conventions shared by `chatsrv`, `chatsrv export` and `chatclient`.
 
-A leaf module (standard library only), so the client may use it too: a bad
-flag is reported in one line with exit code 2, and `--help` shows a default
-only where there is one worth showing.
+Standard library and lanchat.i18n only, so the client may use it too: a bad
+flag is reported in one line with exit code 2, in the chosen language, and
+`--help` shows a default only where there is one worth showing.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
+
+from lanchat.i18n import N_, _
 
 Number = TypeVar("Number", int, float)
 
@@ -24,8 +26,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if default is None or default is False or default == [] or default == "" or "default" in help_text:
             return help_text
         if isinstance(default, (list, tuple)):  # "tcp, udp", not "('tcp', 'udp')"
-            return f"{help_text} (default: {', '.join(str(item) for item in default)})"
-        return super()._get_help_string(action)
+            shown = ", ".join(str(item) for item in default)
+            return _("{help} (default: {default})").format(help=help_text, default=shown)
+        shown = super()._get_help_string(action) or ""
+        return shown.replace(" (default: %(default)s)", _(" (default: %(default)s)"))  # argparse's words, ours
 
 
 class Parser(argparse.ArgumentParser):
@@ -36,7 +40,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(2, _("{prog}: {message} (see {prog} --help)").format(prog=self.prog, message=message) + "\n")
 
 
 # --- argument types: each names itself for argparse's "invalid X value" -------
@@ -50,7 +54,7 @@ def _checked(
     def check(text: str) -> Number:
         value = convert(text)
         if not accept(value):  # written as "not accept" so NaN is refused too
-            raise argparse.ArgumentTypeError(f"{rule}, not {text}")
+            raise argparse.ArgumentTypeError(_("{rule}, not {text}").format(rule=_(rule), text=text))
         return value
 
     check.__name__ = name
@@ -58,11 +62,11 @@ def _checked(
 
 
 _INF = float("inf")
-count = _checked("whole number", int, lambda v: v >= 0, "must be 0 or more")  # 0 often turns a limit off
-positive_int = _checked("whole number", int, lambda v: v >= 1, "must be 1 or more")
-port = _checked("port", int, lambda v: 0 <= v <= 65535, "a port is 0 to 65535")
-seconds = _checked("seconds", float, lambda v: v >= 0, "must be 0 or more seconds")
-positive_number = _checked("number", float, lambda v: 0 < v < _INF, "must be more than 0")
-positive_seconds = _checked("seconds", float, lambda v: 0 < v < _INF, "must be more than 0 seconds")
-percent = _checked("percentage", float, lambda v: 0 <= v <= 100, "a percentage is 0 to 100")
-rate = _checked("rate", float, lambda v: 0 <= v < _INF, "must be 0 or more messages per second")
+count = _checked("whole number", int, lambda v: v >= 0, N_("must be 0 or more"))  # 0 often turns a limit off
+positive_int = _checked("whole number", int, lambda v: v >= 1, N_("must be 1 or more"))
+port = _checked("port", int, lambda v: 0 <= v <= 65535, N_("a port is 0 to 65535"))
+seconds = _checked("seconds", float, lambda v: v >= 0, N_("must be 0 or more seconds"))
+positive_number = _checked("number", float, lambda v: 0 < v < _INF, N_("must be more than 0"))
+positive_seconds = _checked("seconds", float, lambda v: 0 < v < _INF, N_("must be more than 0 seconds"))
+percent = _checked("percentage", float, lambda v: 0 <= v <= 100, N_("a percentage is 0 to 100"))
+rate = _checked("rate", float, lambda v: 0 <= v < _INF, N_("must be 0 or more messages per second"))
