@@ -168,25 +168,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="chatsrv",
         description=_("lanchat server: rooms of chat over length-framed TCP (and UDP), for a LAN or a class."),
-        epilog=_("Classmates join with: chatclient --host ADDRESS --port PORT --nick NAME. "
-        "Ctrl-C stops the server and tells everyone. "
-        "After the lesson, 'chatsrv export --format html > chat.html' writes the transcript (see chatsrv export --help)."),
+        epilog=_(
+            "Classmates join with: chatclient --host ADDRESS --port PORT --nick NAME. "
+            "Ctrl-C stops the server and tells everyone. "
+            "After the lesson, 'chatsrv export --format html > chat.html' writes the transcript (see chatsrv export --help)."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
     net = parser.add_argument_group(_("network"))
-    net.add_argument("--host", default="0.0.0.0", help=_("address to listen on (0.0.0.0: every IPv4 interface; :: for IPv6)"))
+    net.add_argument(
+        "--host", default="0.0.0.0", help=_("address to listen on (0.0.0.0: every IPv4 interface; :: for IPv6)")
+    )
     net.add_argument("--port", type=port, default=DEFAULT_PORT, help=_("TCP port (0 picks a free one and prints it)"))
     net.add_argument("--udp-port", type=port, default=None, help=_("UDP port; None: the same number as the TCP port"))
     net.add_argument("--no-udp", action="store_true", help=_("serve TCP only (also turns discovery off)"))
     net.add_argument(
-        "--no-discovery", action="store_true",
-        help=_("do not answer discovery probes on the UDP port (then chatclient without --host cannot find this server)"),
+        "--no-discovery",
+        action="store_true",
+        help=_(
+            "do not answer discovery probes on the UDP port (then chatclient without --host cannot find this server)"
+        ),
     )
     limits = parser.add_argument_group(_("limits (0 turns a limit off)"))
-    limits.add_argument("--max-frame", type=_frame_size, default=DEFAULT_MAX_FRAME, help=_("largest TCP frame payload, bytes"))
-    limits.add_argument("--max-datagram", type=_datagram_size, default=DEFAULT_MAX_DATAGRAM, help=_("largest UDP datagram, bytes"))
-    limits.add_argument("--peer-timeout", type=positive_seconds, default=30.0, help=_("seconds of silence after which a UDP user is dropped"))
-    limits.add_argument("--max-clients", type=count, default=1000, help=_("most users at once (kept below the open-file limit)"))
+    limits.add_argument(
+        "--max-frame", type=_frame_size, default=DEFAULT_MAX_FRAME, help=_("largest TCP frame payload, bytes")
+    )
+    limits.add_argument(
+        "--max-datagram", type=_datagram_size, default=DEFAULT_MAX_DATAGRAM, help=_("largest UDP datagram, bytes")
+    )
+    limits.add_argument(
+        "--peer-timeout",
+        type=positive_seconds,
+        default=30.0,
+        help=_("seconds of silence after which a UDP user is dropped"),
+    )
+    limits.add_argument(
+        "--max-clients", type=count, default=1000, help=_("most users at once (kept below the open-file limit)")
+    )
     limits.add_argument("--max-per-ip", type=count, default=16, help=_("most connections from one address"))
     limits.add_argument(
         "--max-rooms", type=count, default=300,
@@ -205,13 +223,33 @@ def build_parser() -> argparse.ArgumentParser:
         help=_("most TCP connections from one address (an IPv6 /64) that have not said hello yet"),
     )
     limits.add_argument("--rate", type=rate, default=5.0, help=_("messages per second per user, on average"))
-    limits.add_argument("--burst", type=count, default=20, help=_("messages a user may send at once before --rate applies"))
-    limits.add_argument("--outbox", type=count, default=DEFAULT_OUTBOX_LIMIT, help=_("bytes queued for one user before it is dropped as slow"))
-    limits.add_argument("--send-buffer", type=count, default=DEFAULT_SEND_BUFFER, help=_("kernel send buffer per TCP user, bytes (0: let the kernel autotune)"))
+    limits.add_argument(
+        "--burst", type=count, default=20, help=_("messages a user may send at once before --rate applies")
+    )
+    limits.add_argument(
+        "--outbox",
+        type=count,
+        default=DEFAULT_OUTBOX_LIMIT,
+        help=_("bytes queued for one user before it is dropped as slow"),
+    )
+    limits.add_argument(
+        "--send-buffer",
+        type=count,
+        default=DEFAULT_SEND_BUFFER,
+        help=_("kernel send buffer per TCP user, bytes (0: let the kernel autotune)"),
+    )
     chat = parser.add_argument_group(_("chat"))
     chat.add_argument("--history", type=count, default=50, help=_("recent messages per room shown to newcomers"))
-    chat.add_argument("--motd", type=_motd, default=None, metavar="TEXT|@FILE", help=_("message of the day shown in welcome (@FILE reads it from a file)"))
-    chat.add_argument("--name", default=None, help=_("server name shown to clients and in discovery (default: host name)"))
+    chat.add_argument(
+        "--motd",
+        type=_motd,
+        default=None,
+        metavar="TEXT|@FILE",
+        help=_("message of the day shown in welcome (@FILE reads it from a file)"),
+    )
+    chat.add_argument(
+        "--name", default=None, help=_("server name shown to clients and in discovery (default: host name)")
+    )
     access = parser.add_argument_group(_("teacher controls"))
     password = access.add_mutually_exclusive_group()
     password.add_argument(
@@ -224,8 +262,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-file", type=_secret_file, default=None, metavar="FILE",
         help=_("read the password from FILE (its first line); or set {variable}").format(variable=PASSWORD_VARIABLE),
     )
-    access.add_argument("--allow", type=_network, action="append", default=[], metavar="CIDR", help=_("only these addresses may connect, e.g. 192.168.1.0/24 (repeatable)"))
-    access.add_argument("--deny", type=_network, action="append", default=[], metavar="CIDR", help=_("these addresses may not connect, even if allowed (repeatable)"))
+    access.add_argument(
+        "--allow",
+        type=_network,
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help=_("only these addresses may connect, e.g. 192.168.1.0/24 (repeatable)"),
+    )
+    access.add_argument(
+        "--deny",
+        type=_network,
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help=_("these addresses may not connect, even if allowed (repeatable)"),
+    )
     op_secret = access.add_mutually_exclusive_group()
     op_secret.add_argument(
         "--op-secret", type=_secret, default=None, metavar="SECRET",
@@ -233,8 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
         "visible in ps: prefer --op-secret-file").format(variable=OP_SECRET_VARIABLE),
     )
     op_secret.add_argument(
-        "--op-secret-file", type=_secret_file, default=None, metavar="FILE",
-        help=_("read the operator secret from FILE (its first line); or set {variable}").format(variable=OP_SECRET_VARIABLE),
+        "--op-secret-file",
+        type=_secret_file,
+        default=None,
+        metavar="FILE",
+        help=_("read the operator secret from FILE (its first line); or set {variable}").format(
+            variable=OP_SECRET_VARIABLE
+        ),
     )
     saved = parser.add_argument_group(_("saved history"))
     saved.add_argument(
@@ -242,7 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         type=_database,
         default=DEFAULT_PATH,
-        help=_("SQLite file keeping rooms' history across restarts, for 'chatsrv export'; {memory} keeps nothing").format(memory=MEMORY),
+        help=_(
+            "SQLite file keeping rooms' history across restarts, for 'chatsrv export'; {memory} keeps nothing"
+        ).format(memory=MEMORY),
     )
     saved.add_argument(
         "--store-whispers",
@@ -252,8 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     faults = parser.add_argument_group(
         _("UDP fault injection (for teaching: applied to the datagrams the server sends, counted in /stats)")
     )
-    faults.add_argument("--udp-loss", type=percent, default=0.0, metavar="PCT", help=_("drop this percentage of datagrams"))
-    faults.add_argument("--udp-dup", type=percent, default=0.0, metavar="PCT", help=_("send this percentage of datagrams twice"))
+    faults.add_argument(
+        "--udp-loss", type=percent, default=0.0, metavar="PCT", help=_("drop this percentage of datagrams")
+    )
+    faults.add_argument(
+        "--udp-dup", type=percent, default=0.0, metavar="PCT", help=_("send this percentage of datagrams twice")
+    )
     faults.add_argument(
         "--udp-reorder", type=percent, default=0.0, metavar="PCT",
         help=_("hold this percentage of datagrams back until the next one to that user has gone (at most 0.5 s)"),
@@ -262,8 +325,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--udp-delay", type=_delay, default="0", metavar="MS[:JITTER]",
         help=_("delay every datagram by MS milliseconds, plus or minus JITTER (50:10 is 40 to 60 ms)"),
     )
-    faults.add_argument("--seed", type=int, default=None, help=_("random seed of the fault injection, so a run can be repeated; None: a new one, printed at start"))
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help=_("how much to log on stderr"))
+    faults.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help=_("random seed of the fault injection, so a run can be repeated; None: a new one, printed at start"),
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help=_("how much to log on stderr"),
+    )
     i18n.add_language_option(parser)
     return parser
 
@@ -410,7 +483,10 @@ def join_hints(host: str, port: int) -> list[str]:
         addresses = [iface.address for iface in ipv4_interfaces() if not iface.is_loopback]
     else:
         addresses = [host]
-    return [_("chatclient --host {address} --port {port} --nick NAME").format(address=address, port=port) for address in addresses]
+    return [
+        _("chatclient --host {address} --port {port} --nick NAME").format(address=address, port=port)
+        for address in addresses
+    ]
 
 
 def discovery_hint(host: str, server: Server) -> str:
@@ -419,7 +495,9 @@ def discovery_hint(host: str, server: Server) -> str:
     name = server.service.server_name
     if host not in ("0.0.0.0", "", "::"):
         # A socket bound to one address never receives broadcasts (only datagrams sent to that address).
-        return _('discovery: answers as "{name}" only to probes sent to {host} (use --host 0.0.0.0 to be found by broadcast)').format(name=name, host=host)
+        return _(
+            'discovery: answers as "{name}" only to probes sent to {host} (use --host 0.0.0.0 to be found by broadcast)'
+        ).format(name=name, host=host)
     port = "" if server.udp.port == DEFAULT_PORT else f" --port {server.udp.port}"
     return _('discovery: answers as "{name}"; classmates can just type: chatclient{port}').format(name=name, port=port)
 
@@ -430,13 +508,25 @@ def teacher_lines(args: argparse.Namespace) -> list[str]:
     chosen = getattr(args, "op_secret_from", None)
     if chosen in (None, "--op-secret"):  # random, or already in the process list anyway
         kept = _(" (kept from the last run)") if getattr(args, "op_secret_kept", False) else ""
-        lines = [_("operator secret: {secret}{kept}   (in chatclient type: /op {secret})").format(secret=args.op_secret, kept=kept)]
+        lines = [
+            _("operator secret: {secret}{kept}   (in chatclient type: /op {secret})").format(
+                secret=args.op_secret, kept=kept
+            )
+        ]
     else:
-        lines = [_("operator secret: the one from {chosen} (not shown; in chatclient type: /op SECRET)").format(chosen=chosen)]
+        lines = [
+            _("operator secret: the one from {chosen} (not shown; in chatclient type: /op SECRET)").format(
+                chosen=chosen
+            )
+        ]
     if args.password:  # never the password itself: these lines end up on screens and in logs
         source = getattr(args, "password_from", None)
         where = _(" (from {source})").format(source=source) if source and source != "--password" else ""
-        lines.append(_("a password is needed to join{where}: students set {variable} or give chatclient --password").format(where=where, variable=PASSWORD_VARIABLE))
+        lines.append(
+            _("a password is needed to join{where}: students set {variable} or give chatclient --password").format(
+                where=where, variable=PASSWORD_VARIABLE
+            )
+        )
     if args.allow or args.deny:
         allowed = ", ".join(str(n) for n in args.allow) or _("any address")
         denied = ", ".join(str(n) for n in args.deny) or _("none")
@@ -474,7 +564,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         server = build_server(args)
     except socket.gaierror as error:
-        print(_("chatsrv: unknown host {host!r}: {reason}").format(host=args.host, reason=error.strerror), file=sys.stderr)
+        print(
+            _("chatsrv: unknown host {host!r}: {reason}").format(host=args.host, reason=error.strerror), file=sys.stderr
+        )
         return 2
     except OSError as error:
         reason = error.strerror or str(error)
@@ -482,11 +574,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             udp_port = args.udp_port if args.udp_port is not None else args.port
             if error.errno in platforms.ADDRESS_IN_USE:
                 reason = _("address already in use (try another --udp-port, or --no-udp)")
-            print(_("chatsrv: cannot listen on {host} UDP port {port}: {reason}").format(host=args.host, port=udp_port, reason=reason), file=sys.stderr)
+            print(
+                _("chatsrv: cannot listen on {host} UDP port {port}: {reason}").format(
+                    host=args.host, port=udp_port, reason=reason
+                ),
+                file=sys.stderr,
+            )
             return 2
         if error.errno in platforms.ADDRESS_IN_USE:
             reason = _("address already in use (is another chatsrv running? try --port 0)")
-        print(_("chatsrv: cannot listen on {host} port {port}: {reason}").format(host=args.host, port=args.port, reason=reason), file=sys.stderr)
+        print(
+            _("chatsrv: cannot listen on {host} port {port}: {reason}").format(
+                host=args.host, port=args.port, reason=reason
+            ),
+            file=sys.stderr,
+        )
         return 2
 
     stop = threading.Event()
@@ -501,8 +603,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("stopping")
     except Exception as error:
         log.debug("start-up failed", exc_info=True)
-        print(_("chatsrv: stopped, start-up failed: {error} (--log-level debug shows where)").format(error=f"{type(error).__name__}: {error}"),
-              file=sys.stderr, flush=True)
+        print(
+            _("chatsrv: stopped, start-up failed: {error} (--log-level debug shows where)").format(
+                error=f"{type(error).__name__}: {error}"
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
         return 1
     finally:
         server.stop()
@@ -515,15 +622,24 @@ def print_start_lines(args: argparse.Namespace, server: Server) -> None:
     print(_("chatsrv {version} listening on {host} port {port} ({transports})").format(
         version=__version__, host=args.host, port=server.port, transports=transports(server)), flush=True)
     if server.udp is not None and server.udp.impairment.active:
-        print(_("UDP fault injection: {faults} (on what the server sends)").format(faults=server.udp.impairment.describe()), flush=True)
+        print(
+            _("UDP fault injection: {faults} (on what the server sends)").format(
+                faults=server.udp.impairment.describe()
+            ),
+            flush=True,
+        )
     hints = join_hints(args.host, server.port)
     if hints:
         print(_("classmates join with:"), flush=True)
         for hint in hints:
             print(f"  {hint}", flush=True)
-    print(_("on this machine: chatclient --host 127.0.0.1 --port {port} --nick NAME").format(port=server.port), flush=True)
+    print(
+        _("on this machine: chatclient --host 127.0.0.1 --port {port} --nick NAME").format(port=server.port), flush=True
+    )
     if server.udp is not None:
-        udp_hint = _("add --udp") if server.udp.port == server.port else f"chatclient --udp --port {server.udp.port} ..."
+        udp_hint = (
+            _("add --udp") if server.udp.port == server.port else f"chatclient --udp --port {server.udp.port} ..."
+        )
         print(_("over UDP: {hint}").format(hint=udp_hint), flush=True)
     print(server.service.store.description, flush=True)
     for line in teacher_lines(args):
