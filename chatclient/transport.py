@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from lanchat.i18n import _
 from lanchat.wire import HEADER, FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
 
 CLIENT_MAX_FRAME = 16 * 1024 * 1024  # accept whatever a server announces, within reason
@@ -61,13 +62,23 @@ class TCPTransport:
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         except asyncio.TimeoutError:
-            raise TransportError(f"cannot connect to {host}:{port}: no answer after {timeout:g} s") from None
+            raise TransportError(
+                _("cannot connect to {host}:{port}: no answer after {timeout:g} s").format(
+                    host=host, port=port, timeout=timeout
+                )
+            ) from None
         except ConnectionRefusedError:
             raise TransportError(
-                f"cannot connect to {host}:{port}: connection refused (is chatsrv running there?)"
+                _("cannot connect to {host}:{port}: connection refused (is chatsrv running there?)").format(
+                    host=host, port=port
+                )
             ) from None
         except OSError as error:
-            raise TransportError(f"cannot connect to {host}:{port}: {error.strerror or error}") from None
+            raise TransportError(
+                _("cannot connect to {host}:{port}: {value}").format(
+                    host=host, port=port, value=error.strerror or error
+                )
+            ) from None
         return cls(reader, writer, trace)
 
     async def send(self, payload: dict[str, Any]) -> None:
@@ -75,7 +86,7 @@ class TCPTransport:
             self._writer.write(encode_frame(encode_payload(payload)))
             await self._writer.drain()
         except (ConnectionError, OSError) as error:
-            raise TransportError(f"connection lost: {error}") from None
+            raise TransportError(_("connection lost: {error}").format(error=error)) from None
 
     async def receive(self) -> dict[str, Any] | None:
         while not self._ready:
@@ -90,7 +101,9 @@ class TCPTransport:
                 self._trace(trace_chunk(len(data), frames, self._pending))
                 self._pending = pending_after(len(data), frames, self._pending)
             if self._decoder.error is not None:
-                raise TransportError(f"the server sent a broken frame: {self._decoder.error.message}")
+                raise TransportError(
+                    _("the server sent a broken frame: {message}").format(message=self._decoder.error.message)
+                )
             for frame in frames:
                 try:
                     self._ready.append(decode_payload(frame))
@@ -201,17 +214,23 @@ class UDPTransport:
         try:
             addresses = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         except socket.gaierror as error:
-            raise TransportError(f"cannot find {host}: {error.strerror}") from None
+            raise TransportError(
+                _("cannot find {host}: {strerror}").format(host=host, strerror=error.strerror)
+            ) from None
         # The server listens on IPv4 (0.0.0.0) by default: prefer an IPv4 address for a name.
         addresses.sort(key=lambda info: info[0] != socket.AF_INET)
-        family, _, _, _, address = addresses[0]
+        family, _type, _proto, _name, address = addresses[0]
         datagrams = _Datagrams()
         try:
-            endpoint, _ = await loop.create_datagram_endpoint(
+            endpoint, _protocol = await loop.create_datagram_endpoint(
                 lambda: datagrams, remote_addr=(str(address[0]), int(address[1])), family=family
             )
         except OSError as error:
-            raise TransportError(f"cannot reach {host}:{port} over UDP: {error.strerror or error}") from None
+            raise TransportError(
+                _("cannot reach {host}:{port} over UDP: {value}").format(
+                    host=host, port=port, value=error.strerror or error
+                )
+            ) from None
         return cls(endpoint, datagrams, host, port, trace)
 
     def _transmit(self, payload: dict[str, Any]) -> None:
@@ -236,7 +255,7 @@ class UDPTransport:
     async def _say_hello(self) -> None:
         """Send the hello up to HELLO_TRIES times, HELLO_INTERVAL apart, until it is answered."""
         assert self._hello is not None
-        for _ in range(HELLO_TRIES):
+        for _try in range(HELLO_TRIES):
             self._transmit(self._hello_payload())
             try:
                 await asyncio.wait_for(self._answered.wait(), HELLO_INTERVAL)
@@ -264,8 +283,10 @@ class UDPTransport:
                 continue
             if item is _GAVE_UP:
                 raise TransportError(
-                    f"no answer from {self.host}:{self.port} over UDP after {HELLO_TRIES} tries: "
-                    "is the server running, is UDP blocked?"
+                    _(
+                        "no answer from {host}:{port} over UDP after "
+                        "{HELLO_TRIES} tries: is the server running, is UDP blocked?"
+                    ).format(host=self.host, port=self.port, HELLO_TRIES=HELLO_TRIES)
                 )
             if self._trace is not None:
                 # No length prefix, no stream: one recvfrom is exactly one datagram (docs/protocol.md §2).
