@@ -31,11 +31,12 @@ Must not import: anything but the standard library and lanchat.platforms
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gettext
 import os
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +271,17 @@ def ngettext(singular: str, plural: str, count: int) -> str:
 def N_(message: str) -> str:
     """Mark `message` for extraction only: it is translated with `_()` where it is shown."""
     return message
+
+
+@contextlib.contextmanager
+def temporarily(language: str) -> Iterator[None]:
+    """Translate into `language` inside the block, then go back to the language before it."""
+    before = _language
+    use(language)
+    try:
+        yield
+    finally:
+        use(before)
 
 
 def install_for_argparse() -> None:

@@ -85,6 +85,9 @@ class ServerProcess:
             # A lab run is thrown away: keep no history file in the teacher's directory.
             "--db",
             ":memory:",
+            # Its start-up lines are read by this program (the "listening on" line), not by people.
+            "--lang",
+            "en",
             *self.flags,
         ]
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
