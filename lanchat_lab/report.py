@@ -239,7 +239,11 @@ def _describe_pieces(pieces: list[list[Any]]) -> str:
 
     def flush() -> None:
         if run:
-            parts.append(f"message {run[0]}" if len(run) == 1 else f"messages {run[0]}-{run[-1]}")
+            parts.append(
+                _("message {index}").format(index=run[0])
+                if len(run) == 1
+                else _("messages {value}-{value2}").format(value=run[0], value2=run[-1])
+            )
             run.clear()
 
     for index, part, size in pieces:
@@ -247,8 +251,12 @@ def _describe_pieces(pieces: list[list[Any]]) -> str:
             run.append(index)
             continue
         flush()
-        label = {"start": f"first {size} bytes", "end": f"last {size} bytes", "middle": f"{size} bytes from the middle"}[part]
-        parts.append(f"message {index}: {label}")
+        label = {
+            "start": _("first {size} bytes").format(size=size),
+            "end": _("last {size} bytes").format(size=size),
+            "middle": _("{size} bytes from the middle").format(size=size),
+        }[part]
+        parts.append(_("message {index}: {label}").format(index=index, label=label))
     flush()
     return ", ".join(parts)
 
@@ -259,46 +267,86 @@ def sticky_report(result: dict[str, Any]) -> str:
     udp = result["udp"]
     count = result["messages"]
     big = result["big"]
-    what = f"{count - 1} short messages like {result_example(result)!r} and one of {big:,} bytes" if big else f"{count} short messages like {result_example(result)!r}"
+    what = (
+        _("{value} short messages like {value2!r} and one of {big:,} bytes").format(
+            value=count - 1, value2=result_example(result), big=big
+        )
+        if big
+        else _("{count} short messages like {value!r}").format(count=count, value=result_example(result))
+    )
     lines = [
-        f"chatlab sticky: {what}, sent with {count} separate send() calls ({result['sent_bytes']:,} bytes)",
+        _("chatlab sticky: {what}, sent with {count} separate send() calls ({value:,} bytes)").format(
+            what=what, count=count, value=result["sent_bytes"]
+        ),
         _nagle_line(result),
         "",
-        f"1. TCP, naive receiver: recv({naive['recv_size']}) and print what it returns",
+        _("1. TCP, naive receiver: recv({value}) and print what it returns").format(value=naive["recv_size"]),
     ]
     for number, chunk in enumerate(naive["chunks"], 1):
-        lines.append(f"   recv #{number}: {chunk['size']} bytes = {_describe_pieces(chunk['pieces'])}")
+        lines.append(
+            _("   recv #{number}: {value} bytes = {value2}").format(
+                number=number, value=chunk["size"], value2=_describe_pieces(chunk["pieces"])
+            )
+        )
         lines.append(f"      {_preview(chunk['text'])}")
     lines += [
-        (f"   -> {count} messages came out as {len(naive['chunks'])} chunks: {naive['merged_chunks']} held several "
-        f"messages merged, {naive['split_messages']} message(s) were cut into pieces."),
-        "      TCP is a byte stream: it keeps the bytes and their order, not where one send() ended.",
+        (
+            _(
+                "   -> {count} messages came out as {count2} chunks: {value} held "
+                "several messages merged, {value2} message(s) were cut into pieces."
+            ).format(
+                count=count, count2=len(naive["chunks"]), value=naive["merged_chunks"], value2=naive["split_messages"]
+            )
+        ),
+        _("      TCP is a byte stream: it keeps the bytes and their order, not where one send() ended."),
         "",
-        f"2. TCP with a 4-byte length prefix before each message (docs/protocol.md §2), the same recv({framed['recv_size']}):",
+        _(
+            "2. TCP with a 4-byte length prefix before each message (docs/protocol.md §2), the same recv({value}):"
+        ).format(value=framed["recv_size"]),
     ]
     for number, chunk in enumerate(framed["recvs"], 1):
-        held = f", {chunk['held']} bytes kept for the next frame" if chunk["held"] else ""
-        lines.append(f"   recv #{number}: {chunk['size']} bytes -> {chunk['frames']} complete message(s){held}")
+        held = _(", {value} bytes kept for the next frame").format(value=chunk['held']) if chunk["held"] else ""
+        lines.append(
+            _("   recv #{number}: {value} bytes -> {value2} complete message(s){held}").format(
+                number=number, value=chunk["size"], value2=chunk["frames"], held=held
+            )
+        )
     shown = framed["messages"]
-    sample = ", ".join(_preview(text, 40) for text in shown[:2]) + (f", ... {_preview(shown[-1], 40)}" if len(shown) > 2 else "")
-    verdict = "exactly the messages sent, one by one" if framed["exact"] else "NOT the messages sent"
+    sample = ", ".join(_preview(text, 40) for text in shown[:2]) + (
+        _(", ... {value}").format(value=_preview(shown[-1], 40)) if len(shown) > 2 else ""
+    )
+    verdict = _("exactly the messages sent, one by one") if framed["exact"] else _("NOT the messages sent")
     lines += [
-        f"   -> {len(shown)} messages: {sample}",
-        f"      {verdict}: the receiver loops until it has 4 header bytes, then until it has N payload bytes.",
+        _("   -> {count} messages: {sample}").format(count=len(shown), sample=sample),
+        _("      {verdict}: the receiver loops until it has 4 header bytes, then until it has N payload bytes.").format(
+            verdict=verdict
+        ),
         "",
-        f"3. UDP: {udp['datagrams']} sendto() calls, one recvfrom({udp['recv_size']}) each",
-        f"   -> {udp['received']} datagrams, {udp['received']} messages, "
-        + ("every boundary kept: one recvfrom = one datagram = one message." if udp["boundaries_kept"] else "boundaries NOT kept"),
+        _("3. UDP: {value} sendto() calls, one recvfrom({value2}) each").format(
+            value=udp["datagrams"], value2=udp["recv_size"]
+        ),
+        _("   -> {value} datagrams, {value} messages, ").format(value=udp["received"])
+        + (
+            _("every boundary kept: one recvfrom = one datagram = one message.")
+            if udp["boundaries_kept"]
+            else _("boundaries NOT kept")
+        ),
     ]
     for index in udp["truncated"]:
         sent = result["message_sizes"][index]
         got = udp["sizes"][index]
         lines.append(
-            f"   message {index} ({sent:,} bytes) read with recvfrom({udp['recv_size']}): {got:,} bytes arrive, "
-            f"MSG_TRUNC is set, the other {sent - got:,} bytes are gone for good."
+            _(
+                "   message {index} ({sent:,} bytes) read with recvfrom({value}): {got:,} "
+                "bytes arrive, MSG_TRUNC is set, the other {value2:,} bytes are gone for good."
+            ).format(index=index, sent=sent, value=udp["recv_size"], got=got, value2=sent - got)
         )
     if udp["truncated"]:
-        lines.append("      So a UDP receiver reads with a buffer larger than any datagram it accepts (chatsrv: its limit + 1, to notice).")
+        lines.append(
+            _(
+                "      So a UDP receiver reads with a buffer larger than any datagram it accepts (chatsrv: its limit + 1, to notice)."
+            )
+        )
     return "\n".join(lines)
 
 
@@ -308,14 +356,16 @@ def _nagle_line(result: dict[str, Any]) -> str:
     segments = naive.get("segments_sent")
     calls = naive.get("send_calls", result["messages"])
     if result.get("nagle"):
-        why = "Nagle on: while sent data waits for its ACK, small writes are held back and sent together"
+        why = _("Nagle on: while sent data waits for its ACK, small writes are held back and sent together")
     else:
-        why = "Nagle off (TCP_NODELAY)"
+        why = _("Nagle off (TCP_NODELAY)")
         if result.get("autocorking"):
-            why += "; Linux autocorking still merges small writes while one waits in the device queue"
+            why += _("; Linux autocorking still merges small writes while one waits in the device queue")
     if segments is None:
-        return f"sender: {why} (this system does not report the segments sent)"
-    return f"sender: {calls} send() calls left as {segments} TCP data segments ({why})"
+        return _("sender: {why} (this system does not report the segments sent)").format(why=why)
+    return _("sender: {calls} send() calls left as {segments} TCP data segments ({why})").format(
+        calls=calls, segments=segments, why=why
+    )
 
 
 def result_example(result: dict[str, Any]) -> str:
@@ -330,30 +380,56 @@ def slow_report(result: dict[str, Any]) -> str:
     setup = result["setup"]
     removed = result["removed"]
     lines = [
-        (f"chatlab slow: {setup['readers']} readers and a member that stops reading "
-        f"({', '.join(setup['stuck']).upper()}, receive buffer {setup['stuck_buffer']:,} bytes); "
-        f"reader1 sends {setup['messages']} messages of {setup['size']} characters at {_number(setup['rate'], 0)}/s; "
-        f"server: outbox limit {setup['outbox']:,} bytes, kernel send buffer {setup.get('send_buffer', 0):,} bytes per member"),
+        (
+            _(
+                "chatlab slow: {value} readers and a member that stops reading "
+                "({value2}, receive buffer {value3:,} bytes); reader1 sends {value4} "
+                "messages of {value5} characters at {value6}/s; server: outbox limit "
+                "{value7:,} bytes, kernel send buffer {value8:,} bytes per member"
+            ).format(
+                value=setup["readers"],
+                value2=", ".join(setup["stuck"]).upper(),
+                value3=setup["stuck_buffer"],
+                value4=setup["messages"],
+                value5=setup["size"],
+                value6=_number(setup["rate"], 0),
+                value7=setup["outbox"],
+                value8=setup.get("send_buffer", 0),
+            )
+        ),
         "",
     ]
     for member in result["stuck_members"]:
         if member["transport"] == "tcp":
             if removed:
                 lines.append(
-                    f"{member['nick']}: removed by the server with reason \"{removed['reason']}\" "
-                    f"{removed['seconds']:.2f} s after the first message (the readers had message {removed['after_message']} by then)"
+                    _(
+                        '{value}: removed by the server with reason "{value2}" {value3:.2f} s '
+                        "after the first message (the readers had message {value4} by then)"
+                    ).format(
+                        value=member["nick"],
+                        value2=removed["reason"],
+                        value3=removed["seconds"],
+                        value4=removed["after_message"],
+                    )
                 )
             else:
-                lines.append(f"{member['nick']}: NOT removed (the server kept queueing for it)")
+                lines.append(_("{value}: NOT removed (the server kept queueing for it)").format(value=member['nick']))
             lines.append(
-                f"   when it read again it found {member['bytes_taken']:,} bytes ({member['received']} messages) in its kernel buffer"
-                + (", then the server's hang-up." if member["closed_by_server"] else ".")
+                _("   when it read again it found {value:,} bytes ({value2} messages) in its kernel buffer").format(
+                    value=member["bytes_taken"], value2=member["received"]
+                )
+                + (_(", then the server's hang-up.") if member["closed_by_server"] else ".")
             )
         else:
             lines.append(
-                f"{member['nick']}: never removed and never missed by the server; when it read again it had "
-                f"{member['received']} of {setup['messages']} messages: its own kernel dropped the rest "
-                f"({member['seq_gaps']} seq numbers missing)."
+                _(
+                    "{value}: never removed and never missed by the server; when "
+                    "it read again it had {value2} of {value3} messages: its own "
+                    "kernel dropped the rest ({value4} seq numbers missing)."
+                ).format(
+                    value=member["nick"], value2=member["received"], value3=setup["messages"], value4=member["seq_gaps"]
+                )
             )
     lines.append("")
     rows = []
@@ -365,12 +441,24 @@ def slow_report(result: dict[str, Any]) -> str:
                 f"{reader['received']} / {reader['expected']}",
                 "-" if reader.get("kept_up") is None else f"{100 * reader['kept_up']:.0f} %",
                 f"{_number(reader['rate_before'])} / {_number(reader['rate_after'])}",
-                f"{_number(latency.get('p50'), 2)} / {_number(latency.get('p99'), 2)} / {_number(latency.get('max'), 2)}",
+                _("{value} / {value2} / {value3}").format(
+                    value=_number(latency.get("p50"), 2),
+                    value2=_number(latency.get("p99"), 2),
+                    value3=_number(latency.get("max"), 2),
+                ),
                 _number(reader.get("longest_gap_ms"), 0),
             ]
         )
     lines += table(
-        rows, ["reader", "received", "kept up before removal", "msgs/s before / after", "latency p50 / p99 / max, ms", "longest wait, ms"]
+        rows,
+        [
+            _("reader"),
+            _("received"),
+            _("kept up before removal"),
+            _("msgs/s before / after"),
+            _("latency p50 / p99 / max, ms"),
+            _("longest wait, ms"),
+        ],
     )
     lines.append("")
     complete = all(r["received"] == r["expected"] for r in result["readers"])
@@ -378,16 +466,22 @@ def slow_report(result: dict[str, Any]) -> str:
     pause = max(gaps) if gaps else 0.0
     normal = 3000 / setup["rate"]  # three sending intervals, in ms
     if not complete:
-        lines.append("-> some readers missed messages: look at the server's log.")
+        lines.append(_("-> some readers missed messages: look at the server's log."))
     elif pause <= max(normal, 50):
-        lines.append("-> every reader got every message at the sending rate: nobody waited for the stuck member.")
+        lines.append(_("-> every reader got every message at the sending rate: nobody waited for the stuck member."))
     else:
         lines.append(
-            f"-> every reader got every message; the room waited once, at most {pause:.0f} ms: while the stuck member's"
+            _(
+                "-> every reader got every message; the room waited once, at most {pause:.0f} ms: while the stuck member's"
+            ).format(pause=pause)
         )
-        lines.append("   queue grew, the server held the sender back (backpressure: a slow reader may still catch up),")
-        lines.append("   then, as it took nothing, dropped it; after that the room went on at full rate.")
-    lines.append("   Each TCP member has its own bounded outbox: a member that does not read goes, the room does not stop.")
+        lines.append(
+            _("   queue grew, the server held the sender back (backpressure: a slow reader may still catch up),")
+        )
+        lines.append(_("   then, as it took nothing, dropped it; after that the room went on at full rate."))
+    lines.append(
+        _("   Each TCP member has its own bounded outbox: a member that does not read goes, the room does not stop.")
+    )
     return "\n".join(lines)
 
 
@@ -396,12 +490,30 @@ def slow_report(result: dict[str, Any]) -> str:
 
 def restart_report(result: dict[str, Any]) -> str:
     setup = result["setup"]
-    how = "stopped with SIGTERM (it says goodbye)" if setup["graceful"] else "killed with SIGKILL (a crash: no goodbye)"
+    how = (
+        _("stopped with SIGTERM (it says goodbye)")
+        if setup["graceful"]
+        else _("killed with SIGKILL (a crash: no goodbye)")
+    )
     lines = [
-        (f"chatlab restart: {setup['bots_per_transport']} bots per transport ({', '.join(setup['transports']).upper()}), "
-        f"pinging every {setup['interval']:g} s; at {setup['before']:g} s the server is {how}, "
-        f"and {setup['down']:g} s later it starts again on port {setup['port']}"),
-        f"(a UDP bot gives up after {setup['udp_timeout']:g} s without a pong; chatclient waits the server's peer_timeout)",
+        (
+            _(
+                "chatlab restart: {value} bots per transport ({value2}), "
+                "pinging every {value3:g} s; at {value4:g} s the server is "
+                "{how}, and {value5:g} s later it starts again on port {value6}"
+            ).format(
+                value=setup["bots_per_transport"],
+                value2=", ".join(setup["transports"]).upper(),
+                value3=setup["interval"],
+                value4=setup["before"],
+                how=how,
+                value5=setup["down"],
+                value6=setup["port"],
+            )
+        ),
+        _("(a UDP bot gives up after {value:g} s without a pong; chatclient waits the server's peer_timeout)").format(
+            value=setup["udp_timeout"]
+        ),
         "",
     ]
     timeline: list[tuple[float, str, str]] = [(t, "server", text) for t, text in result["server_events"]]
@@ -410,7 +522,7 @@ def restart_report(result: dict[str, Any]) -> str:
             timeline.append((t, bot["nick"], text))
     timeline.sort(key=lambda item: item[0])
     rows = [[f"{t:7.3f}", who, text] for t, who, text in timeline]
-    lines += table(rows, ["time, s", "who", "what happened"], align="rll")
+    lines += table(rows, [_("time, s"), _("who"), _("what happened")], align="rll")
     lines.append("")
     rows = []
     for bot in result["bots"]:
@@ -421,7 +533,7 @@ def restart_report(result: dict[str, Any]) -> str:
                 "-" if bot["back_after_restart"] is None else f"{bot['back_after_restart']:.3f} s",
             ]
         )
-    lines += table(rows, ["bot", "noticed after the server went", "back after it returned"])
+    lines += table(rows, [_("bot"), _("noticed after the server went"), _("back after it returned")])
     lines.append("")
     lines += restart_summary(result)
     return "\n".join(lines)
@@ -437,16 +549,20 @@ def restart_summary(result: dict[str, Any]) -> list[str]:
     udp = noticed("udp")
     lines = []
     if noticed("tcp"):
-        lines.append("-> TCP knows at once: the kernel ends the connection and reports it.")
+        lines.append(_("-> TCP knows at once: the kernel ends the connection and reports it."))
     if udp and all(after is not None and after < quick for after in udp):
         lines += [
-            "   UDP knew at once too, but only because the server said goodbye (a `left` with reason shutdown) and that",
-            "   datagram arrived: without it (a crash, or the goodbye lost) only silence or a new server's not_joined tells it.",
+            _(
+                "   UDP knew at once too, but only because the server said goodbye (a `left` with reason shutdown) and that"
+            ),
+            _(
+                "   datagram arrived: without it (a crash, or the goodbye lost) only silence or a new server's not_joined tells it."
+            ),
         ]
     elif udp:
         lines += [
-            "   UDP has no connection to end: its datagrams leave without an error, and only silence (a timeout) or",
-            "   a new server's not_joined tells it.",
+            _("   UDP has no connection to end: its datagrams leave without an error, and only silence (a timeout) or"),
+            _("   a new server's not_joined tells it."),
         ]
     return lines
 
@@ -455,37 +571,56 @@ def restart_summary(result: dict[str, Any]) -> list[str]:
 
 
 def timewait_report(result: dict[str, Any]) -> str:
-    lines = ["chatlab timewait: a client and a server on 127.0.0.1 close their connection; the states the kernel shows after each step",
-             "(from /proc/net/tcp, what `ss -tan` shows)", ""]
+    lines = [
+        _(
+            "chatlab timewait: a client and a server on 127.0.0.1 close their connection; the states the kernel shows after each step"
+        ),
+        _("(from /proc/net/tcp, what `ss -tan` shows)"),
+        "",
+    ]
     for number, case in enumerate(result["cases"], 1):
-        lines.append(f"{number}. the {case['first']} closes first (client port {case['client_port']}, server port {case['server_port']})")
+        lines.append(
+            _("{number}. the {value} closes first (client port {value2}, server port {value3})").format(
+                number=number, value=case["first"], value2=case["client_port"], value3=case["server_port"]
+            )
+        )
         rows = []
         for step in case["steps"]:
-            note = "the other side's recv() returns b'' (end of stream)" if step.get("other_reads_eof") else ""
+            note = _("the other side's recv() returns b'' (end of stream)") if step.get("other_reads_eof") else ""
             rows.append([step["step"], step["client"], step["server"], note])
-        lines += ["   " + line for line in table(rows, ["step", "client socket", "server socket", ""], "llll")]
+        lines += ["   " + line for line in table(rows, [_("step"), _("client socket"), _("server socket"), ""], "llll")]
         holder = case["time_wait_on"]
         if holder:
             left = case["time_wait_left"]
-            timer = f", for another {left:.0f} s" if left is not None else ""
-            lines.append(f"   -> the {holder} closed first and holds TIME_WAIT{timer}; the other side is gone.")
+            timer = _(", for another {left:.0f} s").format(left=left) if left is not None else ""
+            lines.append(
+                _("   -> the {holder} closed first and holds TIME_WAIT{timer}; the other side is gone.").format(
+                    holder=holder, timer=timer
+                )
+            )
         else:
-            lines.append("   -> no single side in TIME_WAIT (the kernel did not show the expected states in time)")
+            lines.append(_("   -> no single side in TIME_WAIT (the kernel did not show the expected states in time)"))
         lines.append("")
     rebind = result["rebind"]
     lines += [
-        f"3. a server on port {rebind['port']} closes {rebind['connections']} connection(s) first and stops, like chatsrv on Ctrl-C:",
-        f"   connections on that port in TIME_WAIT: {rebind['time_wait_sockets']}",
-        f"   a new socket, plain bind() to port {rebind['port']}: {_bind_word(rebind['plain_bind'])}",
-        f"   a new socket, SO_REUSEADDR then bind(): {_bind_word(rebind['reuseaddr_bind'])}",
+        _("3. a server on port {value} closes {value2} connection(s) first and stops, like chatsrv on Ctrl-C:").format(
+            value=rebind["port"], value2=rebind["connections"]
+        ),
+        _("   connections on that port in TIME_WAIT: {value}").format(value=rebind["time_wait_sockets"]),
+        _("   a new socket, plain bind() to port {value}: {value2}").format(
+            value=rebind["port"], value2=_bind_word(rebind["plain_bind"])
+        ),
+        _("   a new socket, SO_REUSEADDR then bind(): {value}").format(value=_bind_word(rebind["reuseaddr_bind"])),
     ]
     if rebind["plain_bind"] == "EADDRINUSE" and rebind["reuseaddr_bind"] == "ok":
-        lines.append("   -> restarting a server at once needs SO_REUSEADDR (chatsrv sets it; so does socket.create_server).")
+        lines.append(
+            _("   -> restarting a server at once needs SO_REUSEADDR (chatsrv sets it; so does socket.create_server).")
+        )
     return "\n".join(lines)
 
 
 def _bind_word(outcome: str) -> str:
-    return "succeeds" if outcome == "ok" else f"fails with {outcome}"
+    return _("succeeds") if outcome == "ok" else _("fails with {outcome}").format(outcome=outcome)
 
 
 # --- threads ---------------------------------------------------------------------------
@@ -493,13 +628,19 @@ def _bind_word(outcome: str) -> str:
 
 def threads_report(result: dict[str, Any]) -> str:
     lines = [
-        (f"chatlab threads: {result['clients']} clients arrive {result['stagger'] * 1000:.0f} ms apart; each says one line, "
-         f"reads the answer, stays {result['hold']:g} s and leaves"),
+        (
+            _(
+                "chatlab threads: {value} clients arrive {value2:.0f} ms apart; each "
+                "says one line, reads the answer, stays {value3:g} s and leaves"
+            ).format(value=result["clients"], value2=result["stagger"] * 1000, value3=result["hold"])
+        ),
         "",
     ]
     for server in result["servers"]:
-        label = "one client at a time" if server["server"] == "iterative" else "a thread per client, like chatsrv"
-        lines.append(f"{server['server']} server ({server['class']}, {label}):")
+        label = _("one client at a time") if server["server"] == "iterative" else _("a thread per client, like chatsrv")
+        lines.append(
+            _("{value} server ({value2}, {label}):").format(value=server["server"], value2=server["class"], label=label)
+        )
         errors = any(client["error"] for client in server["clients"])
         rows = []
         for client in server["clients"]:
@@ -511,16 +652,22 @@ def threads_report(result: dict[str, Any]) -> str:
                 _number(client["answer_after_ms"]),
             ]
             rows.append(row + [client["error"] or ""] if errors else row)
-        header = ["", "arrived at, ms", "connect() took, ms", "accept() after, ms", "first answer after, ms"]
+        header = [
+            "",
+            _("arrived at, ms"),
+            _("connect() took, ms"),
+            _("accept() after, ms"),
+            _("first answer after, ms"),
+        ]
         header += ["error"] if errors else []
         lines += ["   " + line for line in table(rows, header)]
         longest = max((client["accepted_after_ms"] or 0.0 for client in server["clients"]), default=0.0)
-        lines.append(f"   -> the longest wait at accept: {_number(longest)} ms")
+        lines.append(_("   -> the longest wait at accept: {value} ms").format(value=_number(longest)))
         lines.append("")
     lines += [
-        "connect() returns at once in both: the kernel finishes the three-way handshake from the listen backlog",
-        "before the program calls accept(). The iterative server accepts the next client only when the one before",
-        "has left, so a client that stays blocks everyone behind it; the threaded server accepts each one at once.",
+        _("connect() returns at once in both: the kernel finishes the three-way handshake from the listen backlog"),
+        _("before the program calls accept(). The iterative server accepts the next client only when the one before"),
+        _("has left, so a client that stays blocks everyone behind it; the threaded server accepts each one at once."),
     ]
     return "\n".join(lines)
 
@@ -535,10 +682,24 @@ def _latency_cells(summary: dict[str, Any]) -> tuple[str, str]:
 def reliable_report(result: dict[str, Any]) -> str:
     setup = result["setup"]
     lines = [
-        (f"chatlab reliable-udp: a UDP sender says {setup['messages']} numbered messages at {_number(setup['rate'], 0)}/s to "
-         f"{setup['receivers']} UDP receivers; the server drops {setup['loss']:g} % of the datagrams it sends (seed {setup['seed']})"),
-        (f"the receivers acknowledge every copy (whisper 'ack N'), drop duplicates and deliver in order; the sender resends "
-         f"what is not acknowledged after {setup['rto'] * 1000:.0f} ms, doubling the timer on every retry"),
+        (
+            _(
+                "chatlab reliable-udp: a UDP sender says {value} numbered messages at {value2}/s to {value3} "
+                "UDP receivers; the server drops {value4:g} % of the datagrams it sends (seed {value5})"
+            ).format(
+                value=setup["messages"],
+                value2=_number(setup["rate"], 0),
+                value3=setup["receivers"],
+                value4=setup["loss"],
+                value5=setup["seed"],
+            )
+        ),
+        (
+            _(
+                "the receivers acknowledge every copy (whisper 'ack N'), drop duplicates and deliver in order; the "
+                "sender resends what is not acknowledged after {value:.0f} ms, doubling the timer on every retry"
+            ).format(value=setup["rto"] * 1000)
+        ),
         "",
     ]
     for receiver in result["receivers"]:
@@ -546,23 +707,33 @@ def reliable_report(result: dict[str, Any]) -> str:
         plain_50, plain_99 = _latency_cells(receiver["plain_latency_ms"])
         reliable_50, reliable_99 = _latency_cells(receiver["reliable_latency_ms"])
         rows = [
-            ["delivered / expected", f"{receiver['plain_delivered']} / {expected}", f"{receiver['reliable_delivered']} / {expected}"],
-            ["in order, each once", "-", "yes" if receiver["in_order"] else "NO"],
-            ["latency p50 / p90, ms", plain_50, reliable_50],
-            ["latency p99 / max, ms", plain_99, reliable_99],
-            ["duplicates suppressed", "-", _number(receiver["duplicates_suppressed"])],
-            ["waited in the reordering buffer", "-", _number(receiver["held_for_order"])],
-            ["acknowledgements sent", "-", _number(receiver["acks_sent"])],
+            [
+                _("delivered / expected"),
+                f"{receiver['plain_delivered']} / {expected}",
+                f"{receiver['reliable_delivered']} / {expected}",
+            ],
+            [_("in order, each once"), "-", _("yes") if receiver["in_order"] else _("NO")],
+            [_("latency p50 / p90, ms"), plain_50, reliable_50],
+            [_("latency p99 / max, ms"), plain_99, reliable_99],
+            [_("duplicates suppressed"), "-", _number(receiver["duplicates_suppressed"])],
+            [_("waited in the reordering buffer"), "-", _number(receiver["held_for_order"])],
+            [_("acknowledgements sent"), "-", _number(receiver["acks_sent"])],
         ]
-        lines.append(f"receiver {receiver['nick']}:")
-        lines += ["   " + line for line in table(rows, ["", "plain UDP", "UDP + acks, timer, order"])]
+        lines.append(_("receiver {value}:").format(value=receiver['nick']))
+        lines += ["   " + line for line in table(rows, ["", _("plain UDP"), _("UDP + acks, timer, order")])]
         lines.append("")
-    verdict = "every receiver got every message, in order, once" if result["complete"] else "NOT complete within the time allowed"
+    verdict = (
+        _("every receiver got every message, in order, once")
+        if result["complete"]
+        else _("NOT complete within the time allowed")
+    )
     lines += [
-        f"sender: {result['retransmissions']} retransmissions, {result['acks_received']} acknowledgements received; {verdict} ({result['took']:.1f} s)",
-        "-> plain UDP loses messages but nothing waits; with acknowledgements, a retransmission timer, duplicate",
-        "   suppression and a reordering buffer everything arrives, and every message behind a lost one waits for",
-        "   its retransmission: the latency tail of TCP. You end up rebuilding TCP.",
+        _("sender: {value} retransmissions, {value2} acknowledgements received; {verdict} ({value3:.1f} s)").format(
+            value=result["retransmissions"], value2=result["acks_received"], verdict=verdict, value3=result["took"]
+        ),
+        _("-> plain UDP loses messages but nothing waits; with acknowledgements, a retransmission timer, duplicate"),
+        _("   suppression and a reordering buffer everything arrives, and every message behind a lost one waits for"),
+        _("   its retransmission: the latency tail of TCP. You end up rebuilding TCP."),
     ]
     return "\n".join(lines)
 
@@ -572,14 +743,20 @@ def reliable_report(result: dict[str, Any]) -> str:
 
 def handshake_report(result: dict[str, Any]) -> str:
     lines = [
-        (f"chatlab handshake: every TCP segment of one chat session on loopback (client port {result['client_port']}, "
-         f"server port {result['server_port']}): connect, hello, welcome, say, bye, close"),
-        "sequence numbers are relative to each side's SYN, as Wireshark shows them; len = bytes of data",
+        (
+            _(
+                "chatlab handshake: every TCP segment of one chat session on loopback (client "
+                "port {value}, server port {value2}): connect, hello, welcome, say, bye, close"
+            ).format(value=result["client_port"], value2=result["server_port"])
+        ),
+        _("sequence numbers are relative to each side's SYN, as Wireshark shows them; len = bytes of data"),
         "",
     ]
     rows = []
     for segment in result["segments"]:
-        arrow = "client  ------>  server" if segment["direction"] == "client -> server" else "client  <------  server"
+        arrow = (
+            _("client  ------>  server") if segment["direction"] == "client -> server" else _("client  <------  server")
+        )
         rows.append(
             [
                 str(segment["number"]),
@@ -597,13 +774,19 @@ def handshake_report(result: dict[str, Any]) -> str:
     fins = [segment for segment in result["segments"] if "FIN" in segment["flags"]]
     lines.append("")
     if len(syn) >= 2:
-        lines.append(f"-> three-way handshake: segments {', '.join(str(s['number']) for s in syn)} and the ACK after them "
-                     "(a SYN and a FIN each count as one sequence number).")
+        lines.append(
+            _(
+                "-> three-way handshake: segments {value} and the ACK after "
+                "them (a SYN and a FIN each count as one sequence number)."
+            ).format(value=", ".join(str(s["number"]) for s in syn))
+        )
     if len(fins) >= 2:
         first_fin = fins[0]["number"]
         teardown = [s for s in result["segments"] if s["number"] >= first_fin and not s["length"]]
         lines.append(
-            f"-> teardown: FINs in segments {', '.join(str(s['number']) for s in fins)}, each acknowledged by the other side: "
-            f"{len(teardown)} segments here (四次挥手 is four when no ACK rides along with the second FIN)."
+            _(
+                "-> teardown: FINs in segments {value}, each acknowledged by the other side: "
+                "{count} segments here (四次挥手 is four when no ACK rides along with the second FIN)."
+            ).format(value=", ".join(str(s["number"]) for s in fins), count=len(teardown))
         )
     return "\n".join(lines)
