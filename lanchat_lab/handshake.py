@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lanchat import platforms
+from lanchat.i18n import _
 from lanchat.wire import FrameDecoder, decode_payload, encode_frame, encode_payload
 from lanchat_lab.bots import LabError
 from lanchat_lab.serverproc import ServerProcess
@@ -106,9 +107,9 @@ def _attach_filter(capture: socket.socket, port: int) -> None:
 
 def _open_capture() -> socket.socket:
     if not hasattr(socket, "AF_PACKET"):
-        raise LabError("handshake needs Linux (AF_PACKET sockets)")
+        raise LabError(_("handshake needs Linux (AF_PACKET sockets)"))
     if os.geteuid() != 0:
-        raise LabError("handshake needs root: it watches the loopback interface with a raw socket (try: sudo chatlab handshake)")
+        raise LabError(_("handshake needs root: it watches the loopback interface with a raw socket (try: sudo chatlab handshake)"))
     capture = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     # Root may exceed rmem_max: other programs' loopback traffic shares this buffer while the session runs.
     capture.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", socket.SO_RCVBUF), 16 << 20)
@@ -128,7 +129,7 @@ def _session(port: int, nick: str) -> int:
         while "welcome" not in kinds and time.monotonic() < deadline:
             data = sock.recv(65536)
             if not data:
-                raise LabError("the server closed the connection before its welcome")
+                raise LabError(_("the server closed the connection before its welcome"))
             kinds += [str(decode_payload(frame).get("type")) for frame in decoder.feed(data)]
         sock.sendall(encode_frame(encode_payload({"type": "say", "text": "hello, handshake"})))
         sock.sendall(encode_frame(encode_payload({"type": "bye"})))
@@ -195,7 +196,7 @@ def _describe(payload: bytes) -> list[str]:
 def ladder(segments: list[tuple[float, Segment]], client_port: int) -> list[dict[str, Any]]:
     """Number the segments, with times from the first and sequence numbers relative to each side's SYN."""
     initial: dict[int, int] = {}
-    for _, segment in segments:
+    for _time, segment in segments:
         if segment.flags & 0x02:
             initial.setdefault(segment.source, segment.seq)
     start = segments[0][0] if segments else 0.0

@@ -26,6 +26,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from lanchat.i18n import _
 from lanchat_lab.bots import LabError
 
 SERVER_ADDRESS = "10.77.0.1"
@@ -175,7 +176,7 @@ class NamespacePair:
         if reason:
             raise LabError(reason)
         if not 0 <= self.loss <= 100:
-            raise LabError(f"--netns-loss is a percentage from 0 to 100, not {self.loss:g}")
+            raise LabError(_("--netns-loss is a percentage from 0 to 100, not {loss:g}").format(loss=self.loss))
         remove_stale()
         try:
             self._build()

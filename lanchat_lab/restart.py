@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from lanchat.i18n import _
 from lanchat_lab.bots import Bot, LabError, TCPBot, UDPBot, until
 from lanchat_lab.serverproc import ServerProcess
 
@@ -162,7 +163,7 @@ async def _scenario(options: RestartOptions, server: ServerProcess) -> dict[str,
             try:
                 await bot.join(host, port)
             except (OSError, asyncio.TimeoutError) as error:
-                raise LabError(f"{bot.nick} cannot reach {host}:{port} over {bot.transport}: {error}") from None
+                raise LabError(_("{nick} cannot reach {host}:{port} over {transport}: {error}").format(nick=bot.nick, host=host, port=port, transport=bot.transport, error=error)) from None
             watch.enter(time.time())
             watch.event("in the room")
         for watch in watches:

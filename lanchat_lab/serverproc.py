@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lanchat import platforms
+from lanchat.i18n import _
 from lanchat_lab.bots import LabError
 
 _LISTENING = re.compile(r"listening on .* port (\d+)")
@@ -105,10 +106,10 @@ class ServerProcess:
                 self.banner = text.splitlines()
                 return self.port
             if self.process.poll() is not None:
-                raise LabError(f"chatsrv did not start: {self.last_error() or f'exit code {self.process.returncode}'}")
+                raise LabError(_("chatsrv did not start: {reason}").format(reason=self.last_error() or f"exit code {self.process.returncode}"))
             time.sleep(0.02)
         self.kill()
-        raise LabError(f"chatsrv did not say where it listens within {timeout:g} s")
+        raise LabError(_("chatsrv did not say where it listens within {timeout:g} s").format(timeout=timeout))
 
     def last_error(self) -> str:
         lines = [line for line in self.stderr_path.read_text(errors="replace").splitlines() if line.strip()]
