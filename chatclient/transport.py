@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from lanchat.i18n import _
+from lanchat.i18n import _, ngettext
 from lanchat.wire import HEADER, FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
 
 CLIENT_MAX_FRAME = 16 * 1024 * 1024  # accept whatever a server announces, within reason
@@ -136,16 +136,17 @@ def trace_chunk(size: int, frames: list[bytes], pending_before: int = 0) -> str:
     if pending_before and whole:
         first = whole.pop(0)
         parts.append(
-            f"end of a frame begun earlier ({HEADER.size + len(first) - pending_before} bytes, [4+{len(first)}] in all)"
+            _("end of a frame begun earlier ({size} bytes, [4+{payload}] in all)").format(
+                size=HEADER.size + len(first) - pending_before, payload=len(first))
         )
     parts.extend(f"[4+{len(frame)}]" for frame in whole)
     after = pending_after(size, frames, pending_before)
     if after and not frames and pending_before:
-        parts.append(f"middle of a frame ({size} bytes; {after} of it so far)")
+        parts.append(_("middle of a frame ({size} bytes; {after} of it so far)").format(size=size, after=after))
     elif after:
-        parts.append(f"start of the next frame ({after} bytes)")
-    count = f"{len(frames)} complete frame{'s' if len(frames) != 1 else ''}"
-    return f"recv {size} bytes, {count}: " + " | ".join(parts)
+        parts.append(_("start of the next frame ({after} bytes)").format(after=after))
+    count = ngettext("{count} complete frame", "{count} complete frames", len(frames)).format(count=len(frames))
+    return _("recv {size} bytes, {count}: ").format(size=size, count=count) + " | ".join(parts)
 
 
 # --- UDP (docs/protocol.md §2) ------------------------------------------------------
@@ -290,7 +291,9 @@ class UDPTransport:
                 )
             if self._trace is not None:
                 # No length prefix, no stream: one recvfrom is exactly one datagram (docs/protocol.md §2).
-                self._trace(f"recvfrom {len(item)} bytes: 1 datagram = 1 payload (no length prefix)")
+                self._trace(
+                    _("recvfrom {size} bytes: 1 datagram = 1 payload (no length prefix)").format(size=len(item))
+                )
             try:
                 payload = decode_payload(item)
             except ProtocolError:
