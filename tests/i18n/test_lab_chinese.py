@@ -80,12 +80,14 @@ def test_table_aligns_chinese_by_display_width() -> None:
     assert len({display_width(line) for line in lines if not line.startswith("-")}) == 1
     # every column ends at the same cell in every row: "-" marks the ends, measured in cells
     first = lines[1].index(" ")  # the dashes under the (left-aligned) first column
-    ends = {
-        tuple(i for i in range(first, len(cells(line))) if cells(line)[i] != " " and cells(line)[i + 1 :][:1] in ([], [" "]))
-        for line in lines
-    }
+    ends = {tuple(column_ends(cells(line), first)) for line in lines}
     assert len(ends) == 1, lines
     assert lines[2] == "丢包               1   20"
+
+
+def column_ends(row: list[str], start: int) -> list[int]:
+    """The cells (from `start` on) where a non-blank run ends."""
+    return [i for i in range(start, len(row)) if row[i] != " " and (i + 1 == len(row) or row[i + 1] == " ")]
 
 
 def cells(line: str) -> list[str]:
