@@ -641,7 +641,7 @@ def print_start_lines(args: argparse.Namespace, server: Server) -> None:
             _("add --udp") if server.udp.port == server.port else f"chatclient --udp --port {server.udp.port} ..."
         )
         print(_("over UDP: {hint}").format(hint=udp_hint), flush=True)
-    print(server.service.store.description, flush=True)
+    print(_(server.service.store.description), flush=True)  # a class's line is marked N_, translated here
     for line in teacher_lines(args):
         print(line, flush=True)
     if server.udp is not None and server.udp.discovery is not None:

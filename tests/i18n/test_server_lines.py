@@ -49,6 +49,7 @@ def test_start_up_lines_in_chinese() -> None:
     assert "UDP 故障注入" in text
     assert "在本机上：chatclient --host 127.0.0.1 --port" in text
     assert "管理员口令：" in text and "在 chatclient 里输入：/op" in text
+    assert "聊天记录只保存在内存里（--db :memory:）" in text
     assert lines[-1] == "按 Ctrl-C 停止服务器。"
     assert "listening on" not in text and "operator secret" not in text
 
