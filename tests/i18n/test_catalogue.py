@@ -89,3 +89,19 @@ def test_our_loader_reads_the_catalogue_like_babel() -> None:
             for message in read_po(stream):
                 if message.id and not isinstance(message.id, tuple):
                     assert translations.gettext(message.id) == message.string
+
+
+@pytest.mark.parametrize("path", CATALOGUES, ids=lambda path: path.parent.parent.name)
+def test_gnu_msgfmt_accepts_the_catalogue(path: Path) -> None:
+    """The catalogue is standard gettext: GNU msgfmt --check (formats, header, plurals) finds nothing."""
+    import os
+    import shutil
+    import subprocess
+
+    msgfmt = shutil.which("msgfmt")
+    if msgfmt is None:
+        pytest.skip("GNU gettext's msgfmt is not installed")
+    done = subprocess.run(
+        [msgfmt, "--check", "-o", os.devnull, str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
