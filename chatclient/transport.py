@@ -75,8 +75,8 @@ class TCPTransport:
             ) from None
         except OSError as error:
             raise TransportError(
-                _("cannot connect to {host}:{port}: {value}").format(
-                    host=host, port=port, value=error.strerror or error
+                _("cannot connect to {host}:{port}: {strerror}").format(
+                    host=host, port=port, strerror=error.strerror or error
                 )
             ) from None
         return cls(reader, writer, trace)
@@ -228,8 +228,8 @@ class UDPTransport:
             )
         except OSError as error:
             raise TransportError(
-                _("cannot reach {host}:{port} over UDP: {value}").format(
-                    host=host, port=port, value=error.strerror or error
+                _("cannot reach {host}:{port} over UDP: {strerror}").format(
+                    host=host, port=port, strerror=error.strerror or error
                 )
             ) from None
         return cls(endpoint, datagrams, host, port, trace)

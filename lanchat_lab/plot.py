@@ -80,13 +80,13 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
     names = [name for name in ("tcp", "udp") if name in transports]
     setup = result["setup"]
     figure, ((timeline, cdf), (bars, wire)) = plt.subplots(2, 2, figsize=(13, 8.5))
-    title = _("TCP vs UDP: {value} bots each, {value2} messages at {value3:g}/s").format(
-        value=setup["bots_per_transport"], value2=setup["messages_per_transport"], value3=setup["rate"]
+    title = _("TCP vs UDP: {bots_per_transport} bots each, {messages_per_transport} messages at {rate:g}/s").format(
+        bots_per_transport=setup["bots_per_transport"], messages_per_transport=setup["messages_per_transport"], rate=setup["rate"]
     )
     if setup["mode"] == "netns" and setup["netns_loss"] is not None:
-        title += _(", {value:g} % packet loss in the kernel").format(value=setup['netns_loss'])
+        title += _(", {netns_loss:g} % packet loss in the kernel").format(netns_loss=setup['netns_loss'])
     if setup["udp_faults"]:
-        title += _(", server injects {value}").format(value=' '.join(setup['udp_faults']))
+        title += _(", server injects {udp_faults}").format(udp_faults=' '.join(setup['udp_faults']))
     figure.suptitle(title)
 
     for name in names:
@@ -190,8 +190,8 @@ def _tail_title(transports: dict[str, Any], names: list[str]) -> str:
         return _("latency distribution: tails alike (p99 {value:.1f} vs {value2:.1f} ms)").format(
             value=tails[longer], value2=tails[shorter]
         )
-    return _("latency distribution: the long tail is {value}'s (p99 {value2:.0f} ms vs {value3:.1f} ms)").format(
-        value=longer.upper(), value2=tails[longer], value3=tails[shorter]
+    return _("latency distribution: the long tail is {longer}'s (p99 {value2:.0f} ms vs {value3:.1f} ms)").format(
+        longer=longer.upper(), value2=tails[longer], value3=tails[shorter]
     )
 
 
@@ -236,13 +236,13 @@ def _sticky(plt: Any, result: dict[str, Any]) -> Any:
     )
     axis.set_title(
         _(
-            "sticky packets: {value} sends{sender} became {count} recv chunks; {value2} merged, {value3} message(s) cut"
+            "sticky packets: {messages} sends{sender} became {count} recv chunks; {merged_chunks} merged, {split_messages} message(s) cut"
         ).format(
-            value=result["messages"],
+            messages=result["messages"],
             sender=sender,
             count=len(naive),
-            value2=result["tcp_naive"]["merged_chunks"],
-            value3=result["tcp_naive"]["split_messages"],
+            merged_chunks=result["tcp_naive"]["merged_chunks"],
+            split_messages=result["tcp_naive"]["split_messages"],
         )
     )
     axis.set_xlim(-0.02 * max(sum(sizes), 1), max(sum(sizes), sum(framed)) * 1.02)
@@ -270,7 +270,7 @@ def _slow(plt: Any, result: dict[str, Any]) -> Any:
     removed = result.get("removed_at")
     if removed is not None:
         axis.axvline(
-            removed, color="red", linestyle=":", label=_("{value} removed (slow)").format(value=result["stuck"])
+            removed, color="red", linestyle=":", label=_("{stuck} removed (slow)").format(stuck=result["stuck"])
         )
     axis.set_xlabel(_("seconds since the first message"))
     axis.set_ylabel(_("messages received"))
@@ -330,13 +330,13 @@ def _timewait(plt: Any, result: dict[str, Any]) -> Any:
             spine.set_visible(False)
         holder = case["time_wait_on"] or "nobody"
         axis.set_title(
-            _("{value} closes first: {holder} holds TIME_WAIT").format(value=case["first"], holder=holder), pad=24
+            _("{first} closes first: {holder} holds TIME_WAIT").format(first=case["first"], holder=holder), pad=24
         )
     rebind = result["rebind"]
     figure.suptitle(
         _(
-            "after the server closed {value} connection(s) first: plain bind {value2}, with SO_REUSEADDR {value3}"
-        ).format(value=rebind["connections"], value2=rebind["plain_bind"], value3=rebind["reuseaddr_bind"]),
+            "after the server closed {connections} connection(s) first: plain bind {plain_bind}, with SO_REUSEADDR {reuseaddr_bind}"
+        ).format(connections=rebind["connections"], plain_bind=rebind["plain_bind"], reuseaddr_bind=rebind["reuseaddr_bind"]),
         y=0.06,
         fontsize=10,
     )
@@ -372,8 +372,8 @@ def _threads(plt: Any, result: dict[str, Any]) -> Any:
         axis.invert_yaxis()
         longest = max((c["accepted_after_ms"] or 0.0 for c in server["clients"]), default=0.0)
         axis.set_title(
-            _("{value} server ({value2}): longest wait at accept {longest:.0f} ms").format(
-                value=server["server"], value2=server["class"], longest=longest
+            _("{server} server ({server_class}): longest wait at accept {longest:.0f} ms").format(
+                server=server["server"], server_class=server["class"], longest=longest
             )
         )
         axis.legend(loc="upper right")
@@ -407,15 +407,15 @@ def _reliable(plt: Any, result: dict[str, Any]) -> Any:
     reliable_summary = receiver["reliable_latency_ms"]
     axis.set_title(
         _(
-            "{value}, {value2:g} % loss: plain UDP {value3}/{value4} "
-            "delivered; rebuilt TCP {value5}/{value4}, p99 {value6:.0f} ms"
+            "{nick}, {loss:g} % loss: plain UDP {plain_delivered}/{expected} "
+            "delivered; rebuilt TCP {reliable_delivered}/{expected}, p99 {p99:.0f} ms"
         ).format(
-            value=receiver["nick"],
-            value2=result["setup"]["loss"],
-            value3=receiver["plain_delivered"],
-            value4=receiver["expected"],
-            value5=receiver["reliable_delivered"],
-            value6=reliable_summary["p99"],
+            nick=receiver["nick"],
+            loss=result["setup"]["loss"],
+            plain_delivered=receiver["plain_delivered"],
+            expected=receiver["expected"],
+            reliable_delivered=receiver["reliable_delivered"],
+            p99=reliable_summary["p99"],
         )
     )
     axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
@@ -432,8 +432,8 @@ def _handshake(plt: Any, result: dict[str, Any]) -> Any:
         color = "#d62728" if ("SYN" in segment["flags"] or "FIN" in segment["flags"]) else "#1f77b4"
         axis.annotate("", xy=(end, y - 0.35), xytext=(start, y), arrowprops={"arrowstyle": "->", "color": color})
         ack = "" if segment["ack"] is None else f" ack={segment['ack']}"
-        label = _("{value}. {value2} seq={value3}{ack} len={value4}").format(
-            value=segment["number"], value2=segment["flags"], value3=segment["seq"], ack=ack, value4=segment["length"]
+        label = _("{number}. {flags} seq={seq}{ack} len={length}").format(
+            number=segment["number"], flags=segment["flags"], seq=segment["seq"], ack=ack, length=segment["length"]
         )
         if segment["carries"]:
             label += f"  [{', '.join(segment['carries'])}]"

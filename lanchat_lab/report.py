@@ -268,47 +268,47 @@ def sticky_report(result: dict[str, Any]) -> str:
     count = result["messages"]
     big = result["big"]
     what = (
-        _("{value} short messages like {value2!r} and one of {big:,} bytes").format(
-            value=count - 1, value2=result_example(result), big=big
+        _("{count} short messages like {value2!r} and one of {big:,} bytes").format(
+            count=count - 1, value2=result_example(result), big=big
         )
         if big
         else _("{count} short messages like {value!r}").format(count=count, value=result_example(result))
     )
     lines = [
-        _("chatlab sticky: {what}, sent with {count} separate send() calls ({value:,} bytes)").format(
-            what=what, count=count, value=result["sent_bytes"]
+        _("chatlab sticky: {what}, sent with {count} separate send() calls ({sent_bytes:,} bytes)").format(
+            what=what, count=count, sent_bytes=result["sent_bytes"]
         ),
         _nagle_line(result),
         "",
-        _("1. TCP, naive receiver: recv({value}) and print what it returns").format(value=naive["recv_size"]),
+        _("1. TCP, naive receiver: recv({recv_size}) and print what it returns").format(recv_size=naive["recv_size"]),
     ]
     for number, chunk in enumerate(naive["chunks"], 1):
         lines.append(
-            _("   recv #{number}: {value} bytes = {value2}").format(
-                number=number, value=chunk["size"], value2=_describe_pieces(chunk["pieces"])
+            _("   recv #{number}: {size} bytes = {pieces}").format(
+                number=number, size=chunk["size"], pieces=_describe_pieces(chunk["pieces"])
             )
         )
         lines.append(f"      {_preview(chunk['text'])}")
     lines += [
         (
             _(
-                "   -> {count} messages came out as {count2} chunks: {value} held "
-                "several messages merged, {value2} message(s) were cut into pieces."
+                "   -> {count} messages came out as {count2} chunks: {merged_chunks} held "
+                "several messages merged, {split_messages} message(s) were cut into pieces."
             ).format(
-                count=count, count2=len(naive["chunks"]), value=naive["merged_chunks"], value2=naive["split_messages"]
+                count=count, count2=len(naive["chunks"]), merged_chunks=naive["merged_chunks"], split_messages=naive["split_messages"]
             )
         ),
         _("      TCP is a byte stream: it keeps the bytes and their order, not where one send() ended."),
         "",
         _(
-            "2. TCP with a 4-byte length prefix before each message (docs/protocol.md §2), the same recv({value}):"
-        ).format(value=framed["recv_size"]),
+            "2. TCP with a 4-byte length prefix before each message (docs/protocol.md §2), the same recv({recv_size}):"
+        ).format(recv_size=framed["recv_size"]),
     ]
     for number, chunk in enumerate(framed["recvs"], 1):
-        held = _(", {value} bytes kept for the next frame").format(value=chunk['held']) if chunk["held"] else ""
+        held = _(", {held} bytes kept for the next frame").format(held=chunk['held']) if chunk["held"] else ""
         lines.append(
-            _("   recv #{number}: {value} bytes -> {value2} complete message(s){held}").format(
-                number=number, value=chunk["size"], value2=chunk["frames"], held=held
+            _("   recv #{number}: {size} bytes -> {frames} complete message(s){held}").format(
+                number=number, size=chunk["size"], frames=chunk["frames"], held=held
             )
         )
     shown = framed["messages"]
@@ -322,10 +322,10 @@ def sticky_report(result: dict[str, Any]) -> str:
             verdict=verdict
         ),
         "",
-        _("3. UDP: {value} sendto() calls, one recvfrom({value2}) each").format(
-            value=udp["datagrams"], value2=udp["recv_size"]
+        _("3. UDP: {datagrams} sendto() calls, one recvfrom({recv_size}) each").format(
+            datagrams=udp["datagrams"], recv_size=udp["recv_size"]
         ),
-        _("   -> {value} datagrams, {value} messages, ").format(value=udp["received"])
+        _("   -> {received} datagrams, {received} messages, ").format(received=udp["received"])
         + (
             _("every boundary kept: one recvfrom = one datagram = one message.")
             if udp["boundaries_kept"]
@@ -337,9 +337,9 @@ def sticky_report(result: dict[str, Any]) -> str:
         got = udp["sizes"][index]
         lines.append(
             _(
-                "   message {index} ({sent:,} bytes) read with recvfrom({value}): {got:,} "
-                "bytes arrive, MSG_TRUNC is set, the other {value2:,} bytes are gone for good."
-            ).format(index=index, sent=sent, value=udp["recv_size"], got=got, value2=sent - got)
+                "   message {index} ({sent:,} bytes) read with recvfrom({recv_size}): {got:,} "
+                "bytes arrive, MSG_TRUNC is set, the other {sent2:,} bytes are gone for good."
+            ).format(index=index, sent=sent, recv_size=udp["recv_size"], got=got, sent2=sent - got)
         )
     if udp["truncated"]:
         lines.append(
@@ -382,19 +382,19 @@ def slow_report(result: dict[str, Any]) -> str:
     lines = [
         (
             _(
-                "chatlab slow: {value} readers and a member that stops reading "
-                "({value2}, receive buffer {value3:,} bytes); reader1 sends {value4} "
-                "messages of {value5} characters at {value6}/s; server: outbox limit "
-                "{value7:,} bytes, kernel send buffer {value8:,} bytes per member"
+                "chatlab slow: {readers} readers and a member that stops reading "
+                "({stuck}, receive buffer {stuck_buffer:,} bytes); reader1 sends {messages} "
+                "messages of {size} characters at {rate}/s; server: outbox limit "
+                "{outbox:,} bytes, kernel send buffer {send_buffer:,} bytes per member"
             ).format(
-                value=setup["readers"],
-                value2=", ".join(setup["stuck"]).upper(),
-                value3=setup["stuck_buffer"],
-                value4=setup["messages"],
-                value5=setup["size"],
-                value6=_number(setup["rate"], 0),
-                value7=setup["outbox"],
-                value8=setup.get("send_buffer", 0),
+                readers=setup["readers"],
+                stuck=", ".join(setup["stuck"]).upper(),
+                stuck_buffer=setup["stuck_buffer"],
+                messages=setup["messages"],
+                size=setup["size"],
+                rate=_number(setup["rate"], 0),
+                outbox=setup["outbox"],
+                send_buffer=setup.get("send_buffer", 0),
             )
         ),
         "",
@@ -404,31 +404,31 @@ def slow_report(result: dict[str, Any]) -> str:
             if removed:
                 lines.append(
                     _(
-                        '{value}: removed by the server with reason "{value2}" {value3:.2f} s '
-                        "after the first message (the readers had message {value4} by then)"
+                        '{nick}: removed by the server with reason "{reason}" {seconds:.2f} s '
+                        "after the first message (the readers had message {after_message} by then)"
                     ).format(
-                        value=member["nick"],
-                        value2=removed["reason"],
-                        value3=removed["seconds"],
-                        value4=removed["after_message"],
+                        nick=member["nick"],
+                        reason=removed["reason"],
+                        seconds=removed["seconds"],
+                        after_message=removed["after_message"],
                     )
                 )
             else:
-                lines.append(_("{value}: NOT removed (the server kept queueing for it)").format(value=member['nick']))
+                lines.append(_("{nick}: NOT removed (the server kept queueing for it)").format(nick=member['nick']))
             lines.append(
-                _("   when it read again it found {value:,} bytes ({value2} messages) in its kernel buffer").format(
-                    value=member["bytes_taken"], value2=member["received"]
+                _("   when it read again it found {bytes_taken:,} bytes ({received} messages) in its kernel buffer").format(
+                    bytes_taken=member["bytes_taken"], received=member["received"]
                 )
                 + (_(", then the server's hang-up.") if member["closed_by_server"] else ".")
             )
         else:
             lines.append(
                 _(
-                    "{value}: never removed and never missed by the server; when "
-                    "it read again it had {value2} of {value3} messages: its own "
-                    "kernel dropped the rest ({value4} seq numbers missing)."
+                    "{nick}: never removed and never missed by the server; when "
+                    "it read again it had {received} of {messages} messages: its own "
+                    "kernel dropped the rest ({seq_gaps} seq numbers missing)."
                 ).format(
-                    value=member["nick"], value2=member["received"], value3=setup["messages"], value4=member["seq_gaps"]
+                    nick=member["nick"], received=member["received"], messages=setup["messages"], seq_gaps=member["seq_gaps"]
                 )
             )
     lines.append("")
@@ -441,10 +441,10 @@ def slow_report(result: dict[str, Any]) -> str:
                 f"{reader['received']} / {reader['expected']}",
                 "-" if reader.get("kept_up") is None else f"{100 * reader['kept_up']:.0f} %",
                 f"{_number(reader['rate_before'])} / {_number(reader['rate_after'])}",
-                _("{value} / {value2} / {value3}").format(
-                    value=_number(latency.get("p50"), 2),
-                    value2=_number(latency.get("p99"), 2),
-                    value3=_number(latency.get("max"), 2),
+                _("{p50} / {p99} / {max}").format(
+                    p50=_number(latency.get("p50"), 2),
+                    p99=_number(latency.get("p99"), 2),
+                    max=_number(latency.get("max"), 2),
                 ),
                 _number(reader.get("longest_gap_ms"), 0),
             ]
@@ -498,21 +498,21 @@ def restart_report(result: dict[str, Any]) -> str:
     lines = [
         (
             _(
-                "chatlab restart: {value} bots per transport ({value2}), "
-                "pinging every {value3:g} s; at {value4:g} s the server is "
-                "{how}, and {value5:g} s later it starts again on port {value6}"
+                "chatlab restart: {bots_per_transport} bots per transport ({transports}), "
+                "pinging every {interval:g} s; at {before:g} s the server is "
+                "{how}, and {down:g} s later it starts again on port {port}"
             ).format(
-                value=setup["bots_per_transport"],
-                value2=", ".join(setup["transports"]).upper(),
-                value3=setup["interval"],
-                value4=setup["before"],
+                bots_per_transport=setup["bots_per_transport"],
+                transports=", ".join(setup["transports"]).upper(),
+                interval=setup["interval"],
+                before=setup["before"],
                 how=how,
-                value5=setup["down"],
-                value6=setup["port"],
+                down=setup["down"],
+                port=setup["port"],
             )
         ),
-        _("(a UDP bot gives up after {value:g} s without a pong; chatclient waits the server's peer_timeout)").format(
-            value=setup["udp_timeout"]
+        _("(a UDP bot gives up after {udp_timeout:g} s without a pong; chatclient waits the server's peer_timeout)").format(
+            udp_timeout=setup["udp_timeout"]
         ),
         "",
     ]
@@ -580,8 +580,8 @@ def timewait_report(result: dict[str, Any]) -> str:
     ]
     for number, case in enumerate(result["cases"], 1):
         lines.append(
-            _("{number}. the {value} closes first (client port {value2}, server port {value3})").format(
-                number=number, value=case["first"], value2=case["client_port"], value3=case["server_port"]
+            _("{number}. the {first} closes first (client port {client_port}, server port {server_port})").format(
+                number=number, first=case["first"], client_port=case["client_port"], server_port=case["server_port"]
             )
         )
         rows = []
@@ -603,14 +603,14 @@ def timewait_report(result: dict[str, Any]) -> str:
         lines.append("")
     rebind = result["rebind"]
     lines += [
-        _("3. a server on port {value} closes {value2} connection(s) first and stops, like chatsrv on Ctrl-C:").format(
-            value=rebind["port"], value2=rebind["connections"]
+        _("3. a server on port {port} closes {connections} connection(s) first and stops, like chatsrv on Ctrl-C:").format(
+            port=rebind["port"], connections=rebind["connections"]
         ),
-        _("   connections on that port in TIME_WAIT: {value}").format(value=rebind["time_wait_sockets"]),
-        _("   a new socket, plain bind() to port {value}: {value2}").format(
-            value=rebind["port"], value2=_bind_word(rebind["plain_bind"])
+        _("   connections on that port in TIME_WAIT: {time_wait_sockets}").format(time_wait_sockets=rebind["time_wait_sockets"]),
+        _("   a new socket, plain bind() to port {port}: {plain_bind}").format(
+            port=rebind["port"], plain_bind=_bind_word(rebind["plain_bind"])
         ),
-        _("   a new socket, SO_REUSEADDR then bind(): {value}").format(value=_bind_word(rebind["reuseaddr_bind"])),
+        _("   a new socket, SO_REUSEADDR then bind(): {reuseaddr_bind}").format(reuseaddr_bind=_bind_word(rebind["reuseaddr_bind"])),
     ]
     if rebind["plain_bind"] == "EADDRINUSE" and rebind["reuseaddr_bind"] == "ok":
         lines.append(
@@ -630,16 +630,16 @@ def threads_report(result: dict[str, Any]) -> str:
     lines = [
         (
             _(
-                "chatlab threads: {value} clients arrive {value2:.0f} ms apart; each "
-                "says one line, reads the answer, stays {value3:g} s and leaves"
-            ).format(value=result["clients"], value2=result["stagger"] * 1000, value3=result["hold"])
+                "chatlab threads: {clients} clients arrive {stagger:.0f} ms apart; each "
+                "says one line, reads the answer, stays {hold:g} s and leaves"
+            ).format(clients=result["clients"], stagger=result["stagger"] * 1000, hold=result["hold"])
         ),
         "",
     ]
     for server in result["servers"]:
         label = _("one client at a time") if server["server"] == "iterative" else _("a thread per client, like chatsrv")
         lines.append(
-            _("{value} server ({value2}, {label}):").format(value=server["server"], value2=server["class"], label=label)
+            _("{server} server ({server_class}, {label}):").format(server=server["server"], server_class=server["class"], label=label)
         )
         errors = any(client["error"] for client in server["clients"])
         rows = []
@@ -662,7 +662,7 @@ def threads_report(result: dict[str, Any]) -> str:
         header += ["error"] if errors else []
         lines += ["   " + line for line in table(rows, header)]
         longest = max((client["accepted_after_ms"] or 0.0 for client in server["clients"]), default=0.0)
-        lines.append(_("   -> the longest wait at accept: {value} ms").format(value=_number(longest)))
+        lines.append(_("   -> the longest wait at accept: {longest} ms").format(longest=_number(longest)))
         lines.append("")
     lines += [
         _("connect() returns at once in both: the kernel finishes the three-way handshake from the listen backlog"),
@@ -684,21 +684,21 @@ def reliable_report(result: dict[str, Any]) -> str:
     lines = [
         (
             _(
-                "chatlab reliable-udp: a UDP sender says {value} numbered messages at {value2}/s to {value3} "
-                "UDP receivers; the server drops {value4:g} % of the datagrams it sends (seed {value5})"
+                "chatlab reliable-udp: a UDP sender says {messages} numbered messages at {rate}/s to {receivers} "
+                "UDP receivers; the server drops {loss:g} % of the datagrams it sends (seed {seed})"
             ).format(
-                value=setup["messages"],
-                value2=_number(setup["rate"], 0),
-                value3=setup["receivers"],
-                value4=setup["loss"],
-                value5=setup["seed"],
+                messages=setup["messages"],
+                rate=_number(setup["rate"], 0),
+                receivers=setup["receivers"],
+                loss=setup["loss"],
+                seed=setup["seed"],
             )
         ),
         (
             _(
                 "the receivers acknowledge every copy (whisper 'ack N'), drop duplicates and deliver in order; the "
-                "sender resends what is not acknowledged after {value:.0f} ms, doubling the timer on every retry"
-            ).format(value=setup["rto"] * 1000)
+                "sender resends what is not acknowledged after {rto:.0f} ms, doubling the timer on every retry"
+            ).format(rto=setup["rto"] * 1000)
         ),
         "",
     ]
@@ -719,7 +719,7 @@ def reliable_report(result: dict[str, Any]) -> str:
             [_("waited in the reordering buffer"), "-", _number(receiver["held_for_order"])],
             [_("acknowledgements sent"), "-", _number(receiver["acks_sent"])],
         ]
-        lines.append(_("receiver {value}:").format(value=receiver['nick']))
+        lines.append(_("receiver {nick}:").format(nick=receiver['nick']))
         lines += ["   " + line for line in table(rows, ["", _("plain UDP"), _("UDP + acks, timer, order")])]
         lines.append("")
     verdict = (
@@ -728,8 +728,8 @@ def reliable_report(result: dict[str, Any]) -> str:
         else _("NOT complete within the time allowed")
     )
     lines += [
-        _("sender: {value} retransmissions, {value2} acknowledgements received; {verdict} ({value3:.1f} s)").format(
-            value=result["retransmissions"], value2=result["acks_received"], verdict=verdict, value3=result["took"]
+        _("sender: {retransmissions} retransmissions, {acks_received} acknowledgements received; {verdict} ({took:.1f} s)").format(
+            retransmissions=result["retransmissions"], acks_received=result["acks_received"], verdict=verdict, took=result["took"]
         ),
         _("-> plain UDP loses messages but nothing waits; with acknowledgements, a retransmission timer, duplicate"),
         _("   suppression and a reordering buffer everything arrives, and every message behind a lost one waits for"),
@@ -746,8 +746,8 @@ def handshake_report(result: dict[str, Any]) -> str:
         (
             _(
                 "chatlab handshake: every TCP segment of one chat session on loopback (client "
-                "port {value}, server port {value2}): connect, hello, welcome, say, bye, close"
-            ).format(value=result["client_port"], value2=result["server_port"])
+                "port {client_port}, server port {server_port}): connect, hello, welcome, say, bye, close"
+            ).format(client_port=result["client_port"], server_port=result["server_port"])
         ),
         _("sequence numbers are relative to each side's SYN, as Wireshark shows them; len = bytes of data"),
         "",
