@@ -32,7 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
         "chatclient --host 192.168.1.23 --nick bob "
         "(join that address; always works, even where Wi-Fi blocks broadcasts)"),
     )
-    parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"lanchat {__version__}",
+        help=_("show program's version number and exit"),
+    )
     i18n.add_language_option(parser)
     parser.add_argument(
         "--host", default=None, help=_("server address (without it, chatclient finds the server on the LAN)")

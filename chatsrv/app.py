@@ -174,7 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
             "After the lesson, 'chatsrv export --format html > chat.html' writes the transcript (see chatsrv export --help)."
         ),
     )
-    parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"lanchat {__version__}",
+        help=_("show program's version number and exit"),
+    )
     net = parser.add_argument_group(_("network"))
     net.add_argument(
         "--host", default="0.0.0.0", help=_("address to listen on (0.0.0.0: every IPv4 interface; :: for IPv6)")

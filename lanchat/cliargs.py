@@ -23,7 +23,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         help_text = action.help or ""
         default = action.default
         # Identity, not ==: 0 == False would hide a real default of 0.
-        if default is None or default is False or default == [] or default == "" or "default" in help_text:
+        said = "default" in help_text or _("default") in help_text  # the help names its default itself
+        if default is None or default is False or default == [] or default == "" or said:
             return help_text
         if isinstance(default, (list, tuple)):  # "tcp, udp", not "('tcp', 'udp')"
             shown = ", ".join(str(item) for item in default)

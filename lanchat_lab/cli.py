@@ -70,7 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from lanchat import __version__
 
-    parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"lanchat {__version__}",
+        help=_("show program's version number and exit"),
+    )
     scenarios = parser.add_subparsers(dest="scenario", metavar="SCENARIO", parser_class=Parser)
     scenarios.required = True
 

@@ -84,3 +84,14 @@ def test_argparse_errors_in_chinese() -> None:
     )
     assert done.returncode == 2
     assert "chatsrv：无法识别的参数：--bogus（见 chatsrv --help）" in done.stderr
+
+
+def test_help_shows_each_default_once_in_chinese() -> None:
+    """The help that names its default itself (默认：…) gets no second "(default: X)" from argparse."""
+    done = subprocess.run(
+        [sys.executable, "-m", "chatclient", "--lang", "zh_CN", "--help"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, encoding="utf-8", timeout=30, check=False,
+    )
+    port_help = next(line for line in done.stdout.splitlines() if line.startswith("  --port PORT"))
+    assert port_help.count("默认") == 1, port_help
+    assert "显示版本号并退出" in done.stdout
