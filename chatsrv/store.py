@@ -45,7 +45,7 @@ The database is created readable and writable by its owner only (0600):
 it may hold whispers. SQLite gives its `-wal` and `-shm` files the mode of
 the database file. An existing file keeps its mode.
 
-A leaf module: imports only the standard library, no other lanchat module.
+A leaf module: imports only the standard library and lanchat.i18n (its banner line).
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
+
+from lanchat.i18n import N_, _
 
 log = logging.getLogger("chatsrv.store")
 
@@ -303,7 +305,7 @@ def _latest_per_room(events: Iterable[Event], per_room: int) -> list[Event]:
 class MemoryStore:
     """Keeps the latest `limit` events in memory only; nothing survives a restart."""
 
-    description = "history is kept in memory only (--db :memory:): nothing is saved"
+    description = N_("history is kept in memory only (--db :memory:): nothing is saved")
 
     def __init__(self, limit: int = 10_000) -> None:
         self._events: deque[Event] = deque(maxlen=limit)
@@ -528,7 +530,9 @@ class SQLiteStore:
         recheck_interval: float = 30.0,
     ) -> None:
         self.path = path
-        self.description = f"history is saved in {path} (SQLite; --db PATH for another file, --db :memory: for none)"
+        self.description = _(
+            "history is saved in {path} (SQLite; --db PATH for another file, --db :memory: for none)"
+        ).format(path=path)
         self.batch_interval = batch_interval
         self.batch_size = batch_size
         self.max_backlog = max_backlog
@@ -963,5 +967,7 @@ def open_store(path: str, **settings: Any) -> Store:
     except StoreError as error:
         log.error("database %s: %s; chat history is kept in memory only", path, error)
         store = MemoryStore()
-        store.description = f"history is kept in memory only: {path} cannot be used (see the error above)"
+        store.description = _("history is kept in memory only: {path} cannot be used (see the error above)").format(
+            path=path
+        )
         return store

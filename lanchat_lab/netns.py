@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from lanchat.i18n import _
 from lanchat_lab.bots import LabError, LabUnavailable
 
 SERVER_ADDRESS = "10.77.0.1"
@@ -212,7 +213,7 @@ class NamespacePair:
         if reason:
             raise LabUnavailable(reason)
         if not 0 <= self.loss <= 100:
-            raise LabError(f"--netns-loss is a percentage from 0 to 100, not {self.loss:g}")
+            raise LabError(_("--netns-loss is a percentage from 0 to 100, not {loss:g}").format(loss=self.loss))
         remove_stale()
         try:
             self._build()
