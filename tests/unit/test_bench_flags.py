@@ -50,3 +50,12 @@ def test_abuse_measures_lanchat_alone_even_with_vs() -> None:
     runs = plan(argparse.Namespace(vs=True, scenarios=["abuse", "fanout"], repeat=1, conns=[]))
     assert [kind for name, kind, _, _ in runs if name == "abuse"] == ["lanchat"]
     assert [kind for name, kind, _, _ in runs if name == "fanout"] == list(launchers.SERVER_KINDS)
+
+
+def test_lanchat_start_up_lines_are_english_whatever_the_locale(tmp_path: Path) -> None:
+    """ready() reads "listening on HOST port N": under a Chinese locale chatsrv would translate it."""
+    new = options("--max-per-ip --max-waiting-per-ip --lang LANG", tmp_path)
+    command = launchers.LanchatServer(tmp_path, new).command()
+    assert command[command.index("--lang") + 1] == "en"
+    old = options("--max-per-ip --max-waiting-per-ip", tmp_path)
+    assert "--lang" not in launchers.LanchatServer(tmp_path, old).command()
