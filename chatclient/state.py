@@ -608,7 +608,7 @@ class ClientState:
             if self.joined_once:
                 return ""  # a reconnect: the session takes nick_2 itself, or ends and says why
             # Not in a room yet, so /nick cannot help: the terminal UI asks below, line mode needs --nick.
-            return "start chatclient again with another --nick" if self.codes else "type another nick below"
+            return _("start chatclient again with another --nick") if self.codes else _("type another nick below")
         if code == "auth_failed" and not self.password_given and message.startswith("this server needs a password"):
-            return "give --password SECRET or set LANCHAT_PASSWORD"
+            return _("give --password SECRET or set LANCHAT_PASSWORD")
         return None

@@ -708,8 +708,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if isinstance(error, TextPortError):
             if error.errno in platforms.ADDRESS_IN_USE:
-                reason = "address already in use (try another --text-port, or 0)"
-            print(f"chatsrv: cannot open the text door on {args.host} port {args.text_port}: {reason}", file=sys.stderr)
+                reason = _("address already in use (try another --text-port, or 0)")
+            print(
+                _("chatsrv: cannot open the text door on {host} port {port}: {reason}").format(
+                    host=args.host, port=args.text_port, reason=reason
+                ),
+                file=sys.stderr,
+            )
             return 2
         if error.errno in platforms.ADDRESS_IN_USE:
             reason = _("address already in use (is another chatsrv running? try --port 0)")

@@ -262,27 +262,35 @@ def build_parser() -> argparse.ArgumentParser:
         type=count,
         default=None,
         metavar="N",
-        help="run between two network namespaces (needs ip, nft, ethtool) and drop the first N SYNs (0-3): "
-        "each comes again after TCP's timeout",
+        help=_(
+            "run between two network namespaces (needs ip, nft, ethtool) and drop the first N SYNs (0-3): "
+            "each comes again after TCP's timeout"
+        ),
     )
     _output_flags(handshake)
     handshake.set_defaults(handler=_handshake)
 
     trace = scenarios.add_parser(
         "trace-wire",
-        help="chatclient --trace-wire joins a room with a long history; "
-        "with --netns-rate (root) frames split across recvs",
-        description="A filler says N long messages into a room whose server keeps them as history; then a real "
-        "chatclient --trace-wire joins (its welcome carries the history), pastes one long line and leaves. The "
-        "report lists every recv the client made and where the frame boundaries fell. On loopback frames arrive "
-        "whole; --netns-rate 1mbit puts server and client in two network namespaces joined by a slow link (root; "
-        "ip, nft, ethtool, tc), and one frame arrives over many recvs.",
+        help=_(
+            "chatclient --trace-wire joins a room with a long history; "
+            "with --netns-rate (root) frames split across recvs"
+        ),
+        description=_(
+            "A filler says N long messages into a room whose server keeps them as history; then a real "
+            "chatclient --trace-wire joins (its welcome carries the history), pastes one long line and leaves. The "
+            "report lists every recv the client made and where the frame boundaries fell. On loopback frames arrive "
+            "whole; --netns-rate 1mbit puts server and client in two network namespaces joined by a slow link (root; "
+            "ip, nft, ethtool, tc), and one frame arrives over many recvs."
+        ),
         formatter_class=HelpFormatter,
     )
-    trace.add_argument("--history", type=positive_int, default=20, help="messages in the room's history (max 200)")
-    trace.add_argument("--size", type=positive_int, default=500, help="characters per history message (max 2000)")
-    trace.add_argument("--paste", type=positive_int, default=1800, help="characters of the pasted line (max 2000)")
-    trace.add_argument("--netns-rate", type=_rate, default=None, metavar="RATE", help="(root) a slow link, e.g. 1mbit")
+    trace.add_argument("--history", type=positive_int, default=20, help=_("messages in the room's history (max 200)"))
+    trace.add_argument("--size", type=positive_int, default=500, help=_("characters per history message (max 2000)"))
+    trace.add_argument("--paste", type=positive_int, default=1800, help=_("characters of the pasted line (max 2000)"))
+    trace.add_argument(
+        "--netns-rate", type=_rate, default=None, metavar="RATE", help=_("(root) a slow link, e.g. 1mbit")
+    )
     _output_flags(trace)
     trace.set_defaults(handler=_trace_wire)
 
@@ -482,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result, report = args.handler(args)
     except LabUnavailable as error:
         # Missing tools are not the user's mistake in this run: exit 2, like a missing matplotlib.
-        print(f"chatlab {args.scenario}: {error}", file=sys.stderr)
+        print(_("chatlab {scenario}: {error}").format(scenario=args.scenario, error=error), file=sys.stderr)
         return 2
     except LabError as error:
         print(_("chatlab {scenario}: {error}").format(scenario=args.scenario, error=error), file=sys.stderr)

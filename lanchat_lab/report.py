@@ -173,9 +173,12 @@ def compare_report(result: dict[str, Any]) -> str:
     link_drops = result.get("link_drops")
     if link_drops:
         lines.append(
-            f"rate limit {result['setup']['netns_rate']}: the tbf queue (at most 400 ms of data) was full and dropped "
-            f"{link_drops['to_bots']:,} packets on the way to the bots and {link_drops['to_server']:,} on the way to the server "
-            "(TCP and UDP share it)"
+            _(
+                "rate limit {rate}: the tbf queue (at most 400 ms of data) was full and dropped {to_bots:,} packets "
+                "on the way to the bots and {to_server:,} on the way to the server (TCP and UDP share it)"
+            ).format(
+                rate=result["setup"]["netns_rate"], to_bots=link_drops["to_bots"], to_server=link_drops["to_server"]
+            )
         )
     lines.append("")
     lines += [_("What this run shows:"), *("  " + text for text in compare_findings(result))]
@@ -241,15 +244,19 @@ def _link_findings(result: dict[str, Any]) -> list[str]:
     rate = result["setup"]["netns_rate"]
     dropped = drops["to_bots"] + drops["to_server"]
     if not dropped:
-        return [f"The {rate} link carried this load: its queue never overflowed."]
-    text = (f"The {rate} link was the bottleneck: its queue overflowed and dropped {dropped:,} packets "
-            "(UDP's are lost; TCP sent its own again).")
+        return [_("The {rate} link carried this load: its queue never overflowed.").format(rate=rate)]
+    text = _(
+        "The {rate} link was the bottleneck: its queue overflowed and dropped {dropped:,} packets "
+        "(UDP's are lost; TCP sent its own again)."
+    ).format(rate=rate, dropped=dropped)
     tcp, udp = result["transports"].get("tcp"), result["transports"].get("udp")
     if tcp and udp:
         tcp_median, udp_median = tcp["latency_ms"].get("p50"), udp["latency_ms"].get("p50")
         if tcp_median is not None and udp_median is not None and tcp_median > udp_median:
-            text += (f" UDP's median of {udp_median:,.0f} ms is the wait in that queue; "
-                     f"TCP's {tcp_median:,.0f} ms is longer: TCP slowed the server's sending down, and its messages waited at the server as well.")
+            text += _(
+                " UDP's median of {udp_median:,.0f} ms is the wait in that queue; TCP's {tcp_median:,.0f} ms is longer: "
+                "TCP slowed the server's sending down, and its messages waited at the server as well."
+            ).format(udp_median=udp_median, tcp_median=tcp_median)
     return [text]
 
 
@@ -854,13 +861,17 @@ def handshake_report(result: dict[str, Any]) -> str:
 
 def trace_wire_report(result: dict[str, Any]) -> str:
     if result["mode"] == "netns":
-        link = f"between two network namespaces over a veth limited to {result['rate']} (tc tbf)"
+        link = _("between two network namespaces over a veth limited to {rate} (tc tbf)").format(rate=result["rate"])
     else:
-        link = "on loopback"
+        link = _("on loopback")
     lines = [
-        (f"chatlab trace-wire: a room with {result['history']} messages of {result['size']} characters in its history; "
-         f"chatclient --trace-wire joins {link}, pastes a line of {result['paste']:,} characters and leaves"),
-        f"chatclient's stderr, one line per recv ({len(result['recvs'])} recvs, {result['seconds']:.2f} s):",
+        _(
+            "chatlab trace-wire: a room with {history} messages of {size} characters in its history; "
+            "chatclient --trace-wire joins {link}, pastes a line of {paste:,} characters and leaves"
+        ).format(history=result["history"], size=result["size"], link=link, paste=result["paste"]),
+        _("chatclient's stderr, one line per recv ({recvs} recvs, {seconds:.2f} s):").format(
+            recvs=len(result["recvs"]), seconds=result["seconds"]
+        ),
         "",
     ]
     lines += [f"   wire: {recv['line']}" for recv in result["recvs"]]
@@ -868,11 +879,19 @@ def trace_wire_report(result: dict[str, Any]) -> str:
     split = result["split_frames"]
     if split:
         pieces = sum(1 for recv in result["recvs"] if recv["middle"] or recv["starts_frame"] or recv["ends_split_frame"])
-        lines.append(f"-> {split} frame(s) arrived split across recvs ({pieces} recvs held a piece of one): "
-                     "the link hands the bytes over a segment at a time,")
-        lines.append("   and the client's decoder keeps the start of a frame until its last byte is in (拆包).")
+        lines.append(
+            _(
+                "-> {split} frame(s) arrived split across recvs ({pieces} recvs held a piece of one): "
+                "the link hands the bytes over a segment at a time,"
+            ).format(split=split, pieces=pieces)
+        )
+        lines.append(_("   and the client's decoder keeps the start of a frame until its last byte is in (拆包)."))
     else:
-        lines.append(f"-> all {result['frames']} frames arrived whole, each within one recv: "
-                     "on loopback the kernel hands a whole write over at once.")
-        lines.append("   Try it over a slow link: sudo chatlab trace-wire --netns-rate 1mbit")
+        lines.append(
+            _(
+                "-> all {frames} frames arrived whole, each within one recv: "
+                "on loopback the kernel hands a whole write over at once."
+            ).format(frames=result["frames"])
+        )
+        lines.append(_("   Try it over a slow link: sudo chatlab trace-wire --netns-rate 1mbit"))
     return "\n".join(lines)
