@@ -57,13 +57,19 @@ def _burst_line(key: tuple[str, str], nicks: list[str], room: Any, ts: Any) -> L
     """One display line for consecutive joins, or leaves for one reason."""
     what, reason = key
     if len(nicks) == 1:
-        text = f"{nicks[0]} joined {room}" if what == "joined" else f"{nicks[0]} left ({reason})"
+        if what == "joined":
+            text = _("{nick} joined {room}").format(nick=nicks[0], room=room)
+        else:
+            text = _("{nick} left ({reason})").format(nick=nicks[0], reason=reason)
         return Line("presence", text, ts, nicks[0])
     named = ", ".join(nicks[:BURST_NAMES])
     more = len(nicks) - BURST_NAMES
-    listing = f"{named}, and {more} more" if more > 0 else named
-    head = f"{len(nicks)} joined {room}" if what == "joined" else f"{len(nicks)} left ({reason})"
-    return Line("presence", f"{head}: {listing}", ts)
+    listing = _("{names}, and {count} more").format(names=named, count=more) if more > 0 else named
+    if what == "joined":
+        head = _("{count} joined {room}").format(count=len(nicks), room=room)
+    else:
+        head = _("{count} left ({reason})").format(count=len(nicks), reason=reason)
+    return Line("presence", _("{head}: {listing}").format(head=head, listing=listing), ts)
 
 
 @dataclass(frozen=True)
@@ -395,7 +401,8 @@ class ClientState:
             self.users.append(nick)
         if p.get("operator") is True and not self.is_operator(nick):
             self.operators.append(nick)
-        return [Line("presence", f"{nick} joined {p.get('room', self.room)}", p.get("ts"), nick)]
+        joined = _("{nick} joined {room}").format(nick=nick, room=p.get("room", self.room))
+        return [Line("presence", joined, p.get("ts"), nick)]
 
     def _on_left(self, p: dict[str, Any], now: float | None) -> list[Line]:
         nick = str(p.get("nick", "?"))
@@ -482,7 +489,11 @@ class ClientState:
                     run_key = None
                     lines.extend(shown)
                     continue
-                key = ("left", str(single.get("reason", "")))
+                reason = str(single.get("reason", ""))
+                if reason == "moved" and single.get("to"):
+                    # one run per destination, said as for a single `left`
+                    reason = _("moved to {room}").format(room=single["to"])
+                key = ("left", reason)
             else:
                 continue
             if key != run_key:
