@@ -33,7 +33,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
             shown = ", ".join(str(item) for item in default).replace("%", "%%")
         else:
             shown = "%(default)s"
-        if help_text.endswith(")"):  # "(0: off; default: 300)", not "(0: off) (default: 300)"
+        # "(0: off; default: 300)", not "(0: off) (default: 300)"; a Chinese help ends in a full-width "）".
+        if help_text.endswith((")", "）")):
             return _("{help}; default: {default})").format(help=help_text[:-1], default=shown)
         return _("{help} (default: {default})").format(help=help_text, default=shown)
 

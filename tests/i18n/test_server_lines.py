@@ -95,3 +95,16 @@ def test_help_shows_each_default_once_in_chinese() -> None:
     port_help = next(line for line in done.stdout.splitlines() if line.startswith("  --port PORT"))
     assert port_help.count("默认") == 1, port_help
     assert "显示版本号并退出" in done.stdout
+
+
+def test_a_default_goes_inside_the_closing_bracket_in_chinese() -> None:
+    """As in English ("(...; default: 9009)"): "（…；默认：9009）", not "（…）（默认：9009）"."""
+    from lanchat import i18n
+    from lanchat.cliargs import Parser
+
+    with i18n.temporarily("zh_CN"):
+        parser = Parser(prog="x")
+        port_help = i18n._("TCP port (0 picks a free one and prints it)")
+        parser.add_argument("--port", type=int, default=9009, help=port_help)
+        shown = " ".join(parser.format_help().split())
+    assert "打印出来；默认：9009）" in shown and "）（" not in shown, shown
