@@ -15,67 +15,77 @@ from typing import NoReturn, TextIO
 
 from chatclient import __version__, discovery, lineui
 from chatclient.transport import open_transport
+from lanchat import i18n
 from lanchat.cliargs import Parser
+from lanchat.i18n import _, ngettext
 from lanchat.protocol import DEFAULT_PORT
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="chatclient",
-        description="Join a lanchat server. Without --host it finds the servers on your network by itself "
+        description=_("Join a lanchat server. Without --host it finds the servers on your network by itself "
         "(UDP broadcast): one found, it joins it; several, it asks which. "
         "In a terminal you get the chat UI; with a pipe (or --plain) "
-        "one line per event, and every input line is a message or a /command (/help lists them).",
-        epilog="Examples: chatclient (find the server and join) | chatclient --discover (just list servers) | "
+        "one line per event, and every input line is a message or a /command (/help lists them)."),
+        epilog=_("Examples: chatclient (find the server and join) | chatclient --discover (just list servers) | "
         "chatclient --host 192.168.1.23 --nick bob "
-        "(join that address; always works, even where Wi-Fi blocks broadcasts)",
+        "(join that address; always works, even where Wi-Fi blocks broadcasts)"),
     )
-    parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
     parser.add_argument(
-        "--host", default=None, help="server address (without it, chatclient finds the server on the LAN)"
+        "--version",
+        action="version",
+        version=f"lanchat {__version__}",
+        help=_("show program's version number and exit"),
+    )
+    i18n.add_language_option(parser)
+    parser.add_argument(
+        "--host", default=None, help=_("server address (without it, chatclient finds the server on the LAN)")
     )
     parser.add_argument(
         "--port",
         type=int,
         default=DEFAULT_PORT,
-        help=f"server port (default: {DEFAULT_PORT}; discovery asks this UDP port)",
+        help=_("server port (default: {port}; discovery asks this UDP port)").format(port=DEFAULT_PORT),
     )
-    parser.add_argument("--nick", default=None, help="your nick (in a terminal you are asked, your login name offered)")
-    parser.add_argument("--room", default="lobby", help="room to join")
-    parser.add_argument("--plain", action="store_true", help="line mode even in a terminal")
+    parser.add_argument(
+        "--nick", default=None, help=_("your nick (in a terminal you are asked, your login name offered)")
+    )
+    parser.add_argument("--room", default="lobby", help=_("room to join"))
+    parser.add_argument("--plain", action="store_true", help=_("line mode even in a terminal"))
     parser.add_argument(
         "--udp",
         action="store_true",
-        help="talk to the server over UDP instead of TCP (to see loss, reordering and duplicates in /stats)",
+        help=_("talk to the server over UDP instead of TCP (to see loss, reordering and duplicates in /stats)"),
     )
-    parser.add_argument("--no-color", action="store_true", help="no colours (also when NO_COLOR is set)")
+    parser.add_argument("--no-color", action="store_true", help=_("no colours (also when NO_COLOR is set)"))
     parser.add_argument(
         "--password",
         default=None,  # not the environment's: --help prints defaults
         metavar="SECRET",
-        help="the server's password, if it has one (or set LANCHAT_PASSWORD); the chat UI asks when it is needed",
+        help=_("the server's password, if it has one (or set LANCHAT_PASSWORD); the chat UI asks when it is needed"),
     )
     parser.add_argument(
         "--trace-wire",
         action="store_true",
-        help="print, on stderr, every recv: its size and where the frame boundaries fell (TCP is a byte stream; "
-        "over UDP, one datagram per recv); implies --plain, so the lines do not tear through the chat UI",
+        help=_("print, on stderr, every recv: its size and where the frame boundaries fell (TCP is a byte stream; "
+        "over UDP, one datagram per recv); implies --plain, so the lines do not tear through the chat UI"),
     )
-    found = parser.add_argument_group("finding the server (discovery)")
-    found.add_argument("--discover", action="store_true", help="list the servers that answer on the LAN, then exit")
+    found = parser.add_argument_group(_("finding the server (discovery)"))
+    found.add_argument("--discover", action="store_true", help=_("list the servers that answer on the LAN, then exit"))
     found.add_argument(
         "--discover-addr",
         action="append",
         default=[],
         metavar="HOST[:PORT]",
-        help="ask this address instead of broadcasting (repeatable; PORT defaults to --port)",
+        help=_("ask this address instead of broadcasting (repeatable; PORT defaults to --port)"),
     )
     found.add_argument(
         "--discover-wait",
         type=_wait,
         default=discovery.DISCOVERY_WAIT,
         metavar="SECONDS",
-        help="how long to collect answers",
+        help=_("how long to collect answers"),
     )
     return parser
 
@@ -83,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _wait(text: str) -> float:
     value = float(text)
     if not 0 < value <= 30:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 30 seconds, not {text}")
+        raise argparse.ArgumentTypeError(_("must be more than 0 and at most 30 seconds, not {text}").format(text=text))
     return value
 
 
@@ -122,7 +132,9 @@ def choose_server(
     if sys.stdin.isatty():
         return discovery.ask_which(servers, sys.stdin, sys.stderr, args.udp)
     print(
-        f"chatclient: {len(servers)} servers answered; choose one with --host (stdin is not a terminal to ask on):",
+        _("chatclient: {count} servers answered; choose one with --host (stdin is not a terminal to ask on):").format(
+            count=len(servers)
+        ),
         file=sys.stderr,
     )
     for line in discovery.listing(servers, args.udp):
@@ -150,10 +162,13 @@ def wants_terminal_ui(plain: bool, stdin: TextIO, stdout: TextIO) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    i18n.setup(sys.argv[1:] if argv is None else argv)  # before the parser: its help is translated when built
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.host is not None and (args.discover or args.discover_addr):
-        parser.error("--host joins that address; to look for servers use --discover or --discover-addr without --host")
+        parser.error(
+            _("--host joins that address; to look for servers use --discover or --discover-addr without --host")
+        )
     terminal_ui = wants_terminal_ui(args.plain or args.trace_wire, sys.stdin, sys.stdout)
     host, port = args.host, args.port
     password = args.password if args.password is not None else os.environ.get("LANCHAT_PASSWORD")
@@ -166,7 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not found.servers:
                 choose_server(found, args, terminal_ui)  # explains
                 return 1
-            print(f"{len(found.servers)} lanchat server{'s' if len(found.servers) > 1 else ''} answered:")
+            print(
+                ngettext(
+                    "{count} lanchat server answered:", "{count} lanchat servers answered:", len(found.servers)
+                ).format(count=len(found.servers))
+            )
             for line in discovery.listing(found.servers, args.udp):
                 print(line)
             return 0
@@ -174,12 +193,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if server is None:
             return 1
         source = "--password" if args.password is not None else "LANCHAT_PASSWORD"
-        if password and not discovery.may_send_password(server, len(found.servers) > 1, source, sys.stdin, sys.stderr, args.udp):
+        if password and not discovery.may_send_password(
+            server, len(found.servers) > 1, source, sys.stdin, sys.stderr, args.udp
+        ):
             return 1  # a found server is not trusted with the password unless the user chose it
         host = server.host
         password_first = server.password_required
         port = server.udp_port if args.udp and server.udp_port is not None else server.tcp_port
-        print(f"chatclient: joining {discovery.describe(server, args.udp)}", file=sys.stderr, flush=True)
+        print(
+            _("chatclient: joining {server}").format(server=discovery.describe(server, args.udp)),
+            file=sys.stderr,
+            flush=True,
+        )
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     trace = trace_to_stderr if args.trace_wire else None
     connect = lambda: open_transport(host, port, udp=args.udp, trace=trace)

@@ -2,7 +2,8 @@
 
 Pure: `parse("/msg bob hi")` returns what to do (a payload to send, a local
 action, or a problem to show). Nothing here touches the network or the
-terminal. Imports nothing from lanchat.
+terminal. Imports only lanchat.i18n (help texts are marked with N_ where the
+table is built and translated where they are shown).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from lanchat.i18n import N_, _
 
 
 @dataclass(frozen=True)
@@ -51,14 +54,14 @@ class Command:
 
 def _needs(argument: str, usage: str, name: str, make: Callable[[str], Action]) -> Action:
     if not argument:
-        return Problem(f"usage: /{name} {usage}")
+        return Problem(_("usage: /{name} {usage}").format(name=name, usage=usage))
     return make(argument)
 
 
 def _msg(argument: str) -> Action:
-    nick, _, text = argument.partition(" ")
+    nick, _sep, text = argument.partition(" ")
     if not nick or not text.strip():
-        return Problem("usage: /msg NICK TEXT")
+        return Problem(_("usage: /msg NICK TEXT"))
     return Send({"type": "whisper", "to": nick, "text": text})
 
 
@@ -70,37 +73,42 @@ COMMANDS: list[Command] = [
     Command(
         "nick",
         "NEWNICK",
-        "change your nick",
+        N_("change your nick"),
         lambda a: _needs(a, "NEWNICK", "nick", lambda x: Send({"type": "nick", "nick": x})),
     ),
     Command(
         "join",
         "ROOM",
-        "go to another room (created if new)",
+        N_("go to another room (created if new)"),
         lambda a: _needs(a, "ROOM", "join", lambda x: Send({"type": "join", "room": x})),
         completes="room",
     ),
     Command(
-        "msg", "NICK TEXT", "whisper to one user, wherever they are", _msg, completes="nick", aliases=("w", "whisper")
+        "msg",
+        "NICK TEXT",
+        N_("whisper to one user, wherever they are"),
+        _msg,
+        completes="nick",
+        aliases=("w", "whisper"),
     ),
     Command(
         "me",
         "ACTION",
-        "say what you do: /me waves",
+        N_("say what you do: /me waves"),
         lambda a: _needs(a, "ACTION", "me", lambda x: Send({"type": "say", "text": x, "action": True})),
     ),
     Command(
         "who",
         "[ROOM]",
-        "list the users of a room (yours by default)",
+        N_("list the users of a room (yours by default)"),
         lambda a: Send({"type": "who", "room": a} if a else {"type": "who"}),
         completes="room",
     ),
-    Command("rooms", "", "list the rooms that have users", lambda a: Send({"type": "rooms"})),
-    Command("ping", "", "measure the round trip to the server", _ping),
-    Command("stats", "", "show what you sent and received, and any loss", lambda a: Local("stats")),
-    Command("help", "", "show this list", lambda a: Local("help")),
-    Command("quit", "", "leave the chat", lambda a: Local("quit"), aliases=("exit",)),
+    Command("rooms", "", N_("list the rooms that have users"), lambda a: Send({"type": "rooms"})),
+    Command("ping", "", N_("measure the round trip to the server"), _ping),
+    Command("stats", "", N_("show what you sent and received, and any loss"), lambda a: Local("stats")),
+    Command("help", "", N_("show this list"), lambda a: Local("help")),
+    Command("quit", "", N_("leave the chat"), lambda a: Local("quit"), aliases=("exit",)),
 ]
 
 # --- operator commands (docs/protocol.md, "Extension: operators and access") ---
@@ -108,9 +116,9 @@ COMMANDS: list[Command] = [
 
 def _target(argument: str, usage: str, name: str, make: Callable[[str, str], Action]) -> Action:
     """NICK and the rest of the line, for commands aimed at one member."""
-    nick, _, rest = argument.partition(" ")
+    nick, _sep, rest = argument.partition(" ")
     if not nick:
-        return Problem(f"usage: /{name} {usage}")
+        return Problem(_("usage: /{name} {usage}").format(name=name, usage=usage))
     return make(nick, rest.strip())
 
 
@@ -146,7 +154,7 @@ def _mute(argument: str) -> Action:
         minutes = _number(rest)
         if minutes is None or minutes <= 0:
             return Problem(
-                "usage: /mute NICK [MINUTES]  (MINUTES is a number above 0; leave it out to mute until /unmute)"
+                _("usage: /mute NICK [MINUTES]  (MINUTES is a number above 0; leave it out to mute until /unmute)")
             )
         return Send({"type": "mute", "nick": nick, "minutes": minutes})
 
@@ -158,7 +166,7 @@ def _slow(argument: str) -> Action:
         return Send({"type": "slow", "seconds": 0})
     seconds = _number(argument)
     if seconds is None or seconds < 0:
-        return Problem("usage: /slow SECONDS  (0 or off turns slow mode off)")
+        return Problem(_("usage: /slow SECONDS  (0 or off turns slow mode off)"))
     return Send({"type": "slow", "seconds": seconds})
 
 
@@ -174,13 +182,13 @@ OPERATOR_COMMANDS: list[Command] = [
     Command(
         "op",
         "SECRET",
-        "become an operator with the secret chatsrv printed at start",
+        N_("become an operator with the secret chatsrv printed at start"),
         lambda a: _needs(a, "SECRET", "op", lambda x: Send({"type": "op", "secret": x})),
     ),
     Command(
         "kick",
         "NICK [REASON]",
-        "remove someone from the chat (they may come back)",
+        N_("remove someone from the chat (they may come back)"),
         _kick(False),
         completes="nick",
         operator=True,
@@ -188,7 +196,7 @@ OPERATOR_COMMANDS: list[Command] = [
     Command(
         "ban",
         "NICK [REASON]",
-        "kick someone and keep their address out until /unban ADDRESS",
+        N_("kick someone and keep their address out until /unban ADDRESS"),
         _kick(True),
         completes="nick",
         operator=True,
@@ -196,14 +204,14 @@ OPERATOR_COMMANDS: list[Command] = [
     Command(
         "unban",
         "ADDRESS",
-        "let a banned address in again",
+        N_("let a banned address in again"),
         lambda a: _needs(a, "ADDRESS", "unban", lambda x: Send({"type": "unban", "address": x})),
         operator=True,
     ),
     Command(
         "mute",
         "NICK [MINUTES]",
-        "stop someone speaking in rooms (for MINUTES, or until /unmute)",
+        N_("stop someone speaking in rooms (for MINUTES, or until /unmute)"),
         _mute,
         completes="nick",
         operator=True,
@@ -211,40 +219,44 @@ OPERATOR_COMMANDS: list[Command] = [
     Command(
         "unmute",
         "NICK",
-        "let a muted person speak again",
+        N_("let a muted person speak again"),
         lambda a: _needs(a, "NICK", "unmute", lambda x: Send({"type": "unmute", "nick": x})),
         completes="nick",
         operator=True,
     ),
     Command(
-        "lock", "[all]", "only operators may speak in this room (all: in every room, and nobody else changes rooms)",
+        "lock",
+        "[all]",
+        N_("only operators may speak in this room (all: in every room, and nobody else changes rooms)"),
         lambda a: Send({"type": "lock", "all": True} if a.strip().lower() == "all" else {"type": "lock"}),
         operator=True,
     ),
     Command(
-        "unlock", "[all]", "everyone may speak in this room again (all: in every room)",
+        "unlock",
+        "[all]",
+        N_("everyone may speak in this room again (all: in every room)"),
         lambda a: Send({"type": "unlock", "all": True} if a.strip().lower() == "all" else {"type": "unlock"}),
         operator=True,
     ),
     Command(
         "slow",
         "SECONDS",
-        "one message per person every SECONDS in this room (0: off)",
+        N_("one message per person every SECONDS in this room (0: off)"),
         lambda a: _needs(a, "SECONDS", "slow", _slow),
         operator=True,
     ),
     Command(
         "announce",
         "TEXT",
-        "a notice to everyone in every room",
+        N_("a notice to everyone in every room"),
         lambda a: _needs(a, "TEXT", "announce", lambda x: Send({"type": "announce", "text": x})),
         operator=True,
     ),
-    Command("topic", "[TEXT|-]", "show the topic; operators set it (- clears it)", _topic),
+    Command("topic", "[TEXT|-]", N_("show the topic; operators set it (- clears it)"), _topic),
     Command(
         "close",
         "ROOM",
-        "move everyone in ROOM to lobby and delete its history",
+        N_("move everyone in ROOM to lobby and delete its history"),
         lambda a: _needs(a, "ROOM", "close", lambda x: Send({"type": "close_room", "room": x})),
         completes="room",
         operator=True,
@@ -274,26 +286,26 @@ def parse(line: str) -> Action | None:
         return Send({"type": "say", "text": line[1:]})
     if not line.startswith("/"):
         return Send({"type": "say", "text": line})
-    name, _, argument = line[1:].partition(" ")
+    name, _sep, argument = line[1:].partition(" ")
     command = find(name)
     if command is None:
-        return Problem(f"unknown command /{name}; /help lists them")
+        return Problem(_("unknown command /{name}; /help lists them").format(name=name))
     return command.build(argument.strip())
 
 
 def help_lines() -> list[str]:
     """/help, generated from the same table that parses commands."""
     width = max(len(f"/{c.name} {c.usage}".rstrip()) for c in COMMANDS)
-    lines = ["commands (anything else is said to your room; // starts a line with /):"]
+    lines = [_("commands (anything else is said to your room; // starts a line with /):")]
     for operator in (False, True):
         if operator:
-            lines.append("operator commands (after /op SECRET):")
+            lines.append(_("operator commands (after /op SECRET):"))
         for command in COMMANDS:
             if command.operator != operator:
                 continue
             head = f"/{command.name} {command.usage}".rstrip()
-            alias = f" (also /{', /'.join(command.aliases)})" if command.aliases else ""
-            lines.append(f"  {head:<{width}}  {command.help}{alias}")
+            alias = _(" (also {aliases})").format(aliases="/" + ", /".join(command.aliases)) if command.aliases else ""
+            lines.append(f"  {head:<{width}}  {_(command.help)}{alias}")
     return lines
 
 
@@ -322,13 +334,13 @@ def complete(before_cursor: str, nicks: Sequence[str], rooms: Sequence[str]) -> 
     if before_cursor.startswith("/") and " " not in before_cursor:
         typed = before_cursor[1:].lower()
         return [
-            Suggestion(f"/{command.name} ", len(before_cursor), f"/{command.name}", command.help)
+            Suggestion(f"/{command.name} ", len(before_cursor), f"/{command.name}", _(command.help))
             for command in COMMANDS
             if command.name.startswith(typed)
         ]
     word = before_cursor.rsplit(" ", 1)[-1]
     if before_cursor.startswith("/"):
-        name, _, argument = before_cursor[1:].partition(" ")
+        name, _sep, argument = before_cursor[1:].partition(" ")
         command = find(name)
         if command is None or " " in argument:
             return []

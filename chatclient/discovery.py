@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from chatclient.render import sanitize
+from lanchat.i18n import _, ngettext
 from lanchat.netinfo import Interface, ipv4_interfaces
 from lanchat.wire import ProtocolError, decode_payload, encode_payload
 
@@ -76,18 +77,18 @@ def parse_target(text: str, default_port: int) -> Target:
     text = text.strip()
     host, port_text = text, None
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
+        host, _bracket, rest = text[1:].partition("]")
         if rest and not rest.startswith(":"):
-            raise ValueError(f"not an address: {text!r} (try [::1]:9009)")
+            raise ValueError(_("not an address: {text!r} (try [::1]:9009)").format(text=text))
         port_text = rest[1:] if rest else None
     elif text.count(":") == 1:
         host, port_text = text.split(":")
     if not host:
-        raise ValueError(f"no host in {text!r}")
+        raise ValueError(_("no host in {text!r}").format(text=text))
     if port_text is None:
         return Target(host, default_port)
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"not a port: {port_text!r} in {text!r} (1 to 65535)")
+        raise ValueError(_("not a port: {port_text!r} in {text!r} (1 to 65535)").format(port_text=port_text, text=text))
     return Target(host, int(port_text))
 
 
@@ -188,7 +189,7 @@ class Discovery:
 
 
 def _resolve(target: Target) -> tuple[socket.AddressFamily, Any]:
-    family, _, _, _, address = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_DGRAM)[0]
+    family, _type, _proto, _name, address = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_DGRAM)[0]
     return family, address
 
 
@@ -212,14 +213,18 @@ def discover(
         try:
             family, address = _resolve(target)
         except (socket.gaierror, UnicodeError) as error:
-            raise ValueError(f"cannot resolve {target.host!r}: {getattr(error, 'strerror', None) or error}") from None
+            raise ValueError(
+                _("cannot resolve {host!r}: {reason}").format(
+                    host=target.host, reason=getattr(error, "strerror", None) or error
+                )
+            ) from None
         resolved.append((target, family, address))
     sockets: dict[socket.AddressFamily, socket.socket] = {}
     collector = Collector(local_addresses=frozenset(local_addresses))
     send_errors: list[str] = []
     data = probe()
     try:
-        for _, family, _ in resolved:
+        for _target, family, _address in resolved:
             if family not in sockets:
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 sock.setblocking(False)
@@ -239,7 +244,7 @@ def discover(
         deadline = start + wait
         send_probes(record_errors=True)
         probe_again_at: float | None = start + min(PROBE_AGAIN_AFTER, wait / 2)
-        for _ in range(MAX_ANSWERS):
+        for _answer in range(MAX_ANSWERS):
             now = clock()
             if now >= deadline:
                 break
@@ -247,7 +252,7 @@ def discover(
                 send_probes(record_errors=False)
                 probe_again_at = None
             until = deadline if probe_again_at is None else min(deadline, probe_again_at)
-            readable, _, _ = select.select(list(sockets.values()), [], [], max(0.0, until - now))
+            readable, _writable, _errors = select.select(list(sockets.values()), [], [], max(0.0, until - now))
             for sock in readable:
                 try:
                     datagram, source = sock.recvfrom(65535)
@@ -279,16 +284,22 @@ def join_command(server: FoundServer, udp: bool = False) -> str:
 
 def describe(server: FoundServer, udp: bool = False) -> str:
     """One line: name, address, people and rooms. Every string from the network is sanitized."""
-    users = f"{server.users} user" + ("" if server.users == 1 else "s")
+    users = ngettext("{count} user", "{count} users", server.users).format(count=server.users)
     if server.rooms:
         shown = ", ".join(f"{sanitize(name)} {count}" for name, count in server.rooms)
         more = server.room_count - len(server.rooms)
-        users += f" ({shown}{f', {more} more rooms' if more > 0 else ''})"
+        users += f" ({shown}{_(', {more} more rooms').format(more=more) if more > 0 else ''})"
     elif server.room_count:
-        users += f" in {server.room_count} room" + ("" if server.room_count == 1 else "s")
-    lock = ", needs a password" if server.password_required else ""
-    port = f"UDP port {server.udp_port}" if udp and server.udp_port is not None else f"port {server.tcp_port}"
-    return f'"{sanitize(server.name)}" at {server.host} {port}: {users}{lock}'
+        users += ngettext(" in {count} room", " in {count} rooms", server.room_count).format(count=server.room_count)
+    lock = _(", needs a password") if server.password_required else ""
+    port = (
+        _("UDP port {port}").format(port=server.udp_port)
+        if udp and server.udp_port is not None
+        else _("port {port}").format(port=server.tcp_port)
+    )
+    return _('"{name}" at {host} {port}: {users}{lock}').format(
+        name=sanitize(server.name), host=server.host, port=port, users=users, lock=lock
+    )
 
 
 def listing(servers: Sequence[FoundServer], udp: bool = False) -> list[str]:
@@ -305,8 +316,12 @@ def listing(servers: Sequence[FoundServer], udp: bool = False) -> list[str]:
     shared = sorted({number for number, server_id in enumerate(ids, 1) if ids.count(server_id) > 1})
     if shared:
         numbers = ", ".join(str(number) for number in shared)
-        lines.append(f"  warning: {numbers} answered with the same server id from different addresses: at most one is")
-        lines.append("  the real server. Ask the teacher for its address and join with --host ADDRESS.")
+        lines.append(
+            _("  warning: {numbers} answered with the same server id from different addresses: at most one is").format(
+                numbers=numbers
+            )
+        )
+        lines.append(_("  the real server. Ask the teacher for its address and join with --host ADDRESS."))
     return lines
 
 
@@ -324,29 +339,47 @@ def may_send_password(
     """
     if chosen_from_list:
         return True
-    address = f"{server.host} {'UDP ' if udp and server.udp_port is not None else ''}port "
-    address += str(server.udp_port if udp and server.udp_port is not None else server.tcp_port)
+    if udp and server.udp_port is not None:
+        address = _("{host} UDP port {port}").format(host=server.host, port=server.udp_port)
+    else:
+        address = _("{host} port {port}").format(host=server.host, port=server.tcp_port)
     if not stdin.isatty():
         print(
-            f"chatclient: not sending the password ({source}) to a server found by discovery: anyone on the network",
+            _(
+                "chatclient: not sending the password ({source}) to a server found by discovery: anyone on the network"
+            ).format(source=source),
             file=out,
         )
-        print(f'  can answer as "{sanitize(server.name)}". If {address} is your teacher\'s server, join it by address:', file=out)
+        print(
+            _('  can answer as "{name}". If {address} is your teacher\'s server, join it by address:').format(
+                name=sanitize(server.name), address=address
+            ),
+            file=out,
+        )
         print(f"  {join_command(server, udp)}", file=out)
         return False
     print(f"chatclient: found {describe(server, udp)}", file=out)
-    for _ in range(5):  # bounded: a stuck key cannot loop forever
+    for _question in range(5):  # bounded: a stuck key cannot loop forever
         print(
-            f"send the password ({source}) to {address}? Only if that is your teacher's server [y/N] ",
-            end="", file=out, flush=True,
+            _("send the password ({source}) to {address}? Only if that is your teacher's server [y/N] ").format(
+                source=source, address=address
+            ),
+            end="",
+            file=out,
+            flush=True,
         )
         answer = stdin.readline().strip().lower()
         if answer in ("y", "yes"):
             return True
         if answer in ("", "n", "no", "q", "quit"):
             break
-        print("type y or n", file=out)
-    print(f"chatclient: not joining. To join that server on purpose: {join_command(server, udp)}", file=out)
+        print(_("type y or n"), file=out)
+    print(
+        _("chatclient: not joining. To join that server on purpose: {command}").format(
+            command=join_command(server, udp)
+        ),
+        file=out,
+    )
     return False
 
 
@@ -354,12 +387,15 @@ def none_found(discovery: Discovery, port: int) -> list[str]:
     """What to say when nobody answered: how to give the address by hand, and why it may be."""
     probed = ", ".join(f"broadcast {target}" if target.broadcast else str(target) for target in discovery.targets)
     lines = [
-        f"no lanchat server answered within {discovery.wait:g} s (asked {probed}).",
-        f"  Ask for the server's address (chatsrv prints it when it starts) and type: chatclient --host ADDRESS --port {port}",
-        "  Discovery uses UDP broadcast: Wi-Fi that isolates clients, a firewall blocking UDP, or a server",
-        "  started with --no-discovery or --no-udp stops it; an address typed by hand still works.",
+        _("no lanchat server answered within {wait:g} s (asked {probed}).").format(wait=discovery.wait, probed=probed),
+        _(
+            "  Ask for the server's address (chatsrv prints it when it starts) and type: "
+            "chatclient --host ADDRESS --port {port}"
+        ).format(port=port),
+        _("  Discovery uses UDP broadcast: Wi-Fi that isolates clients, a firewall blocking UDP, or a server"),
+        _("  started with --no-discovery or --no-udp stops it; an address typed by hand still works."),
     ]
-    lines += [f"  (could not send to {error})" for error in discovery.send_errors]
+    lines += [_("  (could not send to {error})").format(error=error) for error in discovery.send_errors]
     return lines
 
 
@@ -375,16 +411,26 @@ def parse_choice(text: str, count: int) -> int | None:
 
 def ask_which(servers: Sequence[FoundServer], stdin: TextIO, out: TextIO, udp: bool = False) -> FoundServer | None:
     """Numbered list on `out`, then read a choice from `stdin`; None on end of input or `q`."""
-    print(f"{len(servers)} lanchat servers answered:", file=out)
+    print(
+        ngettext("{count} lanchat server answered:", "{count} lanchat servers answered:", len(servers)).format(
+            count=len(servers)
+        ),
+        file=out,
+    )
     for line in listing(servers, udp):
         print(line, file=out)
-    for _ in range(10):  # bounded: a stuck key cannot loop forever
-        print(f"join which one? [1-{len(servers)}, Enter: 1, q: quit] ", end="", file=out, flush=True)
+    for _question in range(10):  # bounded: a stuck key cannot loop forever
+        print(
+            _("join which one? [1-{count}, Enter: 1, q: quit] ").format(count=len(servers)),
+            end="",
+            file=out,
+            flush=True,
+        )
         answer = stdin.readline()
         if not answer or answer.strip().lower() in ("q", "quit"):
             return None
         index = parse_choice(answer, len(servers))
         if index is not None:
             return servers[index]
-        print(f"type a number from 1 to {len(servers)}", file=out)
+        print(_("type a number from 1 to {count}").format(count=len(servers)), file=out)
     return None

@@ -21,6 +21,7 @@ from chatclient import commands, render
 from chatclient.session import SCRIPTED, ChatSession, Connect
 from chatclient.state import Line
 from lanchat import platforms
+from lanchat.i18n import _
 
 
 class LineFace:
@@ -42,8 +43,11 @@ class LineFace:
         return None  # the server's error line (shown) says why; a script picks another --nick
 
     async def ask_password(self) -> str | None:
-        hint = "check --password" if self.password_given else "add --password SECRET"
-        print(f"chatclient: {self.address} did not let us in ({hint})", file=sys.stderr)
+        hint = _("check --password") if self.password_given else _("add --password SECRET")
+        print(
+            _("chatclient: {address} did not let us in ({hint})").format(address=self.address, hint=hint),
+            file=sys.stderr,
+        )
         return None
 
     def ended(self, reason: str) -> None:
@@ -88,7 +92,7 @@ async def run(
         try:
             while True:
                 getter = asyncio.ensure_future(lines.get())
-                done, _ = await asyncio.wait({getter, over}, return_when=asyncio.FIRST_COMPLETED)
+                done, _pending = await asyncio.wait({getter, over}, return_when=asyncio.FIRST_COMPLETED)
                 if over in done:
                     getter.cancel()
                     over.result()  # a crash in the session raises here

@@ -20,7 +20,8 @@ Cost is linear in a message's length whatever its characters: sanitizing
 is one pass, and wrapping keeps a running width per row instead of
 measuring the row again for every character (a 2,000-character message of
 zero-width characters once took 20 times as long as 2,000 letters).
-Imports only `chatclient.state` and `lanchat.display` (the text-safety rule every display shares).
+Imports only `chatclient.state`, `lanchat.display` (the text-safety rule every display shares) and
+`lanchat.i18n` (the bar's words).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import zlib
 
 from chatclient.state import ClientState, Line
 from lanchat.display import safe_text
+from lanchat.i18n import _, ngettext
 
 CONTINUATION = "  | "  # prefix of a message's second and later lines
 
@@ -294,7 +296,7 @@ def status_bar(
     connection state and the loss counters always stay.
     """
     users = len(state.users)
-    rtt = f"rtt {state.rtt * 1000:.1f} ms" if state.rtt is not None else "rtt -"
+    rtt = _("rtt {ms:.1f} ms").format(ms=state.rtt * 1000) if state.rtt is not None else _("rtt -")
     seq = state.seq
     lossy = seq.missing or seq.reordered or seq.duplicates
     # (priority to keep: higher stays longer, style, text)
@@ -302,14 +304,14 @@ def status_bar(
         (9, "bold", f"{sanitize(state.nick)}@{sanitize(state.room)}"),
         (8, "", state.transport.upper()),
         (4, "", address),
-        (7, "", f"{users} user{'s' if users != 1 else ''}"),
+        (7, "", ngettext("{count} user", "{count} users", users).format(count=users)),
         (2, "", rtt),
         (9, _paint(STATUS_STYLES.get(level, ""), colour), status),
     ]
     if not users_known:
         del parts[3]
     moderation: list[tuple[int, str, str]] = [
-        (9, "bold" if mark == "operator" else _paint(STATUS_STYLES["warn"], colour), mark)
+        (9, "bold" if mark == _("operator") else _paint(STATUS_STYLES["warn"], colour), mark)
         for mark in state.status_marks(time.time() if now is None else now)
     ]
     shorter: dict[str, str] = {}  # a part that, rather than go, becomes this
@@ -317,16 +319,18 @@ def status_bar(
         shown = ", ".join(f"@{sanitize(nick)}" for nick in state.operators[:3])
         more = f" +{len(state.operators) - 3}" if len(state.operators) > 3 else ""
         names = f"{shown}{more}"  # @ marks operators, as in user lists
-        shorter[names] = f"{len(state.operators)} op{'s' if len(state.operators) != 1 else ''}"
+        shorter[names] = ngettext("{count} op", "{count} ops", len(state.operators)).format(count=len(state.operators))
         moderation.append((3, "", names))
     parts[1:1] = moderation  # right after who you are
-    counters = f"lost {seq.missing} reordered {seq.reordered} dup {seq.duplicates}"
+    counters = _("lost {lost} reordered {reordered} dup {duplicates}").format(
+        lost=seq.missing, reordered=seq.reordered, duplicates=seq.duplicates
+    )
     if state.transport == "udp":
         parts.append((9, _paint("fg:ansiyellow bold", colour) if lossy else "", counters))
 
     def layout(kept: list[tuple[int, str, str]]) -> Fragments:
         bar: Fragments = [("", " ")]
-        for number, (_, style, text) in enumerate(kept):
+        for number, (_priority, style, text) in enumerate(kept):
             if number:
                 # the transport and the address read as one: "TCP 127.0.0.1:9009"
                 bar.append(("", " " if kept[number - 1][2] == state.transport.upper() and text == address else " │ "))
@@ -337,7 +341,7 @@ def status_bar(
     bar = layout(parts)
     if width is not None and cell_width(fragments_text(bar)) > width and state.transport == "udp" and not lossy:
         # Zero counters say the same in fewer cells, so the server's address need not go for them.
-        parts = [(keep, style, "no loss" if text == counters else text) for keep, style, text in parts]
+        parts = [(keep, style, _("no loss") if text == counters else text) for keep, style, text in parts]
         bar = layout(parts)
     for floor in (2, 3, 4):
         if width is None or cell_width(fragments_text(bar)) <= width:

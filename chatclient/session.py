@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from chatclient import commands, longtext
 from chatclient.state import MUTE_ENDED, ClientState, Line, alternative_nick
 from chatclient.transport import Transport, TransportError
+from lanchat.i18n import N_, _
 from lanchat.protocol import BATCH_JOINS, MAX_TEXT
 
 Connect = Callable[[], Awaitable[Transport]]
@@ -61,10 +62,10 @@ UDP_JOIN_WAIT = 1.0  # ... a second apart, until its welcome arrives
 # with this sentence. Any other one (server_full, timeout, a closed connection)
 # is tried again with backoff; a taken nick becomes nick_2 ..., a password is asked for.
 FINAL_REFUSALS = {
-    "not_allowed": "{address} does not let this computer in any more (banned, or not on its list): ask the teacher",
-    "nick_taken": "every nick like yours is taken on {address}: start chatclient again with another --nick",
-    "nick_invalid": "{address} no longer accepts your nick: start chatclient again with another --nick",
-    "room_invalid": "{address} no longer accepts your room name: start chatclient again with another --room",
+    "not_allowed": N_("{address} does not let this computer in any more (banned, or not on its list): ask the teacher"),
+    "nick_taken": N_("every nick like yours is taken on {address}: start chatclient again with another --nick"),
+    "nick_invalid": N_("{address} no longer accepts your nick: start chatclient again with another --nick"),
+    "room_invalid": N_("{address} no longer accepts your room name: start chatclient again with another --room"),
 }
 
 
@@ -185,18 +186,20 @@ class ChatSession:
         if self.phase is Phase.IN_ROOM:
             silent = self.silent_for()
             if silent is not None:
-                return f"no answer for {silent} s", "warn"
-            return "connected", "ok"
+                return _("no answer for {silent} s").format(silent=silent), "warn"
+            return _("connected"), "ok"
         if self.phase is Phase.RECONNECTING:
             left = max(0, round(self.retry_at - time.monotonic()))
-            return f"reconnecting in {left} s (try {self.attempt})", "warn"
+            return _("reconnecting in {left} s (try {attempt})").format(left=left, attempt=self.attempt), "warn"
         if self.phase is Phase.LOST:
-            return f"server lost (no answer for {int(time.monotonic() - self.last_heard)} s)", "bad"
+            return _("server lost (no answer for {silent} s)").format(
+                silent=int(time.monotonic() - self.last_heard)
+            ), "bad"
         if self.phase is Phase.CLOSED:
-            return "disconnected", "bad"
+            return _("disconnected"), "bad"
         if self.phase is Phase.CLOSING:
-            return "leaving", "warn"
-        return "connecting", "warn"
+            return _("leaving"), "warn"
+        return _("connecting"), "warn"
 
     def silent_for(self) -> int | None:
         """Whole seconds since the server last answered, once a ping went unanswered; None while it answers.
@@ -262,9 +265,15 @@ class ChatSession:
                 self.state.nick = nick
                 continue
             if result == "timeout":
-                return await self._fail(f"no welcome from {self.address} within {self.welcome_timeout:g} s")
+                return await self._fail(
+                    _("no welcome from {address} within {welcome_timeout:g} s").format(
+                        address=self.address, welcome_timeout=self.welcome_timeout
+                    )
+                )
             if result == "closed":
-                return await self._fail(f"{self.address} closed the connection before welcome")
+                return await self._fail(
+                    _("{address} closed the connection before welcome").format(address=self.address)
+                )
             return await self._fail(None)  # refused for a reason the server gave (shown above)
         self._receiver = self._background(self._receive_loop())
         if self.habits.ping_every is not None:
@@ -285,9 +294,13 @@ class ChatSession:
             await self.send({"type": "stats"})
         elif action.name == "topic":
             topic = self.state.topic
-            self._say(f"topic of {self.state.room}: {topic}" if topic else f"{self.state.room} has no topic")
+            self._say(
+                _("topic of {room}: {topic}").format(room=self.state.room, topic=topic)
+                if topic
+                else _("{room} has no topic").format(room=self.state.room)
+            )
         else:
-            self._say(f"/{action.name} is not available in this client", "error")
+            self._say(_("/{name} is not available in this client").format(name=action.name), "error")
 
     async def send(self, payload: dict[str, Any]) -> bool:
         """Send if in the room with a server that answers; otherwise say so (the terminal keeps the line in Up).
@@ -309,19 +322,26 @@ class ChatSession:
                 await asyncio.sleep(SPLIT_PACE)  # stay under the server's rate limit
             if not await self._send_one({**payload, "text": part}):
                 if number:
-                    self._say(f"only the first {number} of {len(parts)} parts were sent", "error")
+                    self._say(
+                        _("only the first {number} of {count} parts were sent").format(number=number, count=len(parts)),
+                        "error",
+                    )
                 return False
-        self._say(f"that text was over {MAX_TEXT:,} characters: sent as {len(parts)} messages")
+        self._say(
+            _("that text was over {limit:,} characters: sent as {count} messages").format(
+                limit=MAX_TEXT, count=len(parts)
+            )
+        )
         return True
 
     async def _send_one(self, payload: dict[str, Any]) -> bool:
         if self.phase is not Phase.IN_ROOM or self.transport is None:
-            self._say(f"not sent: {self.status()[0]} (Up brings the line back)", "error")
+            self._say(_("not sent: {status} (Up brings the line back)").format(status=self.status()[0]), "error")
             return False
         try:
             await self.transport.send(payload)
         except TransportError as error:
-            self._say(f"not sent: {error}", "error")
+            self._say(_("not sent: {error}").format(error=error), "error")
             return False
         if payload.get("type") in ANSWERED:
             self._unanswered += 1
@@ -431,7 +451,7 @@ class ChatSession:
         Joining the room you are in just repeats the welcome (docs/protocol.md §4),
         so asking twice is harmless. `errors`: errors received before the join was sent.
         """
-        for _ in range(UDP_JOIN_TRIES - 1):
+        for _attempt in range(UDP_JOIN_TRIES - 1):
             await asyncio.sleep(UDP_JOIN_WAIT)
             if (
                 self.state.room.casefold() == room.casefold()
@@ -470,7 +490,7 @@ class ChatSession:
         self.last_heard = time.monotonic()
         if self.phase is Phase.LOST:
             self._set_phase(Phase.IN_ROOM)
-            self._say("the server answers again")
+            self._say(_("the server answers again"))
         kind = payload.get("type")
         if kind == "error":
             self._errors_seen += 1
@@ -501,17 +521,17 @@ class ChatSession:
         await self._drop_transport()
         if not self.habits.reconnect or self.state.ended is not None:
             # After a kick or a ban, coming straight back would be rude (or refused).
-            ended = "an operator ended your session (see above)" if self.state.ended else None
-            return self._end(ended or problem or f"connection to {self.address} lost")
+            ended = _("an operator ended your session (see above)") if self.state.ended else None
+            return self._end(ended or problem or _("connection to {address} lost").format(address=self.address))
         if problem is not None:
             self._say(problem, "error")
-        self._say(f"connection to {self.address} lost; reconnecting", "error")
+        self._say(_("connection to {address} lost; reconnecting").format(address=self.address), "error")
         if not await self._reconnect():
             return False
         if was_operator and not self.state.operator:
             self._say(
-                "you are no longer an operator: operator status ends with the connection. "
-                "/op SECRET makes you one again (the secret chatsrv printed when it started)",
+                _("you are no longer an operator: operator status ends with the connection. /op "
+                "SECRET makes you one again (the secret chatsrv printed when it started)"),
                 "notice",
             )
         return True
@@ -549,13 +569,18 @@ class ChatSession:
                 number = 2
                 while result == "nick_taken" and number <= NICK_TRIES:
                     self.state.nick = alternative_nick(wanted, number)
-                    self._say(f"{wanted} was taken while you were away: you are {self.state.nick} now", "notice")
+                    self._say(
+                        _("{wanted} was taken while you were away: you are {nick} now").format(
+                            wanted=wanted, nick=self.state.nick
+                        ),
+                        "notice",
+                    )
                     number += 1
                     result = await self._join(transport)
             except TransportError:
                 result = "closed"
             if result == "ok":
-                self._say(f"reconnected to {self.address}")
+                self._say(_("reconnected to {address}").format(address=self.address))
                 await self._regain_operator(transport)
                 return True
             await self._drop_transport()
@@ -564,14 +589,16 @@ class ChatSession:
                 if self._quitting:
                     return False
                 if not password:
-                    return self._end(f"{self.address} now needs a password, and none was given")
+                    return self._end(
+                        _("{address} now needs a password, and none was given").format(address=self.address)
+                    )
                 self.password = password
                 retry_now = True
                 continue
             final = FINAL_REFUSALS.get(result)
             if final is not None:
-                return self._end(final.format(address=self.address))
-        return self._end(f"gave up reconnecting to {self.address}")
+                return self._end(_(final).format(address=self.address))
+        return self._end(_("gave up reconnecting to {address}").format(address=self.address))
 
     # --- operator status across a reconnect (docs/protocol.md §9.2) ---------
 
@@ -593,7 +620,9 @@ class ChatSession:
         if payload.get("type") == "error" and payload.get("code") == "not_allowed":
             self._regaining_op = False
             self._op_secret = None  # never guessed again: wrong secrets are limited per address
-            self._say("you are not an operator any more: the server did not take your secret; type /op SECRET", "error")
+            self._say(
+                _("you are not an operator any more: the server did not take your secret; type /op SECRET"), "error"
+            )
             return True
         if payload.get("type") == "notice":
             ours = payload.get("event") == "op" and payload.get("nick") == self.state.nick
@@ -618,7 +647,12 @@ class ChatSession:
                     self.state.rtt = None  # the last round trip says nothing about a server that stopped answering
                 if self.state.transport == "udp" and timeout and self.phase is Phase.IN_ROOM and silent > timeout:
                     self._set_phase(Phase.LOST)
-                    self._say(f"no answer from {self.address} for {timeout:g} s: server lost", "error")
+                    self._say(
+                        _("no answer from {address} for {timeout:g} s: server lost").format(
+                            address=self.address, timeout=timeout
+                        ),
+                        "error",
+                    )
             await asyncio.sleep(self.ping_interval())
 
     def _watch_mute(self) -> None:
@@ -642,7 +676,7 @@ class ChatSession:
         await asyncio.sleep(max(0.0, until - time.time()) + MUTE_SLACK)
         if self.state.muted_until == until and self.state.mute_ended(time.time()):
             self._mute_clock_for = None
-            self._say(MUTE_ENDED, "notice")
+            self._say(_(MUTE_ENDED), "notice")
             self.listener.changed()
 
     # --- small helpers -----------------------------------------------------------

@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatclient import plainwords
+from lanchat.i18n import N_, _
 from lanchat.protocol import MAX_NICK
 from lanchat.wire import SeqTracker
 
 __all__ = ["MUTE_ENDED", "ClientState", "Line", "SeqTracker", "alternative_nick"]
 
-MUTE_ENDED = "your mute has ended: the room sees what you write again."
+MUTE_ENDED = N_("your mute has ended: the room sees what you write again.")
 _REMEMBERED_MESSAGES = 1000  # message ids kept to skip history already shown
 
 
@@ -56,13 +57,19 @@ def _burst_line(key: tuple[str, str], nicks: list[str], room: Any, ts: Any) -> L
     """One display line for consecutive joins, or leaves for one reason."""
     what, reason = key
     if len(nicks) == 1:
-        text = f"{nicks[0]} joined {room}" if what == "joined" else f"{nicks[0]} left ({reason})"
+        if what == "joined":
+            text = _("{nick} joined {room}").format(nick=nicks[0], room=room)
+        else:
+            text = _("{nick} left ({reason})").format(nick=nicks[0], reason=reason)
         return Line("presence", text, ts, nicks[0])
     named = ", ".join(nicks[:BURST_NAMES])
     more = len(nicks) - BURST_NAMES
-    listing = f"{named}, and {more} more" if more > 0 else named
-    head = f"{len(nicks)} joined {room}" if what == "joined" else f"{len(nicks)} left ({reason})"
-    return Line("presence", f"{head}: {listing}", ts)
+    listing = _("{names}, and {count} more").format(names=named, count=more) if more > 0 else named
+    if what == "joined":
+        head = _("{count} joined {room}").format(count=len(nicks), room=room)
+    else:
+        head = _("{count} left ({reason})").format(count=len(nicks), reason=reason)
+    return Line("presence", _("{head}: {listing}").format(head=head, listing=listing), ts)
 
 
 @dataclass(frozen=True)
@@ -137,13 +144,16 @@ class ClientState:
         """Short words for a toolbar: operator, muted, locked, slow."""
         marks = []
         if self.operator:
-            marks.append("operator")
+            marks.append(_("operator"))
         if self.is_muted(now):
-            marks.append(f"muted {self.mute_minutes_left(now)} min" if self.muted_until else "muted")
+            if self.muted_until:
+                marks.append(_("muted {minutes} min").format(minutes=self.mute_minutes_left(now)))
+            else:
+                marks.append(_("muted"))
         if self.locked:
-            marks.append("room locked")
+            marks.append(_("room locked"))
         if self.slow:
-            marks.append(f"slow {self.slow:g} s")
+            marks.append(_("slow {slow:g} s").format(slow=self.slow))
         return marks
 
     def mentions_me(self, text: str) -> bool:
@@ -227,21 +237,29 @@ class ClientState:
             # Saved messages must not look like live chat: a divider with their date above, one below.
             first = old[0].get("ts")
             since = f" since {_date(first)}" if isinstance(first, (int, float)) else ""
-            lines.insert(0, Line("info", f"── earlier messages in {self.room}{since} ──", first))
-            lines.append(Line("info", "── end of earlier messages ──", p.get("ts")))
+            lines.insert(
+                0, Line("info", _("── earlier messages in {room}{since} ──").format(room=self.room, since=since), first)
+            )
+            lines.append(Line("info", _("── end of earlier messages ──"), p.get("ts")))
         server = p.get("server") if isinstance(p.get("server"), dict) else {}
         name = server.get("name", "server") if isinstance(server, dict) else "server"
         here = ", ".join(self.label(u) for u in self.users)
         lines.append(
-            Line("info", f"you are {self.nick} in {self.room} on {name} ({len(self.users)} here: {here})", p.get("ts"))
+            Line(
+                "info",
+                _("you are {nick} in {room} on {name} ({count} here: {here})").format(
+                    nick=self.nick, room=self.room, name=name, count=len(self.users), here=here
+                ),
+                p.get("ts"),
+            )
         )
         motd = p.get("motd")
         if isinstance(motd, str) and motd != self.motd_shown:
             # The message of the day comes with every welcome (each /join); once is enough unless it changed.
             self.motd_shown = motd
-            lines.append(Line("notice", f"motd: {motd}", p.get("ts")))
+            lines.append(Line("notice", _("motd: {motd}").format(motd=motd), p.get("ts")))
         if isinstance(p.get("topic"), str):
-            lines.append(Line("notice", f"topic: {p['topic']}", p.get("ts")))
+            lines.append(Line("notice", _("topic: {topic}").format(topic=p["topic"]), p.get("ts")))
         lines.extend(Line("notice", text, p.get("ts")) for text in self._room_rules(now))
         return lines
 
@@ -258,7 +276,7 @@ class ClientState:
         self.muted = isinstance(muted, dict)
         self.muted_until = None
         if isinstance(muted, dict):
-            self.muted_by = str(muted.get("by", "an operator"))
+            self.muted_by = str(muted.get("by", _("an operator")))
             minutes, seconds = muted.get("minutes"), muted.get("seconds")
             if isinstance(seconds, (int, float)) and now is not None:
                 self.muted_until = now + seconds  # exact: the bar counts down with the server's own clock
@@ -269,23 +287,25 @@ class ClientState:
         """What is special about speaking here, in plain words."""
         rules = []
         if self.muted:
-            how_long = "until an operator unmutes you" if self.muted_until is None else "for a while"
+            how_long = _("until an operator unmutes you") if self.muted_until is None else _("for a while")
             if self.muted_until is not None and now is not None:
-                how_long = f"for {self.mute_minutes_left(now)} more minute(s)"
+                how_long = _("for {minutes} more minute(s)").format(minutes=self.mute_minutes_left(now))
             rules.append(
-                f"you are muted {how_long}: you can read the chat and whisper to an operator, "
-                "but the room does not see what you write"
+                _("you are muted {how_long}: you can read the chat and whisper "
+                "to an operator, but the room does not see what you write").format(how_long=how_long)
             )
         if self.locked and not self.operator:
-            rules.append(f"{self.room} is locked: only operators may speak here until it is unlocked")
+            rules.append(
+                _("{room} is locked: only operators may speak here until it is unlocked").format(room=self.room)
+            )
         if self.slow:
-            rules.append(f"slow mode: one message every {self.slow:g} s per person here")
+            rules.append(_("slow mode: one message every {slow:g} s per person here").format(slow=self.slow))
         return rules
 
     def _moderation_event(self, event: str, p: dict[str, Any], now: float | None) -> str | None:
         """Update the state for one moderation notice; a plain-words text when it is about me."""
         nick = str(p.get("nick", ""))
-        by = str(p.get("by", "an operator"))
+        by = str(p.get("by", _("an operator")))
         about_me = nick.casefold() == self.nick.casefold()
         in_my_room = str(p.get("room", self.room)).casefold() == self.room.casefold()
         if event == "op":
@@ -293,20 +313,20 @@ class ClientState:
                 self.operators.append(nick)
             if about_me:
                 self.operator = True
-                return "you are now an operator: /help lists the operator commands"
+                return _("you are now an operator: /help lists the operator commands")
         elif event == "mute" and about_me:
             minutes = p.get("minutes")
             self.muted = True
             self.muted_by = by
             if isinstance(minutes, (int, float)) and now is not None:
                 self.muted_until = now + minutes * 60
-                how_long = f"for {minutes:g} minute(s)"
+                how_long = _("for {minutes:g} minute(s)").format(minutes=minutes)
             else:
                 self.muted_until = None
-                how_long = "until an operator unmutes you"
+                how_long = _("until an operator unmutes you")
             return (
-                f"{by} muted you {how_long}. You can still read the chat and whisper to an operator "
-                f"(/msg {by} ...), but the room does not see what you write."
+                _("{by} muted you {how_long}. You can still read the chat and whisper to an "
+                "operator (/msg {by} ...), but the room does not see what you write.").format(by=by, how_long=how_long)
             )
         elif event == "unmute" and about_me:
             was_muted = self.muted
@@ -315,23 +335,25 @@ class ClientState:
             if p.get("expired") is True or "by" not in p:
                 # A timed mute ran out (docs/protocol.md, operators: the optional `expired`).
                 # Our own clock may have said so already (`mute_ended`): then once is enough.
-                return MUTE_ENDED if was_muted else ""
-            return f"{by} unmuted you: the room sees what you write again."
+                return _(MUTE_ENDED) if was_muted else ""
+            return _("{by} unmuted you: the room sees what you write again.").format(by=by)
         elif event in ("lock", "unlock") and p.get("all") is True:
             # Every room at once (no `room` in the notice): told to everyone alike, and the bar shows it.
             self.locked = event == "lock"
             if self.locked:
-                return f"{by} locked every room: only operators may speak or change rooms until it is unlocked"
-            return f"{by} unlocked every room: everyone may speak and change rooms again"
+                return _(
+                    "{by} locked every room: only operators may speak or change rooms until it is unlocked"
+                ).format(by=by)
+            return _("{by} unlocked every room: everyone may speak and change rooms again").format(by=by)
         elif event in ("lock", "unlock") and in_my_room:
             self.locked = event == "lock"
             if self.locked and not self.operator:
                 return (
-                    f"{by} locked {self.room}: only operators may speak here until it is unlocked. "
-                    "You can still read, and whisper with /msg."
+                    _("{by} locked {room}: only operators may speak here until it "
+                    "is unlocked. You can still read, and whisper with /msg.").format(by=by, room=self.room)
                 )
             if not self.locked:
-                return f"{by} unlocked {self.room}: everyone may speak again."
+                return _("{by} unlocked {room}: everyone may speak again.").format(by=by, room=self.room)
         elif event == "slow" and in_my_room:
             seconds = p.get("seconds")
             self.slow = float(seconds) if isinstance(seconds, (int, float)) and seconds > 0 else None
@@ -339,7 +361,9 @@ class ClientState:
             topic = p.get("topic")
             self.topic = topic if isinstance(topic, str) else None
         elif event == "announce":
-            return f"announcement from {p.get('from', 'an operator')}: {p.get('text', '')}"
+            return _("announcement from {sender}: {text}").format(
+                sender=p.get("from", _("an operator")), text=p.get("text", "")
+            )
         return None
 
     def _message(self, p: dict[str, Any]) -> Line:
@@ -377,13 +401,14 @@ class ClientState:
             self.users.append(nick)
         if p.get("operator") is True and not self.is_operator(nick):
             self.operators.append(nick)
-        return [Line("presence", f"{nick} joined {p.get('room', self.room)}", p.get("ts"), nick)]
+        joined = _("{nick} joined {room}").format(nick=nick, room=p.get("room", self.room))
+        return [Line("presence", joined, p.get("ts"), nick)]
 
     def _on_left(self, p: dict[str, Any], now: float | None) -> list[Line]:
         nick = str(p.get("nick", "?"))
         reason = p.get("reason", "")
-        why = f": {p['message']}" if isinstance(p.get("message"), str) else ""
-        by = str(p.get("by", "an operator"))
+        why = ": " + p['message'] if isinstance(p.get("message"), str) else ""
+        by = str(p.get("by", _("an operator")))
         if nick.casefold() == self.nick.casefold():
             # The server sends this only when the session ends. The user list stays as last
             # seen (a reconnect's welcome replaces it; "0 users" would not be true either),
@@ -393,29 +418,39 @@ class ClientState:
             if reason == "kicked":
                 if p.get("ban") is True:
                     self.ended = (
-                        f"{by} banned you from this server{why}. You cannot join again "
-                        "until an operator lifts the ban."
+                        _("{by} banned you from this server{why}. You cannot join "
+                        "again until an operator lifts the ban.").format(by=by, why=why)
                     )
                 else:
-                    self.ended = (
-                        f"{by} kicked you out of the chat{why}. You may join again: start chatclient once more."
-                    )
+                    self.ended = _(
+                        "{by} kicked you out of the chat{why}. You may join again: start chatclient once more."
+                    ).format(by=by, why=why)
                 return [Line("notice", self.ended, p.get("ts"))]
-            return [Line("notice", f"you left {p.get('room', self.room)} ({reason})", p.get("ts"))]
+            return [
+                Line(
+                    "notice",
+                    _("you left {room} ({reason})").format(room=p.get("room", self.room), reason=reason),
+                    p.get("ts"),
+                )
+            ]
         self.users = [u for u in self.users if u.casefold() != nick.casefold()]
         self.operators = [o for o in self.operators if o.casefold() != nick.casefold()]
         if reason == "kicked":
             return [
                 Line(
                     "presence",
-                    f"{nick} was {'banned' if p.get('ban') is True else 'kicked'} by {by}{why}",
+                    (
+                        _("{nick} was banned by {by}{why}")
+                        if p.get("ban") is True
+                        else _("{nick} was kicked by {by}{why}")
+                    ).format(nick=nick, by=by, why=why),
                     p.get("ts"),
                     nick,
                 )
             ]
         if reason == "moved" and isinstance(p.get("to"), str):
-            reason = f"moved to {p['to']}"  # where they went (docs/protocol.md §8)
-        return [Line("presence", f"{nick} left ({reason})", p.get("ts"), nick)]
+            reason = _("moved to {room}").format(room=p["to"])  # where they went (docs/protocol.md §8)
+        return [Line("presence", _("{nick} left ({reason})").format(nick=nick, reason=reason), p.get("ts"), nick)]
 
     def _on_members(self, p: dict[str, Any], now: float | None) -> list[Line]:
         """A burst of joins and leaves (docs/protocol.md §13): applied in order, shown as one line per run.
@@ -456,7 +491,8 @@ class ClientState:
                     continue
                 reason = str(single.get("reason", ""))
                 if reason == "moved" and single.get("to"):
-                    reason = f"moved to {single['to']}"  # one run per destination, said as for a single `left`
+                    # one run per destination, said as for a single `left`
+                    reason = _("moved to {room}").format(room=single["to"])
                 key = ("left", reason)
             else:
                 continue
@@ -473,8 +509,8 @@ class ClientState:
         self.operators = [new if o == old else o for o in self.operators]
         if old.casefold() == self.nick.casefold():
             self.nick = new
-            return [Line("presence", f"you are now known as {new}", p.get("ts"), new)]
-        return [Line("presence", f"{old} is now known as {new}", p.get("ts"), new)]
+            return [Line("presence", _("you are now known as {new}").format(new=new), p.get("ts"), new)]
+        return [Line("presence", _("{old} is now known as {new}").format(old=old, new=new), p.get("ts"), new)]
 
     def _on_users(self, p: dict[str, Any], now: float | None) -> list[Line]:
         users = [str(u) for u in p.get("users", [])]
@@ -484,7 +520,15 @@ class ClientState:
             self.users = users
             self.operators = [u for u in users if u.casefold() in marked]
         listing = ", ".join(f"@{u}" if u.casefold() in marked else u for u in users)
-        return [Line("info", f"in {p.get('room')}: {listing or 'nobody'} ({len(users)})", p.get("ts", now))]
+        return [
+            Line(
+                "info",
+                _("in {room}: {users} ({count})").format(
+                    room=p.get("room"), users=listing or _("nobody"), count=len(users)
+                ),
+                p.get("ts", now),
+            )
+        ]
 
     def _on_rooms(self, p: dict[str, Any], now: float | None) -> list[Line]:
         rooms = [r for r in p.get("rooms", []) if isinstance(r, dict)]
@@ -496,15 +540,15 @@ class ClientState:
         history_only = ", ".join(str(r.get("name")) for r in rooms if r.get("users") == 0)
         if history_only:
             listing = f"{listing}; " if listing else ""
-            listing += f"with history only: {history_only}"
-        return [Line("info", f"rooms: {listing or 'none'}", now)]
+            listing += _("with history only: {rooms}").format(rooms=history_only)
+        return [Line("info", _("rooms: {rooms}").format(rooms=listing or _("none")), now)]
 
     def _on_pong(self, p: dict[str, Any], now: float | None) -> list[Line]:
         sent = p.get("t")
         if isinstance(sent, (int, float)) and now is not None:
             self.rtt = max(0.0, now - sent)
         if p.get("id") == "user" and self.rtt is not None:
-            return [Line("info", f"pong: round trip {self.rtt * 1000:.1f} ms", now)]
+            return [Line("info", _("pong: round trip {ms:.1f} ms").format(ms=self.rtt * 1000), now)]
         return []
 
     def _on_stats(self, p: dict[str, Any], now: float | None) -> list[Line]:
@@ -515,11 +559,13 @@ class ClientState:
         # the server's `sent`, which it reports as it was just before: compare like with like.
         received = mine.received - 1 if type(p.get("seq")) is int else mine.received
         lines = [
-            Line("info", f"server's view: {server}", now),
+            Line("info", _("server's view: {server}").format(server=server), now),
             Line(
                 "info",
-                f"your view: received {received} before this answer, lost {mine.missing}, "
-                f"reordered {mine.reordered}, duplicates {mine.duplicates}",
+                _(
+                    "your view: received {received} before this answer, lost "
+                    "{missing}, reordered {reordered}, duplicates {duplicates}"
+                ).format(received=received, missing=mine.missing, reordered=mine.reordered, duplicates=mine.duplicates),
                 now,
             ),
         ]
@@ -529,11 +575,15 @@ class ClientState:
             lines.append(
                 Line(
                     "info",
-                    f"the server counts {sent} sent, you {received + mine.missing} received or lost: "
+                    _("the server counts {sent} sent, you {counted} received or lost: ").format(
+                        sent=sent, counted=received + mine.missing
+                    )
                     + (
-                        f"{difference} still on the way, or lost with no later message to show the gap"
+                        _("{difference} still on the way, or lost with no later message to show the gap").format(
+                            difference=difference
+                        )
                         if difference > 0
-                        else f"you counted {-difference} more than the server says it sent"
+                        else _("you counted {extra} more than the server says it sent").format(extra=-difference)
                     ),
                     now,
                 )
@@ -542,7 +592,9 @@ class ClientState:
         if all(isinstance(count, int) for _, count in injected):
             # The server's fault injection (--udp-loss ...): what is left over is the network's doing.
             caused = ", ".join(f"{name} {count}" for name, count in injected)
-            lines.append(Line("info", f"of which the server's fault injection caused: {caused}", now))
+            lines.append(
+                Line("info", _("of which the server's fault injection caused: {caused}").format(caused=caused), now)
+            )
         return lines
 
     def _on_notice(self, p: dict[str, Any], now: float | None) -> list[Line]:
@@ -567,7 +619,7 @@ class ClientState:
             if self.joined_once:
                 return ""  # a reconnect: the session takes nick_2 itself, or ends and says why
             # Not in a room yet, so /nick cannot help: the terminal UI asks below, line mode needs --nick.
-            return "start chatclient again with another --nick" if self.codes else "type another nick below"
+            return _("start chatclient again with another --nick") if self.codes else _("type another nick below")
         if code == "auth_failed" and not self.password_given and message.startswith("this server needs a password"):
-            return "give --password SECRET or set LANCHAT_PASSWORD"
+            return _("give --password SECRET or set LANCHAT_PASSWORD")
         return None

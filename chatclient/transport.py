@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from lanchat.i18n import _, ngettext
 from lanchat.wire import HEADER, FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
 
 CLIENT_MAX_FRAME = 16 * 1024 * 1024  # accept whatever a server announces, within reason
@@ -61,13 +62,23 @@ class TCPTransport:
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         except asyncio.TimeoutError:
-            raise TransportError(f"cannot connect to {host}:{port}: no answer after {timeout:g} s") from None
+            raise TransportError(
+                _("cannot connect to {host}:{port}: no answer after {timeout:g} s").format(
+                    host=host, port=port, timeout=timeout
+                )
+            ) from None
         except ConnectionRefusedError:
             raise TransportError(
-                f"cannot connect to {host}:{port}: connection refused (is chatsrv running there?)"
+                _("cannot connect to {host}:{port}: connection refused (is chatsrv running there?)").format(
+                    host=host, port=port
+                )
             ) from None
         except OSError as error:
-            raise TransportError(f"cannot connect to {host}:{port}: {error.strerror or error}") from None
+            raise TransportError(
+                _("cannot connect to {host}:{port}: {strerror}").format(
+                    host=host, port=port, strerror=error.strerror or error
+                )
+            ) from None
         return cls(reader, writer, trace)
 
     async def send(self, payload: dict[str, Any]) -> None:
@@ -75,7 +86,7 @@ class TCPTransport:
             self._writer.write(encode_frame(encode_payload(payload)))
             await self._writer.drain()
         except (ConnectionError, OSError) as error:
-            raise TransportError(f"connection lost: {error}") from None
+            raise TransportError(_("connection lost: {error}").format(error=error)) from None
 
     async def receive(self) -> dict[str, Any] | None:
         while not self._ready:
@@ -90,7 +101,9 @@ class TCPTransport:
                 self._trace(trace_chunk(len(data), frames, self._pending))
                 self._pending = pending_after(len(data), frames, self._pending)
             if self._decoder.error is not None:
-                raise TransportError(f"the server sent a broken frame: {self._decoder.error.message}")
+                raise TransportError(
+                    _("the server sent a broken frame: {message}").format(message=self._decoder.error.message)
+                )
             for frame in frames:
                 try:
                     self._ready.append(decode_payload(frame))
@@ -123,16 +136,17 @@ def trace_chunk(size: int, frames: list[bytes], pending_before: int = 0) -> str:
     if pending_before and whole:
         first = whole.pop(0)
         parts.append(
-            f"end of a frame begun earlier ({HEADER.size + len(first) - pending_before} bytes, [4+{len(first)}] in all)"
+            _("end of a frame begun earlier ({size} bytes, [4+{payload}] in all)").format(
+                size=HEADER.size + len(first) - pending_before, payload=len(first))
         )
     parts.extend(f"[4+{len(frame)}]" for frame in whole)
     after = pending_after(size, frames, pending_before)
     if after and not frames and pending_before:
-        parts.append(f"middle of a frame ({size} bytes; {after} of it so far)")
+        parts.append(_("middle of a frame ({size} bytes; {after} of it so far)").format(size=size, after=after))
     elif after:
-        parts.append(f"start of the next frame ({after} bytes)")
-    count = f"{len(frames)} complete frame{'s' if len(frames) != 1 else ''}"
-    return f"recv {size} bytes, {count}: " + " | ".join(parts)
+        parts.append(_("start of the next frame ({after} bytes)").format(after=after))
+    count = ngettext("{count} complete frame", "{count} complete frames", len(frames)).format(count=len(frames))
+    return _("recv {size} bytes, {count}: ").format(size=size, count=count) + " | ".join(parts)
 
 
 # --- UDP (docs/protocol.md §2) ------------------------------------------------------
@@ -201,17 +215,23 @@ class UDPTransport:
         try:
             addresses = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         except socket.gaierror as error:
-            raise TransportError(f"cannot find {host}: {error.strerror}") from None
+            raise TransportError(
+                _("cannot find {host}: {strerror}").format(host=host, strerror=error.strerror)
+            ) from None
         # The server listens on IPv4 (0.0.0.0) by default: prefer an IPv4 address for a name.
         addresses.sort(key=lambda info: info[0] != socket.AF_INET)
-        family, _, _, _, address = addresses[0]
+        family, _type, _proto, _name, address = addresses[0]
         datagrams = _Datagrams()
         try:
-            endpoint, _ = await loop.create_datagram_endpoint(
+            endpoint, _protocol = await loop.create_datagram_endpoint(
                 lambda: datagrams, remote_addr=(str(address[0]), int(address[1])), family=family
             )
         except OSError as error:
-            raise TransportError(f"cannot reach {host}:{port} over UDP: {error.strerror or error}") from None
+            raise TransportError(
+                _("cannot reach {host}:{port} over UDP: {strerror}").format(
+                    host=host, port=port, strerror=error.strerror or error
+                )
+            ) from None
         return cls(endpoint, datagrams, host, port, trace)
 
     def _transmit(self, payload: dict[str, Any]) -> None:
@@ -236,7 +256,7 @@ class UDPTransport:
     async def _say_hello(self) -> None:
         """Send the hello up to HELLO_TRIES times, HELLO_INTERVAL apart, until it is answered."""
         assert self._hello is not None
-        for _ in range(HELLO_TRIES):
+        for _try in range(HELLO_TRIES):
             self._transmit(self._hello_payload())
             try:
                 await asyncio.wait_for(self._answered.wait(), HELLO_INTERVAL)
@@ -264,12 +284,16 @@ class UDPTransport:
                 continue
             if item is _GAVE_UP:
                 raise TransportError(
-                    f"no answer from {self.host}:{self.port} over UDP after {HELLO_TRIES} tries: "
-                    "is the server running, is UDP blocked?"
+                    _(
+                        "no answer from {host}:{port} over UDP after "
+                        "{HELLO_TRIES} tries: is the server running, is UDP blocked?"
+                    ).format(host=self.host, port=self.port, HELLO_TRIES=HELLO_TRIES)
                 )
             if self._trace is not None:
                 # No length prefix, no stream: one recvfrom is exactly one datagram (docs/protocol.md §2).
-                self._trace(f"recvfrom {len(item)} bytes: 1 datagram = 1 payload (no length prefix)")
+                self._trace(
+                    _("recvfrom {size} bytes: 1 datagram = 1 payload (no length prefix)").format(size=len(item))
+                )
             try:
                 payload = decode_payload(item)
             except ProtocolError:

@@ -52,6 +52,7 @@ from chatclient import commands, discovery, render
 from chatclient.session import PING_EVERY, ChatSession, Connect, Habits, Phase, Sleep, backoff_delays
 from chatclient.state import ClientState, Line, alternative_nick
 from lanchat import platforms
+from lanchat.i18n import _
 
 PASTE_CONFIRM_OVER = 5  # a paste of more lines asks first
 PASTE_BURST = 10  # pasted lines sent at once; the rest paced below the rate limit
@@ -219,7 +220,7 @@ class ChatUI:
     async def ask_nick(self, code: str) -> str | None:
         """A taken nick: nick_2 offered; an invalid one: the login name offered."""
         suggestion = alternative_nick(self.state.nick, 2) if code == "nick_taken" else self.login_name
-        return await self._ask_now("another nick: ", suggestion)
+        return await self._ask_now(_("another nick: "), suggestion)
 
     async def ask_password(self) -> str | None:
         """The server's password (docs/protocol.md, operators and access), typed blind.
@@ -227,11 +228,13 @@ class ChatUI:
         Also while chatting: a server restarted with --password wants it on the reconnect.
         """
         if self.session.attempt:  # reconnecting, not starting
-            self.info(f"{self.address} now needs a password: type it (Ctrl-C gives up)", "notice")
-        return await self._ask_now("password: ", "", erase=True, secret=True)
+            self.info(
+                _("{address} now needs a password: type it (Ctrl-C gives up)").format(address=self.address), "notice"
+            )
+        return await self._ask_now(_("password: "), "", erase=True, secret=True)
 
     def ended(self, reason: str) -> None:
-        self.info(f"disconnected: {reason}. /quit to leave", "error")
+        self.info(_("disconnected: {reason}. /quit to leave").format(reason=reason), "error")
 
     def crashed(self, error: BaseException) -> None:
         """A bug in a background task ends the prompt with that error instead of a UI that stopped receiving."""
@@ -244,13 +247,13 @@ class ChatUI:
     async def run(self) -> int:
         """Ask for a nick if needed, connect, join, chat until the user leaves; the exit code."""
         if self.ask_nick_first:
-            nick = await self._ask("your nick: ", self.login_name)
+            nick = await self._ask(_("your nick: "), self.login_name)
             if nick is None:
                 return 0
             self.state.nick = nick
         if self.ask_password_first:
             # Known to be needed: asking first spares the user a refusal before the question.
-            password = await self._ask("password: ", "", erase=True, secret=True)
+            password = await self._ask(_("password: "), "", erase=True, secret=True)
             if password is None:
                 return 0
             self.session.password = password
@@ -292,7 +295,7 @@ class ChatUI:
         into any history.
         """
         if default:
-            question = f"{question.rstrip().rstrip(':')} [{default}]: "
+            question = f"{question.rstrip().rstrip(':：')} [{default}]: "  # a Chinese prompt ends in a wide colon
         asker: PromptSession[str] = PromptSession(
             input=self.prompt_session.input,
             output=self.output,
@@ -343,9 +346,11 @@ class ChatUI:
         """A multi-line paste: one message per line, after asking when it is long."""
         lines = [line for line in text.split("\n") if line.strip()]
         if len(lines) > PASTE_CONFIRM_OVER:
-            answer = await self._ask(f"send {len(lines)} pasted lines as {len(lines)} messages? [y/N] ", "", erase=True)
+            answer = await self._ask(
+                _("send {count} pasted lines as {count} messages? [y/N] ").format(count=len(lines)), "", erase=True
+            )
             if (answer or "").lower() not in ("y", "yes"):
-                self.info("paste not sent (Up brings it back)")
+                self.info(_("paste not sent (Up brings it back)"))
                 return
         # Pasted lines are text, never commands: a pasted "/quit" is said, not run.
         self._tasks.append(asyncio.ensure_future(self._send_lines(lines)))
@@ -375,7 +380,7 @@ class ChatUI:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for *_, answer in self._questions:
+        for *_rest, answer in self._questions:
             if not answer.done():
                 answer.set_result(None)  # nobody is left to ask
         await self.session.quit()
@@ -425,9 +430,9 @@ def pick_server(servers: Sequence[discovery.FoundServer], udp: bool = False) -> 
 
     try:
         index = choice(
-            message=f"{len(servers)} lanchat servers answered. Which one do you join?",
+            message=_("{count} lanchat servers answered. Which one do you join?").format(count=len(servers)),
             options=[(number, discovery.describe(server, udp)) for number, server in enumerate(servers)],
-            bottom_toolbar=" arrows or a number, Enter: join   q: quit   (by hand: chatclient --host ADDRESS) ",
+            bottom_toolbar=_(" arrows or a number, Enter: join   q: quit   (by hand: chatclient --host ADDRESS) "),
             key_bindings=bindings,
         )
     except KeyboardInterrupt:

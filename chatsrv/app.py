@@ -34,8 +34,9 @@ from chatsrv.store import DEFAULT_PATH, MEMORY
 from chatsrv.tcp import DEFAULT_SEND_BUFFER, ChatTCPServer
 from chatsrv.textdoor import TextDoorServer
 from chatsrv.udp import ChatUDPServer
-from lanchat import platforms
+from lanchat import i18n, platforms
 from lanchat.cliargs import Parser, count, percent, port, positive_seconds, rate, seconds
+from lanchat.i18n import _
 from lanchat.netinfo import ipv4_interfaces
 from lanchat.wire import DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_FRAME
 
@@ -180,117 +181,197 @@ for _checker, _name in (
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="chatsrv",
-        description="lanchat server: rooms of chat over length-framed TCP (and UDP), for a LAN or a class.",
-        epilog="Classmates join with: chatclient --host ADDRESS --port PORT --nick NAME. "
-        "Ctrl-C stops the server and tells everyone. "
-        "After the lesson, 'chatsrv export --format html > chat.html' writes the transcript (see chatsrv export --help).",
+        description=_("lanchat server: rooms of chat over length-framed TCP (and UDP), for a LAN or a class."),
+        epilog=_(
+            "Classmates join with: chatclient --host ADDRESS --port PORT --nick NAME. "
+            "Ctrl-C stops the server and tells everyone. "
+            "After the lesson, 'chatsrv export --format html > chat.html' writes the transcript (see chatsrv export --help)."
+        ),
     )
-    parser.add_argument("--version", action="version", version=f"lanchat {__version__}")
-    net = parser.add_argument_group("network")
-    net.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0: every IPv4 interface; :: for IPv6)")
-    net.add_argument("--port", type=port, default=DEFAULT_PORT, help="TCP port (0 picks a free one and prints it)")
-    net.add_argument("--udp-port", type=port, default=None, help="UDP port (default: the same number as the TCP port)")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"lanchat {__version__}",
+        help=_("show program's version number and exit"),
+    )
+    net = parser.add_argument_group(_("network"))
+    net.add_argument(
+        "--host", default="0.0.0.0", help=_("address to listen on (0.0.0.0: every IPv4 interface; :: for IPv6)")
+    )
+    net.add_argument("--port", type=port, default=DEFAULT_PORT, help=_("TCP port (0 picks a free one and prints it)"))
+    net.add_argument(
+        "--udp-port", type=port, default=None, help=_("UDP port (default: the same number as the TCP port)")
+    )
     net.add_argument(
         "--text-port", type=port, default=None, metavar="PORT",
-        help="also open a plain-text door on PORT for nc and telnet: one line in, one message out "
-        "(0 picks a free one and prints it; off by default)",
+        help=_(
+            "also open a plain-text door on PORT for nc and telnet: one line in, one message out "
+            "(0 picks a free one and prints it; off by default)"
+        ),
     )
-    net.add_argument("--no-udp", action="store_true", help="serve TCP only (also turns discovery off)")
+    net.add_argument("--no-udp", action="store_true", help=_("serve TCP only (also turns discovery off)"))
     net.add_argument(
-        "--no-discovery", action="store_true",
-        help="do not answer discovery probes on the UDP port (then chatclient without --host cannot find this server)",
+        "--no-discovery",
+        action="store_true",
+        help=_(
+            "do not answer discovery probes on the UDP port (then chatclient without --host cannot find this server)"
+        ),
     )
-    limits = parser.add_argument_group("limits (0 turns a limit off)")
-    limits.add_argument("--max-frame", type=_frame_size, default=DEFAULT_MAX_FRAME, help="largest TCP frame payload, bytes")
-    limits.add_argument("--max-datagram", type=_datagram_size, default=DEFAULT_MAX_DATAGRAM, help="largest UDP datagram, bytes")
-    limits.add_argument("--peer-timeout", type=positive_seconds, default=30.0, help="seconds of silence after which a UDP user is dropped")
-    limits.add_argument("--max-clients", type=count, default=1000, help="most users at once (kept below the open-file limit)")
-    limits.add_argument("--max-per-ip", type=count, default=16, help="most connections from one address")
+    limits = parser.add_argument_group(_("limits (0 turns a limit off)"))
+    limits.add_argument(
+        "--max-frame", type=_frame_size, default=DEFAULT_MAX_FRAME, help=_("largest TCP frame payload, bytes")
+    )
+    limits.add_argument(
+        "--max-datagram", type=_datagram_size, default=DEFAULT_MAX_DATAGRAM, help=_("largest UDP datagram, bytes")
+    )
+    limits.add_argument(
+        "--peer-timeout",
+        type=positive_seconds,
+        default=30.0,
+        help=_("seconds of silence after which a UDP user is dropped"),
+    )
+    limits.add_argument(
+        "--max-clients", type=count, default=1000, help=_("most users at once (kept below the open-file limit)")
+    )
+    limits.add_argument("--max-per-ip", type=count, default=16, help=_("most connections from one address"))
     limits.add_argument(
         "--ipv6-prefix", type=_ipv6_prefix, default=DEFAULT_IPV6_PREFIX, metavar="BITS",
-        help="an IPv6 peer counts by this prefix for per-address limits and bans (default 64; 128: each address; "
-        "link-local addresses always count alone)",
+        help=_(
+            "an IPv6 peer counts by this prefix for per-address limits and bans (default 64; 128: each address; "
+            "link-local addresses always count alone)"
+        ),
     )
     limits.add_argument(
         "--session-rate", type=rate, default=1.0,
-        help=f"new connections per second from one address, after a burst of {SESSION_BURST} "
-        "(0 = off; off with --rate 0)",
+        help=_(
+            "new connections per second from one address, after a burst of {burst} (0 = off; off with --rate 0)"
+        ).format(burst=SESSION_BURST),
     )
     limits.add_argument(
         "--max-rooms", type=count, default=300,
-        help="rooms in memory at once; a room nobody is in makes space for a new one (0 = off)",
+        help=_("rooms in memory at once; a room nobody is in makes space for a new one (0 = off)"),
     )
     limits.add_argument(
         "--hello-timeout", type=seconds, default=20.0,
-        help="seconds from connecting by which a new TCP connection must have said hello (a deadline, not per read)",
+        help=_("seconds from connecting by which a new TCP connection must have said hello (a deadline, not per read)"),
     )
     limits.add_argument(
         "--max-waiting", type=count, default=DEFAULT_MAX_WAITING,
-        help="most TCP connections that have not said hello yet, in all (kept below --max-clients)",
+        help=_("most TCP connections that have not said hello yet, in all (kept below --max-clients)"),
     )
     limits.add_argument(
         "--max-waiting-per-ip", type=count, default=DEFAULT_MAX_WAITING_PER_IP,
-        help="most TCP connections from one address (an IPv6 /64) that have not said hello yet",
+        help=_("most TCP connections from one address (an IPv6 /64) that have not said hello yet"),
     )
-    limits.add_argument("--rate", type=rate, default=5.0, help="messages per second per user, on average")
-    limits.add_argument("--burst", type=count, default=20, help="messages a user may send at once before --rate applies")
-    limits.add_argument("--outbox", type=count, default=DEFAULT_OUTBOX_LIMIT, help="bytes queued for one user before it is dropped as slow")
-    limits.add_argument("--send-buffer", type=count, default=DEFAULT_SEND_BUFFER, help="kernel send buffer per TCP user, bytes (0: let the kernel autotune)")
-    chat = parser.add_argument_group("chat")
-    chat.add_argument("--history", type=count, default=50, help="recent messages per room shown to newcomers")
-    chat.add_argument("--motd", type=_motd, default=None, metavar="TEXT|@FILE", help="message of the day shown in welcome (@FILE reads it from a file)")
-    chat.add_argument("--name", default=None, help="server name shown to clients and in discovery (default: host name)")
-    access = parser.add_argument_group("teacher controls")
+    limits.add_argument("--rate", type=rate, default=5.0, help=_("messages per second per user, on average"))
+    limits.add_argument(
+        "--burst", type=count, default=20, help=_("messages a user may send at once before --rate applies")
+    )
+    limits.add_argument(
+        "--outbox",
+        type=count,
+        default=DEFAULT_OUTBOX_LIMIT,
+        help=_("bytes queued for one user before it is dropped as slow"),
+    )
+    limits.add_argument(
+        "--send-buffer",
+        type=count,
+        default=DEFAULT_SEND_BUFFER,
+        help=_("kernel send buffer per TCP user, bytes (0: let the kernel autotune)"),
+    )
+    chat = parser.add_argument_group(_("chat"))
+    chat.add_argument("--history", type=count, default=50, help=_("recent messages per room shown to newcomers"))
+    chat.add_argument(
+        "--motd",
+        type=_motd,
+        default=None,
+        metavar="TEXT|@FILE",
+        help=_("message of the day shown in welcome (@FILE reads it from a file)"),
+    )
+    chat.add_argument(
+        "--name", default=None, help=_("server name shown to clients and in discovery (default: host name)")
+    )
+    access = parser.add_argument_group(_("teacher controls"))
     password = access.add_mutually_exclusive_group()
     password.add_argument(
         "--password", type=_secret, default=None, metavar="SECRET",
-        help="everyone must give this password to join (chatclient --password SECRET); "
+        help=_("everyone must give this password to join (chatclient --password SECRET); "
         "other users of this machine can see it in ps: prefer --password-file or "
-        f"{PASSWORD_VARIABLE}",
+        "{variable}").format(variable=PASSWORD_VARIABLE),
     )
     password.add_argument(
         "--password-file", type=_secret_file, default=None, metavar="FILE",
-        help=f"read the password from FILE (its first line); or set {PASSWORD_VARIABLE}",
+        help=_("read the password from FILE (its first line); or set {variable}").format(variable=PASSWORD_VARIABLE),
     )
-    access.add_argument("--allow", type=_network, action="append", default=[], metavar="CIDR", help="only these addresses may connect, e.g. 192.168.1.0/24 (repeatable)")
-    access.add_argument("--deny", type=_network, action="append", default=[], metavar="CIDR", help="these addresses may not connect, even if allowed (repeatable)")
+    access.add_argument(
+        "--allow",
+        type=_network,
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help=_("only these addresses may connect, e.g. 192.168.1.0/24 (repeatable)"),
+    )
+    access.add_argument(
+        "--deny",
+        type=_network,
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help=_("these addresses may not connect, even if allowed (repeatable)"),
+    )
     op_secret = access.add_mutually_exclusive_group()
     op_secret.add_argument(
         "--op-secret", type=_secret, default=None, metavar="SECRET",
-        help=f"operator secret for /op (default: {OP_SECRET_VARIABLE}, else a random one, printed at start); "
-        "visible in ps: prefer --op-secret-file",
+        help=_("operator secret for /op (default: {variable}, else a random one, printed at start); "
+        "visible in ps: prefer --op-secret-file").format(variable=OP_SECRET_VARIABLE),
     )
     op_secret.add_argument(
-        "--op-secret-file", type=_secret_file, default=None, metavar="FILE",
-        help=f"read the operator secret from FILE (its first line); or set {OP_SECRET_VARIABLE}",
+        "--op-secret-file",
+        type=_secret_file,
+        default=None,
+        metavar="FILE",
+        help=_("read the operator secret from FILE (its first line); or set {variable}").format(
+            variable=OP_SECRET_VARIABLE
+        ),
     )
-    saved = parser.add_argument_group("saved history")
+    saved = parser.add_argument_group(_("saved history"))
     saved.add_argument(
         "--db",
         metavar="PATH",
         type=_database,
         default=DEFAULT_PATH,
-        help=f"SQLite file keeping rooms' history across restarts, for 'chatsrv export'; {MEMORY} keeps nothing",
+        help=_(
+            "SQLite file keeping rooms' history across restarts, for 'chatsrv export'; {memory} keeps nothing"
+        ).format(memory=MEMORY),
     )
     saved.add_argument(
         "--store-whispers",
         action="store_true",
-        help="also save private messages (whispers) in the database; off by default for privacy",
+        help=_("also save private messages (whispers) in the database; off by default for privacy"),
     )
     faults = parser.add_argument_group(
-        "UDP fault injection (for teaching: applied to the datagrams the server sends, counted in /stats)"
+        _("UDP fault injection (for teaching: applied to the datagrams the server sends, counted in /stats)")
     )
-    faults.add_argument("--udp-loss", type=percent, default=0.0, metavar="PCT", help="drop this percentage of datagrams")
-    faults.add_argument("--udp-dup", type=percent, default=0.0, metavar="PCT", help="send this percentage of datagrams twice")
+    faults.add_argument(
+        "--udp-loss", type=percent, default=0.0, metavar="PCT", help=_("drop this percentage of datagrams")
+    )
+    faults.add_argument(
+        "--udp-dup", type=percent, default=0.0, metavar="PCT", help=_("send this percentage of datagrams twice")
+    )
     faults.add_argument(
         "--udp-reorder", type=percent, default=0.0, metavar="PCT",
-        help="hold this percentage of datagrams back until the next one to that user has gone (at most 0.5 s)",
+        help=_("hold this percentage of datagrams back until the next one to that user has gone (at most 0.5 s)"),
     )
     faults.add_argument(
         "--udp-delay", type=_delay, default="0", metavar="MS[:JITTER]",
-        help="delay every datagram by MS milliseconds, plus or minus JITTER (50:10 is 40 to 60 ms)",
+        help=_("delay every datagram by MS milliseconds, plus or minus JITTER (50:10 is 40 to 60 ms)"),
     )
-    faults.add_argument("--seed", type=int, default=None, help="random seed of the fault injection, so a run can be repeated (default: a new one, printed at start)")
+    faults.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help=_("random seed of the fault injection, so a run can be repeated (default: a new one, printed at start)"),
+    )
     cluster_group = parser.add_argument_group("several servers (docs/scale-out.md)")
     cluster_group.add_argument(
         "--backplane",
@@ -307,7 +388,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run N nodes on this port, one per core (Linux: SO_REUSEPORT), joined by --backplane",
     )
     cluster_group.add_argument(cluster.SHARED_PORT_FLAG, action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="how much to log on stderr")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help=_("how much to log on stderr"),
+    )
+    i18n.add_language_option(parser)
     return parser
 
 
@@ -412,7 +499,7 @@ def build_server(args: argparse.Namespace) -> Server:
     max_clients = args.max_clients
     if max_connections and (not max_clients or max_clients > max_connections):
         if max_clients:
-            log.warning("--max-clients %d is above the open-file limit; using %d", max_clients, max_connections)
+            log.warning(_("--max-clients %d is above the open-file limit; using %d"), max_clients, max_connections)
         max_clients = max_connections
     max_waiting = args.max_waiting
     if max_clients and (not max_waiting or max_waiting >= max_clients):
@@ -529,7 +616,10 @@ def join_hints(host: str, port: int) -> list[str]:
         addresses = [iface.address for iface in ipv4_interfaces() if not iface.is_loopback]
     else:
         addresses = [host]
-    return [f"chatclient --host {address} --port {port} --nick NAME" for address in addresses]
+    return [
+        _("chatclient --host {address} --port {port} --nick NAME").format(address=address, port=port)
+        for address in addresses
+    ]
 
 
 def text_door_hint(host: str, port: int) -> str:
@@ -537,7 +627,7 @@ def text_door_hint(host: str, port: int) -> str:
     if host in ("0.0.0.0", "", "::"):
         addresses = [iface.address for iface in ipv4_interfaces() if not iface.is_loopback]
         host = addresses[0] if addresses else "ADDRESS"
-    return f"text door for nc and telnet on port {port}: nc {host} {port}"
+    return _("text door for nc and telnet on port {port}: nc {host} {port}").format(port=port, host=host)
 
 
 def discovery_hint(host: str, server: Server) -> str:
@@ -546,9 +636,11 @@ def discovery_hint(host: str, server: Server) -> str:
     name = server.service.server_name
     if host not in ("0.0.0.0", "", "::"):
         # A socket bound to one address never receives broadcasts (only datagrams sent to that address).
-        return f'discovery: answers as "{name}" only to probes sent to {host} (use --host 0.0.0.0 to be found by broadcast)'
+        return _(
+            'discovery: answers as "{name}" only to probes sent to {host} (use --host 0.0.0.0 to be found by broadcast)'
+        ).format(name=name, host=host)
     port = "" if server.udp.port == DEFAULT_PORT else f" --port {server.udp.port}"
-    return f'discovery: answers as "{name}"; classmates can just type: chatclient{port}'
+    return _('discovery: answers as "{name}"; classmates can just type: chatclient{port}').format(name=name, port=port)
 
 
 def teacher_lines(args: argparse.Namespace) -> list[str]:
@@ -556,23 +648,35 @@ def teacher_lines(args: argparse.Namespace) -> list[str]:
     prints its token), and whether a password or address rules are on."""
     chosen = getattr(args, "op_secret_from", None)
     if chosen in (None, "--op-secret"):  # random, or already in the process list anyway
-        kept = " (kept from the last run)" if getattr(args, "op_secret_kept", False) else ""
-        lines = [f"operator secret: {args.op_secret}{kept}   (in chatclient type: /op {args.op_secret})"]
+        kept = _(" (kept from the last run)") if getattr(args, "op_secret_kept", False) else ""
+        lines = [
+            _("operator secret: {secret}{kept}   (in chatclient type: /op {secret})").format(
+                secret=args.op_secret, kept=kept
+            )
+        ]
     else:
-        lines = [f"operator secret: the one from {chosen} (not shown; in chatclient type: /op SECRET)"]
+        lines = [
+            _("operator secret: the one from {chosen} (not shown; in chatclient type: /op SECRET)").format(
+                chosen=chosen
+            )
+        ]
     if args.password:  # never the password itself: these lines end up on screens and in logs
         source = getattr(args, "password_from", None)
-        where = f" (from {source})" if source and source != "--password" else ""
+        where = _(" (from {source})").format(source=source) if source and source != "--password" else ""
         door = ""
         if getattr(args, "text_port", None) is not None:  # nc users type it, they have no flag
-            door = " (at the text door: /password SECRET, then your nick)"
-        lines.append(f"a password is needed to join{where}: students set {PASSWORD_VARIABLE} or give chatclient --password{door}")
+            door = _(" (at the text door: /password SECRET, then your nick)")
+        lines.append(
+            _(
+                "a password is needed to join{where}: students set {variable} or give chatclient --password{door}"
+            ).format(where=where, variable=PASSWORD_VARIABLE, door=door)
+        )
     if args.allow or args.deny:
-        allowed = ", ".join(str(n) for n in args.allow) or "any address"
-        denied = ", ".join(str(n) for n in args.deny) or "none"
-        lines.append(f"addresses allowed: {allowed}; denied: {denied}")
+        allowed = ", ".join(str(n) for n in args.allow) or _("any address")
+        denied = ", ".join(str(n) for n in args.deny) or _("none")
+        lines.append(_("addresses allowed: {allowed}; denied: {denied}").format(allowed=allowed, denied=denied))
         if Access(allow=args.allow, deny=args.deny).refusal(("127.0.0.1", 0)) is not None:
-            lines.append("note: 127.0.0.1 may not connect, so you cannot join from this machine that way")
+            lines.append(_("note: 127.0.0.1 may not connect, so you cannot join from this machine that way"))
     return lines
 
 
@@ -581,8 +685,8 @@ def transports(server: Server) -> str:
     if server.udp is None:
         return "TCP"
     if server.udp.port == server.port:
-        return "TCP and UDP"
-    return f"TCP, UDP port {server.udp.port}"
+        return _("TCP and UDP")
+    return _("TCP, UDP port {port}").format(port=server.udp.port)
 
 
 def log_safe(text: str) -> str:
@@ -636,6 +740,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return export_main(argv[1:])
     platforms.console_safe_stdio()  # a server name or error text the console cannot show becomes \u674e
+    i18n.setup(argv)  # before the parser: its help texts are translated when it is built
     parser = build_parser()
     args = parser.parse_args(argv)
     take_secrets(args, dict(os.environ), parser)
@@ -648,24 +753,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         server = build_server(args)
     except socket.gaierror as error:
-        print(f"chatsrv: unknown host {args.host!r}: {error.strerror}", file=sys.stderr)
+        print(
+            _("chatsrv: unknown host {host!r}: {reason}").format(host=args.host, reason=error.strerror), file=sys.stderr
+        )
         return 2
     except OSError as error:
         reason = error.strerror or str(error)
         if isinstance(error, UDPPortError):
             udp_port = args.udp_port if args.udp_port is not None else args.port
             if error.errno in platforms.ADDRESS_IN_USE:
-                reason = "address already in use (try another --udp-port, or --no-udp)"
-            print(f"chatsrv: cannot listen on {args.host} UDP port {udp_port}: {reason}", file=sys.stderr)
+                reason = _("address already in use (try another --udp-port, or --no-udp)")
+            print(
+                _("chatsrv: cannot listen on {host} UDP port {port}: {reason}").format(
+                    host=args.host, port=udp_port, reason=reason
+                ),
+                file=sys.stderr,
+            )
             return 2
         if isinstance(error, TextPortError):
             if error.errno in platforms.ADDRESS_IN_USE:
-                reason = "address already in use (try another --text-port, or 0)"
-            print(f"chatsrv: cannot open the text door on {args.host} port {args.text_port}: {reason}", file=sys.stderr)
+                reason = _("address already in use (try another --text-port, or 0)")
+            print(
+                _("chatsrv: cannot open the text door on {host} port {port}: {reason}").format(
+                    host=args.host, port=args.text_port, reason=reason
+                ),
+                file=sys.stderr,
+            )
             return 2
         if error.errno in platforms.ADDRESS_IN_USE:
-            reason = "address already in use (is another chatsrv running? try --port 0)"
-        print(f"chatsrv: cannot listen on {args.host} port {args.port}: {reason}", file=sys.stderr)
+            reason = _("address already in use (is another chatsrv running? try --port 0)")
+        print(
+            _("chatsrv: cannot listen on {host} port {port}: {reason}").format(
+                host=args.host, port=args.port, reason=reason
+            ),
+            file=sys.stderr,
+        )
         return 2
 
     stop = threading.Event()
@@ -680,8 +802,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("stopping")
     except Exception as error:
         log.debug("start-up failed", exc_info=True)
-        print(f"chatsrv: stopped, start-up failed: {type(error).__name__}: {error} (--log-level debug shows where)",
-              file=sys.stderr, flush=True)
+        print(
+            _("chatsrv: stopped, start-up failed: {error} (--log-level debug shows where)").format(
+                error=f"{type(error).__name__}: {error}"
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
         return 1
     finally:
         server.stop()
@@ -691,29 +818,40 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def print_start_lines(args: argparse.Namespace, server: Server) -> None:
     """Where and how classmates join, and what the teacher needs to know."""
-    print(f"chatsrv {__version__} listening on {args.host} port {server.port} ({transports(server)})", flush=True)
+    print(_("chatsrv {version} listening on {host} port {port} ({transports})").format(
+        version=__version__, host=args.host, port=server.port, transports=transports(server)), flush=True)
     if server.udp is not None and server.udp.impairment.active:
-        print(f"UDP fault injection: {server.udp.impairment.describe()} (on what the server sends)", flush=True)
+        print(
+            _("UDP fault injection: {faults} (on what the server sends)").format(
+                faults=server.udp.impairment.describe()
+            ),
+            flush=True,
+        )
     hints = join_hints(args.host, server.port)
     if hints:
-        print("classmates join with:", flush=True)
+        print(_("classmates join with:"), flush=True)
         for hint in hints:
             print(f"  {hint}", flush=True)
-    print(f"on this machine: chatclient --host 127.0.0.1 --port {server.port} --nick NAME", flush=True)
+    print(
+        _("on this machine: chatclient --host 127.0.0.1 --port {port} --nick NAME").format(port=server.port), flush=True
+    )
     if server.udp is not None:
-        udp_hint = "add --udp" if server.udp.port == server.port else f"chatclient --udp --port {server.udp.port} ..."
-        print(f"over UDP: {udp_hint}", flush=True)
+        udp_hint = (
+            _("add --udp") if server.udp.port == server.port else f"chatclient --udp --port {server.udp.port} ..."
+        )
+        print(_("over UDP: {hint}").format(hint=udp_hint), flush=True)
     if server.text is not None:
         print(text_door_hint(args.host, server.text.port), flush=True)
-    print(server.service.store.description, flush=True)
+    print(_(server.service.store.description), flush=True)  # a class's line is marked N_, translated here
     if server.backplane is not None:
-        state = "linked" if server.backplane.linked else "not reachable yet (rooms are local until it is)"
-        print(f"backplane: node {server.backplane.node}, {args.backplane}: {state}", flush=True)
+        state = server.backplane.linked and _("linked") or _("not reachable yet (rooms are local until it is)")
+        print(_("backplane: node {node}, {url}: {state}").format(
+            node=server.backplane.node, url=args.backplane, state=state), flush=True)
     for line in teacher_lines(args):
         print(line, flush=True)
     if server.udp is not None and server.udp.discovery is not None:
         print(discovery_hint(args.host, server), flush=True)
-    print("Ctrl-C stops the server.", flush=True)
+    print(_("Ctrl-C stops the server."), flush=True)
 
 
 def run() -> NoReturn:

@@ -69,6 +69,7 @@ from chatsrv.sqlitefile import (
     read_events,
 )
 from chatsrv.store import MEMORY, Event, MemoryStore, Store, StoreError, _forgotten, _room_key, describe_error
+from lanchat.i18n import _
 
 log = logging.getLogger("chatsrv.store")  # one logger for all of history on disk: the teacher's log filter knows it
 
@@ -96,7 +97,9 @@ class SQLiteStore:
         recheck_interval: float = 30.0,
     ) -> None:
         self.path = path
-        self.description = f"history is saved in {path} (SQLite; --db PATH for another file, --db :memory: for none)"
+        self.description = _(
+            "history is saved in {path} (SQLite; --db PATH for another file, --db :memory: for none)"
+        ).format(path=path)
         self.batch_interval = batch_interval
         self.batch_size = batch_size
         self.max_backlog = max_backlog
@@ -533,5 +536,7 @@ def open_store(path: str, **settings: Any) -> Store:
     except StoreError as error:
         log.error("database %s: %s; chat history is kept in memory only", path, error)
         store = MemoryStore()
-        store.description = f"history is kept in memory only: {path} cannot be used (see the error above)"
+        store.description = _("history is kept in memory only: {path} cannot be used (see the error above)").format(
+            path=path
+        )
         return store

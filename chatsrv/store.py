@@ -15,7 +15,7 @@ Besides events a store keeps the server's state across restarts
 here at a clean stop). `MemoryStore` keeps it only for the life of the
 process, so `--db :memory:` keeps nothing across a restart.
 
-A leaf module: imports only the standard library, no other lanchat module.
+A leaf module: imports only the standard library and lanchat.i18n (its banner line).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, Protocol
+
+from lanchat.i18n import N_
 
 MEMORY = ":memory:"  # the --db value that keeps nothing on disk
 DEFAULT_PATH = "lanchat.sqlite3"
@@ -168,7 +170,7 @@ def _latest_per_room(events: Iterable[Event], per_room: int) -> list[Event]:
 class MemoryStore:
     """Keeps the latest `limit` events in memory only; nothing survives a restart."""
 
-    description = "history is kept in memory only (--db :memory:): nothing is saved"
+    description = N_("history is kept in memory only (--db :memory:): nothing is saved")
 
     def __init__(self, limit: int = 10_000) -> None:
         self._events: deque[Event] = deque(maxlen=limit)

@@ -1,8 +1,8 @@
 """Command-line conventions shared by `chatsrv`, `chatsrv export` and `chatclient`.
 
-A leaf module (standard library only), so the client may use it too: a bad
-flag is reported in one line with exit code 2, and `--help` shows a default
-only where there is one worth showing.
+Standard library and lanchat.i18n only, so the client may use it too: a bad
+flag is reported in one line with exit code 2, in the chosen language, and
+`--help` shows a default only where there is one worth showing.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
+
+from lanchat.i18n import N_, _
 
 Number = TypeVar("Number", int, float)
 
@@ -22,17 +24,19 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         help_text = action.help or ""
         default = action.default
         # Identity, not ==: 0 == False would hide a real default of 0.
-        if default is None or default is False or default == [] or default == "" or "default" in help_text:
+        said = "default" in help_text or _("default") in help_text  # the help names its default itself
+        if default is None or default is False or default == [] or default == "" or said:
             return help_text
         if super()._get_help_string(action) == help_text:
             return help_text  # argparse would not show this default either (--help's own, a positional)
         if isinstance(default, (list, tuple)):  # "tcp, udp", not "('tcp', 'udp')"
-            said = ", ".join(str(item) for item in default).replace("%", "%%")
+            shown = ", ".join(str(item) for item in default).replace("%", "%%")
         else:
-            said = "%(default)s"
-        if help_text.endswith(")"):  # "(0: off; default: 300)", not "(0: off) (default: 300)"
-            return f"{help_text[:-1]}; default: {said})"
-        return f"{help_text} (default: {said})"
+            shown = "%(default)s"
+        # "(0: off; default: 300)", not "(0: off) (default: 300)"; a Chinese help ends in a full-width "）".
+        if help_text.endswith((")", "）")):
+            return _("{help}; default: {default})").format(help=help_text[:-1], default=shown)
+        return _("{help} (default: {default})").format(help=help_text, default=shown)
 
 
 class Parser(argparse.ArgumentParser):
@@ -43,7 +47,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(2, _("{prog}: {message} (see {prog} --help)").format(prog=self.prog, message=message) + "\n")
 
 
 # --- argument types: each names itself for argparse's "invalid X value" -------
@@ -57,7 +61,7 @@ def _checked(
     def check(text: str) -> Number:
         value = convert(text)
         if not accept(value):  # written as "not accept" so NaN is refused too
-            raise argparse.ArgumentTypeError(f"{rule}, not {text}")
+            raise argparse.ArgumentTypeError(_("{rule}, not {text}").format(rule=_(rule), text=text))
         return value
 
     check.__name__ = name
@@ -65,11 +69,11 @@ def _checked(
 
 
 _INF = float("inf")
-count = _checked("whole number", int, lambda v: v >= 0, "must be 0 or more")  # 0 often turns a limit off
-positive_int = _checked("whole number", int, lambda v: v >= 1, "must be 1 or more")
-port = _checked("port", int, lambda v: 0 <= v <= 65535, "a port is 0 to 65535")
-seconds = _checked("seconds", float, lambda v: v >= 0, "must be 0 or more seconds")
-positive_number = _checked("number", float, lambda v: 0 < v < _INF, "must be more than 0")
-positive_seconds = _checked("seconds", float, lambda v: 0 < v < _INF, "must be more than 0 seconds")
-percent = _checked("percentage", float, lambda v: 0 <= v <= 100, "a percentage is 0 to 100")
-rate = _checked("rate", float, lambda v: 0 <= v < _INF, "must be 0 or more messages per second")
+count = _checked("whole number", int, lambda v: v >= 0, N_("must be 0 or more"))  # 0 often turns a limit off
+positive_int = _checked("whole number", int, lambda v: v >= 1, N_("must be 1 or more"))
+port = _checked("port", int, lambda v: 0 <= v <= 65535, N_("a port is 0 to 65535"))
+seconds = _checked("seconds", float, lambda v: v >= 0, N_("must be 0 or more seconds"))
+positive_number = _checked("number", float, lambda v: 0 < v < _INF, N_("must be more than 0"))
+positive_seconds = _checked("seconds", float, lambda v: 0 < v < _INF, N_("must be more than 0 seconds"))
+percent = _checked("percentage", float, lambda v: 0 <= v <= 100, N_("a percentage is 0 to 100"))
+rate = _checked("rate", float, lambda v: 0 <= v < _INF, N_("must be 0 or more messages per second"))

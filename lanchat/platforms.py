@@ -313,3 +313,24 @@ def console_safe_stdio() -> None:
 def document_output(stream: TextIO) -> TextIO:
     """For a document (an export): UTF-8 into a file or pipe; on a console its own encoding, with escapes."""
     return console_safe(stream, encoding=None if stream.isatty() else "utf-8")
+
+
+# ---------------------------------------------------------------- language
+
+
+def ui_language() -> str | None:
+    """Windows: the user's UI language as a locale name (`zh_CN`); elsewhere None (the locale variables decide).
+
+    Windows programs get no LANG; the language of the desktop is what a
+    Windows user has chosen.
+    """
+    if not IS_WINDOWS:
+        return None
+    import ctypes  # only here: `windll` exists on Windows alone
+    import locale
+
+    try:
+        language_id = int(ctypes.windll.kernel32.GetUserDefaultUILanguage())  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return None
+    return locale.windows_locale.get(language_id)

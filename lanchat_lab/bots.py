@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lanchat import platforms
+from lanchat.i18n import _
 from lanchat.wire import FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
 from lanchat_lab.measure import parse_lab_text
 
@@ -259,7 +260,7 @@ class TCPBot(Bot):
         try:
             await asyncio.wait_for(self.joined.wait(), timeout)
         except asyncio.TimeoutError:
-            raise LabError(f"{self.nick}: no welcome over TCP from {host}:{port} within {timeout:g} s") from None
+            raise LabError(_("{nick}: no welcome over TCP from {host}:{port} within {timeout:g} s").format(nick=self.nick, host=host, port=port, timeout=timeout)) from None
         assert self.join_seconds is not None
         return self.join_seconds
 
@@ -417,7 +418,7 @@ class UDPBot(Bot):
             assert self.join_seconds is not None
             return self.join_seconds
         raise LabError(
-            f"{self.nick}: no welcome over UDP from {self.server} within {timeout:g} s (is UDP enabled on the server?)"
+            _("{nick}: no welcome over UDP from {server} within {timeout:g} s (is UDP enabled on the server?)").format(nick=self.nick, server=self.server, timeout=timeout)
         )
 
     def on_challenge(self, payload: dict[str, Any]) -> None:

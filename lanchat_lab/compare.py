@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lanchat.i18n import _
 from lanchat_lab.bots import LabError
 from lanchat_lab.measure import apply_wire_counters, latency_series, payloads_received, summarize
 from lanchat_lab.netns import NamespacePair
@@ -88,11 +89,11 @@ def run_compare(options: CompareOptions) -> dict[str, Any]:
     """Run the scenario; returns the result (see `build_result`). LabError on a setup problem."""
     if options.netns:
         if options.host is not None:
-            raise LabError("--netns-loss/--netns-rate start their own server: leave out --host")
+            raise LabError(_("--netns-loss/--netns-rate start their own server: leave out --host"))
         return _run_in_namespaces(options)
     if options.host is not None:
         if options.fault_flags():
-            raise LabError("--udp-* faults are flags of the server: start chatsrv with them yourself, or leave out --host")
+            raise LabError(_("--udp-* faults are flags of the server: start chatsrv with them yourself, or leave out --host"))
         config = options.workload(options.host, options.port)
         raw = asyncio.run(run_workload(config))
         return build_result(options, raw, mode="external", server=f"{options.host}:{options.port}")
@@ -121,12 +122,12 @@ def _run_in_namespaces(options: CompareOptions) -> dict[str, Any]:
                     env=child_environment(),
                 )
             except subprocess.TimeoutExpired:
-                raise LabError(f"the bots did not finish within {limit:g} s") from None
+                raise LabError(_("the bots did not finish within {limit:g} s").format(limit=limit)) from None
             try:
                 raw = json.loads(done.stdout)
             except ValueError:
                 last = done.stderr.strip().splitlines()
-                raise LabError(f"the bots failed: {last[-1] if last else f'exit {done.returncode}'}") from None
+                raise LabError(_("the bots failed: {reason}").format(reason=last[-1] if last else f'exit {done.returncode}')) from None
             if "error" in raw:
                 raise LabError(str(raw["error"]))
             counters = {"server": pair.counters(pair.server_ns), "bots": pair.counters(pair.client_ns)}

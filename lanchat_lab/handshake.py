@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from lanchat.i18n import _
 from lanchat.wire import FrameDecoder, decode_payload, encode_frame, encode_payload
 from lanchat_lab import netns
 from lanchat_lab.bots import LabError, LabUnavailable
@@ -117,9 +118,11 @@ def _attach_filter(capture: socket.socket, port: int) -> None:
 
 def _check_capture_possible() -> None:
     if not hasattr(socket, "AF_PACKET"):
-        raise LabUnavailable("handshake needs AF_PACKET sockets (Linux) to watch the segments")
+        raise LabUnavailable(_("handshake needs AF_PACKET sockets (Linux) to watch the segments"))
     if os.geteuid() != 0:
-        raise LabError("handshake needs root: it watches the loopback interface with a raw socket (try: sudo chatlab handshake)")
+        raise LabError(
+            _("handshake needs root: it watches the loopback interface with a raw socket (try: sudo chatlab handshake)")
+        )
 
 
 def _open_capture(device: str = "lo") -> socket.socket:
@@ -150,7 +153,7 @@ def _session(sock: socket.socket, server: tuple[str, int], nick: str) -> int:
         while "welcome" not in kinds and time.monotonic() < deadline:
             data = sock.recv(65536)
             if not data:
-                raise LabError("the server closed the connection before its welcome")
+                raise LabError(_("the server closed the connection before its welcome"))
             kinds += [str(decode_payload(frame).get("type")) for frame in decoder.feed(data)]
         sock.sendall(encode_frame(encode_payload({"type": "say", "text": "hello, handshake"})))
         sock.sendall(encode_frame(encode_payload({"type": "bye"})))
@@ -221,7 +224,7 @@ def _describe(payload: bytes) -> list[str]:
 def ladder(segments: list[tuple[float, Segment]], client_port: int) -> list[dict[str, Any]]:
     """Number the segments, with times from the first and sequence numbers relative to each side's SYN."""
     initial: dict[int, int] = {}
-    for _, segment in segments:
+    for _time, segment in segments:
         if segment.flags & 0x02:
             initial.setdefault(segment.source, segment.seq)
     start = segments[0][0] if segments else 0.0

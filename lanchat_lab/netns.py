@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from lanchat.i18n import N_, _
 from lanchat_lab.bots import LabError, LabUnavailable
 
 SERVER_ADDRESS = "10.77.0.1"
@@ -48,7 +49,7 @@ RATE_QUEUE = "400ms"
 _NAME = re.compile(r"^chatlab(\d+)[sc]$")
 
 
-ROOT_REASON = (
+ROOT_REASON = N_(
     "needs root (network namespaces, nftables and ethtool change the kernel's network setup): run it with sudo"
 )
 
@@ -56,7 +57,7 @@ ROOT_REASON = (
 def missing_prerequisites(need_tc: bool = False) -> str | None:
     """One line saying why the netns scenario cannot run here, or None when it can."""
     if os.geteuid() != 0:
-        return ROOT_REASON
+        return _(ROOT_REASON)
     return missing_tools(need_tc)
 
 
@@ -207,12 +208,12 @@ class NamespacePair:
 
     def __enter__(self) -> NamespacePair:  # noqa: PYI034 (typing.Self needs Python 3.11)
         if os.geteuid() != 0:
-            raise LabError(ROOT_REASON)
+            raise LabError(_(ROOT_REASON))
         reason = missing_tools(need_tc=self.rate is not None)
         if reason:
             raise LabUnavailable(reason)
         if not 0 <= self.loss <= 100:
-            raise LabError(f"--netns-loss is a percentage from 0 to 100, not {self.loss:g}")
+            raise LabError(_("--netns-loss is a percentage from 0 to 100, not {loss:g}").format(loss=self.loss))
         remove_stale()
         try:
             self._build()
@@ -316,7 +317,7 @@ def inside(namespace: str) -> Iterator[None]:
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     setns = getattr(libc, "setns", None)
     if setns is None:
-        raise LabUnavailable("this C library has no setns(2): network namespaces cannot be entered")
+        raise LabUnavailable(_("this C library has no setns(2): network namespaces cannot be entered"))
 
     def enter(fd: int) -> None:
         if setns(fd, CLONE_NEWNET) != 0:

@@ -8,9 +8,19 @@ the same result dict as the report; computes nothing new.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
+from lanchat import i18n
+from lanchat.i18n import _
+
 COLORS = {"tcp": "#1f77b4", "udp": "#d62728"}
+# Fonts that hold Simplified Chinese, as matplotlib names them (Linux, Windows, macOS); the first installed one is used.
+CJK_FONTS = (
+    "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC", "Hiragino Sans GB",
+    "AR PL UMing CN", "Droid Sans Fallback",
+)
 
 
 def matplotlib_missing() -> str | None:
@@ -29,6 +39,34 @@ def plot(result: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
+    font = cjk_font() if i18n.language() != i18n.ENGLISH else None
+    if i18n.language() != i18n.ENGLISH and font is None:
+        # Without a font that has the characters, every label would be a row of boxes.
+        print(_("chatlab: no Chinese font found for the plot, its labels are in English "
+                "(install one, e.g. fonts-noto-cjk)"), file=sys.stderr)
+    with i18n.temporarily(i18n.language() if font or i18n.language() == i18n.ENGLISH else i18n.ENGLISH):
+        _draw(plt, result, path, font)
+
+
+def cjk_font() -> str | None:
+    """The first installed font of CJK_FONTS (matplotlib's font list), or None."""
+    from matplotlib import font_manager
+
+    installed = {entry.name for entry in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in installed), None)
+
+
+def _draw(plt: Any, result: dict[str, Any], path: str, font: str | None) -> None:
+    fonts: dict[str, Any] = {}
+    if font is not None:
+        # CJK fonts often lack the minus sign: the ASCII hyphen stands in for it.
+        fonts = {"font.family": "sans-serif", "font.sans-serif": [font, *plt.rcParams["font.sans-serif"]],
+                 "axes.unicode_minus": False}
+    with plt.rc_context(fonts):
+        _draw_with(plt, result, path)
+
+
+def _draw_with(plt: Any, result: dict[str, Any], path: str) -> None:
     drawers = {
         "compare": _compare,
         "sticky": _sticky,
@@ -49,15 +87,17 @@ def plot(result: dict[str, Any], path: str) -> None:
 
 def _compare_title(setup: dict[str, Any]) -> str:
     """The picture's title: the workload and every fault or limit of the run."""
-    workload = f"{setup['bots_per_transport']} bots each, {setup['messages_per_transport']} messages"
-    workload += f" at {setup['rate']:g}/s"
-    title = f"TCP vs UDP: {workload}"
+    title = _("TCP vs UDP: {bots_per_transport} bots each, {messages_per_transport} messages at {rate:g}/s").format(
+        bots_per_transport=setup["bots_per_transport"],
+        messages_per_transport=setup["messages_per_transport"],
+        rate=setup["rate"],
+    )
     if setup["mode"] == "netns" and setup["netns_loss"] is not None:
-        title += f", {setup['netns_loss']:g} % packet loss in the kernel"
+        title += _(", {netns_loss:g} % packet loss in the kernel").format(netns_loss=setup["netns_loss"])
     if setup["mode"] == "netns" and setup.get("netns_rate"):
-        title += f", link limited to {setup['netns_rate']}"
+        title += _(", link limited to {rate}").format(rate=setup["netns_rate"])
     if setup["udp_faults"]:
-        title += f", server injects {' '.join(setup['udp_faults'])}"
+        title += _(", server injects {udp_faults}").format(udp_faults=" ".join(setup["udp_faults"]))
     return title
 
 
@@ -77,14 +117,14 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
     for name in names:
         bots = transports[name]["bots"]
         counts: dict[int, int] = {}
-        for index, _ in result["latency_series"].get(name, []):
+        for index, _latency in result["latency_series"].get(name, []):
             counts[index] = counts.get(index, 0) + 1
         lost = [index for index in range(transports[name]["sent"]) if counts.get(index, 0) < bots]
         if lost:
             timeline.scatter(lost, [floor] * len(lost), marker="x", s=14, color=COLORS[name], label=f"{name.upper()} lost")
     timeline.set_yscale("log")
-    timeline.set_xlabel("message number")
-    timeline.set_ylabel("one-way latency, ms (log)")
+    timeline.set_xlabel(_("message number"))
+    timeline.set_ylabel(_("one-way latency, ms (log)"))
     timeline.set_title(_timeline_title(transports, names))
     timeline.legend()
 
@@ -95,15 +135,15 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
             cdf.step(values, fraction, where="post", color=COLORS[name], label=name.upper())
     cdf.set_xscale("log")
     _plain_log_labels(cdf.xaxis)
-    cdf.set_xlabel("one-way latency, ms (log)")
-    cdf.set_ylabel("fraction of deliveries")
+    cdf.set_xlabel(_("one-way latency, ms (log)"))
+    cdf.set_ylabel(_("fraction of deliveries"))
     cdf.set_title(_tail_title(transports, names))
     cdf.grid(True, alpha=0.3)
     cdf.legend()
 
     # Chat messages lost end to end (up to the server and down again), then what seq shows
     # of every payload the server sent (docs/protocol.md §3).
-    kinds = [("messages lost\n(end to end)", "lost"), ("payloads lost\n(seq gaps)", "seq_lost"),
+    kinds = [(_("messages lost\n(end to end)"), "lost"), (_("payloads lost\n(seq gaps)"), "seq_lost"),
              ("reordered\n(seq)", "reordered"), ("duplicated\n(seq)", "duplicated")]
     width = 0.38
     tallest = 0.0
@@ -118,11 +158,16 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
         bars.bar_label(drawn, labels=[f"{v:.1f}%" for v in values], fontsize=8)
     bars.set_ylim(0, max(1.0, tallest * 1.25))
     bars.set_xticks(range(len(kinds)), [label for label, _ in kinds])
-    bars.set_ylabel("% of expected messages / of payloads sent")
-    bars.set_title("what arrived wrong (measured with seq)")
+    bars.set_ylabel(_("% of expected messages / of payloads sent"))
+    bars.set_title(_("what arrived wrong (measured with seq)"))
     bars.legend()
 
-    parts = [("payload", "payload_bytes"), ("framing", "framing_bytes"), ("own sends", "sent_bytes"), ("headers", "header_bytes")]
+    parts = [
+        ("payload", "payload_bytes"),
+        ("framing", "framing_bytes"),
+        (_("own sends"), "sent_bytes"),
+        ("headers", "header_bytes"),
+    ]
     bottoms = [0.0] * len(names)
     shades = ["#4c72b0", "#dd8452", "#8c8c8c", "#55a868"]
     for (label, key), shade in zip(parts, shades):
@@ -131,8 +176,8 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
         bottoms = [b + v for b, v in zip(bottoms, values)]
     for position, total in enumerate(bottoms):
         wire.text(position, total, f"{total:.0f} B", ha="center", va="bottom")
-    wire.set_ylabel("bytes on the wire per payload received")
-    wire.set_title("cost of one chat message")
+    wire.set_ylabel(_("bytes on the wire per payload received"))
+    wire.set_title(_("cost of one chat message"))
     wire.legend(fontsize=8)
     figure.tight_layout()
     return figure
@@ -148,21 +193,25 @@ def _timeline_title(transports: dict[str, Any], names: list[str]) -> str:
     for name in names:
         summary = transports[name]
         slowest = summary["latency_ms"]["max"]
-        slow = f", slowest {slowest:.0f} ms" if _finite(slowest) else ""
+        slow = _(", slowest {slowest:.0f} ms").format(slowest=slowest) if _finite(slowest) else ""
         parts.append(f"{name.upper()} lost {summary['lost']}{slow}")
-    return "every delivery: " + "; ".join(parts)
+    return _("every delivery: ") + "; ".join(parts)
 
 
 def _tail_title(transports: dict[str, Any], names: list[str]) -> str:
     """Which transport has the longer latency tail (p99), said from the data rather than assumed."""
     tails = {name: transports[name]["latency_ms"]["p99"] for name in names if _finite(transports[name]["latency_ms"]["p99"])}
     if len(tails) < 2:
-        return "latency distribution"
+        return _("latency distribution")
     longer = max(tails, key=lambda name: tails[name])
     shorter = min(tails, key=lambda name: tails[name])
     if tails[longer] < 2 * tails[shorter] + 1:
-        return f"latency distribution: tails alike (p99 {tails[longer]:.1f} vs {tails[shorter]:.1f} ms)"
-    return f"latency distribution: the long tail is {longer.upper()}'s (p99 {tails[longer]:.0f} ms vs {tails[shorter]:.1f} ms)"
+        return _("latency distribution: tails alike (p99 {value:.1f} vs {value2:.1f} ms)").format(
+            value=tails[longer], value2=tails[shorter]
+        )
+    return _("latency distribution: the long tail is {longer}'s (p99 {value2:.0f} ms vs {value3:.1f} ms)").format(
+        longer=longer.upper(), value2=tails[longer], value3=tails[shorter]
+    )
 
 
 def _plain_log_labels(axis: Any) -> None:
@@ -190,23 +239,36 @@ def _sticky(plt: Any, result: dict[str, Any]) -> Any:
 
     from matplotlib.patches import Patch
 
-    lane(3, sizes, "sent: one send() per message", palette)
-    lane(2, naive, "naive recv(1024) chunks", ["#c7e9c0", "#74c476"])
-    lane(1, [len(text) for text in result["tcp_framed"]["messages"]], "framed: messages decoded", palette)
-    lane(0, framed, "framed: recv(1024) chunks", ["#c7e9c0", "#74c476"])
+    lane(3, sizes, _("sent: one send() per message"), palette)
+    lane(2, naive, _("naive recv(1024) chunks"), ["#c7e9c0", "#74c476"])
+    lane(1, [len(text) for text in result["tcp_framed"]["messages"]], _("framed: messages decoded"), palette)
+    lane(0, framed, _("framed: recv(1024) chunks"), ["#c7e9c0", "#74c476"])
     axis.set_yticks([])
-    axis.set_xlabel("byte position in the TCP stream (framed stream also holds 4-byte headers)")
+    axis.set_xlabel(_("byte position in the TCP stream (framed stream also holds 4-byte headers)"))
     segments = result["tcp_naive"].get("segments_sent")
-    sender = "" if segments is None else f" ({segments} TCP segments, Nagle {'on' if result.get('nagle') else 'off'})"
+    sender = (
+        ""
+        if segments is None
+        else _(" ({segments} TCP segments, Nagle {value})").format(
+            segments=segments, value="on" if result.get("nagle") else "off"
+        )
+    )
     axis.set_title(
-        f"sticky packets: {result['messages']} sends{sender} became {len(naive)} recv chunks; "
-        f"{result['tcp_naive']['merged_chunks']} merged, {result['tcp_naive']['split_messages']} message(s) cut"
+        _(
+            "sticky packets: {messages} sends{sender} became {count} recv chunks; {merged_chunks} merged, {split_messages} message(s) cut"
+        ).format(
+            messages=result["messages"],
+            sender=sender,
+            count=len(naive),
+            merged_chunks=result["tcp_naive"]["merged_chunks"],
+            split_messages=result["tcp_naive"]["split_messages"],
+        )
     )
     axis.set_xlim(-0.02 * max(sum(sizes), 1), max(sum(sizes), sum(framed)) * 1.02)
     axis.legend(
         handles=[
-            Patch(facecolor=palette[0], edgecolor="black", label="one message (colours alternate)"),
-            Patch(facecolor="#74c476", edgecolor="black", label="what one recv() returned (colours alternate)"),
+            Patch(facecolor=palette[0], edgecolor="black", label=_("one message (colours alternate)")),
+            Patch(facecolor="#74c476", edgecolor="black", label=_("what one recv() returned (colours alternate)")),
         ],
         loc="upper center",
         bbox_to_anchor=(0.5, -0.18),
@@ -222,14 +284,18 @@ def _slow(plt: Any, result: dict[str, Any]) -> Any:
         if points:
             style = {"sent": ":", result["stuck"]: "--"}.get(name, "-")
             color = "gray" if name == "sent" else None
-            label = "sent by reader1" if name == "sent" else name
+            label = _("sent by reader1") if name == "sent" else name
             axis.plot([t for t, _ in points], [n for _, n in points], style, color=color, label=label)
     removed = result.get("removed_at")
     if removed is not None:
-        axis.axvline(removed, color="red", linestyle=":", label=f"{result['stuck']} removed (slow)")
-    axis.set_xlabel("seconds since the first message")
-    axis.set_ylabel("messages received")
-    axis.set_title("one member stops reading: at most a short pause (backpressure), then the room goes on without it")
+        axis.axvline(
+            removed, color="red", linestyle=":", label=_("{stuck} removed (slow)").format(stuck=result["stuck"])
+        )
+    axis.set_xlabel(_("seconds since the first message"))
+    axis.set_ylabel(_("messages received"))
+    axis.set_title(
+        _("one member stops reading: at most a short pause (backpressure), then the room goes on without it")
+    )
     axis.legend()
     figure.tight_layout()
     return figure
@@ -242,12 +308,12 @@ def _restart(plt: Any, result: dict[str, Any]) -> Any:
         color = COLORS.get(bot["transport"], "gray")
         for start, end in bot.get("connected_spans", []):
             axis.barh(row, end - start, left=start, height=0.5, color=color, alpha=0.7)
-        for t, _ in bot.get("events", []):
+        for t, _event in bot.get("events", []):
             axis.plot(t, row, "k|", markersize=14)
-    axis.axvspan(result["down_at"], result["up_at"], color="gray", alpha=0.2, label="server down")
+    axis.axvspan(result["down_at"], result["up_at"], color="gray", alpha=0.2, label=_("server down"))
     axis.set_yticks(range(len(bots)), [b["nick"] for b in bots])
     axis.set_xlabel("seconds")
-    axis.set_title("server restart: bars = bot in the room (as far as it knows), ticks = events")
+    axis.set_title(_("server restart: bars = bot in the room (as far as it knows), ticks = events"))
     axis.legend(loc="lower right")
     figure.tight_layout()
     return figure
@@ -282,11 +348,14 @@ def _timewait(plt: Any, result: dict[str, Any]) -> Any:
         for spine in axis.spines.values():
             spine.set_visible(False)
         holder = case["time_wait_on"] or "nobody"
-        axis.set_title(f"{case['first']} closes first: {holder} holds TIME_WAIT", pad=24)
+        axis.set_title(
+            _("{first} closes first: {holder} holds TIME_WAIT").format(first=case["first"], holder=holder), pad=24
+        )
     rebind = result["rebind"]
     figure.suptitle(
-        f"after the server closed {rebind['connections']} connection(s) first: plain bind {rebind['plain_bind']}, "
-        f"with SO_REUSEADDR {rebind['reuseaddr_bind']}",
+        _(
+            "after the server closed {connections} connection(s) first: plain bind {plain_bind}, with SO_REUSEADDR {reuseaddr_bind}"
+        ).format(connections=rebind["connections"], plain_bind=rebind["plain_bind"], reuseaddr_bind=rebind["reuseaddr_bind"]),
         y=0.06,
         fontsize=10,
     )
@@ -302,14 +371,32 @@ def _threads(plt: Any, result: dict[str, Any]) -> Any:
         for row, client in enumerate(server["clients"]):
             arrived = client["arrived_ms"]
             waited = client["accepted_after_ms"] or 0.0
-            axis.barh(row, waited, left=arrived, color="#d62728", height=0.5, label="waiting at accept()" if row == 0 else None)
-            axis.barh(row, hold_ms, left=arrived + waited, color="#1f77b4", height=0.5, label="talking to the server" if row == 0 else None)
+            axis.barh(
+                row,
+                waited,
+                left=arrived,
+                color="#d62728",
+                height=0.5,
+                label=_("waiting at accept()") if row == 0 else None,
+            )
+            axis.barh(
+                row,
+                hold_ms,
+                left=arrived + waited,
+                color="#1f77b4",
+                height=0.5,
+                label=_("talking to the server") if row == 0 else None,
+            )
         axis.set_yticks(range(len(server["clients"])), [f"client {c['client']}" for c in server["clients"]])
         axis.invert_yaxis()
         longest = max((c["accepted_after_ms"] or 0.0 for c in server["clients"]), default=0.0)
-        axis.set_title(f"{server['server']} server ({server['class']}): longest wait at accept {longest:.0f} ms")
+        axis.set_title(
+            _("{server} server ({server_class}): longest wait at accept {longest:.0f} ms").format(
+                server=server["server"], server_class=server["class"], longest=longest
+            )
+        )
         axis.legend(loc="upper right")
-    axes[-1].set_xlabel("time since the first client arrived, ms")
+    axes[-1].set_xlabel(_("time since the first client arrived, ms"))
     figure.tight_layout()
     return figure
 
@@ -321,17 +408,34 @@ def _reliable(plt: Any, result: dict[str, Any]) -> Any:
     plain = [(number, latency) for number, latency, _ in series if latency is not None]
     lost = [number for number, latency, _ in series if latency is None]
     reliable = [(number, latency) for number, _, latency in series if latency is not None]
-    axis.plot([n for n, _ in reliable], [v for _, v in reliable], ".", color="#1f77b4", label="UDP + acks, timer, order: delivered")
-    axis.plot([n for n, _ in plain], [v for _, v in plain], ".", color="#d62728", label="plain UDP: arrived")
+    axis.plot(
+        [n for n, _ in reliable],
+        [v for _, v in reliable],
+        ".",
+        color="#1f77b4",
+        label=_("UDP + acks, timer, order: delivered"),
+    )
+    axis.plot([n for n, _ in plain], [v for _, v in plain], ".", color="#d62728", label=_("plain UDP: arrived"))
     floor = 0.05
-    axis.plot(lost, [floor] * len(lost), "x", color="#d62728", label=f"plain UDP: lost ({len(lost)})")
+    axis.plot(
+        lost, [floor] * len(lost), "x", color="#d62728", label=_("plain UDP: lost ({count})").format(count=len(lost))
+    )
     axis.set_yscale("log")
-    axis.set_xlabel("message number")
-    axis.set_ylabel("latency, ms (log scale)")
+    axis.set_xlabel(_("message number"))
+    axis.set_ylabel(_("latency, ms (log scale)"))
     reliable_summary = receiver["reliable_latency_ms"]
     axis.set_title(
-        f"{receiver['nick']}, {result['setup']['loss']:g} % loss: plain UDP {receiver['plain_delivered']}/{receiver['expected']} "
-        f"delivered; rebuilt TCP {receiver['reliable_delivered']}/{receiver['expected']}, p99 {reliable_summary['p99']:.0f} ms"
+        _(
+            "{nick}, {loss:g} % loss: plain UDP {plain_delivered}/{expected} "
+            "delivered; rebuilt TCP {reliable_delivered}/{expected}, p99 {p99:.0f} ms"
+        ).format(
+            nick=receiver["nick"],
+            loss=result["setup"]["loss"],
+            plain_delivered=receiver["plain_delivered"],
+            expected=receiver["expected"],
+            reliable_delivered=receiver["reliable_delivered"],
+            p99=reliable_summary["p99"],
+        )
     )
     axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
     figure.tight_layout()
@@ -347,7 +451,9 @@ def _handshake(plt: Any, result: dict[str, Any]) -> Any:
         color = "#d62728" if ("SYN" in segment["flags"] or "FIN" in segment["flags"]) else "#1f77b4"
         axis.annotate("", xy=(end, y - 0.35), xytext=(start, y), arrowprops={"arrowstyle": "->", "color": color})
         ack = "" if segment["ack"] is None else f" ack={segment['ack']}"
-        label = f"{segment['number']}. {segment['flags']} seq={segment['seq']}{ack} len={segment['length']}"
+        label = _("{number}. {flags} seq={seq}{ack} len={length}").format(
+            number=segment["number"], flags=segment["flags"], seq=segment["seq"], ack=ack, length=segment["length"]
+        )
         if segment["carries"]:
             label += f"  [{', '.join(segment['carries'])}]"
         if segment.get("retransmission"):
@@ -364,10 +470,12 @@ def _handshake(plt: Any, result: dict[str, Any]) -> Any:
         axis.axvline(x, color="black", linewidth=0.8)
     handshakes = sum(1 for segment in segments if "SYN" in segment["flags"])
     fins = sum(1 for segment in segments if "FIN" in segment["flags"])
-    title = f"one chat session: {len(segments)} segments, {handshakes} with SYN, {fins} with FIN"
+    title = _("one chat session: {count} segments, {handshakes} with SYN, {fins} with FIN").format(
+        count=len(segments), handshakes=handshakes, fins=fins
+    )
     again = sum(1 for segment in segments if segment.get("retransmission"))
     if again:
-        title += f", {again} sent again"
+        title += _(", {count} sent again").format(count=again)
     axis.set_title(title, pad=20)
     figure.tight_layout()
     return figure
@@ -380,14 +488,20 @@ def _trace_wire(plt: Any, result: dict[str, Any]) -> Any:
     piece = "#d62728"
     colors = [piece if recv["middle"] or recv["starts_frame"] or recv["ends_split_frame"] else whole for recv in recvs]
     axis.bar(range(1, len(recvs) + 1), [recv["bytes"] for recv in recvs], color=colors)
-    axis.set_xlabel("recv number")
-    axis.set_ylabel("bytes returned by recv")
-    link = f"a {result['rate']} link" if result["mode"] == "netns" else "loopback"
-    axis.set_title(f"chatclient --trace-wire over {link}: {result['frames']} frames in {len(recvs)} recvs, "
-                   f"{result['split_frames']} split across recvs")
+    axis.set_xlabel(_("recv number"))
+    axis.set_ylabel(_("bytes returned by recv"))
+    link = _("a {rate} link").format(rate=result["rate"]) if result["mode"] == "netns" else _("loopback")
+    axis.set_title(
+        _("chatclient --trace-wire over {link}: {frames} frames in {recvs} recvs, {split} split across recvs").format(
+            link=link, frames=result["frames"], recvs=len(recvs), split=result["split_frames"]
+        )
+    )
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=whole, label="only whole frames"), Patch(color=piece, label="holds a piece of a frame")]
+    handles = [
+        Patch(color=whole, label=_("only whole frames")),
+        Patch(color=piece, label=_("holds a piece of a frame")),
+    ]
     axis.legend(handles=handles, loc="upper right")
     figure.tight_layout()
     return figure

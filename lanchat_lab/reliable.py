@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from lanchat.i18n import _
 from lanchat_lab.bots import LabError, UDPBot, until
 from lanchat_lab.measure import lab_text, parse_lab_text, percentile
 from lanchat_lab.serverproc import ServerProcess
@@ -231,7 +232,7 @@ def run_reliable(options: ReliableOptions) -> dict[str, Any]:
         except LabError:
             raise
         except OSError as error:
-            raise LabError(f"loopback sockets failed: {error.strerror or error}") from None
+            raise LabError(_("loopback sockets failed: {reason}").format(reason=error.strerror or error)) from None
     return {
         "scenario": "reliable-udp",
         "setup": {

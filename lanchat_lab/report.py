@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from lanchat.i18n import _, display_width, pad_left, pad_right
+
 
 def _number(value: Any, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -25,14 +27,23 @@ def _percent(part: float, whole: float) -> str:
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None, align: str | None = None) -> list[str]:
-    """Columns two spaces apart; `align` has an "l" or "r" per column (default: first left, others right)."""
+    """Columns two spaces apart; `align` has an "l" or "r" per column (default: first left, others right).
+
+    Widths are terminal cells (lanchat.i18n.display_width), so Chinese labels line up.
+    """
     everything = [list(header)] if header else []
     everything += [list(row) for row in rows]
-    widths = [max(len(row[column]) for row in everything if column < len(row)) for column in range(len(everything[0]))]
+    widths = [
+        max(display_width(row[column]) for row in everything if column < len(row))
+        for column in range(len(everything[0]))
+    ]
     lines = []
     for number, row in enumerate(everything):
         sides = align or "l" + "r" * (len(widths) - 1)
-        cells = [cell.ljust(width) if side == "l" else cell.rjust(width) for cell, width, side in zip(row, widths, sides)]
+        cells = [
+            pad_right(cell, width) if side == "l" else pad_left(cell, width)
+            for cell, width, side in zip(row, widths, sides)
+        ]
         lines.append("  ".join(cells).rstrip())
         if header and number == 0:
             lines.append("  ".join("-" * width for width in widths))
@@ -46,76 +57,131 @@ def compare_report(result: dict[str, Any]) -> str:
     setup = result["setup"]
     transports: dict[str, dict[str, Any]] = result["transports"]
     names = [name for name in ("tcp", "udp") if name in transports]
-    where = {"loopback": "a chatsrv child on loopback", "external": "your server", "netns": "a chatsrv in a network namespace"}
+    where = {
+        "loopback": _("a chatsrv child on loopback"),
+        "external": _("your server"),
+        "netns": _("a chatsrv in a network namespace"),
+    }
     lines = [
-        (f"chatlab compare: {setup['bots_per_transport']} bots per transport in one room, "
-        f"{setup['messages_per_transport']} messages per transport at {_number(setup['rate'], 0)}/s"),
-        f"server: {where.get(setup['mode'], setup['mode'])}, {setup['server']}",
+        (
+            _(
+                "chatlab compare: {bots} bots per transport in one room, {messages} messages per transport at {rate}/s"
+            ).format(
+                bots=setup["bots_per_transport"],
+                messages=setup["messages_per_transport"],
+                rate=_number(setup["rate"], 0),
+            )
+        ),
+        _("server: {what}, {address}").format(what=where.get(setup["mode"], setup["mode"]), address=setup["server"]),
     ]
     if setup["udp_faults"]:
-        lines.append(f"server-side UDP fault injection: {' '.join(setup['udp_faults'])}")
+        lines.append(_("server-side UDP fault injection: {flags}").format(flags=' '.join(setup['udp_faults'])))
     if setup["mode"] == "netns":
         link = []
         if setup["netns_loss"] is not None:
-            link.append(f"{setup['netns_loss']:g} % of packets dropped at random on arrival, each side (nftables)")
+            link.append(
+                _("{loss:g} % of packets dropped at random on arrival, each side (nftables)").format(
+                    loss=setup["netns_loss"]
+                )
+            )
         if setup["netns_rate"]:
-            link.append(f"rate limited to {setup['netns_rate']} (tbf)")
-        lines.append("link: veth between two namespaces, offloads off; " + "; ".join(link))
-    lines.append(f"run took {setup['duration']:.1f} s ({setup['when']})")
+            link.append(_("rate limited to {rate} (tbf)").format(rate=setup['netns_rate']))
+        lines.append(_("link: veth between two namespaces, offloads off; ") + "; ".join(link))
+    lines.append(_("run took {seconds:.1f} s ({when})").format(seconds=setup['duration'], when=setup['when']))
     lines.append("")
 
     def row(label: str, render: Any) -> list[str]:
         return [label] + [render(transports[name]) for name in names]
 
     rows = [
-        row("delivered / expected", lambda s: f"{_number(s['delivered'])} / {_number(s['expected'])}"),
-        row("lost messages", lambda s: f"{_number(s['lost'])} ({_percent(s['lost'], s['expected'])})"),
-        row("  server payloads lost (seq gaps)", lambda s: f"{_number(s['seq_lost'])} of {_number(s['seq_total'])}"),
-        row("  lost on the way up (server's gaps)", lambda s: _number(s["upstream_gaps"]) if s["transport"] == "udp" else "0"),
-        row("reordered (seq)", lambda s: _number(s["reordered"])),
-        row("duplicated (seq)", lambda s: _number(s["duplicated"])),
-        row("latency p50 / p90, ms", lambda s: f"{_number(s['latency_ms'].get('p50'), 2)} / {_number(s['latency_ms'].get('p90'), 2)}"),
-        row("latency p99 / max, ms", lambda s: f"{_number(s['latency_ms'].get('p99'), 2)} / {_number(s['latency_ms'].get('max'), 2)}"),
-        row("jitter (RFC 3550), ms", lambda s: _number(s["jitter_ms"], 3)),
-        row("messages/s received per bot", lambda s: _number(s["messages_per_second"])),
-        row("bytes per payload received: JSON", lambda s: _number(s["payload_bytes"])),
-        row("  + framing (length prefix)", lambda s: _number(s["framing_bytes"])),
-        row("  + the bot's own sends (say, ping)", lambda s: _number(s["sent_bytes"])),
-        row("  + IP and TCP/UDP headers, both ways", lambda s: _number(s["header_bytes"])),
-        row("  = on the wire", lambda s: _number(s["wire_bytes"])),
-        row("packets per payload (both ways)", lambda s: _number(s["packets_per_message"], 2)),
-        row("TCP retransmissions (bots' side)", lambda s: _number(s["retransmits"]) if s["transport"] == "tcp" else "-"),
-        row("time to join, mean / max, ms", lambda s: f"{_number(s['join_ms'].get('mean'), 2)} / {_number(s['join_ms'].get('max'), 2)}"),
-        row("other transport's messages", lambda s: f"{_number(s['from_other'][0])} / {_number(s['from_other'][1])}"),
+        row(_("delivered / expected"), lambda s: f"{_number(s['delivered'])} / {_number(s['expected'])}"),
+        row(_("lost messages"), lambda s: f"{_number(s['lost'])} ({_percent(s['lost'], s['expected'])})"),
+        row(
+            _("  server payloads lost (seq gaps)"),
+            lambda s: _("{lost} of {total}").format(lost=_number(s["seq_lost"]), total=_number(s["seq_total"])),
+        ),
+        row(
+            _("  lost on the way up (server's gaps)"),
+            lambda s: _number(s["upstream_gaps"]) if s["transport"] == "udp" else "0",
+        ),
+        row(_("reordered (seq)"), lambda s: _number(s["reordered"])),
+        row(_("duplicated (seq)"), lambda s: _number(s["duplicated"])),
+        row(
+            _("latency p50 / p90, ms"),
+            lambda s: f"{_number(s['latency_ms'].get('p50'), 2)} / {_number(s['latency_ms'].get('p90'), 2)}",
+        ),
+        row(
+            _("latency p99 / max, ms"),
+            lambda s: f"{_number(s['latency_ms'].get('p99'), 2)} / {_number(s['latency_ms'].get('max'), 2)}",
+        ),
+        row(_("jitter (RFC 3550), ms"), lambda s: _number(s["jitter_ms"], 3)),
+        row(_("messages/s received per bot"), lambda s: _number(s["messages_per_second"])),
+        row(_("bytes per payload received: JSON"), lambda s: _number(s["payload_bytes"])),
+        row(_("  + framing (length prefix)"), lambda s: _number(s["framing_bytes"])),
+        row(_("  + the bot's own sends (say, ping)"), lambda s: _number(s["sent_bytes"])),
+        row(_("  + IP and TCP/UDP headers, both ways"), lambda s: _number(s["header_bytes"])),
+        row(_("  = on the wire"), lambda s: _number(s["wire_bytes"])),
+        row(_("packets per payload (both ways)"), lambda s: _number(s["packets_per_message"], 2)),
+        row(
+            _("TCP retransmissions (bots' side)"),
+            lambda s: _number(s["retransmits"]) if s["transport"] == "tcp" else "-",
+        ),
+        row(
+            _("time to join, mean / max, ms"),
+            lambda s: f"{_number(s['join_ms'].get('mean'), 2)} / {_number(s['join_ms'].get('max'), 2)}",
+        ),
+        row(
+            _("other transport's messages"), lambda s: f"{_number(s['from_other'][0])} / {_number(s['from_other'][1])}"
+        ),
     ]
     drops = result.get("kernel_drops")
     if drops and result["setup"].get("netns_loss") is not None:  # nftables drops only with --netns-loss
-        rows.append(row("dropped by the kernel (to server / to bots)", lambda s: f"{drops[s['transport']]['to_server']} / {drops[s['transport']]['to_bots']}"))
+        rows.append(
+            row(
+                _("dropped by the kernel (to server / to bots)"),
+                lambda s: f"{drops[s['transport']]['to_server']} / {drops[s['transport']]['to_bots']}",
+            )
+        )
     injected = {name: transports[name]["server"] for name in names if transports[name]["server"]}
     if injected:
         keys = sorted({key for counters in injected.values() for key in counters})
         for key in keys:
-            rows.append(row(f"server: {key.replace('_', ' ')}", lambda s, key=key: _number(s["server"].get(key))))
+            rows.append(
+                row(
+                    _("server: {counter}").format(counter=key.replace("_", " ")),
+                    lambda s, key=key: _number(s["server"].get(key)),
+                )
+            )
     errors = {name: transports[name]["errors"] for name in names if transports[name]["errors"]}
     if errors:
-        rows.append(row("errors from the server", lambda s: ", ".join(f"{k} x{v}" for k, v in s["errors"].items()) or "-"))
+        rows.append(
+            row(_("errors from the server"), lambda s: ", ".join(f"{k} x{v}" for k, v in s["errors"].items()) or "-")
+        )
     lines += table(rows, ["", *[name.upper() for name in names]])
     wire = {transports[name]["wire_source"] for name in names}
     lines.append("")
     lines.append(
-        "bytes on the wire: "
-        + ("counted by nftables on the bots' side (IP packets, ACKs included)" if wire == {"nftables counters"} else
-           "payload and framing measured; headers estimated as 52 bytes per TCP segment (TCP_INFO counts) and 28 per UDP datagram")
+        _("bytes on the wire: ")
+        + (
+            _("counted by nftables on the bots' side (IP packets, ACKs included)")
+            if wire == {"nftables counters"}
+            else _(
+                "payload and framing measured; headers estimated as 52 bytes per TCP segment (TCP_INFO counts) and 28 per UDP datagram"
+            )
+        )
     )
     link_drops = result.get("link_drops")
     if link_drops:
         lines.append(
-            f"rate limit {result['setup']['netns_rate']}: the tbf queue (at most 400 ms of data) was full and dropped "
-            f"{link_drops['to_bots']:,} packets on the way to the bots and {link_drops['to_server']:,} on the way to the server "
-            "(TCP and UDP share it)"
+            _(
+                "rate limit {rate}: the tbf queue (at most 400 ms of data) was full and dropped {to_bots:,} packets "
+                "on the way to the bots and {to_server:,} on the way to the server (TCP and UDP share it)"
+            ).format(
+                rate=result["setup"]["netns_rate"], to_bots=link_drops["to_bots"], to_server=link_drops["to_server"]
+            )
         )
     lines.append("")
-    lines += ["What this run shows:", *("  " + text for text in compare_findings(result))]
+    lines += [_("What this run shows:"), *("  " + text for text in compare_findings(result))]
     return "\n".join(lines)
 
 
@@ -125,34 +191,46 @@ def compare_findings(result: dict[str, Any]) -> list[str]:
     transports = result["transports"]
     tcp, udp = transports.get("tcp"), transports.get("udp")
     if tcp:
-        text = f"TCP delivered {tcp['delivered']} of {tcp['expected']} messages"
+        text = _("TCP delivered {delivered} of {expected} messages").format(
+            delivered=tcp["delivered"], expected=tcp["expected"]
+        )
         if tcp["lost"] == 0 and tcp["reordered"] == 0 and tcp["duplicated"] == 0:
-            text += ", every one, in order, once"
+            text += _(", every one, in order, once")
         slowest = tcp["latency_ms"].get("max")
         median = tcp["latency_ms"].get("p50")
         if slowest is not None and median:
-            text += f"; the slowest took {slowest:.1f} ms against a median of {median:.2f} ms"
+            text += _("; the slowest took {slowest:.1f} ms against a median of {median:.2f} ms").format(
+                slowest=slowest, median=median
+            )
             if tcp.get("retransmits"):
-                text += f" ({tcp['retransmits']} retransmitted segments: a lost packet holds up everything behind it)"
+                text += _(" ({count} retransmitted segments: a lost packet holds up everything behind it)").format(
+                    count=tcp["retransmits"]
+                )
         findings.append(text + ".")
     if udp:
-        text = f"UDP delivered {udp['delivered']} of {udp['expected']} ({_percent(udp['delivered'], udp['expected'])})"
+        text = _("UDP delivered {delivered} of {expected} ({percent})").format(
+            delivered=udp["delivered"], expected=udp["expected"], percent=_percent(udp["delivered"], udp["expected"])
+        )
         problems = []
         if udp["lost"]:
-            problems.append(f"{udp['lost']} lost")
+            problems.append(_("{count} lost").format(count=udp['lost']))
         if udp["reordered"]:
-            problems.append(f"{udp['reordered']} out of order")
+            problems.append(_("{count} out of order").format(count=udp['reordered']))
         if udp["duplicated"]:
-            problems.append(f"{udp['duplicated']} duplicated")
-        text += (": " + ", ".join(problems)) if problems else ": nothing lost on this link"
+            problems.append(_("{count} duplicated").format(count=udp['duplicated']))
+        text += (": " + ", ".join(problems)) if problems else _(": nothing lost on this link")
         slowest = udp["latency_ms"].get("max")
         if slowest is not None:
-            text += f"; the slowest took {slowest:.1f} ms" + (" (nothing waits for a lost datagram)" if udp["lost"] else "")
+            text += _("; the slowest took {slowest:.1f} ms").format(slowest=slowest) + (
+                _(" (nothing waits for a lost datagram)") if udp["lost"] else ""
+            )
         findings.append(text + ".")
     if tcp and udp and tcp.get("wire_bytes") and udp.get("wire_bytes"):
         findings.append(
-            f"Each chat message cost about {tcp['wire_bytes']:.0f} bytes on the wire over TCP and "
-            f"{udp['wire_bytes']:.0f} over UDP (TCP adds a 4-byte frame header, longer headers and ACK packets)."
+            _(
+                "Each chat message cost about {tcp:.0f} bytes on the wire over TCP and "
+                "{udp:.0f} over UDP (TCP adds a 4-byte frame header, longer headers and ACK packets)."
+            ).format(tcp=tcp["wire_bytes"], udp=udp["wire_bytes"])
         )
     findings += _link_findings(result)
     return findings
@@ -166,15 +244,19 @@ def _link_findings(result: dict[str, Any]) -> list[str]:
     rate = result["setup"]["netns_rate"]
     dropped = drops["to_bots"] + drops["to_server"]
     if not dropped:
-        return [f"The {rate} link carried this load: its queue never overflowed."]
-    text = (f"The {rate} link was the bottleneck: its queue overflowed and dropped {dropped:,} packets "
-            "(UDP's are lost; TCP sent its own again).")
+        return [_("The {rate} link carried this load: its queue never overflowed.").format(rate=rate)]
+    text = _(
+        "The {rate} link was the bottleneck: its queue overflowed and dropped {dropped:,} packets "
+        "(UDP's are lost; TCP sent its own again)."
+    ).format(rate=rate, dropped=dropped)
     tcp, udp = result["transports"].get("tcp"), result["transports"].get("udp")
     if tcp and udp:
         tcp_median, udp_median = tcp["latency_ms"].get("p50"), udp["latency_ms"].get("p50")
         if tcp_median is not None and udp_median is not None and tcp_median > udp_median:
-            text += (f" UDP's median of {udp_median:,.0f} ms is the wait in that queue; "
-                     f"TCP's {tcp_median:,.0f} ms is longer: TCP slowed the server's sending down, and its messages waited at the server as well.")
+            text += _(
+                " UDP's median of {udp_median:,.0f} ms is the wait in that queue; TCP's {tcp_median:,.0f} ms is longer: "
+                "TCP slowed the server's sending down, and its messages waited at the server as well."
+            ).format(udp_median=udp_median, tcp_median=tcp_median)
     return [text]
 
 
@@ -193,7 +275,11 @@ def _describe_pieces(pieces: list[list[Any]]) -> str:
 
     def flush() -> None:
         if run:
-            parts.append(f"message {run[0]}" if len(run) == 1 else f"messages {run[0]}-{run[-1]}")
+            parts.append(
+                _("message {index}").format(index=run[0])
+                if len(run) == 1
+                else _("messages {value}-{value2}").format(value=run[0], value2=run[-1])
+            )
             run.clear()
 
     for index, part, size in pieces:
@@ -201,8 +287,12 @@ def _describe_pieces(pieces: list[list[Any]]) -> str:
             run.append(index)
             continue
         flush()
-        label = {"start": f"first {size} bytes", "end": f"last {size} bytes", "middle": f"{size} bytes from the middle"}[part]
-        parts.append(f"message {index}: {label}")
+        label = {
+            "start": _("first {size} bytes").format(size=size),
+            "end": _("last {size} bytes").format(size=size),
+            "middle": _("{size} bytes from the middle").format(size=size),
+        }[part]
+        parts.append(_("message {index}: {label}").format(index=index, label=label))
     flush()
     return ", ".join(parts)
 
@@ -213,46 +303,86 @@ def sticky_report(result: dict[str, Any]) -> str:
     udp = result["udp"]
     count = result["messages"]
     big = result["big"]
-    what = f"{count - 1} short messages like {result_example(result)!r} and one of {big:,} bytes" if big else f"{count} short messages like {result_example(result)!r}"
+    what = (
+        _("{count} short messages like {value2!r} and one of {big:,} bytes").format(
+            count=count - 1, value2=result_example(result), big=big
+        )
+        if big
+        else _("{count} short messages like {value!r}").format(count=count, value=result_example(result))
+    )
     lines = [
-        f"chatlab sticky: {what}, sent with {count} separate send() calls ({result['sent_bytes']:,} bytes)",
+        _("chatlab sticky: {what}, sent with {count} separate send() calls ({sent_bytes:,} bytes)").format(
+            what=what, count=count, sent_bytes=result["sent_bytes"]
+        ),
         _nagle_line(result),
         "",
-        f"1. TCP, naive receiver: recv({naive['recv_size']}) and print what it returns",
+        _("1. TCP, naive receiver: recv({recv_size}) and print what it returns").format(recv_size=naive["recv_size"]),
     ]
     for number, chunk in enumerate(naive["chunks"], 1):
-        lines.append(f"   recv #{number}: {chunk['size']} bytes = {_describe_pieces(chunk['pieces'])}")
+        lines.append(
+            _("   recv #{number}: {size} bytes = {pieces}").format(
+                number=number, size=chunk["size"], pieces=_describe_pieces(chunk["pieces"])
+            )
+        )
         lines.append(f"      {_preview(chunk['text'])}")
     lines += [
-        (f"   -> {count} messages came out as {len(naive['chunks'])} chunks: {naive['merged_chunks']} held several "
-        f"messages merged, {naive['split_messages']} message(s) were cut into pieces."),
-        "      TCP is a byte stream: it keeps the bytes and their order, not where one send() ended.",
+        (
+            _(
+                "   -> {count} messages came out as {count2} chunks: {merged_chunks} held "
+                "several messages merged, {split_messages} message(s) were cut into pieces."
+            ).format(
+                count=count, count2=len(naive["chunks"]), merged_chunks=naive["merged_chunks"], split_messages=naive["split_messages"]
+            )
+        ),
+        _("      TCP is a byte stream: it keeps the bytes and their order, not where one send() ended."),
         "",
-        f"2. TCP with a 4-byte length prefix before each message (docs/protocol.md §2), the same recv({framed['recv_size']}):",
+        _(
+            "2. TCP with a 4-byte length prefix before each message (docs/protocol.md §2), the same recv({recv_size}):"
+        ).format(recv_size=framed["recv_size"]),
     ]
     for number, chunk in enumerate(framed["recvs"], 1):
-        held = f", {chunk['held']} bytes kept for the next frame" if chunk["held"] else ""
-        lines.append(f"   recv #{number}: {chunk['size']} bytes -> {chunk['frames']} complete message(s){held}")
+        held = _(", {held} bytes kept for the next frame").format(held=chunk['held']) if chunk["held"] else ""
+        lines.append(
+            _("   recv #{number}: {size} bytes -> {frames} complete message(s){held}").format(
+                number=number, size=chunk["size"], frames=chunk["frames"], held=held
+            )
+        )
     shown = framed["messages"]
-    sample = ", ".join(_preview(text, 40) for text in shown[:2]) + (f", ... {_preview(shown[-1], 40)}" if len(shown) > 2 else "")
-    verdict = "exactly the messages sent, one by one" if framed["exact"] else "NOT the messages sent"
+    sample = ", ".join(_preview(text, 40) for text in shown[:2]) + (
+        _(", ... {value}").format(value=_preview(shown[-1], 40)) if len(shown) > 2 else ""
+    )
+    verdict = _("exactly the messages sent, one by one") if framed["exact"] else _("NOT the messages sent")
     lines += [
-        f"   -> {len(shown)} messages: {sample}",
-        f"      {verdict}: the receiver loops until it has 4 header bytes, then until it has N payload bytes.",
+        _("   -> {count} messages: {sample}").format(count=len(shown), sample=sample),
+        _("      {verdict}: the receiver loops until it has 4 header bytes, then until it has N payload bytes.").format(
+            verdict=verdict
+        ),
         "",
-        f"3. UDP: {udp['datagrams']} sendto() calls, one recvfrom({udp['recv_size']}) each",
-        f"   -> {udp['received']} datagrams, {udp['received']} messages, "
-        + ("every boundary kept: one recvfrom = one datagram = one message." if udp["boundaries_kept"] else "boundaries NOT kept"),
+        _("3. UDP: {datagrams} sendto() calls, one recvfrom({recv_size}) each").format(
+            datagrams=udp["datagrams"], recv_size=udp["recv_size"]
+        ),
+        _("   -> {received} datagrams, {received} messages, ").format(received=udp["received"])
+        + (
+            _("every boundary kept: one recvfrom = one datagram = one message.")
+            if udp["boundaries_kept"]
+            else _("boundaries NOT kept")
+        ),
     ]
     for index in udp["truncated"]:
         sent = result["message_sizes"][index]
         got = udp["sizes"][index]
         lines.append(
-            f"   message {index} ({sent:,} bytes) read with recvfrom({udp['recv_size']}): {got:,} bytes arrive, "
-            f"MSG_TRUNC is set, the other {sent - got:,} bytes are gone for good."
+            _(
+                "   message {index} ({sent:,} bytes) read with recvfrom({recv_size}): {got:,} "
+                "bytes arrive, MSG_TRUNC is set, the other {sent2:,} bytes are gone for good."
+            ).format(index=index, sent=sent, recv_size=udp["recv_size"], got=got, sent2=sent - got)
         )
     if udp["truncated"]:
-        lines.append("      So a UDP receiver reads with a buffer larger than any datagram it accepts (chatsrv: its limit + 1, to notice).")
+        lines.append(
+            _(
+                "      So a UDP receiver reads with a buffer larger than any datagram it accepts (chatsrv: its limit + 1, to notice)."
+            )
+        )
     return "\n".join(lines)
 
 
@@ -262,14 +392,16 @@ def _nagle_line(result: dict[str, Any]) -> str:
     segments = naive.get("segments_sent")
     calls = naive.get("send_calls", result["messages"])
     if result.get("nagle"):
-        why = "Nagle on: while sent data waits for its ACK, small writes are held back and sent together"
+        why = _("Nagle on: while sent data waits for its ACK, small writes are held back and sent together")
     else:
-        why = "Nagle off (TCP_NODELAY)"
+        why = _("Nagle off (TCP_NODELAY)")
         if result.get("autocorking"):
-            why += "; Linux autocorking still merges small writes while one waits in the device queue"
+            why += _("; Linux autocorking still merges small writes while one waits in the device queue")
     if segments is None:
-        return f"sender: {why} (this system does not report the segments sent)"
-    return f"sender: {calls} send() calls left as {segments} TCP data segments ({why})"
+        return _("sender: {why} (this system does not report the segments sent)").format(why=why)
+    return _("sender: {calls} send() calls left as {segments} TCP data segments ({why})").format(
+        calls=calls, segments=segments, why=why
+    )
 
 
 def result_example(result: dict[str, Any]) -> str:
@@ -284,30 +416,56 @@ def slow_report(result: dict[str, Any]) -> str:
     setup = result["setup"]
     removed = result["removed"]
     lines = [
-        (f"chatlab slow: {setup['readers']} readers and a member that stops reading "
-        f"({', '.join(setup['stuck']).upper()}, receive buffer {setup['stuck_buffer']:,} bytes); "
-        f"reader1 sends {setup['messages']} messages of {setup['size']} characters at {_number(setup['rate'], 0)}/s; "
-        f"server: outbox limit {setup['outbox']:,} bytes, kernel send buffer {setup.get('send_buffer', 0):,} bytes per member"),
+        (
+            _(
+                "chatlab slow: {readers} readers and a member that stops reading "
+                "({stuck}, receive buffer {stuck_buffer:,} bytes); reader1 sends {messages} "
+                "messages of {size} characters at {rate}/s; server: outbox limit "
+                "{outbox:,} bytes, kernel send buffer {send_buffer:,} bytes per member"
+            ).format(
+                readers=setup["readers"],
+                stuck=", ".join(setup["stuck"]).upper(),
+                stuck_buffer=setup["stuck_buffer"],
+                messages=setup["messages"],
+                size=setup["size"],
+                rate=_number(setup["rate"], 0),
+                outbox=setup["outbox"],
+                send_buffer=setup.get("send_buffer", 0),
+            )
+        ),
         "",
     ]
     for member in result["stuck_members"]:
         if member["transport"] == "tcp":
             if removed:
                 lines.append(
-                    f"{member['nick']}: removed by the server with reason \"{removed['reason']}\" "
-                    f"{removed['seconds']:.2f} s after the first message (the readers had message {removed['after_message']} by then)"
+                    _(
+                        '{nick}: removed by the server with reason "{reason}" {seconds:.2f} s '
+                        "after the first message (the readers had message {after_message} by then)"
+                    ).format(
+                        nick=member["nick"],
+                        reason=removed["reason"],
+                        seconds=removed["seconds"],
+                        after_message=removed["after_message"],
+                    )
                 )
             else:
-                lines.append(f"{member['nick']}: NOT removed (the server kept queueing for it)")
+                lines.append(_("{nick}: NOT removed (the server kept queueing for it)").format(nick=member['nick']))
             lines.append(
-                f"   when it read again it found {member['bytes_taken']:,} bytes ({member['received']} messages) in its kernel buffer"
-                + (", then the server's hang-up." if member["closed_by_server"] else ".")
+                _("   when it read again it found {bytes_taken:,} bytes ({received} messages) in its kernel buffer").format(
+                    bytes_taken=member["bytes_taken"], received=member["received"]
+                )
+                + (_(", then the server's hang-up.") if member["closed_by_server"] else ".")
             )
         else:
             lines.append(
-                f"{member['nick']}: never removed and never missed by the server; when it read again it had "
-                f"{member['received']} of {setup['messages']} messages: its own kernel dropped the rest "
-                f"({member['seq_gaps']} seq numbers missing)."
+                _(
+                    "{nick}: never removed and never missed by the server; when "
+                    "it read again it had {received} of {messages} messages: its own "
+                    "kernel dropped the rest ({seq_gaps} seq numbers missing)."
+                ).format(
+                    nick=member["nick"], received=member["received"], messages=setup["messages"], seq_gaps=member["seq_gaps"]
+                )
             )
     lines.append("")
     rows = []
@@ -319,12 +477,24 @@ def slow_report(result: dict[str, Any]) -> str:
                 f"{reader['received']} / {reader['expected']}",
                 "-" if reader.get("kept_up") is None else f"{100 * reader['kept_up']:.0f} %",
                 f"{_number(reader['rate_before'])} / {_number(reader['rate_after'])}",
-                f"{_number(latency.get('p50'), 2)} / {_number(latency.get('p99'), 2)} / {_number(latency.get('max'), 2)}",
+                _("{p50} / {p99} / {max}").format(
+                    p50=_number(latency.get("p50"), 2),
+                    p99=_number(latency.get("p99"), 2),
+                    max=_number(latency.get("max"), 2),
+                ),
                 _number(reader.get("longest_gap_ms"), 0),
             ]
         )
     lines += table(
-        rows, ["reader", "received", "kept up before removal", "msgs/s before / after", "latency p50 / p99 / max, ms", "longest wait, ms"]
+        rows,
+        [
+            _("reader"),
+            _("received"),
+            _("kept up before removal"),
+            _("msgs/s before / after"),
+            _("latency p50 / p99 / max, ms"),
+            _("longest wait, ms"),
+        ],
     )
     lines.append("")
     complete = all(r["received"] == r["expected"] for r in result["readers"])
@@ -332,16 +502,22 @@ def slow_report(result: dict[str, Any]) -> str:
     pause = max(gaps) if gaps else 0.0
     normal = 3000 / setup["rate"]  # three sending intervals, in ms
     if not complete:
-        lines.append("-> some readers missed messages: look at the server's log.")
+        lines.append(_("-> some readers missed messages: look at the server's log."))
     elif pause <= max(normal, 50):
-        lines.append("-> every reader got every message at the sending rate: nobody waited for the stuck member.")
+        lines.append(_("-> every reader got every message at the sending rate: nobody waited for the stuck member."))
     else:
         lines.append(
-            f"-> every reader got every message; the room waited once, at most {pause:.0f} ms: while the stuck member's"
+            _(
+                "-> every reader got every message; the room waited once, at most {pause:.0f} ms: while the stuck member's"
+            ).format(pause=pause)
         )
-        lines.append("   queue grew, the server held the sender back (backpressure: a slow reader may still catch up),")
-        lines.append("   then, as it took nothing, dropped it; after that the room went on at full rate.")
-    lines.append("   Each TCP member has its own bounded outbox: a member that does not read goes, the room does not stop.")
+        lines.append(
+            _("   queue grew, the server held the sender back (backpressure: a slow reader may still catch up),")
+        )
+        lines.append(_("   then, as it took nothing, dropped it; after that the room went on at full rate."))
+    lines.append(
+        _("   Each TCP member has its own bounded outbox: a member that does not read goes, the room does not stop.")
+    )
     return "\n".join(lines)
 
 
@@ -350,12 +526,30 @@ def slow_report(result: dict[str, Any]) -> str:
 
 def restart_report(result: dict[str, Any]) -> str:
     setup = result["setup"]
-    how = "stopped with SIGTERM (it says goodbye)" if setup["graceful"] else "killed with SIGKILL (a crash: no goodbye)"
+    how = (
+        _("stopped with SIGTERM (it says goodbye)")
+        if setup["graceful"]
+        else _("killed with SIGKILL (a crash: no goodbye)")
+    )
     lines = [
-        (f"chatlab restart: {setup['bots_per_transport']} bots per transport ({', '.join(setup['transports']).upper()}), "
-        f"pinging every {setup['interval']:g} s; at {setup['before']:g} s the server is {how}, "
-        f"and {setup['down']:g} s later it starts again on port {setup['port']}"),
-        f"(a UDP bot gives up after {setup['udp_timeout']:g} s without a pong; chatclient waits the server's peer_timeout)",
+        (
+            _(
+                "chatlab restart: {bots_per_transport} bots per transport ({transports}), "
+                "pinging every {interval:g} s; at {before:g} s the server is "
+                "{how}, and {down:g} s later it starts again on port {port}"
+            ).format(
+                bots_per_transport=setup["bots_per_transport"],
+                transports=", ".join(setup["transports"]).upper(),
+                interval=setup["interval"],
+                before=setup["before"],
+                how=how,
+                down=setup["down"],
+                port=setup["port"],
+            )
+        ),
+        _("(a UDP bot gives up after {udp_timeout:g} s without a pong; chatclient waits the server's peer_timeout)").format(
+            udp_timeout=setup["udp_timeout"]
+        ),
         "",
     ]
     timeline: list[tuple[float, str, str]] = [(t, "server", text) for t, text in result["server_events"]]
@@ -364,7 +558,7 @@ def restart_report(result: dict[str, Any]) -> str:
             timeline.append((t, bot["nick"], text))
     timeline.sort(key=lambda item: item[0])
     rows = [[f"{t:7.3f}", who, text] for t, who, text in timeline]
-    lines += table(rows, ["time, s", "who", "what happened"], align="rll")
+    lines += table(rows, [_("time, s"), _("who"), _("what happened")], align="rll")
     lines.append("")
     rows = []
     for bot in result["bots"]:
@@ -375,7 +569,7 @@ def restart_report(result: dict[str, Any]) -> str:
                 "-" if bot["back_after_restart"] is None else f"{bot['back_after_restart']:.3f} s",
             ]
         )
-    lines += table(rows, ["bot", "noticed after the server went", "back after it returned"])
+    lines += table(rows, [_("bot"), _("noticed after the server went"), _("back after it returned")])
     lines.append("")
     lines += restart_summary(result)
     return "\n".join(lines)
@@ -391,16 +585,20 @@ def restart_summary(result: dict[str, Any]) -> list[str]:
     udp = noticed("udp")
     lines = []
     if noticed("tcp"):
-        lines.append("-> TCP knows at once: the kernel ends the connection and reports it.")
+        lines.append(_("-> TCP knows at once: the kernel ends the connection and reports it."))
     if udp and all(after is not None and after < quick for after in udp):
         lines += [
-            "   UDP knew at once too, but only because the server said goodbye (a `left` with reason shutdown) and that",
-            "   datagram arrived: without it (a crash, or the goodbye lost) only silence or a new server's not_joined tells it.",
+            _(
+                "   UDP knew at once too, but only because the server said goodbye (a `left` with reason shutdown) and that"
+            ),
+            _(
+                "   datagram arrived: without it (a crash, or the goodbye lost) only silence or a new server's not_joined tells it."
+            ),
         ]
     elif udp:
         lines += [
-            "   UDP has no connection to end: its datagrams leave without an error, and only silence (a timeout) or",
-            "   a new server's not_joined tells it.",
+            _("   UDP has no connection to end: its datagrams leave without an error, and only silence (a timeout) or"),
+            _("   a new server's not_joined tells it."),
         ]
     return lines
 
@@ -409,37 +607,56 @@ def restart_summary(result: dict[str, Any]) -> list[str]:
 
 
 def timewait_report(result: dict[str, Any]) -> str:
-    lines = ["chatlab timewait: a client and a server on 127.0.0.1 close their connection; the states the kernel shows after each step",
-             "(from /proc/net/tcp, what `ss -tan` shows)", ""]
+    lines = [
+        _(
+            "chatlab timewait: a client and a server on 127.0.0.1 close their connection; the states the kernel shows after each step"
+        ),
+        _("(from /proc/net/tcp, what `ss -tan` shows)"),
+        "",
+    ]
     for number, case in enumerate(result["cases"], 1):
-        lines.append(f"{number}. the {case['first']} closes first (client port {case['client_port']}, server port {case['server_port']})")
+        lines.append(
+            _("{number}. the {first} closes first (client port {client_port}, server port {server_port})").format(
+                number=number, first=case["first"], client_port=case["client_port"], server_port=case["server_port"]
+            )
+        )
         rows = []
         for step in case["steps"]:
-            note = "the other side's recv() returns b'' (end of stream)" if step.get("other_reads_eof") else ""
+            note = _("the other side's recv() returns b'' (end of stream)") if step.get("other_reads_eof") else ""
             rows.append([step["step"], step["client"], step["server"], note])
-        lines += ["   " + line for line in table(rows, ["step", "client socket", "server socket", ""], "llll")]
+        lines += ["   " + line for line in table(rows, [_("step"), _("client socket"), _("server socket"), ""], "llll")]
         holder = case["time_wait_on"]
         if holder:
             left = case["time_wait_left"]
-            timer = f", for another {left:.0f} s" if left is not None else ""
-            lines.append(f"   -> the {holder} closed first and holds TIME_WAIT{timer}; the other side is gone.")
+            timer = _(", for another {left:.0f} s").format(left=left) if left is not None else ""
+            lines.append(
+                _("   -> the {holder} closed first and holds TIME_WAIT{timer}; the other side is gone.").format(
+                    holder=holder, timer=timer
+                )
+            )
         else:
-            lines.append("   -> no single side in TIME_WAIT (the kernel did not show the expected states in time)")
+            lines.append(_("   -> no single side in TIME_WAIT (the kernel did not show the expected states in time)"))
         lines.append("")
     rebind = result["rebind"]
     lines += [
-        f"3. a server on port {rebind['port']} closes {rebind['connections']} connection(s) first and stops, like chatsrv on Ctrl-C:",
-        f"   connections on that port in TIME_WAIT: {rebind['time_wait_sockets']}",
-        f"   a new socket, plain bind() to port {rebind['port']}: {_bind_word(rebind['plain_bind'])}",
-        f"   a new socket, SO_REUSEADDR then bind(): {_bind_word(rebind['reuseaddr_bind'])}",
+        _("3. a server on port {port} closes {connections} connection(s) first and stops, like chatsrv on Ctrl-C:").format(
+            port=rebind["port"], connections=rebind["connections"]
+        ),
+        _("   connections on that port in TIME_WAIT: {time_wait_sockets}").format(time_wait_sockets=rebind["time_wait_sockets"]),
+        _("   a new socket, plain bind() to port {port}: {plain_bind}").format(
+            port=rebind["port"], plain_bind=_bind_word(rebind["plain_bind"])
+        ),
+        _("   a new socket, SO_REUSEADDR then bind(): {reuseaddr_bind}").format(reuseaddr_bind=_bind_word(rebind["reuseaddr_bind"])),
     ]
     if rebind["plain_bind"] == "EADDRINUSE" and rebind["reuseaddr_bind"] == "ok":
-        lines.append("   -> restarting a server at once needs SO_REUSEADDR (chatsrv sets it; so does socket.create_server).")
+        lines.append(
+            _("   -> restarting a server at once needs SO_REUSEADDR (chatsrv sets it; so does socket.create_server).")
+        )
     return "\n".join(lines)
 
 
 def _bind_word(outcome: str) -> str:
-    return "succeeds" if outcome == "ok" else f"fails with {outcome}"
+    return _("succeeds") if outcome == "ok" else _("fails with {outcome}").format(outcome=outcome)
 
 
 # --- threads ---------------------------------------------------------------------------
@@ -447,13 +664,19 @@ def _bind_word(outcome: str) -> str:
 
 def threads_report(result: dict[str, Any]) -> str:
     lines = [
-        (f"chatlab threads: {result['clients']} clients arrive {result['stagger'] * 1000:.0f} ms apart; each says one line, "
-         f"reads the answer, stays {result['hold']:g} s and leaves"),
+        (
+            _(
+                "chatlab threads: {clients} clients arrive {stagger:.0f} ms apart; each "
+                "says one line, reads the answer, stays {hold:g} s and leaves"
+            ).format(clients=result["clients"], stagger=result["stagger"] * 1000, hold=result["hold"])
+        ),
         "",
     ]
     for server in result["servers"]:
-        label = "one client at a time" if server["server"] == "iterative" else "a thread per client, like chatsrv"
-        lines.append(f"{server['server']} server ({server['class']}, {label}):")
+        label = _("one client at a time") if server["server"] == "iterative" else _("a thread per client, like chatsrv")
+        lines.append(
+            _("{server} server ({server_class}, {label}):").format(server=server["server"], server_class=server["class"], label=label)
+        )
         errors = any(client["error"] for client in server["clients"])
         rows = []
         for client in server["clients"]:
@@ -465,16 +688,22 @@ def threads_report(result: dict[str, Any]) -> str:
                 _number(client["answer_after_ms"]),
             ]
             rows.append(row + [client["error"] or ""] if errors else row)
-        header = ["", "arrived at, ms", "connect() took, ms", "accept() after, ms", "first answer after, ms"]
+        header = [
+            "",
+            _("arrived at, ms"),
+            _("connect() took, ms"),
+            _("accept() after, ms"),
+            _("first answer after, ms"),
+        ]
         header += ["error"] if errors else []
         lines += ["   " + line for line in table(rows, header)]
         longest = max((client["accepted_after_ms"] or 0.0 for client in server["clients"]), default=0.0)
-        lines.append(f"   -> the longest wait at accept: {_number(longest)} ms")
+        lines.append(_("   -> the longest wait at accept: {longest} ms").format(longest=_number(longest)))
         lines.append("")
     lines += [
-        "connect() returns at once in both: the kernel finishes the three-way handshake from the listen backlog",
-        "before the program calls accept(). The iterative server accepts the next client only when the one before",
-        "has left, so a client that stays blocks everyone behind it; the threaded server accepts each one at once.",
+        _("connect() returns at once in both: the kernel finishes the three-way handshake from the listen backlog"),
+        _("before the program calls accept(). The iterative server accepts the next client only when the one before"),
+        _("has left, so a client that stays blocks everyone behind it; the threaded server accepts each one at once."),
     ]
     return "\n".join(lines)
 
@@ -489,10 +718,24 @@ def _latency_cells(summary: dict[str, Any]) -> tuple[str, str]:
 def reliable_report(result: dict[str, Any]) -> str:
     setup = result["setup"]
     lines = [
-        (f"chatlab reliable-udp: a UDP sender says {setup['messages']} numbered messages at {_number(setup['rate'], 0)}/s to "
-         f"{setup['receivers']} UDP receivers; the server drops {setup['loss']:g} % of the datagrams it sends (seed {setup['seed']})"),
-        (f"the receivers acknowledge every copy (whisper 'ack N'), drop duplicates and deliver in order; the sender resends "
-         f"what is not acknowledged after {setup['rto'] * 1000:.0f} ms, doubling the timer on every retry"),
+        (
+            _(
+                "chatlab reliable-udp: a UDP sender says {messages} numbered messages at {rate}/s to {receivers} "
+                "UDP receivers; the server drops {loss:g} % of the datagrams it sends (seed {seed})"
+            ).format(
+                messages=setup["messages"],
+                rate=_number(setup["rate"], 0),
+                receivers=setup["receivers"],
+                loss=setup["loss"],
+                seed=setup["seed"],
+            )
+        ),
+        (
+            _(
+                "the receivers acknowledge every copy (whisper 'ack N'), drop duplicates and deliver in order; the "
+                "sender resends what is not acknowledged after {rto:.0f} ms, doubling the timer on every retry"
+            ).format(rto=setup["rto"] * 1000)
+        ),
         "",
     ]
     for receiver in result["receivers"]:
@@ -500,23 +743,33 @@ def reliable_report(result: dict[str, Any]) -> str:
         plain_50, plain_99 = _latency_cells(receiver["plain_latency_ms"])
         reliable_50, reliable_99 = _latency_cells(receiver["reliable_latency_ms"])
         rows = [
-            ["delivered / expected", f"{receiver['plain_delivered']} / {expected}", f"{receiver['reliable_delivered']} / {expected}"],
-            ["in order, each once", "-", "yes" if receiver["in_order"] else "NO"],
-            ["latency p50 / p90, ms", plain_50, reliable_50],
-            ["latency p99 / max, ms", plain_99, reliable_99],
-            ["duplicates suppressed", "-", _number(receiver["duplicates_suppressed"])],
-            ["waited in the reordering buffer", "-", _number(receiver["held_for_order"])],
-            ["acknowledgements sent", "-", _number(receiver["acks_sent"])],
+            [
+                _("delivered / expected"),
+                f"{receiver['plain_delivered']} / {expected}",
+                f"{receiver['reliable_delivered']} / {expected}",
+            ],
+            [_("in order, each once"), "-", _("yes") if receiver["in_order"] else _("NO")],
+            [_("latency p50 / p90, ms"), plain_50, reliable_50],
+            [_("latency p99 / max, ms"), plain_99, reliable_99],
+            [_("duplicates suppressed"), "-", _number(receiver["duplicates_suppressed"])],
+            [_("waited in the reordering buffer"), "-", _number(receiver["held_for_order"])],
+            [_("acknowledgements sent"), "-", _number(receiver["acks_sent"])],
         ]
-        lines.append(f"receiver {receiver['nick']}:")
-        lines += ["   " + line for line in table(rows, ["", "plain UDP", "UDP + acks, timer, order"])]
+        lines.append(_("receiver {nick}:").format(nick=receiver['nick']))
+        lines += ["   " + line for line in table(rows, ["", _("plain UDP"), _("UDP + acks, timer, order")])]
         lines.append("")
-    verdict = "every receiver got every message, in order, once" if result["complete"] else "NOT complete within the time allowed"
+    verdict = (
+        _("every receiver got every message, in order, once")
+        if result["complete"]
+        else _("NOT complete within the time allowed")
+    )
     lines += [
-        f"sender: {result['retransmissions']} retransmissions, {result['acks_received']} acknowledgements received; {verdict} ({result['took']:.1f} s)",
-        "-> plain UDP loses messages but nothing waits; with acknowledgements, a retransmission timer, duplicate",
-        "   suppression and a reordering buffer everything arrives, and every message behind a lost one waits for",
-        "   its retransmission: the latency tail of TCP. You end up rebuilding TCP.",
+        _("sender: {retransmissions} retransmissions, {acks_received} acknowledgements received; {verdict} ({took:.1f} s)").format(
+            retransmissions=result["retransmissions"], acks_received=result["acks_received"], verdict=verdict, took=result["took"]
+        ),
+        _("-> plain UDP loses messages but nothing waits; with acknowledgements, a retransmission timer, duplicate"),
+        _("   suppression and a reordering buffer everything arrives, and every message behind a lost one waits for"),
+        _("   its retransmission: the latency tail of TCP. You end up rebuilding TCP."),
     ]
     return "\n".join(lines)
 
@@ -525,26 +778,34 @@ def reliable_report(result: dict[str, Any]) -> str:
 
 
 def handshake_report(result: dict[str, Any]) -> str:
-    where = "on loopback"
+    where = _("on loopback")
     if result.get("mode") == "netns":
-        where = "between two network namespaces"
+        where = _("between two network namespaces")
     lines = [
-        (f"chatlab handshake: every TCP segment of one chat session {where} (client port {result['client_port']}, "
-         f"server port {result['server_port']}): connect, hello, welcome, say, bye, close"),
+        _(
+            "chatlab handshake: every TCP segment of one chat session {where} (client "
+            "port {client_port}, server port {server_port}): connect, hello, welcome, say, bye, close"
+        ).format(where=where, client_port=result["client_port"], server_port=result["server_port"]),
     ]
     if result.get("mode") == "netns":
-        lines.append(f"the server's side drops the first {result['syn_drops']} SYN(s) that arrive (nftables); "
-                     "captured on the client's veth, so a dropped SYN is still in the ladder")
-    lines += ["sequence numbers are relative to each side's SYN, as Wireshark shows them; len = bytes of data", ""]
+        lines.append(
+            _(
+                "the server's side drops the first {count} SYN(s) that arrive (nftables); "
+                "captured on the client's veth, so a dropped SYN is still in the ladder"
+            ).format(count=result["syn_drops"])
+        )
+    lines += [_("sequence numbers are relative to each side's SYN, as Wireshark shows them; len = bytes of data"), ""]
     rows = []
     for segment in result["segments"]:
-        arrow = "client  ------>  server" if segment["direction"] == "client -> server" else "client  <------  server"
+        arrow = (
+            _("client  ------>  server") if segment["direction"] == "client -> server" else _("client  <------  server")
+        )
         carries = ", ".join(segment["carries"])
         notes = [carries] if carries else []
         if segment.get("retransmission"):
-            notes.append("sent again")
+            notes.append(_("sent again"))
         if segment.get("dropped"):
-            notes.append("dropped on arrival (nftables)")
+            notes.append(_("dropped on arrival (nftables)"))
         carries = ", ".join(notes)
         rows.append(
             [
@@ -564,38 +825,53 @@ def handshake_report(result: dict[str, Any]) -> str:
     fins = [segment for segment in segments if "FIN" in segment["flags"]]
     lines.append("")
     if len(syn) >= 2:
-        lines.append(f"-> three-way handshake: segments {', '.join(str(s['number']) for s in syn)} and the ACK after them "
-                     "(a SYN and a FIN each count as one sequence number).")
+        lines.append(
+            _(
+                "-> three-way handshake: segments {value} and the ACK after "
+                "them (a SYN and a FIN each count as one sequence number)."
+            ).format(value=", ".join(str(s["number"]) for s in syn))
+        )
     client_syns = [s for s in syn if s["flags"] == "SYN"]
     if len(client_syns) >= 2:
         gaps = [later["ms"] - earlier["ms"] for earlier, later in itertools.pairwise(client_syns)]
-        waits = ", then ".join(f"{gap:,.0f} ms" for gap in gaps)
+        waits = _(", then ").join(_("{ms:,.0f} ms").format(ms=gap) for gap in gaps)
         answers = [s for s in syn if s["flags"] == "SYN-ACK"]
-        finished = f"; the SYN-ACK came only {answers[0]['ms']:,.0f} ms after the first SYN" if answers else ""
+        finished = (
+            _("; the SYN-ACK came only {ms:,.0f} ms after the first SYN").format(ms=answers[0]["ms"]) if answers else ""
+        )
         lines.append(
-            f"-> {len(client_syns) - 1} SYN(s) lost: the client's kernel sent its SYN again after {waits} "
-            "(TCP's initial retransmission timeout is 1 s; classic TCP doubles it on each retry, "
-            f"Linux since 6.5 keeps 1 s for the first 4 SYN retries: sysctl net.ipv4.tcp_syn_linear_timeouts){finished}."
+            _(
+                "-> {count} SYN(s) lost: the client's kernel sent its SYN again after {waits} "
+                "(TCP's initial retransmission timeout is 1 s; classic TCP doubles it on each retry, "
+                "Linux since 6.5 keeps 1 s for the first 4 SYN retries: sysctl net.ipv4.tcp_syn_linear_timeouts)"
+                "{finished}."
+            ).format(count=len(client_syns) - 1, waits=waits, finished=finished)
         )
     if len(fins) >= 2:
         first_fin = fins[0]["number"]
         teardown = [s for s in segments if s["number"] >= first_fin and not s["length"]]
         lines.append(
-            f"-> teardown: FINs in segments {', '.join(str(s['number']) for s in fins)}, each acknowledged by the other side: "
-            f"{len(teardown)} segments here (四次挥手 is four when no ACK rides along with the second FIN)."
+            _(
+                "-> teardown: FINs in segments {value}, each acknowledged by the other side: "
+                "{count} segments here (四次挥手 is four when no ACK rides along with the second FIN)."
+            ).format(value=", ".join(str(s["number"]) for s in fins), count=len(teardown))
         )
     return "\n".join(lines)
 
 
 def trace_wire_report(result: dict[str, Any]) -> str:
     if result["mode"] == "netns":
-        link = f"between two network namespaces over a veth limited to {result['rate']} (tc tbf)"
+        link = _("between two network namespaces over a veth limited to {rate} (tc tbf)").format(rate=result["rate"])
     else:
-        link = "on loopback"
+        link = _("on loopback")
     lines = [
-        (f"chatlab trace-wire: a room with {result['history']} messages of {result['size']} characters in its history; "
-         f"chatclient --trace-wire joins {link}, pastes a line of {result['paste']:,} characters and leaves"),
-        f"chatclient's stderr, one line per recv ({len(result['recvs'])} recvs, {result['seconds']:.2f} s):",
+        _(
+            "chatlab trace-wire: a room with {history} messages of {size} characters in its history; "
+            "chatclient --trace-wire joins {link}, pastes a line of {paste:,} characters and leaves"
+        ).format(history=result["history"], size=result["size"], link=link, paste=result["paste"]),
+        _("chatclient's stderr, one line per recv ({recvs} recvs, {seconds:.2f} s):").format(
+            recvs=len(result["recvs"]), seconds=result["seconds"]
+        ),
         "",
     ]
     lines += [f"   wire: {recv['line']}" for recv in result["recvs"]]
@@ -603,11 +879,19 @@ def trace_wire_report(result: dict[str, Any]) -> str:
     split = result["split_frames"]
     if split:
         pieces = sum(1 for recv in result["recvs"] if recv["middle"] or recv["starts_frame"] or recv["ends_split_frame"])
-        lines.append(f"-> {split} frame(s) arrived split across recvs ({pieces} recvs held a piece of one): "
-                     "the link hands the bytes over a segment at a time,")
-        lines.append("   and the client's decoder keeps the start of a frame until its last byte is in (拆包).")
+        lines.append(
+            _(
+                "-> {split} frame(s) arrived split across recvs ({pieces} recvs held a piece of one): "
+                "the link hands the bytes over a segment at a time,"
+            ).format(split=split, pieces=pieces)
+        )
+        lines.append(_("   and the client's decoder keeps the start of a frame until its last byte is in (拆包)."))
     else:
-        lines.append(f"-> all {result['frames']} frames arrived whole, each within one recv: "
-                     "on loopback the kernel hands a whole write over at once.")
-        lines.append("   Try it over a slow link: sudo chatlab trace-wire --netns-rate 1mbit")
+        lines.append(
+            _(
+                "-> all {frames} frames arrived whole, each within one recv: "
+                "on loopback the kernel hands a whole write over at once."
+            ).format(frames=result["frames"])
+        )
+        lines.append(_("   Try it over a slow link: sudo chatlab trace-wire --netns-rate 1mbit"))
     return "\n".join(lines)

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from lanchat.i18n import _, ngettext
 from lanchat_lab.bots import Bot, LabError, TCPBot, UDPBot, until
 from lanchat_lab.serverproc import ServerProcess
 
@@ -72,21 +73,36 @@ async def _watch_tcp(watch: _Watch, host: str, port: int, options: RestartOption
             ping += 1
             bot.ping(ping)
         elif watch.in_room_since is not None:
-            how = "connection closed by the server" if not bot.notice_texts else "the server said goodbye and closed the connection"
-            watch.leave(bot.lost_at or time.time(), f"{how}: TCP knows at once", state["down_at"])
+            how = (
+                _("connection closed by the server")
+                if not bot.notice_texts
+                else _("the server said goodbye and closed the connection")
+            )
+            watch.leave(bot.lost_at or time.time(), _("{how}: TCP knows at once").format(how=how), state["down_at"])
         else:
             try:
                 await bot.join(host, port, timeout=1.0)
             except (OSError, asyncio.TimeoutError, LabError) as error:
                 if watch.failed_attempts == 0:
-                    reason = "refused: nobody listens on the port" if isinstance(error, ConnectionRefusedError) else str(error)
-                    watch.event(f"reconnect {reason}")
+                    reason = (
+                        _("refused: nobody listens on the port")
+                        if isinstance(error, ConnectionRefusedError)
+                        else str(error)
+                    )
+                    watch.event(_("reconnect {reason}").format(reason=reason))
                 watch.failed_attempts += 1
             else:
                 now = time.time()
                 if state["down_at"] is not None:
                     failed = watch.failed_attempts
-                    watch.event(f"reconnected and back in the room ({failed} attempt{'s' if failed != 1 else ''} failed)", now)
+                    watch.event(
+                        ngettext(
+                            "reconnected and back in the room ({count} attempt failed)",
+                            "reconnected and back in the room ({count} attempts failed)",
+                            failed,
+                        ).format(count=failed),
+                        now,
+                    )
                     watch.back = now
                 watch.enter(now)
         await _sleep(options.interval, stop)
@@ -106,14 +122,16 @@ async def _watch_udp(watch: _Watch, options: RestartOptions, state: dict[str, An
             since = watch.in_room_since or now
             goodbye = [at for at, left in bot.lefts if at >= since and left.get("nick") == bot.nick]
             if goodbye:
-                watch.leave(goodbye[0], "the server said goodbye (left, reason shutdown)", state["down_at"])
+                watch.leave(goodbye[0], _("the server said goodbye (left, reason shutdown)"), state["down_at"])
                 bot.joined.clear()
                 continue
             silent = now - max(bot.last_pong, since)
             if silent >= options.udp_timeout:
                 watch.leave(
                     now,
-                    f"no pong for {silent:.1f} s: server presumed gone ({unanswered} pings had left without any error)",
+                    _(
+                        "no pong for {silent:.1f} s: server presumed gone ({unanswered} pings had left without any error)"
+                    ).format(silent=silent, unanswered=unanswered),
                     state["down_at"],
                 )
                 bot.joined.clear()
@@ -123,17 +141,26 @@ async def _watch_udp(watch: _Watch, options: RestartOptions, state: dict[str, An
             bot.ping(ping)
         else:
             if watch.in_room_since is not None:  # the new server answered not_joined
-                watch.leave(bot.not_joined_at or now, "the server answered not_joined: it has forgotten us", state["down_at"])
+                watch.leave(
+                    bot.not_joined_at or now, _("the server answered not_joined: it has forgotten us"), state["down_at"]
+                )
             try:
                 await bot.rejoin(timeout=options.interval * 4, retry=options.interval)
             except LabError:
                 if watch.failed_attempts == 0:
-                    watch.event("hello unanswered: still no server, trying again")
+                    watch.event(_("hello unanswered: still no server, trying again"))
                 watch.failed_attempts += 1
                 continue
             now = time.time()
             rounds = watch.failed_attempts
-            watch.event(f"hello answered: back in the room ({rounds} round{'s' if rounds != 1 else ''} of hellos unanswered)", now)
+            watch.event(
+                ngettext(
+                    "hello answered: back in the room ({count} round of hellos unanswered)",
+                    "hello answered: back in the room ({count} rounds of hellos unanswered)",
+                    rounds,
+                ).format(count=rounds),
+                now,
+            )
             watch.back = now
             watch.enter(now)
         await _sleep(options.interval, stop)
@@ -162,9 +189,9 @@ async def _scenario(options: RestartOptions, server: ServerProcess) -> dict[str,
             try:
                 await bot.join(host, port)
             except (OSError, asyncio.TimeoutError) as error:
-                raise LabError(f"{bot.nick} cannot reach {host}:{port} over {bot.transport}: {error}") from None
+                raise LabError(_("{nick} cannot reach {host}:{port} over {transport}: {error}").format(nick=bot.nick, host=host, port=port, transport=bot.transport, error=error)) from None
             watch.enter(time.time())
-            watch.event("in the room")
+            watch.event(_("in the room"))
         for watch in watches:
             if isinstance(watch.bot, TCPBot):
                 tasks.append(asyncio.ensure_future(_watch_tcp(watch, host, port, options, state, stop)))

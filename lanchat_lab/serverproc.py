@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lanchat import platforms
+from lanchat.i18n import _
 from lanchat_lab.bots import LabError
 
 _LISTENING = re.compile(r"listening on .* port (\d+)")
@@ -85,6 +86,9 @@ class ServerProcess:
             # A lab run is thrown away: keep no history file in the teacher's directory.
             "--db",
             ":memory:",
+            # Its start-up lines are read by this program (the "listening on" line), not by people.
+            "--lang",
+            "en",
             *self.flags,
         ]
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
@@ -102,10 +106,10 @@ class ServerProcess:
                 self.banner = text.splitlines()
                 return self.port
             if self.process.poll() is not None:
-                raise LabError(f"chatsrv did not start: {self.last_error() or f'exit code {self.process.returncode}'}")
+                raise LabError(_("chatsrv did not start: {reason}").format(reason=self.last_error() or f"exit code {self.process.returncode}"))
             time.sleep(0.02)
         self.kill()
-        raise LabError(f"chatsrv did not say where it listens within {timeout:g} s")
+        raise LabError(_("chatsrv did not say where it listens within {timeout:g} s").format(timeout=timeout))
 
     def last_error(self) -> str:
         lines = [line for line in self.stderr_path.read_text(errors="replace").splitlines() if line.strip()]

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from lanchat.i18n import _
 from lanchat.wire import SeqTracker
 from lanchat_lab.bots import Bot, LabError, TCPBot, UDPBot, sync_and_collect, until
 from lanchat_lab.measure import lab_text, percentile
@@ -51,7 +52,7 @@ async def _workload(options: SlowOptions, host: str, port: int) -> dict[str, Any
             try:
                 await bot.join(host, port)
             except (OSError, asyncio.TimeoutError) as error:
-                raise LabError(f"{bot.nick} cannot reach {host}:{port} over {bot.transport}: {error}") from None
+                raise LabError(_("{nick} cannot reach {host}:{port} over {transport}: {error}").format(nick=bot.nick, host=host, port=port, transport=bot.transport, error=error)) from None
         for bot in stuck:
             bot.pause_reading()
         sender = readers[0]

@@ -105,7 +105,8 @@ def _leave(sock: socket.socket, deadline: float) -> None:
 def _chatclient(prefix: list[str], server: tuple[str, int], options: TraceOptions) -> tuple[list[str], list[str]]:
     """Run chatclient --trace-wire, paste one line, wait for it to come back, end stdin; its stdout and stderr lines."""
     command = [*prefix, sys.executable, "-m", "chatclient", "--host", server[0], "--port", str(server[1])]
-    command += ["--nick", "amy", "--room", ROOM, "--trace-wire"]
+    # --lang en: its `wire:` lines are read by parse_trace, not by people, so not in the machine's language.
+    command += ["--nick", "amy", "--room", ROOM, "--trace-wire", "--lang", "en"]
     pasted = "pasted " + "-" * max(0, options.paste - 7)
     process = subprocess.Popen(
         command,

@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_RANKS = {
     "lanchat": 0,  # __init__: the version
     "lanchat.wire": 1,
-    "lanchat.cliargs": 1,
+    "lanchat.cliargs": 3,  # its errors and "(default: X)" are in the chosen language
     "lanchat.platforms": 1,  # every platform-specific call, with its fallback
     "lanchat.netinfo": 2,  # its interface reader is chosen by the platform layer
+    "lanchat.i18n": 2,  # the chosen language and its catalogue; display width of text
     "lanchat.protocol": 1,
     "lanchat.display": 0,  # text from the network made safe to show: client, exports, text door
 }

@@ -177,7 +177,7 @@ class LanchatServer(ServerProcess):
         return base + [
             "--host", LOOPBACK, "--port", "0", "--rate", "0",
             "--max-clients", "0", "--max-per-ip", "0", *database,
-            *known_flags(options, CAPS_OFF), *known_flags(options, self.extra),
+            *known_flags(options, ENGLISH), *known_flags(options, CAPS_OFF), *known_flags(options, self.extra),
             *cluster_flags(options), *options.server_arg]
 
     def cwd(self) -> str | None:
@@ -254,6 +254,9 @@ def chatsrv_command(options: argparse.Namespace) -> list[str]:
 #: Limits of newer chatsrv versions that would stop the benchmark's own bursts of
 #: connects from 127.0.0.1 (64 not yet joined at a time), turned off like --max-per-ip.
 CAPS_OFF = ("--max-waiting-per-ip", "0")
+# The "listening on HOST port N" line is read by ready(), so chatsrv must print it in English whatever
+# the machine's locale (a chatsrv from before --lang existed prints English anyway).
+ENGLISH = ("--lang", "en")
 
 _help_texts: dict[tuple[str, str], str | None] = {}
 

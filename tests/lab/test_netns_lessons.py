@@ -165,6 +165,14 @@ def test_trace_wire_on_loopback_frames_arrive_whole(capsys) -> None:
     assert welcome["bytes"] > 5 * 300  # the history is in it
 
 
+@pytest.mark.timeout(60)
+def test_trace_wire_reads_chatclients_lines_under_a_chinese_locale(capsys, monkeypatch) -> None:
+    """chatclient's wire lines are parsed: under a Chinese locale it must still write them in English."""
+    monkeypatch.setenv("LANGUAGE", "zh_CN")
+    result = run_json(capsys, "trace-wire", "--history", "3", "--size", "100", "--paste", "50")
+    assert result["recvs"] and result["frames"] >= 2
+
+
 @needs_netns
 @needs_tc
 @pytest.mark.timeout(90)

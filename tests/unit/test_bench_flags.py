@@ -78,3 +78,12 @@ def test_cpu_of_a_process_counts_its_children() -> None:
     finally:
         child.kill()
         child.wait(10)
+
+
+def test_lanchat_start_up_lines_are_english_whatever_the_locale(tmp_path: Path) -> None:
+    """ready() reads "listening on HOST port N": under a Chinese locale chatsrv would translate it."""
+    new = options("--max-per-ip --max-waiting-per-ip --lang LANG", tmp_path)
+    command = launchers.LanchatServer(tmp_path, new).command()
+    assert command[command.index("--lang") + 1] == "en"
+    old = options("--max-per-ip --max-waiting-per-ip", tmp_path)
+    assert "--lang" not in launchers.LanchatServer(tmp_path, old).command()

@@ -1,0 +1,60 @@
+"""The client's words in zh_CN, unit by unit: the bar (laid out by cells), errors, --trace-wire, /help."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from chatclient import commands, plainwords
+from chatclient.render import cell_width, fragments_text, status_bar
+from chatclient.state import ClientState
+from chatclient.transport import trace_chunk
+from lanchat import i18n
+
+
+@pytest.fixture(autouse=True)
+def chinese() -> Iterator[None]:
+    i18n.use("zh_CN")
+    yield
+    i18n.use(i18n.ENGLISH)
+
+
+def test_status_bar_in_chinese() -> None:
+    state = ClientState(nick="alice", room="lobby", users=["alice", "bob", "carol"], rtt=0.0123)
+    bar = fragments_text(status_bar(state, "127.0.0.1:9009", i18n._("connected")))
+    assert bar.strip() == "alice@lobby │ TCP 127.0.0.1:9009 │ 3 人 │ 往返时延 12.3 ms │ 已连接"
+
+
+def test_narrow_chinese_bar_fits_by_cells_not_characters() -> None:
+    """丢包 is 2 characters but 4 cells: a bar measured with len() would overflow the terminal."""
+    state = ClientState(nick="listener", room="lobby", users=["listener", "talker"], transport="udp", rtt=0.0005)
+    state.seq.add(3)
+    wide = fragments_text(status_bar(state, "127.0.0.1:42543", i18n._("connected"), width=200))
+    assert "丢包 2 乱序 0 重复 0" in wide and "往返时延 0.5 ms" in wide
+    for width in (cell_width(wide) - 5, 62):  # 61 cells is all that always stays
+        narrow = fragments_text(status_bar(state, "127.0.0.1:42543", i18n._("connected"), width=width))
+        assert cell_width(narrow) <= width, (width, narrow)
+    assert narrow.strip() == "listener@lobby │ UDP │ 2 人 │ 已连接 │ 丢包 2 乱序 0 重复 0"
+
+
+def test_errors_in_plain_chinese_and_the_script_line_keeps_its_code() -> None:
+    assert plainwords.explain("nick_taken", "") == "这里已经有人用这个昵称了：用 /nick 新昵称 换一个。"
+    assert plainwords.explain("auth_failed", "this server needs a password") == "这台服务器需要密码。"
+    line = plainwords.for_scripts("rate_limited", "slow down: 2.0 s")
+    assert line.startswith("rate_limited: slow down: 2.0 s [")  # what scripts match stays as the server sent it
+    assert "等一会儿再发" in line
+
+
+def test_trace_wire_in_chinese() -> None:
+    line = trace_chunk(100, [b"x" * 40, b"y" * 30], 0)
+    assert line == "recv 收到 100 字节，2 个完整的帧：[4+40] | [4+30] | 下一帧的开头（22 字节）"
+
+
+def test_help_lines_in_chinese() -> None:
+    lines = commands.help_lines()
+    assert lines[0] == "命令（其他内容都会发到你的房间；要以 / 开头说话，就打 //）："
+    assert any(line.startswith("  /nick NEWNICK") and line.endswith("改昵称") for line in lines)
+    assert "管理员命令（先 /op 口令）：" in lines
+    assert isinstance(commands.parse("/frobnicate"), commands.Problem)
+    assert commands.parse("/frobnicate") == commands.Problem("没有 /frobnicate 这个命令；/help 列出全部命令")

@@ -1,0 +1,148 @@
+"""chatlab in zh_CN: Chinese tables and summaries, English JSON keys, columns aligned by display width, plot fonts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lanchat import i18n
+from lanchat.i18n import display_width
+from lanchat_lab import report
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {
+    **{key: value for key, value in os.environ.items() if key not in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")},
+    "PYTHONPATH": str(ROOT),
+    "PYTHONIOENCODING": "utf-8",
+    "LANG": "C.UTF-8",
+}
+SMALL_RUN = ["--bots", "1", "--messages", "20", "--rate", "200"]
+
+
+@pytest.fixture(autouse=True)
+def english_afterwards() -> Iterator[None]:
+    yield
+    i18n.use(i18n.ENGLISH)
+
+
+def chatlab(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "lanchat_lab", *args],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, encoding="utf-8", timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def keys(value: Any) -> set[str]:
+    """Every dict key anywhere in a JSON value."""
+    if isinstance(value, dict):
+        return set(value) | {key for item in value.values() for key in keys(item)}
+    if isinstance(value, list):
+        return {key for item in value for key in keys(item)}
+    return set()
+
+
+@pytest.mark.timeout(120)
+def test_compare_json_keeps_english_keys_while_the_table_is_chinese() -> None:
+    result = json.loads(chatlab("compare", "--lang", "zh_CN", "--json", *SMALL_RUN))
+    found = keys(result)
+    assert {"setup", "transports", "delivered", "expected", "latency_ms"} <= found
+    assert all(key.isascii() for key in found), [key for key in found if not key.isascii()]
+
+    text = chatlab("compare", "--lang", "zh_CN", *SMALL_RUN)
+    assert text.startswith("chatlab compare：每种协议 1 个机器人在同一个房间")
+    for words in ("送达／应达", "乱序（seq）", "重复（seq）", "这次运行说明了什么：", "TCP 送达了 20 条中的 20 条"):
+        assert words in text
+    assert "delivered / expected" not in text
+    rows = table_rows(text)
+    assert len({display_width(row) for row in rows}) == 1, rows  # the right-aligned last column lines up
+
+
+def table_rows(text: str) -> list[str]:
+    """The compare table's rows (after the dashes, up to the blank line), each ending in its last column."""
+    lines = text.splitlines()
+    start = next(number for number, line in enumerate(lines) if line.startswith("---"))
+    end = lines.index("", start)
+    return lines[start - 1 : end]
+
+
+def test_table_aligns_chinese_by_display_width() -> None:
+    rows = [["丢包", "1", "20"], ["往返时延 p50", "0.41", "3"], ["reordered", "12,345", "-"]]
+    lines = report.table(rows, ["", "TCP", "UDP"])
+    assert len({display_width(line) for line in lines if not line.startswith("-")}) == 1
+    # every column ends at the same cell in every row: "-" marks the ends, measured in cells
+    first = lines[1].index(" ")  # the dashes under the (left-aligned) first column
+    ends = {tuple(column_ends(cells(line), first)) for line in lines}
+    assert len(ends) == 1, lines
+    assert lines[2] == "丢包               1   20"
+
+
+def column_ends(row: list[str], start: int) -> list[int]:
+    """The cells (from `start` on) where a non-blank run ends."""
+    return [i for i in range(start, len(row)) if row[i] != " " and (i + 1 == len(row) or row[i + 1] == " ")]
+
+
+def cells(line: str) -> list[str]:
+    """A line as terminal cells: a wide character fills two."""
+    out: list[str] = []
+    for char in line:
+        out += [char] * display_width(char)
+    return out
+
+
+def test_plot_falls_back_to_english_with_one_warning_without_a_cjk_font(monkeypatch, capsys) -> None:
+    pytest.importorskip("matplotlib")
+    from lanchat_lab import plot
+
+    seen: list[tuple[str, str | None]] = []
+    monkeypatch.setattr(plot, "cjk_font", lambda: None)
+    monkeypatch.setattr(plot, "_draw", lambda plt, result, path, font: seen.append((i18n._("message number"), font)))
+    i18n.use("zh_CN")
+    plot.plot({"scenario": "compare"}, "unused.png")
+    assert seen == [("message number", None)]
+    warning = capsys.readouterr().err
+    assert warning.count("\n") == 1 and "中文字体" in warning
+    assert i18n._("message number") == "消息编号"  # the run's language is back afterwards
+
+
+def test_plot_uses_chinese_labels_when_a_cjk_font_is_installed(monkeypatch, capsys) -> None:
+    pytest.importorskip("matplotlib")
+    from lanchat_lab import plot
+
+    seen: list[tuple[str, str | None]] = []
+    monkeypatch.setattr(plot, "cjk_font", lambda: "Noto Sans CJK SC")
+    monkeypatch.setattr(plot, "_draw", lambda plt, result, path, font: seen.append((i18n._("message number"), font)))
+    i18n.use("zh_CN")
+    plot.plot({"scenario": "compare"}, "unused.png")
+    assert seen == [("消息编号", "Noto Sans CJK SC")]
+    assert capsys.readouterr().err == ""
+
+
+def test_cjk_font_is_looked_up_in_matplotlibs_font_list(monkeypatch) -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib import font_manager
+
+    from lanchat_lab import plot
+
+    class Entry:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", [Entry("DejaVu Sans"), Entry("WenQuanYi Zen Hei")])
+    assert plot.cjk_font() == "WenQuanYi Zen Hei"
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", [Entry("DejaVu Sans")])
+    assert plot.cjk_font() is None
+
+
+def test_chatlab_help_in_chinese() -> None:
+    text = chatlab("compare", "--lang", "zh_CN", "--help")
+    assert text.startswith("用法：chatlab compare")
+    assert "服务器对它发出的 UDP 数据报注入的故障" in text and "丢掉 PCT % 的数据报" in text
