@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _timewait(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
-    from lanchat_lab.report import timewait_report
+    from lanchat_lab.connreport import timewait_report
     from lanchat_lab.timewait import TimewaitError, run_timewait
 
     if args.connections > 1000:
@@ -337,7 +337,7 @@ def _timewait(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[
 
 
 def _threads(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
-    from lanchat_lab.report import threads_report
+    from lanchat_lab.connreport import threads_report
     from lanchat_lab.threads import run_threads
 
     if args.clients > 20 or args.hold > 10:
@@ -352,7 +352,7 @@ def _threads(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[s
 
 def _reliable(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
     from lanchat_lab.reliable import ReliableOptions, run_reliable
-    from lanchat_lab.report import reliable_report
+    from lanchat_lab.connreport import reliable_report
 
     if args.receivers > 10 or args.messages > 5000 or args.udp_loss > 50:
         raise LabError(_("--receivers is at most 10, --messages at most 5000 and --udp-loss at most 50"))
@@ -362,7 +362,7 @@ def _reliable(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[
 
 def _handshake(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
     from lanchat_lab.handshake import run_handshake
-    from lanchat_lab.report import handshake_report
+    from lanchat_lab.connreport import handshake_report
 
     try:
         return run_handshake(args.netns_loss), handshake_report
@@ -373,7 +373,7 @@ def _handshake(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict
 
 
 def _trace_wire(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
-    from lanchat_lab.report import trace_wire_report
+    from lanchat_lab.connreport import trace_wire_report
     from lanchat_lab.tracewire import TraceOptions, run_trace_wire
 
     if args.history > 200 or args.size > 2000 or args.paste > 2000:
@@ -385,7 +385,7 @@ def _trace_wire(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dic
 
 
 def _restart(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
-    from lanchat_lab.report import restart_report
+    from lanchat_lab.connreport import restart_report
     from lanchat_lab.restart import RestartOptions, run_restart
 
     options = RestartOptions(args.bots, args.transports, args.before, args.down, args.interval, args.udp_timeout, args.graceful)
