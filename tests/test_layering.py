@@ -59,6 +59,7 @@ SERVER_RANKS = {
     "chatsrv.backplane": 8,  # the link to Redis for several nodes; attaches itself to the service
     "chatsrv.cluster": 8,  # --workers: starts and stops the nodes (child processes); imports no server module
     "chatsrv.textdoor": 9,  # the text door for nc and telnet: a TCP server with a line-reading handler
+    "chatsrv.options": 9,  # the chatsrv command's flags: the parser, its value checks, secrets from env or file
     "chatsrv.app": 10,
     "chatsrv.__main__": 11,
 }
@@ -183,7 +184,7 @@ def test_ranks_are_whole_numbers() -> None:
 def test_the_server_without_backplane_does_not_load_redis() -> None:
     """Building a server without --backplane never imports redis (only chatsrv.backplane may, when asked)."""
     code = (
-        "import sys; from chatsrv.app import build_parser, build_server; "
+        "import sys; from chatsrv.app import build_server; from chatsrv.options import build_parser; "
         "server = build_server(build_parser().parse_args(['--port', '0', '--host', '127.0.0.1', '--db', ':memory:'])); "
         "server.tcp.server_close(); server.udp and server.udp.server_close(); "
         "assert 'redis' not in sys.modules and 'chatsrv.backplane' not in sys.modules, 'redis was imported'"

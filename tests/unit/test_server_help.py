@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from chatsrv.app import build_parser as server_parser
+from chatsrv.options import build_parser as server_parser
 from chatsrv.app import teacher_lines
 from lanchat_lab.cli import build_parser as lab_parser
 
