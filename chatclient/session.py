@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chatclient import commands, longtext
-from chatclient.state import MUTE_ENDED, ClientState, Line, alternative_nick
+from chatclient.lines import Line
+from chatclient.state import MUTE_ENDED, ClientState, alternative_nick
 from chatclient.transport import Transport, TransportError
 from lanchat.i18n import N_, _
 from lanchat.protocol import BATCH_JOINS, MAX_TEXT

@@ -68,6 +68,7 @@ CLIENT_RANKS = {
     "chatclient.plainwords": 1,  # error codes in words; state uses it
     "chatclient.longtext": 1,  # cutting a long text into messages
     "chatclient.commands": 1,
+    "chatclient.lines": 1,  # the Line record and the pure pieces of a line's text
     "chatclient.state": 2,
     "chatclient.render": 3,
     "chatclient.transport": 4,
