@@ -19,7 +19,8 @@ from typing import TextIO
 
 from chatclient import commands, render
 from chatclient.lines import Line
-from chatclient.session import SCRIPTED, ChatSession, Connect
+from chatclient.session import ChatSession
+from chatclient.sessiontypes import SCRIPTED, Connect
 from lanchat import platforms
 from lanchat.i18n import _
 

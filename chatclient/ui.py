@@ -50,7 +50,8 @@ from prompt_toolkit.styles import Style
 
 from chatclient import commands, discovery, render
 from chatclient.lines import Line
-from chatclient.session import PING_EVERY, ChatSession, Connect, Habits, Phase, Sleep, backoff_delays
+from chatclient.session import ChatSession
+from chatclient.sessiontypes import PING_EVERY, Connect, Habits, Phase, Sleep, backoff_delays
 from chatclient.state import ClientState, alternative_nick
 from lanchat import platforms
 from lanchat.i18n import _

@@ -73,11 +73,13 @@ CLIENT_RANKS = {
     "chatclient.render": 3,
     "chatclient.transport": 4,
     "chatclient.discovery": 4,
-    "chatclient.session": 5,  # the connection's life; both faces drive it
-    "chatclient.ui": 6,
-    "chatclient.lineui": 6,
-    "chatclient.cli": 7,
-    "chatclient.__main__": 8,
+    "chatclient.sessiontypes": 5,  # Phase, Habits, the Listener a face implements, the backoff
+    "chatclient.reconnect": 6,  # reconnecting and regaining operator status; mixed into ChatSession
+    "chatclient.session": 7,  # the connection's life; both faces drive it
+    "chatclient.ui": 8,
+    "chatclient.lineui": 8,
+    "chatclient.cli": 9,
+    "chatclient.__main__": 10,
 }
 
 

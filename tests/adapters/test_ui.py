@@ -10,7 +10,7 @@ import pytest
 
 from chatclient import session as session_module
 from chatclient.lines import Line
-from chatclient.session import Phase
+from chatclient.sessiontypes import Phase
 from tests.support.client_fakes import FakeServer, run, until
 from tests.support.ui_harness import CTRL_C, CTRL_D, ENTER, TAB, UP, chat
 
