@@ -56,7 +56,8 @@ SERVER_RANKS = {
     "chatsrv.udp": 8,
     "chatsrv.discovery": 8,
     "chatsrv.export": 8,
-    "chatsrv.backplane": 8,  # the link to Redis for several nodes; attaches itself to the service
+    "chatsrv.standins": 8,  # other nodes' members here and their events applied; mixed into Backplane
+    "chatsrv.backplane": 9,  # the link to Redis for several nodes; attaches itself to the service
     "chatsrv.cluster": 8,  # --workers: starts and stops the nodes (child processes); imports no server module
     "chatsrv.textdoor": 9,  # the text door for nc and telnet: a TCP server with a line-reading handler
     "chatsrv.options": 9,  # the chatsrv command's flags: the parser, its value checks, secrets from env or file
