@@ -41,8 +41,6 @@ BACKPLANE_WAIT = 5.0  # seconds a start waits for the backplane link before serv
 FD_RESERVE = 64  # descriptors kept free for logs, the database, UDP and accept()
 
 
-
-
 @dataclass
 class Server:
     """A running chatsrv: one service, its transport servers and their threads."""
@@ -190,7 +188,11 @@ def build_server(args: argparse.Namespace) -> Server:
     if not args.no_udp:
         # Same port number as TCP by default, so classmates need to remember one number.
         udp_port = args.udp_port if args.udp_port is not None else tcp.port
-        udp_options: dict[str, Any] = {"max_datagram": args.max_datagram, "impairment": impairment_from(args), "family": family}
+        udp_options: dict[str, Any] = {
+            "max_datagram": args.max_datagram,
+            "impairment": impairment_from(args),
+            "family": family,
+        }
         try:
             try:
                 udp = ChatUDPServer((address[0], udp_port, *address[2:]), service, **udp_options)
@@ -242,8 +244,10 @@ def build_server(args: argparse.Namespace) -> Server:
             close_all()
             if text is not None:
                 text.server_close()
-            print("chatsrv: --backplane needs the Redis client: pip install 'lanchat[backplane]' (or redis)",
-                  file=sys.stderr)
+            print(
+                "chatsrv: --backplane needs the Redis client: pip install 'lanchat[backplane]' (or redis)",
+                file=sys.stderr,
+            )
             raise SystemExit(2) from None
     return server
 
@@ -338,9 +342,12 @@ def log_safe(text: str) -> str:
     if text.isprintable():
         return text  # the common case: one C-speed test
     return "".join(
-        char if char.isprintable()
-        else repr(char)[1:-1] if ord(char) < 0x100
-        else f"\\u{ord(char):04x}" if ord(char) < 0x10000
+        char
+        if char.isprintable()
+        else repr(char)[1:-1]
+        if ord(char) < 0x100
+        else f"\\u{ord(char):04x}"
+        if ord(char) < 0x10000
         else f"\\U{ord(char):08x}"
         for char in text
     )
@@ -364,8 +371,9 @@ class SafeLogFilter(logging.Filter):
 
 def configure_logging(level: str) -> None:
     """The console log: time, level, message; every handler of the root logger gets `SafeLogFilter`."""
-    logging.basicConfig(level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
+    )
     for handler in logging.getLogger().handlers:
         if not any(isinstance(existing, SafeLogFilter) for existing in handler.filters):
             handler.addFilter(SafeLogFilter())
@@ -384,7 +392,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     take_secrets(args, dict(os.environ), parser)
     if args.workers > 1:
         return cluster.run_workers(
-            argv, host=args.host, port=args.port, workers=args.workers, backplane=args.backplane,
+            argv,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            backplane=args.backplane,
             op_secret_given=args.op_secret is not None,
         )
     configure_logging(args.log_level)
@@ -456,8 +468,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def print_start_lines(args: argparse.Namespace, server: Server) -> None:
     """Where and how classmates join, and what the teacher needs to know."""
-    print(_("chatsrv {version} listening on {host} port {port} ({transports})").format(
-        version=__version__, host=args.host, port=server.port, transports=transports(server)), flush=True)
+    print(
+        _("chatsrv {version} listening on {host} port {port} ({transports})").format(
+            version=__version__, host=args.host, port=server.port, transports=transports(server)
+        ),
+        flush=True,
+    )
     if server.udp is not None and server.udp.impairment.active:
         print(
             _("UDP fault injection: {faults} (on what the server sends)").format(
@@ -483,8 +499,12 @@ def print_start_lines(args: argparse.Namespace, server: Server) -> None:
     print(_(server.service.store.description), flush=True)  # a class's line is marked N_, translated here
     if server.backplane is not None:
         state = server.backplane.linked and _("linked") or _("not reachable yet (rooms are local until it is)")
-        print(_("backplane: node {node}, {url}: {state}").format(
-            node=server.backplane.node, url=args.backplane, state=state), flush=True)
+        print(
+            _("backplane: node {node}, {url}: {state}").format(
+                node=server.backplane.node, url=args.backplane, state=state
+            ),
+            flush=True,
+        )
     for line in teacher_lines(args):
         print(line, flush=True)
     if server.udp is not None and server.udp.discovery is not None:

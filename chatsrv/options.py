@@ -4,6 +4,7 @@ environment or a file (`take_secrets`).
 Owns no state: `build_parser` returns a fresh parser and `take_secrets` fills in the parsed arguments.
 Must not import chatsrv.app (app builds the servers from what this parses).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -130,8 +131,6 @@ def _datagram_size(text: str) -> int:
     return value
 
 
-
-
 def _delay(text: str) -> tuple[float, float]:
     try:
         return parse_delay(text)
@@ -166,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_(
             "Classmates join with: chatclient --host ADDRESS --port PORT --nick NAME. "
             "Ctrl-C stops the server and tells everyone. "
-            "After the lesson, 'chatsrv export --format html > chat.html' writes the transcript (see chatsrv export --help)."
+            "After the lesson, 'chatsrv export --format html > chat.html' "
+            "writes the transcript (see chatsrv export --help)."
         ),
     )
     parser.add_argument(
@@ -184,7 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--udp-port", type=port, default=None, help=_("UDP port (default: the same number as the TCP port)")
     )
     net.add_argument(
-        "--text-port", type=port, default=None, metavar="PORT",
+        "--text-port",
+        type=port,
+        default=None,
+        metavar="PORT",
         help=_(
             "also open a plain-text door on PORT for nc and telnet: one line in, one message out "
             "(0 picks a free one and prints it; off by default)"
@@ -216,32 +219,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     limits.add_argument("--max-per-ip", type=count, default=16, help=_("most connections from one address"))
     limits.add_argument(
-        "--ipv6-prefix", type=_ipv6_prefix, default=DEFAULT_IPV6_PREFIX, metavar="BITS",
+        "--ipv6-prefix",
+        type=_ipv6_prefix,
+        default=DEFAULT_IPV6_PREFIX,
+        metavar="BITS",
         help=_(
             "an IPv6 peer counts by this prefix for per-address limits and bans (default 64; 128: each address; "
             "link-local addresses always count alone)"
         ),
     )
     limits.add_argument(
-        "--session-rate", type=rate, default=1.0,
+        "--session-rate",
+        type=rate,
+        default=1.0,
         help=_(
             "new connections per second from one address, after a burst of {burst} (0 = off; off with --rate 0)"
         ).format(burst=SESSION_BURST),
     )
     limits.add_argument(
-        "--max-rooms", type=count, default=300,
+        "--max-rooms",
+        type=count,
+        default=300,
         help=_("rooms in memory at once; a room nobody is in makes space for a new one (0 = off)"),
     )
     limits.add_argument(
-        "--hello-timeout", type=seconds, default=20.0,
+        "--hello-timeout",
+        type=seconds,
+        default=20.0,
         help=_("seconds from connecting by which a new TCP connection must have said hello (a deadline, not per read)"),
     )
     limits.add_argument(
-        "--max-waiting", type=count, default=DEFAULT_MAX_WAITING,
+        "--max-waiting",
+        type=count,
+        default=DEFAULT_MAX_WAITING,
         help=_("most TCP connections that have not said hello yet, in all (kept below --max-clients)"),
     )
     limits.add_argument(
-        "--max-waiting-per-ip", type=count, default=DEFAULT_MAX_WAITING_PER_IP,
+        "--max-waiting-per-ip",
+        type=count,
+        default=DEFAULT_MAX_WAITING_PER_IP,
         help=_("most TCP connections from one address (an IPv6 /64) that have not said hello yet"),
     )
     limits.add_argument("--rate", type=rate, default=5.0, help=_("messages per second per user, on average"))
@@ -275,13 +291,21 @@ def build_parser() -> argparse.ArgumentParser:
     access = parser.add_argument_group(_("teacher controls"))
     password = access.add_mutually_exclusive_group()
     password.add_argument(
-        "--password", type=_secret, default=None, metavar="SECRET",
-        help=_("everyone must give this password to join (chatclient --password SECRET); "
-        "other users of this machine can see it in ps: prefer --password-file or "
-        "{variable}").format(variable=PASSWORD_VARIABLE),
+        "--password",
+        type=_secret,
+        default=None,
+        metavar="SECRET",
+        help=_(
+            "everyone must give this password to join (chatclient --password SECRET); "
+            "other users of this machine can see it in ps: prefer --password-file or "
+            "{variable}"
+        ).format(variable=PASSWORD_VARIABLE),
     )
     password.add_argument(
-        "--password-file", type=_secret_file, default=None, metavar="FILE",
+        "--password-file",
+        type=_secret_file,
+        default=None,
+        metavar="FILE",
         help=_("read the password from FILE (its first line); or set {variable}").format(variable=PASSWORD_VARIABLE),
     )
     access.add_argument(
@@ -302,9 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     op_secret = access.add_mutually_exclusive_group()
     op_secret.add_argument(
-        "--op-secret", type=_secret, default=None, metavar="SECRET",
-        help=_("operator secret for /op (default: {variable}, else a random one, printed at start); "
-        "visible in ps: prefer --op-secret-file").format(variable=OP_SECRET_VARIABLE),
+        "--op-secret",
+        type=_secret,
+        default=None,
+        metavar="SECRET",
+        help=_(
+            "operator secret for /op (default: {variable}, else a random one, printed at start); "
+            "visible in ps: prefer --op-secret-file"
+        ).format(variable=OP_SECRET_VARIABLE),
     )
     op_secret.add_argument(
         "--op-secret-file",
@@ -340,11 +369,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--udp-dup", type=percent, default=0.0, metavar="PCT", help=_("send this percentage of datagrams twice")
     )
     faults.add_argument(
-        "--udp-reorder", type=percent, default=0.0, metavar="PCT",
+        "--udp-reorder",
+        type=percent,
+        default=0.0,
+        metavar="PCT",
         help=_("hold this percentage of datagrams back until the next one to that user has gone (at most 0.5 s)"),
     )
     faults.add_argument(
-        "--udp-delay", type=_delay, default="0", metavar="MS[:JITTER]",
+        "--udp-delay",
+        type=_delay,
+        default="0",
+        metavar="MS[:JITTER]",
         help=_("delay every datagram by MS milliseconds, plus or minus JITTER (50:10 is 40 to 60 ms)"),
     )
     faults.add_argument(

@@ -39,9 +39,9 @@ def restart_report(result: dict[str, Any]) -> str:
                 port=setup["port"],
             )
         ),
-        _("(a UDP bot gives up after {udp_timeout:g} s without a pong; chatclient waits the server's peer_timeout)").format(
-            udp_timeout=setup["udp_timeout"]
-        ),
+        _(
+            "(a UDP bot gives up after {udp_timeout:g} s without a pong; chatclient waits the server's peer_timeout)"
+        ).format(udp_timeout=setup["udp_timeout"]),
         "",
     ]
     timeline: list[tuple[float, str, str]] = [(t, "server", text) for t, text in result["server_events"]]
@@ -81,10 +81,12 @@ def restart_summary(result: dict[str, Any]) -> list[str]:
     if udp and all(after is not None and after < quick for after in udp):
         lines += [
             _(
-                "   UDP knew at once too, but only because the server said goodbye (a `left` with reason shutdown) and that"
+                "   UDP knew at once too, but only because the server "
+                "said goodbye (a `left` with reason shutdown) and that"
             ),
             _(
-                "   datagram arrived: without it (a crash, or the goodbye lost) only silence or a new server's not_joined tells it."
+                "   datagram arrived: without it (a crash, or the goodbye "
+                "lost) only silence or a new server's not_joined tells it."
             ),
         ]
     elif udp:
@@ -101,7 +103,8 @@ def restart_summary(result: dict[str, Any]) -> list[str]:
 def timewait_report(result: dict[str, Any]) -> str:
     lines = [
         _(
-            "chatlab timewait: a client and a server on 127.0.0.1 close their connection; the states the kernel shows after each step"
+            "chatlab timewait: a client and a server on 127.0.0.1 close "
+            "their connection; the states the kernel shows after each step"
         ),
         _("(from /proc/net/tcp, what `ss -tan` shows)"),
         "",
@@ -131,14 +134,18 @@ def timewait_report(result: dict[str, Any]) -> str:
         lines.append("")
     rebind = result["rebind"]
     lines += [
-        _("3. a server on port {port} closes {connections} connection(s) first and stops, like chatsrv on Ctrl-C:").format(
-            port=rebind["port"], connections=rebind["connections"]
+        _(
+            "3. a server on port {port} closes {connections} connection(s) first and stops, like chatsrv on Ctrl-C:"
+        ).format(port=rebind["port"], connections=rebind["connections"]),
+        _("   connections on that port in TIME_WAIT: {time_wait_sockets}").format(
+            time_wait_sockets=rebind["time_wait_sockets"]
         ),
-        _("   connections on that port in TIME_WAIT: {time_wait_sockets}").format(time_wait_sockets=rebind["time_wait_sockets"]),
         _("   a new socket, plain bind() to port {port}: {plain_bind}").format(
             port=rebind["port"], plain_bind=_bind_word(rebind["plain_bind"])
         ),
-        _("   a new socket, SO_REUSEADDR then bind(): {reuseaddr_bind}").format(reuseaddr_bind=_bind_word(rebind["reuseaddr_bind"])),
+        _("   a new socket, SO_REUSEADDR then bind(): {reuseaddr_bind}").format(
+            reuseaddr_bind=_bind_word(rebind["reuseaddr_bind"])
+        ),
     ]
     if rebind["plain_bind"] == "EADDRINUSE" and rebind["reuseaddr_bind"] == "ok":
         lines.append(
@@ -167,7 +174,9 @@ def threads_report(result: dict[str, Any]) -> str:
     for server in result["servers"]:
         label = _("one client at a time") if server["server"] == "iterative" else _("a thread per client, like chatsrv")
         lines.append(
-            _("{server} server ({server_class}, {label}):").format(server=server["server"], server_class=server["class"], label=label)
+            _("{server} server ({server_class}, {label}):").format(
+                server=server["server"], server_class=server["class"], label=label
+            )
         )
         errors = any(client["error"] for client in server["clients"])
         rows = []
@@ -204,7 +213,10 @@ def threads_report(result: dict[str, Any]) -> str:
 
 
 def _latency_cells(summary: dict[str, Any]) -> tuple[str, str]:
-    return (f"{_number(summary['p50'], 2)} / {_number(summary['p90'], 2)}", f"{_number(summary['p99'], 2)} / {_number(summary['max'], 2)}")
+    return (
+        f"{_number(summary['p50'], 2)} / {_number(summary['p90'], 2)}",
+        f"{_number(summary['p99'], 2)} / {_number(summary['max'], 2)}",
+    )
 
 
 def reliable_report(result: dict[str, Any]) -> str:
@@ -247,7 +259,7 @@ def reliable_report(result: dict[str, Any]) -> str:
             [_("waited in the reordering buffer"), "-", _number(receiver["held_for_order"])],
             [_("acknowledgements sent"), "-", _number(receiver["acks_sent"])],
         ]
-        lines.append(_("receiver {nick}:").format(nick=receiver['nick']))
+        lines.append(_("receiver {nick}:").format(nick=receiver["nick"]))
         lines += ["   " + line for line in table(rows, ["", _("plain UDP"), _("UDP + acks, timer, order")])]
         lines.append("")
     verdict = (
@@ -256,8 +268,14 @@ def reliable_report(result: dict[str, Any]) -> str:
         else _("NOT complete within the time allowed")
     )
     lines += [
-        _("sender: {retransmissions} retransmissions, {acks_received} acknowledgements received; {verdict} ({took:.1f} s)").format(
-            retransmissions=result["retransmissions"], acks_received=result["acks_received"], verdict=verdict, took=result["took"]
+        _(
+            "sender: {retransmissions} retransmissions, {acks_received} "
+            "acknowledgements received; {verdict} ({took:.1f} s)"
+        ).format(
+            retransmissions=result["retransmissions"],
+            acks_received=result["acks_received"],
+            verdict=verdict,
+            took=result["took"],
         ),
         _("-> plain UDP loses messages but nothing waits; with acknowledgements, a retransmission timer, duplicate"),
         _("   suppression and a reordering buffer everything arrives, and every message behind a lost one waits for"),
@@ -370,7 +388,9 @@ def trace_wire_report(result: dict[str, Any]) -> str:
     lines.append("")
     split = result["split_frames"]
     if split:
-        pieces = sum(1 for recv in result["recvs"] if recv["middle"] or recv["starts_frame"] or recv["ends_split_frame"])
+        pieces = sum(
+            1 for recv in result["recvs"] if recv["middle"] or recv["starts_frame"] or recv["ends_split_frame"]
+        )
         lines.append(
             _(
                 "-> {split} frame(s) arrived split across recvs ({pieces} recvs held a piece of one): "

@@ -74,7 +74,7 @@ def compare_report(result: dict[str, Any]) -> str:
         _("server: {what}, {address}").format(what=where.get(setup["mode"], setup["mode"]), address=setup["server"]),
     ]
     if setup["udp_faults"]:
-        lines.append(_("server-side UDP fault injection: {flags}").format(flags=' '.join(setup['udp_faults'])))
+        lines.append(_("server-side UDP fault injection: {flags}").format(flags=" ".join(setup["udp_faults"])))
     if setup["mode"] == "netns":
         link = []
         if setup["netns_loss"] is not None:
@@ -84,9 +84,9 @@ def compare_report(result: dict[str, Any]) -> str:
                 )
             )
         if setup["netns_rate"]:
-            link.append(_("rate limited to {rate} (tbf)").format(rate=setup['netns_rate']))
+            link.append(_("rate limited to {rate} (tbf)").format(rate=setup["netns_rate"]))
         lines.append(_("link: veth between two namespaces, offloads off; ") + "; ".join(link))
-    lines.append(_("run took {seconds:.1f} s ({when})").format(seconds=setup['duration'], when=setup['when']))
+    lines.append(_("run took {seconds:.1f} s ({when})").format(seconds=setup["duration"], when=setup["when"]))
     lines.append("")
 
     def row(label: str, render: Any) -> list[str]:
@@ -165,7 +165,8 @@ def compare_report(result: dict[str, Any]) -> str:
             _("counted by nftables on the bots' side (IP packets, ACKs included)")
             if wire == {"nftables counters"}
             else _(
-                "payload and framing measured; headers estimated as 52 bytes per TCP segment (TCP_INFO counts) and 28 per UDP datagram"
+                "payload and framing measured; headers estimated as 52 bytes "
+                "per TCP segment (TCP_INFO counts) and 28 per UDP datagram"
             )
         )
     )
@@ -212,11 +213,11 @@ def compare_findings(result: dict[str, Any]) -> list[str]:
         )
         problems = []
         if udp["lost"]:
-            problems.append(_("{count} lost").format(count=udp['lost']))
+            problems.append(_("{count} lost").format(count=udp["lost"]))
         if udp["reordered"]:
-            problems.append(_("{count} out of order").format(count=udp['reordered']))
+            problems.append(_("{count} out of order").format(count=udp["reordered"]))
         if udp["duplicated"]:
-            problems.append(_("{count} duplicated").format(count=udp['duplicated']))
+            problems.append(_("{count} duplicated").format(count=udp["duplicated"]))
         text += (": " + ", ".join(problems)) if problems else _(": nothing lost on this link")
         slowest = udp["latency_ms"].get("max")
         if slowest is not None:
@@ -253,7 +254,8 @@ def _link_findings(result: dict[str, Any]) -> list[str]:
         tcp_median, udp_median = tcp["latency_ms"].get("p50"), udp["latency_ms"].get("p50")
         if tcp_median is not None and udp_median is not None and tcp_median > udp_median:
             text += _(
-                " UDP's median of {udp_median:,.0f} ms is the wait in that queue; TCP's {tcp_median:,.0f} ms is longer: "
+                " UDP's median of {udp_median:,.0f} ms is the wait in "
+                "that queue; TCP's {tcp_median:,.0f} ms is longer: "
                 "TCP slowed the server's sending down, and its messages waited at the server as well."
             ).format(udp_median=udp_median, tcp_median=tcp_median)
     return [text]
@@ -330,7 +332,10 @@ def sticky_report(result: dict[str, Any]) -> str:
                 "   -> {count} messages came out as {count2} chunks: {merged_chunks} held "
                 "several messages merged, {split_messages} message(s) were cut into pieces."
             ).format(
-                count=count, count2=len(naive["chunks"]), merged_chunks=naive["merged_chunks"], split_messages=naive["split_messages"]
+                count=count,
+                count2=len(naive["chunks"]),
+                merged_chunks=naive["merged_chunks"],
+                split_messages=naive["split_messages"],
             )
         ),
         _("      TCP is a byte stream: it keeps the bytes and their order, not where one send() ended."),
@@ -340,7 +345,7 @@ def sticky_report(result: dict[str, Any]) -> str:
         ).format(recv_size=framed["recv_size"]),
     ]
     for number, chunk in enumerate(framed["recvs"], 1):
-        held = _(", {held} bytes kept for the next frame").format(held=chunk['held']) if chunk["held"] else ""
+        held = _(", {held} bytes kept for the next frame").format(held=chunk["held"]) if chunk["held"] else ""
         lines.append(
             _("   recv #{number}: {size} bytes -> {frames} complete message(s){held}").format(
                 number=number, size=chunk["size"], frames=chunk["frames"], held=held
@@ -379,7 +384,8 @@ def sticky_report(result: dict[str, Any]) -> str:
     if udp["truncated"]:
         lines.append(
             _(
-                "      So a UDP receiver reads with a buffer larger than any datagram it accepts (chatsrv: its limit + 1, to notice)."
+                "      So a UDP receiver reads with a buffer larger than any "
+                "datagram it accepts (chatsrv: its limit + 1, to notice)."
             )
         )
     return "\n".join(lines)
@@ -449,11 +455,11 @@ def slow_report(result: dict[str, Any]) -> str:
                     )
                 )
             else:
-                lines.append(_("{nick}: NOT removed (the server kept queueing for it)").format(nick=member['nick']))
+                lines.append(_("{nick}: NOT removed (the server kept queueing for it)").format(nick=member["nick"]))
             lines.append(
-                _("   when it read again it found {bytes_taken:,} bytes ({received} messages) in its kernel buffer").format(
-                    bytes_taken=member["bytes_taken"], received=member["received"]
-                )
+                _(
+                    "   when it read again it found {bytes_taken:,} bytes ({received} messages) in its kernel buffer"
+                ).format(bytes_taken=member["bytes_taken"], received=member["received"])
                 + (_(", then the server's hang-up.") if member["closed_by_server"] else ".")
             )
         else:
@@ -463,7 +469,10 @@ def slow_report(result: dict[str, Any]) -> str:
                     "it read again it had {received} of {messages} messages: its own "
                     "kernel dropped the rest ({seq_gaps} seq numbers missing)."
                 ).format(
-                    nick=member["nick"], received=member["received"], messages=setup["messages"], seq_gaps=member["seq_gaps"]
+                    nick=member["nick"],
+                    received=member["received"],
+                    messages=setup["messages"],
+                    seq_gaps=member["seq_gaps"],
                 )
             )
     lines.append("")
@@ -507,7 +516,8 @@ def slow_report(result: dict[str, Any]) -> str:
     else:
         lines.append(
             _(
-                "-> every reader got every message; the room waited once, at most {pause:.0f} ms: while the stuck member's"
+                "-> every reader got every message; the room waited "
+                "once, at most {pause:.0f} ms: while the stuck member's"
             ).format(pause=pause)
         )
         lines.append(

@@ -49,8 +49,8 @@ SERVER_RANKS = {
     "chatsrv.continuity": 5,  # what a restart keeps: moderation, bans, who was here
     "chatsrv.roomcache": 6,  # which rooms are in memory; mixed into ChatService
     "chatsrv.errorreplies": 6,  # error replies, errors in a row, console lines; mixed into ChatService
-    "chatsrv.answers": 6,
-    "chatsrv.admission": 6,  # connect: address rules, limits, the new-session budget; mixed into ChatService  # welcome, users, rooms, pong, stats; mixed into ChatService
+    "chatsrv.answers": 6,  # welcome, users, rooms, pong, stats; mixed into ChatService
+    "chatsrv.admission": 6,  # connect: address rules, limits, the new-session budget; mixed into ChatService
     "chatsrv.service": 7,
     "chatsrv.tcp": 8,
     "chatsrv.udp": 8,
@@ -147,9 +147,7 @@ def test_server_imports_point_down_and_only_stdlib(path: Path) -> None:
     for imported in imports_of(path):
         top = imported.split(".")[0]
         assert top != "chatclient", f"{name} imports {imported}"
-        assert top in sys.stdlib_module_names or top in allowed, (
-            f"{name} imports non-stdlib {imported}"
-        )
+        assert top in sys.stdlib_module_names or top in allowed, f"{name} imports non-stdlib {imported}"
     for imported in lanchat_imports(path, SERVER_RANKS):
         if imported == "chatsrv" and name != "chatsrv":
             continue
