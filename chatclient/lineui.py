@@ -18,8 +18,9 @@ import threading
 from typing import TextIO
 
 from chatclient import commands, render
-from chatclient.session import SCRIPTED, ChatSession, Connect
-from chatclient.state import Line
+from chatclient.lines import Line
+from chatclient.session import ChatSession
+from chatclient.sessiontypes import SCRIPTED, Connect
 from lanchat import platforms
 from lanchat.i18n import _
 

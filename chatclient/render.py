@@ -30,7 +30,8 @@ import time
 import unicodedata
 import zlib
 
-from chatclient.state import ClientState, Line
+from chatclient.lines import Line
+from chatclient.state import ClientState
 from lanchat.display import safe_text
 from lanchat.i18n import _, ngettext
 

@@ -19,25 +19,25 @@ The faces only render and read keys. The session reports to a `Listener`
 its own", "crashed") and takes commands (`start`, `perform`, `send`, `quit`).
 Must not import prompt_toolkit, sockets or chatsrv: the network is reached
 only through the `Transport` interface, so TCP and UDP look the same here.
+`Phase`, `Habits` and `Listener` are in chatclient.sessiontypes; reconnecting
+is the `Reconnecting` part (chatclient.reconnect) mixed into `ChatSession`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from chatclient import commands, longtext
-from chatclient.state import MUTE_ENDED, ClientState, Line, alternative_nick
+from chatclient.lines import Line
+from chatclient.reconnect import Reconnecting
+from chatclient.sessiontypes import INTERACTIVE, PING_EVERY, Connect, Habits, Listener, Phase, Sleep, backoff_delays
+from chatclient.state import MUTE_ENDED, ClientState
 from chatclient.transport import Transport, TransportError
-from lanchat.i18n import N_, _
+from lanchat.i18n import _
 from lanchat.protocol import BATCH_JOINS, MAX_TEXT
-
-Connect = Callable[[], Awaitable[Transport]]
-Sleep = Callable[[float], Awaitable[None]]
 
 WELCOME_TIMEOUT = 10.0  # seconds from hello to welcome before giving up
 # How long quitting waits for the server to close after `bye`. The wait ends as
@@ -45,89 +45,17 @@ WELCOME_TIMEOUT = 10.0  # seconds from hello to welcome before giving up
 # nothing to close), so the cap costs only when the server does not answer; it
 # is 2 s, not less, so that a script's last lines still arrive on a loaded machine.
 BYE_WAIT = 2.0
-PING_EVERY = 5.0  # seconds between round-trip pings (the toolbar's rtt)
 FIRST_PING_AFTER = 0.5
 PING_GRACE = 1.0  # a pong later than the next ping plus this counts as missed
-BACKOFF_FIRST = 1.0  # first wait before reconnecting, then doubled ...
-BACKOFF_LIMIT = 30.0  # ... up to this
 SPLIT_BURST = 10  # parts of a long text sent at once; the rest paced below the server's rate limit
 SPLIT_PACE = 0.25  # seconds between the paced ones (the server's default is 5 messages/s)
-NICK_TRIES = 9  # nick_2 ... nick_9 when ours was taken during a reconnect
 MUTE_SLACK = 0.05  # a timed mute is cleared this long after its end, never before it
 ANSWERED = ("say", "whisper")  # payloads the server answers with an echo to the sender (or an error)
 UDP_JOIN_TRIES = 3  # a /join over UDP is sent up to 3 times ...
 UDP_JOIN_WAIT = 1.0  # ... a second apart, until its welcome arrives
 
-# Refusals met while reconnecting that waiting will not cure: the session ends
-# with this sentence. Any other one (server_full, timeout, a closed connection)
-# is tried again with backoff; a taken nick becomes nick_2 ..., a password is asked for.
-FINAL_REFUSALS = {
-    "not_allowed": N_("{address} does not let this computer in any more (banned, or not on its list): ask the teacher"),
-    "nick_taken": N_("every nick like yours is taken on {address}: start chatclient again with another --nick"),
-    "nick_invalid": N_("{address} no longer accepts your nick: start chatclient again with another --nick"),
-    "room_invalid": N_("{address} no longer accepts your room name: start chatclient again with another --room"),
-}
 
-
-def backoff_delays(first: float = BACKOFF_FIRST, limit: float = BACKOFF_LIMIT) -> Iterator[float]:
-    """1, 2, 4, 8, 16, 30, 30, ... seconds: quick when the server blinks, gentle when it is down."""
-    delay = first
-    while True:
-        yield min(delay, limit)
-        delay = min(delay * 2, limit)
-
-
-class Phase(enum.Enum):
-    """Where the session is; see the diagram in the module docstring."""
-
-    CONNECTING = "connecting"  # opening a transport
-    JOINING = "joining"  # hello sent, waiting for welcome
-    IN_ROOM = "in room"  # welcomed: payloads may be sent
-    LOST = "lost"  # in the room, but a UDP server has been silent longer than its peer_timeout
-    RECONNECTING = "reconnecting"  # the connection ended; waiting before the next try
-    CLOSING = "closing"  # quitting: bye sent, waiting for the server to close
-    CLOSED = "closed"  # over: the user left, or the server refused, kicked or could not be reached
-
-
-@dataclass(frozen=True)
-class Habits:
-    """What a face wants the session to do on its own besides joining and leaving."""
-
-    reconnect: bool = True  # come back after a dropped connection (never after a kick)
-    ping_every: float | None = PING_EVERY  # round-trip pings and "server lost"; None: no pings
-    learn_rooms: bool = True  # ask for the room list after each welcome, for Tab completion, without showing it
-    confirm_udp_join: bool = True  # over UDP, repeat a /join until its welcome arrives
-
-
-INTERACTIVE = Habits()
-# Line mode serves scripts: a dropped connection ends the run (exit 1) rather
-# than hiding behind retries, and nothing is sent that the script did not ask for.
-SCRIPTED = Habits(reconnect=False, ping_every=None, learn_rooms=False, confirm_udp_join=False)
-
-
-class Listener(Protocol):
-    """What a face does for the session: show, refresh, ask, and hear that it is over."""
-
-    def show(self, lines: list[Line], bell: bool = False) -> None:
-        """Show these lines; `bell` when one mentions the user as it happens."""
-
-    def changed(self) -> None:
-        """The phase or the state changed: redraw whatever shows them."""
-
-    async def ask_nick(self, code: str) -> str | None:
-        """The server refused our nick (`code`: nick_taken or nick_invalid); another one, or None to give up."""
-
-    async def ask_password(self) -> str | None:
-        """The server wants a (different) password; it, or None to give up."""
-
-    def ended(self, reason: str) -> None:
-        """The session is over without the user quitting (kicked, connection lost, refused again); why."""
-
-    def crashed(self, error: BaseException) -> None:
-        """A bug in a background task: the face must stop visibly rather than go on silently."""
-
-
-class ChatSession:
+class ChatSession(Reconnecting):
     """The connection's life for one user; see the module docstring."""
 
     def __init__(
@@ -514,121 +442,6 @@ class ChatSession:
         # The server sends `left` about us only when our session ends (kicked, shutdown):
         # nothing more will come on this connection (over UDP nothing closes it).
         return self.state.connected
-
-    async def _connection_ended(self, problem: str | None) -> bool:
-        """The connection ended: reconnect when allowed; False when the session is over."""
-        was_operator = self.state.operator
-        await self._drop_transport()
-        if not self.habits.reconnect or self.state.ended is not None:
-            # After a kick or a ban, coming straight back would be rude (or refused).
-            ended = _("an operator ended your session (see above)") if self.state.ended else None
-            return self._end(ended or problem or _("connection to {address} lost").format(address=self.address))
-        if problem is not None:
-            self._say(problem, "error")
-        self._say(_("connection to {address} lost; reconnecting").format(address=self.address), "error")
-        if not await self._reconnect():
-            return False
-        if was_operator and not self.state.operator:
-            self._say(
-                _("you are no longer an operator: operator status ends with the connection. /op "
-                "SECRET makes you one again (the secret chatsrv printed when it started)"),
-                "notice",
-            )
-        return True
-
-    async def _reconnect(self) -> bool:
-        """Retry with backoff, hello with the same nick and room; False when giving up.
-
-        Over TCP that follows a closed connection; over UDP the transport ends
-        the session when the server has forgotten us (`not_joined`, after a
-        restart or a long silence), and a fresh transport joins again. The
-        server may have come back different: a password it now wants is asked
-        for (and tried at once), a refusal that will not pass by waiting (a ban,
-        an address not allowed) ends the session with the reason in plain words.
-        """
-        wanted = self.state.nick
-        retry_now = False  # after a password was typed: no reason to wait
-        for attempt, delay in enumerate(self.backoff(), 1):
-            self.attempt = attempt
-            if not retry_now:
-                self.retry_at = time.monotonic() + delay
-                self._set_phase(Phase.RECONNECTING)
-                await self.sleep(delay)
-            retry_now = False
-            if self._quitting:
-                return False
-            self._set_phase(Phase.CONNECTING)
-            try:
-                transport = await self.connect()
-            except TransportError:
-                continue
-            self.transport = transport
-            self.state.transport = transport.name
-            try:
-                result = await self._join(transport)
-                number = 2
-                while result == "nick_taken" and number <= NICK_TRIES:
-                    self.state.nick = alternative_nick(wanted, number)
-                    self._say(
-                        _("{wanted} was taken while you were away: you are {nick} now").format(
-                            wanted=wanted, nick=self.state.nick
-                        ),
-                        "notice",
-                    )
-                    number += 1
-                    result = await self._join(transport)
-            except TransportError:
-                result = "closed"
-            if result == "ok":
-                self._say(_("reconnected to {address}").format(address=self.address))
-                await self._regain_operator(transport)
-                return True
-            await self._drop_transport()
-            if result == "auth_failed":
-                password = await self.listener.ask_password()
-                if self._quitting:
-                    return False
-                if not password:
-                    return self._end(
-                        _("{address} now needs a password, and none was given").format(address=self.address)
-                    )
-                self.password = password
-                retry_now = True
-                continue
-            final = FINAL_REFUSALS.get(result)
-            if final is not None:
-                return self._end(_(final).format(address=self.address))
-        return self._end(_("gave up reconnecting to {address}").format(address=self.address))
-
-    # --- operator status across a reconnect (docs/protocol.md §9.2) ---------
-
-    async def _regain_operator(self, transport: Transport) -> None:
-        """After a reconnect's welcome, send the /op secret that worked before (the server keeps it across restarts)."""
-        if self._op_secret is None or self.state.operator:
-            return
-        self._regaining_op = True
-        try:
-            await transport.send({"type": "op", "secret": self._op_secret})
-        except TransportError:
-            self._regaining_op = False
-
-    def _answer_to_regain(self, payload: dict[str, Any]) -> bool:
-        """Whether `payload` answers our automatic `op`; a refusal becomes one plain line and is not shown raw.
-
-        Success (the `op` notice, or "already an operator") goes on to the state like any notice.
-        """
-        if payload.get("type") == "error" and payload.get("code") == "not_allowed":
-            self._regaining_op = False
-            self._op_secret = None  # never guessed again: wrong secrets are limited per address
-            self._say(
-                _("you are not an operator any more: the server did not take your secret; type /op SECRET"), "error"
-            )
-            return True
-        if payload.get("type") == "notice":
-            ours = payload.get("event") == "op" and payload.get("nick") == self.state.nick
-            if ours or "already an operator" in str(payload.get("text")):
-                self._regaining_op = False
-        return False
 
     async def _ping_loop(self) -> None:
         """Measure the round trip; over UDP, notice a server that stopped answering."""

@@ -3,8 +3,8 @@
 Pure: `ClientState.apply(payload)` updates nick, room, users, round-trip
 time and sequence counters, and returns the display `Line`s to show.
 Rendering (colours, escapes) is `chatclient.render`'s job. Imports only
-`chatclient.plainwords` (errors in words), `lanchat.wire` (for `SeqTracker`)
-and `lanchat.protocol` (the nick limit).
+`chatclient.plainwords` (errors in words), `chatclient.lines` (the `Line`
+record), `lanchat.wire` (for `SeqTracker`) and `lanchat.protocol` (the nick limit).
 
 Teacher controls (docs/protocol.md, "Extension: operators and access"):
 the state knows the operators of the room, whether this client is one,
@@ -16,18 +16,17 @@ are explained in plain words (what happened, what they can still do).
 from __future__ import annotations
 
 import math
-import time
-import unicodedata
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from chatclient import plainwords
+from chatclient.lines import Line, _burst_line, _date, _is_word_char
 from lanchat.i18n import N_, _
 from lanchat.protocol import MAX_NICK
 from lanchat.wire import SeqTracker
 
-__all__ = ["MUTE_ENDED", "ClientState", "Line", "SeqTracker", "alternative_nick"]
+__all__ = ["MUTE_ENDED", "ClientState", "SeqTracker", "alternative_nick"]
 
 MUTE_ENDED = N_("your mute has ended: the room sees what you write again.")
 _REMEMBERED_MESSAGES = 1000  # message ids kept to skip history already shown
@@ -37,52 +36,6 @@ def alternative_nick(nick: str, number: int) -> str:
     """`alice` -> `alice_2` (cut to fit 24 characters) when `alice` is taken."""
     suffix = f"_{number}"
     return nick[: MAX_NICK - len(suffix)] + suffix
-
-
-def _date(ts: float) -> str:
-    """A day and time people read at a glance: "Fri 4 Dec 2026, 16:40" (local time)."""
-    moment = time.localtime(ts)
-    return f"{time.strftime('%a', moment)} {moment.tm_mday} {time.strftime('%b %Y, %H:%M', moment)}"
-
-
-def _is_word_char(char: str) -> bool:
-    """Part of a word for mention matching; wide (CJK) text has no spaces, so not."""
-    return (char.isalnum() or char in "_-") and unicodedata.east_asian_width(char) not in ("W", "F")
-
-
-BURST_NAMES = 3  # nicks named in a burst's line before "and N more"
-
-
-def _burst_line(key: tuple[str, str], nicks: list[str], room: Any, ts: Any) -> Line:
-    """One display line for consecutive joins, or leaves for one reason."""
-    what, reason = key
-    if len(nicks) == 1:
-        if what == "joined":
-            text = _("{nick} joined {room}").format(nick=nicks[0], room=room)
-        else:
-            text = _("{nick} left ({reason})").format(nick=nicks[0], reason=reason)
-        return Line("presence", text, ts, nicks[0])
-    named = ", ".join(nicks[:BURST_NAMES])
-    more = len(nicks) - BURST_NAMES
-    listing = _("{names}, and {count} more").format(names=named, count=more) if more > 0 else named
-    if what == "joined":
-        head = _("{count} joined {room}").format(count=len(nicks), room=room)
-    else:
-        head = _("{count} left ({reason})").format(count=len(nicks), reason=reason)
-    return Line("presence", _("{head}: {listing}").format(head=head, listing=listing), ts)
-
-
-@dataclass(frozen=True)
-class Line:
-    """One thing to show. `kind` picks the style; text fields are untrusted."""
-
-    kind: str  # message, own, action, whisper_in, whisper_out, presence, notice, error, info
-    text: str
-    ts: float | None = None
-    nick: str = ""
-    target: str = ""
-    mention: bool = False
-    operator: bool = False  # a message the server marked as an operator's (docs/protocol.md §9.4)
 
 
 @dataclass

@@ -49,8 +49,10 @@ from prompt_toolkit.shortcuts import CompleteStyle, choice
 from prompt_toolkit.styles import Style
 
 from chatclient import commands, discovery, render
-from chatclient.session import PING_EVERY, ChatSession, Connect, Habits, Phase, Sleep, backoff_delays
-from chatclient.state import ClientState, Line, alternative_nick
+from chatclient.lines import Line
+from chatclient.session import ChatSession
+from chatclient.sessiontypes import PING_EVERY, Connect, Habits, Phase, Sleep, backoff_delays
+from chatclient.state import ClientState, alternative_nick
 from lanchat import platforms
 from lanchat.i18n import _
 

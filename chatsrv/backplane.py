@@ -38,7 +38,11 @@ condition, taken inside the registry lock and never the other way round.
 A redis call made under the registry lock (`claim_nick`, a new block of
 message ids every ID_BLOCK messages) has a short socket timeout.
 
-Imports: session, ratelimit, lookalike, rooms, continuity, service, lanchat.wire; `redis` (lazily).
+Applying other nodes' events to the local registry (stand-ins, room events,
+inbox entries, moderation, a node forgotten) is the `StandIns` part
+(chatsrv.standins), mixed into `Backplane`.
+
+Imports: session, lookalike, rooms, service, standins, lanchat.wire; `redis` (lazily).
 """
 
 from __future__ import annotations
@@ -52,12 +56,11 @@ import uuid
 from collections import deque
 from typing import Any
 
-from chatsrv import continuity
 from chatsrv.lookalike import likeness_key
-from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Room
 from chatsrv.service import ChatService
 from chatsrv.session import Session
+from chatsrv.standins import StandInOutbox, StandIns
 from lanchat.wire import encode_payload
 
 log = logging.getLogger("chatsrv")
@@ -82,28 +85,7 @@ LOCAL_NOTICE = "the link to the other chat servers is lost: until it is back, on
 BACK_NOTICE = "the link to the other chat servers is back: everyone hears you again"
 
 
-class StandInOutbox:
-    """The outbox of a member of another node: a personal payload is forwarded to that node's inbox."""
-
-    def __init__(self, backplane: Backplane, node: str) -> None:
-        self.backplane = backplane
-        self.node = node
-        self.session: Session | None = None
-
-    def put(self, bodies: list[bytes], first_seq: int) -> bool:
-        if self.session is not None and self.session.nick is not None:
-            for body in bodies:
-                self.backplane.forward(self.node, self.session.nick, body)
-        return True
-
-    def flush(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
-class Backplane:
+class Backplane(StandIns):
     """One node's link to the cluster (see the module docstring)."""
 
     def __init__(
@@ -531,88 +513,6 @@ class Backplane:
             self.service.fanout.broadcast(room, body)
             return
         self._room_event(node, room_name, body, json.loads(body), transport, host, now)
-
-    def _room_event(
-        self, node: str, room_name: str, body: bytes, payload: dict[str, Any], transport: str, host: str, now: float
-    ) -> None:
-        """A room event of another node: update its stand-ins, deliver to the local members of the room."""
-        registry = self.service.registry
-        room = registry.ensure_room(room_name, now)
-        kind = payload.get("type")
-        known = self._stand_ins.setdefault(node, {})
-        if kind == "joined":
-            nick = str(payload["nick"])
-            stand_in = known.get(likeness_key(nick))
-            if stand_in is None:
-                holder = registry.find(nick)
-                if holder is not None and not isinstance(holder.outbox, StandInOutbox):
-                    log.warning("backplane: %s is on this node and on node %s", nick, node)
-                else:
-                    stand_in = self._new_stand_in(node, transport, host, now)
-                    known[likeness_key(nick)] = stand_in
-                    registry.add_remote(stand_in, nick, room)
-            elif stand_in.room_key == room.key:
-                return  # already known here (a re-join we had read from the presence hash)
-            else:
-                registry.enter_remote(stand_in, room)
-        elif kind == "left":
-            stand_in = known.get(likeness_key(str(payload["nick"])))
-            if stand_in is not None:
-                if payload.get("reason") == "moved":
-                    registry.leave_remote(stand_in, now)
-                else:
-                    del known[likeness_key(str(payload["nick"]))]
-                    registry.remove_remote(stand_in, now)
-        elif kind == "renamed":
-            stand_in = known.pop(likeness_key(str(payload["old"])), None)
-            if stand_in is not None:
-                registry.rename_remote(stand_in, str(payload["new"]))
-                known[likeness_key(str(payload["new"]))] = stand_in
-        elif kind == "message":
-            room.history.append(body)
-        self.service.fanout.broadcast(room, body)
-
-    def _new_stand_in(self, node: str, transport: str, host: str, now: float) -> Session:
-        outbox = StandInOutbox(self, node)
-        stand_in = Session(outbox, (host, 0), transport, 0, TokenBucket(0, 0, now), now)
-        outbox.session = stand_in
-        return stand_in
-
-    def _apply_inbox(self, fields: dict[bytes, bytes]) -> None:
-        kind = fields[b"k"]
-        member = self.service.registry.find(fields[b"nick"].decode())
-        if member is None or isinstance(member.outbox, StandInOutbox):
-            return  # gone meanwhile
-        if kind == b"put":
-            self.service.fanout.queue(member, fields[b"b"])
-        elif kind == b"drop":
-            details = json.loads(fields[b"details"]) or None
-            self.service.drop(member, fields[b"reason"].decode(), details)
-
-    def _apply_moderation(self, state: str, now: float) -> None:
-        """Another node's operator decided: take its whole moderation state as ours."""
-        service = self.service
-        moderation = service.moderation
-        moderation.mutes.clear()
-        moderation.locked.clear()
-        moderation.slow.clear()
-        service.access.banned.clear()
-        moderation.set_lock_all(None)  # also recomputes `active`
-        for room in service.registry.rooms.values():
-            room.topic = None  # the state lists every topic there is: one cleared there is cleared here
-        continuity.restore_moderation(state, moderation, service.access, service.registry, now)
-        service.store.save_state(continuity.MODERATION, state)
-
-    def _forget_node(self, node: str, now: float) -> int:
-        """Under a batch: every member of `node` leaves the local lists, and their rooms see `left` (lost)."""
-        known = self._stand_ins.pop(node, {})
-        for stand_in in known.values():
-            room = self.service.registry.room_of(stand_in)
-            self.service.registry.remove_remote(stand_in, now)
-            if room is not None and stand_in.nick is not None:
-                left = {"type": "left", "nick": stand_in.nick, "room": room.name, "ts": now, "reason": "lost"}
-                self.service.fanout.broadcast(room, encode_payload(left))
-        return len(known)
 
     def _link_lost(self, error: BaseException) -> None:
         """Redis is unreachable: rooms become local until the reader re-joins."""

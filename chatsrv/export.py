@@ -283,7 +283,8 @@ def write_jsonl(events: Iterable[Event], out: TextIO) -> int:
 # --- HTML ----------------------------------------------------------------------
 
 STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 56em; margin: 2em auto; padding: 0 1em; line-height: 1.45; color: #222; }
+body { font-family: system-ui, sans-serif; max-width: 56em; margin: 2em auto; \
+padding: 0 1em; line-height: 1.45; color: #222; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 .summary { color: #555; margin-top: 0; }
 h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }

@@ -118,8 +118,9 @@ class Cluster(Protocol):
 class ChatService(Admission, ErrorReplies, Answers, RoomCache):
     """Rooms and members shared by every transport of one server.
 
-    Admitting connections (chatsrv.admission), the error replies (chatsrv.errorreplies), the answers that change nothing (chatsrv.answers) and which rooms
-    are in memory (chatsrv.roomcache) are mixed in; their state is created here.
+    Admitting connections (chatsrv.admission), the error replies (chatsrv.errorreplies), the answers
+    that change nothing (chatsrv.answers) and which rooms are in memory (chatsrv.roomcache) are mixed
+    in; their state is created here.
     """
 
     def __init__(

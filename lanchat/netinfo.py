@@ -51,7 +51,9 @@ class Interface:
         return ipaddress.ip_address(self.address).is_loopback
 
 
-def _ioctl_address(ioctl: Callable[[int, int, bytes], bytes], sock: socket.socket, request: int, name: str) -> str | None:
+def _ioctl_address(
+    ioctl: Callable[[int, int, bytes], bytes], sock: socket.socket, request: int, name: str
+) -> str | None:
     try:
         raw = ioctl(sock.fileno(), request, struct.pack("256s", name.encode()[:15]))
     except OSError:

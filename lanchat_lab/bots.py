@@ -260,7 +260,11 @@ class TCPBot(Bot):
         try:
             await asyncio.wait_for(self.joined.wait(), timeout)
         except asyncio.TimeoutError:
-            raise LabError(_("{nick}: no welcome over TCP from {host}:{port} within {timeout:g} s").format(nick=self.nick, host=host, port=port, timeout=timeout)) from None
+            raise LabError(
+                _("{nick}: no welcome over TCP from {host}:{port} within {timeout:g} s").format(
+                    nick=self.nick, host=host, port=port, timeout=timeout
+                )
+            ) from None
         assert self.join_seconds is not None
         return self.join_seconds
 
@@ -418,7 +422,9 @@ class UDPBot(Bot):
             assert self.join_seconds is not None
             return self.join_seconds
         raise LabError(
-            _("{nick}: no welcome over UDP from {server} within {timeout:g} s (is UDP enabled on the server?)").format(nick=self.nick, server=self.server, timeout=timeout)
+            _("{nick}: no welcome over UDP from {server} within {timeout:g} s (is UDP enabled on the server?)").format(
+                nick=self.nick, server=self.server, timeout=timeout
+            )
         )
 
     def on_challenge(self, payload: dict[str, Any]) -> None:

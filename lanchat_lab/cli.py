@@ -62,11 +62,15 @@ def _output_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="chatlab",
-        description=_("lanchat's TCP-vs-UDP lab: the same chat workload over both transports, "
-        "measured with the chat's own seq numbers, with real or injected packet "
-        "loss. Each scenario prints a report; docs/lab.md is the worksheet."),
-        epilog=_("try:\n  chatlab compare --udp-loss 10\n  sudo chatlab compare --netns-loss 5 --plot "
-        "out.png\n  chatlab sticky\n  chatlab timewait\n  chatlab threads\n  chatlab reliable-udp"),
+        description=_(
+            "lanchat's TCP-vs-UDP lab: the same chat workload over both transports, "
+            "measured with the chat's own seq numbers, with real or injected packet "
+            "loss. Each scenario prints a report; docs/lab.md is the worksheet."
+        ),
+        epilog=_(
+            "try:\n  chatlab compare --udp-loss 10\n  sudo chatlab compare --netns-loss 5 --plot "
+            "out.png\n  chatlab sticky\n  chatlab timewait\n  chatlab threads\n  chatlab reliable-udp"
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from lanchat import __version__
@@ -83,9 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare = scenarios.add_parser(
         "compare",
         help=_("K bots over TCP and K over UDP in one room: loss, order, latency, jitter, bytes"),
-        description=_("K bots over TCP and K over UDP join one room; each transport's bots send M messages at R per "
-        "second. Per transport: delivered/expected, lost, reordered, duplicated (from seq), one-way "
-        "latency percentiles, RFC 3550 jitter, messages/s, bytes on the wire per message, time to join."),
+        description=_(
+            "K bots over TCP and K over UDP join one room; each transport's bots send M messages at R per "
+            "second. Per transport: delivered/expected, lost, reordered, duplicated (from seq), one-way "
+            "latency percentiles, RFC 3550 jitter, messages/s, bytes on the wire per message, time to join."
+        ),
         formatter_class=HelpFormatter,
     )
     load = compare.add_argument_group(_("workload"))
@@ -124,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=_("server and bots in two network namespaces; nftables drops PCT %% of packets each way"),
     )
     kernel.add_argument(
-        "--netns-rate", type=_rate, default=None, metavar="RATE",
+        "--netns-rate",
+        type=_rate,
+        default=None,
+        metavar="RATE",
         help=_("also limit the link, e.g. 1mbit (tc tbf; needs tc)"),
     )
     _output_flags(compare)
@@ -158,8 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     slow = scenarios.add_parser(
         "slow",
         help=_("one member stops reading: the others keep their rate, the stuck one is removed (reason slow)"),
-        description=_("K bots read, one member joins and never reads again. reader1 sends M messages at R/s. Prints "
-        "when the server removed the stuck member and each reader's rate and latency before and after."),
+        description=_(
+            "K bots read, one member joins and never reads again. reader1 sends M messages at R/s. Prints "
+            "when the server removed the stuck member and each reader's rate and latency before and after."
+        ),
         formatter_class=HelpFormatter,
     )
     slow.add_argument("--readers", type=positive_int, default=3, help=_("bots that keep reading"))
@@ -187,10 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     timewait = scenarios.add_parser(
         "timewait",
         help=_("the four-way teardown: who closes first holds TIME_WAIT; a restart's bind needs SO_REUSEADDR"),
-        description=_("A client and a server on 127.0.0.1 close their connection, once client first and "
-        "once server first; after each step the states of both sockets are read from "
-        "/proc/net/tcp (no root needed). Then a server closes N connections first and stops: "
-        "a plain bind() of its port fails with EADDRINUSE, the same with SO_REUSEADDR succeeds."),
+        description=_(
+            "A client and a server on 127.0.0.1 close their connection, once client first and "
+            "once server first; after each step the states of both sockets are read from "
+            "/proc/net/tcp (no root needed). Then a server closes N connections first and stops: "
+            "a plain bind() of its port fails with EADDRINUSE, the same with SO_REUSEADDR succeeds."
+        ),
         formatter_class=HelpFormatter,
     )
     timewait.add_argument(
@@ -252,9 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     handshake = scenarios.add_parser(
         "handshake",
         help=_("(root) every TCP segment of one chat session: three-way handshake, data, four-way teardown"),
-        description=_("Watches the loopback interface with a raw socket (root) while a client joins "
-        "a chatsrv, says one line and leaves: a numbered ladder of every segment with "
-        "flags, relative seq/ack, length and the lanchat messages it carries."),
+        description=_(
+            "Watches the loopback interface with a raw socket (root) while a client joins "
+            "a chatsrv, says one line and leaves: a numbered ladder of every segment with "
+            "flags, relative seq/ack, length and the lanchat messages it carries."
+        ),
         formatter_class=HelpFormatter,
     )
     handshake.add_argument(
@@ -297,8 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     restart = scenarios.add_parser(
         "restart",
         help=_("the server restarts under the bots: TCP notices at once, UDP only by a timeout"),
-        description=_("K bots over TCP and K over UDP ping the server; it is killed, stays down, and starts again "
-        "on the same port. Prints the timeline: who noticed when, and when each bot was back."),
+        description=_(
+            "K bots over TCP and K over UDP ping the server; it is killed, stays down, and starts again "
+            "on the same port. Prints the timeline: who noticed when, and when each bot was back."
+        ),
         formatter_class=HelpFormatter,
     )
     restart.add_argument("--bots", type=positive_int, default=2, help=_("bots per transport"))
@@ -323,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _timewait(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
-    from lanchat_lab.report import timewait_report
+    from lanchat_lab.connreport import timewait_report
     from lanchat_lab.timewait import TimewaitError, run_timewait
 
     if args.connections > 1000:
@@ -337,7 +354,7 @@ def _timewait(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[
 
 
 def _threads(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
-    from lanchat_lab.report import threads_report
+    from lanchat_lab.connreport import threads_report
     from lanchat_lab.threads import run_threads
 
     if args.clients > 20 or args.hold > 10:
@@ -351,8 +368,8 @@ def _threads(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[s
 
 
 def _reliable(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    from lanchat_lab.connreport import reliable_report
     from lanchat_lab.reliable import ReliableOptions, run_reliable
-    from lanchat_lab.report import reliable_report
 
     if args.receivers > 10 or args.messages > 5000 or args.udp_loss > 50:
         raise LabError(_("--receivers is at most 10, --messages at most 5000 and --udp-loss at most 50"))
@@ -361,8 +378,8 @@ def _reliable(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[
 
 
 def _handshake(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    from lanchat_lab.connreport import handshake_report
     from lanchat_lab.handshake import run_handshake
-    from lanchat_lab.report import handshake_report
 
     try:
         return run_handshake(args.netns_loss), handshake_report
@@ -373,7 +390,7 @@ def _handshake(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict
 
 
 def _trace_wire(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
-    from lanchat_lab.report import trace_wire_report
+    from lanchat_lab.connreport import trace_wire_report
     from lanchat_lab.tracewire import TraceOptions, run_trace_wire
 
     if args.history > 200 or args.size > 2000 or args.paste > 2000:
@@ -385,10 +402,12 @@ def _trace_wire(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dic
 
 
 def _restart(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
-    from lanchat_lab.report import restart_report
+    from lanchat_lab.connreport import restart_report
     from lanchat_lab.restart import RestartOptions, run_restart
 
-    options = RestartOptions(args.bots, args.transports, args.before, args.down, args.interval, args.udp_timeout, args.graceful)
+    options = RestartOptions(
+        args.bots, args.transports, args.before, args.down, args.interval, args.udp_timeout, args.graceful
+    )
     return run_restart(options), restart_report
 
 

@@ -93,7 +93,9 @@ def run_compare(options: CompareOptions) -> dict[str, Any]:
         return _run_in_namespaces(options)
     if options.host is not None:
         if options.fault_flags():
-            raise LabError(_("--udp-* faults are flags of the server: start chatsrv with them yourself, or leave out --host"))
+            raise LabError(
+                _("--udp-* faults are flags of the server: start chatsrv with them yourself, or leave out --host")
+            )
         config = options.workload(options.host, options.port)
         raw = asyncio.run(run_workload(config))
         return build_result(options, raw, mode="external", server=f"{options.host}:{options.port}")
@@ -127,7 +129,9 @@ def _run_in_namespaces(options: CompareOptions) -> dict[str, Any]:
                 raw = json.loads(done.stdout)
             except ValueError:
                 last = done.stderr.strip().splitlines()
-                raise LabError(_("the bots failed: {reason}").format(reason=last[-1] if last else f'exit {done.returncode}')) from None
+                raise LabError(
+                    _("the bots failed: {reason}").format(reason=last[-1] if last else f"exit {done.returncode}")
+                ) from None
             if "error" in raw:
                 raise LabError(str(raw["error"]))
             counters = {"server": pair.counters(pair.server_ns), "bots": pair.counters(pair.client_ns)}

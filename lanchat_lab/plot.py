@@ -17,9 +17,19 @@ from lanchat.i18n import _
 COLORS = {"tcp": "#1f77b4", "udp": "#d62728"}
 # Fonts that hold Simplified Chinese, as matplotlib names them (Linux, Windows, macOS); the first installed one is used.
 CJK_FONTS = (
-    "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Zen Hei",
-    "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC", "Hiragino Sans GB",
-    "AR PL UMing CN", "Droid Sans Fallback",
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "Source Han Sans CN",
+    "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei",
+    "Microsoft YaHei",
+    "SimHei",
+    "PingFang SC",
+    "Heiti SC",
+    "Hiragino Sans GB",
+    "AR PL UMing CN",
+    "Droid Sans Fallback",
 )
 
 
@@ -42,8 +52,13 @@ def plot(result: dict[str, Any], path: str) -> None:
     font = cjk_font() if i18n.language() != i18n.ENGLISH else None
     if i18n.language() != i18n.ENGLISH and font is None:
         # Without a font that has the characters, every label would be a row of boxes.
-        print(_("chatlab: no Chinese font found for the plot, its labels are in English "
-                "(install one, e.g. fonts-noto-cjk)"), file=sys.stderr)
+        print(
+            _(
+                "chatlab: no Chinese font found for the plot, its labels are in English "
+                "(install one, e.g. fonts-noto-cjk)"
+            ),
+            file=sys.stderr,
+        )
     with i18n.temporarily(i18n.language() if font or i18n.language() == i18n.ENGLISH else i18n.ENGLISH):
         _draw(plt, result, path, font)
 
@@ -60,8 +75,11 @@ def _draw(plt: Any, result: dict[str, Any], path: str, font: str | None) -> None
     fonts: dict[str, Any] = {}
     if font is not None:
         # CJK fonts often lack the minus sign: the ASCII hyphen stands in for it.
-        fonts = {"font.family": "sans-serif", "font.sans-serif": [font, *plt.rcParams["font.sans-serif"]],
-                 "axes.unicode_minus": False}
+        fonts = {
+            "font.family": "sans-serif",
+            "font.sans-serif": [font, *plt.rcParams["font.sans-serif"]],
+            "axes.unicode_minus": False,
+        }
     with plt.rc_context(fonts):
         _draw_with(plt, result, path)
 
@@ -111,7 +129,9 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
     for name in names:
         series = result["latency_series"].get(name, [])
         if series:
-            timeline.scatter([i for i, _ in series], [ms for _, ms in series], s=6, alpha=0.6, color=COLORS[name], label=name.upper())
+            timeline.scatter(
+                [i for i, _ in series], [ms for _, ms in series], s=6, alpha=0.6, color=COLORS[name], label=name.upper()
+            )
     # Lost deliveries have no latency: mark them as x at the bottom, one per missing copy.
     floor = min((ms for name in names for _, ms in result["latency_series"].get(name, []) if ms > 0), default=0.1) / 2
     for name in names:
@@ -121,7 +141,9 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
             counts[index] = counts.get(index, 0) + 1
         lost = [index for index in range(transports[name]["sent"]) if counts.get(index, 0) < bots]
         if lost:
-            timeline.scatter(lost, [floor] * len(lost), marker="x", s=14, color=COLORS[name], label=f"{name.upper()} lost")
+            timeline.scatter(
+                lost, [floor] * len(lost), marker="x", s=14, color=COLORS[name], label=f"{name.upper()} lost"
+            )
     timeline.set_yscale("log")
     timeline.set_xlabel(_("message number"))
     timeline.set_ylabel(_("one-way latency, ms (log)"))
@@ -143,14 +165,19 @@ def _compare(plt: Any, result: dict[str, Any]) -> Any:
 
     # Chat messages lost end to end (up to the server and down again), then what seq shows
     # of every payload the server sent (docs/protocol.md §3).
-    kinds = [(_("messages lost\n(end to end)"), "lost"), (_("payloads lost\n(seq gaps)"), "seq_lost"),
-             ("reordered\n(seq)", "reordered"), ("duplicated\n(seq)", "duplicated")]
+    kinds = [
+        (_("messages lost\n(end to end)"), "lost"),
+        (_("payloads lost\n(seq gaps)"), "seq_lost"),
+        ("reordered\n(seq)", "reordered"),
+        ("duplicated\n(seq)", "duplicated"),
+    ]
     width = 0.38
     tallest = 0.0
     for offset, name in enumerate(names):
         summary = transports[name]
         values = [
-            100 * summary[key] / ((summary["expected"] if key == "lost" else summary["seq_total"]) or 1) for _, key in kinds
+            100 * summary[key] / ((summary["expected"] if key == "lost" else summary["seq_total"]) or 1)
+            for _, key in kinds
         ]
         tallest = max([tallest, *values])
         positions = [k + (offset - (len(names) - 1) / 2) * width for k in range(len(kinds))]
@@ -200,7 +227,9 @@ def _timeline_title(transports: dict[str, Any], names: list[str]) -> str:
 
 def _tail_title(transports: dict[str, Any], names: list[str]) -> str:
     """Which transport has the longer latency tail (p99), said from the data rather than assumed."""
-    tails = {name: transports[name]["latency_ms"]["p99"] for name in names if _finite(transports[name]["latency_ms"]["p99"])}
+    tails = {
+        name: transports[name]["latency_ms"]["p99"] for name in names if _finite(transports[name]["latency_ms"]["p99"])
+    }
     if len(tails) < 2:
         return _("latency distribution")
     longer = max(tails, key=lambda name: tails[name])
@@ -233,7 +262,9 @@ def _sticky(plt: Any, result: dict[str, Any]) -> Any:
     def lane(y: float, widths: list[int], label: str, colors: list[str]) -> None:
         left = 0
         for number, width in enumerate(widths):
-            axis.barh(y, width, left=left, height=0.6, color=colors[number % len(colors)], edgecolor="black", linewidth=0.4)
+            axis.barh(
+                y, width, left=left, height=0.6, color=colors[number % len(colors)], edgecolor="black", linewidth=0.4
+            )
             left += width
         axis.text(-20, y, label, ha="right", va="center")
 
@@ -255,7 +286,8 @@ def _sticky(plt: Any, result: dict[str, Any]) -> Any:
     )
     axis.set_title(
         _(
-            "sticky packets: {messages} sends{sender} became {count} recv chunks; {merged_chunks} merged, {split_messages} message(s) cut"
+            "sticky packets: {messages} sends{sender} became {count} recv "
+            "chunks; {merged_chunks} merged, {split_messages} message(s) cut"
         ).format(
             messages=result["messages"],
             sender=sender,
@@ -354,8 +386,11 @@ def _timewait(plt: Any, result: dict[str, Any]) -> Any:
     rebind = result["rebind"]
     figure.suptitle(
         _(
-            "after the server closed {connections} connection(s) first: plain bind {plain_bind}, with SO_REUSEADDR {reuseaddr_bind}"
-        ).format(connections=rebind["connections"], plain_bind=rebind["plain_bind"], reuseaddr_bind=rebind["reuseaddr_bind"]),
+            "after the server closed {connections} connection(s) first: "
+            "plain bind {plain_bind}, with SO_REUSEADDR {reuseaddr_bind}"
+        ).format(
+            connections=rebind["connections"], plain_bind=rebind["plain_bind"], reuseaddr_bind=rebind["reuseaddr_bind"]
+        ),
         y=0.06,
         fontsize=10,
     )

@@ -217,7 +217,11 @@ def _receiver_result(receiver: ReliableReceiver, expected: int) -> dict[str, Any
         "acks_sent": receiver.acks_sent,
         # Per message: [number, plain UDP latency ms or None (lost), latency ms with the reliability layer or None].
         "series": [
-            [number, _since(receiver.sent_at, receiver.plain, number), _since(receiver.sent_at, receiver.delivered, number)]
+            [
+                number,
+                _since(receiver.sent_at, receiver.plain, number),
+                _since(receiver.sent_at, receiver.delivered, number),
+            ]
             for number in range(1, expected + 1)
         ],
     }

@@ -64,7 +64,9 @@ class _Watch:
             self.noticed = at
 
 
-async def _watch_tcp(watch: _Watch, host: str, port: int, options: RestartOptions, state: dict[str, Any], stop: asyncio.Event) -> None:
+async def _watch_tcp(
+    watch: _Watch, host: str, port: int, options: RestartOptions, state: dict[str, Any], stop: asyncio.Event
+) -> None:
     bot = watch.bot
     assert isinstance(bot, TCPBot)
     ping = 0
@@ -130,7 +132,8 @@ async def _watch_udp(watch: _Watch, options: RestartOptions, state: dict[str, An
                 watch.leave(
                     now,
                     _(
-                        "no pong for {silent:.1f} s: server presumed gone ({unanswered} pings had left without any error)"
+                        "no pong for {silent:.1f} s: server presumed gone "
+                        "({unanswered} pings had left without any error)"
                     ).format(silent=silent, unanswered=unanswered),
                     state["down_at"],
                 )
@@ -175,7 +178,9 @@ async def _sleep(seconds: float, stop: asyncio.Event) -> None:
 
 async def _scenario(options: RestartOptions, server: ServerProcess) -> dict[str, Any]:
     host, port = "127.0.0.1", server.port
-    bots: list[Bot] = [TCPBot(f"tcp{n + 1}", options.room) for n in range(options.bots if "tcp" in options.transports else 0)]
+    bots: list[Bot] = [
+        TCPBot(f"tcp{n + 1}", options.room) for n in range(options.bots if "tcp" in options.transports else 0)
+    ]
     bots += [UDPBot(f"udp{n + 1}", options.room) for n in range(options.bots if "udp" in options.transports else 0)]
     t0 = time.time()
     state: dict[str, Any] = {"down_at": None, "up_at": None}
@@ -189,7 +194,11 @@ async def _scenario(options: RestartOptions, server: ServerProcess) -> dict[str,
             try:
                 await bot.join(host, port)
             except (OSError, asyncio.TimeoutError) as error:
-                raise LabError(_("{nick} cannot reach {host}:{port} over {transport}: {error}").format(nick=bot.nick, host=host, port=port, transport=bot.transport, error=error)) from None
+                raise LabError(
+                    _("{nick} cannot reach {host}:{port} over {transport}: {error}").format(
+                        nick=bot.nick, host=host, port=port, transport=bot.transport, error=error
+                    )
+                ) from None
             watch.enter(time.time())
             watch.event(_("in the room"))
         for watch in watches:
@@ -246,7 +255,10 @@ def run_restart(options: RestartOptions) -> dict[str, Any]:
             }
         )
     how = "SIGTERM (graceful: it tells everyone)" if options.graceful else "SIGKILL (a crash: not a word to anyone)"
-    server_events = [[round(down, 4), f"server stopped with {how}"], [round(up, 4), f"server launched again on port {port}"]]
+    server_events = [
+        [round(down, 4), f"server stopped with {how}"],
+        [round(up, 4), f"server launched again on port {port}"],
+    ]
     return {
         "scenario": "restart",
         "setup": {

@@ -45,7 +45,9 @@ def child_environment() -> dict[str, str]:
 class ServerProcess:
     """One `chatsrv` child. Use as a context manager: it is always stopped on exit."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, flags: Sequence[str] = (), prefix: Sequence[str] = ()) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, flags: Sequence[str] = (), prefix: Sequence[str] = ()
+    ) -> None:
         self.host = host
         self.port = port
         self.flags = list(flags)
@@ -93,7 +95,11 @@ class ServerProcess:
         ]
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
-                command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=child_environment(),
+                command,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=child_environment(),
                 **platforms.CHILD_PROCESS_OPTIONS,  # platform hook: Windows stops it with Ctrl-Break
             )
         self.started_at = time.time()
@@ -106,7 +112,11 @@ class ServerProcess:
                 self.banner = text.splitlines()
                 return self.port
             if self.process.poll() is not None:
-                raise LabError(_("chatsrv did not start: {reason}").format(reason=self.last_error() or f"exit code {self.process.returncode}"))
+                raise LabError(
+                    _("chatsrv did not start: {reason}").format(
+                        reason=self.last_error() or f"exit code {self.process.returncode}"
+                    )
+                )
             time.sleep(0.02)
         self.kill()
         raise LabError(_("chatsrv did not say where it listens within {timeout:g} s").format(timeout=timeout))

@@ -4,9 +4,10 @@ Owns the workload: K reading bots and a stuck member that joins and then
 never reads again (over TCP with a 4 KB receive buffer so its kernel soon
 fills; optionally a stuck UDP member too). One reader sends M messages at R
 per second. The server queues for the stuck TCP member until its outbox limit
-(`--outbox`; its kernel send buffer is `--send-buffer`), then removes it with `left` reason `slow` (docs/protocol.md §5); the
-readers' rate and latency should not change. A stuck UDP member is never
-noticed: its own kernel throws away what does not fit its buffer.
+(`--outbox`; its kernel send buffer is `--send-buffer`), then removes it with
+`left` reason `slow` (docs/protocol.md §5); the readers' rate and latency
+should not change. A stuck UDP member is never noticed: its own kernel
+throws away what does not fit its buffer.
 
 Imports: lanchat_lab.bots, measure, serverproc.
 """
@@ -52,7 +53,11 @@ async def _workload(options: SlowOptions, host: str, port: int) -> dict[str, Any
             try:
                 await bot.join(host, port)
             except (OSError, asyncio.TimeoutError) as error:
-                raise LabError(_("{nick} cannot reach {host}:{port} over {transport}: {error}").format(nick=bot.nick, host=host, port=port, transport=bot.transport, error=error)) from None
+                raise LabError(
+                    _("{nick} cannot reach {host}:{port} over {transport}: {error}").format(
+                        nick=bot.nick, host=host, port=port, transport=bot.transport, error=error
+                    )
+                ) from None
         for bot in stuck:
             bot.pause_reading()
         sender = readers[0]
@@ -103,7 +108,16 @@ def _removal(readers: list[TCPBot], nick: str) -> dict[str, Any] | None:
 
 
 def run_slow(options: SlowOptions) -> dict[str, Any]:
-    flags = ["--rate", "0", "--max-per-ip", "0", "--outbox", str(options.outbox), "--send-buffer", str(options.send_buffer)]
+    flags = [
+        "--rate",
+        "0",
+        "--max-per-ip",
+        "0",
+        "--outbox",
+        str(options.outbox),
+        "--send-buffer",
+        str(options.send_buffer),
+    ]
     with ServerProcess("127.0.0.1", 0, flags) as server:
         port = server.start()
         raw = asyncio.run(_workload(options, "127.0.0.1", port))
@@ -169,7 +183,9 @@ def build_result(options: SlowOptions, raw: dict[str, Any]) -> dict[str, Any]:
             "stuck": list(options.stuck),
             "duration": round(raw["finished"] - raw["started"], 3),
         },
-        "removed": None if removed is None else {
+        "removed": None
+        if removed is None
+        else {
             "reason": removed["reason"],
             "seconds": round(removed["at"] - first_sent, 3),
             "after_message": removed["after_message"],
@@ -206,7 +222,9 @@ def _latencies(arrivals: list[list[Any]]) -> dict[str, float] | None:
 def _progress(arrivals: list[list[Any]], start: float, points: int = 400) -> list[list[float]]:
     """(seconds since the first message, messages received so far), thinned for a plot."""
     step = max(1, len(arrivals) // points)
-    series = [[round(a[3] - start, 4), n + 1] for n, a in enumerate(arrivals) if n % step == 0 or n == len(arrivals) - 1]
+    series = [
+        [round(a[3] - start, 4), n + 1] for n, a in enumerate(arrivals) if n % step == 0 or n == len(arrivals) - 1
+    ]
     return series
 
 

@@ -71,7 +71,9 @@ async def run_workload(config: WorkloadConfig) -> dict[str, Any]:
                 await bot.join(config.host, config.port, config.join_timeout)
             except (OSError, asyncio.TimeoutError) as error:
                 reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-                raise LabError(f"{bot.nick} cannot reach {config.host}:{config.port} over {bot.transport}: {reason}") from None
+                raise LabError(
+                    f"{bot.nick} cannot reach {config.host}:{config.port} over {bot.transport}: {reason}"
+                ) from None
         started = time.time()
         start = time.monotonic() + 0.05
         series = []

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from chatsrv.app import Server, build_parser, build_server
+from chatsrv.app import Server, build_server
+from chatsrv.options import build_parser
 from tests.helpers import Client, UDPClient, wait_until
 
 settings.register_profile("ci", deadline=None, max_examples=100)

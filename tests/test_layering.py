@@ -49,16 +49,18 @@ SERVER_RANKS = {
     "chatsrv.continuity": 5,  # what a restart keeps: moderation, bans, who was here
     "chatsrv.roomcache": 6,  # which rooms are in memory; mixed into ChatService
     "chatsrv.errorreplies": 6,  # error replies, errors in a row, console lines; mixed into ChatService
-    "chatsrv.answers": 6,
-    "chatsrv.admission": 6,  # connect: address rules, limits, the new-session budget; mixed into ChatService  # welcome, users, rooms, pong, stats; mixed into ChatService
+    "chatsrv.answers": 6,  # welcome, users, rooms, pong, stats; mixed into ChatService
+    "chatsrv.admission": 6,  # connect: address rules, limits, the new-session budget; mixed into ChatService
     "chatsrv.service": 7,
     "chatsrv.tcp": 8,
     "chatsrv.udp": 8,
     "chatsrv.discovery": 8,
     "chatsrv.export": 8,
-    "chatsrv.backplane": 8,  # the link to Redis for several nodes; attaches itself to the service
+    "chatsrv.standins": 8,  # other nodes' members here and their events applied; mixed into Backplane
+    "chatsrv.backplane": 9,  # the link to Redis for several nodes; attaches itself to the service
     "chatsrv.cluster": 8,  # --workers: starts and stops the nodes (child processes); imports no server module
     "chatsrv.textdoor": 9,  # the text door for nc and telnet: a TCP server with a line-reading handler
+    "chatsrv.options": 9,  # the chatsrv command's flags: the parser, its value checks, secrets from env or file
     "chatsrv.app": 10,
     "chatsrv.__main__": 11,
 }
@@ -67,15 +69,18 @@ CLIENT_RANKS = {
     "chatclient.plainwords": 1,  # error codes in words; state uses it
     "chatclient.longtext": 1,  # cutting a long text into messages
     "chatclient.commands": 1,
+    "chatclient.lines": 1,  # the Line record and the pure pieces of a line's text
     "chatclient.state": 2,
     "chatclient.render": 3,
     "chatclient.transport": 4,
     "chatclient.discovery": 4,
-    "chatclient.session": 5,  # the connection's life; both faces drive it
-    "chatclient.ui": 6,
-    "chatclient.lineui": 6,
-    "chatclient.cli": 7,
-    "chatclient.__main__": 8,
+    "chatclient.sessiontypes": 5,  # Phase, Habits, the Listener a face implements, the backoff
+    "chatclient.reconnect": 6,  # reconnecting and regaining operator status; mixed into ChatSession
+    "chatclient.session": 7,  # the connection's life; both faces drive it
+    "chatclient.ui": 8,
+    "chatclient.lineui": 8,
+    "chatclient.cli": 9,
+    "chatclient.__main__": 10,
 }
 
 
@@ -142,9 +147,7 @@ def test_server_imports_point_down_and_only_stdlib(path: Path) -> None:
     for imported in imports_of(path):
         top = imported.split(".")[0]
         assert top != "chatclient", f"{name} imports {imported}"
-        assert top in sys.stdlib_module_names or top in allowed, (
-            f"{name} imports non-stdlib {imported}"
-        )
+        assert top in sys.stdlib_module_names or top in allowed, f"{name} imports non-stdlib {imported}"
     for imported in lanchat_imports(path, SERVER_RANKS):
         if imported == "chatsrv" and name != "chatsrv":
             continue
@@ -183,7 +186,7 @@ def test_ranks_are_whole_numbers() -> None:
 def test_the_server_without_backplane_does_not_load_redis() -> None:
     """Building a server without --backplane never imports redis (only chatsrv.backplane may, when asked)."""
     code = (
-        "import sys; from chatsrv.app import build_parser, build_server; "
+        "import sys; from chatsrv.app import build_server; from chatsrv.options import build_parser; "
         "server = build_server(build_parser().parse_args(['--port', '0', '--host', '127.0.0.1', '--db', ':memory:'])); "
         "server.tcp.server_close(); server.udp and server.udp.server_close(); "
         "assert 'redis' not in sys.modules and 'chatsrv.backplane' not in sys.modules, 'redis was imported'"

@@ -41,7 +41,7 @@ MAX_LINES = 600
 GENERATED_MARK = "generated: do not edit"
 # Files over MAX_LINES that are being split right now, each in its own branch. This set is temporary: when those
 # splits are merged it must be emptied (the test fails on an entry that is no longer over the limit).
-BEING_SPLIT = {"chatclient/session.py", "chatclient/state.py", "chatsrv/app.py", "lanchat_lab/report.py", "chatsrv/backplane.py"}
+BEING_SPLIT: set[str] = set()
 
 DOC_PATH = re.compile(r"\bdocs/([\w.-]+\.(?:md|txt|png))")
 PROTOCOL_CITATION = re.compile(r"docs/protocol\.md\s+(?:§|section\s+)(\d+)((?:\s*,\s*§\d+)*)")

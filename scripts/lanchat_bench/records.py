@@ -10,6 +10,7 @@ the JSON shows them.
 Markers are given as field metadata: `field(default=None, metadata=FLAT)`.
 Must not import: any other lanchat_bench module.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,7 +23,8 @@ _OPTIONAL = "optional"
 _EMPTY = "empty"
 _KEY = "key"
 
-# Field metadata, given as `field(default=None, metadata=FLAT)`: a plain dataclasses.field, as readers and linters expect.
+# Field metadata, given as `field(default=None, metadata=FLAT)`: a plain dataclasses.field,
+# as readers and linters expect.
 #: A nested record whose keys appear in the parent's row; None adds no key.
 FLAT: Mapping[str, Any] = MappingProxyType({_FLAT: True})
 #: A key printed only when set.

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from chatsrv.app import build_parser, build_server
+from chatsrv.app import build_server
+from chatsrv.options import build_parser
 from lanchat.wire import ProtocolError
 from tests.helpers import Client, wait_until
 

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
+from chatclient.lines import Line
 from chatclient.render import fragments
-from chatclient.state import Line
 
 LENGTH = 2000  # the longest message text the server accepts (docs/protocol.md §6)
 FACTOR = 4  # generous: the old code measured 20 on the same machine

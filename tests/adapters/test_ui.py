@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from chatclient import session as session_module
-from chatclient.session import Phase
-from chatclient.state import Line
+from chatclient.lines import Line
+from chatclient.sessiontypes import Phase
 from tests.support.client_fakes import FakeServer, run, until
 from tests.support.ui_harness import CTRL_C, CTRL_D, ENTER, TAB, UP, chat
 

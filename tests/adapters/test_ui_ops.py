@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from chatclient.session import Phase
+from chatclient.sessiontypes import Phase
 from tests.support.client_fakes import FakeServer, PasswordServer, run, until
 from tests.support.ui_harness import CTRL_C, ENTER, TAB, chat
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from chatclient import commands
-from chatclient.session import ChatSession, Habits
+from chatclient.session import ChatSession
+from chatclient.sessiontypes import Habits
 from chatclient.transport import Transport, open_transport
 from tests.helpers import Client
 from tests.integration.test_cli import finish, read_until, start_server

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from chatsrv import access
-from chatsrv.app import build_parser, take_secrets, teacher_lines
+from chatsrv.app import teacher_lines
+from chatsrv.options import build_parser, take_secrets
 from tests.helpers import Client
 from tests.integration.test_cli import ENV, ROOT, finish, read_until, run_briefly
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lanchat_lab.report import restart_summary
+from lanchat_lab.connreport import restart_summary
 
 
 def result(tcp: list[float | None], udp: list[float | None]) -> dict[str, Any]:

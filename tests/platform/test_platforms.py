@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from chatsrv.app import build_parser, build_server
+from chatsrv.app import build_server
+from chatsrv.options import build_parser
 from chatsrv.tcp import ChatTCPServer
 from lanchat import netinfo, platforms
 from lanchat_lab import cli as lab_cli

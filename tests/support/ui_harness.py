@@ -20,7 +20,7 @@ from prompt_toolkit.input.base import PipeInput
 from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.output.vt100 import Vt100_Output
 
-from chatclient.state import Line
+from chatclient.lines import Line
 from chatclient.ui import ChatUI
 from tests.support.client_fakes import FakeServer, until
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from chatclient.lines import Line
 from chatclient.render import fragments_text, plain, status_bar
-from chatclient.state import ClientState, Line
+from chatclient.state import ClientState
 
 
 def _welcomed(nick: str, room: str = "lobby", **extra: Any) -> ClientState:

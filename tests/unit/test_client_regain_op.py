@@ -6,7 +6,8 @@ import asyncio
 from typing import Any
 
 from chatclient import commands
-from chatclient.session import ChatSession, Habits
+from chatclient.session import ChatSession
+from chatclient.sessiontypes import Habits
 from tests.support.client_fakes import FakeServer, RecordingListener, run, until
 
 

@@ -6,7 +6,8 @@ import asyncio
 import time
 from typing import Any
 
-from chatclient.session import INTERACTIVE, SCRIPTED, ChatSession, Habits, Phase, backoff_delays
+from chatclient.session import ChatSession
+from chatclient.sessiontypes import INTERACTIVE, SCRIPTED, Habits, Phase, backoff_delays
 from tests.support.client_fakes import FakeServer, PasswordServer, RecordingListener, run, until
 
 QUIET = Habits(ping_every=None)  # INTERACTIVE without pings: the tests count what was sent

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from chatclient import session as session_module
-from chatclient.session import ChatSession, Habits
+from chatclient.session import ChatSession
+from chatclient.sessiontypes import Habits
 from tests.support.client_fakes import FakeServer, RecordingListener, run, until
 
 

@@ -355,9 +355,7 @@ def test_lock_all_stops_speaking_and_moving_for_students_everywhere(cast: dict[s
     assert cast["bob"].take()[0]["type"] == "welcome"
 
 
-def test_a_refused_rule_is_logged_as_what_happened(
-    cast: dict[str, Member], caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_refused_rule_is_logged_as_what_happened(cast: dict[str, Member], caplog: pytest.LogCaptureFixture) -> None:
     """The server log says "muted bob tried to speak", not "protocol error from bob"."""
     cast["teacher"].send(type="mute", nick="bob")
     settle(*cast.values())
@@ -553,9 +551,12 @@ def test_operator_actions_are_audited_with_who_whom_and_where(
         cast["teacher"].send(type="lock")
         cast["bob"].send(type="announce", text="me too")
     lines = [r.getMessage() for r in caplog.records if r.name == "chatsrv.audit"]
-    assert any(l.startswith("audit: mute by teacher [tcp 127.0.0.1:") and "bob [tcp 127.0.0.2:" in l for l in lines), lines
+    assert any(l.startswith("audit: mute by teacher [tcp 127.0.0.1:") and "bob [tcp 127.0.0.2:" in l for l in lines), (
+        lines
+    )
     assert any(
-        l.startswith("audit: kick by teacher [tcp 127.0.0.1:") and "carol [tcp 127.0.0.3:" in l and "rude" in l for l in lines
+        l.startswith("audit: kick by teacher [tcp 127.0.0.1:") and "carol [tcp 127.0.0.3:" in l and "rude" in l
+        for l in lines
     ), lines
     assert any(l.startswith("audit: lock by teacher [tcp 127.0.0.1:") and "room lobby" in l for l in lines), lines
     assert any(l.startswith("audit: refused announce by bob [tcp 127.0.0.2:") for l in lines), lines

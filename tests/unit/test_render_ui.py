@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chatclient.lines import Line
 from chatclient.render import (
     NICK_COLUMN,
     cell_width,
@@ -18,7 +19,7 @@ from chatclient.render import (
     status_bar,
     wrap,
 )
-from chatclient.state import ClientState, Line
+from chatclient.state import ClientState
 from lanchat.display import COMPACT_RUN
 
 TS = time.mktime((2024, 5, 6, 9, 7, 0, 0, 0, -1))

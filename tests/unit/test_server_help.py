@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from chatsrv.app import build_parser as server_parser
 from chatsrv.app import teacher_lines
+from chatsrv.options import build_parser as server_parser
 from lanchat_lab.cli import build_parser as lab_parser
 
 

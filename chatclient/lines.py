@@ -1,0 +1,61 @@
+"""A display line: the `Line` record, and the small pure pieces of a line's text (the date people read,
+word boundaries for mentions, one line for a burst of joins or leaves).
+
+Pure and leaf-like: imports only `lanchat.i18n`. `chatclient.state` makes the lines, `chatclient.render`
+and the faces show them.
+"""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from lanchat.i18n import _
+
+
+def _date(ts: float) -> str:
+    """A day and time people read at a glance: "Fri 4 Dec 2026, 16:40" (local time)."""
+    moment = time.localtime(ts)
+    return f"{time.strftime('%a', moment)} {moment.tm_mday} {time.strftime('%b %Y, %H:%M', moment)}"
+
+
+def _is_word_char(char: str) -> bool:
+    """Part of a word for mention matching; wide (CJK) text has no spaces, so not."""
+    return (char.isalnum() or char in "_-") and unicodedata.east_asian_width(char) not in ("W", "F")
+
+
+BURST_NAMES = 3  # nicks named in a burst's line before "and N more"
+
+
+def _burst_line(key: tuple[str, str], nicks: list[str], room: Any, ts: Any) -> Line:
+    """One display line for consecutive joins, or leaves for one reason."""
+    what, reason = key
+    if len(nicks) == 1:
+        if what == "joined":
+            text = _("{nick} joined {room}").format(nick=nicks[0], room=room)
+        else:
+            text = _("{nick} left ({reason})").format(nick=nicks[0], reason=reason)
+        return Line("presence", text, ts, nicks[0])
+    named = ", ".join(nicks[:BURST_NAMES])
+    more = len(nicks) - BURST_NAMES
+    listing = _("{names}, and {count} more").format(names=named, count=more) if more > 0 else named
+    if what == "joined":
+        head = _("{count} joined {room}").format(count=len(nicks), room=room)
+    else:
+        head = _("{count} left ({reason})").format(count=len(nicks), reason=reason)
+    return Line("presence", _("{head}: {listing}").format(head=head, listing=listing), ts)
+
+
+@dataclass(frozen=True)
+class Line:
+    """One thing to show. `kind` picks the style; text fields are untrusted."""
+
+    kind: str  # message, own, action, whisper_in, whisper_out, presence, notice, error, info
+    text: str
+    ts: float | None = None
+    nick: str = ""
+    target: str = ""
+    mention: bool = False
+    operator: bool = False  # a message the server marked as an operator's (docs/protocol.md §9.4)
