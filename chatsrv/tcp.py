@@ -168,6 +168,8 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
     session: Session | None  # None: the service refused the connection
     ticket: Ticket | None  # this connection's place among the newcomers until its hello; None: none held
     accepted: float  # time.monotonic() when the connection was taken; the hello deadline counts from it
+    outbox_class: type[TCPOutbox] = TCPOutbox  # how payloads become bytes on this port (the text door: lines)
+    refused_line = "refused"  # the console line's first word for a refused connection
 
     def setup(self) -> None:
         """Configure the socket and ask the service to admit the connection; a refusal is told, then sent."""
@@ -175,7 +177,7 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
         self.accepted = time.monotonic()
         self.ticket = None
         configure_socket(self.request, server.send_buffer)
-        self.outbox = TCPOutbox(self.request, server.combiner, server.outbox_limit, server.backpressure)
+        self.outbox = self.outbox_class(self.request, server.combiner, server.outbox_limit, server.backpressure)
         try:
             self.ticket = server.newcomers.take(self.client_address)
             self.session = server.service.connect(self.outbox, self.client_address, "tcp", server.max_frame)
@@ -183,10 +185,16 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
         except ProtocolError as error:
             self.session = None
             self._no_longer_new()
-            server.service.log_refusal(self.client_address, f"refused {_peer(self.client_address)}: {error.message}")
+            line = f"{self.refused_line} {_peer(self.client_address)}: {error.message}"
+            server.service.log_refusal(self.client_address, line)
             self.outbox.put([encode_payload(error.payload())], 1)
             self.outbox.close()
             self.outbox.flush()
+            return
+        self.admitted(self.session)
+
+    def admitted(self, session: Session) -> None:
+        """The service took the connection (a hook: the text door greets here)."""
 
     def handle(self) -> None:
         """Read until the peer or the service ends the session: frames to the service, one batch per recv."""

@@ -26,18 +26,16 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
-import socketserver
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from chatsrv.outbox import CLOSE_GRACE, TCPOutbox
+from chatsrv.outbox import TCPOutbox
 from chatsrv.ratelimit import TokenBucket
 from chatsrv.service import ChatService
 from chatsrv.session import Session
-from chatsrv.tcp import RECV_SIZE, ChatTCPServer, Ticket, configure_socket
+from chatsrv.tcp import RECV_SIZE, ChatRequestHandler, ChatTCPServer
 from lanchat.display import safe_text
 from lanchat.wire import ProtocolError, encode_payload
 
@@ -358,39 +356,25 @@ class TextOutbox(TCPOutbox):
 # --- the connection -----------------------------------------------------------
 
 
-class TextDoorHandler(socketserver.BaseRequestHandler):
-    """One `nc` or telnet connection: lines in, the service's payloads out as lines."""
+class TextDoorHandler(ChatRequestHandler):
+    """One `nc` or telnet connection: lines in, the service's payloads out as lines.
+
+    Admitted, counted as a newcomer and ended exactly as a framed connection
+    (chatsrv.tcp.ChatRequestHandler); only reading (`handle`) and the outbox's
+    encoding differ.
+    """
 
     server: TextDoorServer
-    request: socket.socket
     outbox: TextOutbox
-    session: Session | None
+    outbox_class = TextOutbox
+    refused_line = "text door refused"
 
-    def setup(self) -> None:
-        server = self.server
-        configure_socket(self.request, server.send_buffer)
-        self.outbox = TextOutbox(self.request, server.combiner, server.outbox_limit, server.backpressure)
+    def admitted(self, session: Session) -> None:
+        """Greet the person, and give the door's own answers (a bad line, /help) the service's rate limit."""
         self.hello: dict[str, Any] = {}
-        self.accepted = time.monotonic()
-        self.ticket: Ticket | None = None
-        try:
-            # A door connection that has no nick yet is a newcomer like a framed one: the same caps
-            # (chatsrv.tcp.Newcomers), so idle door connections cannot hold the server's threads.
-            self.ticket = server.newcomers.take(self.client_address)
-            self.session = server.service.connect(self.outbox, self.client_address, "tcp", server.max_frame)
-            self.ticket.session = self.session
-        except ProtocolError as error:
-            self.session = None
-            self._no_longer_new()
-            server.service.log_refusal(self.client_address, f"text door refused {self.client_address}: {error.message}")
-            self.outbox.put([encode_payload(error.payload())], 1)
-            self.outbox.close()
-            self.outbox.flush()
-            return
-        self.session.extra["door"] = "text"
-        # The door's own answers (a bad line, /help) follow the service's rate limit too,
-        # so bad lines cannot make the server write faster than good ones.
-        service = server.service
+        session.extra["door"] = "text"
+        # So bad lines cannot make the server write faster than good ones.
+        service = self.server.service
         self.answers = TokenBucket(service.rate, service.burst, service.clock())
         self.outbox.answer(GREETING)
 
@@ -424,11 +408,6 @@ class TextDoorHandler(socketserver.BaseRequestHandler):
             if self.ticket is not None and session.joined:
                 self._no_longer_new()
                 self.request.settimeout(None)  # from now on keepalive watches the peer
-
-    def _no_longer_new(self) -> None:
-        if self.ticket is not None:
-            self.server.newcomers.give_back(self.ticket)
-            self.ticket = None
 
     def _lines(self, session: Session, lines: list[bytes | Overlong]) -> None:
         """Every line one recv delivered: payloads in one batch, as a framed client's frames are."""
@@ -501,14 +480,6 @@ class TextDoorHandler(socketserver.BaseRequestHandler):
         if batch and not session.closed:
             self.server.service.receive(session, batch)
         batch.clear()
-
-    def finish(self) -> None:
-        self._no_longer_new()
-        if self.session is None:
-            return
-        self.server.service.disconnect(self.session, "lost")
-        self.outbox.cut()
-        self.outbox.join(CLOSE_GRACE + 1)
 
 
 class TextDoorServer(ChatTCPServer):
