@@ -52,6 +52,11 @@ class Command:
     operator: bool = False  # only operators may use it (listed apart in /help)
 
 
+def _this_room_or_all(kind: str, argument: str) -> Send:
+    """`/lock` or `/unlock`: this room, or every room with `all`."""
+    return Send({"type": kind, "all": True} if argument.strip().lower() == "all" else {"type": kind})
+
+
 def _needs(argument: str, usage: str, name: str, make: Callable[[str], Action]) -> Action:
     if not argument:
         return Problem(_("usage: /{name} {usage}").format(name=name, usage=usage))
@@ -228,14 +233,14 @@ OPERATOR_COMMANDS: list[Command] = [
         "lock",
         "[all]",
         N_("only operators may speak in this room (all: in every room, and nobody else changes rooms)"),
-        lambda a: Send({"type": "lock", "all": True} if a.strip().lower() == "all" else {"type": "lock"}),
+        lambda a: _this_room_or_all("lock", a),
         operator=True,
     ),
     Command(
         "unlock",
         "[all]",
         N_("everyone may speak in this room again (all: in every room)"),
-        lambda a: Send({"type": "unlock", "all": True} if a.strip().lower() == "all" else {"type": "unlock"}),
+        lambda a: _this_room_or_all("unlock", a),
         operator=True,
     ),
     Command(
