@@ -22,6 +22,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from lanchat.reasons import Said, say
 from lanchat.wire import ProtocolError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -192,20 +193,20 @@ class Access:
 
     # --- addresses --------------------------------------------------------
 
-    def refusal(self, address: Any) -> str | None:
+    def refusal(self, address: Any) -> Said | None:
         """Why `address` may not connect, or None when it may."""
         if not (self.allow or self.deny or self.banned):
             return None  # the common case costs one test
         ip = host_address(address)
         if ip is None:
-            return "this server accepts only IP addresses" if self.allow else None
+            return say("ip_only") if self.allow else None
         key = address_key(ip)
         if key in self.banned:
-            return f"{key} is banned from this server (an operator can lift it with /unban)"
+            return say("banned", host=key)
         if any(ip in network for network in self.deny):
-            return f"{ip} is not allowed on this server"
+            return say("address_refused", host=str(ip))
         if self.allow and not any(ip in network for network in self.allow):
-            return f"{ip} is not allowed on this server"
+            return say("address_refused", host=str(ip))
         return None
 
     def check_address(self, address: Any) -> None:
@@ -241,11 +242,11 @@ class Access:
         wait = self.failures.wait_left(host, now)
         if wait > 0:
             raise ProtocolError(
-                "auth_failed", f"too many wrong passwords from {host}: try again in {math.ceil(wait)} s", fatal=True
+                "auth_failed", say("password_wait", host=host, seconds=math.ceil(wait)), fatal=True
             )
         if given is None:
-            raise ProtocolError("auth_failed", "this server needs a password", fatal=True)
+            raise ProtocolError("auth_failed", say("password_needed"), fatal=True)
         if not secrets_match(given, self.password):
             self.failures.failed(host, now)
-            raise ProtocolError("auth_failed", "wrong password", fatal=True)
+            raise ProtocolError("auth_failed", say("password_wrong"), fatal=True)
         self.failures.succeeded(host)

@@ -22,6 +22,7 @@ from chatsrv.mistakes import MAX_ADDRESSES, MistakeLog, left_out_note
 from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Registry
 from chatsrv.session import Outbox, Session
+from lanchat.reasons import say
 from lanchat.wire import ProtocolError
 
 log = logging.getLogger("chatsrv")
@@ -55,11 +56,11 @@ class Admission:
         with self.registry.lock:
             self.access.check_address(address)
             if self.max_clients and len(self.sessions) >= self.max_clients:
-                raise ProtocolError("server_full", f"the server is full ({self.max_clients} users)", fatal=True)
+                raise ProtocolError("server_full", say("server_full", limit=self.max_clients), fatal=True)
             host = address_key(address)  # an IPv6 /64 is one host (chatsrv.access)
             if self.max_per_ip and self._per_host[host] >= self.max_per_ip:
                 raise ProtocolError(
-                    "server_full", f"too many connections from {host} (limit {self.max_per_ip})", fatal=True
+                    "server_full", say("too_many_from", host=host, limit=self.max_per_ip), fatal=True
                 )
             now = self.clock()
             self._spend_session_budget(host, now)

@@ -23,6 +23,7 @@ from chatsrv.ratelimit import TokenBucket
 from chatsrv.replies import SEQ_ROOM, fit_list
 from chatsrv.rooms import Registry, Room
 from chatsrv.session import Session
+from lanchat.reasons import say
 from lanchat.wire import ProtocolError, encode_payload
 
 # Pings have their own budget (docs/protocol.md §7.1): a ping costs the server
@@ -106,7 +107,7 @@ class Answers:
             if budget is None:
                 budget = self._ping_budgets[session] = TokenBucket(PING_RATE, PING_BURST, now)
             if not budget.allow(now):
-                raise ProtocolError("rate_limited", f"at most {PING_RATE:g} pings per second; slow down")
+                raise ProtocolError("rate_limited", say("pings_too_fast", rate=PING_RATE))
         self.fanout.queue(session, encode_payload({"type": "pong", "id": ping.id, "t": ping.t, "ts": now}))
 
     def _stats(self, session: Session, message: Stats, now: float) -> None:

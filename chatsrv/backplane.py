@@ -61,6 +61,7 @@ from chatsrv.rooms import Room
 from chatsrv.service import ChatService
 from chatsrv.session import Session
 from chatsrv.standins import StandInOutbox, StandIns
+from lanchat.reasons import Said, say
 from lanchat.wire import encode_payload
 
 log = logging.getLogger("chatsrv")
@@ -81,8 +82,8 @@ RAISE_IDS = (
     "local now = tonumber(redis.call('GET', KEYS[1]) or '0') "
     "if now < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end return 0"
 )
-LOCAL_NOTICE = "the link to the other chat servers is lost: until it is back, only people on this server hear you"
-BACK_NOTICE = "the link to the other chat servers is back: everyone hears you again"
+LOCAL_NOTICE = say("backplane_lost")  # lanchat.reasons: the English text, its key for the client's language
+BACK_NOTICE = say("backplane_back")
 
 
 class Backplane(StandIns):
@@ -533,8 +534,8 @@ class Backplane(StandIns):
                 self._forget_node(node, now)
             self._tell_everyone(LOCAL_NOTICE, now)
 
-    def _tell_everyone(self, text: str, now: float) -> None:
-        notice = encode_payload({"type": "notice", "text": text, "event": "backplane", "ts": now})
+    def _tell_everyone(self, text: Said, now: float) -> None:
+        notice = encode_payload({"type": "notice", **text.fields(), "event": "backplane", "ts": now})
         for session in self.service.sessions:
             if session.joined:
                 self.service.fanout.queue(session, notice)

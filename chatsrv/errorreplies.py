@@ -22,6 +22,7 @@ from chatsrv.fanout import FanOut
 from chatsrv.mistakes import MistakeLog, left_out_note
 from chatsrv.moderation import Refusal
 from chatsrv.session import Session
+from lanchat.reasons import say
 from lanchat.wire import ProtocolError, encode_payload
 
 log = logging.getLogger("chatsrv")
@@ -110,7 +111,7 @@ class ErrorReplies:
         session.errors_in_a_row += 1
         if session.closed:
             return
-        error = ProtocolError("internal_error", "the server failed to handle this payload; it was ignored")
+        error = ProtocolError("internal_error", say("internal_error"))
         self.fanout.queue(session, encode_payload(error.payload()))
         if session.errors_in_a_row >= self.max_errors:
             log.warning("%s: %d errors in a row, closing", session.describe(), session.errors_in_a_row)

@@ -15,7 +15,7 @@ Kept off the hot path: `active` is False until an operator mutes someone,
 locks a room or turns on slow mode, and the service looks at nothing else
 here before a `say` while it is False.
 
-Imports only lanchat.wire and chatsrv.session (for the type).
+Imports only lanchat.wire, lanchat.reasons and chatsrv.session (for the type).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 
 from chatsrv.session import Session
+from lanchat.reasons import Said, say
 from lanchat.wire import ProtocolError
 
 MAX_OP_TRIES = 5  # wrong operator secrets before the connection is closed
@@ -37,7 +38,9 @@ class Refusal(ProtocolError):
     drops to debug (one console line per refusal).
     """
 
-    def __init__(self, code: str, message: str, summary: str, *, fatal: bool = False, audited: bool = False) -> None:
+    def __init__(
+        self, code: str, message: str | Said, summary: str, *, fatal: bool = False, audited: bool = False
+    ) -> None:
         super().__init__(code, message, fatal=fatal)
         self.summary = summary
         self.audited = audited
@@ -123,16 +126,14 @@ class Moderation:
             self._update()
         return ended
 
-    def _mute_problem(self, session: Session, now: float) -> str | None:
+    def _mute_problem(self, session: Session, now: float, what: str) -> Said | None:
+        """The refusal `what` (lanchat.reasons: muted_say, muted_whisper, muted_rename) if `session` is muted."""
         mute = self.mute_of((session.nick or "").casefold(), now)
         if mute is None:
             return None
-        how_long = (
-            "until an operator unmutes you"
-            if mute.until is None
-            else f"for {minutes_left(mute.until, now)} more minute(s)"
-        )
-        return f"you are muted by {mute.by} {how_long}"
+        if mute.until is None:
+            return say(what, by=mute.by)
+        return say(what + "_for", by=mute.by, minutes=minutes_left(mute.until, now))
 
     # --- rooms ------------------------------------------------------------
 
@@ -166,24 +167,20 @@ class Moderation:
         if session in self.operators:
             return
         nick = session.nick or "?"
-        problem = self._mute_problem(session, now)
+        problem = self._mute_problem(session, now, "muted_say")
         if problem is not None:
-            raise Refusal(
-                "not_allowed",
-                f"{problem}: you can read and whisper to operators, but the room does not hear you",
-                f"muted {nick} tried to speak",
-            )
+            raise Refusal("not_allowed", problem, f"muted {nick} tried to speak")
         if self.lock_all is not None:
             raise Refusal(
                 "not_allowed",
-                f"{self.lock_all} locked every room: only operators may speak until it is unlocked",
+                say("locked_all_say", by=self.lock_all),
                 f"{nick} tried to speak while every room is locked",
             )
         locker = self.locked.get(room_key)
         if locker is not None:
             raise Refusal(
                 "not_allowed",
-                f"the room is locked by {locker}: only operators may speak until it is unlocked",
+                say("locked_room_say", by=locker),
                 f"{nick} tried to speak in a locked room",
             )
         gap = self.slow.get(room_key)
@@ -193,7 +190,7 @@ class Moderation:
                 wait = math.ceil(gap - (now - last))
                 raise Refusal(
                     "rate_limited",
-                    f"slow mode: one message every {gap:g} s here; wait {wait} s",
+                    say("slow_mode", gap=gap, wait=wait),
                     f"{nick} tried to speak too soon in a slow room",
                 )
             self.last_said[(room_key, session)] = now
@@ -202,21 +199,21 @@ class Moderation:
         """A muted member may still whisper, but only to operators (to ask to be unmuted)."""
         if session in self.operators or target in self.operators:
             return
-        problem = self._mute_problem(session, now)
+        problem = self._mute_problem(session, now, "muted_whisper")
         if problem is not None:
             raise Refusal(
                 "not_allowed",
-                f"{problem}: you may whisper only to operators",
+                problem,
                 f"muted {session.nick} tried to whisper to {target.nick}",
             )
 
     def check_rename(self, session: Session, now: float) -> None:
         """A muted member keeps its nick: the mute belongs to it, and renames reach the room."""
-        problem = self._mute_problem(session, now)
+        problem = self._mute_problem(session, now, "muted_rename")
         if problem is not None and session not in self.operators:
             raise Refusal(
                 "not_allowed",
-                f"{problem}: you cannot change your nick while muted",
+                problem,
                 f"muted {session.nick} tried to change nick",
             )
 
@@ -225,6 +222,6 @@ class Moderation:
         if self.lock_all is not None and session not in self.operators:
             raise Refusal(
                 "not_allowed",
-                f"{self.lock_all} locked every room: stay where you are until it is unlocked",
+                say("locked_all_join", by=self.lock_all),
                 f"{session.nick} tried to move to {room_name} while every room is locked",
             )

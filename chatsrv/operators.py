@@ -44,6 +44,7 @@ from chatsrv.moderation import Moderation, Refusal, minutes_left
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Session
 from chatsrv.store import Event, Store
+from lanchat.reasons import VOCABULARY, Said, Scalar, say
 from lanchat.wire import ProtocolError, encode_payload
 
 audit = logging.getLogger("chatsrv.audit")
@@ -118,21 +119,23 @@ class OperatorDesk:
     # --- helpers ----------------------------------------------------------
 
     @staticmethod
-    def _notice(event: str | None, text: str, now: float, **fields: Any) -> bytes:
+    def _notice(event: str | None, text: str | Said, now: float, **fields: Any) -> bytes:
         """A `notice` a plain client shows as text; `event` and fields let a smart one update its state."""
-        payload: dict[str, Any] = {"type": "notice", "text": text}
+        payload: dict[str, Any] = {"type": "notice", **(text.fields() if isinstance(text, Said) else {"text": text})}
         if event is not None:
             payload["event"] = event
         payload.update({name: value for name, value in fields.items() if value is not None})
         payload["ts"] = now
         return encode_payload(payload)
 
-    def _require_operator(self, session: Session, action: str) -> None:
+    def _require_operator(self, session: Session, command: str) -> None:
+        """Refuse unless `session` is an operator; `command` is a key of lanchat.reasons' `action` words."""
         if not self.moderation.is_operator(session):
+            action = VOCABULARY["action"][command]
             audit.info("audit: refused %s by %s: not an operator", action, _who(session))
             raise Refusal(
                 "not_allowed",
-                f"only operators may {action}; the teacher becomes one with /op SECRET",
+                say("op_required", action=command),
                 f"{session.nick} tried to {action} but is not an operator",
                 audited=True,
             )
@@ -140,7 +143,7 @@ class OperatorDesk:
     def _member(self, nick: str) -> Session:
         target = self.service.registry.find(nick)
         if target is None:
-            raise ProtocolError("no_such_user", f'nobody called "{nick}" is here')
+            raise ProtocolError("no_such_user", say("no_such_user", nick=nick))
         return target
 
     def _room_of(self, session: Session) -> Room:
@@ -154,14 +157,15 @@ class OperatorDesk:
         """Become an operator with the secret the server printed at start."""
         service = self.service
         if self.moderation.is_operator(session):
-            service.queue(session, self._notice(None, "you are already an operator", now))
+            service.queue(session, self._notice(None, say("already_operator"), now))
             return
         host = str(host_address(session.address) or session.address)
         wait = self.access.failures.wait_left(host, now)
+        facts: dict[str, Scalar]
         if wait > 0:
-            problem = f"too many wrong secrets from {host}: try again in {math.ceil(wait)} s"
+            problem, facts = "op_secret_wait", {"host": host, "seconds": math.ceil(wait)}
         elif self.op_secret is None:
-            problem = "this server has no operator secret"
+            problem, facts = "op_secret_none", {}
         elif secrets_match(message.secret, self.op_secret):
             self.moderation.grant(session)
             self.access.failures.succeeded(host)
@@ -171,7 +175,7 @@ class OperatorDesk:
                 room,
                 {
                     "type": "notice",
-                    "text": f"{session.nick} is now an operator",
+                    **say("now_operator", nick=session.nick or "").fields(),
                     "event": "op",
                     "nick": session.nick,
                     "room": room.name,
@@ -181,16 +185,17 @@ class OperatorDesk:
             return
         else:
             self.access.failures.failed(host, now)
-            problem = "wrong operator secret"
+            problem, facts = "op_secret_wrong", {}
         left = self.moderation.wrong_secret(session)
-        audit.warning("audit: op refused for %s: %s (%d tries left)", _who(session), problem, left)
-        summary = f"{session.nick} was refused as operator: {problem}"  # the audit line above says it
         if left == 0:
-            raise Refusal(
-                "not_allowed", f"{problem}; {self.moderation.max_op_tries} wrong tries, closing", summary,
-                fatal=True, audited=True,
-            )
-        raise Refusal("not_allowed", f"{problem} ({left} tries left on this connection)", summary, audited=True)
+            said = say(problem + "_closing", tries=self.moderation.max_op_tries, **facts)
+        else:
+            said = say(problem, left=left, **facts)
+        # The log says what was wrong, without the tries (the sentence before "(" or ";").
+        what = said.text.split(" (")[0].split(";")[0]
+        audit.warning("audit: op refused for %s: %s (%d tries left)", _who(session), what, left)
+        summary = f"{session.nick} was refused as operator: {what}"  # the audit line above says it
+        raise Refusal("not_allowed", said, summary, fatal=left == 0, audited=True)
 
     # --- members ----------------------------------------------------------
 
@@ -200,7 +205,7 @@ class OperatorDesk:
         self._require_operator(session, action)
         target = self._member(kick.nick)
         if self.moderation.is_operator(target):
-            raise ProtocolError("not_allowed", f"{target.nick} is an operator: operators cannot be kicked")
+            raise ProtocolError("not_allowed", say("op_not_kickable", nick=target.nick or ""))
         service = self.service
         details: dict[str, Any] = {"by": session.nick}
         if kick.reason:
@@ -209,9 +214,9 @@ class OperatorDesk:
         ip = host_address(target.address)
         if kick.ban:
             if ip is None:
-                raise ProtocolError("not_allowed", f"{target.nick} has no IP address to ban")
+                raise ProtocolError("not_allowed", say("ban_no_address", nick=target.nick or ""))
             if any(host_address(operator.address) == ip for operator in self.moderation.operators):
-                raise ProtocolError("not_allowed", f"cannot ban {ip}: an operator is connected from that address")
+                raise ProtocolError("not_allowed", say("ban_operator_address", address=str(ip)))
             self.access.ban(ip)
             details["ban"] = True
             # A ban is for the address: its other connections go too.
@@ -232,10 +237,11 @@ class OperatorDesk:
         for member in leaving:
             service.drop(member, "kicked", details)
         if kick.ban:
-            text = f"you banned {target.nick} ({ip}); /unban {ip} lifts it"
+            text = say("you_banned", nick=target.nick or "", address=str(ip))
             service.queue(session, self._notice("ban", text, now, nick=target.nick, address=str(ip)))
         elif not saw_it:
-            service.queue(session, self._notice("kick", f"you kicked {target.nick}", now, nick=target.nick))
+            told = say("you_kicked", nick=target.nick or "")
+            service.queue(session, self._notice("kick", told, now, nick=target.nick))
 
     def unban(self, session: Session, unban: Unban, now: float) -> None:
         self._require_operator(session, "unban")
@@ -243,7 +249,7 @@ class OperatorDesk:
         assert ip is not None  # the parser checked it
         found = self.access.unban(ip)
         audit.info("audit: unban by %s -> %s%s", _who(session), ip, "" if found else " (was not banned)")
-        text = f"{ip} may connect again" if found else f"{ip} was not banned"
+        text = say("unbanned" if found else "not_banned", address=str(ip))
         self.service.queue(session, self._notice("unban" if found else None, text, now, address=str(ip)))
 
     def mute(self, session: Session, mute: Mute, now: float) -> None:
@@ -251,23 +257,19 @@ class OperatorDesk:
         self._require_operator(session, "mute")
         target = self._member(mute.nick)
         if self.moderation.is_operator(target):
-            raise ProtocolError("not_allowed", f"{target.nick} is an operator: operators cannot be muted")
+            raise ProtocolError("not_allowed", say("op_not_mutable", nick=target.nick or ""))
         assert target.nick is not None and session.nick is not None
         until = now + mute.minutes * 60 if mute.minutes else None
         self.moderation.mute(name_key(target.nick), session.nick, until)
         room = self.service.registry.room_of(target)
         self._record("mute", now, session, room, to=target.nick, reason=_duration(mute.minutes))
         audit.info("audit: mute by %s -> %s %s", _who(session), _who(target), _duration(mute.minutes))
-        how_long = f"for {mute.minutes:g} minute(s)" if mute.minutes else "until an operator unmutes you"
-        told = (
-            f"{session.nick} muted you {how_long}: "
-            "you can read and whisper to operators, but the room does not hear you"
-        )
+        timed = {"minutes": mute.minutes} if mute.minutes else {}
+        told = say("muted_you_for" if timed else "muted_you", by=session.nick, **timed)
         fields = {"nick": target.nick, "by": session.nick, "minutes": mute.minutes}
         self.service.queue(target, self._notice("mute", told, now, **fields))
-        self.service.queue(
-            session, self._notice("mute", f"you muted {target.nick} {_duration(mute.minutes)}", now, **fields)
-        )
+        done = say("you_muted_for" if timed else "you_muted", nick=target.nick, **timed)
+        self.service.queue(session, self._notice("mute", done, now, **fields))
 
     def unmute(self, session: Session, unmute: Unmute, now: float) -> None:
         self._require_operator(session, "unmute")
@@ -276,24 +278,26 @@ class OperatorDesk:
         # A mute belongs to the nick, so it can be lifted while its owner is away.
         if not self.moderation.unmute(name_key(unmute.nick)):
             if target is None:
-                raise ProtocolError("no_such_user", f'nobody called "{unmute.nick}" is here or muted')
-            self.service.queue(session, self._notice(None, f"{nick} was not muted", now))
+                raise ProtocolError("no_such_user", say("no_such_muted", nick=unmute.nick))
+            self.service.queue(session, self._notice(None, say("not_muted", nick=nick), now))
             return
         audit.info("audit: unmute by %s -> %s", _who(session), _who(target) if target is not None else nick)
         self._record("unmute", now, session, self.service.registry.room_of(target) if target else None, to=nick)
         fields = {"nick": nick, "by": session.nick}
         if target is not None:
-            told = f"{session.nick} unmuted you: the room hears you again"
+            told = say("unmuted_you", by=session.nick or "")
             self.service.queue(target, self._notice("unmute", told, now, **fields))
-        self.service.queue(session, self._notice("unmute", f"you unmuted {nick}", now, **fields))
+        self.service.queue(session, self._notice("unmute", say("you_unmuted", nick=nick), now, **fields))
 
     # --- rooms ------------------------------------------------------------
 
-    def _tell_room(self, session: Session, event: str, text: str, now: float, **fields: Any) -> Room:
+    def _tell_room(self, session: Session, event: str, key: str, now: float, **fields: Any) -> Room:
+        """A notice to the operator's room: the sentence `key` (lanchat.reasons) with `by`, `room` and `fields`."""
         room = self._room_of(session)
+        facts = {"by": session.nick or "", "room": room.name, **{k: v for k, v in fields.items() if v is not None}}
         payload: dict[str, Any] = {
             "type": "notice",
-            "text": text,
+            **say(key, **facts).fields(),
             "event": event,
             "room": room.name,
             "by": session.nick,
@@ -303,9 +307,9 @@ class OperatorDesk:
         self.service.broadcast(room, payload)
         return room
 
-    def _tell_everyone(self, session: Session, event: str, text: str, now: float) -> None:
+    def _tell_everyone(self, session: Session, event: str, key: str, now: float) -> None:
         """A notice with `all` to every member in every room, and one transcript event per room with members."""
-        body = self._notice(event, text, now, by=session.nick, all=True)
+        body = self._notice(event, say(key, by=session.nick or ""), now, by=session.nick, all=True)
         for member in self.service.registry.members():
             self.service.queue(member, body)
         for room in list(self.service.registry.rooms.values()):
@@ -317,69 +321,51 @@ class OperatorDesk:
 
         With `all`: in every room, and only operators may change rooms.
         """
-        self._require_operator(session, "lock rooms" if message.all else "lock a room")
+        self._require_operator(session, "lock_rooms" if message.all else "lock_room")
         assert session.nick is not None
         if message.all:
             self.moderation.set_lock_all(session.nick)
             audit.info("audit: lock by %s -> every room", _who(session))
-            text = (
-                f"{session.nick} locked every room: only operators may speak or change rooms until it is unlocked"
-            )
-            self._tell_everyone(session, "lock", text, now)
+            self._tell_everyone(session, "lock", "locked_all", now)
             return
         room = self._room_of(session)
         self.moderation.lock(room.key, session.nick)
         audit.info("audit: lock by %s -> room %s", _who(session), room.name)
         self._record("lock", now, session, room)
-        self._tell_room(
-            session,
-            "lock",
-            f"{session.nick} locked {room.name}: only operators may speak here until it is unlocked",
-            now,
-        )
+        self._tell_room(session, "lock", "locked_room", now)
 
     def unlock(self, session: Session, message: Unlock, now: float) -> None:
-        self._require_operator(session, "unlock rooms" if message.all else "unlock a room")
+        self._require_operator(session, "unlock_rooms" if message.all else "unlock_room")
         if message.all:
             self.moderation.set_lock_all(None)
             for key in list(self.moderation.locked):
                 self.moderation.unlock(key)
             audit.info("audit: unlock by %s -> every room", _who(session))
-            text = f"{session.nick} unlocked every room: everyone may speak and change rooms again"
-            self._tell_everyone(session, "unlock", text, now)
+            self._tell_everyone(session, "unlock", "unlocked_all", now)
             return
         room = self._room_of(session)
         self.moderation.unlock(room.key)
         audit.info("audit: unlock by %s -> room %s", _who(session), room.name)
         self._record("unlock", now, session, room)
-        self._tell_room(session, "unlock", f"{session.nick} unlocked {room.name}: everyone may speak again", now)
+        self._tell_room(session, "unlock", "unlocked_room", now)
 
     def slow(self, session: Session, slow: Slow, now: float) -> None:
         """A least gap between one member's messages in the operator's room (0: off)."""
-        self._require_operator(session, "set slow mode")
+        self._require_operator(session, "slow")
         room = self._room_of(session)
         self.moderation.set_slow(room.key, slow.seconds)
         audit.info("audit: slow by %s -> room %s: %g s", _who(session), room.name, slow.seconds)
         self._record("slow", now, session, room, reason=f"{slow.seconds:g} s" if slow.seconds > 0 else "off")
-        if slow.seconds > 0:
-            text = f"{session.nick} turned on slow mode in {room.name}: one message every {slow.seconds:g} s per person"
-        else:
-            text = f"{session.nick} turned off slow mode in {room.name}"
-        self._tell_room(session, "slow", text, now, seconds=slow.seconds)
+        self._tell_room(session, "slow", "slow_on" if slow.seconds > 0 else "slow_off", now, seconds=slow.seconds)
 
     def topic(self, session: Session, topic: Topic, now: float) -> None:
         """Set (or with no text clear) the topic shown in `welcome` and to the room."""
-        self._require_operator(session, "set the topic")
+        self._require_operator(session, "topic")
         room = self._room_of(session)
         room.topic = topic.text
         audit.info("audit: topic by %s -> room %s: %r", _who(session), room.name, topic.text)
         self._record("topic", now, session, room, text=topic.text)
-        if topic.text is None:
-            self._tell_room(session, "topic", f"{session.nick} cleared the topic of {room.name}", now)
-        else:
-            self._tell_room(
-                session, "topic", f"{session.nick} set the topic of {room.name}: {topic.text}", now, topic=topic.text
-            )
+        self._tell_room(session, "topic", "topic_cleared" if topic.text is None else "topic_set", now, topic=topic.text)
 
     def announce(self, session: Session, announce: Announce, now: float) -> None:
         """A notice to every member in every room, encoded once."""

@@ -18,6 +18,7 @@ from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Session
 from chatsrv.store import Event, Store
+from lanchat.reasons import say
 from lanchat.wire import ProtocolError, encode_payload
 
 # Rooms (docs/protocol.md §7.1): at most `max_rooms` in memory; one member may
@@ -92,11 +93,11 @@ class RoomCache:
             if budget is None:
                 budget = self._room_budgets[session] = TokenBucket(ROOM_RATE, ROOM_BURST, now)
             if not budget.allow(now):
-                raise ProtocolError("rate_limited", "you are opening new rooms too fast; join one that exists (/rooms)")
+                raise ProtocolError("rate_limited", say("rooms_too_fast"))
         while self.max_rooms and len(self.registry.rooms) >= self.max_rooms:
             oldest = self.registry.discard_oldest_idle()
             if oldest is None:
-                raise ProtocolError("server_full", f"all {self.max_rooms} rooms are in use; join one of them (/rooms)")
+                raise ProtocolError("server_full", say("rooms_full", limit=self.max_rooms))
             self._forget_room(oldest)
         room = self.registry.ensure_room(name, now)
         if room.key in self._stored_rooms:

@@ -88,6 +88,7 @@ from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Session
 from chatsrv.store import Event, MemoryStore, Store
 from lanchat.protocol import FEATURES
+from lanchat.reasons import say
 from lanchat.wire import ProtocolError, decode_payload, encode_message, encode_payload
 
 log = logging.getLogger("chatsrv")
@@ -279,8 +280,8 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
                 if member not in self.sessions:
                     continue  # a member of another node (chatsrv.backplane): its own node tells it
                 log.info("mute of %s by %s ended", member.describe(), mute.by)
-                text = "your mute has ended: the room hears you again"
-                notice = {"type": "notice", "text": text, "event": "unmute", "nick": member.nick, "expired": True}
+                notice = {"type": "notice", **say("mute_ended").fields(), "event": "unmute", "nick": member.nick}
+                notice["expired"] = True
                 notice["ts"] = now
                 self.fanout.queue(member, encode_payload(notice))
                 room = self.registry.room_of(member)
@@ -290,8 +291,7 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
                 if muter is not None and self.moderation.is_operator(muter):
                     told.add(muter)
                 if told:
-                    text = f"the mute of {member.nick} has ended: the room hears them again"
-                    notice = {**notice, "text": text}
+                    notice = {**notice, **say("mute_ended_of", nick=member.nick).fields()}
                     for operator in told - {member}:
                         self.fanout.queue(operator, encode_payload(notice))
                 self.store.add(
@@ -307,7 +307,7 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
         if self.cluster is not None:
             self.cluster.moderation_changed(state)
 
-    def shutdown(self, text: str = "the server is shutting down") -> None:
+    def shutdown(self, text: str | None = None) -> None:
         """Tell everyone (a notice, then `left` reason shutdown) and close every outbox.
 
         The store gets who was where (not a leave per member), so the next
@@ -315,7 +315,8 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
         """
         with self.fanout.batch():
             now = self.clock()
-            notice = encode_payload({"type": "notice", "text": text, "ts": now})
+            words = say("shutting_down").fields() if text is None else {"text": text}
+            notice = encode_payload({"type": "notice", **words, "ts": now})
             closed = len(self.sessions)
             self.store.save_state(continuity.STOPPED, continuity.members_state(self.registry, now))
             for session in list(self.sessions):
@@ -422,7 +423,7 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
                 raise ProtocolError("not_joined", "say hello first; closing", fatal=True)
             raise ProtocolError("not_joined", 'send "hello" first')
         if session.joined and not isinstance(message, (Ping, Bye)) and not session.bucket.allow(now):
-            raise ProtocolError("rate_limited", "you are sending too fast; slow down")
+            raise ProtocolError("rate_limited", say("too_fast"))
         self._handlers[type(message)](session, message, now)
 
     def _hello(self, session: Session, hello: Hello, now: float) -> None:
@@ -437,7 +438,7 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
             raise ProtocolError("bad_request", "already joined: hello is only for the start of a session")
         self.access.check_password(session.address, hello.password, now)
         if self.registry.find(hello.nick) is not None or not self._claim(hello.nick):
-            raise ProtocolError("nick_taken", f'the nick "{hello.nick}" is already in use')
+            raise ProtocolError("nick_taken", say("nick_taken", nick=hello.nick))
         locked_out = self._locked_out_of(hello.room)
         room = self._open_room(session, DEFAULT_ROOM if locked_out else hello.room, now)
         self.registry.add(session, hello.nick, room)
@@ -447,8 +448,8 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
         self.member_joined(room, session, {"type": "joined", "nick": hello.nick, "room": room.name, "ts": now})
         self._welcome(session, room, now, first=True)
         if locked_out:
-            text = f"{self.moderation.lock_all} locked every room: you are in {room.name} until it is unlocked"
-            self.fanout.queue(session, encode_payload({"type": "notice", "text": text, "room": room.name, "ts": now}))
+            told = say("locked_out", by=self.moderation.lock_all or "", room=room.name).fields()
+            self.fanout.queue(session, encode_payload({"type": "notice", **told, "room": room.name, "ts": now}))
         # A member of the last run coming back soon after a restart is part of the one `restarted` event.
         back = self._returning.pop(name_key(hello.nick), None) is not None and now - self._started <= RETURN_WINDOW
         self.store.add(
@@ -493,7 +494,7 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
     def _whisper(self, session: Session, whisper: Whisper, now: float) -> None:
         target = self.registry.find(whisper.to)
         if target is None:
-            raise ProtocolError("no_such_user", f'nobody called "{whisper.to}" is here')
+            raise ProtocolError("no_such_user", say("no_such_user", nick=whisper.to))
         if self.moderation.active:
             self.moderation.check_whisper(session, target, now)
         body = encode_payload(
@@ -515,11 +516,11 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
             return
         holder = self.registry.find(nick.nick)
         if holder is not None and holder is not session:
-            raise ProtocolError("nick_taken", f'the nick "{nick.nick}" is already in use')
+            raise ProtocolError("nick_taken", say("nick_taken", nick=nick.nick))
         if self.moderation.active:
             self.moderation.check_rename(session, now)
         if holder is None and not self._claim(nick.nick):
-            raise ProtocolError("nick_taken", f'the nick "{nick.nick}" is already in use')
+            raise ProtocolError("nick_taken", say("nick_taken", nick=nick.nick))
         self.registry.rename(session, nick.nick)
         room = self.registry.room_of(session)
         log.info("rename: %s -> %s", old, nick.nick)
@@ -565,18 +566,18 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
         if not self.moderation.is_operator(session):
             audit.info("audit: refused close_room by %s: not an operator", session.describe())
             raise Refusal(
-                "not_allowed", "only operators may close a room; the teacher becomes one with /op SECRET",
+                "not_allowed", say("op_required", action="close_room"),
                 f"{session.nick} tried to close a room but is not an operator", audited=True,
             )
         lobby = self._open_room(session, DEFAULT_ROOM, now)
         room = self.registry.room(message.room)
         if room is lobby:
-            raise ProtocolError("not_allowed", f"{lobby.name} is where everyone starts: it cannot be closed")
+            raise ProtocolError("not_allowed", say("lobby_not_closable", room=lobby.name))
         name = room.name if room is not None else message.room
         moved = 0
         if room is not None:
-            text = f"{session.nick} closed {room.name}: everyone here moves to {lobby.name}"
-            notice = {"type": "notice", "text": text, "event": "close_room", "room": room.name, "by": session.nick}
+            said = say("room_closed", by=session.nick or "", room=room.name, lobby=lobby.name)
+            notice = {"type": "notice", **said.fields(), "event": "close_room", "room": room.name, "by": session.nick}
             self.broadcast(room, {**notice, "ts": now})
             for member in list(room.members.values()):
                 self._join(member, Join(lobby.name), now, by_operator=True)  # even during /lock all
@@ -588,7 +589,7 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
             del self._stored_rooms[key]
         self.store.forget_room(name, likeness_key)
         audit.info("audit: close_room by %s -> room %s (%d member(s) moved)", session.describe(), name, moved)
-        text = f"you closed {name} and deleted its history"
+        done = say("you_closed", room=name).fields()
         self.fanout.queue(
-            session, encode_payload({"type": "notice", "text": text, "event": "close_room", "room": name, "ts": now})
+            session, encode_payload({"type": "notice", **done, "event": "close_room", "room": name, "ts": now})
         )

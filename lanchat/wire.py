@@ -4,7 +4,7 @@ Owns: TCP framing (`encode_frame`, `FrameDecoder`), the JSON payload codec with
 its nesting limit, the cheap `seq` splice used by broadcasts, and
 `ProtocolError` with the error codes of section 6.
 
-Must not import: sockets, threads, clocks, or any other lanchat module. The
+Must not import: sockets, threads, clocks, or any lanchat module but lanchat.reasons. The
 client imports this module too, so it stays small and dependency free.
 """
 
@@ -15,6 +15,8 @@ import math
 import re
 import struct
 from typing import Any
+
+from lanchat.reasons import Said
 
 __all__ = [
     "DEFAULT_MAX_DATAGRAM",
@@ -68,16 +70,21 @@ class ProtocolError(Exception):
     frame, repeated abuse); adapters decide what closing means for them.
     """
 
-    def __init__(self, code: str, message: str, fatal: bool = False) -> None:
+    def __init__(self, code: str, message: str | Said, fatal: bool = False) -> None:
         if code not in ERROR_CODES:
             raise ValueError(f"unknown error code {code!r}")
-        super().__init__(f"{code}: {message}")
+        # A sentence from lanchat.reasons: its English is the message, its key and facts go along.
+        self.said = message if isinstance(message, Said) else None
+        text = message.text if isinstance(message, Said) else message
+        super().__init__(f"{code}: {text}")
         self.code = code
-        self.message = message
+        self.message = text
         self.fatal = fatal
 
     def payload(self) -> dict[str, Any]:
-        """The `error` payload that tells the peer about this error."""
+        """The `error` payload that tells the peer about this error (`reason`, `args`: docs/protocol.md §14)."""
+        if self.said is not None:
+            return {"type": "error", "code": self.code, **self.said.fields("message")}
         return {"type": "error", "code": self.code, "message": self.message}
 
 

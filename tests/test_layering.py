@@ -23,6 +23,7 @@ SHARED_RANKS = {
     "lanchat.i18n": 2,  # the chosen language and its catalogue; display width of text
     "lanchat.protocol": 1,
     "lanchat.display": 0,  # text from the network made safe to show: client, exports, text door
+    "lanchat.reasons": 0,  # the server's sentences as keys and facts: its English, the client's language
 }
 SERVER_RANKS = {
     "chatsrv": 0,  # __init__: the version
