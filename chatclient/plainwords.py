@@ -7,11 +7,20 @@ server's own message, which carries the facts (a length, a wait, who muted
 you). Programs keep the codes: line mode prints `for_scripts`, the server's
 `code: message` unchanged and then what to do in brackets
 (`chatclient.lineui`), the advice in the chosen language. Imports only
-lanchat.i18n: the sentences are marked with N_ here and translated when shown.
+lanchat.i18n and lanchat.reasons: the sentences are marked with N_ here and
+translated when shown.
+
+`server_words` is the server's own sentence (an error's `message`, a
+notice's `text`) in the chosen language, from the key and facts the server
+sends beside it (docs/protocol.md §14); the server's English when they do
+not make a sentence.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from lanchat import i18n, reasons
 from lanchat.i18n import N_, _
 
 # code -> (what happened, what to do). {message} is the server's text for this error
@@ -51,22 +60,38 @@ SELF_EXPLAINING: dict[tuple[str, str], str] = {
 UNKNOWN = (N_("The server refused that ({code}): {message}"), "")
 
 
-def explain(code: str, message: str, todo: str | None = None) -> str:
+def server_words(payload: dict[str, Any], text_field: str) -> str:
+    """The server's sentence under `text_field`, in the chosen language when its `reason` and `args` make one.
+
+    English shows the server's own text: it is the same sentence, from the server's copy of the table.
+    Whatever the server sent, this falls back to its text rather than fail (lanchat.reasons.render).
+    """
+    text = str(payload.get(text_field, ""))
+    if i18n.language() == i18n.ENGLISH or "reason" not in payload:
+        return text
+    told = reasons.render(payload.get("reason"), payload.get("args"), _)
+    return text if told is None else told
+
+
+def explain(code: str, message: str, todo: str | None = None, shown: str | None = None) -> str:
     """The sentence for people: what happened, with the server's message where it adds facts, and what to do
-    (`todo` replaces the table's advice where the client knows better, "" for none)."""
+    (`todo` replaces the table's advice where the client knows better, "" for none; `shown`, the message
+    in the chosen language (server_words), replaces the server's English in the sentence)."""
     message = _tidy(message)
     known = SELF_EXPLAINING.get((code, message))
     if known is not None:
         return _(known)
     what, advice = SENTENCES.get(code, UNKNOWN)
     todo = _(advice) if todo is None else todo  # the caller's own advice comes translated
-    what = _(what).format(code=code, message=message)
+    what = _(what).format(code=code, message=message if shown is None else _tidy(shown))
     return _("{what}: {todo}.").format(what=what, todo=todo) if todo else _("{what}.").format(what=what)
 
 
-def for_scripts(code: str, message: str, todo: str | None = None) -> str:
-    """Line mode: `code: message` as the server sent it (scripts match it), then what to do, in brackets."""
+def for_scripts(code: str, message: str, todo: str | None = None, shown: str | None = None) -> str:
+    """Line mode: `code: message` (scripts match the code; the message is `shown` when given, the server's
+    sentence in the chosen language), then what to do, in brackets."""
     todo = _(SENTENCES.get(code, UNKNOWN)[1]) if todo is None else todo
+    message = message if shown is None else shown
     return f"{code}: {message} [{todo}]" if todo else f"{code}: {message}"
 
 

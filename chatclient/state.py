@@ -555,16 +555,17 @@ class ClientState:
         told = self._moderation_event(event, p, now) if isinstance(event, str) else None
         if told == "":
             return []  # already said
-        return [Line("notice", told if told is not None else str(p.get("text", "")), p.get("ts", now))]
+        return [Line("notice", told if told is not None else plainwords.server_words(p, "text"), p.get("ts", now))]
 
     def _on_error(self, p: dict[str, Any], now: float | None) -> list[Line]:
         code, message = str(p.get("code", "error")), str(p.get("message", ""))
         if code == "auth_failed":
             self.needs_password = True
         todo = self._what_to_do(code, message)
+        shown = plainwords.server_words(p, "message")  # in the chosen language when the server says its reason
         if self.codes:
-            return [Line("error", plainwords.for_scripts(code, message, todo), now)]
-        return [Line("error", plainwords.explain(code, message, todo), now)]
+            return [Line("error", plainwords.for_scripts(code, message, todo, shown), now)]
+        return [Line("error", plainwords.explain(code, message, todo, shown), now)]
 
     def _what_to_do(self, code: str, message: str) -> str | None:
         """Advice that depends on where we are; None: the table's (chatclient.plainwords)."""
