@@ -29,6 +29,7 @@ from chatsrv.outbox import CLOSE_GRACE, DEFAULT_OUTBOX_LIMIT, TCPOutbox, WriteCo
 from chatsrv.service import ChatService
 from chatsrv.session import Session
 from lanchat import platforms
+from lanchat.reasons import say
 from lanchat.wire import DEFAULT_MAX_FRAME, FrameDecoder, ProtocolError, encode_payload
 
 log = logging.getLogger("chatsrv.tcp")
@@ -112,14 +113,10 @@ class Newcomers:
                 self._forget_joined()
             if self.per_address and self._by_key[key] >= self.per_address:
                 raise ProtocolError(
-                    "server_full",
-                    f"too many connections from {key} that have not said hello (limit {self.per_address})",
-                    fatal=True,
+                    "server_full", say("too_many_waiting_from", host=key, limit=self.per_address), fatal=True
                 )
             if self.total and len(self._tickets) >= self.total:
-                raise ProtocolError(
-                    "server_full", f"too many connections that have not said hello (limit {self.total})", fatal=True
-                )
+                raise ProtocolError("server_full", say("too_many_waiting", limit=self.total), fatal=True)
             ticket = Ticket(key)
             self._tickets.add(ticket)
             self._by_key[key] += 1

@@ -84,6 +84,8 @@ REASONS: dict[str, str] = {
     "rooms_full": N_("all {limit} rooms are in use; join one of them (/rooms)"),
     "server_full": N_("the server is full ({limit} users)"),
     "too_many_from": N_("too many connections from {host} (limit {limit})"),
+    "too_many_waiting_from": N_("too many connections from {host} that have not said hello (limit {limit})"),
+    "too_many_waiting": N_("too many connections that have not said hello (limit {limit})"),
     "password_needed": N_("this server needs a password"),
     "password_wrong": N_("wrong password"),
     "password_wait": N_("too many wrong passwords from {host}: try again in {seconds} s"),
