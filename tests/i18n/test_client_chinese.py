@@ -47,3 +47,22 @@ def test_chinese_client_joins_chats_and_explains(servers, terminals) -> None:  #
     alice.type("/quit\r")
     assert alice.wait_exit() == 0
     bob.wait_for("alice left (quit)")  # the server and bob stay English
+
+
+def test_a_refused_operator_command_reads_chinese_in_the_ui_and_in_line_mode(servers, terminals) -> None:  # noqa: F811
+    """The server's own sentence (lanchat.reasons, docs/protocol.md §14), not only the client's frame around it."""
+    port = free_port()
+    servers(port)
+    alice = terminals(*join_args(port, "alice", "--lang", "zh_CN"))
+    alice.wait_for(lambda: "已连接" in alice.toolbar)
+    bob = terminals(*join_args(port, "bob", "--lang", "zh_CN", "--plain"))  # line mode, as scripts use it
+    bob.wait_for("bob")
+    alice.wait_for(lambda: "2 人" in alice.toolbar)
+
+    alice.type("/kick bob\r")
+    alice.wait_for("只有管理员才能踢人")
+    alice.wait_for("老师用 /op 密钥 成为管理员")
+    bob.type("/kick alice\r")
+    bob.wait_for("not_allowed: 只有管理员才能踢人；老师用 /op 密钥 成为管理员")  # the code stays for scripts
+    for screen in (alice.text(), bob.text()):
+        assert "only operators" not in screen and "teacher" not in screen and "SECRET" not in screen, screen
