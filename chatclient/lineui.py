@@ -3,7 +3,8 @@
 For pipes, scripts and bots (and `--plain`). Drives a `ChatSession` with the
 SCRIPTED habits (no reconnect, no pings of its own) and is its `Listener`:
 lines go to stdout as `render.plain` text (errors as the server's
-`code: message` for scripts, then what to do), and what ends the run goes
+`code: message` for scripts, the message in the chosen language when the
+server sent its reason (docs/protocol.md §14), then what to do), and what ends the run goes
 to stderr as one `chatclient: ...` line. EOF on stdin says `bye` and exits 0; a
 refused or dropped connection exits 1. It cannot ask questions (stdin is the
 chat), so a needed password or a taken nick ends the run with an explanation.
