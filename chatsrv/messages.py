@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatsrv.lookalike import hidden_character, mixed_script
+from lanchat.reasons import Said, say
 from lanchat.wire import ProtocolError
 
 MAX_NICK = 24
@@ -30,23 +31,23 @@ DEFAULT_ROOM = "lobby"
 _NAME_PUNCTUATION = frozenset("_-")
 
 
-def _name_problem(name: str, limit: int) -> str | None:
-    """Why `name` breaks the nick/room rule of docs/protocol.md §6, or None."""
+def _name_problem(name: str, limit: int, what: str) -> Said | None:
+    """Why `name` breaks the nick/room rule of docs/protocol.md §6 (`what`: nick or room), or None."""
     if not 1 <= len(name) <= limit:
-        return f"must be 1 to {limit} characters long"
+        return say(f"{what}_length", limit=limit)
     if unicodedata.category(name[0]).startswith("M"):
-        return "must not start with a combining mark"
+        return say(f"{what}_mark")
     hidden = hidden_character(name)
     if hidden is not None:
         # Invisible characters make a name look like another one or like nothing at all.
-        return f"must not contain the invisible or format character U+{ord(hidden):04X}"
+        return say(f"{what}_hidden", code=f"{ord(hidden):04X}")
     for char in name:
         if char in _NAME_PUNCTUATION:
             continue
         category = unicodedata.category(char)
         if category[0] in "LM" or category == "Nd":
             continue
-        return f"may contain only letters, digits, marks, '_' and '-' (not {char!r})"
+        return say(f"{what}_character", char=repr(char))
     return None
 
 
@@ -56,19 +57,19 @@ def check_nick(nick: str) -> str:
     Beyond the name rule, a nick may not mix Latin letters with Cyrillic or
     Greek ones (`tеacher` with a Cyrillic `е`); a nick in any one script is fine.
     """
-    problem = _name_problem(nick, MAX_NICK)
+    problem = _name_problem(nick, MAX_NICK, "nick")
     if problem is None and mixed_script(nick):
-        problem = "must not mix scripts (one script, or Latin with Chinese, Japanese or Korean)"
+        problem = say("nick_scripts")
     if problem:
-        raise ProtocolError("nick_invalid", f"nick {problem}")
+        raise ProtocolError("nick_invalid", problem)
     return nick
 
 
 def check_room(room: str) -> str:
     """Return `room` if valid, else raise `room_invalid`."""
-    problem = _name_problem(room, MAX_ROOM)
+    problem = _name_problem(room, MAX_ROOM, "room")
     if problem:
-        raise ProtocolError("room_invalid", f"room name {problem}")
+        raise ProtocolError("room_invalid", problem)
     return room
 
 
@@ -84,10 +85,10 @@ def check_text(text: str) -> str:
     """
     control = _FORBIDDEN_CONTROL.search(text)
     if control is not None:
-        raise ProtocolError("text_invalid", f"text contains the control character U+{ord(control.group()):04X}")
+        raise ProtocolError("text_invalid", say("text_control", code=f"{ord(control.group()):04X}"))
     stripped = text.strip()
     if not 1 <= len(stripped) <= MAX_TEXT:
-        raise ProtocolError("text_invalid", f"text must be 1 to {MAX_TEXT} characters after stripping spaces")
+        raise ProtocolError("text_invalid", say("text_length", limit=MAX_TEXT))
     return stripped
 
 
@@ -382,7 +383,7 @@ def _topic(f: _Fields) -> Topic:
         return Topic(None)
     text = check_text(text)
     if len(text) > MAX_TOPIC:
-        raise ProtocolError("text_invalid", f"a topic is at most {MAX_TOPIC} characters")
+        raise ProtocolError("text_invalid", say("topic_length", limit=MAX_TOPIC))
     return Topic(text)
 
 

@@ -76,8 +76,21 @@ REASONS: dict[str, str] = {
     "locked_room_say": N_("the room is locked by {by}: only operators may speak until it is unlocked"),
     "locked_all_join": N_("{by} locked every room: stay where you are until it is unlocked"),
     "slow_mode": N_("slow mode: one message every {gap:g} s here; wait {wait} s"),
-    # --- errors: nicks, speed, room and connection limits, passwords
+    # --- errors: nicks, room names, texts (docs/protocol.md §6)
     "nick_taken": N_('the nick "{nick}" is already in use'),
+    "nick_length": N_("nick must be 1 to {limit} characters long"),
+    "nick_mark": N_("nick must not start with a combining mark"),
+    "nick_hidden": N_("nick must not contain the invisible or format character U+{code}"),
+    "nick_character": N_("nick may contain only letters, digits, marks, '_' and '-' (not {char})"),
+    "nick_scripts": N_("nick must not mix scripts (one script, or Latin with Chinese, Japanese or Korean)"),
+    "room_length": N_("room name must be 1 to {limit} characters long"),
+    "room_mark": N_("room name must not start with a combining mark"),
+    "room_hidden": N_("room name must not contain the invisible or format character U+{code}"),
+    "room_character": N_("room name may contain only letters, digits, marks, '_' and '-' (not {char})"),
+    "text_control": N_("text contains the control character U+{code}"),
+    "text_length": N_("text must be 1 to {limit} characters after stripping spaces"),
+    "topic_length": N_("a topic is at most {limit} characters"),
+    # --- errors: speed, room and connection limits, passwords
     "too_fast": N_("you are sending too fast; slow down"),
     "pings_too_fast": N_("at most {rate:g} pings per second; slow down"),
     "rooms_too_fast": N_("you are opening new rooms too fast; join one that exists (/rooms)"),

@@ -255,3 +255,13 @@ def test_facts_from_the_server_are_made_safe_to_show(chinese: None) -> None:
 def test_in_english_the_client_shows_the_server_text_as_sent() -> None:
     assert "only operators may kick" in _shown({**REFUSAL, "message": REFUSED_KICK})
     assert _shown(REFUSAL, codes=True).split("] ! ", 1)[1].startswith(f"not_allowed: {REFUSED_KICK}")
+
+
+def test_a_bad_nick_says_which_rule_and_reads_chinese(service: ChatService, chinese: None) -> None:
+    newcomer = Member(service, ("127.0.0.9", 1))
+    newcomer.send(type="hello", nick="a b", room="lobby")
+    error = _last(newcomer, "error")
+    assert (error["reason"], error["args"]) == ("nick_character", {"char": "' '"})
+    assert error["message"] == "nick may contain only letters, digits, marks, '_' and '-' (not ' ')"
+    error.pop("seq")
+    assert "昵称只能含有字母、数字、附加符号" in _shown(error)
