@@ -99,7 +99,6 @@ class Admission:
         if not budget.allow(now):
             raise ProtocolError(
                 "rate_limited",
-                f"too many new connections from {host}: at most {self.session_burst} at once, "
-                f"then {self.session_rate:g} per second",
+                say("joins_too_fast", host=host, burst=self.session_burst, rate=self.session_rate),
                 fatal=True,
             )

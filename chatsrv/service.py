@@ -420,8 +420,8 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
         if not session.joined and not isinstance(message, Hello):
             if isinstance(message, Bye) and session.transport == "tcp":
                 # docs/protocol.md §4: over TCP, bye before hello also closes.
-                raise ProtocolError("not_joined", "say hello first; closing", fatal=True)
-            raise ProtocolError("not_joined", 'send "hello" first')
+                raise ProtocolError("not_joined", say("hello_first_closing"), fatal=True)
+            raise ProtocolError("not_joined", say("hello_first"))
         if session.joined and not isinstance(message, (Ping, Bye)) and not session.bucket.allow(now):
             raise ProtocolError("rate_limited", say("too_fast"))
         self._handlers[type(message)](session, message, now)

@@ -212,7 +212,7 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
                 if left <= 0:
                     service.reject(
                         session,
-                        ProtocolError("timeout", f"no hello within {server.hello_timeout:g} seconds", fatal=True),
+                        ProtocolError("timeout", say("no_hello", seconds=server.hello_timeout), fatal=True),
                     )
                     return
                 sock.settimeout(left)

@@ -37,6 +37,7 @@ from chatsrv.service import ChatService
 from chatsrv.session import Session
 from chatsrv.tcp import RECV_SIZE, ChatRequestHandler, ChatTCPServer
 from lanchat.display import safe_text
+from lanchat.reasons import say
 from lanchat.wire import ProtocolError, encode_payload
 
 log = logging.getLogger("chatsrv.text")
@@ -391,7 +392,7 @@ class TextDoorHandler(ChatRequestHandler):
             if deadline is not None and self.ticket is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    error = ProtocolError("timeout", f"no nick within {server.hello_timeout:g} seconds", fatal=True)
+                    error = ProtocolError("timeout", say("no_nick", seconds=server.hello_timeout), fatal=True)
                     server.service.reject(session, error)
                     return
                 self.request.settimeout(left)

@@ -59,6 +59,7 @@ from chatsrv.mistakes import MistakeLog, excerpt, left_out_note, one_line
 from chatsrv.service import ChatService
 from chatsrv.session import Session
 from lanchat import platforms
+from lanchat.reasons import say
 from lanchat.wire import DEFAULT_MAX_DATAGRAM, ProtocolError, decode_payload, encode_payload, with_seq
 
 log = logging.getLogger("chatsrv.udp")
@@ -240,7 +241,7 @@ class ChatDatagramHandler(socketserver.BaseRequestHandler):
             # can tell); docs/protocol.md §2: answer frame_too_large, the peer stays.
             session.last_seen = server.service.clock()
             server.service.reject(
-                session, ProtocolError("frame_too_large", f"datagram larger than {server.max_datagram} bytes")
+                session, ProtocolError("frame_too_large", say("datagram_too_large", limit=server.max_datagram))
             )
         else:
             server.service.receive(session, [data])
@@ -251,7 +252,7 @@ class ChatDatagramHandler(socketserver.BaseRequestHandler):
         address = self.client_address
         if len(data) > server.max_datagram:
             server.reply_unproven(
-                ProtocolError("frame_too_large", f"datagram larger than {server.max_datagram} bytes").payload(),
+                ProtocolError("frame_too_large", say("datagram_too_large", limit=server.max_datagram)).payload(),
                 address,
                 len(data),
             )

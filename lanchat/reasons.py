@@ -105,6 +105,12 @@ REASONS: dict[str, str] = {
     "banned": N_("{host} is banned from this server (an operator can lift it with /unban)"),
     "address_refused": N_("{host} is not allowed on this server"),
     "ip_only": N_("this server accepts only IP addresses"),
+    "joins_too_fast": N_("too many new connections from {host}: at most {burst} at once, then {rate:g} per second"),
+    "no_hello": N_("no hello within {seconds:g} seconds"),
+    "no_nick": N_("no nick within {seconds:g} seconds"),
+    "hello_first": N_('send "hello" first'),
+    "hello_first_closing": N_("say hello first; closing"),
+    "datagram_too_large": N_("datagram larger than {limit} bytes"),
     "internal_error": N_("the server failed to handle this payload; it was ignored"),
     # --- notices: answers to an operator (docs/protocol.md §9.4)
     "already_operator": N_("you are already an operator"),
