@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 Scalar = str | int | float | bool
@@ -220,17 +220,11 @@ def render(key: Any, args: Any, translate: Callable[[str], str] = _identity) -> 
 
 @dataclass(frozen=True)
 class Said:
-    """A sentence the server says: its key, its facts, and its English text (made from the table)."""
+    """A sentence the server says: its key, its facts, and its English text (made from the table by `say`)."""
 
     key: str
-    args: dict[str, Scalar] = field(default_factory=dict)
-
-    @property
-    def text(self) -> str:
-        text = render(self.key, self.args)
-        if text is None:
-            raise ValueError(f"reason {self.key!r} does not fit {self.args!r}")
-        return text
+    args: dict[str, Scalar]
+    text: str
 
     def fields(self, text_field: str = "text") -> dict[str, Any]:
         """The payload fields: the English under `text_field` (`text` of a notice, `message` of an error),
@@ -243,6 +237,7 @@ class Said:
 
 def say(key: str, **args: Scalar) -> Said:
     """The sentence `key` with `args`; raises at once if they do not fit (a mistake in the server)."""
-    said = Said(key, args)
-    said.text  # noqa: B018 - checked here, where the mistake is
-    return said
+    text = render(key, args)
+    if text is None:
+        raise ValueError(f"reason {key!r} does not fit {args!r}")
+    return Said(key, args, text)
