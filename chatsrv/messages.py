@@ -230,10 +230,10 @@ class _Fields:
         value = self.payload.get(name)
         if value is None:
             if required:
-                raise ProtocolError("bad_request", f'"{self.type}" needs the field "{name}"')
+                raise ProtocolError("bad_request", say("field_missing", type=self.type, field=name))
             return None
         if not accepts(value):
-            raise ProtocolError("bad_request", f'field "{name}" of "{self.type}" has the wrong type')
+            raise ProtocolError("bad_request", say("field_type", type=self.type, field=name))
         return value
 
     def text(self, name: str) -> str:
@@ -294,7 +294,7 @@ def _features(f: _Fields) -> frozenset[str]:
         or len(value) > MAX_FEATURES
         or not all(isinstance(name, str) and 0 < len(name) <= 32 for name in value)
     ):
-        raise ProtocolError("bad_request", f'"features" of "hello" must be a list of at most {MAX_FEATURES} names')
+        raise ProtocolError("bad_request", say("features_list", limit=MAX_FEATURES))
     return frozenset(value)
 
 
@@ -320,12 +320,12 @@ def _ping(f: _Fields) -> Ping:
     ping_id = f.payload.get("id")
     if isinstance(ping_id, str):
         if len(ping_id) > MAX_PING_ID:
-            raise ProtocolError("bad_request", f'field "id" of "ping" is at most {MAX_PING_ID} characters')
+            raise ProtocolError("bad_request", say("ping_id_length", limit=MAX_PING_ID))
     elif not (ping_id is None or isinstance(ping_id, bool) or _small_number(ping_id)):
-        raise ProtocolError("bad_request", 'field "id" of "ping" must be a string, a number, a boolean or null')
+        raise ProtocolError("bad_request", say("ping_id_type"))
     t = f.payload.get("t")
     if t is not None and not _small_number(t):
-        raise ProtocolError("bad_request", 'field "t" of "ping" must be a number')
+        raise ProtocolError("bad_request", say("ping_t_type"))
     return Ping(id=ping_id, t=t)
 
 
@@ -343,15 +343,15 @@ def _in_range(
     if value is None:
         return None
     if not (low <= value <= high) or (not low_included and value == low):
-        lowest = f"{low:g} or more" if low_included else f"more than {low:g}"
-        raise ProtocolError("bad_request", f'field "{name}" of "{f.type}" must be {lowest} and at most {high:g}')
+        key = "out_of_range" if low_included else "out_of_range_above"
+        raise ProtocolError("bad_request", say(key, type=f.type, field=name, low=low, high=high))
     return value
 
 
 def _op(f: _Fields) -> Op:
     secret = f.text("secret")
     if not 1 <= len(secret) <= MAX_SECRET:
-        raise ProtocolError("bad_request", f"an operator secret is 1 to {MAX_SECRET} characters")
+        raise ProtocolError("bad_request", say("secret_length", limit=MAX_SECRET))
     return Op(secret=secret)
 
 
@@ -367,7 +367,7 @@ def _unban(f: _Fields) -> Unban:
     try:
         ipaddress.ip_address(address)
     except ValueError:
-        raise ProtocolError("bad_request", f'"{address[:60]}" is not an IP address') from None
+        raise ProtocolError("bad_request", say("not_an_address", address=address[:60])) from None
     return Unban(address=address)
 
 
@@ -419,5 +419,5 @@ def parse_message(payload: dict[str, Any]) -> Any:
     """Turn a decoded payload into its typed message, or raise ProtocolError."""
     parser = PARSERS.get(payload["type"])
     if parser is None:
-        raise ProtocolError("bad_request", f'unknown message type "{payload["type"][:40]}"')
+        raise ProtocolError("bad_request", say("unknown_type", type=payload["type"][:40]))
     return parser(_Fields(payload))

@@ -435,7 +435,7 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
                 assert room is not None
                 self._welcome(session, room, now, first=True)
                 return
-            raise ProtocolError("bad_request", "already joined: hello is only for the start of a session")
+            raise ProtocolError("bad_request", say("already_joined"))
         self.access.check_password(session.address, hello.password, now)
         if self.registry.find(hello.nick) is not None or not self._claim(hello.nick):
             raise ProtocolError("nick_taken", say("nick_taken", nick=hello.nick))

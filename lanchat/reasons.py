@@ -28,7 +28,7 @@ from typing import Any
 Scalar = str | int | float | bool
 
 MAX_ARGS = 8  # fields a client accepts in one `args`
-MAX_ARG_CHARS = 300  # characters a client accepts in one text field (a topic is at most 200)
+MAX_ARG_CHARS = 400  # characters a client accepts in one text field (a topic is at most 300)
 
 
 def N_(message: str) -> str:
@@ -90,6 +90,19 @@ REASONS: dict[str, str] = {
     "text_control": N_("text contains the control character U+{code}"),
     "text_length": N_("text must be 1 to {limit} characters after stripping spaces"),
     "topic_length": N_("a topic is at most {limit} characters"),
+    # --- errors: payloads a program got wrong (bad_request)
+    "field_missing": N_('"{type}" needs the field "{field}"'),
+    "field_type": N_('field "{field}" of "{type}" has the wrong type'),
+    "out_of_range": N_('field "{field}" of "{type}" must be {low:g} or more and at most {high:g}'),
+    "out_of_range_above": N_('field "{field}" of "{type}" must be more than {low:g} and at most {high:g}'),
+    "features_list": N_('"features" of "hello" must be a list of at most {limit} names'),
+    "ping_id_length": N_('field "id" of "ping" is at most {limit} characters'),
+    "ping_id_type": N_('field "id" of "ping" must be a string, a number, a boolean or null'),
+    "ping_t_type": N_('field "t" of "ping" must be a number'),
+    "secret_length": N_("an operator secret is 1 to {limit} characters"),
+    "not_an_address": N_('"{address}" is not an IP address'),
+    "unknown_type": N_('unknown message type "{type}"'),
+    "already_joined": N_("already joined: hello is only for the start of a session"),
     # --- errors: speed, room and connection limits, passwords
     "too_fast": N_("you are sending too fast; slow down"),
     "pings_too_fast": N_("at most {rate:g} pings per second; slow down"),
