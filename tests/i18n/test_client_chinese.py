@@ -61,8 +61,8 @@ def test_a_refused_operator_command_reads_chinese_in_the_ui_and_in_line_mode(ser
 
     alice.type("/kick bob\r")
     alice.wait_for("只有管理员才能踢人")
-    alice.wait_for("老师用 /op 密钥 成为管理员")
+    alice.wait_for("老师用 /op 口令 成为管理员")
     bob.type("/kick alice\r")
-    bob.wait_for("not_allowed: 只有管理员才能踢人；老师用 /op 密钥 成为管理员")  # the code stays for scripts
+    bob.wait_for("not_allowed: 只有管理员才能踢人；老师用 /op 口令 成为管理员")  # the code stays for scripts
     for screen in (alice.text(), bob.text()):
         assert "only operators" not in screen and "teacher" not in screen and "SECRET" not in screen, screen

@@ -217,7 +217,7 @@ def _shown(payload: dict[str, Any], codes: bool = False) -> str:
 
 def test_the_client_shows_a_refusal_in_chinese(chinese: None) -> None:
     ui = _shown(REFUSAL)
-    assert "只有管理员才能踢人；老师用 /op 密钥 成为管理员" in ui
+    assert "只有管理员才能踢人；老师用 /op 口令 成为管理员" in ui
     assert not LATIN_WORD.search(ui.replace("/op", "")), ui
     script = _shown(REFUSAL, codes=True)
     assert script.split("] ! ", 1)[1].startswith("not_allowed: 只有管理员才能踢人")  # the code stays for scripts
