@@ -63,6 +63,16 @@ def test_every_key_has_an_english_template_and_its_words() -> None:
             assert reasons.VOCABULARY[name], name
 
 
+def test_every_template_and_word_is_extracted_by_babel() -> None:
+    """Marked with N_, so `pybabel extract` (what a translator runs) finds them: tests/i18n/test_catalogue.py."""
+    pytest.importorskip("babel")
+    from tests.i18n.test_catalogue import extracted
+
+    found = extracted()
+    english = list(reasons.REASONS.values()) + [w for words in reasons.VOCABULARY.values() for w in words.values()]
+    assert [msgid for msgid in english if msgid not in found] == []
+
+
 def test_every_template_and_word_is_translated_with_the_same_placeholders() -> None:
     pytest.importorskip("babel")
     catalogue = _catalogue()
