@@ -335,8 +335,9 @@ _OPENING = "（「『《【“‘([{"
 
 
 def _wrap_tokens(text: str) -> list[str]:
-    """`text` as pieces a line may break between: spaces (one " "), words, and each wide character
-    with the closing punctuation after it (Chinese has no spaces, so a line may break between any two)."""
+    """`text` as pieces a line may break between: spaces (one " "), words (narrow characters between
+    spaces or wide ones), and each wide character with the closing punctuation after it (Chinese has
+    no spaces, so a line may break between any two wide characters)."""
     tokens: list[str] = []
     glue = False  # the previous character opens something: the next one stays with it
     for char in text:
@@ -348,7 +349,7 @@ def _wrap_tokens(text: str) -> list[str]:
         last = tokens[-1] if tokens and tokens[-1] != " " else None
         wide = char_width(char) == 2
         if last is not None and (
-            glue or char in _CLOSING or (not wide and char_width(last[-1]) < 2 and last[-1] not in _CLOSING)
+            glue or char in _CLOSING or (not wide and char_width(last[-1]) < 2)
         ):
             tokens[-1] = last + char
         else:
