@@ -67,3 +67,13 @@ def test_a_store_error_in_the_consoles_language(tmp_path: Path, language: str, e
         _out, stderr = process.communicate(timeout=20)
     errors = [line for line in stderr.splitlines() if " ERROR " in line]
     assert errors and errors[0].endswith(expected), stderr
+
+
+def test_a_refused_connection_keeps_its_template_for_the_console() -> None:
+    """The adapters log a refusal as a template (the console translates it), not as a finished English line."""
+    from chatsrv.tcp import ChatRequestHandler
+    from chatsrv.textdoor import TextDoorHandler
+
+    assert ChatRequestHandler.refused_line == "refused %s: %s%s"
+    line = record(TextDoorHandler.refused_line, "127.0.0.1:5", "this server needs a password", "")
+    assert console(line, "zh_CN") == "INFO 文本入口拒绝了 127.0.0.1:5：this server needs a password"
