@@ -8,6 +8,7 @@ Babel too, and must compile.
 from __future__ import annotations
 
 import configparser
+import functools
 import io
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ def keywords() -> dict[str, Any]:
     return {**DEFAULT_KEYWORDS, **parse_keywords(extra)}
 
 
+@functools.cache
 def extracted() -> dict[str, str]:
     """msgid (the singular for a plural) -> where it is used, from every package's source."""
     found: dict[str, str] = {}
