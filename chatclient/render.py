@@ -45,7 +45,12 @@ def sanitize(text: str, keep_newlines: bool = False) -> str:
     follows it so it cannot pass for a new line of the chat). More than
     lanchat.display.COMPACT_RUN zero-width characters in a row become one marker. One pass.
     """
-    return safe_text(text, keep="\n" if keep_newlines else "", tab="    ", compact=True)
+    return safe_text(text, keep="\n" if keep_newlines else "", tab="    ", compact=True, mixed_run=_mixed_run)
+
+
+def _mixed_run(count: int) -> str:
+    """The marker of a long run of different zero-width characters, in the client's language."""
+    return _("⟨{count} zero-width characters⟩").format(count=count)
 
 
 def clock(ts: float | None) -> str:

@@ -339,7 +339,8 @@ class ChatUI:
         if isinstance(action, commands.Local) and action.name == "quit":
             return False
         if isinstance(action, commands.Local) and action.name == "help":
-            self.info("\n".join(commands.help_lines()))  # one block: the clock once, the rest indented
+            lines = "\n".join(commands.help_lines())
+            self.info(lines)  # one block: the clock once, the rest indented
         else:
             await self.session.perform(action)
         return True

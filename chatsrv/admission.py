@@ -69,8 +69,12 @@ class Admission:
             self._per_host[host] += 1
             return session
 
-    def log_refusal(self, address: Any, line: str) -> None:
-        """An adapter's console line for a connection the service refused (`line`), a few per address.
+    def log_refusal(self, address: Any, template: str, peer: str, reason: str) -> None:
+        """An adapter's console line for a connection the service refused, a few per address.
+
+        `template` is the adapter's %-template for the peer, the reason and
+        the note on lines left out ("refused %s: %s%s", marked for
+        translation where it is defined: the console shows it translated).
 
         A script reconnecting in a loop is refused thousands of times a
         minute; past BURST lines per interval the rest go to debug, and the
@@ -78,9 +82,9 @@ class Admission:
         """
         left_out = self._refusal_lines.report(address_key(address))
         if left_out is None:
-            log.debug("%s", line)
+            log.debug(template, peer, reason, "")
         else:
-            log.info("%s%s", line, left_out_note(left_out))
+            log.info(template, peer, reason, left_out_note(left_out))
 
     def _spend_session_budget(self, host: str, now: float) -> None:
         """Raise a fatal `rate_limited` when `host` opened new sessions faster than its budget allows.

@@ -135,7 +135,7 @@ def build_server(args: argparse.Namespace) -> Server:
     max_clients = args.max_clients
     if max_connections and (not max_clients or max_clients > max_connections):
         if max_clients:
-            log.warning(_("--max-clients %d is above the open-file limit; using %d"), max_clients, max_connections)
+            log.warning("--max-clients %d is above the open-file limit; using %d", max_clients, max_connections)
         max_clients = max_connections
     max_waiting = args.max_waiting
     if max_clients and (not max_waiting or max_waiting >= max_clients):
@@ -364,19 +364,55 @@ class SafeLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         safe = log_safe(message)
-        if safe != message:
-            record.msg, record.args = safe, None
+        if safe == message:
+            return True
+        # Escape the arguments and keep the template, so ConsoleFormatter can still translate it;
+        # when that is not enough (an argument that is no string), the whole line is replaced.
+        args = record.args
+        if isinstance(args, tuple) and isinstance(record.msg, str) and log_safe(record.msg) == record.msg:
+            record.args = tuple(log_safe(arg) if isinstance(arg, str) else arg for arg in args)
+            escaped = record.getMessage()
+            if log_safe(escaped) == escaped:
+                return True
+            record.args = args
+        record.msg, record.args = safe, None
         return True
 
 
+class ConsoleFormatter(logging.Formatter):
+    """The teacher's console log in the console's language: a record's template goes through gettext.
+
+    The template (`record.msg`, "database %s: cannot save (%s)...") is
+    translated, then %-formatted with the record's arguments, so the
+    catalogue holds one entry per log call (Babel extracts the first argument
+    of log.info/warning/error/exception/critical: setup.cfg). Only what this
+    formatter prints is translated: the record keeps its English template, so
+    a handler a deployment adds (a file, syslog) and tests see English.
+    Debug lines stay English: they are for whoever reads the code.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno > logging.DEBUG and isinstance(record.msg, str):
+            translated = _(record.msg)
+            if translated != record.msg:
+                record = logging.makeLogRecord(record.__dict__)  # a copy: other handlers keep the English
+                record.msg = translated
+        return super().format(record)
+
+
 def configure_logging(level: str) -> None:
-    """The console log: time, level, message; every handler of the root logger gets `SafeLogFilter`."""
+    """The console log: time, level, message in the console's language (`ConsoleFormatter`).
+
+    Every handler of the root logger gets `SafeLogFilter`.
+    """
     logging.basicConfig(
         level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
     )
     for handler in logging.getLogger().handlers:
         if not any(isinstance(existing, SafeLogFilter) for existing in handler.filters):
             handler.addFilter(SafeLogFilter())
+        if type(handler) is logging.StreamHandler:  # the console basicConfig made; not a file, not a test's capture
+            handler.setFormatter(ConsoleFormatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,6 +20,12 @@ HTML, JSON `\\u202e` escapes in JSON lines (which decode to the same text).
 
 Times are shown in the local time zone of the machine that exports.
 
+Language: text and HTML speak the user's language (`--lang`, else the
+locale, lanchat.i18n): headings, summaries and the words of event lines;
+what the server stored in English (a mute's "for 5 minute(s)", a restart's
+"server restarted after 4 s") is shown translated when it has a known form.
+JSON lines are for programs and stay English whatever the language.
+
 The lesson's structure is marked as what it is: announcements, topics,
 mutes, locks, slow mode, kicks and bans (with the reason) and restarts are
 `[kind]` lines in text, `notice` records with `event` in JSON lines, and
@@ -36,6 +42,7 @@ import argparse
 import html
 import json
 import math
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -43,9 +50,10 @@ from typing import Any, TextIO
 
 from chatsrv.sqlitefile import read_events
 from chatsrv.store import DEFAULT_PATH, MEMORY, MODERATION_KINDS, Event, StoreError
-from lanchat import platforms
+from lanchat import i18n, platforms
 from lanchat.cliargs import Parser
 from lanchat.display import escaped_at, safe_text
+from lanchat.i18n import N_, _, ngettext
 
 FORMATS = ("text", "jsonl", "html")
 RETURN_WINDOW = 60.0  # seconds after a restart in which returning members are summed into it (as the server counts)
@@ -72,7 +80,9 @@ def parse_date(text: str) -> float:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"wants a date like 2024-05-01 or '2024-05-01 14:30', not {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            _("wants a date like 2024-05-01 or '2024-05-01 14:30', not {text!r}").format(text=text)
+        ) from None
     return moment.timestamp()  # a naive date-time counts as local time
 
 
@@ -82,20 +92,28 @@ parse_date.__name__ = "date"  # argparse names the type in "invalid date value"
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="chatsrv export",
-        description="Write the saved chat transcript to stdout, for example "
-        "'chatsrv export --format html > lesson.html'. Whispers appear only if the "
-        "server ran with --store-whispers.",
+        description=_(
+            "Write the saved chat transcript to stdout, for example "
+            "'chatsrv export --format html > lesson.html'. Whispers appear only if the "
+            "server ran with --store-whispers."
+        ),
     )
-    parser.add_argument("--db", metavar="PATH", default=DEFAULT_PATH, help="the database file chatsrv wrote")
-    parser.add_argument("--room", default=None, help="only this room (any letter case); default: every room")
+    parser.add_argument("--db", metavar="PATH", default=DEFAULT_PATH, help=_("the database file chatsrv wrote"))
+    parser.add_argument("--room", default=None, help=_("only this room (any letter case); default: every room"))
     parser.add_argument(
         "--since",
         metavar="DATE",
         type=parse_date,
         default=None,
-        help="only what happened from DATE on, local time: 2024-05-01 or '2024-05-01 14:30'",
+        help=_("only what happened from DATE on, local time: 2024-05-01 or '2024-05-01 14:30'"),
     )
-    parser.add_argument("--format", choices=FORMATS, default="text", help="text lines, JSON lines or one HTML page")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help=_("text lines, JSON lines (always English: for programs) or one HTML page"),
+    )
+    i18n.add_language_option(parser)
     return parser
 
 
@@ -132,34 +150,99 @@ class NickColours:
         return colour
 
 
+# What the server stores in English (chatsrv.operators, chatsrv.service, sum_restarts), and how it reads
+# in the user's language; anything else is shown as stored.
+STORED = (
+    (re.compile(r"for (?P<minutes>[\d.e+]+) minute\(s\)"), N_("for {minutes} minute(s)")),
+    (re.compile(r"until an operator unmutes them"), N_("until an operator unmutes them")),
+    (re.compile(r"the mute ran out"), N_("the mute ran out")),
+    (re.compile(r"(?P<seconds>[\d.e+]+) s"), N_("{seconds} s")),
+    (re.compile(r"server restarted after (?P<seconds>\d+) s"), N_("server restarted after {seconds} s")),
+    (re.compile(r"server restarted"), N_("server restarted")),
+    (re.compile(r"(?P<started>.+); (?P<count>\d+) back within (?P<seconds>\d+) s"),
+     N_("{started}; {count} back within {seconds} s")),
+    (re.compile(r"(?P<started>.+); nobody back within (?P<seconds>[\d.]+) s"),
+     N_("{started}; nobody back within {seconds} s")),
+)
+
+# The label of each kind of notice ([kick] in text, the badge in HTML).
+KIND_LABELS = {
+    "announce": N_("announce"),
+    "topic": N_("topic"),
+    "mute": N_("mute"),
+    "unmute": N_("unmute"),
+    "lock": N_("lock"),
+    "unlock": N_("unlock"),
+    "slow": N_("slow"),
+    "kick": N_("kick"),
+    "ban": N_("ban"),
+    "restarted": N_("restarted"),
+}
+
+
+def stored(text: str) -> str:
+    """A detail the server stored in English, in the user's language when it has a known form."""
+    for pattern, template in STORED:
+        found = pattern.fullmatch(text)
+        if found is not None:
+            fields = found.groupdict()
+            if "started" in fields:
+                fields["started"] = stored(fields["started"])
+            return _(template).format(**fields)
+    return text
+
+
+def kind_label(kind: str) -> str:
+    return _(KIND_LABELS[kind]) if kind in KIND_LABELS else kind
+
+
 def describe(event: Event) -> str:
     """What happened, in words, for events other than messages (moderation: a whole sentence)."""
     kind, by, to, text, detail = event.kind, event.nick, event.to, event.text, event.reason
     if kind == "joined":
-        return "is back" if detail == "back" else "joined"
+        return _("is back") if detail == "back" else _("joined")
     if kind == "left":
         if detail == "moved" and to:
-            return f"left (moved to {to})"
-        return f"left ({detail})" if detail else "left"
+            return _("left (moved to {room})").format(room=to)
+        return _("left ({reason})").format(reason=detail) if detail else _("left")
     if kind == "renamed":
-        return f"is now {event.new}"
+        return _("is now {nick}").format(nick=event.new)
     if kind == "announce":
-        return f"announcement from {by}: {text}"
+        return _("announcement from {by}: {text}").format(by=by, text=text)
     if kind == "topic":
-        return f"{by} set the topic: {text}" if text is not None else f"{by} cleared the topic"
+        if text is None:
+            return _("{by} cleared the topic").format(by=by)
+        return _("{by} set the topic: {text}").format(by=by, text=text)
     if kind == "mute":
-        return f"{by} muted {to} {detail}" if detail else f"{by} muted {to}"
+        if detail:
+            return _("{by} muted {nick} {duration}").format(by=by, nick=to, duration=stored(detail))
+        return _("{by} muted {nick}").format(by=by, nick=to)
     if kind == "unmute":
-        return f"{by} unmuted {to}" if by else f"the mute of {to} ended ({detail or 'time ran out'})"
+        if by:
+            return _("{by} unmuted {nick}").format(by=by, nick=to)
+        why = stored(detail) if detail else _("time ran out")
+        return _("the mute of {nick} ended ({why})").format(nick=to, why=why)
     if kind in ("lock", "unlock"):
-        where = "every room" if detail == "every room" else "the room"
-        return f"{by} {kind}ed {where}"
+        every = detail == "every room"
+        templates = {
+            ("lock", True): N_("{by} locked every room"),
+            ("lock", False): N_("{by} locked the room"),
+            ("unlock", True): N_("{by} unlocked every room"),
+            ("unlock", False): N_("{by} unlocked the room"),
+        }
+        return _(templates[kind, every]).format(by=by)
     if kind == "slow":
-        return f"{by} turned off slow mode" if detail == "off" else f"{by} set slow mode: one message every {detail}"
+        if detail == "off":
+            return _("{by} turned off slow mode").format(by=by)
+        return _("{by} set slow mode: one message every {interval}").format(by=by, interval=stored(detail or ""))
     if kind in ("kick", "ban"):
-        return f"{by} {'kicked' if kind == 'kick' else 'banned'} {to}" + (f": {text}" if text else "")
+        if text:
+            template = N_("{by} kicked {nick}: {reason}") if kind == "kick" else N_("{by} banned {nick}: {reason}")
+        else:
+            template = N_("{by} kicked {nick}") if kind == "kick" else N_("{by} banned {nick}")
+        return _(template).format(by=by, nick=to, reason=text)
     if kind == "restarted":
-        return text or "server restarted"
+        return stored(text) if text else _("server restarted")
     return kind
 
 
@@ -219,9 +302,10 @@ def text_line(event: Event) -> str:
         sender = f"@{event.nick}" if event.operator else event.nick
         line = f"{stamp} #{event.room} " + (f"* {sender} {text}" if event.action else f"<{sender}> {text}")
     elif event.kind == "whisper":
-        line = f"{stamp} (whisper) {event.nick} -> {event.to}: {text}"
+        whisper = _("(whisper)")
+        line = f"{stamp} {whisper} {event.nick} -> {event.to}: {text}"
     elif event.kind in MODERATION_KINDS:
-        line = f"{stamp} #{event.room} !! [{event.kind}] {describe(event)}"
+        line = f"{stamp} #{event.room} !! [{kind_label(event.kind)}] {describe(event)}"
     else:
         arrow = {"joined": "-->", "left": "<--"}.get(event.kind, "--")
         line = f"{stamp} #{event.room} {arrow} {event.nick} {describe(event)}"
@@ -316,12 +400,15 @@ def html_item(event: Event, colours: NickColours) -> str:
     in one (Arabic, Hebrew) cannot move the words around it.
     """
 
+    operator_title = html.escape(_("operator"))
+    to = html.escape(_("to"))
+
     def _nick_html(nick: str | None, operator: bool = False) -> str:
         name = nick or "?"
         if operator:
             # The operator's mark, outside the nick's <bdi> so no nick can carry or move it.
             return (
-                f'<span class="nick operator" title="operator" style="color:{colours(name)}">'
+                f'<span class="nick operator" title="{operator_title}" style="color:{colours(name)}">'
                 f"@<bdi>{_shown(name)}</bdi></span>"
             )
         return f'<span class="nick" style="color:{colours(name)}"><bdi>{_shown(name)}</bdi></span>'
@@ -337,17 +424,33 @@ def html_item(event: Event, colours: NickColours) -> str:
         return f'<li class="message"{anchor}>{stamp}{sender} <span class="text">{text}</span></li>'
     if event.kind == "whisper":
         return (
-            f'<li class="whisper">{stamp}{_nick_html(event.nick)} <span class="to">to</span> '
+            f'<li class="whisper">{stamp}{_nick_html(event.nick)} <span class="to">{to}</span> '
             f'{_nick_html(event.to)} <span class="text">{text}</span></li>'
         )
     if event.kind == "renamed":
-        return f'<li class="event">{stamp}{_nick_html(event.nick)} is now {_nick_html(event.new)}</li>'
+        now = html.escape(_("is now {nick}")).format(nick=_nick_html(event.new))
+        return f'<li class="event">{stamp}{_nick_html(event.nick)} {now}</li>'
     if event.kind in MODERATION_KINDS:
         return (
-            f'<li class="notice {event.kind}">{stamp}<span class="kind">{event.kind}</span>'
+            f'<li class="notice {event.kind}">{stamp}<span class="kind">{_shown(kind_label(event.kind))}</span>'
             f'<span class="text"><bdi>{_shown(describe(event))}</bdi></span></li>'
         )
     return f'<li class="event">{stamp}{_nick_html(event.nick)} {_shown(describe(event))}</li>'
+
+
+WEEKDAYS = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"), N_("Saturday"), N_("Sunday"))
+MONTHS = (
+    N_("January"), N_("February"), N_("March"), N_("April"), N_("May"), N_("June"),
+    N_("July"), N_("August"), N_("September"), N_("October"), N_("November"), N_("December"),
+)
+
+
+def day_heading(moment: datetime) -> str:
+    """`Saturday 05 December 2026` in English (what %A %d %B %Y gave), the language's own order in others."""
+    return _("{weekday} {day} {month} {year}").format(
+        weekday=_(WEEKDAYS[moment.weekday()]), day=f"{moment.day:02d}", month=_(MONTHS[moment.month - 1]),
+        year=moment.year,
+    )
 
 
 def write_html(events: Iterable[Event], out: TextIO, source: str, room: str | None, since: float | None) -> int:
@@ -359,31 +462,35 @@ def write_html(events: Iterable[Event], out: TextIO, source: str, room: str | No
         key = event.room.casefold() if event.room is not None else "\0whispers"
         if key not in sections:
             sections[key] = []
-            titles[key] = f"#{event.room}" if event.room is not None else "Whispers"
+            titles[key] = f"#{event.room}" if event.room is not None else _("Whispers")
         sections[key].append(event)
         count += 1
     whispers = sections.pop("\0whispers", None)
     ordered = list(sections.items()) + ([("\0whispers", whispers)] if whispers else [])
 
-    title = "lanchat transcript" + (f": #{room}" if room else "")
-    messages = sum(1 for _, items in ordered for event in items if event.kind == "message")
-    summary = f"{messages} message{'s' if messages != 1 else ''}"
+    title = _("lanchat transcript: #{room}").format(room=room) if room else _("lanchat transcript")
+    messages = sum(1 for _key, items in ordered for event in items if event.kind == "message")
+    summary = ngettext("{count} message", "{count} messages", messages).format(count=messages)
     if ordered:
-        first = min(items[0].ts for _, items in ordered)
-        last = max(items[-1].ts for _, items in ordered)
-        summary += f" from {local_time(first):%Y-%m-%d %H:%M} to {local_time(last):%Y-%m-%d %H:%M}"
+        first = min(items[0].ts for _key, items in ordered)
+        last = max(items[-1].ts for _key, items in ordered)
+        summary = _("{summary} from {first} to {last}").format(
+            summary=summary, first=f"{local_time(first):%Y-%m-%d %H:%M}", last=f"{local_time(last):%Y-%m-%d %H:%M}"
+        )
     if since is not None:
-        summary += f" (since {local_time(since):%Y-%m-%d %H:%M})"
-    summary += f"; exported {datetime.now().astimezone():%Y-%m-%d %H:%M} from {source}."
+        summary = _("{summary} (since {since})").format(summary=summary, since=f"{local_time(since):%Y-%m-%d %H:%M}")
+    summary = _("{summary}; exported {when} from {source}.").format(
+        summary=summary, when=f"{datetime.now().astimezone():%Y-%m-%d %H:%M}", source=source
+    )
 
     colours = NickColours()
     write = out.write
-    write('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n')
+    write(f'<!DOCTYPE html>\n<html lang="{i18n.language().replace("_", "-")}">\n<head>\n<meta charset="utf-8">\n')
     write('<meta name="viewport" content="width=device-width, initial-scale=1">\n')
     write(f"<title>{_shown(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n")
     write(f'<h1>{_shown(title)}</h1>\n<p class="summary">{_shown(summary)}</p>\n')
     if not ordered:
-        write("<p>Nothing was saved for this choice.</p>\n")
+        write(f"<p>{_shown(_('Nothing was saved for this choice.'))}</p>\n")
     for key, items in ordered:
         write(f"<section>\n<h2>{_shown(titles[key])}</h2>\n")
         day = None
@@ -393,7 +500,7 @@ def write_html(events: Iterable[Event], out: TextIO, source: str, room: str | No
                 if day is not None:
                     write("</ol>\n")
                 day = moment.date()
-                write(f"<h3>{moment:%A %d %B %Y}</h3>\n<ol>\n")
+                write(f"<h3>{_shown(day_heading(moment))}</h3>\n<ol>\n")
             write(html_item(event, colours) + "\n")
         write("</ol>\n</section>\n")
     write("</body>\n</html>\n")
@@ -404,14 +511,16 @@ def write_html(events: Iterable[Event], out: TextIO, source: str, room: str | No
 
 
 def _fail(message: str, code: int = 1) -> int:
-    print(f"chatsrv export: {message}", file=sys.stderr)
+    print(_("chatsrv export: {message}").format(message=message), file=sys.stderr)
     return code
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    i18n.setup(sys.argv[1:] if argv is None else argv)  # before the parser: its help is translated when built
     args = build_parser().parse_args(argv)
     if args.db == MEMORY:
-        return _fail(f"{MEMORY} keeps nothing to export; give the file the server used (--db PATH)", 2)
+        nothing_kept = _("{memory} keeps nothing to export; give the file the server used (--db PATH)")
+        return _fail(nothing_kept.format(memory=MEMORY), 2)
     if out is None:
         # Platform hook: a file or pipe gets UTF-8 (the HTML says utf-8; nicks can be in any script),
         # a console its own encoding with escapes (lanchat.platforms.document_output).
@@ -426,12 +535,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             count = write_html(events, out, args.db, args.room, args.since)
         out.flush()
     except StoreError as error:
-        hint = " (the server's start-up lines say which file it uses)" if "no database" in str(error) else ""
-        return _fail(f"{error}{hint}")
+        if "no database" in str(error):
+            return _fail(_("{error} (the server's start-up lines say which file it uses)").format(error=error))
+        return _fail(str(error))
     except BrokenPipeError:
         # `chatsrv export | head`: the reader left; that is not an error.
         sys.stdout = None  # no flush at exit into the closed pipe
         return 0
     if count == 0:
-        print("chatsrv export: nothing saved matches" + (f" room {args.room}" if args.room else ""), file=sys.stderr)
+        if args.room:
+            nothing = _("nothing saved matches room {room}").format(room=args.room)
+        else:
+            nothing = _("nothing saved matches")
+        print(_("chatsrv export: {message}").format(message=nothing), file=sys.stderr)
     return 0

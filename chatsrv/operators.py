@@ -44,6 +44,7 @@ from chatsrv.moderation import Moderation, Refusal, minutes_left
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Session
 from chatsrv.store import Event, Store
+from lanchat.i18n import N_
 from lanchat.reasons import VOCABULARY, Said, Scalar, say
 from lanchat.wire import ProtocolError, encode_payload
 
@@ -225,9 +226,10 @@ class OperatorDesk:
             ]
         target_room = service.registry.room_of(target)
         saw_it = target_room is not None and target_room is service.registry.room_of(session)
+        # One template per action, each marked for translation (the teacher's console translates it).
+        template = N_("audit: kick by %s -> %s%s%s") if action == "kick" else N_("audit: ban by %s -> %s%s%s")
         audit.info(
-            "audit: %s by %s -> %s%s%s",
-            action,
+            template,
             _who(session),
             _who(target),
             f" reason={kick.reason!r}" if kick.reason else "",

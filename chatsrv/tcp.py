@@ -29,6 +29,7 @@ from chatsrv.outbox import CLOSE_GRACE, DEFAULT_OUTBOX_LIMIT, TCPOutbox, WriteCo
 from chatsrv.service import ChatService
 from chatsrv.session import Session
 from lanchat import platforms
+from lanchat.i18n import N_
 from lanchat.reasons import say
 from lanchat.wire import DEFAULT_MAX_FRAME, FrameDecoder, ProtocolError, encode_payload
 
@@ -166,7 +167,7 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
     ticket: Ticket | None  # this connection's place among the newcomers until its hello; None: none held
     accepted: float  # time.monotonic() when the connection was taken; the hello deadline counts from it
     outbox_class: type[TCPOutbox] = TCPOutbox  # how payloads become bytes on this port (the text door: lines)
-    refused_line = "refused"  # the console line's first word for a refused connection
+    refused_line = N_("refused %s: %s%s")  # the console line for a refused connection: peer, reason, note
 
     def setup(self) -> None:
         """Configure the socket and ask the service to admit the connection; a refusal is told, then sent."""
@@ -182,8 +183,8 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
         except ProtocolError as error:
             self.session = None
             self._no_longer_new()
-            line = f"{self.refused_line} {_peer(self.client_address)}: {error.message}"
-            server.service.log_refusal(self.client_address, line)
+            peer = _peer(self.client_address)
+            server.service.log_refusal(self.client_address, self.refused_line, peer, error.message)
             self.outbox.put([encode_payload(error.payload())], 1)
             self.outbox.close()
             self.outbox.flush()

@@ -37,6 +37,7 @@ from chatsrv.service import ChatService
 from chatsrv.session import Session
 from chatsrv.tcp import RECV_SIZE, ChatRequestHandler, ChatTCPServer
 from lanchat.display import safe_text
+from lanchat.i18n import N_
 from lanchat.reasons import say
 from lanchat.wire import ProtocolError, encode_payload
 
@@ -368,7 +369,7 @@ class TextDoorHandler(ChatRequestHandler):
     server: TextDoorServer
     outbox: TextOutbox
     outbox_class = TextOutbox
-    refused_line = "text door refused"
+    refused_line = N_("text door refused %s: %s%s")
 
     def admitted(self, session: Session) -> None:
         """Greet the person, and give the door's own answers (a bad line, /help) the service's rate limit."""

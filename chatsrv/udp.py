@@ -59,6 +59,7 @@ from chatsrv.mistakes import MistakeLog, excerpt, left_out_note, one_line
 from chatsrv.service import ChatService
 from chatsrv.session import Session
 from lanchat import platforms
+from lanchat.i18n import N_
 from lanchat.reasons import say
 from lanchat.wire import DEFAULT_MAX_DATAGRAM, ProtocolError, decode_payload, encode_payload, with_seq
 
@@ -306,7 +307,7 @@ class ChatDatagramHandler(socketserver.BaseRequestHandler):
         try:
             session = server.service.connect(outbox, address, "udp", server.max_datagram)
         except ProtocolError as error:
-            server.service.log_refusal(address, f"refused {address[0]}:{address[1]}: {error.message}")
+            server.service.log_refusal(address, N_("refused %s: %s%s"), f"{address[0]}:{address[1]}", error.message)
             server.send_datagram(with_seq(encode_payload(error.payload()), 0), address, None)
             outbox.close()
             return

@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
-from lanchat.i18n import N_, _
+from lanchat.i18n import N_, _, wrap
 
 Number = TypeVar("Number", int, float)
 
@@ -37,6 +37,21 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if help_text.endswith((")", "）")):
             return _("{help}; default: {default})").format(help=help_text[:-1], default=shown)
         return _("{help} (default: {default})").format(help=help_text, default=shown)
+
+    # argparse wraps with textwrap, which counts characters and breaks only at spaces: a Chinese
+    # line came out up to twice the terminal's width. These wrap by display width (lanchat.i18n.wrap).
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return wrap(" ".join(text.split()), width)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(indent + line for line in wrap(" ".join(text.split()), width - len(indent)))
+
+
+class RawDescriptionHelpFormatter(HelpFormatter):
+    """HelpFormatter that prints the description and epilog as written (line breaks kept), like argparse's."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "".join(indent + line for line in text.splitlines(keepends=True))
 
 
 class Parser(argparse.ArgumentParser):

@@ -16,8 +16,11 @@ nobody sees). So every one of them is shown as a visible escape (`\\x1b`,
   ideograph (a glyph variant of a name's character).
 
 A long run of zero-width characters can be shown as one marker
-(`⟨200 × U+200B⟩`, `compact=True`, the chat client's choice). One pass,
-linear in the text's length whatever its characters.
+(`⟨200 × U+200B⟩`, `compact=True`, the chat client's choice). A mixed run
+is counted in words (`⟨50 zero-width characters⟩`); those words are the
+caller's to translate: it passes `mixed_run` (the client passes its gettext
+wording), so this module stays below lanchat.i18n. One pass, linear in the
+text's length whatever its characters.
 
 Pure and stdlib only: imports nothing from lanchat, chatsrv or chatclient.
 """
@@ -25,6 +28,7 @@ Pure and stdlib only: imports nothing from lanchat, chatsrv or chatclient.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 
 # Controls, format characters (zero-width, bidi, BOM, tags) and line/paragraph separators.
 _ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
@@ -96,20 +100,33 @@ def _zero_width(char: str) -> bool:
     return unicodedata.category(char) in _ZERO_WIDTH_CATEGORIES or ord(char) in _TAGS
 
 
-def _compact(run: str) -> str:
+def english_mixed_run(count: int) -> str:
+    """The marker of a run of `count` different zero-width characters, in English."""
+    return f"⟨{count} zero-width characters⟩"
+
+
+def _compact(run: str, mixed_run: Callable[[int], str]) -> str:
     """One marker for a long run of zero-width characters: `⟨200 × U+200B⟩`."""
     if len(set(run)) == 1:
         return f"⟨{len(run)} × U+{ord(run[0]):04X}⟩"
-    return f"⟨{len(run)} zero-width characters⟩"
+    return mixed_run(len(run))
 
 
-def safe_text(text: str, *, keep: str = "", tab: str | None = None, compact: bool = False) -> str:
+def safe_text(
+    text: str,
+    *,
+    keep: str = "",
+    tab: str | None = None,
+    compact: bool = False,
+    mixed_run: Callable[[int], str] = english_mixed_run,
+) -> str:
     """`text` with every character of the module's rule shown as a visible escape.
 
     `keep`: characters left as they are (a transcript keeps "\\n\\t"; the
     caller then owns what a newline means). `tab`: what a tab becomes when it
     is not kept (the client's four spaces; None: an escape). `compact`: more
-    than COMPACT_RUN zero-width characters in a row become one marker.
+    than COMPACT_RUN zero-width characters in a row become one marker;
+    `mixed_run` words it when they are not all one character (a translation).
     """
     if text.isascii() and text.isprintable():
         return text  # the common case: two C-speed tests
@@ -128,7 +145,7 @@ def safe_text(text: str, *, keep: str = "", tab: str | None = None, compact: boo
             while run_end < end and _zero_width(text[run_end]):
                 run_end += 1
             if run_end - position > COMPACT_RUN:
-                append(_compact(text[position:run_end]))
+                append(_compact(text[position:run_end], mixed_run))
                 position = run_end
                 continue
         if char in keep:

@@ -327,3 +327,58 @@ def pad_right(text: str, cells: int) -> str:
 def pad_left(text: str, cells: int) -> str:
     """Spaces then `text`, `cells` terminal cells in all (like str.rjust, by display width)."""
     return " " * max(0, cells - display_width(text)) + text
+
+
+# Punctuation that must not begin a line (it closes what is before it) or end one (it opens what follows).
+_CLOSING = "，。、；：？！）」』》】…,.;:?!)]}%"
+_OPENING = "（「『《【“‘([{"
+
+
+def _wrap_tokens(text: str) -> list[str]:
+    """`text` as pieces a line may break between: spaces (one " "), words (narrow characters between
+    spaces or wide ones), and each wide character with the closing punctuation after it (Chinese has
+    no spaces, so a line may break between any two wide characters)."""
+    tokens: list[str] = []
+    glue = False  # the previous character opens something: the next one stays with it
+    for char in text:
+        if char.isspace():
+            if tokens and tokens[-1] != " ":
+                tokens.append(" ")
+            glue = False
+            continue
+        last = tokens[-1] if tokens and tokens[-1] != " " else None
+        wide = char_width(char) == 2
+        if last is not None and (
+            glue or char in _CLOSING or (not wide and char_width(last[-1]) < 2)
+        ):
+            tokens[-1] = last + char
+        else:
+            tokens.append(char)
+        glue = char in _OPENING
+    return tokens
+
+
+def wrap(text: str, cells: int) -> list[str]:
+    """`text` in lines of at most `cells` terminal cells: textwrap.wrap by display width.
+
+    Breaks at spaces and between wide characters (never before closing or
+    after opening punctuation); a word longer than a line stays whole.
+    """
+    lines: list[str] = []
+    line, used, space = "", 0, False
+    for token in _wrap_tokens(text):
+        if token == " ":
+            space = bool(line)
+            continue
+        width = display_width(token)
+        gap = 1 if space else 0
+        if line and used + gap + width > cells:
+            lines.append(line)
+            line, used = token, width
+        else:
+            line, used = line + " " * gap + token, used + gap + width
+        space = False
+    if line:
+        lines.append(line)
+    return lines
+

@@ -19,7 +19,15 @@ from typing import Any, NoReturn
 
 from chatsrv.faults import parse_delay
 from lanchat import i18n, platforms
-from lanchat.cliargs import HelpFormatter, Parser, count, percent, positive_int, positive_number
+from lanchat.cliargs import (
+    HelpFormatter,
+    Parser,
+    RawDescriptionHelpFormatter,
+    count,
+    percent,
+    positive_int,
+    positive_number,
+)
 from lanchat.i18n import _
 from lanchat_lab.bots import LabError, LabUnavailable
 
@@ -71,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
             "try:\n  chatlab compare --udp-loss 10\n  sudo chatlab compare --netns-loss 5 --plot "
             "out.png\n  chatlab sticky\n  chatlab timewait\n  chatlab threads\n  chatlab reliable-udp"
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionHelpFormatter,
     )
     from lanchat import __version__
 
@@ -81,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         version=f"lanchat {__version__}",
         help=_("show program's version number and exit"),
     )
+    i18n.add_language_option(parser)  # also before the scenario: chatlab --lang zh_CN --help
     scenarios = parser.add_subparsers(dest="scenario", metavar="SCENARIO", parser_class=Parser)
     scenarios.required = True
 

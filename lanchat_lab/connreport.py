@@ -8,6 +8,7 @@ and number helpers come from there. Must not import the scenarios or the CLI.
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Any
 
 from lanchat.i18n import _
@@ -44,7 +45,7 @@ def restart_report(result: dict[str, Any]) -> str:
         ).format(udp_timeout=setup["udp_timeout"]),
         "",
     ]
-    timeline: list[tuple[float, str, str]] = [(t, "server", text) for t, text in result["server_events"]]
+    timeline: list[tuple[float, str, str]] = [(t, "server", _server_event(text)) for t, text in result["server_events"]]
     for bot in result["bots"]:
         for t, text in bot["events"]:
             timeline.append((t, bot["nick"], text))
@@ -65,6 +66,14 @@ def restart_report(result: dict[str, Any]) -> str:
     lines.append("")
     lines += restart_summary(result)
     return "\n".join(lines)
+
+
+def _server_event(text: str) -> str:
+    """A server event of the restart result (English, as --json gives it) in the report's language."""
+    launched = re.fullmatch(r"server launched again on port (\d+)", text)
+    if launched is not None:
+        return _("server launched again on port {port}").format(port=launched.group(1))
+    return _(text)  # marked N_ in lanchat_lab.restart
 
 
 def restart_summary(result: dict[str, Any]) -> list[str]:

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from lanchat.i18n import _, ngettext
+from lanchat.i18n import N_, _, ngettext
 from lanchat_lab.bots import Bot, LabError, TCPBot, UDPBot, until
 from lanchat_lab.serverproc import ServerProcess
 
@@ -254,9 +254,13 @@ def run_restart(options: RestartOptions) -> dict[str, Any]:
                 "connected_spans": watch.spans,
             }
         )
-    how = "SIGTERM (graceful: it tells everyone)" if options.graceful else "SIGKILL (a crash: not a word to anyone)"
+    # English in the result (--json); the report shows them translated (lanchat_lab.connreport).
+    if options.graceful:
+        stopped = N_("server stopped with SIGTERM (graceful: it tells everyone)")
+    else:
+        stopped = N_("server stopped with SIGKILL (a crash: not a word to anyone)")
     server_events = [
-        [round(down, 4), f"server stopped with {how}"],
+        [round(down, 4), stopped],
         [round(up, 4), f"server launched again on port {port}"],
     ]
     return {

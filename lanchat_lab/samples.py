@@ -19,7 +19,8 @@ regenerated, never compared). Everything else must match exactly.
     python -m lanchat_lab.samples --check docs/lab.md docs/lab.zh.md   # exit 1 and say where they differ
 
 Owns the marker format and the comparison. Runs the scenarios in this
-process through `lanchat_lab.cli.main`. Imports: lanchat_lab.cli.
+process through `lanchat_lab.cli.main`. A Chinese worksheet's commands say `--lang zh_CN`, so its
+samples are Chinese. Imports: lanchat_lab.cli, lanchat.i18n.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lanchat import i18n
 from lanchat_lab.cli import main as chatlab
 
 MARKER = re.compile(r"^<!-- sample: (?P<spec>.*?) -->\n```\n(?P<body>.*?)```\n", re.MULTILINE | re.DOTALL)
@@ -90,7 +92,13 @@ def find_samples(text: str) -> list[Sample]:
 def run_sample(sample: Sample) -> str:
     """The sample's fenced text as the code prints it now: `$ command`, then the output."""
     output = io.StringIO()
-    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(io.StringIO()) as errors:
+    # chatlab chooses its language for the whole process (a Chinese worksheet's commands say --lang zh_CN):
+    # the language before the sample is restored after it.
+    with (
+        contextlib.redirect_stdout(output),
+        contextlib.redirect_stderr(io.StringIO()) as errors,
+        i18n.temporarily(i18n.language()),
+    ):
         code = chatlab(sample.command[1:])
     if code != 0:
         raise RuntimeError(f"{sample.shell} failed with exit code {code}: {errors.getvalue().strip()}")

@@ -7,15 +7,19 @@ Babel too, and must compile.
 
 from __future__ import annotations
 
+import configparser
+import functools
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lanchat import i18n
 
 pytest.importorskip("babel")
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir, extract_from_file
+from babel.messages.frontend import parse_keywords
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
@@ -24,14 +28,39 @@ PACKAGES = ("chatclient", "chatsrv", "lanchat", "lanchat_lab")
 CATALOGUES = sorted(i18n.LOCALE_DIR.glob("*/LC_MESSAGES/lanchat.po"))
 
 
+# argparse's own words that only newer Pythons pass through gettext (3.13 wraps this one in _()).
+ARGPARSE_NEWER = {" (default: %(default)s)"}
+
+
+def keywords() -> dict[str, Any]:
+    """Babel's default keywords plus those setup.cfg's [extract_messages] adds (log templates)."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg", encoding="utf-8")
+    extra = config.get("extract_messages", "keywords", fallback="").split()
+    return {**DEFAULT_KEYWORDS, **parse_keywords(extra)}
+
+
+@functools.cache
 def extracted() -> dict[str, str]:
     """msgid (the singular for a plural) -> where it is used, from every package's source."""
     found: dict[str, str] = {}
     for package in PACKAGES:
-        for filename, lineno, message, _comments, _context in extract_from_dir(str(ROOT / package)):
+        for filename, lineno, message, _comments, _context in extract_from_dir(
+            str(ROOT / package), keywords=keywords()
+        ):
             msgid = message[0] if isinstance(message, tuple) else message
             found.setdefault(msgid, f"{package}/{filename}:{lineno}")
     return found
+
+
+def argparse_words() -> set[str]:
+    """The msgids of argparse's own strings ("usage: "), which the catalogue translates too (README)."""
+    import argparse
+
+    return {
+        message[0] if isinstance(message, tuple) else message
+        for _lineno, message, _comments, _context in extract_from_file("python", argparse.__file__)
+    } | ARGPARSE_NEWER
 
 
 def test_there_is_a_chinese_catalogue() -> None:
@@ -58,6 +87,24 @@ def test_every_message_is_translated(path: Path) -> None:
     ]
     assert not empty, f"untranslated entries: {empty}"
     write_mo(io.BytesIO(), catalogue)  # compiles
+
+
+@pytest.mark.parametrize("path", CATALOGUES, ids=lambda path: path.parent.parent.name)
+def test_no_stale_entries(path: Path) -> None:
+    """Every catalogue entry is a msgid the code (or argparse) still uses: a stale one is dead weight."""
+    with path.open("rb") as stream:
+        catalogue = read_po(stream)
+    ids = {message.id[0] if isinstance(message.id, tuple) else message.id for message in catalogue if message.id}
+    stale = ids - set(extracted()) - argparse_words()
+    assert not stale, f"in {path.name} but used nowhere: {sorted(stale)}"
+
+
+def test_log_templates_are_extracted() -> None:
+    """The first argument of a log call at info and above is extracted; debug lines are not."""
+    found = extracted()
+    assert "database %s: %s; chat history is kept in memory only" in found  # log.error in chatsrv/sqlitestore.py
+    assert "audit: kick by %s -> %s%s%s" in found
+    assert "start-up failed" not in found  # log.debug
 
 
 @pytest.mark.parametrize("path", CATALOGUES, ids=lambda path: path.parent.parent.name)

@@ -58,3 +58,14 @@ def test_help_lines_in_chinese() -> None:
     assert "管理员命令（先 /op 口令）：" in lines
     assert isinstance(commands.parse("/frobnicate"), commands.Problem)
     assert commands.parse("/frobnicate") == commands.Problem("没有 /frobnicate 这个命令；/help 列出全部命令")
+
+
+def test_the_zero_width_marker_in_chinese() -> None:
+    """A long mixed run of zero-width characters is one marker, worded in the client's language."""
+    from chatclient.render import sanitize
+
+    pile = "\u0301\u0302\u0303\u200b\u0304" * 10
+    assert sanitize(f"z{pile}!") == "z⟨50 个零宽字符⟩!"
+    assert sanitize("a" + "\u200b" * 20 + "b") == "a⟨20 × U+200B⟩b"  # one character: its code point, no words
+    with i18n.temporarily(i18n.ENGLISH):
+        assert sanitize(f"z{pile}!") == "z⟨50 zero-width characters⟩!"

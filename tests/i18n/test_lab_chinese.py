@@ -146,3 +146,47 @@ def test_chatlab_help_in_chinese() -> None:
     text = chatlab("compare", "--lang", "zh_CN", "--help")
     assert text.startswith("用法：chatlab compare")
     assert "服务器对它发出的 UDP 数据报注入的故障" in text and "丢掉 PCT % 的数据报" in text
+
+
+def test_lang_before_the_scenario_works_too() -> None:
+    """`chatlab --lang zh_CN --help` and `chatlab --lang zh_CN SCENARIO ...`, not only after the scenario."""
+    text = chatlab("--lang", "zh_CN", "--help")
+    assert text.startswith("用法：chatlab")
+    assert "选项" in text and "显示这份帮助并退出" in text and "粘包与拆包" in text
+    assert "show this help" not in text
+    assert chatlab("--lang", "zh_CN", "sticky", "--help").startswith("用法：chatlab sticky")
+    assert chatlab("--lang", "zh_CN", "sticky", "--messages", "3", "--big", "0").startswith("chatlab sticky：3 条")
+
+
+def test_help_is_wrapped_by_display_width() -> None:
+    """argparse's textwrap counts characters: a Chinese help line came out twice the terminal's width."""
+    done = subprocess.run(
+        [sys.executable, "-m", "lanchat_lab", "--lang", "zh_CN", "sticky", "--help"],
+        cwd=ROOT, env={**ENV, "COLUMNS": "60"}, capture_output=True, text=True, encoding="utf-8", timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) > 10
+    too_wide = [line for line in lines if i18n.display_width(line) > 60]
+    assert not too_wide, too_wide
+    assert "一个裸 TCP 发送方" in done.stdout  # the description is there, only wrapped
+
+
+def test_restart_timeline_server_lines_in_chinese_json_stays_english() -> None:
+    """The server's two events: English in the result (--json), translated in the report."""
+    from lanchat_lab.connreport import restart_report
+
+    setup = {"bots_per_transport": 1, "transports": ["tcp"], "before": 1.0, "down": 2.0, "interval": 0.25,
+             "udp_timeout": 1.5, "graceful": False, "port": 4711}
+    result = {
+        "scenario": "restart", "setup": setup, "down_at": 1.0, "up_at": 3.0,
+        "server_events": [[1.0, "server stopped with SIGKILL (a crash: not a word to anyone)"],
+                          [3.0, "server launched again on port 4711"]],
+        "bots": [],
+    }
+    with i18n.temporarily("zh_CN"):
+        text = restart_report(result)
+    assert "服务器被 SIGKILL 杀掉（相当于崩溃：一句话都没说）" in text and "服务器在端口 4711 上重新启动" in text
+    assert "server stopped" not in text and "launched again" not in text
+    assert "server launched again on port 4711" in restart_report(result)  # English

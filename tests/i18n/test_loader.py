@@ -152,3 +152,17 @@ def test_padding_aligns_by_cells() -> None:
     assert {i18n.display_width(row.split("|")[0]) for row in rows} == {10}
     assert i18n.pad_left("乱序", 6) == "  乱序"
     assert i18n.pad_left("too long here", 4) == "too long here"
+
+
+def test_wrap_by_display_width() -> None:
+    """Lines of at most N cells; breaks at spaces and between Chinese characters, never inside a word
+    (lesson.html stays whole) nor before closing punctuation (no line starts with "，" or "）")."""
+    text = "把保存的聊天记录写到标准输出，例如 'chatsrv export --format html > lesson.html'。"
+    text += "只有服务器运行时，私聊才出现。"
+    for cells in (16, 20, 33, 60):
+        lines = i18n.wrap(text, cells)
+        assert all(i18n.display_width(line) <= cells for line in lines), (cells, lines)
+        assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+        assert not [line for line in lines if line[0] in "，。）"], lines
+        assert any("lesson.html'。" in line for line in lines)
+    assert i18n.wrap("hello world foo bar baz", 11) == ["hello world", "foo bar baz"]  # like textwrap

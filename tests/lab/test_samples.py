@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from lanchat_lab.samples import differences, find_samples, parse_spec, regenerate
+from lanchat import i18n
+from lanchat_lab.samples import differences, find_samples, parse_spec, regenerate, run_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,3 +59,23 @@ def test_regenerate_rewrites_a_stale_sample(tmp_path: Path) -> None:
     assert "old text" not in text and "$ chatlab sticky --messages 3 --big 0\nchatlab sticky: 3 short messages" in text
     assert text.startswith("intro\n<!-- sample:") and text.endswith("```\nend\n")
     assert regenerate(page, check=True) == []
+
+
+def test_the_chinese_worksheets_samples_are_chinese_the_english_ones_english() -> None:
+    """docs/lab.zh.md's samples run with --lang zh_CN (and show it); docs/lab.md's never do."""
+    han = re.compile(r"[\u4e00-\u9fff]")
+    chinese = find_samples((ROOT / "docs" / "lab.zh.md").read_text(encoding="utf-8"))
+    english = find_samples((ROOT / "docs" / "lab.md").read_text(encoding="utf-8"))
+    for sample in chinese:
+        assert sample.command[-2:] == ["--lang", "zh_CN"], sample.shell
+        assert sample.body.startswith(f"$ {sample.shell}\n") and han.search(sample.body.split("\n", 1)[1]), sample.shell
+    for sample in english:
+        assert "--lang" not in sample.command and not han.search(sample.body), sample.shell
+
+
+def test_a_sample_in_chinese_leaves_the_language_as_it_was() -> None:
+    """chatlab --lang chooses the language of the whole process: run_sample puts the one before back."""
+    (sample,) = find_samples(marked("chatlab sticky --messages 3 --big 0 --lang zh_CN", "$ x\n"))
+    before = i18n.language()
+    assert "条" in run_sample(sample)
+    assert i18n.language() == before

@@ -1,0 +1,79 @@
+"""The server's teacher-facing log lines speak the console's language; the records stay English."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatsrv.app import ConsoleFormatter, SafeLogFilter
+from lanchat import i18n
+from tests.i18n.test_server_lines import ENV, ROOT
+
+KICK = "audit: kick by %s -> %s%s%s"
+
+
+def record(template: str, *args: object, level: int = logging.INFO) -> logging.LogRecord:
+    return logging.LogRecord("chatsrv.audit", level, __file__, 1, template, args, None)
+
+
+def console(line: logging.LogRecord, language: str) -> str:
+    with i18n.temporarily(language):
+        return ConsoleFormatter("%(levelname)s %(message)s").format(line)
+
+
+def test_a_kick_is_chinese_on_a_chinese_console_and_english_on_an_english_one() -> None:
+    kick = record(KICK, "teacher [tcp 127.0.0.1:5]", "bob [udp 127.0.0.1:6]", " reason='spam'", "")
+    assert console(kick, "zh_CN") == "INFO 审计：teacher [tcp 127.0.0.1:5] 踢出了 bob [udp 127.0.0.1:6] reason='spam'"
+    assert console(kick, "en") == "INFO audit: kick by teacher [tcp 127.0.0.1:5] -> bob [udp 127.0.0.1:6] reason='spam'"
+    assert kick.msg == KICK  # the record itself (what a log file or another handler gets) stays English
+
+
+def test_debug_lines_stay_english() -> None:
+    line = record("stopping", level=logging.DEBUG)
+    assert console(line, "zh_CN") == "DEBUG stopping"
+    assert console(record("stopping"), "zh_CN") == "INFO 正在停止"
+
+
+def test_an_escaped_argument_keeps_the_line_translatable() -> None:
+    """SafeLogFilter escapes a nick's ESC in the arguments, so the template still translates."""
+    kick = record(KICK, "teacher", "bo\x1b[2Jb", "", "")
+    assert SafeLogFilter().filter(kick)
+    assert console(kick, "zh_CN") == "INFO 审计：teacher 踢出了 bo\\x1b[2Jb"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [("zh_CN", "；聊天记录只保存在内存里"), ("en", "; chat history is kept in memory only")],
+)
+def test_a_store_error_in_the_consoles_language(tmp_path: Path, language: str, expected: str) -> None:
+    """The real command: a database in a folder that does not exist is logged as an error, translated."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chatsrv", "--lang", language, "--host", "127.0.0.1", "--port", "0",
+         "--no-udp", "--db", str(tmp_path / "missing" / "lesson.db")],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+    )
+    assert process.stdout is not None
+    try:
+        for _line in range(30):  # the start-up lines end with the Ctrl-C line (bounded: at most 30 lines)
+            if "Ctrl-C" in process.stdout.readline():
+                break
+    finally:
+        process.terminate()
+        _out, stderr = process.communicate(timeout=20)
+    errors = [line for line in stderr.splitlines() if " ERROR " in line]
+    assert errors and errors[0].endswith(expected), stderr
+
+
+def test_a_refused_connection_keeps_its_template_for_the_console() -> None:
+    """The adapters log a refusal as a template (the console translates it), not as a finished English line."""
+    from chatsrv.tcp import ChatRequestHandler
+    from chatsrv.textdoor import TextDoorHandler
+
+    assert ChatRequestHandler.refused_line == "refused %s: %s%s"
+    line = record(TextDoorHandler.refused_line, "127.0.0.1:5", "this server needs a password", "")
+    assert console(line, "zh_CN") == "INFO 文本入口拒绝了 127.0.0.1:5：this server needs a password"
