@@ -45,7 +45,7 @@ def test_text_lines_in_chinese(db: Path) -> None:
     assert "2024-05-06 09:00:00 #Physics --> alice 加入了" in text
     assert "alice 改名为 alicia" in text and "李雷 离开了（quit）" in text
     assert "（私聊）bob -> alicia: psst" in text or "（私聊） bob -> alicia: psst" in text
-    assert "!! [踢出] teacher 踢出了 bob：spam" in text
+    assert "!! [踢人] teacher 踢出了 bob：spam" in text
     assert "!! [禁言] teacher 禁言了 alicia，5 分钟" in text
     assert "!! [锁定] teacher 锁定了所有聊天室" in text
     assert "!! [慢速] teacher 开启了慢速模式：每 10 秒一条消息" in text
@@ -61,7 +61,7 @@ def test_html_headings_in_chinese(db: Path) -> None:
     assert "<title>lanchat 聊天记录</title>" in page and "<h2>私聊</h2>" in page
     assert "<h3>2024年5月06日 星期一</h3>" in page
     assert "5 条消息，从 2024-05-06 09:00 到 " in page and "从 " + str(db) + " 导出。" in page
-    assert '<span class="kind">踢出</span>' in page and 'class="notice kick"' in page  # the class stays English
+    assert '<span class="kind">踢人</span>' in page and 'class="notice kick"' in page  # the class stays English
     english = export("--db", str(db), "--format", "html", "--lang", "en")
     assert "<h3>Monday 06 May 2024</h3>" in english and "5 messages from" in english
 
