@@ -20,6 +20,7 @@ from chatsrv.backpressure import Backpressure
 from chatsrv.outbox import WriteCombiner
 from chatsrv.service import ChatService
 from chatsrv.tcp import BURST_RECV_SIZE, RECV_SIZE, ChatRequestHandler, Newcomers
+from chatsrv.textdoor import DEFAULT_MAX_LINE, TextDoorHandler
 from lanchat.wire import FrameDecoder, decode_payload, encode_frame, encode_payload
 from tests.helpers import Client, wait_until
 from tests.support.fakes import Clock
@@ -154,6 +155,34 @@ def test_an_idle_handler_waits_in_a_one_byte_peek_and_a_flood_is_read_big() -> N
         peer.until_closed()
         handler.join(5)
         assert not handler.is_alive()
+
+
+@dataclass
+class TextStubServer(StubServer):
+    """What the text door's handler reads from its server besides ChatTCPServer's attributes."""
+
+    max_line: int = DEFAULT_MAX_LINE
+
+
+def test_an_idle_text_door_connection_waits_in_a_one_byte_peek() -> None:
+    """The text door reads like the framed port: it waits for a line in recv(1, MSG_PEEK), then reads RECV_SIZE."""
+    service = ChatService(clock=Clock(), rate=0, server_name="pair")
+    server_side, client_side = socket.socketpair()
+    recording = RecordingSocket(server_side.detach())
+    with recording, client_side:
+        handler = threading.Thread(
+            target=TextDoorHandler, args=(recording, ("127.0.0.1", 50003), TextStubServer(service)), name="door"
+        )
+        handler.start()
+        client_side.settimeout(5)
+        client_side.sendall(b"ann\n")
+        wait_until(lambda: service.registry.find("ann") is not None)
+        wait_until(lambda: len(recording.reads) == 3)
+        assert recording.reads == [PEEK, (RECV_SIZE, 0), PEEK]  # blocked in the peek now
+        client_side.shutdown(socket.SHUT_WR)
+        handler.join(5)
+        assert not handler.is_alive()
+    assert service.registry.find("ann") is None
 
 
 class _NullOutbox:
