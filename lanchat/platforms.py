@@ -290,22 +290,22 @@ def _find_glibc_mallopt() -> Callable[[int, int], int] | None:
     return cast(Callable[[int, int], int], mallopt)
 
 
-_mallopt: Callable[[int, int], int] | None = _find_glibc_mallopt()
-_arenas_limited = False  # limit_malloc_arenas has run in this process
+# Looked up only when the server asks (the client never loads ctypes for it); tests replace it.
+_find_mallopt: Callable[[], Callable[[int, int], int] | None] = _find_glibc_mallopt
+_arenas_limited: bool | None = None  # what limit_malloc_arenas answered in this process; None: not called yet
 
 
 def limit_malloc_arenas(arenas: int = SERVER_MALLOC_ARENAS) -> bool:
-    """glibc: at most `arenas` malloc arenas from now on (once per process); False where there is nothing to set.
+    """glibc: at most `arenas` malloc arenas from now on; False where there is nothing to set (or glibc refused).
 
-    Call it before the threads start: arenas that already exist stay.
+    Only the first call in a process does anything (later ones repeat its
+    answer). Call it before the threads start: arenas that already exist stay.
     """
     global _arenas_limited
-    if _mallopt is None:
-        return False
-    if not _arenas_limited:
-        _arenas_limited = True
-        return bool(_mallopt(GLIBC_M_ARENA_MAX, arenas))
-    return True
+    if _arenas_limited is None:
+        mallopt = _find_mallopt()
+        _arenas_limited = mallopt is not None and bool(mallopt(GLIBC_M_ARENA_MAX, arenas))
+    return _arenas_limited
 
 
 # ---------------------------------------------------------------- console text

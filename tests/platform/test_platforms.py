@@ -89,11 +89,12 @@ def test_building_the_server_limits_malloc_arenas_once(monkeypatch: pytest.Monke
         calls.append((param, value))
         return 1
 
-    monkeypatch.setattr(platforms, "_mallopt", mallopt)
-    monkeypatch.setattr(platforms, "_arenas_limited", False)
+    monkeypatch.setattr(platforms, "_find_mallopt", lambda: mallopt)
+    monkeypatch.setattr(platforms, "_arenas_limited", None)
     build_and_close()
     build_and_close()
     assert calls == [(platforms.GLIBC_M_ARENA_MAX, platforms.SERVER_MALLOC_ARENAS)] == [(-8, 1)]
+    assert platforms.limit_malloc_arenas() is True
 
 
 def test_without_ctypes_or_glibc_nothing_is_set_and_the_server_builds(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,8 +102,7 @@ def test_without_ctypes_or_glibc_nothing_is_set_and_the_server_builds(monkeypatc
     real = platforms._optional_module
     monkeypatch.setattr(platforms, "_optional_module", lambda name: None if name == "ctypes" else real(name))
     assert platforms._find_glibc_mallopt() is None
-    monkeypatch.setattr(platforms, "_mallopt", None)
-    monkeypatch.setattr(platforms, "_arenas_limited", False)
+    monkeypatch.setattr(platforms, "_arenas_limited", None)
     assert platforms.limit_malloc_arenas() is False
     build_and_close()
 
@@ -115,6 +115,14 @@ def test_on_glibc_the_real_mallopt_is_found() -> None:
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("not glibc")
     assert platforms._find_glibc_mallopt() is not None
+
+
+def test_the_client_does_not_load_ctypes_for_the_server_s_arenas() -> None:
+    """Importing the platform layer (as the client does) looks nothing up: ctypes is loaded only when chatsrv asks."""
+    code = "import sys, lanchat.platforms, chatclient.cli; print('ctypes' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
 
 
 # ---------------------------------------------------------------- signals
