@@ -263,7 +263,7 @@ def read_tcp_info(sock: socket.socket, size: int) -> bytes | None:
 # own later use. chatsrv runs a thread per connection: with thousands of
 # members the arenas kept memory that no other thread could reuse (measured at
 # 5,000 joined members: 49-52 KB per connection became 39 with batch_joins,
-# 100-104 became 42 for version 1 clients). CPython allocates with its GIL held, so one arena
+# 96-104 became 42 for version 1 clients). CPython allocates with its GIL held, so one arena
 # costs no lock contention worth measuring. glibc's malloc.h: M_ARENA_MAX -8.
 GLIBC_M_ARENA_MAX = -8
 SERVER_MALLOC_ARENAS = 1  # chatsrv's arenas: all threads share the main one
