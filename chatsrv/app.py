@@ -131,6 +131,9 @@ class SharedPortTCPServer(ChatTCPServer):
 def build_server(args: argparse.Namespace) -> Server:
     """Create (and bind) everything `args` asks for; raises OSError on bind problems."""
     file_limit = raise_file_limit()
+    # One malloc arena for a thread per connection: a fifth to over half less memory per member
+    # (docs/architecture.md "Memory per connection"); nothing happens where the C library is not glibc.
+    platforms.limit_malloc_arenas()
     max_connections = 0 if file_limit is None else max(16, file_limit - FD_RESERVE)  # 0: no cap is needed
     max_clients = args.max_clients
     if max_connections and (not max_clients or max_clients > max_connections):

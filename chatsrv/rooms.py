@@ -21,6 +21,7 @@ Imports only `chatsrv.session` (for the type) and `chatsrv.lookalike`; no socket
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -35,9 +36,16 @@ def name_key(name: str) -> str:
 
 
 class Room:
-    """A broadcast room: members by look-alike key, recent encoded `message` payloads."""
+    """A broadcast room: members by look-alike key, recent encoded `message` payloads.
 
-    __slots__ = ("alike", "history", "key", "members", "name", "remote", "topic", "version")
+    `members` and `remote` change only through the Registry, which also keeps
+    `sorted_nicks` (every nick here, local and remote, as (casefold, nick) in
+    order) with bisect: every `welcome` lists the room, and sorting 5,000 nicks
+    for each of 5,000 joins was a heap of short-lived lists (docs/architecture.md
+    "Memory per connection").
+    """
+
+    __slots__ = ("alike", "history", "key", "members", "name", "remote", "sorted_nicks", "topic", "version")
 
     def __init__(self, name: str, history_size: int) -> None:
         self.name = name
@@ -45,15 +53,28 @@ class Room:
         self.alike = likeness_key(name)
         self.members: dict[str, Session] = {}  # local members: the ones a broadcast here reaches
         self.remote: dict[str, Session] = {}  # stand-ins for members on other nodes (backplane only)
+        self.sorted_nicks: list[tuple[str, str]] = []  # (nick.casefold(), nick) of members and remote, in order
         self.history: deque[bytes] = deque(maxlen=history_size)
         self.topic: str | None = None
         self.version = 0  # changes whenever a member enters or leaves
 
     def nicks(self) -> list[str]:
-        names = [member.nick or "" for member in self.members.values()]
-        if self.remote:
-            names += [member.nick or "" for member in self.remote.values()]
-        return sorted(names, key=str.casefold)
+        """Every nick here, local and remote, in case-insensitive order."""
+        return [nick for _, nick in self.sorted_nicks]
+
+    def list_nick(self, nick: str) -> None:
+        """Registry only: `nick` entered (in order, by bisect)."""
+        bisect.insort(self.sorted_nicks, (nick.casefold(), nick))
+
+    def forget(self, where: dict[str, Session], key: str) -> None:
+        """Registry only: the session filed under `key` in `where` (members or remote) leaves it and the list."""
+        gone = where.pop(key, None)
+        if gone is None or gone.nick is None:
+            return
+        entry = (gone.nick.casefold(), gone.nick)
+        index = bisect.bisect_left(self.sorted_nicks, entry)
+        if index < len(self.sorted_nicks) and self.sorted_nicks[index] == entry:
+            del self.sorted_nicks[index]
 
     @property
     def empty(self) -> bool:
@@ -133,7 +154,10 @@ class Registry:
 
     def enter(self, session: Session, room: Room) -> None:
         assert session.nick is not None
-        room.members[likeness_key(session.nick)] = session
+        key = likeness_key(session.nick)
+        room.forget(room.members, key)
+        room.members[key] = session
+        room.list_nick(session.nick)
         room.version += 1
         session.room_key = room.key
         self.idle.pop(room.key, None)
@@ -142,7 +166,7 @@ class Registry:
         """Take `session` out of its room: a room left empty is dropped, or idle from `now` if it has history."""
         room = self.room_of(session)
         if room is not None and session.nick is not None:
-            room.members.pop(likeness_key(session.nick), None)
+            room.forget(room.members, likeness_key(session.nick))
             room.version += 1
             if room.empty:
                 if not room.history and room.topic is None:
@@ -166,8 +190,10 @@ class Registry:
         old_key = likeness_key(session.nick)
         self.by_nick.pop(old_key, None)
         if room is not None:
-            room.members.pop(old_key, None)
+            room.forget(room.members, old_key)
+            room.forget(room.members, likeness_key(new))
             room.members[likeness_key(new)] = session
+            room.list_nick(new)
         session.nick = new
         self.by_nick[likeness_key(new)] = session
 
@@ -182,14 +208,17 @@ class Registry:
     def enter_remote(self, stand_in: Session, room: Room) -> None:
         self.leave_remote(stand_in)
         assert stand_in.nick is not None
-        room.remote[likeness_key(stand_in.nick)] = stand_in
+        key = likeness_key(stand_in.nick)
+        room.forget(room.remote, key)
+        room.remote[key] = stand_in
+        room.list_nick(stand_in.nick)
         stand_in.room_key = room.key
         self.idle.pop(room.key, None)
 
     def leave_remote(self, stand_in: Session, now: float = 0.0) -> None:
         room = self.room_of(stand_in)
         if room is not None and stand_in.nick is not None:
-            room.remote.pop(likeness_key(stand_in.nick), None)
+            room.forget(room.remote, likeness_key(stand_in.nick))
             if room.empty and room.key not in self.idle:
                 self.idle[room.key] = now  # an empty room leaves memory like any other (discard_idle)
         stand_in.room_key = None
@@ -206,8 +235,10 @@ class Registry:
         if self.by_nick.get(old_key) is stand_in:
             del self.by_nick[old_key]
         if room is not None:
-            room.remote.pop(old_key, None)
+            room.forget(room.remote, old_key)
+            room.forget(room.remote, likeness_key(new))
             room.remote[likeness_key(new)] = stand_in
+            room.list_nick(new)
         stand_in.nick = new
         self.by_nick[likeness_key(new)] = stand_in
 

@@ -35,7 +35,7 @@ from chatsrv.outbox import TCPOutbox
 from chatsrv.ratelimit import TokenBucket
 from chatsrv.service import ChatService
 from chatsrv.session import Session
-from chatsrv.tcp import RECV_SIZE, ChatRequestHandler, ChatTCPServer
+from chatsrv.tcp import RECV_SIZE, ChatRequestHandler, ChatTCPServer, wait_and_read
 from lanchat.display import safe_text
 from lanchat.i18n import N_
 from lanchat.reasons import say
@@ -398,7 +398,7 @@ class TextDoorHandler(ChatRequestHandler):
                     return
                 self.request.settimeout(left)
             try:
-                data = self.request.recv(RECV_SIZE)
+                data = wait_and_read(self.request, RECV_SIZE)
             except TimeoutError:
                 continue  # the deadline check above ends it
             except OSError:

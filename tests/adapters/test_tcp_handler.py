@@ -1,10 +1,13 @@
 """ChatRequestHandler through a socketpair: hello, say, bye through the real handler, no listening server.
 
+How it reads: an idle handler waits in a one-byte MSG_PEEK, holding no 8 KiB buffer, and a flood is read big.
+
 And the TCP server's `handle_error`: a handler that raises is one log record with the peer, not a bare traceback.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import socket
 import threading
@@ -16,7 +19,8 @@ import pytest
 from chatsrv.backpressure import Backpressure
 from chatsrv.outbox import WriteCombiner
 from chatsrv.service import ChatService
-from chatsrv.tcp import ChatRequestHandler, Newcomers
+from chatsrv.tcp import BURST_RECV_SIZE, RECV_SIZE, ChatRequestHandler, Newcomers
+from chatsrv.textdoor import DEFAULT_MAX_LINE, TextDoorHandler
 from lanchat.wire import FrameDecoder, decode_payload, encode_frame, encode_payload
 from tests.helpers import Client, wait_until
 from tests.support.fakes import Clock
@@ -106,6 +110,79 @@ def test_a_refused_connection_is_told_why_then_closed() -> None:
         handler.join(5)
         assert not handler.is_alive()
     assert len(service.sessions) == 1
+
+
+class RecordingSocket(socket.socket):
+    """A real socket that records each recv's (size, flags) as the call begins (so a blocked recv shows too)."""
+
+    def __init__(self, fileno: int) -> None:
+        super().__init__(fileno=fileno)
+        self.reads: list[tuple[int, int]] = []
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        self.reads.append((bufsize, flags))
+        return super().recv(bufsize, flags)
+
+
+PEEK = (1, socket.MSG_PEEK)
+
+
+def test_an_idle_handler_waits_in_a_one_byte_peek_and_a_flood_is_read_big() -> None:
+    """While nothing arrives the handler blocks in recv(1, MSG_PEEK), not with a RECV_SIZE buffer; a read that
+    filled RECV_SIZE is followed at once by a BURST_RECV_SIZE read, and once the flood is over it peeks again."""
+    service = ChatService(clock=Clock(), rate=0, server_name="pair")
+    server_side, client_side = socket.socketpair()
+    recording = RecordingSocket(server_side.detach())
+    with recording, client_side:
+        handler = run_handler(StubServer(service), recording, ("127.0.0.1", 50002))
+        peer = Peer(client_side)
+        peer.send(type="hello", nick="ann")
+        assert peer.next()["type"] == "welcome"
+        wait_until(lambda: len(recording.reads) == 3)
+        assert recording.reads == [PEEK, (RECV_SIZE, 0), PEEK]  # blocked in the peek now
+        says = ({"type": "say", "text": f"{n:04d}" + "x" * 996} for n in range(40))
+        flood = b"".join(encode_frame(encode_payload(say)) for say in says)  # 40 KB at once
+        peer.sock.sendall(flood)
+        texts = [peer.next()["text"][:4] for _ in range(40)]
+        assert texts == [f"{n:04d}" for n in range(40)]
+        wait_until(lambda: recording.reads[-1] == PEEK and len(recording.reads) > 3)
+        during = recording.reads[2:]
+        assert during[:3] == [PEEK, (RECV_SIZE, 0), (BURST_RECV_SIZE, 0)]  # the first read filled its buffer
+        for before, after in itertools.pairwise(during):
+            if after == (RECV_SIZE, 0):
+                assert before == PEEK  # a small read only ever follows the wait
+        peer.send(type="bye")
+        peer.until_closed()
+        handler.join(5)
+        assert not handler.is_alive()
+
+
+@dataclass
+class TextStubServer(StubServer):
+    """What the text door's handler reads from its server besides ChatTCPServer's attributes."""
+
+    max_line: int = DEFAULT_MAX_LINE
+
+
+def test_an_idle_text_door_connection_waits_in_a_one_byte_peek() -> None:
+    """The text door reads like the framed port: it waits for a line in recv(1, MSG_PEEK), then reads RECV_SIZE."""
+    service = ChatService(clock=Clock(), rate=0, server_name="pair")
+    server_side, client_side = socket.socketpair()
+    recording = RecordingSocket(server_side.detach())
+    with recording, client_side:
+        handler = threading.Thread(
+            target=TextDoorHandler, args=(recording, ("127.0.0.1", 50003), TextStubServer(service)), name="door"
+        )
+        handler.start()
+        client_side.settimeout(5)
+        client_side.sendall(b"ann\n")
+        wait_until(lambda: service.registry.find("ann") is not None)
+        wait_until(lambda: len(recording.reads) == 3)
+        assert recording.reads == [PEEK, (RECV_SIZE, 0), PEEK]  # blocked in the peek now
+        client_side.shutdown(socket.SHUT_WR)
+        handler.join(5)
+        assert not handler.is_alive()
+    assert service.registry.find("ann") is None
 
 
 class _NullOutbox:

@@ -68,6 +68,63 @@ def test_an_unknown_file_limit_caps_nothing(monkeypatch: pytest.MonkeyPatch) -> 
         server.service.store.close()
 
 
+# ---------------------------------------------------------------- malloc arenas
+
+
+def build_and_close() -> None:
+    """Build a chatsrv server on port 0 and close it again without serving."""
+    args = build_parser().parse_args(["--host", "127.0.0.1", "--port", "0", "--db", ":memory:"])
+    server = build_server(args)
+    server.tcp.server_close()
+    assert server.udp is not None
+    server.udp.server_close()
+    server.service.store.close()
+
+
+def test_building_the_server_limits_malloc_arenas_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """chatsrv asks glibc for one arena (M_ARENA_MAX) when the server is built, once however often it is built."""
+    calls: list[tuple[int, int]] = []
+
+    def mallopt(param: int, value: int) -> int:
+        calls.append((param, value))
+        return 1
+
+    monkeypatch.setattr(platforms, "_find_mallopt", lambda: mallopt)
+    monkeypatch.setattr(platforms, "_arenas_limited", None)
+    build_and_close()
+    build_and_close()
+    assert calls == [(platforms.GLIBC_M_ARENA_MAX, platforms.SERVER_MALLOC_ARENAS)] == [(-8, 1)]
+    assert platforms.limit_malloc_arenas() is True
+
+
+def test_without_ctypes_or_glibc_nothing_is_set_and_the_server_builds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ctypes (or not Linux, or not glibc): no mallopt is found, limiting says False, chatsrv builds all the same."""
+    real = platforms._optional_module
+    monkeypatch.setattr(platforms, "_optional_module", lambda name: None if name == "ctypes" else real(name))
+    assert platforms._find_glibc_mallopt() is None
+    monkeypatch.setattr(platforms, "_arenas_limited", None)
+    assert platforms.limit_malloc_arenas() is False
+    build_and_close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux's")
+def test_on_glibc_the_real_mallopt_is_found() -> None:
+    """On a glibc Linux the platform layer finds mallopt (a musl system legitimately has none)."""
+    import platform  # only to tell glibc from musl here
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+    assert platforms._find_glibc_mallopt() is not None
+
+
+def test_the_client_does_not_load_ctypes_for_the_server_s_arenas() -> None:
+    """Importing the platform layer (as the client does) looks nothing up: ctypes is loaded only when chatsrv asks."""
+    code = "import sys, lanchat.platforms, chatclient.cli; print('ctypes' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
 # ---------------------------------------------------------------- signals
 
 
