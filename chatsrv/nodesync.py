@@ -5,8 +5,10 @@ state used here in its `__init__` and calls these methods from its reader thread
 lock, as each says. docs/scale-out.md says what members see.
 
 * Message ids: while linked, ids come from `lanchat:ids` in blocks; a node also keeps a *reserve* of
-  OUTAGE_IDS ids taken from the same counter, and hands them out while Redis is away. So ids stay unique
-  across nodes in every state, once a node has linked once (and for OUTAGE_IDS messages of one outage).
+  OUTAGE_IDS ids taken from the same counter, and hands them out while Redis is away. At each link the
+  counter is raised above every id the node holds (a counter Redis lost jumps FRESH_GAP further). So ids
+  stay unique across nodes in every state, once a node has linked (and for OUTAGE_IDS messages of one
+  outage; past that it says so and goes on above its reserve).
 * Operators: a member's presence record and its `joined` carry `operator`, and the `op` notice goes
   through the stream, so every node counts the stand-in of another node's operator as an operator.
 * `close_room`: the node of the operator sends its notice through the stream; every other node moves its
@@ -97,8 +99,11 @@ class NodeSync:
             self._next_id += 1
             return self._next_id - 1
         first, end = self._spare
-        if first >= end:
-            return None  # no reserve (never linked, or spent): the local counter, as on one server
+        if not end:
+            return None  # never linked: the local counter, as on one server
+        if first == end:  # said once: past the reserve, ids go on above it
+            log.warning("backplane: the %d message ids kept for an outage are spent: until the link is back, "
+                        "ids go on above them and may repeat ids of other nodes", OUTAGE_IDS)
         self._spare = (first + 1, end)
         return first
 
@@ -110,10 +115,10 @@ class NodeSync:
         """
         client = self.client
         first, end = self._spare
-        floor = max(self.service.store.next_message_id(), end) - 1
+        floor = max(self.service.store.next_message_id(), first, end) - 1
         client.eval(RAISE_IDS, 1, IDS, floor, FRESH_GAP if end else 0)  # a first link: a new cluster, no gap
         if end - first >= OUTAGE_IDS // 2:
-            return None  # enough left (taken under the registry lock by the caller otherwise)
+            return None  # enough left (a new one is set under the registry lock by the caller)
         last = int(client.incrby(IDS, OUTAGE_IDS))
         return last - OUTAGE_IDS + 1, last + 1
 
@@ -167,7 +172,8 @@ class NodeSync:
         full = any(stream == events and len(entries) >= count for stream, entries in reply)
         if not full:
             return False  # the read reached the end of the stream: nothing after `read_from` was trimmed
-        first = self.client.xinfo_stream(events).get("recorded-first-entry-id")
+        info = self.client.xinfo_stream(events)
+        first = info.get("recorded-first-entry-id") or (info.get("first-entry") or [None])[0]  # Redis 7; 5 and 6
         return first is not None and stream_id(first) > stream_id(read_from)
 
     def _catch_up(self, events: str, read_from: bytes) -> None:
@@ -187,7 +193,7 @@ class NodeSync:
             for room, body, exclude in pending.values():  # ours may have been trimmed: delivered here now
                 service.fanout.broadcast(room, body, exclude)
             for node in list(self._stand_ins):
-                listed = {likeness_key(str(json.loads(raw).get("nick", ""))) for raw in others.get(node, {}).values()}
+                listed = {likeness_key(nick) for nick, _ in _records(others.get(node, {}))}
                 for key in [key for key in self._stand_ins[node] if key not in listed]:
                     self._stand_in_lost(node, key, now)
             for node, members in others.items():
@@ -212,14 +218,23 @@ class NodeSync:
 
     def _add_listed(self, node: str, members: dict[bytes, bytes], now: float) -> None:
         """Members of `node` from its presence hash, as `joined` events (known ones are left as they are)."""
-        for raw in members.values():
-            try:
-                member = json.loads(raw)
-                nick, room_name = str(member["nick"]), str(member["room"])
-            except (ValueError, KeyError, TypeError):
-                continue
+        for nick, member in _records(members):
+            room_name = str(member["room"])
             joined: dict[str, Any] = {"type": "joined", "nick": nick, "room": room_name, "ts": now}
             if member.get("o"):
                 joined["operator"] = True
             self._room_event(node, room_name, encode_payload(joined), joined,
                              str(member.get("t", "tcp")), str(member.get("a", "")), now)
+
+
+def _records(members: dict[bytes, bytes]) -> list[tuple[str, dict[str, Any]]]:
+    """The nick and record of every member of a presence hash (records that cannot be read are skipped)."""
+    records = []
+    for raw in members.values():
+        try:
+            member = json.loads(raw)
+            if isinstance(member["nick"], str) and isinstance(member["room"], str):
+                records.append((member["nick"], member))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return records

@@ -165,3 +165,22 @@ def test_a_node_behind_the_trimmed_stream_catches_up_and_says_so(
             assert bob.expect("message")["text"] == "after"  # reading goes on from the end
     finally:
         gate.set()
+
+
+def test_a_spent_reserve_of_ids_is_said_once(
+    redis_server: Redis, make_server: Callable[..., Server], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from chatsrv import nodesync
+
+    monkeypatch.setattr(nodesync, "OUTAGE_IDS", 2)
+    a = make_server("--rate", "0", "--backplane", redis_server.url)
+    with Client(a.port) as alice:
+        alice.join("alice")
+        redis_server.stop()
+        alice.expect("notice", event="backplane")
+        with caplog.at_level(logging.WARNING, logger="chatsrv"):
+            ids = [say(alice, f"t{n}") for n in range(4)]
+        spent = [r for r in caplog.records if "kept for an outage are spent" in r.getMessage()]
+        assert len(spent) == 1
+        assert ids == list(range(ids[0], ids[0] + 4))  # the reserve first, then on above it
