@@ -17,7 +17,7 @@ lock, as each says. docs/scale-out.md says what members see.
   stream now starts; if entries it has not read were trimmed, it re-reads the cluster state (members,
   moderation), logs one line and tells its members that they may have missed messages.
 
-Imports: service, session, messages, lookalike, lanchat.wire; never `redis`.
+Imports: service, session, messages, rooms, lookalike, lanchat.i18n, lanchat.wire; never `redis`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from chatsrv.messages import DEFAULT_ROOM, Join
 from chatsrv.rooms import Room
 from chatsrv.service import ChatService
 from chatsrv.session import Session
+from lanchat.i18n import _
 from lanchat.wire import encode_payload
 
 log = logging.getLogger("chatsrv")
@@ -102,8 +103,8 @@ class NodeSync:
         if not end:
             return None  # never linked: the local counter, as on one server
         if first == end:  # said once: past the reserve, ids go on above it
-            log.warning("backplane: the %d message ids kept for an outage are spent: until the link is back, "
-                        "ids go on above them and may repeat ids of other nodes", OUTAGE_IDS)
+            log.warning(_("backplane: the %d message ids kept for an outage are spent: until the link is back, "
+                          "ids go on above them and may repeat ids of other nodes"), OUTAGE_IDS)
         self._spare = (first + 1, end)
         return first
 
@@ -148,7 +149,7 @@ class NodeSync:
         if service.registry.room(room.name) is room and room.empty:
             service.registry.discard(room)
         service.store.forget_room(room.name, likeness_key)
-        log.info("backplane: room %s was closed on another node: %d member(s) here moved", room.name, moved)
+        log.info(_("backplane: room %s was closed on another node: %d member(s) here moved"), room.name, moved)
 
     def _stand_ins_leave(self, room: Room) -> None:
         """Members of other nodes are out of a room being closed; their nodes move them (and say where)."""
@@ -201,9 +202,9 @@ class NodeSync:
             if state is not None:
                 self._apply_moderation(state.decode(), now)
             self._last_id = newest[0][0] if newest else self._last_id
-            log.warning("backplane: node %s fell behind the stream (entries after %s were trimmed before it "
-                        "read them): it re-read the members and moderation from %s and goes on from the end",
-                        self.node, read_from.decode(), "redis")
+            log.warning(_("backplane: node %s fell behind the stream (entries after %s were trimmed before it "
+                          "read them): it re-read the members and moderation from Redis and goes on from the end"),
+                        self.node, read_from.decode())
             self._tell_everyone(BEHIND_NOTICE, now)
 
     def _stand_in_lost(self, node: str, key: str, now: float) -> None:
