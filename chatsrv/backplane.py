@@ -17,8 +17,8 @@ order. Personal payloads (welcome, replies, errors) stay local.
 Keys (all under `lanchat:`): `events` (the stream), `inbox:NODE` (a node's
 inbox stream), `alive:NODE` (expires unless the node's heartbeat renews
 it), `members:NODE` (hash: look-alike key -> the member's nick, room,
-transport, host), `nick:KEY` (which node holds a nick, by its look-alike
-key), `ids` (message ids, handed out in blocks).
+transport, host, operator), `nick:KEY` (which node holds a nick, by its look-alike
+key), `ids` (message ids, handed out in blocks), `moderation` (the latest state).
 
 Failures: a node whose `alive` key expired has its members leave every
 other node's lists (reason `lost`) within `ttl + heartbeat` seconds. When
@@ -40,7 +40,9 @@ message ids every ID_BLOCK messages) has a short socket timeout.
 
 Applying other nodes' events to the local registry (stand-ins, room events,
 inbox entries, moderation, a node forgotten) is the `StandIns` part
-(chatsrv.standins), mixed into `Backplane`.
+(chatsrv.standins), mixed into `Backplane`; keeping the nodes in step (ids during
+an outage, operators, closed rooms, a node behind the trimmed stream) is the
+`NodeSync` part (chatsrv.nodesync).
 
 Imports: session, lookalike, rooms, service, standins, nodesync, lanchat.wire; `redis` (lazily).
 """
