@@ -184,3 +184,38 @@ def test_a_spent_reserve_of_ids_is_said_once(
         spent = [r for r in caplog.records if "kept for an outage are spent" in r.getMessage()]
         assert len(spent) == 1
         assert ids == list(range(ids[0], ids[0] + 4))  # the reserve first, then on above it
+
+
+def test_catching_up_keeps_a_moderation_change_of_its_own_not_sent_yet(
+    nodes: Nodes, connect: Callable[[Server], Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The moderation key in Redis is older than an unmute node B made and has not sent yet: B keeps its own."""
+    a, b = nodes
+    teacher_a, teacher_b, bob, carol = connect(a), connect(b), connect(b), connect(b)
+    operator(a, teacher_a, "anna")
+    operator(b, teacher_b, "bert")
+    bob.join("bob")
+    carol.join("carol")
+    teacher_a.expect("joined", nick="carol")
+    teacher_a.send({"type": "mute", "nick": "bob"})
+    wait_until(lambda: "bob" in b.service.moderation.mutes)
+    wait_until(lambda: b.backplane.client.get("lanchat:moderation") is not None)
+    gate = threading.Event()
+    pipeline = b.backplane.client.pipeline
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        gate.wait(10)
+        return pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(b.backplane.client, "pipeline", held)
+    try:
+        carol.send({"type": "say", "text": "the send thread waits with this"})
+        # Published, and taken by the send thread, which now waits at the gate.
+        wait_until(lambda: b.backplane._pending and not b.backplane._queue)
+        teacher_b.send({"type": "unmute", "nick": "bob"})
+        wait_until(lambda: "bob" not in b.service.moderation.mutes and b.backplane._queue)
+        b.backplane._catch_up(backplane.EVENTS, b.backplane._last_id)
+        assert "bob" not in b.service.moderation.mutes
+    finally:
+        gate.set()
+    wait_until(lambda: "bob" not in a.service.moderation.mutes)  # and it reaches the other node
