@@ -508,7 +508,7 @@ class Backplane(StandIns, NodeSync):
             room.history.append(body)
             self.service.fanout.broadcast(room, body)
             return
-        self._room_event(node, room_name, body, json.loads(body), transport, host, now)
+        self._other_node_event(node, room_name, body, json.loads(body), transport, host, now)
 
     def _link_lost(self, error: BaseException) -> None:
         """Redis is unreachable: rooms become local until the reader re-joins."""

@@ -132,8 +132,24 @@ class NodeSync:
     def _operator_fields(self, session: Session) -> dict[str, Any]:
         return {"operator": True} if self.service.moderation.is_operator(session) else {}
 
+    def _other_node_event(self, node: str, room_name: str, body: bytes, payload: dict[str, Any], transport: str,
+                          host: str, now: float) -> None:
+        """A room event of another node but a message (under the registry lock): `StandIns._room_event`, and
+        what a `left` from a room closed here meanwhile and an operator's notice mean here."""
+        registry = self.service.registry
+        existed = registry.room(room_name) is not None
+        self._room_event(node, room_name, body, payload, transport, host, now)
+        room = registry.room(room_name)
+        if room is None:
+            return
+        kind = payload.get("type")
+        if kind == "left" and not existed and room.empty:
+            registry.discard(room)  # left a room closed here meanwhile: nobody was told, nothing to keep
+        elif kind == "notice":
+            self._other_node_notice(node, room, payload, now)
+
     def _other_node_notice(self, node: str, room: Room, payload: dict[str, Any], now: float) -> None:
-        """A notice of another node, after its room heard it (under the registry lock)."""
+        """A notice of another node, after its room heard it."""
         event = payload.get("event")
         if event == "op":
             stand_in = self._stand_ins.get(node, {}).get(likeness_key(str(payload.get("nick", ""))))

@@ -8,7 +8,7 @@ gone has its members leave. A mixin: `Backplane` creates the state it uses (anno
 `__init__`, and calls these under a batch of the service's fanout (the registry lock); nothing here is
 used on its own.
 
-Imports: session, ratelimit, lookalike, rooms, continuity, service, lanchat.wire; never `redis`.
+Imports: session, ratelimit, lookalike, continuity, service, lanchat.wire; never `redis`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from chatsrv import continuity
 from chatsrv.lookalike import likeness_key
 from chatsrv.ratelimit import TokenBucket
-from chatsrv.rooms import Room
 from chatsrv.service import ChatService
 from chatsrv.session import Session
 from lanchat.wire import encode_payload
@@ -59,14 +58,11 @@ class StandIns:
 
         def forward(self, node: str, nick: str, body: bytes) -> None: ...
 
-        def _other_node_notice(self, node: str, room: Room, payload: dict[str, Any], now: float) -> None: ...
-
     def _room_event(
         self, node: str, room_name: str, body: bytes, payload: dict[str, Any], transport: str, host: str, now: float
     ) -> None:
         """A room event of another node: update its stand-ins, deliver to the local members of the room."""
         registry = self.service.registry
-        existed = registry.room(room_name) is not None
         room = registry.ensure_room(room_name, now)
         kind = payload.get("type")
         known = self._stand_ins.setdefault(node, {})
@@ -103,12 +99,7 @@ class StandIns:
                 known[likeness_key(str(payload["new"]))] = stand_in
         elif kind == "message":
             room.history.append(body)
-        if not existed and room.empty and kind == "left":
-            registry.discard(room)  # left a room closed here meanwhile (chatsrv.nodesync): nobody to tell
-            return
         self.service.fanout.broadcast(room, body)
-        if kind == "notice":
-            self._other_node_notice(node, room, payload, now)  # an operator's notice may change things here
 
     def _new_stand_in(self, node: str, transport: str, host: str, now: float) -> Session:
         outbox = StandInOutbox(self, node)
