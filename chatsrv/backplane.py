@@ -17,8 +17,8 @@ order. Personal payloads (welcome, replies, errors) stay local.
 Keys (all under `lanchat:`): `events` (the stream), `inbox:NODE` (a node's
 inbox stream), `alive:NODE` (expires unless the node's heartbeat renews
 it), `members:NODE` (hash: look-alike key -> the member's nick, room,
-transport, host), `nick:KEY` (which node holds a nick, by its look-alike
-key), `ids` (message ids, handed out in blocks).
+transport, host, operator), `nick:KEY` (which node holds a nick, by its look-alike
+key), `ids` (message ids, handed out in blocks), `moderation` (the latest state).
 
 Failures: a node whose `alive` key expired has its members leave every
 other node's lists (reason `lost`) within `ttl + heartbeat` seconds. When
@@ -40,9 +40,11 @@ message ids every ID_BLOCK messages) has a short socket timeout.
 
 Applying other nodes' events to the local registry (stand-ins, room events,
 inbox entries, moderation, a node forgotten) is the `StandIns` part
-(chatsrv.standins), mixed into `Backplane`.
+(chatsrv.standins), mixed into `Backplane`; keeping the nodes in step (ids during
+an outage, operators, closed rooms, a node behind the trimmed stream) is the
+`NodeSync` part (chatsrv.nodesync).
 
-Imports: session, lookalike, rooms, service, standins, lanchat.wire; `redis` (lazily).
+Imports: session, lookalike, rooms, service, standins, nodesync, lanchat.wire; `redis` (lazily).
 """
 
 from __future__ import annotations
@@ -57,6 +59,13 @@ from collections import deque
 from typing import Any
 
 from chatsrv.lookalike import likeness_key
+from chatsrv.nodesync import (
+    ID_BLOCK,  # noqa: F401 (its old home: the name stays importable from here)
+    MODERATION,
+    RAISE_IDS,  # noqa: F401 (its old home)
+    READ_COUNT,
+    NodeSync,
+)
 from chatsrv.rooms import Room
 from chatsrv.service import ChatService
 from chatsrv.session import Session
@@ -73,20 +82,14 @@ INBOX_MAXLEN = 10_000
 MAX_QUEUED = 50_000  # entries waiting to be sent: past this Redis is too slow for us, and the node goes local
 MESSAGE_PREFIX = b'{"type":"message"'  # how every encoded `message` payload starts (lanchat.wire.encode_message)
 MAX_PACK = 1000  # room events of one node sent as one stream entry, at most
-ID_BLOCK = 100  # message ids taken from redis at once: one round trip per ID_BLOCK messages
 READ_BLOCK_MS = 200  # longest XREAD wait: also how late a stop or a heartbeat can be
 SOCKET_TIMEOUT = 2.0  # seconds; longer than READ_BLOCK_MS
 MAX_BACKOFF = 5.0  # seconds between reconnection attempts, at most
-# Raise the id counter to at least ARGV[1], atomically (a node with older history joins a newer cluster).
-RAISE_IDS = (
-    "local now = tonumber(redis.call('GET', KEYS[1]) or '0') "
-    "if now < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end return 0"
-)
 LOCAL_NOTICE = say("backplane_lost")  # lanchat.reasons: the English text, its key for the client's language
 BACK_NOTICE = say("backplane_back")
 
 
-class Backplane(StandIns):
+class Backplane(StandIns, NodeSync):
     """One node's link to the cluster (see the module docstring)."""
 
     def __init__(
@@ -117,6 +120,7 @@ class Backplane(StandIns):
         self._stand_ins: dict[str, dict[str, Session]] = {}  # node -> look-alike key -> stand-in
         self._next_id = 0
         self._end_id = 0
+        self._spare = (0, 0)  # ids kept for an outage (chatsrv.nodesync)
         self._last_id = b"0-0"
         self._inbox_id = b"0-0"
         self._queue: deque[tuple[str, dict[str, Any], list[tuple[Any, ...]]]] = deque()
@@ -230,19 +234,6 @@ class Backplane(StandIns):
         self.client.set(key, self.node)  # the node that held it is gone
         return True
 
-    def message_id(self) -> int | None:
-        if not self.linked:
-            return None
-        if self._next_id >= self._end_id:
-            try:
-                last = int(self.client.incrby(PREFIX + "ids", ID_BLOCK))
-            except self._errors:
-                return None
-            self._next_id, self._end_id = last - ID_BLOCK + 1, last + 1
-        message_id = self._next_id
-        self._next_id += 1
-        return message_id
-
     def forward_drop(self, session: Session, reason: str, details: dict[str, Any] | None) -> bool:
         outbox = session.outbox
         if not isinstance(outbox, StandInOutbox):
@@ -253,7 +244,7 @@ class Backplane(StandIns):
 
     def moderation_changed(self, state: str) -> None:
         if self.linked:
-            self._send(EVENTS, {"n": self.node, "s": 0, "k": "mod", "b": state}, [])
+            self._send(EVENTS, {"n": self.node, "s": 0, "k": "mod", "b": state}, [("set", MODERATION, state)])
 
     def forward(self, node: str, nick: str, body: bytes) -> None:
         """A personal payload for a member of `node` (from its stand-in's outbox)."""
@@ -288,11 +279,18 @@ class Backplane(StandIns):
                 ops.append(("hset", members, likeness_key(payload["new"]),
                             self._presence(payload["new"], payload["room"], member)))
             return ops
+        if kind == "notice" and payload.get("event") == "op":  # the operator mark goes into the presence record
+            member = self.service.registry.find(str(payload.get("nick", "")))
+            if member is not None and member.nick is not None:
+                return [("hset", members, likeness_key(member.nick), self._presence(member.nick, payload["room"],
+                                                                                     member))]
+        if kind == "notice" and payload.get("event") == "close_room":
+            self._closing(payload)
         return []
 
-    @staticmethod
-    def _presence(nick: str, room: str, session: Session) -> str:
-        return json.dumps({"nick": nick, "room": room, "t": session.transport, "a": _host(session)})
+    def _presence(self, nick: str, room: str, session: Session) -> str:
+        record = {"nick": nick, "room": room, "t": session.transport, "a": _host(session)}
+        return json.dumps({**record, "o": 1} if self.service.moderation.is_operator(session) else record)
 
     def _send(self, stream: str, fields: dict[str, Any], ops: list[tuple[Any, ...]]) -> None:
         with self._wake:
@@ -347,9 +345,12 @@ class Backplane(StandIns):
                     self._beat()
                     next_beat = time.monotonic() + self.heartbeat
                 streams = {EVENTS: self._last_id, self._inbox(self.node): self._inbox_id}
-                reply = self.client.xread(streams, count=1000, block=READ_BLOCK_MS)
+                read_from = self._last_id
+                reply = self.client.xread(streams, count=READ_COUNT, block=READ_BLOCK_MS)
                 if reply:
                     self._apply(reply)
+                    if self._check_behind(read_from, reply, EVENTS.encode(), READ_COUNT):
+                        self._catch_up(EVENTS, read_from)
             except self._errors as error:
                 self._link_lost(error)
 
@@ -367,8 +368,8 @@ class Backplane(StandIns):
             if node != self.node:
                 others[node] = client.hgetall(self._members(node))
         client.set(self._alive(self.node), "1", ex=max(1, round(self.ttl)))
-        # Ids go on above every id this node's store has handed out (its messages table keys on them).
-        client.eval(RAISE_IDS, 1, PREFIX + "ids", self.service.store.next_message_id() - 1)
+        # Ids go on above every id this node's store or reserve has handed out (its messages table keys on them).
+        spare = self._reserve_ids()
         service = self.service
         with service.fanout.batch():
             if self._stop.is_set():
@@ -387,24 +388,19 @@ class Backplane(StandIns):
                 if room is not None:
                     pipe.hset(self._members(self.node), likeness_key(session.nick),
                               self._presence(session.nick, room.name, session))
-                    joined = {"type": "joined", "nick": session.nick, "room": room.name, "ts": now}
+                    joined = {"type": "joined", "nick": session.nick, "room": room.name, "ts": now,
+                              **self._operator_fields(session)}
                     fields = self._fields(0, room.name, encode_payload(joined))  # serial 0: not delivered here
                     fields.update(t=session.transport, a=_host(session))
                     pipe.xadd(EVENTS, fields, maxlen=STREAM_MAXLEN, approximate=True)
             pipe.expire(self._members(self.node), max(1, round(self.ttl)))
             pipe.execute()
             for node, members in others.items():
-                for raw in members.values():
-                    try:
-                        member = json.loads(raw)
-                        nick, room_name = str(member["nick"]), str(member["room"])
-                    except (ValueError, KeyError, TypeError):
-                        continue
-                    joined = {"type": "joined", "nick": nick, "room": room_name, "ts": now}
-                    self._room_event(node, room_name, encode_payload(joined), joined,
-                                     str(member.get("t", "tcp")), str(member.get("a", "")), now)
+                self._add_listed(node, members, now)
             self._last_id, self._inbox_id = last_id, inbox_id
             self._next_id = self._end_id = 0
+            if spare is not None:
+                self._spare = spare
             self.linked = True
             self.links += 1
             remote = sum(len(members) for members in self._stand_ins.values())
@@ -513,7 +509,7 @@ class Backplane(StandIns):
             room.history.append(body)
             self.service.fanout.broadcast(room, body)
             return
-        self._room_event(node, room_name, body, json.loads(body), transport, host, now)
+        self._other_node_event(node, room_name, body, json.loads(body), transport, host, now)
 
     def _link_lost(self, error: BaseException) -> None:
         """Redis is unreachable: rooms become local until the reader re-joins."""

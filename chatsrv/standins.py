@@ -81,6 +81,8 @@ class StandIns:
                 return  # already known here (a re-join we had read from the presence hash)
             else:
                 registry.enter_remote(stand_in, room)
+            if stand_in is not None and payload.get("operator"):
+                self.service.moderation.grant(stand_in)  # an operator there is one here (chatsrv.nodesync)
         elif kind == "left":
             stand_in = known.get(likeness_key(str(payload["nick"])))
             if stand_in is not None:
@@ -89,6 +91,7 @@ class StandIns:
                 else:
                     del known[likeness_key(str(payload["nick"]))]
                     registry.remove_remote(stand_in, now)
+                    self.service.moderation.forget(stand_in)
         elif kind == "renamed":
             stand_in = known.pop(likeness_key(str(payload["old"])), None)
             if stand_in is not None:
@@ -135,6 +138,7 @@ class StandIns:
         for stand_in in known.values():
             room = self.service.registry.room_of(stand_in)
             self.service.registry.remove_remote(stand_in, now)
+            self.service.moderation.forget(stand_in)
             if room is not None and stand_in.nick is not None:
                 left = {"type": "left", "nick": stand_in.nick, "room": room.name, "ts": now, "reason": "lost"}
                 self.service.fanout.broadcast(room, encode_payload(left))
