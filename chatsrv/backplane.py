@@ -112,6 +112,7 @@ class Backplane(StandIns):
         self.recovery_seconds: float | None = None  # how long the last outage lasted, once it is over
         self._lost_at: float | None = None
         self._pending: dict[int, tuple[Room, bytes, Session | None]] = {}  # published, not yet read back
+        self._entering: dict[Session, int] = {}  # local members whose `joined` is not read back: its serial
         self._serials = itertools.count(1)
         self._stand_ins: dict[str, dict[str, Session]] = {}  # node -> look-alike key -> stand-in
         self._next_id = 0
@@ -202,7 +203,11 @@ class Backplane(StandIns):
         ops: list[tuple[Any, ...]] = []
         fields = self._fields(serial, room.name, body)
         if not body.startswith(MESSAGE_PREFIX):
-            ops = self._presence_ops(json.loads(body), exclude, fields)
+            payload = json.loads(body)
+            ops = self._presence_ops(payload, exclude, fields)
+            if exclude is not None and payload.get("type") == "joined":
+                self.service.fanout.entered(room, exclude)  # its welcome, queued next, lists who is there
+                self._entering[exclude] = serial
         self._send(EVENTS, fields, ops)
         return True
 
@@ -505,7 +510,7 @@ class Backplane(StandIns):
             item = self._pending.pop(serial, None)
             if item is not None:
                 room, body, exclude = item
-                self.service.fanout.broadcast(room, body, exclude)
+                self._deliver_own(serial, room, body, exclude)
             return
         if body.startswith(MESSAGE_PREFIX):  # most events: no stand-in changes, so no need to decode
             room = self.service.registry.ensure_room(room_name, now)
@@ -526,6 +531,7 @@ class Backplane(StandIns):
             with self._wake:
                 self._queue.clear()
             pending, self._pending = self._pending, {}
+            self._entering.clear()
             for room, body, exclude in pending.values():  # published but not read back: nothing local is lost
                 self.service.fanout.broadcast(room, body, exclude)
             now = self.service.clock()
