@@ -45,7 +45,12 @@ hears of its changes every `hold_seconds`. An adapter that sets
 `hold_seconds` calls `release_due` on a timer (the TCP server's
 `service_actions`, every 50 ms), so what is kept goes out even when no
 member sends anything; without it, the next batch that nobody waits for
-releases it.
+releases it. On a cluster (chatsrv.backplane) a join reaches the room only
+when it comes back from the shared stream: the backplane calls `entered`
+when the local member enters (its welcome lists who is there) and
+`member_changed` for every join and leave it reads back, with the members
+that must not get it (`Changes.hidden`: the newcomer itself, and local
+newcomers whose welcome already listed it).
 
 Delivery failures: a member whose outbox overflows (`put` returns False)
 or raises (a bug) is handed to the `drop` callback the service gives
