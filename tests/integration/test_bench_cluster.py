@@ -42,6 +42,7 @@ def test_each_configuration_delivers_everything_and_is_timed(row: dict[str, Any]
         assert config["cpu_us_per_delivery"] is not None and config["server_cpu_s"] is not None
         assert config["latency_sent"] > 0 and config["latency_lost"] == 0
         assert 0 < config["p50_ms"] <= config["p99_ms"]
+        assert len(config["rounds"]) == 2 and config["deliveries"] == sum(r["deliveries"] for r in config["rounds"])
     assert configs["1 node"]["redis_cpu_s"] == 0.0  # no backplane: Redis is not counted
     assert row["deliv_2"] == configs["2 nodes"]["deliveries_per_s"] and row["p99_bp"] == configs["1 node+bp"]["p99_ms"]
 
@@ -52,5 +53,5 @@ def test_scale_puts_twice_the_members_on_two_nodes(row: dict[str, Any]) -> None:
     assert (one["config"], two["config"]) == ("1 node", "2 nodes")
     assert one["joined"] == one["conns"] == row["conns"] and two["joined"] == two["conns"] == 2 * row["conns"]
     for scale in (one, two):
-        assert scale["bcast_reached"] == scale["bcast_expected"] > 0
+        assert scale["bcast_reached"] == scale["bcast_expected"] > 0 and scale["join_bytes"] > 0
         assert scale["total_s"] == pytest.approx(scale["join_s"] + scale["bcast_s"], abs=0.002)

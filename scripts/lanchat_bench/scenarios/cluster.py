@@ -4,7 +4,8 @@ The run starts its own redis-server on a free loopback port (persistence
 off), empties it before each server it starts, and stops it by PID at the
 end. For each configuration, on one server: the fanout run (deliveries/s,
 and the CPU the server's processes and Redis used over it, per delivery)
-and the latency run at --rate (p50/p99). Then scale: --conns N members on
+and the latency run at --rate (p50/p99), in two alternating rounds of the
+three (their mean is reported). Then scale: --conns N members on
 one node against 2N over two nodes (join time, RSS per connection, one
 broadcast's reach time). Not part of `all` (it takes minutes and needs
 redis-server); docs/scale-out.md says what the figures mean.
@@ -35,6 +36,9 @@ from .scale import run_scale
 
 #: (label, nodes, with the backplane) in the order they run.
 CONFIGS = (("1 node", 1, False), ("1 node+bp", 1, True), ("2 nodes", 2, True))
+#: Rounds of the three configurations, alternating (1, bp, 2, 1, bp, 2): a noisy moment hits one round of
+#: each rather than both of one; the figures are the rounds' mean (each round's are kept in `rounds`).
+ROUNDS = 2
 
 
 class RedisServer:
@@ -110,6 +114,26 @@ class ConfigFigures:
     p50_ms: float | None = None
     p99_ms: float | None = None
     error: str | None = field(default=None, metadata=OPTIONAL)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+
+
+MEANS = ("deliveries_per_s", "server_cpu_s", "redis_cpu_s", "cpu_us_per_delivery", "p50_ms", "p99_ms")
+
+
+def mean_of(rounds: list[ConfigFigures]) -> ConfigFigures:
+    """One configuration's rounds as one: the mean of each figure, sums of counts, every error."""
+    first = rounds[0]
+    merged = ConfigFigures(config=first.config, nodes=first.nodes, backplane=first.backplane,
+                           rounds=[{k: v for k, v in asdict(r).items() if k != "rounds"} for r in rounds])
+    for name in MEANS:
+        values = [getattr(r, name) for r in rounds]
+        if all(value is not None for value in values):
+            setattr(merged, name, rnd(sum(values) / len(values), 3))
+    for name in ("deliveries", "latency_sent", "latency_lost"):
+        values = [getattr(r, name) for r in rounds]
+        setattr(merged, name, sum(values) if all(value is not None for value in values) else None)
+    merged.error = "; ".join(r.error for r in rounds if r.error) or None
+    return merged
 
 
 @dataclass
@@ -124,6 +148,8 @@ class ScaleFigures:
     bcast_reached: int | None = None
     bcast_expected: int | None = None
     bcast_s: float | None = None
+    #: Bytes the members received while joining (the `joined`/`members` notices and welcomes).
+    join_bytes: int | None = None
     #: join_s + bcast_s: all joined and reached.
     total_s: float | None = None
     error: str | None = field(default=None, metadata=OPTIONAL)
@@ -218,12 +244,12 @@ def measure_scale(launch: Callable[[], ServerProcess], opts: argparse.Namespace,
     figures = ScaleFigures(config=label, conns=conns, joined=row.get("joined"), join_s=row.get("join_s"),
                            rss_per_conn_kb=row.get("rss_per_conn_kb"), bcast_reached=row.get("bcast_reached"),
                            bcast_expected=row.get("bcast_expected"), bcast_s=row.get("bcast_s"),
-                           error=row.get("error"))
+                           join_bytes=row.get("join_bytes"), error=row.get("error"))
     if figures.join_s is not None and figures.bcast_s is not None and row.get("bcast_all"):
         figures.total_s = rnd(figures.join_s + figures.bcast_s)
     _say(f"scale {label}: {figures.joined} of {conns} joined in {figures.join_s} s, "
-         f"{figures.rss_per_conn_kb} KB/conn, broadcast reached {figures.bcast_reached} of "
-         f"{figures.bcast_expected} in {figures.bcast_s} s")
+         f"{figures.rss_per_conn_kb} KB/conn, {figures.join_bytes} bytes to members, "
+         f"broadcast reached {figures.bcast_reached} of {figures.bcast_expected} in {figures.bcast_s} s")
     return figures
 
 
@@ -239,7 +265,8 @@ def run_cluster(ctx: RunContext) -> ClusterResult:
     redis = RedisServer()
     try:
         redis.start()
-        configs = [measure_config(ctx.launch, opts, redis, *config) for config in CONFIGS]
+        measured = [measure_config(ctx.launch, opts, redis, *config) for _ in range(ROUNDS) for config in CONFIGS]
+        configs = [mean_of(measured[index::len(CONFIGS)]) for index in range(len(CONFIGS))]
         one, with_bp, two = configs
         result.configs = [asdict(figures) for figures in configs]
         result.deliv_1, result.deliv_bp, result.deliv_2 = (c.deliveries_per_s for c in configs)
@@ -264,7 +291,7 @@ def run_cluster(ctx: RunContext) -> ClusterResult:
 SCENARIO = Scenario(
     name="cluster",
     help="""one node, one node with the Redis backplane, two nodes
-(chatsrv --workers 2), with a redis-server of its own: fanout
+(chatsrv --workers 2), two alternating rounds, with a redis-server of its own: fanout
 deliveries/s and server+Redis CPU per delivery (us), latency
 p50/p99 at --rate; then --conns N members on one node against
 2N on two (join + broadcast reach s).  cpu x = CPU per delivery
