@@ -2,8 +2,7 @@
 
 The run starts its own redis-server on a free loopback port (persistence
 off), empties it before each server it starts, and stops it by PID at the
-end. For each configuration, on one server: the fanout run with
-FANOUT_TIMES x --messages per sender (deliveries/s,
+end. For each configuration, on one server: the fanout run (deliveries/s,
 and the CPU the server's processes and Redis used over it, per delivery)
 and the latency run at --rate (p50/p99), in two alternating rounds of the
 three (their mean is reported). Then scale: --conns N members on
@@ -40,9 +39,6 @@ CONFIGS = (("1 node", 1, False), ("1 node+bp", 1, True), ("2 nodes", 2, True))
 #: Rounds of the three configurations, alternating (1, bp, 2, 1, bp, 2): a noisy moment hits one round of
 #: each rather than both of one; the figures are the rounds' mean (each round's are kept in `rounds`).
 ROUNDS = 2
-#: The fanout runs send this many times --messages (10,000 per sender by default): long enough for the
-#: CPU they use to be read in /proc's 10 ms ticks to a per cent or so.
-FANOUT_TIMES = 5
 
 
 class RedisServer:
@@ -184,16 +180,14 @@ class ClusterResult:
 
 
 @contextmanager
-def configured(opts: argparse.Namespace, **values: Any) -> Iterator[None]:
-    """`opts` with `values` set (--nodes and --backplane as the launcher reads them, ...), put back afterwards."""
-    saved = {name: getattr(opts, name) for name in values}
-    for name, value in values.items():
-        setattr(opts, name, value)
+def configured(opts: argparse.Namespace, nodes: int, backplane: str | None) -> Iterator[None]:
+    """`opts` as the launcher reads them for one configuration (--nodes, --backplane), put back afterwards."""
+    saved = (opts.nodes, opts.backplane)
+    opts.nodes, opts.backplane = nodes, backplane
     try:
         yield
     finally:
-        for name, value in saved.items():
-            setattr(opts, name, value)
+        opts.nodes, opts.backplane = saved
 
 
 def _cpu(pid: int | None) -> float:
@@ -209,13 +203,12 @@ def measure_config(launch: Callable[[], ServerProcess], opts: argparse.Namespace
     """Fanout, then latency, on one fresh server of this configuration."""
     figures = ConfigFigures(config=label, nodes=nodes, backplane=backplane)
     redis.flush()
-    with configured(opts, nodes=nodes, backplane=redis.url if backplane else None):
+    with configured(opts, nodes, redis.url if backplane else None):
         server = launch()
     try:
         on_it = RunContext(launch=lambda: server, opts=opts)
         server_before, redis_before = _cpu(server.pid), _cpu(redis.pid) if backplane else 0.0
-        with configured(opts, messages=opts.messages * FANOUT_TIMES):
-            fan = as_row(run_fanout(on_it))
+        fan = as_row(run_fanout(on_it))
         server_cpu = _cpu(server.pid) - server_before
         redis_cpu = (_cpu(redis.pid) - redis_before) if backplane else 0.0
         received = fan.get("received")
@@ -242,7 +235,7 @@ def measure_scale(launch: Callable[[], ServerProcess], opts: argparse.Namespace,
                   label: str, nodes: int, conns: int) -> ScaleFigures:
     """`conns` members over `nodes` nodes (with the backplane when more than one)."""
     redis.flush()
-    with configured(opts, nodes=nodes, backplane=redis.url if nodes > 1 else None):
+    with configured(opts, nodes, redis.url if nodes > 1 else None):
         server = launch()
     try:
         row = as_row(run_scale(RunContext(launch=lambda: server, opts=opts, conns=conns)))
@@ -298,12 +291,11 @@ def run_cluster(ctx: RunContext) -> ClusterResult:
 SCENARIO = Scenario(
     name="cluster",
     help="""one node, one node with the Redis backplane, two nodes
-(chatsrv --workers 2), in two alternating rounds, with a
-redis-server of its own: fanout (5x --messages) deliveries/s and
-server+Redis CPU per delivery (us), latency p50/p99 at --rate;
-then --conns N members on one node against 2N on two (join +
-broadcast reach s).  cpu x = CPU per delivery / one node's.
-Give one --conns.  Not part of `all`.""",
+(chatsrv --workers 2), two alternating rounds, with a redis-server of its own: fanout
+deliveries/s and server+Redis CPU per delivery (us), latency
+p50/p99 at --rate; then --conns N members on one node against
+2N on two (join + broadcast reach s).  cpu x = CPU per delivery
+/ one node's.  Give one --conns.  Not part of `all`.""",
     key_metric="cpu_x_bp",
     headline=("cpu_x_bp", "added_p99_ms", "scale_2_s"),
     columns=(("server", "server"), ("N", "conns"), ("deliv/s 1", "deliv_1"), ("bp", "deliv_bp"),
