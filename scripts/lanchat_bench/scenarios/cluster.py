@@ -291,11 +291,12 @@ def run_cluster(ctx: RunContext) -> ClusterResult:
 SCENARIO = Scenario(
     name="cluster",
     help="""one node, one node with the Redis backplane, two nodes
-(chatsrv --workers 2), two alternating rounds, with a redis-server of its own: fanout
-deliveries/s and server+Redis CPU per delivery (us), latency
-p50/p99 at --rate; then --conns N members on one node against
-2N on two (join + broadcast reach s).  cpu x = CPU per delivery
-/ one node's.  Give one --conns.  Not part of `all`.""",
+(chatsrv --workers 2), in two alternating rounds, with a
+redis-server of its own: fanout deliveries/s and server+Redis
+CPU per delivery (us), latency p50/p99 at --rate; then --conns
+N members on one node against 2N on two (join + broadcast
+reach s).  cpu x = CPU per delivery / one node's.  Give one
+--conns.  Not part of `all`.""",
     key_metric="cpu_x_bp",
     headline=("cpu_x_bp", "added_p99_ms", "scale_2_s"),
     columns=(("server", "server"), ("N", "conns"), ("deliv/s 1", "deliv_1"), ("bp", "deliv_bp"),
