@@ -353,7 +353,7 @@ class Backplane(StandIns):
                 streams = {EVENTS: self._last_id, self._inbox(self.node): self._inbox_id}
                 reply = self.client.xread(streams, count=1000, block=READ_BLOCK_MS)
                 if reply:
-                    self._apply(reply)
+                    self._apply_paced(reply)
             except self._errors as error:
                 self._link_lost(error)
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chatsrv import continuity
@@ -28,6 +30,7 @@ log = logging.getLogger("chatsrv")
 
 CHANGES = ("joined", "left")  # room events the fan-out coalesces (docs/protocol.md §13)
 MESSAGE = b'{"type":"message"'  # how every encoded `message` starts (as chatsrv.backplane.MESSAGE_PREFIX)
+PACE_ENTRIES = 4  # stream entries applied in one batch (each a pack of at most MAX_PACK events) before a pause
 
 
 class StandInOutbox:
@@ -57,10 +60,38 @@ class StandIns:
     service: ChatService
     _stand_ins: dict[str, dict[str, Session]]  # node -> look-alike key -> stand-in
     _entering: dict[Session, int]  # local members whose `joined` is not read back yet -> its serial
+    heartbeat: float
+    # Set by the TCP server's owner (chatsrv.app) to its backpressure's wait: pauses while a member that
+    # still reads lags. None: never pause.
+    pause: Callable[[], None] | None = None
+    clock: Callable[[], float] = staticmethod(time.monotonic)
 
-    if TYPE_CHECKING:  # Backplane's own method a stand-in's outbox calls
+    if TYPE_CHECKING:  # Backplane's own methods
 
         def forward(self, node: str, nick: str, body: bytes) -> None: ...
+
+        def _apply(self, reply: list[Any]) -> None: ...
+
+    def _apply_paced(self, reply: list[Any]) -> None:
+        """Apply an XREAD reply a few entries at a time, waiting between them while a member still reading lags.
+
+        Nothing paces what other nodes send (the TCP backpressure pauses only this node's senders), so a
+        reply may hold a flood; applied at once it would overflow the outboxes of members that read well.
+        The pauses last `heartbeat` seconds per reply at most (the reader thread also renews this node's
+        keys); what is left then is read again from the stream next time (`_apply` advances the read
+        positions entry by entry).
+        """
+        pause = self.pause
+        if pause is None:
+            self._apply(reply)
+            return
+        deadline = self.clock() + self.heartbeat
+        for stream, entries in reply:
+            for start in range(0, len(entries), PACE_ENTRIES):
+                self._apply([(stream, entries[start:start + PACE_ENTRIES])])
+                pause()
+                if self.clock() >= deadline:
+                    return
 
     def _room_event(
         self, node: str, room_name: str, body: bytes, payload: dict[str, Any], transport: str, host: str, now: float
