@@ -252,6 +252,7 @@ def build_server(args: argparse.Namespace) -> Server:
                 file=sys.stderr,
             )
             raise SystemExit(2) from None
+        server.backplane.pause = tcp.backpressure.wait  # what other nodes send reaches members at their pace
     return server
 
 

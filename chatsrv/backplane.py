@@ -116,6 +116,7 @@ class Backplane(StandIns, NodeSync):
         self.recovery_seconds: float | None = None  # how long the last outage lasted, once it is over
         self._lost_at: float | None = None
         self._pending: dict[int, tuple[Room, bytes, Session | None]] = {}  # published, not yet read back
+        self._entering: dict[Session, int] = {}  # local members whose `joined` is not read back: its serial
         self._serials = itertools.count(1)
         self._stand_ins: dict[str, dict[str, Session]] = {}  # node -> look-alike key -> stand-in
         self._next_id = 0
@@ -207,7 +208,11 @@ class Backplane(StandIns, NodeSync):
         ops: list[tuple[Any, ...]] = []
         fields = self._fields(serial, room.name, body)
         if not body.startswith(MESSAGE_PREFIX):
-            ops = self._presence_ops(json.loads(body), exclude, fields)
+            payload = json.loads(body)
+            ops = self._presence_ops(payload, exclude, fields)
+            if exclude is not None and payload.get("type") == "joined":
+                self.service.fanout.entered(room, exclude)  # its welcome, queued next, lists who is there
+                self._entering[exclude] = serial
         self._send(EVENTS, fields, ops)
         return True
 
@@ -348,7 +353,7 @@ class Backplane(StandIns, NodeSync):
                 read_from = self._last_id
                 reply = self.client.xread(streams, count=READ_COUNT, block=READ_BLOCK_MS)
                 if reply:
-                    self._apply(reply)
+                    self._apply_paced(reply)
                     if self._check_behind(read_from, reply, EVENTS.encode(), READ_COUNT):
                         self._catch_up(EVENTS, read_from)
             except self._errors as error:
@@ -502,7 +507,7 @@ class Backplane(StandIns, NodeSync):
             item = self._pending.pop(serial, None)
             if item is not None:
                 room, body, exclude = item
-                self.service.fanout.broadcast(room, body, exclude)
+                self._deliver_own(serial, room, body, exclude)
             return
         if body.startswith(MESSAGE_PREFIX):  # most events: no stand-in changes, so no need to decode
             room = self.service.registry.ensure_room(room_name, now)
@@ -523,6 +528,7 @@ class Backplane(StandIns, NodeSync):
             with self._wake:
                 self._queue.clear()
             pending, self._pending = self._pending, {}
+            self._entering.clear()
             for room, body, exclude in pending.values():  # published but not read back: nothing local is lost
                 self.service.fanout.broadcast(room, body, exclude)
             now = self.service.clock()

@@ -45,7 +45,12 @@ hears of its changes every `hold_seconds`. An adapter that sets
 `hold_seconds` calls `release_due` on a timer (the TCP server's
 `service_actions`, every 50 ms), so what is kept goes out even when no
 member sends anything; without it, the next batch that nobody waits for
-releases it.
+releases it. On a cluster (chatsrv.backplane) a join reaches the room only
+when it comes back from the shared stream: the backplane calls `entered`
+when the local member enters (its welcome lists who is there) and
+`member_changed` for every join and leave it reads back, with the members
+that must not get it (`Changes.hidden`: the newcomer itself, and local
+newcomers whose welcome already listed it).
 
 Delivery failures: a member whose outbox overflows (`put` returns False)
 or raises (a bug) is handed to the `drop` callback the service gives
@@ -64,7 +69,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -112,22 +117,26 @@ class Changes:
     `bodies` are the version 1 `joined`/`left` payloads, `entries` the same
     changes encoded as items of `members.changes`; `starts` maps a member
     that entered during the interval to the index of the first change it
-    has not seen (the one after its own entry).
+    has not seen (the one after its own entry); `hidden` maps a member to
+    the indexes of changes it must not get (on a cluster, its own `joined`,
+    which comes back from the stream after its welcome).
     """
 
-    __slots__ = ("bodies", "entries", "room", "since", "starts", "ts")
+    __slots__ = ("bodies", "entries", "hidden", "room", "since", "starts", "ts")
 
     def __init__(self, room: Room, since: float) -> None:
         self.room = room
         self.bodies: list[bytes] = []
         self.entries: list[bytes] = []
         self.starts: dict[Session, int] = {}
+        self.hidden: dict[Session, set[int]] = {}
         self.since = since  # monotonic time of the first change
         self.ts: Any = None  # `ts` of the latest change
 
-    def add(self, payload: dict[str, Any]) -> bytes:
-        """Record one `joined` or `left` payload; returns its version 1 body."""
-        body = encode_payload(payload)
+    def add(self, payload: dict[str, Any], body: bytes | None = None) -> bytes:
+        """Record one `joined` or `left` payload (`body`: it encoded, if at hand); returns its version 1 body."""
+        if body is None:
+            body = encode_payload(payload)
         entry = {payload["type"]: payload["nick"]}
         entry.update((key, value) for key, value in payload.items() if key not in ("type", "nick", "room", "ts"))
         self.bodies.append(body)
@@ -135,11 +144,12 @@ class Changes:
         self.ts = payload.get("ts")
         return body
 
-    def members_body(self, start: int) -> bytes:
-        """The `members` payload of the changes from index `start` on."""
+    def members_body(self, start: int, hidden: set[int] | None = None) -> bytes:
+        """The `members` payload of the changes from index `start` on, but those at the `hidden` indexes."""
+        entries = self.entries[start:] if not hidden else _without(self.entries, start, hidden)
         base = encode_payload({"type": "members", "room": self.room.name, "changes": [], "ts": self.ts})
         # Strings in JSON cannot hold a bare quote, so this matches only the real key.
-        return base.replace(b'"changes":[]', b'"changes":[' + b",".join(self.entries[start:]) + b"]", 1)
+        return base.replace(b'"changes":[]', b'"changes":[' + b",".join(entries) + b"]", 1)
 
 
 class Waiting:
@@ -274,6 +284,31 @@ class FanOut:
         changes.starts.pop(session, None)
         return changes.add(payload)
 
+    def member_changed(
+        self, room: Room, payload: dict[str, Any], body: bytes | None = None, hide_from: Iterable[Session] = ()
+    ) -> bytes:
+        """A `joined` or `left` in a cluster's order (chatsrv.backplane): coalesced like member_joined/member_left.
+
+        The member it is about may be on another node; the members in `hide_from`
+        (the local member whose own join this is, newcomers whose welcome listed it
+        already) never get it. Returns the version 1 body.
+        """
+        changes = self._changes_of(room)
+        index = len(changes.bodies)
+        for session in hide_from:
+            changes.hidden.setdefault(session, set()).add(index)
+        return changes.add(payload, body)
+
+    def entered(self, room: Room, session: Session) -> None:
+        """`session` entered `room` and its welcome lists who is there: it gets only the changes recorded later.
+
+        For a cluster, whose joins reach the fan-out through member_changed, after the welcome.
+        """
+        changes = self._changes.get(room.key)
+        if changes is not None and changes.room is room:
+            changes.starts[session] = len(changes.bodies)
+            changes.hidden.pop(session, None)
+
     def _changes_of(self, room: Room) -> Changes:
         changes = self._changes.get(room.key)
         if changes is not None and changes.room is not room:
@@ -328,12 +363,19 @@ class FanOut:
         pending = self._pending
         everything_v1 = Segment(changes.bodies, shared=True)
         everything_batched: Segment | None = None
+        hidden = changes.hidden
         for member in room.members.values():
             start = starts.get(member, 0)
             if start >= count:
                 continue
             batched = BATCH_JOINS in member.features
-            if start:
+            skip = hidden.get(member) if hidden else None
+            if skip:
+                bodies = _without(changes.bodies, start, skip)
+                if not bodies:
+                    continue
+                segment = Segment([changes.members_body(start, skip)] if batched else bodies)
+            elif start:
                 segment = Segment([changes.members_body(start)] if batched else changes.bodies[start:])
             elif batched:
                 if everything_batched is None:
@@ -382,6 +424,10 @@ class FanOut:
         for session in closing:
             session.outbox.close()
         return delivered
+
+
+def _without(items: list[bytes], start: int, hidden: set[int]) -> list[bytes]:
+    return [item for index, item in enumerate(items[start:], start) if index not in hidden]
 
 
 def _append_segment(pending: dict[Session, list[Segment]], member: Session, segment: Segment) -> None:

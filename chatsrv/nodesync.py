@@ -78,6 +78,7 @@ class NodeSync:
     _errors: tuple[type[BaseException], ...]
     _queue: deque[tuple[str, dict[str, Any], list[tuple[Any, ...]]]]  # the send queue, under `_wake`
     _wake: threading.Condition
+    _entering: dict[Session, int]
 
     if TYPE_CHECKING:  # Backplane's and StandIns' own methods
 
@@ -212,6 +213,7 @@ class NodeSync:
             pending, self._pending = self._pending, {}
             for room, body, exclude in pending.values():  # ours may have been trimmed: delivered here now
                 service.fanout.broadcast(room, body, exclude)
+            self._entering.clear()  # their `joined` was just delivered: nothing to hide from newcomers any more
             for node in list(self._stand_ins):
                 listed = {likeness_key(nick) for nick, _ in _records(others.get(node, {}))}
                 for key in [key for key in self._stand_ins[node] if key not in listed]:

@@ -350,7 +350,7 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
 
         Call it before queueing the newcomer's welcome. On a cluster the join
         goes through the shared stream like every room event (so all nodes see
-        one order and learn the member), and comes back as one `joined` each.
+        one order and learn the member), and comes back to be coalesced.
         """
         if self.cluster is None or not self.cluster.publish(room, encode_payload(payload), session):
             self.fanout.member_joined(room, session, payload)

@@ -8,23 +8,29 @@ gone has its members leave. A mixin: `Backplane` creates the state it uses (anno
 `__init__`, and calls these under a batch of the service's fanout (the registry lock); nothing here is
 used on its own.
 
-Imports: session, ratelimit, lookalike, continuity, service, lanchat.wire; never `redis`.
+Imports: session, ratelimit, lookalike, rooms, continuity, service; never `redis`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chatsrv import continuity
 from chatsrv.lookalike import likeness_key
 from chatsrv.ratelimit import TokenBucket
+from chatsrv.rooms import Room
 from chatsrv.service import ChatService
 from chatsrv.session import Session
-from lanchat.wire import encode_payload
 
 log = logging.getLogger("chatsrv")
+
+CHANGES = ("joined", "left")  # room events the fan-out coalesces (docs/protocol.md §13)
+MESSAGE = b'{"type":"message"'  # how every encoded `message` starts (as chatsrv.backplane.MESSAGE_PREFIX)
+PACE_ENTRIES = 4  # stream entries applied in one batch (each a pack of at most MAX_PACK events) before a pause
 
 
 class StandInOutbox:
@@ -53,10 +59,39 @@ class StandIns:
 
     service: ChatService
     _stand_ins: dict[str, dict[str, Session]]  # node -> look-alike key -> stand-in
+    _entering: dict[Session, int]  # local members whose `joined` is not read back yet -> its serial
+    heartbeat: float
+    # Set by the TCP server's owner (chatsrv.app) to its backpressure's wait: pauses while a member that
+    # still reads lags. None: never pause.
+    pause: Callable[[], None] | None = None
+    clock: Callable[[], float] = staticmethod(time.monotonic)
 
-    if TYPE_CHECKING:  # Backplane's own method a stand-in's outbox calls
+    if TYPE_CHECKING:  # Backplane's own methods
 
         def forward(self, node: str, nick: str, body: bytes) -> None: ...
+
+        def _apply(self, reply: list[Any]) -> None: ...
+
+    def _apply_paced(self, reply: list[Any]) -> None:
+        """Apply an XREAD reply a few entries at a time, waiting between them while a member still reading lags.
+
+        Nothing paces what other nodes send (the TCP backpressure pauses only this node's senders), so a
+        reply may hold a flood; applied at once it would overflow the outboxes of members that read well.
+        The pauses last `heartbeat` seconds per reply at most (the reader thread also renews this node's
+        keys); what is left then is read again from the stream next time (`_apply` advances the read
+        positions entry by entry).
+        """
+        pause = self.pause
+        if pause is None:
+            self._apply(reply)
+            return
+        deadline = self.clock() + self.heartbeat
+        for stream, entries in reply:
+            for start in range(0, len(entries), PACE_ENTRIES):
+                self._apply([(stream, entries[start:start + PACE_ENTRIES])])
+                pause()
+                if self.clock() >= deadline:
+                    return
 
     def _room_event(
         self, node: str, room_name: str, body: bytes, payload: dict[str, Any], transport: str, host: str, now: float
@@ -99,7 +134,10 @@ class StandIns:
                 known[likeness_key(str(payload["new"]))] = stand_in
         elif kind == "message":
             room.history.append(body)
-        self.service.fanout.broadcast(room, body)
+        if kind in CHANGES:
+            self.service.fanout.member_changed(room, payload, body)  # coalesced, in order with messages
+        else:
+            self.service.fanout.broadcast(room, body)
 
     def _new_stand_in(self, node: str, transport: str, host: str, now: float) -> Session:
         outbox = StandInOutbox(self, node)
@@ -141,5 +179,23 @@ class StandIns:
             self.service.moderation.forget(stand_in)
             if room is not None and stand_in.nick is not None:
                 left = {"type": "left", "nick": stand_in.nick, "room": room.name, "ts": now, "reason": "lost"}
-                self.service.fanout.broadcast(room, encode_payload(left))
+                self.service.fanout.member_changed(room, left)
         return len(known)
+
+    def _deliver_own(self, serial: int, room: Room, body: bytes, exclude: Session | None) -> None:
+        """One of this node's room events, back from the stream: joins and leaves coalesced (chatsrv.fanout).
+
+        A change is hidden from the member it is about, and from local members whose welcome came after
+        it was published (their welcome already listed the room as it left).
+        """
+        if not body.startswith(MESSAGE):
+            payload = json.loads(body)
+            if payload.get("type") in CHANGES:
+                hide = [] if exclude is None else [exclude]
+                if self._entering:
+                    if exclude is not None and self._entering.get(exclude) == serial:
+                        del self._entering[exclude]
+                    hide += [s for s, entry in self._entering.items() if entry > serial and s.room_key == room.key]
+                self.service.fanout.member_changed(room, payload, body, hide)
+                return
+        self.service.fanout.broadcast(room, body, exclude)

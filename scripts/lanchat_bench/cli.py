@@ -46,7 +46,7 @@ def _scenario_help() -> str:
               f"{indent}{bases} over lanchat's UDP transport (challenge /",
               f"{indent}cookie handshake, pings); fanout senders keep at most",
               f"{indent}--udp-window messages unechoed.  loss = expected - received.",
-              "  " + "all".ljust(_NAME_WIDTH) + "every scenario above.",
+              "  " + "all".ljust(_NAME_WIDTH) + "every scenario above but those that say otherwise.",
               "",
               "Every run starts a fresh server on 127.0.0.1 and stops it afterwards.  CPU",
               "columns are percent of one core (server process and this benchmark)."]
@@ -139,7 +139,7 @@ def _complete(opts: argparse.Namespace, parser: argparse.ArgumentParser) -> None
     if opts.nodes < 1 or (opts.nodes > 1 and not opts.backplane):
         parser.error("--nodes N needs N >= 1, and --backplane redis://HOST:PORT/DB when N > 1")
     if "all" in opts.scenarios:
-        opts.scenarios = [*TCP_SCENARIOS, *UDP_SCENARIOS]
+        opts.scenarios = [*(s for s in TCP_SCENARIOS if REGISTRY[s].in_all), *UDP_SCENARIOS]
     if opts.udp:
         extra = [f"{s}-udp" for s in TCP_SCENARIOS if f"{s}-udp" in UDP_SCENARIOS and s in opts.scenarios]
         opts.scenarios += [s for s in extra if s not in opts.scenarios]

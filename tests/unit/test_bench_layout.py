@@ -40,6 +40,7 @@ RANKS = {
     "lanchat_bench.runner": 7,
     "lanchat_bench.report": 7,
     "lanchat_bench.cli": 8,
+    "lanchat_bench.scenarios.cluster": 5.5,  # B2: runs fanout, latency and scale (rank 5) in one run
 }
 MAX_LINES = 600
 

@@ -77,6 +77,8 @@ class Scenario:
     server_args: tuple[str, ...] = ()
     #: Measures lanchat alone, also in --vs runs (its clients speak lanchat's protocol only).
     lanchat_only: bool = False
+    #: Part of `all` (a scenario that takes minutes or needs another program says False).
+    in_all: bool = True
 
 
 @dataclass
