@@ -95,6 +95,7 @@ class SQLiteStore:
         retry_max: float = 2.0,
         give_up_after: float = 10.0,
         recheck_interval: float = 30.0,
+        wake: threading.Event | None = None,
     ) -> None:
         self.path = path
         self.description = _(
@@ -115,7 +116,8 @@ class SQLiteStore:
         self._state: dict[str, str] = {}  # what the file held at start
         # Rooms (name, look-alike key function) whose history the writer deletes after the queue.
         self._forget: deque[tuple[str, Callable[[str], str] | None]] = deque()
-        self._wake = threading.Event()  # set to commit before the interval is over
+        # Set to commit before the interval is over; a test may pass one that records the writer's waits.
+        self._wake = wake if wake is not None else threading.Event()
         self._stopping = False
         self._accepting = True  # False after close() or a bug in the writer: add() drops events
         self._fault_lock = threading.Lock()

@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_DIR = Path(os.environ.get("LANCHAT_SERVER_DIR", ROOT))
 HAS_UDP = (SERVER_DIR / "chatsrv" / "udp.py").exists()
-SCENARIOS = ["fanout", "latency", "scale", "slow"] + (["fanout-udp", "latency-udp"] if HAS_UDP else [])
+SCENARIOS = ["fanout", "latency", "scale", "slow", "store"] + (["fanout-udp", "latency-udp"] if HAS_UDP else [])
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +83,18 @@ def test_slow_member_is_removed_and_others_lose_nothing(report: dict[str, Any]) 
     assert row["base_rate"] > 0 and row["stuck_rate"] > 0
     assert row["stuck_left_reason"] == "slow"
     assert row["stuck_socket"] in ("closed by server", "reset by server")
+
+
+@pytest.mark.timeout(120)
+def test_store_compares_a_file_with_memory_pair_by_pair(report: dict[str, Any]) -> None:
+    """Each pair measures fan-out with --db :memory: and with a SQLite file, losing nothing, and gives the ratio."""
+    row = result(report, "store")
+    assert row["pairs"] == 1
+    assert len(row["memory_per_s"]) == len(row["file_per_s"]) == len(row["ratio_by_pair"]) == 1
+    memory, file = row["memory_per_s"][0], row["file_per_s"][0]
+    assert memory > 0 and file > 0
+    assert row["ratio_by_pair"][0] == pytest.approx(file / memory, abs=0.001)
+    assert row["median_ratio"] == row["ratio_by_pair"][0]
 
 
 @pytest.mark.timeout(120)
