@@ -18,7 +18,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_DIR = Path(os.environ.get("LANCHAT_SERVER_DIR", ROOT))
 HAS_UDP = (SERVER_DIR / "chatsrv" / "udp.py").exists()
-SCENARIOS = ["fanout", "latency", "scale", "slow", "store"] + (["fanout-udp", "latency-udp"] if HAS_UDP else [])
+SCENARIOS = ["fanout", "latency", "scale", "slow", "store"] + (
+    ["fanout-udp", "latency-udp", "ceiling"] if HAS_UDP else []
+)
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +110,13 @@ def test_udp_fanout_and_latency_complete_the_handshake_and_deliver(report: dict[
     latency = result(report, "latency", "udp")
     assert latency["received"] >= 0.95 * latency["expected"] > 0
     assert latency["p50_ms"] is not None
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not HAS_UDP, reason="this chatsrv has no UDP transport (chatsrv/udp.py) yet")
+def test_ceiling_puts_udp_fanout_beside_a_bare_sendto_loop_and_tcp(report: dict[str, Any]) -> None:
+    """The bare sendto loop, UDP fan-out and TCP fan-out are each measured, and UDP is given as a share of the loop."""
+    row = result(report, "ceiling")
+    assert row["ceiling_per_s"] > 0 and row["udp_per_s"] > 0 and row["tcp_per_s"] > 0
+    assert 0 < row["ceiling_received"] <= row["clients"] * row["senders"] * row["messages"]
+    assert row["udp_of_ceiling"] == pytest.approx(row["udp_per_s"] / row["ceiling_per_s"], abs=0.001)

@@ -8,7 +8,7 @@ Must not import: the runner, the report or the CLI.
 """
 from __future__ import annotations
 
-from . import abuse, fanout, latency, scale, slow, store
+from . import abuse, ceiling, fanout, latency, scale, slow, store
 from .base import RunContext, Scenario
 
 REGISTRY: dict[str, Scenario] = {scenario.name: scenario for scenario in (
@@ -18,6 +18,7 @@ REGISTRY: dict[str, Scenario] = {scenario.name: scenario for scenario in (
     slow.SCENARIO,
     abuse.SCENARIO,
     store.SCENARIO,
+    ceiling.SCENARIO,
 )}
 
 TCP_SCENARIOS = tuple(REGISTRY)
