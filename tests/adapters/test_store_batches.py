@@ -21,9 +21,9 @@ def message(number: int) -> Event:
     )
 
 
-@pytest.mark.parametrize("count", [1, 3, ROWS_PER_INSERT[0] + 1, 4097])
+@pytest.mark.parametrize("count", [1, 3, ROWS_PER_INSERT[0] + 1, 1100, 2047, 4097])
 def test_every_message_is_written_once_in_order_across_statement_sizes(tmp_path: Path, count: int) -> None:
-    """1, 3, one past the small statement and 4097 messages (two full statements and one more) all come back."""
+    """Counts that fill no statement, one exactly, one and a bit, and two full ones and one more all come back."""
     db = tmp_path / "chat.sqlite3"
     store = SQLiteStore(str(db), batch_interval=3600, batch_size=10**9)  # nothing is due before close()
     added = [message(number) for number in range(1, count + 1)]
@@ -32,6 +32,26 @@ def test_every_message_is_written_once_in_order_across_statement_sizes(tmp_path:
         store.add(event)
     store.close()
     assert list(read_events(str(db))) == added
+
+
+@pytest.mark.parametrize(
+    ("count", "statements"),
+    [(1, [(1, 16)]), (16, [(16, 16)]), (17, [(16, 16), (1, 16)]), (1100, [(1024, 1024), (76, 128)]),
+     (2048, [(2048, 2048)])],
+)
+def test_a_batch_takes_at_most_two_statements_and_little_padding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, statements: list[tuple[int, int]]
+) -> None:
+    """The largest statement the batch fills, then the rest padded to the next size (1100 rows: 1024 + 128)."""
+    store = SQLiteStore(str(tmp_path / "chat.sqlite3"), batch_interval=3600, batch_size=10**9)
+    seen: list[tuple[int, int]] = []
+    monkeypatch.setattr(store, "_insert_padded", lambda statement, messages, rows: seen.append((len(messages), rows)))
+    try:
+        store._insert([message(number) for number in range(1, count + 1)])
+    finally:
+        monkeypatch.undo()
+        store.close()
+    assert seen == statements
 
 
 def test_message_flags_are_bound_as_plain_ints() -> None:
