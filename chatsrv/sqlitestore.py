@@ -6,9 +6,10 @@ back are `chatsrv.sqlitefile`'s. `open_store` is the store `--db PATH` asks for.
 The broadcast path never waits for the disk: `add` only appends to a queue.
 One writer thread owns the database connection: the first queued event
 opens a batch window, and the batch is committed `batch_interval` (50 ms)
-later, or as soon as `batch_size` (1000) events wait, whichever comes first
-(an idle server's writer sleeps). So a `kill -9` loses at most the events
-of the last batch window; `close` commits everything still queued.
+later, or as soon as `batch_size` (4096) events wait, whichever comes first
+(an idle server's writer sleeps; it wakes once a window, not per event). So
+a `kill -9` loses at most the events of the last batch window, 50 ms: the
+crash window. `close` commits everything still queued (Ctrl-C included).
 
 Besides events the store keeps the server's state across restarts
 (`save_state`/`load_state`: the operator secret, moderation, bans, who was
@@ -16,11 +17,15 @@ here at a clean stop), as JSON text under `state.NAME` keys of the `meta`
 table. The latest value of a key wins; it is written with the next batch.
 `MemoryStore` keeps it only for the life of the process, so `--db :memory:`
 keeps nothing across a restart.
-Why 1000 and not 200: a commit has a fixed cost (waking the writer, winning
+Why 4096 and not 200: a commit has a fixed cost (waking the writer, winning
 Python's GIL back from the busy chat threads, writing the last pages again).
 In a flood, 200-message batches cost the writer about 30% more CPU per
-message than 1000-message ones (measured on a 2-core machine); in a normal
-lesson the 50 ms window closes long before either count is reached.
+message than 1000-message ones (measured on a 2-core machine); at 4096 the
+50 ms window ends a flood's batches (up to 80,000 messages/s), so the crash
+window is the same 50 ms as in a normal lesson, where the window closes long
+before any count is reached. The writer's Python work per message is small:
+the rows are bound as exact ints, floats and strings (see
+`chatsrv.sqlitefile._message_parameters`) in a few multi-row INSERTs.
 
 A database fault while running (locked by another program, read-only,
 disk full, I/O error) is not the end of saving: the writer keeps the unsaved
@@ -88,13 +93,14 @@ class SQLiteStore:
         path: str,
         *,
         batch_interval: float = 0.05,
-        batch_size: int = 1000,
+        batch_size: int = 4096,
         busy_timeout: float = 2.0,
         max_backlog: int = 200_000,
         retry_first: float = 0.1,
         retry_max: float = 2.0,
         give_up_after: float = 10.0,
         recheck_interval: float = 30.0,
+        wake: threading.Event | None = None,
     ) -> None:
         self.path = path
         self.description = _(
@@ -115,7 +121,8 @@ class SQLiteStore:
         self._state: dict[str, str] = {}  # what the file held at start
         # Rooms (name, look-alike key function) whose history the writer deletes after the queue.
         self._forget: deque[tuple[str, Callable[[str], str] | None]] = deque()
-        self._wake = threading.Event()  # set to commit before the interval is over
+        # Set to commit before the interval is over; a test may pass one that records the writer's waits.
+        self._wake = wake if wake is not None else threading.Event()
         self._stopping = False
         self._accepting = True  # False after close() or a bug in the writer: add() drops events
         self._fault_lock = threading.Lock()
@@ -480,8 +487,20 @@ class SQLiteStore:
             raise
 
     def _insert(self, messages: list[Event]) -> None:
-        """One INSERT of the smallest size that holds `messages`."""
-        rows, statement = next((rows, sql) for rows, sql in self._inserts if rows >= len(messages))
+        """The largest INSERT that `messages` fill, then the rest in the smallest one that holds it."""
+        inserts = self._inserts
+        if len(messages) > inserts[0][0]:
+            rows, statement = next(
+                (rows, sql) for rows, sql in reversed(inserts) if rows <= len(messages)
+            )
+            self._insert_padded(statement, messages[:rows], rows)
+            messages = messages[rows:]
+            if not messages:
+                return
+        rows, statement = next((rows, sql) for rows, sql in inserts if rows >= len(messages))
+        self._insert_padded(statement, messages, rows)
+
+    def _insert_padded(self, statement: str, messages: list[Event], rows: int) -> None:
         parameters = _message_parameters(messages, rows)
         try:
             self._connection.execute(statement, parameters)

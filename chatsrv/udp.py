@@ -78,6 +78,20 @@ _TOKEN_FIELD = re.compile(rb'"token"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
 _COOKIE_FIELD = re.compile(rb'"cookie"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
 
 
+# Message bodies as `%d` templates for their seq, made once per body and shared by every member it goes to.
+_seq_templates: dict[bytes, bytes] = {}
+_SEQ_TEMPLATES_KEPT = 1024  # more than one flush hands out: a new flush's bodies are made again at worst
+
+
+def seq_template(body: bytes) -> bytes:
+    """`body` (an `encode_payload` object without `seq`) as a template: `seq_template(b) % n == with_seq(b, n)`."""
+    template = body[:-1].replace(b"%", b"%%") + b',"seq":%d}'
+    if len(_seq_templates) >= _SEQ_TEMPLATES_KEPT:
+        _seq_templates.clear()
+    _seq_templates[body] = template
+    return template
+
+
 def new_token() -> str:
     """A fresh per-session token: 128 random bits, 22 characters that JSON never escapes."""
     return secrets.token_urlsafe(16)
@@ -107,6 +121,7 @@ class UDPOutbox:
         self._unlogged = 0  # dropped datagrams not yet in a log line
         self._next_log = 0.0  # monotonic time the next log line about them may be written
         self.delay_line = server.delay_line
+        self._sendto = server.socket.sendto
         # The injector hands this outbox back with each datagram that is due.
         self.path: Path | None = self.delay_line.injector.open_path(self) if self.delay_line else None
 
@@ -146,12 +161,20 @@ class UDPOutbox:
             self._next_log = now + UNPROVEN_LOG_INTERVAL
 
     def put(self, bodies: list[bytes], first_seq: int) -> bool:
-        payloads = [with_seq(body, seq) for seq, body in enumerate(bodies, first_seq)]
         if self.delay_line is not None and self.path is not None:
-            self.delay_line.submit(self.path, payloads)
-        else:
-            for payload in payloads:
-                self.server.send_datagram(payload, self.address, self.counters)
+            self.delay_line.submit(self.path, [with_seq(body, seq) for seq, body in enumerate(bodies, first_seq)])
+            return True
+        # The hot path of UDP fan-out: per member and message one `%` on a template made once per message
+        # (seq_template) and one sendto, bound here, with no other call or allocation.
+        sendto = self._sendto
+        address = self.address
+        seq = first_seq
+        for body in bodies:
+            try:
+                sendto((_seq_templates.get(body) or seq_template(body)) % seq, socket.MSG_DONTWAIT, address)
+            except OSError as error:  # EAGAIN, ENOBUFS, EMSGSIZE, ECONNREFUSED, a closed socket ...
+                self.server.send_failed(error, len(body), address, self.counters)
+            seq += 1
         return True
 
     def flush(self) -> None:
@@ -403,10 +426,14 @@ class ChatUDPServer(socketserver.UDPServer):
         try:
             self.socket.sendto(body, socket.MSG_DONTWAIT, address)
         except OSError as error:  # EAGAIN, ENOBUFS, EMSGSIZE, ECONNREFUSED, a closed socket ...
-            self.send_errors += 1
-            if counters is not None:
-                counters["send_errors"] += 1
-            log.debug("send of %d bytes to %s:%s failed: %s", len(body), address[0], address[1], error)
+            self.send_failed(error, len(body), address, counters)
+
+    def send_failed(self, error: OSError, size: int, address: Any, counters: dict[str, int] | None) -> None:
+        """Count a send the kernel refused (for the server and the peer's `stats`)."""
+        self.send_errors += 1
+        if counters is not None:
+            counters["send_errors"] += 1
+        log.debug("send of %d bytes to %s:%s failed: %s", size, address[0], address[1], error)
 
     def reply_unproven(self, payload: dict[str, Any], address: Any, received: int) -> None:
         """Answer an unregistered address with `seq` 0, only if within 3x what it sent."""

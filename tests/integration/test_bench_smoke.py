@@ -18,7 +18,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_DIR = Path(os.environ.get("LANCHAT_SERVER_DIR", ROOT))
 HAS_UDP = (SERVER_DIR / "chatsrv" / "udp.py").exists()
-SCENARIOS = ["fanout", "latency", "scale", "slow"] + (["fanout-udp", "latency-udp"] if HAS_UDP else [])
+SCENARIOS = ["fanout", "latency", "scale", "slow", "store"] + (
+    ["fanout-udp", "latency-udp", "ceiling"] if HAS_UDP else []
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +88,18 @@ def test_slow_member_is_removed_and_others_lose_nothing(report: dict[str, Any]) 
 
 
 @pytest.mark.timeout(120)
+def test_store_compares_a_file_with_memory_pair_by_pair(report: dict[str, Any]) -> None:
+    """Each pair measures fan-out with --db :memory: and with a SQLite file, losing nothing, and gives the ratio."""
+    row = result(report, "store")
+    assert row["pairs"] == 1
+    assert len(row["memory_per_s"]) == len(row["file_per_s"]) == len(row["ratio_by_pair"]) == 1
+    memory, file = row["memory_per_s"][0], row["file_per_s"][0]
+    assert memory > 0 and file > 0
+    assert row["ratio_by_pair"][0] == pytest.approx(file / memory, abs=0.001)
+    assert row["median_ratio"] == row["ratio_by_pair"][0]
+
+
+@pytest.mark.timeout(120)
 @pytest.mark.skipif(not HAS_UDP, reason="this chatsrv has no UDP transport (chatsrv/udp.py) yet")
 def test_udp_fanout_and_latency_complete_the_handshake_and_deliver(report: dict[str, Any]) -> None:
     """UDP clients pass the cookie handshake and, on loopback, receive (nearly) every message."""
@@ -96,3 +110,13 @@ def test_udp_fanout_and_latency_complete_the_handshake_and_deliver(report: dict[
     latency = result(report, "latency", "udp")
     assert latency["received"] >= 0.95 * latency["expected"] > 0
     assert latency["p50_ms"] is not None
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not HAS_UDP, reason="this chatsrv has no UDP transport (chatsrv/udp.py) yet")
+def test_ceiling_puts_udp_fanout_beside_a_bare_sendto_loop_and_tcp(report: dict[str, Any]) -> None:
+    """The bare sendto loop, UDP fan-out and TCP fan-out are each measured, and UDP is given as a share of the loop."""
+    row = result(report, "ceiling")
+    assert row["ceiling_per_s"] > 0 and row["udp_per_s"] > 0 and row["tcp_per_s"] > 0
+    assert 0 < row["ceiling_received"] <= row["clients"] * row["senders"] * row["messages"]
+    assert row["udp_of_ceiling"] == pytest.approx(row["udp_per_s"] / row["ceiling_per_s"], abs=0.001)

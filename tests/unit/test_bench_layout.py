@@ -36,6 +36,8 @@ RANKS = {
     "lanchat_bench.scenarios.latency": 5,
     "lanchat_bench.scenarios.scale": 5,
     "lanchat_bench.scenarios.slow": 5,
+    "lanchat_bench.scenarios.store": 5.5,  # store and ceiling run fanout's run: above it, below the registry
+    "lanchat_bench.scenarios.ceiling": 5.5,
     "lanchat_bench.scenarios": 6,
     "lanchat_bench.runner": 7,
     "lanchat_bench.report": 7,

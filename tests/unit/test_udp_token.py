@@ -15,8 +15,16 @@ import pytest
 from chatsrv.cookies import CookieMaker
 from chatsrv.service import ChatService
 from chatsrv.session import Session
-from chatsrv.udp import UNPROVEN_LOG_INTERVAL, ChatDatagramHandler, UDPOutbox, carries_token, new_token
-from lanchat.wire import DEFAULT_MAX_DATAGRAM, decode_payload, encode_payload
+from chatsrv.udp import (
+    UNPROVEN_LOG_INTERVAL,
+    ChatDatagramHandler,
+    ChatUDPServer,
+    UDPOutbox,
+    carries_token,
+    new_token,
+    seq_template,
+)
+from lanchat.wire import DEFAULT_MAX_DATAGRAM, decode_payload, encode_payload, with_seq
 
 NOW = 1_700_000_000.0
 TEACHER = ("127.0.0.1", 40000)
@@ -63,6 +71,22 @@ def test_datagrams_without_the_token(data: bytes) -> None:
     assert not carries_token(data, TOKEN.encode())
 
 
+class RecordingSocket:
+    """The server socket's sendto as UDPOutbox.put uses it; a datagram to REFUSED fails like a full buffer."""
+
+    def __init__(self, sent: list[tuple[bytes, Any]]) -> None:
+        self.sent = sent
+
+    def sendto(self, body: bytes, flags: int, address: Any) -> int:
+        if address == REFUSED:
+            raise BlockingIOError("the send buffer is full")
+        self.sent.append((body, address))
+        return len(body)
+
+
+REFUSED = ("127.0.0.9", 9)
+
+
 class FakeServer:
     """What ChatDatagramHandler and UDPOutbox use of ChatUDPServer, with sends recorded."""
 
@@ -73,6 +97,8 @@ class FakeServer:
         self.delay_line = None
         self.peers: dict[Any, Session] = {}
         self.sent: list[tuple[bytes, Any]] = []
+        self.socket = RecordingSocket(self.sent)
+        self.send_errors = 0
 
     def peer(self, address: Any) -> Session | None:
         return self.peers.get(address)
@@ -82,6 +108,9 @@ class FakeServer:
 
     def send_datagram(self, body: bytes, address: Any, counters: dict[str, int] | None) -> None:
         self.sent.append((body, address))
+
+    def send_failed(self, error: OSError, size: int, address: Any, counters: dict[str, int] | None) -> None:
+        ChatUDPServer.send_failed(self, error, size, address, counters)  # type: ignore[arg-type]
 
     def datagram(self, payload: dict[str, Any] | bytes, address: Any = TEACHER) -> list[dict[str, Any]]:
         """Handle one datagram from `address`; returns the payloads sent back to that address."""
@@ -181,3 +210,34 @@ def test_dropped_datagrams_are_logged_once_per_interval(
     assert len(caplog.records) == 2
     assert "dropped 100 datagram(s)" in caplog.records[1].getMessage()
     assert outbox.counters["bad_token"] == 101
+
+
+# --- helper Q: one template per message, one % per member ---------------------
+
+
+@pytest.mark.parametrize("text", ["plain", "100% sure, %d %s %%", ""])
+def test_a_message_template_stamps_the_same_datagram_as_with_seq(text: str) -> None:
+    """Texts with % in them come out unchanged: the template escapes them, only the seq is filled in."""
+    body = encode_payload({"type": "message", "text": text, "ts": 1.5})
+    for seq in (1, 9, 10, 123456789):
+        assert seq_template(body) % seq == with_seq(body, seq)
+
+
+def test_each_member_gets_every_message_with_its_own_seqs(udp: tuple[FakeServer, Session, UDPOutbox]) -> None:
+    """The same bodies go to two peers, numbered from each one's seq, byte for byte as with_seq makes them."""
+    server, _, outbox = udp
+    other = UDPOutbox(server, ("127.0.0.2", 4000))  # type: ignore[arg-type]
+    bodies = [encode_payload({"type": "message", "text": f"50% of {n}"}) for n in range(3)]
+    del server.sent[:]
+    assert outbox.put(bodies, 7) and other.put(bodies, 1)
+    assert server.sent == [(with_seq(body, 7 + n), TEACHER) for n, body in enumerate(bodies)] + [
+        (with_seq(body, 1 + n), ("127.0.0.2", 4000)) for n, body in enumerate(bodies)
+    ]
+
+
+def test_a_refused_send_is_counted_and_the_rest_still_go(udp: tuple[FakeServer, Session, UDPOutbox]) -> None:
+    """A full send buffer loses that datagram only: counted for the peer and the server, never raised."""
+    server, _, _ = udp
+    refused = UDPOutbox(server, REFUSED)  # type: ignore[arg-type]
+    assert refused.put([encode_payload({"type": "message", "text": "x"})] * 2, 1)
+    assert refused.counters["send_errors"] == 2 and server.send_errors == 2

@@ -8,7 +8,7 @@ Must not import: the runner, the report or the CLI.
 """
 from __future__ import annotations
 
-from . import abuse, cluster, fanout, latency, scale, slow
+from . import abuse, ceiling, cluster, fanout, latency, scale, slow, store
 from .base import RunContext, Scenario
 
 REGISTRY: dict[str, Scenario] = {scenario.name: scenario for scenario in (
@@ -17,6 +17,8 @@ REGISTRY: dict[str, Scenario] = {scenario.name: scenario for scenario in (
     scale.SCENARIO,
     slow.SCENARIO,
     abuse.SCENARIO,
+    store.SCENARIO,
+    ceiling.SCENARIO,
     cluster.SCENARIO,
 )}
 
