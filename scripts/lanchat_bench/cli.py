@@ -27,6 +27,7 @@ from .report import ratios, report, round_ratios, summarize
 from .runner import plan, run_one
 from .scenarios import REGISTRY, TCP_SCENARIOS, UDP_SCENARIOS, lookup
 from .scenarios.base import Size
+from .scenarios.latency import parse_probes, parse_rates
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DESCRIPTION = "Load benchmark for lanchat (and, with --vs, miniircd and ncat --broker --chat)."
@@ -148,8 +149,12 @@ def _complete(opts: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error("need --clients >= 2 and 1 <= --senders <= --clients")
     if opts.slow_clients < 3:
         parser.error("--slow-clients must be at least 3")
-    if opts.messages < 1 or opts.slow_messages < 1 or opts.rate <= 0 or opts.duration <= 0:
+    if opts.messages < 1 or opts.slow_messages < 1 or opts.duration <= 0:
         parser.error("sizes must be positive")
+    try:
+        opts.rates, opts.probe = parse_rates(opts.rates), parse_probes(opts.probe)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
