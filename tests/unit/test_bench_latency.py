@@ -23,6 +23,7 @@ from lanchat_bench.scenarios.latency import (
     phases,
     rate_tag,
     sampled_indices,
+    sampled_members,
 )
 from lanchat_bench.scenarios.scale import BatchJoinsTcp, codec_for
 
@@ -31,6 +32,13 @@ def test_sampled_receivers_are_spread_over_the_join_order() -> None:
     """Five receivers: the first, the last and three evenly between; fewer members: all of them."""
     assert sampled_indices(50) == [0, 12, 24, 37, 49]
     assert sampled_indices(3) == [0, 1, 2]
+
+
+def test_sampled_receivers_are_members_that_do_not_send() -> None:
+    """With 5 senders (the first 5 joined) of 50, the sampled receivers are spread over the other 45."""
+    assert sampled_members(50, 5) == [5, 16, 27, 38, 49]
+    assert sampled_members(6, 2) == [2, 3, 4, 5]
+    assert sampled_members(3, 3) == [0, 1, 2]
 
 
 def test_scale_bots_ask_for_batched_joins_only_from_lanchat() -> None:

@@ -7,10 +7,14 @@ server: probe `loop` times every delivery in the one load loop; probe
 Each text carries its *scheduled* send time, so a late generator shows up as
 latency instead of hiding it.
 Sampled receivers: besides every delivery, the latency is also reported at
-SAMPLED receivers spread over the join order (the first, the last and evenly
-between), the way an independent harness that times a few receivers sees it
-(`sampled_p50_ms` ... `sampled_max_ms`). Their deliveries are counted in a
-tally of their own and are part of the "all deliveries" figures as well.
+SAMPLED receivers spread over the join order of the members that do not send
+(the first, the last and evenly between), the way an independent harness that
+times a few receivers sees it (`sampled_p50_ms` ... `sampled_max_ms`). Members
+that also send are kept apart (`senders_p99_ms`; `quiet_p99_ms` is the other
+unsampled members): a server that leaves Nagle's algorithm on holds a small
+write to a member whose acknowledgements ride on its own next message
+(measured for miniircd: README, Performance). Every tally is part of the "all
+deliveries" figures as well.
 
 Owns: the latency run and its result record.
 Must not import: the registry, the runner, the report or the CLI.
@@ -61,6 +65,9 @@ class LatencyFigures:
     sampled_p50_ms: float | None = None
     sampled_p99_ms: float | None = None
     sampled_max_ms: float | None = None
+    #: Deliveries to members that also send (sampled ones left out), and to the quiet unsampled rest.
+    senders_p99_ms: float | None = None
+    quiet_p99_ms: float | None = None
 
 
 @dataclass
@@ -99,6 +106,14 @@ def sampled_indices(count: int, wanted: int = SAMPLED) -> list[int]:
     if count <= wanted:
         return list(range(count))
     return sorted({round(i * (count - 1) / (wanted - 1)) for i in range(wanted)})
+
+
+def sampled_members(count: int, senders: int) -> list[int]:
+    """The sampled receivers among `count` members of which the first `senders` send: quiet ones only
+    (a member that also sends is a receiver of another kind, see the module docstring)."""
+    if senders >= count:
+        return sampled_indices(count)
+    return [senders + index for index in sampled_indices(count - senders)]
 
 
 def ms(value: float | None) -> float | None:
@@ -141,7 +156,8 @@ def phase_keys(rate: float, figures: LatencyFigures | ThreadFigures) -> dict[str
     tag = rate_tag(rate)
     if isinstance(figures, ThreadFigures):
         return {f"thr_{name}_{tag}": value for name, value in as_row(figures).items()}
-    names = ("lost", "p50_ms", "p99_ms", "max_ms", "sampled_p50_ms", "sampled_p99_ms", "server_cpu_pct")
+    names = ("lost", "p50_ms", "p99_ms", "max_ms", "sampled_p50_ms", "sampled_p99_ms", "senders_p99_ms",
+             "quiet_p99_ms", "server_cpu_pct")
     row = as_row(figures)
     return {f"{name}_{tag}": row.get(name) for name in names}
 
@@ -183,7 +199,11 @@ def run_phase(ctx: RunContext, rate: float, probe: str
             return None, Outcome(error=join_failure(conns, loop))
         receivers = opts.clients if proto.echo else opts.clients - 1
         sampled_tally = Tally(want_latency=True)
-        sampled_conns = [conns[index] for index in sampled_indices(len(conns))]
+        senders = conns[:senders_count]
+        sampled_conns = [conns[index] for index in sampled_members(len(conns), senders_count)]
+        senders_tally = Tally(want_latency=True)
+        for conn in senders:
+            conn.tally = senders_tally
         for conn in sampled_conns:
             conn.tally = sampled_tally
         if probe == "threads":
@@ -194,9 +214,9 @@ def run_phase(ctx: RunContext, rate: float, probe: str
         threads = probe_threads
 
         def received() -> int:
-            return tally.received + sampled_tally.received + (threads.received() if threads else 0)
+            return (tally.received + sampled_tally.received + senders_tally.received
+                    + (threads.received() if threads else 0))
         total = max(1, int(rate * opts.duration))
-        senders = conns[:senders_count]
         housekeeping = housekeeping_tick(loop, udp)
         meter = CpuMeter(server.pid)
         start = time.perf_counter() + 0.02
@@ -221,16 +241,18 @@ def run_phase(ctx: RunContext, rate: float, probe: str
         why = loop.run_until(
             lambda: state["sent"] >= total and received() >= total * receivers,
             start + opts.duration + opts.timeout, idle=opts.idle,
-            progress=lambda: tally.bytes + sampled_tally.bytes + state["sent"] + (threads.received() if threads else 0),
+            progress=lambda: (tally.bytes + sampled_tally.bytes + senders_tally.bytes + state["sent"]
+                              + (threads.received() if threads else 0)),
             tick=tick)
         cpu = meter.result()
         if threads is not None:
             threads.stop()
             for error in threads.errors():
                 tally.errors[error] += 1
-        tally.errors.update(sampled_tally.errors)
-        tally.gaps += sampled_tally.gaps
-        tally.reordered += sampled_tally.reordered
+        for other in (sampled_tally, senders_tally):
+            tally.errors.update(other.errors)
+            tally.gaps += other.gaps
+            tally.reordered += other.reordered
         sent = int(state["sent"])
         ending = outcome(why, server, tally, udp)
         if threads is not None:
@@ -243,7 +265,9 @@ def run_phase(ctx: RunContext, rate: float, probe: str
                 lost=expected - threads.received()), ending
         expected = sent * receivers
         sampled = sorted(sampled_tally.latencies or [])
-        ordered = sorted((tally.latencies or []) + sampled)
+        quiet = sorted(tally.latencies or [])
+        sending = sorted(senders_tally.latencies or [])
+        ordered = sorted(quiet + sampled + sending)
         send_wall = state["last_send"] - start
         return LatencyFigures(
             sent=sent, offered_rate=rnd(sent / send_wall if send_wall > 0 else None, 0),
@@ -252,7 +276,8 @@ def run_phase(ctx: RunContext, rate: float, probe: str
             p99_ms=ms(percentile(ordered, 0.99)), max_ms=ms(ordered[-1] if ordered else None),
             stopped=why, cpu=cpu, sampled=len(sampled_conns),
             sampled_p50_ms=ms(percentile(sampled, 0.50)), sampled_p99_ms=ms(percentile(sampled, 0.99)),
-            sampled_max_ms=ms(sampled[-1] if sampled else None)), ending
+            sampled_max_ms=ms(sampled[-1] if sampled else None), senders_p99_ms=ms(percentile(sending, 0.99)),
+            quiet_p99_ms=ms(percentile(quiet, 0.99))), ending
     finally:
         if probe_threads is not None:
             probe_threads.stop()
