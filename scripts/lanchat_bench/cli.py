@@ -72,6 +72,9 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vs", action="store_true",
                         help="also run each TCP scenario against miniircd and ncat "
                         "--broker --chat and print lanchat/other ratios")
+    parser.add_argument("--miniircd-nodelay", action="store_true",
+                        help="with --vs, set TCP_NODELAY on miniircd's sockets (it leaves Nagle on; "
+                        "README, Performance)")
     parser.add_argument("--tiny", action="store_true", help="small default sizes for CI (explicit sizes still win)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--repeat", type=int, default=None, metavar="N",

@@ -99,3 +99,19 @@ def test_rate_and_probe_keys_are_the_table_columns_and_headline() -> None:
     for tag in ("500", "2000"):
         assert {f"p99_ms_{tag}", f"sampled_p99_ms_{tag}", f"thr_p99_ms_{tag}"} <= keys
         assert f"thr_p99_ms_{tag}" in SCENARIO.headline
+
+
+def test_miniircd_nodelay_runs_it_with_tcp_nodelay_on_accepted_sockets(tmp_path: Path) -> None:
+    """--miniircd-nodelay starts miniircd through a wrapper that sets TCP_NODELAY on every accepted socket."""
+    from lanchat_bench.cli import parse_args
+    from lanchat_bench.launchers import MiniircdServer, make_server
+
+    plain = make_server("miniircd", tmp_path, parse_args(["latency", "--vs"]), 10)
+    forced = make_server("miniircd", tmp_path, parse_args(["latency", "--vs", "--miniircd-nodelay"]), 10)
+    assert isinstance(plain, MiniircdServer) and isinstance(forced, MiniircdServer)
+    assert (plain.nodelay, forced.nodelay) == (False, True)
+    pytest.importorskip("miniircd")
+    assert "TCP_NODELAY" not in " ".join(plain.command())
+    command = forced.command()
+    assert command[1] == "-c" and "TCP_NODELAY" in command[2] and "run_module('miniircd'" in command[2]
+    assert command[3:5] == ["--listen", "127.0.0.1"]
