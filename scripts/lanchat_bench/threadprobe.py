@@ -43,7 +43,8 @@ class Receiver:
         self.tally = Tally(want_latency=True)
         #: Per message: seconds from its scheduled send to the kernel's receive timestamp.
         self.arrived: list[float] = []
-        self.stamped = True
+        #: Messages read without a kernel timestamp (left out of `arrived`).
+        self.unstamped = 0
         self.error: str | None = None
         self.thread = threading.Thread(target=self.run, name=f"probe-{conn.nick}", daemon=True)
 
@@ -70,8 +71,11 @@ class Receiver:
             before = len(latencies)
             conn.tally.bytes += len(data)
             conn.proto.feed(conn, data, woken)
-            late = woken - arrived if arrived is not None else 0.0
-            self.arrived.extend(latency - late for latency in latencies[before:])
+            if arrived is None:
+                self.unstamped += len(latencies) - before
+            else:
+                late = woken - arrived
+                self.arrived.extend(latency - late for latency in latencies[before:])
 
     def _failed(self, why: str) -> None:
         if not self.stop.is_set():   # after stop, the loop closing the socket is no error
@@ -82,7 +86,6 @@ class Receiver:
             if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= TIMESPEC.size:
                 seconds, nanos = TIMESPEC.unpack_from(payload)
                 return seconds + nanos / 1e9 - offset
-        self.stamped = False
         return None
 
 
@@ -116,10 +119,11 @@ class ThreadProbe:
         return sorted(x for receiver in self.receivers for x in receiver.tally.latencies or [])
 
     def arrived(self) -> list[float]:
-        """Kernel-stamped latencies, or [] if any socket gave no stamp (they would not be comparable)."""
-        if not all(receiver.stamped for receiver in self.receivers):
-            return []
+        """Kernel-stamped latencies of the messages whose read came with a stamp."""
         return sorted(x for receiver in self.receivers for x in receiver.arrived)
+
+    def unstamped(self) -> int:
+        return sum(receiver.unstamped for receiver in self.receivers)
 
     def errors(self) -> list[str]:
         return [receiver.error for receiver in self.receivers if receiver.error]

@@ -81,6 +81,8 @@ class ThreadFigures:
     arrived_p99_ms: float | None
     received: int
     lost: int
+    #: Messages read without a kernel timestamp, left out of the arrived_ figures.
+    unstamped: int = 0
 
 
 @dataclass
@@ -262,7 +264,7 @@ def run_phase(ctx: RunContext, rate: float, probe: str
                 p50_ms=ms(percentile(woken, 0.50)), p99_ms=ms(percentile(woken, 0.99)),
                 max_ms=ms(woken[-1] if woken else None), arrived_p50_ms=ms(percentile(arrived, 0.50)),
                 arrived_p99_ms=ms(percentile(arrived, 0.99)), received=threads.received(),
-                lost=expected - threads.received()), ending
+                lost=expected - threads.received(), unstamped=threads.unstamped()), ending
         expected = sent * receivers
         sampled = sorted(sampled_tally.latencies or [])
         quiet = sorted(tally.latencies or [])
