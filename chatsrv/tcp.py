@@ -241,6 +241,7 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
             size = next_recv_size(len(data), size)
             frames = decoder.feed(data)
             if frames:
+                server.combiner.wait_idle()  # not while another thread sends: see WriteCombiner.wait_idle
                 service.receive(session, frames)
                 server.backpressure.wait()
             if decoder.error is not None:

@@ -22,6 +22,7 @@ Modules, each importing only those listed before it (tests/unit/test_bench_layou
 * ``loop``       the event loop: non-blocking I/O, senders' pump, bounded waits.
 * ``launchers``  the servers under test, started and stopped by PID.
 * ``attacks``    the attackers of scenario abuse: raw sockets in threads, each from its own address.
+* ``threadprobe`` latency's second probe: a receiver thread with a blocking socket per sampled member.
 * ``scenarios/`` ``base`` (the ``Scenario`` descriptor and shared blocks), one
   module per scenario, and the registry in ``scenarios/__init__``.
 * ``runner``     the order of rounds and one run against a fresh server.

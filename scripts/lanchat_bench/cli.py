@@ -27,6 +27,7 @@ from .report import ratios, report, round_ratios, summarize
 from .runner import plan, run_one
 from .scenarios import REGISTRY, TCP_SCENARIOS, UDP_SCENARIOS, lookup
 from .scenarios.base import Size
+from .scenarios.latency import parse_probes, parse_rates
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DESCRIPTION = "Load benchmark for lanchat (and, with --vs, miniircd and ncat --broker --chat)."
@@ -71,6 +72,9 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vs", action="store_true",
                         help="also run each TCP scenario against miniircd and ncat "
                         "--broker --chat and print lanchat/other ratios")
+    parser.add_argument("--miniircd-nodelay", action="store_true",
+                        help="with --vs, set TCP_NODELAY on miniircd's sockets (it leaves Nagle on; "
+                        "README, Performance)")
     parser.add_argument("--tiny", action="store_true", help="small default sizes for CI (explicit sizes still win)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--repeat", type=int, default=None, metavar="N",
@@ -148,8 +152,12 @@ def _complete(opts: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error("need --clients >= 2 and 1 <= --senders <= --clients")
     if opts.slow_clients < 3:
         parser.error("--slow-clients must be at least 3")
-    if opts.messages < 1 or opts.slow_messages < 1 or opts.rate <= 0 or opts.duration <= 0:
+    if opts.messages < 1 or opts.slow_messages < 1 or opts.duration <= 0:
         parser.error("sizes must be positive")
+    try:
+        opts.rates, opts.probe = parse_rates(opts.rates), parse_probes(opts.probe)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -198,10 +198,27 @@ class LanchatServer(ServerProcess):
         return True
 
 
+#: miniircd with TCP_NODELAY set on every accepted socket (--miniircd-nodelay): it leaves Nagle on.
+NODELAY_MINIIRCD = (
+    "import runpy, socket\n"
+    "accept = socket.socket.accept\n"
+    "def nodelay_accept(self):\n"
+    "    conn, address = accept(self)\n"
+    "    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)\n"
+    "    return conn, address\n"
+    "socket.socket.accept = nodelay_accept\n"
+    "runpy.run_module('miniircd', run_name='__main__', alter_sys=True)\n"
+)
+
+
 class MiniircdServer(ServerProcess):
     kind = "miniircd"
     burst = 4   # it listens with a backlog of 5
     protocol_tcp = Irc()
+
+    def __init__(self, workdir: Path, nodelay: bool = False) -> None:
+        super().__init__(workdir)
+        self.nodelay = nodelay
 
     def command(self) -> list[str]:
         self.port = free_port()
@@ -210,11 +227,13 @@ class MiniircdServer(ServerProcess):
         except (ImportError, ValueError):
             found = False
         if found:
-            base = [sys.executable, "-m", "miniircd"]
+            base = [sys.executable, "-c", NODELAY_MINIIRCD] if self.nodelay else [sys.executable, "-m", "miniircd"]
         elif shutil.which("miniircd"):
             base = [str(shutil.which("miniircd"))]
         else:
             raise ServerError("miniircd not installed (pip install miniircd)")
+        if self.nodelay and not found:
+            raise ServerError("--miniircd-nodelay needs miniircd importable by this python")
         command = base + ["--listen", LOOPBACK, "--ports", str(self.port)]
         if os.geteuid() == 0:   # it refuses to run as root without this
             command += ["--setuid", "root"]
@@ -310,7 +329,7 @@ def make_server(kind: str, workdir: Path, options: argparse.Namespace, max_conns
     if kind == "lanchat":
         return LanchatServer(workdir, options, extra)
     if kind == "miniircd":
-        return MiniircdServer(workdir)
+        return MiniircdServer(workdir, nodelay=getattr(options, "miniircd_nodelay", False))
     if kind == "ncat":
         return NcatServer(workdir, max_conns + 50)
     raise ValueError(kind)

@@ -3,7 +3,7 @@
 Owns: the rule that turns a result dataclass into the flat dict the report
 and --json print (`as_row`), and the field markers that say how: `FLAT`
 merges a nested record's keys into its parent's (in place, left out when the
-record is None), `OPTIONAL` leaves a key out while it is None, `EMPTY`
+record is None), `SPREAD` merges a dict's items the same way, `OPTIONAL` leaves a key out while it is None, `EMPTY`
 prints a missing sub-record as {}. A plain field is always printed, None as
 null. Key order is field order, so a record's fields are declared in the order
 the JSON shows them.
@@ -21,12 +21,15 @@ from typing import Any
 _FLAT = "flat"
 _OPTIONAL = "optional"
 _EMPTY = "empty"
+_SPREAD = "spread"
 _KEY = "key"
 
 # Field metadata, given as `field(default=None, metadata=FLAT)`: a plain dataclasses.field,
 # as readers and linters expect.
 #: A nested record whose keys appear in the parent's row; None adds no key.
 FLAT: Mapping[str, Any] = MappingProxyType({_FLAT: True})
+#: A dict whose items appear in the parent's row (keys made at run time, e.g. one per rate).
+SPREAD: Mapping[str, Any] = MappingProxyType({_SPREAD: True})
 #: A key printed only when set.
 OPTIONAL: Mapping[str, Any] = MappingProxyType({_OPTIONAL: True})
 #: Printed as "error" only when set: for a record with two error fields in two places (only one is ever set).
@@ -46,6 +49,9 @@ def as_row(record: object) -> dict[str, Any]:
         if meta.get(_FLAT):
             if value is not None:
                 row.update(as_row(value))
+            continue
+        if meta.get(_SPREAD):
+            row.update(value or {})
             continue
         if value is None and meta.get(_OPTIONAL):
             continue

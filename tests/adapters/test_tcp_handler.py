@@ -226,3 +226,69 @@ def test_a_handler_that_raises_is_one_log_record_with_the_peer(
     assert "Traceback" not in capfd.readouterr().err  # socketserver's default handle_error prints one
     with Client(server.port) as other:  # the server goes on
         other.join("after")
+
+
+class _BlockingOutbox:
+    """An outbox whose send blocks until released: a flush in progress in another thread."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def send_queued(self) -> None:
+        self.entered.set()
+        self.release.wait(5)
+
+
+def test_wait_idle_waits_while_another_thread_flushes() -> None:
+    """WriteCombiner.wait_idle returns at once when nobody sends, and not before a flush in progress ends."""
+    combiner = WriteCombiner()
+    combiner.wait_idle(timeout=5)  # idle: returns at once (a hang would fail the test by its timeout)
+    outbox = _BlockingOutbox()
+    combiner.mark(outbox)  # type: ignore[arg-type]
+    flusher = threading.Thread(target=combiner.flush, name="flusher")
+    flusher.start()
+    assert outbox.entered.wait(5)
+    order: list[str] = []
+
+    def wait() -> None:
+        combiner.wait_idle(timeout=5)
+        order.append("waited")
+    waiter = threading.Thread(target=wait, name="waiter")
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive() and order == []  # still waiting: the flush has not ended
+    order.append("flushed")
+    outbox.release.set()
+    flusher.join(5)
+    waiter.join(5)
+    assert order == ["flushed", "waited"]
+
+
+def test_the_handler_waits_for_a_flush_in_progress_before_its_batch() -> None:
+    """handle calls wait_idle before every batch it gives the service (thread hand-offs: README, Performance)."""
+    calls: list[str] = []
+
+    class Recording(WriteCombiner):
+        def wait_idle(self, timeout: float = 0.05) -> None:
+            calls.append("wait_idle")
+            super().wait_idle(timeout)
+
+    service = ChatService(clock=Clock(), rate=0, server_name="pair")
+    receive = service.receive
+
+    def recording_receive(*args: Any) -> Any:
+        calls.append("receive")
+        return receive(*args)
+    service.receive = recording_receive  # type: ignore[method-assign,assignment]
+    server = StubServer(service, combiner=Recording())
+    server_side, client_side = socket.socketpair()
+    with server_side, client_side:
+        handler = run_handler(server, server_side, ("127.0.0.1", 50002))
+        peer = Peer(client_side)
+        peer.send(type="hello", nick="ann")
+        assert peer.next()["type"] == "welcome"
+        peer.send(type="bye")
+        peer.until_closed()
+        handler.join(5)
+    assert calls[:4] == ["wait_idle", "receive", "wait_idle", "receive"]

@@ -66,6 +66,17 @@ def test_latency_reports_percentiles_without_loss(report: dict[str, Any]) -> Non
 
 
 @pytest.mark.timeout(120)
+def test_latency_runs_both_rates_with_the_thread_probe(report: dict[str, Any]) -> None:
+    """Each default rate is measured by the loop and by receiver threads, which get every message."""
+    row = result(report, "latency")
+    for tag in ("500", "2000"):
+        assert row[f"lost_{tag}"] == 0 and row[f"thr_lost_{tag}"] == 0
+        assert row[f"thr_received_{tag}"] > 0
+        assert 0 <= row[f"thr_p50_ms_{tag}"] <= row[f"thr_p99_ms_{tag}"] <= row[f"thr_max_ms_{tag}"]
+        assert row[f"thr_arrived_p50_ms_{tag}"] is not None
+
+
+@pytest.mark.timeout(120)
 def test_scale_joins_everyone_and_one_broadcast_reaches_all(report: dict[str, Any]) -> None:
     """All idle connections join and a single broadcast reaches each of them."""
     row = result(report, "scale")

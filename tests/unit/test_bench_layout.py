@@ -30,6 +30,7 @@ RANKS = {
     "lanchat_bench.loop": 3,
     "lanchat_bench.launchers": 3,
     "lanchat_bench.attacks": 3,
+    "lanchat_bench.threadprobe": 3,
     "lanchat_bench.scenarios.base": 4,
     "lanchat_bench.scenarios.abuse": 5,
     "lanchat_bench.scenarios.fanout": 5,

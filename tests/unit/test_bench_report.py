@@ -91,5 +91,5 @@ def test_help_explains_every_registered_scenario_and_size(capsys: pytest.Capture
     for size in sizes():
         assert size.flag in shown
     assert sorted(size.dest for size in sizes()) == sorted(
-        ["clients", "senders", "messages", "size", "rate", "duration", "conns", "joins",
+        ["clients", "senders", "messages", "size", "rates", "probe", "duration", "conns", "joins",
          "slow_clients", "slow_messages", "slow_size", "abuse_clients", "abuse_rate", "abuse_duration", "store_pairs"])
