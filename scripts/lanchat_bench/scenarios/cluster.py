@@ -4,7 +4,7 @@ The run starts its own redis-server on a free loopback port (persistence
 off), empties it before each server it starts, and stops it by PID at the
 end. For each configuration, on one server: the fanout run (deliveries/s,
 and the CPU the server's processes and Redis used over it, per delivery)
-and the latency run at --rate (p50/p99), in two alternating rounds of the
+and the latency run at the first of --rates (p50/p99), in two alternating rounds of the
 three (their mean is reported). Then scale: --conns N members on
 one node against 2N over two nodes (join time, RSS per connection, one
 broadcast's reach time). Not part of `all` (it takes minutes and needs
@@ -216,7 +216,10 @@ def measure_config(launch: Callable[[], ServerProcess], opts: argparse.Namespace
         figures.server_cpu_s, figures.redis_cpu_s = rnd(server_cpu), rnd(redis_cpu)
         if received:
             figures.cpu_us_per_delivery = rnd((server_cpu + redis_cpu) / received * 1e6, 2)
-        lat = as_row(run_latency(on_it))
+        # One latency phase on this server (latency stops the server after each phase): the first of
+        # --rates, timed by the loop probe.
+        one_phase = argparse.Namespace(**{**vars(opts), "rates": list(opts.rates)[:1], "probe": ["loop"]})
+        lat = as_row(run_latency(RunContext(launch=lambda: server, opts=one_phase)))
         figures.latency_sent, figures.latency_lost = lat.get("sent"), lat.get("lost")
         figures.p50_ms, figures.p99_ms = lat.get("p50_ms"), lat.get("p99_ms")
         errors = [row["error"] for row in (fan, lat) if row.get("error")]
@@ -293,7 +296,7 @@ SCENARIO = Scenario(
     help="""one node, one node with the Redis backplane, two nodes
 (chatsrv --workers 2), in two alternating rounds, with a
 redis-server of its own: fanout deliveries/s and server+Redis
-CPU per delivery (us), latency p50/p99 at --rate; then --conns
+CPU per delivery (us), latency p50/p99 at the first of --rates; then --conns
 N members on one node against 2N on two (join + broadcast
 reach s).  cpu x = CPU per delivery / one node's.  Give one
 --conns.  Not part of `all`.""",
