@@ -52,6 +52,9 @@ class Server:
     threads: list[threading.Thread] = field(default_factory=list)
     stopped: bool = False
     backplane: Any = None  # chatsrv.backplane.Backplane with --backplane (imported only then)
+    # How often each serving loop looks up: stop() waits up to this long per loop, and UDP's
+    # service_actions (silent peers) runs this often. Tests set it lower so that stopping is quick.
+    poll_interval: float = 0.05
 
     @property
     def port(self) -> int:
@@ -61,17 +64,18 @@ class Server:
         if self.backplane is not None:
             self.backplane.start()
             self.backplane.wait_linked(BACKPLANE_WAIT)  # not linked yet: it keeps trying, rooms are local meanwhile
-        thread = threading.Thread(target=self.tcp.serve_forever, kwargs={"poll_interval": 0.05}, name="tcp-accept")
+        poll = {"poll_interval": self.poll_interval}
+        thread = threading.Thread(target=self.tcp.serve_forever, kwargs=poll, name="tcp-accept")
         thread.start()
         self.threads.append(thread)
         if self.udp is not None:
             # poll_interval is also how often service_actions looks for silent UDP peers.
-            thread = threading.Thread(target=self.udp.serve_forever, kwargs={"poll_interval": 0.05}, name="udp-serve")
+            thread = threading.Thread(target=self.udp.serve_forever, kwargs=poll, name="udp-serve")
             thread.start()
             self.threads.append(thread)
         if self.text is not None:
             serve = self.text.serve_forever
-            thread = threading.Thread(target=serve, kwargs={"poll_interval": 0.05}, name="text-accept")
+            thread = threading.Thread(target=serve, kwargs=poll, name="text-accept")
             thread.start()
             self.threads.append(thread)
 
