@@ -113,7 +113,13 @@ class Terminal:
     terminal's mode, to check that the client gave the terminal back.
     """
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, then_stty: bool = False) -> None:
+    def __init__(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        then_stty: bool = False,
+        group: list[Terminal] | None = None,
+    ) -> None:
         command, argv = sys.executable, ["-m", "chatclient", *args]
         if then_stty:
             quoted = " ".join(f"'{arg}'" for arg in argv)
@@ -123,18 +129,39 @@ class Terminal:
         self.screen = AnsweringScreen(COLUMNS, ROWS, self.child)
         self.stream = pyte.ByteStream(self.screen)
         self.exit_status: int | None = None
+        self.ended = False  # the program's side of the pty is closed: nothing more to read
+        # The terminals of one test, pumped together (see pump).
+        self.group = group if group is not None else []
+        self.group.append(self)
 
     def pump(self) -> None:
-        """Feed whatever the program has written to the screen (bounded: 100 reads)."""
+        """Feed whatever the programs of every terminal of this test have written to their screens.
+
+        All of them, not only this one: a client's cursor-position request is answered when its
+        output is fed to its screen, and a client must not wait for that answer while the test
+        watches another terminal. Returns once none has written for 20 ms (bounded: 100 rounds).
+        """
         for _ in range(100):
-            try:
-                data = self.child.read_nonblocking(65536, timeout=0.02)
-            except pexpect.TIMEOUT:
+            live = {t.child.child_fd: t for t in self.group if not t.ended and not t.child.closed}
+            if not live:
                 return
-            except pexpect.EOF:
+            ready, _, _ = select.select(list(live), [], [], 0.02)
+            if not ready:
                 return
-            self.raw += data
-            self.stream.feed(data)
+            for fd in ready:
+                live[fd].read_once()
+
+    def read_once(self) -> None:
+        """Feed what the program has written (it is ready to be read) to the screen."""
+        try:
+            data = self.child.read_nonblocking(65536, timeout=0)
+        except pexpect.TIMEOUT:
+            return
+        except pexpect.EOF:
+            self.ended = True
+            return
+        self.raw += data
+        self.stream.feed(data)
 
     def rows(self) -> list[str]:
         return [row.rstrip() for row in self.screen.display]
@@ -182,12 +209,10 @@ class Terminal:
 
 @pytest.fixture
 def terminals() -> Iterator[Callable[..., Terminal]]:
-    opened: list[Terminal] = []
+    opened: list[Terminal] = []  # also each terminal's group: pumping one pumps them all
 
     def open_terminal(*args: str, env: dict[str, str] | None = None, then_stty: bool = False) -> Terminal:
-        terminal = Terminal(*args, env=env, then_stty=then_stty)
-        opened.append(terminal)
-        return terminal
+        return Terminal(*args, env=env, then_stty=then_stty, group=opened)
 
     yield open_terminal
     for terminal in opened:
