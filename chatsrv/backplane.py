@@ -88,6 +88,8 @@ BACK_NOTICE = "the link to the other chat servers is back: everyone hears you ag
 class Backplane(StandIns):
     """One node's link to the cluster (see the module docstring)."""
 
+    read_block_ms = READ_BLOCK_MS  # tests set it lower: stop() waits for the XREAD under way
+
     def __init__(
         self,
         service: ChatService,
@@ -346,7 +348,7 @@ class Backplane(StandIns):
                     self._beat()
                     next_beat = time.monotonic() + self.heartbeat
                 streams = {EVENTS: self._last_id, self._inbox(self.node): self._inbox_id}
-                reply = self.client.xread(streams, count=1000, block=READ_BLOCK_MS)
+                reply = self.client.xread(streams, count=1000, block=self.read_block_ms)
                 if reply:
                     self._apply(reply)
             except self._errors as error:
