@@ -197,14 +197,39 @@ class Terminal:
             self.pump()
             time.sleep(0.02)
         self.pump()
-        self.child.close()
+        self._close_pty()
         assert self.child.exitstatus is not None, "chatclient did not exit"
         return int(self.child.exitstatus)
 
     def close(self) -> None:
+        """End the program as a closed terminal would (SIGHUP; SIGKILL if it lingers), then close the pty.
+
+        Waits for the process to be gone, not pexpect's terminate(), which pauses 0.1 s after each signal.
+        """
+        if self.child.closed:
+            return
         if self.child.isalive():
-            self.child.terminate(force=True)
-        self.child.close()
+            self.child.kill(signal.SIGHUP)
+            if not self._gone_within(3.0):
+                self.child.kill(signal.SIGKILL)
+                self._gone_within(5.0)
+        self._close_pty()
+
+    def _gone_within(self, timeout: float) -> bool:
+        """Whether the program ends within `timeout`; its screen is fed meanwhile (it may ask where the cursor is)."""
+        deadline = time.monotonic() + timeout
+        while self.child.isalive():
+            if time.monotonic() > deadline:
+                return False
+            self.pump()
+            time.sleep(0.01)
+        return True
+
+    def _close_pty(self) -> None:
+        """Close the pty; pexpect pauses 0.1 s first for the kernel to report an exit, needless once it has."""
+        if not self.child.isalive():
+            self.child.ptyproc.delayafterclose = 0
+        self.child.close()  # a child still alive is ended by pexpect (SIGHUP ... SIGKILL)
 
 
 @pytest.fixture
