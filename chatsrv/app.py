@@ -52,6 +52,9 @@ class Server:
     threads: list[threading.Thread] = field(default_factory=list)
     stopped: bool = False
     backplane: Any = None  # chatsrv.backplane.Backplane with --backplane (imported only then)
+    # How often each serving loop looks up: stop() waits up to this long per loop, and UDP's
+    # service_actions (silent peers) runs this often. Tests set it lower so that stopping is quick.
+    poll_interval: float = 0.05
 
     @property
     def port(self) -> int:
@@ -61,17 +64,18 @@ class Server:
         if self.backplane is not None:
             self.backplane.start()
             self.backplane.wait_linked(BACKPLANE_WAIT)  # not linked yet: it keeps trying, rooms are local meanwhile
-        thread = threading.Thread(target=self.tcp.serve_forever, kwargs={"poll_interval": 0.05}, name="tcp-accept")
+        poll = {"poll_interval": self.poll_interval}
+        thread = threading.Thread(target=self.tcp.serve_forever, kwargs=poll, name="tcp-accept")
         thread.start()
         self.threads.append(thread)
         if self.udp is not None:
             # poll_interval is also how often service_actions looks for silent UDP peers.
-            thread = threading.Thread(target=self.udp.serve_forever, kwargs={"poll_interval": 0.05}, name="udp-serve")
+            thread = threading.Thread(target=self.udp.serve_forever, kwargs=poll, name="udp-serve")
             thread.start()
             self.threads.append(thread)
         if self.text is not None:
             serve = self.text.serve_forever
-            thread = threading.Thread(target=serve, kwargs={"poll_interval": 0.05}, name="text-accept")
+            thread = threading.Thread(target=serve, kwargs=poll, name="text-accept")
             thread.start()
             self.threads.append(thread)
 
@@ -83,6 +87,7 @@ class Server:
         if self.backplane is not None:
             self.backplane.stop()  # first: the other nodes see this node's members leave (shutdown)
         self.service.shutdown()
+        self._end_serving_loops()
         self.tcp.stop()
         if self.udp is not None:
             self.udp.stop()
@@ -91,6 +96,16 @@ class Server:
         for thread in self.threads:
             thread.join(5)
         self.service.store.close()  # last: commits everything the shutdown recorded too
+
+    def _end_serving_loops(self) -> None:
+        """Ask every serving loop to end at once: each notices within poll_interval, so all together take one
+        wait instead of one each (the servers' own stop() then finds its loop ended)."""
+        loops = [server for server in (self.tcp, self.udp, self.text) if server is not None]
+        askers = [threading.Thread(target=server.shutdown, name="end-serving") for server in loops]
+        for asker in askers:
+            asker.start()
+        for asker in askers:
+            asker.join(5)
 
 
 def raise_file_limit() -> int | None:

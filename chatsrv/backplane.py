@@ -92,6 +92,8 @@ BACK_NOTICE = say("backplane_back")
 class Backplane(StandIns, NodeSync):
     """One node's link to the cluster (see the module docstring)."""
 
+    read_block_ms = READ_BLOCK_MS  # tests set it lower: stop() waits for the XREAD under way
+
     def __init__(
         self,
         service: ChatService,
@@ -351,7 +353,7 @@ class Backplane(StandIns, NodeSync):
                     next_beat = time.monotonic() + self.heartbeat
                 streams = {EVENTS: self._last_id, self._inbox(self.node): self._inbox_id}
                 read_from = self._last_id
-                reply = self.client.xread(streams, count=READ_COUNT, block=READ_BLOCK_MS)
+                reply = self.client.xread(streams, count=READ_COUNT, block=self.read_block_ms)
                 if reply:
                     self._apply_paced(reply)
                     if self._check_behind(read_from, reply, EVENTS.encode(), READ_COUNT):

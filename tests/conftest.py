@@ -27,6 +27,11 @@ def no_leaked_threads() -> Iterator[None]:
 
 ServerFactory = Callable[..., Server]
 
+# The serving loops look up every 10 ms instead of chatsrv's 50: stop() waits for each loop to look
+# up, so every test's teardown is that much shorter (what the server does is the same).
+TEST_POLL_INTERVAL = 0.01
+TEST_READ_BLOCK_MS = 20  # likewise a backplane's longest XREAD wait (chatsrv's: 200 ms)
+
 
 @pytest.fixture
 def make_server() -> Iterator[ServerFactory]:
@@ -38,6 +43,9 @@ def make_server() -> Iterator[ServerFactory]:
             flags = ("--db", ":memory:", *flags)  # hermetic: no lanchat.sqlite3 in the working directory
         args = build_parser().parse_args(["--host", "127.0.0.1", "--port", "0", "--log-level", "warning", *flags])
         server = build_server(args)
+        server.poll_interval = TEST_POLL_INTERVAL
+        if server.backplane is not None:
+            server.backplane.read_block_ms = TEST_READ_BLOCK_MS  # stop() waits for the XREAD under way
         server.start()
         servers.append(server)
         return server

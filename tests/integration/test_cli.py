@@ -57,6 +57,9 @@ def finish(*processes: subprocess.Popen[str]) -> None:
         if process.poll() is None:
             process.kill()
         process.wait(5)
+        reader = _readers.pop(process.pid, None)
+        if reader is not None:
+            reader.thread.join(5)  # it reads stdout to the end: closing stdout under it raised in its thread
         for stream in (process.stdin, process.stdout, process.stderr):
             if stream and not stream.closed:
                 stream.close()

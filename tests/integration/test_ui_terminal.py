@@ -113,7 +113,13 @@ class Terminal:
     terminal's mode, to check that the client gave the terminal back.
     """
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, then_stty: bool = False) -> None:
+    def __init__(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        then_stty: bool = False,
+        group: list[Terminal] | None = None,
+    ) -> None:
         command, argv = sys.executable, ["-m", "chatclient", *args]
         if then_stty:
             quoted = " ".join(f"'{arg}'" for arg in argv)
@@ -123,18 +129,39 @@ class Terminal:
         self.screen = AnsweringScreen(COLUMNS, ROWS, self.child)
         self.stream = pyte.ByteStream(self.screen)
         self.exit_status: int | None = None
+        self.ended = False  # the program's side of the pty is closed: nothing more to read
+        # The terminals of one test, pumped together (see pump).
+        self.group = group if group is not None else []
+        self.group.append(self)
 
     def pump(self) -> None:
-        """Feed whatever the program has written to the screen (bounded: 100 reads)."""
+        """Feed whatever the programs of every terminal of this test have written to their screens.
+
+        All of them, not only this one: a client's cursor-position request is answered when its
+        output is fed to its screen, and a client must not wait for that answer while the test
+        watches another terminal. Returns once none has written for 20 ms (bounded: 100 rounds).
+        """
         for _ in range(100):
-            try:
-                data = self.child.read_nonblocking(65536, timeout=0.02)
-            except pexpect.TIMEOUT:
+            live = {t.child.child_fd: t for t in self.group if not t.ended and not t.child.closed}
+            if not live:
                 return
-            except pexpect.EOF:
+            ready, _, _ = select.select(list(live), [], [], 0.02)
+            if not ready:
                 return
-            self.raw += data
-            self.stream.feed(data)
+            for fd in ready:
+                live[fd].read_once()
+
+    def read_once(self) -> None:
+        """Feed what the program has written (it is ready to be read) to the screen."""
+        try:
+            data = self.child.read_nonblocking(65536, timeout=0)
+        except pexpect.TIMEOUT:
+            return
+        except pexpect.EOF:
+            self.ended = True
+            return
+        self.raw += data
+        self.stream.feed(data)
 
     def rows(self) -> list[str]:
         return [row.rstrip() for row in self.screen.display]
@@ -170,24 +197,47 @@ class Terminal:
             self.pump()
             time.sleep(0.02)
         self.pump()
-        self.child.close()
+        self._close_pty()
         assert self.child.exitstatus is not None, "chatclient did not exit"
         return int(self.child.exitstatus)
 
     def close(self) -> None:
+        """End the program as a closed terminal would (SIGHUP; SIGKILL if it lingers), then close the pty.
+
+        Waits for the process to be gone, not pexpect's terminate(), which pauses 0.1 s after each signal.
+        """
+        if self.child.closed:
+            return
         if self.child.isalive():
-            self.child.terminate(force=True)
-        self.child.close()
+            self.child.kill(signal.SIGHUP)
+            if not self._gone_within(3.0):
+                self.child.kill(signal.SIGKILL)
+                self._gone_within(5.0)
+        self._close_pty()
+
+    def _gone_within(self, timeout: float) -> bool:
+        """Whether the program ends within `timeout`; its screen is fed meanwhile (it may ask where the cursor is)."""
+        deadline = time.monotonic() + timeout
+        while self.child.isalive():
+            if time.monotonic() > deadline:
+                return False
+            self.pump()
+            time.sleep(0.01)
+        return True
+
+    def _close_pty(self) -> None:
+        """Close the pty; pexpect pauses 0.1 s first for the kernel to report an exit, needless once it has."""
+        if not self.child.isalive():
+            self.child.ptyproc.delayafterclose = 0
+        self.child.close()  # a child still alive is ended by pexpect (SIGHUP ... SIGKILL)
 
 
 @pytest.fixture
 def terminals() -> Iterator[Callable[..., Terminal]]:
-    opened: list[Terminal] = []
+    opened: list[Terminal] = []  # also each terminal's group: pumping one pumps them all
 
     def open_terminal(*args: str, env: dict[str, str] | None = None, then_stty: bool = False) -> Terminal:
-        terminal = Terminal(*args, env=env, then_stty=then_stty)
-        opened.append(terminal)
-        return terminal
+        return Terminal(*args, env=env, then_stty=then_stty, group=opened)
 
     yield open_terminal
     for terminal in opened:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import json
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from lanchat_lab.reliable import ReliableReceiver, ReliableSender, _attempt
-from tests.lab.test_scenarios import assert_png, run_json, run_lab
+from lanchat_lab import reliable
+from lanchat_lab.cli import main
+from lanchat_lab.reliable import ReliableOptions, ReliableReceiver, ReliableSender, _attempt, run_reliable
+from tests.lab.test_scenarios import assert_png
 
 
 def message(number: int, attempt: int = 1, sent_at: float = 100.0) -> dict[str, object]:
@@ -46,20 +53,54 @@ def test_sender_resends_until_everyone_acknowledged_with_a_doubling_timer() -> N
     assert len(said) == 2 and sender.unacknowledged() == [] and sender.retransmissions == 1
 
 
+@dataclass
+class Run:
+    """One `chatlab reliable-udp --plot` run: the result the command reported, its text report and its picture."""
+
+    result: dict[str, Any]
+    code: int
+    out: str
+    err: str
+    picture: Path
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The scenario (seconds of retransmissions) runs once for the tests below: the command as a user types it,
+    with the result it reports kept on its way from run_reliable to the report."""
+    results: list[dict[str, Any]] = []
+
+    def keep(options: ReliableOptions) -> dict[str, Any]:
+        results.append(run_reliable(options))
+        return results[-1]
+
+    picture = tmp_path_factory.mktemp("reliable") / "reliable.png"
+    argv = ["reliable-udp", "--messages", "40", "--rate", "100", "--udp-loss", "30", "--seed", "2"]
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, redirect_stdout(out), redirect_stderr(err):
+        patch.setattr(reliable, "run_reliable", keep)
+        code = main([*argv, "--plot", str(picture)])
+    assert len(results) == 1, err.getvalue()
+    # What --json prints is json.dumps of this result: it must survive the trip.
+    result: dict[str, Any] = json.loads(json.dumps(results[0], ensure_ascii=False))
+    return Run(result, code, out.getvalue(), err.getvalue(), picture)
+
+
 @pytest.mark.timeout(60)
-def test_reliable_udp_gets_everything_and_pays_the_tail(capsys, tmp_path: Path) -> None:
+def test_reliable_udp_gets_everything_and_pays_the_tail(run: Run) -> None:
     """Under 30 % injected loss plain UDP misses messages; the rebuilt TCP delivers all, in order, some late."""
-    result = run_json(capsys, "reliable-udp", "--messages", "40", "--rate", "100", "--udp-loss", "30", "--seed", "2")
+    result = run.result
     assert result["complete"] and result["retransmissions"] > 0
     for receiver in result["receivers"]:
         assert receiver["reliable_delivered"] == 40 and receiver["in_order"]
         assert receiver["plain_delivered"] < 40
         assert receiver["reliable_latency_ms"]["max"] >= 150  # a lost message waits at least about one RTO (200 ms)
         assert receiver["plain_latency_ms"]["max"] < receiver["reliable_latency_ms"]["max"]
-    target = tmp_path / "reliable.png"
-    code, out, err = run_lab(
-        capsys, "reliable-udp", "--messages", "20", "--rate", "100", "--udp-loss", "30", "--plot", str(target)
-    )
-    assert code == 0, err
-    assert "every receiver got every message, in order, once" in out and "You end up rebuilding TCP." in out
-    assert_png(target)
+
+
+@pytest.mark.timeout(60)
+def test_reliable_udp_report_says_so_and_draws_it(run: Run) -> None:
+    """The text report says every receiver got everything and that this rebuilds TCP; --plot writes a PNG."""
+    assert run.code == 0, run.err
+    assert "every receiver got every message, in order, once" in run.out and "You end up rebuilding TCP." in run.out
+    assert_png(run.picture)
