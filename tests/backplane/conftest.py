@@ -1,4 +1,5 @@
-"""A real redis-server per test on a free loopback port, persistence off, stopped by PID afterwards."""
+"""A real redis-server per test on a free loopback port, persistence off, stopped by PID afterwards;
+two nodes linked through it (`nodes`, flags from `node_flags`) and clients closed after the test (`connect`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+
+from chatsrv.app import Server
+from tests.helpers import Client
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -62,3 +66,35 @@ def redis_server() -> Iterator[Redis]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def node_flags() -> tuple[str, ...]:
+    """The flags of both `nodes` besides `--backplane` (a test module may override this fixture)."""
+    return ("--rate", "0")
+
+
+@pytest.fixture
+def nodes(
+    redis_server: Redis, make_server: Callable[..., Server], node_flags: tuple[str, ...]
+) -> tuple[Server, Server]:
+    # redis_server first: it is set up first and so stopped last, after both nodes.
+    first = make_server(*node_flags, "--backplane", redis_server.url)
+    second = make_server(*node_flags, "--backplane", redis_server.url)
+    assert first.backplane.linked and second.backplane.linked
+    return first, second
+
+
+@pytest.fixture
+def connect() -> Iterator[Callable[[Server], Client]]:
+    """Open a client to a node; every client opened is closed after the test."""
+    opened: list[Client] = []
+
+    def open_client(server: Server) -> Client:
+        client = Client(server.port)
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        client.close()

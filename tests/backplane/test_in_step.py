@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,26 +17,6 @@ from tests.helpers import Client, wait_until
 Nodes = tuple[Server, Server]
 
 
-@pytest.fixture
-def nodes(redis_server: Redis, make_server: Callable[..., Server]) -> Nodes:
-    first = make_server("--rate", "0", "--backplane", redis_server.url)
-    second = make_server("--rate", "0", "--backplane", redis_server.url)
-    assert first.backplane.linked and second.backplane.linked
-    return first, second
-
-
-@pytest.fixture
-def connect() -> Iterator[Callable[[Server], Client]]:
-    opened: list[Client] = []
-
-    def open_client(server: Server) -> Client:
-        client = Client(server.port)
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
 
 
 def operator(server: Server, client: Client, nick: str, room: str | None = None) -> None:

@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from chatsrv.app import Server
-from tests.backplane.conftest import Redis
 from tests.helpers import Client, wait_until
 
 BURST = 30
 
 
 @pytest.fixture
-def nodes(redis_server: Redis, make_server: Callable[..., Server]) -> tuple[Server, Server]:
-    flags = ("--rate", "0", "--max-per-ip", "0", "--max-waiting-per-ip", "0", "--backplane", redis_server.url)
-    first, second = make_server(*flags), make_server(*flags)
-    assert first.backplane.linked and second.backplane.linked
-    return first, second
+def node_flags() -> tuple[str, ...]:
+    return ("--rate", "0", "--max-per-ip", "0", "--max-waiting-per-ip", "0")
 
 
-@pytest.fixture
-def connect() -> Iterator[Callable[[Server], Client]]:
-    opened: list[Client] = []
-
-    def open_client(server: Server) -> Client:
-        client = Client(server.port)
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
 
 
 def hello(client: Client, nick: str, batched: bool) -> dict[str, Any]:

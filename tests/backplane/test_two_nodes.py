@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from chatsrv.app import Server
-from tests.backplane.conftest import Redis
 from tests.helpers import Client, UDPClient, wait_until
 
 Nodes = tuple[Server, Server]
 
 
-@pytest.fixture
-def nodes(redis_server: Redis, make_server: Callable[..., Server]) -> Nodes:
-    # redis_server first: it is set up first and so stopped last, after both nodes.
-    first = make_server("--rate", "0", "--backplane", redis_server.url)
-    second = make_server("--rate", "0", "--backplane", redis_server.url)
-    assert first.backplane.linked and second.backplane.linked
-    return first, second
-
-
-@pytest.fixture
-def connect() -> Iterator[Callable[[Server], Client]]:
-    opened: list[Client] = []
-
-    def open_client(server: Server) -> Client:
-        client = Client(server.port)
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
 
 
 def messages(client: Client | UDPClient, count: int) -> list[tuple[str, str]]:
