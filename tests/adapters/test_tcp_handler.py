@@ -23,7 +23,7 @@ from chatsrv.tcp import BURST_RECV_SIZE, RECV_SIZE, ChatRequestHandler, Newcomer
 from chatsrv.textdoor import DEFAULT_MAX_LINE, TextDoorHandler
 from lanchat.wire import FrameDecoder, decode_payload, encode_frame, encode_payload
 from tests.helpers import Client, wait_until
-from tests.support.fakes import Clock
+from tests.support.fakes import Clock, NullOutbox
 
 
 @dataclass
@@ -99,7 +99,7 @@ def test_hello_say_bye_through_the_real_handler() -> None:
 def test_a_refused_connection_is_told_why_then_closed() -> None:
     """setup: the service refuses (server full): the peer gets the error and EOF; handle and finish do nothing."""
     service = ChatService(clock=Clock(), rate=0, max_clients=1)
-    service.connect(_NullOutbox(), ("10.0.0.1", 1), "tcp", 65536)  # the one place is taken
+    service.connect(NullOutbox(), ("10.0.0.1", 1), "tcp", 65536)  # the one place is taken
     server_side, client_side = socket.socketpair()
     with server_side, client_side:
         handler = run_handler(StubServer(service), server_side, ("127.0.0.1", 50001))
@@ -184,16 +184,6 @@ def test_an_idle_text_door_connection_waits_in_a_one_byte_peek() -> None:
         assert not handler.is_alive()
     assert service.registry.find("ann") is None
 
-
-class _NullOutbox:
-    def put(self, bodies: list[bytes], first_seq: int) -> bool:
-        return True
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def errors_logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -40,6 +40,19 @@ class FakeOutbox:
         return self.payloads[-1]
 
 
+class NullOutbox:
+    """An outbox that keeps nothing: for members a test only needs to exist."""
+
+    def put(self, bodies: list[bytes], first_seq: int) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class Clock:
     """A wall clock moved by hand (`now`)."""
 

@@ -7,21 +7,11 @@ import random
 from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Registry, Room
 from chatsrv.session import Session
-
-
-class _NullOutbox:
-    def put(self, bodies: list[bytes], first_seq: int) -> bool:
-        return True
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+from tests.support.fakes import NullOutbox
 
 
 def new_session() -> Session:
-    return Session(_NullOutbox(), ("127.0.0.1", 1), "tcp", 65536, TokenBucket(0, 0, 0.0), 0.0)
+    return Session(NullOutbox(), ("127.0.0.1", 1), "tcp", 65536, TokenBucket(0, 0, 0.0), 0.0)
 
 
 def expected(room: Room) -> list[str]:

@@ -15,7 +15,7 @@ from chatsrv.roomcache import ROOM_BURST, ROOM_RATE
 from chatsrv.service import ChatService
 from chatsrv.session import Session
 from chatsrv.store import Event, MemoryStore
-from tests.support.fakes import Clock, member, send
+from tests.support.fakes import Clock, NullOutbox, member, send
 
 
 @pytest.fixture
@@ -102,25 +102,13 @@ def test_ping_echoes_bounded_values(clock: Clock) -> None:
 # --- replies fit what was announced ------------------------------------------
 
 
-class _Sink:
-    """An outbox that keeps nothing: for the thousands of members a test only needs to exist."""
-
-    def put(self, bodies: list[bytes], first_seq: int) -> bool:
-        return True
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
 
 def _crowd(service: ChatService, count: int, room: str = "lobby") -> None:
     """`count` members with 24-character nicks in `room`, registered directly (no welcome each)."""
     with service.registry.lock:
         target = service.registry.ensure_room(room)
         for n in range(count):
-            session = service.connect(_Sink(), (f"10.1.{n // 250}.{n % 250}", 4000), "tcp", 65536)
+            session = service.connect(NullOutbox(), (f"10.1.{n // 250}.{n % 250}", 4000), "tcp", 65536)
             service.registry.add(session, f"student{n:05d}".ljust(24, "x"), target)
 
 
