@@ -492,22 +492,30 @@ class Backplane(StandIns, NodeSync):
             return
         if kind == b"pack":
             header, _, bodies = fields[b"p"].partition(b"\n")
-            start = 0
-            for serial, room_name, transport, host, length in json.loads(header):
-                body = bodies[start:start + length]
-                start += length
-                self._one_event(node, int(serial), str(room_name), body, str(transport), str(host), now)
+            first, rooms, extra = json.loads(header)
+            if node == self.node:  # ours: delivered from what `publish` kept, the bodies need no reading
+                for serial in range(first, first + sum(count for _, count in rooms)):
+                    self._own_event(serial)
+                return
+            split, position = bodies.split(b"\n"), 0
+            for room_name, count in rooms:
+                for body in split[position:position + count]:
+                    transport, host = extra.get(str(position), ("tcp", "")) if extra else ("tcp", "")
+                    self._one_event(node, first + position, str(room_name), body, str(transport), str(host), now)
+                    position += 1
             return
         self._one_event(node, int(fields[b"s"]), fields[b"r"].decode(), fields[b"b"],
                         fields.get(b"t", b"tcp").decode(), fields.get(b"a", b"").decode(), now)
 
+    def _own_event(self, serial: int) -> None:
+        item = self._pending.pop(serial, None)
+        if item is not None:
+            self._deliver_own(serial, *item)
+
     def _one_event(self, node: str, serial: int, room_name: str, body: bytes, transport: str, host: str,
                    now: float) -> None:
         if node == self.node:
-            item = self._pending.pop(serial, None)
-            if item is not None:
-                room, body, exclude = item
-                self._deliver_own(serial, room, body, exclude)
+            self._own_event(serial)
             return
         if body.startswith(MESSAGE_PREFIX):  # most events: no stand-in changes, so no need to decode
             room = self.service.registry.ensure_room(room_name, now)
@@ -553,7 +561,8 @@ def _packed(
 ) -> list[tuple[str, dict[str, Any], list[tuple[Any, ...]]]]:
     """Consecutive room events become one stream entry (kind `pack`): one XADD and one entry to read per batch.
 
-    Their order in the stream stays the order they were published in; other
+    Field `p`: a JSON header `[first serial, [[room, count], ...], {index: [transport, host]}]`, then the
+    bodies, each after a newline (compact JSON has none; a body with one goes alone). Order is kept; other
     entries (inboxes, moderation) keep their place between them.
     """
     out: list[tuple[str, dict[str, Any], list[tuple[Any, ...]]]] = []
@@ -564,18 +573,26 @@ def _packed(
         if len(run) == 1:
             out.append((EVENTS, run[0], list(run_ops)))
         elif run:
-            header = [[f["s"], f["r"], f.get("t", "tcp"), f.get("a", ""), len(f["b"])] for f in run]
-            packed = json.dumps(header).encode() + b"\n" + b"".join(f["b"] for f in run)
-            out.append((EVENTS, {"n": node, "k": "pack", "p": packed}, list(run_ops)))
+            rooms: list[list[Any]] = [[run[0]["r"], 0]]
+            extra: dict[int, list[str]] = {}
+            for index, fields in enumerate(run):
+                if fields["r"] != rooms[-1][0]:
+                    rooms.append([fields["r"], 0])
+                rooms[-1][1] += 1
+                if "t" in fields:
+                    extra[index] = [fields["t"], fields.get("a", "")]
+            header = json.dumps([run[0]["s"], rooms, extra]).encode()
+            out.append((EVENTS, {"n": node, "k": "pack", "p": header + b"\n" + b"\n".join(f["b"] for f in run)},
+                        list(run_ops)))
         run.clear()
         run_ops.clear()
 
     for stream, fields, ops in items:
-        if stream == EVENTS and "k" not in fields:
+        if stream == EVENTS and "k" not in fields and b"\n" not in fields["b"]:
+            if run and (len(run) >= MAX_PACK or fields["s"] != run[-1]["s"] + 1):
+                close_run()
             run.append(fields)
             run_ops.extend(ops)
-            if len(run) >= MAX_PACK:
-                close_run()
         else:
             close_run()
             out.append((stream, fields, ops))

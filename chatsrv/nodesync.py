@@ -41,7 +41,7 @@ log = logging.getLogger("chatsrv")
 PREFIX = "lanchat:"
 IDS = PREFIX + "ids"
 MODERATION = PREFIX + "moderation"  # the latest moderation state (continuity text), for a node that re-syncs
-ID_BLOCK = 100  # message ids taken from redis at once while linked: one round trip per ID_BLOCK messages
+ID_BLOCK = 1000  # message ids taken from redis at once while linked: one round trip (under the lock) per block
 OUTAGE_IDS = 1_000_000  # ids a node keeps in reserve for an outage of Redis
 # Raise the id counter to at least ARGV[1], atomically; a counter Redis lost (restarted empty) starts again
 # ARGV[2] above it, past every id of the nodes that have not re-linked yet (their reserves included).
