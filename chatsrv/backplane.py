@@ -32,9 +32,12 @@ member whose nick another node took meanwhile is renamed `NICK_2`, ...),
 re-publishes its members and reads the others' from their presence hashes.
 
 Threads and locks: `backplane-read` (XREAD, heartbeat, reconnect) and
-`backplane-send` (pipelines what `publish` queued). Every field but the
-send queue is owned by the registry lock; the send queue has its own
-condition, taken inside the registry lock and never the other way round.
+`backplane-send` (pipelines what `publish` queued, packed by
+chatsrv.streampack). Every field is owned by the registry lock but the
+send queue: a deque that entries are appended to under the registry lock
+and taken from by the sender alone; the sender's condition (`_wake`) is
+taken, inside the registry lock and never the other way round, only to
+wake an idle sender.
 A redis call made under the registry lock (`claim_nick`, a new block of
 message ids every ID_BLOCK messages) has a short socket timeout.
 
@@ -44,7 +47,7 @@ inbox entries, moderation, a node forgotten) is the `StandIns` part
 an outage, operators, closed rooms, a node behind the trimmed stream) is the
 `NodeSync` part (chatsrv.nodesync).
 
-Imports: session, lookalike, rooms, service, standins, nodesync, lanchat.wire; `redis` (lazily).
+Imports: session, lookalike, rooms, service, standins, nodesync, streampack, lanchat.wire; `redis` (lazily).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ from chatsrv.rooms import Room
 from chatsrv.service import ChatService
 from chatsrv.session import Session
 from chatsrv.standins import StandInOutbox, StandIns
+from chatsrv.streampack import events_of, packed, serials
 from lanchat.reasons import Said, say
 from lanchat.wire import encode_payload
 
@@ -81,7 +85,6 @@ STREAM_MAXLEN = 100_000  # entries kept in the stream (approximately): enough fo
 INBOX_MAXLEN = 10_000
 MAX_QUEUED = 50_000  # entries waiting to be sent: past this Redis is too slow for us, and the node goes local
 MESSAGE_PREFIX = b'{"type":"message"'  # how every encoded `message` payload starts (lanchat.wire.encode_message)
-MAX_PACK = 1000  # room events of one node sent as one stream entry, at most
 READ_BLOCK_MS = 200  # longest XREAD wait: also how late a stop or a heartbeat can be
 SOCKET_TIMEOUT = 2.0  # seconds; longer than READ_BLOCK_MS
 MAX_BACKOFF = 5.0  # seconds between reconnection attempts, at most
@@ -127,7 +130,8 @@ class Backplane(StandIns, NodeSync):
         self._last_id = b"0-0"
         self._inbox_id = b"0-0"
         self._queue: deque[tuple[str, dict[str, Any], list[tuple[Any, ...]]]] = deque()
-        self._wake = threading.Condition(threading.Lock())
+        self._wake = threading.Condition(threading.Lock())  # wakes the sender
+        self._idle = False  # the sender waits for entries (set and cleared under `_wake`)
         self._jammed = False  # the send queue overflowed (set under the send condition, read by the reader)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -300,25 +304,29 @@ class Backplane(StandIns, NodeSync):
         return json.dumps({**record, "o": 1} if self.service.moderation.is_operator(session) else record)
 
     def _send(self, stream: str, fields: dict[str, Any], ops: list[tuple[Any, ...]]) -> None:
-        with self._wake:
-            if len(self._queue) >= MAX_QUEUED:
-                self._jammed = True  # the reader thread takes the node local (it cannot be done under this lock)
-                return
-            self._queue.append((stream, fields, ops))
-            self._wake.notify()
+        """Queue an entry (under the registry lock): no lock of its own; the sender is woken only when idle."""
+        if len(self._queue) >= MAX_QUEUED:
+            self._jammed = True  # the reader thread takes the node local (it cannot be done under this lock)
+            return
+        self._queue.append((stream, fields, ops))
+        if self._idle:
+            with self._wake:
+                self._wake.notify()
 
     def _send_loop(self) -> None:
+        queue = self._queue
         while True:
             with self._wake:
-                while not self._queue and not self._stop.is_set():
+                self._idle = True  # set before looking: an entry queued after the look sees it and wakes us
+                while not queue and not self._stop.is_set():
                     self._wake.wait()
+                self._idle = False
                 if self._stop.is_set():
                     return
-                items = list(self._queue)
-                self._queue.clear()
+            items = [queue.popleft() for _ in range(len(queue))]  # entries queued meanwhile wait for the next round
             try:
                 pipe = self.client.pipeline(transaction=False)
-                for stream, fields, ops in _packed(items, self.node):
+                for stream, fields, ops in packed(items, self.node, EVENTS):
                     maxlen = STREAM_MAXLEN if stream == EVENTS else INBOX_MAXLEN
                     pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)
                     for op, *args in ops:
@@ -493,23 +501,25 @@ class Backplane(StandIns, NodeSync):
                 self._apply_moderation(fields[b"b"].decode(), now)
             return
         if kind == b"pack":
-            header, _, bodies = fields[b"p"].partition(b"\n")
-            start = 0
-            for serial, room_name, transport, host, length in json.loads(header):
-                body = bodies[start:start + length]
-                start += length
-                self._one_event(node, int(serial), str(room_name), body, str(transport), str(host), now)
+            if node == self.node:  # ours: delivered from what `publish` kept, the bodies need no reading
+                for serial in serials(fields[b"p"]):
+                    self._own_event(serial)
+                return
+            for serial, room_name, body, transport, host in events_of(fields[b"p"]):
+                self._one_event(node, serial, room_name, body, transport, host, now)
             return
         self._one_event(node, int(fields[b"s"]), fields[b"r"].decode(), fields[b"b"],
                         fields.get(b"t", b"tcp").decode(), fields.get(b"a", b"").decode(), now)
 
+    def _own_event(self, serial: int) -> None:
+        item = self._pending.pop(serial, None)
+        if item is not None:
+            self._deliver_own(serial, *item)
+
     def _one_event(self, node: str, serial: int, room_name: str, body: bytes, transport: str, host: str,
                    now: float) -> None:
         if node == self.node:
-            item = self._pending.pop(serial, None)
-            if item is not None:
-                room, body, exclude = item
-                self._deliver_own(serial, room, body, exclude)
+            self._own_event(serial)
             return
         if body.startswith(MESSAGE_PREFIX):  # most events: no stand-in changes, so no need to decode
             room = self.service.registry.ensure_room(room_name, now)
@@ -548,38 +558,3 @@ class Backplane(StandIns, NodeSync):
 def _host(session: Session) -> str:
     address = session.address
     return str(address[0]) if isinstance(address, tuple) and address else str(address)
-
-
-def _packed(
-    items: list[tuple[str, dict[str, Any], list[tuple[Any, ...]]]], node: str
-) -> list[tuple[str, dict[str, Any], list[tuple[Any, ...]]]]:
-    """Consecutive room events become one stream entry (kind `pack`): one XADD and one entry to read per batch.
-
-    Their order in the stream stays the order they were published in; other
-    entries (inboxes, moderation) keep their place between them.
-    """
-    out: list[tuple[str, dict[str, Any], list[tuple[Any, ...]]]] = []
-    run: list[dict[str, Any]] = []
-    run_ops: list[tuple[Any, ...]] = []
-
-    def close_run() -> None:
-        if len(run) == 1:
-            out.append((EVENTS, run[0], list(run_ops)))
-        elif run:
-            header = [[f["s"], f["r"], f.get("t", "tcp"), f.get("a", ""), len(f["b"])] for f in run]
-            packed = json.dumps(header).encode() + b"\n" + b"".join(f["b"] for f in run)
-            out.append((EVENTS, {"n": node, "k": "pack", "p": packed}, list(run_ops)))
-        run.clear()
-        run_ops.clear()
-
-    for stream, fields, ops in items:
-        if stream == EVENTS and "k" not in fields:
-            run.append(fields)
-            run_ops.extend(ops)
-            if len(run) >= MAX_PACK:
-                close_run()
-        else:
-            close_run()
-            out.append((stream, fields, ops))
-    close_run()
-    return out

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +40,7 @@ log = logging.getLogger("chatsrv")
 PREFIX = "lanchat:"
 IDS = PREFIX + "ids"
 MODERATION = PREFIX + "moderation"  # the latest moderation state (continuity text), for a node that re-syncs
-ID_BLOCK = 100  # message ids taken from redis at once while linked: one round trip per ID_BLOCK messages
+ID_BLOCK = 1000  # message ids taken from redis at once while linked: one round trip (under the lock) per block
 OUTAGE_IDS = 1_000_000  # ids a node keeps in reserve for an outage of Redis
 # Raise the id counter to at least ARGV[1], atomically; a counter Redis lost (restarted empty) starts again
 # ARGV[2] above it, past every id of the nodes that have not re-linked yet (their reserves included).
@@ -76,8 +75,7 @@ class NodeSync:
     _spare: tuple[int, int]  # the reserve: ids [first, end) this node may hand out while Redis is away
     _last_id: bytes
     _errors: tuple[type[BaseException], ...]
-    _queue: deque[tuple[str, dict[str, Any], list[tuple[Any, ...]]]]  # the send queue, under `_wake`
-    _wake: threading.Condition
+    _queue: deque[tuple[str, dict[str, Any], list[tuple[Any, ...]]]]  # the send queue (chatsrv.backplane)
     _entering: dict[Session, int]
 
     if TYPE_CHECKING:  # Backplane's and StandIns' own methods
@@ -220,8 +218,8 @@ class NodeSync:
                     self._stand_in_lost(node, key, now)
             for node, members in others.items():
                 self._add_listed(node, members, now)
-            with self._wake:  # a change of ours not sent yet is newer than the key
-                ours = any(fields.get("k") == "mod" for _, fields, _ in self._queue)
+            # A change of ours not sent yet is newer than the key (a copy: the sender takes from the queue meanwhile).
+            ours = any(fields.get("k") == "mod" for _, fields, _ in list(self._queue))
             if state is not None and not ours:
                 self._apply_moderation(state.decode(), now)
             self._last_id = newest[0][0] if newest else self._last_id

@@ -57,6 +57,7 @@ SERVER_RANKS = {
     "chatsrv.udp": 8,
     "chatsrv.discovery": 8,
     "chatsrv.export": 8,
+    "chatsrv.streampack": 0,  # a node's room events as one stream entry and back (pure)
     "chatsrv.nodesync": 8,  # ids, operators, closed rooms and catching up across nodes; mixed into Backplane
     "chatsrv.standins": 8,  # other nodes' members here and their events applied; mixed into Backplane
     "chatsrv.backplane": 9,  # the link to Redis for several nodes; attaches itself to the service

@@ -152,7 +152,7 @@ def _complete(opts: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error("need --clients >= 2 and 1 <= --senders <= --clients")
     if opts.slow_clients < 3:
         parser.error("--slow-clients must be at least 3")
-    if opts.messages < 1 or opts.slow_messages < 1 or opts.duration <= 0:
+    if opts.messages < 1 or opts.cluster_messages < 1 or opts.slow_messages < 1 or opts.duration <= 0:
         parser.error("sizes must be positive")
     try:
         opts.rates, opts.probe = parse_rates(opts.rates), parse_probes(opts.probe)

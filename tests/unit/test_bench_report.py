@@ -92,4 +92,5 @@ def test_help_explains_every_registered_scenario_and_size(capsys: pytest.Capture
         assert size.flag in shown
     assert sorted(size.dest for size in sizes()) == sorted(
         ["clients", "senders", "messages", "size", "rates", "probe", "duration", "conns", "joins",
-         "slow_clients", "slow_messages", "slow_size", "abuse_clients", "abuse_rate", "abuse_duration", "store_pairs"])
+         "slow_clients", "slow_messages", "slow_size", "abuse_clients", "abuse_rate", "abuse_duration", "store_pairs",
+         "cluster_messages"])

@@ -2,10 +2,12 @@
 
 The run starts its own redis-server on a free loopback port (persistence
 off), empties it before each server it starts, and stops it by PID at the
-end. For each configuration, on one server: the fanout run (deliveries/s,
-and the CPU the server's processes and Redis used over it, per delivery)
-and the latency run at the first of --rates (p50/p99), in two alternating rounds of the
-three (their mean is reported). Then scale: --conns N members on
+end. For each configuration, on one server: the fanout run with
+--cluster-messages per sender (ten times fanout's --messages by default, so
+that each CPU figure is seconds, not tenths read in 10 ms ticks):
+deliveries/s, and the CPU the server's processes and Redis used over it,
+per delivery; and the latency run at the first of --rates (p50/p99), in two
+alternating rounds of the three (their mean is reported). Then scale: --conns N members on
 one node against 2N over two nodes (join time, RSS per connection, one
 broadcast's reach time). Not part of `all` (it takes minutes and needs
 redis-server); docs/scale-out.md says what the figures mean.
@@ -29,7 +31,7 @@ from typing import Any
 from ..launchers import ServerError, ServerProcess, free_port
 from ..procstat import cpu_seconds, rnd
 from ..records import OPTIONAL, OPTIONAL_ERROR, as_row
-from .base import RunContext, Scenario
+from .base import RunContext, Scenario, Size
 from .fanout import run_fanout
 from .latency import run_latency
 from .scale import run_scale
@@ -206,7 +208,9 @@ def measure_config(launch: Callable[[], ServerProcess], opts: argparse.Namespace
     with configured(opts, nodes, redis.url if backplane else None):
         server = launch()
     try:
-        on_it = RunContext(launch=lambda: server, opts=opts)
+        # --cluster-messages per sender (not fanout's --messages): seconds of CPU, not tenths read in 10 ms ticks.
+        longer = argparse.Namespace(**{**vars(opts), "messages": getattr(opts, "cluster_messages", opts.messages)})
+        on_it = RunContext(launch=lambda: server, opts=longer)
         server_before, redis_before = _cpu(server.pid), _cpu(redis.pid) if backplane else 0.0
         fan = as_row(run_fanout(on_it))
         server_cpu = _cpu(server.pid) - server_before
@@ -295,8 +299,8 @@ SCENARIO = Scenario(
     name="cluster",
     help="""one node, one node with the Redis backplane, two nodes
 (chatsrv --workers 2), in two alternating rounds, with a
-redis-server of its own: fanout deliveries/s and server+Redis
-CPU per delivery (us), latency p50/p99 at the first of --rates; then --conns
+redis-server of its own: fanout (--cluster-messages per
+sender) deliveries/s and server+Redis CPU per delivery (us), latency p50/p99 at the first of --rates; then --conns
 N members on one node against 2N on two (join + broadcast
 reach s).  cpu x = CPU per delivery / one node's.  Give one
 --conns.  Not part of `all`.""",
@@ -307,6 +311,7 @@ reach s).  cpu x = CPU per delivery / one node's.  Give one
              ("cpu x bp", "cpu_x_bp"), ("x 2", "cpu_x_2"), ("p99 ms 1", "p99_1"), ("bp", "p99_bp"),
              ("2", "p99_2"), ("N on 1 s", "scale_1_s"), ("2N on 2 s", "scale_2_s")),
     run=lambda ctx: run_cluster(ctx),
+    sizes=(Size("--cluster-messages", int, "messages per sender in each fanout run (cluster)", 20000, 200),),
     per_conns=True,
     lanchat_only=True,
     in_all=False,
