@@ -20,6 +20,7 @@ import socketserver
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from chatsrv.access import address_key
@@ -53,13 +54,19 @@ def next_recv_size(received: int, asked: int) -> int:
     return BURST_RECV_SIZE if received >= asked else RECV_SIZE
 
 
-def wait_and_read(sock: socket.socket, size: int) -> bytes:
+def wait_and_read(sock: socket.socket, size: int, when_ready: Callable[[], None] | None = None) -> bytes:
     """One read of at most `size` bytes (b"" at the end); while idle, waits holding no buffer (see RECV_SIZE).
 
     After a full read (`size` above RECV_SIZE) data is most likely waiting: no peek then.
+    `when_ready` is called once data is there, before it is read: the TCP
+    server waits there while another thread sends (`WriteCombiner.wait_idle`),
+    as the read's system call would otherwise hand the GIL back and forth
+    with that thread's sends once more.
     """
     if size <= RECV_SIZE and not sock.recv(1, socket.MSG_PEEK):
         return b""
+    if when_ready is not None:
+        when_ready()
     return sock.recv(size)
 
 
@@ -231,7 +238,7 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
                     return
                 sock.settimeout(left)
             try:
-                data = wait_and_read(sock, size)
+                data = wait_and_read(sock, size, server.combiner.wait_idle)
             except TimeoutError:
                 continue  # the deadline check above ends it
             except OSError:

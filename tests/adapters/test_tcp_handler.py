@@ -19,7 +19,7 @@ import pytest
 from chatsrv.backpressure import Backpressure
 from chatsrv.outbox import WriteCombiner
 from chatsrv.service import ChatService
-from chatsrv.tcp import BURST_RECV_SIZE, RECV_SIZE, ChatRequestHandler, Newcomers
+from chatsrv.tcp import BURST_RECV_SIZE, RECV_SIZE, ChatRequestHandler, Newcomers, wait_and_read
 from chatsrv.textdoor import DEFAULT_MAX_LINE, TextDoorHandler
 from lanchat.wire import FrameDecoder, decode_payload, encode_frame, encode_payload
 from tests.helpers import Client, wait_until
@@ -281,4 +281,36 @@ def test_the_handler_waits_for_a_flush_in_progress_before_its_batch() -> None:
         peer.send(type="bye")
         peer.until_closed()
         handler.join(5)
-    assert calls[:4] == ["wait_idle", "receive", "wait_idle", "receive"]
+    # Once when the hello is there (before reading it), once before its batch; the same for the bye.
+    assert calls[:6] == ["wait_idle", "wait_idle", "receive", "wait_idle", "wait_idle", "receive"]
+
+
+class ScriptedRecv:
+    """Answers recv from a script and records each call: ("peek", size) or ("recv", size)."""
+
+    def __init__(self, data: bytes, calls: list[tuple[str, int]]) -> None:
+        self.data = data
+        self.calls = calls
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        self.calls.append(("peek" if flags & socket.MSG_PEEK else "recv", size))
+        return self.data[:size]
+
+
+@pytest.mark.parametrize(
+    ("data", "size", "expected"),
+    [
+        (b"hello", RECV_SIZE, [("peek", 1), ("ready", 0), ("recv", RECV_SIZE)]),  # idle: wait, then get ready
+        (b"hello", BURST_RECV_SIZE, [("ready", 0), ("recv", BURST_RECV_SIZE)]),  # after a full read: no peek
+        (b"", RECV_SIZE, [("peek", 1)]),  # the peer hung up: nothing to get ready for
+    ],
+)
+def test_wait_and_read_gets_ready_once_data_is_there_before_reading_it(
+    data: bytes, size: int, expected: list[tuple[str, int]]
+) -> None:
+    """`when_ready` (the server's wait_idle) runs between the peek and the read: a read's system call during
+    another thread's flush would take the GIL from its sends once more."""
+    calls: list[tuple[str, int]] = []
+    sock = ScriptedRecv(data, calls)
+    assert wait_and_read(sock, size, lambda: calls.append(("ready", 0))) == data[:size]  # type: ignore[arg-type]
+    assert calls == expected

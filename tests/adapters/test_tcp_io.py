@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from chatsrv.backpressure import MIN_PROGRESS, POLL, Backpressure
+from chatsrv.backpressure import KEPT_UP_LOOK, MIN_PROGRESS, POLL, Backpressure
 from chatsrv.outbox import State, TCPOutbox, WriteCombiner
 from chatsrv.tcp import BURST_RECV_SIZE, RECV_SIZE, configure_socket, next_recv_size
 from chatsrv.tcpinfo import Acknowledged, acknowledgements
@@ -115,8 +115,8 @@ def test_progress_is_dated_by_the_last_acknowledgement_not_by_the_look(tcp_pair)
     assert outbox.progress(looked_at) == looked_at - 0.3
 
 
-def test_a_member_that_keeps_up_is_looked_at_once_per_poll_not_per_send() -> None:
-    """Sends the kernel takes whole cost no extra system call, but for one look every POLL."""
+def test_a_member_that_keeps_up_is_looked_at_once_per_kept_up_look_not_per_send() -> None:
+    """Sends the kernel takes whole cost no extra system call, but for one look every KEPT_UP_LOOK (not every POLL)."""
     clock = FakeClock()
     server_side, peer = socket.socketpair()
     with server_side, peer:
@@ -133,7 +133,13 @@ def test_a_member_that_keeps_up_is_looked_at_once_per_poll_not_per_send() -> Non
         assert outbox.pending_bytes == 0 and probe.looks == looks_at_start
         clock.now += POLL
         send_twenty(21)
-        assert probe.looks == looks_at_start + 1
+        assert probe.looks == looks_at_start + 1  # the first look is due POLL after the start
+        clock.now += POLL
+        send_twenty(41)
+        assert probe.looks == looks_at_start + 1, "a member that keeps up is not looked at every POLL"
+        clock.now += KEPT_UP_LOOK - POLL
+        send_twenty(61)
+        assert probe.looks == looks_at_start + 2
 
 
 def test_a_trickle_of_acknowledgements_is_not_reading(tcp_pair) -> None:
