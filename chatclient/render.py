@@ -88,7 +88,7 @@ def body(line: Line) -> str:
         return f"*{nick}* {text}"
     if kind == "whisper_out":
         # Not "->": in line mode that marks joins and leaves.
-        return f"*to {sanitize(line.target)}* {text}"
+        return _("*to {nick}* {text}").format(nick=sanitize(line.target), text=text)
     if kind == "presence":
         return f"-> {text}"
     if kind == "notice":

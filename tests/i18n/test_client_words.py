@@ -54,7 +54,7 @@ def test_trace_wire_in_chinese() -> None:
 def test_help_lines_in_chinese() -> None:
     lines = commands.help_lines()
     assert lines[0] == "命令（其他内容都会发到你的房间；要以 / 开头说话，就打 //）："
-    assert any(line.startswith("  /nick NEWNICK") and line.endswith("改昵称") for line in lines)
+    assert any(line.startswith("  /nick 新昵称") and line.endswith("改昵称") for line in lines)
     assert "管理员命令（先 /op 口令）：" in lines
     assert isinstance(commands.parse("/frobnicate"), commands.Problem)
     assert commands.parse("/frobnicate") == commands.Problem("没有 /frobnicate 这个命令；/help 列出全部命令")
@@ -69,3 +69,29 @@ def test_the_zero_width_marker_in_chinese() -> None:
     assert sanitize("a" + "\u200b" * 20 + "b") == "a⟨20 × U+200B⟩b"  # one character: its code point, no words
     with i18n.temporarily(i18n.ENGLISH):
         assert sanitize(f"z{pile}!") == "z⟨50 zero-width characters⟩!"
+
+
+def test_help_arguments_in_chinese_and_aligned_by_cells() -> None:
+    """The argument placeholders a student reads (NICK, ROOM, SECRET ...) are Chinese, and the column stays straight."""
+    lines = [line for line in commands.help_lines() if line.startswith("  /")]
+    assert "  /kick 昵称 [理由]  把某人请出聊天（他还可以再回来）" in lines
+    assert any(line.startswith("  /op 口令 ") for line in lines)
+    assert not any(word in line for line in lines for word in ("NICK", "ROOM", "SECRET", "ADDRESS", "SECONDS"))
+    columns = set()
+    for command in commands.COMMANDS:
+        description = i18n._(command.help)
+        line = next(line for line in lines if line.startswith(f"  /{command.name} ") and description in line)
+        columns.add(i18n.display_width(line[: line.index(description)]))  # where the description starts, in cells
+    assert len(columns) == 1, columns
+    assert commands.parse("/kick") == commands.Problem("用法：/kick 昵称 [理由]")
+    assert commands.parse("/join") == commands.Problem("用法：/join 房间")
+
+
+def test_whisper_sent_in_line_mode_in_chinese() -> None:
+    from chatclient.lines import Line
+    from chatclient.render import plain
+
+    line = Line("whisper_out", "悄悄话", 0.0, "alice", "小明")
+    assert plain(line).endswith("] *悄悄对 小明 说* 悄悄话")
+    with i18n.temporarily(i18n.ENGLISH):
+        assert plain(line).endswith("] *to 小明* 悄悄话")
