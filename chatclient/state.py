@@ -29,6 +29,21 @@ from lanchat.wire import SeqTracker
 __all__ = ["MUTE_ENDED", "ClientState", "SeqTracker", "alternative_nick"]
 
 MUTE_ENDED = N_("your mute has ended: the room sees what you write again.")
+# The counters of a `stats` answer (docs/protocol.md §5, §8), named in the user's language
+# (English shows the keys, as README's /stats section explains them); a key not listed
+# (a newer server's) is shown as the server spelled it.
+STATS_LABELS = {
+    "sent": N_("sent"),
+    "received": N_("received"),
+    "gaps": N_("gaps"),
+    "reordered": N_("reordered"),
+    "duplicates": N_("duplicates"),
+    "send_errors": N_("send_errors"),
+    "bad_token": N_("bad_token"),
+    "injected_lost": N_("injected_lost"),
+    "injected_duplicates": N_("injected_duplicates"),
+    "injected_reordered": N_("injected_reordered"),
+}
 _REMEMBERED_MESSAGES = 1000  # message ids kept to skip history already shown
 
 
@@ -506,7 +521,9 @@ class ClientState:
 
     def _on_stats(self, p: dict[str, Any], now: float | None) -> list[Line]:
         self.server_stats = {k: v for k, v in p.items() if k not in ("type", "seq")}
-        server = ", ".join(f"{k} {v}" for k, v in self.server_stats.items())
+        server = _(", ").join(
+            f"{_(STATS_LABELS[k]) if k in STATS_LABELS else k} {v}" for k, v in self.server_stats.items()
+        )
         mine = self.seq
         # This answer is counted in our `received` (its seq was just added) but not in
         # the server's `sent`, which it reports as it was just before: compare like with like.

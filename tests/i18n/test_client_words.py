@@ -95,3 +95,11 @@ def test_whisper_sent_in_line_mode_in_chinese() -> None:
     assert plain(line).endswith("] *悄悄对 小明 说* 悄悄话")
     with i18n.temporarily(i18n.ENGLISH):
         assert plain(line).endswith("] *to 小明* 悄悄话")
+
+
+def test_server_stats_named_in_chinese() -> None:
+    """/stats: the server's counters are named in the user's words, not its JSON keys; an unknown key stays as sent."""
+    state = ClientState(nick="小明", transport="udp")
+    payload = {"type": "stats", "sent": 6, "received": 3, "gaps": 0, "reordered": 0, "duplicates": 0}
+    lines = state.apply({**payload, "injected_lost": 1, "send_errors": 0, "future_key": 2}, 0.0)
+    assert lines[0].text == "服务器的统计：发出 6，收到 3，缺口 0，乱序 0，重复 0，故意丢包 1，发送出错 0，future_key 2"
