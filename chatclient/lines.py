@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from lanchat.i18n import _
+from lanchat.i18n import N_, _
 
 
 def _date(ts: float) -> str:
@@ -46,6 +46,23 @@ def _burst_line(key: tuple[str, str], nicks: list[str], room: Any, ts: Any) -> L
     else:
         head = _("{count} left ({reason})").format(count=len(nicks), reason=reason)
     return Line("presence", _("{head}: {listing}").format(head=head, listing=listing), ts)
+
+
+# The counters of a `stats` answer (docs/protocol.md §5, §8), named in the user's language
+# (English shows the keys, as README's /stats section explains them); a key not listed
+# (a newer server's) is shown as the server spelled it.
+STATS_LABELS = {
+    "sent": N_("sent"),
+    "received": N_("received"),
+    "gaps": N_("gaps"),
+    "reordered": N_("reordered"),
+    "duplicates": N_("duplicates"),
+    "send_errors": N_("send_errors"),
+    "bad_token": N_("bad_token"),
+    "injected_lost": N_("injected_lost"),
+    "injected_duplicates": N_("injected_duplicates"),
+    "injected_reordered": N_("injected_reordered"),
+}
 
 
 @dataclass(frozen=True)

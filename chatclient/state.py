@@ -21,29 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatclient import plainwords
-from chatclient.lines import Line, _burst_line, _date, _is_word_char
+from chatclient.lines import STATS_LABELS, Line, _burst_line, _date, _is_word_char
 from lanchat.i18n import N_, _
 from lanchat.protocol import MAX_NICK
+from lanchat.reasons import left_reason
 from lanchat.wire import SeqTracker
 
 __all__ = ["MUTE_ENDED", "ClientState", "SeqTracker", "alternative_nick"]
 
 MUTE_ENDED = N_("your mute has ended: the room sees what you write again.")
-# The counters of a `stats` answer (docs/protocol.md §5, §8), named in the user's language
-# (English shows the keys, as README's /stats section explains them); a key not listed
-# (a newer server's) is shown as the server spelled it.
-STATS_LABELS = {
-    "sent": N_("sent"),
-    "received": N_("received"),
-    "gaps": N_("gaps"),
-    "reordered": N_("reordered"),
-    "duplicates": N_("duplicates"),
-    "send_errors": N_("send_errors"),
-    "bad_token": N_("bad_token"),
-    "injected_lost": N_("injected_lost"),
-    "injected_duplicates": N_("injected_duplicates"),
-    "injected_reordered": N_("injected_reordered"),
-}
 _REMEMBERED_MESSAGES = 1000  # message ids kept to skip history already shown
 
 
@@ -375,7 +361,7 @@ class ClientState:
     def _on_left(self, p: dict[str, Any], now: float | None) -> list[Line]:
         nick = str(p.get("nick", "?"))
         reason = p.get("reason", "")
-        why = ": " + p['message'] if isinstance(p.get("message"), str) else ""
+        why = _(": {message}").format(message=p["message"]) if isinstance(p.get("message"), str) else ""
         by = str(p.get("by", _("an operator")))
         if nick.casefold() == self.nick.casefold():
             # The server sends this only when the session ends. The user list stays as last
@@ -397,7 +383,9 @@ class ClientState:
             return [
                 Line(
                     "notice",
-                    _("you left {room} ({reason})").format(room=p.get("room", self.room), reason=reason),
+                    _("you left {room} ({reason})").format(
+                        room=p.get("room", self.room), reason=left_reason(str(reason), _)
+                    ),
                     p.get("ts"),
                 )
             ]
@@ -418,6 +406,8 @@ class ClientState:
             ]
         if reason == "moved" and isinstance(p.get("to"), str):
             reason = _("moved to {room}").format(room=p["to"])  # where they went (docs/protocol.md §8)
+        else:
+            reason = left_reason(str(reason), _)
         return [Line("presence", _("{nick} left ({reason})").format(nick=nick, reason=reason), p.get("ts"), nick)]
 
     def _on_members(self, p: dict[str, Any], now: float | None) -> list[Line]:
@@ -461,6 +451,8 @@ class ClientState:
                 if reason == "moved" and single.get("to"):
                     # one run per destination, said as for a single `left`
                     reason = _("moved to {room}").format(room=single["to"])
+                else:
+                    reason = left_reason(reason, _)
                 key = ("left", reason)
             else:
                 continue

@@ -54,6 +54,7 @@ from lanchat import i18n, platforms
 from lanchat.cliargs import Parser
 from lanchat.display import escaped_at, safe_text
 from lanchat.i18n import N_, _, ngettext
+from lanchat.reasons import left_reason
 
 FORMATS = ("text", "jsonl", "html")
 RETURN_WINDOW = 60.0  # seconds after a restart in which returning members are summed into it (as the server counts)
@@ -204,7 +205,7 @@ def describe(event: Event) -> str:
     if kind == "left":
         if detail == "moved" and to:
             return _("left (moved to {room})").format(room=to)
-        return _("left ({reason})").format(reason=detail) if detail else _("left")
+        return _("left ({reason})").format(reason=left_reason(detail, _)) if detail else _("left")
     if kind == "renamed":
         return _("is now {nick}").format(nick=event.new)
     if kind == "announce":

@@ -103,3 +103,23 @@ def test_server_stats_named_in_chinese() -> None:
     payload = {"type": "stats", "sent": 6, "received": 3, "gaps": 0, "reordered": 0, "duplicates": 0}
     lines = state.apply({**payload, "injected_lost": 1, "send_errors": 0, "future_key": 2}, 0.0)
     assert lines[0].text == "服务器的统计：发出 6，收到 3，缺口 0，乱序 0，重复 0，故意丢包 1，发送出错 0，future_key 2"
+
+
+def test_leave_reasons_and_kick_reason_in_chinese() -> None:
+    """A `left` reason is a protocol key (shutdown, kicked, quit...): the student reads it in words."""
+    state = ClientState(nick="小明", room="lobby", users=["小明", "小红"])
+    lines = state.apply({"type": "left", "nick": "小红", "room": "lobby", "reason": "quit"}, 0.0)
+    assert "（退出）" in lines[0].text and "quit" not in lines[0].text
+    state.users = ["小明", "a", "b"]
+    changes = [{"left": "a", "reason": "lost"}, {"left": "b", "reason": "lost"}]
+    burst = state.apply({"type": "members", "room": "lobby", "changes": changes, "ts": 1.0}, 0.0)
+    assert burst and all("连接断了" in line.text for line in burst), burst
+    own = state.apply({"type": "left", "nick": "小明", "room": "lobby", "reason": "shutdown"}, 0.0)
+    assert "（服务器关闭）" in own[0].text and "shutdown" not in own[0].text
+    state = ClientState(nick="小明", room="lobby", users=["小明"])
+    kicked = state.apply({"type": "left", "nick": "小明", "room": "lobby", "reason": "kicked", "by": "王老师",
+                          "message": "上课玩手机"}, 0.0)
+    assert "请出了聊天：上课玩手机。" in kicked[0].text
+    with i18n.temporarily(i18n.ENGLISH):
+        line = ClientState(nick="x").apply({"type": "left", "nick": "y", "room": "lobby", "reason": "quit"}, 0.0)
+        assert line[0].text == "y left (quit)"
