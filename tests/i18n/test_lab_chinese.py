@@ -190,3 +190,14 @@ def test_restart_timeline_server_lines_in_chinese_json_stays_english() -> None:
     assert "服务器被 SIGKILL 杀掉（相当于崩溃：一句话都没说）" in text and "服务器在端口 4711 上重新启动" in text
     assert "server stopped" not in text and "launched again" not in text
     assert "server launched again on port 4711" in restart_report(result)  # English
+
+
+@pytest.mark.timeout(120)
+def test_compare_with_injected_loss_names_the_servers_counters_and_ends_sentences_in_chinese() -> None:
+    """The server's counter rows (injected lost, send errors ...) and the findings' punctuation are Chinese too."""
+    text = chatlab("compare", "--lang", "zh_CN", "--udp-loss", "30", "--seed", "7", *SMALL_RUN)
+    assert "服务器：注入的丢包" in text and "服务器：发送出错" in text
+    assert "injected" not in text and "send errors" not in text and "bad token" not in text
+    findings = text.split("这次运行说明了什么：", 1)[1].strip().splitlines()
+    assert all(line.rstrip().endswith("。") for line in findings), findings
+    assert any("（" in line and "）：丢包" in line for line in findings), findings
