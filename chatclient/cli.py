@@ -17,7 +17,7 @@ from chatclient import __version__, discovery, lineui
 from chatclient.transport import open_transport
 from lanchat import i18n
 from lanchat.cliargs import Parser
-from lanchat.i18n import _, ngettext
+from lanchat.i18n import N_, Lazy, _, ngettext
 from lanchat.protocol import DEFAULT_PORT
 
 
@@ -97,7 +97,7 @@ def _wait(text: str) -> float:
     return value
 
 
-_wait.__name__ = "seconds"  # argparse names the type in "invalid ... value"
+_wait.__name__ = Lazy(N_("seconds"))  # argparse names the type in "invalid ... value"
 
 
 def find_servers(args: argparse.Namespace, parser: argparse.ArgumentParser) -> discovery.Discovery | None:

@@ -53,7 +53,7 @@ from chatsrv.store import DEFAULT_PATH, MEMORY, MODERATION_KINDS, Event, StoreEr
 from lanchat import i18n, platforms
 from lanchat.cliargs import Parser
 from lanchat.display import escaped_at, safe_text
-from lanchat.i18n import N_, _, ngettext
+from lanchat.i18n import N_, Lazy, _, ngettext
 from lanchat.reasons import left_reason
 
 FORMATS = ("text", "jsonl", "html")
@@ -87,7 +87,7 @@ def parse_date(text: str) -> float:
     return moment.timestamp()  # a naive date-time counts as local time
 
 
-parse_date.__name__ = "date"  # argparse names the type in "invalid date value"
+parse_date.__name__ = Lazy(N_("date"))  # argparse names the type in "invalid date value"
 
 
 def build_parser() -> argparse.ArgumentParser:

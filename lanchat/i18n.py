@@ -273,6 +273,20 @@ def N_(message: str) -> str:
     return message
 
 
+class Lazy(str):
+    """A message id that is translated each time it is printed (`str()`, `%s`), not when it is made.
+
+    For words fixed when a module is imported, before the language is chosen:
+    argparse prints a type's `__name__` in "invalid X value", so each checker's
+    name is `Lazy(N_("port"))`.
+    """
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return _current.gettext(str.__str__(self))
+
+
 @contextlib.contextmanager
 def temporarily(language: str) -> Iterator[None]:
     """Translate into `language` inside the block, then go back to the language before it."""

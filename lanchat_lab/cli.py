@@ -28,7 +28,7 @@ from lanchat.cliargs import (
     positive_int,
     positive_number,
 )
-from lanchat.i18n import _
+from lanchat.i18n import N_, Lazy, _
 from lanchat_lab.bots import LabError, LabUnavailable
 
 
@@ -49,10 +49,10 @@ def _transports(text: str) -> tuple[str, ...]:
 
 
 for _checker, _name in (
-    (_delay, "delay"),
-    (_transports, "transports"),
+    (_delay, N_("delay")),
+    (_transports, N_("transports")),
 ):
-    _checker.__name__ = _name  # argparse names the type in "invalid ... value"
+    _checker.__name__ = Lazy(_name)  # argparse names the type in "invalid ... value"
 
 
 def _output_flags(parser: argparse.ArgumentParser) -> None:
