@@ -60,9 +60,9 @@ class ErrorReplies:
             # A rule was applied: not a protocol error. Once on the console: the audit log may have said it.
             log.log(logging.DEBUG if error.audited else logging.INFO, "%s (%s)", error.summary, session.describe())
         elif error.code in NICK_REFUSALS:
-            log.info("%s: nick refused: %s", session.describe(), error.message)
+            log.info("%s: nick refused: %s", session.describe(), error.said or error.message)
         elif error.code in REFUSALS:
-            log.info("refused %s: %s", session.describe(), error.message)
+            log.info("refused %s: %s", session.describe(), error.said or error.message)
         else:
             self._log_protocol_error(session, error, logged)
         if session.closed:

@@ -287,6 +287,28 @@ class Lazy(str):
         return _current.gettext(str.__str__(self))
 
 
+class LogText:
+    """Words in a log record's arguments: English wherever the record is printed, translated on the console.
+
+    `str()` is the English (`template % args`), so a log file or syslog gets
+    the record as it always did; chatsrv's console (chatsrv.app.ConsoleFormatter)
+    shows `translated()`. The template is marked with `N_` where it is written.
+    """
+
+    __slots__ = ("args", "template")
+
+    def __init__(self, template: str, *args: object) -> None:
+        self.template = template
+        self.args = args
+
+    def __str__(self) -> str:
+        return self.template % self.args if self.args else self.template
+
+    def translated(self) -> str:
+        args = tuple(arg.translated() if isinstance(arg, LogText) else arg for arg in self.args)
+        return _(self.template) % args if args else _(self.template)
+
+
 @contextlib.contextmanager
 def temporarily(language: str) -> Iterator[None]:
     """Translate into `language` inside the block, then go back to the language before it."""

@@ -262,6 +262,10 @@ class Said:
     args: dict[str, Scalar]
     text: str
 
+    def __str__(self) -> str:
+        """The English, as in a log record's arguments (chatsrv's console renders the key in its language)."""
+        return self.text
+
     def fields(self, text_field: str = "text") -> dict[str, Any]:
         """The payload fields: the English under `text_field` (`text` of a notice, `message` of an error),
         `reason` and, when there are facts, `args`."""
