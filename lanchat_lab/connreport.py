@@ -11,8 +11,25 @@ import itertools
 import re
 from typing import Any
 
-from lanchat.i18n import _
+from lanchat.i18n import N_, _
 from lanchat_lab.report import _number, table
+
+# The words of the JSON (sides, steps, server kinds) as a student reads them; the JSON keeps them as they are.
+WORDS = {
+    "client": N_("client"),
+    "server": N_("server"),
+    "connected": N_("connected"),
+    "client closes": N_("client closes"),
+    "server closes": N_("server closes"),
+    "(gone)": N_("(gone)"),
+    "iterative": N_("iterative"),
+    "threaded": N_("threaded"),
+}
+
+
+def word(value: str) -> str:
+    """A value of the JSON in the report's language (other values, socket states such as TIME_WAIT, as they are)."""
+    return _(WORDS[value]) if value in WORDS else value
 
 # --- restart ---------------------------------------------------------------------------
 
@@ -121,13 +138,16 @@ def timewait_report(result: dict[str, Any]) -> str:
     for number, case in enumerate(result["cases"], 1):
         lines.append(
             _("{number}. the {first} closes first (client port {client_port}, server port {server_port})").format(
-                number=number, first=case["first"], client_port=case["client_port"], server_port=case["server_port"]
+                number=number,
+                first=word(case["first"]),
+                client_port=case["client_port"],
+                server_port=case["server_port"],
             )
         )
         rows = []
         for step in case["steps"]:
             note = _("the other side's recv() returns b'' (end of stream)") if step.get("other_reads_eof") else ""
-            rows.append([step["step"], step["client"], step["server"], note])
+            rows.append([word(step["step"]), word(step["client"]), word(step["server"]), note])
         lines += ["   " + line for line in table(rows, [_("step"), _("client socket"), _("server socket"), ""], "llll")]
         holder = case["time_wait_on"]
         if holder:
@@ -135,7 +155,7 @@ def timewait_report(result: dict[str, Any]) -> str:
             timer = _(", for another {left:.0f} s").format(left=left) if left is not None else ""
             lines.append(
                 _("   -> the {holder} closed first and holds TIME_WAIT{timer}; the other side is gone.").format(
-                    holder=holder, timer=timer
+                    holder=word(holder), timer=timer
                 )
             )
         else:
@@ -184,14 +204,14 @@ def threads_report(result: dict[str, Any]) -> str:
         label = _("one client at a time") if server["server"] == "iterative" else _("a thread per client, like chatsrv")
         lines.append(
             _("{server} server ({server_class}, {label}):").format(
-                server=server["server"], server_class=server["class"], label=label
+                server=word(server["server"]), server_class=server["class"], label=label
             )
         )
         errors = any(client["error"] for client in server["clients"])
         rows = []
         for client in server["clients"]:
             row = [
-                f"client {client['client']}",
+                _("client {number}").format(number=client["client"]),
                 _number(client["arrived_ms"]),
                 _number(client["connect_ms"]),
                 _number(client["accepted_after_ms"]),

@@ -201,3 +201,22 @@ def test_compare_with_injected_loss_names_the_servers_counters_and_ends_sentence
     findings = text.split("这次运行说明了什么：", 1)[1].strip().splitlines()
     assert all(line.rstrip().endswith("。") for line in findings), findings
     assert any("（" in line and "）：丢包" in line for line in findings), findings
+
+
+@pytest.mark.timeout(120)
+def test_timewait_and_threads_tables_name_sides_steps_and_servers_in_chinese() -> None:
+    """The JSON's words (client, server closes, (gone), iterative) are read in the table: Chinese there, English keys."""
+    text = chatlab("timewait", "--lang", "zh_CN")
+    for words in ("客户端先关闭", "服务器先关闭", "已连接", "客户端关闭", "服务器关闭", "（已消失）"):
+        assert words in text, words
+    assert not any(english in text for english in ("client closes", "server closes", "(gone)", "connected")), text
+    header = next(line for line in text.splitlines() if "客户端套接字" in line)
+    column = display_width(header[: header.index("客户端套接字")])  # where the client column starts, in cells
+    for line in [line for line in text.splitlines() if "ESTABLISHED" in line or "CLOSE_WAIT" in line]:
+        state = "ESTABLISHED" if "ESTABLISHED" in line else line.split()[1]
+        assert display_width(line[: line.index(state)]) == column, line
+    result = json.loads(chatlab("timewait", "--lang", "zh_CN", "--json"))
+    assert result["cases"][0]["steps"][0]["step"] == "connected" and result["cases"][0]["first"] == "client"
+    threads = chatlab("threads", "--lang", "zh_CN", "--clients", "2", "--hold", "0.2")
+    assert "循环服务器（" in threads and "多线程服务器（" in threads and "客户端 2" in threads
+    assert "client 1" not in threads and "iterative" not in threads
