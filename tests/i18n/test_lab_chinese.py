@@ -205,7 +205,7 @@ def test_compare_with_injected_loss_names_the_servers_counters_and_ends_sentence
 
 @pytest.mark.timeout(120)
 def test_timewait_and_threads_tables_name_sides_steps_and_servers_in_chinese() -> None:
-    """The JSON's words (client, server closes, (gone), iterative) are read in the table: Chinese there, English keys."""
+    """The JSON's words (client, server closes, (gone), iterative) are read in the table: Chinese there, JSON as is."""
     text = chatlab("timewait", "--lang", "zh_CN")
     for words in ("客户端先关闭", "服务器先关闭", "已连接", "客户端关闭", "服务器关闭", "（已消失）"):
         assert words in text, words
