@@ -62,7 +62,9 @@ def restart_report(result: dict[str, Any]) -> str:
         ).format(udp_timeout=setup["udp_timeout"]),
         "",
     ]
-    timeline: list[tuple[float, str, str]] = [(t, "server", _server_event(text)) for t, text in result["server_events"]]
+    timeline: list[tuple[float, str, str]] = [
+        (t, word("server"), _server_event(text)) for t, text in result["server_events"]
+    ]
     for bot in result["bots"]:
         for t, text in bot["events"]:
             timeline.append((t, bot["nick"], text))

@@ -189,6 +189,7 @@ def test_restart_timeline_server_lines_in_chinese_json_stays_english() -> None:
         text = restart_report(result)
     assert "服务器被 SIGKILL 杀掉（相当于崩溃：一句话都没说）" in text and "服务器在端口 4711 上重新启动" in text
     assert "server stopped" not in text and "launched again" not in text
+    assert "  服务器  服务器被 SIGKILL" in text and "  server  " not in text  # who: the server, in Chinese too
     assert "server launched again on port 4711" in restart_report(result)  # English
 
 
