@@ -30,7 +30,10 @@ def test_help_usage_and_unknown_commands_in_chinese() -> None:
 def test_server_payloads_read_in_chinese() -> None:
     welcome = {"type": "welcome", "nick": "小明", "room": "lobby", "users": ["小明", "王老师"], "topic": "三次握手"}
     assert render_payload(welcome) == [
-        "* 你是 小明，在 lobby 房间；这里有：小明, 王老师", "* 话题：三次握手", "* 输入一行就是说一句话；/help 列出命令"]
+        "* 你是 小明，在 lobby 房间；这里有：小明, 王老师",
+        "* 话题：三次握手",
+        "* 输入一行就是说一句话；/help 列出命令",
+    ]
     left = {"type": "left", "nick": "小红", "room": "lobby", "reason": "kicked", "by": "王老师"}
     assert render_payload(left) == ["* 小红 离开了 lobby（被请出，由 王老师）"]
     error = {"type": "error", "code": "not_allowed", **say("op_required", action="kick").fields("message")}
