@@ -368,6 +368,7 @@ def pad_left(text: str, cells: int) -> str:
 # Punctuation that must not begin a line (it closes what is before it) or end one (it opens what follows).
 _CLOSING = "，。、；：？！）」』》】…,.;:?!)]}%"
 _OPENING = "（「『《【“‘([{"
+CLOSING_PUNCTUATION = _CLOSING  # a line never starts with one (the client's wrap uses it too)
 
 
 def _wrap_tokens(text: str) -> list[str]:

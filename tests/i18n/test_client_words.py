@@ -123,3 +123,14 @@ def test_leave_reasons_and_kick_reason_in_chinese() -> None:
     with i18n.temporarily(i18n.ENGLISH):
         line = ClientState(nick="x").apply({"type": "left", "nick": "y", "room": "lobby", "reason": "quit"}, 0.0)
         assert line[0].text == "y left (quit)"
+
+
+def test_a_wrapped_chinese_row_never_starts_with_closing_punctuation() -> None:
+    """Seen in the chat UI: a lone 。 on the next row. The character before it goes down with it."""
+    from chatclient.render import wrap
+
+    assert wrap("禁止某人在房间里发言。", 20, 8) == ["禁止某人在房间里发", "言。"]
+    assert wrap("一二三四五，六", 10) == ["一二三四", "五，六"]
+    assert wrap("一二三四五", 10) == ["一二三四五"]  # fits: nothing moves
+    rows = wrap("你仍然可以看聊天，也可以私聊管理员，但房间里的人看不到你说的话。", 12)
+    assert all(cell_width(row) <= 12 for row in rows) and not any(row[0] in "。，" for row in rows), rows
