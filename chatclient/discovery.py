@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from chatclient.render import sanitize
-from lanchat.i18n import _, ngettext
+from lanchat.i18n import _, ngettext, os_reason
 from lanchat.netinfo import Interface, ipv4_interfaces
 from lanchat.wire import ProtocolError, decode_payload, encode_payload
 
@@ -215,7 +215,7 @@ def discover(
         except (socket.gaierror, UnicodeError) as error:
             raise ValueError(
                 _("cannot resolve {host!r}: {reason}").format(
-                    host=target.host, reason=getattr(error, "strerror", None) or error
+                    host=target.host, reason=os_reason(error)
                 )
             ) from None
         resolved.append((target, family, address))
@@ -238,7 +238,7 @@ def discover(
                     sockets[family].sendto(data, address)
                 except OSError as error:  # ENETUNREACH (interface down), EACCES, ...
                     if record_errors:
-                        send_errors.append(f"{target}: {error.strerror or error}")
+                        send_errors.append(f"{target}: {os_reason(error)}")
 
         start = clock()
         deadline = start + wait

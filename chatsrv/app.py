@@ -32,7 +32,7 @@ from chatsrv.tcp import ChatTCPServer
 from chatsrv.textdoor import TextDoorServer
 from chatsrv.udp import ChatUDPServer
 from lanchat import i18n, platforms
-from lanchat.i18n import LogText, _
+from lanchat.i18n import LogText, _, os_reason
 from lanchat.netinfo import ipv4_interfaces
 from lanchat.reasons import Said, render
 
@@ -459,11 +459,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = build_server(args)
     except socket.gaierror as error:
         print(
-            _("chatsrv: unknown host {host!r}: {reason}").format(host=args.host, reason=error.strerror), file=sys.stderr
+            _("chatsrv: unknown host {host!r}: {reason}").format(host=args.host, reason=os_reason(error)),
+            file=sys.stderr,
         )
         return 2
     except OSError as error:
-        reason = error.strerror or str(error)
+        reason = os_reason(error)
         if isinstance(error, UDPPortError):
             udp_port = args.udp_port if args.udp_port is not None else args.port
             if error.errno in platforms.ADDRESS_IN_USE:

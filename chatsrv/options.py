@@ -19,7 +19,7 @@ from chatsrv.store import DEFAULT_PATH, MEMORY
 from chatsrv.tcp import DEFAULT_SEND_BUFFER
 from lanchat import i18n
 from lanchat.cliargs import Parser, count, percent, port, positive_seconds, rate, seconds
-from lanchat.i18n import N_, Lazy, _
+from lanchat.i18n import N_, Lazy, _, os_reason
 from lanchat.wire import DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_FRAME
 
 DEFAULT_PORT = 9009
@@ -52,7 +52,7 @@ def _motd(text: str) -> str:
             with open(text[1:], encoding="utf-8") as file:
                 text = file.read()
         except (OSError, UnicodeDecodeError) as error:
-            reason = getattr(error, "strerror", None) or str(error)
+            reason = os_reason(error)
             raise argparse.ArgumentTypeError(
                 _("cannot read {path!r}: {reason}").format(path=text[1:], reason=reason)
             ) from None
@@ -76,7 +76,7 @@ def _secret_file(path: str) -> str:
         with open(path, encoding="utf-8") as file:
             text = file.read(4096)
     except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
+        reason = os_reason(error)
         raise argparse.ArgumentTypeError(_("cannot read {path!r}: {reason}").format(path=path, reason=reason)) from None
     try:
         return _secret(text.splitlines()[0] if text else "")

@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import gettext
 import os
 import re
+import socket
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -271,6 +273,36 @@ def ngettext(singular: str, plural: str, count: int) -> str:
 def N_(message: str) -> str:
     """Mark `message` for extraction only: it is translated with `_()` where it is shown."""
     return message
+
+
+# The operating system's words for the errors a class meets (its strerror is English whatever the locale).
+_OS_ERRORS = {
+    errno.ENOENT: N_("no such file or directory"),
+    errno.EACCES: N_("permission denied"),
+    errno.EISDIR: N_("is a directory"),
+    errno.ECONNREFUSED: N_("connection refused"),
+    errno.ECONNRESET: N_("connection reset by the other side"),
+    errno.ETIMEDOUT: N_("timed out"),
+    errno.EHOSTUNREACH: N_("no route to host"),
+    errno.ENETUNREACH: N_("network is unreachable"),
+    errno.EADDRINUSE: N_("address already in use"),
+    errno.EADDRNOTAVAIL: N_("this machine has no such address"),
+}
+_NAME_ERRORS = {
+    code: N_("no such host name")
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+}
+
+
+def os_reason(error: BaseException) -> str:
+    """Why an OSError happened, in the chosen language: the system's own (English) words when no entry fits."""
+    number = getattr(error, "errno", None)
+    table = _NAME_ERRORS if isinstance(error, socket.gaierror) else _OS_ERRORS
+    english = getattr(error, "strerror", None) or str(error)
+    if _language == ENGLISH or not isinstance(number, int) or number not in table:
+        return english
+    return _current.gettext(table[number])
 
 
 class Lazy(str):
