@@ -11,7 +11,7 @@ import itertools
 import re
 from typing import Any
 
-from lanchat.i18n import N_, _
+from lanchat.i18n import N_, _, ngettext
 from lanchat_lab.report import _number, table
 
 # The words of the JSON (sides, steps, server kinds) as a student reads them; the JSON keeps them as they are.
@@ -415,7 +415,7 @@ def trace_wire_report(result: dict[str, Any]) -> str:
         ),
         "",
     ]
-    lines += [f"   wire: {recv['line']}" for recv in result["recvs"]]
+    lines += [f"   wire: {trace_line(recv['line'])}" for recv in result["recvs"]]
     lines.append("")
     split = result["split_frames"]
     if split:
@@ -438,3 +438,35 @@ def trace_wire_report(result: dict[str, Any]) -> str:
         )
         lines.append(_("   Try it over a slow link: sudo chatlab trace-wire --netns-rate 1mbit"))
     return "\n".join(lines)
+
+
+_TRACE_HEAD = re.compile(r"^recv (\d+) bytes, (\d+) complete frames?: ?(.*)$")
+_TRACE_PARTS = (
+    (re.compile(r"^end of a frame begun earlier \((\d+) bytes, \[4\+(\d+)\] in all\)$"),
+     N_("end of a frame begun earlier ({size} bytes, [4+{payload}] in all)"), ("size", "payload")),
+    (re.compile(r"^middle of a frame \((\d+) bytes; (\d+) of it so far\)$"),
+     N_("middle of a frame ({size} bytes; {after} of it so far)"), ("size", "after")),
+    (re.compile(r"^start of the next frame \((\d+) bytes\)$"),
+     N_("start of the next frame ({after} bytes)"), ("after",)),
+)
+
+
+def trace_line(line: str) -> str:
+    """chatclient's English `--trace-wire` line (the lab reads it with --lang en) in the report's language.
+
+    Made from the same messages as chatclient.transport.trace_chunk; a line of another shape is shown as it came.
+    """
+    head = _TRACE_HEAD.match(line)
+    if head is None:
+        return line
+    parts = []
+    for part in head.group(3).split(" | ") if head.group(3) else []:
+        for pattern, template, names in _TRACE_PARTS:
+            match = pattern.match(part)
+            if match:
+                part = _(template).format(**dict(zip(names, match.groups())))
+                break
+        parts.append(part)
+    count = int(head.group(2))
+    frames = ngettext("{count} complete frame", "{count} complete frames", count).format(count=count)
+    return _("recv {size} bytes, {count}: ").format(size=head.group(1), count=frames) + " | ".join(parts)

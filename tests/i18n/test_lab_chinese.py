@@ -221,3 +221,18 @@ def test_timewait_and_threads_tables_name_sides_steps_and_servers_in_chinese() -
     threads = chatlab("threads", "--lang", "zh_CN", "--clients", "2", "--hold", "0.2")
     assert "循环服务器（" in threads and "多线程服务器（" in threads and "客户端 2" in threads
     assert "client 1" not in threads and "iterative" not in threads
+
+
+def test_trace_wire_report_shows_chatclients_recv_lines_in_chinese() -> None:
+    """chatlab reads chatclient --trace-wire in English (--lang en) but the student reads its lines in the report."""
+    from chatclient.transport import trace_chunk
+    from lanchat_lab.connreport import trace_line
+
+    cases = [(100, [b"x" * 40, b"y" * 30], 0), (500, [], 1000), (300, [b"z" * 1800], 1504), (11951, [b"w" * 11947], 0)]
+    for size, frames, before in cases:
+        with i18n.temporarily(i18n.ENGLISH):
+            english = trace_chunk(size, frames, before)
+        with i18n.temporarily("zh_CN"):
+            assert trace_line(english) == trace_chunk(size, frames, before), english  # the client's own Chinese
+            assert "bytes" not in trace_line(english) and "frame" not in trace_line(english)
+    assert trace_line("something else") == "something else"
