@@ -358,7 +358,7 @@ def may_send_password(
         )
         print(f"  {join_command(server, udp)}", file=out)
         return False
-    print(f"chatclient: found {describe(server, udp)}", file=out)
+    print(_("chatclient: found {server}").format(server=describe(server, udp)), file=out)
     for _question in range(5):  # bounded: a stuck key cannot loop forever
         print(
             _("send the password ({source}) to {address}? Only if that is your teacher's server [y/N] ").format(

@@ -134,3 +134,24 @@ def test_a_wrapped_chinese_row_never_starts_with_closing_punctuation() -> None:
     assert wrap("一二三四五", 10) == ["一二三四五"]  # fits: nothing moves
     rows = wrap("你仍然可以看聊天，也可以私聊管理员，但房间里的人看不到你说的话。", 12)
     assert all(cell_width(row) <= 12 for row in rows) and not any(row[0] in "。，" for row in rows), rows
+
+
+def test_the_clients_own_prefix_is_followed_by_a_chinese_colon() -> None:
+    """`chatclient: 无法连接 ...: Connection refused` mixed English into a Chinese line (prefix, colon, OS words)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.i18n.test_server_lines import ENV, ROOT
+
+    with socket.socket() as closed:  # a port nothing listens on: bound, never listening
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "chatclient", "--lang", "zh_CN", "--plain", "--host", "127.0.0.1",
+             "--port", str(port), "--nick", "小明"],
+            cwd=ROOT, env={**ENV, "PATH": os.environ.get("PATH", "")}, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, encoding="utf-8", timeout=30, check=False,
+        )
+    assert done.stderr.startswith(f"chatclient：无法连接 127.0.0.1:{port}：连接被拒绝"), done.stderr
