@@ -371,7 +371,10 @@ class OperatorDesk:
         self._require_operator(session, "slow")
         room = self._room_of(session)
         self.moderation.set_slow(room.key, slow.seconds)
-        audit.info("audit: slow by %s -> room %s: %g s", _who(session), room.name, slow.seconds)
+        if slow.seconds > 0:
+            audit.info("audit: slow by %s -> room %s: %g s", _who(session), room.name, slow.seconds)
+        else:
+            audit.info("audit: slow off by %s -> room %s", _who(session), room.name)
         self._record("slow", now, session, room, reason=f"{slow.seconds:g} s" if slow.seconds > 0 else "off")
         self._tell_room(session, "slow", "slow_on" if slow.seconds > 0 else "slow_off", now, seconds=slow.seconds)
 

@@ -105,3 +105,18 @@ def test_refusals_and_rule_summaries_are_chinese_on_the_console_and_english_in_t
     assert "管理员口令不对" in console(op, "zh_CN") and "wrong" not in console(op, "zh_CN")
     left = record("leave: %s from %s (%s)", "小明", "lobby", LogText("kicked"))
     assert console(left, "zh_CN") == "INFO 离开：小明 离开了 lobby（被请出）"
+
+
+def test_slow_mode_turned_off_is_said_so_on_the_console(caplog) -> None:
+    """`/slow 0` was logged as "slow mode: 0 seconds"; it turns slow mode off, and the console says that."""
+    from chatsrv.service import ChatService
+    from tests.unit.test_operators import SECRET, join
+
+    service = ChatService(rate=0, op_secret=SECRET)
+    teacher = join(service, "王老师")
+    teacher.send(type="op", secret=SECRET)
+    with caplog.at_level(logging.INFO, logger="chatsrv.audit"):
+        teacher.send(type="slow", seconds=10)
+        teacher.send(type="slow", seconds=0)
+    lines = [console(line, "zh_CN") for line in caplog.records if "slow" in str(line.msg)]
+    assert lines[0].endswith("设了慢速模式：10 秒") and lines[1].endswith("关闭了房间 lobby 的慢速模式"), lines
