@@ -81,6 +81,7 @@ def test_a_refused_connection_keeps_its_template_for_the_console() -> None:
 
 def test_refusals_and_rule_summaries_are_chinese_on_the_console_and_english_in_the_record() -> None:
     """The server's own sentences in a log line's arguments (`Said`, `LogText`) follow the console's language."""
+    from chatsrv.errorreplies import REFUSAL_LINE
     from chatsrv.moderation import Moderation, Refusal
     from lanchat.i18n import LogText
     from lanchat.reasons import say
@@ -97,8 +98,8 @@ def test_refusals_and_rule_summaries_are_chinese_on_the_console_and_english_in_t
     moderation.mute("小明", "王老师", None)
     with pytest.raises(Refusal) as caught:
         moderation.check_say(Student(), "lobby", 1.0)  # type: ignore[arg-type]
-    summary = record("%s (%s)", caught.value.summary, "小明 [tcp 127.0.0.1:5]")
-    assert console(summary, "zh_CN") == "INFO 被禁言的 小明 想发言 (小明 [tcp 127.0.0.1:5])"
+    summary = record(REFUSAL_LINE, caught.value.summary, "小明 [tcp 127.0.0.1:5]")
+    assert console(summary, "zh_CN") == "INFO 被禁言的 小明 想发言（小明 [tcp 127.0.0.1:5]）"
     assert summary.getMessage() == "muted 小明 tried to speak (小明 [tcp 127.0.0.1:5])"
 
     op = record("audit: op refused for %s: %s (%d tries left)", "小明", LogText("wrong operator secret"), 4)
