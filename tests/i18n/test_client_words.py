@@ -155,3 +155,11 @@ def test_the_clients_own_prefix_is_followed_by_a_chinese_colon() -> None:
             capture_output=True, text=True, encoding="utf-8", timeout=30, check=False,
         )
     assert done.stderr.startswith(f"chatclient：无法连接 127.0.0.1:{port}：连接被拒绝"), done.stderr
+
+
+def test_a_prompt_with_a_default_keeps_its_chinese_colon() -> None:
+    from chatclient.ui import offering
+
+    assert offering(i18n._("your nick: "), "root") == "你的昵称 [root]："
+    with i18n.temporarily(i18n.ENGLISH):
+        assert offering(i18n._("your nick: "), "root") == "your nick [root]: "
