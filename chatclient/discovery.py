@@ -385,7 +385,10 @@ def may_send_password(
 
 def none_found(discovery: Discovery, port: int) -> list[str]:
     """What to say when nobody answered: how to give the address by hand, and why it may be."""
-    probed = ", ".join(f"broadcast {target}" if target.broadcast else str(target) for target in discovery.targets)
+    probed = _(", ").join(
+        _("broadcast {target}").format(target=target) if target.broadcast else str(target)
+        for target in discovery.targets
+    )
     lines = [
         _("no lanchat server answered within {wait:g} s (asked {probed}).").format(wait=discovery.wait, probed=probed),
         _(

@@ -38,7 +38,7 @@ def _burst_line(key: tuple[str, str], nicks: list[str], room: Any, ts: Any) -> L
         else:
             text = _("{nick} left ({reason})").format(nick=nicks[0], reason=reason)
         return Line("presence", text, ts, nicks[0])
-    named = ", ".join(nicks[:BURST_NAMES])
+    named = _(", ").join(nicks[:BURST_NAMES])
     more = len(nicks) - BURST_NAMES
     listing = _("{names}, and {count} more").format(names=named, count=more) if more > 0 else named
     if what == "joined":

@@ -326,7 +326,7 @@ def status_bar(
     ]
     shorter: dict[str, str] = {}  # a part that, rather than go, becomes this
     if state.operators:
-        shown = ", ".join(f"@{sanitize(nick)}" for nick in state.operators[:3])
+        shown = _(", ").join(f"@{sanitize(nick)}" for nick in state.operators[:3])
         more = f" +{len(state.operators) - 3}" if len(state.operators) > 3 else ""
         names = f"{shown}{more}"  # @ marks operators, as in user lists
         shorter[names] = ngettext("{count} op", "{count} ops", len(state.operators)).format(count=len(state.operators))

@@ -197,7 +197,7 @@ class ClientState:
             lines.append(Line("info", _("── end of earlier messages ──"), p.get("ts")))
         server = p.get("server") if isinstance(p.get("server"), dict) else {}
         name = server.get("name", "server") if isinstance(server, dict) else "server"
-        here = ", ".join(self.label(u) for u in self.users)
+        here = _(", ").join(self.label(u) for u in self.users)
         lines.append(
             Line(
                 "info",
@@ -479,7 +479,7 @@ class ClientState:
         if str(p.get("room", "")).casefold() == self.room.casefold():
             self.users = users
             self.operators = [u for u in users if u.casefold() in marked]
-        listing = ", ".join(f"@{u}" if u.casefold() in marked else u for u in users)
+        listing = _(", ").join(f"@{u}" if u.casefold() in marked else u for u in users)
         return [
             Line(
                 "info",
@@ -496,8 +496,8 @@ class ClientState:
             if isinstance(room.get("name"), str):
                 self._remember_room(room["name"])
         # Rooms with no one in them but saved history come last (docs/protocol.md §5): shown apart, not as "(0)".
-        listing = ", ".join(f"{r.get('name')} ({r.get('users')})" for r in rooms if r.get("users") != 0)
-        history_only = ", ".join(str(r.get("name")) for r in rooms if r.get("users") == 0)
+        listing = _(", ").join(f"{r.get('name')} ({r.get('users')})" for r in rooms if r.get("users") != 0)
+        history_only = _(", ").join(str(r.get("name")) for r in rooms if r.get("users") == 0)
         if history_only:
             listing = f"{listing}; " if listing else ""
             listing += _("with history only: {rooms}").format(rooms=history_only)

@@ -102,7 +102,7 @@ def test_server_stats_named_in_chinese() -> None:
     state = ClientState(nick="小明", transport="udp")
     payload = {"type": "stats", "sent": 6, "received": 3, "gaps": 0, "reordered": 0, "duplicates": 0}
     lines = state.apply({**payload, "injected_lost": 1, "send_errors": 0, "future_key": 2}, 0.0)
-    assert lines[0].text == "服务器的统计：发出 6，收到 3，缺口 0，乱序 0，重复 0，故意丢包 1，发送出错 0，future_key 2"
+    assert lines[0].text == "服务器的统计：发出 6、收到 3、缺口 0、乱序 0、重复 0、故意丢包 1、发送出错 0、future_key 2"
 
 
 def test_leave_reasons_and_kick_reason_in_chinese() -> None:
@@ -163,3 +163,15 @@ def test_a_prompt_with_a_default_keeps_its_chinese_colon() -> None:
     assert offering(i18n._("your nick: "), "root") == "你的昵称 [root]："
     with i18n.temporarily(i18n.ENGLISH):
         assert offering(i18n._("your nick: "), "root") == "your nick [root]: "
+
+
+def test_lists_of_names_use_the_chinese_enumeration_comma() -> None:
+    """小明, 王老师 read as English punctuation in a Chinese line: names are listed with 、 (English keeps ", ")."""
+    state = ClientState(nick="小明")
+    welcome = state.apply({"type": "welcome", "nick": "小明", "room": "lobby", "users": ["小明", "小红", "王老师"]}, 0.0)
+    assert "小明、小红、王老师" in welcome[0].text, welcome[0].text
+    who = state.apply({"type": "users", "room": "lobby", "users": ["小明", "王老师"], "operators": ["王老师"]}, 0.0)
+    assert who[0].text.startswith("lobby 里有：小明、@王老师"), who[0].text
+    with i18n.temporarily(i18n.ENGLISH):
+        assert "小明, 小红" in ClientState(nick="x").apply(
+            {"type": "welcome", "nick": "x", "room": "lobby", "users": ["小明", "小红"]}, 0.0)[0].text
