@@ -168,7 +168,8 @@ def test_a_prompt_with_a_default_keeps_its_chinese_colon() -> None:
 def test_lists_of_names_use_the_chinese_enumeration_comma() -> None:
     """小明, 王老师 read as English punctuation in a Chinese line: names are listed with 、 (English keeps ", ")."""
     state = ClientState(nick="小明")
-    welcome = state.apply({"type": "welcome", "nick": "小明", "room": "lobby", "users": ["小明", "小红", "王老师"]}, 0.0)
+    users = ["小明", "小红", "王老师"]
+    welcome = state.apply({"type": "welcome", "nick": "小明", "room": "lobby", "users": users}, 0.0)
     assert "小明、小红、王老师" in welcome[0].text, welcome[0].text
     who = state.apply({"type": "users", "room": "lobby", "users": ["小明", "王老师"], "operators": ["王老师"]}, 0.0)
     assert who[0].text.startswith("lobby 里有：小明、@王老师"), who[0].text
