@@ -290,7 +290,7 @@ def render_payload(payload: dict[str, Any]) -> list[str]:
     if kind == "whisper":
         return _lines(f"<{who} -> {_text(payload.get('to', '?'))}> ", payload.get("text", ""))
     if kind == "welcome":
-        users = ", ".join(_text(user) for user in payload.get("users") or [])
+        users = _(", ").join(_text(user) for user in payload.get("users") or [])
         nick = _text(payload.get("nick"))
         lines = [_("* you are {nick} in {room}; here: {users}").format(nick=nick, room=room, users=users)]
         for key in ("motd", "topic"):
@@ -315,15 +315,15 @@ def render_payload(payload: dict[str, Any]) -> list[str]:
     if kind == "renamed":
         return [_("* {old} is now {new}").format(old=_text(payload.get("old")), new=_text(payload.get("new")))]
     if kind == "users":
-        return [_("* in {room}: ").format(room=room) + ", ".join(_text(user) for user in payload.get("users") or [])]
+        return [_("* in {room}: ").format(room=room) + _(", ").join(_text(user) for user in payload.get("users") or [])]
     if kind == "rooms":
         rooms = payload.get("rooms") or []
         # Rooms nobody is in, listed for their saved history, are said apart (not "maths (0)").
         quiet = [_text(r.get("name")) for r in rooms if isinstance(r, dict) and r.get("users") == 0]
         rooms = [r for r in rooms if isinstance(r, dict) and r.get("users") != 0]
         listed = [f"{_text(r.get('name'))} ({_text(r.get('users'))})" for r in rooms if isinstance(r, dict)]
-        tail = _("; with history only: ") + ", ".join(quiet) if quiet else ""
-        return [_("* rooms: ") + (", ".join(listed) or _("none")) + tail]
+        tail = _("; with history only: ") + _(", ").join(quiet) if quiet else ""
+        return [_("* rooms: ") + (_(", ").join(listed) or _("none")) + tail]
     if kind == DOOR:
         return [escape(str(payload.get("text", "")))]
     if kind == "pong":

@@ -30,7 +30,7 @@ def test_help_usage_and_unknown_commands_in_chinese() -> None:
 def test_server_payloads_read_in_chinese() -> None:
     welcome = {"type": "welcome", "nick": "小明", "room": "lobby", "users": ["小明", "王老师"], "topic": "三次握手"}
     assert render_payload(welcome) == [
-        "* 你是 小明，在 lobby 房间；这里有：小明, 王老师",
+        "* 你是 小明，在 lobby 房间；这里有：小明、王老师",
         "* 话题：三次握手",
         "* 输入一行就是说一句话；/help 列出命令",
     ]
