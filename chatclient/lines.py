@@ -12,13 +12,26 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from lanchat import i18n
 from lanchat.i18n import N_, _
+
+_WEEKDAYS = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"), N_("Saturday"), N_("Sunday"))
+_MONTHS = (
+    N_("January"), N_("February"), N_("March"), N_("April"), N_("May"), N_("June"),
+    N_("July"), N_("August"), N_("September"), N_("October"), N_("November"), N_("December"),
+)
 
 
 def _date(ts: float) -> str:
-    """A day and time people read at a glance: "Fri 4 Dec 2026, 16:40" (local time)."""
+    """A day and time people read at a glance: "Fri 4 Dec 2026, 16:40" (local time); 2026年12月04日 星期五 16:40."""
     moment = time.localtime(ts)
-    return f"{time.strftime('%a', moment)} {moment.tm_mday} {time.strftime('%b %Y, %H:%M', moment)}"
+    if i18n.language() == i18n.ENGLISH:
+        return f"{time.strftime('%a', moment)} {moment.tm_mday} {time.strftime('%b %Y, %H:%M', moment)}"
+    day = _("{weekday} {day} {month} {year}").format(
+        weekday=_(_WEEKDAYS[moment.tm_wday]), day=f"{moment.tm_mday:02d}", month=_(_MONTHS[moment.tm_mon - 1]),
+        year=moment.tm_year,
+    )
+    return f"{day} {moment.tm_hour:02d}:{moment.tm_min:02d}"
 
 
 def _is_word_char(char: str) -> bool:

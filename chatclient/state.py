@@ -190,7 +190,7 @@ class ClientState:
         if lines:
             # Saved messages must not look like live chat: a divider with their date above, one below.
             first = old[0].get("ts")
-            since = f" since {_date(first)}" if isinstance(first, (int, float)) else ""
+            since = _(" since {date}").format(date=_date(first)) if isinstance(first, (int, float)) else ""
             lines.insert(
                 0, Line("info", _("── earlier messages in {room}{since} ──").format(room=self.room, since=since), first)
             )

@@ -176,3 +176,14 @@ def test_lists_of_names_use_the_chinese_enumeration_comma() -> None:
     with i18n.temporarily(i18n.ENGLISH):
         assert "小明, 小红" in ClientState(nick="x").apply(
             {"type": "welcome", "nick": "x", "room": "lobby", "users": ["小明", "小红"]}, 0.0)[0].text
+
+
+def test_the_history_divider_dates_in_chinese() -> None:
+    """The divider above saved messages said "since Fri 4 Dec 2026, 09:05" in a Chinese client."""
+    import time
+
+    sent = time.mktime((2026, 12, 4, 9, 5, 0, 0, 0, -1))
+    history = [{"type": "message", "id": 1, "room": "maths", "from": "小红", "text": "第一条", "ts": sent}]
+    welcome = {"type": "welcome", "nick": "小明", "room": "maths", "users": ["小明"], "history": history}
+    lines = ClientState(nick="小明").apply(welcome, sent + 99)
+    assert lines[0].text == "── maths 之前的消息（自 2026年12月04日 星期五 09:05 起） ──", lines[0].text
