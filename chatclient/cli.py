@@ -17,7 +17,7 @@ from chatclient import __version__, discovery, lineui
 from chatclient.transport import open_transport
 from lanchat import i18n
 from lanchat.cliargs import Parser
-from lanchat.i18n import _, ngettext
+from lanchat.i18n import N_, Lazy, _, ngettext
 from lanchat.protocol import DEFAULT_PORT
 
 
@@ -97,7 +97,7 @@ def _wait(text: str) -> float:
     return value
 
 
-_wait.__name__ = "seconds"  # argparse names the type in "invalid ... value"
+_wait.__name__ = Lazy(N_("seconds"))  # argparse names the type in "invalid ... value"
 
 
 def find_servers(args: argparse.Namespace, parser: argparse.ArgumentParser) -> discovery.Discovery | None:
@@ -109,7 +109,7 @@ def find_servers(args: argparse.Namespace, parser: argparse.ArgumentParser) -> d
     try:
         return discovery.discover(targets or discovery.broadcast_targets(args.port), args.discover_wait)
     except ValueError as error:
-        print(f"chatclient: {error}", file=sys.stderr)
+        print(_("chatclient: {message}").format(message=error), file=sys.stderr)
         return None
 
 
@@ -121,7 +121,8 @@ def choose_server(
     servers = found.servers
     if not servers:
         for line in discovery.none_found(found, args.port):
-            print(f"chatclient: {line}" if not line.startswith(" ") else line, file=sys.stderr)
+            shown = _("chatclient: {message}").format(message=line) if not line.startswith(" ") else line
+            print(shown, file=sys.stderr)
         return None
     if len(servers) == 1:
         return servers[0]

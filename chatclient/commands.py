@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lanchat.i18n import N_, _
+from lanchat.i18n import N_, _, display_width, pad_right
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ Action = Send | Local | Problem
 @dataclass(frozen=True)
 class Command:
     name: str
-    usage: str  # the arguments, as shown in /help
+    usage: str  # the arguments, as shown in /help (marked with N_, translated where shown)
     help: str
     build: Callable[[str], Action]
     completes: str = ""  # what the first argument completes to: "nick", "room" or ""
@@ -59,7 +59,7 @@ def _this_room_or_all(kind: str, argument: str) -> Send:
 
 def _needs(argument: str, usage: str, name: str, make: Callable[[str], Action]) -> Action:
     if not argument:
-        return Problem(_("usage: /{name} {usage}").format(name=name, usage=usage))
+        return Problem(_("usage: /{name} {usage}").format(name=name, usage=_(usage)))
     return make(argument)
 
 
@@ -77,20 +77,20 @@ def _ping(argument: str) -> Action:
 COMMANDS: list[Command] = [
     Command(
         "nick",
-        "NEWNICK",
+        N_("NEWNICK"),
         N_("change your nick"),
-        lambda a: _needs(a, "NEWNICK", "nick", lambda x: Send({"type": "nick", "nick": x})),
+        lambda a: _needs(a, N_("NEWNICK"), "nick", lambda x: Send({"type": "nick", "nick": x})),
     ),
     Command(
         "join",
-        "ROOM",
+        N_("ROOM"),
         N_("go to another room (created if new)"),
-        lambda a: _needs(a, "ROOM", "join", lambda x: Send({"type": "join", "room": x})),
+        lambda a: _needs(a, N_("ROOM"), "join", lambda x: Send({"type": "join", "room": x})),
         completes="room",
     ),
     Command(
         "msg",
-        "NICK TEXT",
+        N_("NICK TEXT"),
         N_("whisper to one user, wherever they are"),
         _msg,
         completes="nick",
@@ -98,13 +98,13 @@ COMMANDS: list[Command] = [
     ),
     Command(
         "me",
-        "ACTION",
+        N_("ACTION"),
         N_("say what you do: /me waves"),
-        lambda a: _needs(a, "ACTION", "me", lambda x: Send({"type": "say", "text": x, "action": True})),
+        lambda a: _needs(a, N_("ACTION"), "me", lambda x: Send({"type": "say", "text": x, "action": True})),
     ),
     Command(
         "who",
-        "[ROOM]",
+        N_("[ROOM]"),
         N_("list the users of a room (yours by default)"),
         lambda a: Send({"type": "who", "room": a} if a else {"type": "who"}),
         completes="room",
@@ -123,7 +123,7 @@ def _target(argument: str, usage: str, name: str, make: Callable[[str, str], Act
     """NICK and the rest of the line, for commands aimed at one member."""
     nick, _sep, rest = argument.partition(" ")
     if not nick:
-        return Problem(_("usage: /{name} {usage}").format(name=name, usage=usage))
+        return Problem(_("usage: /{name} {usage}").format(name=name, usage=_(usage)))
     return make(nick, rest.strip())
 
 
@@ -137,7 +137,7 @@ def _kick(ban: bool) -> Callable[[str], Action]:
                 payload["ban"] = True
             return Send(payload)
 
-        return _target(argument, "NICK [REASON]", "ban" if ban else "kick", make)
+        return _target(argument, N_("NICK [REASON]"), "ban" if ban else "kick", make)
 
     return build
 
@@ -163,7 +163,7 @@ def _mute(argument: str) -> Action:
             )
         return Send({"type": "mute", "nick": nick, "minutes": minutes})
 
-    return _target(argument, "NICK [MINUTES]", "mute", make)
+    return _target(argument, N_("NICK [MINUTES]"), "mute", make)
 
 
 def _slow(argument: str) -> Action:
@@ -186,13 +186,13 @@ def _topic(argument: str) -> Action:
 OPERATOR_COMMANDS: list[Command] = [
     Command(
         "op",
-        "SECRET",
+        N_("SECRET"),
         N_("become an operator with the secret chatsrv printed at start"),
-        lambda a: _needs(a, "SECRET", "op", lambda x: Send({"type": "op", "secret": x})),
+        lambda a: _needs(a, N_("SECRET"), "op", lambda x: Send({"type": "op", "secret": x})),
     ),
     Command(
         "kick",
-        "NICK [REASON]",
+        N_("NICK [REASON]"),
         N_("remove someone from the chat (they may come back)"),
         _kick(False),
         completes="nick",
@@ -200,7 +200,7 @@ OPERATOR_COMMANDS: list[Command] = [
     ),
     Command(
         "ban",
-        "NICK [REASON]",
+        N_("NICK [REASON]"),
         N_("kick someone and keep their address out until /unban ADDRESS"),
         _kick(True),
         completes="nick",
@@ -208,14 +208,14 @@ OPERATOR_COMMANDS: list[Command] = [
     ),
     Command(
         "unban",
-        "ADDRESS",
+        N_("ADDRESS"),
         N_("let a banned address in again"),
-        lambda a: _needs(a, "ADDRESS", "unban", lambda x: Send({"type": "unban", "address": x})),
+        lambda a: _needs(a, N_("ADDRESS"), "unban", lambda x: Send({"type": "unban", "address": x})),
         operator=True,
     ),
     Command(
         "mute",
-        "NICK [MINUTES]",
+        N_("NICK [MINUTES]"),
         N_("stop someone speaking in rooms (for MINUTES, or until /unmute)"),
         _mute,
         completes="nick",
@@ -223,9 +223,9 @@ OPERATOR_COMMANDS: list[Command] = [
     ),
     Command(
         "unmute",
-        "NICK",
+        N_("NICK"),
         N_("let a muted person speak again"),
-        lambda a: _needs(a, "NICK", "unmute", lambda x: Send({"type": "unmute", "nick": x})),
+        lambda a: _needs(a, N_("NICK"), "unmute", lambda x: Send({"type": "unmute", "nick": x})),
         completes="nick",
         operator=True,
     ),
@@ -245,24 +245,24 @@ OPERATOR_COMMANDS: list[Command] = [
     ),
     Command(
         "slow",
-        "SECONDS",
+        N_("SECONDS"),
         N_("one message per person every SECONDS in this room (0: off)"),
-        lambda a: _needs(a, "SECONDS", "slow", _slow),
+        lambda a: _needs(a, N_("SECONDS"), "slow", _slow),
         operator=True,
     ),
     Command(
         "announce",
-        "TEXT",
+        N_("TEXT"),
         N_("a notice to everyone in every room"),
-        lambda a: _needs(a, "TEXT", "announce", lambda x: Send({"type": "announce", "text": x})),
+        lambda a: _needs(a, N_("TEXT"), "announce", lambda x: Send({"type": "announce", "text": x})),
         operator=True,
     ),
-    Command("topic", "[TEXT|-]", N_("show the topic; operators set it (- clears it)"), _topic),
+    Command("topic", N_("[TEXT|-]"), N_("show the topic; operators set it (- clears it)"), _topic),
     Command(
         "close",
-        "ROOM",
+        N_("ROOM"),
         N_("move everyone in ROOM to lobby and delete its history"),
-        lambda a: _needs(a, "ROOM", "close", lambda x: Send({"type": "close_room", "room": x})),
+        lambda a: _needs(a, N_("ROOM"), "close", lambda x: Send({"type": "close_room", "room": x})),
         completes="room",
         operator=True,
     ),
@@ -300,7 +300,8 @@ def parse(line: str) -> Action | None:
 
 def help_lines() -> list[str]:
     """/help, generated from the same table that parses commands."""
-    width = max(len(f"/{c.name} {c.usage}".rstrip()) for c in COMMANDS)
+    heads = {c.name: f"/{c.name} {_(c.usage)}".rstrip() for c in COMMANDS}
+    width = max(display_width(head) for head in heads.values())
     lines = [_("commands (anything else is said to your room; // starts a line with /):")]
     for operator in (False, True):
         if operator:
@@ -308,9 +309,8 @@ def help_lines() -> list[str]:
         for command in COMMANDS:
             if command.operator != operator:
                 continue
-            head = f"/{command.name} {command.usage}".rstrip()
             alias = _(" (also {aliases})").format(aliases="/" + ", /".join(command.aliases)) if command.aliases else ""
-            lines.append(f"  {head:<{width}}  {_(command.help)}{alias}")
+            lines.append(f"  {pad_right(heads[command.name], width)}  {_(command.help)}{alias}")
     return lines
 
 

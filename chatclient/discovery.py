@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from chatclient.render import sanitize
-from lanchat.i18n import _, ngettext
+from lanchat.i18n import _, ngettext, os_reason
 from lanchat.netinfo import Interface, ipv4_interfaces
 from lanchat.wire import ProtocolError, decode_payload, encode_payload
 
@@ -215,7 +215,7 @@ def discover(
         except (socket.gaierror, UnicodeError) as error:
             raise ValueError(
                 _("cannot resolve {host!r}: {reason}").format(
-                    host=target.host, reason=getattr(error, "strerror", None) or error
+                    host=target.host, reason=os_reason(error)
                 )
             ) from None
         resolved.append((target, family, address))
@@ -238,7 +238,7 @@ def discover(
                     sockets[family].sendto(data, address)
                 except OSError as error:  # ENETUNREACH (interface down), EACCES, ...
                     if record_errors:
-                        send_errors.append(f"{target}: {error.strerror or error}")
+                        send_errors.append(f"{target}: {os_reason(error)}")
 
         start = clock()
         deadline = start + wait
@@ -358,7 +358,7 @@ def may_send_password(
         )
         print(f"  {join_command(server, udp)}", file=out)
         return False
-    print(f"chatclient: found {describe(server, udp)}", file=out)
+    print(_("chatclient: found {server}").format(server=describe(server, udp)), file=out)
     for _question in range(5):  # bounded: a stuck key cannot loop forever
         print(
             _("send the password ({source}) to {address}? Only if that is your teacher's server [y/N] ").format(
@@ -385,7 +385,10 @@ def may_send_password(
 
 def none_found(discovery: Discovery, port: int) -> list[str]:
     """What to say when nobody answered: how to give the address by hand, and why it may be."""
-    probed = ", ".join(f"broadcast {target}" if target.broadcast else str(target) for target in discovery.targets)
+    probed = _(", ").join(
+        _("broadcast {target}").format(target=target) if target.broadcast else str(target)
+        for target in discovery.targets
+    )
     lines = [
         _("no lanchat server answered within {wait:g} s (asked {probed}).").format(wait=discovery.wait, probed=probed),
         _(

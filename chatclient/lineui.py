@@ -53,7 +53,7 @@ class LineFace:
         return None
 
     def ended(self, reason: str) -> None:
-        print(f"chatclient: {reason}", file=sys.stderr)
+        print(_("chatclient: {message}").format(message=reason), file=sys.stderr)
 
     def crashed(self, error: BaseException) -> None:
         pass  # ChatSession.wait_over raises it in `run`, which ends with its traceback
@@ -85,7 +85,7 @@ async def run(
     try:
         if not await session.start():
             if session.failure is not None:
-                print(f"chatclient: {session.failure}", file=sys.stderr)
+                print(_("chatclient: {message}").format(message=session.failure), file=sys.stderr)
             return 1
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue[str | None] = asyncio.Queue()

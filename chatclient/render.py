@@ -33,7 +33,7 @@ import zlib
 from chatclient.lines import Line
 from chatclient.state import ClientState
 from lanchat.display import safe_text
-from lanchat.i18n import _, ngettext
+from lanchat.i18n import CLOSING_PUNCTUATION, _, ngettext
 
 CONTINUATION = "  | "  # prefix of a message's second and later lines
 
@@ -88,7 +88,7 @@ def body(line: Line) -> str:
         return f"*{nick}* {text}"
     if kind == "whisper_out":
         # Not "->": in line mode that marks joins and leaves.
-        return f"*to {sanitize(line.target)}* {text}"
+        return _("*to {nick}* {text}").format(nick=sanitize(line.target), text=text)
     if kind == "presence":
         return f"-> {text}"
     if kind == "notice":
@@ -164,6 +164,10 @@ def wrap(text: str, cells: int, later_cells: int | None = None) -> list[str]:
             if space > 0 and width < 2:  # word wrap; CJK may break between any two characters
                 rows.append("".join(row[:space]))
                 row, widths = row[space + 1 :], widths[space + 1 :]
+            elif char in CLOSING_PUNCTUATION and width == 2 and len(row) > 1 and widths[-1] == 2:
+                # A Chinese row never starts with 。，）: the character before it goes down with it.
+                rows.append("".join(row[:-1]))
+                row, widths = row[-1:], widths[-1:]
             else:
                 rows.append("".join(row))
                 row, widths = [], []
@@ -322,7 +326,7 @@ def status_bar(
     ]
     shorter: dict[str, str] = {}  # a part that, rather than go, becomes this
     if state.operators:
-        shown = ", ".join(f"@{sanitize(nick)}" for nick in state.operators[:3])
+        shown = _(", ").join(f"@{sanitize(nick)}" for nick in state.operators[:3])
         more = f" +{len(state.operators) - 3}" if len(state.operators) > 3 else ""
         names = f"{shown}{more}"  # @ marks operators, as in user lists
         shorter[names] = ngettext("{count} op", "{count} ops", len(state.operators)).format(count=len(state.operators))

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatclient import plainwords
-from chatclient.lines import Line, _burst_line, _date, _is_word_char
+from chatclient.lines import STATS_LABELS, Line, _burst_line, _date, _is_word_char
 from lanchat.i18n import N_, _
 from lanchat.protocol import MAX_NICK
+from lanchat.reasons import left_reason
 from lanchat.wire import SeqTracker
 
 __all__ = ["MUTE_ENDED", "ClientState", "SeqTracker", "alternative_nick"]
@@ -189,14 +190,14 @@ class ClientState:
         if lines:
             # Saved messages must not look like live chat: a divider with their date above, one below.
             first = old[0].get("ts")
-            since = f" since {_date(first)}" if isinstance(first, (int, float)) else ""
+            since = _(" since {date}").format(date=_date(first)) if isinstance(first, (int, float)) else ""
             lines.insert(
                 0, Line("info", _("── earlier messages in {room}{since} ──").format(room=self.room, since=since), first)
             )
             lines.append(Line("info", _("── end of earlier messages ──"), p.get("ts")))
         server = p.get("server") if isinstance(p.get("server"), dict) else {}
         name = server.get("name", "server") if isinstance(server, dict) else "server"
-        here = ", ".join(self.label(u) for u in self.users)
+        here = _(", ").join(self.label(u) for u in self.users)
         lines.append(
             Line(
                 "info",
@@ -360,7 +361,7 @@ class ClientState:
     def _on_left(self, p: dict[str, Any], now: float | None) -> list[Line]:
         nick = str(p.get("nick", "?"))
         reason = p.get("reason", "")
-        why = ": " + p['message'] if isinstance(p.get("message"), str) else ""
+        why = _(": {message}").format(message=p["message"]) if isinstance(p.get("message"), str) else ""
         by = str(p.get("by", _("an operator")))
         if nick.casefold() == self.nick.casefold():
             # The server sends this only when the session ends. The user list stays as last
@@ -382,7 +383,9 @@ class ClientState:
             return [
                 Line(
                     "notice",
-                    _("you left {room} ({reason})").format(room=p.get("room", self.room), reason=reason),
+                    _("you left {room} ({reason})").format(
+                        room=p.get("room", self.room), reason=left_reason(str(reason), _)
+                    ),
                     p.get("ts"),
                 )
             ]
@@ -403,6 +406,8 @@ class ClientState:
             ]
         if reason == "moved" and isinstance(p.get("to"), str):
             reason = _("moved to {room}").format(room=p["to"])  # where they went (docs/protocol.md §8)
+        else:
+            reason = left_reason(str(reason), _)
         return [Line("presence", _("{nick} left ({reason})").format(nick=nick, reason=reason), p.get("ts"), nick)]
 
     def _on_members(self, p: dict[str, Any], now: float | None) -> list[Line]:
@@ -446,6 +451,8 @@ class ClientState:
                 if reason == "moved" and single.get("to"):
                     # one run per destination, said as for a single `left`
                     reason = _("moved to {room}").format(room=single["to"])
+                else:
+                    reason = left_reason(reason, _)
                 key = ("left", reason)
             else:
                 continue
@@ -472,7 +479,7 @@ class ClientState:
         if str(p.get("room", "")).casefold() == self.room.casefold():
             self.users = users
             self.operators = [u for u in users if u.casefold() in marked]
-        listing = ", ".join(f"@{u}" if u.casefold() in marked else u for u in users)
+        listing = _(", ").join(f"@{u}" if u.casefold() in marked else u for u in users)
         return [
             Line(
                 "info",
@@ -489,8 +496,8 @@ class ClientState:
             if isinstance(room.get("name"), str):
                 self._remember_room(room["name"])
         # Rooms with no one in them but saved history come last (docs/protocol.md §5): shown apart, not as "(0)".
-        listing = ", ".join(f"{r.get('name')} ({r.get('users')})" for r in rooms if r.get("users") != 0)
-        history_only = ", ".join(str(r.get("name")) for r in rooms if r.get("users") == 0)
+        listing = _(", ").join(f"{r.get('name')} ({r.get('users')})" for r in rooms if r.get("users") != 0)
+        history_only = _(", ").join(str(r.get("name")) for r in rooms if r.get("users") == 0)
         if history_only:
             listing = f"{listing}; " if listing else ""
             listing += _("with history only: {rooms}").format(rooms=history_only)
@@ -506,7 +513,9 @@ class ClientState:
 
     def _on_stats(self, p: dict[str, Any], now: float | None) -> list[Line]:
         self.server_stats = {k: v for k, v in p.items() if k not in ("type", "seq")}
-        server = ", ".join(f"{k} {v}" for k, v in self.server_stats.items())
+        server = _(", ").join(
+            f"{_(STATS_LABELS[k]) if k in STATS_LABELS else k} {v}" for k, v in self.server_stats.items()
+        )
         mine = self.seq
         # This answer is counted in our `received` (its seq was just added) but not in
         # the server's `sent`, which it reports as it was just before: compare like with like.

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from lanchat.i18n import _, ngettext
+from lanchat.i18n import _, ngettext, os_reason
 from lanchat.wire import HEADER, FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
 
 CLIENT_MAX_FRAME = 16 * 1024 * 1024  # accept whatever a server announces, within reason
@@ -76,7 +76,7 @@ class TCPTransport:
         except OSError as error:
             raise TransportError(
                 _("cannot connect to {host}:{port}: {strerror}").format(
-                    host=host, port=port, strerror=error.strerror or error
+                    host=host, port=port, strerror=os_reason(error)
                 )
             ) from None
         return cls(reader, writer, trace)
@@ -216,7 +216,7 @@ class UDPTransport:
             addresses = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         except socket.gaierror as error:
             raise TransportError(
-                _("cannot find {host}: {strerror}").format(host=host, strerror=error.strerror)
+                _("cannot find {host}: {strerror}").format(host=host, strerror=os_reason(error))
             ) from None
         # The server listens on IPv4 (0.0.0.0) by default: prefer an IPv4 address for a name.
         addresses.sort(key=lambda info: info[0] != socket.AF_INET)
@@ -229,7 +229,7 @@ class UDPTransport:
         except OSError as error:
             raise TransportError(
                 _("cannot reach {host}:{port} over UDP: {strerror}").format(
-                    host=host, port=port, strerror=error.strerror or error
+                    host=host, port=port, strerror=os_reason(error)
                 )
             ) from None
         return cls(endpoint, datagrams, host, port, trace)

@@ -64,6 +64,13 @@ PRINT_BATCH_DELAY = 0.01  # lines arriving within 10 ms share one redraw of the 
 STYLE = Style.from_dict({"prompt": "bold", "bottom-toolbar": "reverse"})
 
 
+
+def offering(question: str, default: str) -> str:
+    """`question` with `default` in brackets before its colon: `your nick [ann]: `, `你的昵称 [ann]：`."""
+    stem = question.rstrip()
+    colon = "：" if stem.endswith("：") else ": "  # a Chinese prompt ends in a wide colon, and keeps it
+    return f"{stem.rstrip(':：')} [{default}]{colon}"
+
 class _StepAside(Exception):
     """Ends the chat prompt for a moment so that a question (a password, a nick) can be asked."""
 
@@ -297,7 +304,7 @@ class ChatUI:
         into any history.
         """
         if default:
-            question = f"{question.rstrip().rstrip(':：')} [{default}]: "  # a Chinese prompt ends in a wide colon
+            question = offering(question, default)
         asker: PromptSession[str] = PromptSession(
             input=self.prompt_session.input,
             output=self.output,

@@ -69,7 +69,7 @@ class Admission:
             self._per_host[host] += 1
             return session
 
-    def log_refusal(self, address: Any, template: str, peer: str, reason: str) -> None:
+    def log_refusal(self, address: Any, template: str, peer: str, reason: object) -> None:
         """An adapter's console line for a connection the service refused, a few per address.
 
         `template` is the adapter's %-template for the peer, the reason and

@@ -32,8 +32,9 @@ from chatsrv.tcp import ChatTCPServer
 from chatsrv.textdoor import TextDoorServer
 from chatsrv.udp import ChatUDPServer
 from lanchat import i18n, platforms
-from lanchat.i18n import _
+from lanchat.i18n import LogText, _, os_reason
 from lanchat.netinfo import ipv4_interfaces
+from lanchat.reasons import Said, render
 
 log = logging.getLogger("chatsrv")
 
@@ -402,7 +403,9 @@ class ConsoleFormatter(logging.Formatter):
     """The teacher's console log in the console's language: a record's template goes through gettext.
 
     The template (`record.msg`, "database %s: cannot save (%s)...") is
-    translated, then %-formatted with the record's arguments, so the
+    translated, then %-formatted with the record's arguments (those that are
+    a server sentence, `lanchat.reasons.Said`, or `lanchat.i18n.LogText` are
+    translated too), so the
     catalogue holds one entry per log call (Babel extracts the first argument
     of log.info/warning/error/exception/critical: setup.cfg). Only what this
     formatter prints is translated: the record keeps its English template, so
@@ -413,10 +416,22 @@ class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if record.levelno > logging.DEBUG and isinstance(record.msg, str):
             translated = _(record.msg)
-            if translated != record.msg:
+            args = record.args
+            if isinstance(args, tuple) and any(isinstance(arg, (Said, LogText)) for arg in args):
+                args = tuple(_console_argument(arg) for arg in args)
+            if translated != record.msg or args is not record.args:
                 record = logging.makeLogRecord(record.__dict__)  # a copy: other handlers keep the English
-                record.msg = translated
+                record.msg, record.args = translated, args
         return super().format(record)
+
+
+def _console_argument(value: object) -> object:
+    """A log argument as the console shows it: a server sentence (`Said`) or `LogText` in the console's language."""
+    if isinstance(value, Said):
+        return render(value.key, value.args, _) or value.text
+    if isinstance(value, LogText):
+        return value.translated()
+    return value
 
 
 def configure_logging(level: str) -> None:
@@ -459,11 +474,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = build_server(args)
     except socket.gaierror as error:
         print(
-            _("chatsrv: unknown host {host!r}: {reason}").format(host=args.host, reason=error.strerror), file=sys.stderr
+            _("chatsrv: unknown host {host!r}: {reason}").format(host=args.host, reason=os_reason(error)),
+            file=sys.stderr,
         )
         return 2
     except OSError as error:
-        reason = error.strerror or str(error)
+        reason = os_reason(error)
         if isinstance(error, UDPPortError):
             udp_port = args.udp_port if args.udp_port is not None else args.port
             if error.errno in platforms.ADDRESS_IN_USE:

@@ -22,6 +22,7 @@ from chatsrv.fanout import FanOut
 from chatsrv.mistakes import MistakeLog, left_out_note
 from chatsrv.moderation import Refusal
 from chatsrv.session import Session
+from lanchat.i18n import N_
 from lanchat.reasons import say
 from lanchat.wire import ProtocolError, encode_payload
 
@@ -33,6 +34,9 @@ NICK_REFUSALS = frozenset({"nick_invalid", "nick_taken"})
 REFUSALS = frozenset(
     {"auth_failed", "room_invalid", "text_invalid", "no_such_user", "not_allowed", "rate_limited", "server_full"}
 )
+
+# What a rule refused, and who (marked here: a log.log call is not extracted, and the console translates it).
+REFUSAL_LINE = N_("%s (%s)")
 
 # One traceback per peer address per window: a payload that hits a bug again
 # and again must not flood the log (docs/protocol.md §7.3, `internal_error`).
@@ -58,11 +62,11 @@ class ErrorReplies:
             session.errors_in_a_row += 1
         if isinstance(error, Refusal):
             # A rule was applied: not a protocol error. Once on the console: the audit log may have said it.
-            log.log(logging.DEBUG if error.audited else logging.INFO, "%s (%s)", error.summary, session.describe())
+            log.log(logging.DEBUG if error.audited else logging.INFO, REFUSAL_LINE, error.summary, session.describe())
         elif error.code in NICK_REFUSALS:
-            log.info("%s: nick refused: %s", session.describe(), error.message)
+            log.info("%s: nick refused: %s", session.describe(), error.said or error.message)
         elif error.code in REFUSALS:
-            log.info("refused %s: %s", session.describe(), error.message)
+            log.info("refused %s: %s", session.describe(), error.said or error.message)
         else:
             self._log_protocol_error(session, error, logged)
         if session.closed:

@@ -53,7 +53,8 @@ from chatsrv.store import DEFAULT_PATH, MEMORY, MODERATION_KINDS, Event, StoreEr
 from lanchat import i18n, platforms
 from lanchat.cliargs import Parser
 from lanchat.display import escaped_at, safe_text
-from lanchat.i18n import N_, _, ngettext
+from lanchat.i18n import N_, Lazy, _, ngettext
+from lanchat.reasons import left_reason
 
 FORMATS = ("text", "jsonl", "html")
 RETURN_WINDOW = 60.0  # seconds after a restart in which returning members are summed into it (as the server counts)
@@ -86,7 +87,7 @@ def parse_date(text: str) -> float:
     return moment.timestamp()  # a naive date-time counts as local time
 
 
-parse_date.__name__ = "date"  # argparse names the type in "invalid date value"
+parse_date.__name__ = Lazy(N_("date"))  # argparse names the type in "invalid date value"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,7 +205,7 @@ def describe(event: Event) -> str:
     if kind == "left":
         if detail == "moved" and to:
             return _("left (moved to {room})").format(room=to)
-        return _("left ({reason})").format(reason=detail) if detail else _("left")
+        return _("left ({reason})").format(reason=left_reason(detail, _)) if detail else _("left")
     if kind == "renamed":
         return _("is now {nick}").format(nick=event.new)
     if kind == "announce":

@@ -33,6 +33,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from lanchat.i18n import _
+
 __all__ = ["REORDER_HOLD", "FaultInjector", "Impairment", "Path", "fate_numbers", "parse_delay"]
 
 REORDER_HOLD = 0.5  # seconds a datagram picked for reordering waits for a successor to overtake it
@@ -75,9 +77,11 @@ def parse_delay(text: str) -> tuple[float, float]:
         delay = float(delay_text)
         jitter = float(jitter_text) if colon else 0.0
     except ValueError:
-        raise ValueError(f"expected MS or MS:JITTER in milliseconds, like 50 or 50:10, not {text!r}") from None
+        raise ValueError(
+            _("expected MS or MS:JITTER in milliseconds, like 50 or 50:10, not {text!r}").format(text=text)
+        ) from None
     if not (0 <= delay <= 10_000) or not (0 <= jitter <= 10_000):
-        raise ValueError(f"delay and jitter must be 0 to 10000 ms, not {text!r}")
+        raise ValueError(_("delay and jitter must be 0 to 10000 ms, not {text!r}").format(text=text))
     return delay, jitter
 
 

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 
 from chatsrv.session import Session
+from lanchat.i18n import N_, LogText
 from lanchat.reasons import Said, say
 from lanchat.wire import ProtocolError
 
@@ -39,7 +40,7 @@ class Refusal(ProtocolError):
     """
 
     def __init__(
-        self, code: str, message: str | Said, summary: str, *, fatal: bool = False, audited: bool = False
+        self, code: str, message: str | Said, summary: LogText, *, fatal: bool = False, audited: bool = False
     ) -> None:
         super().__init__(code, message, fatal=fatal)
         self.summary = summary
@@ -169,19 +170,19 @@ class Moderation:
         nick = session.nick or "?"
         problem = self._mute_problem(session, now, "muted_say")
         if problem is not None:
-            raise Refusal("not_allowed", problem, f"muted {nick} tried to speak")
+            raise Refusal("not_allowed", problem, LogText(N_("muted %s tried to speak"), nick))
         if self.lock_all is not None:
             raise Refusal(
                 "not_allowed",
                 say("locked_all_say", by=self.lock_all),
-                f"{nick} tried to speak while every room is locked",
+                LogText(N_("%s tried to speak while every room is locked"), nick),
             )
         locker = self.locked.get(room_key)
         if locker is not None:
             raise Refusal(
                 "not_allowed",
                 say("locked_room_say", by=locker),
-                f"{nick} tried to speak in a locked room",
+                LogText(N_("%s tried to speak in a locked room"), nick),
             )
         gap = self.slow.get(room_key)
         if gap is not None:
@@ -191,7 +192,7 @@ class Moderation:
                 raise Refusal(
                     "rate_limited",
                     say("slow_mode", gap=gap, wait=wait),
-                    f"{nick} tried to speak too soon in a slow room",
+                    LogText(N_("%s tried to speak too soon in a slow room"), nick),
                 )
             self.last_said[(room_key, session)] = now
 
@@ -204,7 +205,7 @@ class Moderation:
             raise Refusal(
                 "not_allowed",
                 problem,
-                f"muted {session.nick} tried to whisper to {target.nick}",
+                LogText(N_("muted %s tried to whisper to %s"), session.nick, target.nick),
             )
 
     def check_rename(self, session: Session, now: float) -> None:
@@ -214,7 +215,7 @@ class Moderation:
             raise Refusal(
                 "not_allowed",
                 problem,
-                f"muted {session.nick} tried to change nick",
+                LogText(N_("muted %s tried to change nick"), session.nick),
             )
 
     def check_join(self, session: Session, room_name: str) -> None:
@@ -223,5 +224,5 @@ class Moderation:
             raise Refusal(
                 "not_allowed",
                 say("locked_all_join", by=self.lock_all),
-                f"{session.nick} tried to move to {room_name} while every room is locked",
+                LogText(N_("%s tried to move to %s while every room is locked"), session.nick, room_name),
             )

@@ -44,7 +44,7 @@ from chatsrv.moderation import Moderation, Refusal, minutes_left
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Session
 from chatsrv.store import Event, Store
-from lanchat.i18n import N_
+from lanchat.i18n import N_, LogText
 from lanchat.reasons import VOCABULARY, Said, Scalar, say
 from lanchat.wire import ProtocolError, encode_payload
 
@@ -74,6 +74,18 @@ class ServiceCore(Protocol):
 def _who(session: Session) -> str:
     """`nick [tcp 127.0.0.1:50312]`: who did something, and from where."""
     return session.describe()
+
+
+# Parts of audit lines, marked here (Babel does not look inside a log call's other arguments).
+_KICK_REASON = N_(" reason=%r")
+_MORE_CONNECTIONS = N_(" (and %d more connection(s) from %s)")
+_NOT_BANNED = N_(" (was not banned)")
+# What was wrong with an /op, for the audit line (the sentence's start, without the tries); %s: its facts.
+_OP_PROBLEMS = {
+    "op_secret_wrong": N_("wrong operator secret"),
+    "op_secret_none": N_("this server has no operator secret"),
+    "op_secret_wait": N_("too many wrong secrets from %s: try again in %s s"),
+}
 
 
 def _duration(minutes: float | None) -> str:
@@ -133,11 +145,11 @@ class OperatorDesk:
         """Refuse unless `session` is an operator; `command` is a key of lanchat.reasons' `action` words."""
         if not self.moderation.is_operator(session):
             action = VOCABULARY["action"][command]
-            audit.info("audit: refused %s by %s: not an operator", action, _who(session))
+            audit.info("audit: refused %s by %s: not an operator", LogText(action), _who(session))
             raise Refusal(
                 "not_allowed",
                 say("op_required", action=command),
-                f"{session.nick} tried to {action} but is not an operator",
+                LogText(N_("%s tried to %s but is not an operator"), session.nick, LogText(action)),
                 audited=True,
             )
 
@@ -192,10 +204,10 @@ class OperatorDesk:
             said = say(problem + "_closing", tries=self.moderation.max_op_tries, **facts)
         else:
             said = say(problem, left=left, **facts)
-        # The log says what was wrong, without the tries (the sentence before "(" or ";").
-        what = said.text.split(" (")[0].split(";")[0]
+        # The log says what was wrong, without the tries.
+        what = LogText(_OP_PROBLEMS[problem], *facts.values())
         audit.warning("audit: op refused for %s: %s (%d tries left)", _who(session), what, left)
-        summary = f"{session.nick} was refused as operator: {what}"  # the audit line above says it
+        summary = LogText(N_("%s was refused as operator: %s"), session.nick, what)  # the audit line above says it
         raise Refusal("not_allowed", said, summary, fatal=left == 0, audited=True)
 
     # --- members ----------------------------------------------------------
@@ -232,8 +244,8 @@ class OperatorDesk:
             template,
             _who(session),
             _who(target),
-            f" reason={kick.reason!r}" if kick.reason else "",
-            f" (and {len(leaving) - 1} more connection(s) from {ip})" if len(leaving) > 1 else "",
+            LogText(_KICK_REASON, kick.reason) if kick.reason else "",
+            LogText(_MORE_CONNECTIONS, len(leaving) - 1, ip) if len(leaving) > 1 else "",
         )
         self._record(action, now, session, target_room, to=target.nick, text=kick.reason)
         for member in leaving:
@@ -250,7 +262,7 @@ class OperatorDesk:
         ip = host_address(unban.address)
         assert ip is not None  # the parser checked it
         found = self.access.unban(ip)
-        audit.info("audit: unban by %s -> %s%s", _who(session), ip, "" if found else " (was not banned)")
+        audit.info("audit: unban by %s -> %s%s", _who(session), ip, "" if found else LogText(_NOT_BANNED))
         text = say("unbanned" if found else "not_banned", address=str(ip))
         self.service.queue(session, self._notice("unban" if found else None, text, now, address=str(ip)))
 
@@ -265,7 +277,10 @@ class OperatorDesk:
         self.moderation.mute(name_key(target.nick), session.nick, until)
         room = self.service.registry.room_of(target)
         self._record("mute", now, session, room, to=target.nick, reason=_duration(mute.minutes))
-        audit.info("audit: mute by %s -> %s %s", _who(session), _who(target), _duration(mute.minutes))
+        if mute.minutes:
+            audit.info("audit: mute by %s -> %s for %g minute(s)", _who(session), _who(target), mute.minutes)
+        else:
+            audit.info("audit: mute by %s -> %s until an operator unmutes them", _who(session), _who(target))
         timed = {"minutes": mute.minutes} if mute.minutes else {}
         told = say("muted_you_for" if timed else "muted_you", by=session.nick, **timed)
         fields = {"nick": target.nick, "by": session.nick, "minutes": mute.minutes}
@@ -356,7 +371,10 @@ class OperatorDesk:
         self._require_operator(session, "slow")
         room = self._room_of(session)
         self.moderation.set_slow(room.key, slow.seconds)
-        audit.info("audit: slow by %s -> room %s: %g s", _who(session), room.name, slow.seconds)
+        if slow.seconds > 0:
+            audit.info("audit: slow by %s -> room %s: %g s", _who(session), room.name, slow.seconds)
+        else:
+            audit.info("audit: slow off by %s -> room %s", _who(session), room.name)
         self._record("slow", now, session, room, reason=f"{slow.seconds:g} s" if slow.seconds > 0 else "off")
         self._tell_room(session, "slow", "slow_on" if slow.seconds > 0 else "slow_off", now, seconds=slow.seconds)
 

@@ -19,7 +19,7 @@ from chatsrv.store import DEFAULT_PATH, MEMORY
 from chatsrv.tcp import DEFAULT_SEND_BUFFER
 from lanchat import i18n
 from lanchat.cliargs import Parser, count, percent, port, positive_seconds, rate, seconds
-from lanchat.i18n import _
+from lanchat.i18n import N_, Lazy, _, os_reason
 from lanchat.wire import DEFAULT_MAX_DATAGRAM, DEFAULT_MAX_FRAME
 
 DEFAULT_PORT = 9009
@@ -32,7 +32,7 @@ DEFAULT_MAX_WAITING_PER_IP = 8
 def _frame_size(text: str) -> int:
     value = int(text)
     if not 256 <= value <= 16 * 1024 * 1024:
-        raise argparse.ArgumentTypeError(f"must be 256 to 16777216 bytes, not {text}")
+        raise argparse.ArgumentTypeError(_("must be 256 to 16777216 bytes, not {text}").format(text=text))
     return value
 
 
@@ -40,7 +40,9 @@ def _network(text: str) -> Network:
     try:
         return parse_network(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an address or network like 192.168.1.0/24") from None
+        raise argparse.ArgumentTypeError(
+            _("{text!r} is not an address or network like 192.168.1.0/24").format(text=text)
+        ) from None
 
 
 def _motd(text: str) -> str:
@@ -50,17 +52,21 @@ def _motd(text: str) -> str:
             with open(text[1:], encoding="utf-8") as file:
                 text = file.read()
         except (OSError, UnicodeDecodeError) as error:
-            reason = getattr(error, "strerror", None) or str(error)
-            raise argparse.ArgumentTypeError(f"cannot read {text[1:]!r}: {reason}") from None
+            reason = os_reason(error)
+            raise argparse.ArgumentTypeError(
+                _("cannot read {path!r}: {reason}").format(path=text[1:], reason=reason)
+            ) from None
     text = text.strip()
     if len(text) > MAX_TEXT:
-        raise argparse.ArgumentTypeError(f"a message of the day is at most {MAX_TEXT} characters, not {len(text)}")
+        raise argparse.ArgumentTypeError(
+            _("a message of the day is at most {most} characters, not {count}").format(most=MAX_TEXT, count=len(text))
+        )
     return text
 
 
 def _secret(text: str) -> str:
     if not 1 <= len(text) <= 200 or text != text.strip():
-        raise argparse.ArgumentTypeError("must be 1 to 200 characters, without spaces around it")
+        raise argparse.ArgumentTypeError(_("must be 1 to 200 characters, without spaces around it"))
     return text
 
 
@@ -70,12 +76,12 @@ def _secret_file(path: str) -> str:
         with open(path, encoding="utf-8") as file:
             text = file.read(4096)
     except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
-        raise argparse.ArgumentTypeError(f"cannot read {path!r}: {reason}") from None
+        reason = os_reason(error)
+        raise argparse.ArgumentTypeError(_("cannot read {path!r}: {reason}").format(path=path, reason=reason)) from None
     try:
         return _secret(text.splitlines()[0] if text else "")
     except argparse.ArgumentTypeError as error:
-        raise argparse.ArgumentTypeError(f"the secret in {path!r} {error}") from None
+        raise argparse.ArgumentTypeError(_("the secret in {path!r}: {error}").format(path=path, error=error)) from None
 
 
 PASSWORD_VARIABLE = "LANCHAT_PASSWORD"
@@ -103,7 +109,7 @@ def take_secrets(args: argparse.Namespace, environ: dict[str, str], parser: argp
             try:
                 setattr(args, name, _secret(environ[variable]))
             except argparse.ArgumentTypeError as error:
-                parser.error(f"{variable} {error}")
+                parser.error(_("{variable}: {error}").format(variable=variable, error=error))
             source = variable
         setattr(args, f"{name}_from", source)
 
@@ -114,20 +120,22 @@ def _ipv6_prefix(text: str) -> int:
     except ValueError:
         bits = -1
     if not 1 <= bits <= 128:
-        raise argparse.ArgumentTypeError(f"must be a prefix length from 1 to 128 bits, not {text!r}")
+        raise argparse.ArgumentTypeError(
+            _("must be a prefix length from 1 to 128 bits, not {text!r}").format(text=text)
+        )
     return bits
 
 
 def _database(text: str) -> str:
     if not text.strip():
-        raise argparse.ArgumentTypeError(f"give a file name, or {MEMORY} to keep nothing")
+        raise argparse.ArgumentTypeError(_("give a file name, or {memory} to keep nothing").format(memory=MEMORY))
     return text
 
 
 def _datagram_size(text: str) -> int:
     value = int(text)
     if not 256 <= value <= 65507:  # 65507: the largest UDP payload over IPv4
-        raise argparse.ArgumentTypeError(f"must be 256 to 65507 bytes, not {text}")
+        raise argparse.ArgumentTypeError(_("must be 256 to 65507 bytes, not {text}").format(text=text))
     return value
 
 
@@ -139,23 +147,26 @@ def _delay(text: str) -> tuple[float, float]:
 
 
 for _checker, _name in (
-    (_frame_size, "size"),
-    (_network, "network"),
-    (_motd, "message of the day"),
-    (_secret, "secret"),
-    (_secret_file, "secret file"),
-    (_database, "database"),
-    (_datagram_size, "size"),
-    (_delay, "delay"),
+    (_frame_size, N_("size")),
+    (_network, N_("network")),
+    (_motd, N_("message of the day")),
+    (_secret, N_("secret")),
+    (_secret_file, N_("secret file")),
+    (_database, N_("database")),
+    (_datagram_size, N_("size")),
+    (_delay, N_("delay")),
 ):
-    _checker.__name__ = _name  # argparse names the type in "invalid ... value"
+    _checker.__name__ = Lazy(_name)  # argparse names the type in "invalid ... value", translated when printed
 
 
 def _workers(text: str) -> int:
     number = count(text)
     if number < 1:
-        raise argparse.ArgumentTypeError("give 1 or more")
+        raise argparse.ArgumentTypeError(_("give 1 or more"))
     return number
+
+
+_workers.__name__ = Lazy(N_("whole number"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -388,20 +399,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=_("random seed of the fault injection, so a run can be repeated (default: a new one, printed at start)"),
     )
-    cluster_group = parser.add_argument_group("several servers (docs/scale-out.md)")
+    cluster_group = parser.add_argument_group(_("several servers (docs/scale-out.md)"))
     cluster_group.add_argument(
         "--backplane",
         default=None,
         metavar="URL",
-        help="share rooms with every chatsrv that names the same Redis, e.g. redis://10.0.0.5:6379/0 "
-        "(needs pip install 'lanchat[backplane]')",
+        help=_(
+            "share rooms with every chatsrv that names the same Redis, e.g. redis://10.0.0.5:6379/0 "
+            "(needs pip install 'lanchat[backplane]')"
+        ),
     )
     cluster_group.add_argument(
         "--workers",
         type=_workers,
         default=1,
         metavar="N",
-        help="run N nodes on this port, one per core (Linux: SO_REUSEPORT), joined by --backplane",
+        help=_("run N nodes on this port, one per core (Linux: SO_REUSEPORT), joined by --backplane"),
     )
     cluster_group.add_argument(cluster.SHARED_PORT_FLAG, action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(

@@ -87,8 +87,9 @@ from chatsrv.roomcache import RoomCache
 from chatsrv.rooms import Registry, Room, name_key
 from chatsrv.session import Session
 from chatsrv.store import Event, MemoryStore, Store
+from lanchat.i18n import N_, LogText
 from lanchat.protocol import FEATURES
-from lanchat.reasons import say
+from lanchat.reasons import LEFT_REASONS, say
 from lanchat.wire import ProtocolError, decode_payload, encode_message, encode_payload
 
 log = logging.getLogger("chatsrv")
@@ -397,7 +398,8 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
         if not was_joined:
             return
         room = self.registry.remove(session, self.clock())
-        log.info("leave: %s from %s (%s)", session.describe(), room.name if room else "-", reason)
+        shown = LogText(LEFT_REASONS[reason]) if reason in LEFT_REASONS else reason
+        log.info("leave: %s from %s (%s)", session.describe(), room.name if room else "-", shown)
         if room is not None:
             assert session.nick is not None
             now = self.clock()
@@ -567,7 +569,7 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
             audit.info("audit: refused close_room by %s: not an operator", session.describe())
             raise Refusal(
                 "not_allowed", say("op_required", action="close_room"),
-                f"{session.nick} tried to close a room but is not an operator", audited=True,
+                LogText(N_("%s tried to close a room but is not an operator"), session.nick), audited=True,
             )
         lobby = self._open_room(session, DEFAULT_ROOM, now)
         room = self.registry.room(message.room)

@@ -204,7 +204,7 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
             self.session = None
             self._no_longer_new()
             peer = _peer(self.client_address)
-            server.service.log_refusal(self.client_address, self.refused_line, peer, error.message)
+            server.service.log_refusal(self.client_address, self.refused_line, peer, error.said or error.message)
             self.outbox.put([encode_payload(error.payload())], 1)
             self.outbox.close()
             self.outbox.flush()

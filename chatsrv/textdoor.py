@@ -37,8 +37,8 @@ from chatsrv.service import ChatService
 from chatsrv.session import Session
 from chatsrv.tcp import RECV_SIZE, ChatRequestHandler, ChatTCPServer, wait_and_read
 from lanchat.display import safe_text
-from lanchat.i18n import N_
-from lanchat.reasons import say
+from lanchat.i18n import N_, _
+from lanchat.reasons import left_reason, render, say
 from lanchat.wire import ProtocolError, encode_payload
 
 log = logging.getLogger("chatsrv.text")
@@ -54,8 +54,8 @@ NEWLINE = "\r\n"  # what telnet needs; nc and terminals show it as a plain line 
 DOOR = "door"  # the type of the door's own lines in its outbox; never sent by the service, never on the wire
 
 GREETING = [
-    "lanchat text door: one line in, one message out.",
-    "Type your nick and press Enter (/help lists the commands; /join ROOM first picks a room).",
+    N_("lanchat text door: one line in, one message out."),
+    N_("Type your nick and press Enter (/help lists the commands; /join ROOM first picks a room)."),
 ]
 
 # --- reading lines ----------------------------------------------------------
@@ -177,17 +177,17 @@ class Remember:
 
 
 HELP = [
-    "commands:",
-    "  /nick NAME        choose or change your nick",
-    "  /join ROOM        go to another room (created if new)",
-    "  /msg NICK TEXT    whisper to one user (also /w)",
-    "  /me ACTION        say what you do: /me waves",
-    "  /who [ROOM]       list the users of a room",
-    "  /rooms            list the rooms that have users",
-    "  /ping, /stats     round trip; what you sent and received",
-    "  /password SECRET  before your nick, when the server asks for one",
-    "  /quit             leave (also /exit)",
-    "  //TEXT            say a line that starts with /",
+    N_("commands:"),
+    N_("  /nick NAME        choose or change your nick"),
+    N_("  /join ROOM        go to another room (created if new)"),
+    N_("  /msg NICK TEXT    whisper to one user (also /w)"),
+    N_("  /me ACTION        say what you do: /me waves"),
+    N_("  /who [ROOM]       list the users of a room"),
+    N_("  /rooms            list the rooms that have users"),
+    N_("  /ping, /stats     round trip; what you sent and received"),
+    N_("  /password SECRET  before your nick, when the server asks for one"),
+    N_("  /quit             leave (also /exit)"),
+    N_("  //TEXT            say a line that starts with /"),
 ]
 
 
@@ -219,41 +219,41 @@ def interpret(line: str, joined: bool) -> Send | Answer | Remember | None:
 
 
 def _command(line: str, joined: bool) -> Send | Answer | Remember:
-    name, _, argument = line[1:].partition(" ")
+    name, _sep, argument = line[1:].partition(" ")
     name = name.lower()
     argument = argument.strip()
     if name == "help":
-        return Answer(HELP)
+        return Answer([_(line) for line in HELP])
     if name in ("quit", "exit"):
         return Send({"type": "bye"})
     if name == "nick":
         if not argument:
-            return Answer(["! usage: /nick NAME"])
+            return Answer([_("! usage: /nick NAME")])
         return Send({"type": "nick" if joined else "hello", "nick": argument})
     if name == "join":
         if not argument:
-            return Answer(["! usage: /join ROOM"])
+            return Answer([_("! usage: /join ROOM")])
         return Send({"type": "join", "room": argument}) if joined else Remember("room", argument)
     if name in ("password", "pass"):
         if joined:
-            return Answer(["! you are already in; /password is for before your nick"])
-        return Remember("password", argument) if argument else Answer(["! usage: /password SECRET"])
+            return Answer([_("! you are already in; /password is for before your nick")])
+        return Remember("password", argument) if argument else Answer([_("! usage: /password SECRET")])
     if not joined:
-        return Answer(["! choose a nick first: type it and press Enter"])
+        return Answer([_("! choose a nick first: type it and press Enter")])
     if name in ("msg", "w", "whisper"):
-        nick, _, text = argument.partition(" ")
+        nick, _sep, text = argument.partition(" ")
         if not nick or not text.strip():
-            return Answer(["! usage: /msg NICK TEXT"])
+            return Answer([_("! usage: /msg NICK TEXT")])
         return Send({"type": "whisper", "to": nick, "text": text})
     if name == "me":
         if not argument:
-            return Answer(["! usage: /me ACTION"])
+            return Answer([_("! usage: /me ACTION")])
         return Send({"type": "say", "text": argument, "action": True})
     if name == "who":
         return Send({"type": "who", "room": argument} if argument else {"type": "who"})
     if name in ("rooms", "ping", "stats"):
         return Send({"type": name})
-    return Answer([f"! unknown command /{escape(name)}; /help lists them"])
+    return Answer([_("! unknown command /{name}; /help lists them").format(name=escape(name))])
 
 
 # --- payloads to lines --------------------------------------------------------
@@ -273,6 +273,11 @@ def _lines(prefix: str, text: Any) -> list[str]:
     return [prefix + escape(parts[0])] + ["    " + escape(part) for part in parts[1:]]
 
 
+def _said(payload: dict[str, Any], field: str) -> Any:
+    """A notice's text or an error's message in the server's language (`reason`, `args`: docs/protocol.md §14)."""
+    return render(payload.get("reason"), payload.get("args"), _) or payload.get(field, "")
+
+
 def render_payload(payload: dict[str, Any]) -> list[str]:
     """One server payload as the lines a person reads (docs/protocol.md §5)."""
     kind = payload.get("type")
@@ -285,47 +290,48 @@ def render_payload(payload: dict[str, Any]) -> list[str]:
     if kind == "whisper":
         return _lines(f"<{who} -> {_text(payload.get('to', '?'))}> ", payload.get("text", ""))
     if kind == "welcome":
-        users = ", ".join(_text(user) for user in payload.get("users") or [])
-        lines = [f"* you are {_text(payload.get('nick'))} in {room}; here: {users}"]
+        users = _(", ").join(_text(user) for user in payload.get("users") or [])
+        nick = _text(payload.get("nick"))
+        lines = [_("* you are {nick} in {room}; here: {users}").format(nick=nick, room=room, users=users)]
         for key in ("motd", "topic"):
             if payload.get(key):
-                lines += _lines(f"* {key}: ", payload[key])
+                lines += _lines(_("* motd: ") if key == "motd" else _("* topic: "), payload[key])
         for item in payload.get("history") or []:
             if isinstance(item, dict):
                 lines += render_payload(item)
-        lines.append("* type a line to say it; /help lists the commands")
+        lines.append(_("* type a line to say it; /help lists the commands"))
         return lines
     if kind == "joined":
-        return [f"* {who} joined {room}"]
+        return [_("* {who} joined {room}").format(who=who, room=room)]
     if kind == "left":
-        reason = _text(payload.get("reason", ""))
+        reason = _text(left_reason(str(payload.get("reason", "")), _))
         if payload.get("to"):
-            reason += f" to {_text(payload['to'])}"
+            reason += _(" to {room}").format(room=_text(payload["to"]))
         if payload.get("by"):
-            reason += f" by {_text(payload['by'])}"
+            reason += _(" by {nick}").format(nick=_text(payload["by"]))
         if payload.get("message"):
             reason += f": {_text(payload['message'])}"
-        return [f"* {who} left {room} ({reason})"]
+        return [_("* {who} left {room} ({reason})").format(who=who, room=room, reason=reason)]
     if kind == "renamed":
-        return [f"* {_text(payload.get('old'))} is now {_text(payload.get('new'))}"]
+        return [_("* {old} is now {new}").format(old=_text(payload.get("old")), new=_text(payload.get("new")))]
     if kind == "users":
-        return [f"* in {room}: " + ", ".join(_text(user) for user in payload.get("users") or [])]
+        return [_("* in {room}: ").format(room=room) + _(", ").join(_text(user) for user in payload.get("users") or [])]
     if kind == "rooms":
         rooms = payload.get("rooms") or []
         # Rooms nobody is in, listed for their saved history, are said apart (not "maths (0)").
         quiet = [_text(r.get("name")) for r in rooms if isinstance(r, dict) and r.get("users") == 0]
         rooms = [r for r in rooms if isinstance(r, dict) and r.get("users") != 0]
         listed = [f"{_text(r.get('name'))} ({_text(r.get('users'))})" for r in rooms if isinstance(r, dict)]
-        tail = "; with history only: " + ", ".join(quiet) if quiet else ""
-        return ["* rooms: " + (", ".join(listed) or "none") + tail]
+        tail = _("; with history only: ") + _(", ").join(quiet) if quiet else ""
+        return [_("* rooms: ") + (_(", ").join(listed) or _("none")) + tail]
     if kind == DOOR:
         return [escape(str(payload.get("text", "")))]
     if kind == "pong":
-        return ["* pong"]
+        return [_("* pong")]
     if kind == "notice":
-        return _lines("* ", payload.get("text", ""))
+        return _lines("* ", _said(payload, "text"))
     if kind == "error":
-        return _lines(f"! {_text(payload.get('code'))}: ", payload.get("message", ""))
+        return _lines(f"! {_text(payload.get('code'))}: ", _said(payload, "message"))
     details = " ".join(f"{_text(key)}={_text(value)}" for key, value in payload.items() if key not in ("type", "seq"))
     return [f"* {_text(kind)}: {details}"]
 
@@ -378,7 +384,7 @@ class TextDoorHandler(ChatRequestHandler):
         # So bad lines cannot make the server write faster than good ones.
         service = self.server.service
         self.answers = TokenBucket(service.rate, service.burst, service.clock())
-        self.outbox.answer(GREETING)
+        self.outbox.answer([_(line) for line in GREETING])
 
     def handle(self) -> None:
         session = self.session
@@ -419,13 +425,14 @@ class TextDoorHandler(ChatRequestHandler):
                 return
             if isinstance(item, Overlong):
                 self._send(session, batch)
-                self._answer([f"! line too long: more than {item.limit} bytes; the rest of it is discarded"])
+                too_long = _("! line too long: more than {limit} bytes; the rest of it is discarded")
+                self._answer([too_long.format(limit=item.limit)])
                 continue
             try:
                 line = item.decode("utf-8")
             except UnicodeDecodeError:
                 self._send(session, batch)
-                self._answer(["! that line is not UTF-8: set your terminal to UTF-8 (chcp 65001 on Windows)"])
+                self._answer([_("! that line is not UTF-8: set your terminal to UTF-8 (chcp 65001 on Windows)")])
                 continue
             meaning = interpret(erase(line), session.joined)
             if meaning is None:
@@ -438,17 +445,17 @@ class TextDoorHandler(ChatRequestHandler):
                     continue
                 self.hello[meaning.field] = meaning.value
                 if meaning.field == "room":
-                    self._answer([f"* you will enter {escape(meaning.value)} once you have a nick"])
+                    self._answer([_("* you will enter {room} once you have a nick").format(room=escape(meaning.value))])
             elif meaning.payload["type"] == "bye":
                 # nc shows nothing when a connection just ends: say goodbye first (sent before the hang-up).
                 self._send(session, batch)
-                self.outbox.answer(["* bye: you left the chat (press Ctrl-C if nc stays open)"])
+                self.outbox.answer([_("* bye: you left the chat (press Ctrl-C if nc stays open)")])
                 self._send(session, [encode_payload(meaning.payload)])
             elif meaning.payload["type"] == "hello":
                 self._send(session, batch)
                 if self.server.service.access.password is not None and "password" not in self.hello:
                     # A hello without it would be a fatal auth_failed (docs/protocol.md §9): ask first.
-                    self._answer(["! this server needs a password: type /password SECRET, then your nick"])
+                    self._answer([_("! this server needs a password: type /password SECRET, then your nick")])
                     continue
                 self._send(session, [encode_payload({**self.hello, **meaning.payload})])
             else:
@@ -463,15 +470,16 @@ class TextDoorHandler(ChatRequestHandler):
         """
         service = self.server.service
         if service.access.password is None:
-            self._answer(["* this server needs no password: type your nick"])
+            self._answer([_("* this server needs no password: type your nick")])
             return False
         try:
             with service.registry.lock:  # the access records are the service's, guarded by its lock
                 service.access.check_password(self.client_address, given, service.clock())
         except ProtocolError as error:
-            self._answer([f"! {escape(error.message)}: type /password SECRET again"])
+            problem = escape(_said(error.payload(), "message"))
+            self._answer([_("! {problem}: type /password SECRET again").format(problem=problem)])
             return False
-        self._answer(["* password accepted: now type your nick"])
+        self._answer([_("* password accepted: now type your nick")])
         return True
 
     def _answer(self, lines: list[str]) -> None:

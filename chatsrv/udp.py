@@ -330,7 +330,9 @@ class ChatDatagramHandler(socketserver.BaseRequestHandler):
         try:
             session = server.service.connect(outbox, address, "udp", server.max_datagram)
         except ProtocolError as error:
-            server.service.log_refusal(address, N_("refused %s: %s%s"), f"{address[0]}:{address[1]}", error.message)
+            server.service.log_refusal(
+                address, N_("refused %s: %s%s"), f"{address[0]}:{address[1]}", error.said or error.message
+            )
             server.send_datagram(with_seq(encode_payload(error.payload()), 0), address, None)
             outbox.close()
             return

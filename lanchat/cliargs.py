@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
-from lanchat.i18n import N_, _, wrap
+from lanchat.i18n import N_, Lazy, _, wrap
 
 Number = TypeVar("Number", int, float)
 
@@ -79,16 +79,16 @@ def _checked(
             raise argparse.ArgumentTypeError(_("{rule}, not {text}").format(rule=_(rule), text=text))
         return value
 
-    check.__name__ = name
+    check.__name__ = Lazy(name)  # translated when argparse prints it
     return check
 
 
 _INF = float("inf")
-count = _checked("whole number", int, lambda v: v >= 0, N_("must be 0 or more"))  # 0 often turns a limit off
-positive_int = _checked("whole number", int, lambda v: v >= 1, N_("must be 1 or more"))
-port = _checked("port", int, lambda v: 0 <= v <= 65535, N_("a port is 0 to 65535"))
-seconds = _checked("seconds", float, lambda v: v >= 0, N_("must be 0 or more seconds"))
-positive_number = _checked("number", float, lambda v: 0 < v < _INF, N_("must be more than 0"))
-positive_seconds = _checked("seconds", float, lambda v: 0 < v < _INF, N_("must be more than 0 seconds"))
-percent = _checked("percentage", float, lambda v: 0 <= v <= 100, N_("a percentage is 0 to 100"))
-rate = _checked("rate", float, lambda v: 0 <= v < _INF, N_("must be 0 or more messages per second"))
+count = _checked(N_("whole number"), int, lambda v: v >= 0, N_("must be 0 or more"))  # 0 often turns a limit off
+positive_int = _checked(N_("whole number"), int, lambda v: v >= 1, N_("must be 1 or more"))
+port = _checked(N_("port"), int, lambda v: 0 <= v <= 65535, N_("a port is 0 to 65535"))
+seconds = _checked(N_("seconds"), float, lambda v: v >= 0, N_("must be 0 or more seconds"))
+positive_number = _checked(N_("number"), float, lambda v: 0 < v < _INF, N_("must be more than 0"))
+positive_seconds = _checked(N_("seconds"), float, lambda v: 0 < v < _INF, N_("must be more than 0 seconds"))
+percent = _checked(N_("percentage"), float, lambda v: 0 <= v <= 100, N_("a percentage is 0 to 100"))
+rate = _checked(N_("rate"), float, lambda v: 0 <= v < _INF, N_("must be 0 or more messages per second"))

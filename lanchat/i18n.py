@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import gettext
 import os
 import re
+import socket
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -273,6 +275,72 @@ def N_(message: str) -> str:
     return message
 
 
+# The operating system's words for the errors a class meets (its strerror is English whatever the locale).
+_OS_ERRORS = {
+    errno.ENOENT: N_("no such file or directory"),
+    errno.EACCES: N_("permission denied"),
+    errno.EISDIR: N_("is a directory"),
+    errno.ECONNREFUSED: N_("connection refused"),
+    errno.ECONNRESET: N_("connection reset by the other side"),
+    errno.ETIMEDOUT: N_("timed out"),
+    errno.EHOSTUNREACH: N_("no route to host"),
+    errno.ENETUNREACH: N_("network is unreachable"),
+    errno.EADDRINUSE: N_("address already in use"),
+    errno.EADDRNOTAVAIL: N_("this machine has no such address"),
+}
+_NAME_ERRORS = {
+    code: N_("no such host name")
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+}
+
+
+def os_reason(error: BaseException) -> str:
+    """Why an OSError happened, in the chosen language: the system's own (English) words when no entry fits."""
+    number = getattr(error, "errno", None)
+    table = _NAME_ERRORS if isinstance(error, socket.gaierror) else _OS_ERRORS
+    english = getattr(error, "strerror", None) or str(error)
+    if _language == ENGLISH or not isinstance(number, int) or number not in table:
+        return english
+    return _current.gettext(table[number])
+
+
+class Lazy(str):
+    """A message id that is translated each time it is printed (`str()`, `%s`), not when it is made.
+
+    For words fixed when a module is imported, before the language is chosen:
+    argparse prints a type's `__name__` in "invalid X value", so each checker's
+    name is `Lazy(N_("port"))`.
+    """
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return _current.gettext(str.__str__(self))
+
+
+class LogText:
+    """Words in a log record's arguments: English wherever the record is printed, translated on the console.
+
+    `str()` is the English (`template % args`), so a log file or syslog gets
+    the record as it always did; chatsrv's console (chatsrv.app.ConsoleFormatter)
+    shows `translated()`. The template is marked with `N_` where it is written.
+    """
+
+    __slots__ = ("args", "template")
+
+    def __init__(self, template: str, *args: object) -> None:
+        self.template = template
+        self.args = args
+
+    def __str__(self) -> str:
+        return self.template % self.args if self.args else self.template
+
+    def translated(self) -> str:
+        args = tuple(arg.translated() if isinstance(arg, LogText) else arg for arg in self.args)
+        return _(self.template) % args if args else _(self.template)
+
+
 @contextlib.contextmanager
 def temporarily(language: str) -> Iterator[None]:
     """Translate into `language` inside the block, then go back to the language before it."""
@@ -332,6 +400,7 @@ def pad_left(text: str, cells: int) -> str:
 # Punctuation that must not begin a line (it closes what is before it) or end one (it opens what follows).
 _CLOSING = "，。、；：？！）」』》】…,.;:?!)]}%"
 _OPENING = "（「『《【“‘([{"
+CLOSING_PUNCTUATION = _CLOSING  # a line never starts with one (the client's wrap uses it too)
 
 
 def _wrap_tokens(text: str) -> list[str]:

@@ -36,6 +36,10 @@ def N_(message: str) -> str:
     return message
 
 
+def _identity(message: str) -> str:
+    return message
+
+
 # key -> English template. A key is never reused for another meaning; a changed sentence gets a new key.
 REASONS: dict[str, str] = {
     # --- errors: operators (docs/protocol.md §9.5)
@@ -188,16 +192,32 @@ VOCABULARY: dict[str, dict[str, str]] = {
     },
 }
 
+# `left.reason` (docs/protocol.md §5) -> the words shown for it. English shows the key itself, as it always
+# has (but "slow reader"); a reason not listed (a newer server's) is shown as sent. `moved` is said with its
+# room by whoever shows it.
+LEFT_REASONS: dict[str, str] = {
+    "quit": N_("quit"),
+    "lost": N_("lost"),
+    "timeout": N_("timeout"),
+    "kicked": N_("kicked"),
+    "slow": N_("slow reader"),  # not "slow": that msgid is slow mode's
+    "moved": N_("moved"),
+    "error": N_("error"),
+    "shutdown": N_("shutdown"),
+}
+
+
+def left_reason(reason: str, translate: Callable[[str], str] = _identity) -> str:
+    """The words for a `left` reason in the language of `translate`; an unknown reason as it came."""
+    return translate(LEFT_REASONS[reason]) if reason in LEFT_REASONS else reason
+
+
 _formatter = string.Formatter()
 
 
 def fields_of(template: str) -> set[str]:
     """The names of the `{fields}` in `template`."""
     return {name for _text, name, _spec, _conversion in _formatter.parse(template) if name}
-
-
-def _identity(message: str) -> str:
-    return message
 
 
 def render(key: Any, args: Any, translate: Callable[[str], str] = _identity) -> str | None:
@@ -241,6 +261,10 @@ class Said:
     key: str
     args: dict[str, Scalar]
     text: str
+
+    def __str__(self) -> str:
+        """The English, as in a log record's arguments (chatsrv's console renders the key in its language)."""
+        return self.text
 
     def fields(self, text_field: str = "text") -> dict[str, Any]:
         """The payload fields: the English under `text_field` (`text` of a notice, `message` of an error),

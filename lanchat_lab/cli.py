@@ -28,7 +28,7 @@ from lanchat.cliargs import (
     positive_int,
     positive_number,
 )
-from lanchat.i18n import _
+from lanchat.i18n import N_, Lazy, _, os_reason
 from lanchat_lab.bots import LabError, LabUnavailable
 
 
@@ -49,10 +49,10 @@ def _transports(text: str) -> tuple[str, ...]:
 
 
 for _checker, _name in (
-    (_delay, "delay"),
-    (_transports, "transports"),
+    (_delay, N_("delay")),
+    (_transports, N_("transports")),
 ):
-    _checker.__name__ = _name  # argparse names the type in "invalid ... value"
+    _checker.__name__ = Lazy(_name)  # argparse names the type in "invalid ... value"
 
 
 def _output_flags(parser: argparse.ArgumentParser) -> None:
@@ -359,7 +359,7 @@ def _timewait(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[
     except TimewaitError as error:
         raise LabError(str(error)) from None
     except OSError as error:
-        raise LabError(_("loopback sockets failed: {reason}").format(reason=error.strerror or error)) from None
+        raise LabError(_("loopback sockets failed: {reason}").format(reason=os_reason(error))) from None
 
 
 def _threads(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
@@ -373,7 +373,7 @@ def _threads(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[s
     try:
         return run_threads(args.clients, args.stagger, args.hold), threads_report
     except OSError as error:
-        raise LabError(_("loopback sockets failed: {reason}").format(reason=error.strerror or error)) from None
+        raise LabError(_("loopback sockets failed: {reason}").format(reason=os_reason(error))) from None
 
 
 def _reliable(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
@@ -394,7 +394,7 @@ def _handshake(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict
         return run_handshake(args.netns_loss), handshake_report
     except OSError as error:
         raise LabError(
-            _("capture or loopback sockets failed: {reason}").format(reason=error.strerror or error)
+            _("capture or loopback sockets failed: {reason}").format(reason=os_reason(error))
         ) from None
 
 
@@ -407,7 +407,7 @@ def _trace_wire(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dic
     try:
         return run_trace_wire(TraceOptions(args.history, args.size, args.paste, args.netns_rate)), trace_wire_report
     except OSError as error:
-        raise LabError(f"sockets failed: {error.strerror or error}") from None
+        raise LabError(_("sockets failed: {reason}").format(reason=os_reason(error))) from None
 
 
 def _restart(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
@@ -439,7 +439,7 @@ def _sticky(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[st
     try:
         return run_sticky(args.messages, args.recv_size, args.big, args.nagle), sticky_report
     except OSError as error:
-        raise LabError(_("loopback sockets failed: {reason}").format(reason=error.strerror or error)) from None
+        raise LabError(_("loopback sockets failed: {reason}").format(reason=os_reason(error))) from None
 
 
 def _compare(args: argparse.Namespace) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
@@ -544,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             plot(result, args.plot)
         except OSError as error:
             print(
-                _("chatlab: cannot write {plot}: {reason}").format(plot=args.plot, reason=error.strerror or error),
+                _("chatlab: cannot write {plot}: {reason}").format(plot=args.plot, reason=os_reason(error)),
                 file=sys.stderr,
             )
             return 1

@@ -11,8 +11,25 @@ import itertools
 import re
 from typing import Any
 
-from lanchat.i18n import _
+from lanchat.i18n import N_, _, ngettext
 from lanchat_lab.report import _number, table
+
+# The words of the JSON (sides, steps, server kinds) as a student reads them; the JSON keeps them as they are.
+WORDS = {
+    "client": N_("client"),
+    "server": N_("server"),
+    "connected": N_("connected"),
+    "client closes": N_("client closes"),
+    "server closes": N_("server closes"),
+    "(gone)": N_("(gone)"),
+    "iterative": N_("iterative"),
+    "threaded": N_("threaded"),
+}
+
+
+def word(value: str) -> str:
+    """A value of the JSON in the report's language (other values, socket states such as TIME_WAIT, as they are)."""
+    return _(WORDS[value]) if value in WORDS else value
 
 # --- restart ---------------------------------------------------------------------------
 
@@ -45,7 +62,9 @@ def restart_report(result: dict[str, Any]) -> str:
         ).format(udp_timeout=setup["udp_timeout"]),
         "",
     ]
-    timeline: list[tuple[float, str, str]] = [(t, "server", _server_event(text)) for t, text in result["server_events"]]
+    timeline: list[tuple[float, str, str]] = [
+        (t, word("server"), _server_event(text)) for t, text in result["server_events"]
+    ]
     for bot in result["bots"]:
         for t, text in bot["events"]:
             timeline.append((t, bot["nick"], text))
@@ -121,13 +140,16 @@ def timewait_report(result: dict[str, Any]) -> str:
     for number, case in enumerate(result["cases"], 1):
         lines.append(
             _("{number}. the {first} closes first (client port {client_port}, server port {server_port})").format(
-                number=number, first=case["first"], client_port=case["client_port"], server_port=case["server_port"]
+                number=number,
+                first=word(case["first"]),
+                client_port=case["client_port"],
+                server_port=case["server_port"],
             )
         )
         rows = []
         for step in case["steps"]:
             note = _("the other side's recv() returns b'' (end of stream)") if step.get("other_reads_eof") else ""
-            rows.append([step["step"], step["client"], step["server"], note])
+            rows.append([word(step["step"]), word(step["client"]), word(step["server"]), note])
         lines += ["   " + line for line in table(rows, [_("step"), _("client socket"), _("server socket"), ""], "llll")]
         holder = case["time_wait_on"]
         if holder:
@@ -135,7 +157,7 @@ def timewait_report(result: dict[str, Any]) -> str:
             timer = _(", for another {left:.0f} s").format(left=left) if left is not None else ""
             lines.append(
                 _("   -> the {holder} closed first and holds TIME_WAIT{timer}; the other side is gone.").format(
-                    holder=holder, timer=timer
+                    holder=word(holder), timer=timer
                 )
             )
         else:
@@ -184,14 +206,14 @@ def threads_report(result: dict[str, Any]) -> str:
         label = _("one client at a time") if server["server"] == "iterative" else _("a thread per client, like chatsrv")
         lines.append(
             _("{server} server ({server_class}, {label}):").format(
-                server=server["server"], server_class=server["class"], label=label
+                server=word(server["server"]), server_class=server["class"], label=label
             )
         )
         errors = any(client["error"] for client in server["clients"])
         rows = []
         for client in server["clients"]:
             row = [
-                f"client {client['client']}",
+                _("client {number}").format(number=client["client"]),
                 _number(client["arrived_ms"]),
                 _number(client["connect_ms"]),
                 _number(client["accepted_after_ms"]),
@@ -393,7 +415,7 @@ def trace_wire_report(result: dict[str, Any]) -> str:
         ),
         "",
     ]
-    lines += [f"   wire: {recv['line']}" for recv in result["recvs"]]
+    lines += [f"   wire: {trace_line(recv['line'])}" for recv in result["recvs"]]
     lines.append("")
     split = result["split_frames"]
     if split:
@@ -416,3 +438,35 @@ def trace_wire_report(result: dict[str, Any]) -> str:
         )
         lines.append(_("   Try it over a slow link: sudo chatlab trace-wire --netns-rate 1mbit"))
     return "\n".join(lines)
+
+
+_TRACE_HEAD = re.compile(r"^recv (\d+) bytes, (\d+) complete frames?: ?(.*)$")
+_TRACE_PARTS = (
+    (re.compile(r"^end of a frame begun earlier \((\d+) bytes, \[4\+(\d+)\] in all\)$"),
+     N_("end of a frame begun earlier ({size} bytes, [4+{payload}] in all)"), ("size", "payload")),
+    (re.compile(r"^middle of a frame \((\d+) bytes; (\d+) of it so far\)$"),
+     N_("middle of a frame ({size} bytes; {after} of it so far)"), ("size", "after")),
+    (re.compile(r"^start of the next frame \((\d+) bytes\)$"),
+     N_("start of the next frame ({after} bytes)"), ("after",)),
+)
+
+
+def trace_line(line: str) -> str:
+    """chatclient's English `--trace-wire` line (the lab reads it with --lang en) in the report's language.
+
+    Made from the same messages as chatclient.transport.trace_chunk; a line of another shape is shown as it came.
+    """
+    head = _TRACE_HEAD.match(line)
+    if head is None:
+        return line
+    parts = []
+    for part in head.group(3).split(" | ") if head.group(3) else []:
+        for pattern, template, names in _TRACE_PARTS:
+            match = pattern.match(part)
+            if match:
+                part = _(template).format(**dict(zip(names, match.groups())))
+                break
+        parts.append(part)
+    count = int(head.group(2))
+    frames = ngettext("{count} complete frame", "{count} complete frames", count).format(count=count)
+    return _("recv {size} bytes, {count}: ").format(size=head.group(1), count=frames) + " | ".join(parts)

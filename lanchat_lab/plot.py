@@ -13,6 +13,7 @@ from typing import Any
 
 from lanchat import i18n
 from lanchat.i18n import _
+from lanchat_lab.connreport import word
 
 COLORS = {"tcp": "#1f77b4", "udp": "#d62728"}
 # Fonts that hold Simplified Chinese, as matplotlib names them (Linux, Windows, macOS); the first installed one is used.
@@ -422,12 +423,13 @@ def _threads(plt: Any, result: dict[str, Any]) -> Any:
                 height=0.5,
                 label=_("talking to the server") if row == 0 else None,
             )
-        axis.set_yticks(range(len(server["clients"])), [f"client {c['client']}" for c in server["clients"]])
+        ticks = [_("client {number}").format(number=c["client"]) for c in server["clients"]]
+        axis.set_yticks(range(len(server["clients"])), ticks)
         axis.invert_yaxis()
         longest = max((c["accepted_after_ms"] or 0.0 for c in server["clients"]), default=0.0)
         axis.set_title(
             _("{server} server ({server_class}): longest wait at accept {longest:.0f} ms").format(
-                server=server["server"], server_class=server["class"], longest=longest
+                server=word(server["server"]), server_class=server["class"], longest=longest
             )
         )
         axis.legend(loc="upper right")

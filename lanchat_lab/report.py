@@ -10,7 +10,16 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from lanchat.i18n import _, display_width, pad_left, pad_right
+from lanchat.i18n import N_, _, display_width, pad_left, pad_right
+
+# The server's own counters in a bot's `stats` (docs/protocol.md §8), as the table names them.
+SERVER_COUNTERS = {
+    "bad_token": N_("bad token"),
+    "injected_duplicates": N_("injected duplicates"),
+    "injected_lost": N_("injected lost"),
+    "injected_reordered": N_("injected reordered"),
+    "send_errors": N_("send errors"),
+}
 
 
 def _number(value: Any, digits: int = 1) -> str:
@@ -147,7 +156,9 @@ def compare_report(result: dict[str, Any]) -> str:
         for key in keys:
             rows.append(
                 row(
-                    _("server: {counter}").format(counter=key.replace("_", " ")),
+                    _("server: {counter}").format(
+                        counter=_(SERVER_COUNTERS[key]) if key in SERVER_COUNTERS else key.replace("_", " ")
+                    ),
                     lambda s, key=key: _number(s["server"].get(key)),
                 )
             )
@@ -206,7 +217,7 @@ def compare_findings(result: dict[str, Any]) -> list[str]:
                 text += _(" ({count} retransmitted segments: a lost packet holds up everything behind it)").format(
                     count=tcp["retransmits"]
                 )
-        findings.append(text + ".")
+        findings.append(text + _("."))
     if udp:
         text = _("UDP delivered {delivered} of {expected} ({percent})").format(
             delivered=udp["delivered"], expected=udp["expected"], percent=_percent(udp["delivered"], udp["expected"])
@@ -218,13 +229,13 @@ def compare_findings(result: dict[str, Any]) -> list[str]:
             problems.append(_("{count} out of order").format(count=udp["reordered"]))
         if udp["duplicated"]:
             problems.append(_("{count} duplicated").format(count=udp["duplicated"]))
-        text += (": " + ", ".join(problems)) if problems else _(": nothing lost on this link")
+        text += (_(": ") + _(", ").join(problems)) if problems else _(": nothing lost on this link")
         slowest = udp["latency_ms"].get("max")
         if slowest is not None:
             text += _("; the slowest took {slowest:.1f} ms").format(slowest=slowest) + (
                 _(" (nothing waits for a lost datagram)") if udp["lost"] else ""
             )
-        findings.append(text + ".")
+        findings.append(text + _("."))
     if tcp and udp and tcp.get("wire_bytes") and udp.get("wire_bytes"):
         findings.append(
             _(

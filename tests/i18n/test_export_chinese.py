@@ -43,11 +43,11 @@ def export(*argv: str) -> str:
 def test_text_lines_in_chinese(db: Path) -> None:
     text = export("--db", str(db), "--lang", "zh_CN")
     assert "2024-05-06 09:00:00 #Physics --> alice 加入了" in text
-    assert "alice 改名为 alicia" in text and "李雷 离开了（quit）" in text
+    assert "alice 改名为 alicia" in text and "李雷 离开了（退出）" in text
     assert "（私聊）bob -> alicia: psst" in text or "（私聊） bob -> alicia: psst" in text
     assert "!! [踢人] teacher 踢出了 bob：spam" in text
     assert "!! [禁言] teacher 禁言了 alicia，5 分钟" in text
-    assert "!! [锁定] teacher 锁定了所有聊天室" in text
+    assert "!! [锁定] teacher 锁定了所有房间" in text
     assert "!! [慢速] teacher 开启了慢速模式：每 10 秒一条消息" in text
     assert "!! [重启] 服务器在 4 秒后重启；60 秒内没有人回来" in text
     assert "joined" not in text and "kicked" not in text

@@ -189,4 +189,50 @@ def test_restart_timeline_server_lines_in_chinese_json_stays_english() -> None:
         text = restart_report(result)
     assert "服务器被 SIGKILL 杀掉（相当于崩溃：一句话都没说）" in text and "服务器在端口 4711 上重新启动" in text
     assert "server stopped" not in text and "launched again" not in text
+    assert "  服务器  服务器被 SIGKILL" in text and "  server  " not in text  # who: the server, in Chinese too
     assert "server launched again on port 4711" in restart_report(result)  # English
+
+
+@pytest.mark.timeout(120)
+def test_compare_with_injected_loss_names_the_servers_counters_and_ends_sentences_in_chinese() -> None:
+    """The server's counter rows (injected lost, send errors ...) and the findings' punctuation are Chinese too."""
+    text = chatlab("compare", "--lang", "zh_CN", "--udp-loss", "30", "--seed", "7", *SMALL_RUN)
+    assert "服务器：注入的丢包" in text and "服务器：发送出错" in text
+    assert "injected" not in text and "send errors" not in text and "bad token" not in text
+    findings = text.split("这次运行说明了什么：", 1)[1].strip().splitlines()
+    assert all(line.rstrip().endswith("。") for line in findings), findings
+    assert any("（" in line and "）：丢包" in line for line in findings), findings
+
+
+@pytest.mark.timeout(120)
+def test_timewait_and_threads_tables_name_sides_steps_and_servers_in_chinese() -> None:
+    """The JSON's words (client, server closes, (gone), iterative) are read in the table: Chinese there, JSON as is."""
+    text = chatlab("timewait", "--lang", "zh_CN")
+    for words in ("客户端先关闭", "服务器先关闭", "已连接", "客户端关闭", "服务器关闭", "（已消失）"):
+        assert words in text, words
+    assert not any(english in text for english in ("client closes", "server closes", "(gone)", "connected")), text
+    header = next(line for line in text.splitlines() if "客户端套接字" in line)
+    column = display_width(header[: header.index("客户端套接字")])  # where the client column starts, in cells
+    for line in [line for line in text.splitlines() if "ESTABLISHED" in line or "CLOSE_WAIT" in line]:
+        state = "ESTABLISHED" if "ESTABLISHED" in line else line.split()[1]
+        assert display_width(line[: line.index(state)]) == column, line
+    result = json.loads(chatlab("timewait", "--lang", "zh_CN", "--json"))
+    assert result["cases"][0]["steps"][0]["step"] == "connected" and result["cases"][0]["first"] == "client"
+    threads = chatlab("threads", "--lang", "zh_CN", "--clients", "2", "--hold", "0.2")
+    assert "循环服务器（" in threads and "多线程服务器（" in threads and "客户端 2" in threads
+    assert "client 1" not in threads and "iterative" not in threads
+
+
+def test_trace_wire_report_shows_chatclients_recv_lines_in_chinese() -> None:
+    """chatlab reads chatclient --trace-wire in English (--lang en) but the student reads its lines in the report."""
+    from chatclient.transport import trace_chunk
+    from lanchat_lab.connreport import trace_line
+
+    cases = [(100, [b"x" * 40, b"y" * 30], 0), (500, [], 1000), (300, [b"z" * 1800], 1504), (11951, [b"w" * 11947], 0)]
+    for size, frames, before in cases:
+        with i18n.temporarily(i18n.ENGLISH):
+            english = trace_chunk(size, frames, before)
+        with i18n.temporarily("zh_CN"):
+            assert trace_line(english) == trace_chunk(size, frames, before), english  # the client's own Chinese
+            assert "bytes" not in trace_line(english) and "frame" not in trace_line(english)
+    assert trace_line("something else") == "something else"

@@ -166,3 +166,22 @@ def test_wrap_by_display_width() -> None:
         assert not [line for line in lines if line[0] in "，。）"], lines
         assert any("lesson.html'。" in line for line in lines)
     assert i18n.wrap("hello world foo bar baz", 11) == ["hello world", "foo bar baz"]  # like textwrap
+
+
+def test_os_errors_in_the_chosen_language() -> None:
+    """strerror is English whatever the locale: the errors a class meets are said in Chinese, others as the OS says."""
+    import errno
+    import socket
+
+    from lanchat import i18n
+
+    missing = FileNotFoundError(errno.ENOENT, "No such file or directory")
+    refused = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    unknown = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    odd = OSError(errno.EROFS, "Read-only file system")
+    with i18n.temporarily("zh_CN"):
+        assert [i18n.os_reason(e) for e in (missing, refused, unknown, odd)] == [
+            "没有这个文件或目录", "连接被拒绝", "找不到这个主机名", "Read-only file system"]
+    with i18n.temporarily(i18n.ENGLISH):
+        assert i18n.os_reason(missing) == "No such file or directory"  # English: the system's words, as before
+        assert i18n.os_reason(unknown) == "Name or service not known"

@@ -108,3 +108,38 @@ def test_a_default_goes_inside_the_closing_bracket_in_chinese() -> None:
         parser.add_argument("--port", type=int, default=9009, help=port_help)
         shown = " ".join(parser.format_help().split())
     assert "打印出来；默认：9009）" in shown and "）（" not in shown, shown
+
+
+def test_option_value_errors_and_the_cluster_help_in_chinese(capsys) -> None:
+    """A bad value is explained in Chinese, the type's name too (无效的 端口 值), and so is the scale-out group."""
+    import pytest
+
+    from chatsrv import options
+    from lanchat import i18n
+
+    i18n.use("zh_CN")
+    try:
+        parser = options.build_parser()
+        expected = {
+            ("--max-frame", "10"): "要在 256 到 16777216 字节之间，不能是 10",
+            ("--port", "abc"): "无效的 端口 值：'abc'",
+            ("--workers", "0"): "参数 --workers：至少是 1",
+            ("--workers", "x"): "无效的 整数 值：'x'",
+            ("--allow", "foo"): "'foo' 不是地址，也不是 192.168.1.0/24 这样的网段",
+            ("--udp-delay", "x"): "应当是毫秒数 MS 或 MS:JITTER",
+            ("--password-file", "/nonexistent/lanchat"): "读不了 '/nonexistent/lanchat'：",
+        }
+        for argv, words in expected.items():
+            with pytest.raises(SystemExit):
+                parser.parse_args(list(argv))
+            error = capsys.readouterr().err
+            assert words in error, (argv, error)
+            assert not any(english in error for english in ("must be", "invalid", "give 1", "not an address")), error
+        text = parser.format_help()
+        assert "多台服务器（docs/scale-out.md）" in text and "share rooms" not in text and "run N nodes" not in text
+        args = parser.parse_args([])
+        with pytest.raises(SystemExit):
+            options.take_secrets(args, {"LANCHAT_OP_SECRET": " spaced "}, parser)
+        assert "LANCHAT_OP_SECRET：要有 1 到 200 个字符，前后不能有空格" in capsys.readouterr().err
+    finally:
+        i18n.use(i18n.ENGLISH)

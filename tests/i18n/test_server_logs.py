@@ -77,3 +77,47 @@ def test_a_refused_connection_keeps_its_template_for_the_console() -> None:
     assert ChatRequestHandler.refused_line == "refused %s: %s%s"
     line = record(TextDoorHandler.refused_line, "127.0.0.1:5", "this server needs a password", "")
     assert console(line, "zh_CN") == "INFO 文本入口拒绝了 127.0.0.1:5：this server needs a password"
+
+
+def test_refusals_and_rule_summaries_are_chinese_on_the_console_and_english_in_the_record() -> None:
+    """The server's own sentences in a log line's arguments (`Said`, `LogText`) follow the console's language."""
+    from chatsrv.errorreplies import REFUSAL_LINE
+    from chatsrv.moderation import Moderation, Refusal
+    from lanchat.i18n import LogText
+    from lanchat.reasons import say
+
+    refused = record("refused %s: %s%s", "#1 [tcp 127.0.0.1:5]", say("no_such_user", nick="小红"), "")
+    assert console(refused, "zh_CN") == "INFO 拒绝了 #1 [tcp 127.0.0.1:5]：这里没有叫“小红”的人"
+    assert console(refused, "en") == 'INFO refused #1 [tcp 127.0.0.1:5]: nobody called "小红" is here'
+    assert refused.getMessage() == 'refused #1 [tcp 127.0.0.1:5]: nobody called "小红" is here'  # other handlers
+
+    class Student:  # what check_say reads of a session: its nick (and that it is hashable)
+        nick = "小明"
+
+    moderation = Moderation()
+    moderation.mute("小明", "王老师", None)
+    with pytest.raises(Refusal) as caught:
+        moderation.check_say(Student(), "lobby", 1.0)  # type: ignore[arg-type]
+    summary = record(REFUSAL_LINE, caught.value.summary, "小明 [tcp 127.0.0.1:5]")
+    assert console(summary, "zh_CN") == "INFO 被禁言的 小明 想发言（小明 [tcp 127.0.0.1:5]）"
+    assert summary.getMessage() == "muted 小明 tried to speak (小明 [tcp 127.0.0.1:5])"
+
+    op = record("audit: op refused for %s: %s (%d tries left)", "小明", LogText("wrong operator secret"), 4)
+    assert "管理员口令不对" in console(op, "zh_CN") and "wrong" not in console(op, "zh_CN")
+    left = record("leave: %s from %s (%s)", "小明", "lobby", LogText("kicked"))
+    assert console(left, "zh_CN") == "INFO 离开：小明 离开了 lobby（被请出）"
+
+
+def test_slow_mode_turned_off_is_said_so_on_the_console(caplog) -> None:
+    """`/slow 0` was logged as "slow mode: 0 seconds"; it turns slow mode off, and the console says that."""
+    from chatsrv.service import ChatService
+    from tests.unit.test_operators import SECRET, join
+
+    service = ChatService(rate=0, op_secret=SECRET)
+    teacher = join(service, "王老师")
+    teacher.send(type="op", secret=SECRET)
+    with caplog.at_level(logging.INFO, logger="chatsrv.audit"):
+        teacher.send(type="slow", seconds=10)
+        teacher.send(type="slow", seconds=0)
+    lines = [console(line, "zh_CN") for line in caplog.records if "slow" in str(line.msg)]
+    assert lines[0].endswith("设了慢速模式：10 秒") and lines[1].endswith("关闭了房间 lobby 的慢速模式"), lines
