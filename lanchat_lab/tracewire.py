@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import re
-import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from lanchat.wire import FrameDecoder, decode_payload, encode_frame, encode_payload
 from lanchat_lab import netns
@@ -108,6 +108,20 @@ def _chatclient(prefix: list[str], server: tuple[str, int], options: TraceOption
     # --lang en: its `wire:` lines are read by parse_trace, not by people, so not in the machine's language.
     command += ["--nick", "amy", "--room", ROOM, "--trace-wire", "--lang", "en"]
     pasted = "pasted " + "-" * max(0, options.paste - 7)
+    return _paste(command, pasted)
+
+
+def _paste(command: list[str], pasted: str) -> tuple[list[str], list[str]]:
+    """Start `command`, write `pasted` and a newline to its stdin, wait for that line on its stdout, end stdin.
+
+    Both outputs are read to their end by a thread each, line by line. Not
+    select() on the stdout pipe plus readline(): readline reads what the pipe
+    holds into the file object's buffer, and when the reader was late (a
+    loaded machine) the echo sits there behind an earlier line while select()
+    waits for the pipe, which stays empty; communicate() then reads the pipe
+    only, and the echo is lost. Reading stderr at the same time also keeps a
+    long trace from filling its pipe and stopping the client.
+    """
     process = subprocess.Popen(
         command,
         stdin=subprocess.PIPE,
@@ -116,32 +130,47 @@ def _chatclient(prefix: list[str], server: tuple[str, int], options: TraceOption
         text=True,
         env=child_environment(),
     )
-    assert process.stdin is not None and process.stdout is not None
     out: list[str] = []
+    err: list[str] = []
+    settled = threading.Event()  # the echo came, or stdout ended without it
+
+    def read(stream: TextIO, lines: list[str], watch: bool) -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+            if watch and pasted in line:
+                settled.set()
+        if watch:
+            settled.set()
+
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    readers = [
+        threading.Thread(target=read, args=(process.stdout, out, True), name="trace-wire stdout"),
+        threading.Thread(target=read, args=(process.stderr, err, False), name="trace-wire stderr"),
+    ]
     try:
-        process.stdin.write(pasted + "\n")
-        process.stdin.flush()
-        deadline = time.monotonic() + DEADLINE
-        while not any(pasted in line for line in out):
-            left = deadline - time.monotonic()
-            if left <= 0 or process.poll() is not None:
-                break
-            ready, _, _ = select.select([process.stdout], [], [], left)
-            if ready:
-                line = process.stdout.readline()
-                if not line:
-                    break
-                out.append(line.rstrip("\n"))
-        rest, err = process.communicate(timeout=DEADLINE)  # EOF on stdin: chatclient says bye and exits
+        for reader in readers:
+            reader.start()
+        with contextlib.suppress(BrokenPipeError):  # a client that already ended says why on stderr
+            process.stdin.write(pasted + "\n")
+            process.stdin.flush()
+        settled.wait(DEADLINE)
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()  # EOF on stdin: chatclient says bye and exits
+        process.wait(DEADLINE)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(5)
-    out += rest.splitlines()
+        for reader in readers:
+            reader.join(DEADLINE)  # the pipes end with the process
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.close()
+        process.stdout.close()
+        process.stderr.close()
     if not any(pasted in line for line in out):
-        last = [line for line in err.splitlines() if not line.startswith("wire:")]
+        last = [line for line in err if not line.startswith("wire:")]
         raise LabError(f"chatclient's pasted line did not come back: {last[-1] if last else 'no error shown'}")
-    return out, err.splitlines()
+    return out, err
 
 
 @contextlib.contextmanager

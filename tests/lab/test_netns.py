@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,32 +72,34 @@ def test_namespaces_are_removed_when_interrupted() -> None:
     assert ours(os.getpid()) == []
 
 
+@contextlib.contextmanager
+def sigint_as_in_a_terminal() -> Iterator[None]:
+    """Children started in the body get SIGINT with its default action, as a terminal's foreground job does.
+
+    A process started in the background by a script (`cmd &` without job
+    control, as a CI runner may start the suite) inherits SIGINT *ignored*;
+    exec keeps an ignored signal ignored and Python then leaves it so: a
+    chatlab started from it rightly never sees the Ctrl-C this test sends.
+    A handler (not SIG_IGN) is reset to the default by exec.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @needs_netns
 @pytest.mark.timeout(60)
 def test_ctrl_c_on_a_running_chatlab_removes_its_namespaces() -> None:
     """SIGINT to a chatlab in the middle of a netns run: exit 130, one line, no namespace left, no server left."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lanchat_lab",
-            "compare",
-            "--netns-loss",
-            "5",
-            "--transports",
-            "tcp",
-            "--messages",
-            "100000",
-            "--rate",
-            "50",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    command = [sys.executable, "-m", "lanchat_lab", "compare", "--netns-loss", "5", "--transports", "tcp"]
+    command += ["--messages", "100000", "--rate", "50"]
+    with sigint_as_in_a_terminal():
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
     try:
         wait_until(lambda: len(ours(process.pid)) == 2, timeout=20, interval=0.05)
         time.sleep(0.5)  # let the server and the bots start inside (the point is to interrupt a real run)
@@ -103,8 +107,12 @@ def test_ctrl_c_on_a_running_chatlab_removes_its_namespaces() -> None:
         _out, err = process.communicate(timeout=20)
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait(5)
+            process.terminate()  # chatlab takes SIGTERM like Ctrl-C: its namespaces and server go too
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
     assert process.returncode == 130
     assert err.strip().count("\n") == 0 and "interrupted" in err
     assert ours(process.pid) == []

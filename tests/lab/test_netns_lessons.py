@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
+import time
 
 import pytest
 
-from lanchat_lab import netns
+from lanchat_lab import netns, tracewire
 from lanchat_lab.handshake import Segment, ladder
 from lanchat_lab.tracewire import parse_trace
 from tests.lab.test_scenarios import run_json, run_lab
@@ -163,6 +165,29 @@ def test_trace_wire_on_loopback_frames_arrive_whole(capsys) -> None:
     assert result["frames"] >= 2 and all(recv["frames"] >= 1 for recv in result["recvs"])
     welcome = result["recvs"][0]
     assert welcome["bytes"] > 5 * 300  # the history is in it
+
+
+# A stand-in for chatclient: once the pasted line is read it writes the line before it and the echo in ONE
+# write, as the pipe holds them when the reader was late (a loaded machine), then a last line after stdin's EOF.
+_LATE_ECHO = (
+    "import os, sys\n"
+    "line = sys.stdin.readline()\n"
+    "os.write(1, ('amy joined lobby\\n' + line).encode())\n"
+    "sys.stdin.read()\n"
+    "os.write(1, b'left after EOF\\n')\n"
+    "os.write(2, b'wire: recv 1 bytes, 0 complete frames: x\\n')\n"
+)
+
+
+@pytest.mark.timeout(30)
+def test_trace_wire_keeps_an_echo_that_arrived_with_the_line_before_it(monkeypatch) -> None:
+    """Two lines in one read of the pipe: the echo is found at once, not lost in a reader's buffer."""
+    monkeypatch.setattr(tracewire, "DEADLINE", 5.0)
+    started = time.monotonic()
+    out, err = tracewire._paste([sys.executable, "-c", _LATE_ECHO], "pasted ----")
+    assert out == ["amy joined lobby", "pasted ----", "left after EOF"]
+    assert err == ["wire: recv 1 bytes, 0 complete frames: x"]
+    assert time.monotonic() - started < tracewire.DEADLINE  # it did not sit out the deadline waiting
 
 
 @pytest.mark.timeout(60)
