@@ -34,6 +34,7 @@ def test_a_changed_word_is_stale_a_changed_number_on_a_marked_line_is_not() -> N
     assert sample.command == ["chatlab", "threads"]
     assert differences(sample, body) == []
     assert differences(sample, body.replace("402.1", "398.7").replace("4711 free", "80 taken")) == []
+    assert differences(sample, body.replace("wait 402.1", "wait  1,402.1")) == []  # a wider number moves columns
     assert differences(sample, body.replace("nobody waited", "the room waited"))  # words changed
     assert differences(sample, body.replace("nobody waited", "nobody waited 3 times"))  # number on an unmarked line
     assert differences(sample, body.replace("longest wait", "shortest wait"))  # words on a marked line
