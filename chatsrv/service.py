@@ -578,7 +578,11 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
         if room is not None:
             said = say("room_closed", by=session.nick or "", room=room.name, lobby=lobby.name)
             notice = {"type": "notice", **said.fields(), "event": "close_room", "room": room.name, "by": session.nick}
-            self.broadcast(room, {**notice, "ts": now})
+            body = encode_payload({**notice, "ts": now})
+            if self.cluster is not None:  # the other nodes' members hear it from the stream, then move
+                self.cluster.publish(room, body, None)
+            # This node's members hear it now: read back from the stream, it would find them moved already.
+            self.fanout.broadcast(room, body)
             for member in list(room.members.values()):
                 self._join(member, Join(lobby.name), now, by_operator=True)  # even during /lock all
                 moved += 1
