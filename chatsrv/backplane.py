@@ -381,6 +381,8 @@ class Backplane(StandIns, NodeSync):
                 return
             now = service.clock()
             mine = [session for session in service.sessions if session.joined]
+            if self._lost_at is not None:  # why, before the renames and the other nodes' members' joins
+                self._tell_everyone(BACK_NOTICE, now)
             if self.links:  # only a node that was linked before can hold reservations of members gone meanwhile
                 self._drop_stale_nicks(mine)
             pipe = client.pipeline(transaction=False)
@@ -416,7 +418,6 @@ class Backplane(StandIns, NodeSync):
                     "backplane: link to %s is back after %.1f s: %d other node(s), %d member(s) there",
                     self.url, self.recovery_seconds, len(others), remote,
                 )
-                self._tell_everyone(BACK_NOTICE, now)
             else:
                 log.info("backplane: node %s linked to %s: %d other node(s), %d member(s) there",
                          self.node, self.url, len(others), remote)
@@ -532,9 +533,9 @@ class Backplane(StandIns, NodeSync):
             for room, body, exclude in pending.values():  # published but not read back: nothing local is lost
                 self.service.fanout.broadcast(room, body, exclude)
             now = self.service.clock()
+            self._tell_everyone(LOCAL_NOTICE, now)  # why, before the other nodes' members leave (lost)
             for node in list(self._stand_ins):
                 self._forget_node(node, now)
-            self._tell_everyone(LOCAL_NOTICE, now)
 
     def _tell_everyone(self, text: Said, now: float) -> None:
         notice = encode_payload({"type": "notice", **text.fields(), "event": "backplane", "ts": now})

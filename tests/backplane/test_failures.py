@@ -95,6 +95,9 @@ def test_without_redis_each_node_serves_its_own_and_the_shared_chat_comes_back(
         wait_until(lambda: a.service.registry.find("bob") is not None and b.service.registry.find("carol"))
         redis_server.stop()
         assert alice.expect("notice", event="backplane")
+        assert carol.expect("notice", event="backplane")
+        # The notice says why before the others leave: else a pupil sees the teacher leave (lost) unexplained.
+        assert "only people on this server" in bob.expect("notice", event="backplane")["text"]
         assert bob.expect("left", nick="alice")["reason"] == "lost"
         alice.send({"type": "say", "text": "still here"})
         assert said(carol, "still here")["from"] == "alice"  # local chat goes on
@@ -107,6 +110,9 @@ def test_without_redis_each_node_serves_its_own_and_the_shared_chat_comes_back(
             wait_until(lambda: b.service.registry.find("alice") is not None
                        and a.service.registry.find("bob") is not None, timeout=10)
             assert a.backplane.recovery_seconds is not None
+            # The same when the link is back: the notice first, then the others come back (and any rename).
+            assert "everyone hears you again" in carol.expect("notice", event="backplane")["text"]
+            assert carol.expect("joined", nick="bob")
             alice.send({"type": "say", "text": "together again"})
             assert said(bob, "together again")["from"] == "alice"
             bob.send({"type": "say", "text": "hello from b"})
