@@ -44,7 +44,8 @@ inbox entries, moderation, a node forgotten) is the `StandIns` part
 an outage, operators, closed rooms, a node behind the trimmed stream) is the
 `NodeSync` part (chatsrv.nodesync).
 
-Imports: session, lookalike, rooms, service, standins, nodesync, lanchat.wire; `redis` (lazily).
+Imports: session, lookalike, rooms, service, standins, nodesync, cluster (shown_url), lanchat.wire; `redis`
+(lazily).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ import uuid
 from collections import deque
 from typing import Any
 
+from chatsrv.cluster import shown_url
 from chatsrv.lookalike import likeness_key
 from chatsrv.nodesync import (
     ID_BLOCK,  # noqa: F401 (its old home: the name stays importable from here)
@@ -104,7 +106,8 @@ class Backplane(StandIns, NodeSync):
         import redis  # only here: chatsrv without --backplane needs nothing outside the standard library
 
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        self.url = url
+        self.url = shown_url(url)  # as logged: without a password
+        self._unreachable: str | None = None  # why the last try to link failed (logged once per reason)
         # Typed Any: redis-py's stubs cannot tell bytes replies (decode_responses off, as here) from str ones.
         self.client: Any = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=1.0)
         self.service = service
@@ -337,6 +340,10 @@ class Backplane(StandIns, NodeSync):
                     backoff = 0.1
                     next_beat = time.monotonic() + self.heartbeat
                 except self._errors as error:
+                    if str(error) != self._unreachable:  # once per reason: a wrong host, port or database shows
+                        self._unreachable = str(error)
+                        log.warning("backplane: %s not reachable (%s); trying again (at most %.0f s apart)",
+                                    self.url, error, MAX_BACKOFF)
                     log.debug("backplane: %s not reachable (%s); next try in %.1f s", self.url, error, backoff)
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF)
@@ -410,6 +417,7 @@ class Backplane(StandIns, NodeSync):
                 self._spare = spare
             self.linked = True
             self.links += 1
+            self._unreachable = None
             remote = sum(len(members) for members in self._stand_ins.values())
             if self._lost_at is not None:
                 self.recovery_seconds = time.monotonic() - self._lost_at

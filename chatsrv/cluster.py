@@ -13,7 +13,8 @@ This module owns only the supervision: choosing the shared port, the
 children's command lines, forwarding a stop to them and waiting. It imports
 nothing of the server; the children are ordinary chatsrv processes.
 
-Imports: lanchat.platforms.
+Imports: lanchat.platforms. (`shown_url`, the backplane URL without its password, is here so that
+chatsrv.options, chatsrv.backplane and chatsrv.app, which all print it, share it.)
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ from lanchat import platforms
 
 SHARED_PORT_FLAG = "--shared-port"  # internal: a child binds its TCP port with SO_REUSEPORT
 OP_SECRET_VARIABLE = "LANCHAT_OP_SECRET"  # chatsrv.app reads it; every node gets the same secret
+
+
+def shown_url(url: str) -> str:
+    """A backplane URL as it may be printed and logged: a password in it becomes `***`."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, place = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user, colon, _password = credentials.partition(":")
+    return f"{scheme}://{user}{colon and ':***'}@{place}" if colon else f"{scheme}://***@{place}"
 
 
 def without_workers_flag(argv: Sequence[str]) -> list[str]:
@@ -86,8 +97,9 @@ def run_workers(argv: Sequence[str], *, host: str, port: int, workers: int, back
     environ = dict(os.environ)
     if not op_secret_given and not environ.get(OP_SECRET_VARIABLE):
         environ[OP_SECRET_VARIABLE] = secrets.token_urlsafe(12)  # one secret for every node
+    shown = shown_url(backplane)
     print(f"chatsrv --workers {workers}: {workers} nodes on {host} port {port} (SO_REUSEPORT: the kernel spreads "
-          f"connections over them), joined by the backplane {backplane}; node 1 also serves UDP and discovery",
+          f"connections over them), joined by the backplane {shown}; node 1 also serves UDP and discovery",
           flush=True)
     children: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()

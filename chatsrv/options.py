@@ -138,6 +138,28 @@ def _delay(text: str) -> tuple[float, float]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+BACKPLANE_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _backplane_url(text: str) -> str:
+    """A Redis URL the redis client can use, checked here so that a mistake is one line, not a traceback."""
+    from urllib.parse import urlsplit
+
+    example = "like redis://HOST:PORT/DB, e.g. redis://192.168.1.10:6379/0"
+    shown = cluster.shown_url(text)
+    try:
+        parts = urlsplit(text)
+        number = parts.port  # ValueError when it is not a number from 0 to 65535
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shown!r} has no valid port: give a URL {example}") from None
+    if parts.scheme not in BACKPLANE_SCHEMES or "://" not in text:
+        raise argparse.ArgumentTypeError(f"{shown!r} is not a Redis URL: give one {example}")
+    database = parts.path.strip("/")
+    if parts.scheme != "unix" and (not parts.hostname or number == 0 or (database and not database.isdigit())):
+        raise argparse.ArgumentTypeError(f"{shown!r} is not a Redis URL: give one {example}")
+    return text
+
+
 for _checker, _name in (
     (_frame_size, "size"),
     (_network, "network"),
@@ -147,6 +169,7 @@ for _checker, _name in (
     (_database, "database"),
     (_datagram_size, "size"),
     (_delay, "delay"),
+    (_backplane_url, "URL"),
 ):
     _checker.__name__ = _name  # argparse names the type in "invalid ... value"
 
@@ -391,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_group = parser.add_argument_group("several servers (docs/scale-out.md)")
     cluster_group.add_argument(
         "--backplane",
+        type=_backplane_url,
         default=None,
         metavar="URL",
         help="share rooms with every chatsrv that names the same Redis, e.g. redis://10.0.0.5:6379/0 "
