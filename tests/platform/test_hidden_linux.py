@@ -134,10 +134,9 @@ def test_workers_without_so_reuseport_say_so_in_one_line_and_exit_2() -> None:
         "'--port', '0', '--backplane', 'redis://127.0.0.1:1/0']))"
     )
     assert result.returncode == 2, result.stderr
-    assert result.stderr.splitlines() == [
-        "chatsrv: --workers is not available on this system (no SO_REUSEPORT that spreads connections); "
-        "run one chatsrv per port with --backplane instead"
-    ]
+    expected = ("chatsrv: --workers is not available on this system (no SO_REUSEPORT that spreads connections); "
+                "run one chatsrv per port with --backplane instead")
+    assert result.stderr.splitlines() == [expected]
     assert result.stdout == ""  # no start line: no node was started
 
 
