@@ -69,6 +69,8 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
     """A socket that holds the shared port (bound with SO_REUSEPORT, not listening) until the nodes bind it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     holder = socket.socket(family, socket.SOCK_STREAM)
+    if platforms.ALLOW_REUSE_ADDRESS:  # as the nodes' own TCP servers: the last run's connections in TIME_WAIT
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     platforms.share_port(holder)
     holder.bind((host, port))
     return holder, int(holder.getsockname()[1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import signal
 import subprocess
 import sys
@@ -96,3 +97,24 @@ def test_backplane_without_the_redis_package_says_how_to_install_it(tmp_path: Pa
     )
     assert shown.returncode == 2
     assert "pip install 'lanchat[backplane]'" in shown.stderr
+
+
+def test_workers_start_again_at_once_on_the_port_they_just_left() -> None:
+    """A restart of `--workers` finds the port's old connections in TIME_WAIT, as one chatsrv does, and binds.
+
+    Before, the port holder had no SO_REUSEADDR: `chatsrv --workers 2` said "Address already in use" for a
+    minute after any chatsrv on that port had served a connection.
+    """
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        served, _ = listener.accept()
+        served.close()  # the server side closes first: its end of the connection waits in TIME_WAIT
+        client.recv(1)
+    listener.close()
+    holder, held = cluster.reserve_port("127.0.0.1", port)
+    holder.close()
+    assert held == port
