@@ -13,7 +13,7 @@ This module owns only the supervision: choosing the shared port, the
 children's command lines, forwarding a stop to them and waiting. It imports
 nothing of the server; the children are ordinary chatsrv processes.
 
-Imports: lanchat.platforms. (`shown_url`, the backplane URL without its password, is here so that
+Imports: lanchat.platforms, lanchat.i18n. (`shown_url`, the backplane URL without its password, is here so that
 chatsrv.options, chatsrv.backplane and chatsrv.app, which all print it, share it.)
 """
 
@@ -28,6 +28,7 @@ import threading
 from collections.abc import Sequence
 
 from lanchat import platforms
+from lanchat.i18n import _
 
 SHARED_PORT_FLAG = "--shared-port"  # internal: a child binds its TCP port with SO_REUSEPORT
 OP_SECRET_VARIABLE = "LANCHAT_OP_SECRET"  # chatsrv.app reads it; every node gets the same secret
@@ -97,12 +98,16 @@ def run_workers(argv: Sequence[str], *, host: str, port: int, workers: int, back
         print(f"chatsrv: cannot listen on {host} port {port}: {error.strerror or error}", file=sys.stderr)
         return 2
     environ = dict(os.environ)
+    made_up = None
     if not op_secret_given and not environ.get(OP_SECRET_VARIABLE):
-        environ[OP_SECRET_VARIABLE] = secrets.token_urlsafe(12)  # one secret for every node
+        made_up = environ[OP_SECRET_VARIABLE] = secrets.token_urlsafe(12)  # one secret for every node
     shown = shown_url(backplane)
     print(f"chatsrv --workers {workers}: {workers} nodes on {host} port {port} (SO_REUSEPORT: the kernel spreads "
           f"connections over them), joined by the backplane {shown}; node 1 also serves UDP and discovery",
           flush=True)
+    if made_up is not None:  # the nodes only say it came from the environment: the teacher needs it
+        print(_("operator secret: {secret}{kept}   (in chatclient type: /op {secret})").format(secret=made_up, kept=""),
+              flush=True)
     children: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     restore = platforms.on_stop_signals(stop.set)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,16 +31,22 @@ def test_workers_share_one_port_and_one_chat(redis_server: Redis) -> None:
         assert found, first
         port = int(found.group(1))
         linked = 0
+        secrets: list[str] = []
         deadline = time.monotonic() + 30
         while linked < 2 and time.monotonic() < deadline:
             line = process.stdout.readline()
             assert line, "chatsrv --workers stopped"
             linked += line.startswith("backplane: node") and line.rstrip().endswith("linked")
+            secrets += re.findall(r"^operator secret: (\S+) .*/op \1\)$", line.rstrip())
         assert linked == 2
+        # The secret the nodes share was made up by --workers: the teacher must be told it (it was not).
+        assert len(secrets) == 1, "no operator secret printed"
         members = [Client(port) for _ in range(8)]
         try:
             for n, member in enumerate(members):
                 member.join(f"m{n}")
+            members[0].send({"type": "op", "secret": secrets[0]})
+            members[0].expect("notice", event="op", nick="m0")
             for n, member in enumerate(members):
                 member.send({"type": "say", "text": f"from m{n}"})
             for member in members:  # wherever the kernel put each one, everyone hears everyone, in one order
