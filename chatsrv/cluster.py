@@ -132,4 +132,5 @@ def run_workers(argv: Sequence[str], *, host: str, port: int, workers: int, back
                 child.kill()
                 child.wait(5)
         restore()
-    return max((child.returncode or 0 for child in children), default=0)
+    # A node killed by a signal has a negative code: a failure too (max(-9, 0) said 0, a clean stop).
+    return max((1 if (child.returncode or 0) < 0 else child.returncode or 0 for child in children), default=0)

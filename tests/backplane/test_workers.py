@@ -124,3 +124,32 @@ def test_workers_start_again_at_once_on_the_port_they_just_left() -> None:
     holder, held = cluster.reserve_port("127.0.0.1", port)
     holder.close()
     assert held == port
+
+
+class _Child:
+    """A stand-in for a node process: node 2 was killed (-9, as by `kill -9` or the OOM killer)."""
+
+    def __init__(self, command: list[str], **options: object) -> None:
+        self.returncode: int | None = -9 if "--no-udp" in command else None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self.returncode = 0  # asked to stop: a node exits 0
+        return self.returncode
+
+    def kill(self) -> None:
+        self.returncode = -9
+
+
+def test_a_node_that_was_killed_makes_the_exit_status_a_failure(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cluster.subprocess, "Popen", _Child)
+    monkeypatch.setattr(platforms, "ask_to_stop", lambda child: None)
+    status = cluster.run_workers([], host="127.0.0.1", port=0, workers=2, backplane="redis://127.0.0.1:1/0",
+                                 op_secret_given=True)
+    assert "a node stopped; stopping the others" in capsys.readouterr().err
+    assert status == 1  # was 0: max(-9, 0), so a service manager saw a clean stop and did not restart it
