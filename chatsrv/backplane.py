@@ -254,6 +254,10 @@ class Backplane(StandIns, NodeSync):
         if self.linked:
             self._send(EVENTS, {"n": self.node, "s": 0, "k": "mod", "b": state}, [("set", MODERATION, state)])
 
+    def welcomed(self, session: Session, now: float) -> None:
+        if not self.linked:  # its welcome listed only this node's members: why (the notice when back follows)
+            self.service.fanout.queue(session, _notice(LOCAL_NOTICE, now))
+
     def forward(self, node: str, nick: str, body: bytes) -> None:
         """A personal payload for a member of `node` (from its stand-in's outbox)."""
         if self.linked:
@@ -388,8 +392,8 @@ class Backplane(StandIns, NodeSync):
                 return
             now = service.clock()
             mine = [session for session in service.sessions if session.joined]
-            if self._lost_at is not None:  # why, before the renames and the other nodes' members' joins
-                self._tell_everyone(BACK_NOTICE, now)
+            if self._lost_at is not None or not self.links:  # why, before the renames and the others' joins
+                self._tell_everyone(BACK_NOTICE, now)  # (at the first link: those who joined before it were told)
             if self.links:  # only a node that was linked before can hold reservations of members gone meanwhile
                 self._drop_stale_nicks(mine)
             pipe = client.pipeline(transaction=False)
@@ -546,10 +550,14 @@ class Backplane(StandIns, NodeSync):
                 self._forget_node(node, now)
 
     def _tell_everyone(self, text: Said, now: float) -> None:
-        notice = encode_payload({"type": "notice", **text.fields(), "event": "backplane", "ts": now})
+        notice = _notice(text, now)
         for session in self.service.sessions:
             if session.joined:
                 self.service.fanout.queue(session, notice)
+
+
+def _notice(text: Said, now: float) -> bytes:
+    return encode_payload({"type": "notice", **text.fields(), "event": "backplane", "ts": now})
 
 
 def _host(session: Session) -> str:

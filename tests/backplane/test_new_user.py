@@ -11,6 +11,7 @@ from chatsrv.app import Server
 from chatsrv.cluster import shown_url
 from chatsrv.options import build_parser
 from tests.backplane.conftest import Redis
+from tests.helpers import Client
 
 
 @pytest.mark.parametrize("url", [
@@ -57,3 +58,18 @@ def test_a_redis_that_refuses_the_link_says_why_in_the_log(
     assert not server.backplane.linked
     reasons = [record.getMessage() for record in caplog.records if "not reachable" in record.getMessage()]
     assert len(reasons) == 1 and "DB index is out of range" in reasons[0]  # once per reason, not every try
+
+
+def test_a_member_who_joins_while_redis_is_away_is_told_and_told_again_when_it_is_back(
+    redis_server: Redis, make_server: Callable[..., Server]
+) -> None:
+    redis_server.stop()
+    node = make_server("--backplane", redis_server.url)  # started before Redis: it serves alone meanwhile
+    assert not node.backplane.linked
+    with Client(node.port) as pupil:
+        welcome = pupil.join("pupil")
+        assert welcome["users"] == ["pupil"]  # only this node's members: the pupil must be told why
+        assert "only people on this server" in pupil.expect("notice", event="backplane")["text"]
+        redis_server.start()
+        back = pupil.expect("notice", event="backplane", timeout=15)
+        assert "everyone hears you again" in back["text"]
