@@ -256,7 +256,7 @@ class Backplane(StandIns, NodeSync):
 
     def welcomed(self, session: Session, now: float) -> None:
         if not self.linked:  # its welcome listed only this node's members: why (the notice when back follows)
-            self.service.fanout.queue(session, _notice(LOCAL_NOTICE, now))
+            self._tell_everyone(LOCAL_NOTICE, now, only=session)
 
     def forward(self, node: str, nick: str, body: bytes) -> None:
         """A personal payload for a member of `node` (from its stand-in's outbox)."""
@@ -474,9 +474,11 @@ class Backplane(StandIns, NodeSync):
         gone = [node for node, alive in zip(nodes, results[2:]) if not alive]
         if gone:
             with self.service.fanout.batch():
-                for node in gone:
-                    count = self._forget_node(node, self.service.clock())
-                    log.warning("backplane: node %s stopped answering: its %d member(s) left (lost)", node, count)
+                for node in gone:  # with none of its members here, it said goodbye (a clean stop) or had none
+                    if count := self._forget_node(node, self.service.clock()):
+                        log.warning("backplane: node %s stopped answering: its %d member(s) left (lost)", node, count)
+                    else:
+                        log.info("backplane: node %s left the cluster", node)
 
     def _apply(self, reply: list[Any]) -> None:
         inbox = self._inbox(self.node).encode()
@@ -549,15 +551,11 @@ class Backplane(StandIns, NodeSync):
             for node in list(self._stand_ins):
                 self._forget_node(node, now)
 
-    def _tell_everyone(self, text: Said, now: float) -> None:
-        notice = _notice(text, now)
-        for session in self.service.sessions:
+    def _tell_everyone(self, text: Said, now: float, only: Session | None = None) -> None:
+        notice = encode_payload({"type": "notice", **text.fields(), "event": "backplane", "ts": now})
+        for session in [only] if only is not None else self.service.sessions:
             if session.joined:
                 self.service.fanout.queue(session, notice)
-
-
-def _notice(text: Said, now: float) -> bytes:
-    return encode_payload({"type": "notice", **text.fields(), "event": "backplane", "ts": now})
 
 
 def _host(session: Session) -> str:

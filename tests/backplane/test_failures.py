@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -137,3 +138,24 @@ def test_a_send_queue_past_its_bound_takes_the_node_local_without_losing_the_mes
         alice.send({"type": "say", "text": "kept"})
         assert alice.expect("message")["text"] == "kept"
         assert "lost" in alice.expect("notice", event="backplane")["text"]
+
+
+def test_a_node_that_stops_cleanly_is_not_logged_as_one_that_stopped_answering(
+    redis_server: Redis,
+    make_server: Callable[..., Server],
+    node_process: Callable[[], tuple[subprocess.Popen[str], int]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a = make_server("--rate", "0", "--backplane", redis_server.url)
+    process, port = node_process()
+    with caplog.at_level(logging.INFO, logger="chatsrv"), Client(a.port) as alice, Client(port) as bob:
+        alice.join("alice")
+        bob.join("bob")
+        alice.expect("joined", nick="bob")
+        process.send_signal(signal.SIGTERM)  # Ctrl-C, or `--workers` stopping the others
+        assert process.wait(10) == 0
+        assert alice.expect("left", nick="bob")["reason"] == "shutdown"
+        wait_until(lambda: not a.backplane._stand_ins, timeout=LOST_BOUND)  # the node is forgotten
+    # It was: "WARNING backplane: node … stopped answering: its 0 member(s) left (lost)" on every other node.
+    assert not [r for r in caplog.records if "stopped answering" in r.getMessage()]
+    assert [r.levelname for r in caplog.records if "left the cluster" in r.getMessage()] == ["INFO"]
