@@ -458,6 +458,7 @@ class Backplane(StandIns, NodeSync):
                 if room is not None:
                     renamed = {"type": "renamed", "old": old, "new": candidate, "room": room.name, "ts": now}
                     self.service.fanout.broadcast(room, encode_payload(renamed))
+                self._tell_everyone(say("backplane_renamed", old=old, new=candidate), now, only=session)  # why
                 return True
         return False
 

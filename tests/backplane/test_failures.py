@@ -122,6 +122,10 @@ def test_without_redis_each_node_serves_its_own_and_the_shared_chat_comes_back(
                 session.nick or "" for server in (a, b) for session in server.service.sessions if session.joined
             )
             assert nicks == ["alice", "bob", "carol", "dave", "dave_2"]
+            renamed = dave_a if any(session.nick == "dave_2" for session in a.service.sessions) else dave_b
+            renamed.expect("renamed", new="dave_2")  # and why (before: only "you are now known as dave_2")
+            assert "someone on another server took the nick dave" in renamed.expect("notice", event="backplane",
+                                                                                    reason="backplane_renamed")["text"]
             wait_until(lambda: a.service.registry.find("dave_2") is not None
                        and b.service.registry.find("dave_2") is not None, timeout=10)
 
