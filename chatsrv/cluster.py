@@ -25,12 +25,14 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 
 from lanchat import platforms
 from lanchat.i18n import _
 
 SHARED_PORT_FLAG = "--shared-port"  # internal: a child binds its TCP port with SO_REUSEPORT
+RESTART_AFTER = 10.0  # seconds a node must have run for a crash of it to be restarted (not a failed start)
 OP_SECRET_VARIABLE = "LANCHAT_OP_SECRET"  # chatsrv.app reads it; every node gets the same secret
 
 
@@ -111,15 +113,23 @@ def run_workers(argv: Sequence[str], *, host: str, port: int, workers: int, back
     children: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     restore = platforms.on_stop_signals(stop.set)
+    commands = [[sys.executable, "-m", "chatsrv", *worker_argv(argv, port, index)] for index in range(workers)]
+    started: list[float] = []
     try:
-        for index in range(workers):
-            command = [sys.executable, "-m", "chatsrv", *worker_argv(argv, port, index)]
+        for command in commands:
             children.append(subprocess.Popen(command, env=environ, **platforms.CHILD_PROCESS_OPTIONS))
+            started.append(time.monotonic())
         holder.close()  # the nodes hold the port now
         while not stop.wait(0.5):
-            if any(child.poll() is not None for child in children):
+            ended = [(index, child.returncode) for index, child in enumerate(children) if child.poll() is not None]
+            if any(code == 0 or time.monotonic() - started[index] < RESTART_AFTER for index, code in ended):
                 print("chatsrv: a node stopped; stopping the others", file=sys.stderr, flush=True)
                 break
+            for index, code in ended:  # a node that crashed after it served: its members reconnect to the others
+                print(f"chatsrv: node {index + 1} ended (exit code {code}); starting it again", file=sys.stderr,
+                      flush=True)
+                children[index] = subprocess.Popen(commands[index], env=environ, **platforms.CHILD_PROCESS_OPTIONS)
+                started[index] = time.monotonic()
     finally:
         holder.close()
         for child in children:

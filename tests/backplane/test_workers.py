@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,7 @@ class _Child:
     """A stand-in for a node process: node 2 was killed (-9, as by `kill -9` or the OOM killer)."""
 
     def __init__(self, command: list[str], **options: object) -> None:
+        self.command = command
         self.returncode: int | None = -9 if "--no-udp" in command else None
 
     def poll(self) -> int | None:
@@ -153,3 +155,32 @@ def test_a_node_that_was_killed_makes_the_exit_status_a_failure(
                                  op_secret_given=True)
     assert "a node stopped; stopping the others" in capsys.readouterr().err
     assert status == 1  # was 0: max(-9, 0), so a service manager saw a clean stop and did not restart it
+
+
+def test_a_node_that_crashes_after_it_served_is_started_again(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before, a `kill -9` of one node stopped every node: all members of the machine were disconnected."""
+    started: list[_Child] = []
+    stops: list[Callable[[], None]] = []
+
+    def popen(command: list[str], **options: object) -> _Child:
+        child = _Child(command)
+        if started and "--no-udp" in command and any("--no-udp" in c.command for c in started):
+            child.returncode = None  # the new node 2 runs
+            stops[0]()  # and then the teacher stops it all
+        started.append(child)
+        return child
+
+    def on_stop_signals(stop: Callable[[], None]) -> Callable[[], None]:
+        stops.append(stop)
+        return lambda: None
+
+    monkeypatch.setattr(cluster, "RESTART_AFTER", 0.0)  # node 2 "served" long enough to count as crashed
+    monkeypatch.setattr(cluster.subprocess, "Popen", popen)
+    monkeypatch.setattr(platforms, "on_stop_signals", on_stop_signals)
+    monkeypatch.setattr(platforms, "ask_to_stop", lambda child: None)
+    status = cluster.run_workers([], host="127.0.0.1", port=0, workers=2, backplane="redis://127.0.0.1:1/0",
+                                 op_secret_given=True)
+    assert "node 2 ended (exit code -9); starting it again" in capsys.readouterr().err
+    assert len(started) == 3 and status == 0
