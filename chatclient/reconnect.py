@@ -56,7 +56,7 @@ class Reconnecting:
 
     if TYPE_CHECKING:  # ChatSession's own methods this part calls
 
-        async def _join(self, transport: Transport) -> str: ...
+        async def _join(self, transport: Transport, quiet: str = "") -> str: ...
 
         async def _drop_transport(self) -> None: ...
 
@@ -119,7 +119,7 @@ class Reconnecting:
             self.transport = transport
             self.state.transport = transport.name
             try:
-                result = await self._join(transport)
+                result = await self._join(transport, quiet="nick_taken")  # said below, or asked for again
                 if result == "nick_taken" and (waited_since_taken or 0.0) < NICK_GRACE:
                     waited_since_taken = waited_since_taken or 0.0  # maybe held for us by a server that died:
                     await self._drop_transport()  # ask for it again after the next wait
@@ -134,7 +134,7 @@ class Reconnecting:
                         "notice",
                     )
                     number += 1
-                    result = await self._join(transport)
+                    result = await self._join(transport, quiet="nick_taken")
             except TransportError:
                 result = "closed"
             if result == "ok":

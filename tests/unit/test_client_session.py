@@ -534,4 +534,5 @@ def test_a_nick_held_a_few_seconds_by_a_server_that_died_is_ours_again() -> None
     assert waited == [1, 2]
     assert [p["nick"] for p in server.of_type("hello")] == ["alice", "alice", "alice"]
     assert "taken while you were away" not in listener.text()
+    assert "already has that nick" not in listener.text()  # the refusals asked again are not errors to read
     assert "reconnected to fake:9009" in listener.text()
