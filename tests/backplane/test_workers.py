@@ -64,8 +64,12 @@ def test_workers_share_one_port_and_one_chat(redis_server: Redis) -> None:
         assert process.wait(30) == 0
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait(10)
+            process.send_signal(signal.SIGTERM)  # the supervisor stops its nodes (a kill would orphan them)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
         if process.stdout is not None:
             process.stdout.close()
 
