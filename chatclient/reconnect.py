@@ -21,6 +21,9 @@ from chatclient.transport import Transport, TransportError
 from lanchat.i18n import N_, _
 
 NICK_TRIES = 9  # nick_2 ... nick_9 when ours was taken during a reconnect
+# Seconds of waiting during which our own nick is asked for again before nick_2: after a chat server of
+# several (docs/scale-out.md) died, the others hold its members' nicks until it is known dead (about 4 s).
+NICK_GRACE = 5.0
 
 # Refusals met while reconnecting that waiting will not cure: the session ends
 # with this sentence. Any other one (server_full, timeout, a closed connection)
@@ -53,7 +56,7 @@ class Reconnecting:
 
     if TYPE_CHECKING:  # ChatSession's own methods this part calls
 
-        async def _join(self, transport: Transport) -> str: ...
+        async def _join(self, transport: Transport, quiet: str = "") -> str: ...
 
         async def _drop_transport(self) -> None: ...
 
@@ -96,8 +99,11 @@ class Reconnecting:
         """
         wanted = self.state.nick
         retry_now = False  # after a password was typed: no reason to wait
+        waited_since_taken: float | None = None  # seconds waited since our nick was first found taken
         for attempt, delay in enumerate(self.backoff(), 1):
             self.attempt = attempt
+            if waited_since_taken is not None and not retry_now:
+                waited_since_taken += delay
             if not retry_now:
                 self.retry_at = time.monotonic() + delay
                 self._set_phase(Phase.RECONNECTING)
@@ -113,7 +119,11 @@ class Reconnecting:
             self.transport = transport
             self.state.transport = transport.name
             try:
-                result = await self._join(transport)
+                result = await self._join(transport, quiet="nick_taken")  # said below, or asked for again
+                if result == "nick_taken" and (waited_since_taken or 0.0) < NICK_GRACE:
+                    waited_since_taken = waited_since_taken or 0.0  # maybe held for us by a server that died:
+                    await self._drop_transport()  # ask for it again after the next wait
+                    continue
                 number = 2
                 while result == "nick_taken" and number <= NICK_TRIES:
                     self.state.nick = alternative_nick(wanted, number)
@@ -124,7 +134,7 @@ class Reconnecting:
                         "notice",
                     )
                     number += 1
-                    result = await self._join(transport)
+                    result = await self._join(transport, quiet="nick_taken")
             except TransportError:
                 result = "closed"
             if result == "ok":

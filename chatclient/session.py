@@ -330,11 +330,11 @@ class ChatSession(Reconnecting):
         self._set_phase(Phase.CLOSED)
         return False
 
-    async def _join(self, transport: Transport) -> str:
+    async def _join(self, transport: Transport, quiet: str = "") -> str:
         """Say hello with our nick and room; "ok", "closed", "timeout" or the error code.
 
-        Everything that arrives meanwhile is shown. Over UDP the transport
-        itself answers a `challenge` and resends a lost hello (docs/protocol.md §2);
+        Everything that arrives meanwhile is shown, but an error whose code is `quiet` (the caller says it).
+        Over UDP the transport itself answers a `challenge` and resends a lost hello (docs/protocol.md §2);
         it raises TransportError when the server never answers.
         """
         self._set_phase(Phase.JOINING)
@@ -357,7 +357,9 @@ class ChatSession(Reconnecting):
                 return "closed"
             kind = payload.get("type")
             self.last_heard = time.monotonic()
-            self.listener.show(self.state.apply(payload, time.time()))
+            lines = self.state.apply(payload, time.time())
+            if not (kind == "error" and quiet and payload.get("code") == quiet):
+                self.listener.show(lines)
             if kind == "welcome":
                 self._set_phase(Phase.IN_ROOM)
                 self._watch_mute()

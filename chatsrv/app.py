@@ -572,7 +572,7 @@ def print_start_lines(args: argparse.Namespace, server: Server) -> None:
         state = server.backplane.linked and _("linked") or _("not reachable yet (rooms are local until it is)")
         print(
             _("backplane: node {node}, {url}: {state}").format(
-                node=server.backplane.node, url=args.backplane, state=state
+                node=server.backplane.node, url=server.backplane.url, state=state
             ),
             flush=True,
         )

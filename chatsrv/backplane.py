@@ -47,7 +47,8 @@ inbox entries, moderation, a node forgotten) is the `StandIns` part
 an outage, operators, closed rooms, a node behind the trimmed stream) is the
 `NodeSync` part (chatsrv.nodesync).
 
-Imports: session, lookalike, rooms, service, standins, nodesync, streampack, lanchat.wire; `redis` (lazily).
+Imports: session, lookalike, rooms, service, standins, nodesync, streampack, cluster (shown_url), lanchat.wire;
+`redis` (lazily).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ import uuid
 from collections import deque
 from typing import Any
 
+from chatsrv.cluster import shown_url
 from chatsrv.lookalike import likeness_key
 from chatsrv.nodesync import (
     ID_BLOCK,  # noqa: F401 (its old home: the name stays importable from here)
@@ -109,7 +111,8 @@ class Backplane(StandIns, NodeSync):
         import redis  # only here: chatsrv without --backplane needs nothing outside the standard library
 
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        self.url = url
+        self.url = shown_url(url)  # as logged: without a password
+        self._unreachable: str | None = None  # why the last try to link failed (logged once per reason)
         # Typed Any: redis-py's stubs cannot tell bytes replies (decode_responses off, as here) from str ones.
         self.client: Any = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=1.0)
         self.service = service
@@ -257,6 +260,10 @@ class Backplane(StandIns, NodeSync):
         if self.linked:
             self._send(EVENTS, {"n": self.node, "s": 0, "k": "mod", "b": state}, [("set", MODERATION, state)])
 
+    def welcomed(self, session: Session, now: float) -> None:
+        if not self.linked:  # its welcome listed only this node's members: why (the notice when back follows)
+            self._tell_everyone(LOCAL_NOTICE, now, only=session)
+
     def forward(self, node: str, nick: str, body: bytes) -> None:
         """A personal payload for a member of `node` (from its stand-in's outbox)."""
         if self.linked:
@@ -347,6 +354,10 @@ class Backplane(StandIns, NodeSync):
                     backoff = 0.1
                     next_beat = time.monotonic() + self.heartbeat
                 except self._errors as error:
+                    if str(error) != self._unreachable:  # once per reason: a wrong host, port or database shows
+                        self._unreachable = str(error)
+                        log.warning("backplane: %s not reachable (%s); trying again (at most %.0f s apart)",
+                                    self.url, error, MAX_BACKOFF)
                     log.debug("backplane: %s not reachable (%s); next try in %.1f s", self.url, error, backoff)
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF)
@@ -391,6 +402,8 @@ class Backplane(StandIns, NodeSync):
                 return
             now = service.clock()
             mine = [session for session in service.sessions if session.joined]
+            if self._lost_at is not None or not self.links:  # why, before the renames and the others' joins
+                self._tell_everyone(BACK_NOTICE, now)  # (at the first link: those who joined before it were told)
             if self.links:  # only a node that was linked before can hold reservations of members gone meanwhile
                 self._drop_stale_nicks(mine)
             pipe = client.pipeline(transaction=False)
@@ -418,6 +431,7 @@ class Backplane(StandIns, NodeSync):
                 self._spare = spare
             self.linked = True
             self.links += 1
+            self._unreachable = None
             remote = sum(len(members) for members in self._stand_ins.values())
             if self._lost_at is not None:
                 self.recovery_seconds = time.monotonic() - self._lost_at
@@ -426,7 +440,6 @@ class Backplane(StandIns, NodeSync):
                     "backplane: link to %s is back after %.1f s: %d other node(s), %d member(s) there",
                     self.url, self.recovery_seconds, len(others), remote,
                 )
-                self._tell_everyone(BACK_NOTICE, now)
             else:
                 log.info("backplane: node %s linked to %s: %d other node(s), %d member(s) there",
                          self.node, self.url, len(others), remote)
@@ -455,6 +468,7 @@ class Backplane(StandIns, NodeSync):
                 if room is not None:
                     renamed = {"type": "renamed", "old": old, "new": candidate, "room": room.name, "ts": now}
                     self.service.fanout.broadcast(room, encode_payload(renamed))
+                self._tell_everyone(say("backplane_renamed", old=old, new=candidate), now, only=session)  # why
                 return True
         return False
 
@@ -471,9 +485,11 @@ class Backplane(StandIns, NodeSync):
         gone = [node for node, alive in zip(nodes, results[2:]) if not alive]
         if gone:
             with self.service.fanout.batch():
-                for node in gone:
-                    count = self._forget_node(node, self.service.clock())
-                    log.warning("backplane: node %s stopped answering: its %d member(s) left (lost)", node, count)
+                for node in gone:  # with none of its members here, it said goodbye (a clean stop) or had none
+                    if count := self._forget_node(node, self.service.clock()):
+                        log.warning("backplane: node %s stopped answering: its %d member(s) left (lost)", node, count)
+                    else:
+                        log.info("backplane: node %s left the cluster", node)
 
     def _apply(self, reply: list[Any]) -> None:
         inbox = self._inbox(self.node).encode()
@@ -544,13 +560,13 @@ class Backplane(StandIns, NodeSync):
             for room, body, exclude in pending.values():  # published but not read back: nothing local is lost
                 self.service.fanout.broadcast(room, body, exclude)
             now = self.service.clock()
+            self._tell_everyone(LOCAL_NOTICE, now)  # why, before the other nodes' members leave (lost)
             for node in list(self._stand_ins):
                 self._forget_node(node, now)
-            self._tell_everyone(LOCAL_NOTICE, now)
 
-    def _tell_everyone(self, text: Said, now: float) -> None:
+    def _tell_everyone(self, text: Said, now: float, only: Session | None = None) -> None:
         notice = encode_payload({"type": "notice", **text.fields(), "event": "backplane", "ts": now})
-        for session in self.service.sessions:
+        for session in [only] if only is not None else self.service.sessions:
             if session.joined:
                 self.service.fanout.queue(session, notice)
 

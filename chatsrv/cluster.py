@@ -13,7 +13,8 @@ This module owns only the supervision: choosing the shared port, the
 children's command lines, forwarding a stop to them and waiting. It imports
 nothing of the server; the children are ordinary chatsrv processes.
 
-Imports: lanchat.platforms.
+Imports: lanchat.platforms, lanchat.i18n. (`shown_url`, the backplane URL without its password, is here so that
+chatsrv.options, chatsrv.backplane and chatsrv.app, which all print it, share it.)
 """
 
 from __future__ import annotations
@@ -24,12 +25,25 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 
 from lanchat import platforms
+from lanchat.i18n import _
 
 SHARED_PORT_FLAG = "--shared-port"  # internal: a child binds its TCP port with SO_REUSEPORT
+RESTART_AFTER = 10.0  # seconds a node must have run for a crash of it to be restarted (not a failed start)
 OP_SECRET_VARIABLE = "LANCHAT_OP_SECRET"  # chatsrv.app reads it; every node gets the same secret
+
+
+def shown_url(url: str) -> str:
+    """A backplane URL as it may be printed and logged: a password in it becomes `***`."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, place = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user, colon, _password = credentials.partition(":")
+    return f"{scheme}://{user}{colon and ':***'}@{place}" if colon else f"{scheme}://***@{place}"
 
 
 def without_workers_flag(argv: Sequence[str]) -> list[str]:
@@ -58,6 +72,8 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
     """A socket that holds the shared port (bound with SO_REUSEPORT, not listening) until the nodes bind it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     holder = socket.socket(family, socket.SOCK_STREAM)
+    if platforms.ALLOW_REUSE_ADDRESS:  # as the nodes' own TCP servers: the last run's connections in TIME_WAIT
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     platforms.share_port(holder)
     holder.bind((host, port))
     return holder, int(holder.getsockname()[1])
@@ -84,23 +100,36 @@ def run_workers(argv: Sequence[str], *, host: str, port: int, workers: int, back
         print(f"chatsrv: cannot listen on {host} port {port}: {error.strerror or error}", file=sys.stderr)
         return 2
     environ = dict(os.environ)
+    made_up = None
     if not op_secret_given and not environ.get(OP_SECRET_VARIABLE):
-        environ[OP_SECRET_VARIABLE] = secrets.token_urlsafe(12)  # one secret for every node
+        made_up = environ[OP_SECRET_VARIABLE] = secrets.token_urlsafe(12)  # one secret for every node
+    shown = shown_url(backplane)
     print(f"chatsrv --workers {workers}: {workers} nodes on {host} port {port} (SO_REUSEPORT: the kernel spreads "
-          f"connections over them), joined by the backplane {backplane}; node 1 also serves UDP and discovery",
+          f"connections over them), joined by the backplane {shown}; node 1 also serves UDP and discovery",
           flush=True)
+    if made_up is not None:  # the nodes only say it came from the environment: the teacher needs it
+        print(_("operator secret: {secret}{kept}   (in chatclient type: /op {secret})").format(secret=made_up, kept=""),
+              flush=True)
     children: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     restore = platforms.on_stop_signals(stop.set)
+    commands = [[sys.executable, "-m", "chatsrv", *worker_argv(argv, port, index)] for index in range(workers)]
+    started: list[float] = []
     try:
-        for index in range(workers):
-            command = [sys.executable, "-m", "chatsrv", *worker_argv(argv, port, index)]
+        for command in commands:
             children.append(subprocess.Popen(command, env=environ, **platforms.CHILD_PROCESS_OPTIONS))
+            started.append(time.monotonic())
         holder.close()  # the nodes hold the port now
         while not stop.wait(0.5):
-            if any(child.poll() is not None for child in children):
+            ended = [(index, child.returncode) for index, child in enumerate(children) if child.poll() is not None]
+            if any(code == 0 or time.monotonic() - started[index] < RESTART_AFTER for index, code in ended):
                 print("chatsrv: a node stopped; stopping the others", file=sys.stderr, flush=True)
                 break
+            for index, code in ended:  # a node that crashed after it served: its members reconnect to the others
+                print(f"chatsrv: node {index + 1} ended (exit code {code}); starting it again", file=sys.stderr,
+                      flush=True)
+                children[index] = subprocess.Popen(commands[index], env=environ, **platforms.CHILD_PROCESS_OPTIONS)
+                started[index] = time.monotonic()
     finally:
         holder.close()
         for child in children:
@@ -113,4 +142,5 @@ def run_workers(argv: Sequence[str], *, host: str, port: int, workers: int, back
                 child.kill()
                 child.wait(5)
         restore()
-    return max((child.returncode or 0 for child in children), default=0)
+    # A node killed by a signal has a negative code: a failure too (max(-9, 0) said 0, a clean stop).
+    return max((1 if (child.returncode or 0) < 0 else child.returncode or 0 for child in children), default=0)

@@ -146,6 +146,31 @@ def _delay(text: str) -> tuple[float, float]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+BACKPLANE_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _backplane_url(text: str) -> str:
+    """A Redis URL the redis client can use, checked here so that a mistake is one line, not a traceback."""
+    from urllib.parse import urlsplit
+
+    example = _("like redis://HOST:PORT/DB, e.g. redis://192.168.1.10:6379/0")
+    shown = cluster.shown_url(text)
+    try:
+        parts = urlsplit(text)
+        number = parts.port  # ValueError when it is not a number from 0 to 65535
+    except ValueError:
+        raise argparse.ArgumentTypeError(_("{url} has no valid port: give a URL {example}").format(
+            url=repr(shown), example=example)) from None
+    if parts.scheme not in BACKPLANE_SCHEMES or "://" not in text:
+        raise argparse.ArgumentTypeError(
+            _("{url} is not a Redis URL: give one {example}").format(url=repr(shown), example=example))
+    database = parts.path.strip("/")
+    if parts.scheme != "unix" and (not parts.hostname or number == 0 or (database and not database.isdigit())):
+        raise argparse.ArgumentTypeError(
+            _("{url} is not a Redis URL: give one {example}").format(url=repr(shown), example=example))
+    return text
+
+
 for _checker, _name in (
     (_frame_size, N_("size")),
     (_network, N_("network")),
@@ -155,6 +180,7 @@ for _checker, _name in (
     (_database, N_("database")),
     (_datagram_size, N_("size")),
     (_delay, N_("delay")),
+    (_backplane_url, N_("URL")),
 ):
     _checker.__name__ = Lazy(_name)  # argparse names the type in "invalid ... value", translated when printed
 
@@ -402,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_group = parser.add_argument_group(_("several servers (docs/scale-out.md)"))
     cluster_group.add_argument(
         "--backplane",
+        type=_backplane_url,
         default=None,
         metavar="URL",
         help=_(

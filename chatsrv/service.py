@@ -116,6 +116,9 @@ class Cluster(Protocol):
     def moderation_changed(self, state: str) -> None:
         """The moderation state changed here (continuity.moderation_state text): tell the other nodes."""
 
+    def welcomed(self, session: Session, now: float) -> None:
+        """`session` joined this node and has its welcome: a node cut off from the others tells it so."""
+
 
 class ChatService(Admission, ErrorReplies, Answers, RoomCache):
     """Rooms and members shared by every transport of one server.
@@ -174,16 +177,8 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
         self._load_recent_rooms(self.store.recent_messages(history), self.clock())
         self.fanout = FanOut(self.registry.lock, self.drop)
         self._handlers: dict[type, Callable[[Session, Any, float], None]] = {
-            Hello: self._hello,
-            Say: self._say,
-            Whisper: self._whisper,
-            Nick: self._nick,
-            Join: self._join,
-            Who: self._who,
-            Rooms: self._rooms,
-            Ping: self._ping,
-            Stats: self._stats,
-            Bye: self._bye,
+            Hello: self._hello, Say: self._say, Whisper: self._whisper, Nick: self._nick, Join: self._join,
+            Who: self._who, Rooms: self._rooms, Ping: self._ping, Stats: self._stats, Bye: self._bye,
         }
         self.operators = OperatorDesk(self, op_secret)
         self._ping_budgets: dict[Session, TokenBucket] = {}  # members that pinged; gone with the session
@@ -452,6 +447,8 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
         if locked_out:
             told = say("locked_out", by=self.moderation.lock_all or "", room=room.name).fields()
             self.fanout.queue(session, encode_payload({"type": "notice", **told, "room": room.name, "ts": now}))
+        if self.cluster is not None:
+            self.cluster.welcomed(session, now)
         # A member of the last run coming back soon after a restart is part of the one `restarted` event.
         back = self._returning.pop(name_key(hello.nick), None) is not None and now - self._started <= RETURN_WINDOW
         self.store.add(
@@ -580,7 +577,10 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
         if room is not None:
             said = say("room_closed", by=session.nick or "", room=room.name, lobby=lobby.name)
             notice = {"type": "notice", **said.fields(), "event": "close_room", "room": room.name, "by": session.nick}
-            self.broadcast(room, {**notice, "ts": now})
+            body = encode_payload({**notice, "ts": now})
+            if self.cluster is not None:  # the other nodes' members hear it from the stream, then move; ours
+                self.cluster.publish(room, body, None)  # now (read back, after the moves below, it finds nobody)
+            self.fanout.broadcast(room, body)
             for member in list(room.members.values()):
                 self._join(member, Join(lobby.name), now, by_operator=True)  # even during /lock all
                 moved += 1

@@ -78,6 +78,8 @@ class Session:
         host = self.address[0] if isinstance(self.address, tuple) else self.address
         port = self.address[1] if isinstance(self.address, tuple) and len(self.address) > 1 else ""
         who = self.nick or f"#{self.id}"
+        if port == 0:  # no peer has port 0: a stand-in for a member of another node (chatsrv.standins)
+            return f"{who} [{self.transport} {host} on another node]"
         return f"{who} [{self.transport} {host}:{port}]"
 
     def deliver(self, bodies: list[bytes]) -> bool:

@@ -168,6 +168,9 @@ REASONS: dict[str, str] = {
         "the link to the other chat servers is lost: until it is back, only people on this server hear you"
     ),
     "backplane_back": N_("the link to the other chat servers is back: everyone hears you again"),
+    "backplane_renamed": N_(
+        "while the chat servers were apart, someone on another server took the nick {old}: you are {new} now"
+    ),
     "backplane_behind": N_(
         "this server fell behind the other chat servers and caught up again: you may have missed some messages"
     ),

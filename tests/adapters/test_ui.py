@@ -348,7 +348,8 @@ def test_reconnects_with_backoff_then_hello_with_same_nick_and_room() -> None:
 
 
 def test_reconnect_takes_nick_2_when_nick_was_taken() -> None:
-    """If our nick was taken while we were away, the reconnect uses nick_2 and says so."""
+    """If our nick is still taken after a wait of NICK_GRACE (chatclient.reconnect), the reconnect uses
+    nick_2 and says so."""
     server = FakeServer()
 
     async def fake_sleep(seconds: float) -> None:
@@ -363,7 +364,8 @@ def test_reconnect_takes_nick_2_when_nick_was_taken() -> None:
             return h.shown_text()
 
     shown = run(scenario)
-    assert [p["nick"] for p in server.of_type("hello")] == ["alice", "alice", "alice_2"]
+    # Asked at start, then after waits of 1 s (taken), 2 s (taken) and 4 s (taken, 6 s since the first): nick_2.
+    assert [p["nick"] for p in server.of_type("hello")] == ["alice", "alice", "alice", "alice", "alice_2"]
     assert "alice was taken while you were away: you are alice_2 now" in shown
 
 

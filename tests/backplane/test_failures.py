@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -95,6 +96,9 @@ def test_without_redis_each_node_serves_its_own_and_the_shared_chat_comes_back(
         wait_until(lambda: a.service.registry.find("bob") is not None and b.service.registry.find("carol"))
         redis_server.stop()
         assert alice.expect("notice", event="backplane")
+        assert carol.expect("notice", event="backplane")
+        # The notice says why before the others leave: else a pupil sees the teacher leave (lost) unexplained.
+        assert "only people on this server" in bob.expect("notice", event="backplane")["text"]
         assert bob.expect("left", nick="alice")["reason"] == "lost"
         alice.send({"type": "say", "text": "still here"})
         assert said(carol, "still here")["from"] == "alice"  # local chat goes on
@@ -107,6 +111,9 @@ def test_without_redis_each_node_serves_its_own_and_the_shared_chat_comes_back(
             wait_until(lambda: b.service.registry.find("alice") is not None
                        and a.service.registry.find("bob") is not None, timeout=10)
             assert a.backplane.recovery_seconds is not None
+            # The same when the link is back: the notice first, then the others come back (and any rename).
+            assert "everyone hears you again" in carol.expect("notice", event="backplane")["text"]
+            assert carol.expect("joined", nick="bob")
             alice.send({"type": "say", "text": "together again"})
             assert said(bob, "together again")["from"] == "alice"
             bob.send({"type": "say", "text": "hello from b"})
@@ -115,6 +122,10 @@ def test_without_redis_each_node_serves_its_own_and_the_shared_chat_comes_back(
                 session.nick or "" for server in (a, b) for session in server.service.sessions if session.joined
             )
             assert nicks == ["alice", "bob", "carol", "dave", "dave_2"]
+            renamed = dave_a if any(session.nick == "dave_2" for session in a.service.sessions) else dave_b
+            renamed.expect("renamed", new="dave_2")  # and why (before: only "you are now known as dave_2")
+            assert "someone on another server took the nick dave" in renamed.expect("notice", event="backplane",
+                                                                                    reason="backplane_renamed")["text"]
             wait_until(lambda: a.service.registry.find("dave_2") is not None
                        and b.service.registry.find("dave_2") is not None, timeout=10)
 
@@ -131,3 +142,24 @@ def test_a_send_queue_past_its_bound_takes_the_node_local_without_losing_the_mes
         alice.send({"type": "say", "text": "kept"})
         assert alice.expect("message")["text"] == "kept"
         assert "lost" in alice.expect("notice", event="backplane")["text"]
+
+
+def test_a_node_that_stops_cleanly_is_not_logged_as_one_that_stopped_answering(
+    redis_server: Redis,
+    make_server: Callable[..., Server],
+    node_process: Callable[[], tuple[subprocess.Popen[str], int]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a = make_server("--rate", "0", "--backplane", redis_server.url)
+    process, port = node_process()
+    with caplog.at_level(logging.INFO, logger="chatsrv"), Client(a.port) as alice, Client(port) as bob:
+        alice.join("alice")
+        bob.join("bob")
+        alice.expect("joined", nick="bob")
+        process.send_signal(signal.SIGTERM)  # Ctrl-C, or `--workers` stopping the others
+        assert process.wait(10) == 0
+        assert alice.expect("left", nick="bob")["reason"] == "shutdown"
+        wait_until(lambda: not a.backplane._stand_ins, timeout=LOST_BOUND)  # the node is forgotten
+    # It was: "WARNING backplane: node … stopped answering: its 0 member(s) left (lost)" on every other node.
+    assert not [r for r in caplog.records if "stopped answering" in r.getMessage()]
+    assert [r.levelname for r in caplog.records if "left the cluster" in r.getMessage()] == ["INFO"]

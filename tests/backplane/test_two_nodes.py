@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -98,7 +99,9 @@ def test_whisper_and_who_and_rooms_cross_nodes(nodes: Nodes, connect: Callable[[
     assert rooms == {"lobby": 1, "maths": 1}
 
 
-def test_an_operator_kicks_a_member_of_the_other_node(nodes: Nodes, connect: Callable[[Server], Client]) -> None:
+def test_an_operator_kicks_a_member_of_the_other_node(
+    nodes: Nodes, connect: Callable[[Server], Client], caplog: pytest.LogCaptureFixture
+) -> None:
     a, b = nodes
     teacher, pupil = connect(a), connect(b)
     teacher.join("teacher")
@@ -106,8 +109,11 @@ def test_an_operator_kicks_a_member_of_the_other_node(nodes: Nodes, connect: Cal
     teacher.expect("notice", event="op")
     pupil.join("pupil")
     teacher.expect("joined", nick="pupil")
-    teacher.send({"type": "kick", "nick": "pupil", "reason": "enough"})
-    left = teacher.expect("left", nick="pupil")
+    with caplog.at_level(logging.INFO, logger="chatsrv.audit"):
+        teacher.send({"type": "kick", "nick": "pupil", "reason": "enough"})
+        left = teacher.expect("left", nick="pupil")
+    # The audit line names where the pupil is, not a made-up port (it said "pupil [tcp 127.0.0.1:0]").
+    assert "-> pupil [tcp 127.0.0.1 on another node] reason='enough'" in caplog.text
     assert left["reason"] == "kicked" and left["by"] == "teacher"
     received = pupil.wait_closed()
     assert any(p["type"] == "left" and p.get("by") == "teacher" for p in received)

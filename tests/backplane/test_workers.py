@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,16 +32,22 @@ def test_workers_share_one_port_and_one_chat(redis_server: Redis) -> None:
         assert found, first
         port = int(found.group(1))
         linked = 0
+        secrets: list[str] = []
         deadline = time.monotonic() + 30
         while linked < 2 and time.monotonic() < deadline:
             line = process.stdout.readline()
             assert line, "chatsrv --workers stopped"
             linked += line.startswith("backplane: node") and line.rstrip().endswith("linked")
+            secrets += re.findall(r"^operator secret: (\S+) .*/op \1\)$", line.rstrip())
         assert linked == 2
+        # The secret the nodes share was made up by --workers: the teacher must be told it (it was not).
+        assert len(secrets) == 1, "no operator secret printed"
         members = [Client(port) for _ in range(8)]
         try:
             for n, member in enumerate(members):
                 member.join(f"m{n}")
+            members[0].send({"type": "op", "secret": secrets[0]})
+            members[0].expect("notice", event="op", nick="m0")
             for n, member in enumerate(members):
                 member.send({"type": "say", "text": f"from m{n}"})
             for member in members:  # wherever the kernel put each one, everyone hears everyone, in one order
@@ -56,8 +64,12 @@ def test_workers_share_one_port_and_one_chat(redis_server: Redis) -> None:
         assert process.wait(30) == 0
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait(10)
+            process.send_signal(signal.SIGTERM)  # the supervisor stops its nodes (a kill would orphan them)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
         if process.stdout is not None:
             process.stdout.close()
 
@@ -96,3 +108,83 @@ def test_backplane_without_the_redis_package_says_how_to_install_it(tmp_path: Pa
     )
     assert shown.returncode == 2
     assert "pip install 'lanchat[backplane]'" in shown.stderr
+
+
+def test_workers_start_again_at_once_on_the_port_they_just_left() -> None:
+    """A restart of `--workers` finds the port's old connections in TIME_WAIT, as one chatsrv does, and binds.
+
+    Before, the port holder had no SO_REUSEADDR: `chatsrv --workers 2` said "Address already in use" for a
+    minute after any chatsrv on that port had served a connection.
+    """
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        served, _ = listener.accept()
+        served.close()  # the server side closes first: its end of the connection waits in TIME_WAIT
+        client.recv(1)
+    listener.close()
+    holder, held = cluster.reserve_port("127.0.0.1", port)
+    holder.close()
+    assert held == port
+
+
+class _Child:
+    """A stand-in for a node process: node 2 was killed (-9, as by `kill -9` or the OOM killer)."""
+
+    def __init__(self, command: list[str], **options: object) -> None:
+        self.command = command
+        self.returncode: int | None = -9 if "--no-udp" in command else None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self.returncode = 0  # asked to stop: a node exits 0
+        return self.returncode
+
+    def kill(self) -> None:
+        self.returncode = -9
+
+
+def test_a_node_that_was_killed_makes_the_exit_status_a_failure(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cluster.subprocess, "Popen", _Child)
+    monkeypatch.setattr(platforms, "ask_to_stop", lambda child: None)
+    status = cluster.run_workers([], host="127.0.0.1", port=0, workers=2, backplane="redis://127.0.0.1:1/0",
+                                 op_secret_given=True)
+    assert "a node stopped; stopping the others" in capsys.readouterr().err
+    assert status == 1  # was 0: max(-9, 0), so a service manager saw a clean stop and did not restart it
+
+
+def test_a_node_that_crashes_after_it_served_is_started_again(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before, a `kill -9` of one node stopped every node: all members of the machine were disconnected."""
+    started: list[_Child] = []
+    stops: list[Callable[[], None]] = []
+
+    def popen(command: list[str], **options: object) -> _Child:
+        child = _Child(command)
+        if started and "--no-udp" in command and any("--no-udp" in c.command for c in started):
+            child.returncode = None  # the new node 2 runs
+            stops[0]()  # and then the teacher stops it all
+        started.append(child)
+        return child
+
+    def on_stop_signals(stop: Callable[[], None]) -> Callable[[], None]:
+        stops.append(stop)
+        return lambda: None
+
+    monkeypatch.setattr(cluster, "RESTART_AFTER", 0.0)  # node 2 "served" long enough to count as crashed
+    monkeypatch.setattr(cluster.subprocess, "Popen", popen)
+    monkeypatch.setattr(platforms, "on_stop_signals", on_stop_signals)
+    monkeypatch.setattr(platforms, "ask_to_stop", lambda child: None)
+    status = cluster.run_workers([], host="127.0.0.1", port=0, workers=2, backplane="redis://127.0.0.1:1/0",
+                                 op_secret_given=True)
+    assert "node 2 ended (exit code -9); starting it again" in capsys.readouterr().err
+    assert len(started) == 3 and status == 0

@@ -35,6 +35,7 @@ print(json.dumps({
     "sitecustomize": os.environ.get("LANCHAT_LINUX_HIDDEN"),
     "hidden": hidden,
     "tcp_info": hasattr(socket, "TCP_INFO"),
+    "share_port": platforms.share_port(socket.socket()),
     "sighup": hasattr(signal, "SIGHUP"),
     "signal_handlers": handlers,
     "file_limit": platforms.raise_open_file_limit(),
@@ -66,6 +67,7 @@ def test_the_linux_extras_really_are_hidden_and_the_fallbacks_chosen() -> None:
         "sitecustomize": "1",
         "hidden": ["resource", "fcntl", "termios"],
         "tcp_info": False,
+        "share_port": False,
         "sighup": False,
         "signal_handlers": "raise",
         "file_limit": None,
@@ -125,6 +127,19 @@ def test_sigterm_stops_the_server_and_tells_the_clients(hidden: Launcher) -> Non
 
 
 @pytest.mark.timeout(60)
+def test_workers_without_so_reuseport_say_so_in_one_line_and_exit_2() -> None:
+    """`chatsrv --workers 2` where SO_REUSEPORT is missing: one line that says what to do instead, exit code 2."""
+    result = run_hidden(
+        "import sys; from chatsrv.app import main; sys.exit(main(['--workers', '2', '--host', '127.0.0.1', "
+        "'--port', '0', '--backplane', 'redis://127.0.0.1:1/0']))"
+    )
+    assert result.returncode == 2, result.stderr
+    expected = ("chatsrv: --workers is not available on this system (no SO_REUSEPORT that spreads connections); "
+                "run one chatsrv per port with --backplane instead")
+    assert result.stderr.splitlines() == [expected]
+    assert result.stdout == ""  # no start line: no node was started
+
+
 @pytest.mark.parametrize("log_level", ["info", "debug"])
 def test_a_failed_start_up_stops_the_listeners_and_exits_with_one_line(hidden: Launcher, log_level: str) -> None:
     """An exception after the listeners started (the interface lookup fails) exits 1 with one line, never hangs."""

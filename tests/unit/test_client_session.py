@@ -156,7 +156,8 @@ def test_no_welcome_and_early_close_say_why() -> None:
 
 
 def test_reconnect_waits_with_backoff_and_takes_an_alternative_nick() -> None:
-    """A dropped connection: waits 1, 2, 4 s (two refusals), then hello again; a taken nick becomes nick_2."""
+    """A dropped connection: waits 1, 2, 4 s (two refusals), then hello again; a nick still taken after
+    another wait of at least NICK_GRACE (5 s) becomes nick_2."""
     server = FakeServer()
     listener = RecordingListener()
     waited: list[float] = []
@@ -171,13 +172,13 @@ def test_reconnect_waits_with_backoff_and_takes_an_alternative_nick() -> None:
         server.refuse = 2
         server.taken = {"alice"}
         server.current.drop()
-        await until(lambda: len(server.connections) == 2 and session.phase is Phase.IN_ROOM)
+        await until(lambda: len(server.connections) == 3 and session.phase is Phase.IN_ROOM)
         assert session.state.nick == "alice_2"
         await session.quit()
 
     run(scenario)
-    assert waited == [1, 2, 4]
-    assert [p["nick"] for p in server.of_type("hello")] == ["alice", "alice", "alice_2"]
+    assert waited == [1, 2, 4, 8]
+    assert [p["nick"] for p in server.of_type("hello")] == ["alice", "alice", "alice", "alice_2"]
     assert "connection to fake:9009 lost; reconnecting" in listener.text()
     assert "alice was taken while you were away: you are alice_2 now" in listener.text()
     assert "reconnected to fake:9009" in listener.text()
@@ -504,3 +505,34 @@ def test_a_long_say_goes_as_several_in_order_and_the_user_is_told() -> None:
     assert all(say.get("action") is True and len(say["text"]) <= 2000 for say in says[:3])
     assert " ".join(say["text"] for say in says[:3]) == text
     assert "that text was over 2,000 characters: sent as 3 messages" in listener.text()
+
+
+def test_a_nick_held_a_few_seconds_by_a_server_that_died_is_ours_again() -> None:
+    """Several chat servers (docs/scale-out.md): one dies, its members reconnect to another at once, which
+    holds their nicks until it knows the dead one is dead (about 4 s). Asked again after the next wait, the
+    nick is ours: before, the teacher came back as teacher_2 at once."""
+    server = FakeServer()
+    listener = RecordingListener()
+    waited: list[float] = []
+
+    async def counting_sleep(seconds: float) -> None:
+        waited.append(seconds)
+        if len(waited) == 2:
+            server.taken.clear()  # the dead server's members are gone from the others' lists
+        await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        session = make(server, listener, sleep=counting_sleep)
+        assert await session.start()
+        server.taken = {"alice"}
+        server.current.drop()
+        await until(lambda: len(server.connections) == 3 and session.phase is Phase.IN_ROOM)
+        assert session.state.nick == "alice"
+        await session.quit()
+
+    run(scenario)
+    assert waited == [1, 2]
+    assert [p["nick"] for p in server.of_type("hello")] == ["alice", "alice", "alice"]
+    assert "taken while you were away" not in listener.text()
+    assert "already has that nick" not in listener.text()  # the refusals asked again are not errors to read
+    assert "reconnected to fake:9009" in listener.text()

@@ -38,6 +38,9 @@ class PretendCluster:
     def forward_drop(self, session: Session, reason: str, details: dict[str, Any] | None) -> bool:
         return False
 
+    def welcomed(self, session: Session, now: float) -> None:
+        pass
+
     def moderation_changed(self, state: str) -> None:
         return None
 

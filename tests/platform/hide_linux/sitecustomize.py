@@ -5,7 +5,8 @@ the interpreter imports this file at start-up, before lanchat:
 
 - `import resource`, `import fcntl` and `import termios` fail (Windows has
   none of them; without fcntl no SIOCGIF* interface ioctl can run);
-- `socket.TCP_INFO` is gone (macOS and Windows have no such option);
+- `socket.TCP_INFO` is gone (macOS and Windows have no such option), and so is `socket.SO_REUSEPORT`
+  (Windows has none; macOS's does not spread connections: `chatsrv --workers` is not for it);
 - `signal.SIGHUP` is gone (Windows);
 - `loop.add_signal_handler` raises NotImplementedError (every Windows loop).
 
@@ -42,6 +43,8 @@ sys.meta_path.insert(0, _HideLinuxModules())
 
 if hasattr(socket, "TCP_INFO"):
     del socket.TCP_INFO
+if hasattr(socket, "SO_REUSEPORT"):
+    del socket.SO_REUSEPORT  # Windows has none; macOS has one that does not spread connections
 if hasattr(signal, "SIGHUP"):
     del signal.SIGHUP
 
