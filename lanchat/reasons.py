@@ -253,7 +253,7 @@ def render(key: Any, args: Any, translate: Callable[[str], str] = _identity) -> 
         values[name] = value
     try:
         return translate(REASONS[key]).format(**values)
-    except (ValueError, KeyError, IndexError, TypeError):  # a number where text was meant, or the reverse
+    except (ValueError, KeyError, IndexError, TypeError, OverflowError):  # text for a number, or an int too large
         return None
 
 

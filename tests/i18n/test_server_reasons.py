@@ -132,6 +132,7 @@ def test_the_server_holds_no_second_copy_of_the_english() -> None:
         ("nick_taken", {"nick": True}),
         ("nick_taken", {"nick": "x" * 401}),
         ("slow_mode", {"gap": "ten", "wait": 3}),  # text where a number is formatted
+        ("slow_mode", {"gap": 10**400, "wait": 3}),  # an int too large for a float's format (OverflowError)
         ("nick_taken", {f"f{n}": 1 for n in range(9)} | {"nick": "a"}),  # too many fields
     ],
 )
