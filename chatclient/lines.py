@@ -24,7 +24,10 @@ _MONTHS = (
 
 def _date(ts: float) -> str:
     """A day and time people read at a glance: "Fri 4 Dec 2026, 16:40" (local time); 2026年12月04日 星期五 16:40."""
-    moment = time.localtime(ts)
+    try:
+        moment = time.localtime(ts)
+    except (OverflowError, OSError, ValueError):  # a server's ts past what time_t holds
+        return str(ts)
     if i18n.language() == i18n.ENGLISH:
         return f"{time.strftime('%a', moment)} {moment.tm_mday} {time.strftime('%b %Y, %H:%M', moment)}"
     day = _("{weekday} {day} {month} {year}").format(

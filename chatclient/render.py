@@ -54,8 +54,11 @@ def _mixed_run(count: int) -> str:
 
 
 def clock(ts: float | None) -> str:
-    """`HH:MM` local time of a timestamp (now when absent)."""
-    return time.strftime("%H:%M", time.localtime(ts if isinstance(ts, (int, float)) else None))
+    """`HH:MM` local time of a timestamp (now when absent; `--:--` when the system cannot show it)."""
+    try:
+        return time.strftime("%H:%M", time.localtime(ts if isinstance(ts, (int, float)) else None))
+    except (OverflowError, OSError, ValueError):  # a server's ts past what time_t holds
+        return "--:--"
 
 
 NICK_COLOURS = (

@@ -33,6 +33,11 @@ MUTE_ENDED = N_("your mute has ended: the room sees what you write again.")
 _REMEMBERED_MESSAGES = 1000  # message ids kept to skip history already shown
 
 
+def _list(value: Any) -> list[Any]:
+    """A payload's list field, or an empty list when a server sent something else."""
+    return value if isinstance(value, list) else []
+
+
 def alternative_nick(nick: str, number: int) -> str:
     """`alice` -> `alice_2` (cut to fit 24 characters) when `alice` is taken."""
     suffix = f"_{number}"
@@ -174,7 +179,7 @@ class ClientState:
     def _on_welcome(self, p: dict[str, Any], now: float | None) -> list[Line]:
         self.nick = str(p.get("nick", self.nick))
         self.room = str(p.get("room", self.room))
-        self.users = [str(u) for u in p.get("users", []) if isinstance(u, str)]
+        self.users = [str(u) for u in _list(p.get("users")) if isinstance(u, str)]
         self.transport = str(p.get("transport", self.transport))
         self.max_frame = p.get("max_frame") if isinstance(p.get("max_frame"), int) else None
         self.peer_timeout = p.get("peer_timeout") if isinstance(p.get("peer_timeout"), (int, float)) else None
@@ -185,7 +190,7 @@ class ClientState:
         self._welcome_moderation(p, now)
         self._remember_room(self.room)
         # After a reconnect or a /join back, skip history we have already shown.
-        old = [m for m in p.get("history", []) if isinstance(m, dict) and not self._seen_before(m)]
+        old = [m for m in _list(p.get("history")) if isinstance(m, dict) and not self._seen_before(m)]
         lines = [self._message(m) for m in old]
         if lines:
             # Saved messages must not look like live chat: a divider with their date above, one below.
@@ -473,7 +478,7 @@ class ClientState:
         return [Line("presence", _("{old} is now known as {new}").format(old=old, new=new), p.get("ts"), new)]
 
     def _on_users(self, p: dict[str, Any], now: float | None) -> list[Line]:
-        users = [str(u) for u in p.get("users", [])]
+        users = [str(u) for u in _list(p.get("users"))]
         operators = p.get("operators")
         marked = {str(o).casefold() for o in operators} if isinstance(operators, list) else set()
         if str(p.get("room", "")).casefold() == self.room.casefold():

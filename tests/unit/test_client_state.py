@@ -111,3 +111,20 @@ def test_the_message_of_the_day_is_shown_once_not_on_every_join() -> None:
     assert "motd: hi class" in [line.text for line in state.apply(welcome, 1.0)]
     assert "motd: hi class" not in [line.text for line in state.apply({**welcome, "room": "maths"}, 2.0)]
     assert "motd: new" in [line.text for line in state.apply({**welcome, "motd": "new"}, 3.0)]
+
+
+def test_a_hostile_servers_odd_fields_do_not_crash_the_client() -> None:
+    """Lists that are numbers, a `ts` past what the system's clock can show: shown as best it can, no exception."""
+    from chatclient import render
+
+    state = ClientState(nick="me", room="lobby")
+    odd = [
+        {"type": "welcome", "nick": "me", "room": "lobby", "users": 1e308, "history": 3},
+        {"type": "users", "room": "lobby", "users": 7},
+        {"type": "welcome", "nick": "me", "room": "lobby", "users": [], "history": [{"type": "message", "ts": 1e300,
+                                                                                     "from": "x", "text": "hi"}]},
+        {"type": "left", "nick": "bob", "room": "lobby", "ts": 1e308},
+    ]
+    for payload in odd:
+        for line in state.apply(payload, 100.0):
+            assert render.plain(line)
