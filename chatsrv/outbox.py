@@ -229,6 +229,7 @@ class TCPOutbox:
             state = self._state
             if self._writer is not None or not (state is OPEN or state is CLOSING):
                 return
+            no_thread = False
             if self._chunks:
                 data = b"".join(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
                 self._chunks.clear()
@@ -244,9 +245,13 @@ class TCPOutbox:
                     self._chunks.append(data[sent:])
                     if state is OPEN:
                         self._state = DRAINING
-                    self._writer = threading.Thread(target=self._drain, name="tcp-writer", daemon=True)
-                    self._writer.start()
-            hang_up = state is CLOSING and self._writer is None
+                    writer = threading.Thread(target=self._drain, name="tcp-writer", daemon=True)
+                    try:
+                        writer.start()  # it waits for this lock
+                        self._writer = writer
+                    except RuntimeError:  # no thread to be had: cut this member, not leave it without a writer
+                        no_thread = True
+            hang_up = (state is CLOSING and self._writer is None) or no_thread
             changed = self._lag_change()
         self._tell_backpressure(changed)
         if hang_up:

@@ -394,3 +394,30 @@ def test_an_overflowed_outbox_refuses_puts_and_is_cut_on_close() -> None:
         assert outbox.put([notice], 13)
         peer.settimeout(5)
         assert peer.recv(1 << 16) == b"", "the queued bytes are dropped with the connection"
+
+
+def test_a_writer_thread_that_cannot_start_cuts_its_member_and_the_flush_goes_on(monkeypatch) -> None:
+    """No thread left (RuntimeError from start): that member is cut, not left DRAINING with no writer for ever,
+    and the combiner still sends to the other members marked in the same flush."""
+    import chatsrv.outbox
+
+    class NoThread(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(chatsrv.outbox.threading, "Thread", NoThread)
+    stuck_side, stuck_peer = socket.socketpair()
+    fine_side, fine_peer = socket.socketpair()
+    with stuck_side, stuck_peer, fine_side, fine_peer:
+        stuck_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        combiner = WriteCombiner()
+        stuck = TCPOutbox(stuck_side, combiner, limit=1 << 22, probe=ScriptedProbe())
+        fine = TCPOutbox(fine_side, combiner, limit=1 << 22, probe=ScriptedProbe())
+        notice = b'{"type":"notice","text":"' + b"x" * 1000 + b'"}'
+        stuck.put([notice] * 500, 1)  # far beyond the buffers: a writer would be needed
+        fine.put([b'{"type":"notice","text":"hi"}'], 1)
+        stuck.flush()
+        assert stuck.state is State.CUT
+        fine_peer.settimeout(5)
+        assert b'"hi"' in fine_peer.recv(1 << 16)
+        stuck.join(1)  # no thread to join: returns
