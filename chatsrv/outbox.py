@@ -20,7 +20,7 @@ An outbox is in exactly one `State`:
     OPEN --close(), everything sent at once--> CUT
     OPEN --close(), bytes left (writer starts)--> CLOSING
     DRAINING --close()--> CLOSING --writer done, or CLOSE_GRACE over--> CUT
-    any state --cut(), a send error, the peer gone--> CUT (final)
+    any state --cut(), a send error, the peer gone, no thread for a writer--> CUT (final)
 
 `put` appends in OPEN and DRAINING, is ignored in CLOSING and CUT (True),
 and refused in OVERFLOWED (False). A writer thread runs only in DRAINING
