@@ -238,6 +238,8 @@ class ChatRequestHandler(socketserver.BaseRequestHandler):
                     return
                 sock.settimeout(left)
             try:
+                # Wait for data (idle: a 1-byte peek, no buffer held), then let another thread's flush finish
+                # before reading it: our recv would take the GIL from that flush's sends (README, Latency).
                 data = wait_and_read(sock, size, server.combiner.wait_idle)
             except TimeoutError:
                 continue  # the deadline check above ends it
