@@ -442,7 +442,7 @@ class Backplane(StandIns, NodeSync):
             if self._lost_at is not None:
                 self.recovery_seconds = time.monotonic() - self._lost_at
                 self._lost_at = None
-                log.warning(
+                log.info(  # good news: the loss before it was the warning
                     "backplane: link to %s is back after %.1f s: %d other node(s), %d member(s) there",
                     self.url, self.recovery_seconds, len(others), remote,
                 )
