@@ -549,7 +549,9 @@ def worker_start_lines(args: argparse.Namespace, port: int, made_up: str | None)
     """What `--workers` prints once for all its nodes (chatsrv.cluster); each node then says it is ready."""
     if made_up is not None:  # the supervisor made up one secret for every node: the teacher needs it
         args.op_secret, args.op_secret_from = made_up, None
-    return [*classmate_lines(args.host, port), *teacher_lines(args), _("Ctrl-C stops the server.")]
+    udp = _("add --udp") if args.udp_port in (None, port) else f"chatclient --udp --port {args.udp_port} ..."
+    over_udp = [] if args.no_udp else [_("over UDP: {hint}").format(hint=udp)]  # node 1 serves UDP
+    return [*classmate_lines(args.host, port), *over_udp, *teacher_lines(args), _("Ctrl-C stops the server.")]
 
 
 def print_start_lines(args: argparse.Namespace, server: Server) -> None:

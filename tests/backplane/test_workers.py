@@ -50,8 +50,9 @@ def test_workers_share_one_port_and_one_chat(redis_server: Redis) -> None:
             f"on this machine: chatclient --host 127.0.0.1 --port {port} --nick NAME"
         ]
         assert sum(line == "Ctrl-C stops the server." for line in lines) == 1
-        # After the --workers line: classmates join with (2 lines), on this machine, the secret, Ctrl-C, 2 nodes.
-        assert len(lines) == 7 and lines[-2].startswith("node ") and lines[-1].startswith("node "), lines
+        assert lines.count("over UDP: add --udp") == 1  # node 1 serves UDP on the same port
+        # After the --workers line: classmates join with (2 lines), on this machine, UDP, the secret, Ctrl-C, 2 nodes.
+        assert len(lines) == 8 and lines[-2].startswith("node ") and lines[-1].startswith("node "), lines
         members = [Client(port) for _ in range(8)]
         try:
             for n, member in enumerate(members):
