@@ -468,6 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             backplane=args.backplane,
             op_secret_given=args.op_secret is not None,
+            start_lines=lambda port, secret: worker_start_lines(args, port, secret),
         )
     configure_logging(args.log_level)
     try:
@@ -537,8 +538,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def classmate_lines(host: str, port: int) -> list[str]:
+    """How classmates join (each address they could reach us at), and the command on this machine."""
+    hints = join_hints(host, port)
+    lines = [_("classmates join with:"), *(f"  {hint}" for hint in hints)] if hints else []
+    return [*lines, _("on this machine: chatclient --host 127.0.0.1 --port {port} --nick NAME").format(port=port)]
+
+
+def worker_start_lines(args: argparse.Namespace, port: int, made_up: str | None) -> list[str]:
+    """What `--workers` prints once for all its nodes (chatsrv.cluster); each node then says it is ready."""
+    if made_up is not None:  # the supervisor made up one secret for every node: the teacher needs it
+        args.op_secret, args.op_secret_from = made_up, None
+    udp = _("add --udp") if args.udp_port in (None, port) else f"chatclient --udp --port {args.udp_port} ..."
+    over_udp = [] if args.no_udp else [_("over UDP: {hint}").format(hint=udp)]  # node 1 serves UDP
+    return [*classmate_lines(args.host, port), *over_udp, *teacher_lines(args), _("Ctrl-C stops the server.")]
+
+
 def print_start_lines(args: argparse.Namespace, server: Server) -> None:
-    """Where and how classmates join, and what the teacher needs to know."""
+    """Where and how classmates join, and what the teacher needs to know (a node of --workers: one line)."""
+    linked = server.backplane is not None and server.backplane.linked
+    state = _("linked") if linked else _("not reachable yet (rooms are local until it is)")
+    node = os.environ.get(cluster.NODE_VARIABLE, "") if args.shared_port else ""
+    if node:  # one of --workers' nodes: the supervisor printed the rest once for all of them
+        index, _slash, count = node.partition("/")
+        text = _("node {index} of {count} ready, pid {pid}; backplane: {state}")
+        print(text.format(index=index, count=count, pid=os.getpid(), state=state), flush=True)
+        return
     print(
         _("chatsrv {version} listening on {host} port {port} ({transports})").format(
             version=__version__, host=args.host, port=server.port, transports=transports(server)
@@ -546,20 +571,10 @@ def print_start_lines(args: argparse.Namespace, server: Server) -> None:
         flush=True,
     )
     if server.udp is not None and server.udp.impairment.active:
-        print(
-            _("UDP fault injection: {faults} (on what the server sends)").format(
-                faults=server.udp.impairment.describe()
-            ),
-            flush=True,
-        )
-    hints = join_hints(args.host, server.port)
-    if hints:
-        print(_("classmates join with:"), flush=True)
-        for hint in hints:
-            print(f"  {hint}", flush=True)
-    print(
-        _("on this machine: chatclient --host 127.0.0.1 --port {port} --nick NAME").format(port=server.port), flush=True
-    )
+        faults = server.udp.impairment.describe()
+        print(_("UDP fault injection: {faults} (on what the server sends)").format(faults=faults), flush=True)
+    for line in classmate_lines(args.host, server.port):
+        print(line, flush=True)
     if server.udp is not None:
         udp_hint = (
             _("add --udp") if server.udp.port == server.port else f"chatclient --udp --port {server.udp.port} ..."
@@ -569,13 +584,8 @@ def print_start_lines(args: argparse.Namespace, server: Server) -> None:
         print(text_door_hint(args.host, server.text.port), flush=True)
     print(_(server.service.store.description), flush=True)  # a class's line is marked N_, translated here
     if server.backplane is not None:
-        state = server.backplane.linked and _("linked") or _("not reachable yet (rooms are local until it is)")
-        print(
-            _("backplane: node {node}, {url}: {state}").format(
-                node=server.backplane.node, url=server.backplane.url, state=state
-            ),
-            flush=True,
-        )
+        where = {"node": server.backplane.node, "url": server.backplane.url}
+        print(_("backplane: node {node}, {url}: {state}").format(**where, state=state), flush=True)
     for line in teacher_lines(args):
         print(line, flush=True)
     if server.udp is not None and server.udp.discovery is not None:

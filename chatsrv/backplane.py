@@ -38,7 +38,7 @@ send queue: a deque that entries are appended to under the registry lock
 and taken from by the sender alone; the sender's condition (`_wake`) is
 taken, inside the registry lock and never the other way round, only to
 wake an idle sender.
-A redis call made under the registry lock (`claim_nick`, a new block of
+A redis call made under the registry lock (`nick_holder`, a new block of
 message ids every ID_BLOCK messages) has a short socket timeout.
 
 Applying other nodes' events to the local registry (stand-ins, room events,
@@ -225,13 +225,19 @@ class Backplane(StandIns, NodeSync):
         self._send(EVENTS, fields, ops)
         return True
 
-    def claim_nick(self, nick: str) -> bool:
+    def nick_holder(self, nick: str) -> str | None:
         if not self.linked:
-            return True
+            return None
         try:
-            return self._claim(nick)
+            return None if self._claim(nick) else self._holder(nick)
         except self._errors:
-            return True  # the reader notices the lost link; until then the local registry decides
+            return None  # the reader notices the lost link; until then the local registry decides
+
+    def _holder(self, nick: str) -> str:
+        """The nick, as its node wrote it, of the member that holds `nick`'s reservation ("": not known)."""
+        owner = self.client.get(self._nick(nick))
+        record = self.client.hget(self._members(owner.decode()), likeness_key(nick)) if owner else None
+        return str(json.loads(record).get("nick", "")) if record else ""
 
     def _claim(self, nick: str) -> bool:
         key = self._nick(nick)
@@ -436,7 +442,7 @@ class Backplane(StandIns, NodeSync):
             if self._lost_at is not None:
                 self.recovery_seconds = time.monotonic() - self._lost_at
                 self._lost_at = None
-                log.warning(
+                log.info(  # good news: the loss before it was the warning
                     "backplane: link to %s is back after %.1f s: %d other node(s), %d member(s) there",
                     self.url, self.recovery_seconds, len(others), remote,
                 )

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from lanchat import platforms
 from lanchat.i18n import _
@@ -34,6 +34,7 @@ from lanchat.i18n import _
 SHARED_PORT_FLAG = "--shared-port"  # internal: a child binds its TCP port with SO_REUSEPORT
 RESTART_AFTER = 10.0  # seconds a node must have run for a crash of it to be restarted (not a failed start)
 OP_SECRET_VARIABLE = "LANCHAT_OP_SECRET"  # chatsrv.app reads it; every node gets the same secret
+NODE_VARIABLE = "LANCHAT_NODE"  # "2/4" for node 2 of 4: it prints one line, the supervisor said the rest
 
 
 def shown_url(url: str) -> str:
@@ -80,8 +81,12 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
 
 
 def run_workers(argv: Sequence[str], *, host: str, port: int, workers: int, backplane: str | None,
-                op_secret_given: bool) -> int:
-    """Start the nodes, print what runs where, wait for a stop signal, stop them; the exit status."""
+                op_secret_given: bool, start_lines: Callable[[int, str | None], list[str]] | None = None) -> int:
+    """Start the nodes, print what runs where, wait for a stop signal, stop them; the exit status.
+
+    `start_lines(port, secret)`: the lines for classmates and the teacher, printed once for all nodes
+    (`secret`: the operator secret made up here, or None); each node then prints one line (NODE_VARIABLE).
+    """
     if not backplane:
         print("chatsrv: --workers needs --backplane redis://HOST:PORT/DB (the nodes share rooms through it)",
               file=sys.stderr)
@@ -107,17 +112,20 @@ def run_workers(argv: Sequence[str], *, host: str, port: int, workers: int, back
     print(f"chatsrv --workers {workers}: {workers} nodes on {host} port {port} (SO_REUSEPORT: the kernel spreads "
           f"connections over them), joined by the backplane {shown}; node 1 also serves UDP and discovery",
           flush=True)
-    if made_up is not None:  # the nodes only say it came from the environment: the teacher needs it
+    if start_lines is not None:
+        print("\n".join(start_lines(port, made_up)), flush=True)  # one write: no node's line lands inside it
+    elif made_up is not None:  # the teacher needs it
         print(_("operator secret: {secret}{kept}   (in chatclient type: /op {secret})").format(secret=made_up, kept=""),
               flush=True)
     children: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     restore = platforms.on_stop_signals(stop.set)
     commands = [[sys.executable, "-m", "chatsrv", *worker_argv(argv, port, index)] for index in range(workers)]
+    environs = [{**environ, NODE_VARIABLE: f"{index + 1}/{workers}"} for index in range(workers)]
     started: list[float] = []
     try:
-        for command in commands:
-            children.append(subprocess.Popen(command, env=environ, **platforms.CHILD_PROCESS_OPTIONS))
+        for command, child_environ in zip(commands, environs):
+            children.append(subprocess.Popen(command, env=child_environ, **platforms.CHILD_PROCESS_OPTIONS))
             started.append(time.monotonic())
         holder.close()  # the nodes hold the port now
         while not stop.wait(0.5):
@@ -128,7 +136,8 @@ def run_workers(argv: Sequence[str], *, host: str, port: int, workers: int, back
             for index, code in ended:  # a node that crashed after it served: its members reconnect to the others
                 print(f"chatsrv: node {index + 1} ended (exit code {code}); starting it again", file=sys.stderr,
                       flush=True)
-                children[index] = subprocess.Popen(commands[index], env=environ, **platforms.CHILD_PROCESS_OPTIONS)
+                children[index] = subprocess.Popen(commands[index], env=environs[index],
+                                                   **platforms.CHILD_PROCESS_OPTIONS)
                 started[index] = time.monotonic()
     finally:
         holder.close()

@@ -38,6 +38,13 @@ REFUSALS = frozenset(
 # What a rule refused, and who (marked here: a log.log call is not extracted, and the console translates it).
 REFUSAL_LINE = N_("%s (%s)")
 
+
+def nick_taken(nick: str, held: str) -> ProtocolError:
+    """The refusal of `nick`, held as `held` ("": unknown): a look-alike names the nick it looks like (§6)."""
+    if held in ("", nick):
+        return ProtocolError("nick_taken", say("nick_taken", nick=nick))
+    return ProtocolError("nick_taken", say("nick_lookalike", nick=nick, held=held))
+
 # One traceback per peer address per window: a payload that hits a bug again
 # and again must not flood the log (docs/protocol.md §7.3, `internal_error`).
 TRACEBACK_WINDOW = 60.0

@@ -61,7 +61,7 @@ from chatsrv import continuity
 from chatsrv.access import Access
 from chatsrv.admission import SESSION_BURST, Admission
 from chatsrv.answers import Answers
-from chatsrv.errorreplies import ErrorReplies, _host
+from chatsrv.errorreplies import ErrorReplies, _host, nick_taken
 from chatsrv.fanout import FanOut
 from chatsrv.lookalike import likeness_key
 from chatsrv.messages import (
@@ -104,8 +104,8 @@ class Cluster(Protocol):
     def publish(self, room: Room, body: bytes, exclude: Session | None) -> bool:
         """Take a room broadcast for the cluster's order; False: deliver it locally now (no cluster link)."""
 
-    def claim_nick(self, nick: str) -> bool:
-        """Reserve `nick` (and its look-alikes) cluster-wide; False when a member of another node holds it."""
+    def nick_holder(self, nick: str) -> str | None:
+        """Reserve `nick` (and look-alikes) cluster-wide: None, or the nick of another node's member holding it."""
 
     def message_id(self) -> int | None:
         """A message id unique across nodes, or None to use the local counter (no cluster link)."""
@@ -434,8 +434,9 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
                 return
             raise ProtocolError("bad_request", say("already_joined"))
         self.access.check_password(session.address, hello.password, now)
-        if self.registry.find(hello.nick) is not None or not self._claim(hello.nick):
-            raise ProtocolError("nick_taken", say("nick_taken", nick=hello.nick))
+        held = self.registry.find(hello.nick)
+        if (taken := (held.nick or "") if held is not None else self._holder(hello.nick)) is not None:
+            raise nick_taken(hello.nick, taken)
         locked_out = self._locked_out_of(hello.room)
         room = self._open_room(session, DEFAULT_ROOM if locked_out else hello.room, now)
         self.registry.add(session, hello.nick, room)
@@ -479,9 +480,9 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
         )
         self.store.add(event)  # a queue append: the broadcast never waits for the disk
 
-    def _claim(self, nick: str) -> bool:
-        """True when `nick` is free cluster-wide (always, on a single node)."""
-        return self.cluster is None or self.cluster.claim_nick(nick)
+    def _holder(self, nick: str) -> str | None:
+        """None when `nick` is free cluster-wide (always, on one node); else the nick in use it looks like."""
+        return None if self.cluster is None else self.cluster.nick_holder(nick)
 
     def _message_id(self) -> int:
         if self.cluster is not None:
@@ -515,11 +516,11 @@ class ChatService(Admission, ErrorReplies, Answers, RoomCache):
             return
         holder = self.registry.find(nick.nick)
         if holder is not None and holder is not session:
-            raise ProtocolError("nick_taken", say("nick_taken", nick=nick.nick))
+            raise nick_taken(nick.nick, holder.nick or "")
         if self.moderation.active:
             self.moderation.check_rename(session, now)
-        if holder is None and not self._claim(nick.nick):
-            raise ProtocolError("nick_taken", say("nick_taken", nick=nick.nick))
+        if holder is None and (taken := self._holder(nick.nick)) is not None:
+            raise nick_taken(nick.nick, taken)
         self.registry.rename(session, nick.nick)
         room = self.registry.room_of(session)
         log.info("rename: %s -> %s", old, nick.nick)

@@ -82,6 +82,7 @@ REASONS: dict[str, str] = {
     "slow_mode": N_("slow mode: one message every {gap:g} s here; wait {wait} s"),
     # --- errors: nicks, room names, texts (docs/protocol.md §6)
     "nick_taken": N_('the nick "{nick}" is already in use'),
+    "nick_lookalike": N_('"{nick}" looks too much like "{held}", who is here'),
     "nick_length": N_("nick must be 1 to {limit} characters long"),
     "nick_mark": N_("nick must not start with a combining mark"),
     "nick_hidden": N_("nick must not contain the invisible or format character U+{code}"),

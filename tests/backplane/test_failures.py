@@ -85,8 +85,9 @@ def said(client: Client, text: str) -> dict[str, Any]:
 
 
 def test_without_redis_each_node_serves_its_own_and_the_shared_chat_comes_back(
-    redis_server: Redis, make_server: Callable[..., Server]
+    redis_server: Redis, make_server: Callable[..., Server], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="chatsrv")
     a = make_server("--rate", "0", "--backplane", redis_server.url)
     b = make_server("--rate", "0", "--backplane", redis_server.url)
     with Client(a.port) as alice, Client(a.port) as carol, Client(b.port) as bob:
@@ -111,6 +112,10 @@ def test_without_redis_each_node_serves_its_own_and_the_shared_chat_comes_back(
             wait_until(lambda: b.service.registry.find("alice") is not None
                        and a.service.registry.find("bob") is not None, timeout=10)
             assert a.backplane.recovery_seconds is not None
+            # Losing the link is a warning; its coming back is good news (it was logged as a warning too).
+            levels = {r.levelname for r in caplog.records if "is back after" in r.getMessage()}
+            assert levels == {"INFO"}
+            assert {r.levelname for r in caplog.records if "lost the link" in r.getMessage()} == {"WARNING"}
             # The same when the link is back: the notice first, then the others come back (and any rename).
             assert "everyone hears you again" in carol.expect("notice", event="backplane")["text"]
             assert carol.expect("joined", nick="bob")

@@ -67,7 +67,10 @@ def test_a_nick_taken_on_one_node_is_refused_on_the_other(nodes: Nodes, connect:
     for nick in ("teacher", "TEACHER", "\uff54\uff45\uff41\uff43\uff48\uff45\uff52"):  # the last: fullwidth
         other = connect(b)
         other.send({"type": "hello", "nick": nick})
-        assert other.expect("error")["code"] == "nick_taken"
+        error = other.expect("error")
+        assert error["code"] == "nick_taken"
+        said = f'"{nick}" looks too much like "teacher"' if nick != "teacher" else 'the nick "teacher" is already in'
+        assert error["message"].startswith(said)
 
 
 def test_a_nick_is_refused_even_before_the_other_node_has_heard_of_it(
@@ -79,7 +82,9 @@ def test_a_nick_is_refused_even_before_the_other_node_has_heard_of_it(
     connect(a).join("carol")
     other = connect(b)
     other.send({"type": "hello", "nick": "\uff43\uff41\uff52\uff4f\uff4c"})  # fullwidth carol
-    assert other.expect("error")["code"] == "nick_taken"
+    error = other.expect("error")
+    assert error["code"] == "nick_taken"
+    assert error["message"] == '"\uff43\uff41\uff52\uff4f\uff4c" looks too much like "carol", who is here'
     assert b.service.registry.find("carol") is None
 
 

@@ -31,17 +31,28 @@ def test_workers_share_one_port_and_one_chat(redis_server: Redis) -> None:
         found = re.search(r"--workers 2: 2 nodes on 127\.0\.0\.1 port (\d+) \(SO_REUSEPORT", first)
         assert found, first
         port = int(found.group(1))
-        linked = 0
-        secrets: list[str] = []
+        ready: list[str] = []
+        lines: list[str] = []
         deadline = time.monotonic() + 30
-        while linked < 2 and time.monotonic() < deadline:
+        while len(ready) < 2 and time.monotonic() < deadline:
             line = process.stdout.readline()
             assert line, "chatsrv --workers stopped"
-            linked += line.startswith("backplane: node") and line.rstrip().endswith("linked")
-            secrets += re.findall(r"^operator secret: (\S+) .*/op \1\)$", line.rstrip())
-        assert linked == 2
+            lines.append(line.rstrip())
+            ready += re.findall(r"^node ([12]) of 2 ready, pid \d+; backplane: linked$", line.rstrip())
+        assert sorted(ready) == ["1", "2"]
         # The secret the nodes share was made up by --workers: the teacher must be told it (it was not).
+        secrets = [found for line in lines for found in re.findall(r"^operator secret: (\S+) .*/op \1\)$", line)]
         assert len(secrets) == 1, "no operator secret printed"
+        # One server's start-up lines: before, every node printed all of its own, interleaved, and each said
+        # "operator secret: the one from LANCHAT_OP_SECRET (not shown ...)" right under the secret.
+        assert not [line for line in lines if "not shown" in line or " listening on " in line]
+        assert [line for line in lines if line.startswith("on this machine:")] == [
+            f"on this machine: chatclient --host 127.0.0.1 --port {port} --nick NAME"
+        ]
+        assert sum(line == "Ctrl-C stops the server." for line in lines) == 1
+        assert lines.count("over UDP: add --udp") == 1  # node 1 serves UDP on the same port
+        # After the --workers line: classmates join with (2 lines), on this machine, UDP, the secret, Ctrl-C, 2 nodes.
+        assert len(lines) == 8 and lines[-2].startswith("node ") and lines[-1].startswith("node "), lines
         members = [Client(port) for _ in range(8)]
         try:
             for n, member in enumerate(members):

@@ -191,10 +191,15 @@ def test_a_muted_speaker_a_taken_nick_and_the_notices_say_their_reasons(service:
     assert error["message"].startswith("you are muted by teacher for 5 more minute(s): you can read")
 
     carol = Member(service, ("127.0.0.3", 1))
+    carol.send(type="hello", nick="bob", room="lobby")
+    error = _last(carol, "error")
+    assert (error["code"], error["reason"], error["args"]) == ("nick_taken", "nick_taken", {"nick": "bob"})
+    assert error["message"] == 'the nick "bob" is already in use'
     carol.send(type="hello", nick="BOB", room="lobby")
     error = _last(carol, "error")
-    assert (error["code"], error["reason"], error["args"]) == ("nick_taken", "nick_taken", {"nick": "BOB"})
-    assert error["message"] == 'the nick "BOB" is already in use'
+    assert (error["code"], error["reason"]) == ("nick_taken", "nick_lookalike")
+    assert error["args"] == {"nick": "BOB", "held": "bob"}
+    assert error["message"] == '"BOB" looks too much like "bob", who is here'
 
     teacher.send(type="topic", text="fractions")
     notice = _last(bob, "notice")

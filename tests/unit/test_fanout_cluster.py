@@ -29,8 +29,8 @@ class PretendCluster:
             self.service.fanout.entered(room, exclude)
         return True
 
-    def claim_nick(self, nick: str) -> bool:
-        return True
+    def nick_holder(self, nick: str) -> str | None:
+        return None
 
     def message_id(self) -> int | None:
         return None

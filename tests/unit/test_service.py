@@ -83,6 +83,23 @@ def test_nick_rename_and_taken(service: ChatService) -> None:
     assert service.registry.find("ALICIA") is alice_session and service.registry.find("alice") is None
 
 
+def test_a_lookalike_nick_is_refused_as_looking_like_the_nick_in_use(service: ChatService) -> None:
+    """Issue 20's trial: "aIice" (capital I) was refused as 'the nick "aIice" is already in use'."""
+    member(service, "alice")
+    session, outbox = connect(service)
+    send(service, session, type="hello", nick="aIice")
+    refusal = outbox.last()
+    assert (refusal["code"], refusal["reason"]) == ("nick_taken", "nick_lookalike")
+    assert refusal["args"] == {"nick": "aIice", "held": "alice"}
+    assert refusal["message"] == '"aIice" looks too much like "alice", who is here'
+    send(service, session, type="hello", nick="alice")
+    assert outbox.last()["message"] == 'the nick "alice" is already in use'
+    bob_session, bob = member(service, "bob")
+    send(service, bob_session, type="nick", nick="a1ice")
+    assert bob.last()["code"] == "nick_taken"
+    assert bob.last()["message"] == '"a1ice" looks too much like "alice", who is here'
+
+
 def test_hello_with_taken_nick_is_recoverable(service: ChatService) -> None:
     """A taken nick in hello is nick_taken; the connection may try another nick."""
     member(service, "alice")
