@@ -26,6 +26,9 @@ from .codecs import Codec, Irc, LanchatTcp, LanchatUdp, NcatChat
 from .conn import LOOPBACK
 
 LISTENING_RE = re.compile(r"listening on (\S+) port (\d+)")
+# chatsrv --workers N prints where all its nodes listen once, then one line per node when it is ready.
+WORKERS_RE = re.compile(r"\d+ nodes on (\S+) port (\d+)")
+NODE_READY_RE = re.compile(r"^node \d+ of \d+ ready", re.MULTILINE)
 
 
 class ServerError(RuntimeError):
@@ -188,9 +191,15 @@ class LanchatServer(ServerProcess):
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return False
-        match = LISTENING_RE.search(text)
-        if not match or len(LISTENING_RE.findall(text)) < getattr(self.options, "nodes", 1):
-            return False  # with --nodes N, ready when every node listens
+        nodes = getattr(self.options, "nodes", 1)
+        if nodes > 1:  # --workers: ready when every node says so
+            match = WORKERS_RE.search(text)
+            if not match or len(NODE_READY_RE.findall(text)) < nodes:
+                return False
+        else:
+            match = LISTENING_RE.search(text)
+            if not match:
+                return False
         host, port = match.group(1), int(match.group(2))
         if not host.startswith("127."):
             raise ServerError(f"lanchat listens on {host}, not on loopback")
