@@ -72,8 +72,12 @@ class CompareOptions:
         if self.udp_delay:
             base, _, jitter = self.udp_delay.partition(":")
             delay_ms = float(base or 0) + float(jitter or 0)
+        # Over a lossy link TCP's handshake itself is lost now and then: Linux resends a SYN after 1, 3, 7 and 15 s,
+        # so a join may take seconds without anything being wrong (docs/lab.md, section 11b).
+        join_timeout = 20.0 if self.netns_loss else 5.0
         return WorkloadConfig(
             host=host,
+            join_timeout=join_timeout,
             port=port,
             tcp_bots=self.bots if "tcp" in self.transports else 0,
             udp_bots=self.bots if "udp" in self.transports else 0,
