@@ -28,7 +28,6 @@ def ours(pid: int) -> list[str]:
     return [name for name in netns.list_namespaces() if name in (f"chatlab{pid}s", f"chatlab{pid}c")]
 
 
-
 def test_a_lossy_link_gives_tcp_joins_time_for_syn_retries() -> None:
     """Under --netns-loss a SYN or SYN-ACK is dropped now and then and Linux resends it after 1, 3, 7 s: a join that
     needs two resends is slow, not broken (CI once failed a 10 % run at the old 5 s)."""
@@ -36,6 +35,7 @@ def test_a_lossy_link_gives_tcp_joins_time_for_syn_retries() -> None:
     clean = CompareOptions().workload("127.0.0.1", 9009)
     assert lossy.join_timeout > 7.0
     assert clean.join_timeout == 5.0
+
 
 @needs_netns
 @pytest.mark.timeout(90)
