@@ -119,10 +119,12 @@ class Client(_Expecting):
         received, self.inbox = self.inbox, []
         return received
 
-    def join(self, nick: str, room: str | None = None) -> dict[str, Any]:
+    def join(self, nick: str, room: str | None = None, features: list[str] | None = None) -> dict[str, Any]:
         hello: dict[str, Any] = {"type": "hello", "nick": nick}
         if room is not None:
             hello["room"] = room
+        if features is not None:
+            hello["features"] = features
         self.send(hello)
         return self.expect("welcome")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -16,16 +15,6 @@ BURST = 30
 @pytest.fixture
 def node_flags() -> tuple[str, ...]:
     return ("--rate", "0", "--max-per-ip", "0", "--max-waiting-per-ip", "0")
-
-
-
-
-def hello(client: Client, nick: str, batched: bool) -> dict[str, Any]:
-    payload: dict[str, Any] = {"type": "hello", "nick": nick}
-    if batched:
-        payload["features"] = ["batch_joins"]
-    client.send(payload)
-    return client.expect("welcome")
 
 
 def changes_until(client: Client, key: str, count: int) -> tuple[list[str], int]:
@@ -49,9 +38,9 @@ def test_a_burst_on_one_node_reaches_the_other_coalesced_and_in_order_with_messa
     newcomers never hear of a join their welcome listed. Their leaves reach B coalesced too."""
     a, b = nodes
     ann, bob, cat = connect(b), connect(b), connect(a)
-    hello(ann, "ann", batched=True)
-    hello(bob, "bob", batched=False)
-    hello(cat, "cat", batched=True)
+    ann.join("ann", features=["batch_joins"])
+    bob.join("bob")
+    cat.join("cat", features=["batch_joins"])
     wait_until(lambda: all(node.service.registry.find(nick) for node in nodes for nick in ("ann", "bob", "cat")))
     newcomers = [connect(a) for _ in range(BURST)]
     for number, newcomer in enumerate(newcomers):
@@ -75,7 +64,7 @@ def test_a_burst_on_one_node_reaches_the_other_coalesced_and_in_order_with_messa
     for number, newcomer in enumerate(newcomers):
         place = nicks.index(f"n{number}")
         assert set(nicks[:place]) <= set(welcomes[number]["users"])
-        assert [newcomer.expect("joined")["nick"] for _ in nicks[place + 1:]] == nicks[place + 1:]
+        assert [newcomer.expect("joined")["nick"] for _ in nicks[place + 1 :]] == nicks[place + 1 :]
         assert newcomer.recv().get("text") == "made it"
     for newcomer in newcomers:
         newcomer.close()

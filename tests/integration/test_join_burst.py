@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from tests.helpers import Client
-
-
-def hello(client: Client, nick: str, batched: bool) -> dict[str, Any]:
-    payload: dict[str, Any] = {"type": "hello", "nick": nick}
-    if batched:
-        payload["features"] = ["batch_joins"]
-    client.send(payload)
-    return client.expect("welcome")
 
 
 def test_a_burst_reaches_both_kinds_of_member_in_order(clients) -> None:
     """Eight quick joins: the batched member's `members` name all eight, the v1 member gets eight `joined`
     in the same order; the last newcomer's message comes after its join for both."""
     ann, bob = clients(), clients()
-    assert hello(ann, "ann", batched=True)["features"] == ["batch_joins"]
-    hello(bob, "bob", batched=False)
+    assert ann.join("ann", features=["batch_joins"])["features"] == ["batch_joins"]
+    bob.join("bob")
     ann.expect("members")  # bob's join
     newcomers = [clients() for _ in range(8)]
     for number, newcomer in enumerate(newcomers):
