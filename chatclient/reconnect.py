@@ -79,7 +79,8 @@ class Reconnecting:
         self._say(_("connection to {address} lost; reconnecting").format(address=self.address), "error")
         if not await self._reconnect():
             return False
-        if was_operator and not self.state.operator:
+        if was_operator and not self.state.operator and not self._regaining_op:
+            # Not while our secret is on its way: the answer says "operator" again, or why not.
             self._say(
                 _("you are no longer an operator: operator status ends with the connection. /op "
                 "SECRET makes you one again (the secret chatsrv printed when it started)"),

@@ -47,6 +47,8 @@ def test_after_a_reconnect_the_session_sends_its_op_secret_again_and_is_operator
     run(scenario)
     assert server.of_type("op") == [{"type": "op", "secret": "s3cret"}] * 2
     assert "not an operator any more" not in listener.text()
+    # Nor was the teacher told the status was gone, a line before it came back by itself.
+    assert "no longer an operator" not in listener.text()
 
 
 def test_a_refused_secret_after_a_reconnect_is_one_plain_line_and_is_not_sent_again() -> None:
