@@ -434,19 +434,31 @@ def _console_argument(value: object) -> object:
     return value
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, node: str = "") -> None:
     """The console log: time, level, message in the console's language (`ConsoleFormatter`).
 
-    Every handler of the root logger gets `SafeLogFilter`.
+    Every handler of the root logger gets `SafeLogFilter`. `node` ("2" for node 2 of --workers) tags each
+    console line, as the nodes share one console and would otherwise print the same line twice, unnamed.
     """
-    logging.basicConfig(
-        level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
-    )
+    fields = "%(asctime)s %(levelname)s %(message)s"
+    logging.basicConfig(level=getattr(logging, level.upper()), format=fields, datefmt="%H:%M:%S")
+    if node:
+        tag = _("[node {index}]").format(index=node).replace("%", "%%")
+        fields = f"%(asctime)s {tag} %(levelname)s %(message)s"
     for handler in logging.getLogger().handlers:
         if not any(isinstance(existing, SafeLogFilter) for existing in handler.filters):
             handler.addFilter(SafeLogFilter())
         if type(handler) is logging.StreamHandler:  # the console basicConfig made; not a file, not a test's capture
-            handler.setFormatter(ConsoleFormatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
+            handler.setFormatter(ConsoleFormatter(fields, datefmt="%H:%M:%S"))
+
+
+def node_place(args: argparse.Namespace) -> tuple[str, str] | None:
+    """(index, count) when this process is one of --workers' nodes (told by the supervisor), else None."""
+    node = os.environ.get(cluster.NODE_VARIABLE, "") if args.shared_port else ""
+    if not node:
+        return None
+    index, _slash, count = node.partition("/")
+    return index, count
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -470,7 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             op_secret_given=args.op_secret is not None,
             start_lines=lambda port, secret: worker_start_lines(args, port, secret),
         )
-    configure_logging(args.log_level)
+    place = node_place(args)
+    configure_logging(args.log_level, node=place[0] if place else "")
     try:
         server = build_server(args)
     except socket.gaierror as error:
@@ -558,9 +571,9 @@ def print_start_lines(args: argparse.Namespace, server: Server) -> None:
     """Where and how classmates join, and what the teacher needs to know (a node of --workers: one line)."""
     linked = server.backplane is not None and server.backplane.linked
     state = _("linked") if linked else _("not reachable yet (rooms are local until it is)")
-    node = os.environ.get(cluster.NODE_VARIABLE, "") if args.shared_port else ""
-    if node:  # one of --workers' nodes: the supervisor printed the rest once for all of them
-        index, _slash, count = node.partition("/")
+    place = node_place(args)
+    if place:  # one of --workers' nodes: the supervisor printed the rest once for all of them
+        index, count = place
         text = _("node {index} of {count} ready, pid {pid}; backplane: {state}")
         print(text.format(index=index, count=count, pid=os.getpid(), state=state), flush=True)
         return

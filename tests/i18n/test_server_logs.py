@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,19 @@ def test_slow_mode_turned_off_is_said_so_on_the_console(caplog) -> None:
         teacher.send(type="slow", seconds=0)
     lines = [console(line, "zh_CN") for line in caplog.records if "slow" in str(line.msg)]
     assert lines[0].endswith("设了慢速模式：10 秒") and lines[1].endswith("关闭了房间 lobby 的慢速模式"), lines
+
+
+@pytest.mark.parametrize(("language", "tag"), [("en", "[node 2]"), ("zh_CN", "[节点 2]")])
+def test_a_node_of_workers_tags_its_console_lines(language: str, tag: str) -> None:
+    """--workers' nodes share one console: each line says which node wrote it (two nodes print the same
+    "lost the link" line; untagged, the teacher read it twice and could not tell them apart)."""
+    script = (
+        "import logging; from lanchat import i18n; from chatsrv.app import configure_logging\n"
+        f"i18n.setup(['--lang', {language!r}]); configure_logging('info', node='2')\n"
+        "logging.getLogger('chatsrv.backplane').warning('stopping')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=ENV, capture_output=True, text=True, encoding="utf-8",
+        timeout=30, check=True,
+    )
+    assert re.fullmatch(rf"\d\d:\d\d:\d\d {re.escape(tag)} WARNING \S+\n", done.stderr), done.stderr
