@@ -472,6 +472,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     take_secrets(args, dict(os.environ), parser)
+    place = node_place(args)
+    if place:  # one of --workers' nodes: whatever its flags say (`--work 2` is --workers too), it starts none
+        args.workers = 1
+        if place[0] != "1":
+            args.text_port = None  # the text door is node 1's, as UDP is: one port cannot be opened twice
     if args.workers > 1:
         return cluster.run_workers(
             argv,
@@ -482,7 +487,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             op_secret_given=args.op_secret is not None,
             start_lines=lambda port, secret: worker_start_lines(args, port, secret),
         )
-    place = node_place(args)
     configure_logging(args.log_level, node=place[0] if place else "")
     try:
         server = build_server(args)
@@ -576,6 +580,8 @@ def print_start_lines(args: argparse.Namespace, server: Server) -> None:
         index, count = place
         text = _("node {index} of {count} ready, pid {pid}; backplane: {state}")
         print(text.format(index=index, count=count, pid=os.getpid(), state=state), flush=True)
+        if server.text is not None:  # node 1's: only it knows the port (--text-port 0 picks one)
+            print(text_door_hint(args.host, server.text.port), flush=True)
         return
     print(
         _("chatsrv {version} listening on {host} port {port} ({transports})").format(

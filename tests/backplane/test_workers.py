@@ -21,10 +21,32 @@ from tests.helpers import Client
 
 
 def test_workers_share_one_port_and_one_chat(redis_server: Redis) -> None:
-    command = [sys.executable, "-m", "chatsrv", "--workers", "2", "--host", "127.0.0.1", "--port", "0",
-               "--db", ":memory:", "--rate", "0", "--backplane", redis_server.url]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "chatsrv",
+        "--workers",
+        "2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--db",
+        ":memory:",
+        "--rate",
+        "0",
+        "--text-port",
+        "0",
+        "--backplane",
+        redis_server.url,
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         assert process.stdout is not None
         first = process.stdout.readline()
@@ -34,12 +56,17 @@ def test_workers_share_one_port_and_one_chat(redis_server: Redis) -> None:
         ready: list[str] = []
         lines: list[str] = []
         deadline = time.monotonic() + 30
-        while len(ready) < 2 and time.monotonic() < deadline:
+        doors: list[str] = []
+        while (len(ready) < 2 or not doors) and time.monotonic() < deadline:
             line = process.stdout.readline()
             assert line, "chatsrv --workers stopped"
             lines.append(line.rstrip())
             ready += re.findall(r"^node ([12]) of 2 ready, pid \d+; backplane: linked$", line.rstrip())
+            doors += re.findall(r"^text door for nc and telnet on port (\d+): nc \S+ \1$", line.rstrip())
         assert sorted(ready) == ["1", "2"]
+        # Node 1 opens the text door and says where (before, both nodes opened one on a port of their own,
+        # unannounced; a fixed --text-port stopped them all, as the second node could not open it).
+        assert len(doors) == 1, lines
         # The secret the nodes share was made up by --workers: the teacher must be told it (it was not).
         secrets = [found for line in lines for found in re.findall(r"^operator secret: (\S+) .*/op \1\)$", line)]
         assert len(secrets) == 1, "no operator secret printed"
@@ -51,8 +78,9 @@ def test_workers_share_one_port_and_one_chat(redis_server: Redis) -> None:
         ]
         assert sum(line == "Ctrl-C stops the server." for line in lines) == 1
         assert lines.count("over UDP: add --udp") == 1  # node 1 serves UDP on the same port
-        # After the --workers line: classmates join with (2 lines), on this machine, UDP, the secret, Ctrl-C, 2 nodes.
-        assert len(lines) == 8 and lines[-2].startswith("node ") and lines[-1].startswith("node "), lines
+        # After the --workers line: classmates join with (2 lines), on this machine, UDP, the secret, Ctrl-C, 2 nodes
+        # and node 1's text door.
+        assert len(lines) == 9 and all(line.startswith(("node ", "text door")) for line in lines[-3:]), lines
         members = [Client(port) for _ in range(8)]
         try:
             for n, member in enumerate(members):
@@ -62,12 +90,16 @@ def test_workers_share_one_port_and_one_chat(redis_server: Redis) -> None:
             for n, member in enumerate(members):
                 member.send({"type": "say", "text": f"from m{n}"})
             for member in members:  # wherever the kernel put each one, everyone hears everyone, in one order
-                seen = []
+                seen: list[str] = []
                 while len(seen) < 8:
                     payload = member.recv()
                     if payload["type"] == "message":
                         seen.append(payload["text"])
                 assert sorted(seen) == sorted(f"from m{n}" for n in range(8))
+            with socket.create_connection(("127.0.0.1", int(doors[0])), timeout=10) as door:
+                door.sendall(b"tina\nhello from nc\n")  # the text door asks for a nick first
+                heard = members[0].expect("message", text="hello from nc")
+                assert heard["from"].startswith("tina")
         finally:
             for member in members:
                 member.close()
@@ -94,16 +126,24 @@ def test_workers_say_when_so_reuseport_is_missing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(platforms, "share_port", lambda sock: False)
-    status = cluster.run_workers([], host="127.0.0.1", port=0, workers=2, backplane="redis://127.0.0.1:1/0",
-                                 op_secret_given=False)
+    status = cluster.run_workers(
+        [], host="127.0.0.1", port=0, workers=2, backplane="redis://127.0.0.1:1/0", op_secret_given=False
+    )
     assert status == 2
     assert "--workers is not available on this system" in capsys.readouterr().err
 
 
 def test_worker_flags() -> None:
     argv = ["--workers", "3", "--backplane", "redis://h/0", "--workers=2", "--port", "0"]
-    assert cluster.worker_argv(argv, 9009, 0) == ["--backplane", "redis://h/0", "--port", "0", "--port", "9009",
-                                                  cluster.SHARED_PORT_FLAG]
+    assert cluster.worker_argv(argv, 9009, 0) == [
+        "--backplane",
+        "redis://h/0",
+        "--port",
+        "0",
+        "--port",
+        "9009",
+        cluster.SHARED_PORT_FLAG,
+    ]
     assert cluster.worker_argv(argv, 9009, 1)[-1] == "--no-udp"
 
 
@@ -113,9 +153,24 @@ def test_backplane_without_the_redis_package_says_how_to_install_it(tmp_path: Pa
     (fake / "__init__.py").write_text("raise ImportError('no redis here')\n")
     path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
     shown = subprocess.run(
-        [sys.executable, "-m", "chatsrv", "--host", "127.0.0.1", "--port", "0", "--db", ":memory:",
-         "--backplane", "redis://127.0.0.1:1/0"],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": path}, check=False,
+        [
+            sys.executable,
+            "-m",
+            "chatsrv",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--db",
+            ":memory:",
+            "--backplane",
+            "redis://127.0.0.1:1/0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": path},
+        check=False,
     )
     assert shown.returncode == 2
     assert "pip install 'lanchat[backplane]'" in shown.stderr
@@ -166,8 +221,9 @@ def test_a_node_that_was_killed_makes_the_exit_status_a_failure(
 ) -> None:
     monkeypatch.setattr(cluster.subprocess, "Popen", _Child)
     monkeypatch.setattr(platforms, "ask_to_stop", lambda child: None)
-    status = cluster.run_workers([], host="127.0.0.1", port=0, workers=2, backplane="redis://127.0.0.1:1/0",
-                                 op_secret_given=True)
+    status = cluster.run_workers(
+        [], host="127.0.0.1", port=0, workers=2, backplane="redis://127.0.0.1:1/0", op_secret_given=True
+    )
     assert "a node stopped; stopping the others" in capsys.readouterr().err
     assert status == 1  # was 0: max(-9, 0), so a service manager saw a clean stop and did not restart it
 
@@ -195,7 +251,38 @@ def test_a_node_that_crashes_after_it_served_is_started_again(
     monkeypatch.setattr(cluster.subprocess, "Popen", popen)
     monkeypatch.setattr(platforms, "on_stop_signals", on_stop_signals)
     monkeypatch.setattr(platforms, "ask_to_stop", lambda child: None)
-    status = cluster.run_workers([], host="127.0.0.1", port=0, workers=2, backplane="redis://127.0.0.1:1/0",
-                                 op_secret_given=True)
+    status = cluster.run_workers(
+        [], host="127.0.0.1", port=0, workers=2, backplane="redis://127.0.0.1:1/0", op_secret_given=True
+    )
     assert "node 2 ended (exit code -9); starting it again" in capsys.readouterr().err
     assert len(started) == 3 and status == 0
+
+
+def test_a_node_starts_no_nodes_of_its_own_whatever_its_flags_say(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argparse takes `--work 2` for `--workers 2`, and the supervisor passed it on to its nodes: each node then
+    started nodes of its own, and those theirs. A node (told its place) builds its one server instead."""
+    from chatsrv import app
+
+    class Built(Exception):
+        pass
+
+    def build_server(args: object) -> None:
+        raise Built(args)
+
+    started: list[object] = []
+    monkeypatch.setenv(cluster.NODE_VARIABLE, "2/2")
+
+    def run_workers(*args: object, **kwargs: object) -> int:
+        started.append(args)
+        return 0
+
+    monkeypatch.setattr(cluster, "run_workers", run_workers)
+    monkeypatch.setattr(app, "build_server", build_server)
+    for module, name in ((app, "configure_logging"), (app.platforms, "console_safe_stdio"), (app.i18n, "setup")):
+        monkeypatch.setattr(module, name, lambda *args, **kwargs: None)  # no process-wide change in the suite
+    argv = ["--work", "2", "--text-port", "0", "--backplane", "redis://127.0.0.1:1/0", cluster.SHARED_PORT_FLAG]
+    with pytest.raises(Built) as built:
+        app.main(argv)
+    assert started == []
+    args = built.value.args[0]
+    assert args.workers == 1 and args.text_port is None  # node 2: the text door is node 1's
