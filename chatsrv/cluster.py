@@ -81,11 +81,13 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
 
 
 def run_workers(argv: Sequence[str], *, host: str, port: int, workers: int, backplane: str | None,
-                op_secret_given: bool, start_lines: Callable[[int, str | None], list[str]] | None = None) -> int:
+                op_secret_given: bool, make_op_secret: Callable[[], str] = lambda: secrets.token_urlsafe(12),
+                start_lines: Callable[[int, str | None], list[str]] | None = None) -> int:
     """Start the nodes, print what runs where, wait for a stop signal, stop them; the exit status.
 
+    `make_op_secret()`: the one secret all nodes share when none was given (chatsrv keeps it in --db).
     `start_lines(port, secret)`: the lines for classmates and the teacher, printed once for all nodes
-    (`secret`: the operator secret made up here, or None); each node then prints one line (NODE_VARIABLE).
+    (`secret`: the one from make_op_secret, or None); each node then prints one line (NODE_VARIABLE).
     """
     if not backplane:
         print("chatsrv: --workers needs --backplane redis://HOST:PORT/DB (the nodes share rooms through it)",
@@ -107,7 +109,7 @@ def run_workers(argv: Sequence[str], *, host: str, port: int, workers: int, back
     environ = dict(os.environ)
     made_up = None
     if not op_secret_given and not environ.get(OP_SECRET_VARIABLE):
-        made_up = environ[OP_SECRET_VARIABLE] = secrets.token_urlsafe(12)  # one secret for every node
+        made_up = environ[OP_SECRET_VARIABLE] = make_op_secret()  # one secret for every node
     shown = shown_url(backplane)
     print(f"chatsrv --workers {workers}: {workers} nodes on {host} port {port} (SO_REUSEPORT: the kernel spreads "
           f"connections over them), joined by the backplane {shown}; node 1 also serves UDP and discovery",

@@ -64,6 +64,7 @@ SERVER_RANKS = {
     "chatsrv.cluster": 8,  # --workers: starts and stops the nodes (child processes); imports no server module
     "chatsrv.textdoor": 9,  # the text door for nc and telnet: a TCP server with a line-reading handler
     "chatsrv.options": 9,  # the chatsrv command's flags: the parser, its value checks, secrets from env or file
+    "chatsrv.consolelog": 9,  # the teacher's console log: safe lines, translated; configured by app
     "chatsrv.app": 10,
     "chatsrv.__main__": 11,
 }

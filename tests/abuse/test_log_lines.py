@@ -4,7 +4,7 @@ A message type, a nick or a room name goes into log lines; raw, an ESC
 sequence clears or retitles the teacher's terminal and a newline forges a
 line of its own. And a script repeating a bad frame wrote one line per
 frame (megabytes a minute). Now every record is escaped by the filter that
-chatsrv's logging set-up installs (chatsrv.app.SafeLogFilter), and protocol
+chatsrv's logging set-up installs (chatsrv.consolelog.SafeLogFilter), and protocol
 errors get a few lines per address per interval (chatsrv.mistakes.MistakeLog).
 """
 
@@ -15,7 +15,7 @@ import socket
 
 import pytest
 
-from chatsrv.app import SafeLogFilter, log_safe
+from chatsrv.consolelog import SafeLogFilter, log_safe
 from chatsrv.mistakes import BURST, DEFAULT_INTERVAL
 from chatsrv.service import ChatService
 from lanchat.wire import encode_frame, encode_payload

@@ -286,3 +286,22 @@ def test_a_node_starts_no_nodes_of_its_own_whatever_its_flags_say(monkeypatch: p
     assert started == []
     args = built.value.args[0]
     assert args.workers == 1 and args.text_port is None  # node 2: the text door is node 1's
+
+
+def test_workers_keep_the_secret_they_made_up_across_a_restart(tmp_path: Path) -> None:
+    """`--workers` made up a new secret at every start: after a restart the teacher's client sent the old one
+    and was refused. Now it is kept in --db, as one chatsrv keeps its own."""
+    from chatsrv import app
+    from chatsrv.options import build_parser
+
+    def started(db: str) -> tuple[str, list[str]]:
+        args = build_parser().parse_args(["--workers", "2", "--db", db, "--backplane", "redis://127.0.0.1:1/0"])
+        secret = app.workers_op_secret(args)
+        return secret, app.worker_start_lines(args, 9009, secret)
+
+    first, lines = started(str(tmp_path / "lesson.db"))
+    again, lines_again = started(str(tmp_path / "lesson.db"))
+    assert again == first
+    assert f"operator secret: {first}   (in chatclient type: /op {first})" in lines
+    assert f"operator secret: {first} (kept from the last run)   (in chatclient type: /op {first})" in lines_again
+    assert started(":memory:")[0] != started(":memory:")[0]  # nothing to keep it in

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chatsrv.app import ConsoleFormatter, SafeLogFilter
+from chatsrv.consolelog import ConsoleFormatter, SafeLogFilter
 from lanchat import i18n
 from tests.i18n.test_server_lines import ENV, ROOT
 
@@ -129,7 +129,7 @@ def test_a_node_of_workers_tags_its_console_lines(language: str, tag: str) -> No
     """--workers' nodes share one console: each line says which node wrote it (two nodes print the same
     "lost the link" line; untagged, the teacher read it twice and could not tell them apart)."""
     script = (
-        "import logging; from lanchat import i18n; from chatsrv.app import configure_logging\n"
+        "import logging; from lanchat import i18n; from chatsrv.consolelog import configure_logging\n"
         f"i18n.setup(['--lang', {language!r}]); configure_logging('info', node='2')\n"
         "logging.getLogger('chatsrv.backplane').warning('stopping')"
     )
