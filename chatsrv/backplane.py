@@ -47,8 +47,8 @@ inbox entries, moderation, a node forgotten) is the `StandIns` part
 an outage, operators, closed rooms, a node behind the trimmed stream) is the
 `NodeSync` part (chatsrv.nodesync).
 
-Imports: session, lookalike, rooms, service, standins, nodesync, streampack, cluster (shown_url), lanchat.wire;
-`redis` (lazily).
+Imports: session, lookalike, mistakes, rooms, service, standins, nodesync, streampack, cluster (shown_url),
+lanchat.wire; `redis` (lazily).
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ from typing import Any
 
 from chatsrv.cluster import shown_url
 from chatsrv.lookalike import likeness_key
+from chatsrv.mistakes import MistakeLog, one_line
 from chatsrv.nodesync import (
     ID_BLOCK,  # noqa: F401 (its old home: the name stays importable from here)
     MODERATION,
@@ -90,6 +91,8 @@ MESSAGE_PREFIX = b'{"type":"message"'  # how every encoded `message` payload sta
 READ_BLOCK_MS = 200  # longest XREAD wait: also how late a stop or a heartbeat can be
 SOCKET_TIMEOUT = 2.0  # seconds; longer than READ_BLOCK_MS
 MAX_BACKOFF = 5.0  # seconds between reconnection attempts, at most
+# What applying a bad entry or event raises (a UnicodeDecodeError is a ValueError); anything else is a bug here.
+APPLY_ERRORS = (ValueError, KeyError, TypeError, AttributeError)
 LOCAL_NOTICE = say("backplane_lost")  # lanchat.reasons: the English text, its key for the client's language
 BACK_NOTICE = say("backplane_back")
 
@@ -138,6 +141,7 @@ class Backplane(StandIns, NodeSync):
         self._jammed = False  # the send queue overflowed (set under the send condition, read by the reader)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._bad_entries = MistakeLog()  # entries that could not be applied: a few log lines per 10 s
 
     # --- keys -------------------------------------------------------------
 
@@ -512,8 +516,8 @@ class Backplane(StandIns, NodeSync):
                         else:
                             self._last_id = entry_id
                             self._apply_event(fields, now)
-                    except (ValueError, KeyError, TypeError, AttributeError):
-                        log.exception("backplane: an entry from the stream could not be applied: skipped")
+                    except APPLY_ERRORS as error:  # a whole entry that cannot be read (a pack: its header)
+                        self._skipped(fields, "an entry", error)
 
     def _apply_event(self, fields: dict[bytes, bytes], now: float) -> None:
         node = fields[b"n"].decode()
@@ -523,15 +527,41 @@ class Backplane(StandIns, NodeSync):
                 self._apply_moderation(fields[b"b"].decode(), now)
             return
         if kind == b"pack":
+            # Each event of a pack fails on its own: one bad event must not take the others' messages with it.
             if node == self.node:  # ours: delivered from what `publish` kept, the bodies need no reading
                 for serial in serials(fields[b"p"]):
-                    self._own_event(serial)
+                    try:
+                        self._own_event(serial)
+                    except APPLY_ERRORS as error:
+                        self._skipped(fields, "an event", error)
                 return
             for serial, room_name, body, transport, host in events_of(fields[b"p"]):
-                self._one_event(node, serial, room_name, body, transport, host, now)
+                try:
+                    self._one_event(node, serial, room_name, body, transport, host, now)
+                except APPLY_ERRORS as error:
+                    self._skipped(fields, "an event", error)
             return
         self._one_event(node, int(fields[b"s"]), fields[b"r"].decode(), fields[b"b"],
                         fields.get(b"t", b"tcp").decode(), fields.get(b"a", b"").decode(), now)
+
+    def _skipped(self, fields: dict[bytes, bytes], what: str, error: Exception) -> None:
+        """An entry or event that could not be applied: one log line, at most a few per 10 s for the whole
+        stream (a broken or hostile node may write thousands; the node each line names is a hint, not a key
+        to count by, as a hostile writer could name a new node in every entry)."""
+        left_out = self._bad_entries.report("stream")
+        if left_out is None:
+            return
+        node = one_line(fields.get(b"n", b"?").decode(errors="replace"))[:40]
+        more = f" ({left_out} more since the last line)" if left_out else ""
+        log.warning(
+            "backplane: %s from node %s could not be applied (%s: %s): skipped%s",
+            what,
+            node,
+            type(error).__name__,
+            one_line(str(error))[:200],
+            more,
+        )
+        log.debug("backplane: the entry that could not be applied", exc_info=error)
 
     def _own_event(self, serial: int) -> None:
         item = self._pending.pop(serial, None)
