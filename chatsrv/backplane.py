@@ -183,17 +183,13 @@ class Backplane(StandIns, NodeSync):
             was_linked, self.linked = self.linked, False
             self.service.cluster = None
             leaving = [s for s in self.service.sessions if s.joined]
-            pending = list(self._pending.values())
-            self._pending = {}
         self._stop.set()
         with self._wake:
             self._wake.notify_all()
         for thread in self._threads:
             thread.join(5)
-        if pending:
-            with self.service.fanout.batch():
-                for where, body, exclude in pending:
-                    self.service.fanout.broadcast(where, body, exclude)
+        with self.service.fanout.batch():  # the threads are gone: what was not read back is delivered here
+            self._deliver_pending()
         if was_linked:
             try:
                 pipe = self.client.pipeline(transaction=False)
@@ -591,10 +587,7 @@ class Backplane(StandIns, NodeSync):
                         self.url, error)
             with self._wake:
                 self._queue.clear()
-            pending, self._pending = self._pending, {}
-            self._entering.clear()
-            for room, body, exclude in pending.values():  # published but not read back: nothing local is lost
-                self.service.fanout.broadcast(room, body, exclude)
+            self._deliver_pending()  # published but not read back: nothing local is lost
             now = self.service.clock()
             self._tell_everyone(LOCAL_NOTICE, now)  # why, before the other nodes' members leave (lost)
             for node in list(self._stand_ins):

@@ -85,6 +85,10 @@ class NodeSync:
 
         def _apply_moderation(self, state: str, now: float) -> None: ...
 
+        def _stand_in_lost(self, node: str, key: str, now: float) -> None: ...
+
+        def _deliver_pending(self) -> None: ...
+
         def _tell_everyone(self, text: Said, now: float) -> None: ...
 
         def _members(self, node: str) -> str: ...
@@ -208,10 +212,7 @@ class NodeSync:
             if not self.linked:
                 return
             now = service.clock()
-            pending, self._pending = self._pending, {}
-            for room, body, exclude in pending.values():  # ours may have been trimmed: delivered here now
-                service.fanout.broadcast(room, body, exclude)
-            self._entering.clear()  # their `joined` was just delivered: nothing to hide from newcomers any more
+            self._deliver_pending()  # ours may have been trimmed: delivered here now
             for node in list(self._stand_ins):
                 listed = {likeness_key(nick) for nick, _ in _records(others.get(node, {}))}
                 for key in [key for key in self._stand_ins[node] if key not in listed]:
@@ -227,16 +228,6 @@ class NodeSync:
                         "read them): it re-read the members and moderation from Redis and goes on from the end",
                         self.node, read_from.decode())
             self._tell_everyone(BEHIND_NOTICE, now)
-
-    def _stand_in_lost(self, node: str, key: str, now: float) -> None:
-        """A member of `node` we missed leaving: it leaves here (reason `lost`)."""
-        stand_in = self._stand_ins[node].pop(key)
-        room = self.service.registry.room_of(stand_in)
-        self.service.registry.remove_remote(stand_in, now)
-        self.service.moderation.forget(stand_in)
-        if room is not None and stand_in.nick is not None:
-            left = {"type": "left", "nick": stand_in.nick, "room": room.name, "ts": now, "reason": "lost"}
-            self.service.fanout.broadcast(room, encode_payload(left))
 
     def _add_listed(self, node: str, members: dict[bytes, bytes], now: float) -> None:
         """Members of `node` from its presence hash, as `joined` events (known ones are left as they are)."""

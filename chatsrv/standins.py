@@ -60,6 +60,7 @@ class StandIns:
     service: ChatService
     _stand_ins: dict[str, dict[str, Session]]  # node -> look-alike key -> stand-in
     _entering: dict[Session, int]  # local members whose `joined` is not read back yet -> its serial
+    _pending: dict[int, tuple[Room, bytes, Session | None]]  # published, not read back yet (chatsrv.backplane)
     heartbeat: float
     # Set by the TCP server's owner (chatsrv.app) to its backpressure's wait: pauses while a member that
     # still reads lags. None: never pause.
@@ -172,15 +173,33 @@ class StandIns:
 
     def _forget_node(self, node: str, now: float) -> int:
         """Under a batch: every member of `node` leaves the local lists, and their rooms see `left` (lost)."""
-        known = self._stand_ins.pop(node, {})
-        for stand_in in known.values():
-            room = self.service.registry.room_of(stand_in)
-            self.service.registry.remove_remote(stand_in, now)
-            self.service.moderation.forget(stand_in)
-            if room is not None and stand_in.nick is not None:
-                left = {"type": "left", "nick": stand_in.nick, "room": room.name, "ts": now, "reason": "lost"}
-                self.service.fanout.member_changed(room, left)
-        return len(known)
+        keys = list(self._stand_ins.get(node, {}))
+        for key in keys:
+            self._stand_in_lost(node, key, now)
+        self._stand_ins.pop(node, None)
+        return len(keys)
+
+    def _stand_in_lost(self, node: str, key: str, now: float) -> None:
+        """Under a batch: a member of `node` we missed leaving leaves here (reason `lost`).
+
+        Its `left` takes the path of every join and leave (coalesced for `batch_joins` members, in order
+        with the rest: chatsrv.fanout), never a broadcast of its own.
+        """
+        stand_in = self._stand_ins[node].pop(key)
+        room = self.service.registry.room_of(stand_in)
+        self.service.registry.remove_remote(stand_in, now)
+        self.service.moderation.forget(stand_in)
+        if room is not None and stand_in.nick is not None:
+            left = {"type": "left", "nick": stand_in.nick, "room": room.name, "ts": now, "reason": "lost"}
+            self.service.fanout.member_changed(room, left)
+
+    def _deliver_pending(self) -> None:
+        """Under a batch: this node's events published but not read back (the link is lost, or they were
+        trimmed) are delivered now, in order, as if read back; no newcomer is then waiting for its `joined`."""
+        pending, self._pending = self._pending, {}
+        for serial, (room, body, exclude) in pending.items():  # serials in publishing order
+            self._deliver_own(serial, room, body, exclude)
+        self._entering.clear()
 
     def _deliver_own(self, serial: int, room: Room, body: bytes, exclude: Session | None) -> None:
         """One of this node's room events, back from the stream: joins and leaves coalesced (chatsrv.fanout).
