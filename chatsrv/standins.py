@@ -106,10 +106,7 @@ class StandIns:
             nick = str(payload["nick"])
             stand_in = known.get(likeness_key(nick))
             if stand_in is None:
-                holder = registry.find(nick)
-                if holder is not None and not isinstance(holder.outbox, StandInOutbox):
-                    log.warning("backplane: %s is on this node and on node %s", nick, node)
-                else:
+                if self._make_way(node, nick, None, now):
                     stand_in = self._new_stand_in(node, transport, host, now)
                     known[likeness_key(nick)] = stand_in
                     registry.add_remote(stand_in, nick, room)
@@ -129,16 +126,42 @@ class StandIns:
                     registry.remove_remote(stand_in, now)
                     self.service.moderation.forget(stand_in)
         elif kind == "renamed":
-            stand_in = known.pop(likeness_key(str(payload["old"])), None)
+            old_key, new = likeness_key(str(payload["old"])), str(payload["new"])
+            stand_in = known.get(old_key)
             if stand_in is not None:
-                registry.rename_remote(stand_in, str(payload["new"]))
-                known[likeness_key(str(payload["new"]))] = stand_in
+                if not self._make_way(node, new, stand_in, now):
+                    self._stand_in_lost(node, old_key, now)  # it cannot be listed under a member's nick here
+                    return
+                del known[old_key]
+                registry.rename_remote(stand_in, new)
+                known[likeness_key(new)] = stand_in
         elif kind == "message":
             room.history.append(body)
         if kind in CHANGES:
             self.service.fanout.member_changed(room, payload, body)  # coalesced, in order with messages
         else:
             self.service.fanout.broadcast(room, body)
+
+    def _make_way(self, node: str, nick: str, stand_in: Session | None, now: float) -> bool:
+        """Whether a member of `node` (`stand_in`, None for a newcomer) may be listed here as `nick`.
+
+        Nicks are unique across nodes by their look-alike key, so a look-alike held here by another node's
+        stand-in is stale: Redis let `node` take the nick because that member's node stopped answering, or
+        the member left and its `left` was missed (a node we have not yet noticed is gone, a race at
+        re-linking). That stand-in leaves (reason `lost`) before the newcomer is listed: one member per key
+        (chatsrv.rooms). A look-alike held by a member of this node stays; the other node's is not listed.
+        """
+        holder = self.service.registry.find(nick)
+        if holder is None or holder is stand_in:
+            return True
+        outbox = holder.outbox
+        if not isinstance(outbox, StandInOutbox) or holder.nick is None:
+            log.warning("backplane: %s is on this node and on node %s", nick, node)
+            return False
+        gone = holder.nick
+        log.warning("backplane: %s of node %s holds the nick now: %s of node %s is gone", nick, node, gone, outbox.node)
+        self._stand_in_lost(outbox.node, likeness_key(gone), now)
+        return True
 
     def _new_stand_in(self, node: str, transport: str, host: str, now: float) -> Session:
         outbox = StandInOutbox(self, node)
