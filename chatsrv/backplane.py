@@ -380,9 +380,14 @@ class Backplane(StandIns, NodeSync):
                 read_from = self._last_id
                 reply = self.client.xread(streams, count=READ_COUNT, block=self.read_block_ms)
                 if reply:
+                    # Checked twice: at once, for entries trimmed before this read (it skipped them), and after
+                    # the read is applied at the members' pace (a second or more), against the last entry
+                    # applied: the stream trimmed meanwhile past where the read began lost nothing read.
+                    skipped = self._check_behind(read_from, reply, EVENTS.encode(), READ_COUNT)
                     self._apply_paced(reply)
-                    if self._check_behind(read_from, reply, EVENTS.encode(), READ_COUNT):
-                        self._catch_up(EVENTS, read_from)
+                    applied = self._last_id
+                    if skipped or self._check_behind(applied, reply, EVENTS.encode(), READ_COUNT):
+                        self._catch_up(EVENTS, read_from if skipped else applied)
             except self._errors as error:
                 self._link_lost(error)
 
