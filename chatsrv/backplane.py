@@ -64,7 +64,7 @@ from typing import Any
 
 from chatsrv.cluster import shown_url
 from chatsrv.lookalike import likeness_key
-from chatsrv.mistakes import MistakeLog, one_line
+from chatsrv.mistakes import MistakeLog
 from chatsrv.nodesync import (
     ID_BLOCK,  # noqa: F401 (its old home: the name stays importable from here)
     MODERATION,
@@ -75,7 +75,7 @@ from chatsrv.nodesync import (
 from chatsrv.rooms import Room
 from chatsrv.service import ChatService
 from chatsrv.session import Session
-from chatsrv.standins import StandInOutbox, StandIns
+from chatsrv.standins import APPLY_ERRORS, StandInOutbox, StandIns
 from chatsrv.streampack import events_of, packed, serials
 from lanchat.reasons import Said, say
 from lanchat.wire import encode_payload
@@ -91,8 +91,6 @@ MESSAGE_PREFIX = b'{"type":"message"'  # how every encoded `message` payload sta
 READ_BLOCK_MS = 200  # longest XREAD wait: also how late a stop or a heartbeat can be
 SOCKET_TIMEOUT = 2.0  # seconds; longer than READ_BLOCK_MS
 MAX_BACKOFF = 5.0  # seconds between reconnection attempts, at most
-# What applying a bad entry or event raises (a UnicodeDecodeError is a ValueError); anything else is a bug here.
-APPLY_ERRORS = (ValueError, KeyError, TypeError, AttributeError)
 LOCAL_NOTICE = say("backplane_lost")  # lanchat.reasons: the English text, its key for the client's language
 BACK_NOTICE = say("backplane_back")
 
@@ -544,25 +542,6 @@ class Backplane(StandIns, NodeSync):
             return
         self._one_event(node, int(fields[b"s"]), fields[b"r"].decode(), fields[b"b"],
                         fields.get(b"t", b"tcp").decode(), fields.get(b"a", b"").decode(), now)
-
-    def _skipped(self, fields: dict[bytes, bytes], what: str, error: Exception) -> None:
-        """An entry or event that could not be applied: one log line, at most a few per 10 s for the whole
-        stream (a broken or hostile node may write thousands; the node each line names is a hint, not a key
-        to count by, as a hostile writer could name a new node in every entry)."""
-        left_out = self._bad_entries.report("stream")
-        if left_out is None:
-            return
-        node = one_line(fields.get(b"n", b"?").decode(errors="replace"))[:40]
-        more = f" ({left_out} more since the last line)" if left_out else ""
-        log.warning(
-            "backplane: %s from node %s could not be applied (%s: %s): skipped%s",
-            what,
-            node,
-            type(error).__name__,
-            one_line(str(error))[:200],
-            more,
-        )
-        log.debug("backplane: the entry that could not be applied", exc_info=error)
 
     def _own_event(self, serial: int) -> None:
         item = self._pending.pop(serial, None)

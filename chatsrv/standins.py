@@ -4,11 +4,12 @@ Owns `StandInOutbox` (a stand-in's outbox: a personal payload for a member of an
 that node's inbox) and `StandIns`, the part of `chatsrv.backplane.Backplane` that applies what the stream
 brings from other nodes: a room event updates the stand-ins and reaches the local members of the room, an
 inbox entry reaches one local member, another node's moderation state becomes ours, and a node that is
-gone has its members leave. A mixin: `Backplane` creates the state it uses (annotated below) in its
-`__init__`, and calls these under a batch of the service's fanout (the registry lock); nothing here is
-used on its own.
+gone has its members leave; an entry or one event of a pack that cannot be applied is skipped alone, with a
+log line (`_skipped`: a few per 10 s, however many come). A mixin: `Backplane` creates the state it uses
+(annotated below) in its `__init__`, and calls these under a batch of the service's fanout (the registry
+lock); nothing here is used on its own.
 
-Imports: session, ratelimit, lookalike, rooms, continuity, service; never `redis`.
+Imports: session, mistakes, ratelimit, lookalike, rooms, continuity, service; never `redis`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatsrv import continuity
 from chatsrv.lookalike import likeness_key
+from chatsrv.mistakes import MistakeLog, one_line
 from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Room
 from chatsrv.service import ChatService
@@ -30,6 +32,8 @@ log = logging.getLogger("chatsrv")
 
 CHANGES = ("joined", "left")  # room events the fan-out coalesces (docs/protocol.md §13)
 MESSAGE = b'{"type":"message"'  # how every encoded `message` starts (as chatsrv.backplane.MESSAGE_PREFIX)
+# What applying a bad entry or event raises (a UnicodeDecodeError is a ValueError); anything else is a bug here.
+APPLY_ERRORS = (ValueError, KeyError, TypeError, AttributeError)
 PACE_ENTRIES = 1  # stream entries (each a pack: chatsrv.streampack) applied in one batch, before a pause
 
 
@@ -62,6 +66,7 @@ class StandIns:
     _entering: dict[Session, int]  # local members whose `joined` is not read back yet -> its serial
     _pending: dict[int, tuple[Room, bytes, Session | None]]  # published, not read back yet (chatsrv.backplane)
     heartbeat: float
+    _bad_entries: MistakeLog  # entries that could not be applied: a few log lines per 10 s
     # Set by the TCP server's owner (chatsrv.app) to its backpressure's wait: pauses while a member that
     # still reads lags. None: never pause.
     pause: Callable[[], None] | None = None
@@ -93,6 +98,25 @@ class StandIns:
                     pause()
                     if self.clock() >= deadline:
                         return
+
+    def _skipped(self, fields: dict[bytes, bytes], what: str, error: Exception) -> None:
+        """An entry or event that could not be applied: one log line, at most a few per 10 s for the whole
+        stream (a broken or hostile node may write thousands; the node each line names is a hint, not a key
+        to count by, as a hostile writer could name a new node in every entry)."""
+        left_out = self._bad_entries.report("stream")
+        if left_out is None:
+            return
+        node = one_line(fields.get(b"n", b"?").decode(errors="replace"))[:40]
+        more = f" ({left_out} more since the last line)" if left_out else ""
+        log.warning(
+            "backplane: %s from node %s could not be applied (%s: %s): skipped%s",
+            what,
+            node,
+            type(error).__name__,
+            one_line(str(error))[:200],
+            more,
+        )
+        log.debug("backplane: the entry that could not be applied", exc_info=error)
 
     def _room_event(
         self, node: str, room_name: str, body: bytes, payload: dict[str, Any], transport: str, host: str, now: float
