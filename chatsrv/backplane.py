@@ -47,8 +47,8 @@ inbox entries, moderation, a node forgotten) is the `StandIns` part
 an outage, operators, closed rooms, a node behind the trimmed stream) is the
 `NodeSync` part (chatsrv.nodesync).
 
-Imports: session, lookalike, rooms, service, standins, nodesync, streampack, cluster (shown_url), lanchat.wire;
-`redis` (lazily).
+Imports: session, lookalike, mistakes, rooms, service, standins, nodesync, streampack, cluster (shown_url),
+lanchat.wire; `redis` (lazily).
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ from typing import Any
 
 from chatsrv.cluster import shown_url
 from chatsrv.lookalike import likeness_key
+from chatsrv.mistakes import MistakeLog
 from chatsrv.nodesync import (
     ID_BLOCK,  # noqa: F401 (its old home: the name stays importable from here)
     MODERATION,
@@ -74,7 +75,7 @@ from chatsrv.nodesync import (
 from chatsrv.rooms import Room
 from chatsrv.service import ChatService
 from chatsrv.session import Session
-from chatsrv.standins import StandInOutbox, StandIns
+from chatsrv.standins import APPLY_ERRORS, StandInOutbox, StandIns
 from chatsrv.streampack import events_of, packed, serials
 from lanchat.reasons import Said, say
 from lanchat.wire import encode_payload
@@ -138,6 +139,7 @@ class Backplane(StandIns, NodeSync):
         self._jammed = False  # the send queue overflowed (set under the send condition, read by the reader)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._bad_entries = MistakeLog()  # entries that could not be applied: a few log lines per 10 s
 
     # --- keys -------------------------------------------------------------
 
@@ -179,17 +181,13 @@ class Backplane(StandIns, NodeSync):
             was_linked, self.linked = self.linked, False
             self.service.cluster = None
             leaving = [s for s in self.service.sessions if s.joined]
-            pending = list(self._pending.values())
-            self._pending = {}
         self._stop.set()
         with self._wake:
             self._wake.notify_all()
         for thread in self._threads:
             thread.join(5)
-        if pending:
-            with self.service.fanout.batch():
-                for where, body, exclude in pending:
-                    self.service.fanout.broadcast(where, body, exclude)
+        with self.service.fanout.batch():  # the threads are gone: what was not read back is delivered here
+            self._deliver_pending()
         if was_linked:
             try:
                 pipe = self.client.pipeline(transaction=False)
@@ -380,9 +378,14 @@ class Backplane(StandIns, NodeSync):
                 read_from = self._last_id
                 reply = self.client.xread(streams, count=READ_COUNT, block=self.read_block_ms)
                 if reply:
+                    # Checked twice: at once, for entries trimmed before this read (it skipped them), and after
+                    # the read is applied at the members' pace (a second or more), against the last entry
+                    # applied: the stream trimmed meanwhile past where the read began lost nothing read.
+                    skipped = self._check_behind(read_from, reply, EVENTS.encode(), READ_COUNT)
                     self._apply_paced(reply)
-                    if self._check_behind(read_from, reply, EVENTS.encode(), READ_COUNT):
-                        self._catch_up(EVENTS, read_from)
+                    applied = self._last_id
+                    if skipped or self._check_behind(applied, reply, EVENTS.encode(), READ_COUNT):
+                        self._catch_up(EVENTS, read_from if skipped else applied)
             except self._errors as error:
                 self._link_lost(error)
 
@@ -512,8 +515,8 @@ class Backplane(StandIns, NodeSync):
                         else:
                             self._last_id = entry_id
                             self._apply_event(fields, now)
-                    except (ValueError, KeyError, TypeError, AttributeError):
-                        log.exception("backplane: an entry from the stream could not be applied: skipped")
+                    except APPLY_ERRORS as error:  # a whole entry that cannot be read (a pack: its header)
+                        self._skipped(fields, "an entry", error)
 
     def _apply_event(self, fields: dict[bytes, bytes], now: float) -> None:
         node = fields[b"n"].decode()
@@ -523,12 +526,19 @@ class Backplane(StandIns, NodeSync):
                 self._apply_moderation(fields[b"b"].decode(), now)
             return
         if kind == b"pack":
+            # Each event of a pack fails on its own: one bad event must not take the others' messages with it.
             if node == self.node:  # ours: delivered from what `publish` kept, the bodies need no reading
                 for serial in serials(fields[b"p"]):
-                    self._own_event(serial)
+                    try:
+                        self._own_event(serial)
+                    except APPLY_ERRORS as error:
+                        self._skipped(fields, "an event", error)
                 return
             for serial, room_name, body, transport, host in events_of(fields[b"p"]):
-                self._one_event(node, serial, room_name, body, transport, host, now)
+                try:
+                    self._one_event(node, serial, room_name, body, transport, host, now)
+                except APPLY_ERRORS as error:
+                    self._skipped(fields, "an event", error)
             return
         self._one_event(node, int(fields[b"s"]), fields[b"r"].decode(), fields[b"b"],
                         fields.get(b"t", b"tcp").decode(), fields.get(b"a", b"").decode(), now)
@@ -561,10 +571,7 @@ class Backplane(StandIns, NodeSync):
                         self.url, error)
             with self._wake:
                 self._queue.clear()
-            pending, self._pending = self._pending, {}
-            self._entering.clear()
-            for room, body, exclude in pending.values():  # published but not read back: nothing local is lost
-                self.service.fanout.broadcast(room, body, exclude)
+            self._deliver_pending()  # published but not read back: nothing local is lost
             now = self.service.clock()
             self._tell_everyone(LOCAL_NOTICE, now)  # why, before the other nodes' members leave (lost)
             for node in list(self._stand_ins):

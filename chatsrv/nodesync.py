@@ -85,6 +85,10 @@ class NodeSync:
 
         def _apply_moderation(self, state: str, now: float) -> None: ...
 
+        def _stand_in_lost(self, node: str, key: str, now: float) -> None: ...
+
+        def _deliver_pending(self) -> None: ...
+
         def _tell_everyone(self, text: Said, now: float) -> None: ...
 
         def _members(self, node: str) -> str: ...
@@ -182,20 +186,25 @@ class NodeSync:
 
     # --- a node that fell behind (reader thread) -----------------------------
 
-    def _check_behind(self, read_from: bytes, reply: list[Any], events: bytes, count: int) -> bool:
-        """After a read of at most `count` entries: True when entries after `read_from` were trimmed unread.
+    def _check_behind(self, since: bytes, reply: list[Any], events: bytes, count: int) -> bool:
+        """After a read of at most `count` entries: True when entries after `since` were trimmed unread.
 
         Exact while the stream keeps at least `count` entries: a read that is not full reached the stream's
-        end, and trimming keeps the newest entries. After a full one, where the stream now starts tells.
+        end, and trimming keeps the newest entries. After a full one, where the stream now starts tells: at
+        or before `since`, nothing after it was trimmed (trimming takes the oldest first); after it, the
+        entry after `since` may be gone (rarely it is the stream's first: a catch-up that was not needed).
+        The reader asks twice (chatsrv.backplane): `since` where the read began, right after the read, and
+        `since` the last entry applied, once the read is applied at the members' pace, which takes a while:
+        a stream trimmed meanwhile past where the read began lost nothing that was read.
         """
         full = any(stream == events and len(entries) >= count for stream, entries in reply)
         if not full:
-            return False  # the read reached the end of the stream: nothing after `read_from` was trimmed
+            return False  # the read reached the end of the stream: nothing after `since` was trimmed
         info = self.client.xinfo_stream(events)
         first = info.get("recorded-first-entry-id") or (info.get("first-entry") or [None])[0]  # Redis 7; 5 and 6
-        return first is not None and stream_id(first) > stream_id(read_from)
+        return first is not None and stream_id(first) > stream_id(since)
 
-    def _catch_up(self, events: str, read_from: bytes) -> None:
+    def _catch_up(self, events: str, applied: bytes) -> None:
         """Re-read the cluster state from Redis, start reading at the stream's end, and say so."""
         client = self.client
         newest = client.xrevrange(events, count=1)
@@ -208,10 +217,7 @@ class NodeSync:
             if not self.linked:
                 return
             now = service.clock()
-            pending, self._pending = self._pending, {}
-            for room, body, exclude in pending.values():  # ours may have been trimmed: delivered here now
-                service.fanout.broadcast(room, body, exclude)
-            self._entering.clear()  # their `joined` was just delivered: nothing to hide from newcomers any more
+            self._deliver_pending()  # ours may have been trimmed: delivered here now
             for node in list(self._stand_ins):
                 listed = {likeness_key(nick) for nick, _ in _records(others.get(node, {}))}
                 for key in [key for key in self._stand_ins[node] if key not in listed]:
@@ -225,18 +231,8 @@ class NodeSync:
             self._last_id = newest[0][0] if newest else self._last_id
             log.warning("backplane: node %s fell behind the stream (entries after %s were trimmed before it "
                         "read them): it re-read the members and moderation from Redis and goes on from the end",
-                        self.node, read_from.decode())
+                        self.node, applied.decode())
             self._tell_everyone(BEHIND_NOTICE, now)
-
-    def _stand_in_lost(self, node: str, key: str, now: float) -> None:
-        """A member of `node` we missed leaving: it leaves here (reason `lost`)."""
-        stand_in = self._stand_ins[node].pop(key)
-        room = self.service.registry.room_of(stand_in)
-        self.service.registry.remove_remote(stand_in, now)
-        self.service.moderation.forget(stand_in)
-        if room is not None and stand_in.nick is not None:
-            left = {"type": "left", "nick": stand_in.nick, "room": room.name, "ts": now, "reason": "lost"}
-            self.service.fanout.broadcast(room, encode_payload(left))
 
     def _add_listed(self, node: str, members: dict[bytes, bytes], now: float) -> None:
         """Members of `node` from its presence hash, as `joined` events (known ones are left as they are)."""

@@ -30,6 +30,10 @@ from chatsrv.lookalike import likeness_key
 from chatsrv.session import Session
 
 
+class NickInUse(ValueError):
+    """A session was to be filed under a look-alike key that another session holds (a caller's mistake)."""
+
+
 def name_key(name: str) -> str:
     """The case-insensitive key other state is filed under (mutes, stored history)."""
     return name.casefold()
@@ -66,11 +70,13 @@ class Room:
         """Registry only: `nick` entered (in order, by bisect)."""
         bisect.insort(self.sorted_nicks, (nick.casefold(), nick))
 
-    def forget(self, where: dict[str, Session], key: str) -> None:
-        """Registry only: the session filed under `key` in `where` (members or remote) leaves it and the list."""
-        gone = where.pop(key, None)
-        if gone is None or gone.nick is None:
+    def forget(self, where: dict[str, Session], key: str, session: Session) -> None:
+        """Registry only: `session`, if it is the one filed under `key` in `where` (members or remote), leaves
+        it and the list. Never another session: a leave must not take a look-alike's place with it."""
+        gone = where.get(key)
+        if gone is not session or gone.nick is None:
             return
+        del where[key]
         entry = (gone.nick.casefold(), gone.nick)
         index = bisect.bisect_left(self.sorted_nicks, entry)
         if index < len(self.sorted_nicks) and self.sorted_nicks[index] == entry:
@@ -88,6 +94,9 @@ class Registry:
     `by_nick` is keyed by `likeness_key`, so a look-alike of a nick in use is
     found as that nick (and refused with `nick_taken` by the service); rooms
     are filed under `Room.key` and found by their look-alike key as well.
+    One session per look-alike key, local or remote: filing a second one
+    under a key in use raises `NickInUse` (the caller decides who goes
+    first), so no member is ever overwritten and left half-listed.
     """
 
     def __init__(self, history_size: int = 50) -> None:
@@ -146,8 +155,15 @@ class Registry:
             return room
         return None
 
+    def _claim(self, session: Session, nick: str) -> None:
+        """`nick` is to be `session`'s: NickInUse when another session holds its look-alike key."""
+        held = self.by_nick.get(likeness_key(nick))
+        if held is not None and held is not session:
+            raise NickInUse(f"{nick!r} looks like {held.nick!r}, which another member holds")
+
     def add(self, session: Session, nick: str, room: Room) -> None:
         """Register `session` under `nick` as a member of `room`."""
+        self._claim(session, nick)
         session.nick = nick
         self.by_nick[likeness_key(nick)] = session
         self.enter(session, room)
@@ -155,7 +171,7 @@ class Registry:
     def enter(self, session: Session, room: Room) -> None:
         assert session.nick is not None
         key = likeness_key(session.nick)
-        room.forget(room.members, key)
+        room.forget(room.members, key, session)
         room.members[key] = session
         room.list_nick(session.nick)
         room.version += 1
@@ -166,7 +182,7 @@ class Registry:
         """Take `session` out of its room: a room left empty is dropped, or idle from `now` if it has history."""
         room = self.room_of(session)
         if room is not None and session.nick is not None:
-            room.forget(room.members, likeness_key(session.nick))
+            room.forget(room.members, likeness_key(session.nick), session)
             room.version += 1
             if room.empty:
                 if not room.history and room.topic is None:
@@ -186,12 +202,13 @@ class Registry:
 
     def rename(self, session: Session, new: str) -> None:
         assert session.nick is not None
+        self._claim(session, new)
         room = self.room_of(session)
         old_key = likeness_key(session.nick)
-        self.by_nick.pop(old_key, None)
+        if self.by_nick.get(old_key) is session:
+            del self.by_nick[old_key]
         if room is not None:
-            room.forget(room.members, old_key)
-            room.forget(room.members, likeness_key(new))
+            room.forget(room.members, old_key, session)
             room.members[likeness_key(new)] = session
             room.list_nick(new)
         session.nick = new
@@ -201,15 +218,16 @@ class Registry:
 
     def add_remote(self, stand_in: Session, nick: str, room: Room) -> None:
         """A member of another node: found by nick and listed in `room`, never delivered to by a broadcast."""
+        self._claim(stand_in, nick)
         stand_in.nick = nick
         self.by_nick[likeness_key(nick)] = stand_in
         self.enter_remote(stand_in, room)
 
     def enter_remote(self, stand_in: Session, room: Room) -> None:
-        self.leave_remote(stand_in)
         assert stand_in.nick is not None
+        self._claim(stand_in, stand_in.nick)
+        self.leave_remote(stand_in)
         key = likeness_key(stand_in.nick)
-        room.forget(room.remote, key)
         room.remote[key] = stand_in
         room.list_nick(stand_in.nick)
         stand_in.room_key = room.key
@@ -218,7 +236,7 @@ class Registry:
     def leave_remote(self, stand_in: Session, now: float = 0.0) -> None:
         room = self.room_of(stand_in)
         if room is not None and stand_in.nick is not None:
-            room.forget(room.remote, likeness_key(stand_in.nick))
+            room.forget(room.remote, likeness_key(stand_in.nick), stand_in)
             if room.empty and room.key not in self.idle:
                 self.idle[room.key] = now  # an empty room leaves memory like any other (discard_idle)
         stand_in.room_key = None
@@ -230,13 +248,13 @@ class Registry:
 
     def rename_remote(self, stand_in: Session, new: str) -> None:
         assert stand_in.nick is not None
+        self._claim(stand_in, new)
         room = self.room_of(stand_in)
         old_key = likeness_key(stand_in.nick)
         if self.by_nick.get(old_key) is stand_in:
             del self.by_nick[old_key]
         if room is not None:
-            room.forget(room.remote, old_key)
-            room.forget(room.remote, likeness_key(new))
+            room.forget(room.remote, old_key, stand_in)
             room.remote[likeness_key(new)] = stand_in
             room.list_nick(new)
         stand_in.nick = new

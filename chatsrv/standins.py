@@ -4,11 +4,12 @@ Owns `StandInOutbox` (a stand-in's outbox: a personal payload for a member of an
 that node's inbox) and `StandIns`, the part of `chatsrv.backplane.Backplane` that applies what the stream
 brings from other nodes: a room event updates the stand-ins and reaches the local members of the room, an
 inbox entry reaches one local member, another node's moderation state becomes ours, and a node that is
-gone has its members leave. A mixin: `Backplane` creates the state it uses (annotated below) in its
-`__init__`, and calls these under a batch of the service's fanout (the registry lock); nothing here is
-used on its own.
+gone has its members leave; an entry or one event of a pack that cannot be applied is skipped alone, with a
+log line (`_skipped`: a few per 10 s, however many come). A mixin: `Backplane` creates the state it uses
+(annotated below) in its `__init__`, and calls these under a batch of the service's fanout (the registry
+lock); nothing here is used on its own.
 
-Imports: session, ratelimit, lookalike, rooms, continuity, service; never `redis`.
+Imports: session, mistakes, ratelimit, lookalike, rooms, continuity, service; never `redis`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatsrv import continuity
 from chatsrv.lookalike import likeness_key
+from chatsrv.mistakes import MistakeLog, one_line
 from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Room
 from chatsrv.service import ChatService
@@ -30,6 +32,8 @@ log = logging.getLogger("chatsrv")
 
 CHANGES = ("joined", "left")  # room events the fan-out coalesces (docs/protocol.md §13)
 MESSAGE = b'{"type":"message"'  # how every encoded `message` starts (as chatsrv.backplane.MESSAGE_PREFIX)
+# What applying a bad entry or event raises (a UnicodeDecodeError is a ValueError); anything else is a bug here.
+APPLY_ERRORS = (ValueError, KeyError, TypeError, AttributeError)
 PACE_ENTRIES = 1  # stream entries (each a pack: chatsrv.streampack) applied in one batch, before a pause
 
 
@@ -60,7 +64,9 @@ class StandIns:
     service: ChatService
     _stand_ins: dict[str, dict[str, Session]]  # node -> look-alike key -> stand-in
     _entering: dict[Session, int]  # local members whose `joined` is not read back yet -> its serial
+    _pending: dict[int, tuple[Room, bytes, Session | None]]  # published, not read back yet (chatsrv.backplane)
     heartbeat: float
+    _bad_entries: MistakeLog  # entries that could not be applied: a few log lines per 10 s
     # Set by the TCP server's owner (chatsrv.app) to its backpressure's wait: pauses while a member that
     # still reads lags. None: never pause.
     pause: Callable[[], None] | None = None
@@ -93,6 +99,25 @@ class StandIns:
                     if self.clock() >= deadline:
                         return
 
+    def _skipped(self, fields: dict[bytes, bytes], what: str, error: Exception) -> None:
+        """An entry or event that could not be applied: one log line, at most a few per 10 s for the whole
+        stream (a broken or hostile node may write thousands; the node each line names is a hint, not a key
+        to count by, as a hostile writer could name a new node in every entry)."""
+        left_out = self._bad_entries.report("stream")
+        if left_out is None:
+            return
+        node = one_line(fields.get(b"n", b"?").decode(errors="replace"))[:40]
+        more = f" ({left_out} more since the last line)" if left_out else ""
+        log.warning(
+            "backplane: %s from node %s could not be applied (%s: %s): skipped%s",
+            what,
+            node,
+            type(error).__name__,
+            one_line(str(error))[:200],
+            more,
+        )
+        log.debug("backplane: the entry that could not be applied", exc_info=error)
+
     def _room_event(
         self, node: str, room_name: str, body: bytes, payload: dict[str, Any], transport: str, host: str, now: float
     ) -> None:
@@ -105,10 +130,7 @@ class StandIns:
             nick = str(payload["nick"])
             stand_in = known.get(likeness_key(nick))
             if stand_in is None:
-                holder = registry.find(nick)
-                if holder is not None and not isinstance(holder.outbox, StandInOutbox):
-                    log.warning("backplane: %s is on this node and on node %s", nick, node)
-                else:
+                if self._make_way(node, nick, None, now):
                     stand_in = self._new_stand_in(node, transport, host, now)
                     known[likeness_key(nick)] = stand_in
                     registry.add_remote(stand_in, nick, room)
@@ -128,16 +150,42 @@ class StandIns:
                     registry.remove_remote(stand_in, now)
                     self.service.moderation.forget(stand_in)
         elif kind == "renamed":
-            stand_in = known.pop(likeness_key(str(payload["old"])), None)
+            old_key, new = likeness_key(str(payload["old"])), str(payload["new"])
+            stand_in = known.get(old_key)
             if stand_in is not None:
-                registry.rename_remote(stand_in, str(payload["new"]))
-                known[likeness_key(str(payload["new"]))] = stand_in
+                if not self._make_way(node, new, stand_in, now):
+                    self._stand_in_lost(node, old_key, now)  # it cannot be listed under a member's nick here
+                    return
+                del known[old_key]
+                registry.rename_remote(stand_in, new)
+                known[likeness_key(new)] = stand_in
         elif kind == "message":
             room.history.append(body)
         if kind in CHANGES:
             self.service.fanout.member_changed(room, payload, body)  # coalesced, in order with messages
         else:
             self.service.fanout.broadcast(room, body)
+
+    def _make_way(self, node: str, nick: str, stand_in: Session | None, now: float) -> bool:
+        """Whether a member of `node` (`stand_in`, None for a newcomer) may be listed here as `nick`.
+
+        Nicks are unique across nodes by their look-alike key, so a look-alike held here by another node's
+        stand-in is stale: Redis let `node` take the nick because that member's node stopped answering, or
+        the member left and its `left` was missed (a node we have not yet noticed is gone, a race at
+        re-linking). That stand-in leaves (reason `lost`) before the newcomer is listed: one member per key
+        (chatsrv.rooms). A look-alike held by a member of this node stays; the other node's is not listed.
+        """
+        holder = self.service.registry.find(nick)
+        if holder is None or holder is stand_in:
+            return True
+        outbox = holder.outbox
+        if not isinstance(outbox, StandInOutbox) or holder.nick is None:
+            log.warning("backplane: %s is on this node and on node %s", nick, node)
+            return False
+        gone = holder.nick
+        log.warning("backplane: %s of node %s holds the nick now: %s of node %s is gone", nick, node, gone, outbox.node)
+        self._stand_in_lost(outbox.node, likeness_key(gone), now)
+        return True
 
     def _new_stand_in(self, node: str, transport: str, host: str, now: float) -> Session:
         outbox = StandInOutbox(self, node)
@@ -172,15 +220,33 @@ class StandIns:
 
     def _forget_node(self, node: str, now: float) -> int:
         """Under a batch: every member of `node` leaves the local lists, and their rooms see `left` (lost)."""
-        known = self._stand_ins.pop(node, {})
-        for stand_in in known.values():
-            room = self.service.registry.room_of(stand_in)
-            self.service.registry.remove_remote(stand_in, now)
-            self.service.moderation.forget(stand_in)
-            if room is not None and stand_in.nick is not None:
-                left = {"type": "left", "nick": stand_in.nick, "room": room.name, "ts": now, "reason": "lost"}
-                self.service.fanout.member_changed(room, left)
-        return len(known)
+        keys = list(self._stand_ins.get(node, {}))
+        for key in keys:
+            self._stand_in_lost(node, key, now)
+        self._stand_ins.pop(node, None)
+        return len(keys)
+
+    def _stand_in_lost(self, node: str, key: str, now: float) -> None:
+        """Under a batch: a member of `node` we missed leaving leaves here (reason `lost`).
+
+        Its `left` takes the path of every join and leave (coalesced for `batch_joins` members, in order
+        with the rest: chatsrv.fanout), never a broadcast of its own.
+        """
+        stand_in = self._stand_ins[node].pop(key)
+        room = self.service.registry.room_of(stand_in)
+        self.service.registry.remove_remote(stand_in, now)
+        self.service.moderation.forget(stand_in)
+        if room is not None and stand_in.nick is not None:
+            left = {"type": "left", "nick": stand_in.nick, "room": room.name, "ts": now, "reason": "lost"}
+            self.service.fanout.member_changed(room, left)
+
+    def _deliver_pending(self) -> None:
+        """Under a batch: this node's events published but not read back (the link is lost, or they were
+        trimmed) are delivered now, in order, as if read back; no newcomer is then waiting for its `joined`."""
+        pending, self._pending = self._pending, {}
+        for serial, (room, body, exclude) in pending.items():  # serials in publishing order
+            self._deliver_own(serial, room, body, exclude)
+        self._entering.clear()
 
     def _deliver_own(self, serial: int, room: Room, body: bytes, exclude: Session | None) -> None:
         """One of this node's room events, back from the stream: joins and leaves coalesced (chatsrv.fanout).

@@ -14,7 +14,6 @@ Imports: nothing of chatsrv.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 MAX_PACK = 250  # room events of one node sent as one stream entry, at most (also one delivery batch)
@@ -41,8 +40,9 @@ def packed(items: list[Item], node: str, events: str) -> list[Item]:
                 if "t" in fields:
                     extra[index] = [fields["t"], fields.get("a", "")]
             header = json.dumps([run[0]["s"], rooms, extra]).encode()
-            out.append((events, {"n": node, "k": "pack", "p": header + b"\n" + b"\n".join(f["b"] for f in run)},
-                        list(run_ops)))
+            out.append(
+                (events, {"n": node, "k": "pack", "p": header + b"\n" + b"\n".join(f["b"] for f in run)}, list(run_ops))
+            )
         run.clear()
         run_ops.clear()
 
@@ -61,17 +61,48 @@ def packed(items: list[Item], node: str, events: str) -> list[Item]:
 
 def serials(pack: bytes) -> range:
     """The serials of a pack's events (what its own node needs: the bodies are not read)."""
-    first, rooms, _ = json.loads(pack.partition(b"\n")[0])
+    first, rooms, _ = _header(pack.partition(b"\n")[0])
     return range(first, first + sum(count for _, count in rooms))
 
 
-def events_of(pack: bytes) -> Iterator[tuple[int, str, bytes, str, str]]:
-    """Every event of a pack: serial, room, body, transport, host."""
+def events_of(pack: bytes) -> list[tuple[int, str, bytes, str, str]]:
+    """Every event of a pack: serial, room, body, transport, host.
+
+    The header says where each event is: one that cannot be read, or that does not match the bodies,
+    raises ValueError (no event of the pack can be placed). A body is not read here: a bad one fails
+    alone, where it is applied.
+    """
     header, _, bodies = pack.partition(b"\n")
-    first, rooms, extra = json.loads(header)
-    split, position = bodies.split(b"\n"), 0
+    first, rooms, extra = _header(header)
+    split = bodies.split(b"\n")
+    if sum(count for _, count in rooms) != len(split):
+        raise ValueError(f"pack header counts {sum(count for _, count in rooms)} events, it holds {len(split)}")
+    events, position = [], 0
     for room_name, count in rooms:
-        for body in split[position:position + count]:
-            transport, host = extra.get(str(position), ("tcp", "")) if extra else ("tcp", "")
-            yield first + position, str(room_name), body, str(transport), str(host)
+        for body in split[position : position + count]:
+            transport, host = extra.get(str(position), ("tcp", ""))
+            events.append((first + position, room_name, body, transport, host))
             position += 1
+    return events
+
+
+def _header(raw: bytes) -> tuple[int, list[tuple[str, int]], dict[str, tuple[str, str]]]:
+    """A pack's header, checked (it comes from another process: ValueError when it is not one)."""
+    try:
+        first, rooms, extra = json.loads(raw)
+        runs = [(room, count) for room, count in rooms]
+        places = {index: (transport, host) for index, (transport, host) in extra.items()}
+    except (TypeError, AttributeError) as error:  # a number where a list belongs, a list where a map belongs
+        raise ValueError(f"not a pack header ({error})") from error
+    texts = [room for room, _ in runs] + [text for pair in places.values() for text in pair]
+    if (
+        not _is_int(first)
+        or not all(_is_int(count) and count >= 0 for _, count in runs)
+        or not all(isinstance(text, str) for text in texts)
+    ):
+        raise ValueError("pack header holds a value of the wrong type")
+    return first, runs, places
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -202,3 +202,49 @@ def test_catching_up_keeps_a_moderation_change_of_its_own_not_sent_yet(
     finally:
         gate.set()
     wait_until(lambda: "bob" not in a.service.moderation.mutes)  # and it reaches the other node
+
+
+def test_a_stream_trimmed_past_where_a_slow_read_began_but_not_past_what_it_applied_is_not_behind(
+    redis_server: Redis, make_server: Callable[..., Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full read is applied at the members' pace; meanwhile the stream is trimmed past where that read began,
+    but not past the entries it applied. Nothing was lost: no catch-up, no notice, every message arrives."""
+    from tests.backplane import stream
+
+    node = make_server("--rate", "0", "--backplane", redis_server.url)
+    client = node.backplane.client
+    monkeypatch.setattr(backplane, "READ_COUNT", 2)
+    with Client(node.port) as bob:
+        bob.join("bob")
+        wait_until(lambda: not node.backplane._pending)  # its join is read back: where the next read begins
+        held, gate = threading.Event(), threading.Event()
+        reading = client.xread
+
+        def xread(*args: Any, **kwargs: Any) -> Any:
+            held.set()
+            gate.wait(10)
+            return reading(*args, **kwargs)
+
+        paused: list[int] = []
+
+        def pause() -> None:  # after the first entry of the read: three more, and the stream keeps five
+            if not paused:
+                paused.append(1)
+                for n in range(4, 7):
+                    entry = stream.event("elsewhere", n, stream.message(f"m{n}"))
+                    client.xadd(backplane.EVENTS, entry, maxlen=5, approximate=False)
+
+        monkeypatch.setattr(client, "xread", xread)
+        monkeypatch.setattr(node.backplane, "pause", pause)
+        try:
+            wait_until(held.is_set)  # the reader waits at the gate: the next read takes m1 and m2 at once
+            for n in range(1, 4):
+                stream.add(client, stream.event("elsewhere", n, stream.message(f"m{n}")))
+            gate.set()
+            seen: list[dict[str, Any]] = []
+            while not seen or seen[-1].get("text") != "m6" and seen[-1].get("event") != "backplane":
+                seen.append(bob.recv())
+        finally:
+            gate.set()
+        assert [payload.get("text") for payload in seen] == [f"m{n}" for n in range(1, 7)]
+        assert paused

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
+from chatsrv import backplane
 from chatsrv.app import Server
+from tests.backplane import stream
 from tests.helpers import Client, wait_until
 
 BURST = 30
@@ -82,3 +87,65 @@ def _skip_earlier(client: Client, own: str, earlier: list[str]) -> list[str]:
         newcomers = [nick for nick in nicks if nick not in earlier and nick != own]
         if newcomers:
             return newcomers
+
+
+def _changes_naming(client: Client, nick: str) -> list[dict[str, Any]]:
+    """Skip `members` payloads until one names `nick`; its changes."""
+    while True:
+        payload = client.expect("members")
+        if any(nick in change.values() for change in payload["changes"]):
+            return list(payload["changes"])
+
+
+def test_a_member_lost_while_catching_up_leaves_coalesced_like_any_other(
+    nodes: tuple[Server, Server], connect: Callable[[Server], Client]
+) -> None:
+    """Node B catches up (chatsrv.nodesync `_catch_up`) and finds that a member of another node left unseen:
+    its `left` (lost) reaches a batch_joins member as `members`, a v1 member as `left`, before the notice."""
+    _, b = nodes
+    ann, bob = connect(b), connect(b)
+    ann.join("ann", features=["batch_joins"])
+    bob.join("bob")
+    stream.alive(b.backplane.client, "elsewhere")
+    joined = stream.event("elsewhere", 1, stream.change("joined", "dave"))
+    stream.add(b.backplane.client, {**joined, "t": "tcp", "a": "10.0.0.9"})
+    assert _changes_naming(ann, "dave")[-1] == {"joined": "dave"}
+    bob.expect("joined", nick="dave")
+    b.backplane._catch_up(backplane.EVENTS, b.backplane._last_id)  # dave is in no presence hash: lost
+    assert ann.recv() == {**members_payload("lobby", [{"left": "dave", "reason": "lost"}]), "seq": ANY, "ts": ANY}
+    assert ann.recv()["event"] == "backplane"
+    assert bob.recv()["type"] == "left" and bob.recv()["event"] == "backplane"
+
+
+def test_own_joins_not_read_back_when_the_link_is_lost_are_coalesced_like_any_other(
+    nodes: tuple[Server, Server], connect: Callable[[Server], Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Carl's `joined` is published but not read back when the link is lost: it is delivered then, as a
+    `members` to a batch_joins member and a `joined` to a v1 member, not hidden from nor doubled for anyone."""
+    _, b = nodes
+    ann, bob = connect(b), connect(b)
+    ann.join("ann", features=["batch_joins"])
+    bob.join("bob")
+    ann.expect("members")  # bob's join
+    gate = threading.Event()
+    pipeline = b.backplane.client.pipeline
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        gate.wait(10)
+        return pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(b.backplane.client, "pipeline", held)
+    try:
+        with Client(b.port) as carl:
+            carl.join("carl")
+            wait_until(lambda: b.backplane._pending and not b.backplane._queue)  # the sender holds it
+            b.backplane._link_lost(RuntimeError("a test cut the link"))
+            assert ann.recv() == {**members_payload("lobby", [{"joined": "carl"}]), "seq": ANY, "ts": ANY}
+            assert bob.recv()["type"] == "joined"
+            assert carl.recv()["event"] == "backplane"  # its own join is not repeated to it
+    finally:
+        gate.set()
+
+
+def members_payload(room: str, changes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "members", "room": room, "changes": changes}

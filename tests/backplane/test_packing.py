@@ -15,7 +15,7 @@ def event(serial: int, body: bytes, room: str = "lobby") -> tuple[str, dict[str,
 
 
 def test_consecutive_room_events_are_packed_and_inbox_entries_keep_their_place() -> None:
-    inbox = ("lanchat:inbox:B", {"k": "put", "nick": "bob", "b": b"{}"}, [])
+    inbox: tuple[str, dict[str, Any], list[Any]] = ("lanchat:inbox:B", {"k": "put", "nick": "bob", "b": b"{}"}, [])
     items = [event(1, b'{"a":1}'), event(2, b'{"b":"\\n"}'), inbox, event(3, b"{}")]
     out = packed(items, "A", backplane.EVENTS)
     assert [stream for stream, _, _ in out] == [backplane.EVENTS, "lanchat:inbox:B", backplane.EVENTS]
@@ -55,3 +55,19 @@ def test_a_pack_is_read_back_event_by_event_and_our_own_from_what_we_kept() -> N
     reader.node = "A"  # the node that sent it delivers its own events by serial, from what `publish` kept
     backplane.Backplane._apply_event(reader, raw, 0.0)  # type: ignore[arg-type]
     assert seen == [1, 2, 3]
+
+
+def test_a_pack_whose_header_cannot_place_its_events_raises_value_error() -> None:
+    from chatsrv.streampack import events_of
+
+    bad = [b'[1, "lobby", {}]', b'[1, [["lobby", 2]], []]', b'[1, [["lobby", "2"]], {}]', b'[1, [["lobby", 3]], {}]']
+    for header in [*bad, b'[1, [["lobby", 2]], {"0": ["tcp"]}]', b"{}", b"[true, []]"]:
+        try:
+            events_of(header + b"\n{1}\n{2}")
+        except ValueError:
+            continue
+        raise AssertionError(f"{header!r} was taken")
+    assert [event[:3] for event in events_of(b'[7, [["lobby", 2]], {}]\n{1}\n{2}')] == [
+        (7, "lobby", b"{1}"),
+        (8, "lobby", b"{2}"),
+    ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Registry, Room
 from chatsrv.session import Session
@@ -98,3 +100,26 @@ def test_a_random_walk_of_joins_leaves_and_renames_matches_a_fresh_sort() -> Non
         for room in registry.rooms.values():
             assert room.nicks() == expected(room)
     assert sum(len(room.members) for room in registry.rooms.values()) == len(inside) > 0
+
+
+def test_a_look_alike_never_takes_the_place_of_a_member_already_filed() -> None:
+    """"bob" is listed (a stand-in, or a local member): filing "b0b" for another session is refused
+    (`NickInUse`, a ValueError), and that session's leave does not take "bob" out of the lists."""
+    registry = Registry()
+    lobby = registry.ensure_room("lobby")
+    bob, b0b, local = new_session(), new_session(), new_session()
+    registry.add_remote(bob, "bob", lobby)
+    for file_it in (
+        lambda: registry.add_remote(b0b, "b0b", lobby),
+        lambda: registry.add(local, "B0B", lobby),
+    ):
+        with pytest.raises(ValueError):
+            file_it()
+    b0b.nick, b0b.room_key = "b0b", lobby.key  # as a caller that went on regardless would leave it
+    registry.remove_remote(b0b)
+    assert lobby.nicks() == ["bob"] and registry.find("b0b") is bob and lobby.remote == {"bob": bob}
+    carl = new_session()
+    registry.add_remote(carl, "carl", lobby)
+    with pytest.raises(ValueError):
+        registry.rename_remote(carl, "B0b")
+    assert lobby.nicks() == ["bob", "carl"] and registry.find("carl") is carl
