@@ -77,6 +77,7 @@ from chatsrv.service import ChatService
 from chatsrv.session import Session
 from chatsrv.standins import APPLY_ERRORS, StandInOutbox, StandIns
 from chatsrv.streampack import events_of, packed, serials
+from lanchat.i18n import N_
 from lanchat.reasons import Said, say
 from lanchat.wire import encode_payload
 
@@ -516,7 +517,7 @@ class Backplane(StandIns, NodeSync):
                             self._last_id = entry_id
                             self._apply_event(fields, now)
                     except APPLY_ERRORS as error:  # a whole entry that cannot be read (a pack: its header)
-                        self._skipped(fields, "an entry", error)
+                        self._skipped(fields, N_("an entry"), error)
 
     def _apply_event(self, fields: dict[bytes, bytes], now: float) -> None:
         node = fields[b"n"].decode()
@@ -532,13 +533,13 @@ class Backplane(StandIns, NodeSync):
                     try:
                         self._own_event(serial)
                     except APPLY_ERRORS as error:
-                        self._skipped(fields, "an event", error)
+                        self._skipped(fields, N_("an event"), error)
                 return
             for serial, room_name, body, transport, host in events_of(fields[b"p"]):
                 try:
                     self._one_event(node, serial, room_name, body, transport, host, now)
                 except APPLY_ERRORS as error:
-                    self._skipped(fields, "an event", error)
+                    self._skipped(fields, N_("an event"), error)
             return
         self._one_event(node, int(fields[b"s"]), fields[b"r"].decode(), fields[b"b"],
                         fields.get(b"t", b"tcp").decode(), fields.get(b"a", b"").decode(), now)

@@ -27,6 +27,7 @@ from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Room
 from chatsrv.service import ChatService
 from chatsrv.session import Session
+from lanchat.i18n import N_, LogText
 
 log = logging.getLogger("chatsrv")
 
@@ -107,10 +108,10 @@ class StandIns:
         if left_out is None:
             return
         node = one_line(fields.get(b"n", b"?").decode(errors="replace"))[:40]
-        more = f" ({left_out} more since the last line)" if left_out else ""
+        more = LogText(N_(" (%d more since the last line)"), left_out) if left_out else ""
         log.warning(
             "backplane: %s from node %s could not be applied (%s: %s): skipped%s",
-            what,
+            LogText(what),  # marked N_ by the caller
             node,
             type(error).__name__,
             one_line(str(error))[:200],

@@ -323,7 +323,7 @@ class LogText:
     """Words in a log record's arguments: English wherever the record is printed, translated on the console.
 
     `str()` is the English (`template % args`), so a log file or syslog gets
-    the record as it always did; chatsrv's console (chatsrv.app.ConsoleFormatter)
+    the record as it always did; chatsrv's console (chatsrv.consolelog.ConsoleFormatter)
     shows `translated()`. The template is marked with `N_` where it is written.
     """
 
