@@ -7,13 +7,29 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from lanchat.wire import FrameDecoder, decode_payload, encode_frame, encode_payload
 
 TIMEOUT = 5.0
+
+
+def gated(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> threading.Event:
+    """Make `owner.name` wait (at most 10 s) until the returned event is set, then run as before."""
+    gate = threading.Event()
+    original = getattr(owner, name)
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        gate.wait(10)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, held)
+    return gate
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = TIMEOUT, interval: float = 0.01) -> Any:

@@ -12,7 +12,7 @@ import pytest
 from chatsrv import backplane
 from chatsrv.app import Server
 from tests.backplane.conftest import Redis
-from tests.helpers import Client, wait_until
+from tests.helpers import Client, gated, wait_until
 
 Nodes = tuple[Server, Server]
 
@@ -120,14 +120,7 @@ def test_a_node_behind_the_trimmed_stream_catches_up_and_says_so(
     operator(a, teacher, "teacher")
     bob.join("bob")
     teacher.expect("joined", nick="bob")
-    gate = threading.Event()
-    reading = b.backplane.client.xread
-
-    def held(*args: Any, **kwargs: Any) -> Any:
-        gate.wait(10)
-        return reading(*args, **kwargs)
-
-    monkeypatch.setattr(b.backplane.client, "xread", held)
+    gate = gated(monkeypatch, b.backplane.client, "xread")
     try:
         teacher.send({"type": "mute", "nick": "bob"})
         teacher.expect("notice", event="mute")
@@ -183,14 +176,7 @@ def test_catching_up_keeps_a_moderation_change_of_its_own_not_sent_yet(
     teacher_a.send({"type": "mute", "nick": "bob"})
     wait_until(lambda: "bob" in b.service.moderation.mutes)
     wait_until(lambda: b.backplane.client.get("lanchat:moderation") is not None)
-    gate = threading.Event()
-    pipeline = b.backplane.client.pipeline
-
-    def held(*args: Any, **kwargs: Any) -> Any:
-        gate.wait(10)
-        return pipeline(*args, **kwargs)
-
-    monkeypatch.setattr(b.backplane.client, "pipeline", held)
+    gate = gated(monkeypatch, b.backplane.client, "pipeline")
     try:
         carol.send({"type": "say", "text": "the send thread waits with this"})
         # Published, and taken by the send thread, which now waits at the gate.

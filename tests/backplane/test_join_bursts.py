@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 from unittest.mock import ANY
@@ -12,7 +11,7 @@ import pytest
 from chatsrv import backplane
 from chatsrv.app import Server
 from tests.backplane import stream
-from tests.helpers import Client, wait_until
+from tests.helpers import Client, gated, wait_until
 
 BURST = 30
 
@@ -127,14 +126,7 @@ def test_own_joins_not_read_back_when_the_link_is_lost_are_coalesced_like_any_ot
     ann.join("ann", features=["batch_joins"])
     bob.join("bob")
     ann.expect("members")  # bob's join
-    gate = threading.Event()
-    pipeline = b.backplane.client.pipeline
-
-    def held(*args: Any, **kwargs: Any) -> Any:
-        gate.wait(10)
-        return pipeline(*args, **kwargs)
-
-    monkeypatch.setattr(b.backplane.client, "pipeline", held)
+    gate = gated(monkeypatch, b.backplane.client, "pipeline")
     try:
         with Client(b.port) as carl:
             carl.join("carl")
