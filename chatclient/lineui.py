@@ -14,6 +14,7 @@ Must not import prompt_toolkit, sockets or chatsrv.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
 from typing import TextIO
@@ -60,11 +61,14 @@ class LineFace:
 
 
 def _stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None], stream: TextIO) -> None:
-    """Thread: feed stdin lines into the loop; None marks EOF."""
+    """Thread: feed stdin lines into the loop; None marks EOF. Ends quietly once the loop is closed (after /quit,
+    or the session's end, nobody reads them: a line or EOF arriving then is not an error)."""
     try:
         for line in stream:
             loop.call_soon_threadsafe(queue.put_nowait, line.rstrip("\r\n"))
-    finally:
+    except RuntimeError:  # the loop is closed
+        return
+    with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(queue.put_nowait, None)
 
 

@@ -132,3 +132,14 @@ def test_taken_nick_and_refused_connection(capsys: pytest.CaptureFixture[str]) -
     code, _ = line_mode(refusing, io.StringIO(""))
     assert code == 1
     assert capsys.readouterr().err == "chatclient: cannot connect to fake: connection refused\n"
+
+
+def test_stdin_that_ends_after_the_session_is_not_an_error() -> None:
+    """After /quit the loop closes while the stdin thread may still read: a last line or EOF then was a
+    `RuntimeError: Event loop is closed` traceback printed as chatclient exited."""
+    loop = asyncio.new_event_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    loop.close()
+    lineui._stdin_lines(loop, queue, io.StringIO("a late line\n"))  # returns, raises nothing
+    lineui._stdin_lines(loop, queue, io.StringIO(""))  # EOF only
+    assert queue.empty()
