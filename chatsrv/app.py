@@ -392,8 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     place = node_place(args)
     if place:  # one of --workers' nodes: whatever its flags say (`--work 2` is --workers too), it starts none
         args.workers = 1
-        if place[0] != "1":
-            args.text_port = None  # the text door is node 1's, as UDP is: one port cannot be opened twice
+        if place[0] != "1":  # UDP, discovery and the text door are node 1's: a UDP peer is known by its address
+            args.no_udp, args.text_port = True, None  # to one process, and a text port opens once
     if args.workers > 1:
         return cluster.run_workers(
             argv,

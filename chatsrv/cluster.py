@@ -61,12 +61,10 @@ def without_workers_flag(argv: Sequence[str]) -> list[str]:
     return kept
 
 
-def worker_argv(argv: Sequence[str], port: int, index: int) -> list[str]:
-    """The command-line flags of node `index` (0 is the first): same flags, the shared port, UDP on node 0 only."""
-    flags = [*without_workers_flag(argv), "--port", str(port), SHARED_PORT_FLAG]
-    if index > 0:
-        flags.append("--no-udp")
-    return flags
+def worker_argv(argv: Sequence[str], port: int) -> list[str]:
+    """The command-line flags of every node: the same flags and the shared port. Each node is told its place by
+    NODE_VARIABLE and takes its part from it (chatsrv.app: UDP, discovery and the text door are node 1's)."""
+    return [*without_workers_flag(argv), "--port", str(port), SHARED_PORT_FLAG]
 
 
 def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
@@ -122,7 +120,7 @@ def run_workers(argv: Sequence[str], *, host: str, port: int, workers: int, back
     children: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     restore = platforms.on_stop_signals(stop.set)
-    commands = [[sys.executable, "-m", "chatsrv", *worker_argv(argv, port, index)] for index in range(workers)]
+    commands = [[sys.executable, "-m", "chatsrv", *worker_argv(argv, port)] for _index in range(workers)]
     environs = [{**environ, NODE_VARIABLE: f"{index + 1}/{workers}"} for index in range(workers)]
     started: list[float] = []
     try:

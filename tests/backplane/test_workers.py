@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,7 +136,7 @@ def test_workers_say_when_so_reuseport_is_missing(
 
 def test_worker_flags() -> None:
     argv = ["--workers", "3", "--backplane", "redis://h/0", "--workers=2", "--port", "0"]
-    assert cluster.worker_argv(argv, 9009, 0) == [
+    assert cluster.worker_argv(argv, 9009) == [
         "--backplane",
         "redis://h/0",
         "--port",
@@ -144,7 +145,6 @@ def test_worker_flags() -> None:
         "9009",
         cluster.SHARED_PORT_FLAG,
     ]
-    assert cluster.worker_argv(argv, 9009, 1)[-1] == "--no-udp"
 
 
 def test_backplane_without_the_redis_package_says_how_to_install_it(tmp_path: Path) -> None:
@@ -200,9 +200,9 @@ def test_workers_start_again_at_once_on_the_port_they_just_left() -> None:
 class _Child:
     """A stand-in for a node process: node 2 was killed (-9, as by `kill -9` or the OOM killer)."""
 
-    def __init__(self, command: list[str], **options: object) -> None:
-        self.command = command
-        self.returncode: int | None = -9 if "--no-udp" in command else None
+    def __init__(self, command: list[str], **options: Any) -> None:
+        self.node = options["env"][cluster.NODE_VARIABLE]
+        self.returncode: int | None = -9 if self.node == "2/2" else None
 
     def poll(self) -> int | None:
         return self.returncode
@@ -235,9 +235,9 @@ def test_a_node_that_crashes_after_it_served_is_started_again(
     started: list[_Child] = []
     stops: list[Callable[[], None]] = []
 
-    def popen(command: list[str], **options: object) -> _Child:
-        child = _Child(command)
-        if started and "--no-udp" in command and any("--no-udp" in c.command for c in started):
+    def popen(command: list[str], **options: Any) -> _Child:
+        child = _Child(command, **options)
+        if started and child.node == "2/2" and any(c.node == "2/2" for c in started):
             child.returncode = None  # the new node 2 runs
             stops[0]()  # and then the teacher stops it all
         started.append(child)
@@ -285,7 +285,7 @@ def test_a_node_starts_no_nodes_of_its_own_whatever_its_flags_say(monkeypatch: p
         app.main(argv)
     assert started == []
     args = built.value.args[0]
-    assert args.workers == 1 and args.text_port is None  # node 2: the text door is node 1's
+    assert args.workers == 1 and args.text_port is None and args.no_udp  # node 2: UDP and the text door are node 1's
 
 
 def test_workers_keep_the_secret_they_made_up_across_a_restart(tmp_path: Path) -> None:
