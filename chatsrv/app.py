@@ -308,10 +308,10 @@ def keep_op_secret(args: argparse.Namespace, store: Store) -> str:
     that was an operator can send it again (docs/protocol.md §9.2).
     """
     kept = store.load_state().get(OP_SECRET_STATE)
-    args.op_secret = kept or secrets.token_urlsafe(12)
-    args.op_secret_kept = bool(kept)
-    store.save_state(OP_SECRET_STATE, args.op_secret)
-    return args.op_secret
+    secret = kept or secrets.token_urlsafe(12)
+    args.op_secret, args.op_secret_kept = secret, bool(kept)
+    store.save_state(OP_SECRET_STATE, secret)
+    return secret
 
 
 def workers_op_secret(args: argparse.Namespace) -> str:
