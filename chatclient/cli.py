@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import NoReturn, TextIO
 
 from chatclient import __version__, discovery, lineui
+from chatclient.servers import Servers
 from chatclient.transport import open_transport
 from lanchat import i18n
 from lanchat.cliargs import Parser
@@ -30,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         "one line per event, and every input line is a message or a /command (/help lists them)."),
         epilog=_("Examples: chatclient (find the server and join) | chatclient --discover (just list servers) | "
         "chatclient --host 192.168.1.23 --nick bob "
-        "(join that address; always works, even where Wi-Fi blocks broadcasts)"),
+        "(join that address; always works, even where Wi-Fi blocks broadcasts) | "
+        "chatclient --host 192.168.1.23 --host 192.168.1.24 (two nodes of one chat: if one fails, the other)"),
     )
     parser.add_argument(
         "--version",
@@ -40,7 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     i18n.add_language_option(parser)
     parser.add_argument(
-        "--host", default=None, help=_("server address (without it, chatclient finds the server on the LAN)")
+        "--host",
+        action="append",
+        default=None,
+        metavar="HOST[:PORT]",
+        help=_("server address (without it, chatclient finds the server on the LAN); give it once for each node "
+        "of a chat served by several machines (chatsrv --backplane): when the connection is lost, the client "
+        "tries the next one"),
     )
     parser.add_argument(
         "--port",
@@ -171,10 +179,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             _("--host joins that address; to look for servers use --discover or --discover-addr without --host")
         )
     terminal_ui = wants_terminal_ui(args.plain or args.trace_wire, sys.stdin, sys.stdout)
-    host, port = args.host, args.port
+    try:
+        places = [discovery.parse_target(text, args.port) for text in args.host or ()]
+    except ValueError as error:
+        parser.error(f"--host: {error}")
     password = args.password if args.password is not None else os.environ.get("LANCHAT_PASSWORD")
     password_first = False  # discovery said the server wants a password
-    if host is None:
+    if not places:
         found = find_servers(args, parser)
         if found is None:
             return 2
@@ -198,17 +209,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             server, len(found.servers) > 1, source, sys.stdin, sys.stderr, args.udp
         ):
             return 1  # a found server is not trusted with the password unless the user chose it
-        host = server.host
         password_first = server.password_required
         port = server.udp_port if args.udp and server.udp_port is not None else server.tcp_port
+        places = [discovery.Target(server.host, port)]
         print(
             _("chatclient: joining {server}").format(server=discovery.describe(server, args.udp)),
             file=sys.stderr,
             flush=True,
         )
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    address = str(places[0])  # host:port, until a connection says where it went
     trace = trace_to_stderr if args.trace_wire else None
-    connect = lambda: open_transport(host, port, udp=args.udp, trace=trace)
+    servers = Servers(
+        [(place.host, place.port) for place in places],
+        lambda host, port: open_transport(host, port, udp=args.udp, trace=trace),
+    )
+    connect = servers.connect
     if terminal_ui:
         from chatclient import ui  # only here: line mode starts without prompt_toolkit
 

@@ -118,6 +118,7 @@ class Reconnecting:
             except TransportError:
                 continue
             self.transport = transport
+            self.address = transport.address  # with several --host, maybe another node of the chat
             self.state.transport = transport.name
             try:
                 result = await self._join(transport, quiet="nick_taken")  # said below, or asked for again

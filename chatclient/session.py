@@ -321,6 +321,7 @@ class ChatSession(Reconnecting):
             self.transport = await self.connect()
         except TransportError as error:
             return await self._fail(str(error))
+        self.address = self.transport.address  # with several --host, the one that answered
         self.state.transport = self.transport.name
         return True
 

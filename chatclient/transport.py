@@ -30,8 +30,14 @@ class TransportError(Exception):
     """The server cannot be reached or the connection broke; message is for people."""
 
 
+def shown_address(host: str, port: int) -> str:
+    """host:port as people write it ([::1]:9009 for an IPv6 address)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class Transport(Protocol):
     name: str
+    address: str  # the server's host:port, as shown to people
 
     async def send(self, payload: dict[str, Any]) -> None: ...
 
@@ -54,6 +60,7 @@ class TCPTransport:
         self._ready: list[dict[str, Any]] = []
         self._trace = trace
         self._pending = 0  # stream bytes of a frame begun but not finished (for the trace)
+        self.address = ""  # set by connect
 
     @classmethod
     async def connect(
@@ -79,7 +86,9 @@ class TCPTransport:
                     host=host, port=port, strerror=os_reason(error)
                 )
             ) from None
-        return cls(reader, writer, trace)
+        transport = cls(reader, writer, trace)
+        transport.address = shown_address(host, port)
+        return transport
 
     async def send(self, payload: dict[str, Any]) -> None:
         try:
@@ -198,6 +207,7 @@ class UDPTransport:
         self._datagrams = datagrams
         self.host = host
         self.port = port
+        self.address = shown_address(host, port)
         self.seq = 0  # last seq this client sent
         self._hello: dict[str, Any] | None = None
         self._cookie: str | None = None

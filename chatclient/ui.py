@@ -130,7 +130,6 @@ class ChatUI:
         password: str | None = None,  # asked for when the server answers auth_failed
         password_first: bool = False,  # discovery said the server wants one: ask before the first hello
     ) -> None:
-        self.address = address
         self.colour = colour
         self.login_name = login_name
         self.session = ChatSession(
@@ -177,7 +176,8 @@ class ChatUI:
     def toolbar(self) -> render.Fragments:
         status, level = self.session.status()
         columns, closed = self.output.get_size().columns, self.session.phase is Phase.CLOSED
-        return render.status_bar(self.state, self.address, status, level, self.colour, columns, users_known=not closed)
+        address = self.session.address  # with several --host, the node it is on now
+        return render.status_bar(self.state, address, status, level, self.colour, columns, users_known=not closed)
 
     def prompt(self) -> render.Fragments:
         return [("class:prompt", f"[{render.sanitize(self.state.room)}] ")]
@@ -238,7 +238,8 @@ class ChatUI:
         """
         if self.session.attempt:  # reconnecting, not starting
             self.info(
-                _("{address} now needs a password: type it (Ctrl-C gives up)").format(address=self.address), "notice"
+                _("{address} now needs a password: type it (Ctrl-C gives up)").format(address=self.session.address),
+                "notice",
             )
         return await self._ask_now(_("password: "), "", erase=True, secret=True)
 

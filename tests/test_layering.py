@@ -78,6 +78,7 @@ CLIENT_RANKS = {
     "chatclient.render": 3,
     "chatclient.transport": 4,
     "chatclient.discovery": 4,
+    "chatclient.servers": 5,  # which of several --host addresses to connect to next
     "chatclient.sessiontypes": 5,  # Phase, Habits, the Listener a face implements, the backoff
     "chatclient.reconnect": 6,  # reconnecting and regaining operator status; mixed into ChatSession
     "chatclient.session": 7,  # the connection's life; both faces drive it

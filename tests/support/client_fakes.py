@@ -22,6 +22,7 @@ class FakeTransport:
     def __init__(self, server: FakeServer, name: str) -> None:
         self.server = server
         self.name = name
+        self.address = server.address
         self.incoming: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.closed = False
         self.seq = 0
@@ -57,7 +58,9 @@ class FakeServer:
         transport: str = "tcp",
         users: tuple[str, ...] = ("bob", "carol"),
         rooms: tuple[str, ...] = ("lobby", "physics"),
+        address: str = "fake:9009",
     ) -> None:
+        self.address = address  # what its transports say they are connected to
         self.transport_name = transport
         self.users = list(users)
         self.rooms = list(rooms)
