@@ -498,8 +498,12 @@ def print_start_lines(args: argparse.Namespace, server: Server) -> None:
         index, count = place
         text = _("node {index} of {count} ready, pid {pid}; backplane: {state}")
         print(text.format(index=index, count=count, pid=os.getpid(), state=state), flush=True)
-        if server.text is not None:  # node 1's: only it knows the port (--text-port 0 picks one)
-            print(text_door_hint(args.host, server.text.port), flush=True)
+        if index == "1":  # for all nodes, once: the text door and discovery are node 1's, the --db file is shared
+            if server.text is not None:  # only node 1 knows the port (--text-port 0 picks one)
+                print(text_door_hint(args.host, server.text.port), flush=True)
+            print(_(server.service.store.description), flush=True)
+            if server.udp is not None and server.udp.discovery is not None:
+                print(discovery_hint(args.host, server), flush=True)
         return
     print(
         _("chatsrv {version} listening on {host} port {port} ({transports})").format(

@@ -58,7 +58,9 @@ def test_workers_share_one_port_and_one_chat(redis_server: Redis) -> None:
         lines: list[str] = []
         deadline = time.monotonic() + 30
         doors: list[str] = []
-        while (len(ready) < 2 or not doors) and time.monotonic() < deadline:
+        while (len(ready) < 2 or not any(line.startswith("discovery:") for line in lines)) and (
+            time.monotonic() < deadline
+        ):
             line = process.stdout.readline()
             assert line, "chatsrv --workers stopped"
             lines.append(line.rstrip())
@@ -79,9 +81,13 @@ def test_workers_share_one_port_and_one_chat(redis_server: Redis) -> None:
         ]
         assert sum(line == "Ctrl-C stops the server." for line in lines) == 1
         assert lines.count("over UDP: add --udp") == 1  # node 1 serves UDP on the same port
+        # Node 1 also says where history goes and how discovery answers, once for all (before, --workers
+        # printed neither: the teacher could not tell history was kept, nor that discovery was on).
+        assert sum(line.startswith("history is kept in memory only") for line in lines) == 1, lines
+        assert sum(line.startswith('discovery: answers as "') for line in lines) == 1, lines
         # After the --workers line: classmates join with (2 lines), on this machine, UDP, the secret, Ctrl-C, 2 nodes
-        # and node 1's text door.
-        assert len(lines) == 9 and all(line.startswith(("node ", "text door")) for line in lines[-3:]), lines
+        # and node 1's text door, history and discovery lines.
+        assert len(lines) == 11, lines
         members = [Client(port) for _ in range(8)]
         try:
             for n, member in enumerate(members):
