@@ -29,7 +29,9 @@ MAX_QUEUED entries wait to be sent: a Redis too slow for this node never
 makes its members wait without bound); the reader thread
 reconnects with back-off and re-joins: it re-claims its members' nicks (a
 member whose nick another node took meanwhile is renamed `NICK_2`, ...),
-re-publishes its members and reads the others' from their presence hashes.
+re-publishes its members (first its roster: the others drop whoever of it
+they list and it does not, who left while it was cut off) and reads the
+others' from their presence hashes.
 
 Threads and locks: `backplane-read` (XREAD, heartbeat, reconnect) and
 `backplane-send` (pipelines what `publish` queued, packed by
@@ -72,6 +74,7 @@ from chatsrv.nodesync import (
     READ_COUNT,
     NodeSync,
 )
+from chatsrv.nodesync import host_of as _host
 from chatsrv.rooms import Room
 from chatsrv.service import ChatService
 from chatsrv.session import Session
@@ -417,21 +420,10 @@ class Backplane(StandIns, NodeSync):
             if self.links:  # only a node that was linked before can hold reservations of members gone meanwhile
                 self._drop_stale_nicks(mine)
             pipe = client.pipeline(transaction=False)
-            pipe.delete(self._members(self.node))
-            for session in mine:
-                assert session.nick is not None
-                if not self._claim_or_rename(session, now):
-                    continue
-                room = service.registry.room_of(session)
-                if room is not None:
-                    pipe.hset(self._members(self.node), likeness_key(session.nick),
-                              self._presence(session.nick, room.name, session))
-                    joined = {"type": "joined", "nick": session.nick, "room": room.name, "ts": now,
-                              **self._operator_fields(session)}
-                    fields = self._fields(0, room.name, encode_payload(joined))  # serial 0: not delivered here
-                    fields.update(t=session.transport, a=_host(session))
-                    pipe.xadd(EVENTS, fields, maxlen=STREAM_MAXLEN, approximate=True)
-            pipe.expire(self._members(self.node), max(1, round(self.ttl)))
+            for stream, fields, ops in self._announce(mine, now, EVENTS):  # the roster, then who is where
+                pipe.xadd(stream, fields, maxlen=STREAM_MAXLEN, approximate=True)
+                for op, *args in ops:
+                    getattr(pipe, op)(*args)
             pipe.execute()
             for node, members in others.items():
                 self._add_listed(node, members, now)
@@ -526,6 +518,10 @@ class Backplane(StandIns, NodeSync):
             if node != self.node:
                 self._apply_moderation(fields[b"b"].decode(), now)
             return
+        if kind == b"roster":  # a node announced its members after a link or a lapse (chatsrv.nodesync)
+            if node != self.node:
+                self._apply_roster(node, fields[b"b"], now)
+            return
         if kind == b"pack":
             # Each event of a pack fails on its own: one bad event must not take the others' messages with it.
             if node == self.node:  # ours: delivered from what `publish` kept, the bodies need no reading
@@ -583,8 +579,3 @@ class Backplane(StandIns, NodeSync):
         for session in [only] if only is not None else self.service.sessions:
             if session.joined:
                 self.service.fanout.queue(session, notice)
-
-
-def _host(session: Session) -> str:
-    address = session.address
-    return str(address[0]) if isinstance(address, tuple) and address else str(address)

@@ -3,13 +3,18 @@ a `left` for a member nobody listed, a short outage of one node's link, a heartb
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from chatsrv.app import Server
 from tests.backplane import stream
 from tests.backplane.conftest import Redis
-from tests.helpers import Client
+from tests.helpers import Client, gated, wait_until
+
+redis = pytest.importorskip("redis", reason="the backplane needs the redis package: pip install -e '.[backplane]'")
 
 
 def until_message(client: Client, text: str) -> list[dict[str, Any]]:
@@ -20,6 +25,12 @@ def until_message(client: Client, text: str) -> list[dict[str, Any]]:
         if payload.get("type") == "message" and payload.get("text") == text:
             return seen
         seen.append(payload)
+
+
+def room_of(server: Server, nick: str) -> str | None:
+    member = server.service.registry.find(nick)
+    room = server.service.registry.room_of(member) if member is not None else None
+    return room.name if room is not None else None
 
 
 def test_a_left_for_a_member_nobody_listed_is_not_shown(
@@ -37,3 +48,63 @@ def test_a_left_for_a_member_nobody_listed_is_not_shown(
         assert until_message(bob, "after") == []
         assert until_message(ann, "after") == []
         assert node.service.registry.find("ghost") is None
+
+
+def cut_link(monkeypatch: pytest.MonkeyPatch, server: Server) -> threading.Event:
+    """Node `server` loses its link to Redis at its next read (its connection fails as if cut); it re-links once
+    the returned event is set. Its heartbeat key is made to outlive the cut: the other nodes never think it dead."""
+    client = server.backplane.client
+    stream.alive(client, server.backplane.node, 60)
+    gate = gated(monkeypatch, client, "ping")  # the first thing a re-link does
+    reading = client.xread
+
+    def cut(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(client, "xread", reading)
+        raise redis.ConnectionError("cut by the test")
+
+    monkeypatch.setattr(client, "xread", cut)
+    wait_until(lambda: not server.backplane.linked)
+    return gate
+
+
+def test_after_a_short_outage_of_one_node_the_other_learns_who_left_came_or_was_renamed_meanwhile(
+    nodes: tuple[Server, Server], connect: Callable[[Server], Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Node A is cut off for less than the heartbeat's expiry, so node B never declares it dead; meanwhile a
+    member of A quits, one is renamed, one moves to another room and one joins. Once A is back, B's lists are
+    A's: B's members see the leave (`lost`), the rename as a leave and a join, the move, the newcomer."""
+    a, b = nodes
+    alice, carol, erin, frank, bob = connect(a), connect(a), connect(a), connect(a), connect(b)
+    for client, nick in ((alice, "alice"), (carol, "carol"), (erin, "erin"), (frank, "frank")):
+        client.join(nick)
+    bob.join("bob")
+    wait_until(lambda: all(b.service.registry.find(nick) for nick in ("alice", "carol", "erin", "frank")))
+    with Client(b.port) as watcher:  # in the room frank moves to
+        watcher.join("watcher", room="maths")
+        wait_until(lambda: a.service.registry.find("watcher") is not None)
+        gate = cut_link(monkeypatch, a)
+        assert "only people on this server" in alice.expect("notice", event="backplane")["text"]
+        carol.send({"type": "bye"})
+        erin.send({"type": "nick", "nick": "erina"})
+        frank.send({"type": "join", "room": "maths"})
+        frank.expect("welcome", room="maths")
+        with Client(a.port) as dave:
+            dave.join("dave")
+            alice.expect("renamed", new="erina")
+            alice.expect("joined", nick="dave")
+            assert b.service.registry.find("carol") is not None  # B has not heard yet
+            gate.set()
+            alice.expect("notice", event="backplane")  # everyone hears you again
+            alice.send({"type": "say", "text": "back"})
+            seen = until_message(bob, "back")
+            changes = [(p["type"], p["nick"], p.get("reason")) for p in seen if p["type"] in ("joined", "left")]
+            assert ("left", "carol", "lost") in changes
+            assert ("left", "erin", "lost") in changes and ("joined", "erina", None) in changes
+            assert ("left", "frank", "moved") in changes
+            assert ("joined", "dave", None) in changes
+            frank.send({"type": "say", "text": "in maths"})
+            assert ("joined", "frank") in [(p["type"], p.get("nick")) for p in until_message(watcher, "in maths")]
+            for nick in ("carol", "erin"):
+                assert b.service.registry.find(nick) is None
+            where = {nick: room_of(b, nick) for nick in ("alice", "erina", "frank", "dave")}
+            assert where == {"alice": "lobby", "erina": "lobby", "frank": "maths", "dave": "lobby"}
