@@ -21,7 +21,9 @@ transport, host, operator), `nick:KEY` (which node holds a nick, by its look-ali
 key), `ids` (message ids, handed out in blocks), `moderation` (the latest state).
 
 Failures: a node whose `alive` key expired has its members leave every
-other node's lists (reason `lost`) within `ttl + heartbeat` seconds. When
+other node's lists (reason `lost`) within `ttl + heartbeat` seconds; a node
+that finds its own key expired when it renews it (it stalled) announces its
+members again (chatsrv.nodesync `_lapsed`). When
 Redis cannot be reached, the node delivers what it had published and not
 yet read back, removes the other nodes' members (reason `lost`), tells its
 members that rooms are local, and serves them alone (also when more than
@@ -475,16 +477,19 @@ class Backplane(StandIns, NodeSync):
         return False
 
     def _beat(self) -> None:
-        """Renew this node's keys; members of nodes whose key expired leave (reason `lost`)."""
+        """Renew this node's keys (one that had expired: `_lapsed`); members of nodes whose key expired leave."""
         seconds = max(1, round(self.ttl))
         nodes = list(self._stand_ins)
         pipe = self.client.pipeline(transaction=False)
+        pipe.expire(self._alive(self.node), seconds)  # 0: the key had expired, the others may have forgotten us
         pipe.set(self._alive(self.node), "1", ex=seconds)
         pipe.expire(self._members(self.node), seconds)
         for node in nodes:
             pipe.exists(self._alive(node))
         results = pipe.execute()
-        gone = [node for node, alive in zip(nodes, results[2:]) if not alive]
+        if not results[0]:
+            self._lapsed(EVENTS)
+        gone = [node for node, alive in zip(nodes, results[3:]) if not alive]
         if gone:
             with self.service.fanout.batch():
                 for node in gone:  # with none of its members here, it said goodbye (a clean stop) or had none

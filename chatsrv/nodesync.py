@@ -53,6 +53,7 @@ RAISE_IDS = (
 FRESH_GAP = 2**40  # how far a lost counter jumps: 8,000 such losses before ids pass 2**53 (exact in JSON)
 READ_COUNT = 1000  # stream entries read at once; a full read means the node is behind
 BEHIND_NOTICE = say("backplane_behind")  # lanchat.reasons: the English text, its key for the client's language
+LAPSED_NOTICE = say("backplane_lapsed")
 
 
 def stream_id(raw: bytes | str) -> tuple[int, int]:
@@ -98,6 +99,8 @@ class NodeSync:
         def _claim_or_rename(self, session: Session, now: float) -> bool: ...
 
         def _presence(self, nick: str, room: str, session: Session) -> str: ...
+
+        def _send(self, stream: str, fields: dict[str, Any], ops: list[tuple[Any, ...]]) -> None: ...
 
     # --- message ids (under the registry lock) ------------------------------
 
@@ -270,6 +273,22 @@ class NodeSync:
                                    "t": session.transport, "a": host_of(session)}, []))
         ops.append(("expire", members, max(1, round(self.ttl))))
         return [(events, {"n": self.node, "k": "roster", "b": json.dumps(roster)}, ops), *joins]
+
+    def _lapsed(self, events: str) -> None:
+        """Reader thread: this node's heartbeat key had expired while it stayed linked (it stalled: a stopped
+        process, a renewal that waited), so the other nodes may have had its members leave (`lost`). It
+        announces them again through the send queue, in order with what it publishes, and says so."""
+        with self.service.fanout.batch():
+            if not self.linked:
+                return
+            now = self.service.clock()
+            self._tell_everyone(LAPSED_NOTICE, now)  # why, before a rename's own notice
+            entries = self._announce([session for session in self.service.sessions if session.joined], now, events)
+            for stream, fields, ops in entries:
+                self._send(stream, fields, ops)
+            log.warning("backplane: this node's heartbeat key had expired (no renewal for over %d s: the other "
+                        "nodes saw its members leave): it announced its %d member(s) again",
+                        max(1, round(self.ttl)), len(entries) - 1)
 
     def _apply_roster(self, node: str, roster: bytes, now: float) -> None:
         """Another node's roster (under a batch): its members listed here that it does not list leave (reason

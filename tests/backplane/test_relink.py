@@ -3,6 +3,7 @@ a `left` for a member nobody listed, a short outage of one node's link, a heartb
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from tests.backplane import stream
 from tests.backplane.conftest import Redis
 from tests.helpers import Client, gated, wait_until
 
+LOST_BOUND = 8.0  # a dead node's members leave within ttl + heartbeat (4 s): twice that for a loaded machine
 redis = pytest.importorskip("redis", reason="the backplane needs the redis package: pip install -e '.[backplane]'")
 
 
@@ -108,3 +110,41 @@ def test_after_a_short_outage_of_one_node_the_other_learns_who_left_came_or_was_
                 assert b.service.registry.find(nick) is None
             where = {nick: room_of(b, nick) for nick in ("alice", "erina", "frank", "dave")}
             assert where == {"alice": "lobby", "erina": "lobby", "frank": "maths", "dave": "lobby"}
+
+
+def test_a_node_whose_heartbeat_lapsed_while_linked_is_listed_again_when_it_resumes(
+    nodes: tuple[Server, Server], connect: Callable[[Server], Client], caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Node A's renewal stalls past its key's expiry: B declares it dead (its members `left`, `lost`). When A
+    renews again it notices the lapse and announces its members again: B lists them (an operator as one), its
+    members see them `joined`, and A's members are told that the others saw them leave and come back."""
+    a, b = nodes
+    teacher, alice, bob = connect(a), connect(a), connect(b)
+    teacher.join("teacher")
+    teacher.send({"type": "op", "secret": a.service.operators.op_secret})
+    teacher.expect("notice", event="op", nick="teacher")
+    alice.join("alice")
+    bob.join("bob")
+    wait_until(lambda: b.service.registry.find("alice") and b.service.moderation.is_operator(
+        b.service.registry.find("teacher")))  # type: ignore[arg-type]
+    gate = gated(monkeypatch, a.backplane, "_beat")  # A's reader stalls at its next renewal
+    try:
+        assert bob.expect("left", timeout=LOST_BOUND, nick="alice")["reason"] == "lost"
+        assert b.service.registry.find("teacher") is None
+        with caplog.at_level(logging.WARNING, logger="chatsrv"):
+            gate.set()
+            joined = {bob.expect("joined", timeout=LOST_BOUND)["nick"] for _ in range(2)}
+            assert joined == {"teacher", "alice"}
+            notice = alice.expect("notice", event="backplane")
+            assert notice["reason"] == "backplane_lapsed"
+        assert [r for r in caplog.records if "heartbeat key had expired" in r.getMessage()]
+    finally:
+        gate.set()
+    alice.send({"type": "say", "text": "still chatting"})
+    assert bob.expect("message", text="still chatting")["from"] == "alice"
+    stand_in = b.service.registry.find("teacher")
+    assert stand_in is not None and b.service.moderation.is_operator(stand_in)
+    bob.send({"type": "who"})
+    users = bob.expect("users")
+    assert sorted(users["users"]) == ["alice", "bob", "teacher"] and users["operators"] == ["teacher"]
