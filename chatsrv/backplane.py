@@ -21,7 +21,9 @@ transport, host, operator), `nick:KEY` (which node holds a nick, by its look-ali
 key), `ids` (message ids, handed out in blocks), `moderation` (the latest state).
 
 Failures: a node whose `alive` key expired has its members leave every
-other node's lists (reason `lost`) within `ttl + heartbeat` seconds. When
+other node's lists (reason `lost`) within `ttl + heartbeat` seconds; a node
+that finds its own key expired when it renews it (it stalled) announces its
+members again (chatsrv.nodesync `_lapsed`). When
 Redis cannot be reached, the node delivers what it had published and not
 yet read back, removes the other nodes' members (reason `lost`), tells its
 members that rooms are local, and serves them alone (also when more than
@@ -29,7 +31,9 @@ MAX_QUEUED entries wait to be sent: a Redis too slow for this node never
 makes its members wait without bound); the reader thread
 reconnects with back-off and re-joins: it re-claims its members' nicks (a
 member whose nick another node took meanwhile is renamed `NICK_2`, ...),
-re-publishes its members and reads the others' from their presence hashes.
+re-publishes its members (first its roster: the others drop whoever of it
+they list and it does not, who left while it was cut off) and reads the
+others' from their presence hashes.
 
 Threads and locks: `backplane-read` (XREAD, heartbeat, reconnect) and
 `backplane-send` (pipelines what `publish` queued, packed by
@@ -72,6 +76,7 @@ from chatsrv.nodesync import (
     READ_COUNT,
     NodeSync,
 )
+from chatsrv.nodesync import host_of as _host
 from chatsrv.rooms import Room
 from chatsrv.service import ChatService
 from chatsrv.session import Session
@@ -417,21 +422,10 @@ class Backplane(StandIns, NodeSync):
             if self.links:  # only a node that was linked before can hold reservations of members gone meanwhile
                 self._drop_stale_nicks(mine)
             pipe = client.pipeline(transaction=False)
-            pipe.delete(self._members(self.node))
-            for session in mine:
-                assert session.nick is not None
-                if not self._claim_or_rename(session, now):
-                    continue
-                room = service.registry.room_of(session)
-                if room is not None:
-                    pipe.hset(self._members(self.node), likeness_key(session.nick),
-                              self._presence(session.nick, room.name, session))
-                    joined = {"type": "joined", "nick": session.nick, "room": room.name, "ts": now,
-                              **self._operator_fields(session)}
-                    fields = self._fields(0, room.name, encode_payload(joined))  # serial 0: not delivered here
-                    fields.update(t=session.transport, a=_host(session))
-                    pipe.xadd(EVENTS, fields, maxlen=STREAM_MAXLEN, approximate=True)
-            pipe.expire(self._members(self.node), max(1, round(self.ttl)))
+            for stream, fields, ops in self._announce(mine, now, EVENTS):  # the roster, then who is where
+                pipe.xadd(stream, fields, maxlen=STREAM_MAXLEN, approximate=True)
+                for op, *args in ops:
+                    getattr(pipe, op)(*args)
             pipe.execute()
             for node, members in others.items():
                 self._add_listed(node, members, now)
@@ -483,16 +477,19 @@ class Backplane(StandIns, NodeSync):
         return False
 
     def _beat(self) -> None:
-        """Renew this node's keys; members of nodes whose key expired leave (reason `lost`)."""
+        """Renew this node's keys (one that had expired: `_lapsed`); members of nodes whose key expired leave."""
         seconds = max(1, round(self.ttl))
         nodes = list(self._stand_ins)
         pipe = self.client.pipeline(transaction=False)
+        pipe.expire(self._alive(self.node), seconds)  # 0: the key had expired, the others may have forgotten us
         pipe.set(self._alive(self.node), "1", ex=seconds)
         pipe.expire(self._members(self.node), seconds)
         for node in nodes:
             pipe.exists(self._alive(node))
         results = pipe.execute()
-        gone = [node for node, alive in zip(nodes, results[2:]) if not alive]
+        if not results[0]:
+            self._lapsed(EVENTS)
+        gone = [node for node, alive in zip(nodes, results[3:]) if not alive]
         if gone:
             with self.service.fanout.batch():
                 for node in gone:  # with none of its members here, it said goodbye (a clean stop) or had none
@@ -525,6 +522,10 @@ class Backplane(StandIns, NodeSync):
         if kind == b"mod":
             if node != self.node:
                 self._apply_moderation(fields[b"b"].decode(), now)
+            return
+        if kind == b"roster":  # a node announced its members after a link or a lapse (chatsrv.nodesync)
+            if node != self.node:
+                self._apply_roster(node, fields[b"b"], now)
             return
         if kind == b"pack":
             # Each event of a pack fails on its own: one bad event must not take the others' messages with it.
@@ -583,8 +584,3 @@ class Backplane(StandIns, NodeSync):
         for session in [only] if only is not None else self.service.sessions:
             if session.joined:
                 self.service.fanout.queue(session, notice)
-
-
-def _host(session: Session) -> str:
-    address = session.address
-    return str(address[0]) if isinstance(address, tuple) and address else str(address)

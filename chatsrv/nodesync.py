@@ -17,7 +17,7 @@ lock, as each says. docs/scale-out.md says what members see.
   stream now starts; if entries it has not read were trimmed, it re-reads the cluster state (members,
   moderation), logs one line and tells its members that they may have missed messages.
 
-Imports: service, session, messages, rooms, lookalike, lanchat.i18n, lanchat.wire; never `redis`.
+Imports: service, session, messages, rooms, lookalike, streampack (`Item`), lanchat.i18n, lanchat.wire; never `redis`.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from chatsrv.messages import DEFAULT_ROOM, Join
 from chatsrv.rooms import Room
 from chatsrv.service import ChatService
 from chatsrv.session import Session
+from chatsrv.streampack import Item
 from lanchat.reasons import Said, say
 from lanchat.wire import encode_payload
 
@@ -52,6 +53,7 @@ RAISE_IDS = (
 FRESH_GAP = 2**40  # how far a lost counter jumps: 8,000 such losses before ids pass 2**53 (exact in JSON)
 READ_COUNT = 1000  # stream entries read at once; a full read means the node is behind
 BEHIND_NOTICE = say("backplane_behind")  # lanchat.reasons: the English text, its key for the client's language
+LAPSED_NOTICE = say("backplane_lapsed")
 
 
 def stream_id(raw: bytes | str) -> tuple[int, int]:
@@ -77,6 +79,7 @@ class NodeSync:
     _errors: tuple[type[BaseException], ...]
     _queue: deque[tuple[str, dict[str, Any], list[tuple[Any, ...]]]]  # the send queue (chatsrv.backplane)
     _entering: dict[Session, int]
+    ttl: float
 
     if TYPE_CHECKING:  # Backplane's and StandIns' own methods
 
@@ -92,6 +95,12 @@ class NodeSync:
         def _tell_everyone(self, text: Said, now: float) -> None: ...
 
         def _members(self, node: str) -> str: ...
+
+        def _claim_or_rename(self, session: Session, now: float) -> bool: ...
+
+        def _presence(self, nick: str, room: str, session: Session) -> str: ...
+
+        def _send(self, stream: str, fields: dict[str, Any], ops: list[tuple[Any, ...]]) -> None: ...
 
     # --- message ids (under the registry lock) ------------------------------
 
@@ -234,6 +243,69 @@ class NodeSync:
                         self.node, applied.decode())
             self._tell_everyone(BEHIND_NOTICE, now)
 
+    # --- who is on a node, announced after each link and after a lapse ----------
+
+    def _announce(self, mine: list[Session], now: float, events: str) -> list[Item]:
+        """This node's members for the others (under the registry lock; it claims their nicks in Redis).
+
+        Each nick is claimed again (one that another node's member took meanwhile becomes NICK_2); then the
+        stream entries: first the roster, every member and its room (another node drops whoever of ours it
+        lists and the roster does not: they left while it did not hear, and the `left` was never sent; its
+        ops rewrite the presence hash), then a `joined` for each (serial 0: not delivered here), which
+        the other nodes list if they do not yet.
+        """
+        members = self._members(self.node)
+        ops: list[tuple[Any, ...]] = [("delete", members)]
+        roster: dict[str, str] = {}
+        joins: list[Item] = []
+        for session in mine:
+            if session.nick is None or not self._claim_or_rename(session, now):
+                continue
+            room = self.service.registry.room_of(session)
+            if room is None:
+                continue
+            roster[session.nick] = room.name
+            ops.append(("hset", members, likeness_key(session.nick), self._presence(session.nick, room.name,
+                                                                                     session)))
+            joined = {"type": "joined", "nick": session.nick, "room": room.name, "ts": now,
+                      **self._operator_fields(session)}
+            joins.append((events, {"n": self.node, "s": 0, "r": room.name, "b": encode_payload(joined),
+                                   "t": session.transport, "a": host_of(session)}, []))
+        ops.append(("expire", members, max(1, round(self.ttl))))
+        return [(events, {"n": self.node, "k": "roster", "b": json.dumps(roster)}, ops), *joins]
+
+    def _lapsed(self, events: str) -> None:
+        """Reader thread: this node's heartbeat key had expired while it stayed linked (it stalled: a stopped
+        process, a renewal that waited), so the other nodes may have had its members leave (`lost`). It
+        announces them again through the send queue, in order with what it publishes, and says so."""
+        with self.service.fanout.batch():
+            if not self.linked:
+                return
+            now = self.service.clock()
+            self._tell_everyone(LAPSED_NOTICE, now)  # why, before a rename's own notice
+            entries = self._announce([session for session in self.service.sessions if session.joined], now, events)
+            for stream, fields, ops in entries:
+                self._send(stream, fields, ops)
+            log.warning("backplane: this node's heartbeat key had expired (no renewal for over %d s: the other "
+                        "nodes saw its members leave): it announced its %d member(s) again",
+                        max(1, round(self.ttl)), len(entries) - 1)
+
+    def _apply_roster(self, node: str, roster: bytes, now: float) -> None:
+        """Another node's roster (under a batch): its members listed here that it does not list leave (reason
+        `lost`, also one listed under another spelling of its look-alike key), those listed here in another
+        room leave that room (reason `moved`); the `joined` events that follow list the rest where they are."""
+        listed = {likeness_key(nick): (nick, room) for nick, room in json.loads(roster).items()}
+        registry = self.service.registry
+        for key, stand_in in list(self._stand_ins.get(node, {}).items()):
+            nick, room_name = listed.get(key, (None, ""))
+            room = registry.room_of(stand_in)
+            if nick is None or nick != stand_in.nick:
+                self._stand_in_lost(node, key, now)
+            elif room is not None and registry.room(room_name) is not room:
+                registry.leave_remote(stand_in, now)
+                left = {"type": "left", "nick": nick, "room": room.name, "ts": now, "reason": "moved"}
+                self.service.fanout.member_changed(room, left)
+
     def _add_listed(self, node: str, members: dict[bytes, bytes], now: float) -> None:
         """Members of `node` from its presence hash, as `joined` events (known ones are left as they are)."""
         for nick, member in _records(members):
@@ -243,6 +315,12 @@ class NodeSync:
                 joined["operator"] = True
             self._room_event(node, room_name, encode_payload(joined), joined,
                              str(member.get("t", "tcp")), str(member.get("a", "")), now)
+
+
+def host_of(session: Session) -> str:
+    """The host a member connects from, as its presence record and its `joined` carry it."""
+    address = session.address
+    return str(address[0]) if isinstance(address, tuple) and address else str(address)
 
 
 def _records(members: dict[bytes, bytes]) -> list[tuple[str, dict[str, Any]]]:

@@ -143,13 +143,14 @@ class StandIns:
                 self.service.moderation.grant(stand_in)  # an operator there is one here (chatsrv.nodesync)
         elif kind == "left":
             stand_in = known.get(likeness_key(str(payload["nick"])))
-            if stand_in is not None:
-                if payload.get("reason") == "moved":
-                    registry.leave_remote(stand_in, now)
-                else:
-                    del known[likeness_key(str(payload["nick"]))]
-                    registry.remove_remote(stand_in, now)
-                    self.service.moderation.forget(stand_in)
+            if stand_in is None:
+                return  # nobody here saw it join (a stand-in this node never had): no member is told it left
+            if payload.get("reason") == "moved":
+                registry.leave_remote(stand_in, now)
+            else:
+                del known[likeness_key(str(payload["nick"]))]
+                registry.remove_remote(stand_in, now)
+                self.service.moderation.forget(stand_in)
         elif kind == "renamed":
             old_key, new = likeness_key(str(payload["old"])), str(payload["new"])
             stand_in = known.get(old_key)

@@ -175,6 +175,10 @@ REASONS: dict[str, str] = {
     "backplane_behind": N_(
         "this server fell behind the other chat servers and caught up again: you may have missed some messages"
     ),
+    "backplane_lapsed": N_(
+        "this server stopped answering the other chat servers for a while: people there saw you leave, and now"
+        " see you back"
+    ),
 }
 
 # field -> the words its value may name (key -> English). Operator commands, as in `op_required`.

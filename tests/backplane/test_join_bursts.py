@@ -105,6 +105,7 @@ def test_a_member_lost_while_catching_up_leaves_coalesced_like_any_other(
     ann, bob = connect(b), connect(b)
     ann.join("ann", features=["batch_joins"])
     bob.join("bob")
+    wait_until(lambda: not b.backplane._pending)  # bob's join is read back: dave's comes after it, not with it
     stream.alive(b.backplane.client, "elsewhere")
     joined = stream.event("elsewhere", 1, stream.change("joined", "dave"))
     stream.add(b.backplane.client, {**joined, "t": "tcp", "a": "10.0.0.9"})
