@@ -81,7 +81,7 @@ from chatsrv.rooms import Room
 from chatsrv.service import ChatService
 from chatsrv.session import Session
 from chatsrv.standins import APPLY_ERRORS, StandInOutbox, StandIns
-from chatsrv.streampack import events_of, packed, serials
+from chatsrv.streampack import packed
 from lanchat.i18n import N_
 from lanchat.reasons import Said, say
 from lanchat.wire import encode_payload
@@ -527,20 +527,11 @@ class Backplane(StandIns, NodeSync):
             if node != self.node:
                 self._apply_roster(node, fields[b"b"], now)
             return
-        if kind == b"pack":
-            # Each event of a pack fails on its own: one bad event must not take the others' messages with it.
+        if kind == b"pack":  # each event of a pack fails on its own (chatsrv.standins)
             if node == self.node:  # ours: delivered from what `publish` kept, the bodies need no reading
-                for serial in serials(fields[b"p"]):
-                    try:
-                        self._own_event(serial)
-                    except APPLY_ERRORS as error:
-                        self._skipped(fields, N_("an event"), error)
-                return
-            for serial, room_name, body, transport, host in events_of(fields[b"p"]):
-                try:
-                    self._one_event(node, serial, room_name, body, transport, host, now)
-                except APPLY_ERRORS as error:
-                    self._skipped(fields, N_("an event"), error)
+                self._own_pack(fields)
+            else:
+                self._other_pack(node, fields, now)
             return
         self._one_event(node, int(fields[b"s"]), fields[b"r"].decode(), fields[b"b"],
                         fields.get(b"t", b"tcp").decode(), fields.get(b"a", b"").decode(), now)

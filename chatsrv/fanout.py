@@ -14,7 +14,8 @@ The run's list of bodies is handed to every member once, and each further
 broadcast to the room is a single append, whatever the room's size. A
 personal payload for a member of the room, a broadcast with an exclusion,
 or a member entering or leaving (the room's `version` changes) ends the
-room's run; the next broadcast starts a new one.
+room's run; the next broadcast starts a new one. `broadcast_all` is
+`broadcast` of several bodies in a row, in one call.
 
 Deferral (TCP batches only, `may_defer=True`): a batch that another thread is
 already waiting to follow leaves its deliveries and flushes to that one, as
@@ -384,6 +385,13 @@ class FanOut:
             else:
                 segment = everything_v1
             _append_segment(pending, member, segment)
+
+    def broadcast_all(self, room: Room, bodies: list[bytes]) -> None:
+        """`broadcast` of each of `bodies` in turn (none excluded), in one step: a run of messages read from the
+        cluster's stream (chatsrv.standins) costs one append per message, not one call."""
+        if bodies:
+            self.broadcast(room, bodies[0])
+            self._runs[room.key].bodies.extend(bodies[1:])  # the run the first one is in, as `broadcast` would
 
     def close_after(self, session: Session) -> None:
         """Close `session`'s outbox once this batch's payloads are delivered to it."""

@@ -9,7 +9,7 @@ log line (`_skipped`: a few per 10 s, however many come). A mixin: `Backplane` c
 (annotated below) in its `__init__`, and calls these under a batch of the service's fanout (the registry
 lock); nothing here is used on its own.
 
-Imports: session, mistakes, ratelimit, lookalike, rooms, continuity, service; never `redis`.
+Imports: session, mistakes, ratelimit, lookalike, rooms, continuity, service, streampack; never `redis`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from chatsrv.ratelimit import TokenBucket
 from chatsrv.rooms import Room
 from chatsrv.service import ChatService
 from chatsrv.session import Session
+from chatsrv.streampack import runs_of, serials
 from lanchat.i18n import N_, LogText
 
 log = logging.getLogger("chatsrv")
@@ -78,6 +79,9 @@ class StandIns:
         def forward(self, node: str, nick: str, body: bytes) -> None: ...
 
         def _apply(self, reply: list[Any]) -> None: ...
+
+        def _other_node_event(self, node: str, room_name: str, body: bytes, payload: dict[str, Any], transport: str,
+                              host: str, now: float) -> None: ...
 
     def _apply_paced(self, reply: list[Any]) -> None:
         """Apply an XREAD reply an entry at a time, waiting between them while a member still reading lags.
@@ -241,6 +245,65 @@ class StandIns:
         if room is not None and stand_in.nick is not None:
             left = {"type": "left", "nick": stand_in.nick, "room": room.name, "ts": now, "reason": "lost"}
             self.service.fanout.member_changed(room, left)
+
+    def _own_pack(self, fields: dict[bytes, bytes]) -> None:
+        """Under a batch: a pack of this node back from the stream. Its events are delivered from what `publish`
+        kept (only the serials are read); consecutive messages to one room as one run (`FanOut.broadcast_all`),
+        the other events one by one, each failing alone."""
+        pending = self._pending
+        room: Room | None = None
+        messages: list[bytes] = []
+        for serial in serials(fields[b"p"]):
+            item = pending.pop(serial, None)
+            if item is None:
+                continue
+            if item[2] is None and item[1].startswith(MESSAGE):  # excludes nobody: the room's run takes it
+                if item[0] is not room:
+                    if room is not None:
+                        self.service.fanout.broadcast_all(room, messages)
+                    room, messages = item[0], []
+                messages.append(item[1])
+                continue
+            if room is not None:
+                self.service.fanout.broadcast_all(room, messages)
+                room, messages = None, []
+            try:
+                self._deliver_own(serial, *item)
+            except APPLY_ERRORS as error:
+                self._skipped(fields, N_("an event"), error)
+        if room is not None:
+            self.service.fanout.broadcast_all(room, messages)
+
+    def _other_pack(self, node: str, fields: dict[bytes, bytes], now: float) -> None:
+        """Under a batch: a pack of another node. Consecutive messages to one room go to its history and its
+        members as one run, without being decoded; every other event is applied alone (and fails alone)."""
+        _, runs, places = runs_of(fields[b"p"])
+        position = 0
+        for room_name, bodies in runs:
+            messages: list[bytes] = []
+            for body in bodies:
+                if body.startswith(MESSAGE):
+                    messages.append(body)
+                else:
+                    self._messages_in(fields, room_name, messages, now)
+                    messages = []
+                    transport, host = places.get(position, ("tcp", ""))
+                    try:
+                        self._other_node_event(node, room_name, body, json.loads(body), transport, host, now)
+                    except APPLY_ERRORS as error:
+                        self._skipped(fields, N_("an event"), error)
+                position += 1
+            self._messages_in(fields, room_name, messages, now)
+
+    def _messages_in(self, fields: dict[bytes, bytes], room_name: str, messages: list[bytes], now: float) -> None:
+        """Messages of another node to one room: its history keeps them, its members get them (one run)."""
+        if messages:
+            try:
+                room = self.service.registry.ensure_room(room_name, now)
+                room.history.extend(messages)
+                self.service.fanout.broadcast_all(room, messages)
+            except APPLY_ERRORS as error:
+                self._skipped(fields, N_("an event"), error)
 
     def _deliver_pending(self) -> None:
         """Under a batch: this node's events published but not read back (the link is lost, or they were

@@ -66,7 +66,20 @@ def serials(pack: bytes) -> range:
 
 
 def events_of(pack: bytes) -> list[tuple[int, str, bytes, str, str]]:
-    """Every event of a pack: serial, room, body, transport, host.
+    """Every event of a pack, one by one: serial, room, body, transport, host (see `runs_of`)."""
+    first, runs, places = runs_of(pack)
+    events, position = [], 0
+    for room_name, bodies in runs:
+        for body in bodies:
+            transport, host = places.get(position, ("tcp", ""))
+            events.append((first + position, room_name, body, transport, host))
+            position += 1
+    return events
+
+
+def runs_of(pack: bytes) -> tuple[int, list[tuple[str, list[bytes]]], dict[int, tuple[str, str]]]:
+    """A pack's events as the header places them: the first serial, the runs (room, bodies in order), and
+    the transport and host of the events that have them (by position in the pack).
 
     The header says where each event is: one that cannot be read, or that does not match the bodies,
     raises ValueError (no event of the pack can be placed). A body is not read here: a bad one fails
@@ -77,13 +90,11 @@ def events_of(pack: bytes) -> list[tuple[int, str, bytes, str, str]]:
     split = bodies.split(b"\n")
     if sum(count for _, count in rooms) != len(split):
         raise ValueError(f"pack header counts {sum(count for _, count in rooms)} events, it holds {len(split)}")
-    events, position = [], 0
+    runs, position = [], 0
     for room_name, count in rooms:
-        for body in split[position : position + count]:
-            transport, host = extra.get(str(position), ("tcp", ""))
-            events.append((first + position, room_name, body, transport, host))
-            position += 1
-    return events
+        runs.append((room_name, split[position : position + count]))
+        position += count
+    return first, runs, {int(index): place for index, place in extra.items()}
 
 
 def _header(raw: bytes) -> tuple[int, list[tuple[str, int]], dict[str, tuple[str, str]]]:

@@ -14,7 +14,7 @@ from typing import Any
 from chatsrv.rooms import Room
 from chatsrv.service import ChatService
 from chatsrv.session import Session
-from tests.support.fakes import Clock
+from tests.support.fakes import Clock, member
 from tests.unit.test_batch_joins import after_welcome, held_open, join
 
 
@@ -82,3 +82,24 @@ def test_changes_read_back_are_coalesced_in_order_and_hidden_from_those_who_know
         ("joined", "carol"), ("joined", "x1"), ("joined", "dave"), ("left", "x1")]
     assert after_welcome(carol_box) == [{"type": "members", "room": "lobby", "changes": changes[1:]}]
     assert [(p["type"], p["nick"]) for p in after_welcome(dave_box)] == [("joined", "x1"), ("left", "x1")]
+
+
+def test_a_run_of_messages_read_back_reaches_every_member_as_broadcasts_one_by_one_would() -> None:
+    """`broadcast_all` (a pack's messages to one room) queues what one `broadcast` per body would, in one run."""
+    service = ChatService(clock=Clock(), rate=0, server_name="test")
+    ann, ann_box = member(service, "ann")
+    _, bob_box = member(service, "bob")
+    room = service.registry.room("lobby")
+    assert room is not None
+    bodies = [b'{"type":"message","id":%d,"room":"lobby","nick":"x","text":"t","ts":1}' % n for n in range(4)]
+    personal = b'{"type":"pong","ts":1}'
+    puts = ann_box.puts, bob_box.puts
+    with service.fanout.batch():
+        service.fanout.broadcast(room, bodies[0])
+        service.fanout.broadcast_all(room, bodies[1:3])  # joins the open run
+        service.fanout.queue(ann, personal)  # ends the run: ann's pong comes before what follows
+        service.fanout.broadcast_all(room, bodies[3:])
+        service.fanout.broadcast_all(room, [])
+    assert [p.get("id") for p in ann_box.payloads[-5:]] == [0, 1, 2, None, 3]
+    assert [p["id"] for p in bob_box.payloads[-4:]] == [0, 1, 2, 3]
+    assert (ann_box.puts, bob_box.puts) == (puts[0] + 1, puts[1] + 1)  # one put each for the whole batch
