@@ -25,7 +25,8 @@ message than 1000-message ones (measured on a 2-core machine); at 4096 the
 window is the same 50 ms as in a normal lesson, where the window closes long
 before any count is reached. The writer's Python work per message is small:
 the rows are bound as exact ints, floats and strings (see
-`chatsrv.sqlitefile._message_parameters`) in a few multi-row INSERTs.
+`chatsrv.sqlitefile._message_parameters`) in a few multi-row INSERTs,
+compiled when the file is opened (`_compile_inserts`), not by the first flood.
 
 A database fault while running (locked by another program, read-only,
 disk full, I/O error) is not the end of saving: the writer keeps the unsaved
