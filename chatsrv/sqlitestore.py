@@ -25,7 +25,8 @@ message than 1000-message ones (measured on a 2-core machine); at 4096 the
 window is the same 50 ms as in a normal lesson, where the window closes long
 before any count is reached. The writer's Python work per message is small:
 the rows are bound as exact ints, floats and strings (see
-`chatsrv.sqlitefile._message_parameters`) in a few multi-row INSERTs.
+`chatsrv.sqlitefile._message_parameters`) in a few multi-row INSERTs,
+compiled when the file is opened (`_compile_inserts`), not by the first flood.
 
 A database fault while running (locked by another program, read-only,
 disk full, I/O error) is not the end of saving: the writer keeps the unsaved
@@ -207,11 +208,30 @@ class SQLiteStore:
             if first:
                 rows = connection.execute("SELECT key, value FROM meta WHERE key LIKE 'state.%'").fetchall()
                 self._state = {key.removeprefix("state."): str(value) for key, value in rows}
+            self._compile_inserts()
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+
+    def _compile_inserts(self) -> None:
+        """Compile every message INSERT now (in `_prepare`'s transaction), not in the first flood.
+
+        sqlite3 keeps a connection's statements compiled (its statement cache), and compiling the
+        larger ones costs (about 10 ms of CPU for all sizes, 7 ms of it the 2048-row one): paid at
+        open, it is not taken from the chat's first burst (the writer's CPU in the first 10,000
+        messages of a flood fell by a third, measured). The rows are all NULL, which OR IGNORE
+        skips (ts is NOT NULL), and a savepoint undoes the statements anyway.
+        """
+        connection = self._connection
+        connection.execute("SAVEPOINT compile")
+        try:
+            for rows, statement in self._inserts:
+                connection.execute(statement, (None,) * (9 * rows))
+        finally:
+            connection.execute("ROLLBACK TO compile")
+            connection.execute("RELEASE compile")
 
     def _meta(self, key: str) -> Any:
         row = self._connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -89,3 +90,27 @@ def test_the_batch_window_is_the_crash_window(tmp_path: Path) -> None:
         store.close()
     windows = [timeout for timeout in wake.timeouts if timeout is not None]
     assert windows and set(windows) == {0.05}
+
+
+def test_every_message_insert_is_compiled_at_open_and_writes_nothing(tmp_path: Path) -> None:
+    """The INSERTs are prepared before the first batch (sqlite3's statement cache keeps them), with no row left."""
+    db = tmp_path / "chat.sqlite3"
+    store = SQLiteStore(str(db), batch_interval=3600, batch_size=10**9)
+    try:
+        connection = store._connection  # the writer is idle: nothing was added
+        try:
+            prepared = [sql for (sql,) in connection.execute("SELECT sql FROM sqlite_stmt")]
+        except sqlite3.OperationalError:
+            pytest.skip("this SQLite has no sqlite_stmt table (SQLITE_ENABLE_STMTVTAB)")
+        inserts = sorted(len(sql.split("), (")) for sql in prepared if sql.startswith("INSERT OR IGNORE INTO messages"))
+        assert inserts == [rows for rows, _statement in store._inserts] == list(ROWS_PER_INSERT)
+        assert connection.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+        assert not connection.in_transaction
+    finally:
+        store.close()
+    added = [message(number) for number in range(1, 40)]
+    store = SQLiteStore(str(db), batch_interval=3600, batch_size=10**9)
+    for event in added:
+        store.add(event)
+    store.close()
+    assert list(read_events(str(db))) == added
