@@ -497,13 +497,17 @@ def print_start_lines(args: argparse.Namespace, server: Server) -> None:
     if place:  # one of --workers' nodes: the supervisor printed the rest once for all of them
         index, count = place
         text = _("node {index} of {count} ready, pid {pid}; backplane: {state}")
-        print(text.format(index=index, count=count, pid=os.getpid(), state=state), flush=True)
+        lines = [text.format(index=index, count=count, pid=os.getpid(), state=state)]
         if index == "1":  # for all nodes, once: the text door and discovery are node 1's, the --db file is shared
             if server.text is not None:  # only node 1 knows the port (--text-port 0 picks one)
-                print(text_door_hint(args.host, server.text.port), flush=True)
-            print(_(server.service.store.description), flush=True)
+                lines.append(text_door_hint(args.host, server.text.port))
+            lines.append(_(server.service.store.description))
             if server.udp is not None and server.udp.discovery is not None:
-                print(discovery_hint(args.host, server), flush=True)
+                lines.append(discovery_hint(args.host, server))
+        # One write: the nodes share the supervisor's stdout, and print() writes the line and its newline
+        # apart when unbuffered (PYTHONUNBUFFERED), so another node's line could land between them.
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
         return
     print(
         _("chatsrv {version} listening on {host} port {port} ({transports})").format(

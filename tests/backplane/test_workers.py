@@ -311,3 +311,27 @@ def test_workers_keep_the_secret_they_made_up_across_a_restart(tmp_path: Path) -
     assert f"operator secret: {first}   (in chatclient type: /op {first})" in lines
     assert f"operator secret: {first} (kept from the last run)   (in chatclient type: /op {first})" in lines_again
     assert started(":memory:")[0] != started(":memory:")[0]  # nothing to keep it in
+
+
+def test_a_node_says_what_it_says_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The nodes share the supervisor's stdout: node 1's lines in one write, so no other node's line lands
+    inside them (print() wrote a line and its newline apart, and the benchmark saw 'linkednode 1 of 2 ready')."""
+    from types import SimpleNamespace
+
+    from chatsrv import app
+    from chatsrv.options import build_parser
+
+    writes: list[str] = []
+    monkeypatch.setattr(sys, "stdout", SimpleNamespace(write=writes.append, flush=lambda: None))
+    monkeypatch.setenv(cluster.NODE_VARIABLE, "1/2")
+    args = build_parser().parse_args(["--host", "127.0.0.1", "--backplane", "redis://127.0.0.1:1/0",
+                                      cluster.SHARED_PORT_FLAG])
+    store = SimpleNamespace(description="history is kept in memory only (--db :memory:): nothing is saved")
+    server = SimpleNamespace(backplane=SimpleNamespace(linked=True), text=SimpleNamespace(port=9010), udp=None,
+                             service=SimpleNamespace(store=store))
+    app.print_start_lines(args, server)  # type: ignore[arg-type]
+    assert len(writes) == 1, writes
+    lines = writes[0].splitlines()
+    assert re.fullmatch(r"node 1 of 2 ready, pid \d+; backplane: linked", lines[0])
+    assert lines[1].startswith("text door for nc and telnet on port 9010") and lines[2] == store.description
+    assert writes[0].endswith("\n")
