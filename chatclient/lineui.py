@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import sys
 import threading
+from collections.abc import Callable
 from typing import TextIO
 
 from chatclient import commands, render
@@ -30,9 +31,9 @@ from lanchat.i18n import _
 class LineFace:
     """The session's listener in line mode: print, and explain what ends the run."""
 
-    def __init__(self, out: TextIO, address: str, password: str | None) -> None:
+    def __init__(self, out: TextIO, address: Callable[[], str], password: str | None) -> None:
         self.out = out
-        self.address = address
+        self.address = address  # the session's: with several --host, the node that answered
         self.password_given = password is not None
 
     def show(self, lines: list[Line], bell: bool = False) -> None:
@@ -48,7 +49,7 @@ class LineFace:
     async def ask_password(self) -> str | None:
         hint = _("check --password") if self.password_given else _("add --password SECRET")
         print(
-            _("chatclient: {address} did not let us in ({hint})").format(address=self.address, hint=hint),
+            _("chatclient: {address} did not let us in ({hint})").format(address=self.address(), hint=hint),
             file=sys.stderr,
         )
         return None
@@ -82,7 +83,7 @@ async def run(
     password: str | None = None,
 ) -> int:
     """Join, then send each stdin line until EOF or /quit (exit 0), or until the session ends (exit 1)."""
-    face = LineFace(out, address, password)
+    face = LineFace(out, lambda: session.address, password)
     session = ChatSession(connect, nick, room, address, face, password=password, habits=SCRIPTED)
     session.state.password_given = password is not None
     session.state.codes = True  # scripts match `code: message` (docs/protocol.md §6); people get what to do after it

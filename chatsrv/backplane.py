@@ -241,7 +241,10 @@ class Backplane(StandIns, NodeSync):
         """The nick, as its node wrote it, of the member that holds `nick`'s reservation ("": not known)."""
         owner = self.client.get(self._nick(nick))
         record = self.client.hget(self._members(owner.decode()), likeness_key(nick)) if owner else None
-        return str(json.loads(record).get("nick", "")) if record else ""
+        try:
+            return str(json.loads(record).get("nick", "")) if record else ""
+        except APPLY_ERRORS:  # a record that cannot be read: the holder is not known
+            return ""
 
     def _claim(self, nick: str) -> bool:
         key = self._nick(nick)

@@ -331,6 +331,6 @@ def _records(members: dict[bytes, bytes]) -> list[tuple[str, dict[str, Any]]]:
             member = json.loads(raw)
             if isinstance(member["nick"], str) and isinstance(member["room"], str):
                 records.append((member["nick"], member))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: JSON nested too deep
             continue
     return records

@@ -35,7 +35,7 @@ log = logging.getLogger("chatsrv")
 CHANGES = ("joined", "left")  # room events the fan-out coalesces (docs/protocol.md §13)
 MESSAGE = b'{"type":"message"'  # how every encoded `message` starts (as chatsrv.backplane.MESSAGE_PREFIX)
 # What applying a bad entry or event raises (a UnicodeDecodeError is a ValueError); anything else is a bug here.
-APPLY_ERRORS = (ValueError, KeyError, TypeError, AttributeError)
+APPLY_ERRORS = (ValueError, KeyError, TypeError, AttributeError, RecursionError)  # RecursionError: JSON nested too deep
 PACE_ENTRIES = 1  # stream entries (each a pack: chatsrv.streampack) applied in one batch, before a pause
 
 

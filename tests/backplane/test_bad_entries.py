@@ -60,3 +60,21 @@ def test_many_bad_entries_make_a_few_log_lines(
             assert texts_until(bob, "end") == [*(f"m{n}" for n in range(10)), "end"]
         lines = [r.getMessage() for r in caplog.records if "could not be applied" in r.getMessage()]
         assert 1 <= len(lines) <= 3
+
+
+def test_deeply_nested_json_in_a_roster_or_a_pack_is_skipped_and_the_reader_goes_on(
+    redis_server: Redis, make_server: Callable[..., Server], caplog: pytest.LogCaptureFixture
+) -> None:
+    """json.loads of 100,000 '[' raises RecursionError, which was not among the errors an entry may raise:
+    the node's reader thread died, and the node never heard the cluster again (a hostile writer to Redis)."""
+    node = make_server("--rate", "0", "--backplane", redis_server.url)
+    nested = b"[" * 100_000
+    with Client(node.port) as bob:
+        bob.join("bob")
+        with caplog.at_level(logging.WARNING, logger="chatsrv"):
+            stream.add(node.backplane.client, {"n": "elsewhere", "k": "roster", "b": nested})
+            stream.add(node.backplane.client, stream.pack("elsewhere", 1, [nested, stream.message("kept")]))
+            stream.add(node.backplane.client, stream.event("elsewhere", 3, stream.message("still reading")))
+            assert texts_until(bob, "still reading") == ["kept", "still reading"]
+        lines = [r.getMessage() for r in caplog.records if "could not be applied" in r.getMessage()]
+        assert lines and "RecursionError" in lines[0]

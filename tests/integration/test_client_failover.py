@@ -76,3 +76,23 @@ def test_session_moves_to_the_other_node_when_its_node_is_killed() -> None:
         assert f"connection to 127.0.0.1:{first_port} lost; reconnecting" in listener.text()
     finally:
         finish(first, second)
+
+
+@pytest.mark.timeout(40)
+def test_line_client_names_the_node_that_refused_it_not_the_first_host() -> None:
+    """The 'did not let us in' line named the first --host (which was down), not the server that asked."""
+    server, port = start_server("--no-udp", "--password", "letmein")
+    dead = closed_port()
+    client = subprocess.Popen(
+        [sys.executable, "-m", "chatclient", "--plain", "--nick", "ann",
+         "--host", f"127.0.0.1:{dead}", "--host", f"127.0.0.1:{port}"],
+        cwd=ROOT, env={k: v for k, v in ENV.items() if k != "LANCHAT_PASSWORD"},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert client.wait(20) == 1
+        assert client.stderr is not None
+        errors = client.stderr.read()
+        assert f"127.0.0.1:{port} did not let us in" in errors, errors
+    finally:
+        finish(client, server)
