@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 from chatclient.render import sanitize
 from lanchat.i18n import _, ngettext, os_reason
-from lanchat.netinfo import Interface, ipv4_interfaces
+from lanchat.netinfo import Interface, ipv4_interfaces, shown_address
 from lanchat.wire import ProtocolError, decode_payload, encode_payload
 
 # The server answers at most 3x the probe's size (docs/protocol.md §2) and at most
@@ -47,7 +47,7 @@ class Target:
     broadcast: bool = False
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return shown_address(self.host, self.port)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ does for free (docs/protocol.md §2, §3): the cookie handshake, retrying a `hel
 that may have been lost, keepalive pings, a `seq` on everything it sends, and,
 once the `welcome` gave it one, the session's `token` on every datagram
 (docs/protocol.md §8: the server drops datagrams from our address without it).
-Imports: lanchat.wire only.
+Imports: lanchat.wire, and lanchat.netinfo for how an address is shown.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from lanchat.i18n import _, ngettext, os_reason
+from lanchat.netinfo import shown_address
 from lanchat.wire import HEADER, FrameDecoder, ProtocolError, decode_payload, encode_frame, encode_payload
 
 CLIENT_MAX_FRAME = 16 * 1024 * 1024  # accept whatever a server announces, within reason
@@ -28,11 +29,6 @@ CLIENT_MAX_FRAME = 16 * 1024 * 1024  # accept whatever a server announces, withi
 
 class TransportError(Exception):
     """The server cannot be reached or the connection broke; message is for people."""
-
-
-def shown_address(host: str, port: int) -> str:
-    """host:port as people write it ([::1]:9009 for an IPv6 address)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Transport(Protocol):

@@ -127,3 +127,8 @@ _reader: Callable[[], list[Interface]] = linux_interfaces if platforms.LINUX_IOC
 def ipv4_interfaces() -> list[Interface]:
     """Every IPv4 interface this system can tell us about (loopback included)."""
     return _reader()
+
+
+def shown_address(host: str, port: int) -> str:
+    """host:port as people write it ([::1]:9009 for an IPv6 address)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
